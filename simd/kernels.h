@@ -1,0 +1,114 @@
+/* Compute kernels. Every kernel has a scalar reference (`_ref`, always built,
+ * the definition of correct) and AVX2 and AVX-512 variants chosen once at
+ * start-up from CPUID + XGETBV; QVL_SIMD=ref|avx2|avx512 overrides (a level
+ * the CPU lacks is an error). Callers go through the table `qvl_kern`.
+ *
+ * Conventions: f32 activations, row-major. Weights are [out][in] (PyTorch
+ * Linear) in bf16, f16 or f32, widened exactly to f32 inside the kernel, so
+ * results equal an f32 computation with the same weights up to summation
+ * order. Kernels are single-threaded: the caller splits work across the pool
+ * (src/pool.h) by rows/columns and passes each thread its slice. */
+#ifndef QVL_KERNELS_H
+#define QVL_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../src/model.h" /* enum qvl_dtype */
+
+enum qvl_simd_level {
+	QVL_SIMD_REF,
+	QVL_SIMD_AVX2,	 /* AVX2 + FMA + F16C */
+	QVL_SIMD_AVX512, /* AVX-512 F/BW/VL (+ BF16 where present) */
+};
+
+struct qvl_kernels {
+	enum qvl_simd_level level;
+	const char *name;
+
+	/* Y[m][n] = X[m][k] · W[n][k]ᵀ (+ bias[n] if bias != NULL).
+	 * W rows are ldw elements apart (ldw >= k), X rows ldx floats, Y rows ldy.
+	 * wtype is QVL_DT_F32, QVL_DT_BF16 or QVL_DT_F16 (Q8_0/Q4_0: k % 32 == 0).
+	 * m == 1 is the matrix-vector case and must run at memory bandwidth. */
+	void (*matmul)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+		       enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
+		       size_t n, size_t k);
+
+	/* y = x / sqrt(mean(x²) + eps) ⊙ w, over n elements; y may equal x. */
+	void (*rmsnorm)(float *y, const float *x, const float *w, size_t n, float eps);
+	/* Residual add fused with the next norm: x += r, then y = rmsnorm(x) ⊙ w.
+	 * Saves the pass that would re-read x from memory between add() and
+	 * rmsnorm() (x and r are read once; y may equal x). */
+	void (*add_rmsnorm)(float *y, float *x, const float *r, const float *w, size_t n,
+			    float eps);
+	/* y = (x - mean) / sqrt(var + eps) ⊙ w + b (LayerNorm, biased variance). */
+	void (*layernorm)(float *y, const float *x, const float *w, const float *b, size_t n,
+			  float eps);
+	/* x += y, over n. */
+	void (*add)(float *x, const float *y, size_t n);
+	/* out[i] = silu(gate[i]) * up[i]. */
+	void (*silu_mul)(float *out, const float *gate, const float *up, size_t n);
+	/* x[i] = gelu_tanh(x[i]) (gelu_pytorch_tanh). */
+	void (*gelu_tanh)(float *x, size_t n);
+	/* x[i] = gelu_erf(x[i]) (nn.GELU() exact). */
+	void (*gelu_erf)(float *x, size_t n);
+	/* In-place softmax over n (max-subtracted). */
+	void (*softmax)(float *x, size_t n);
+
+	/* Rotate-half RoPE on one head of length 2*half: pairs (i, i+half) rotated
+	 * by angle with cos[i], sin[i], i < half. */
+	void (*rope)(float *x, const float *cos, const float *sin, size_t half);
+
+	/* Attention for one query head over nkv cached positions, blockwise with an
+	 * online softmax (no score matrix): out[d] = Σ_j softmax(q·K_j·scale) V_j[d].
+	 * K and V rows are `kv_stride` elements apart, stored as kvtype
+	 * (QVL_DT_F32, QVL_DT_BF16 or QVL_DT_F16). Causality is the caller's choice
+	 * of nkv. */
+	void (*attn_head)(float *out, const float *q, const void *K, const void *V,
+			  enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
+			  float scale);
+
+	/* Convert n values to f32 / from f32 (round to nearest even) for KV caches. */
+	void (*to_f32)(float *dst, const void *src, enum qvl_dtype type, size_t n);
+	void (*from_f32)(void *dst, enum qvl_dtype type, const float *src, size_t n);
+};
+
+/* The active table, valid after qvl_kernels_init(). */
+extern struct qvl_kernels qvl_kern;
+
+/* Fill qvl_kern from CPUID/XGETBV and $QVL_SIMD. Idempotent. Returns 0 or
+ * -EINVAL (with err) when QVL_SIMD names an unknown level or one the CPU or
+ * OS does not support. */
+int qvl_kernels_init(struct qvl_err *err);
+/* Fill *k with a specific level (tests compare levels). -ENOTSUP if absent. */
+int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level);
+/* Highest level this CPU and OS support. */
+enum qvl_simd_level qvl_simd_detect(void);
+const char *qvl_simd_name(enum qvl_simd_level level);
+/* AVX512-BF16 usable (vdpbf16ps); QVL_MATMUL=bf16dot opts into it for matmul. */
+bool qvl_cpu_has_avx512bf16(void);
+
+/* bf16 <-> f32 helpers (exact widening; rounding narrowing). */
+static inline float qvl_bf16_to_f32(uint16_t h)
+{
+	union {
+		uint32_t u;
+		float f;
+	} v = {.u = (uint32_t)h << 16};
+	return v.f;
+}
+static inline uint16_t qvl_f32_to_bf16(float f)
+{
+	union {
+		uint32_t u;
+		float f;
+	} v = {.f = f};
+	if ((v.u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep it a quiet NaN */
+		return (uint16_t)((v.u >> 16) | 0x40);
+	return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+float qvl_f16_to_f32(uint16_t h);
+uint16_t qvl_f32_to_f16(float f);
+
+#endif

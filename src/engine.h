@@ -1,0 +1,68 @@
+/* The in-process engine: the Qwen3-VL language model on the CPU.
+ *
+ * One engine per loaded model (weights, kernels, thread pool); requests become
+ * sequences (struct qvl_seq, owning their KV cache and position state) that a
+ * caller — `qvlctl run` today, the daemon's scheduler later — drives chunk by
+ * chunk. The engine never knows who the caller is. Owned by the engine
+ * module; other modules use only this header. */
+#ifndef QVL_ENGINE_H
+#define QVL_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "model.h"
+
+struct qvl_pool;
+
+struct qvl_engine_opts {
+	int threads;		 /* <= 0: one per physical core */
+	const char *cpus;	 /* explicit CPU list, or NULL */
+	enum qvl_dtype kv_dtype; /* QVL_DT_BF16 (default), QVL_DT_F16 or QVL_DT_F32 */
+};
+
+struct qvl_engine;
+struct qvl_seq;
+
+int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
+		      const struct qvl_engine_opts *opts, struct qvl_err *err);
+void qvl_engine_destroy(struct qvl_engine *e);
+const struct qvl_model *qvl_engine_model(const struct qvl_engine *e);
+struct qvl_pool *qvl_engine_pool(struct qvl_engine *e);
+
+/* A sequence with room for n_ctx positions (KV cache allocated up front). */
+int qvl_seq_create(struct qvl_engine *e, int n_ctx, struct qvl_seq **out, struct qvl_err *err);
+void qvl_seq_destroy(struct qvl_seq *s);
+int qvl_seq_len(const struct qvl_seq *s); /* positions in the KV cache */
+
+/* One chunk of input appended to a sequence: a prompt (or part of one, for
+ * chunked prefill) or one generated token.
+ *
+ * Images: every position whose id is the model's image_token_id takes, in
+ * order, the next row of `embd` ([n_img][H], the vision tower's main output)
+ * instead of its embedding, and after decoder layer k < n_deepstack the row
+ * deepstack[k][rank][H] is added at that position (qwen3-vl.md §5.1, §7).
+ * Positions: pos == NULL gives text positions continuing the sequence
+ * (t = h = w = next); otherwise pos[i] = {t, h, w} for each of the n tokens
+ * and the sequence continues with text at next_pos (get_rope_index, §6.2). */
+struct qvl_chunk {
+	const int32_t *ids;
+	size_t n;
+	const float *embd;
+	size_t n_img;
+	const float *deepstack;
+	int n_deepstack;
+	const int32_t (*pos)[3];
+	int32_t next_pos;
+};
+
+/* Run the chunk through the model, appending its K/V. logits (may be NULL):
+ * the last position's logits [vocab], or, with all_logits, [n][vocab].
+ * Errors (ids out of range, context full, image count mismatch) leave the
+ * sequence unchanged. */
+int qvl_seq_forward(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,
+		    float *logits, bool all_logits, struct qvl_err *err);
+
+#endif

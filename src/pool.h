@@ -1,0 +1,35 @@
+/* The persistent thread pool: one worker per physical core (hwloc), pinned,
+ * created once per engine; no thread is created per request or per token.
+ * Work is split statically: every task runs on all nth threads with its index
+ * ith (the caller is thread 0), and qvl_pool_run returns when all are done. */
+#ifndef QVL_POOL_H
+#define QVL_POOL_H
+
+#include "err.h"
+
+struct qvl_pool;
+
+typedef void (*qvl_task_fn)(void *arg, int ith, int nth);
+
+/* nthreads <= 0: one per physical core. cpulist (may be NULL): explicit
+ * logical CPUs "0,2-3" to pin to, one thread each (overrides nthreads). */
+int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist,
+		    struct qvl_err *err);
+void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg);
+int qvl_pool_size(const struct qvl_pool *p);
+/* Describe the placement ("thread 0 -> PU 0 (core 0)") into buf. */
+void qvl_pool_describe(const struct qvl_pool *p, char *buf, size_t cap);
+void qvl_pool_destroy(struct qvl_pool *p);
+
+/* Split [0, n) into nth near-equal contiguous ranges, aligned to `align`
+ * (align >= 1); thread ith gets [*lo, *hi). */
+void qvl_split(size_t n, size_t align, int ith, int nth, size_t *lo, size_t *hi);
+
+/* Cache sizes from hwloc (bytes; sensible defaults if hwloc cannot tell). */
+struct qvl_cache_info {
+	size_t l1d, l2, l3;
+	int physical_cores;
+};
+void qvl_cache_info(struct qvl_cache_info *ci);
+
+#endif

@@ -1,0 +1,71 @@
+/* qvlctl: the administration tool. Today every command runs in-process on
+ * the engine; the daemon commands (status, stats, generate) come with qvld. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+/* Commands whose module is not linked in yet fall back to these. */
+#define QVL_MISSING_CMD(fn)                                                              \
+	__attribute__((weak)) int fn(int argc, char **argv)                              \
+	{                                                                                \
+		(void)argc;                                                              \
+		fprintf(stderr, "qvlctl %s: not available in this build\n", argv[0]);   \
+		return 1;                                                                \
+	}
+QVL_MISSING_CMD(cmd_info)
+QVL_MISSING_CMD(cmd_mkmodel)
+QVL_MISSING_CMD(cmd_tokenize)
+QVL_MISSING_CMD(cmd_detokenize)
+QVL_MISSING_CMD(cmd_chat_format)
+QVL_MISSING_CMD(cmd_run)
+QVL_MISSING_CMD(cmd_bench)
+QVL_MISSING_CMD(cmd_embed_image)
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+} commands[] = {
+	{"info", cmd_info, "describe a model (any format): architecture, sizes, tensors"},
+	{"mkmodel", cmd_mkmodel, "write the deterministic test model (testmodel.md)"},
+	{"tokenize", cmd_tokenize, "text to token ids"},
+	{"detokenize", cmd_detokenize, "token ids to text"},
+	{"chat-format", cmd_chat_format, "show the token sequence of a chat request"},
+	{"run", cmd_run, "run one generation in-process"},
+	{"bench", cmd_bench, "measure prefill and decode speed"},
+	{"embed-image", cmd_embed_image, "run the vision tower on an image"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: qvlctl COMMAND [OPTIONS]\n       qvlctl COMMAND --help\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\nSee qvlctl(8).\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("qvlctl %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "qvlctl: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

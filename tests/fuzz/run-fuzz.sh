@@ -1,0 +1,31 @@
+#!/bin/sh
+# `make fuzz`: build every libFuzzer target with clang in its own build tree
+# (build-fuzz/, ASan + UBSan + coverage on the library code too) and run each
+# for FUZZ_SECONDS (default 60) on a scratch corpus seeded from
+# tests/data/fuzz/NAME/. A crash leaves its input in build-fuzz/findings/NAME/:
+# copy it into tests/data/fuzz/NAME/ with the fix, so the replay test keeps it fixed.
+set -eu
+srcdir=$(cd "$(dirname "$0")/../.." && pwd)
+secs=${FUZZ_SECONDS:-60}
+targets=${FUZZ_TARGETS:-}
+bdir=${FUZZ_BUILDDIR:-$srcdir/build-fuzz}
+mkdir -p "$bdir"
+cd "$bdir"
+if [ ! -f Makefile ]; then
+	CC=clang "$srcdir/configure" -q --enable-fuzzing
+fi
+[ -n "$targets" ] || targets=$(make -s print-fuzz-targets)
+status=0
+for t in $targets; do
+	make -s -j2 "tests/fuzz/fuzz_$t"
+	mkdir -p "corpus/$t" "findings/$t"
+	echo "fuzz: $t for ${secs}s"
+	if ! "./tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+		-artifact_prefix="findings/$t/" -print_final_stats=1 \
+		"corpus/$t" "$srcdir/tests/data/fuzz/$t" >"fuzz-$t.log" 2>&1; then
+		echo "fuzz: $t FAILED, see $bdir/fuzz-$t.log and findings/$t/"
+		status=1
+	fi
+	grep -E "^stat::number_of_executed_units|^#[0-9]+.*DONE" "fuzz-$t.log" | tail -2 || true
+done
+exit $status
