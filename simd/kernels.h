@@ -32,8 +32,8 @@ struct qvl_kernels {
 	 * wtype is QVL_DT_F32, QVL_DT_BF16 or QVL_DT_F16 (Q8_0/Q4_0: k % 32 == 0).
 	 * m == 1 is the matrix-vector case and must run at memory bandwidth. */
 	void (*matmul)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
-		       enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
-		       size_t n, size_t k);
+		       enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+		       size_t k);
 
 	/* y = x / sqrt(mean(x²) + eps) ⊙ w, over n elements; y may equal x. */
 	void (*rmsnorm)(float *y, const float *x, const float *w, size_t n, float eps);

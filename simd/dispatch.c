@@ -1,0 +1,126 @@
+/* The kernel table: filled once from what the CPU and OS support
+ * (simd/cpu.c), or from $QVL_SIMD, which is an error when it names a level
+ * this machine cannot run rather than a silent fallback. */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern_impl.h"
+#include "pool.h"
+
+struct qvl_kernels qvl_kern;
+struct qvl_gemm_blocking qvl_gemm_blk = {256, 64};
+
+static const char *const level_names[] = {"ref", "avx2", "avx512"};
+
+const char *qvl_simd_name(enum qvl_simd_level level)
+{
+	return (unsigned)level < 3 ? level_names[level] : "?";
+}
+
+#define FILL(k, isa)                                                                               \
+	do {                                                                                       \
+		(k)->matmul = qvl_matmul_##isa;                                                    \
+		(k)->rmsnorm = qvl_rmsnorm_##isa;                                                  \
+		(k)->add_rmsnorm = qvl_add_rmsnorm_##isa;                                          \
+		(k)->layernorm = qvl_layernorm_##isa;                                              \
+		(k)->add = qvl_add_##isa;                                                          \
+		(k)->silu_mul = qvl_silu_mul_##isa;                                                \
+		(k)->gelu_tanh = qvl_gelu_tanh_##isa;                                              \
+		(k)->gelu_erf = qvl_gelu_erf_##isa;                                                \
+		(k)->softmax = qvl_softmax_##isa;                                                  \
+		(k)->rope = qvl_rope_##isa;                                                        \
+		(k)->attn_head = qvl_attn_head_##isa;                                              \
+		(k)->to_f32 = qvl_to_f32_##isa;                                                    \
+		(k)->from_f32 = qvl_from_f32_##isa;                                                \
+	} while (0)
+
+/* Panel sizes for the m > 1 kernels: a kc-deep packed panel of W (f32) for
+ * one column strip must stay in L1 next to the rows of X it meets, and nc
+ * packed rows (nc * kc * 4 bytes) should take about half of L2. */
+static void blocking_init(void)
+{
+	struct qvl_cache_info ci;
+	size_t kc, nc;
+
+	qvl_cache_info(&ci);
+	/* 16 W rows x kc floats ~ half of L1d: 32 KiB -> kc = 256 */
+	kc = ci.l1d / 2 / (16 * 4);
+	kc = kc < 64 ? 64 : kc > 1024 ? 1024 : kc & ~(size_t)15;
+	nc = ci.l2 / 2 / (kc * 4);
+	nc = nc < 16 ? 16 : nc > 4096 ? 4096 : nc & ~(size_t)15;
+	qvl_gemm_blk.kc = kc;
+	qvl_gemm_blk.nc = nc;
+}
+
+int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, blocking_init);
+	if (level > qvl_simd_detect())
+		return -ENOTSUP;
+	memset(k, 0, sizeof(*k));
+	k->level = level;
+	k->name = qvl_simd_name(level);
+	switch (level) {
+	case QVL_SIMD_REF:
+		FILL(k, ref);
+		return 0;
+#ifdef HAVE_AVX2_KERNELS
+	case QVL_SIMD_AVX2:
+		FILL(k, ref); /* TODO avx2 */
+		return 0;
+#endif
+#ifdef HAVE_AVX512_KERNELS
+	case QVL_SIMD_AVX512:
+		FILL(k, ref); /* TODO avx512 */
+		return 0;
+#endif
+	default:
+		return -ENOTSUP;
+	}
+}
+
+int qvl_kernels_init(struct qvl_err *err)
+{
+	enum qvl_simd_level best = qvl_simd_detect(), want = best;
+	const char *env = getenv("QVL_SIMD");
+	struct qvl_kernels k;
+	int i;
+
+	if (env && *env) {
+		for (i = 0; i < 3; i++)
+			if (!strcmp(env, level_names[i]))
+				break;
+		if (i == 3)
+			return qvl_errf(err, -EINVAL,
+					"QVL_SIMD='%s': unknown level (use ref, avx2 or avx512)",
+					env);
+		want = (enum qvl_simd_level)i;
+		if (want > best)
+			return qvl_errf(err, -EINVAL,
+					"QVL_SIMD='%s': this CPU/OS (or compiler) supports at most "
+					"'%s'",
+					env, qvl_simd_name(best));
+	}
+	if (qvl_kernels_get(&k, want) < 0)
+		return qvl_errf(err, -EINVAL, "kernels for level '%s' not built",
+				qvl_simd_name(want));
+#if defined(HAVE_AVX512BF16_KERNELS)
+	/* Opt-in: bf16 dot products round activations to bf16, so results are
+	 * no longer the exact-weights f32 computation the golden tests check. */
+	env = getenv("QVL_MATMUL");
+	if (env && !strcmp(env, "bf16dot")) {
+		if (want != QVL_SIMD_AVX512 || !qvl_cpu_has_avx512bf16())
+			return qvl_errf(
+			    err, -EINVAL,
+			    "QVL_MATMUL=bf16dot: needs AVX512-BF16 and QVL_SIMD=avx512");
+		k.matmul = qvl_matmul_ref; /* TODO */
+	}
+#endif
+	qvl_kern = k;
+	return 0;
+}

@@ -1,0 +1,95 @@
+/* Internal to simd/: the per-ISA kernel entry points that simd/dispatch.c
+ * puts into the table, and small helpers every implementation shares (row
+ * addressing and the exact widening of block-quantized weights). */
+#ifndef QVL_KERN_IMPL_H
+#define QVL_KERN_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+
+/* Byte offset of weight row j when rows are ldw elements apart. Block types
+ * (Q8_0/Q4_0) require ldw % 32 == 0, checked by the caller (model loader). */
+static inline const uint8_t *qvl_wrow(const void *W, enum qvl_dtype t, size_t ldw, size_t j)
+{
+	const uint8_t *b = W;
+
+	switch (t) {
+	case QVL_DT_F32:
+		return b + j * ldw * 4;
+	case QVL_DT_F16:
+	case QVL_DT_BF16:
+		return b + j * ldw * 2;
+	case QVL_DT_Q8_0:
+		return b + j * (ldw / 32) * 34;
+	case QVL_DT_Q4_0:
+		return b + j * (ldw / 32) * 18;
+	default:
+		return b;
+	}
+}
+
+static inline uint16_t qvl_load_u16(const void *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v;
+}
+
+/* Widen one 32-value block to f32 exactly as llama.cpp defines it. */
+static inline void qvl_deq_block(float *dst, const uint8_t *blk, enum qvl_dtype t)
+{
+	float d = qvl_f16_to_f32(qvl_load_u16(blk));
+
+	if (t == QVL_DT_Q8_0) {
+		for (int i = 0; i < 32; i++)
+			dst[i] = d * (float)(int8_t)blk[2 + i];
+	} else {
+		for (int i = 0; i < 16; i++) {
+			dst[i] = d * (float)((blk[2 + i] & 15) - 8);
+			dst[i + 16] = d * (float)((blk[2 + i] >> 4) - 8);
+		}
+	}
+}
+
+#define QVL_KERN_DECL(isa)                                                                         \
+	void qvl_matmul_##isa(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,     \
+			      enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,       \
+			      size_t n, size_t k);                                                 \
+	void qvl_rmsnorm_##isa(float *y, const float *x, const float *w, size_t n, float eps);     \
+	void qvl_add_rmsnorm_##isa(float *y, float *x, const float *r, const float *w, size_t n,   \
+				   float eps);                                                     \
+	void qvl_layernorm_##isa(float *y, const float *x, const float *w, const float *b,         \
+				 size_t n, float eps);                                             \
+	void qvl_add_##isa(float *x, const float *y, size_t n);                                    \
+	void qvl_silu_mul_##isa(float *out, const float *gate, const float *up, size_t n);         \
+	void qvl_gelu_tanh_##isa(float *x, size_t n);                                              \
+	void qvl_gelu_erf_##isa(float *x, size_t n);                                               \
+	void qvl_softmax_##isa(float *x, size_t n);                                                \
+	void qvl_rope_##isa(float *x, const float *cos, const float *sin, size_t half);            \
+	void qvl_attn_head_##isa(float *out, const float *q, const void *K, const void *V,         \
+				 enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,  \
+				 float scale);                                                     \
+	void qvl_to_f32_##isa(float *dst, const void *src, enum qvl_dtype type, size_t n);         \
+	void qvl_from_f32_##isa(void *dst, enum qvl_dtype type, const float *src, size_t n)
+
+QVL_KERN_DECL(ref);
+QVL_KERN_DECL(avx2);
+QVL_KERN_DECL(avx512);
+
+/* AVX512-BF16 opt-in matmul (activations rounded to bf16; not exact). */
+void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			       enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
+			       size_t n, size_t k);
+
+/* Blocking parameters for the m > 1 micro-kernels, derived once from the
+ * cache sizes (simd/dispatch.c); kc floats of a packed W panel fit L1/L2. */
+struct qvl_gemm_blocking {
+	size_t kc; /* depth of one packed panel */
+	size_t nc; /* W rows packed per L2 block */
+};
+extern struct qvl_gemm_blocking qvl_gemm_blk;
+
+#endif

@@ -1,0 +1,481 @@
+/* Persistent thread pool (see pool.h). One worker per physical core, pinned
+ * with hwloc to the first PU of its core; the caller is thread 0 and is
+ * pinned too while the pool lives (its old binding is restored on destroy).
+ *
+ * A run is a generation: the caller publishes fn/arg, sets `pending` to the
+ * number of workers and bumps `gen`. Workers spin on `gen` for a short while
+ * (a decode step issues hundreds of runs ~10-100 µs apart, and a futex wake
+ * costs several µs each) and then sleep on it with FUTEX_WAIT. Each worker
+ * decrements `pending` when done; the caller spins, then sleeps, on it.
+ *
+ * qvl_pool_run() is not reentrant: one caller thread drives a pool. */
+#include "config.h"
+
+#include <errno.h>
+#include <hwloc.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <numa.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+#define POOL_MAX_THREADS 1024
+/* How long an idle thread spins before sleeping. 50 µs covers the gap
+ * between consecutive kernels of one decode step (the longest, the LM head
+ * on the 2b shape, takes a few ms but the gaps between runs are the
+ * single-threaded glue, measured at 1-20 µs), while an idle engine between
+ * requests stops burning its cores within 50 µs. */
+#define POOL_SPIN_NS 50000
+
+struct pool_worker {
+	alignas(64) pthread_t th;
+	struct qvl_pool *pool;
+	int ith;
+	int pu;	  /* OS index of the PU it is pinned to, -1 if unpinned */
+	int core; /* logical index of its core, -1 if unknown */
+	hwloc_cpuset_t set;
+};
+
+struct qvl_pool {
+	hwloc_topology_t topo;
+	int nth;
+	bool numa_local;
+	struct pool_worker *w; /* nth entries, w[0] is the caller */
+	hwloc_cpuset_t caller_old;
+	bool caller_pinned;
+
+	/* Written by the caller before the release on gen, read by workers
+	 * after their acquire of gen. */
+	qvl_task_fn fn;
+	void *arg;
+
+	/* Each hot word on its own cache line: workers poll gen while they
+	 * write pending. */
+	alignas(64) _Atomic uint32_t gen;
+	_Atomic uint32_t sleepers;
+	_Atomic bool stop;
+	alignas(64) _Atomic uint32_t pending;
+	_Atomic uint32_t caller_sleeping;
+};
+
+static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val)
+{
+	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, NULL, NULL, 0);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+	__builtin_ia32_pause();
+}
+
+/* Wait until gen != seen; returns the new gen. */
+static uint32_t wait_gen(struct qvl_pool *p, uint32_t seen)
+{
+	uint64_t t0 = now_ns();
+	uint32_t g;
+
+	for (unsigned i = 1;; i++) {
+		/* acquire: pairs with the fetch_add (seq_cst, so also release)
+		 * on gen in qvl_pool_run(): fn/arg/stop written before it are
+		 * visible after this load. */
+		g = atomic_load_explicit(&p->gen, memory_order_acquire);
+		if (g != seen)
+			return g;
+		cpu_relax();
+		if (!(i & 63) && now_ns() - t0 > POOL_SPIN_NS)
+			break;
+	}
+	/* seq_cst: the increment of sleepers and the caller's increment of
+	 * gen form a Dekker pair with the caller's load of sleepers after its
+	 * gen increment: either the caller sees us sleeping and wakes us, or
+	 * we see the new gen here and do not sleep. */
+	atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_seq_cst);
+	while ((g = atomic_load_explicit(&p->gen, memory_order_seq_cst)) == seen)
+		futex(&p->gen, FUTEX_WAIT_PRIVATE, seen);
+	/* relaxed: only a hint for the caller; a stale non-zero costs one
+	 * useless wake syscall. */
+	atomic_fetch_sub_explicit(&p->sleepers, 1, memory_order_relaxed);
+	return g;
+}
+
+static void pin_self(struct qvl_pool *p, struct pool_worker *w)
+{
+	if (w->set)
+		hwloc_set_cpubind(p->topo, w->set, HWLOC_CPUBIND_THREAD);
+	/* Memory first touched by this thread comes from its own node. On a
+	 * one-node machine this changes nothing (and is skipped). */
+	if (p->numa_local)
+		numa_set_localalloc();
+}
+
+static void *worker_main(void *arg)
+{
+	struct pool_worker *w = arg;
+	struct qvl_pool *p = w->pool;
+	uint32_t seen = 0;
+
+	pin_self(p, w);
+	for (;;) {
+		seen = wait_gen(p, seen);
+		/* relaxed: stop is written before the gen release we acquired */
+		if (atomic_load_explicit(&p->stop, memory_order_relaxed))
+			break;
+		p->fn(p->arg, w->ith, p->nth);
+		/* seq_cst: release pairs with the caller's acquire load of
+		 * pending (our writes are visible when it sees 0); also the
+		 * Dekker pair with caller_sleeping (see qvl_pool_run). */
+		if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_seq_cst) == 1 &&
+		    atomic_load_explicit(&p->caller_sleeping, memory_order_seq_cst))
+			futex(&p->pending, FUTEX_WAKE_PRIVATE, 1);
+	}
+	return NULL;
+}
+
+void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg)
+{
+	uint32_t v;
+
+	if (p->nth == 1) {
+		fn(arg, 0, 1);
+		return;
+	}
+	p->fn = fn;
+	p->arg = arg;
+	/* relaxed: published by the seq_cst (release) increment of gen below */
+	atomic_store_explicit(&p->pending, (uint32_t)p->nth - 1, memory_order_relaxed);
+	/* seq_cst: release pairs with the acquire load in wait_gen(); seq_cst
+	 * orders it before the load of sleepers (Dekker pair, see wait_gen). */
+	atomic_fetch_add_explicit(&p->gen, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst))
+		futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX);
+	fn(arg, 0, p->nth);
+
+	uint64_t t0 = now_ns();
+	for (unsigned i = 1;; i++) {
+		/* acquire: pairs with the workers' fetch_sub on pending, so
+		 * their results are visible once it reads 0. */
+		if (!atomic_load_explicit(&p->pending, memory_order_acquire))
+			return;
+		cpu_relax();
+		if (!(i & 63) && now_ns() - t0 > POOL_SPIN_NS)
+			break;
+	}
+	/* seq_cst: Dekker pair with the worker's fetch_sub + load of
+	 * caller_sleeping: either the last worker sees the flag and wakes us,
+	 * or we see pending == 0 here. */
+	atomic_store_explicit(&p->caller_sleeping, 1, memory_order_seq_cst);
+	while ((v = atomic_load_explicit(&p->pending, memory_order_seq_cst)) != 0)
+		futex(&p->pending, FUTEX_WAIT_PRIVATE, v);
+	/* relaxed: next run's store precedes any worker's check of it */
+	atomic_store_explicit(&p->caller_sleeping, 0, memory_order_relaxed);
+}
+
+int qvl_pool_size(const struct qvl_pool *p)
+{
+	return p->nth;
+}
+
+/* Parse "0,2-3" into a list of OS CPU indexes, each of which must be in the
+ * allowed set. */
+static int parse_cpulist(const char *s, hwloc_const_cpuset_t allowed, int **out, int *count,
+			 struct qvl_err *err)
+{
+	int *cpus = NULL, n = 0, cap = 0;
+	const char *p = s;
+
+	if (!*s)
+		return qvl_errf(err, -EINVAL, "cpulist '%s': empty", s);
+	while (*p) {
+		long lo, hi;
+		char *end;
+
+		if (*p < '0' || *p > '9')
+			goto bad;
+		lo = strtol(p, &end, 10);
+		hi = lo;
+		p = end;
+		if (*p == '-') {
+			p++;
+			if (*p < '0' || *p > '9')
+				goto bad;
+			hi = strtol(p, &end, 10);
+			p = end;
+		}
+		if (*p == ',') {
+			p++;
+			if (!*p)
+				goto bad;
+		} else if (*p) {
+			goto bad;
+		}
+		if (lo > hi) {
+			free(cpus);
+			return qvl_errf(err, -EINVAL, "cpulist '%s': range %ld-%ld is reversed", s,
+					lo, hi);
+		}
+		for (long c = lo; c <= hi; c++) {
+			if (c > INT_MAX || !hwloc_bitmap_isset(allowed, (unsigned)c)) {
+				char buf[256];
+				hwloc_bitmap_list_snprintf(buf, sizeof(buf), allowed);
+				free(cpus);
+				return qvl_errf(
+				    err, -EINVAL,
+				    "cpulist '%s': CPU %ld is not available (allowed: %s)", s, c,
+				    buf);
+			}
+			for (int i = 0; i < n; i++)
+				if (cpus[i] == c) {
+					free(cpus);
+					return qvl_errf(err, -EINVAL,
+							"cpulist '%s': CPU %ld listed twice", s, c);
+				}
+			if (n == POOL_MAX_THREADS) {
+				free(cpus);
+				return qvl_errf(err, -EINVAL, "cpulist '%s': more than %d CPUs", s,
+						POOL_MAX_THREADS);
+			}
+			if (n == cap) {
+				cap = cap ? 2 * cap : 16;
+				int *nc = realloc(cpus, (size_t)cap * sizeof(*cpus));
+				if (!nc) {
+					free(cpus);
+					return qvl_errf(err, -ENOMEM, "cpulist: out of memory");
+				}
+				cpus = nc;
+			}
+			cpus[n++] = (int)c;
+		}
+	}
+	*out = cpus;
+	*count = n;
+	return 0;
+bad:
+	free(cpus);
+	return qvl_errf(err, -EINVAL,
+			"cpulist '%s': bad syntax at offset %td (expected e.g. \"0,2-3\")", s,
+			p - s);
+}
+
+static void pool_free(struct qvl_pool *p)
+{
+	if (p->w)
+		for (int i = 0; i < p->nth; i++)
+			if (p->w[i].set)
+				hwloc_bitmap_free(p->w[i].set);
+	if (p->caller_old) {
+		if (p->caller_pinned)
+			hwloc_set_cpubind(p->topo, p->caller_old, HWLOC_CPUBIND_THREAD);
+		hwloc_bitmap_free(p->caller_old);
+	}
+	free(p->w);
+	hwloc_topology_destroy(p->topo);
+	free(p);
+}
+
+/* Decide where each thread goes: w[i].set/pu/core. */
+static int pool_place(struct qvl_pool *p, int nthreads, const char *cpulist, struct qvl_err *err)
+{
+	hwloc_const_cpuset_t allowed = hwloc_topology_get_allowed_cpuset(p->topo);
+	int ncores = hwloc_get_nbobjs_by_type(p->topo, HWLOC_OBJ_CORE);
+	int *cpus = NULL, ncpus = 0, rc;
+
+	if (cpulist) {
+		rc = parse_cpulist(cpulist, allowed, &cpus, &ncpus, err);
+		if (rc < 0)
+			return rc;
+		nthreads = ncpus;
+	} else if (nthreads <= 0) {
+		nthreads = ncores > 0 ? ncores : 1;
+	} else if (nthreads > POOL_MAX_THREADS) {
+		return qvl_errf(err, -EINVAL, "threads %d: at most %d", nthreads, POOL_MAX_THREADS);
+	}
+	p->nth = nthreads;
+	p->w = aligned_alloc(64, (size_t)nthreads * sizeof(*p->w));
+	if (!p->w) {
+		free(cpus);
+		return qvl_errf(err, -ENOMEM, "thread pool: out of memory");
+	}
+	memset(p->w, 0, (size_t)nthreads * sizeof(*p->w));
+	for (int i = 0; i < nthreads; i++) {
+		struct pool_worker *w = &p->w[i];
+		hwloc_obj_t pu = NULL, core;
+
+		w->pool = p;
+		w->ith = i;
+		w->pu = w->core = -1;
+		if (cpus) {
+			pu = hwloc_get_pu_obj_by_os_index(p->topo, (unsigned)cpus[i]);
+		} else if (ncores > 0) {
+			/* More threads than cores wrap around (oversubscribed). */
+			core =
+			    hwloc_get_obj_by_type(p->topo, HWLOC_OBJ_CORE, (unsigned)(i % ncores));
+			if (core)
+				pu = hwloc_get_obj_inside_cpuset_by_type(p->topo, core->cpuset,
+									 HWLOC_OBJ_PU, 0);
+		}
+		if (!pu)
+			continue;
+		w->set = hwloc_bitmap_dup(pu->cpuset);
+		if (!w->set) {
+			free(cpus);
+			return qvl_errf(err, -ENOMEM, "thread pool: out of memory");
+		}
+		w->pu = (int)pu->os_index;
+		core = hwloc_get_ancestor_obj_by_type(p->topo, HWLOC_OBJ_CORE, pu);
+		w->core = core ? (int)core->logical_index : -1;
+	}
+	free(cpus);
+	return 0;
+}
+
+int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist, struct qvl_err *err)
+{
+	struct qvl_pool *p = aligned_alloc(64, sizeof(*p));
+	int rc;
+
+	*out = NULL;
+	if (!p)
+		return qvl_errf(err, -ENOMEM, "thread pool: out of memory");
+	memset(p, 0, sizeof(*p));
+	if (hwloc_topology_init(&p->topo) < 0 || hwloc_topology_load(p->topo) < 0) {
+		free(p);
+		return qvl_errf(err, -ENODEV, "thread pool: hwloc cannot read the CPU topology");
+	}
+	rc = pool_place(p, nthreads, cpulist, err);
+	if (rc < 0) {
+		pool_free(p);
+		return rc;
+	}
+	p->numa_local = numa_available() >= 0 && numa_num_configured_nodes() > 1;
+	/* relaxed: no thread exists yet; pthread_create orders these stores */
+	atomic_store_explicit(&p->gen, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->stop, false, memory_order_relaxed);
+
+	p->caller_old = hwloc_bitmap_alloc();
+	if (p->caller_old && p->w[0].set &&
+	    hwloc_get_cpubind(p->topo, p->caller_old, HWLOC_CPUBIND_THREAD) == 0)
+		p->caller_pinned = true;
+	pin_self(p, &p->w[0]);
+
+	for (int i = 1; i < p->nth; i++) {
+		rc = pthread_create(&p->w[i].th, NULL, worker_main, &p->w[i]);
+		if (rc) {
+			p->nth = i; /* destroy joins the ones that started */
+			qvl_pool_destroy(p);
+			return qvl_errf(err, -rc, "thread pool: cannot create thread %d: %s", i,
+					strerror(rc));
+		}
+	}
+	*out = p;
+	return 0;
+}
+
+void qvl_pool_destroy(struct qvl_pool *p)
+{
+	if (!p)
+		return;
+	/* relaxed: published by the release increment of gen below */
+	atomic_store_explicit(&p->stop, true, memory_order_relaxed);
+	/* seq_cst: release pairs with the acquire in wait_gen(); Dekker with
+	 * sleepers there, but we wake unconditionally anyway. */
+	atomic_fetch_add_explicit(&p->gen, 1, memory_order_seq_cst);
+	futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX);
+	for (int i = 1; i < p->nth; i++)
+		pthread_join(p->w[i].th, NULL);
+	pool_free(p);
+}
+
+void qvl_pool_describe(const struct qvl_pool *p, char *buf, size_t cap)
+{
+	size_t off = 0;
+
+	if (!cap)
+		return;
+	buf[0] = 0;
+	for (int i = 0; i < p->nth && off < cap; i++) {
+		const struct pool_worker *w = &p->w[i];
+		int r;
+
+		if (w->pu >= 0)
+			r = snprintf(buf + off, cap - off, "%sthread %d -> PU %d (core %d)",
+				     i ? ", " : "", i, w->pu, w->core);
+		else
+			r = snprintf(buf + off, cap - off, "%sthread %d -> unpinned", i ? ", " : "",
+				     i);
+		if (r < 0)
+			break;
+		off += (size_t)r;
+	}
+}
+
+void qvl_split(size_t n, size_t align, int ith, int nth, size_t *lo, size_t *hi)
+{
+	if (align < 1)
+		align = 1;
+	if (nth < 1)
+		nth = 1;
+	/* Split whole units of `align`; the ragged end goes to the last range. */
+	size_t units = (n + align - 1) / align;
+	size_t per = units / (size_t)nth, rem = units % (size_t)nth, i = (size_t)ith;
+	size_t a = i * per + (i < rem ? i : rem);
+	size_t b = a + per + (i < rem ? 1 : 0);
+
+	a *= align;
+	b *= align;
+	*lo = a < n ? a : n;
+	*hi = b < n ? b : n;
+}
+
+static struct qvl_cache_info cache_ci;
+
+static size_t cache_size(hwloc_topology_t t, hwloc_obj_type_t type, size_t dflt)
+{
+	hwloc_obj_t o = hwloc_get_obj_by_type(t, type, 0);
+
+	return o && o->attr && o->attr->cache.size ? (size_t)o->attr->cache.size : dflt;
+}
+
+static void cache_info_init(void)
+{
+	hwloc_topology_t t;
+
+	/* Defaults: a typical x86 core of the last decade. */
+	cache_ci = (struct qvl_cache_info){32 << 10, 1 << 20, 16 << 20, 1};
+	if (hwloc_topology_init(&t) < 0)
+		return;
+	if (hwloc_topology_load(t) == 0) {
+		int n = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
+		cache_ci.l1d = cache_size(t, HWLOC_OBJ_L1CACHE, cache_ci.l1d);
+		cache_ci.l2 = cache_size(t, HWLOC_OBJ_L2CACHE, cache_ci.l2);
+		cache_ci.l3 = cache_size(t, HWLOC_OBJ_L3CACHE, cache_ci.l3);
+		cache_ci.physical_cores = n > 0 ? n : 1;
+	}
+	hwloc_topology_destroy(t);
+}
+
+void qvl_cache_info(struct qvl_cache_info *ci)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, cache_info_init);
+	*ci = cache_ci;
+}
