@@ -141,6 +141,11 @@ struct qvl_model {
 
 	void **owned; /* buffers a reader built (e.g. recombined patch embedding) */
 	size_t nowned;
+
+	/* Reader-specific cleanup (e.g. closing gguf_text / gguf_mmproj), called
+	 * first by qvl_model_close(); NULL if the reader needs none. Sources are
+	 * unmapped and owned buffers freed by qvl_model_close() itself. */
+	void (*release)(struct qvl_model *m);
 };
 
 /* Open MODEL: a Hugging Face directory, a GGUF directory (text GGUF and
@@ -165,6 +170,12 @@ const char *qvl_format_name(enum qvl_format f);
 /* Internal, for readers: add a tensor / sort and check for duplicates. */
 int qvl_model_add_tensor(struct qvl_model *m, const struct qvl_tensor *t, struct qvl_err *err);
 int qvl_model_finish(struct qvl_model *m, struct qvl_err *err);
+/* Record a mapped file (map/size as from mmap, or NULL/0); returns its index
+ * for qvl_tensor.source or a negative errno. qvl_model_close() unmaps it. */
+int qvl_model_add_source(struct qvl_model *m, const char *path, void *map, size_t size,
+			 struct qvl_err *err);
+/* Tensor count and total elements the config implies (for `qvlctl info`). */
+size_t qvl_model_expected_tensors(const struct qvl_config *c);
 /* Check every tensor the config implies exists with the right shape
  * (and nothing unexpected). Used by every reader after qvl_model_finish(). */
 int qvl_model_check_tensors(const struct qvl_model *m, struct qvl_err *err);

@@ -1,0 +1,375 @@
+/* The internal model description shared by every reader: opening by path
+ * (dispatch to the HF or GGUF reader), the sorted tensor table, and the check
+ * that the table is exactly what the config implies. */
+#define _GNU_SOURCE
+#include "model.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "gguf.h"
+#include "quant.h"
+#include "util.h"
+
+static const char *const dtype_names[QVL_DT_COUNT] = {"F32", "F16", "BF16", "Q8_0", "Q4_0"};
+
+const char *qvl_dtype_name(enum qvl_dtype dt)
+{
+	return (unsigned)dt < QVL_DT_COUNT ? dtype_names[dt] : "?";
+}
+
+uint64_t qvl_dtype_bytes(enum qvl_dtype dt, uint64_t n, bool *ok)
+{
+	uint64_t r = 0;
+	bool good = true;
+
+	switch (dt) {
+	case QVL_DT_F32:
+		good = !__builtin_mul_overflow(n, 4, &r);
+		break;
+	case QVL_DT_F16:
+	case QVL_DT_BF16:
+		good = !__builtin_mul_overflow(n, 2, &r);
+		break;
+	case QVL_DT_Q8_0:
+	case QVL_DT_Q4_0:
+		good = n % QVL_QBLOCK == 0 &&
+		       !__builtin_mul_overflow(
+			   n / QVL_QBLOCK, dt == QVL_DT_Q8_0 ? QVL_Q8_0_BYTES : QVL_Q4_0_BYTES, &r);
+		break;
+	default:
+		good = false;
+	}
+	if (ok)
+		*ok = good;
+	return good ? r : 0;
+}
+
+const char *qvl_format_name(enum qvl_format f)
+{
+	switch (f) {
+	case QVL_FMT_HF:
+		return "hf";
+	case QVL_FMT_GGUF:
+		return "gguf";
+	case QVL_FMT_PACK:
+		return "pack";
+	}
+	return "?";
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static bool is_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A GGUF directory: exactly one text .gguf and at most one mmproj*.gguf. */
+static int open_gguf_dir(struct qvl_model *m, const char *dir, const char *mmproj,
+			 struct qvl_err *err)
+{
+	char *text = NULL, *proj = NULL;
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	d = opendir(dir);
+	if (!d)
+		return qvl_errf(err, -errno, "%s: cannot open directory: %s", dir, strerror(errno));
+	while ((de = readdir(d)) && !rc) {
+		char **slot;
+
+		if (!ends_with(de->d_name, ".gguf"))
+			continue;
+		slot = !strncmp(de->d_name, "mmproj", 6) ? &proj : &text;
+		if (*slot)
+			rc = qvl_errf(err, -EINVAL,
+				      "%s: ambiguous: both %s and %s are %s GGUF files; name the "
+				      "text .gguf file (and --mmproj) instead of the directory",
+				      dir, strrchr(*slot, '/') + 1, de->d_name,
+				      slot == &proj ? "mmproj" : "text");
+		else if (!(*slot = qvl_path_join(dir, de->d_name)))
+			rc = qvl_errf(err, -ENOMEM, "%s: out of memory", dir);
+	}
+	closedir(d);
+	if (!rc && !text)
+		rc = qvl_errf(err, -ENOENT,
+			      "%s: not a model directory: no config.json and no text .gguf file",
+			      dir);
+	if (!rc)
+		rc = qvl_gguf_open(m, text, mmproj ? mmproj : proj, err);
+	free(text);
+	free(proj);
+	return rc;
+}
+
+int qvl_model_open(struct qvl_model **out, const char *path, const char *mmproj,
+		   struct qvl_err *err)
+{
+	struct qvl_model *m;
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	if (stat(path, &st) < 0)
+		return qvl_errf(err, -errno, "%s: %s", path, strerror(errno));
+	m = calloc(1, sizeof(*m));
+	if (!m || !(m->path = strdup(path))) {
+		free(m);
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
+	}
+	if (S_ISDIR(st.st_mode)) {
+		char *cfg = qvl_path_join(path, "config.json");
+
+		if (!cfg) {
+			rc = qvl_errf(err, -ENOMEM, "%s: out of memory", path);
+		} else if (is_file(cfg)) {
+			m->format = QVL_FMT_HF;
+			rc = mmproj
+				 ? qvl_errf(err, -EINVAL,
+					    "%s: --mmproj only applies to GGUF models; a Hugging "
+					    "Face directory holds its vision weights",
+					    path)
+				 : qvl_hf_open(m, path, err);
+		} else {
+			m->format = QVL_FMT_GGUF;
+			rc = open_gguf_dir(m, path, mmproj, err);
+		}
+		free(cfg);
+	} else if (S_ISREG(st.st_mode) && ends_with(path, ".gguf")) {
+		m->format = QVL_FMT_GGUF;
+		rc = qvl_gguf_open(m, path, mmproj, err);
+	} else {
+		rc = qvl_errf(err, -EINVAL,
+			      "%s: not a model: expected a Hugging Face directory (config.json + "
+			      "safetensors), a directory of GGUF files, or a .gguf file",
+			      path);
+	}
+	if (rc) {
+		qvl_model_close(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+void qvl_model_close(struct qvl_model *m)
+{
+	if (!m)
+		return;
+	if (m->release)
+		m->release(m);
+	if (m->gguf_text)
+		gguf_close(m->gguf_text);
+	if (m->gguf_mmproj)
+		gguf_close(m->gguf_mmproj);
+	for (size_t i = 0; i < m->ntensors; i++)
+		free((char *)m->tensors[i].name);
+	free(m->tensors);
+	for (size_t i = 0; i < m->nsources; i++) {
+		if (m->sources[i].map && m->sources[i].size)
+			munmap(m->sources[i].map, m->sources[i].size);
+		free(m->sources[i].path);
+	}
+	free(m->sources);
+	for (size_t i = 0; i < m->nowned; i++)
+		free(m->owned[i]);
+	free(m->owned);
+	free(m->tokenizer_json_path);
+	free(m->path);
+	free(m);
+}
+
+int qvl_model_add_source(struct qvl_model *m, const char *path, void *map, size_t size,
+			 struct qvl_err *err)
+{
+	struct qvl_source *s;
+	char *p = strdup(path);
+
+	s = p ? realloc(m->sources, (m->nsources + 1) * sizeof(*s)) : NULL;
+	if (!s) {
+		free(p);
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
+	}
+	m->sources = s;
+	s[m->nsources].path = p;
+	s[m->nsources].map = map;
+	s[m->nsources].size = size;
+	return (int)m->nsources++;
+}
+
+/* ---- the tensor table --------------------------------------------------- */
+
+int qvl_model_add_tensor(struct qvl_model *m, const struct qvl_tensor *t, struct qvl_err *err)
+{
+	const char *src = t->source >= 0 && (size_t)t->source < m->nsources
+			      ? m->sources[t->source].path
+			      : m->path;
+	uint64_t n = 1, want;
+	struct qvl_tensor *nt;
+	bool ok;
+
+	if (t->ndim < 0 || t->ndim > QVL_MAX_DIMS)
+		return qvl_errf(err, -EBADMSG, "%s: tensor '%s': %d dimensions (at most %d)", src,
+				t->name, t->ndim, QVL_MAX_DIMS);
+	for (int d = 0; d < t->ndim; d++)
+		if (t->shape[d] < 0 || __builtin_mul_overflow(n, (uint64_t)t->shape[d], &n))
+			return qvl_errf(err, -EBADMSG, "%s: tensor '%s': bad shape", src, t->name);
+	want = qvl_dtype_bytes(t->dtype, n, &ok);
+	if (n != t->nelem || !ok || want != t->nbytes)
+		return qvl_errf(err, -EBADMSG,
+				"%s: tensor '%s': %" PRIu64 " bytes of %s do not hold its %" PRIu64
+				" elements",
+				src, t->name, t->nbytes, qvl_dtype_name(t->dtype), n);
+	if ((m->ntensors & (m->ntensors - 1)) == 0) {
+		size_t cap = m->ntensors ? 2 * m->ntensors : 64;
+
+		nt = realloc(m->tensors, cap * sizeof(*nt));
+		if (!nt)
+			return qvl_errf(err, -ENOMEM, "%s: out of memory", src);
+		m->tensors = nt;
+	}
+	nt = &m->tensors[m->ntensors];
+	*nt = *t;
+	nt->name = strdup(t->name);
+	if (!nt->name)
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", src);
+	m->ntensors++;
+	return 0;
+}
+
+static int tensor_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct qvl_tensor *)a)->name, ((const struct qvl_tensor *)b)->name);
+}
+
+int qvl_model_finish(struct qvl_model *m, struct qvl_err *err)
+{
+	if (m->ntensors > 1)
+		qsort(m->tensors, m->ntensors, sizeof(*m->tensors), tensor_cmp);
+	for (size_t i = 1; i < m->ntensors; i++) {
+		const struct qvl_tensor *a = &m->tensors[i - 1], *b = &m->tensors[i];
+
+		if (!strcmp(a->name, b->name))
+			return qvl_errf(
+			    err, -EBADMSG, "%s: duplicate tensor '%s' (in %s and %s)", m->path,
+			    a->name,
+			    (size_t)a->source < m->nsources ? m->sources[a->source].path : "?",
+			    (size_t)b->source < m->nsources ? m->sources[b->source].path : "?");
+	}
+	return 0;
+}
+
+const struct qvl_tensor *qvl_model_find(const struct qvl_model *m, const char *name)
+{
+	size_t lo = 0, hi = m->ntensors;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(m->tensors[mid].name, name);
+
+		if (!c)
+			return &m->tensors[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+const struct qvl_tensor *qvl_model_findf(const struct qvl_model *m, const char *fmt, ...)
+{
+	char name[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(name))
+		return NULL;
+	return qvl_model_find(m, name);
+}
+
+/* ---- conversion ----------------------------------------------------------- */
+
+static float f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+	uint32_t bits;
+	float f;
+
+	if (exp == 0x1f) {
+		bits = sign | 0x7f800000 | man << 13; /* inf / nan */
+	} else if (exp) {
+		bits = sign | (exp + 112) << 23 | man << 13;
+	} else if (man) {
+		/* subnormal half: value is man * 2^-24, exact in float */
+		f = (float)man * 0x1p-24f;
+		return sign ? -f : f;
+	} else {
+		bits = sign;
+	}
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+int qvl_tensor_to_f32(const struct qvl_tensor *t, uint64_t first, uint64_t n, float *out)
+{
+	const uint8_t *p = t->data;
+	uint64_t end;
+
+	if (__builtin_add_overflow(first, n, &end) || end > t->nelem)
+		return -ERANGE;
+	switch (t->dtype) {
+	case QVL_DT_F32:
+		memcpy(out, p + first * 4, n * 4);
+		return 0;
+	case QVL_DT_F16:
+		for (uint64_t i = 0; i < n; i++) {
+			uint16_t h;
+
+			memcpy(&h, p + (first + i) * 2, 2);
+			out[i] = f16_to_f32(h);
+		}
+		return 0;
+	case QVL_DT_BF16:
+		for (uint64_t i = 0; i < n; i++) {
+			uint16_t h;
+			uint32_t b;
+
+			memcpy(&h, p + (first + i) * 2, 2);
+			b = (uint32_t)h << 16;
+			memcpy(&out[i], &b, 4);
+		}
+		return 0;
+	case QVL_DT_Q8_0:
+	case QVL_DT_Q4_0:
+		if (first % QVL_QBLOCK || n % QVL_QBLOCK)
+			return -EINVAL;
+		if (t->dtype == QVL_DT_Q8_0)
+			qvl_dequant_q8_0(out, p + first / QVL_QBLOCK * QVL_Q8_0_BYTES, n);
+		else
+			qvl_dequant_q4_0(out, p + first / QVL_QBLOCK * QVL_Q4_0_BYTES, n);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
