@@ -17,10 +17,15 @@
 
 struct qvl_pool;
 
+struct qvl_kernels;
+
 struct qvl_engine_opts {
-	int threads;		 /* <= 0: one per physical core */
-	const char *cpus;	 /* explicit CPU list, or NULL */
-	enum qvl_dtype kv_dtype; /* QVL_DT_BF16 (default), QVL_DT_F16 or QVL_DT_F32 */
+	int threads;			/* <= 0: one per physical core */
+	const char *cpus;		/* explicit CPU list, or NULL */
+	enum qvl_dtype kv_dtype;	/* QVL_DT_BF16 (default with opts == NULL), QVL_DT_F16 or
+					 * QVL_DT_F32 (= 0: what a zeroed struct asks for) */
+	const struct qvl_kernels *kern; /* kernel table to use; NULL: qvl_kern (tests pick
+					 * a SIMD level per engine this way) */
 };
 
 struct qvl_engine;
@@ -31,11 +36,13 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 void qvl_engine_destroy(struct qvl_engine *e);
 const struct qvl_model *qvl_engine_model(const struct qvl_engine *e);
 struct qvl_pool *qvl_engine_pool(struct qvl_engine *e);
+int qvl_engine_threads(const struct qvl_engine *e);
 
 /* A sequence with room for n_ctx positions (KV cache allocated up front). */
 int qvl_seq_create(struct qvl_engine *e, int n_ctx, struct qvl_seq **out, struct qvl_err *err);
 void qvl_seq_destroy(struct qvl_seq *s);
 int qvl_seq_len(const struct qvl_seq *s); /* positions in the KV cache */
+int qvl_seq_ctx(const struct qvl_seq *s); /* n_ctx it was created with */
 
 /* One chunk of input appended to a sequence: a prompt (or part of one, for
  * chunked prefill) or one generated token.

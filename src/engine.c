@@ -1,0 +1,415 @@
+/* The engine: weights prepared once (zero-copy views of the mmapped tensors,
+ * norms widened to f32), the thread pool, the activation scratch, and
+ * sequences with their KV caches. The layer arithmetic is in forward.c. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "engine_impl.h"
+#include "pool.h"
+
+#define LM "model.language_model."
+
+static int mat_init(struct eng_mat *w, const struct qvl_tensor *t, size_t n, size_t k,
+		    const char *name, struct qvl_err *err)
+{
+	bool ok = true;
+
+	if (!t)
+		return qvl_errf(err, -EINVAL, "tensor '%s' missing", name);
+	if (t->ndim != 2 || (size_t)t->shape[0] != n || (size_t)t->shape[1] != k)
+		return qvl_errf(
+		    err, -EINVAL, "tensor '%s': shape [%lld, %lld], expected [%zu, %zu]", name,
+		    (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0), n, k);
+	switch (t->dtype) {
+	case QVL_DT_F32:
+	case QVL_DT_F16:
+	case QVL_DT_BF16:
+		break;
+	case QVL_DT_Q8_0:
+	case QVL_DT_Q4_0:
+		if (k % 32)
+			return qvl_errf(err, -EINVAL,
+					"tensor '%s': %s rows of %zu values (not a multiple of 32)",
+					name, qvl_dtype_name(t->dtype), k);
+		break;
+	default:
+		return qvl_errf(err, -EINVAL, "tensor '%s': dtype %s not supported for matmul",
+				name, qvl_dtype_name(t->dtype));
+	}
+	w->row_bytes = qvl_dtype_bytes(t->dtype, k, &ok);
+	if (!ok || w->row_bytes * n != t->nbytes)
+		return qvl_errf(err, -EINVAL, "tensor '%s': %llu bytes for [%zu, %zu] %s", name,
+				(unsigned long long)t->nbytes, n, k, qvl_dtype_name(t->dtype));
+	w->data = t->data;
+	w->type = t->dtype;
+	w->n = n;
+	w->k = k;
+	return 0;
+}
+
+static int vec_f32(float **out, const struct qvl_tensor *t, size_t n, const char *name,
+		   struct qvl_err *err)
+{
+	if (!t)
+		return qvl_errf(err, -EINVAL, "tensor '%s' missing", name);
+	if (t->nelem != n)
+		return qvl_errf(err, -EINVAL, "tensor '%s': %llu elements, expected %zu", name,
+				(unsigned long long)t->nelem, n);
+	*out = malloc(n * sizeof(float));
+	if (!*out)
+		return -ENOMEM;
+	if (qvl_tensor_to_f32(t, 0, n, *out) < 0)
+		return qvl_errf(err, -EINVAL, "tensor '%s': cannot widen %s to f32", name,
+				qvl_dtype_name(t->dtype));
+	return 0;
+}
+
+static int layer_init(struct qvl_engine *e, int l, struct qvl_err *err)
+{
+	const struct qvl_model *m = e->m;
+	struct eng_layer *ly = &e->layers[l];
+	size_t H = (size_t)e->H, qd = (size_t)e->nh * e->hd, kd = (size_t)e->nkv * e->hd;
+	size_t I = (size_t)e->I;
+	char name[160];
+	int rc;
+
+#define MAT(field, suffix, n, k)                                                                   \
+	do {                                                                                       \
+		snprintf(name, sizeof(name), LM "layers.%d." suffix, l);                           \
+		rc = mat_init(&ly->field, qvl_model_find(m, name), n, k, name, err);               \
+		if (rc < 0)                                                                        \
+			return rc;                                                                 \
+	} while (0)
+#define VEC(field, suffix, n)                                                                      \
+	do {                                                                                       \
+		snprintf(name, sizeof(name), LM "layers.%d." suffix, l);                           \
+		rc = vec_f32(&ly->field, qvl_model_find(m, name), n, name, err);                   \
+		if (rc < 0)                                                                        \
+			return rc;                                                                 \
+	} while (0)
+	MAT(wq, "self_attn.q_proj.weight", qd, H);
+	MAT(wk, "self_attn.k_proj.weight", kd, H);
+	MAT(wv, "self_attn.v_proj.weight", kd, H);
+	MAT(wo, "self_attn.o_proj.weight", H, qd);
+	MAT(wg, "mlp.gate_proj.weight", I, H);
+	MAT(wu, "mlp.up_proj.weight", I, H);
+	MAT(wd, "mlp.down_proj.weight", H, I);
+	VEC(attn_norm, "input_layernorm.weight", H);
+	VEC(ffn_norm, "post_attention_layernorm.weight", H);
+	VEC(q_norm, "self_attn.q_norm.weight", (size_t)e->hd);
+	VEC(k_norm, "self_attn.k_norm.weight", (size_t)e->hd);
+#undef MAT
+#undef VEC
+	return 0;
+}
+
+/* inv_freq as HF computes it: 1 / base^(float(2j) / hd), all in f32; and the
+ * interleaved stream of each frequency (qwen3-vl.md §6.1). */
+static void rope_init(struct qvl_engine *e)
+{
+	const int *sec = e->m->config.text.mrope_section;
+	float base = (float)e->m->config.text.rope_theta;
+
+	for (int j = 0; j < e->hd / 2; j++) {
+		float ex = (float)(2 * j) / (float)e->hd;
+		e->inv_freq[j] = 1.0f / powf(base, ex);
+		if (j % 3 == 1 && j < 3 * sec[1])
+			e->stream[j] = 1;
+		else if (j % 3 == 2 && j < 3 * sec[2])
+			e->stream[j] = 2;
+		else
+			e->stream[j] = 0;
+	}
+}
+
+static void *scratch_alloc(size_t nfloat)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, 64, nfloat * sizeof(float) + 64))
+		return NULL;
+	return p;
+}
+
+/* First touch: every thread zeroes its own slice of every activation
+ * buffer, so on a multi-node machine the pages land near the thread that
+ * writes them (matmul outputs are split the same way, by columns). */
+static void touch_task(void *arg, int ith, int nth)
+{
+	struct qvl_engine *e = arg;
+	float *bufs[] = {e->x, e->xb, e->tmp, e->q, e->kk, e->vv, e->att, e->gate, e->up, e->cs};
+	size_t R = ENG_MAX_ROWS;
+	size_t sizes[] = {
+	    R * e->H,		R * e->H,	   R * e->H, R * e->nh * e->hd, R * e->nkv * e->hd,
+	    R * e->nkv * e->hd, R * e->nh * e->hd, R * e->I, R * e->I,		R * e->hd};
+
+	for (size_t b = 0; b < sizeof(bufs) / sizeof(bufs[0]); b++) {
+		size_t lo, hi;
+		qvl_split(sizes[b], 16, ith, nth, &lo, &hi);
+		memset(bufs[b] + lo, 0, (hi - lo) * sizeof(float));
+	}
+}
+
+int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
+		      const struct qvl_engine_opts *opts, struct qvl_err *err)
+{
+	const struct qvl_text_config *tc = &m->config.text;
+	struct qvl_engine *e;
+	int rc;
+
+	*out = NULL;
+	if (tc->hidden_size <= 0 || tc->num_layers <= 0 || tc->num_heads <= 0 ||
+	    tc->num_kv_heads <= 0 || tc->head_dim <= 0 || tc->head_dim % 2 ||
+	    tc->num_heads % tc->num_kv_heads || tc->intermediate_size <= 0 || tc->vocab_size <= 0)
+		return qvl_errf(err, -EINVAL, "%s: text config not usable by the engine", m->path);
+	if (tc->mrope_section[0] + tc->mrope_section[1] + tc->mrope_section[2] != tc->head_dim / 2)
+		return qvl_errf(err, -EINVAL, "%s: mrope_section sums to %d, head_dim/2 is %d",
+				m->path,
+				tc->mrope_section[0] + tc->mrope_section[1] + tc->mrope_section[2],
+				tc->head_dim / 2);
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->m = m;
+	e->H = tc->hidden_size;
+	e->L = tc->num_layers;
+	e->nh = tc->num_heads;
+	e->nkv = tc->num_kv_heads;
+	e->hd = tc->head_dim;
+	e->I = tc->intermediate_size;
+	e->V = tc->vocab_size;
+	e->eps = (float)tc->rms_norm_eps;
+	e->image_token_id = m->config.image_token_id;
+	e->n_deepstack_max = e->L < QVL_MAX_DEEPSTACK ? e->L : QVL_MAX_DEEPSTACK;
+	e->kv_dtype = opts ? opts->kv_dtype : QVL_DT_BF16;
+	if (e->kv_dtype != QVL_DT_F32 && e->kv_dtype != QVL_DT_F16 && e->kv_dtype != QVL_DT_BF16) {
+		rc = qvl_errf(err, -EINVAL, "KV cache type %s: use bf16, f16 or f32",
+			      qvl_dtype_name(e->kv_dtype));
+		goto fail;
+	}
+
+	if (opts && opts->kern) {
+		e->k = *opts->kern;
+	} else {
+		if (!qvl_kern.matmul) {
+			rc = qvl_kernels_init(err);
+			if (rc < 0)
+				goto fail;
+		}
+		e->k = qvl_kern;
+	}
+
+	rc = mat_init(&e->embd, qvl_model_find(m, LM "embed_tokens.weight"), (size_t)e->V,
+		      (size_t)e->H, LM "embed_tokens.weight", err);
+	if (rc < 0)
+		goto fail;
+	if (tc->tie_word_embeddings) {
+		e->out = e->embd;
+	} else {
+		rc = mat_init(&e->out, qvl_model_find(m, "lm_head.weight"), (size_t)e->V,
+			      (size_t)e->H, "lm_head.weight", err);
+		if (rc < 0)
+			goto fail;
+	}
+	rc = vec_f32(&e->out_norm, qvl_model_find(m, LM "norm.weight"), (size_t)e->H,
+		     LM "norm.weight", err);
+	if (rc < 0)
+		goto fail;
+	e->layers = calloc((size_t)e->L, sizeof(*e->layers));
+	e->inv_freq = calloc((size_t)e->hd / 2, sizeof(float));
+	e->stream = calloc((size_t)e->hd / 2, 1);
+	rc = -ENOMEM;
+	if (!e->layers || !e->inv_freq || !e->stream)
+		goto fail;
+	for (int l = 0; l < e->L; l++) {
+		rc = layer_init(e, l, err);
+		if (rc < 0)
+			goto fail;
+	}
+	rope_init(e);
+
+	size_t R = ENG_MAX_ROWS, qd = (size_t)e->nh * e->hd, kd = (size_t)e->nkv * e->hd;
+	e->x = scratch_alloc(R * e->H);
+	e->xb = scratch_alloc(R * e->H);
+	e->tmp = scratch_alloc(R * e->H);
+	e->q = scratch_alloc(R * qd);
+	e->kk = scratch_alloc(R * kd);
+	e->vv = scratch_alloc(R * kd);
+	e->att = scratch_alloc(R * qd);
+	e->gate = scratch_alloc(R * e->I);
+	e->up = scratch_alloc(R * e->I);
+	e->cs = scratch_alloc(R * e->hd);
+	e->ds_rank = calloc(R, sizeof(int32_t));
+	rc = -ENOMEM;
+	if (!e->x || !e->xb || !e->tmp || !e->q || !e->kk || !e->vv || !e->att || !e->gate ||
+	    !e->up || !e->cs || !e->ds_rank)
+		goto fail;
+
+	rc = qvl_pool_create(&e->pool, opts ? opts->threads : 0, opts ? opts->cpus : NULL, err);
+	if (rc < 0)
+		goto fail;
+	e->nth = qvl_pool_size(e->pool);
+	qvl_pool_run(e->pool, touch_task, e);
+	*out = e;
+	return 0;
+fail:
+	if (rc == -ENOMEM)
+		qvl_errf(err, rc, "engine: out of memory");
+	qvl_engine_destroy(e);
+	return rc;
+}
+
+void qvl_engine_destroy(struct qvl_engine *e)
+{
+	if (!e)
+		return;
+	if (e->pool)
+		qvl_pool_destroy(e->pool);
+	if (e->layers)
+		for (int l = 0; l < e->L; l++) {
+			free(e->layers[l].attn_norm);
+			free(e->layers[l].ffn_norm);
+			free(e->layers[l].q_norm);
+			free(e->layers[l].k_norm);
+		}
+	free(e->layers);
+	free(e->out_norm);
+	free(e->inv_freq);
+	free(e->stream);
+	free(e->x);
+	free(e->xb);
+	free(e->tmp);
+	free(e->q);
+	free(e->kk);
+	free(e->vv);
+	free(e->att);
+	free(e->gate);
+	free(e->up);
+	free(e->cs);
+	free(e->ds_rank);
+	free(e);
+}
+
+const struct qvl_model *qvl_engine_model(const struct qvl_engine *e)
+{
+	return e->m;
+}
+
+struct qvl_pool *qvl_engine_pool(struct qvl_engine *e)
+{
+	return e->pool;
+}
+
+int qvl_engine_threads(const struct qvl_engine *e)
+{
+	return e->nth;
+}
+
+int qvl_seq_create(struct qvl_engine *e, int n_ctx, struct qvl_seq **out, struct qvl_err *err)
+{
+	struct qvl_seq *s;
+	size_t elem = e->kv_dtype == QVL_DT_F32 ? 4 : 2, layer, total;
+
+	*out = NULL;
+	if (n_ctx <= 0)
+		return qvl_errf(err, -EINVAL, "context length %d: must be positive", n_ctx);
+	/* 2 (K, V) * nkv * n_ctx * hd * elem per layer, checked: n_ctx is user input */
+	if (__builtin_mul_overflow((size_t)2 * e->nkv * e->hd * elem, (size_t)n_ctx, &layer) ||
+	    __builtin_mul_overflow(layer, (size_t)e->L, &total))
+		return qvl_errf(err, -EOVERFLOW, "context length %d: KV cache size overflows",
+				n_ctx);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return qvl_errf(err, -ENOMEM, "sequence: out of memory");
+	/* mmap, not malloc: the pages stay untouched (no RSS) until positions
+	 * are written, and the first write is by the thread that owns them. */
+	s->kv = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (s->kv == MAP_FAILED) {
+		free(s);
+		return qvl_errf(err, -ENOMEM, "context length %d: cannot map %zu bytes of KV cache",
+				n_ctx, total);
+	}
+	s->e = e;
+	s->n_ctx = n_ctx;
+	s->kv_elem = elem;
+	s->layer_bytes = layer;
+	*out = s;
+	return 0;
+}
+
+void qvl_seq_destroy(struct qvl_seq *s)
+{
+	if (!s)
+		return;
+	munmap(s->kv, s->layer_bytes * (size_t)s->e->L);
+	free(s);
+}
+
+int qvl_seq_len(const struct qvl_seq *s)
+{
+	return s->len;
+}
+
+int qvl_seq_ctx(const struct qvl_seq *s)
+{
+	return s->n_ctx;
+}
+
+int qvl_seq_forward(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,
+		    float *logits, bool all_logits, struct qvl_err *err)
+{
+	size_t nimg = 0;
+
+	if (!c || !c->ids || c->n == 0)
+		return qvl_errf(err, -EINVAL, "empty input: nothing to run");
+	if (c->n > (size_t)(s->n_ctx - s->len))
+		return qvl_errf(err, -ENOSPC,
+				"input of %zu tokens does not fit the context: %d of %d positions "
+				"used",
+				c->n, s->len, s->n_ctx);
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->ids[i] < 0 || c->ids[i] >= e->V)
+			return qvl_errf(err, -EINVAL,
+					"token %zu: id %d out of range (vocabulary has %d ids)", i,
+					c->ids[i], e->V);
+		nimg += c->n_img && c->ids[i] == e->image_token_id;
+	}
+	if (c->n_img) {
+		if (!c->embd)
+			return qvl_errf(err, -EINVAL, "%zu image rows announced, no embeddings",
+					c->n_img);
+		if (nimg != c->n_img)
+			return qvl_errf(err, -EINVAL,
+					"%zu image embeddings for %zu image tokens (id %d)",
+					c->n_img, nimg, e->image_token_id);
+		if (c->n_deepstack < 0 || c->n_deepstack > e->n_deepstack_max ||
+		    (c->n_deepstack && !c->deepstack))
+			return qvl_errf(err, -EINVAL, "%d DeepStack features (at most %d)",
+					c->n_deepstack, e->n_deepstack_max);
+	}
+
+	size_t img0 = 0;
+	for (size_t off = 0; off < c->n; off += ENG_MAX_ROWS) {
+		size_t n = c->n - off < ENG_MAX_ROWS ? c->n - off : ENG_MAX_ROWS;
+		bool last = off + n == c->n;
+
+		eng_forward_rows(e, s, c, off, n, img0,
+				 all_logits ? (logits ? logits + off * (size_t)e->V : NULL)
+					    : logits,
+				 all_logits, logits && (all_logits || last));
+		if (c->n_img)
+			for (size_t i = off; i < off + n; i++)
+				img0 += c->ids[i] == e->image_token_id;
+		s->len += (int)n;
+	}
+	if (c->pos)
+		s->next_pos = c->next_pos;
+	else
+		s->next_pos += (int32_t)c->n;
+	return 0;
+}

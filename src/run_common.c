@@ -1,0 +1,122 @@
+/* Shared by cmd_run.c and cmd_bench.c (see run_common.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../simd/kernels.h"
+#include "run_common.h"
+#include "util.h"
+
+int run_parse_kv(const char *s, enum qvl_dtype *out)
+{
+	if (!strcmp(s, "bf16"))
+		*out = QVL_DT_BF16;
+	else if (!strcmp(s, "f16"))
+		*out = QVL_DT_F16;
+	else if (!strcmp(s, "f32"))
+		*out = QVL_DT_F32;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int run_parse_ids(const char *s, int32_t **ids, size_t *n, char *why, size_t cap)
+{
+	size_t len = strlen(s), cnt = 0;
+	int32_t *v = malloc((len / 2 + 1) * sizeof(int32_t));
+	const char *p = s;
+
+	if (!v) {
+		snprintf(why, cap, "out of memory");
+		return -ENOMEM;
+	}
+	while (*p) {
+		char item[32];
+		size_t k = 0;
+		int64_t x;
+
+		while (*p == ' ' || *p == '\t' || *p == ',' || *p == '\n' || *p == '\r')
+			p++;
+		if (!*p)
+			break;
+		while (*p && !strchr(" \t,\n\r", *p)) {
+			if (k < sizeof(item) - 1)
+				item[k++] = *p;
+			p++;
+		}
+		item[k] = 0;
+		if (qvl_parse_i64(item, INT32_MIN, INT32_MAX, &x) < 0) {
+			snprintf(why, cap, "token %zu: '%s' is not an integer id", cnt, item);
+			free(v);
+			return -EINVAL;
+		}
+		v[cnt++] = (int32_t)x;
+	}
+	*ids = v;
+	*n = cnt;
+	return 0;
+}
+
+int run_open(struct run_load *r)
+{
+	struct qvl_engine_opts o = {.threads = r->threads, .cpus = r->cpus, .kv_dtype = r->kv};
+	struct qvl_err err = {{0}};
+	double t0 = qvl_now();
+	int rc;
+
+	rc = qvl_kernels_init(&err);
+	if (rc >= 0)
+		rc = qvl_model_open(&r->m, r->model, r->mmproj, &err);
+	if (rc >= 0)
+		rc = qvl_engine_create(&r->e, r->m, &o, &err);
+	if (rc < 0) {
+		fprintf(stderr, "qvlctl %s: %s\n", r->cmd, err.msg[0] ? err.msg : qvl_strerror(rc));
+		run_close(r);
+		return 1;
+	}
+	r->load_s = qvl_now() - t0;
+	if (!r->quiet)
+		fprintf(stderr, "qvlctl %s: loaded %s (%s) in %.3f s, %d threads, kernels %s\n",
+			r->cmd, r->model, qvl_format_name(r->m->format), r->load_s,
+			qvl_engine_threads(r->e), qvl_kern.name);
+	return 0;
+}
+
+void run_close(struct run_load *r)
+{
+	qvl_engine_destroy(r->e);
+	r->e = NULL;
+	if (r->m)
+		qvl_model_close(r->m);
+	r->m = NULL;
+}
+
+uint64_t run_weight_bytes_per_token(const struct qvl_model *m)
+{
+	const struct qvl_text_config *tc = &m->config.text;
+	const char *mats[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+			      "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+			      "mlp.down_proj",	  "input_layernorm",  "post_attention_layernorm",
+			      "self_attn.q_norm", "self_attn.k_norm"};
+	const struct qvl_tensor *t;
+	uint64_t sum = 0;
+
+	for (int l = 0; l < tc->num_layers; l++)
+		for (size_t i = 0; i < sizeof(mats) / sizeof(mats[0]); i++) {
+			t = qvl_model_findf(m, "model.language_model.layers.%d.%s.weight", l,
+					    mats[i]);
+			sum += t ? t->nbytes : 0;
+		}
+	t = qvl_model_find(m, "model.language_model.embed_tokens.weight");
+	if (t && t->shape[0] > 0)
+		sum += t->nbytes / (uint64_t)t->shape[0]; /* one row looked up */
+	if (!tc->tie_word_embeddings)
+		t = qvl_model_find(m, "lm_head.weight");
+	sum += t ? t->nbytes : 0;
+	t = qvl_model_find(m, "model.language_model.norm.weight");
+	sum += t ? t->nbytes : 0;
+	return sum;
+}

@@ -1,0 +1,39 @@
+/* What `qvlctl run` and `qvlctl bench` share: opening a model and an engine
+ * with the same options and reporting how long it took. */
+#ifndef QVL_RUN_COMMON_H
+#define QVL_RUN_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "model.h"
+
+struct run_load {
+	const char *cmd;    /* "run" / "bench", for messages */
+	const char *model;  /* --model */
+	const char *mmproj; /* --mmproj or NULL */
+	int threads;	    /* --threads (0: one per physical core) */
+	const char *cpus;   /* --cpus */
+	enum qvl_dtype kv;  /* --kv-type */
+	bool quiet;	    /* no progress on stderr */
+
+	struct qvl_model *m;
+	struct qvl_engine *e;
+	double load_s;
+};
+
+/* "bf16" | "f16" | "f32" -> dtype; -EINVAL otherwise. */
+int run_parse_kv(const char *s, enum qvl_dtype *out);
+/* Strict "ID ID ..." (spaces, tabs, commas or newlines between) into a
+ * malloc'd array; -EINVAL naming the bad item. */
+int run_parse_ids(const char *s, int32_t **ids, size_t *n, char *why, size_t cap);
+/* Open the model and create the engine; prints "qvlctl CMD: message" and
+ * returns 1 on failure, 0 on success. */
+int run_open(struct run_load *r);
+void run_close(struct run_load *r);
+/* Bytes of weights one decode step reads (every layer matrix, the output
+ * projection and one embedding row): the numerator of the bandwidth bound. */
+uint64_t run_weight_bytes_per_token(const struct qvl_model *m);
+
+#endif

@@ -1,0 +1,195 @@
+/* The engine against llama.cpp's golden outputs on qvl-tiny
+ * ($QVL_SHARED/golden/text, README.md there): last-position logits within
+ * 1e-3, the top-10 order rule, 16 identical greedy tokens, for every SIMD
+ * level this machine runs and for 1 and 2 threads; all-position logits of
+ * t0016; the BF16 text GGUF against the same golden numbers; and how far a
+ * bf16 / f16 KV cache moves the logits (the golden used an F32 cache). */
+#include "config.h"
+
+#include "engine_common.h"
+
+#define TOL 1e-3
+
+static const char *golden_dir;
+static float *glog[16];
+
+/* The reference path is scalar: keep it to the short cases. */
+static bool case_for_level(const struct gcase *g, enum qvl_simd_level lv)
+{
+	return lv != QVL_SIMD_REF || g->n <= 64;
+}
+
+static void check_case(struct qvl_engine *e, const struct gcase *g, const float *want,
+		       const char *tag, float *logits)
+{
+	const struct qvl_model *m = qvl_engine_model(e);
+	size_t V = (size_t)m->config.text.vocab_size;
+	int32_t gen[16];
+	int rc = run_case(e, g->ids, g->n, logits, gen, 16);
+
+	if (!ok(rc == 0, "%s %s: forward", tag, g->name))
+		return;
+	double d = max_abs_diff(logits, want, V);
+	if (!ok(d <= TOL, "%s %s: logits max |d| %.2e <= %.0e", tag, g->name, d, TOL))
+		diag("first logits: %f %f, golden %f %f", logits[0], logits[1], want[0], want[1]);
+	ok(top10_ok(logits, V, g), "%s %s: top-10 order", tag, g->name);
+	int same = 0;
+	while (same < 16 && gen[same] == g->greedy[same])
+		same++;
+	if (!ok(same == 16, "%s %s: 16 greedy tokens identical", tag, g->name))
+		diag("diverged at %d: %d vs golden %d (golden margin %.3f)", same, gen[same],
+		     g->greedy[same], (double)g->margin[same]);
+}
+
+static struct qvl_engine *mk_engine(const struct qvl_model *m, const struct qvl_kernels *k,
+				    int threads, enum qvl_dtype kv)
+{
+	struct qvl_engine_opts o = {.threads = threads, .kv_dtype = kv, .kern = k};
+	struct qvl_err err = {{0}};
+	struct qvl_engine *e;
+
+	if (qvl_engine_create(&e, m, &o, &err) < 0) {
+		diag("engine: %s", err.msg);
+		return NULL;
+	}
+	return e;
+}
+
+static void all_positions(struct qvl_engine *e, const struct gcase *g, const char *tag)
+{
+	size_t V = (size_t)qvl_engine_model(e)->config.text.vocab_size;
+	float *want = read_f32(golden_dir, "t0016.all_logits.v8192.f32", 16 * 8192);
+	float *all = malloc(16 * V * sizeof(float));
+	struct qvl_err err = {{0}};
+	struct qvl_seq *s = NULL;
+	struct qvl_chunk c = {.ids = g->ids, .n = g->n};
+	double d = 0;
+
+	if (!want || !all || g->n != 16) {
+		skip(1, "t0016.all_logits.v8192.f32 not readable");
+		goto out;
+	}
+	if (qvl_seq_create(e, 32, &s, &err) < 0 || qvl_seq_forward(e, s, &c, all, true, &err) < 0) {
+		ok(0, "%s t0016 all positions: %s", tag, err.msg);
+		goto out;
+	}
+	for (size_t i = 0; i < 16; i++) {
+		double di = max_abs_diff(all + i * V, want + i * 8192, 8192);
+		d = di > d ? di : d;
+	}
+	ok(d <= TOL, "%s t0016 all 16 positions (ids < 8192): max |d| %.2e", tag, d);
+out:
+	qvl_seq_destroy(s);
+	free(want);
+	free(all);
+}
+
+int main(void)
+{
+	const char *shared = test_env("QVL_SHARED", "../shared");
+	const char *model = tiny_model_path();
+	char path[4096], gdir[4096];
+	struct qvl_err err = {{0}};
+	struct qvl_model *m = NULL, *mg = NULL;
+	struct gcase *cases;
+	size_t ncases;
+
+	snprintf(gdir, sizeof(gdir), "%s/golden/text", shared);
+	golden_dir = gdir;
+	snprintf(path, sizeof(path), "%s/golden/text/cases.json",
+		 test_env("QVL_TESTDATA", "tests/data"));
+	if (!model)
+		skip_all("no tiny model ($QVL_TINY or $QVL_SHARED/models/qvl-tiny)");
+	if (load_cases(path, &cases, &ncases) < 0)
+		skip_all("cannot read %s", path);
+	for (size_t i = 0; i < ncases && i < 16; i++) {
+		glog[i] = read_f32(gdir, cases[i].logits_file, 151936);
+		if (!glog[i])
+			skip_all("golden logits %s/%s not readable", gdir, cases[i].logits_file);
+	}
+	if (qvl_model_open(&m, model, NULL, &err) < 0) {
+		ok(0, "open %s: %s", model, err.msg);
+		return done_testing();
+	}
+	diag("model %s", model);
+	float *logits = malloc(151936 * sizeof(float));
+
+	/* every SIMD level x 1 and 2 threads, F32 KV cache as the golden */
+	for (int lv = QVL_SIMD_REF; lv <= QVL_SIMD_AVX512; lv++) {
+		struct qvl_kernels k;
+		if (qvl_kernels_get(&k, (enum qvl_simd_level)lv) < 0) {
+			skip(1, "SIMD level %s not available here", qvl_simd_name(lv));
+			continue;
+		}
+		for (int th = 1; th <= 2; th++) {
+			char tag[64];
+			struct qvl_engine *e = mk_engine(m, &k, th, QVL_DT_F32);
+			snprintf(tag, sizeof(tag), "%s/%dt/kv-f32", k.name, th);
+			if (!ok(e != NULL, "%s: engine", tag))
+				continue;
+			for (size_t i = 0; i < ncases; i++)
+				if (case_for_level(&cases[i], k.level))
+					check_case(e, &cases[i], glog[i], tag, logits);
+			for (size_t i = 0; i < ncases; i++)
+				if (!strcmp(cases[i].name, "t0016"))
+					all_positions(e, &cases[i], tag);
+			qvl_engine_destroy(e);
+		}
+	}
+
+	/* bf16 / f16 KV: they round k and v (8 / 11 mantissa bits), which moves
+	 * the logits by far more than 1e-3 (measured: bf16 ~0.3, f16 ~0.03 on
+	 * these cases). Checked with the README's rule for bf16 arithmetic:
+	 * |d| <= 1.0 and top-1 equal where the golden margin exceeds 1.0 (f16:
+	 * |d| <= 0.1, top-1 where the margin exceeds 0.1). */
+	for (int kvi = 0; kvi < 2; kvi++) {
+		enum qvl_dtype kv = kvi ? QVL_DT_F16 : QVL_DT_BF16;
+		struct qvl_engine *e = mk_engine(m, NULL, 0, kv);
+		double worst = 0, tol = kvi ? 0.1 : 1.0;
+		int greedy_same = 0, top1 = 0, top1_bad = 0;
+		if (!ok(e != NULL, "engine with %s KV", qvl_dtype_name(kv)))
+			continue;
+		for (size_t i = 0; i < ncases; i++) {
+			int32_t gen[16];
+			if (run_case(e, cases[i].ids, cases[i].n, logits, gen, 16) < 0)
+				continue;
+			double d = max_abs_diff(logits, glog[i], 151936);
+			worst = d > worst ? d : worst;
+			top1 += gen[0] == cases[i].greedy[0];
+			top1_bad += gen[0] != cases[i].greedy[0] && cases[i].margin[0] > tol;
+			greedy_same += !memcmp(gen, cases[i].greedy, sizeof(gen));
+		}
+		diag("%s KV cache: worst last-logit |d| %.3e, top-1 equal %d/%zu, greedy-16 equal "
+		     "%d/%zu",
+		     qvl_dtype_name(kv), worst, top1, ncases, greedy_same, ncases);
+		ok(worst <= tol && top1_bad == 0,
+		   "%s KV: logits within %.1f of golden, top-1 equal where the margin > %.1f",
+		   qvl_dtype_name(kv), tol, tol);
+		qvl_engine_destroy(e);
+	}
+
+	/* The BF16 text GGUF: same weights, so the same numbers as the HF dir. */
+	snprintf(path, sizeof(path), "%s/models/qvl-tiny-gguf/qvl-tiny-bf16.gguf", shared);
+	if (access(path, R_OK) != 0) {
+		skip(1, "%s absent", path);
+	} else if (qvl_model_open(&mg, path, NULL, &err) < 0) {
+		ok(0, "open %s: %s", path, err.msg);
+	} else {
+		struct qvl_engine *e = mk_engine(mg, NULL, 0, QVL_DT_F32);
+		if (ok(e != NULL, "GGUF engine"))
+			for (size_t i = 0; i < ncases; i++)
+				if (cases[i].n <= 64)
+					check_case(e, &cases[i], glog[i], "gguf-bf16", logits);
+		qvl_engine_destroy(e);
+		qvl_model_close(mg);
+	}
+
+	free(logits);
+	for (size_t i = 0; i < ncases; i++) {
+		free(cases[i].ids);
+		free(glog[i]);
+	}
+	free(cases);
+	qvl_model_close(m);
+	return done_testing();
+}
