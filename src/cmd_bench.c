@@ -96,8 +96,9 @@ int cmd_bench(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		const char *opt = argv[optind - 1];
+	int li = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
+		const char *opt = c == '?' ? argv[optind - 1] : longopts[li].name;
 		switch (c) {
 		case 'm':
 			r.model = optarg;
@@ -143,7 +144,7 @@ int cmd_bench(int argc, char **argv)
 		}
 		continue;
 	bad:
-		fprintf(stderr, "qvlctl bench: %s: invalid value '%s'\n", opt, optarg);
+		fprintf(stderr, "qvlctl bench: --%s: invalid value '%s'\n", opt, optarg);
 		return 2;
 	}
 	if (!r.model || optind < argc) {

@@ -1,0 +1,95 @@
+#!/bin/sh
+# qvlctl run / bench from the command line: golden greedy ids and dumped
+# logits through the front door, and every bad input refused with exit
+# status 1 (bad input) or 2 (usage) and a message that says what is wrong.
+: "${QVLCTL:=./qvlctl}"
+: "${QVL_SHARED:=../shared}"
+: "${QVL_TESTDATA:=tests/data}"
+MODEL=$QVL_TINY
+[ -n "$MODEL" ] && [ -f "$MODEL/config.json" ] || MODEL=$QVL_SHARED/models/qvl-tiny
+if [ ! -f "$MODEL/config.json" ]; then
+	echo "1..0 # SKIP no tiny model"
+	exit 0
+fi
+TMP=${TMPDIR:-/tmp}/qvl-engine-run.$$
+mkdir -p "$TMP" && trap 'rm -rf "$TMP"' EXIT
+n=0
+fail=0
+check() { # check DESCRIPTION WANT_STATUS PATTERN -- qvlctl args...
+	desc=$1 want=$2 pat=$3
+	shift 4
+	"$QVLCTL" "$@" >"$TMP/out" 2>"$TMP/err"
+	st=$?
+	n=$((n + 1))
+	if [ "$st" = "$want" ] && grep -q -- "$pat" "$TMP/err"; then
+		echo "ok $n - $desc (exit $st)"
+	else
+		echo "not ok $n - $desc: exit $st, want $want; stderr:"
+		sed 's/^/# /' "$TMP/err" | head -5
+		fail=1
+	fi
+}
+
+check "id out of range" 1 "out of range" -- run --model "$MODEL" --tokens "1 151936"
+check "negative id" 1 "out of range" -- run --model "$MODEL" --tokens "5 -1"
+check "id not a number" 1 "not an integer" -- run --model "$MODEL" --tokens "1 2x"
+check "empty prompt" 1 "empty prompt" -- run --model "$MODEL" --tokens " "
+check "prompt longer than the context" 1 "longer than the context" -- \
+	run --model "$MODEL" --tokens "1 2 3 4 5 6" --ctx 5
+check "missing model" 1 "nonexistent" -- run --model "$TMP/nonexistent" --tokens "1"
+check "no prompt" 2 "exactly one of" -- run --model "$MODEL"
+check "both prompt and tokens" 2 "exactly one of" -- run --model "$MODEL" --tokens 1 --prompt x
+check "bad kv type" 2 "kv-type" -- run --model "$MODEL" --tokens 1 --kv-type q8
+check "bad top-p" 2 "top-p" -- run --model "$MODEL" --tokens 1 --top-p 1.5
+check "unknown option" 2 "unknown" -- run --model "$MODEL" --tokens 1 --frobnicate
+check "bench without model" 2 "need --model" -- bench --prompt-tokens 4
+check "bench bad reps" 2 "reps" -- bench --model "$MODEL" --reps 0
+
+# The golden greedy continuation and last logits of t0007 through the CLI.
+GOLD=$QVL_SHARED/golden/text
+if [ -n "$PYTHON3" ] && [ -f "$GOLD/t0007.logits.f32" ]; then
+	ids=$("$PYTHON3" -c 'import json,sys; c=json.load(open(sys.argv[1]))["cases"]["t0007"]
+print(" ".join(map(str, c["ids"]))); print(" ".join(map(str, c["greedy"]["ids"])))' \
+		"$QVL_TESTDATA/golden/text/cases.json")
+	prompt=$(echo "$ids" | sed -n 1p)
+	want=$(echo "$ids" | sed -n 2p)
+	got=$("$QVLCTL" run --model "$MODEL" --tokens "$prompt" --greedy --ignore-eos \
+		--max-tokens 16 --print-ids --kv-type f32 --dump-logits "$TMP/l.f32" 2>"$TMP/err")
+	n=$((n + 1))
+	if [ "$got" = "$want" ]; then
+		echo "ok $n - run t0007: 16 greedy ids equal the golden"
+	else
+		echo "not ok $n - run t0007: got '$got', golden '$want'"
+		fail=1
+	fi
+	n=$((n + 1))
+	if "$PYTHON3" -c 'import sys, array
+a = array.array("f"); a.frombytes(open(sys.argv[1], "rb").read())
+b = array.array("f"); b.frombytes(open(sys.argv[2], "rb").read())
+d = max(abs(x - y) for x, y in zip(a, b)) if len(a) == len(b) == 151936 else 1e9
+print("# max |d| %.3g" % d); sys.exit(0 if d <= 1e-3 else 1)' "$TMP/l.f32" "$GOLD/t0007.logits.f32"; then
+		echo "ok $n - run --dump-logits t0007 within 1e-3 of the golden"
+	else
+		echo "not ok $n - run --dump-logits t0007"
+		fail=1
+	fi
+else
+	n=$((n + 1))
+	echo "ok $n # SKIP no python3 or golden logits"
+fi
+
+# bench --json: one object with the rates and their spreads
+"$QVLCTL" bench --model "$MODEL" --prompt-tokens 16 --gen-tokens 4 --reps 2 --json \
+	>"$TMP/b.json" 2>"$TMP/err"
+st=$?
+n=$((n + 1))
+if [ $st = 0 ] && grep -q '"prefill_tok_s":[0-9]' "$TMP/b.json" &&
+	grep -q '"decode_tok_s":[0-9]' "$TMP/b.json" && grep -q '"decode_tok_s_sd"' "$TMP/b.json"; then
+	echo "ok $n - bench --json reports prefill_tok_s and decode_tok_s"
+else
+	echo "not ok $n - bench --json (exit $st)"
+	sed 's/^/# /' "$TMP/b.json" "$TMP/err" | head -5
+	fail=1
+fi
+echo "1..$n"
+exit $fail
