@@ -17,7 +17,7 @@
 #include "tap.h"
 #include "util.h"
 
-static char *tiny_model_path(void)
+static inline char *tiny_model_path(void)
 {
 	static char buf[4096];
 	const char *t = getenv("QVL_TINY");
@@ -51,7 +51,7 @@ struct gcase {
 	char logits_file[128];
 };
 
-static int load_cases(const char *path, struct gcase **out, size_t *n)
+static inline int load_cases(const char *path, struct gcase **out, size_t *n)
 {
 	struct qvl_err err = {{0}};
 	struct json_doc d;
@@ -116,7 +116,7 @@ static int load_cases(const char *path, struct gcase **out, size_t *n)
 	return 0;
 }
 
-static float *read_f32(const char *dir, const char *name, size_t want)
+static inline float *read_f32(const char *dir, const char *name, size_t want)
 {
 	char path[4096];
 	struct qvl_err err = {{0}};
@@ -134,7 +134,7 @@ static float *read_f32(const char *dir, const char *name, size_t want)
 	return (float *)buf;
 }
 
-static double max_abs_diff(const float *a, const float *b, size_t n)
+static inline double max_abs_diff(const float *a, const float *b, size_t n)
 {
 	double m = 0;
 
@@ -148,7 +148,7 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
 
 /* The README's top-10 rule: identical ids in order; a swap is allowed only
  * between neighbours whose golden values differ by < 2e-3. */
-static bool top10_ok(const float *logits, size_t V, const struct gcase *g)
+static inline bool top10_ok(const float *logits, size_t V, const struct gcase *g)
 {
 	int32_t mine[10];
 	bool used[10] = {false};
@@ -182,7 +182,7 @@ static bool top10_ok(const float *logits, size_t V, const struct gcase *g)
 
 /* Prefill ids, return the last logits in out[V]; then greedy-decode ng tokens
  * into gen (gen[0] = argmax of the prompt logits). */
-static int run_case(struct qvl_engine *e, const int32_t *ids, size_t n, float *out, int32_t *gen,
+static inline int run_case(struct qvl_engine *e, const int32_t *ids, size_t n, float *out, int32_t *gen,
 		    int ng)
 {
 	const struct qvl_model *m = qvl_engine_model(e);
