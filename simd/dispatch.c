@@ -72,11 +72,12 @@ int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)
 #ifdef HAVE_AVX2_KERNELS
 	case QVL_SIMD_AVX2:
 		FILL(k, ref); /* TODO avx2 */
+		k->matmul = qvl_matmul_avx2;
 		return 0;
 #endif
 #ifdef HAVE_AVX512_KERNELS
 	case QVL_SIMD_AVX512:
-		FILL(k, ref); /* TODO avx512 */
+		FILL(k, avx512);
 		return 0;
 #endif
 	default:

@@ -1,0 +1,287 @@
+/* AVX2 matmul: the same structure as matmul_avx512.c with 8-wide vectors and
+ * 16 registers: m == 1 streams four W rows at a time (next four prefetched
+ * into L2), m > 1 packs a panel of NR = 16 W rows × kc to f32 and runs a 6×16
+ * register tile (12 accumulators) over it. bf16 widens with a zero-extend
+ * and a shift, f16 with F16C. */
+#include "config.h"
+
+#ifdef HAVE_AVX2_KERNELS
+#include <immintrin.h>
+
+#include "kern_impl.h"
+
+#define T256   __attribute__((target("avx2,fma,f16c")))
+#define MR     6
+#define NR     16
+#define KC_MAX 1024
+
+/* Lane mask for the first r (< 8) lanes. */
+static inline T256 __m256i tail_mask8(size_t r)
+{
+	const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), idx);
+}
+
+/* 8 weights at w[i..i+8) as f32 (full vectors only). */
+static inline T256 __m256 load_w8(const uint8_t *w, enum qvl_dtype t, size_t i)
+{
+	switch (t) {
+	case QVL_DT_BF16:
+		return _mm256_castsi256_ps(_mm256_slli_epi32(
+		    _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + 2 * i))), 16));
+	case QVL_DT_F16:
+		return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * i)));
+	default:
+		return _mm256_loadu_ps((const float *)(const void *)(w + 4 * i));
+	}
+}
+
+/* Up to 8 weights (r < 8 of them) as f32, zero beyond; scalar widening. */
+static inline T256 __m256 load_w8_tail(const uint8_t *w, enum qvl_dtype t, size_t i, size_t r)
+{
+	float tmp[8] = {0};
+
+	for (size_t q = 0; q < r; q++) {
+		if (t == QVL_DT_F32)
+			memcpy(&tmp[q], w + 4 * (i + q), 4);
+		else if (t == QVL_DT_BF16)
+			tmp[q] = qvl_bf16_to_f32(qvl_load_u16(w + 2 * (i + q)));
+		else
+			tmp[q] = qvl_f16_to_f32(qvl_load_u16(w + 2 * (i + q)));
+	}
+	return _mm256_loadu_ps(tmp);
+}
+
+static inline T256 float hsum8(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+/* ---- m == 1 ----------------------------------------------------------- */
+
+static T256 void matvec_4(float *y, const float *x, const uint8_t *w[4], enum qvl_dtype t, size_t k,
+			  size_t pfd)
+{
+	__m256 a0[4], a1[4];
+	size_t i = 0, es = t == QVL_DT_F32 ? 4 : 2;
+
+	for (int r = 0; r < 4; r++)
+		a0[r] = a1[r] = _mm256_setzero_ps();
+	for (; i + 16 <= k; i += 16) {
+		__m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+#pragma GCC unroll 4
+		for (int r = 0; r < 4; r++) {
+			_mm_prefetch((const char *)(w[r] + es * i + pfd), _MM_HINT_T1);
+			a0[r] = _mm256_fmadd_ps(load_w8(w[r], t, i), x0, a0[r]);
+			a1[r] = _mm256_fmadd_ps(load_w8(w[r], t, i + 8), x1, a1[r]);
+		}
+	}
+	for (; i < k; i += 8) {
+		size_t rem = k - i < 8 ? k - i : 8;
+		__m256 x0 = _mm256_maskload_ps(x + i, tail_mask8(rem));
+		for (int r = 0; r < 4; r++)
+			a0[r] = _mm256_fmadd_ps(load_w8_tail(w[r], t, i, rem), x0, a0[r]);
+	}
+	for (int r = 0; r < 4; r++)
+		y[r] = hsum8(_mm256_add_ps(a0[r], a1[r]));
+}
+
+/* One 32-value Q8_0/Q4_0 block as four f32 vectors (exactly d * q). */
+static inline T256 void deq_block(const uint8_t *b, enum qvl_dtype t, __m256 out[4])
+{
+	__m256 d = _mm256_set1_ps(qvl_f16_to_f32(qvl_load_u16(b)));
+	__m256i q[4];
+
+	if (t == QVL_DT_Q8_0) {
+		for (int c = 0; c < 4; c++)
+			q[c] =
+			    _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + 8 * c)));
+	} else {
+		__m256i eight = _mm256_set1_epi32(8), f = _mm256_set1_epi32(15);
+		for (int c = 0; c < 2; c++) {
+			__m256i v =
+			    _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + 8 * c)));
+			q[c] = _mm256_sub_epi32(_mm256_and_si256(v, f), eight);
+			q[c + 2] = _mm256_sub_epi32(_mm256_srli_epi32(v, 4), eight);
+		}
+	}
+	for (int c = 0; c < 4; c++)
+		out[c] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(q[c]));
+}
+
+static T256 void matvec_q(float *y, const float *x, const uint8_t *w, enum qvl_dtype t, size_t k)
+{
+	size_t bsz = t == QVL_DT_Q8_0 ? 34 : 18;
+	__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+
+	for (size_t b = 0; b < k / 32; b++) {
+		__m256 v[4];
+		deq_block(w + b * bsz, t, v);
+		a0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x + 32 * b), a0);
+		a1 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + 32 * b + 8), a1);
+		a0 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x + 32 * b + 16), a0);
+		a1 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + 32 * b + 24), a1);
+	}
+	*y = hsum8(_mm256_add_ps(a0, a1));
+}
+
+static T256 void matvec(float *y, const float *x, const void *W, enum qvl_dtype t, size_t ldw,
+			const float *bias, size_t n, size_t k)
+{
+	/* Prefetch the next block of 4 rows into L2: see matmul_avx512.c. */
+	size_t pfd = (size_t)(qvl_wrow(W, t, ldw, 4) - qvl_wrow(W, t, ldw, 0));
+
+	for (size_t j = 0; j < n; j += 4) {
+		int nr = n - j >= 4 ? 4 : (int)(n - j);
+		const uint8_t *w[4];
+		float out[4];
+
+		for (int r = 0; r < 4; r++)
+			w[r] = qvl_wrow(W, t, ldw, j + (size_t)(r < nr ? r : 0));
+		if (t == QVL_DT_F32 || t == QVL_DT_F16 || t == QVL_DT_BF16)
+			matvec_4(out, x, w, t, k, pfd);
+		else
+			for (int r = 0; r < nr; r++)
+				matvec_q(&out[r], x, w[r], t, k);
+		for (int r = 0; r < nr; r++)
+			y[j + r] = out[r] + (bias ? bias[j + r] : 0.0f);
+	}
+}
+
+/* ---- m > 1 ------------------------------------------------------------ */
+
+/* P[kk][jj] = W[j0 + jj][k0 + kk] as f32, zero for jj >= nr. */
+static T256 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ldw, size_t j0,
+			    int nr, size_t k0, size_t kc)
+{
+	float tmp[32];
+
+	for (int jj = 0; jj < NR; jj++) {
+		if (jj >= nr) {
+			for (size_t kk = 0; kk < kc; kk++)
+				P[kk * NR + jj] = 0.0f;
+			continue;
+		}
+		const uint8_t *w = qvl_wrow(W, t, ldw, j0 + jj);
+		if (t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0) {
+			size_t bsz = t == QVL_DT_Q8_0 ? 34 : 18;
+			for (size_t kk = 0; kk < kc; kk += 32) {
+				__m256 v[4];
+				deq_block(w + (k0 + kk) / 32 * bsz, t, v);
+				for (int c = 0; c < 4; c++)
+					_mm256_storeu_ps(tmp + 8 * c, v[c]);
+				for (int q = 0; q < 32; q++)
+					P[(kk + (size_t)q) * NR + jj] = tmp[q];
+			}
+			continue;
+		}
+		size_t kk = 0;
+		for (; kk + 8 <= kc; kk += 8) {
+			_mm256_storeu_ps(tmp, load_w8(w, t, k0 + kk));
+			for (int q = 0; q < 8; q++)
+				P[(kk + (size_t)q) * NR + jj] = tmp[q];
+		}
+		if (kk < kc) {
+			_mm256_storeu_ps(tmp, load_w8_tail(w, t, k0 + kk, kc - kk));
+			for (size_t q = 0; q < kc - kk; q++)
+				P[(kk + q) * NR + jj] = tmp[q];
+		}
+	}
+}
+
+static inline __attribute__((always_inline)) T256 void ukern(const int mr, float *Y, size_t ldy,
+							     const float *X, size_t ldx,
+							     const float *P, size_t kc, int nr,
+							     const float *bias, int first)
+{
+	__m256 c0[MR], c1[MR];
+	__m256i m0 = tail_mask8((size_t)(nr > 8 ? 8 : nr)),
+		m1 = tail_mask8((size_t)(nr > 8 ? nr - 8 : 0));
+
+#pragma GCC unroll 6
+	for (int r = 0; r < mr; r++) {
+		if (first) {
+			c0[r] = bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();
+			c1[r] = bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();
+		} else {
+			c0[r] = _mm256_maskload_ps(Y + r * ldy, m0);
+			c1[r] = _mm256_maskload_ps(Y + r * ldy + 8, m1);
+		}
+	}
+	for (size_t kk = 0; kk < kc; kk++) {
+		__m256 b0 = _mm256_load_ps(P + kk * NR), b1 = _mm256_load_ps(P + kk * NR + 8);
+#pragma GCC unroll 6
+		for (int r = 0; r < mr; r++) {
+			__m256 a = _mm256_broadcast_ss(X + r * ldx + kk);
+			c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+			c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+		}
+	}
+#pragma GCC unroll 6
+	for (int r = 0; r < mr; r++) {
+		_mm256_maskstore_ps(Y + r * ldy, m0, c0[r]);
+		_mm256_maskstore_ps(Y + r * ldy + 8, m1, c1[r]);
+	}
+}
+
+static T256 void ukern_any(int mr, float *Y, size_t ldy, const float *X, size_t ldx, const float *P,
+			   size_t kc, int nr, const float *bias, int first)
+{
+	switch (mr) {
+#define C(R)                                                                                       \
+	case R:                                                                                    \
+		ukern(R, Y, ldy, X, ldx, P, kc, nr, bias, first);                                  \
+		break;
+		C(6) C(5) C(4) C(3) C(2) C(1)
+#undef C
+	}
+}
+
+static T256 void gemm(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+		      enum qvl_dtype t, size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+{
+	_Alignas(64) float P[KC_MAX * NR];
+	size_t kcb = qvl_gemm_blk.kc;
+
+	if (kcb > KC_MAX)
+		kcb = KC_MAX;
+	if (t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0)
+		kcb &= ~(size_t)31;
+	for (size_t j0 = 0; j0 < n; j0 += NR) {
+		int nr = n - j0 >= NR ? NR : (int)(n - j0);
+		const float *bj = bias ? bias + j0 : NULL;
+
+		for (size_t k0 = 0; k0 < k; k0 += kcb) {
+			size_t kc = k - k0 < kcb ? k - k0 : kcb;
+			pack_panel(P, W, t, ldw, j0, nr, k0, kc);
+			for (size_t i0 = 0; i0 < m; i0 += MR) {
+				int mr = m - i0 >= MR ? MR : (int)(m - i0);
+				ukern_any(mr, Y + i0 * ldy + j0, ldy, X + i0 * ldx + k0, ldx, P, kc,
+					  nr, bj, k0 == 0);
+			}
+		}
+	}
+}
+
+T256 void qvl_matmul_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			  enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+			  size_t k)
+{
+	if (!m || !n)
+		return;
+	if (k == 0) {
+		for (size_t i = 0; i < m; i++)
+			for (size_t j = 0; j < n; j++)
+				Y[i * ldy + j] = bias ? bias[j] : 0.0f;
+		return;
+	}
+	if (m == 1) {
+		matvec(Y, X, W, wtype, ldw, bias, n, k);
+		return;
+	}
+	gemm(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+}
+#endif

@@ -1,0 +1,314 @@
+/* AVX-512 matmul: Y[m][n] = X[m][k] · W[n][k]ᵀ with f32 accumulation and
+ * weights widened exactly to f32 (see kernels.h).
+ *
+ * m == 1 (decode) is bound by the weight stream: four W rows are read at a
+ * time, each once, with independent accumulators; bf16 is widened with one
+ * shift and one mask per 32 values (even/odd lanes), and x is split into its
+ * even/odd lanes once per 32 values for the four rows. The next four rows
+ * are prefetched into L2 (see matvec()).
+ *
+ * m > 1 (prefill, vision) is compute bound: a panel of NR = 32 W rows × kc is
+ * widened and transposed once into an f32 buffer on the stack (kc from the
+ * L1 size, simd/dispatch.c) and reused by every block of MR = 8 X rows, an
+ * 8×32 register tile of 16 accumulators fed by broadcasts of X. */
+#include "config.h"
+
+#ifdef HAVE_AVX512_KERNELS
+#include <immintrin.h>
+
+#include "kern_impl.h"
+
+#define T512   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
+#define MR     8
+#define NR     32
+#define KC_MAX 1024
+
+static inline T512 __mmask16 tail_mask(size_t r)
+{
+	return r >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << r) - 1);
+}
+
+/* 16 weights at w[i..i+16) (masked) as f32. */
+static inline T512 __m512 load_w16(const uint8_t *w, enum qvl_dtype t, size_t i, __mmask16 mk)
+{
+	switch (t) {
+	case QVL_DT_BF16:
+		return _mm512_castsi512_ps(_mm512_slli_epi32(
+		    _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, w + 2 * i)), 16));
+	case QVL_DT_F16:
+		return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, w + 2 * i));
+	default:
+		return _mm512_maskz_loadu_ps(mk, w + 4 * i);
+	}
+}
+
+/* ---- m == 1 ----------------------------------------------------------- */
+
+/* Dot products of x with 4 bf16 rows. x is split into even and odd lanes so
+ * that a row's 32 bf16 widen with a shift (even) and an and (odd). */
+static T512 void matvec_bf16_4(float *y, const float *x, const uint8_t *w[4], size_t k, size_t pfd)
+{
+	const __m512i idx_e =
+	    _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+	const __m512i idx_o =
+	    _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+	const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+	__m512 ae[4], ao[4];
+	size_t i = 0;
+
+	for (int r = 0; r < 4; r++)
+		ae[r] = ao[r] = _mm512_setzero_ps();
+	/* Full blocks unmasked (masked loads in the hot loop cost 25% here),
+	 * then one masked block for the tail. */
+	for (; i < k; i += 32) {
+		__mmask32 mk = k - i >= 32 ? (__mmask32)~0u : (__mmask32)((1u << (k - i)) - 1);
+		__m512 x0, x1;
+		__m512i v[4];
+
+		if (mk == (__mmask32)~0u) {
+			x0 = _mm512_loadu_ps(x + i);
+			x1 = _mm512_loadu_ps(x + i + 16);
+			for (int r = 0; r < 4; r++)
+				v[r] = _mm512_loadu_si512(w[r] + 2 * i);
+		} else {
+			x0 = _mm512_maskz_loadu_ps((__mmask16)mk, x + i);
+			x1 = _mm512_maskz_loadu_ps((__mmask16)(mk >> 16), x + i + 16);
+			for (int r = 0; r < 4; r++)
+				v[r] = _mm512_maskz_loadu_epi16(mk, w[r] + 2 * i);
+		}
+		__m512 xe = _mm512_permutex2var_ps(x0, idx_e, x1);
+		__m512 xo = _mm512_permutex2var_ps(x0, idx_o, x1);
+#pragma GCC unroll 4
+		for (int r = 0; r < 4; r++) {
+			_mm_prefetch((const char *)(w[r] + 2 * i + pfd), _MM_HINT_T1);
+			ae[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v[r], 16)),
+						xe, ae[r]);
+			ao[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v[r], hi)), xo,
+						ao[r]);
+		}
+	}
+	for (int r = 0; r < 4; r++)
+		y[r] = _mm512_reduce_add_ps(_mm512_add_ps(ae[r], ao[r]));
+}
+
+/* f32 / f16 rows, 16 values at a time, two accumulators per row. */
+static T512 void matvec_gen_4(float *y, const float *x, const uint8_t *w[4], int nr,
+			      enum qvl_dtype t, size_t k, size_t pfd)
+{
+	__m512 a0[4], a1[4];
+	size_t i = 0;
+
+	for (int r = 0; r < 4; r++)
+		a0[r] = a1[r] = _mm512_setzero_ps();
+	for (; i + 32 <= k; i += 32) {
+		__m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+		for (int r = 0; r < nr; r++) {
+			_mm_prefetch((const char *)(w[r] + (t == QVL_DT_F32 ? 4 : 2) * i + pfd),
+				     _MM_HINT_T1);
+			if (t == QVL_DT_F32)
+				_mm_prefetch((const char *)(w[r] + 4 * i + 64 + pfd), _MM_HINT_T1);
+			a0[r] = _mm512_fmadd_ps(load_w16(w[r], t, i, 0xffff), x0, a0[r]);
+			a1[r] = _mm512_fmadd_ps(load_w16(w[r], t, i + 16, 0xffff), x1, a1[r]);
+		}
+	}
+	for (; i < k; i += 16) {
+		__mmask16 mk = tail_mask(k - i);
+		__m512 x0 = _mm512_maskz_loadu_ps(mk, x + i);
+		for (int r = 0; r < nr; r++)
+			a0[r] = _mm512_fmadd_ps(load_w16(w[r], t, i, mk), x0, a0[r]);
+	}
+	for (int r = 0; r < nr; r++)
+		y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
+}
+
+/* One 32-value Q8_0/Q4_0 block widened to two f32 vectors (exactly d * q,
+ * as qvl_deq_block does). */
+static inline T512 void deq_block(const uint8_t *b, enum qvl_dtype t, __m512 *lo, __m512 *hi)
+{
+	__m512 d = _mm512_set1_ps(qvl_f16_to_f32(qvl_load_u16(b)));
+	__m512i q0, q1;
+
+	if (t == QVL_DT_Q8_0) {
+		q0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)));
+		q1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)));
+	} else {
+		__m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)));
+		__m512i eight = _mm512_set1_epi32(8);
+		q0 = _mm512_sub_epi32(_mm512_and_si512(v, _mm512_set1_epi32(15)), eight);
+		q1 = _mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight);
+	}
+	*lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(q0));
+	*hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(q1));
+}
+
+static T512 void matvec_q(float *y, const float *x, const uint8_t *w, enum qvl_dtype t, size_t k)
+{
+	size_t bsz = t == QVL_DT_Q8_0 ? 34 : 18;
+	__m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+
+	for (size_t b = 0; b < k / 32; b++) {
+		__m512 lo, hi;
+		deq_block(w + b * bsz, t, &lo, &hi);
+		a0 = _mm512_fmadd_ps(lo, _mm512_loadu_ps(x + 32 * b), a0);
+		a1 = _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + 32 * b + 16), a1);
+	}
+	*y = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+static T512 void matvec(float *y, const float *x, const void *W, enum qvl_dtype t, size_t ldw,
+			const float *bias, size_t n, size_t k)
+{
+	/* Software prefetch of the same offset in the next block of 4 rows
+	 * (into L2): each row is a new 4 KiB page for the hardware prefetcher,
+	 * which then trains too late; measured 16 -> 26 GB/s on Zen 4. */
+	size_t pfd = (size_t)(qvl_wrow(W, t, ldw, 4) - qvl_wrow(W, t, ldw, 0));
+
+	for (size_t j = 0; j < n; j += 4) {
+		int nr = n - j >= 4 ? 4 : (int)(n - j);
+		const uint8_t *w[4];
+		float out[4];
+
+		for (int r = 0; r < 4; r++)
+			w[r] = qvl_wrow(W, t, ldw, j + (size_t)(r < nr ? r : 0));
+		if (t == QVL_DT_BF16)
+			matvec_bf16_4(out, x, w, k, pfd);
+		else if (t == QVL_DT_F32 || t == QVL_DT_F16)
+			matvec_gen_4(out, x, w, nr, t, k, pfd);
+		else
+			for (int r = 0; r < nr; r++)
+				matvec_q(&out[r], x, w[r], t, k);
+		for (int r = 0; r < nr; r++)
+			y[j + r] = out[r] + (bias ? bias[j + r] : 0.0f);
+	}
+}
+
+/* ---- m > 1 ------------------------------------------------------------ */
+
+/* P[kk][jj] = W[j0 + jj][k0 + kk] as f32, zero for jj >= nr. */
+static T512 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ldw, size_t j0,
+			    int nr, size_t k0, size_t kc)
+{
+	float tmp[32];
+
+	for (int jj = 0; jj < NR; jj++) {
+		if (jj >= nr) {
+			for (size_t kk = 0; kk < kc; kk++)
+				P[kk * NR + jj] = 0.0f;
+			continue;
+		}
+		const uint8_t *w = qvl_wrow(W, t, ldw, j0 + jj);
+		if (t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0) {
+			/* k0 and kc are multiples of 32 for block types */
+			size_t bsz = t == QVL_DT_Q8_0 ? 34 : 18;
+			for (size_t kk = 0; kk < kc; kk += 32) {
+				__m512 lo, hi;
+				deq_block(w + (k0 + kk) / 32 * bsz, t, &lo, &hi);
+				_mm512_storeu_ps(tmp, lo);
+				_mm512_storeu_ps(tmp + 16, hi);
+				for (int q = 0; q < 32; q++)
+					P[(kk + (size_t)q) * NR + jj] = tmp[q];
+			}
+			continue;
+		}
+		for (size_t kk = 0; kk < kc; kk += 16) {
+			__mmask16 mk = tail_mask(kc - kk);
+			_mm512_storeu_ps(tmp, load_w16(w, t, k0 + kk, mk));
+			size_t e = kc - kk < 16 ? kc - kk : 16;
+			for (size_t q = 0; q < e; q++)
+				P[(kk + q) * NR + jj] = tmp[q];
+		}
+	}
+}
+
+/* Y[0..mr)[0..32) (masked by m0/m1) = (first ? bias : Y) + X[0..mr) · P. */
+static inline __attribute__((always_inline)) T512 void
+ukern(const int mr, float *Y, size_t ldy, const float *X, size_t ldx, const float *P, size_t kc,
+      __mmask16 m0, __mmask16 m1, const float *bias, int first)
+{
+	__m512 c0[MR], c1[MR];
+
+#pragma GCC unroll 8
+	for (int r = 0; r < mr; r++) {
+		if (first) {
+			c0[r] = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+			c1[r] = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+		} else {
+			c0[r] = _mm512_maskz_loadu_ps(m0, Y + r * ldy);
+			c1[r] = _mm512_maskz_loadu_ps(m1, Y + r * ldy + 16);
+		}
+	}
+	for (size_t kk = 0; kk < kc; kk++) {
+		__m512 b0 = _mm512_load_ps(P + kk * NR), b1 = _mm512_load_ps(P + kk * NR + 16);
+#pragma GCC unroll 8
+		for (int r = 0; r < mr; r++) {
+			__m512 a = _mm512_set1_ps(X[r * ldx + kk]);
+			c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+			c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+		}
+	}
+#pragma GCC unroll 8
+	for (int r = 0; r < mr; r++) {
+		_mm512_mask_storeu_ps(Y + r * ldy, m0, c0[r]);
+		_mm512_mask_storeu_ps(Y + r * ldy + 16, m1, c1[r]);
+	}
+}
+
+static T512 void ukern_any(int mr, float *Y, size_t ldy, const float *X, size_t ldx, const float *P,
+			   size_t kc, __mmask16 m0, __mmask16 m1, const float *bias, int first)
+{
+	switch (mr) {
+#define C(R)                                                                                       \
+	case R:                                                                                    \
+		ukern(R, Y, ldy, X, ldx, P, kc, m0, m1, bias, first);                              \
+		break;
+		C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
+#undef C
+	}
+}
+
+static T512 void gemm(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+		      enum qvl_dtype t, size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+{
+	_Alignas(64) float P[KC_MAX * NR];
+	size_t kcb = qvl_gemm_blk.kc;
+
+	if (kcb > KC_MAX)
+		kcb = KC_MAX;
+	if (t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0)
+		kcb &= ~(size_t)31;
+	for (size_t j0 = 0; j0 < n; j0 += NR) {
+		int nr = n - j0 >= NR ? NR : (int)(n - j0);
+		__mmask16 m0 = tail_mask((size_t)nr), m1 = tail_mask(nr > 16 ? (size_t)nr - 16 : 0);
+		const float *bj = bias ? bias + j0 : NULL;
+
+		for (size_t k0 = 0; k0 < k; k0 += kcb) {
+			size_t kc = k - k0 < kcb ? k - k0 : kcb;
+			pack_panel(P, W, t, ldw, j0, nr, k0, kc);
+			for (size_t i0 = 0; i0 < m; i0 += MR) {
+				int mr = m - i0 >= MR ? MR : (int)(m - i0);
+				ukern_any(mr, Y + i0 * ldy + j0, ldy, X + i0 * ldx + k0, ldx, P, kc,
+					  m0, m1, bj, k0 == 0);
+			}
+		}
+	}
+}
+
+T512 void qvl_matmul_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			    enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+			    size_t k)
+{
+	if (!m || !n)
+		return;
+	if (k == 0) {
+		for (size_t i = 0; i < m; i++)
+			for (size_t j = 0; j < n; j++)
+				Y[i * ldy + j] = bias ? bias[j] : 0.0f;
+		return;
+	}
+	if (m == 1) {
+		matvec(Y, X, W, wtype, ldw, bias, n, k);
+		return;
+	}
+	gemm(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+}
+#endif

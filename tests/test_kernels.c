@@ -1,0 +1,427 @@
+/* Every kernel at every SIMD level this CPU has, against the scalar _ref, on
+ * random shapes with ragged tails (n, k not multiples of the vector width,
+ * m = 1..9, odd row strides) and every weight type; attention also against
+ * a naive two-pass softmax; the vector expf/erf paths against libm. */
+#include "config.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern_impl.h"
+#include "tap.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng >> 11);
+}
+
+static float frand(float a) /* uniform in [-a, a) */
+{
+	return ((float)(rnd() & 0xffffff) / 16777216.0f * 2.0f - 1.0f) * a;
+}
+
+static size_t urand(size_t lo, size_t hi) /* [lo, hi] */
+{
+	return lo + rnd() % (hi - lo + 1);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		exit(99);
+	return p;
+}
+
+/* Random weights of type t: n rows, ldw elements apart. */
+static void *make_w(enum qvl_dtype t, size_t n, size_t ldw)
+{
+	size_t bytes = (size_t)(qvl_wrow(NULL, t, ldw, n) - (const uint8_t *)NULL);
+	uint8_t *w = xmalloc(bytes);
+
+	if (t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0) {
+		size_t bsz = t == QVL_DT_Q8_0 ? 34 : 18;
+		for (size_t b = 0; b < bytes / bsz; b++) {
+			uint16_t d = qvl_f32_to_f16(frand(0.05f));
+			memcpy(w + b * bsz, &d, 2);
+			for (size_t i = 2; i < bsz; i++)
+				w[b * bsz + i] = (uint8_t)rnd();
+		}
+		return w;
+	}
+	for (size_t i = 0; i < n * ldw; i++) {
+		float v = frand(1.0f);
+		uint16_t h = t == QVL_DT_BF16 ? qvl_f32_to_bf16(v) : qvl_f32_to_f16(v);
+		if (t == QVL_DT_F32)
+			memcpy(w + 4 * i, &v, 4);
+		else
+			memcpy(w + 2 * i, &h, 2);
+	}
+	return w;
+}
+
+static const enum qvl_dtype wtypes[] = {QVL_DT_F32, QVL_DT_BF16, QVL_DT_F16, QVL_DT_Q8_0,
+					QVL_DT_Q4_0};
+
+static void test_matmul(const struct qvl_kernels *K, const struct qvl_kernels *R)
+{
+	for (size_t ti = 0; ti < sizeof(wtypes) / sizeof(wtypes[0]); ti++) {
+		enum qvl_dtype t = wtypes[ti];
+		int bad = 0, cases = 0;
+		double worst = 0;
+
+		for (int c = 0; c < 40; c++) {
+			bool q = t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0;
+			size_t m = c < 9 ? (size_t)c + 1 : urand(1, 40);
+			size_t n = urand(1, c % 4 == 0 ? 300 : 70);
+			size_t k = q ? 32 * urand(1, 12) : urand(1, c % 5 == 0 ? 1100 : 200);
+			size_t ldw = k + (q ? 32 * urand(0, 1) : urand(0, 3));
+			size_t ldx = k + urand(0, 5), ldy = n + urand(0, 5);
+			float *X = xmalloc(m * ldx * 4), *Y = xmalloc(m * ldy * 4);
+			float *Y0 = xmalloc(m * ldy * 4), *bias = c & 1 ? xmalloc(n * 4) : NULL;
+			float *wr = xmalloc(k * 4);
+			void *W = make_w(t, n, ldw);
+
+			for (size_t i = 0; i < m * ldx; i++)
+				X[i] = frand(2.0f);
+			for (size_t i = 0; bias && i < n; i++)
+				bias[i] = frand(1.0f);
+			for (size_t i = 0; i < m * ldy; i++)
+				Y[i] = Y0[i] = 12345.0f; /* the padding must stay untouched */
+			R->matmul(Y0, ldy, X, ldx, W, t, ldw, bias, m, n, k);
+			K->matmul(Y, ldy, X, ldx, W, t, ldw, bias, m, n, k);
+			for (size_t j = 0; j < n; j++) {
+				qvl_to_f32_ref(wr, qvl_wrow(W, t, ldw, j), t, k);
+				for (size_t i = 0; i < m; i++) {
+					double bound = bias ? fabs(bias[j]) : 0;
+					for (size_t p = 0; p < k; p++)
+						bound += fabs((double)X[i * ldx + p] * wr[p]);
+					double e = fabs((double)Y[i * ldy + j] - Y0[i * ldy + j]);
+					double rel = e / (bound + 1e-30);
+					worst = rel > worst ? rel : worst;
+					if (!(e <= 2e-6 * bound + 1e-30) && bad++ < 3)
+						diag("%s m=%zu n=%zu k=%zu: Y[%zu][%zu]=%g ref %g",
+						     qvl_dtype_name(t), m, n, k, i, j,
+						     Y[i * ldy + j], Y0[i * ldy + j]);
+				}
+				for (size_t i = 0; i < m; i++)
+					for (size_t p = n; p < ldy; p++)
+						if (Y[i * ldy + p] != 12345.0f && bad++ < 3)
+							diag("padding written at [%zu][%zu]", i, p);
+			}
+			cases++;
+			free(X), free(Y), free(Y0), free(bias), free(W), free(wr);
+		}
+		ok(!bad, "%s matmul %s: %d random shapes (worst error %.2g of sum|x*w|)", K->name,
+		   qvl_dtype_name(t), cases, worst);
+	}
+}
+
+static bool close_rel(double a, double b, double rel, double abs_floor)
+{
+	return fabs(a - b) <= rel * fabs(b) + abs_floor || (isnan(a) && isnan(b)) || a == b;
+}
+
+/* Compare arrays; name what differs. */
+static int cmp(const char *what, const float *a, const float *b, size_t n, double rel,
+	       const float *floor_of, double floor_scale)
+{
+	int bad = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double fl = floor_of ? floor_scale * fabs(floor_of[i]) : floor_scale;
+		if (!close_rel(a[i], b[i], rel, fl) && bad++ < 3)
+			diag("%s[%zu] = %.9g, ref %.9g", what, i, a[i], b[i]);
+	}
+	return bad;
+}
+
+static void test_rows(const struct qvl_kernels *K, const struct qvl_kernels *R)
+{
+	int bad_norm = 0, bad_act = 0, bad_sm = 0, bad_rope = 0, bad_add = 0;
+
+	for (int c = 0; c < 60; c++) {
+		size_t n = urand(1, c % 3 ? 70 : 3000);
+		float *x = xmalloc(n * 4), *x2 = xmalloc(n * 4), *w = xmalloc(n * 4);
+		float *b = xmalloc(n * 4), *y = xmalloc(n * 4), *y0 = xmalloc(n * 4);
+		float *r = xmalloc(n * 4), *xa = xmalloc(n * 4), *xb = xmalloc(n * 4);
+		float sc = c % 4 == 0 ? 30.0f : 4.0f;
+
+		for (size_t i = 0; i < n; i++) {
+			x[i] = frand(sc);
+			w[i] = frand(2.0f);
+			b[i] = frand(1.0f);
+			r[i] = frand(3.0f);
+		}
+		R->rmsnorm(y0, x, w, n, 1e-6f);
+		K->rmsnorm(y, x, w, n, 1e-6f);
+		bad_norm += cmp("rmsnorm", y, y0, n, 1e-5, NULL, 1e-6);
+		memcpy(y, x, n * 4); /* in place */
+		K->rmsnorm(y, y, w, n, 1e-6f);
+		bad_norm += cmp("rmsnorm in place", y, y0, n, 1e-5, NULL, 1e-6);
+		R->layernorm(y0, x, w, b, n, 1e-5f);
+		K->layernorm(y, x, w, b, n, 1e-5f);
+		bad_norm += cmp("layernorm", y, y0, n, 1e-5, NULL, 1e-5);
+		memcpy(xa, x, n * 4);
+		memcpy(xb, x, n * 4);
+		R->add_rmsnorm(y0, xa, r, w, n, 1e-6f);
+		K->add_rmsnorm(y, xb, r, w, n, 1e-6f);
+		bad_norm += cmp("add_rmsnorm y", y, y0, n, 1e-5, NULL, 1e-6);
+		bad_add += cmp("add_rmsnorm x", xb, xa, n, 0, NULL, 0);
+		memcpy(xb, x, n * 4);
+		K->add(xb, r, n);
+		bad_add += cmp("add", xb, xa, n, 0, NULL, 0);
+
+		/* activations: relative 1e-6 of the libm reference, plus a floor
+		 * of 1e-7 |x| where the reference itself loses digits to the
+		 * cancellation 1 + tanh/erf(u) ~ 0 */
+		R->silu_mul(y0, x, r, n);
+		K->silu_mul(y, x, r, n);
+		bad_act += cmp("silu_mul", y, y0, n, 1e-6, NULL, 1e-37);
+		memcpy(y0, x, n * 4), memcpy(y, x, n * 4);
+		R->gelu_tanh(y0, n), K->gelu_tanh(y, n);
+		bad_act += cmp("gelu_tanh", y, y0, n, 1e-6, x, 1e-7);
+		memcpy(y0, x, n * 4), memcpy(y, x, n * 4);
+		R->gelu_erf(y0, n), K->gelu_erf(y, n);
+		bad_act += cmp("gelu_erf", y, y0, n, 1e-6, x, 1e-7);
+		memcpy(y0, x, n * 4), memcpy(y, x, n * 4);
+		R->softmax(y0, n), K->softmax(y, n);
+		bad_sm += cmp("softmax", y, y0, n, 1e-5, NULL, 1e-37);
+
+		size_t half = n / 2 ? n / 2 : 1;
+		if (2 * half <= n) {
+			memcpy(y0, x, n * 4), memcpy(y, x, n * 4);
+			for (size_t i = 0; i < half; i++) {
+				w[i] = cosf((float)i * 0.37f + (float)c);
+				b[i] = sinf((float)i * 0.37f + (float)c);
+			}
+			R->rope(y0, w, b, half), K->rope(y, w, b, half);
+			bad_rope += cmp("rope", y, y0, 2 * half, 1e-6, NULL, 1e-6 * sc);
+		}
+		memcpy(x2, x, n * 4);
+		(void)x2;
+		free(x), free(x2), free(w), free(b), free(y), free(y0), free(r), free(xa), free(xb);
+	}
+	ok(!bad_norm, "%s rmsnorm/layernorm/add_rmsnorm match ref", K->name);
+	ok(!bad_add, "%s add exact", K->name);
+	ok(!bad_act, "%s silu_mul/gelu_tanh/gelu_erf within 1e-6 of libm", K->name);
+	ok(!bad_sm, "%s softmax matches ref", K->name);
+	ok(!bad_rope, "%s rope matches ref", K->name);
+}
+
+/* Special values through the activations: huge, tiny, zero, inf. */
+static void test_act_edges(const struct qvl_kernels *K, const struct qvl_kernels *R)
+{
+	float v[] = {0.0f,    -0.0f,	1e-30f, -1e-30f, 1e-3f, -1e-3f, 0.5f,	  -0.5f,
+		     0.9277f, -0.9278f, 3.0f,	-3.0f,	 9.0f,	-9.0f,	15.0f,	  -15.0f,
+		     80.0f,   -80.0f,	100.0f, -100.0f, 1e30f, -1e30f, INFINITY, -INFINITY};
+	size_t n = sizeof(v) / sizeof(v[0]);
+	float a[sizeof(v) / sizeof(v[0])], b[sizeof(v) / sizeof(v[0])], one[64];
+	int bad = 0;
+
+	for (size_t i = 0; i < n; i++)
+		one[i] = 1.0f;
+	memcpy(a, v, sizeof(v)), memcpy(b, v, sizeof(v));
+	K->gelu_erf(a, n), R->gelu_erf(b, n);
+	bad += cmp("gelu_erf edge", a, b, n, 1e-6, v, 1e-7);
+	memcpy(a, v, sizeof(v)), memcpy(b, v, sizeof(v));
+	K->gelu_tanh(a, n), R->gelu_tanh(b, n);
+	bad += cmp("gelu_tanh edge", a, b, n, 1e-6, v, 1e-7);
+	K->silu_mul(a, v, one, n), R->silu_mul(b, v, one, n);
+	bad += cmp("silu edge", a, b, n, 1e-6, NULL, 1e-37);
+	ok(!bad, "%s activations on special values", K->name);
+
+	/* exp over its whole range through softmax of two values */
+	bad = 0;
+	for (float d = -120.0f; d <= 0.0f; d += 0.37f) {
+		float p[2] = {0.0f, d}, q[2] = {0.0f, d};
+		K->softmax(p, 2), R->softmax(q, 2);
+		if (!close_rel(p[1], q[1], 1e-6, 1e-44) && bad++ < 3)
+			diag("softmax(0, %g)[1] = %g, ref %g", d, p[1], q[1]);
+	}
+	ok(!bad, "%s exp accurate from -120 to 0 (subnormal results included)", K->name);
+}
+
+/* Naive attention: all scores, max, exp, normalize, then weighted sum. */
+static void attn_naive(float *out, const float *q, const float *Kf, const float *Vf, size_t stride,
+		       size_t nkv, size_t dim, float scale)
+{
+	double *s = xmalloc((nkv ? nkv : 1) * sizeof(double)), mx = -INFINITY, sum = 0;
+
+	for (size_t j = 0; j < nkv; j++) {
+		double a = 0;
+		for (size_t d = 0; d < dim; d++)
+			a += (double)q[d] * Kf[j * stride + d];
+		s[j] = a * scale;
+		mx = s[j] > mx ? s[j] : mx;
+	}
+	for (size_t j = 0; j < nkv; j++)
+		sum += s[j] = exp(s[j] - mx);
+	for (size_t d = 0; d < dim; d++) {
+		double a = 0;
+		for (size_t j = 0; j < nkv; j++)
+			a += s[j] * Vf[j * stride + d];
+		out[d] = nkv ? (float)(a / sum) : 0.0f;
+	}
+	free(s);
+}
+
+static void test_attn(const struct qvl_kernels *K, const struct qvl_kernels *R)
+{
+	const enum qvl_dtype kt[] = {QVL_DT_F32, QVL_DT_BF16, QVL_DT_F16};
+	int bad = 0, bad_naive = 0;
+
+	for (int c = 0; c < 45; c++) {
+		enum qvl_dtype t = kt[c % 3];
+		size_t dim = c % 5 == 0 ? 128 : urand(1, 100), nkv = urand(0, c % 4 ? 70 : 700);
+		size_t stride = dim + urand(0, 9), es = t == QVL_DT_F32 ? 4 : 2;
+		float *q = xmalloc(dim * 4), *o = xmalloc(dim * 4), *o0 = xmalloc(dim * 4);
+		float *on = xmalloc(dim * 4), *Kf = xmalloc((nkv * stride + 1) * 4);
+		float *Vf = xmalloc((nkv * stride + 1) * 4);
+		void *Kc = xmalloc(nkv * stride * es + 1), *Vc = xmalloc(nkv * stride * es + 1);
+		float scale = 1.0f / sqrtf((float)dim);
+
+		for (size_t d = 0; d < dim; d++)
+			q[d] = frand(c % 7 == 0 ? 20.0f : 2.0f);
+		for (size_t i = 0; i < nkv * stride; i++) {
+			Kf[i] = frand(2.0f);
+			Vf[i] = frand(2.0f);
+		}
+		/* store as kvtype, then widen back so the naive ref sees the
+		 * same values */
+		R->from_f32(Kc, t, Kf, nkv * stride);
+		R->from_f32(Vc, t, Vf, nkv * stride);
+		R->to_f32(Kf, Kc, t, nkv * stride);
+		R->to_f32(Vf, Vc, t, nkv * stride);
+		R->attn_head(o0, q, Kc, Vc, t, stride, nkv, dim, scale);
+		K->attn_head(o, q, Kc, Vc, t, stride, nkv, dim, scale);
+		attn_naive(on, q, Kf, Vf, stride, nkv, dim, scale);
+		bad += cmp("attn vs ref", o, o0, dim, 1e-5, NULL, 1e-5);
+		bad_naive += cmp("attn vs naive", o, on, dim, 1e-5, NULL, 1e-5);
+		free(q), free(o), free(o0), free(on), free(Kf), free(Vf), free(Kc), free(Vc);
+	}
+	ok(!bad, "%s attn_head matches ref (f32/bf16/f16 KV, ragged dims)", K->name);
+	ok(!bad_naive, "%s attn_head matches a naive two-pass softmax", K->name);
+}
+
+static void test_convert(const struct qvl_kernels *K, const struct qvl_kernels *R)
+{
+	const enum qvl_dtype kt[] = {QVL_DT_BF16, QVL_DT_F16, QVL_DT_F32};
+	int bad = 0;
+
+	for (int c = 0; c < 30; c++) {
+		size_t n = urand(1, 300);
+		float *x = xmalloc(n * 4), *y = xmalloc(n * 4), *y0 = xmalloc(n * 4);
+		uint8_t *a = xmalloc(n * 4), *b = xmalloc(n * 4);
+		enum qvl_dtype t = kt[c % 3];
+		size_t es = t == QVL_DT_F32 ? 4 : 2;
+
+		for (size_t i = 0; i < n; i++) {
+			uint32_t u = rnd();
+			memcpy(&x[i], &u, 4); /* any bit pattern: subnormals, inf */
+			if (isnan(x[i]))
+				x[i] = frand(1e5f);
+			if (c % 2)
+				x[i] = frand(c % 4 == 1 ? 1e-5f : 7e4f);
+		}
+		K->from_f32(a, t, x, n);
+		R->from_f32(b, t, x, n);
+		if (memcmp(a, b, n * es) && bad++ < 3)
+			diag("%s from_f32 %s differs", K->name, qvl_dtype_name(t));
+		K->to_f32(y, a, t, n);
+		R->to_f32(y0, b, t, n);
+		if (memcmp(y, y0, n * 4) && bad++ < 3)
+			diag("%s to_f32 %s differs", K->name, qvl_dtype_name(t));
+		free(x), free(y), free(y0), free(a), free(b);
+	}
+	ok(!bad, "%s to_f32/from_f32 bit-exact with ref (incl. subnormals, inf)", K->name);
+}
+
+/* The scalar f16 conversion against the definition. */
+static void test_f16(void)
+{
+	int bad = 0;
+
+	for (uint32_t h = 0; h < 0x10000; h++) {
+		float f = qvl_f16_to_f32((uint16_t)h);
+		int e = (h >> 10) & 31, m = h & 0x3ff;
+		double want = e == 0	? ldexp(m, -24)
+			      : e == 31 ? (m ? NAN : INFINITY)
+					: ldexp(1024 + m, e - 25);
+		if (h & 0x8000)
+			want = -want;
+		if (!(f == want || (isnan(f) && isnan(want))) && bad++ < 3)
+			diag("f16 %#x -> %g, want %g", h, f, want);
+		if (!isnan(f) && qvl_f32_to_f16(f) != h && bad++ < 3)
+			diag("f16 %#x does not round-trip", h);
+	}
+	/* ties to even: 1 + 2^-11 is halfway between 1 and 1 + 2^-10 */
+	if (qvl_f32_to_f16(1.0f + 0x1p-11f) != 0x3c00 ||
+	    qvl_f32_to_f16(1.0f + 3 * 0x1p-11f) != 0x3c02 || qvl_f32_to_f16(65520.0f) != 0x7c00 ||
+	    qvl_f32_to_f16(65519.0f) != 0x7bff || qvl_f32_to_f16(0x1p-25f) != 0 ||
+	    qvl_f32_to_f16(0x1.8p-25f) != 1)
+		bad++;
+	ok(!bad, "f16 <-> f32 scalar conversions exact, round to nearest even");
+}
+
+static void test_dispatch(void)
+{
+	struct qvl_err err = {{0}};
+	enum qvl_simd_level best = qvl_simd_detect();
+
+	setenv("QVL_SIMD", "ref", 1);
+	ok(qvl_kernels_init(&err) == 0 && qvl_kern.level == QVL_SIMD_REF &&
+	       qvl_kern.matmul == qvl_matmul_ref,
+	   "QVL_SIMD=ref selects the reference kernels");
+	setenv("QVL_SIMD", "bogus", 1);
+	int rc = qvl_kernels_init(&err);
+	ok(rc == -EINVAL && strstr(err.msg, "bogus"), "QVL_SIMD=bogus rejected: %s", err.msg);
+	if (best < QVL_SIMD_AVX512) {
+		setenv("QVL_SIMD", "avx512", 1);
+		rc = qvl_kernels_init(&err);
+		ok(rc == -EINVAL, "QVL_SIMD=avx512 on a CPU without it rejected: %s", err.msg);
+	} else {
+		setenv("QVL_SIMD", "avx2", 1);
+		ok(qvl_kernels_init(&err) == 0 && qvl_kern.level == QVL_SIMD_AVX2,
+		   "QVL_SIMD=avx2 honoured on an AVX-512 CPU");
+	}
+	unsetenv("QVL_SIMD");
+	ok(qvl_kernels_init(&err) == 0 && qvl_kern.level == best, "default level is %s",
+	   qvl_simd_name(best));
+}
+
+int main(void)
+{
+	struct qvl_kernels R, K;
+	const char *seed = getenv("QVL_TEST_SEED");
+
+	if (seed)
+		rng = strtoull(seed, NULL, 0) | 1;
+	diag("seed %#llx (QVL_TEST_SEED to change), best level %s", (unsigned long long)rng,
+	     qvl_simd_name(qvl_simd_detect()));
+	qvl_kernels_get(&R, QVL_SIMD_REF);
+	test_f16();
+	test_dispatch();
+	for (int lv = QVL_SIMD_AVX2; lv <= QVL_SIMD_AVX512; lv++) {
+		if (qvl_kernels_get(&K, (enum qvl_simd_level)lv) < 0) {
+			skip(15, "level %s not supported here",
+			     qvl_simd_name((enum qvl_simd_level)lv));
+			continue;
+		}
+		test_matmul(&K, &R);
+		test_rows(&K, &R);
+		test_act_edges(&K, &R);
+		test_attn(&K, &R);
+		test_convert(&K, &R);
+	}
+	/* the reference against the naive attention too */
+	test_attn(&R, &R);
+	return done_testing();
+}
