@@ -153,6 +153,12 @@ struct hf_map_entry {
 	char *tensor, *file;
 };
 
+static int hf_entry_cmp_tensor(const void *a, const void *b)
+{
+	return strcmp(((const struct hf_map_entry *)a)->tensor,
+		      ((const struct hf_map_entry *)b)->tensor);
+}
+
 static int hf_entry_cmp(const void *a, const void *b)
 {
 	const struct hf_map_entry *x = a, *y = b;
@@ -186,11 +192,13 @@ static int hf_index_entries(const struct json_doc *doc, const char *ipath, struc
 					"directory",
 					ipath, e[i].tensor);
 	}
-	qsort(e, n, sizeof(*e), hf_entry_cmp);
+	/* JSON allows repeated keys: by tensor name to find them, then by file */
+	qsort(e, n, sizeof(*e), hf_entry_cmp_tensor);
 	for (size_t i = 1; i < n; i++)
 		if (!strcmp(e[i - 1].tensor, e[i].tensor))
 			return qvl_errf(err, -EBADMSG, "%s: weight_map lists tensor '%s' twice",
 					ipath, e[i].tensor);
+	qsort(e, n, sizeof(*e), hf_entry_cmp);
 	return 0;
 }
 

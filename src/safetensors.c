@@ -89,8 +89,8 @@ static int st_parse_dtype(const struct json_doc *doc, uint32_t t, const char *wh
 		return qvl_errf(err, -EBADMSG, "%s: tensor '%s': no dtype", what, pname);
 	n = json_str(doc, t, buf, sizeof(buf));
 	if (n < 0)
-		return qvl_errf(err, -EBADMSG, "%s: tensor '%s': dtype is a %s, not a string", what,
-				pname, json_type_name(doc->tok[t].type));
+		return qvl_errf(err, -EBADMSG, "%s: tensor '%s': dtype is not a string (got %s)",
+				what, pname, json_type_name(doc->tok[t].type));
 	for (size_t i = 0; i < sizeof(st_dtypes) / sizeof(st_dtypes[0]); i++) {
 		if ((size_t)n == strlen(st_dtypes[i].name) && !strcmp(buf, st_dtypes[i].name)) {
 			*out = st_dtypes[i].dt;
@@ -113,8 +113,8 @@ static int st_parse_shape(const struct json_doc *doc, uint32_t t, const char *wh
 	if (t == JSON_NONE)
 		return qvl_errf(err, -EBADMSG, "%s: tensor '%s': no shape", what, pname);
 	if (doc->tok[t].type != JSON_ARRAY)
-		return qvl_errf(err, -EBADMSG, "%s: tensor '%s': shape is a %s, not an array", what,
-				pname, json_type_name(doc->tok[t].type));
+		return qvl_errf(err, -EBADMSG, "%s: tensor '%s': shape is not an array (got %s)",
+				what, pname, json_type_name(doc->tok[t].type));
 	if (doc->tok[t].count > QVL_MAX_DIMS)
 		return qvl_errf(err, -EBADMSG,
 				"%s: tensor '%s': shape has %u dimensions (at most %d)", what,
@@ -207,7 +207,7 @@ static int st_parse_entry(const struct json_doc *doc, uint32_t key, uint32_t val
 		return qvl_errf(err, -EBADMSG, "%s: tensor '%s': name is not valid UTF-8", what,
 				pname);
 	if (doc->tok[val].type != JSON_OBJECT)
-		return qvl_errf(err, -EBADMSG, "%s: tensor '%s': entry is a %s, not an object",
+		return qvl_errf(err, -EBADMSG, "%s: tensor '%s': entry is not an object (got %s)",
 				what, pname, json_type_name(doc->tok[val].type));
 	rc = st_parse_dtype(doc, json_get(doc, val, "dtype"), what, pname, &e->dtype, err);
 	if (!rc)
@@ -318,7 +318,7 @@ int qvl_st_parse(struct qvl_st_header *h, const void *buf, size_t size, const ch
 		return rc == -ENOMEM ? rc : -EBADMSG;
 	root = 0;
 	if (doc.ntok == 0 || doc.tok[root].type != JSON_OBJECT) {
-		rc = qvl_errf(err, -EBADMSG, "%s: header is a JSON %s, not an object", what,
+		rc = qvl_errf(err, -EBADMSG, "%s: header is not a JSON object (got %s)", what,
 			      doc.ntok ? json_type_name(doc.tok[root].type) : "nothing");
 		goto out;
 	}
@@ -334,7 +334,7 @@ int qvl_st_parse(struct qvl_st_header *h, const void *buf, size_t size, const ch
 		if (json_str_eq(&doc, k, "__metadata__", 12)) {
 			if (doc.tok[v].type != JSON_OBJECT) {
 				rc = qvl_errf(err, -EBADMSG,
-					      "%s: __metadata__ is a %s, not an object", what,
+					      "%s: __metadata__ is not an object (got %s)", what,
 					      json_type_name(doc.tok[v].type));
 				goto out;
 			}
