@@ -71,8 +71,7 @@ int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)
 		return 0;
 #ifdef HAVE_AVX2_KERNELS
 	case QVL_SIMD_AVX2:
-		FILL(k, ref); /* TODO avx2 */
-		k->matmul = qvl_matmul_avx2;
+		FILL(k, avx2);
 		return 0;
 #endif
 #ifdef HAVE_AVX512_KERNELS

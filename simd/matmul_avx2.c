@@ -6,59 +6,11 @@
 #include "config.h"
 
 #ifdef HAVE_AVX2_KERNELS
-#include <immintrin.h>
+#include "vec_avx2.h"
 
-#include "kern_impl.h"
-
-#define T256   __attribute__((target("avx2,fma,f16c")))
 #define MR     6
 #define NR     16
 #define KC_MAX 1024
-
-/* Lane mask for the first r (< 8) lanes. */
-static inline T256 __m256i tail_mask8(size_t r)
-{
-	const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-	return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), idx);
-}
-
-/* 8 weights at w[i..i+8) as f32 (full vectors only). */
-static inline T256 __m256 load_w8(const uint8_t *w, enum qvl_dtype t, size_t i)
-{
-	switch (t) {
-	case QVL_DT_BF16:
-		return _mm256_castsi256_ps(_mm256_slli_epi32(
-		    _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + 2 * i))), 16));
-	case QVL_DT_F16:
-		return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * i)));
-	default:
-		return _mm256_loadu_ps((const float *)(const void *)(w + 4 * i));
-	}
-}
-
-/* Up to 8 weights (r < 8 of them) as f32, zero beyond; scalar widening. */
-static inline T256 __m256 load_w8_tail(const uint8_t *w, enum qvl_dtype t, size_t i, size_t r)
-{
-	float tmp[8] = {0};
-
-	for (size_t q = 0; q < r; q++) {
-		if (t == QVL_DT_F32)
-			memcpy(&tmp[q], w + 4 * (i + q), 4);
-		else if (t == QVL_DT_BF16)
-			tmp[q] = qvl_bf16_to_f32(qvl_load_u16(w + 2 * (i + q)));
-		else
-			tmp[q] = qvl_f16_to_f32(qvl_load_u16(w + 2 * (i + q)));
-	}
-	return _mm256_loadu_ps(tmp);
-}
-
-static inline T256 float hsum8(__m256 v)
-{
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	s = _mm_add_ss(s, _mm_movehdup_ps(s));
-	return _mm_cvtss_f32(s);
-}
 
 /* ---- m == 1 ----------------------------------------------------------- */
 
@@ -75,18 +27,18 @@ static T256 void matvec_4(float *y, const float *x, const uint8_t *w[4], enum qv
 #pragma GCC unroll 4
 		for (int r = 0; r < 4; r++) {
 			_mm_prefetch((const char *)(w[r] + es * i + pfd), _MM_HINT_T1);
-			a0[r] = _mm256_fmadd_ps(load_w8(w[r], t, i), x0, a0[r]);
-			a1[r] = _mm256_fmadd_ps(load_w8(w[r], t, i + 8), x1, a1[r]);
+			a0[r] = _mm256_fmadd_ps(v8_load(w[r], t, i, 8), x0, a0[r]);
+			a1[r] = _mm256_fmadd_ps(v8_load(w[r], t, i + 8, 8), x1, a1[r]);
 		}
 	}
 	for (; i < k; i += 8) {
 		size_t rem = k - i < 8 ? k - i : 8;
-		__m256 x0 = _mm256_maskload_ps(x + i, tail_mask8(rem));
+		__m256 x0 = _mm256_maskload_ps(x + i, v8_mask(rem));
 		for (int r = 0; r < 4; r++)
-			a0[r] = _mm256_fmadd_ps(load_w8_tail(w[r], t, i, rem), x0, a0[r]);
+			a0[r] = _mm256_fmadd_ps(v8_load(w[r], t, i, rem), x0, a0[r]);
 	}
 	for (int r = 0; r < 4; r++)
-		y[r] = hsum8(_mm256_add_ps(a0[r], a1[r]));
+		y[r] = v8_hsum(_mm256_add_ps(a0[r], a1[r]));
 }
 
 /* One 32-value Q8_0/Q4_0 block as four f32 vectors (exactly d * q). */
@@ -125,7 +77,7 @@ static T256 void matvec_q(float *y, const float *x, const uint8_t *w, enum qvl_d
 		a0 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x + 32 * b + 16), a0);
 		a1 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + 32 * b + 24), a1);
 	}
-	*y = hsum8(_mm256_add_ps(a0, a1));
+	*y = v8_hsum(_mm256_add_ps(a0, a1));
 }
 
 static T256 void matvec(float *y, const float *x, const void *W, enum qvl_dtype t, size_t ldw,
@@ -180,12 +132,12 @@ static T256 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ld
 		}
 		size_t kk = 0;
 		for (; kk + 8 <= kc; kk += 8) {
-			_mm256_storeu_ps(tmp, load_w8(w, t, k0 + kk));
+			_mm256_storeu_ps(tmp, v8_load(w, t, k0 + kk, 8));
 			for (int q = 0; q < 8; q++)
 				P[(kk + (size_t)q) * NR + jj] = tmp[q];
 		}
 		if (kk < kc) {
-			_mm256_storeu_ps(tmp, load_w8_tail(w, t, k0 + kk, kc - kk));
+			_mm256_storeu_ps(tmp, v8_load(w, t, k0 + kk, kc - kk));
 			for (size_t q = 0; q < kc - kk; q++)
 				P[(kk + q) * NR + jj] = tmp[q];
 		}
@@ -198,8 +150,8 @@ static inline __attribute__((always_inline)) T256 void ukern(const int mr, float
 							     const float *bias, int first)
 {
 	__m256 c0[MR], c1[MR];
-	__m256i m0 = tail_mask8((size_t)(nr > 8 ? 8 : nr)),
-		m1 = tail_mask8((size_t)(nr > 8 ? nr - 8 : 0));
+	__m256i m0 = v8_mask((size_t)(nr > 8 ? 8 : nr)),
+		m1 = v8_mask((size_t)(nr > 8 ? nr - 8 : 0));
 
 #pragma GCC unroll 6
 	for (int r = 0; r < mr; r++) {

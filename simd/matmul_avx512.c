@@ -14,33 +14,11 @@
 #include "config.h"
 
 #ifdef HAVE_AVX512_KERNELS
-#include <immintrin.h>
+#include "vec_avx512.h"
 
-#include "kern_impl.h"
-
-#define T512   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define MR     8
 #define NR     32
 #define KC_MAX 1024
-
-static inline T512 __mmask16 tail_mask(size_t r)
-{
-	return r >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << r) - 1);
-}
-
-/* 16 weights at w[i..i+16) (masked) as f32. */
-static inline T512 __m512 load_w16(const uint8_t *w, enum qvl_dtype t, size_t i, __mmask16 mk)
-{
-	switch (t) {
-	case QVL_DT_BF16:
-		return _mm512_castsi512_ps(_mm512_slli_epi32(
-		    _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, w + 2 * i)), 16));
-	case QVL_DT_F16:
-		return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, w + 2 * i));
-	default:
-		return _mm512_maskz_loadu_ps(mk, w + 4 * i);
-	}
-}
 
 /* ---- m == 1 ----------------------------------------------------------- */
 
@@ -107,15 +85,15 @@ static T512 void matvec_gen_4(float *y, const float *x, const uint8_t *w[4], int
 				     _MM_HINT_T1);
 			if (t == QVL_DT_F32)
 				_mm_prefetch((const char *)(w[r] + 4 * i + 64 + pfd), _MM_HINT_T1);
-			a0[r] = _mm512_fmadd_ps(load_w16(w[r], t, i, 0xffff), x0, a0[r]);
-			a1[r] = _mm512_fmadd_ps(load_w16(w[r], t, i + 16, 0xffff), x1, a1[r]);
+			a0[r] = _mm512_fmadd_ps(v16_load(w[r], t, i, 0xffff), x0, a0[r]);
+			a1[r] = _mm512_fmadd_ps(v16_load(w[r], t, i + 16, 0xffff), x1, a1[r]);
 		}
 	}
 	for (; i < k; i += 16) {
-		__mmask16 mk = tail_mask(k - i);
+		__mmask16 mk = v16_mask(k - i);
 		__m512 x0 = _mm512_maskz_loadu_ps(mk, x + i);
 		for (int r = 0; r < nr; r++)
-			a0[r] = _mm512_fmadd_ps(load_w16(w[r], t, i, mk), x0, a0[r]);
+			a0[r] = _mm512_fmadd_ps(v16_load(w[r], t, i, mk), x0, a0[r]);
 	}
 	for (int r = 0; r < nr; r++)
 		y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
@@ -211,8 +189,8 @@ static T512 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ld
 			continue;
 		}
 		for (size_t kk = 0; kk < kc; kk += 16) {
-			__mmask16 mk = tail_mask(kc - kk);
-			_mm512_storeu_ps(tmp, load_w16(w, t, k0 + kk, mk));
+			__mmask16 mk = v16_mask(kc - kk);
+			_mm512_storeu_ps(tmp, v16_load(w, t, k0 + kk, mk));
 			size_t e = kc - kk < 16 ? kc - kk : 16;
 			for (size_t q = 0; q < e; q++)
 				P[(kk + q) * NR + jj] = tmp[q];
@@ -278,7 +256,7 @@ static T512 void gemm(float *Y, size_t ldy, const float *X, size_t ldx, const vo
 		kcb &= ~(size_t)31;
 	for (size_t j0 = 0; j0 < n; j0 += NR) {
 		int nr = n - j0 >= NR ? NR : (int)(n - j0);
-		__mmask16 m0 = tail_mask((size_t)nr), m1 = tail_mask(nr > 16 ? (size_t)nr - 16 : 0);
+		__mmask16 m0 = v16_mask((size_t)nr), m1 = v16_mask(nr > 16 ? (size_t)nr - 16 : 0);
 		const float *bj = bias ? bias + j0 : NULL;
 
 		for (size_t k0 = 0; k0 < k; k0 += kcb) {

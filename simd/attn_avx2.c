@@ -1,0 +1,86 @@
+/* AVX2 attention for one query head over the KV cache, blockwise with an
+ * online softmax: scores for a block of ATT_B positions, one max/rescale per
+ * block instead of per position, then the block's V rows are accumulated
+ * into `out` (which stays in L1). No score matrix, K and V read once.
+ * Same algorithm as attn_avx512.c, 8 lanes. */
+#include "config.h"
+
+#ifdef HAVE_AVX2_KERNELS
+#include <math.h>
+
+#include "vec_avx2.h"
+
+#define ATT_B 64
+
+/* q · K_j for one row (scaled by the caller). */
+static inline T256 float dot_row(const float *q, const void *K, enum qvl_dtype t, size_t off,
+				 size_t dim)
+{
+	__m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+	size_t d = 0;
+
+	for (; d + 16 <= dim; d += 16) {
+		a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), v8_load(K, t, off + d, 8), a);
+		b = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), v8_load(K, t, off + d + 8, 8), b);
+	}
+	for (; d < dim; d += 8)
+		a = _mm256_fmadd_ps(v8_loadf(q + d, dim - d), v8_load(K, t, off + d, dim - d), a);
+	return v8_hsum(_mm256_add_ps(a, b));
+}
+
+T256 void qvl_attn_head_avx2(float *out, const float *q, const void *K, const void *V,
+			     enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
+			     float scale)
+{
+	float s[ATT_B];
+	float m = -INFINITY, l = 0.0f;
+
+	for (size_t d = 0; d < dim; d++)
+		out[d] = 0.0f;
+	for (size_t j0 = 0; j0 < nkv; j0 += ATT_B) {
+		size_t nb = nkv - j0 < ATT_B ? nkv - j0 : ATT_B;
+		float bm = -INFINITY;
+
+		for (size_t j = 0; j < nb; j++) {
+			s[j] = dot_row(q, K, kvtype, (j0 + j) * kv_stride, dim) * scale;
+			bm = s[j] > bm ? s[j] : bm;
+		}
+		float mn = bm > m ? bm : m;
+		__m256 mv = _mm256_set1_ps(mn), sum = _mm256_setzero_ps();
+		for (size_t j = 0; j < nb; j += 8) {
+			__m256 e = v8_exp(_mm256_sub_ps(v8_loadf(s + j, nb - j), mv));
+			e = _mm256_and_ps(e, _mm256_castsi256_ps(v8_mask(nb - j)));
+			v8_storef(s + j, e, nb - j);
+			sum = _mm256_add_ps(sum, e);
+		}
+		float corr = expf(m - mn);
+		l = l * corr + v8_hsum(sum);
+		m = mn;
+		__m256 cv = _mm256_set1_ps(corr);
+		for (size_t d = 0; d < dim; d += 8) {
+			size_t r = dim - d;
+			__m256 acc = _mm256_mul_ps(v8_loadf(out + d, r), cv);
+			__m256 acc2 = _mm256_setzero_ps();
+			size_t j = 0;
+			for (; j + 2 <= nb; j += 2) {
+				acc = _mm256_fmadd_ps(
+				    _mm256_set1_ps(s[j]),
+				    v8_load(V, kvtype, (j0 + j) * kv_stride + d, r), acc);
+				acc2 = _mm256_fmadd_ps(
+				    _mm256_set1_ps(s[j + 1]),
+				    v8_load(V, kvtype, (j0 + j + 1) * kv_stride + d, r), acc2);
+			}
+			if (j < nb)
+				acc = _mm256_fmadd_ps(
+				    _mm256_set1_ps(s[j]),
+				    v8_load(V, kvtype, (j0 + j) * kv_stride + d, r), acc);
+			v8_storef(out + d, _mm256_add_ps(acc, acc2), r);
+		}
+	}
+	if (l > 0.0f) {
+		__m256 r = _mm256_set1_ps(1.0f / l);
+		for (size_t d = 0; d < dim; d += 8)
+			v8_storef(out + d, _mm256_mul_ps(v8_loadf(out + d, dim - d), r), dim - d);
+	}
+}
+#endif
