@@ -27,9 +27,34 @@ struct qvl_mm_prompt {
  * raw == true: text is used as written; each
  * <|vision_start|><|image_pad|><|vision_end|> is filled by the next image
  * (their count must equal n_images). */
-int qvl_mm_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
-			const char *text, bool raw, const char *const *image_paths,
-			int n_images, struct qvl_mm_prompt *out, struct qvl_err *err);
+int qvl_mm_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const char *text,
+			bool raw, const char *const *image_paths, int n_images,
+			struct qvl_mm_prompt *out, struct qvl_err *err);
 void qvl_mm_prompt_free(struct qvl_mm_prompt *p);
+
+struct qvl_image;
+
+/* As qvl_mm_prompt_build with images already decoded (names, may be NULL,
+ * label errors). The images go through the HF preprocessing as files do. */
+int qvl_mm_prompt_build_images(struct qvl_engine *e, const struct qvl_tokenizer *tok,
+			       const char *text, bool raw, const struct qvl_image *images,
+			       const char *const *names, int n_images, struct qvl_mm_prompt *out,
+			       struct qvl_err *err);
+
+struct qvl_vision;
+struct qvl_pixels;
+
+/* Encode one preprocessed image into the wide layout of llama.cpp's
+ * mtmd_get_output_embd (golden/README.md): out[tok][(1 + K) * Do] with
+ * columns main | DeepStack 0 | ... | DeepStack K-1. *out is malloc'd. */
+int qvl_mm_encode_wide(struct qvl_vision *v, const struct qvl_pixels *px, float **out,
+		       size_t *n_tok, struct qvl_err *err);
+
+/* get_rope_index (qwen3-vl.md §6.2) for one sequence: every run of
+ * image_token_id is image i (in order) and must hold merged[i][0] *
+ * merged[i][1] tokens (merged rows, columns). Fills pos[n][3] and the next
+ * text position. -EINVAL when the pad tokens do not match the images. */
+int qvl_mm_positions(const int32_t *ids, size_t n, int32_t image_token_id, const int (*merged)[2],
+		     int n_images, int32_t (*pos)[3], int32_t *next_pos, struct qvl_err *err);
 
 #endif

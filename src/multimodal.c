@@ -1,0 +1,289 @@
+/* Multimodal prompts (see multimodal.h): decode, preprocess and encode each
+ * image, build the token sequence (chat template or raw text with
+ * <|image_pad|> expanded), the M-RoPE positions and the embedding and
+ * DeepStack rows the engine places at the pad positions. */
+#include "multimodal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+#include "model.h"
+#include "pool.h"
+#include "preprocess.h"
+#include "tokenizer.h"
+#include "vision.h"
+
+#define MM_MAX_IMAGES 256
+
+int qvl_mm_positions(const int32_t *ids, size_t n, int32_t image_token_id, const int (*merged)[2],
+		     int n_images, int32_t (*pos)[3], int32_t *next_pos, struct qvl_err *err)
+{
+	int64_t next = 0;
+	int img = 0;
+
+	for (size_t i = 0; i < n;) {
+		if (ids[i] != image_token_id) {
+			pos[i][0] = pos[i][1] = pos[i][2] = (int32_t)next++;
+			i++;
+			continue;
+		}
+		if (img >= n_images)
+			return qvl_errf(err, -EINVAL,
+					"prompt: <|image_pad|> at token %zu but only %d image(s)",
+					i, n_images);
+		const int gh = merged[img][0], gw = merged[img][1];
+		const size_t cnt = (size_t)gh * (size_t)gw;
+		if (cnt > n - i)
+			return qvl_errf(
+			    err, -EINVAL,
+			    "prompt: image %d needs %zu <|image_pad|> tokens at %zu, the "
+			    "prompt ends first",
+			    img + 1, cnt, i);
+		for (size_t t = 0; t < cnt; t++) {
+			if (ids[i + t] != image_token_id)
+				return qvl_errf(
+				    err, -EINVAL,
+				    "prompt: image %d has %zu <|image_pad|> tokens, needs "
+				    "%zu",
+				    img + 1, t, cnt);
+			pos[i + t][0] = (int32_t)next;
+			pos[i + t][1] = (int32_t)(next + (int64_t)(t / (size_t)gw));
+			pos[i + t][2] = (int32_t)(next + (int64_t)(t % (size_t)gw));
+		}
+		next += gh > gw ? gh : gw;
+		i += cnt;
+		img++;
+		if (next > INT32_MAX)
+			return qvl_errf(err, -EOVERFLOW, "prompt: positions overflow");
+	}
+	if (img != n_images)
+		return qvl_errf(err, -EINVAL,
+				"prompt: %d image(s) given but %d <|image_pad|> run(s)", n_images,
+				img);
+	*next_pos = (int32_t)next;
+	return 0;
+}
+
+/* Raw text: tokenize with special tokens and expand each <|image_pad|> to
+ * its image's token count. */
+static int mm_raw_ids(const struct qvl_tokenizer *tok, const char *text, int32_t pad,
+		      const int *ntok, int n_images, int32_t **ids, size_t *n, struct qvl_err *err)
+{
+	int32_t *raw, *o;
+	size_t nr, total = 0;
+	int npad = 0, rc;
+
+	rc = qvl_tok_encode(tok, text, strlen(text), true, &raw, &nr, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < nr; i++) {
+		if (raw[i] != pad) {
+			total++;
+			continue;
+		}
+		if (npad >= n_images) {
+			free(raw);
+			return qvl_errf(
+			    err, -EINVAL,
+			    "prompt: more <|image_pad|> placeholders than the %d image(s)",
+			    n_images);
+		}
+		total += (size_t)ntok[npad++];
+	}
+	if (npad != n_images) {
+		free(raw);
+		return qvl_errf(
+		    err, -EINVAL,
+		    "prompt: %d <|vision_start|><|image_pad|><|vision_end|> placeholder(s) "
+		    "for %d image(s)",
+		    npad, n_images);
+	}
+	o = malloc((total ? total : 1) * sizeof(*o));
+	if (!o) {
+		free(raw);
+		return qvl_errf(err, -ENOMEM, "prompt: out of memory");
+	}
+	*ids = o;
+	*n = total;
+	npad = 0;
+	for (size_t i = 0; i < nr; i++) {
+		if (raw[i] != pad) {
+			*o++ = raw[i];
+			continue;
+		}
+		for (int t = 0; t < ntok[npad]; t++)
+			*o++ = pad;
+		npad++;
+	}
+	free(raw);
+	return 0;
+}
+
+int qvl_mm_encode_wide(struct qvl_vision *v, const struct qvl_pixels *px, float **out,
+		       size_t *n_tok, struct qvl_err *err)
+{
+	const int M = qvl_vision_merge(v), K = qvl_vision_n_deepstack(v);
+	const size_t H = (size_t)qvl_vision_out_dim(v), n = (size_t)px->n / (size_t)(M * M);
+	const size_t W = H * (size_t)(1 + K);
+	float *tmp, *wide;
+	int rc;
+
+	*out = NULL;
+	tmp = malloc((n ? n : 1) * W * sizeof(float));
+	wide = malloc((n ? n : 1) * W * sizeof(float));
+	if (!tmp || !wide) {
+		free(tmp);
+		free(wide);
+		return qvl_errf(err, -ENOMEM, "vision: out of memory for %zu tokens", n);
+	}
+	rc = qvl_vision_encode(v, px, tmp, tmp + n * H, n * H, err);
+	if (rc) {
+		free(tmp);
+		free(wide);
+		return rc;
+	}
+	for (size_t t = 0; t < n; t++)
+		for (int k = 0; k <= K; k++)
+			memcpy(wide + t * W + (size_t)k * H, tmp + ((size_t)k * n + t) * H,
+			       H * sizeof(float));
+	free(tmp);
+	*out = wide;
+	*n_tok = n;
+	return 0;
+}
+
+void qvl_mm_prompt_free(struct qvl_mm_prompt *p)
+{
+	if (!p)
+		return;
+	free(p->ids);
+	free(p->embd);
+	free(p->deepstack);
+	free(p->pos);
+	memset(p, 0, sizeof(*p));
+}
+
+int qvl_mm_prompt_build_images(struct qvl_engine *e, const struct qvl_tokenizer *tok,
+			       const char *text, bool raw, const struct qvl_image *images,
+			       const char *const *names, int n_images, struct qvl_mm_prompt *out,
+			       struct qvl_err *err)
+{
+	const struct qvl_model *m = qvl_engine_model(e);
+	struct qvl_pool *pool = qvl_engine_pool(e);
+	struct qvl_pixels *px = NULL;
+	struct qvl_vision *v = NULL;
+	struct qvl_pp_params pp;
+	int *ntok = NULL, (*merged)[2] = NULL, rc, K, H;
+	size_t n_img_tok = 0, done = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (n_images < 0 || n_images > MM_MAX_IMAGES)
+		return qvl_errf(err, -EINVAL, "prompt: %d images (at most %d)", n_images,
+				MM_MAX_IMAGES);
+	if ((rc = qvl_pp_params_from_model(&pp, m, err)) ||
+	    (rc = qvl_vision_create(&v, m, pool, NULL, err)))
+		return rc;
+	K = qvl_vision_n_deepstack(v);
+	H = qvl_vision_out_dim(v);
+	if (H != m->config.text.hidden_size) {
+		rc = qvl_errf(err, -EINVAL, "%s: vision out_hidden_size %d != text hidden size %d",
+			      m->path, H, m->config.text.hidden_size);
+		goto out;
+	}
+	px = calloc((size_t)n_images + 1, sizeof(*px));
+	ntok = calloc((size_t)n_images + 1, sizeof(*ntok));
+	merged = calloc((size_t)n_images + 1, sizeof(*merged));
+	if (!px || !ntok || !merged) {
+		rc = qvl_errf(err, -ENOMEM, "prompt: out of memory");
+		goto out;
+	}
+	for (int i = 0; i < n_images; i++) {
+		const int M = pp.merge;
+		rc = qvl_preprocess(&images[i], &pp, pool, &px[i], NULL, err);
+		if (rc) {
+			qvl_err_prefix(err, rc, "%s", names && names[i] ? names[i] : "image");
+			goto out;
+		}
+		merged[i][0] = px[i].grid[1] / M;
+		merged[i][1] = px[i].grid[2] / M;
+		ntok[i] = merged[i][0] * merged[i][1];
+		n_img_tok += (size_t)ntok[i];
+		if (i < 16)
+			memcpy(out->grid[i], px[i].grid, sizeof(out->grid[i]));
+	}
+	out->n_images = n_images;
+	if (raw) {
+		rc = mm_raw_ids(tok, text, m->config.image_token_id, ntok, n_images, &out->ids,
+				&out->chunk.n, err);
+	} else {
+		struct qvl_chat_msg msg = {.role = "user", .text = text, .n_images = n_images};
+		rc = qvl_chat_encode(tok, &msg, 1, ntok, true, &out->ids, &out->chunk.n, err);
+	}
+	if (rc)
+		goto out;
+	out->pos = malloc((out->chunk.n ? out->chunk.n : 1) * sizeof(*out->pos));
+	out->embd = malloc((n_img_tok ? n_img_tok : 1) * (size_t)H * sizeof(float));
+	out->deepstack =
+	    malloc((n_img_tok ? n_img_tok : 1) * (size_t)H * (size_t)(K ? K : 1) * sizeof(float));
+	if (!out->pos || !out->embd || !out->deepstack) {
+		rc =
+		    qvl_errf(err, -ENOMEM, "prompt: out of memory for %zu image tokens", n_img_tok);
+		goto out;
+	}
+	rc = qvl_mm_positions(out->ids, out->chunk.n, m->config.image_token_id,
+			      (const int(*)[2])merged, n_images, out->pos, &out->chunk.next_pos,
+			      err);
+	if (rc)
+		goto out;
+	for (int i = 0; i < n_images; i++) {
+		rc = qvl_vision_encode(v, &px[i], out->embd + done * H, out->deepstack + done * H,
+				       n_img_tok * (size_t)H, err);
+		if (rc)
+			goto out;
+		done += (size_t)ntok[i];
+	}
+	out->chunk.ids = out->ids;
+	out->chunk.embd = out->embd;
+	out->chunk.n_img = n_img_tok;
+	out->chunk.deepstack = out->deepstack;
+	out->chunk.n_deepstack = K;
+	out->chunk.pos = (const int32_t(*)[3])out->pos;
+out:
+	if (px)
+		for (int i = 0; i < n_images; i++)
+			qvl_pixels_free(&px[i]);
+	free(px);
+	free(ntok);
+	free(merged);
+	qvl_vision_destroy(v);
+	if (rc)
+		qvl_mm_prompt_free(out);
+	return rc;
+}
+
+int qvl_mm_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const char *text,
+			bool raw, const char *const *image_paths, int n_images,
+			struct qvl_mm_prompt *out, struct qvl_err *err)
+{
+	struct qvl_image *im;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (n_images < 0 || n_images > MM_MAX_IMAGES)
+		return qvl_errf(err, -EINVAL, "prompt: %d images (at most %d)", n_images,
+				MM_MAX_IMAGES);
+	im = calloc((size_t)n_images + 1, sizeof(*im));
+	if (!im)
+		return qvl_errf(err, -ENOMEM, "prompt: out of memory");
+	for (int i = 0; i < n_images && !rc; i++)
+		rc = qvl_image_load(&im[i], image_paths[i], NULL, err);
+	if (!rc)
+		rc = qvl_mm_prompt_build_images(e, tok, text, raw, im, image_paths, n_images, out,
+						err);
+	for (int i = 0; i < n_images; i++)
+		qvl_image_free(&im[i]);
+	free(im);
+	return rc;
+}

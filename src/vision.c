@@ -1,0 +1,551 @@
+/* The vision tower (see vision.h; the math is qwen3-vl.md §4). One image at a
+ * time: attention never crosses images, so encoding them separately is the
+ * cu_seqlens segmentation of the reference. Matmuls are split over the pool
+ * by output columns (or rows when there are few columns); everything else by
+ * patch rows. */
+#include "vision.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "model.h"
+#include "pool.h"
+#include "preprocess.h"
+
+#define VIS_PREFIX "model.visual."
+
+struct vis_lin {
+	const void *w;
+	enum qvl_dtype dt;
+	size_t row_bytes;
+	float *b;
+	int n, k; /* [out, in] */
+};
+
+struct vis_norm {
+	float *w, *b;
+	int n;
+};
+
+struct vis_block {
+	struct vis_norm n1, n2;
+	struct vis_lin qkv, proj, fc1, fc2;
+};
+
+struct vis_merger {
+	struct vis_norm norm;
+	struct vis_lin fc1, fc2;
+};
+
+struct qvl_vision {
+	const struct qvl_model *m;
+	struct qvl_pool *pool;
+	const struct qvl_kernels *k;
+	int Dv, Iv, nv, hv, depth, P, T, M, S, Do, K, patch_dim;
+	int ds_of_block[64]; /* DeepStack merger index after block j, or -1 */
+	float eps;
+	struct vis_lin patch;
+	float *pos;	 /* [S*S][Dv] */
+	float *inv_freq; /* [hv/4] */
+	struct vis_block *blk;
+	struct vis_merger merger, ds[QVL_MAX_DEEPSTACK];
+};
+
+/* ---- weights -------------------------------------------------------------- */
+
+static int vis_f32(const struct qvl_model *m, const char *name, int n, float **out,
+		   struct qvl_err *err)
+{
+	const struct qvl_tensor *t = qvl_model_find(m, name);
+	if (!t)
+		return qvl_errf(err, -ENOENT, "%s: tensor %s missing", m->path, name);
+	if (t->nelem != (uint64_t)n)
+		return qvl_errf(err, -EINVAL, "%s: tensor %s has %llu elements, expected %d",
+				m->path, name, (unsigned long long)t->nelem, n);
+	*out = malloc((size_t)n * sizeof(float));
+	if (!*out)
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", name);
+	int rc = qvl_tensor_to_f32(t, 0, (uint64_t)n, *out);
+	if (rc)
+		return qvl_errf(err, rc, "%s: tensor %s: cannot convert %s to f32", m->path, name,
+				qvl_dtype_name(t->dtype));
+	return 0;
+}
+
+static int vis_lin(const struct qvl_model *m, const char *base, int n, int k, bool bias,
+		   struct vis_lin *l, struct qvl_err *err)
+{
+	char name[256];
+	const struct qvl_tensor *t;
+	bool ok = true;
+
+	snprintf(name, sizeof(name), VIS_PREFIX "%s.weight", base);
+	t = qvl_model_find(m, name);
+	if (!t)
+		return qvl_errf(err, -ENOENT, "%s: tensor %s missing", m->path, name);
+	if (t->nelem != (uint64_t)n * (uint64_t)k || t->shape[0] != n)
+		return qvl_errf(err, -EINVAL, "%s: tensor %s: shape does not match [%d, %d]",
+				m->path, name, n, k);
+	if (t->dtype != QVL_DT_F32 && t->dtype != QVL_DT_BF16 && t->dtype != QVL_DT_F16 &&
+	    ((t->dtype != QVL_DT_Q8_0 && t->dtype != QVL_DT_Q4_0) || k % 32))
+		return qvl_errf(err, -ENOTSUP, "%s: tensor %s: dtype %s not supported", m->path,
+				name, qvl_dtype_name(t->dtype));
+	l->w = t->data;
+	l->dt = t->dtype;
+	l->row_bytes = qvl_dtype_bytes(t->dtype, (uint64_t)k, &ok);
+	l->n = n;
+	l->k = k;
+	l->b = NULL;
+	if (!bias)
+		return 0;
+	snprintf(name, sizeof(name), VIS_PREFIX "%s.bias", base);
+	return vis_f32(m, name, n, &l->b, err);
+}
+
+static int vis_norm(const struct qvl_model *m, const char *base, int n, struct vis_norm *nm,
+		    struct qvl_err *err)
+{
+	char name[256];
+	int rc;
+	nm->n = n;
+	snprintf(name, sizeof(name), VIS_PREFIX "%s.weight", base);
+	if ((rc = vis_f32(m, name, n, &nm->w, err)))
+		return rc;
+	snprintf(name, sizeof(name), VIS_PREFIX "%s.bias", base);
+	return vis_f32(m, name, n, &nm->b, err);
+}
+
+static int vis_merger(const struct qvl_vision *v, const char *base, bool post_norm,
+		      struct vis_merger *mg, struct qvl_err *err)
+{
+	char name[128];
+	int rc, w4 = 4 * v->Dv;
+	snprintf(name, sizeof(name), "%s.norm", base);
+	if ((rc = vis_norm(v->m, name, post_norm ? w4 : v->Dv, &mg->norm, err)))
+		return rc;
+	snprintf(name, sizeof(name), "%s.linear_fc1", base);
+	if ((rc = vis_lin(v->m, name, w4, w4, true, &mg->fc1, err)))
+		return rc;
+	snprintf(name, sizeof(name), "%s.linear_fc2", base);
+	return vis_lin(v->m, name, v->Do, w4, true, &mg->fc2, err);
+}
+
+static void vis_free_norm(struct vis_norm *n)
+{
+	free(n->w);
+	free(n->b);
+}
+
+static void vis_free_merger(struct vis_merger *mg)
+{
+	vis_free_norm(&mg->norm);
+	free(mg->fc1.b);
+	free(mg->fc2.b);
+}
+
+void qvl_vision_destroy(struct qvl_vision *v)
+{
+	if (!v)
+		return;
+	free(v->patch.b);
+	free(v->pos);
+	free(v->inv_freq);
+	if (v->blk)
+		for (int j = 0; j < v->depth; j++) {
+			struct vis_block *b = &v->blk[j];
+			vis_free_norm(&b->n1);
+			vis_free_norm(&b->n2);
+			free(b->qkv.b);
+			free(b->proj.b);
+			free(b->fc1.b);
+			free(b->fc2.b);
+		}
+	free(v->blk);
+	vis_free_merger(&v->merger);
+	for (int k = 0; k < v->K; k++)
+		vis_free_merger(&v->ds[k]);
+	free(v);
+}
+
+int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct qvl_pool *pool,
+		      const struct qvl_kernels *kern, struct qvl_err *err)
+{
+	const struct qvl_vision_config *c = &m->config.vision;
+	struct qvl_vision *v;
+	char name[128];
+	int rc;
+
+	*out = NULL;
+	if (!c->present)
+		return qvl_errf(err, -EINVAL, "%s: the model has no vision tower", m->path);
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return qvl_errf(err, -ENOMEM, "vision: out of memory");
+	v->m = m;
+	v->pool = pool;
+	v->k = kern ? kern : &qvl_kern;
+	v->Dv = c->hidden_size;
+	v->Iv = c->intermediate_size;
+	v->nv = c->num_heads;
+	v->depth = c->depth;
+	v->P = c->patch_size;
+	v->T = c->temporal_patch_size;
+	v->M = c->spatial_merge_size;
+	v->Do = c->out_hidden_size;
+	v->K = c->n_deepstack;
+	v->eps = (float)c->layer_norm_eps;
+	v->patch_dim = c->in_channels * v->T * v->P * v->P;
+	v->S = (int)lrint(sqrt((double)c->num_position_embeddings));
+	if (v->nv <= 0 || v->Dv % v->nv || (v->hv = v->Dv / v->nv) % 4 || v->M != 2 ||
+	    v->S * v->S != c->num_position_embeddings || v->S < 2 || v->depth > 64 ||
+	    v->depth <= 0 || v->K < 0 || v->K > QVL_MAX_DEEPSTACK) {
+		rc = qvl_errf(err, -EINVAL,
+			      "%s: vision config not supported (hidden %d, heads %d, merge %d, "
+			      "position embeddings %d, depth %d)",
+			      m->path, v->Dv, v->nv, v->M, c->num_position_embeddings, v->depth);
+		goto fail;
+	}
+	for (int j = 0; j < v->depth; j++)
+		v->ds_of_block[j] = -1;
+	for (int k = 0; k < v->K; k++) {
+		int j = c->deepstack_indexes[k];
+		if (j < 0 || j >= v->depth) {
+			rc = qvl_errf(err, -EINVAL, "%s: deepstack index %d outside depth %d",
+				      m->path, j, v->depth);
+			goto fail;
+		}
+		v->ds_of_block[j] = k;
+	}
+	if ((rc = vis_lin(m, "patch_embed.proj", v->Dv, v->patch_dim, true, &v->patch, err)) ||
+	    (rc = vis_f32(m, VIS_PREFIX "pos_embed.weight", v->S * v->S * v->Dv, &v->pos, err)))
+		goto fail;
+	v->inv_freq = malloc((size_t)(v->hv / 4) * sizeof(float));
+	v->blk = calloc((size_t)v->depth, sizeof(*v->blk));
+	if (!v->inv_freq || !v->blk) {
+		rc = qvl_errf(err, -ENOMEM, "vision: out of memory");
+		goto fail;
+	}
+	/* VisionRotaryEmbedding(dim = hv/2): 1 / 10000^(2j / (hv/2)) in float32 */
+	for (int j = 0; j < v->hv / 4; j++)
+		v->inv_freq[j] = 1.0f / powf(10000.0f, (float)(2 * j) / (float)(v->hv / 2));
+	for (int j = 0; j < v->depth; j++) {
+		struct vis_block *b = &v->blk[j];
+#define VB(part) (snprintf(name, sizeof(name), "blocks.%d.%s", j, part), name)
+		if ((rc = vis_norm(m, VB("norm1"), v->Dv, &b->n1, err)) ||
+		    (rc = vis_norm(m, VB("norm2"), v->Dv, &b->n2, err)) ||
+		    (rc = vis_lin(m, VB("attn.qkv"), 3 * v->Dv, v->Dv, true, &b->qkv, err)) ||
+		    (rc = vis_lin(m, VB("attn.proj"), v->Dv, v->Dv, true, &b->proj, err)) ||
+		    (rc = vis_lin(m, VB("mlp.linear_fc1"), v->Iv, v->Dv, true, &b->fc1, err)) ||
+		    (rc = vis_lin(m, VB("mlp.linear_fc2"), v->Dv, v->Iv, true, &b->fc2, err)))
+			goto fail;
+#undef VB
+	}
+	if ((rc = vis_merger(v, "merger", false, &v->merger, err)))
+		goto fail;
+	for (int k = 0; k < v->K; k++) {
+		snprintf(name, sizeof(name), "deepstack_merger_list.%d", k);
+		if ((rc = vis_merger(v, name, true, &v->ds[k], err)))
+			goto fail;
+	}
+	*out = v;
+	return 0;
+fail:
+	qvl_vision_destroy(v);
+	return rc;
+}
+
+int qvl_vision_out_dim(const struct qvl_vision *v)
+{
+	return v->Do;
+}
+
+int qvl_vision_n_deepstack(const struct qvl_vision *v)
+{
+	return v->K;
+}
+
+int qvl_vision_merge(const struct qvl_vision *v)
+{
+	return v->M;
+}
+
+double qvl_vision_flops(const struct qvl_vision *v, int n)
+{
+	const double N = n, D = v->Dv, I = v->Iv, w4 = 4.0 * D, Do = v->Do;
+	double f = 2 * N * D * v->patch_dim;
+	f += v->depth * (2 * N * (3 * D * D + D * D + 2 * D * I) + 4 * N * N * D);
+	f += (1 + v->K) * 2 * (N / 4) * (w4 * w4 + w4 * Do);
+	return f;
+}
+
+/* ---- parallel pieces ------------------------------------------------------ */
+
+enum vis_op { VIS_MATMUL, VIS_LN, VIS_ROPE, VIS_ATTN, VIS_GELU_TANH, VIS_GELU_ERF, VIS_ADD };
+
+struct vis_job {
+	const struct qvl_vision *v;
+	enum vis_op op;
+	size_t rows;	/* rows of the operation (m for matmuls) */
+	float *y;	/* output (or in/out) */
+	size_t ldy;	/* row stride of y */
+	const float *x; /* input */
+	size_t ldx;	/* row stride of x */
+	const struct vis_lin *lin;
+	const struct vis_norm *norm;
+	size_t width;	      /* elements per row for LN / activations / add */
+	const float *cs, *sn; /* RoPE tables [rows][hv/2] */
+	float *kb, *vb;	      /* attention: per-head K and V [nv][N][hv] */
+};
+
+static void vis_task(void *arg, int ith, int nth)
+{
+	const struct vis_job *j = arg;
+	const struct qvl_vision *v = j->v;
+	const struct qvl_kernels *k = v->k;
+	size_t lo, hi;
+
+	switch (j->op) {
+	case VIS_MATMUL: {
+		const struct vis_lin *l = j->lin;
+		/* split the output columns when there are enough of them: every
+		 * thread then streams only its share of the weights */
+		if ((size_t)l->n >= (size_t)nth * 64) {
+			qvl_split((size_t)l->n, 16, ith, nth, &lo, &hi);
+			if (lo < hi)
+				k->matmul(j->y + lo, j->ldy, j->x, j->ldx,
+					  (const char *)l->w + lo * l->row_bytes, l->dt,
+					  (size_t)l->k, l->b ? l->b + lo : NULL, j->rows, hi - lo,
+					  (size_t)l->k);
+		} else {
+			qvl_split(j->rows, 1, ith, nth, &lo, &hi);
+			if (lo < hi)
+				k->matmul(j->y + lo * j->ldy, j->ldy, j->x + lo * j->ldx, j->ldx,
+					  l->w, l->dt, (size_t)l->k, l->b, hi - lo, (size_t)l->n,
+					  (size_t)l->k);
+		}
+		return;
+	}
+	case VIS_ATTN: {
+		/* items (head, query) */
+		const size_t N = j->rows, hv = (size_t)v->hv, D = (size_t)v->Dv;
+		const float scale = 1.0f / sqrtf((float)hv);
+		qvl_split(N * (size_t)v->nv, 1, ith, nth, &lo, &hi);
+		for (size_t it = lo; it < hi; it++) {
+			size_t h = it / N, i = it % N;
+			k->attn_head(j->y + i * D + h * hv, j->x + i * 3 * D + h * hv,
+				     j->kb + h * N * hv, j->vb + h * N * hv, QVL_DT_F32, hv, N, hv,
+				     scale);
+		}
+		return;
+	}
+	default:
+		break;
+	}
+	qvl_split(j->rows, 1, ith, nth, &lo, &hi);
+	for (size_t r = lo; r < hi; r++) {
+		float *y = j->y + r * j->ldy;
+		switch (j->op) {
+		case VIS_LN:
+			k->layernorm(y, j->x + r * j->ldx, j->norm->w, j->norm->b, j->width,
+				     v->eps);
+			break;
+		case VIS_GELU_TANH:
+			k->gelu_tanh(y, j->width);
+			break;
+		case VIS_GELU_ERF:
+			k->gelu_erf(y, j->width);
+			break;
+		case VIS_ADD:
+			k->add(y, j->x + r * j->ldx, j->width);
+			break;
+		case VIS_ROPE: {
+			/* y = qkv row: rotate q and k of every head, then copy k
+			 * and v to the per-head buffers */
+			const size_t hv = (size_t)v->hv, D = (size_t)v->Dv, N = j->rows;
+			const float *cs = j->cs + r * hv / 2, *sn = j->sn + r * hv / 2;
+			for (int h = 0; h < v->nv; h++) {
+				float *q = y + h * hv, *kk = y + D + h * hv;
+				k->rope(q, cs, sn, hv / 2);
+				k->rope(kk, cs, sn, hv / 2);
+				memcpy(j->kb + ((size_t)h * N + r) * hv, kk, hv * sizeof(float));
+				memcpy(j->vb + ((size_t)h * N + r) * hv, y + 2 * D + h * hv,
+				       hv * sizeof(float));
+			}
+			break;
+		}
+		default:
+			break;
+		}
+	}
+}
+
+static void vis_run(const struct qvl_vision *v, struct vis_job *j)
+{
+	j->v = v;
+	if (v->pool)
+		qvl_pool_run(v->pool, vis_task, j);
+	else
+		vis_task(j, 0, 1);
+}
+
+static void vis_matmul(const struct qvl_vision *v, float *y, size_t ldy, const float *x, size_t ldx,
+		       const struct vis_lin *l, size_t m)
+{
+	struct vis_job j = {
+	    .op = VIS_MATMUL, .rows = m, .y = y, .ldy = ldy, .x = x, .ldx = ldx, .lin = l};
+	vis_run(v, &j);
+}
+
+static void vis_rows(const struct qvl_vision *v, enum vis_op op, float *y, size_t ldy,
+		     const float *x, size_t ldx, size_t rows, size_t width,
+		     const struct vis_norm *norm)
+{
+	struct vis_job j = {.op = op,
+			    .rows = rows,
+			    .y = y,
+			    .ldy = ldy,
+			    .x = x,
+			    .ldx = ldx,
+			    .width = width,
+			    .norm = norm};
+	vis_run(v, &j);
+}
+
+/* ---- position embedding and rotary tables (§4.2, §4.3) ------------------ */
+
+/* torch.linspace(0, S-1, g) in float32 */
+static float vis_linspace(int S, int g, int i)
+{
+	if (g == 1)
+		return 0.0f;
+	const float end = (float)(S - 1), step = end / (float)(g - 1);
+	return i < g / 2 ? step * (float)i : end - step * (float)(g - 1 - i);
+}
+
+static void vis_patch_pos(const struct qvl_vision *v, int gw, size_t r, int *prow, int *pcol)
+{
+	const int M = v->M;
+	const int mw = (int)(r % M), mh = (int)(r / M % M);
+	const int bw = (int)(r / (M * M) % (gw / M)), bh = (int)(r / (M * M * (gw / M)));
+	*prow = bh * M + mh;
+	*pcol = bw * M + mw;
+}
+
+/* x[r] += interpolated position embedding; cos/sin tables for RoPE. */
+static void vis_pos(const struct qvl_vision *v, int gh, int gw, size_t N, float *x, float *cs,
+		    float *sn)
+{
+	const int S = v->S, D = v->Dv, hv = v->hv, q = hv / 4;
+	for (size_t r = 0; r < N; r++) {
+		int i, jx;
+		vis_patch_pos(v, gw, r, &i, &jx);
+		const float hy = vis_linspace(S, gh, i), wx = vis_linspace(S, gw, jx);
+		const int fy = (int)hy, fx = (int)wx;
+		const int cy = fy + 1 < S ? fy + 1 : S - 1, cx = fx + 1 < S ? fx + 1 : S - 1;
+		const float dy = hy - (float)fy, dx = wx - (float)fx;
+		const float w00 = (1 - dy) * (1 - dx), w01 = (1 - dy) * dx, w10 = dy * (1 - dx),
+			    w11 = dy * dx;
+		const float *e00 = v->pos + ((size_t)fy * S + fx) * D,
+			    *e01 = v->pos + ((size_t)fy * S + cx) * D,
+			    *e10 = v->pos + ((size_t)cy * S + fx) * D,
+			    *e11 = v->pos + ((size_t)cy * S + cx) * D;
+		float *xr = x + r * D;
+		for (int d = 0; d < D; d++)
+			xr[d] += w00 * e00[d] + w01 * e01[d] + w10 * e10[d] + w11 * e11[d];
+		float *c = cs + r * (size_t)(hv / 2), *s = sn + r * (size_t)(hv / 2);
+		for (int t = 0; t < q; t++) {
+			float a = (float)i * v->inv_freq[t], b = (float)jx * v->inv_freq[t];
+			c[t] = cosf(a);
+			s[t] = sinf(a);
+			c[q + t] = cosf(b);
+			s[q + t] = sinf(b);
+		}
+	}
+}
+
+/* ---- encode --------------------------------------------------------------- */
+
+static void vis_merge(const struct qvl_vision *v, const struct vis_merger *mg, bool post_norm,
+		      const float *x, size_t N, float *u, float *t, float *out)
+{
+	const size_t D = (size_t)v->Dv, w4 = 4 * D, nt = N / 4;
+	if (post_norm)
+		vis_rows(v, VIS_LN, u, w4, x, w4, nt, w4, &mg->norm);
+	else
+		vis_rows(v, VIS_LN, u, D, x, D, N, D, &mg->norm);
+	/* u viewed [N/4][4D]: one 2x2 merge window per row */
+	vis_matmul(v, t, w4, u, w4, &mg->fc1, nt);
+	vis_rows(v, VIS_GELU_ERF, t, w4, NULL, 0, nt, w4, NULL);
+	vis_matmul(v, out, (size_t)v->Do, t, w4, &mg->fc2, nt);
+}
+
+int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *main, float *ds,
+		      size_t ds_stride, struct qvl_err *err)
+{
+	const size_t N = (size_t)px->n, D = (size_t)v->Dv, I = (size_t)v->Iv;
+	const int gh = px->grid[1], gw = px->grid[2];
+	float *x, *u, *qkv, *att, *h, *kb, *vb, *cs, *sn;
+	size_t nfl;
+
+	if (px->dim != v->patch_dim || px->grid[0] != 1 || gh <= 0 || gw <= 0 || gh % v->M ||
+	    gw % v->M || (size_t)gh * (size_t)gw != N)
+		return qvl_errf(
+		    err, -EINVAL,
+		    "vision: pixel grid (%d, %d, %d) x %d does not fit the tower (patch "
+		    "dim %d, merge %d)",
+		    px->grid[0], gh, gw, px->dim, v->patch_dim, v->M);
+	/* x, u, att, kb, vb: N*D each; qkv 3ND; h N*max(I, D); cs, sn N*hv/2 each */
+	size_t hsz = I > D ? I : D;
+	if (__builtin_mul_overflow(N, 8 * D + hsz + (size_t)v->hv, &nfl))
+		return qvl_errf(err, -EFBIG, "vision: %zu patches is too many", N);
+	x = malloc(nfl * sizeof(float));
+	if (!x)
+		return qvl_errf(err, -ENOMEM, "vision: cannot allocate activations for %zu patches",
+				N);
+	u = x + N * D;
+	att = u + N * D;
+	kb = att + N * D;
+	vb = kb + N * D;
+	qkv = vb + N * D;
+	h = qkv + 3 * N * D;
+	cs = h + N * hsz;
+	sn = cs + N * (size_t)(v->hv / 2);
+
+	vis_matmul(v, x, D, px->x, (size_t)px->dim, &v->patch, N);
+	vis_pos(v, gh, gw, N, x, cs, sn);
+	for (int b = 0; b < v->depth; b++) {
+		const struct vis_block *bk = &v->blk[b];
+		vis_rows(v, VIS_LN, u, D, x, D, N, D, &bk->n1);
+		vis_matmul(v, qkv, 3 * D, u, D, &bk->qkv, N);
+		struct vis_job rj = {.op = VIS_ROPE,
+				     .rows = N,
+				     .y = qkv,
+				     .ldy = 3 * D,
+				     .cs = cs,
+				     .sn = sn,
+				     .kb = kb,
+				     .vb = vb};
+		vis_run(v, &rj);
+		struct vis_job aj = {
+		    .op = VIS_ATTN, .rows = N, .y = att, .x = qkv, .kb = kb, .vb = vb};
+		vis_run(v, &aj);
+		vis_matmul(v, u, D, att, D, &bk->proj, N);
+		vis_rows(v, VIS_ADD, x, D, u, D, N, D, NULL);
+		vis_rows(v, VIS_LN, u, D, x, D, N, D, &bk->n2);
+		vis_matmul(v, h, I, u, D, &bk->fc1, N);
+		vis_rows(v, VIS_GELU_TANH, h, I, NULL, 0, N, I, NULL);
+		vis_matmul(v, u, D, h, I, &bk->fc2, N);
+		vis_rows(v, VIS_ADD, x, D, u, D, N, D, NULL);
+		int k = v->ds_of_block[b];
+		if (k >= 0 && ds)
+			vis_merge(v, &v->ds[k], true, x, N, u, att, ds + (size_t)k * ds_stride);
+	}
+	vis_merge(v, &v->merger, false, x, N, u, att, main);
+	free(x);
+	return 0;
+}

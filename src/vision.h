@@ -1,0 +1,38 @@
+/* The Qwen3-VL vision tower (qwen3-vl.md §4): patch embedding, interpolated
+ * learned position embedding, 2-D RoPE, pre-LN blocks, DeepStack mergers and
+ * the main merger. f32 activations; weights stay in the model's mapping and
+ * are widened inside the matmul kernel. Work is split over the engine's pool.
+ * Owned by the vision module. */
+#ifndef QVL_VISION_H
+#define QVL_VISION_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct qvl_model;
+struct qvl_pool;
+struct qvl_kernels;
+struct qvl_pixels;
+
+struct qvl_vision;
+
+/* kern NULL: the global qvl_kern (qvl_kernels_init() must have run). */
+int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct qvl_pool *pool,
+		      const struct qvl_kernels *kern, struct qvl_err *err);
+void qvl_vision_destroy(struct qvl_vision *v);
+
+int qvl_vision_out_dim(const struct qvl_vision *v);	/* Do (= text hidden size) */
+int qvl_vision_n_deepstack(const struct qvl_vision *v); /* K */
+int qvl_vision_merge(const struct qvl_vision *v);	/* spatial merge size M */
+
+/* Encode one image (its own attention segment): main[n_tok][Do] and
+ * ds[k * ds_stride + tok * Do] for k < K, n_tok = px->n / M². */
+int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *main, float *ds,
+		      size_t ds_stride, struct qvl_err *err);
+
+/* Floating-point operations of one encode of n patches (matmuls and
+ * attention, 2 per multiply-add), for benchmarks. */
+double qvl_vision_flops(const struct qvl_vision *v, int n_patches);
+
+#endif
