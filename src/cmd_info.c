@@ -3,7 +3,9 @@
  * form's key paths, so scripts can use either. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -72,8 +74,17 @@ static void o_int(struct out *o, const char *key, int64_t v)
 
 static void o_num(struct out *o, const char *key, double v)
 {
+	char buf[32];
+
+	/* integers as integers (5000000), else the shortest form that reads back
+	 * exactly: 1e-06, not 9.99...e-07 */
+	for (int prec = fabs(v) < 1e15 && v == (double)(int64_t)v ? 17 : 1; prec <= 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
 	o_key(o, key);
-	fprintf(o->f, "%.17g%s", v, o->json ? "" : "\n");
+	fprintf(o->f, "%s%s", buf, o->json ? "" : "\n");
 }
 
 static void o_str(struct out *o, const char *key, const char *v)

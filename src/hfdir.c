@@ -100,6 +100,28 @@ static int hf_find_missing(const struct qvl_st_header *h, const char *path, char
 	return rc;
 }
 
+/* The format does not promise aligned tensors (the official writer's
+ * alignment is a convention), but kernels load whole elements: give a
+ * misaligned tensor an aligned copy owned by the model. */
+static int hf_align_copy(struct qvl_model *m, struct qvl_tensor *t, const char *path,
+			 struct qvl_err *err)
+{
+	void **owned = realloc(m->owned, (m->nowned + 1) * sizeof(*owned));
+	void *buf;
+
+	if (!owned)
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
+	m->owned = owned;
+	buf = aligned_alloc(64, (t->nbytes + 63) / 64 * 64);
+	if (!buf)
+		return qvl_errf(err, -ENOMEM, "%s: tensor '%s': out of memory for an aligned copy",
+				path, t->name);
+	memcpy(buf, t->data, t->nbytes);
+	m->owned[m->nowned++] = buf;
+	t->data = buf;
+	return 0;
+}
+
 /* Map one safetensors file and add its tensors. With an index, `want`
  * lists the names the index assigns to this file (sorted), and the file must
  * hold exactly those. */
@@ -139,6 +161,8 @@ static int hf_load_file(struct qvl_model *m, const char *path, char *const *want
 				      "model.safetensors.index.json",
 				      path, e->name);
 		memcpy(t.shape, e->shape, sizeof(t.shape));
+		if (!rc && (uintptr_t)t.data % qvl_dtype_bytes(t.dtype, 1, NULL))
+			rc = hf_align_copy(m, &t, path, err);
 		if (!rc)
 			rc = qvl_model_add_tensor(m, &t, err);
 	}

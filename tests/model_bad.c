@@ -529,6 +529,39 @@ out:
 	free(dir);
 }
 
+/* The micro model with one extra space in the header: data starts at an
+ * odd offset. */
+static int write_misaligned(const char *dir)
+{
+	char *p = qvl_path_join(dir, "model.safetensors"), *buf = NULL, *out;
+	struct qvl_err err;
+	uint64_t n;
+	size_t len;
+	int rc;
+
+	rc = !p || write_config(dir, NULL, NULL) ||
+	     write_micro(dir, "model.safetensors", NULL, NULL, 0) ||
+	     qvl_read_file(p, 1 << 20, &buf, &len, &err);
+	free(p);
+	if (rc)
+		return -1;
+	memcpy(&n, buf, 8);
+	out = malloc(len + 1);
+	if (!out) {
+		free(buf);
+		return -1;
+	}
+	n++;
+	memcpy(out, &n, 8);
+	memcpy(out + 8, buf + 8, n - 1);
+	out[7 + n] = ' ';
+	memcpy(out + 8 + n, buf + 7 + n, len - 7 - n);
+	rc = tu_write(dir, "model.safetensors", out, len + 1);
+	free(out);
+	free(buf);
+	return rc;
+}
+
 /* The valid micro model and its variants open: the cases above fail for
  * the reason they name, not because the base is broken. */
 static void check_base(void)
@@ -542,6 +575,7 @@ static void check_base(void)
 	char *dir = tu_tmpdir("good");
 	struct qvl_err err = {{0}};
 	struct qvl_model *m = NULL;
+	bool aligned;
 	int rc;
 
 	rc = !dir || write_config(dir, NULL, NULL) ||
@@ -567,6 +601,15 @@ static void check_base(void)
 	rc = dir && !setup_side(dir, pp_old) ? qvl_model_open(&m, dir, NULL, &err) : -1;
 	ok(rc == 0 && m && m->preproc.min_pixels == 3136 && m->preproc.max_pixels == 12845056,
 	   "min_pixels/max_pixels keys");
+	qvl_model_close(m);
+	m = NULL;
+	/* an odd header length leaves every tensor misaligned: aligned copies */
+	rc = dir ? write_misaligned(dir) : -1;
+	rc = rc ? -1 : qvl_model_open(&m, dir, NULL, &err);
+	aligned = rc == 0 && m && m->nowned == NMICRO;
+	for (size_t i = 0; aligned && i < m->ntensors; i++)
+		aligned = (uintptr_t)m->tensors[i].data % 64 == 0;
+	ok(aligned, "misaligned tensors get aligned copies");
 	qvl_model_close(m);
 	m = NULL;
 	/* the model path itself */
