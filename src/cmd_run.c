@@ -20,21 +20,6 @@
 
 #define MAX_IMAGES 64
 
-/* Until the vision module is linked, --image reports that it is missing.
- * The strong definitions in the vision module override these. */
-__attribute__((weak)) int qvl_mm_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
-					      const char *text, bool raw,
-					      const char *const *image_paths, int n_images,
-					      struct qvl_mm_prompt *out, struct qvl_err *err)
-{
-	(void)e, (void)tok, (void)text, (void)raw, (void)image_paths, (void)n_images, (void)out;
-	return qvl_errf(err, -ENOTSUP, "--image: the vision module is not in this build");
-}
-__attribute__((weak)) void qvl_mm_prompt_free(struct qvl_mm_prompt *p)
-{
-	(void)p;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(
