@@ -89,6 +89,15 @@ const char *qvl_simd_name(enum qvl_simd_level level);
 /* AVX512-BF16 usable (vdpbf16ps); QVL_MATMUL=bf16dot opts into it for matmul. */
 bool qvl_cpu_has_avx512bf16(void);
 
+/* Y = X · Wᵀ (+ bias) on all threads of pool (src/pool.h), with qvl_kern's
+ * matmul: split by output columns (whole W panels per thread, so every W row
+ * is read by one thread only) or, when n is too small to share, by rows of X.
+ * Call from the pool's owner thread. */
+struct qvl_pool;
+void qvl_matmul_pool(struct qvl_pool *pool, float *Y, size_t ldy, const float *X, size_t ldx,
+		     const void *W, enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
+		     size_t n, size_t k);
+
 /* bf16 <-> f32 helpers (exact widening; rounding narrowing). */
 static inline float qvl_bf16_to_f32(uint16_t h)
 {

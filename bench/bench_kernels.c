@@ -1,0 +1,473 @@
+/* Kernel benchmark: each figure next to a bound or a peer measured in the
+ * same run, on the same threads (the qvl pool, one per physical core):
+ *
+ *   memory read bandwidth     multi-threaded streaming read, buffer >> L3
+ *   f32 FMA peak              per core and all threads (and bf16 dot peak)
+ *   matmul GFLOP/s (m > 1)    vs FMA peak and vs OpenBLAS cblas_sgemm
+ *   matvec GB/s (m == 1)      vs the measured bandwidth
+ *
+ * One JSON object per line per figure on stdout (name, value, unit, bound or
+ * peer, ratio, median of reps with min/max), a human summary on stderr.
+ * Usage: bench_kernels [--reps N] [--threads N] [--quick] */
+#include "config.h"
+
+#include <getopt.h>
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "../simd/kernels.h"
+#include "pool.h"
+#include "util.h"
+
+#define T512   __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define T512BF __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define T256   __attribute__((target("avx2,fma")))
+
+static struct qvl_pool *pool;
+static int nthreads, reps = 7;
+static enum qvl_simd_level level;
+
+struct stat3 {
+	double med, lo, hi;
+};
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static struct stat3 stats(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(double), cmp_dbl);
+	return (struct stat3){n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0], v[n - 1]};
+}
+
+static void emit(const char *name, struct stat3 s, const char *unit, const char *bound_name,
+		 double bound, const char *extra)
+{
+	printf("{\"name\":\"%s\",\"value\":%.4g,\"unit\":\"%s\",\"min\":%.4g,\"max\":%.4g,"
+	       "\"reps\":%d,\"threads\":%d",
+	       name, s.med, unit, s.lo, s.hi, reps, nthreads);
+	if (bound_name)
+		printf(",\"bound\":\"%s\",\"bound_value\":%.4g,\"ratio\":%.3f", bound_name, bound,
+		       bound > 0 ? s.med / bound : 0.0);
+	if (extra)
+		printf(",%s", extra);
+	printf("}\n");
+	fflush(stdout);
+}
+
+static void *xalloc(size_t n)
+{
+	void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+	if (!p) {
+		fprintf(stderr, "bench_kernels: out of memory (%zu bytes)\n", n);
+		exit(1);
+	}
+	return p;
+}
+
+/* ---- memory bandwidth ------------------------------------------------- */
+
+struct bw_task {
+	float *buf;
+	size_t n;
+	float sink[64];
+	int init;
+};
+
+static T512 float read512(const float *p, size_t n)
+{
+	__m512 a = _mm512_setzero_ps(), b = a, c = a, d = a;
+	for (size_t i = 0; i + 64 <= n; i += 64) {
+		a = _mm512_add_ps(a, _mm512_load_ps(p + i));
+		b = _mm512_add_ps(b, _mm512_load_ps(p + i + 16));
+		c = _mm512_add_ps(c, _mm512_load_ps(p + i + 32));
+		d = _mm512_add_ps(d, _mm512_load_ps(p + i + 48));
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d)));
+}
+
+static T256 float read256(const float *p, size_t n)
+{
+	__m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
+	float t[8];
+	for (size_t i = 0; i + 32 <= n; i += 32) {
+		a = _mm256_add_ps(a, _mm256_load_ps(p + i));
+		b = _mm256_add_ps(b, _mm256_load_ps(p + i + 8));
+		c = _mm256_add_ps(c, _mm256_load_ps(p + i + 16));
+		d = _mm256_add_ps(d, _mm256_load_ps(p + i + 24));
+	}
+	_mm256_storeu_ps(t, _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+	return t[0] + t[7];
+}
+
+static void bw_run(void *arg, int ith, int nth)
+{
+	struct bw_task *t = arg;
+	size_t lo, hi;
+
+	qvl_split(t->n, 1024, ith, nth, &lo, &hi);
+	if (t->init) { /* first touch by the reading thread */
+		for (size_t i = lo; i < hi; i++)
+			t->buf[i] = (float)(i & 7);
+		return;
+	}
+	t->sink[ith] = level >= QVL_SIMD_AVX512 ? read512(t->buf + lo, hi - lo)
+		       : level >= QVL_SIMD_AVX2 ? read256(t->buf + lo, hi - lo)
+						: t->buf[lo];
+}
+
+static double bench_bandwidth(size_t l3)
+{
+	size_t bytes = 8 * l3 > ((size_t)512 << 20) ? 8 * l3 : (size_t)512 << 20;
+	struct bw_task t = {.n = bytes / 4, .init = 1};
+	double v[64];
+
+	t.buf = xalloc(bytes);
+	qvl_pool_run(pool, bw_run, &t);
+	t.init = 0;
+	qvl_pool_run(pool, bw_run, &t); /* warm */
+	for (int r = 0; r < reps; r++) {
+		double t0 = qvl_now();
+		qvl_pool_run(pool, bw_run, &t);
+		v[r] = (double)bytes / (qvl_now() - t0) / 1e9;
+	}
+	free(t.buf);
+	struct stat3 s = stats(v, reps);
+	char extra[96];
+	snprintf(extra, sizeof(extra), "\"buffer_mib\":%zu", bytes >> 20);
+	emit("mem_read_bw", s, "GB/s", NULL, 0, extra);
+	fprintf(stderr,
+		"memory read bandwidth: %.1f GB/s (min %.1f, max %.1f; %zu MiB, %d threads)\n",
+		s.med, s.lo, s.hi, bytes >> 20, nthreads);
+	return s.med;
+}
+
+/* ---- FMA peak ----------------------------------------------------------- */
+
+#define FMA_ITERS 20000000L
+
+static T512 double fma512(void)
+{
+	__m512 a0 = _mm512_set1_ps(1), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+	       a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+	__m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+	for (long i = 0; i < FMA_ITERS; i++) {
+#define F(a) a = _mm512_fmadd_ps(a, x, y)
+		F(a0), F(a1), F(a2), F(a3), F(a4), F(a5), F(a6), F(a7), F(a8), F(a9), F(a10),
+		    F(a11);
+		__asm__ volatile("" ::: "memory");
+	}
+	__m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+				 _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+	s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+	return _mm512_reduce_add_ps(s);
+#undef F
+}
+
+static T256 double fma256(void)
+{
+	__m256 a0 = _mm256_set1_ps(1), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+	       a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+	__m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+	float t[8];
+	for (long i = 0; i < FMA_ITERS; i++) {
+#define F(a) a = _mm256_fmadd_ps(a, x, y)
+		F(a0), F(a1), F(a2), F(a3), F(a4), F(a5), F(a6), F(a7), F(a8), F(a9), F(a10),
+		    F(a11);
+		__asm__ volatile("" ::: "memory");
+	}
+	__m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+				 _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+	s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+	_mm256_storeu_ps(t, s);
+	return t[0];
+#undef F
+}
+
+#ifdef HAVE_AVX512BF16_KERNELS
+static T512BF double bf16dot512(void)
+{
+	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+	       a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+	__m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = x;
+	for (long i = 0; i < FMA_ITERS; i++) {
+#define F(a) a = _mm512_dpbf16_ps(a, x, y)
+		F(a0), F(a1), F(a2), F(a3), F(a4), F(a5), F(a6), F(a7), F(a8), F(a9), F(a10),
+		    F(a11);
+		__asm__ volatile("" ::: "memory");
+	}
+	__m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+				 _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+	s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+	return _mm512_reduce_add_ps(s);
+#undef F
+}
+#endif
+
+struct fma_task {
+	int kind; /* 0: f32 FMA at the kernel level, 1: bf16 dot */
+	int only0;
+	double t[64];
+	double sink[64];
+};
+
+static void fma_run(void *arg, int ith, int nth)
+{
+	struct fma_task *t = arg;
+	(void)nth;
+	if (t->only0 && ith)
+		return;
+	double t0 = qvl_now(), s = 0;
+#ifdef HAVE_AVX512BF16_KERNELS
+	if (t->kind == 1)
+		s = bf16dot512();
+	else
+#endif
+		s = level >= QVL_SIMD_AVX512 ? fma512() : fma256();
+	t->t[ith] = qvl_now() - t0;
+	t->sink[ith] = s;
+}
+
+/* FLOP per loop iteration: 12 vector FMAs (2 flops per lane), or 12 dot
+ * products of 32 bf16 pairs (64 flops). */
+static struct stat3 bench_fma(int kind, int only0)
+{
+	double lanes = kind == 1 ? 32 : level >= QVL_SIMD_AVX512 ? 16 : 8;
+	struct fma_task t = {.kind = kind, .only0 = only0};
+	double v[64];
+
+	for (int r = 0; r < reps; r++) {
+		qvl_pool_run(pool, fma_run, &t);
+		double tmax = 0;
+		for (int i = 0; i < (only0 ? 1 : nthreads); i++)
+			tmax = t.t[i] > tmax ? t.t[i] : tmax;
+		v[r] = 12.0 * 2 * lanes * FMA_ITERS * (only0 ? 1 : nthreads) / tmax / 1e9;
+	}
+	return stats(v, reps);
+}
+
+/* ---- matmul ------------------------------------------------------------- */
+
+static double matmul_time(size_t m, size_t n, size_t k, const float *X, const void *W,
+			  enum qvl_dtype t, float *Y, struct stat3 *s_out)
+{
+	double v[64];
+
+	qvl_matmul_pool(pool, Y, n, X, k, W, t, k, NULL, m, n, k); /* warm */
+	for (int r = 0; r < reps; r++) {
+		double t0 = qvl_now();
+		qvl_matmul_pool(pool, Y, n, X, k, W, t, k, NULL, m, n, k);
+		v[r] = qvl_now() - t0;
+	}
+	*s_out = stats(v, reps);
+	return s_out->med;
+}
+
+static struct stat3 to_gflops(struct stat3 s, double flop)
+{
+	return (struct stat3){flop / s.med / 1e9, flop / s.hi / 1e9, flop / s.lo / 1e9};
+}
+
+static void bench_gemm(const char *label, size_t m, size_t n, size_t k, double peak_all)
+{
+	float *X = xalloc(m * k * 4), *Wf = xalloc(n * k * 4), *Y = xalloc(m * n * 4);
+	uint16_t *Wb = xalloc(n * k * 2);
+	double flop = 2.0 * (double)m * (double)n * (double)k;
+	struct stat3 s;
+	char name[96], extra[256];
+
+	for (size_t i = 0; i < m * k; i++)
+		X[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+	for (size_t i = 0; i < n * k; i++) {
+		Wb[i] = qvl_f32_to_bf16((float)((i * 40503u) % 997) / 997.0f - 0.5f);
+		Wf[i] = qvl_bf16_to_f32(Wb[i]);
+	}
+	matmul_time(m, n, k, X, Wb, QVL_DT_BF16, Y, &s);
+	struct stat3 gb = to_gflops(s, flop);
+	matmul_time(m, n, k, X, Wf, QVL_DT_F32, Y, &s);
+	struct stat3 gf = to_gflops(s, flop);
+	double blas = 0;
+#ifdef HAVE_OPENBLAS
+	{
+		float *Yb = xalloc(m * n * 4);
+		double v[64], maxd = 0, maxy = 0;
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f,
+			    X, (int)k, Wf, (int)k, 0.0f, Yb, (int)n);
+		for (int r = 0; r < reps; r++) {
+			double t0 = qvl_now();
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k,
+				    1.0f, X, (int)k, Wf, (int)k, 0.0f, Yb, (int)n);
+			v[r] = qvl_now() - t0;
+		}
+		struct stat3 bs = to_gflops(stats(v, reps), flop);
+		blas = bs.med;
+		for (size_t i = 0; i < m * n; i++) {
+			maxd = fmax(maxd, fabs((double)Y[i] - Yb[i]));
+			maxy = fmax(maxy, fabs((double)Yb[i]));
+		}
+		if (maxd > 1e-4 * maxy)
+			fprintf(
+			    stderr,
+			    "WARNING: %s: our result differs from OpenBLAS by %g (max |y| %g)\n",
+			    label, maxd, maxy);
+		snprintf(name, sizeof(name), "sgemm_openblas_%s", label);
+		emit(name, bs, "GFLOP/s", "fma_peak_all", peak_all, NULL);
+		free(Yb);
+	}
+#endif
+	snprintf(extra, sizeof(extra),
+		 "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"peer\":\"openblas_sgemm\","
+		 "\"peer_value\":%.4g,\"peer_ratio\":%.3f",
+		 m, n, k, blas, blas > 0 ? gb.med / blas : 0.0);
+	snprintf(name, sizeof(name), "matmul_bf16_%s", label);
+	emit(name, gb, "GFLOP/s", "fma_peak_all", peak_all, extra);
+	snprintf(extra, sizeof(extra),
+		 "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"peer\":\"openblas_sgemm\","
+		 "\"peer_value\":%.4g,\"peer_ratio\":%.3f",
+		 m, n, k, blas, blas > 0 ? gf.med / blas : 0.0);
+	snprintf(name, sizeof(name), "matmul_f32_%s", label);
+	emit(name, gf, "GFLOP/s", "fma_peak_all", peak_all, extra);
+	fprintf(stderr,
+		"matmul %-10s m=%-4zu n=%-5zu k=%-5zu bf16 %6.1f GFLOP/s (%.2f of peak) f32 %6.1f "
+		"(%.2f)  OpenBLAS sgemm %6.1f  -> bf16/OpenBLAS %.2fx\n",
+		label, m, n, k, gb.med, gb.med / peak_all, gf.med, gf.med / peak_all, blas,
+		blas > 0 ? gb.med / blas : 0.0);
+	free(X), free(Wf), free(Y), free(Wb);
+}
+
+/* Decode-like matvec over a weight set much larger than L3: NMAT copies of
+ * an n×k bf16 matrix used in turn, as the layers of a model are. */
+static void bench_matvec(size_t n, size_t k, size_t l3, double bw)
+{
+	size_t one = n * k * 2, nmat = (8 * l3) / one + 1;
+	uint16_t **W = xalloc(nmat * sizeof(*W));
+	float *x = xalloc(k * 4), *y = xalloc(n * 4);
+	double v[64];
+	char extra[160];
+
+	for (size_t j = 0; j < nmat; j++) {
+		W[j] = xalloc(one);
+		memset(W[j], 0x3c, one); /* one NUMA node here; see pool.c */
+	}
+	for (size_t i = 0; i < k; i++)
+		x[i] = 0.001f * (float)i;
+	for (size_t j = 0; j < nmat; j++) /* warm: page tables */
+		qvl_matmul_pool(pool, y, n, x, k, W[j], QVL_DT_BF16, k, NULL, 1, n, k);
+	for (int r = 0; r < reps; r++) {
+		double t0 = qvl_now();
+		for (size_t j = 0; j < nmat; j++)
+			qvl_matmul_pool(pool, y, n, x, k, W[j], QVL_DT_BF16, k, NULL, 1, n, k);
+		v[r] = (double)(one * nmat) / (qvl_now() - t0) / 1e9;
+	}
+	struct stat3 s = stats(v, reps);
+	snprintf(extra, sizeof(extra), "\"n\":%zu,\"k\":%zu,\"matrices\":%zu", n, k, nmat);
+	emit("matvec_bf16", s, "GB/s", "mem_read_bw", bw, extra);
+	fprintf(stderr, "matvec bf16 %zux%zu (x%zu, %zu MiB): %.1f GB/s = %.2f of bandwidth\n", n,
+		k, nmat, one * nmat >> 20, s.med, s.med / bw);
+	for (size_t j = 0; j < nmat; j++)
+		free(W[j]);
+	free(W), free(x), free(y);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"reps", required_argument, NULL, 'r'},
+					     {"threads", required_argument, NULL, 't'},
+					     {"quick", no_argument, NULL, 'q'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct qvl_err err = {{0}};
+	struct qvl_cache_info ci;
+	int c, quick = 0, want_threads = 0;
+
+	while ((c = getopt_long(argc, argv, "r:t:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			reps = atoi(optarg);
+			if (reps < 1 || reps > 64) {
+				fprintf(stderr, "bench_kernels: --reps %s: 1..64\n", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			want_threads = atoi(optarg);
+			break;
+		case 'q':
+			quick = 1;
+			break;
+		default:
+			fprintf(stderr,
+				"usage: bench_kernels [--reps N] [--threads N] [--quick]\n");
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (qvl_kernels_init(&err) < 0) {
+		fprintf(stderr, "bench_kernels: %s\n", err.msg);
+		return 1;
+	}
+	if (qvl_pool_create(&pool, want_threads, NULL, &err) < 0) {
+		fprintf(stderr, "bench_kernels: %s\n", err.msg);
+		return 1;
+	}
+	level = qvl_kern.level;
+	nthreads = qvl_pool_size(pool);
+	qvl_cache_info(&ci);
+	fprintf(stderr,
+		"bench_kernels: kernels %s, %d threads, L1d %zu KiB L2 %zu KiB L3 %zu MiB\n",
+		qvl_kern.name, nthreads, ci.l1d >> 10, ci.l2 >> 10, ci.l3 >> 20);
+#ifdef HAVE_OPENBLAS
+	openblas_set_num_threads(nthreads);
+	const char *ct = getenv("OPENBLAS_CORETYPE");
+	fprintf(stderr, "OpenBLAS: %s, core %s (OPENBLAS_CORETYPE=%s), %d threads\n",
+		openblas_get_config(), openblas_get_corename(), ct ? ct : "(unset)", nthreads);
+	printf("{\"name\":\"openblas_config\",\"config\":\"%s\",\"core\":\"%s\","
+	       "\"OPENBLAS_CORETYPE\":\"%s\"}\n",
+	       openblas_get_config(), openblas_get_corename(), ct ? ct : "");
+#endif
+	if (level == QVL_SIMD_REF) {
+		fprintf(stderr, "bench_kernels: reference kernels only; nothing to measure\n");
+		qvl_pool_destroy(pool);
+		return 0;
+	}
+	double bw = bench_bandwidth(ci.l3);
+	struct stat3 p1 = bench_fma(0, 1), pa = bench_fma(0, 0);
+	emit("fma_peak_core", p1, "GFLOP/s", NULL, 0, "\"kind\":\"f32 fma\"");
+	emit("fma_peak_all", pa, "GFLOP/s", NULL, 0, "\"kind\":\"f32 fma\"");
+	fprintf(stderr, "f32 FMA peak: %.1f GFLOP/s per core, %.1f all %d threads\n", p1.med,
+		pa.med, nthreads);
+#ifdef HAVE_AVX512BF16_KERNELS
+	if (qvl_cpu_has_avx512bf16()) {
+		struct stat3 pb = bench_fma(1, 0);
+		emit("bf16dot_peak_all", pb, "GFLOP/s", "fma_peak_all", pa.med,
+		     "\"kind\":\"vdpbf16ps\"");
+		fprintf(stderr, "bf16 dot (vdpbf16ps) peak: %.1f GFLOP/s all threads\n", pb.med);
+	}
+#endif
+	static const struct {
+		const char *label;
+		size_t m, n, k;
+	} shapes[] = {
+	    {"qo_2b", 512, 2048, 2048},	    {"kv_2b", 512, 1024, 2048},
+	    {"gateup_2b", 512, 6144, 2048}, {"down_2b", 512, 2048, 6144},
+	    {"vis_qkv", 1024, 3072, 1024},  {"vis_fc1", 1024, 4096, 1024},
+	    {"vis_fc2", 1024, 1024, 4096},
+	};
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		if (quick && i > 0 && i != 3)
+			continue;
+		bench_gemm(shapes[i].label, shapes[i].m, shapes[i].n, shapes[i].k, pa.med);
+	}
+	bench_matvec(6144, 2048, ci.l3, bw);
+	qvl_pool_destroy(pool);
+	return 0;
+}
