@@ -118,7 +118,7 @@ static inline int load_cases(const char *path, struct gcase **out, size_t *n)
 
 static inline float *read_f32(const char *dir, const char *name, size_t want)
 {
-	char path[4096];
+	char path[8400];
 	struct qvl_err err = {{0}};
 	char *buf;
 	size_t len;
@@ -182,8 +182,8 @@ static inline bool top10_ok(const float *logits, size_t V, const struct gcase *g
 
 /* Prefill ids, return the last logits in out[V]; then greedy-decode ng tokens
  * into gen (gen[0] = argmax of the prompt logits). */
-static inline int run_case(struct qvl_engine *e, const int32_t *ids, size_t n, float *out, int32_t *gen,
-		    int ng)
+static inline int run_case(struct qvl_engine *e, const int32_t *ids, size_t n, float *out,
+			   int32_t *gen, int ng)
 {
 	const struct qvl_model *m = qvl_engine_model(e);
 	size_t V = (size_t)m->config.text.vocab_size;
