@@ -78,6 +78,37 @@ else
 	echo "ok $n # SKIP no python3 or golden logits"
 fi
 
+# Images through the front door: the engine's embedding replacement, M-RoPE
+# positions and DeepStack injection against llama.cpp's multimodal golden
+# (hfpre variant), compared up to the first golden margin < 0.1 (README).
+VG=$QVL_SHARED/golden/vision
+for img in grad_64x64 photo_128x96; do
+	n=$((n + 1))
+	if [ -z "$PYTHON3" ] || [ ! -f "$VG/$img.png" ]; then
+		echo "ok $n # SKIP no python3 or $VG/$img.png"
+		continue
+	fi
+	want=$("$PYTHON3" -c 'import json,sys
+d = json.load(open(sys.argv[1]))["images"]
+x = [i for i in d if isinstance(i, dict) and i.get("png", "").endswith(sys.argv[2] + ".png")] \
+	if isinstance(d, list) else [d[sys.argv[2]]]
+g = x[0]["hfpre"]["greedy"]; k = 0
+while k < 16 and g["top1_top2_margin"][k] >= 0.1: k += 1
+print(" ".join(map(str, g["ids"][:k])))' "$VG/cases.json" "$img" 2>/dev/null)
+	got=$("$QVLCTL" run --model "$MODEL" --image "$VG/$img.png" --prompt "Describe." --greedy \
+		--ignore-eos --max-tokens 16 --print-ids --kv-type f32 2>"$TMP/err")
+	st=$?
+	if [ $st != 0 ] && grep -q "not in this build\|not available" "$TMP/err"; then
+		echo "ok $n # SKIP --image not available in this build"
+	elif [ $st = 0 ] && [ -n "$want" ] && case "$got " in "$want "*) true ;; *) false ;; esac; then
+		echo "ok $n - run --image $img: greedy equals the golden up to its first small margin"
+	else
+		echo "not ok $n - run --image $img (exit $st): got '$got', golden prefix '$want'"
+		sed 's/^/# /' "$TMP/err" | head -3
+		fail=1
+	fi
+done
+
 # bench --json: one object with the rates and their spreads
 "$QVLCTL" bench --model "$MODEL" --prompt-tokens 16 --gen-tokens 4 --reps 2 --json \
 	>"$TMP/b.json" 2>"$TMP/err"
