@@ -105,6 +105,9 @@ static int img_png(struct qvl_image *out, const void *data, size_t size, const c
 	/* RGB8 output: alpha and tRNS dropped, gray/palette expanded, 16-bit
 	 * samples reduced to their high byte: what convert("RGB") gives. */
 	e = spng_decode_image(ctx, out->rgb, len, SPNG_FMT_RGB8, 0);
+	/* Read on to IEND: the last IDAT's CRC is only checked there. */
+	if (!e)
+		e = spng_decode_chunks(ctx);
 	if (e) {
 		qvl_image_free(out);
 		rc = qvl_errf(err, -EBADMSG, "%s: PNG data: %s", name, spng_strerror(e));
