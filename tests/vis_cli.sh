@@ -1,0 +1,64 @@
+#!/bin/sh
+# qvlctl embed-image and run --image through the front door: grid and token
+# count printed, the output file in the golden layout, the PNG path and the
+# already-resized (hfpre) path giving the same bytes, greedy ids of run
+# --image equal to the golden ones (grad_64x64: only its first 2 golden
+# margins are >= 0.1, so only those are compared), and bad input refused
+# with exit 1 / usage with exit 2.
+: "${QVLCTL:=./qvlctl}"
+: "${QVL_SHARED:=../shared}"
+: "${QVL_TESTDATA:=tests/data}"
+MODEL=$QVL_TINY
+[ -n "$MODEL" ] && [ -f "$MODEL/config.json" ] || MODEL=$QVL_SHARED/models/qvl-tiny
+if [ ! -f "$MODEL/config.json" ]; then
+	echo "1..0 # SKIP no tiny model"
+	exit 0
+fi
+G=$QVL_TESTDATA/golden/vision
+TMP=${TMPDIR:-/tmp}/qvl-vis-cli.$$
+mkdir -p "$TMP" && trap 'rm -rf "$TMP"' EXIT
+n=0
+fail=0
+res() { # res COND DESCRIPTION
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi
+}
+
+"$QVLCTL" embed-image --model "$MODEL" --image "$G/grad_64x64.png" -o "$TMP/a.f32" >"$TMP/out" 2>"$TMP/err"
+res $? "embed-image grad_64x64.png exits 0"
+grep -q "grid_thw 1 16 16, 64 tokens x 192" "$TMP/out"
+res $? "embed-image prints grid 1x16x16 and 64 tokens of 192 (64 main + 2 x 64 DeepStack)"
+[ "$(wc -c <"$TMP/a.f32")" -eq $((64 * 192 * 4)) ]
+res $? "embed-image writes 64 x 192 f32"
+"$QVLCTL" embed-image --model "$MODEL" --image "$G/odd_100x70.png" --json >"$TMP/out" 2>"$TMP/err"
+grep -q '"grid_thw":\[1,14,20\],"n_tokens":70' "$TMP/out"
+res $? "embed-image --json: odd_100x70 grid (1, 14, 20), 70 tokens"
+RGB=$QVL_SHARED/golden/hf_preprocess/grad_64x64.resized.rgb
+if [ -f "$RGB" ]; then
+	"$QVLCTL" embed-image --model "$MODEL" --pixels-from "$RGB" --size 256x256 -o "$TMP/b.f32" >/dev/null 2>&1 &&
+		cmp -s "$TMP/a.f32" "$TMP/b.f32"
+	res $? "embed-image --pixels-from the HF-resized RGB equals the PNG path"
+else
+	n=$((n + 1)); echo "ok $n # SKIP no $RGB"
+fi
+"$QVLCTL" run --model "$MODEL" --image "$G/grad_64x64.png" --prompt "Describe." --max-tokens 2 \
+	--greedy --ignore-eos --print-ids --kv-type f32 >"$TMP/out" 2>"$TMP/err"
+grep -q "^111105 105676" "$TMP/out"
+res $? "run --image: greedy ids 111105 105676 (golden)"
+"$QVLCTL" run --model "$MODEL" --image "$G/grad_64x64.png" --raw --prompt "no placeholder" \
+	--max-tokens 1 >"$TMP/out" 2>"$TMP/err"
+[ $? = 1 ] && grep -q "placeholder" "$TMP/err"
+res $? "run --raw without a placeholder: exit 1, says so"
+for f in empty.png truncated.png badcrc_idat.png huge_2g.png bogus_dims_huge.jpg tiny_1x1.png; do
+	"$QVLCTL" embed-image --model "$MODEL" --image "$QVL_TESTDATA/vision/$f" >"$TMP/out" 2>"$TMP/err"
+	[ $? = 1 ] && grep -q "$f" "$TMP/err"
+	res $? "embed-image $f: exit 1, message names the file"
+done
+"$QVLCTL" embed-image --model "$MODEL" >/dev/null 2>&1
+[ $? = 2 ]
+res $? "embed-image without an image: usage, exit 2"
+"$QVLCTL" embed-image --model "$MODEL" --pixels-from "$G/grad_64x64.png" --size 7x7 >/dev/null 2>"$TMP/err"
+[ $? = 1 ]
+res $? "embed-image --pixels-from with the wrong size: exit 1"
+echo "1..$n"
+exit $fail
