@@ -70,6 +70,37 @@ else
 	t "--json has tensors 115" grep -q '"tensors":115' "$tmp/json"
 fi
 
+# --no-vision model from mkmodel: testmodel.md §2 counts
+if "$QVLCTL" mkmodel --shape tiny --no-vision ${QVL_TOKENIZER_DIR:+--tokenizer-dir "$QVL_TOKENIZER_DIR"} \
+	-o "$tmp/nv" >/dev/null 2>&1; then
+	"$QVLCTL" info "$tmp/nv" >"$tmp/out" 2>&1
+	t "no-vision: vision: none" has "vision: none"
+	t "no-vision: tensors: 46" has "tensors: 46"
+	t "no-vision: parameters: 9970496" has "parameters: 9970496"
+else
+	echo "# mkmodel unavailable: no-vision info not checked"
+fi
+
+# GGUF dispatch: a directory (text + mmproj), a file with --mmproj, ambiguity
+gg=${QVL_SHARED:-/nonexistent}/models/qvl-tiny-gguf
+if [ -f "$gg/qvl-tiny-bf16.gguf" ] && [ -f "$gg/mmproj-qvl-tiny-f32.gguf" ]; then
+	"$QVLCTL" info "$gg" >"$tmp/out" 2>&1
+	t "gguf dir: format: gguf" has "format: gguf"
+	t "gguf dir: tensors: 115" has "tensors: 115"
+	t "gguf dir: parameters: 10136928" has "parameters: 10136928"
+	"$QVLCTL" info --mmproj "$gg/mmproj-qvl-tiny-f32.gguf" "$gg/qvl-tiny-bf16.gguf" >"$tmp/out" 2>&1
+	t "gguf file + --mmproj: tensors: 115" has "tensors: 115"
+	"$QVLCTL" info "$gg/qvl-tiny-bf16.gguf" >"$tmp/out" 2>&1
+	t "gguf file alone: text only, 46 tensors" sh -c "grep -qx 'tensors: 46' '$tmp/out' && grep -qx 'vision: none' '$tmp/out'"
+	mkdir "$tmp/two"
+	ln -s "$gg/qvl-tiny-bf16.gguf" "$tmp/two/a.gguf"
+	ln -s "$gg/qvl-tiny-bf16.gguf" "$tmp/two/b.gguf"
+	"$QVLCTL" info "$tmp/two" >/dev/null 2>"$tmp/err"; rc=$?
+	t "two text GGUFs: exit 1, ambiguous" sh -c "test $rc -eq 1 && grep -q 'ambiguous' '$tmp/err'"
+else
+	echo "# $gg absent: GGUF dispatch not checked"
+fi
+
 "$QVLCTL" info "$tmp/nonexistent" >/dev/null 2>"$tmp/err"; rc=$?
 t "missing model exits 1" test $rc -eq 1
 t "error names the path" grep -q "^qvlctl info: .*nonexistent" "$tmp/err"
