@@ -1,0 +1,226 @@
+/* Byte-level BPE of one pre-token: start from one token per byte and merge
+ * the adjacent pair of lowest merge rank (leftmost among equals) until no
+ * pair has a merge, exactly as Hugging Face's BPE model (no dropout).
+ * Short pre-tokens (nearly all) use arrays and a linear scan for the minimum;
+ * long ones (runs of one character, long words) a binary heap over a linked
+ * list of symbols, O(n log n). */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tok_internal.h"
+
+#define BPE_SMALL 64
+
+int tok_ids_push(struct tok_ids *o, int32_t id)
+{
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 64;
+		int32_t *v = realloc(o->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		o->v = v;
+		o->cap = cap;
+	}
+	o->v[o->n++] = id;
+	return 0;
+}
+
+static inline const struct tok_merge *merge_find(const struct qvl_tokenizer *t, int32_t a,
+						 int32_t b)
+{
+	uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+	uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & t->mmask;
+	for (;;) {
+		const struct tok_merge *m = &t->merges[h];
+		if (m->key == key)
+			return m;
+		if (!m->key)
+			return NULL;
+		h = (h + 1) & t->mmask;
+	}
+}
+
+static inline void merge_prefetch(const struct qvl_tokenizer *t, int32_t a, int32_t b)
+{
+	uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+	__builtin_prefetch(&t->merges[(uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & t->mmask]);
+}
+
+static int bpe_small(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out)
+{
+	int32_t sym[BPE_SMALL], mid[BPE_SMALL];
+	uint32_t rk[BPE_SMALL];
+	size_t m = n;
+	for (size_t i = 0; i < n; i++)
+		sym[i] = t->byte_id[s[i]];
+	/* start every first-round probe before waiting for any (the table is
+	 * larger than the cache) */
+	for (size_t i = 0; i + 1 < n; i++)
+		merge_prefetch(t, sym[i], sym[i + 1]);
+	for (size_t i = 0; i + 1 < n; i++) {
+		const struct tok_merge *e = merge_find(t, sym[i], sym[i + 1]);
+		rk[i] = e ? e->rank : UINT32_MAX;
+		mid[i] = e ? e->id : -1;
+	}
+	while (m > 1) {
+		size_t k = 0;
+		uint32_t best = rk[0];
+		for (size_t i = 1; i + 1 < m; i++)
+			if (rk[i] < best) {
+				best = rk[i];
+				k = i;
+			}
+		if (best == UINT32_MAX)
+			break;
+		sym[k] = mid[k];
+		/* drop symbol k+1 and pair k+1 */
+		memmove(sym + k + 1, sym + k + 2, (m - k - 2) * sizeof(*sym));
+		if (k + 2 < m) {
+			memmove(rk + k + 1, rk + k + 2, (m - k - 3) * sizeof(*rk));
+			memmove(mid + k + 1, mid + k + 2, (m - k - 3) * sizeof(*mid));
+		}
+		m--;
+		if (k > 0) {
+			const struct tok_merge *e = merge_find(t, sym[k - 1], sym[k]);
+			rk[k - 1] = e ? e->rank : UINT32_MAX;
+			mid[k - 1] = e ? e->id : -1;
+		}
+		if (k + 1 < m) {
+			const struct tok_merge *e = merge_find(t, sym[k], sym[k + 1]);
+			rk[k] = e ? e->rank : UINT32_MAX;
+			mid[k] = e ? e->id : -1;
+		}
+	}
+	for (size_t i = 0; i < m; i++)
+		if (tok_ids_push(out, sym[i]))
+			return -ENOMEM;
+	return 0;
+}
+
+struct heap_ent {
+	uint32_t rank;
+	uint32_t pos; /* index of the left symbol */
+	int32_t left, right, id;
+};
+
+static inline bool ent_less(const struct heap_ent *a, const struct heap_ent *b)
+{
+	return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+}
+
+struct heap {
+	struct heap_ent *v;
+	size_t n, cap;
+};
+
+static int heap_push(struct heap *h, struct heap_ent e)
+{
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 256;
+		struct heap_ent *v = realloc(h->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		h->v = v;
+		h->cap = cap;
+	}
+	size_t i = h->n++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (!ent_less(&e, &h->v[p]))
+			break;
+		h->v[i] = h->v[p];
+		i = p;
+	}
+	h->v[i] = e;
+	return 0;
+}
+
+static struct heap_ent heap_pop(struct heap *h)
+{
+	struct heap_ent top = h->v[0], last = h->v[--h->n];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && ent_less(&h->v[c + 1], &h->v[c]))
+			c++;
+		if (!ent_less(&h->v[c], &last))
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	if (h->n)
+		h->v[i] = last;
+	return top;
+}
+
+static int push_pair(const struct qvl_tokenizer *t, struct heap *h, const int32_t *sym, uint32_t l,
+		     uint32_t r)
+{
+	const struct tok_merge *e = merge_find(t, sym[l], sym[r]);
+	if (!e)
+		return 0;
+	return heap_push(h, (struct heap_ent){e->rank, l, sym[l], sym[r], e->id});
+}
+
+static int bpe_heap(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out)
+{
+	int rc = -ENOMEM;
+	struct heap h = {0};
+	if (n > UINT32_MAX - 1)
+		return -E2BIG;
+	int32_t *sym = malloc(n * sizeof(*sym));
+	uint32_t *prev = malloc(n * sizeof(*prev)), *next = malloc(n * sizeof(*next));
+	if (!sym || !prev || !next)
+		goto out;
+	const uint32_t none = UINT32_MAX;
+	for (size_t i = 0; i < n; i++) {
+		sym[i] = t->byte_id[s[i]];
+		prev[i] = i ? (uint32_t)i - 1 : none;
+		next[i] = i + 1 < n ? (uint32_t)i + 1 : none;
+	}
+	for (size_t i = 0; i + 1 < n; i++)
+		if (push_pair(t, &h, sym, (uint32_t)i, (uint32_t)i + 1))
+			goto out;
+	while (h.n) {
+		struct heap_ent e = heap_pop(&h);
+		uint32_t l = e.pos, r = next[l];
+		/* stale: the left symbol was absorbed, or either side changed */
+		if (sym[l] != e.left || r == none || sym[r] != e.right)
+			continue;
+		sym[l] = e.id;
+		sym[r] = -1;
+		next[l] = next[r];
+		if (next[r] != none)
+			prev[next[r]] = l;
+		if (prev[l] != none && push_pair(t, &h, sym, prev[l], l))
+			goto out;
+		if (next[l] != none && push_pair(t, &h, sym, l, next[l]))
+			goto out;
+	}
+	for (uint32_t i = 0; i != none; i = next[i])
+		if (tok_ids_push(out, sym[i]))
+			goto out;
+	rc = 0;
+out:
+	free(h.v);
+	free(sym);
+	free(prev);
+	free(next);
+	return rc;
+}
+
+/* BPE without the cache. */
+int tok_bpe_uncached(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out)
+{
+	if (n == 0)
+		return 0;
+	if (n == 1)
+		return tok_ids_push(out, t->byte_id[s[0]]);
+	if (n <= BPE_SMALL)
+		return bpe_small(t, s, n, out);
+	return bpe_heap(t, s, n, out);
+}
