@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -172,6 +174,39 @@ out:
 	free(src);
 	free(dst);
 	return rc;
+}
+
+/* Remove ".NAME.tmp.PID" files (our names only) that a killed earlier run
+ * left behind, up to 4 GB each. A PID still alive may be a concurrent run. */
+static void remove_stale_tmp(const char *dir)
+{
+	static const char *const names[] = {
+	    "model.safetensors",	"config.json",	  "generation_config.json",
+	    "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
+	};
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			size_t n = strlen(names[i]);
+			const char *p = e->d_name;
+			char *end;
+
+			if (p[0] != '.' || strncmp(p + 1, names[i], n) ||
+			    strncmp(p + 1 + n, ".tmp.", 5))
+				continue;
+			long pid = strtol(p + n + 6, &end, 10);
+
+			if (*end || end == p + n + 6 || pid <= 0)
+				continue;
+			if (kill((pid_t)pid, 0) && errno == ESRCH)
+				unlinkat(dirfd(d), p, 0);
+		}
+	}
+	closedir(d);
 }
 
 /* mkdir -p */
@@ -340,6 +375,7 @@ int qvl_mk_write(const struct qvl_mk_opts *o, struct qvl_mk_result *res, struct 
 	rc = make_dirs(o->out_dir, err);
 	if (rc)
 		goto out;
+	remove_stale_tmp(o->out_dir);
 	cfg = qvl_mk_config_json(&p);
 	gen = qvl_mk_generation_config_json();
 	rc = write_small(o->out_dir, "config.json", cfg, err);
