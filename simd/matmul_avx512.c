@@ -22,49 +22,47 @@
 
 /* ---- m == 1 ----------------------------------------------------------- */
 
-/* Dot products of x with 4 bf16 rows. x is split into even and odd lanes so
- * that a row's 32 bf16 widen with a shift (even) and an and (odd). */
-static T512 void matvec_bf16_4(float *y, const float *x, const uint8_t *w[4], size_t k, size_t pfd)
+/* One 32-value step of matvec_bf16_4 (mk: the valid lanes). */
+INL512 void bf16_step(__m512 ae[4], __m512 ao[4], const float *x, const uint8_t *const w[4],
+		      size_t i, size_t pfd, __mmask32 mk, bool full)
 {
 	const __m512i idx_e =
 	    _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
 	const __m512i idx_o =
 	    _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
 	const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+	__m512 x0 = full ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps((__mmask16)mk, x + i);
+	__m512 x1 = full ? _mm512_loadu_ps(x + i + 16)
+			 : _mm512_maskz_loadu_ps((__mmask16)(mk >> 16), x + i + 16);
+	__m512 xe = _mm512_permutex2var_ps(x0, idx_e, x1);
+	__m512 xo = _mm512_permutex2var_ps(x0, idx_o, x1);
+
+#pragma GCC unroll 4
+	for (int r = 0; r < 4; r++) {
+		__m512i v = full ? _mm512_loadu_si512(w[r] + 2 * i)
+				 : _mm512_maskz_loadu_epi16(mk, w[r] + 2 * i);
+		if (full)
+			_mm_prefetch((const char *)(w[r] + 2 * i + pfd), _MM_HINT_T1);
+		ae[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), xe, ae[r]);
+		ao[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), xo, ao[r]);
+	}
+}
+
+/* Dot products of x with 4 bf16 rows. x is split into even and odd lanes so
+ * that a row's 32 bf16 widen with a shift (even) and an and (odd). Full
+ * blocks unmasked (masked loads in the hot loop cost 25% here), then one
+ * masked block for the tail. */
+static T512 void matvec_bf16_4(float *y, const float *x, const uint8_t *w[4], size_t k, size_t pfd)
+{
 	__m512 ae[4], ao[4];
 	size_t i = 0;
 
 	for (int r = 0; r < 4; r++)
 		ae[r] = ao[r] = _mm512_setzero_ps();
-	/* Full blocks unmasked (masked loads in the hot loop cost 25% here),
-	 * then one masked block for the tail. */
-	for (; i < k; i += 32) {
-		__mmask32 mk = k - i >= 32 ? (__mmask32)~0u : (__mmask32)((1u << (k - i)) - 1);
-		__m512 x0, x1;
-		__m512i v[4];
-
-		if (mk == (__mmask32)~0u) {
-			x0 = _mm512_loadu_ps(x + i);
-			x1 = _mm512_loadu_ps(x + i + 16);
-			for (int r = 0; r < 4; r++)
-				v[r] = _mm512_loadu_si512(w[r] + 2 * i);
-		} else {
-			x0 = _mm512_maskz_loadu_ps((__mmask16)mk, x + i);
-			x1 = _mm512_maskz_loadu_ps((__mmask16)(mk >> 16), x + i + 16);
-			for (int r = 0; r < 4; r++)
-				v[r] = _mm512_maskz_loadu_epi16(mk, w[r] + 2 * i);
-		}
-		__m512 xe = _mm512_permutex2var_ps(x0, idx_e, x1);
-		__m512 xo = _mm512_permutex2var_ps(x0, idx_o, x1);
-#pragma GCC unroll 4
-		for (int r = 0; r < 4; r++) {
-			_mm_prefetch((const char *)(w[r] + 2 * i + pfd), _MM_HINT_T1);
-			ae[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v[r], 16)),
-						xe, ae[r]);
-			ao[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v[r], hi)), xo,
-						ao[r]);
-		}
-	}
+	for (; i + 32 <= k; i += 32)
+		bf16_step(ae, ao, x, w, i, pfd, (__mmask32)~0u, true);
+	if (i < k)
+		bf16_step(ae, ao, x, w, i, pfd, (__mmask32)((1u << (k - i)) - 1), false);
 	for (int r = 0; r < 4; r++)
 		y[r] = _mm512_reduce_add_ps(_mm512_add_ps(ae[r], ao[r]));
 }
@@ -162,9 +160,9 @@ static T512 void matvec(float *y, const float *x, const void *W, enum qvl_dtype 
 
 /* ---- m > 1 ------------------------------------------------------------ */
 
-/* P[kk][jj] = W[j0 + jj][k0 + kk] as f32, zero for jj >= nr. */
-static T512 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ldw, size_t j0,
-			    int nr, size_t k0, size_t kc)
+/* pack_panel() for Q8_0/Q4_0 (k0 and kc are multiples of 32 for them). */
+static T512 void pack_panel_q(float *P, const void *W, enum qvl_dtype t, size_t ldw, size_t j0,
+			      int nr, size_t k0, size_t kc)
 {
 	float tmp[32];
 
@@ -194,6 +192,65 @@ static T512 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ld
 			size_t e = kc - kk < 16 ? kc - kk : 16;
 			for (size_t q = 0; q < e; q++)
 				P[(kk + q) * NR + jj] = tmp[q];
+		}
+	}
+}
+
+/* In-register 16x16 f32 transpose: r[c] becomes column c. Four rounds of
+ * 16 shuffles (unpack ps, unpack pd, two 128-bit lane shuffles). */
+INL512 void transpose16(__m512 r[16])
+{
+	__m512 t[16];
+
+	for (int i = 0; i < 16; i += 2) {
+		t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+		t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+	}
+	for (int i = 0; i < 16; i += 4) {
+		__m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+		__m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+		r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+		r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+		r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+		r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+	}
+	/* r[4g + c]: column 4L + c of rows 4g..4g+3 in lane L */
+	for (int h = 0; h < 2; h++)
+		for (int c = 0; c < 4; c++) {
+			t[8 * h + c] = _mm512_shuffle_f32x4(r[8 * h + c], r[8 * h + 4 + c], 0x88);
+			t[8 * h + 4 + c] =
+			    _mm512_shuffle_f32x4(r[8 * h + c], r[8 * h + 4 + c], 0xdd);
+		}
+	for (int c = 0; c < 8; c++) {
+		r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
+		r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd);
+	}
+}
+
+/* P[kk][jj] = W[j0 + jj][k0 + kk] as f32, zero for jj >= nr: 16 rows x 16
+ * values widened and transposed in registers at a time (the scalar
+ * transpose it replaces cost ~3 cycles per weight, which dominated for
+ * m < 64 and was 8% at m = 512). */
+static T512 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ldw, size_t j0,
+			    int nr, size_t k0, size_t kc)
+{
+	if (t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0) {
+		pack_panel_q(P, W, t, ldw, j0, nr, k0, kc);
+		return;
+	}
+	for (int jb = 0; jb < NR; jb += 16) {
+		const uint8_t *w[16];
+		for (int r = 0; r < 16; r++)
+			w[r] = jb + r < nr ? qvl_wrow(W, t, ldw, j0 + (size_t)(jb + r)) : NULL;
+		for (size_t kk = 0; kk < kc; kk += 16) {
+			__mmask16 mk = v16_mask(kc - kk);
+			__m512 v[16];
+			for (int r = 0; r < 16; r++)
+				v[r] = w[r] ? v16_load(w[r], t, k0 + kk, mk) : _mm512_setzero_ps();
+			transpose16(v);
+			size_t e = kc - kk < 16 ? kc - kk : 16;
+			for (size_t c = 0; c < e; c++)
+				_mm512_store_ps(P + (kk + c) * NR + jb, v[c]);
 		}
 	}
 }
