@@ -294,12 +294,14 @@ static int write_model(const struct qvl_mk_plan *p, const char *dir, int threads
 	fd = create_tmp(dir, "model.safetensors", &tmp, err);
 	if (fd < 0)
 		return fd;
-	/* reserve the space up front: a full disk fails now, not after 4 GB */
-	rc = posix_fallocate(fd, 0, (off_t)total);
-	if (rc && rc != EOPNOTSUPP && rc != EINVAL) {
-		qvl_errf(err, -rc, "%s: reserving %llu bytes: %s", tmp, (unsigned long long)total,
-			 strerror(rc));
-		return finish(fd, tmp, dir, "model.safetensors", -rc, err);
+	/* Reserve the space up front: a full disk fails now, not after 4 GB.
+	 * fallocate(2), not posix_fallocate(3), whose fallback on file systems
+	 * without it writes every block once more. */
+	if (fallocate(fd, 0, 0, (off_t)total) && errno != EOPNOTSUPP && errno != ENOSYS &&
+	    errno != EINVAL) {
+		rc = qvl_errf(err, -errno, "%s: reserving %llu bytes: %s", tmp,
+			      (unsigned long long)total, strerror(errno));
+		return finish(fd, tmp, dir, "model.safetensors", rc, err);
 	}
 	rc = pwrite_all(fd, p->header, p->header_bytes, 0);
 	if (rc) {
