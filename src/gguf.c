@@ -294,12 +294,6 @@ static int gguf_read_kvs(struct gguf_rd *r, uint64_t nkv)
 		if ((rc = rd_name(r, &kv->key, "key")))
 			return rc;
 		f->nkv = i + 1;
-		for (uint64_t j = 0; j < i; j++)
-			if (!strcmp(f->kv[j].key, kv->key))
-				return qvl_errf(r->err, -EBADMSG,
-						"%s: duplicate key '%s' (kv %" PRIu64
-						" and %" PRIu64 ")",
-						f->what, kv->key, j, i);
 		if ((rc = rd_u32(r, &type, "value type")))
 			return rc;
 		kv->type = (enum gguf_type)type;
@@ -314,6 +308,33 @@ static int gguf_read_kvs(struct gguf_rd *r, uint64_t nkv)
 		}
 	}
 	return 0;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Duplicate keys, by sorting (a hostile file may hold a million keys). */
+static int gguf_check_keys(struct gguf_rd *r)
+{
+	struct gguf_file *f = r->f;
+	char **v;
+	int rc = 0;
+
+	if (f->nkv < 2)
+		return 0;
+	v = malloc(f->nkv * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < f->nkv; i++)
+		v[i] = f->kv[i].key;
+	qsort(v, f->nkv, sizeof(*v), cmp_key);
+	for (size_t i = 1; i < f->nkv && !rc; i++)
+		if (!strcmp(v[i - 1], v[i]))
+			rc = qvl_errf(r->err, -EBADMSG, "%s: duplicate key '%s'", f->what, v[i]);
+	free(v);
+	return rc;
 }
 
 static uint64_t kv_uint(const struct gguf_kv *kv, bool *ok)
@@ -533,7 +554,8 @@ static int gguf_parse_all(struct gguf_rd *r)
 		return qvl_errf(r->err, -EBADMSG,
 				"%s: tensor count %" PRIu64 " absurd for a %zu-byte file", f->what,
 				nt, f->size);
-	if ((rc = gguf_read_kvs(r, nkv)) || (rc = gguf_read_alignment(r)))
+	if ((rc = gguf_read_kvs(r, nkv)) || (rc = gguf_check_keys(r)) ||
+	    (rc = gguf_read_alignment(r)))
 		return rc;
 	/* Resolve array offset tables now that the pool no longer moves. */
 	for (size_t i = 0; i < f->nkv; i++)

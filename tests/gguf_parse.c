@@ -24,6 +24,7 @@ struct knobs {
 	uint32_t align_type; /* its value type (0: uint32) */
 	bool align_zero;     /* general.alignment = 0 */
 	bool ne_zero;	     /* tensor a has ne[1] = 0 */
+	bool dup_key;	     /* t.i8 spelled t.u8 */
 	bool off_b_set;
 	uint64_t off_b;	       /* offset of tensor b */
 	uint32_t ndim_a;       /* n_dims of tensor a (0: 2) */
@@ -75,7 +76,7 @@ static struct gw build(const struct knobs *k)
 	else
 		gw_u32(&w, align_val);
 	gw_key(&w, "t.u8", 0), gw_u8(&w, 200);
-	gw_key(&w, "t.i8", 1), gw_u8(&w, (uint8_t)-5);
+	gw_key(&w, k->dup_key ? "t.u8" : "t.i8", 1), gw_u8(&w, (uint8_t)-5);
 	gw_key(&w, "t.u16", 2), gw_bytes(&w, &(uint16_t){60000}, 2);
 	gw_key(&w, "t.i16", 3), gw_bytes(&w, &(int16_t){-300}, 2);
 	gw_key(&w, "t.u32", k->kv_type ? k->kv_type : 4), gw_u32(&w, 4000000000u);
@@ -267,6 +268,7 @@ static void test_bad(void)
 	    "not a multiple of alignment 32");
 	bad("tensors overlap", &(struct knobs){.off_b_set = true, .off_b = 32}, -EBADMSG,
 	    "overlap");
+	bad("duplicate key", &(struct knobs){.dup_key = true}, -EBADMSG, "duplicate key 't.u8'");
 	bad("duplicate tensor", &(struct knobs){.name_b = "a"}, -EBADMSG, "duplicate tensor 'a'");
 	bad("n_dims 7", &(struct knobs){.ndim_a = 7}, -EBADMSG, "n_dims 7");
 	bad("ne product overflow",
