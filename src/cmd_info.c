@@ -204,6 +204,11 @@ static void info_print(const struct qvl_model *m, bool json)
 			o_str(&o, "file", m->sources[i].path);
 	}
 	o_str(&o, "architecture", m->config.architecture);
+	o_str(&o, "tokenizer",
+	      m->tokenizer_json_path	  ? m->tokenizer_json_path
+	      : m->format == QVL_FMT_GGUF ? "gguf metadata"
+					  : "none");
+	o_ints(&o, "eos_token_ids", m->gen.eos_token_ids, m->gen.n_eos);
 	info_text_config(&o, &m->config.text);
 	info_vision_config(&o, &m->config.vision);
 	o_int(&o, "tensors", (int64_t)m->ntensors);

@@ -218,6 +218,14 @@ static const struct qvl_tensor lm_head_bad = {.name = "lm_head.weight",
 					      .data = zeros,
 					      .nbytes = 256};
 
+static const struct qvl_tensor lm_head_ok = {.name = "lm_head.weight",
+					     .dtype = QVL_DT_BF16,
+					     .ndim = 2,
+					     .shape = {16, 8},
+					     .nelem = 128,
+					     .data = zeros,
+					     .nbytes = 256};
+
 static int setup_extra(const char *dir, const void *arg)
 {
 	return write_config(dir, NULL, NULL) || write_micro(dir, "model.safetensors", NULL, arg, 1);
@@ -601,6 +609,19 @@ static void check_base(void)
 	rc = dir && !setup_side(dir, pp_old) ? qvl_model_open(&m, dir, NULL, &err) : -1;
 	ok(rc == 0 && m && m->preproc.min_pixels == 3136 && m->preproc.max_pixels == 12845056,
 	   "min_pixels/max_pixels keys");
+	qvl_model_close(m);
+	m = NULL;
+	/* untied: lm_head.weight required and read */
+	rc = dir &&
+		     !write_config(dir, "\"tie_word_embeddings\":true",
+				   "\"tie_word_embeddings\":false") &&
+		     !write_micro(dir, "model.safetensors", NULL, &lm_head_ok, 1)
+		 ? qvl_model_open(&m, dir, NULL, &err)
+		 : -1;
+	if (!ok(rc == 0 && m && !m->config.text.tie_word_embeddings &&
+		    qvl_model_find(m, "lm_head.weight"),
+		"untied model with lm_head.weight opens"))
+		diag("%s", err.msg);
 	qvl_model_close(m);
 	m = NULL;
 	/* an odd header length leaves every tensor misaligned: aligned copies */
