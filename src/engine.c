@@ -244,10 +244,12 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	e->gate = scratch_alloc(R * e->I);
 	e->up = scratch_alloc(R * e->I);
 	e->cs = scratch_alloc(R * e->hd);
-	e->ds_rank = calloc(R, sizeof(int32_t));
+	e->rows = calloc(R, sizeof(*e->rows));
+	e->out_dst = calloc(R, sizeof(*e->out_dst));
+	e->lscratch = scratch_alloc((size_t)ENG_LOGIT_ROWS * e->V);
 	rc = -ENOMEM;
 	if (!e->x || !e->xb || !e->tmp || !e->q || !e->kk || !e->vv || !e->att || !e->gate ||
-	    !e->up || !e->cs || !e->ds_rank)
+	    !e->up || !e->cs || !e->rows || !e->out_dst || !e->lscratch)
 		goto fail;
 
 	rc = qvl_pool_create(&e->pool, opts ? opts->threads : 0, opts ? opts->cpus : NULL, err);
@@ -291,7 +293,9 @@ void qvl_engine_destroy(struct qvl_engine *e)
 	free(e->gate);
 	free(e->up);
 	free(e->cs);
-	free(e->ds_rank);
+	free(e->rows);
+	free(e->out_dst);
+	free(e->lscratch);
 	free(e);
 }
 
@@ -360,12 +364,17 @@ int qvl_seq_ctx(const struct qvl_seq *s)
 	return s->n_ctx;
 }
 
-int qvl_seq_forward(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,
-		    float *logits, bool all_logits, struct qvl_err *err)
+/* Everything about one item that can be wrong, before anything runs. */
+static int check_item(const struct qvl_engine *e, const struct qvl_batch_item *it, size_t idx,
+		      struct qvl_err *err)
 {
+	const struct qvl_chunk *c = &it->chunk;
+	const struct qvl_seq *s = it->seq;
 	size_t nimg = 0;
 
-	if (!c || !c->ids || c->n == 0)
+	if (!s || s->e != e)
+		return qvl_errf(err, -EINVAL, "item %zu: no sequence of this engine", idx);
+	if (!c->ids || c->n == 0)
 		return qvl_errf(err, -EINVAL, "empty input: nothing to run");
 	if (c->n > (size_t)(s->n_ctx - s->len))
 		return qvl_errf(err, -ENOSPC,
@@ -392,24 +401,70 @@ int qvl_seq_forward(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_ch
 			return qvl_errf(err, -EINVAL, "%d DeepStack features (at most %d)",
 					c->n_deepstack, e->n_deepstack_max);
 	}
-
-	size_t img0 = 0;
-	for (size_t off = 0; off < c->n; off += ENG_MAX_ROWS) {
-		size_t n = c->n - off < ENG_MAX_ROWS ? c->n - off : ENG_MAX_ROWS;
-		bool last = off + n == c->n;
-
-		eng_forward_rows(e, s, c, off, n, img0,
-				 all_logits ? (logits ? logits + off * (size_t)e->V : NULL)
-					    : logits,
-				 all_logits, logits && (all_logits || last));
-		if (c->n_img)
-			for (size_t i = off; i < off + n; i++)
-				img0 += c->ids[i] == e->image_token_id;
-		s->len += (int)n;
-	}
-	if (c->pos)
-		s->next_pos = c->next_pos;
-	else
-		s->next_pos += (int32_t)c->n;
 	return 0;
+}
+
+int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
+		       struct qvl_err *err)
+{
+	size_t nr = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		rc = check_item(e, &items[i], i, err);
+		if (rc < 0)
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (items[j].seq == items[i].seq)
+				return qvl_errf(err, -EINVAL, "items %zu and %zu: same sequence", j,
+						i);
+	}
+	/* Rows of all items, in order, cut into slices of ENG_MAX_ROWS. A
+	 * chunk may straddle two slices: its first part is in the cache
+	 * before the second part attends to it. */
+	for (size_t i = 0; i < n; i++) {
+		const struct qvl_batch_item *it = &items[i];
+		const struct qvl_chunk *c = &it->chunk;
+		int32_t rank = 0;
+
+		for (size_t ci = 0; ci < c->n; ci++) {
+			struct eng_row *r = &e->rows[nr++];
+			bool img = c->n_img && c->ids[ci] == e->image_token_id;
+
+			r->s = it->seq;
+			r->c = c;
+			r->ci = (uint32_t)ci;
+			r->pos = it->seq->len + (int32_t)ci;
+			r->rank = img ? rank++ : -1;
+			r->logits = !it->logits	     ? NULL
+				    : it->all_logits ? it->logits + ci * (size_t)e->V
+				    : ci + 1 == c->n ? it->logits
+						     : NULL;
+			if (nr == ENG_MAX_ROWS) {
+				eng_forward_rows(e, nr);
+				nr = 0;
+			}
+		}
+	}
+	if (nr)
+		eng_forward_rows(e, nr);
+	for (size_t i = 0; i < n; i++) {
+		struct qvl_seq *s = items[i].seq;
+		const struct qvl_chunk *c = &items[i].chunk;
+
+		s->len += (int)c->n;
+		s->next_pos = c->pos ? c->next_pos : s->next_pos + (int32_t)c->n;
+	}
+	return 0;
+}
+
+int qvl_seq_forward(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,
+		    float *logits, bool all_logits, struct qvl_err *err)
+{
+	struct qvl_batch_item it = {.seq = s, .logits = logits, .all_logits = all_logits};
+
+	if (!c)
+		return qvl_errf(err, -EINVAL, "empty input: nothing to run");
+	it.chunk = *c;
+	return qvl_engine_forward(e, &it, 1, err);
 }

@@ -72,4 +72,20 @@ struct qvl_chunk {
 int qvl_seq_forward(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,
 		    float *logits, bool all_logits, struct qvl_err *err);
 
+/* Several sequences in one pass (a decode batch, or prefill chunks of
+ * different sequences side by side): each slice of up to 512 rows reads
+ * every weight once for all of them. Each item is checked as
+ * qvl_seq_forward() checks its chunk, and a sequence may appear only once;
+ * any error leaves every sequence unchanged. logits / all_logits per item
+ * as in qvl_seq_forward(). One caller at a time per engine (the engine's
+ * scratch and pool are shared by its sequences). */
+struct qvl_batch_item {
+	struct qvl_seq *seq;
+	struct qvl_chunk chunk;
+	float *logits;
+	bool all_logits;
+};
+int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
+		       struct qvl_err *err);
+
 #endif

@@ -50,15 +50,35 @@ struct qvl_engine {
 
 	/* Activations for ENG_MAX_ROWS rows, allocated once, first-touched by
 	 * the pool threads in the slices they write. */
-	float *x;	  /* residual stream [rows][H] */
-	float *xb;	  /* normed input of the next matmul [rows][H] */
-	float *tmp;	  /* o_proj / down output [rows][H] */
-	float *q;	  /* [rows][nh*hd] */
-	float *kk, *vv;	  /* [rows][nkv*hd] */
-	float *att;	  /* attention output [rows][nh*hd] */
-	float *gate, *up; /* [rows][I] */
-	float *cs;	  /* cos | sin per row [rows][hd] */
-	int32_t *ds_rank; /* per row: DeepStack row index, or -1 */
+	float *x;	      /* residual stream [rows][H] */
+	float *xb;	      /* normed input of the next matmul [rows][H] */
+	float *tmp;	      /* o_proj / down output [rows][H] */
+	float *q;	      /* [rows][nh*hd] */
+	float *kk, *vv;	      /* [rows][nkv*hd] */
+	float *att;	      /* attention output [rows][nh*hd] */
+	float *gate, *up;     /* [rows][I] */
+	float *cs;	      /* cos | sin per row [rows][hd] */
+	struct eng_row *rows; /* what each row of the current slice is */
+	float **out_dst;      /* [rows] logits destinations of the output rows */
+	float *lscratch;      /* [ENG_LOGIT_ROWS][V]: logits of scattered rows */
+};
+
+/* Logits rows computed in one matmul when their destinations are not one
+ * contiguous block (a decode batch: one row per sequence). 16 rows of the
+ * 152k vocabulary are 9.7 MB of scratch and already read the output matrix
+ * once for 16 sequences. */
+#define ENG_LOGIT_ROWS 16
+
+/* One row (token) of a slice: which sequence and input it belongs to. Rows
+ * of several sequences can share a slice (a decode batch), so every step
+ * that touches the KV cache or positions looks here. */
+struct eng_row {
+	struct qvl_seq *s;
+	const struct qvl_chunk *c;
+	uint32_t ci;   /* index in c->ids */
+	int32_t pos;   /* cache position */
+	int32_t rank;  /* image row (embedding / DeepStack) in c, or -1 */
+	float *logits; /* where this row's logits go, or NULL */
 };
 
 struct qvl_seq {
@@ -73,10 +93,9 @@ struct qvl_seq {
 	size_t layer_bytes; /* K + V of one layer */
 };
 
-/* src/forward.c: one slice of at most ENG_MAX_ROWS tokens, already validated.
- * img0 is the DeepStack/embedding row of the slice's first image token;
- * logits receive rows for [want_from, n) (last row only if !all). */
-void eng_forward_rows(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,
-		      size_t off, size_t n, size_t img0, float *logits, bool all, bool want);
+/* src/forward.c: run the n rows described in e->rows[0..n) (at most
+ * ENG_MAX_ROWS, validated by the caller) through the model, appending their
+ * K/V, and write the logits of every row whose .logits is set. */
+void eng_forward_rows(struct qvl_engine *e, size_t n);
 
 #endif

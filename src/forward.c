@@ -22,14 +22,10 @@
 
 struct fwd {
 	struct qvl_engine *e;
-	struct qvl_seq *s;
-	const struct qvl_chunk *c;
-	size_t off, n, img0;
+	size_t n;    /* rows in the slice */
+	size_t nout; /* rows gathered for output in the last layer */
 	int l;
-	size_t r0; /* first row whose output is still needed (last layer) */
 	bool last; /* this is the last layer */
-	bool want; /* logits wanted */
-	float *logits;
 	/* current matmul */
 	const struct eng_mat *w[3];
 	const float *X;
@@ -112,26 +108,25 @@ static void embed_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
-	const struct qvl_chunk *c = f->c;
 	size_t lo, hi, H = (size_t)e->H, half = (size_t)e->hd / 2;
 
 	qvl_split(f->n, 1, ith, nth, &lo, &hi);
 	for (size_t i = lo; i < hi; i++) {
-		size_t ci = f->off + i;
+		const struct eng_row *r = &e->rows[i];
+		const struct qvl_chunk *c = r->c;
 		float *x = e->x + i * H, *cs = e->cs + i * (size_t)e->hd;
-		int32_t id = c->ids[ci], rank = e->ds_rank[i];
 		int32_t p[3];
 
-		if (rank >= 0)
-			memcpy(x, c->embd + (size_t)rank * H, H * sizeof(float));
+		if (r->rank >= 0)
+			memcpy(x, c->embd + (size_t)r->rank * H, H * sizeof(float));
 		else
-			e->k.to_f32(x, mat_row(&e->embd, (size_t)id), e->embd.type, H);
+			e->k.to_f32(x, mat_row(&e->embd, (size_t)c->ids[r->ci]), e->embd.type, H);
 		if (c->pos) {
-			p[0] = c->pos[ci][0];
-			p[1] = c->pos[ci][1];
-			p[2] = c->pos[ci][2];
+			p[0] = c->pos[r->ci][0];
+			p[1] = c->pos[r->ci][1];
+			p[2] = c->pos[r->ci][2];
 		} else {
-			p[0] = p[1] = p[2] = f->s->next_pos + (int32_t)ci;
+			p[0] = p[1] = p[2] = r->s->next_pos + (int32_t)r->ci;
 		}
 		/* angle in f32 = f32(position) * inv_freq, as HF's f32 matmul of
 		 * inv_freq by position_ids; cos/sin of that f32 angle. */
@@ -150,19 +145,19 @@ static void qk_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
-	struct qvl_seq *s = f->s;
 	const struct eng_layer *ly = &e->layers[f->l];
 	size_t lo, hi, hd = (size_t)e->hd, half = hd / 2;
 	size_t qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
-	uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
-	uint8_t *V = K + s->layer_bytes / 2;
-	size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem;
 
 	qvl_split(f->n, 1, ith, nth, &lo, &hi);
 	for (size_t i = lo; i < hi; i++) {
+		const struct qvl_seq *s = e->rows[i].s;
+		uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
+		uint8_t *V = K + s->layer_bytes / 2;
+		size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem;
 		const float *cs = e->cs + i * hd;
 		float *q = e->q + i * qd, *k = e->kk + i * kd, *v = e->vv + i * kd;
-		size_t pos = (size_t)s->len + i;
+		size_t pos = (size_t)e->rows[i].pos;
 
 		for (int h = 0; h < e->nh; h++) {
 			e->k.rmsnorm(q + h * hd, q + h * hd, ly->q_norm, hd, e->eps);
@@ -180,24 +175,25 @@ static void qk_task(void *arg, int ith, int nth)
 }
 
 /* Causal GQA attention: item t = (row i, head h); items are dealt round-robin
- * so that the long rows at the end of a prefill slice are shared out evenly. */
+ * so that the long rows at the end of a prefill slice are shared out evenly.
+ * A row sees its own sequence's cache up to and including its position. */
 static void attn_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
-	struct qvl_seq *s = f->s;
 	size_t hd = (size_t)e->hd, qd = (size_t)e->nh * hd;
-	const uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
-	const uint8_t *V = K + s->layer_bytes / 2;
-	size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem;
 	size_t items = f->n * (size_t)e->nh, group = (size_t)(e->nh / e->nkv);
 	float scale = (float)(1.0 / sqrt((double)hd));
 
 	for (size_t t = (size_t)ith; t < items; t += (size_t)nth) {
 		size_t i = t / (size_t)e->nh, h = t % (size_t)e->nh, g = h / group;
+		const struct qvl_seq *s = e->rows[i].s;
+		const uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
+		const uint8_t *V = K + s->layer_bytes / 2;
+		size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem;
 
 		e->k.attn_head(e->att + i * qd + h * hd, e->q + i * qd + h * hd, K + g * head_bytes,
-			       V + g * head_bytes, e->kv_dtype, hd, (size_t)s->len + i + 1, hd,
+			       V + g * head_bytes, e->kv_dtype, hd, (size_t)e->rows[i].pos + 1, hd,
 			       scale);
 	}
 }
@@ -209,8 +205,8 @@ static void post_attn_task(void *arg, int ith, int nth)
 	struct qvl_engine *e = f->e;
 	size_t lo, hi, H = (size_t)e->H;
 
-	qvl_split(f->n - f->r0, 1, ith, nth, &lo, &hi);
-	for (size_t i = f->r0 + lo; i < f->r0 + hi; i++)
+	qvl_split(f->m, 1, ith, nth, &lo, &hi);
+	for (size_t i = lo; i < hi; i++)
 		e->k.add_rmsnorm(e->xb + i * H, e->x + i * H, e->tmp + i * H,
 				 e->layers[f->l].ffn_norm, H, e->eps);
 }
@@ -221,19 +217,19 @@ static void post_mlp_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
-	const struct qvl_chunk *c = f->c;
 	size_t lo, hi, H = (size_t)e->H;
 	const float *nw = f->last ? e->out_norm : e->layers[f->l + 1].attn_norm;
-	bool ds = c->n_img && f->l < c->n_deepstack;
 
-	qvl_split(f->n - f->r0, 1, ith, nth, &lo, &hi);
-	for (size_t i = f->r0 + lo; i < f->r0 + hi; i++) {
+	qvl_split(f->m, 1, ith, nth, &lo, &hi);
+	for (size_t i = lo; i < hi; i++) {
+		const struct eng_row *r = &e->rows[i];
+		const struct qvl_chunk *c = r->c;
 		float *x = e->x + i * H;
-		int32_t rank = e->ds_rank[i];
 
-		if (ds && rank >= 0) {
+		if (r->rank >= 0 && f->l < c->n_deepstack) {
 			e->k.add(x, e->tmp + i * H, H);
-			e->k.add(x, c->deepstack + ((size_t)f->l * c->n_img + (size_t)rank) * H, H);
+			e->k.add(x, c->deepstack + ((size_t)f->l * c->n_img + (size_t)r->rank) * H,
+				 H);
 			e->k.rmsnorm(e->xb + i * H, x, nw, H, e->eps);
 		} else {
 			e->k.add_rmsnorm(e->xb + i * H, x, e->tmp + i * H, nw, H, e->eps);
@@ -249,18 +245,64 @@ static void set_mm(struct fwd *f, const float *X, size_t ldx, size_t m)
 	f->silu = false;
 }
 
-void eng_forward_rows(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,
-		      size_t off, size_t n, size_t img0, float *logits, bool all, bool want)
+/* Last layer: only rows whose logits are wanted go on through o_proj and
+ * the MLP. Move them (x, attention output, row description) to the front;
+ * j <= i, so copying in order never overwrites a row still to be moved. */
+static size_t gather_out_rows(struct qvl_engine *e, size_t n)
 {
-	struct fwd f = {.e = e, .s = s, .c = c, .off = off, .n = n, .img0 = img0};
-	size_t H = (size_t)e->H, qd = (size_t)e->nh * e->hd, kd = (size_t)e->nkv * e->hd;
-	size_t I = (size_t)e->I, rank = img0;
+	size_t H = (size_t)e->H, qd = (size_t)e->nh * e->hd, j = 0;
 
-	f.logits = logits;
-	f.want = want;
-	for (size_t i = 0; i < n; i++)
-		e->ds_rank[i] =
-		    c->n_img && c->ids[off + i] == e->image_token_id ? (int32_t)rank++ : -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!e->rows[i].logits)
+			continue;
+		if (i != j) {
+			memcpy(e->x + j * H, e->x + i * H, H * sizeof(float));
+			memcpy(e->att + j * qd, e->att + i * qd, qd * sizeof(float));
+			e->rows[j] = e->rows[i];
+		}
+		e->out_dst[j++] = e->rows[i].logits;
+	}
+	return j;
+}
+
+/* logits = final-normed rows · outᵀ, split over the vocabulary: straight
+ * into the caller's buffer when the rows' destinations are one contiguous
+ * block (a prefill with all_logits, or one row), else through the scratch
+ * in groups so the output matrix is read once per group, not per row. */
+static void logits_out(struct fwd *f)
+{
+	struct qvl_engine *e = f->e;
+	size_t H = (size_t)e->H, V = (size_t)e->V;
+	bool contiguous = true;
+
+	for (size_t j = 1; j < f->nout; j++)
+		contiguous &= e->out_dst[j] == e->out_dst[0] + j * V;
+	f->nw = 1;
+	f->w[0] = &e->out;
+	f->ldy[0] = V;
+	if (contiguous) {
+		set_mm(f, e->xb, H, f->nout);
+		f->Y[0] = e->out_dst[0];
+		matmul(f);
+		return;
+	}
+	for (size_t j0 = 0; j0 < f->nout; j0 += ENG_LOGIT_ROWS) {
+		size_t m = f->nout - j0 < ENG_LOGIT_ROWS ? f->nout - j0 : ENG_LOGIT_ROWS;
+		set_mm(f, e->xb + j0 * H, H, m);
+		f->Y[0] = e->lscratch;
+		matmul(f);
+		for (size_t j = 0; j < m; j++)
+			memcpy(e->out_dst[j0 + j], e->lscratch + j * V, V * sizeof(float));
+	}
+}
+
+void eng_forward_rows(struct qvl_engine *e, size_t n)
+{
+	struct fwd f = {.e = e, .n = n};
+	size_t H = (size_t)e->H, qd = (size_t)e->nh * e->hd, kd = (size_t)e->nkv * e->hd;
+	size_t I = (size_t)e->I, m = n;
+
+	f.m = n;
 	run(&f, embed_task, n);
 
 	for (int l = 0; l < e->L; l++) {
@@ -268,7 +310,6 @@ void eng_forward_rows(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_
 
 		f.l = l;
 		f.last = l == e->L - 1;
-		f.r0 = 0;
 		set_mm(&f, e->xb, H, n);
 		f.nw = 3;
 		f.w[0] = &ly->wq, f.Y[0] = e->q, f.ldy[0] = qd;
@@ -276,21 +317,20 @@ void eng_forward_rows(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_
 		f.w[2] = &ly->wv, f.Y[2] = e->vv, f.ldy[2] = kd;
 		matmul(&f);
 		run(&f, qk_task, n);
-		if (f.last && !want)
-			break; /* the cache is filled; nothing reads this layer's output */
 		run(&f, attn_task, n * (size_t)e->nh);
 
-		/* In the last layer only the rows whose logits are wanted go on. */
-		if (f.last && !all)
-			f.r0 = n - 1;
-		size_t m = n - f.r0;
-		set_mm(&f, e->att + f.r0 * qd, qd, m);
+		if (f.last) {
+			f.nout = m = gather_out_rows(e, n);
+			if (!m)
+				return; /* the cache is filled; no logits wanted */
+		}
+		set_mm(&f, e->att, qd, m);
 		f.nw = 1;
-		f.w[0] = &ly->wo, f.Y[0] = e->tmp + f.r0 * H, f.ldy[0] = H;
+		f.w[0] = &ly->wo, f.Y[0] = e->tmp, f.ldy[0] = H;
 		matmul(&f);
 		run(&f, post_attn_task, m);
 
-		set_mm(&f, e->xb + f.r0 * H, H, m);
+		set_mm(&f, e->xb, H, m);
 		f.nw = 2;
 		f.silu = true;
 		f.w[0] = &ly->wg, f.Y[0] = e->gate, f.ldy[0] = I;
@@ -299,17 +339,9 @@ void eng_forward_rows(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_
 
 		set_mm(&f, e->gate, I, m);
 		f.nw = 1;
-		f.w[0] = &ly->wd, f.Y[0] = e->tmp + f.r0 * H, f.ldy[0] = H;
+		f.w[0] = &ly->wd, f.Y[0] = e->tmp, f.ldy[0] = H;
 		matmul(&f);
 		run(&f, post_mlp_task, m);
 	}
-	if (!want)
-		return;
-
-	/* logits = final-normed rows · outᵀ, split over the vocabulary */
-	size_t r0 = all ? 0 : n - 1;
-	set_mm(&f, e->xb + r0 * H, H, n - r0);
-	f.nw = 1;
-	f.w[0] = &e->out, f.Y[0] = logits, f.ldy[0] = (size_t)e->V;
-	matmul(&f);
+	logits_out(&f);
 }
