@@ -22,7 +22,7 @@
 #include <cblas.h>
 #endif
 
-#include "../simd/kernels.h"
+#include "../simd/kern_impl.h"
 #include "pool.h"
 #include "util.h"
 
@@ -33,6 +33,7 @@
 static struct qvl_pool *pool;
 static int nthreads, reps = 7;
 static enum qvl_simd_level level;
+static double bf16_peak; /* 0: no AVX512-BF16 */
 
 struct stat3 {
 	double med, lo, hi;
@@ -278,6 +279,35 @@ static struct stat3 to_gflops(struct stat3 s, double flop)
 	return (struct stat3){flop / s.med / 1e9, flop / s.hi / 1e9, flop / s.lo / 1e9};
 }
 
+/* The opt-in QVL_MATMUL=bf16dot path on the same shape (not exact). */
+static void bench_bf16dot(const char *label, size_t m, size_t n, size_t k, const float *X,
+			  const uint16_t *Wb, float *Y, double blas)
+{
+#ifdef HAVE_AVX512BF16_KERNELS
+	void (*exact)(float *, size_t, const float *, size_t, const void *, enum qvl_dtype, size_t,
+		      const float *, size_t, size_t, size_t) = qvl_kern.matmul;
+	struct stat3 s;
+	char name[96], extra[200];
+
+	if (bf16_peak <= 0)
+		return;
+	qvl_kern.matmul = qvl_matmul_bf16dot_avx512;
+	matmul_time(m, n, k, X, Wb, QVL_DT_BF16, Y, &s);
+	qvl_kern.matmul = exact;
+	struct stat3 g = to_gflops(s, 2.0 * (double)m * (double)n * (double)k);
+	snprintf(extra, sizeof(extra),
+		 "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"peer\":\"openblas_sgemm\",\"peer_value\":%.4g,"
+		 "\"peer_ratio\":%.3f,\"exact\":false",
+		 m, n, k, blas, blas > 0 ? g.med / blas : 0.0);
+	snprintf(name, sizeof(name), "matmul_bf16dot_%s", label);
+	emit(name, g, "GFLOP/s", "bf16dot_peak_all", bf16_peak, extra);
+	fprintf(stderr, "  opt-in bf16dot %s: %6.1f GFLOP/s (%.2f of bf16 peak, %.2fx OpenBLAS)\n",
+		label, g.med, g.med / bf16_peak, blas > 0 ? g.med / blas : 0.0);
+#else
+	(void)label, (void)m, (void)n, (void)k, (void)X, (void)Wb, (void)Y, (void)blas;
+#endif
+}
+
 static void bench_gemm(const char *label, size_t m, size_t n, size_t k, double peak_all)
 {
 	float *X = xalloc(m * k * 4), *Wf = xalloc(n * k * 4), *Y = xalloc(m * n * 4);
@@ -342,6 +372,7 @@ static void bench_gemm(const char *label, size_t m, size_t n, size_t k, double p
 		"(%.2f)  OpenBLAS sgemm %6.1f  -> bf16/OpenBLAS %.2fx\n",
 		label, m, n, k, gb.med, gb.med / peak_all, gf.med, gf.med / peak_all, blas,
 		blas > 0 ? gb.med / blas : 0.0);
+	bench_bf16dot(label, m, n, k, X, Wb, Y, blas);
 	free(X), free(Wf), free(Y), free(Wb);
 }
 
@@ -448,6 +479,7 @@ int main(int argc, char **argv)
 #ifdef HAVE_AVX512BF16_KERNELS
 	if (qvl_cpu_has_avx512bf16()) {
 		struct stat3 pb = bench_fma(1, 0);
+		bf16_peak = pb.med;
 		emit("bf16dot_peak_all", pb, "GFLOP/s", "fma_peak_all", pa.med,
 		     "\"kind\":\"vdpbf16ps\"");
 		fprintf(stderr, "bf16 dot (vdpbf16ps) peak: %.1f GFLOP/s all threads\n", pb.med);

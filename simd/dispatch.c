@@ -109,18 +109,25 @@ int qvl_kernels_init(struct qvl_err *err)
 	if (qvl_kernels_get(&k, want) < 0)
 		return qvl_errf(err, -EINVAL, "kernels for level '%s' not built",
 				qvl_simd_name(want));
-#if defined(HAVE_AVX512BF16_KERNELS)
 	/* Opt-in: bf16 dot products round activations to bf16, so results are
 	 * no longer the exact-weights f32 computation the golden tests check. */
 	env = getenv("QVL_MATMUL");
-	if (env && !strcmp(env, "bf16dot")) {
+	if (env && *env && strcmp(env, "exact")) {
+		if (strcmp(env, "bf16dot"))
+			return qvl_errf(err, -EINVAL,
+					"QVL_MATMUL='%s': unknown (use exact or bf16dot)", env);
+#ifdef HAVE_AVX512BF16_KERNELS
 		if (want != QVL_SIMD_AVX512 || !qvl_cpu_has_avx512bf16())
 			return qvl_errf(
 			    err, -EINVAL,
-			    "QVL_MATMUL=bf16dot: needs AVX512-BF16 and QVL_SIMD=avx512");
-		k.matmul = qvl_matmul_ref; /* TODO */
-	}
+			    "QVL_MATMUL=bf16dot: needs AVX512-BF16 and the avx512 level");
+		k.matmul = qvl_matmul_bf16dot_avx512;
+#else
+		return qvl_errf(
+		    err, -EINVAL,
+		    "QVL_MATMUL=bf16dot: the compiler could not build AVX512-BF16 kernels");
 #endif
+	}
 	qvl_kern = k;
 	return 0;
 }

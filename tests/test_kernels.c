@@ -395,6 +395,67 @@ static void test_dispatch(void)
 	unsetenv("QVL_SIMD");
 	ok(qvl_kernels_init(&err) == 0 && qvl_kern.level == best, "default level is %s",
 	   qvl_simd_name(best));
+#ifdef HAVE_AVX512BF16_KERNELS
+	setenv("QVL_MATMUL", "bf16dot", 1);
+	rc = qvl_kernels_init(&err);
+	if (qvl_cpu_has_avx512bf16())
+		ok(rc == 0 && qvl_kern.matmul == qvl_matmul_bf16dot_avx512,
+		   "QVL_MATMUL=bf16dot selects the bf16 dot-product matmul");
+	else
+		ok(rc == -EINVAL, "QVL_MATMUL=bf16dot without AVX512-BF16 rejected: %s", err.msg);
+	unsetenv("QVL_MATMUL");
+	ok(qvl_kernels_init(&err) == 0 && qvl_kern.matmul != qvl_matmul_bf16dot_avx512,
+	   "exact matmul is the default");
+#endif
+	setenv("QVL_MATMUL", "fast", 1);
+	rc = qvl_kernels_init(&err);
+	ok(rc == -EINVAL && strstr(err.msg, "fast"), "QVL_MATMUL=fast rejected: %s", err.msg);
+	unsetenv("QVL_MATMUL");
+	qvl_kernels_init(&err);
+}
+
+/* The opt-in bf16 dot-product matmul rounds X to bf16: error within
+ * 2^-8 of sum |x w| (one rounding of each x, f32 accumulation). */
+static void test_bf16dot(void)
+{
+#ifdef HAVE_AVX512BF16_KERNELS
+	int bad = 0;
+
+	if (!qvl_cpu_has_avx512bf16()) {
+		skip(1, "no AVX512-BF16");
+		return;
+	}
+	for (int c = 0; c < 30; c++) {
+		size_t m = urand(1, 20), n = urand(1, 100), k = urand(1, c % 3 ? 80 : 1200);
+		size_t ldw = k + urand(0, 3), ldx = k + urand(0, 3), ldy = n + urand(0, 3);
+		float *X = xmalloc(m * ldx * 4), *Y = xmalloc(m * ldy * 4),
+		      *Y0 = xmalloc(m * ldy * 4);
+		float *bias = c & 1 ? xmalloc(n * 4) : NULL;
+		uint16_t *W = make_w(QVL_DT_BF16, n, ldw);
+
+		for (size_t i = 0; i < m * ldx; i++)
+			X[i] = frand(2.0f);
+		for (size_t i = 0; bias && i < n; i++)
+			bias[i] = frand(1.0f);
+		qvl_matmul_ref(Y0, ldy, X, ldx, W, QVL_DT_BF16, ldw, bias, m, n, k);
+		qvl_matmul_bf16dot_avx512(Y, ldy, X, ldx, W, QVL_DT_BF16, ldw, bias, m, n, k);
+		for (size_t i = 0; i < m; i++)
+			for (size_t j = 0; j < n; j++) {
+				double bound = bias ? fabs(bias[j]) : 0;
+				for (size_t p = 0; p < k; p++)
+					bound +=
+					    fabs(X[i * ldx + p] * qvl_bf16_to_f32(W[j * ldw + p]));
+				double e = fabs((double)Y[i * ldy + j] - Y0[i * ldy + j]);
+				if (!(e <= 4e-3 * bound + 1e-30) && bad++ < 3)
+					diag("bf16dot m=%zu n=%zu k=%zu [%zu][%zu] %g ref %g", m, n,
+					     k, i, j, Y[i * ldy + j], Y0[i * ldy + j]);
+			}
+		free(X), free(Y), free(Y0), free(bias), free(W);
+	}
+	ok(!bad, "bf16dot matmul (opt-in) within bf16 rounding of the exact result");
+#else
+	skip(1, "AVX512-BF16 kernels not built");
+#endif
 }
 
 int main(void)
@@ -421,6 +482,7 @@ int main(void)
 		test_attn(&K, &R);
 		test_convert(&K, &R);
 	}
+	test_bf16dot();
 	/* the reference against the naive attention too */
 	test_attn(&R, &R);
 	return done_testing();
