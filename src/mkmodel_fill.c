@@ -97,7 +97,7 @@ MK_AVX512 static void fill_avx512(const struct qvl_mk_tensor *t, uint64_t start,
 		__m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), one1);
 
 		b = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(b, rnd), lsb), 16);
-		_mm256_storeu_si256((__m256i *)(out + i), _mm512_cvtepi32_epi16(b));
+		_mm256_storeu_si256((void *)(out + i), _mm512_cvtepi32_epi16(b));
 		za = _mm512_add_epi64(za, step);
 		zb = _mm512_add_epi64(zb, step);
 	}
