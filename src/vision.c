@@ -18,6 +18,7 @@
 #include "preprocess.h"
 
 #define VIS_PREFIX "model.visual."
+#define VIS_QB	   64 /* queries per attention block */
 
 struct vis_lin {
 	const void *w;
@@ -299,7 +300,8 @@ struct vis_job {
 	const struct vis_norm *norm;
 	size_t width;	      /* elements per row for LN / activations / add */
 	const float *cs, *sn; /* RoPE tables [rows][hv/2] */
-	float *kb, *vb;	      /* attention: per-head K and V [nv][N][hv] */
+	float *kb, *vb;	      /* attention: K [nv][N][hv], V transposed [nv][hv][N] */
+	float *sc;	      /* attention scores, [VIS_QB][N] per thread */
 };
 
 static void vis_task(void *arg, int ith, int nth)
@@ -331,15 +333,27 @@ static void vis_task(void *arg, int ith, int nth)
 		return;
 	}
 	case VIS_ATTN: {
-		/* items (head, query) */
+		/* items (head, block of VIS_QB queries): scores S = Q·Kᵀ for
+		 * the block against every key of the image, softmax per row,
+		 * O = S·V; both products run on the GEMM kernel. */
 		const size_t N = j->rows, hv = (size_t)v->hv, D = (size_t)v->Dv;
+		const size_t nqb = (N + VIS_QB - 1) / VIS_QB;
 		const float scale = 1.0f / sqrtf((float)hv);
-		qvl_split(N * (size_t)v->nv, 1, ith, nth, &lo, &hi);
+		float *S = j->sc + (size_t)ith * VIS_QB * N;
+		qvl_split(nqb * (size_t)v->nv, 1, ith, nth, &lo, &hi);
 		for (size_t it = lo; it < hi; it++) {
-			size_t h = it / N, i = it % N;
-			k->attn_head(j->y + i * D + h * hv, j->x + i * 3 * D + h * hv,
-				     j->kb + h * N * hv, j->vb + h * N * hv, QVL_DT_F32, hv, N, hv,
-				     scale);
+			const size_t h = it / nqb, q0 = it % nqb * VIS_QB;
+			const size_t qn = N - q0 < VIS_QB ? N - q0 : VIS_QB;
+			k->matmul(S, N, j->x + q0 * 3 * D + h * hv, 3 * D, j->kb + h * N * hv,
+				  QVL_DT_F32, hv, NULL, qn, N, hv);
+			for (size_t r = 0; r < qn; r++) {
+				float *sr = S + r * N;
+				for (size_t i = 0; i < N; i++)
+					sr[i] *= scale;
+				k->softmax(sr, N);
+			}
+			k->matmul(j->y + q0 * D + h * hv, D, S, N, j->vb + h * hv * N, QVL_DT_F32,
+				  N, NULL, qn, hv, N);
 		}
 		return;
 	}
@@ -373,8 +387,8 @@ static void vis_task(void *arg, int ith, int nth)
 				k->rope(q, cs, sn, hv / 2);
 				k->rope(kk, cs, sn, hv / 2);
 				memcpy(j->kb + ((size_t)h * N + r) * hv, kk, hv * sizeof(float));
-				memcpy(j->vb + ((size_t)h * N + r) * hv, y + 2 * D + h * hv,
-				       hv * sizeof(float));
+				for (size_t d = 0; d < hv; d++)
+					j->vb[((size_t)h * hv + d) * N + r] = y[2 * D + h * hv + d];
 			}
 			break;
 		}
@@ -489,7 +503,7 @@ int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *
 {
 	const size_t N = (size_t)px->n, D = (size_t)v->Dv, I = (size_t)v->Iv;
 	const int gh = px->grid[1], gw = px->grid[2];
-	float *x, *u, *qkv, *att, *h, *kb, *vb, *cs, *sn;
+	float *x, *u, *qkv, *att, *h, *kb, *vb, *cs, *sn, *sc;
 	size_t nfl;
 
 	if (px->dim != v->patch_dim || px->grid[0] != 1 || gh <= 0 || gw <= 0 || gh % v->M ||
@@ -499,9 +513,10 @@ int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *
 		    "vision: pixel grid (%d, %d, %d) x %d does not fit the tower (patch "
 		    "dim %d, merge %d)",
 		    px->grid[0], gh, gw, px->dim, v->patch_dim, v->M);
-	/* x, u, att, kb, vb: N*D each; qkv 3ND; h N*max(I, D); cs, sn N*hv/2 each */
-	size_t hsz = I > D ? I : D;
-	if (__builtin_mul_overflow(N, 8 * D + hsz + (size_t)v->hv, &nfl))
+	/* x, u, att, kb, vb: N*D each; qkv 3ND; h N*max(I, D); cs, sn N*hv/2
+	 * each; scores VIS_QB*N per thread */
+	const size_t hsz = I > D ? I : D, nth = v->pool ? (size_t)qvl_pool_size(v->pool) : 1;
+	if (__builtin_mul_overflow(N, 8 * D + hsz + (size_t)v->hv + VIS_QB * nth, &nfl))
 		return qvl_errf(err, -EFBIG, "vision: %zu patches is too many", N);
 	x = malloc(nfl * sizeof(float));
 	if (!x)
@@ -515,6 +530,7 @@ int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *
 	h = qkv + 3 * N * D;
 	cs = h + N * hsz;
 	sn = cs + N * (size_t)(v->hv / 2);
+	sc = sn + N * (size_t)(v->hv / 2);
 
 	vis_matmul(v, x, D, px->x, (size_t)px->dim, &v->patch, N);
 	vis_pos(v, gh, gw, N, x, cs, sn);
@@ -532,7 +548,7 @@ int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *
 				     .vb = vb};
 		vis_run(v, &rj);
 		struct vis_job aj = {
-		    .op = VIS_ATTN, .rows = N, .y = att, .x = qkv, .kb = kb, .vb = vb};
+		    .op = VIS_ATTN, .rows = N, .y = att, .x = qkv, .kb = kb, .vb = vb, .sc = sc};
 		vis_run(v, &aj);
 		vis_matmul(v, u, D, att, D, &bk->proj, N);
 		vis_rows(v, VIS_ADD, x, D, u, D, N, D, NULL);
