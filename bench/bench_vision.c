@@ -21,7 +21,9 @@
 #include "util.h"
 #include "vision.h"
 
-#define REPS	  3
+#define REPS_MAX 9
+
+static int reps = 3; /* QVL_BENCH_REPS overrides */
 #define FMA_ITERS 20000000L
 
 static struct qvl_pool *pool;
@@ -79,7 +81,7 @@ static double fma_peak(void)
 {
 	const double lanes = qvl_kern.level >= QVL_SIMD_AVX512 ? 16 : 8;
 	double best = 0;
-	for (int r = 0; r < REPS; r++) {
+	for (int r = 0; r < reps; r++) {
 		struct fma_job j;
 		qvl_pool_run(pool, fma_task, &j);
 		double tmax = 0;
@@ -175,6 +177,9 @@ int main(void)
 	const char *dir;
 	static const int sizes[][2] = {{448, 448}, {1024, 768}, {1000, 750}};
 
+	const char *re = getenv("QVL_BENCH_REPS");
+	if (re && atoi(re) >= 1 && atoi(re) <= REPS_MAX)
+		reps = atoi(re);
 	if (qvl_kernels_init(&err) || qvl_pool_create(&pool, 0, NULL, &err)) {
 		fprintf(stderr, "bench_vision: %s\n", err.msg);
 		return 1;
@@ -195,11 +200,11 @@ int main(void)
 		const int W = sizes[s][0], H = sizes[s][1];
 		unsigned long jsz = 0;
 		unsigned char *jpg = make_jpeg(W, H, &jsz);
-		double td[REPS], tp[REPS], tt[REPS], tot[REPS];
+		double td[REPS_MAX], tp[REPS_MAX], tt[REPS_MAX], tot[REPS_MAX];
 		struct qvl_pixels px = {0};
 		size_t K = (size_t)qvl_vision_n_deepstack(v), Do = (size_t)qvl_vision_out_dim(v);
 		float *out = NULL;
-		for (int r = 0; r < REPS; r++) {
+		for (int r = 0; r < reps; r++) {
 			struct qvl_image im;
 			double t0 = qvl_now();
 			if (qvl_image_decode(&im, jpg, jsz, "bench.jpg", NULL, &err))
@@ -219,11 +224,11 @@ int main(void)
 			td[r] = t1 - t0, tp[r] = t2 - t1, tt[r] = t3 - t2, tot[r] = t3 - t0;
 		}
 		double flop = qvl_vision_flops(v, px.n);
-		qsort(td, REPS, sizeof(double), cmp_d);
-		qsort(tp, REPS, sizeof(double), cmp_d);
-		qsort(tt, REPS, sizeof(double), cmp_d);
-		qsort(tot, REPS, sizeof(double), cmp_d);
-		double dm = td[REPS / 2], pm = tp[REPS / 2], tm = tt[REPS / 2], all = tot[REPS / 2];
+		qsort(td, reps, sizeof(double), cmp_d);
+		qsort(tp, reps, sizeof(double), cmp_d);
+		qsort(tt, reps, sizeof(double), cmp_d);
+		qsort(tot, reps, sizeof(double), cmp_d);
+		double dm = td[reps / 2], pm = tp[reps / 2], tm = tt[reps / 2], all = tot[reps / 2];
 		double gf = flop / tm / 1e9;
 		char name[96];
 		snprintf(name, sizeof(name), "encode_%dx%d_decode_s", W, H);
@@ -241,7 +246,7 @@ int main(void)
 		    "%4dx%-4d -> %dx%d (%d patches, %d tokens): total %.3f s (min %.3f max %.3f) "
 		    "= decode %.1f ms + preprocess %.1f ms (%.2f%% of total) + tower %.3f s\n"
 		    "            tower %.1f GFLOP in %.3f s = %.1f GFLOP/s = %.3f of FMA peak\n",
-		    W, H, px.rw, px.rh, px.n, px.n / 4, all, tot[0], tot[REPS - 1], dm * 1e3,
+		    W, H, px.rw, px.rh, px.n, px.n / 4, all, tot[0], tot[reps - 1], dm * 1e3,
 		    pm * 1e3, 100 * pm / all, tm, flop / 1e9, tm, gf, gf / peak);
 		free(out);
 		qvl_pixels_free(&px);
