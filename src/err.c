@@ -35,8 +35,8 @@ int qvl_err_prefix(struct qvl_err *err, int code, const char *fmt, ...)
 	memcpy(err->msg, pre, n);
 	memcpy(err->msg + n, ": ", 2);
 	n += 2;
-	strncpy(err->msg + n, old, sizeof(err->msg) - n - 1);
-	err->msg[sizeof(err->msg) - 1] = 0;
+	old[sizeof(old) - 1 - n] = 0; /* truncate what no longer fits */
+	memcpy(err->msg + n, old, strlen(old) + 1);
 	return code;
 }
 
