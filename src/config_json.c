@@ -254,7 +254,10 @@ static int cj_rope(struct cj *j, uint32_t tc, struct qvl_text_config *t)
 	t->mrope_section[2] = 20;
 	if (rope == JSON_NONE)
 		return 0;
+	/* Qwen2-VL era files spell it "type" */
 	rc = cj_expect_str(j, rope, rname, "rope_type", rope_ok);
+	if (!rc)
+		rc = cj_expect_str(j, rope, rname, "type", rope_ok);
 	if (rc)
 		return rc;
 	ms = json_get(j->doc, rope, "mrope_section");
