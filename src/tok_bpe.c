@@ -42,13 +42,37 @@ static inline const struct tok_merge *merge_find(const struct qvl_tokenizer *t, 
 	}
 }
 
+/* Merge of (a, b) through the per-thread pair cache pc (may be NULL), which
+ * remembers misses too: text reuses few pairs, the merge table is large. */
+static inline bool pair_merge(const struct qvl_tokenizer *t, struct tok_pair_ent *pc, int32_t a,
+			      int32_t b, uint32_t *rank, int32_t *id)
+{
+	uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b | TOK_PC_VALID;
+	struct tok_pair_ent *e = NULL;
+	if (pc) {
+		e = &pc[(uint32_t)((key * 0xD6E8FEB86659FD93ull) >> 52) & (TOK_PC_SIZE - 1)];
+		if (e->key == key) {
+			*rank = e->rank;
+			*id = e->id;
+			return e->id >= 0;
+		}
+	}
+	const struct tok_merge *m = merge_find(t, a, b);
+	*rank = m ? m->rank : UINT32_MAX;
+	*id = m ? m->id : -1;
+	if (e)
+		*e = (struct tok_pair_ent){.key = key, .rank = *rank, .id = *id};
+	return m != NULL;
+}
+
 static inline void merge_prefetch(const struct qvl_tokenizer *t, int32_t a, int32_t b)
 {
 	uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
 	__builtin_prefetch(&t->merges[(uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & t->mmask]);
 }
 
-static int bpe_small(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out)
+static int bpe_small(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out,
+		     struct tok_pair_ent *pc)
 {
 	int32_t sym[BPE_SMALL], mid[BPE_SMALL];
 	uint32_t rk[BPE_SMALL];
@@ -57,13 +81,11 @@ static int bpe_small(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, 
 		sym[i] = t->byte_id[s[i]];
 	/* start every first-round probe before waiting for any (the table is
 	 * larger than the cache) */
+	if (!pc)
+		for (size_t i = 0; i + 1 < n; i++)
+			merge_prefetch(t, sym[i], sym[i + 1]);
 	for (size_t i = 0; i + 1 < n; i++)
-		merge_prefetch(t, sym[i], sym[i + 1]);
-	for (size_t i = 0; i + 1 < n; i++) {
-		const struct tok_merge *e = merge_find(t, sym[i], sym[i + 1]);
-		rk[i] = e ? e->rank : UINT32_MAX;
-		mid[i] = e ? e->id : -1;
-	}
+		pair_merge(t, pc, sym[i], sym[i + 1], &rk[i], &mid[i]);
 	while (m > 1) {
 		size_t k = 0;
 		uint32_t best = rk[0];
@@ -82,16 +104,10 @@ static int bpe_small(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, 
 			memmove(mid + k + 1, mid + k + 2, (m - k - 3) * sizeof(*mid));
 		}
 		m--;
-		if (k > 0) {
-			const struct tok_merge *e = merge_find(t, sym[k - 1], sym[k]);
-			rk[k - 1] = e ? e->rank : UINT32_MAX;
-			mid[k - 1] = e ? e->id : -1;
-		}
-		if (k + 1 < m) {
-			const struct tok_merge *e = merge_find(t, sym[k], sym[k + 1]);
-			rk[k] = e ? e->rank : UINT32_MAX;
-			mid[k] = e ? e->id : -1;
-		}
+		if (k > 0)
+			pair_merge(t, pc, sym[k - 1], sym[k], &rk[k - 1], &mid[k - 1]);
+		if (k + 1 < m)
+			pair_merge(t, pc, sym[k], sym[k + 1], &rk[k], &mid[k]);
 	}
 	for (size_t i = 0; i < m; i++)
 		if (tok_ids_push(out, sym[i]))
@@ -157,16 +173,18 @@ static struct heap_ent heap_pop(struct heap *h)
 	return top;
 }
 
-static int push_pair(const struct qvl_tokenizer *t, struct heap *h, const int32_t *sym, uint32_t l,
-		     uint32_t r)
+static int push_pair(const struct qvl_tokenizer *t, struct tok_pair_ent *pc, struct heap *h,
+		     const int32_t *sym, uint32_t l, uint32_t r)
 {
-	const struct tok_merge *e = merge_find(t, sym[l], sym[r]);
-	if (!e)
+	uint32_t rank;
+	int32_t id;
+	if (!pair_merge(t, pc, sym[l], sym[r], &rank, &id))
 		return 0;
-	return heap_push(h, (struct heap_ent){e->rank, l, sym[l], sym[r], e->id});
+	return heap_push(h, (struct heap_ent){rank, l, sym[l], sym[r], id});
 }
 
-static int bpe_heap(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out)
+static int bpe_heap(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out,
+		    struct tok_pair_ent *pc)
 {
 	int rc = -ENOMEM;
 	struct heap h = {0};
@@ -183,7 +201,7 @@ static int bpe_heap(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, s
 		next[i] = i + 1 < n ? (uint32_t)i + 1 : none;
 	}
 	for (size_t i = 0; i + 1 < n; i++)
-		if (push_pair(t, &h, sym, (uint32_t)i, (uint32_t)i + 1))
+		if (push_pair(t, pc, &h, sym, (uint32_t)i, (uint32_t)i + 1))
 			goto out;
 	while (h.n) {
 		struct heap_ent e = heap_pop(&h);
@@ -196,9 +214,9 @@ static int bpe_heap(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, s
 		next[l] = next[r];
 		if (next[r] != none)
 			prev[next[r]] = l;
-		if (prev[l] != none && push_pair(t, &h, sym, prev[l], l))
+		if (prev[l] != none && push_pair(t, pc, &h, sym, prev[l], l))
 			goto out;
-		if (next[l] != none && push_pair(t, &h, sym, l, next[l]))
+		if (next[l] != none && push_pair(t, pc, &h, sym, l, next[l]))
 			goto out;
 	}
 	for (uint32_t i = 0; i != none; i = next[i])
@@ -214,13 +232,14 @@ out:
 }
 
 /* BPE without the cache. */
-int tok_bpe_uncached(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out)
+int tok_bpe_uncached(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out,
+		     struct tok_pair_ent *pc)
 {
 	if (n == 0)
 		return 0;
 	if (n == 1)
 		return tok_ids_push(out, t->byte_id[s[0]]);
 	if (n <= BPE_SMALL)
-		return bpe_small(t, s, n, out);
-	return bpe_heap(t, s, n, out);
+		return bpe_small(t, s, n, out, pc);
+	return bpe_heap(t, s, n, out, pc);
 }

@@ -15,7 +15,7 @@
 #include "tok_internal.h"
 
 #define WC_BITS	 13
-#define WC_BYTES 22
+#define WC_BYTES 26
 #define WC_IDS	 8
 
 struct wc_ent {
@@ -25,9 +25,12 @@ struct wc_ent {
 	int32_t ids[WC_IDS];
 };
 
+_Static_assert(sizeof(struct wc_ent) == 64, "one cache line per entry");
+
 struct tok_wcache {
 	uint64_t serial; /* of the tokenizer the entries belong to */
 	struct wc_ent ent[1u << WC_BITS];
+	struct tok_pair_ent pairs[TOK_PC_SIZE];
 };
 
 static pthread_key_t wc_key;
@@ -52,9 +55,10 @@ static struct tok_wcache *wc_get(const struct qvl_tokenizer *t)
 		return NULL;
 	struct tok_wcache *c = pthread_getspecific(wc_key);
 	if (!c) {
-		c = aligned_alloc(64, sizeof(*c));
-		if (!c)
+		void *mem;
+		if (posix_memalign(&mem, 64, sizeof(*c)))
 			return NULL;
+		c = mem;
 		memset(c, 0, sizeof(*c));
 		if (pthread_setspecific(wc_key, c)) {
 			free(c);
@@ -63,6 +67,7 @@ static struct tok_wcache *wc_get(const struct qvl_tokenizer *t)
 	}
 	if (c->serial != t->serial) {
 		memset(c->ent, 0, sizeof(c->ent));
+		memset(c->pairs, 0, sizeof(c->pairs));
 		c->serial = t->serial;
 	}
 	return c;
@@ -74,17 +79,20 @@ void qvl_tok_cache_clear(void)
 	struct tok_wcache *c = wc_ok ? pthread_getspecific(wc_key) : NULL;
 	if (c) {
 		memset(c->ent, 0, sizeof(c->ent));
+		memset(c->pairs, 0, sizeof(c->pairs));
 		c->serial = 0;
 	}
 }
 
 int tok_bpe(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out)
 {
-	if (n <= 1 || n > WC_BYTES)
-		return tok_bpe_uncached(t, s, n, out);
+	if (n <= 1)
+		return tok_bpe_uncached(t, s, n, out, NULL);
 	struct tok_wcache *c = wc_get(t);
 	if (!c)
-		return tok_bpe_uncached(t, s, n, out);
+		return tok_bpe_uncached(t, s, n, out, NULL);
+	if (n > WC_BYTES)
+		return tok_bpe_uncached(t, s, n, out, c->pairs);
 	uint64_t h = tok_hash_bytes(s, n);
 	uint32_t tag = (uint32_t)(h >> 32) | 1;
 	struct wc_ent *e = &c->ent[h & ((1u << WC_BITS) - 1)];
@@ -100,7 +108,7 @@ int tok_bpe(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct to
 		return 0;
 	}
 	size_t first = out->n;
-	int rc = tok_bpe_uncached(t, s, n, out);
+	int rc = tok_bpe_uncached(t, s, n, out, c->pairs);
 	if (rc || out->n - first > WC_IDS)
 		return rc;
 	e->tag = tag;

@@ -153,8 +153,16 @@ struct tok_ids {
 };
 int tok_ids_push(struct tok_ids *o, int32_t id);
 int tok_bpe(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out);
-int tok_bpe_uncached(const struct qvl_tokenizer *t, const uint8_t *s, size_t n,
-		     struct tok_ids *out);
+/* per-thread cache of merge-table lookups (tok_cache.c owns it) */
+#define TOK_PC_SIZE  4096
+#define TOK_PC_VALID (1ull << 63)
+struct tok_pair_ent {
+	uint64_t key; /* (a << 32 | b) | TOK_PC_VALID; 0 = empty */
+	uint32_t rank;
+	int32_t id; /* -1: no merge */
+};
+int tok_bpe_uncached(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out,
+		     struct tok_pair_ent *pc);
 int tok_merge_table_init(struct qvl_tokenizer *t, uint32_t n_merges);
 uint64_t tok_new_serial(void); /* tok_cache.c */
 
