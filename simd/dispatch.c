@@ -11,7 +11,7 @@
 #include "pool.h"
 
 struct qvl_kernels qvl_kern;
-struct qvl_gemm_blocking qvl_gemm_blk = {256, 64};
+struct qvl_gemm_blocking qvl_gemm_blk = {256, 64, 16};
 
 static const char *const level_names[] = {"ref", "avx2", "avx512"};
 
@@ -53,6 +53,11 @@ static void blocking_init(void)
 	nc = nc < 16 ? 16 : nc > 4096 ? 4096 : nc & ~(size_t)15;
 	qvl_gemm_blk.kc = kc;
 	qvl_gemm_blk.nc = nc;
+	/* Streaming W (m <= small_m) beats packing it: see the measurement in
+	 * matmul_avx512.c. QVL_GEMM_SMALL_M overrides (benchmarks). */
+	const char *e = getenv("QVL_GEMM_SMALL_M");
+	if (e && *e)
+		qvl_gemm_blk.small_m = (size_t)strtoul(e, NULL, 10);
 }
 
 int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)

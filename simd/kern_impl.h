@@ -87,8 +87,9 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
 /* Blocking parameters for the m > 1 micro-kernels, derived once from the
  * cache sizes (simd/dispatch.c); kc floats of a packed W panel fit L1/L2. */
 struct qvl_gemm_blocking {
-	size_t kc; /* depth of one packed panel */
-	size_t nc; /* W rows packed per L2 block */
+	size_t kc;	/* depth of one packed panel */
+	size_t nc;	/* W rows packed per L2 block */
+	size_t small_m; /* m up to this streams W (no packing) */
 };
 extern struct qvl_gemm_blocking qvl_gemm_blk;
 
