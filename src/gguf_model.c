@@ -349,7 +349,9 @@ static int text_tensors(struct gm *g)
 		} else if (!strncmp(name, "blk.", 4)) {
 			rest = parse_index(name + 4, L, &l);
 			if (!rest)
-				return gm_unknown(g, name, " (layer index not below block_count)");
+				return gm_unknown(
+				    g, name,
+				    " (layer index not a plain decimal below qwen3vl.block_count)");
 			to = map_lookup(text_layer_names, ARRAY_LEN(text_layer_names), rest);
 			if (!to)
 				return gm_unknown(g, name, "");
@@ -411,8 +413,9 @@ static int vis_deepstack(struct gm *g, struct qvl_vision_config *v)
 		if (strncmp(name, "v.deepstack.", 12))
 			continue;
 		if (!parse_index(name + 12, v->depth, &L))
-			return gm_unknown(g, name,
-					  " (block index not below clip.vision.block_count)");
+			return gm_unknown(
+			    g, name,
+			    " (block index not a plain decimal below clip.vision.block_count)");
 		for (k = 0; k < v->n_deepstack && v->deepstack_indexes[k] != L; k++)
 			;
 		if (k < v->n_deepstack)
@@ -564,8 +567,9 @@ static int vis_tensor_name(struct gm *g, const char *name, char *hf, size_t cap)
 	if (suffix && !strncmp(base, "v.blk.", 6)) {
 		rest = parse_index(base + 6, v->depth, &j);
 		if (!rest)
-			return gm_unknown(g, name,
-					  " (block index not below clip.vision.block_count)");
+			return gm_unknown(
+			    g, name,
+			    " (block index not a plain decimal below clip.vision.block_count)");
 		to = map_lookup(vis_block_names, ARRAY_LEN(vis_block_names), rest);
 		if (to) {
 			snprintf(hf, cap, "model.visual.blocks.%d.%s%s", j, to, suffix);
