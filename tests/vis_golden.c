@@ -12,7 +12,9 @@
 #include "engine_common.h"
 #include "image.h"
 #include "multimodal.h"
+#include "preprocess.h"
 #include "tokenizer.h"
+#include "vision.h"
 
 #define EMB_MAX	  5e-3
 #define EMB_RMS	  1e-3
@@ -310,6 +312,43 @@ int main(void)
 	}
 	json_free(&dm);
 	free(tm);
+
+	/* the same tower read from the GGUF pair (text + mmproj, llama.cpp's
+	 * own files; split patch embedding recombined by the reader) */
+	snprintf(path, sizeof(path), "%s/models/qvl-tiny-gguf", shared);
+	struct qvl_model *mg = NULL;
+	if (access(path, R_OK)) {
+		skip(1, "no %s", path);
+	} else if (qvl_model_open(&mg, path, NULL, &err)) {
+		ok(0, "GGUF: %s", err.msg);
+	} else {
+		struct qvl_vision *vg = NULL;
+		struct qvl_pp_params pp;
+		struct qvl_image im;
+		struct qvl_pixels px = {0};
+		float *wide = NULL, *ge = NULL;
+		size_t nt = 0;
+		snprintf(path, sizeof(path), "%s/golden/vision/grad_64x64.png", tdata);
+		if (qvl_pp_params_from_model(&pp, mg, &err) ||
+		    qvl_vision_create(&vg, mg, qvl_engine_pool(e), NULL, &err) ||
+		    qvl_image_load(&im, path, NULL, &err) ||
+		    qvl_preprocess(&im, &pp, NULL, &px, NULL, &err) ||
+		    qvl_mm_encode_wide(vg, &px, &wide, &nt, &err)) {
+			ok(0, "GGUF grad_64x64: %s", err.msg);
+		} else {
+			ge = read_f32(gdir, "grad_64x64.hfpre.embd.f32", nt * (size_t)H * (1 + K));
+			double mx =
+			    ge ? max_abs_diff(wide, ge, nt * (size_t)H * (1 + K)) : INFINITY;
+			ok(mx <= EMB_MAX, "GGUF grad_64x64: %zu x %d, max |d| %.3g (<= %g)", nt,
+			   H * (1 + K), mx, EMB_MAX);
+			qvl_image_free(&im);
+		}
+		free(ge);
+		free(wide);
+		qvl_pixels_free(&px);
+		qvl_vision_destroy(vg);
+		qvl_model_close(mg);
+	}
 	json_free(&d);
 	free(text);
 	qvl_engine_destroy(e);
