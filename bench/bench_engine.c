@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef HAVE_OPENBLAS
@@ -33,6 +34,35 @@
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 #define REPS 5
+
+/* Wall and process CPU time. The machines are shared: when other jobs take
+ * our cores, wall-time rates drop while CPU-time rates (work per second of
+ * CPU our threads actually got, times the thread count) do not, so every
+ * figure is reported both ways and ratios are formed within each way. */
+struct tm2 {
+	double wall, cpu;
+};
+
+static struct tm2 now2(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (struct tm2){qvl_now(), (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9};
+}
+
+/* seconds on nth threads: wall, and CPU time spread over the threads (never
+ * more than the wall time: spinning workers are not extra work) */
+static double wall_s(struct tm2 a, struct tm2 b)
+{
+	return b.wall - a.wall;
+}
+
+static double cpu_s(struct tm2 a, struct tm2 b, int nth)
+{
+	double w = b.wall - a.wall, c = (b.cpu - a.cpu) / nth;
+	return c < w ? c : w;
+}
 
 static int cmp_dbl(const void *a, const void *b)
 {
@@ -87,23 +117,56 @@ static void touch_task(void *arg, int ith, int nth)
 
 /* ---- FMA peak --------------------------------------------------------- */
 
-/* 12 independent FMA chains: latency 4 x 2 pipes needs >= 8 in flight. */
+/* 12 independent chains in named registers (an array would be kept in
+ * memory at -O2 and measure store forwarding): latency 4 x 2 pipes needs
+ * at least 8 in flight. OP is the accumulate instruction under test. */
+#define CHAINS(OP)                                                                                 \
+	for (long it = 0; it < iters; it++) {                                                      \
+		a0 = OP(a0);                                                                       \
+		a1 = OP(a1);                                                                       \
+		a2 = OP(a2);                                                                       \
+		a3 = OP(a3);                                                                       \
+		a4 = OP(a4);                                                                       \
+		a5 = OP(a5);                                                                       \
+		a6 = OP(a6);                                                                       \
+		a7 = OP(a7);                                                                       \
+		a8 = OP(a8);                                                                       \
+		a9 = OP(a9);                                                                       \
+		a10 = OP(a10);                                                                     \
+		a11 = OP(a11);                                                                     \
+	}                                                                                          \
+	a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),            \
+			   _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));           \
+	a0 = _mm512_add_ps(a0, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));     \
+	return _mm512_reduce_add_ps(a0)
+
+#define INIT_CHAINS                                                                                \
+	__m512 a0 = _mm512_set1_ps(0.f), a1 = _mm512_set1_ps(1.f), a2 = _mm512_set1_ps(2.f),       \
+	       a3 = _mm512_set1_ps(3.f), a4 = _mm512_set1_ps(4.f), a5 = _mm512_set1_ps(5.f),       \
+	       a6 = _mm512_set1_ps(6.f), a7 = _mm512_set1_ps(7.f), a8 = _mm512_set1_ps(8.f),       \
+	       a9 = _mm512_set1_ps(9.f), a10 = _mm512_set1_ps(10.f), a11 = _mm512_set1_ps(11.f)
+
 static T512 float fma_loop(long iters)
 {
-	__m512 a[12], x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+	const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+	INIT_CHAINS;
+#define FMA_OP(a) _mm512_fmadd_ps(a, x, y)
+	CHAINS(FMA_OP);
+}
 
-	for (int i = 0; i < 12; i++)
-		a[i] = _mm512_set1_ps((float)i);
-	for (long it = 0; it < iters; it++)
-		for (int i = 0; i < 12; i++)
-			a[i] = _mm512_fmadd_ps(a[i], x, y);
-	for (int i = 1; i < 12; i++)
-		a[0] = _mm512_add_ps(a[0], a[i]);
-	return _mm512_reduce_add_ps(a[0]);
+/* The same with vdpbf16ps (2 bf16 products per f32 lane): the peak of the
+ * opt-in QVL_MATMUL=bf16dot path. */
+static __attribute__((target("avx512f,avx512bf16"))) float dpbf16_loop(long iters)
+{
+	const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80); /* 1.0 */
+	INIT_CHAINS;
+#define DP_OP(a) _mm512_dpbf16_ps(a, x, x)
+	CHAINS(DP_OP);
 }
 
 struct fma {
 	long iters;
+	bool bf16;
 	float sink[64];
 };
 
@@ -111,11 +174,12 @@ static void fma_task(void *arg, int ith, int nth)
 {
 	struct fma *f = arg;
 	(void)nth;
-	f->sink[ith % 64] += fma_loop(f->iters);
+	f->sink[ith % 64] += f->bf16 ? dpbf16_loop(f->iters) : fma_loop(f->iters);
 }
 
 struct probes {
-	double bw_gbs, fma_gflops;
+	double bw_gbs, fma_gflops, bf16_gflops; /* wall time */
+	double bw_cpu, fma_cpu, bf16_cpu;	/* CPU time (see now2) */
 };
 
 static int run_probes(int threads, const char *cpus, struct probes *out)
@@ -137,20 +201,43 @@ static int run_probes(int threads, const char *cpus, struct probes *out)
 	b.buf = buf;
 	qvl_pool_run(p, touch_task, &b);
 	qvl_pool_run(p, bw_task, &b); /* warm */
+	int nth = qvl_pool_size(p);
+	double tc[REPS];
 	for (int r = 0; r < REPS; r++) {
-		double t0 = qvl_now();
+		struct tm2 t0 = now2();
 		qvl_pool_run(p, bw_task, &b);
-		t[r] = (double)b.n * sizeof(float) / (qvl_now() - t0) / 1e9;
+		struct tm2 t1 = now2();
+		t[r] = (double)b.n * sizeof(float) / wall_s(t0, t1) / 1e9;
+		tc[r] = (double)b.n * sizeof(float) / cpu_s(t0, t1, nth) / 1e9;
 	}
 	out->bw_gbs = median(t, REPS);
+	out->bw_cpu = median(tc, REPS);
 	free(buf);
 	for (int r = 0; r < REPS; r++) {
-		double t0 = qvl_now();
+		struct tm2 t0 = now2();
 		qvl_pool_run(p, fma_task, &f);
+		struct tm2 t1 = now2();
 		/* 12 FMAs x 16 lanes x 2 flops per iteration per thread */
-		t[r] = (double)f.iters * 12 * 16 * 2 * qvl_pool_size(p) / (qvl_now() - t0) / 1e9;
+		double fl = (double)f.iters * 12 * 16 * 2 * nth;
+		t[r] = fl / wall_s(t0, t1) / 1e9;
+		tc[r] = fl / cpu_s(t0, t1, nth) / 1e9;
 	}
 	out->fma_gflops = median(t, REPS);
+	out->fma_cpu = median(tc, REPS);
+	if (qvl_cpu_has_avx512bf16()) {
+		f.bf16 = true;
+		for (int r = 0; r < REPS; r++) {
+			struct tm2 t0 = now2();
+			qvl_pool_run(p, fma_task, &f);
+			struct tm2 t1 = now2();
+			/* 12 dot-accumulates x 16 lanes x 2 products x 2 flops */
+			double fl = (double)f.iters * 12 * 16 * 4 * nth;
+			t[r] = fl / wall_s(t0, t1) / 1e9;
+			tc[r] = fl / cpu_s(t0, t1, nth) / 1e9;
+		}
+		out->bf16_gflops = median(t, REPS);
+		out->bf16_cpu = median(tc, REPS);
+	}
 	qvl_pool_destroy(p);
 	return 0;
 }
@@ -225,13 +312,19 @@ static uint64_t rnd(uint64_t *x)
 	return *x >> 33;
 }
 
-static void emit(const char *name, double v, const char *unit, const char *bound_name, double bound)
+/* One figure: value measured in wall time and in CPU time (see now2), and
+ * the ratio to its bound measured the same way in this run. */
+static void emit(const char *name, double v, double v_cpu, const char *unit, const char *bound_name,
+		 double bound, double bound_cpu)
 {
-	printf("{\"bench\":\"engine\",\"name\":\"%s\",\"value\":%.4g,\"unit\":\"%s\"", name, v,
-	       unit);
+	printf("{\"bench\":\"engine\",\"name\":\"%s\",\"value\":%.4g,\"value_cpu\":%.4g,"
+	       "\"unit\":\"%s\"",
+	       name, v, v_cpu, unit);
 	if (bound_name)
-		printf(",\"bound\":\"%s\",\"bound_value\":%.4g,\"ratio\":%.3f", bound_name, bound,
-		       bound > 0 ? v / bound : 0.0);
+		printf(",\"bound\":\"%s\",\"bound_value\":%.4g,\"ratio\":%.3f,"
+		       "\"ratio_cpu\":%.3f",
+		       bound_name, bound, bound > 0 ? v / bound : 0.0,
+		       bound_cpu > 0 ? v_cpu / bound_cpu : 0.0);
 	printf("}\n");
 	fflush(stdout);
 }
@@ -344,8 +437,9 @@ int main(int argc, char **argv)
 	int V = tc->vocab_size, idmax = V < 151643 ? V : 151643;
 	int32_t *prompt = malloc((size_t)np * sizeof(int32_t));
 	float *logits = malloc((size_t)V * sizeof(float));
-	double *pp = calloc((size_t)reps, sizeof(double)),
-	       *tg = calloc((size_t)reps, sizeof(double));
+	double *pp = calloc((size_t)reps * 4, sizeof(double)), *tg = pp + reps;
+	double *ppc = tg + reps, *tgc = ppc + reps; /* CPU-time rates */
+	int nth = qvl_engine_threads(r.e);
 	struct qvl_err err = {{0}};
 	uint64_t seed = 42;
 
@@ -357,21 +451,23 @@ int main(int argc, char **argv)
 		int n_dec = rep < 0 ? 2 : ng;
 		if (qvl_seq_create(r.e, np + ng + 1, &s, &err) < 0)
 			goto fail;
-		double t0 = qvl_now();
+		struct tm2 t0 = now2();
 		if (qvl_seq_forward(r.e, s, &ch, logits, false, &err) < 0)
 			goto fail;
-		double t1 = qvl_now();
+		struct tm2 t1 = now2();
 		for (int i = 0; i < n_dec; i++) {
 			int32_t id = qvl_argmax(logits, (size_t)V);
 			struct qvl_chunk one = {.ids = &id, .n = 1};
 			if (qvl_seq_forward(r.e, s, &one, logits, false, &err) < 0)
 				goto fail;
 		}
-		double t2 = qvl_now();
+		struct tm2 t2 = now2();
 		qvl_seq_destroy(s);
 		if (rep >= 0) {
-			pp[rep] = np / (t1 - t0);
-			tg[rep] = n_dec / (t2 - t1);
+			pp[rep] = np / wall_s(t0, t1);
+			tg[rep] = n_dec / wall_s(t1, t2);
+			ppc[rep] = np / cpu_s(t0, t1, nth);
+			tgc[rep] = n_dec / cpu_s(t1, t2, nth);
 		}
 	}
 
@@ -392,49 +488,63 @@ int main(int argc, char **argv)
 	    2.0 * layer_params * np +
 	    4.0 * tc->num_heads * tc->head_dim * (double)np * (np + 1) / 2 * tc->num_layers +
 	    2.0 * V * tc->hidden_size;
+	double sp = 0, st2 = 0;
 	double pp_med = median(pp, reps), tg_med = median(tg, reps);
-	double gflops = flops * pp_med / np / 1e9;
-	double bound_tok = pr.bw_gbs * 1e9 / (double)wb;
+	for (int i = 0; i < reps; i++) {
+		sp = fmax(sp, fabs(pp[i] - pp_med));
+		st2 = fmax(st2, fabs(tg[i] - tg_med));
+	}
+	double ppc_med = median(ppc, reps), tgc_med = median(tgc, reps);
+	double gflops = flops * pp_med / np / 1e9, gflops_c = flops * ppc_med / np / 1e9;
+	double bound_tok = pr.bw_gbs * 1e9 / (double)wb, bound_tok_c = pr.bw_cpu * 1e9 / (double)wb;
 	double ours = 0, blas = 0;
 	gemm_compare(qvl_engine_pool(r.e), (size_t)np, (size_t)tc->intermediate_size,
 		     (size_t)tc->hidden_size, &ours, &blas);
 	uint64_t rss = qvl_peak_rss();
 	double kv_bytes =
 	    2.0 * tc->num_layers * tc->num_kv_heads * tc->head_dim * 2.0 * (np + ng + 1);
+	/* the bound is the peak of the arithmetic prefill actually uses */
+	const char *mm = getenv("QVL_MATMUL");
+	bool bf16dot = mm && !strcmp(mm, "bf16dot") && pr.bf16_gflops > 0;
+	double peak = bf16dot ? pr.bf16_gflops : pr.fma_gflops;
+	double peak_c = bf16dot ? pr.bf16_cpu : pr.fma_cpu;
 
-	emit("mem_read_bandwidth", pr.bw_gbs, "GB/s", NULL, 0);
-	emit("fma_peak_f32", pr.fma_gflops, "GFLOP/s", NULL, 0);
-	emit("decode_tok_s", tg_med, "tok/s", "bandwidth/weight_bytes_per_token", bound_tok);
-	emit("prefill_tok_s", pp_med, "tok/s", NULL, 0);
-	emit("prefill_gflops", gflops, "GFLOP/s", "fma_peak_f32", pr.fma_gflops);
-	emit("gemm_bf16_gflops", ours, "GFLOP/s", "openblas_sgemm", blas);
-	emit("peak_rss", (double)rss, "bytes", "model_bytes", (double)model_bytes);
+	emit("mem_read_bandwidth", pr.bw_gbs, pr.bw_cpu, "GB/s", NULL, 0, 0);
+	emit("fma_peak_f32", pr.fma_gflops, pr.fma_cpu, "GFLOP/s", NULL, 0, 0);
+	if (pr.bf16_gflops > 0)
+		emit("dpbf16_peak", pr.bf16_gflops, pr.bf16_cpu, "GFLOP/s", NULL, 0, 0);
+	emit("decode_tok_s", tg_med, tgc_med, "tok/s", "bandwidth/weight_bytes_per_token",
+	     bound_tok, bound_tok_c);
+	emit("prefill_tok_s", pp_med, ppc_med, "tok/s", NULL, 0, 0);
+	emit("prefill_gflops", gflops, gflops_c, "GFLOP/s",
+	     bf16dot ? "dpbf16_peak" : "fma_peak_f32", peak, peak_c);
+	emit("gemm_bf16_gflops", ours, ours, "GFLOP/s", "openblas_sgemm", blas, blas);
+	emit("peak_rss", (double)rss, (double)rss, "bytes", "model_bytes", (double)model_bytes,
+	     (double)model_bytes);
 
-	double sp = 0, st2 = 0;
-	for (int i = 0; i < reps; i++) {
-		sp = fmax(sp, fabs(pp[i] - pp_med));
-		st2 = fmax(st2, fabs(tg[i] - tg_med));
-	}
 	fprintf(stderr,
-		"engine bench: %s, %d threads, kernels %s, weights %s\n"
-		"  memory read bandwidth   %.1f GB/s;  FMA peak (f32) %.1f GFLOP/s\n"
-		"  decode   %.2f tok/s (±%.2f) = %.3f of the bound %.2f tok/s "
-		"(%.1f GB/s / %.1f MB per token)\n"
-		"  prefill  %.1f tok/s (±%.1f) for %d tokens = %.1f GFLOP/s = %.3f of FMA peak\n"
+		"engine bench: %s, %d threads, kernels %s, weights %s "
+		"(wall time; [CPU time] where other jobs share the cores)\n"
+		"  memory read bandwidth %.1f [%.1f] GB/s;  peak f32 FMA %.1f [%.1f], bf16 dot "
+		"%.1f [%.1f] GFLOP/s\n"
+		"  decode   %.2f (±%.2f) [%.2f] tok/s = %.3f [%.3f] of the bound "
+		"bandwidth / %.1f MB per token\n"
+		"  prefill  %.1f (±%.1f) [%.1f] tok/s for %d tokens = %.1f [%.1f] GFLOP/s = %.3f "
+		"[%.3f] of the %s peak\n"
 		"  GEMM %dx%dx%d bf16: ours %.1f GFLOP/s, OpenBLAS sgemm %.1f GFLOP/s (%.2fx)\n"
 		"  peak RSS %.1f MB = %.3f x model file %.1f MB (KV cache %.1f MB)\n",
-		r.model, qvl_engine_threads(r.e), qvl_kern.name,
+		r.model, nth, qvl_kern.name,
 		qvl_dtype_name(
 		    qvl_model_find(m, "model.language_model.layers.0.mlp.up_proj.weight")->dtype),
-		pr.bw_gbs, pr.fma_gflops, tg_med, st2, tg_med / bound_tok, bound_tok, pr.bw_gbs,
-		(double)wb / 1e6, pp_med, sp, np, gflops, gflops / pr.fma_gflops, np,
-		tc->intermediate_size, tc->hidden_size, ours, blas, blas > 0 ? ours / blas : 0.0,
-		(double)rss / 1e6, (double)rss / (double)model_bytes, (double)model_bytes / 1e6,
-		kv_bytes / 1e6);
+		pr.bw_gbs, pr.bw_cpu, pr.fma_gflops, pr.fma_cpu, pr.bf16_gflops, pr.bf16_cpu,
+		tg_med, st2, tgc_med, tg_med / bound_tok, tgc_med / bound_tok_c, (double)wb / 1e6,
+		pp_med, sp, ppc_med, np, gflops, gflops_c, gflops / peak, gflops_c / peak_c,
+		bf16dot ? "bf16 dot" : "f32 FMA", np, tc->intermediate_size, tc->hidden_size, ours,
+		blas, blas > 0 ? ours / blas : 0.0, (double)rss / 1e6,
+		(double)rss / (double)model_bytes, (double)model_bytes / 1e6, kv_bytes / 1e6);
 	free(prompt);
 	free(logits);
 	free(pp);
-	free(tg);
 	run_close(&r);
 	return 0;
 fail:

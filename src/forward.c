@@ -59,8 +59,9 @@ static void matmul_task(void *arg, int ith, int nth)
 
 	if (f->silu) {
 		/* gate and up over the same column slice, then SiLU(gate)·up on
-		 * that slice while it is still in cache: no separate pass over
-		 * [m][I] twice from memory. */
+		 * that slice by the thread that just wrote it: one dispatch
+		 * instead of three, and in decode (m = 1) the slice is still in
+		 * L1/L2 when it is combined instead of re-read from memory. */
 		const struct eng_mat *g = f->w[0], *u = f->w[1];
 		qvl_split(g->n, 16, ith, nth, &lo, &hi);
 		if (hi <= lo)
