@@ -10,7 +10,8 @@
 
 #include "vec_avx2.h"
 
-#define ATT_B 64
+#define ATT_B	64
+#define GQA_MAX 16
 
 /* q · K_j for one row (scaled by the caller). */
 static inline T256 float dot_row(const float *q, const void *K, enum qvl_dtype t, size_t off,
@@ -28,59 +29,106 @@ static inline T256 float dot_row(const float *q, const void *K, enum qvl_dtype t
 	return v8_hsum(_mm256_add_ps(a, b));
 }
 
-T256 void qvl_attn_head_avx2(float *out, const float *q, const void *K, const void *V,
-			     enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
-			     float scale)
+/* One block of nb KV rows from j0 for one query head: scores, the online
+ * softmax update of (*mp, *lp), out = out * corr + sum_j p_j V_j. */
+static inline __attribute__((always_inline)) T256 void
+attn_block(float *out, const float *q, const void *K, const void *V, enum qvl_dtype kvtype,
+	   size_t kv_stride, size_t j0, size_t nb, size_t dim, float scale, float *mp, float *lp,
+	   float *s)
 {
-	float s[ATT_B];
-	float m = -INFINITY, l = 0.0f;
+	float bm = -INFINITY;
 
-	for (size_t d = 0; d < dim; d++)
-		out[d] = 0.0f;
-	for (size_t j0 = 0; j0 < nkv; j0 += ATT_B) {
-		size_t nb = nkv - j0 < ATT_B ? nkv - j0 : ATT_B;
-		float bm = -INFINITY;
-
-		for (size_t j = 0; j < nb; j++) {
-			s[j] = dot_row(q, K, kvtype, (j0 + j) * kv_stride, dim) * scale;
-			bm = s[j] > bm ? s[j] : bm;
-		}
-		float mn = bm > m ? bm : m;
-		__m256 mv = _mm256_set1_ps(mn), sum = _mm256_setzero_ps();
-		for (size_t j = 0; j < nb; j += 8) {
-			__m256 e = v8_exp(_mm256_sub_ps(v8_loadf(s + j, nb - j), mv));
-			e = _mm256_and_ps(e, _mm256_castsi256_ps(v8_mask(nb - j)));
-			v8_storef(s + j, e, nb - j);
-			sum = _mm256_add_ps(sum, e);
-		}
-		float corr = expf(m - mn);
-		l = l * corr + v8_hsum(sum);
-		m = mn;
-		__m256 cv = _mm256_set1_ps(corr);
-		for (size_t d = 0; d < dim; d += 8) {
-			size_t r = dim - d;
-			__m256 acc = _mm256_mul_ps(v8_loadf(out + d, r), cv);
-			__m256 acc2 = _mm256_setzero_ps();
-			size_t j = 0;
-			for (; j + 2 <= nb; j += 2) {
-				acc = _mm256_fmadd_ps(
-				    _mm256_set1_ps(s[j]),
-				    v8_load(V, kvtype, (j0 + j) * kv_stride + d, r), acc);
-				acc2 = _mm256_fmadd_ps(
-				    _mm256_set1_ps(s[j + 1]),
-				    v8_load(V, kvtype, (j0 + j + 1) * kv_stride + d, r), acc2);
-			}
-			if (j < nb)
-				acc = _mm256_fmadd_ps(
-				    _mm256_set1_ps(s[j]),
-				    v8_load(V, kvtype, (j0 + j) * kv_stride + d, r), acc);
-			v8_storef(out + d, _mm256_add_ps(acc, acc2), r);
-		}
+	for (size_t j = 0; j < nb; j++) {
+		s[j] = dot_row(q, K, kvtype, (j0 + j) * kv_stride, dim) * scale;
+		bm = s[j] > bm ? s[j] : bm;
 	}
+	float m = *mp, mn = bm > m ? bm : m;
+	__m256 mv = _mm256_set1_ps(mn), sum = _mm256_setzero_ps();
+	for (size_t j = 0; j < nb; j += 8) {
+		__m256 e = v8_exp(_mm256_sub_ps(v8_loadf(s + j, nb - j), mv));
+		e = _mm256_and_ps(e, _mm256_castsi256_ps(v8_mask(nb - j)));
+		v8_storef(s + j, e, nb - j);
+		sum = _mm256_add_ps(sum, e);
+	}
+	float corr = expf(m - mn);
+	*lp = *lp * corr + v8_hsum(sum);
+	*mp = mn;
+	__m256 cv = _mm256_set1_ps(corr);
+	for (size_t d = 0; d < dim; d += 8) {
+		size_t r = dim - d;
+		__m256 acc = _mm256_mul_ps(v8_loadf(out + d, r), cv);
+		__m256 acc2 = _mm256_setzero_ps();
+		size_t j = 0;
+		for (; j + 2 <= nb; j += 2) {
+			acc = _mm256_fmadd_ps(_mm256_set1_ps(s[j]),
+					      v8_load(V, kvtype, (j0 + j) * kv_stride + d, r), acc);
+			acc2 = _mm256_fmadd_ps(_mm256_set1_ps(s[j + 1]),
+					       v8_load(V, kvtype, (j0 + j + 1) * kv_stride + d, r),
+					       acc2);
+		}
+		if (j < nb)
+			acc = _mm256_fmadd_ps(_mm256_set1_ps(s[j]),
+					      v8_load(V, kvtype, (j0 + j) * kv_stride + d, r), acc);
+		v8_storef(out + d, _mm256_add_ps(acc, acc2), r);
+	}
+}
+
+static T256 void attn_zero(float *out, size_t dim)
+{
+	for (size_t d = 0; d < dim; d += 8)
+		v8_storef(out + d, _mm256_setzero_ps(), dim - d);
+}
+
+static T256 void attn_finish(float *out, size_t dim, float l)
+{
 	if (l > 0.0f) {
 		__m256 r = _mm256_set1_ps(1.0f / l);
 		for (size_t d = 0; d < dim; d += 8)
 			v8_storef(out + d, _mm256_mul_ps(v8_loadf(out + d, dim - d), r), dim - d);
+	}
+}
+
+T256 void qvl_attn_head_avx2(float *out, const float *q, const void *K, const void *V,
+			     enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
+			     float scale)
+{
+	_Alignas(64) float s[ATT_B];
+	float m = -INFINITY, l = 0.0f;
+
+	attn_zero(out, dim);
+	for (size_t j0 = 0; j0 < nkv; j0 += ATT_B)
+		attn_block(out, q, K, V, kvtype, kv_stride, j0, nkv - j0 < ATT_B ? nkv - j0 : ATT_B,
+			   dim, scale, &m, &l, s);
+	attn_finish(out, dim, l);
+}
+
+/* GQA: the query heads of a group take turns on each block of KV rows, so
+ * the block is read from memory once and from L1/L2 by the other heads. */
+T256 void qvl_attn_gqa_avx2(float *out, const float *q, size_t nq, const void *K, const void *V,
+			    enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
+			    float scale)
+{
+	_Alignas(64) float s[ATT_B];
+	float m[GQA_MAX], l[GQA_MAX];
+
+	for (size_t h0 = 0; h0 < nq; h0 += GQA_MAX) {
+		size_t g = nq - h0 < GQA_MAX ? nq - h0 : GQA_MAX;
+		float *o = out + h0 * dim;
+		const float *qq = q + h0 * dim;
+
+		for (size_t h = 0; h < g; h++) {
+			m[h] = -INFINITY;
+			l[h] = 0.0f;
+			attn_zero(o + h * dim, dim);
+		}
+		for (size_t j0 = 0; j0 < nkv; j0 += ATT_B) {
+			size_t nb = nkv - j0 < ATT_B ? nkv - j0 : ATT_B;
+			for (size_t h = 0; h < g; h++)
+				attn_block(o + h * dim, qq + h * dim, K, V, kvtype, kv_stride, j0,
+					   nb, dim, scale, &m[h], &l[h], s);
+		}
+		for (size_t h = 0; h < g; h++)
+			attn_finish(o + h * dim, dim, l[h]);
 	}
 }
 #endif

@@ -33,6 +33,8 @@ const char *qvl_simd_name(enum qvl_simd_level level)
 		(k)->softmax = qvl_softmax_##isa;                                                  \
 		(k)->rope = qvl_rope_##isa;                                                        \
 		(k)->attn_head = qvl_attn_head_##isa;                                              \
+		(k)->attn_gqa = qvl_attn_gqa_##isa;                                                \
+		(k)->rmsnorm_rope = qvl_rmsnorm_rope_##isa;                                        \
 		(k)->to_f32 = qvl_to_f32_##isa;                                                    \
 		(k)->from_f32 = qvl_from_f32_##isa;                                                \
 	} while (0)

@@ -69,6 +69,11 @@ static inline void qvl_deq_block(float *dst, const uint8_t *blk, enum qvl_dtype 
 	void qvl_gelu_erf_##isa(float *x, size_t n);                                               \
 	void qvl_softmax_##isa(float *x, size_t n);                                                \
 	void qvl_rope_##isa(float *x, const float *cos, const float *sin, size_t half);            \
+	void qvl_rmsnorm_rope_##isa(float *x, const float *w, const float *cos, const float *sin,  \
+				    size_t half, float eps);                                       \
+	void qvl_attn_gqa_##isa(float *out, const float *q, size_t nq, const void *K,              \
+				const void *V, enum qvl_dtype kvtype, size_t kv_stride,            \
+				size_t nkv, size_t dim, float scale);                              \
 	void qvl_attn_head_##isa(float *out, const float *q, const void *K, const void *V,         \
 				 enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,  \
 				 float scale);                                                     \

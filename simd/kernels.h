@@ -60,6 +60,13 @@ struct qvl_kernels {
 	 * by angle with cos[i], sin[i], i < half. */
 	void (*rope)(float *x, const float *cos, const float *sin, size_t half);
 
+	/* Per-head q/k norm fused with RoPE: x = rope(rmsnorm(x) ⊙ w) over one
+	 * head of 2*half values, in place. The head is normalised and rotated
+	 * in one pass while it is in registers (rmsnorm() then rope() read and
+	 * write it twice). */
+	void (*rmsnorm_rope)(float *x, const float *w, const float *cos, const float *sin,
+			     size_t half, float eps);
+
 	/* Attention for one query head over nkv cached positions, blockwise with an
 	 * online softmax (no score matrix): out[d] = Σ_j softmax(q·K_j·scale) V_j[d].
 	 * K and V rows are `kv_stride` elements apart, stored as kvtype
@@ -68,6 +75,13 @@ struct qvl_kernels {
 	void (*attn_head)(float *out, const float *q, const void *K, const void *V,
 			  enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
 			  float scale);
+
+	/* attn_head() for nq query heads that share one KV head (GQA): q and
+	 * out hold nq heads, dim floats apart. K and V are read once for the
+	 * whole group instead of once per query head. */
+	void (*attn_gqa)(float *out, const float *q, size_t nq, const void *K, const void *V,
+			 enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
+			 float scale);
 
 	/* Convert n values to f32 / from f32 (round to nearest even) for KV caches. */
 	void (*to_f32)(float *dst, const void *src, enum qvl_dtype type, size_t n);

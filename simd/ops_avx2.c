@@ -151,6 +151,22 @@ T256 void qvl_rope_avx2(float *x, const float *cos, const float *sin, size_t hal
 	}
 }
 
+T256 void qvl_rmsnorm_rope_avx2(float *x, const float *w, const float *cos, const float *sin,
+				size_t half, float eps)
+{
+	__m256 rv = _mm256_set1_ps(1.0f / sqrtf(sumsq(x, 2 * half) / (float)(2 * half) + eps));
+
+	for (size_t i = 0; i < half; i += 8) {
+		size_t r = half - i;
+		__m256 a = _mm256_mul_ps(_mm256_mul_ps(v8_loadf(x + i, r), rv), v8_loadf(w + i, r));
+		__m256 b = _mm256_mul_ps(_mm256_mul_ps(v8_loadf(x + half + i, r), rv),
+					 v8_loadf(w + half + i, r));
+		__m256 c = v8_loadf(cos + i, r), s = v8_loadf(sin + i, r);
+		v8_storef(x + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)), r);
+		v8_storef(x + half + i, _mm256_fmadd_ps(b, c, _mm256_mul_ps(a, s)), r);
+	}
+}
+
 T256 void qvl_to_f32_avx2(float *dst, const void *src, enum qvl_dtype type, size_t n)
 {
 	if (type != QVL_DT_F32 && type != QVL_DT_BF16 && type != QVL_DT_F16) {

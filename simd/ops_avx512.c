@@ -170,6 +170,24 @@ T512 void qvl_rope_avx512(float *x, const float *cos, const float *sin, size_t h
 	}
 }
 
+T512 void qvl_rmsnorm_rope_avx512(float *x, const float *w, const float *cos, const float *sin,
+				  size_t half, float eps)
+{
+	__m512 r = _mm512_set1_ps(1.0f / sqrtf(sumsq(x, 2 * half) / (float)(2 * half) + eps));
+
+	FOR16(i, half, mk)
+	{
+		__m512 a = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + i), r),
+					 _mm512_maskz_loadu_ps(mk, w + i));
+		__m512 b = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + half + i), r),
+					 _mm512_maskz_loadu_ps(mk, w + half + i));
+		__m512 c = _mm512_maskz_loadu_ps(mk, cos + i),
+		       s = _mm512_maskz_loadu_ps(mk, sin + i);
+		_mm512_mask_storeu_ps(x + i, mk, _mm512_fmsub_ps(a, c, _mm512_mul_ps(b, s)));
+		_mm512_mask_storeu_ps(x + half + i, mk, _mm512_fmadd_ps(b, c, _mm512_mul_ps(a, s)));
+	}
+}
+
 T512 void qvl_to_f32_avx512(float *dst, const void *src, enum qvl_dtype type, size_t n)
 {
 	if (type != QVL_DT_F32 && type != QVL_DT_BF16 && type != QVL_DT_F16) {

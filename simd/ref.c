@@ -144,6 +144,13 @@ void qvl_rope_ref(float *x, const float *cos, const float *sin, size_t half)
 	}
 }
 
+void qvl_rmsnorm_rope_ref(float *x, const float *w, const float *cos, const float *sin, size_t half,
+			  float eps)
+{
+	qvl_rmsnorm_ref(x, x, w, 2 * half, eps);
+	qvl_rope_ref(x, cos, sin, half);
+}
+
 static float kv_get(const void *base, enum qvl_dtype t, size_t idx)
 {
 	const uint8_t *b = base;
@@ -185,6 +192,14 @@ void qvl_attn_head_ref(float *out, const float *q, const void *K, const void *V,
 	if (l > 0.0f)
 		for (size_t d = 0; d < dim; d++)
 			out[d] /= l;
+}
+
+void qvl_attn_gqa_ref(float *out, const float *q, size_t nq, const void *K, const void *V,
+		      enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim, float scale)
+{
+	for (size_t h = 0; h < nq; h++)
+		qvl_attn_head_ref(out + h * dim, q + h * dim, K, V, kvtype, kv_stride, nkv, dim,
+				  scale);
 }
 
 void qvl_to_f32_ref(float *dst, const void *src, enum qvl_dtype type, size_t n)

@@ -204,6 +204,14 @@ static void test_rows(const struct qvl_kernels *K, const struct qvl_kernels *R)
 			}
 			R->rope(y0, w, b, half), K->rope(y, w, b, half);
 			bad_rope += cmp("rope", y, y0, 2 * half, 1e-6, NULL, 1e-6 * sc);
+			/* fused norm + rope against the two reference kernels */
+			for (size_t i = 0; i < 2 * half; i++)
+				r[i] = 1.0f + frand(0.5f);
+			memcpy(y0, x, n * 4), memcpy(y, x, n * 4);
+			R->rmsnorm(y0, y0, r, 2 * half, 1e-6f);
+			R->rope(y0, w, b, half);
+			K->rmsnorm_rope(y, r, w, b, half, 1e-6f);
+			bad_rope += cmp("rmsnorm_rope", y, y0, 2 * half, 1e-5, NULL, 1e-6);
 		}
 		memcpy(x2, x, n * 4);
 		(void)x2;
@@ -213,7 +221,7 @@ static void test_rows(const struct qvl_kernels *K, const struct qvl_kernels *R)
 	ok(!bad_add, "%s add exact", K->name);
 	ok(!bad_act, "%s silu_mul/gelu_tanh/gelu_erf within 1e-6 of libm", K->name);
 	ok(!bad_sm, "%s softmax matches ref", K->name);
-	ok(!bad_rope, "%s rope matches ref", K->name);
+	ok(!bad_rope, "%s rope and rmsnorm_rope match ref", K->name);
 }
 
 /* Special values through the activations: huge, tiny, zero, inf. */
@@ -276,7 +284,7 @@ static void attn_naive(float *out, const float *q, const float *Kf, const float 
 static void test_attn(const struct qvl_kernels *K, const struct qvl_kernels *R)
 {
 	const enum qvl_dtype kt[] = {QVL_DT_F32, QVL_DT_BF16, QVL_DT_F16};
-	int bad = 0, bad_naive = 0;
+	int bad = 0, bad_naive = 0, bad_gqa = 0;
 
 	for (int c = 0; c < 45; c++) {
 		enum qvl_dtype t = kt[c % 3];
@@ -304,11 +312,23 @@ static void test_attn(const struct qvl_kernels *K, const struct qvl_kernels *R)
 		K->attn_head(o, q, Kc, Vc, t, stride, nkv, dim, scale);
 		attn_naive(on, q, Kf, Vf, stride, nkv, dim, scale);
 		bad += cmp("attn vs ref", o, o0, dim, 1e-5, NULL, 1e-5);
+		/* a group of nq query heads over the same KV = nq single heads */
+		size_t nq = urand(1, 20);
+		float *qg = xmalloc(nq * dim * 4), *og = xmalloc(nq * dim * 4);
+		for (size_t i = 0; i < nq * dim; i++)
+			qg[i] = frand(2.0f);
+		K->attn_gqa(og, qg, nq, Kc, Vc, t, stride, nkv, dim, scale);
+		for (size_t h = 0; h < nq; h++) {
+			R->attn_head(o0, qg + h * dim, Kc, Vc, t, stride, nkv, dim, scale);
+			bad_gqa += cmp("attn_gqa", og + h * dim, o0, dim, 1e-5, NULL, 1e-5);
+		}
+		free(qg), free(og);
 		bad_naive += cmp("attn vs naive", o, on, dim, 1e-5, NULL, 1e-5);
 		free(q), free(o), free(o0), free(on), free(Kf), free(Vf), free(Kc), free(Vc);
 	}
 	ok(!bad, "%s attn_head matches ref (f32/bf16/f16 KV, ragged dims)", K->name);
 	ok(!bad_naive, "%s attn_head matches a naive two-pass softmax", K->name);
+	ok(!bad_gqa, "%s attn_gqa = attn_head per query head (1..20 heads per group)", K->name);
 }
 
 static void test_convert(const struct qvl_kernels *K, const struct qvl_kernels *R)
@@ -472,7 +492,7 @@ int main(void)
 	test_dispatch();
 	for (int lv = QVL_SIMD_AVX2; lv <= QVL_SIMD_AVX512; lv++) {
 		if (qvl_kernels_get(&K, (enum qvl_simd_level)lv) < 0) {
-			skip(15, "level %s not supported here",
+			skip(16, "level %s not supported here",
 			     qvl_simd_name((enum qvl_simd_level)lv));
 			continue;
 		}
