@@ -21,13 +21,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 8)
 		return 0;
-	im.w = 1 + (data[0] | (data[1] & 1) << 8); /* 1..512 */
-	im.h = 1 + (data[2] | (data[3] & 1) << 8);
+	im.w = 1 + data[0] + (data[1] & 1) * data[1]; /* 1..511, mostly small */
+	im.h = 1 + data[2] + (data[3] & 1) * data[3];
 	p.patch = 1 + data[4] % 16;
 	p.merge = 1 + (data[4] >> 4) % 3;
 	p.temporal = 1 + data[5] % 3;
-	p.min_pixels = 1 + (int64_t)(data[6] | data[7] << 8) * 4; /* up to ~2^18 */
-	p.max_pixels = p.min_pixels + (int64_t)data[5] * 1024;
+	p.min_pixels = 1 + (int64_t)(data[6] | data[7] << 8); /* up to 2^16 */
+	p.max_pixels = p.min_pixels + (int64_t)data[5] * 256;
 	data += 8;
 	size -= 8;
 	im.rgb = malloc((size_t)im.w * im.h * 3);
