@@ -320,37 +320,6 @@ static T512 void pack_panel_q(float *P, const void *W, enum qvl_dtype t, size_t 
 	}
 }
 
-/* In-register 16x16 f32 transpose: r[c] becomes column c. Four rounds of
- * 16 shuffles (unpack ps, unpack pd, two 128-bit lane shuffles). */
-INL512 void transpose16(__m512 r[16])
-{
-	__m512 t[16];
-
-	for (int i = 0; i < 16; i += 2) {
-		t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-		t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-	}
-	for (int i = 0; i < 16; i += 4) {
-		__m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
-		__m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
-		r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-		r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-		r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-		r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-	}
-	/* r[4g + c]: column 4L + c of rows 4g..4g+3 in lane L */
-	for (int h = 0; h < 2; h++)
-		for (int c = 0; c < 4; c++) {
-			t[8 * h + c] = _mm512_shuffle_f32x4(r[8 * h + c], r[8 * h + 4 + c], 0x88);
-			t[8 * h + 4 + c] =
-			    _mm512_shuffle_f32x4(r[8 * h + c], r[8 * h + 4 + c], 0xdd);
-		}
-	for (int c = 0; c < 8; c++) {
-		r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
-		r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd);
-	}
-}
-
 /* P[kk][jj] = W[j0 + jj][k0 + kk] as f32, zero for jj >= nr: 16 rows x 16
  * values widened and transposed in registers at a time (the scalar
  * transpose it replaces cost ~3 cycles per weight, which dominated for
@@ -371,7 +340,7 @@ static T512 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ld
 			__m512 v[16];
 			for (int r = 0; r < 16; r++)
 				v[r] = w[r] ? v16_load(w[r], t, k0 + kk, mk) : _mm512_setzero_ps();
-			transpose16(v);
+			v16_transpose(v);
 			size_t e = kc - kk < 16 ? kc - kk : 16;
 			for (size_t c = 0; c < e; c++)
 				_mm512_store_ps(P + (kk + c) * NR + jb, v[c]);

@@ -23,35 +23,6 @@
 #define NR	32
 #define KCP_MAX 512
 
-/* 16x16 transpose of 32-bit words (see transpose16 in matmul_avx512.c). */
-static inline __attribute__((always_inline)) TBF void tr16(__m512 r[16])
-{
-	__m512 t[16];
-
-	for (int i = 0; i < 16; i += 2) {
-		t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-		t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-	}
-	for (int i = 0; i < 16; i += 4) {
-		__m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
-		__m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
-		r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-		r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-		r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-		r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-	}
-	for (int h = 0; h < 2; h++)
-		for (int c = 0; c < 4; c++) {
-			t[8 * h + c] = _mm512_shuffle_f32x4(r[8 * h + c], r[8 * h + 4 + c], 0x88);
-			t[8 * h + 4 + c] =
-			    _mm512_shuffle_f32x4(r[8 * h + c], r[8 * h + 4 + c], 0xdd);
-		}
-	for (int c = 0; c < 8; c++) {
-		r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
-		r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd);
-	}
-}
-
 /* P[p][jj] = pair (W[j0+jj][k0+2p], W[j0+jj][k0+2p+1]), zero beyond k and nr. */
 static TBF void pack_pairs(uint32_t *P, const uint16_t *W, size_t ldw, size_t j0, int nr, size_t k0,
 			   size_t kcp, size_t k)
@@ -66,7 +37,7 @@ static TBF void pack_pairs(uint32_t *P, const uint16_t *W, size_t ldw, size_t j0
 					   ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
 						 mk, W + (j0 + (size_t)(jb + r)) * ldw + kk))
 					   : _mm512_setzero_ps();
-			tr16(v);
+			v16_transpose(v);
 			size_t e = kcp - p < 16 ? kcp - p : 16;
 			for (size_t c = 0; c < e; c++)
 				_mm512_store_ps((float *)(P + (p + c) * NR + jb), v[c]);

@@ -83,6 +83,37 @@ INL512 __m512 v16_one_plus_erf(__m512 z)
 				    small, big);
 }
 
+/* In-register 16x16 transpose of 32-bit lanes: r[c] becomes column c. Four rounds of
+ * 16 shuffles (unpack ps, unpack pd, two 128-bit lane shuffles). */
+INL512 void v16_transpose(__m512 r[16])
+{
+	__m512 t[16];
+
+	for (int i = 0; i < 16; i += 2) {
+		t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+		t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+	}
+	for (int i = 0; i < 16; i += 4) {
+		__m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+		__m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+		r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+		r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+		r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+		r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+	}
+	/* r[4g + c]: column 4L + c of rows 4g..4g+3 in lane L */
+	for (int h = 0; h < 2; h++)
+		for (int c = 0; c < 4; c++) {
+			t[8 * h + c] = _mm512_shuffle_f32x4(r[8 * h + c], r[8 * h + 4 + c], 0x88);
+			t[8 * h + 4 + c] =
+			    _mm512_shuffle_f32x4(r[8 * h + c], r[8 * h + 4 + c], 0xdd);
+		}
+	for (int c = 0; c < 8; c++) {
+		r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
+		r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd);
+	}
+}
+
 INL512 float v16_hmax(__m512 v)
 {
 	return _mm512_reduce_max_ps(v);
