@@ -48,7 +48,7 @@ uint64_t tok_new_serial(void)
 	return atomic_fetch_add(&serial_counter, 1) + 1;
 }
 
-static struct tok_wcache *wc_get(const struct qvl_tokenizer *t)
+struct tok_wcache *tok_wcache_get(const struct qvl_tokenizer *t)
 {
 	pthread_once(&wc_once, wc_init);
 	if (!wc_ok)
@@ -84,12 +84,10 @@ void qvl_tok_cache_clear(void)
 	}
 }
 
-int tok_bpe(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out)
+int tok_bpe(const struct qvl_tokenizer *t, struct tok_wcache *c, const uint8_t *s, size_t n,
+	    struct tok_ids *out)
 {
-	if (n <= 1)
-		return tok_bpe_uncached(t, s, n, out, NULL);
-	struct tok_wcache *c = wc_get(t);
-	if (!c)
+	if (n <= 1 || !c)
 		return tok_bpe_uncached(t, s, n, out, NULL);
 	if (n > WC_BYTES)
 		return tok_bpe_uncached(t, s, n, out, c->pairs);

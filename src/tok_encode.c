@@ -22,9 +22,10 @@ int tok_encode_plain(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, 
 	const uint8_t *p = t->nfc ? tok_nfc(s, n, scratch, &nn) : s;
 	if (!p)
 		return -ENOMEM;
+	struct tok_wcache *c = tok_wcache_get(t);
 	for (size_t i = 0; i < nn;) {
 		size_t e = tok_pretok_next(p, nn, i);
-		int rc = tok_bpe(t, p + i, e - i, out);
+		int rc = tok_bpe(t, c, p + i, e - i, out);
 		if (rc)
 			return rc;
 		i = e;

@@ -152,7 +152,12 @@ struct tok_ids {
 	size_t n, cap;
 };
 int tok_ids_push(struct tok_ids *o, int32_t id);
-int tok_bpe(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out);
+/* c: this thread's cache for t (tok_wcache_get, once per call of the
+ * encoder; NULL works, uncached) */
+struct tok_wcache;
+struct tok_wcache *tok_wcache_get(const struct qvl_tokenizer *t);
+int tok_bpe(const struct qvl_tokenizer *t, struct tok_wcache *c, const uint8_t *s, size_t n,
+	    struct tok_ids *out);
 /* per-thread cache of merge-table lookups (tok_cache.c owns it) */
 #define TOK_PC_SIZE  4096
 #define TOK_PC_VALID (1ull << 63)
