@@ -28,37 +28,50 @@ static int reps = 3; /* QVL_BENCH_REPS overrides */
 static struct qvl_pool *pool;
 static int nthreads;
 
-/* ---- FMA peak (12 independent accumulators hide the FMA latency) -------- */
+/* ---- FMA peak (12 independent accumulators hide the FMA latency) --------- */
+
+/* Twelve named accumulators with distinct values (identical chains would be
+ * merged by the compiler), an empty asm keeps the loop from being folded. */
+#define FMA12(F)                                                                                   \
+	F(a0), F(a1), F(a2), F(a3), F(a4), F(a5), F(a6), F(a7), F(a8), F(a9), F(a10), F(a11)
 
 __attribute__((target("avx512f"))) static float fma512(void)
 {
-	__m512 a[12], x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
-	for (int i = 0; i < 12; i++)
-		a[i] = _mm512_set1_ps(1);
+	__m512 a0 = _mm512_set1_ps(1.00f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f),
+	       a3 = _mm512_set1_ps(1.03f), a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f),
+	       a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f), a8 = _mm512_set1_ps(1.08f),
+	       a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
+	__m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
 	for (long it = 0; it < FMA_ITERS; it++) {
-		for (int i = 0; i < 12; i++)
-			a[i] = _mm512_fmadd_ps(a[i], x, y);
+#define F(a) a = _mm512_fmadd_ps(a, x, y)
+		FMA12(F);
+#undef F
 		__asm__ volatile("" ::: "memory");
 	}
-	for (int i = 1; i < 12; i++)
-		a[0] = _mm512_add_ps(a[0], a[i]);
-	return _mm512_reduce_add_ps(a[0]);
+	a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+			   _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+	a0 = _mm512_add_ps(a0, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+	return _mm512_reduce_add_ps(a0);
 }
 
 __attribute__((target("avx2,fma"))) static float fma256(void)
 {
-	__m256 a[12], x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+	__m256 a0 = _mm256_set1_ps(1.00f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f),
+	       a3 = _mm256_set1_ps(1.03f), a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f),
+	       a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f), a8 = _mm256_set1_ps(1.08f),
+	       a9 = _mm256_set1_ps(1.09f), a10 = _mm256_set1_ps(1.10f), a11 = _mm256_set1_ps(1.11f);
+	__m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
 	float t[8];
-	for (int i = 0; i < 12; i++)
-		a[i] = _mm256_set1_ps(1);
 	for (long it = 0; it < FMA_ITERS; it++) {
-		for (int i = 0; i < 12; i++)
-			a[i] = _mm256_fmadd_ps(a[i], x, y);
+#define F(a) a = _mm256_fmadd_ps(a, x, y)
+		FMA12(F);
+#undef F
 		__asm__ volatile("" ::: "memory");
 	}
-	for (int i = 1; i < 12; i++)
-		a[0] = _mm256_add_ps(a[0], a[i]);
-	_mm256_storeu_ps(t, a[0]);
+	a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+			   _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+	a0 = _mm256_add_ps(a0, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+	_mm256_storeu_ps(t, a0);
 	return t[0];
 }
 
