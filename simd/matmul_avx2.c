@@ -1,8 +1,9 @@
 /* AVX2 matmul: the same structure as matmul_avx512.c with 8-wide vectors and
  * 16 registers: m == 1 streams four W rows at a time (next four prefetched
- * into L2), m > 1 packs a panel of NR = 16 W rows × kc to f32 and runs a 6×16
- * register tile (12 accumulators) over it. bf16 widens with a zero-extend
- * and a shift, f16 with F16C. */
+ * into L2), 1 < m <= 16 streams W against 4 X rows at a time, larger m
+ * packs a panel of NR = 16 W rows × kc to f32 (8x8 in-register transposes)
+ * and runs a 6×16 register tile (12 accumulators) over it. bf16 widens with
+ * a zero-extend and a shift, f16 with F16C. */
 #include "config.h"
 
 #ifdef HAVE_AVX2_KERNELS
@@ -103,11 +104,110 @@ static T256 void matvec(float *y, const float *x, const void *W, enum qvl_dtype 
 	}
 }
 
+/* ---- small m: a few rows of X against streamed W ------------------- */
+
+/* Up to 4 rows of X against 2 W rows (16 ymm registers: 8 accumulators),
+ * each 8 weights widened once for every X row; see small_m() in
+ * matmul_avx512.c for why W is streamed rather than packed here. */
+static inline __attribute__((always_inline)) T256 void
+small_4x2(const int mx, const enum qvl_dtype t, float out[8], const float *X, size_t ldx,
+	  const uint8_t *w[2], size_t k, size_t pfd)
+{
+	size_t es = t == QVL_DT_F32 ? 4 : 2, i = 0;
+	__m256 acc[2][4];
+
+#pragma GCC unroll 2
+	for (int c = 0; c < 2; c++)
+#pragma GCC unroll 4
+		for (int r = 0; r < 4; r++)
+			acc[c][r] = _mm256_setzero_ps();
+	for (; i < k; i += 8) {
+		size_t e = k - i < 8 ? k - i : 8;
+		__m256 xv[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < mx; r++)
+			xv[r] = v8_loadf(X + r * ldx + i, e);
+#pragma GCC unroll 2
+		for (int c = 0; c < 2; c++) {
+			_mm_prefetch((const char *)(w[c] + es * i + pfd), _MM_HINT_T1);
+			__m256 wv = v8_load(w[c], t, i, e);
+#pragma GCC unroll 4
+			for (int r = 0; r < mx; r++)
+				acc[c][r] = _mm256_fmadd_ps(wv, xv[r], acc[c][r]);
+		}
+	}
+#pragma GCC unroll 2
+	for (int c = 0; c < 2; c++)
+#pragma GCC unroll 4
+		for (int r = 0; r < mx; r++)
+			out[r * 2 + c] = v8_hsum(acc[c][r]);
+}
+
+static inline __attribute__((always_inline)) T256 void
+small_rows(const int mx, const enum qvl_dtype t, float *Y, size_t ldy, const float *X, size_t ldx,
+	   const void *W, size_t ldw, const float *bias, size_t n, size_t k, size_t pfd)
+{
+	for (size_t j = 0; j < n; j += 2) {
+		int nr = n - j >= 2 ? 2 : 1;
+		const uint8_t *w[2] = {qvl_wrow(W, t, ldw, j), qvl_wrow(W, t, ldw, j + (nr > 1))};
+		float out[8];
+
+		small_4x2(mx, t, out, X, ldx, w, k, pfd);
+		for (int r = 0; r < mx; r++)
+			for (int c = 0; c < nr; c++)
+				Y[(size_t)r * ldy + j + (size_t)c] =
+				    out[r * 2 + c] + (bias ? bias[j + (size_t)c] : 0.0f);
+	}
+}
+
+#define SMALL_ROWS(T)                                                                              \
+	static T256 void small_rows_##T(int mx, float *Y, size_t ldy, const float *X, size_t ldx,  \
+					const void *W, size_t ldw, const float *bias, size_t n,    \
+					size_t k, size_t pfd)                                      \
+	{                                                                                          \
+		switch (mx) {                                                                      \
+		case 4:                                                                            \
+			small_rows(4, T, Y, ldy, X, ldx, W, ldw, bias, n, k, pfd);                 \
+			break;                                                                     \
+		case 3:                                                                            \
+			small_rows(3, T, Y, ldy, X, ldx, W, ldw, bias, n, k, pfd);                 \
+			break;                                                                     \
+		case 2:                                                                            \
+			small_rows(2, T, Y, ldy, X, ldx, W, ldw, bias, n, k, pfd);                 \
+			break;                                                                     \
+		default:                                                                           \
+			small_rows(1, T, Y, ldy, X, ldx, W, ldw, bias, n, k, pfd);                 \
+			break;                                                                     \
+		}                                                                                  \
+	}
+SMALL_ROWS(QVL_DT_BF16)
+SMALL_ROWS(QVL_DT_F16)
+SMALL_ROWS(QVL_DT_F32)
+
+static T256 void small_m(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			 enum qvl_dtype t, size_t ldw, const float *bias, size_t m, size_t n,
+			 size_t k)
+{
+	size_t pfd = (size_t)(qvl_wrow(W, t, ldw, 2) - qvl_wrow(W, t, ldw, 0));
+
+	for (size_t i0 = 0; i0 < m; i0 += 4) {
+		int mx = m - i0 >= 4 ? 4 : (int)(m - i0);
+		float *y = Y + i0 * ldy;
+		const float *x = X + i0 * ldx;
+		if (t == QVL_DT_BF16)
+			small_rows_QVL_DT_BF16(mx, y, ldy, x, ldx, W, ldw, bias, n, k, pfd);
+		else if (t == QVL_DT_F16)
+			small_rows_QVL_DT_F16(mx, y, ldy, x, ldx, W, ldw, bias, n, k, pfd);
+		else
+			small_rows_QVL_DT_F32(mx, y, ldy, x, ldx, W, ldw, bias, n, k, pfd);
+	}
+}
+
 /* ---- m > 1 ------------------------------------------------------------ */
 
-/* P[kk][jj] = W[j0 + jj][k0 + kk] as f32, zero for jj >= nr. */
-static T256 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ldw, size_t j0,
-			    int nr, size_t k0, size_t kc)
+/* pack_panel() for Q8_0/Q4_0 (k0 and kc are multiples of 32 for them). */
+static T256 void pack_panel_q(float *P, const void *W, enum qvl_dtype t, size_t ldw, size_t j0,
+			      int nr, size_t k0, size_t kc)
 {
 	float tmp[32];
 
@@ -140,6 +240,53 @@ static T256 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ld
 			_mm256_storeu_ps(tmp, v8_load(w, t, k0 + kk, kc - kk));
 			for (size_t q = 0; q < kc - kk; q++)
 				P[(kk + q) * NR + jj] = tmp[q];
+		}
+	}
+}
+
+/* In-register 8x8 transpose: r[c] becomes column c. */
+static inline __attribute__((always_inline)) T256 void transpose8(__m256 r[8])
+{
+	__m256 t[8], u[8];
+
+	for (int i = 0; i < 8; i += 2) {
+		t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+		t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+	}
+	for (int i = 0; i < 8; i += 4) {
+		u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+		u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+		u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+		u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+	}
+	for (int c = 0; c < 4; c++) {
+		r[c] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x20);
+		r[c + 4] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x31);
+	}
+}
+
+/* P[kk][jj] = W[j0 + jj][k0 + kk] as f32, zero for jj >= nr: 8 rows x 8
+ * values widened and transposed in registers at a time (see the AVX-512
+ * packer for why). */
+static T256 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ldw, size_t j0,
+			    int nr, size_t k0, size_t kc)
+{
+	if (t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0) {
+		pack_panel_q(P, W, t, ldw, j0, nr, k0, kc);
+		return;
+	}
+	for (int jb = 0; jb < NR; jb += 8) {
+		const uint8_t *w[8];
+		for (int r = 0; r < 8; r++)
+			w[r] = jb + r < nr ? qvl_wrow(W, t, ldw, j0 + (size_t)(jb + r)) : NULL;
+		for (size_t kk = 0; kk < kc; kk += 8) {
+			size_t e = kc - kk < 8 ? kc - kk : 8;
+			__m256 v[8];
+			for (int r = 0; r < 8; r++)
+				v[r] = w[r] ? v8_load(w[r], t, k0 + kk, e) : _mm256_setzero_ps();
+			transpose8(v);
+			for (size_t c = 0; c < e; c++)
+				_mm256_store_ps(P + (kk + c) * NR + jb, v[c]);
 		}
 	}
 }
@@ -232,6 +379,10 @@ T256 void qvl_matmul_avx2(float *Y, size_t ldy, const float *X, size_t ldx, cons
 	}
 	if (m == 1) {
 		matvec(Y, X, W, wtype, ldw, bias, n, k);
+		return;
+	}
+	if (m <= qvl_gemm_blk.small_m && wtype != QVL_DT_Q8_0 && wtype != QVL_DT_Q4_0) {
+		small_m(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
 		return;
 	}
 	gemm(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
