@@ -6,7 +6,7 @@ mandir="$QVL_SRCDIR/man"
 [ -n "${MANDOC:-}" ] && [ -x "$MANDOC" ] || { echo "1..0 # SKIP mandoc not found"; exit 0; }
 pages=$(ls "$mandir"/*.[1-8] 2>/dev/null)
 [ -n "$pages" ] || { echo "1..0 # SKIP no man pages"; exit 0; }
-cmds=$("$QVLCTL" --help | awk '/^Commands:/ {on=1; next} on && NF {print $1}')
+cmds=$("$QVLCTL" --help | awk '/^Commands:/ {on=1; next} on && /^  [a-z]/ {print $1}')
 n=0
 for p in $pages; do n=$((n + 1)); done
 for c in $cmds; do n=$((n + 1)); done
