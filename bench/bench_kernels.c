@@ -259,53 +259,65 @@ static struct stat3 bench_fma(int kind, int only0)
 
 /* ---- matmul ------------------------------------------------------------- */
 
-static double matmul_time(size_t m, size_t n, size_t k, const float *X, const void *W,
-			  enum qvl_dtype t, float *Y, struct stat3 *s_out)
+typedef void (*matmul_fn)(float *, size_t, const float *, size_t, const void *, enum qvl_dtype,
+			  size_t, const float *, size_t, size_t, size_t);
+
+/* One timed run of ours on the pool with a given kernel. */
+static double ours_once(matmul_fn fn, size_t m, size_t n, size_t k, const float *X, const void *W,
+			enum qvl_dtype t, float *Y)
+{
+	matmul_fn keep = qvl_kern.matmul;
+	qvl_kern.matmul = fn;
+	double t0 = qvl_now();
+	qvl_matmul_pool(pool, Y, n, X, k, W, t, k, NULL, m, n, k);
+	double dt = qvl_now() - t0;
+	qvl_kern.matmul = keep;
+	return dt;
+}
+
+#ifdef HAVE_OPENBLAS
+static double blas_once(size_t m, size_t n, size_t k, const float *X, const float *Wf, float *Y)
+{
+	double t0 = qvl_now();
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, X,
+		    (int)k, Wf, (int)k, 0.0f, Y, (int)n);
+	return qvl_now() - t0;
+}
+#endif
+
+/* GFLOP/s statistics from run times. */
+static struct stat3 gflops(double *t, int n, double flop)
 {
 	double v[64];
+	for (int i = 0; i < n; i++)
+		v[i] = flop / t[i] / 1e9;
+	return stats(v, n);
+}
 
-	qvl_matmul_pool(pool, Y, n, X, k, W, t, k, NULL, m, n, k); /* warm */
-	for (int r = 0; r < reps; r++) {
-		double t0 = qvl_now();
-		qvl_matmul_pool(pool, Y, n, X, k, W, t, k, NULL, m, n, k);
-		v[r] = qvl_now() - t0;
+/* Emit one of our matmul figures with its ratio to OpenBLAS computed per
+ * repetition (ours and OpenBLAS alternate, so both see the same load on a
+ * shared machine), median and spread of those ratios. */
+static void emit_mm(const char *kind, const char *label, size_t m, size_t n, size_t k,
+		    double *t_ours, double *t_blas, double flop, const char *bound_name,
+		    double bound, struct stat3 *g_out, struct stat3 *r_out)
+{
+	char name[96], extra[320];
+	double ratio[64];
+	struct stat3 g = gflops(t_ours, reps, flop), r = {0, 0, 0};
+
+	if (t_blas) {
+		for (int i = 0; i < reps; i++)
+			ratio[i] = t_blas[i] / t_ours[i];
+		r = stats(ratio, reps);
 	}
-	*s_out = stats(v, reps);
-	return s_out->med;
-}
-
-static struct stat3 to_gflops(struct stat3 s, double flop)
-{
-	return (struct stat3){flop / s.med / 1e9, flop / s.hi / 1e9, flop / s.lo / 1e9};
-}
-
-/* The opt-in QVL_MATMUL=bf16dot path on the same shape (not exact). */
-static void bench_bf16dot(const char *label, size_t m, size_t n, size_t k, const float *X,
-			  const uint16_t *Wb, float *Y, double blas)
-{
-#ifdef HAVE_AVX512BF16_KERNELS
-	void (*exact)(float *, size_t, const float *, size_t, const void *, enum qvl_dtype, size_t,
-		      const float *, size_t, size_t, size_t) = qvl_kern.matmul;
-	struct stat3 s;
-	char name[96], extra[200];
-
-	if (bf16_peak <= 0)
-		return;
-	qvl_kern.matmul = qvl_matmul_bf16dot_avx512;
-	matmul_time(m, n, k, X, Wb, QVL_DT_BF16, Y, &s);
-	qvl_kern.matmul = exact;
-	struct stat3 g = to_gflops(s, 2.0 * (double)m * (double)n * (double)k);
 	snprintf(extra, sizeof(extra),
-		 "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"peer\":\"openblas_sgemm\",\"peer_value\":%.4g,"
-		 "\"peer_ratio\":%.3f,\"exact\":false",
-		 m, n, k, blas, blas > 0 ? g.med / blas : 0.0);
-	snprintf(name, sizeof(name), "matmul_bf16dot_%s", label);
-	emit(name, g, "GFLOP/s", "bf16dot_peak_all", bf16_peak, extra);
-	fprintf(stderr, "  opt-in bf16dot %s: %6.1f GFLOP/s (%.2f of bf16 peak, %.2fx OpenBLAS)\n",
-		label, g.med, g.med / bf16_peak, blas > 0 ? g.med / blas : 0.0);
-#else
-	(void)label, (void)m, (void)n, (void)k, (void)X, (void)Wb, (void)Y, (void)blas;
-#endif
+		 "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"peer\":\"openblas_sgemm\",\"peer_ratio\":%.3f,"
+		 "\"peer_ratio_min\":%.3f,\"peer_ratio_max\":%.3f",
+		 m, n, k, r.med, r.lo, r.hi);
+	snprintf(name, sizeof(name), "matmul_%s_%s", kind, label);
+	emit(name, g, "GFLOP/s", bound_name, bound, extra);
+	*g_out = g;
+	*r_out = r;
 }
 
 static void bench_gemm(const char *label, size_t m, size_t n, size_t k, double peak_all)
@@ -313,8 +325,9 @@ static void bench_gemm(const char *label, size_t m, size_t n, size_t k, double p
 	float *X = xalloc(m * k * 4), *Wf = xalloc(n * k * 4), *Y = xalloc(m * n * 4);
 	uint16_t *Wb = xalloc(n * k * 2);
 	double flop = 2.0 * (double)m * (double)n * (double)k;
-	struct stat3 s;
-	char name[96], extra[256];
+	double tb[64], tf[64], to[64], td[64];
+	bool dot = false, blas = false;
+	matmul_fn exact = qvl_kern.matmul, bf16dot = NULL;
 
 	for (size_t i = 0; i < m * k; i++)
 		X[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
@@ -322,57 +335,63 @@ static void bench_gemm(const char *label, size_t m, size_t n, size_t k, double p
 		Wb[i] = qvl_f32_to_bf16((float)((i * 40503u) % 997) / 997.0f - 0.5f);
 		Wf[i] = qvl_bf16_to_f32(Wb[i]);
 	}
-	matmul_time(m, n, k, X, Wb, QVL_DT_BF16, Y, &s);
-	struct stat3 gb = to_gflops(s, flop);
-	matmul_time(m, n, k, X, Wf, QVL_DT_F32, Y, &s);
-	struct stat3 gf = to_gflops(s, flop);
-	double blas = 0;
+#ifdef HAVE_AVX512BF16_KERNELS
+	dot = bf16_peak > 0;
+	bf16dot = qvl_matmul_bf16dot_avx512;
+#endif
 #ifdef HAVE_OPENBLAS
+	blas = true;
 	{
+		/* agreement check, then warm-up of every contender */
 		float *Yb = xalloc(m * n * 4);
-		double v[64], maxd = 0, maxy = 0;
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f,
-			    X, (int)k, Wf, (int)k, 0.0f, Yb, (int)n);
-		for (int r = 0; r < reps; r++) {
-			double t0 = qvl_now();
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k,
-				    1.0f, X, (int)k, Wf, (int)k, 0.0f, Yb, (int)n);
-			v[r] = qvl_now() - t0;
-		}
-		struct stat3 bs = to_gflops(stats(v, reps), flop);
-		blas = bs.med;
+		double maxd = 0, maxy = 0;
+		ours_once(exact, m, n, k, X, Wb, QVL_DT_BF16, Y);
+		blas_once(m, n, k, X, Wf, Yb);
 		for (size_t i = 0; i < m * n; i++) {
 			maxd = fmax(maxd, fabs((double)Y[i] - Yb[i]));
 			maxy = fmax(maxy, fabs((double)Yb[i]));
 		}
 		if (maxd > 1e-4 * maxy)
-			fprintf(
-			    stderr,
-			    "WARNING: %s: our result differs from OpenBLAS by %g (max |y| %g)\n",
-			    label, maxd, maxy);
-		snprintf(name, sizeof(name), "sgemm_openblas_%s", label);
-		emit(name, bs, "GFLOP/s", "fma_peak_all", peak_all, NULL);
+			fprintf(stderr,
+				"WARNING: %s: ours differs from OpenBLAS by %g (max |y| %g)\n",
+				label, maxd, maxy);
 		free(Yb);
 	}
 #endif
-	snprintf(extra, sizeof(extra),
-		 "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"peer\":\"openblas_sgemm\","
-		 "\"peer_value\":%.4g,\"peer_ratio\":%.3f",
-		 m, n, k, blas, blas > 0 ? gb.med / blas : 0.0);
-	snprintf(name, sizeof(name), "matmul_bf16_%s", label);
-	emit(name, gb, "GFLOP/s", "fma_peak_all", peak_all, extra);
-	snprintf(extra, sizeof(extra),
-		 "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"peer\":\"openblas_sgemm\","
-		 "\"peer_value\":%.4g,\"peer_ratio\":%.3f",
-		 m, n, k, blas, blas > 0 ? gf.med / blas : 0.0);
-	snprintf(name, sizeof(name), "matmul_f32_%s", label);
-	emit(name, gf, "GFLOP/s", "fma_peak_all", peak_all, extra);
+	ours_once(exact, m, n, k, X, Wf, QVL_DT_F32, Y);
+	if (dot)
+		ours_once(bf16dot, m, n, k, X, Wb, QVL_DT_BF16, Y);
+	for (int r = 0; r < reps; r++) {
+		tb[r] = ours_once(exact, m, n, k, X, Wb, QVL_DT_BF16, Y);
+		tf[r] = ours_once(exact, m, n, k, X, Wf, QVL_DT_F32, Y);
+		if (dot)
+			td[r] = ours_once(bf16dot, m, n, k, X, Wb, QVL_DT_BF16, Y);
+#ifdef HAVE_OPENBLAS
+		to[r] = blas_once(m, n, k, X, Wf, Y);
+#endif
+	}
+	struct stat3 gb, rb, gf, rf, gd, rd;
+	emit_mm("bf16", label, m, n, k, tb, blas ? to : NULL, flop, "fma_peak_all", peak_all, &gb,
+		&rb);
+	emit_mm("f32", label, m, n, k, tf, blas ? to : NULL, flop, "fma_peak_all", peak_all, &gf,
+		&rf);
+	if (blas) {
+		char name[96];
+		snprintf(name, sizeof(name), "sgemm_openblas_%s", label);
+		emit(name, gflops(to, reps, flop), "GFLOP/s", "fma_peak_all", peak_all, NULL);
+	}
 	fprintf(stderr,
-		"matmul %-10s m=%-4zu n=%-5zu k=%-5zu bf16 %6.1f GFLOP/s (%.2f of peak) f32 %6.1f "
-		"(%.2f)  OpenBLAS sgemm %6.1f  -> bf16/OpenBLAS %.2fx\n",
-		label, m, n, k, gb.med, gb.med / peak_all, gf.med, gf.med / peak_all, blas,
-		blas > 0 ? gb.med / blas : 0.0);
-	bench_bf16dot(label, m, n, k, X, Wb, Y, blas);
+		"matmul %-10s m=%-4zu n=%-5zu k=%-5zu bf16 %6.1f GFLOP/s (%.2f of peak, %.2fx "
+		"OpenBLAS [%.2f-%.2f]) f32 %6.1f (%.2fx)\n",
+		label, m, n, k, gb.med, gb.med / peak_all, rb.med, rb.lo, rb.hi, gf.med, rf.med);
+	if (dot) {
+		emit_mm("bf16dot", label, m, n, k, td, blas ? to : NULL, flop, "bf16dot_peak_all",
+			bf16_peak, &gd, &rd);
+		fprintf(stderr,
+			"  opt-in bf16dot (not exact): %6.1f GFLOP/s (%.2f of bf16 peak, %.2fx "
+			"OpenBLAS)\n",
+			gd.med, gd.med / bf16_peak, rd.med);
+	}
 	free(X), free(Wf), free(Y), free(Wb);
 }
 
