@@ -62,6 +62,17 @@ print(" ".join(map(str, c["ids"]))); print(" ".join(map(str, c["greedy"]["ids"])
 		echo "not ok $n - run t0007: got '$got', golden '$want'"
 		fail=1
 	fi
+	# one thread pinned with an explicit CPU list: the same ids
+	got1=$("$QVLCTL" run --model "$MODEL" --tokens "$prompt" --greedy --ignore-eos \
+		--max-tokens 16 --print-ids --kv-type f32 --cpus 0 2>"$TMP/err")
+	n=$((n + 1))
+	if [ "$got1" = "$want" ] && grep -q "1 threads" "$TMP/err"; then
+		echo "ok $n - run --cpus 0 (one pinned thread): the same golden ids"
+	else
+		echo "not ok $n - run --cpus 0: got '$got1'"
+		sed 's/^/# /' "$TMP/err" | head -3
+		fail=1
+	fi
 	n=$((n + 1))
 	if "$PYTHON3" -c 'import sys, array
 a = array.array("f"); a.frombytes(open(sys.argv[1], "rb").read())
