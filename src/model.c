@@ -155,6 +155,11 @@ int qvl_model_open(struct qvl_model **out, const char *path, const char *mmproj,
 	} else if (S_ISREG(st.st_mode) && ends_with(path, ".gguf")) {
 		m->format = QVL_FMT_GGUF;
 		rc = qvl_gguf_open(m, path, mmproj, err);
+	} else if (ends_with(path, ".safetensors") || ends_with(path, ".json")) {
+		rc = qvl_errf(err, -EINVAL,
+			      "%s: a Hugging Face model is named by its directory, not by one of "
+			      "its files",
+			      path);
 	} else {
 		rc = qvl_errf(err, -EINVAL,
 			      "%s: not a model: expected a Hugging Face directory (config.json + "

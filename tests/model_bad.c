@@ -636,6 +636,15 @@ static void check_base(void)
 	/* the model path itself */
 	rc = qvl_model_open(&m, "/nonexistent/model", NULL, &err);
 	ok(rc == -ENOENT && strstr(err.msg, "/nonexistent/model"), "missing path: ENOENT");
+	rc = dir && !write_config(dir, NULL, NULL) ? 0 : -1;
+	if (!rc) {
+		char *cfg = qvl_path_join(dir, "config.json");
+
+		rc = cfg ? qvl_model_open(&m, cfg, NULL, &err) : -1;
+		free(cfg);
+	}
+	ok(rc == -EINVAL && strstr(err.msg, "named by its directory"),
+	   "config.json instead of its directory: EINVAL with a hint");
 	rc = qvl_model_open(&m, "/dev/null", NULL, &err);
 	ok(rc == -EINVAL && strstr(err.msg, "not a model"), "not a model: EINVAL");
 	rc = dir ? qvl_model_open(&m, dir, "x.gguf", &err) : -1;
