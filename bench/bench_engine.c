@@ -304,6 +304,68 @@ static void gemm_compare(struct qvl_pool *p, size_t m, size_t n, size_t k, doubl
 	free(Wb);
 }
 
+/* Every weight of one decode step streamed through the same kernel and the
+ * same split, without the rest of the forward pass: what the kernel alone
+ * reaches, so decode / this = the engine's own efficiency. */
+static double weight_stream_gbs(struct qvl_pool *p, const struct qvl_model *m, uint64_t *bytes)
+{
+	const struct qvl_text_config *tc = &m->config.text;
+	static const char *mats[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+				     "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+				     "mlp.down_proj"};
+	size_t maxn = (size_t)tc->vocab_size, maxk = 0;
+	float *x, *y;
+	double best = 0;
+
+	for (int i = 0; i < 7; i++) {
+		const struct qvl_tensor *t =
+		    qvl_model_findf(m, "model.language_model.layers.0.%s.weight", mats[i]);
+		if (!t || (t->dtype != QVL_DT_BF16 && t->dtype != QVL_DT_F32))
+			return 0; /* the probe addresses rows of 2- or 4-byte elements */
+		maxk = (size_t)t->shape[1] > maxk ? (size_t)t->shape[1] : maxk;
+		maxn = (size_t)t->shape[0] > maxn ? (size_t)t->shape[0] : maxn;
+	}
+	x = calloc(maxk, sizeof(float));
+	y = calloc(maxn, sizeof(float));
+	for (size_t i = 0; i < maxk; i++)
+		x[i] = 0.01f * (float)(i % 7);
+	for (int rep = 0; rep < 3; rep++) {
+		uint64_t b = 0;
+		double t0 = qvl_now();
+		for (int l = 0; l <= tc->num_layers; l++)
+			for (int i = 0; i < 7; i++) {
+				const struct qvl_tensor *t =
+				    l < tc->num_layers
+					? qvl_model_findf(
+					      m, "model.language_model.layers.%d.%s.weight", l,
+					      mats[i])
+					: (i ? NULL
+					     : qvl_model_find(m, tc->tie_word_embeddings
+								     ? "model.language_model.embed_"
+								       "tokens.weight"
+								     : "lm_head.weight"));
+				if (!t)
+					continue;
+				struct gemm g = {.k = &qvl_kern,
+						 .Y = y,
+						 .X = x,
+						 .W = t->data,
+						 .wt = t->dtype,
+						 .m = 1,
+						 .n = (size_t)t->shape[0],
+						 .kk = (size_t)t->shape[1]};
+				qvl_pool_run(p, gemm_task, &g);
+				b += t->nbytes;
+			}
+		double gbs = (double)b / (qvl_now() - t0) / 1e9;
+		best = gbs > best ? gbs : best;
+		*bytes = b;
+	}
+	free(x);
+	free(y);
+	return best;
+}
+
 /* ---- engine ------------------------------------------------------------ */
 
 static uint64_t rnd(uint64_t *x)
@@ -500,6 +562,8 @@ int main(int argc, char **argv)
 	double ours = 0, blas = 0;
 	gemm_compare(qvl_engine_pool(r.e), (size_t)np, (size_t)tc->intermediate_size,
 		     (size_t)tc->hidden_size, &ours, &blas);
+	uint64_t stream_bytes = 0;
+	double stream = weight_stream_gbs(qvl_engine_pool(r.e), m, &stream_bytes);
 	uint64_t rss = qvl_peak_rss();
 	double kv_bytes =
 	    2.0 * tc->num_layers * tc->num_kv_heads * tc->head_dim * 2.0 * (np + ng + 1);
@@ -515,6 +579,10 @@ int main(int argc, char **argv)
 		emit("dpbf16_peak", pr.bf16_gflops, pr.bf16_cpu, "GFLOP/s", NULL, 0, 0);
 	emit("decode_tok_s", tg_med, tgc_med, "tok/s", "bandwidth/weight_bytes_per_token",
 	     bound_tok, bound_tok_c);
+	emit("weight_stream_gbs", stream, stream, "GB/s", "mem_read_bandwidth", pr.bw_gbs,
+	     pr.bw_gbs);
+	emit("decode_weight_gbs", tg_med * (double)wb / 1e9, tg_med * (double)wb / 1e9, "GB/s",
+	     "weight_stream_gbs", stream, stream);
 	emit("prefill_tok_s", pp_med, ppc_med, "tok/s", NULL, 0, 0);
 	emit("prefill_gflops", gflops, gflops_c, "GFLOP/s",
 	     bf16dot ? "dpbf16_peak" : "fma_peak_f32", peak, peak_c);
@@ -529,6 +597,8 @@ int main(int argc, char **argv)
 		"%.1f [%.1f] GFLOP/s\n"
 		"  decode   %.2f (±%.2f) [%.2f] tok/s = %.3f [%.3f] of the bound "
 		"bandwidth / %.1f MB per token\n"
+		"  kernel alone streams the weights at %.1f GB/s (%.3f of bandwidth); decode "
+		"moves them at %.1f GB/s (%.3f of the kernel alone)\n"
 		"  prefill  %.1f (±%.1f) [%.1f] tok/s for %d tokens = %.1f [%.1f] GFLOP/s = %.3f "
 		"[%.3f] of the %s peak\n"
 		"  GEMM %dx%dx%d bf16: ours %.1f GFLOP/s, OpenBLAS sgemm %.1f GFLOP/s (%.2fx)\n"
@@ -538,7 +608,9 @@ int main(int argc, char **argv)
 		    qvl_model_find(m, "model.language_model.layers.0.mlp.up_proj.weight")->dtype),
 		pr.bw_gbs, pr.bw_cpu, pr.fma_gflops, pr.fma_cpu, pr.bf16_gflops, pr.bf16_cpu,
 		tg_med, st2, tgc_med, tg_med / bound_tok, tgc_med / bound_tok_c, (double)wb / 1e6,
-		pp_med, sp, ppc_med, np, gflops, gflops_c, gflops / peak, gflops_c / peak_c,
+		stream, stream / pr.bw_gbs, tg_med * (double)wb / 1e9,
+		stream > 0 ? tg_med * (double)wb / 1e9 / stream : 0.0, pp_med, sp, ppc_med, np,
+		gflops, gflops_c, gflops / peak, gflops_c / peak_c,
 		bf16dot ? "bf16 dot" : "f32 FMA", np, tc->intermediate_size, tc->hidden_size, ours,
 		blas, blas > 0 ? ours / blas : 0.0, (double)rss / 1e6,
 		(double)rss / (double)model_bytes, (double)model_bytes / 1e6, kv_bytes / 1e6);
