@@ -290,26 +290,27 @@ int cmd_detokenize(int argc, char **argv)
 
 static void chat_usage(FILE *f)
 {
-	fprintf(
-	    f, "Usage: qvlctl chat-format --model MODEL [--system TEXT] [--image-tokens N ...]\n"
-	       "                          --prompt TEXT [--ids|--text] [--vision-id]\n"
-	       "                          [--image-sep TEXT] [--think] [--no-generation-prompt]\n\n"
-	       "Show the token sequence of a chat request: an optional system turn, one user\n"
-	       "turn holding the images (in order, before the text) and the prompt, then the\n"
-	       "generation prompt <|im_start|>assistant\\n (Qwen3-VL format).\n\n"
-	       "  --model MODEL           a model qvl can open, a tokenizer.json, or a directory\n"
-	       "  --system TEXT           a system turn first\n"
-	       "  --image-tokens N        an image of N merged tokens (repeat for more images)\n"
-	       "  --prompt TEXT           the user's text\n"
-	       "  --ids                   print the ids on one line (default)\n"
-	       "  --text                  print the decoded text, runs of <|image_pad|> as\n"
-	       "                          <|image_pad|>*N\n"
-	       "  --vision-id             \"Picture k: \" before each image\n"
-	       "  --image-sep TEXT        text after each image (e.g. a newline)\n"
-	       "  --think                 end the generation prompt with <think>\\n\n"
-	       "  --no-generation-prompt  do not add <|im_start|>assistant\\n\n"
-	       "  --parse-special         recognise special tokens typed in the texts\n"
-	       "  --help                  show this help\n");
+	fprintf(f,
+		"Usage: qvlctl chat-format --model MODEL [--system TEXT] [--image-tokens N ...]\n"
+		"                          --prompt TEXT [--ids|--text] [--vision-id]\n"
+		"                          [--image-sep TEXT] [--think] [--no-generation-prompt]\n"
+		"                          [--parse-special]\n\n"
+		"Show the token sequence of a chat request: an optional system turn, one user\n"
+		"turn holding the images (in order, before the text) and the prompt, then the\n"
+		"generation prompt <|im_start|>assistant\\n (Qwen3-VL format).\n\n"
+		"  --model MODEL           a model qvl can open, a tokenizer.json, or a directory\n"
+		"  --system TEXT           a system turn first\n"
+		"  --image-tokens N        an image of N merged tokens (repeat for more images)\n"
+		"  --prompt TEXT           the user's text\n"
+		"  --ids                   print the ids on one line (default)\n"
+		"  --text                  print the decoded text, runs of <|image_pad|> as\n"
+		"                          <|image_pad|>*N\n"
+		"  --vision-id             \"Picture k: \" before each image\n"
+		"  --image-sep TEXT        text after each image (e.g. a newline)\n"
+		"  --think                 end the generation prompt with <think>\\n\n"
+		"  --no-generation-prompt  do not add <|im_start|>assistant\\n\n"
+		"  --parse-special         recognise special tokens typed in the texts\n"
+		"  --help                  show this help\n");
 }
 
 static void print_chat_text(const struct qvl_tokenizer *t, const int32_t *ids, size_t n)

@@ -31,6 +31,8 @@ static inline const struct tok_merge *merge_find(const struct qvl_tokenizer *t, 
 						 int32_t b)
 {
 	uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+	if (t->bloom && !tok_bloom_maybe(t, key))
+		return NULL;
 	uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & t->mmask;
 	for (;;) {
 		const struct tok_merge *m = &t->merges[h];

@@ -213,6 +213,9 @@ int tok_merge_table_init(struct qvl_tokenizer *t, uint32_t n_merges)
 	if (!t->merges)
 		return -ENOMEM;
 	t->mmask = size - 1;
+	/* the filter stays useful (a few % false positives) up to ~200k merges */
+	if (n_merges <= TOK_BLOOM_BITS / 8)
+		t->bloom = calloc(TOK_BLOOM_BITS / 64, sizeof(uint64_t));
 	return 0;
 }
 
@@ -240,6 +243,13 @@ int tok_add_merge(struct qvl_tokenizer *t, int32_t ia, int32_t ib, int32_t r, ui
 	}
 	t->merges[h] = (struct tok_merge){.key = key, .rank = rank, .id = r};
 	t->n_merges++;
+	if (t->bloom) {
+		uint64_t bh = tok_bloom_hash(key);
+		uint32_t b1 = (uint32_t)bh & (TOK_BLOOM_BITS - 1);
+		uint32_t b2 = (uint32_t)(bh >> 32) & (TOK_BLOOM_BITS - 1);
+		t->bloom[b1 >> 6] |= 1ull << (b1 & 63);
+		t->bloom[b2 >> 6] |= 1ull << (b2 & 63);
+	}
 	return 0;
 }
 
@@ -341,6 +351,7 @@ void qvl_tok_free(struct qvl_tokenizer *t)
 	free(t->is_added);
 	free(t->vhash);
 	free(t->merges);
+	free(t->bloom);
 	free(t->added);
 	free(t);
 }

@@ -106,6 +106,10 @@ struct qvl_tokenizer {
 	struct tok_merge *merges;
 	uint32_t mmask;
 	uint32_t n_merges;
+	/* Bloom filter over the merge pairs (TOK_BLOOM_BITS bits, 2 probes):
+	 * most pairs BPE asks about have no merge, and the filter answers that
+	 * from L2 where the table would cost a memory access. */
+	uint64_t *bloom;
 
 	int32_t byte_id[256]; /* token of each single byte */
 
@@ -116,6 +120,24 @@ struct qvl_tokenizer {
 
 	uint64_t serial; /* unique per loaded tokenizer, keys the word cache */
 };
+
+#define TOK_BLOOM_BITS (1u << 21)
+
+static inline uint64_t tok_bloom_hash(uint64_t key)
+{
+	key ^= key >> 31;
+	key *= 0xD6E8FEB86659FD93ull;
+	key ^= key >> 32;
+	return key;
+}
+
+static inline bool tok_bloom_maybe(const struct qvl_tokenizer *t, uint64_t key)
+{
+	uint64_t h = tok_bloom_hash(key);
+	uint32_t b1 = (uint32_t)h & (TOK_BLOOM_BITS - 1),
+		 b2 = (uint32_t)(h >> 32) & (TOK_BLOOM_BITS - 1);
+	return (t->bloom[b1 >> 6] >> (b1 & 63) & 1) && (t->bloom[b2 >> 6] >> (b2 & 63) & 1);
+}
 
 /* Building a tokenizer (tok_build.c), shared by the JSON and GGUF loaders:
  * tok_alloc, tok_set_piece for every id, tok_index_vocab, tok_add_merge in

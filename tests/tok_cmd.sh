@@ -1,6 +1,8 @@
 #!/bin/sh
 # qvlctl tokenize / detokenize / chat-format from the command line: ids of a
 # golden case, stdin input, round trip, exit codes (1 bad input, 2 usage).
+# Expected ids: README examples / golden cases, the rest checked with
+# ../shared/tools/hf-tokenize.mjs (the Hugging Face referee).
 QVLCTL=${QVLCTL:-./qvlctl}
 MODEL=${QVL_TOKENIZER_DIR:-}
 if [ -z "$MODEL" ] || [ ! -f "$MODEL/tokenizer.json" ]; then
@@ -25,6 +27,12 @@ if [ -d "${QVL_TINY:-/nonexistent}" ]; then
 	out=$("$QVLCTL" tokenize --model "$QVL_TINY" "Hello world"); check "tokenize with a model directory" $([ "$out" = "9707 1879" ]; echo $?)
 else
 	n=$((n + 1)); echo "ok $n # SKIP no tiny model"
+fi
+gguf=${QVL_SHARED:-/nonexistent}/models/qvl-tiny-gguf
+if [ -d "$gguf" ]; then
+	out=$("$QVLCTL" tokenize --model "$gguf" "Hello world <|im_start|> 中文"); check "tokenize with a GGUF model ($out)" $([ "$out" = "9707 1879 220 151644 72858 16744" ]; echo $?)
+else
+	n=$((n + 1)); echo "ok $n # SKIP no GGUF test model"
 fi
 printf 'a\200b' | "$QVLCTL" tokenize --model "$MODEL" 2>/dev/null; check "invalid UTF-8: exit 1" $([ $? -eq 1 ]; echo $?)
 "$QVLCTL" detokenize --model "$MODEL" 999999 >/dev/null 2>&1; check "unknown id: exit 1" $([ $? -eq 1 ]; echo $?)
