@@ -73,16 +73,18 @@ int main(int argc, char **argv)
 	struct qvl_err err;
 	struct qvl_tokenizer *t = NULL;
 	double *lt = calloc((size_t)loads, sizeof(double));
+	double *lc = calloc((size_t)loads, sizeof(double));
 	double *et = calloc((size_t)repeat, sizeof(double));
 	double *ct = calloc((size_t)repeat, sizeof(double));
 	for (int i = 0; i < loads; i++) {
 		qvl_tok_free(t);
-		double t0 = qvl_now();
+		double t0 = qvl_now(), c0 = cpu_now();
 		if (qvl_tok_load_json(&t, tj, &err)) {
 			fprintf(stderr, "bench_tokenizer: %s\n", err.msg);
 			return 1;
 		}
 		lt[i] = (qvl_now() - t0) * 1e3;
+		lc[i] = (cpu_now() - c0) * 1e3;
 	}
 	char *text;
 	size_t len;
@@ -117,6 +119,11 @@ int main(int argc, char **argv)
 	printf("{\"name\":\"tok_load\",\"value\":%.2f,\"unit\":\"ms\",\"min\":%.2f,\"max\":%.2f,"
 	       "\"runs\":%d,\"bound\":100}\n",
 	       med, lo, hi, loads);
+	stats(lc, loads, &med, &lo, &hi);
+	printf(
+	    "{\"name\":\"tok_load_cpu\",\"value\":%.2f,\"unit\":\"ms\",\"min\":%.2f,\"max\":%.2f,"
+	    "\"runs\":%d,\"bound\":100}\n",
+	    med, lo, hi, loads);
 	stats(et, repeat, &med, &lo, &hi);
 	printf("{\"name\":\"tok_encode_qvl\",\"value\":%.3f,\"unit\":\"MB/s\",\"min\":%.3f,"
 	       "\"max\":%.3f,\"bytes\":%zu,\"tokens\":%zu,\"seconds\":%.4f,\"runs\":%d}\n",
@@ -131,6 +138,7 @@ int main(int argc, char **argv)
 	       n / med, n / hi, n / lo);
 	free(text);
 	free(lt);
+	free(lc);
 	free(et);
 	free(ct);
 	free(deflt);

@@ -45,7 +45,7 @@ if sys.argv[2]:
                 "same_token_count": js["tokens"] == enc["tokens"]})
 for o in out:
     print(json.dumps(o))
-print(f"# tokenizer: load {q['tok_load']['value']:.1f} ms (median; bound 100 ms)")
+print(f"# tokenizer: load {q['tok_load']['value']:.1f} ms wall, {q['tok_load_cpu']['value']:.1f} ms CPU (medians; bound 100 ms)")
 print(f"# qvl encode: {enc['value']:.2f} MB/s wall (min {enc['min']:.2f}, max {enc['max']:.2f}), "
       f"{q['tok_encode_qvl_cpu']['value']:.2f} MB/s of thread CPU time, "
       f"{q['tok_encode_qvl_tokens']['value'] / 1e6:.2f} M tokens/s; {enc['bytes'] / 1e6:.1f} MB, {enc['tokens']} tokens")

@@ -122,7 +122,8 @@ static int load_vocab(struct jl *j, struct qvl_tokenizer *t, uint32_t vocab)
 		long n = str_of(j, k, kbuf, sizeof(kbuf), &p);
 		int64_t id;
 		size_t bn;
-		if (n < 0 || json_int64(d, v, &id) || id < 0 || id >= t->n_ids)
+		if (n < 0 || (size_t)n > sizeof(bytes) || json_int64(d, v, &id) || id < 0 ||
+		    id >= t->n_ids)
 			return qvl_errf(j->err, -EINVAL, "%s: model.vocab: entry %u: bad key or id",
 					j->what, i);
 		if (tok_bytelevel_decode(p, (size_t)n, bytes, &bn))

@@ -23,9 +23,17 @@ struct gguf_file;
 int qvl_tok_load_gguf(struct qvl_tokenizer **out, const struct gguf_file *g, struct qvl_err *err);
 void qvl_tok_free(struct qvl_tokenizer *t);
 
-/* Encode UTF-8 text. parse_special: added tokens in the text are recognised
- * (false: those flagged "special" are encoded as plain text). Invalid UTF-8 is
- * -EILSEQ with err naming the byte offset. *ids is malloc'd (caller frees). */
+/* Encode UTF-8 text exactly as Hugging Face tokenizers does with this
+ * tokenizer.json: added tokens are matched first in the raw text (leftmost,
+ * longest), each stretch between them is NFC-normalized and split by the
+ * Qwen2 pre-tokenizer, then BPE-merged; no BOS/EOS is added. parse_special
+ * false: added tokens flagged "special" (<|im_start|>, <|image_pad|>, ...) are
+ * plain text; the others (<think>, <tool_call>, <|fim_prefix|>, ...) still
+ * match (HF's split_special_tokens). Invalid UTF-8 (a stray or missing
+ * continuation byte, an overlong form, a surrogate, past U+10FFFF, bytes
+ * C0 C1 F5..FF) is -EILSEQ with err naming the offset of the first bad byte;
+ * nothing is guessed or replaced. *ids is malloc'd (caller frees; also for 0
+ * ids). Thread-safe: t is read-only; caches are per thread. */
 int qvl_tok_encode(const struct qvl_tokenizer *t, const char *text, size_t len, bool parse_special,
 		   int32_t **ids, size_t *n, struct qvl_err *err);
 
