@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kern_impl.h"
+#include "pool.h"
 #include "tap.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -478,6 +479,38 @@ static void test_bf16dot(void)
 #endif
 }
 
+/* qvl_matmul_pool splits by W panels (or by X rows when n is small) over
+ * 3 threads (more than this machine may have: oversubscribed is fine). */
+static void test_matmul_pool(void)
+{
+	struct qvl_err err = {{0}};
+	struct qvl_pool *pool;
+	int bad = 0;
+
+	if (qvl_kernels_init(&err) < 0 || qvl_pool_create(&pool, 3, NULL, &err) < 0) {
+		skip(1, "no pool: %s", err.msg);
+		return;
+	}
+	for (int c = 0; c < 24; c++) {
+		size_t m = c % 3 == 0 ? 1 : urand(1, 70), n = urand(1, c % 2 ? 40 : 700);
+		size_t k = urand(1, 300);
+		float *X = xmalloc(m * k * 4), *Y = xmalloc(m * n * 4), *Y0 = xmalloc(m * n * 4);
+		float *bias = xmalloc(n * 4);
+		void *W = make_w(QVL_DT_BF16, n, k);
+
+		for (size_t i = 0; i < m * k; i++)
+			X[i] = frand(1.0f);
+		for (size_t i = 0; i < n; i++)
+			bias[i] = frand(1.0f);
+		qvl_matmul_ref(Y0, n, X, k, W, QVL_DT_BF16, k, bias, m, n, k);
+		qvl_matmul_pool(pool, Y, n, X, k, W, QVL_DT_BF16, k, bias, m, n, k);
+		bad += cmp("matmul_pool", Y, Y0, m * n, 1e-4, NULL, 1e-4);
+		free(X), free(Y), free(Y0), free(bias), free(W);
+	}
+	ok(!bad, "qvl_matmul_pool on 3 threads matches the reference");
+	qvl_pool_destroy(pool);
+}
+
 int main(void)
 {
 	struct qvl_kernels R, K;
@@ -503,6 +536,7 @@ int main(void)
 		test_convert(&K, &R);
 	}
 	test_bf16dot();
+	test_matmul_pool();
 	/* the reference against the naive attention too */
 	test_attn(&R, &R);
 	return done_testing();
