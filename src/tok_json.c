@@ -325,20 +325,28 @@ static int load_doc(struct qvl_tokenizer **out, struct jl *j)
 	return 0;
 }
 
+int qvl_tok_load_json_buf(struct qvl_tokenizer **out, const char *text, size_t len,
+			  const char *what, struct qvl_err *err)
+{
+	struct json_doc doc;
+	*out = NULL;
+	int rc = json_parse(&doc, text, len, what, err);
+	if (!rc) {
+		struct jl j = {.d = &doc, .what = what, .err = err};
+		rc = load_doc(out, &j);
+		json_free(&doc);
+	}
+	return rc;
+}
+
 int qvl_tok_load_json(struct qvl_tokenizer **out, const char *path, struct qvl_err *err)
 {
 	struct qvl_map map;
-	struct json_doc doc;
 	*out = NULL;
 	int rc = qvl_map_file(&map, path, err);
 	if (rc)
 		return rc;
-	rc = json_parse(&doc, map.data, map.size, path, err);
-	if (!rc) {
-		struct jl j = {.d = &doc, .what = path, .err = err};
-		rc = load_doc(out, &j);
-		json_free(&doc);
-	}
+	rc = qvl_tok_load_json_buf(out, map.data, map.size, path, err);
 	qvl_unmap(&map);
 	return rc;
 }

@@ -17,6 +17,9 @@ struct qvl_tokenizer;
  * GGUF's tokenizer.ggml.* metadata. */
 int qvl_tok_load(struct qvl_tokenizer **out, const struct qvl_model *m, struct qvl_err *err);
 int qvl_tok_load_json(struct qvl_tokenizer **out, const char *path, struct qvl_err *err);
+/* The same from memory; `what` names the source in error messages. */
+int qvl_tok_load_json_buf(struct qvl_tokenizer **out, const char *text, size_t len,
+			  const char *what, struct qvl_err *err);
 /* From a parsed GGUF's tokenizer.ggml.* (model gpt2, pre qwen2). GGUF has no
  * "special" flags: CONTROL tokens count as special, USER_DEFINED as not. */
 struct gguf_file;
