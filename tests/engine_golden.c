@@ -245,10 +245,25 @@ int main(void)
 		ok(0, "open %s: %s", path, err.msg);
 	} else {
 		struct qvl_engine *e = mk_engine(mg, NULL, 0, QVL_DT_F32);
-		if (ok(e != NULL, "GGUF engine"))
-			for (size_t i = 0; i < ncases; i++)
-				if (cases[i].n <= 64)
-					check_case(e, &cases[i], glog[i], "gguf-bf16", logits);
+		struct qvl_engine *eh = mk_engine(m, NULL, 0, QVL_DT_F32);
+		float *lh = malloc(151936 * sizeof(float));
+		int32_t gh[16], gg[16];
+		if (ok(e != NULL && eh != NULL, "GGUF engine"))
+			for (size_t i = 0; i < ncases; i++) {
+				if (cases[i].n > 64)
+					continue;
+				check_case(e, &cases[i], glog[i], "gguf-bf16", logits);
+				/* bit for bit the HF directory's weights (bf16 matrices,
+				 * bf16 norms widened to F32): the same arithmetic */
+				run_case(e, cases[i].ids, cases[i].n, logits, gg, 1);
+				run_case(eh, cases[i].ids, cases[i].n, lh, gh, 1);
+				double d = max_abs_diff(logits, lh, 151936);
+				ok(d == 0,
+				   "gguf-bf16 %s: logits identical to the HF directory's (%.1e)",
+				   cases[i].name, d);
+			}
+		free(lh);
+		qvl_engine_destroy(eh);
 		qvl_engine_destroy(e);
 		qvl_model_close(mg);
 	}
