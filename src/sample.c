@@ -173,6 +173,45 @@ static int cmp_desc(const void *a, const void *b, void *arg)
 	return x < y ? -1 : x > y;
 }
 
+/* "a ranks below b": smaller logit, or equal logit and higher id */
+static bool below(const float *v, int32_t a, int32_t b)
+{
+	return v[a] < v[b] || (v[a] == v[b] && a > b);
+}
+
+static void sift_down(int32_t *h, size_t n, size_t i, const float *v)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < n && below(v, h[l], h[m]))
+			m = l;
+		if (r < n && below(v, h[r], h[m]))
+			m = r;
+		if (m == i)
+			return;
+		int32_t t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+/* The k best ids in one pass with a min-heap of k (unordered): a 152k
+ * vocabulary with top-k 20 then sorts 20 ids, not all of them. */
+static size_t top_k_select(int32_t *h, const float *v, size_t n, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		h[i] = (int32_t)i;
+	for (size_t i = k / 2; i-- > 0;)
+		sift_down(h, k, i, v);
+	for (size_t i = k; i < n; i++)
+		if (below(v, h[0], (int32_t)i)) {
+			h[0] = (int32_t)i;
+			sift_down(h, k, 0, v);
+		}
+	return k;
+}
+
 int32_t qvl_sample(struct qvl_sampler *s, float *logits)
 {
 	const struct qvl_sample_params *p = &s->p;
@@ -183,12 +222,14 @@ int32_t qvl_sample(struct qvl_sampler *s, float *logits)
 		return qvl_argmax(logits, V);
 
 	float inv_t = 1.0f / p->temperature, mx = logits[qvl_argmax(logits, V)];
-	for (size_t i = 0; i < V; i++)
-		if ((logits[i] - mx) * inv_t > -PRUNE_NATS)
-			s->idx[n++] = (int32_t)i;
+	if (p->top_k > 0 && (size_t)p->top_k < V) {
+		n = top_k_select(s->idx, logits, V, (size_t)p->top_k);
+	} else {
+		for (size_t i = 0; i < V; i++)
+			if ((logits[i] - mx) * inv_t > -PRUNE_NATS)
+				s->idx[n++] = (int32_t)i;
+	}
 	qsort_r(s->idx, n, sizeof(int32_t), cmp_desc, logits);
-	if (p->top_k > 0 && (size_t)p->top_k < n)
-		n = (size_t)p->top_k;
 
 	double sum = 0.0;
 	for (size_t i = 0; i < n; i++) {
