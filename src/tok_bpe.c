@@ -133,19 +133,30 @@ struct heap {
 	size_t n, cap;
 };
 
+/* A 4-ary heap: half the depth of a binary one, and the four children of a
+ * node share a cache line or two; long pre-tokens make heaps of megabytes. */
+#define HEAP_D 4
+
+static int heap_reserve(struct heap *h)
+{
+	if (h->n < h->cap)
+		return 0;
+	size_t cap = h->cap ? h->cap * 2 : 256;
+	struct heap_ent *v = realloc(h->v, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	h->v = v;
+	h->cap = cap;
+	return 0;
+}
+
 static int heap_push(struct heap *h, struct heap_ent e)
 {
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 256;
-		struct heap_ent *v = realloc(h->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		h->v = v;
-		h->cap = cap;
-	}
+	if (heap_reserve(h))
+		return -ENOMEM;
 	size_t i = h->n++;
 	while (i > 0) {
-		size_t p = (i - 1) / 2;
+		size_t p = (i - 1) / HEAP_D;
 		if (!ent_less(&e, &h->v[p]))
 			break;
 		h->v[i] = h->v[p];
@@ -155,24 +166,40 @@ static int heap_push(struct heap *h, struct heap_ent e)
 	return 0;
 }
 
+/* put e at hole i and move it down to its place */
+static void heap_sift_down(struct heap *h, size_t i, struct heap_ent e)
+{
+	for (;;) {
+		size_t c = HEAP_D * i + 1, best;
+		if (c >= h->n)
+			break;
+		best = c;
+		size_t end = c + HEAP_D < h->n ? c + HEAP_D : h->n;
+		for (size_t k = c + 1; k < end; k++)
+			if (ent_less(&h->v[k], &h->v[best]))
+				best = k;
+		if (!ent_less(&h->v[best], &e))
+			break;
+		h->v[i] = h->v[best];
+		i = best;
+	}
+	h->v[i] = e;
+}
+
 static struct heap_ent heap_pop(struct heap *h)
 {
 	struct heap_ent top = h->v[0], last = h->v[--h->n];
-	size_t i = 0;
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= h->n)
-			break;
-		if (c + 1 < h->n && ent_less(&h->v[c + 1], &h->v[c]))
-			c++;
-		if (!ent_less(&h->v[c], &last))
-			break;
-		h->v[i] = h->v[c];
-		i = c;
-	}
 	if (h->n)
-		h->v[i] = last;
+		heap_sift_down(h, 0, last);
 	return top;
+}
+
+/* Bottom-up heap construction over v[0..n): O(n) instead of n pushes. */
+static void heap_build(struct heap *h)
+{
+	for (size_t i = h->n / HEAP_D + 1; i-- > 0;)
+		if (i < h->n)
+			heap_sift_down(h, i, h->v[i]);
 }
 
 static int push_pair(const struct qvl_tokenizer *t, struct tok_pair_ent *pc, struct heap *h,
@@ -202,9 +229,16 @@ static int bpe_heap(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, s
 		prev[i] = i ? (uint32_t)i - 1 : none;
 		next[i] = i + 1 < n ? (uint32_t)i + 1 : none;
 	}
-	for (size_t i = 0; i + 1 < n; i++)
-		if (push_pair(t, pc, &h, sym, (uint32_t)i, (uint32_t)i + 1))
+	for (size_t i = 0; i + 1 < n; i++) {
+		uint32_t rank;
+		int32_t id;
+		if (!pair_merge(t, pc, sym[i], sym[i + 1], &rank, &id))
+			continue;
+		if (heap_reserve(&h))
 			goto out;
+		h.v[h.n++] = (struct heap_ent){rank, (uint32_t)i, sym[i], sym[i + 1], id};
+	}
+	heap_build(&h);
 	while (h.n) {
 		struct heap_ent e = heap_pop(&h);
 		uint32_t l = e.pos, r = next[l];
