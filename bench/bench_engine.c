@@ -562,6 +562,14 @@ int main(int argc, char **argv)
 	double ours = 0, blas = 0;
 	gemm_compare(qvl_engine_pool(r.e), (size_t)np, (size_t)tc->intermediate_size,
 		     (size_t)tc->hidden_size, &ours, &blas);
+	/* the other prefill shapes: q/o, k/v, down */
+	size_t shapes[3][2] = {{(size_t)tc->num_heads * tc->head_dim, (size_t)tc->hidden_size},
+			       {(size_t)tc->num_kv_heads * tc->head_dim, (size_t)tc->hidden_size},
+			       {(size_t)tc->hidden_size, (size_t)tc->intermediate_size}};
+	double o2[3], b2[3];
+	for (int i = 0; i < 3; i++)
+		gemm_compare(qvl_engine_pool(r.e), (size_t)np, shapes[i][0], shapes[i][1], &o2[i],
+			     &b2[i]);
 	uint64_t stream_bytes = 0;
 	double stream = weight_stream_gbs(qvl_engine_pool(r.e), m, &stream_bytes);
 	uint64_t rss = qvl_peak_rss();
@@ -587,6 +595,16 @@ int main(int argc, char **argv)
 	emit("prefill_gflops", gflops, gflops_c, "GFLOP/s",
 	     bf16dot ? "dpbf16_peak" : "fma_peak_f32", peak, peak_c);
 	emit("gemm_bf16_gflops", ours, ours, "GFLOP/s", "openblas_sgemm", blas, blas);
+	for (int i = 0; i < 3; i++) {
+		char nm[64];
+		snprintf(nm, sizeof(nm), "gemm_bf16_gflops_%dx%zux%zu", np, shapes[i][0],
+			 shapes[i][1]);
+		emit(nm, o2[i], o2[i], "GFLOP/s", "openblas_sgemm", b2[i], b2[i]);
+		fprintf(stderr,
+			"  GEMM %dx%zux%zu bf16: ours %.1f GFLOP/s, OpenBLAS sgemm %.1f (%.2fx)\n",
+			np, shapes[i][0], shapes[i][1], o2[i], b2[i],
+			b2[i] > 0 ? o2[i] / b2[i] : 0.0);
+	}
 	emit("peak_rss", (double)rss, (double)rss, "bytes", "model_bytes", (double)model_bytes,
 	     (double)model_bytes);
 
