@@ -103,6 +103,12 @@ static const char *const PIECES[] = {
     "<|endoftext|>",
     "<|im_start",
     "|>",
+    /* long letter runs: BPE on pre-tokens over 64 bytes takes the heap path */
+    "Supercalifragilisticexpialidocious",
+    "Donaudampfschifffahrtsgesellschaftskapitän",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "中华人民共和国国务院新闻办公室发布会上的讲话内容摘要如下所示请参阅",
+    "                                                                  ",
     "\"",
     "'",
     "`",
