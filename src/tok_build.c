@@ -256,6 +256,7 @@ int tok_add_merge(struct qvl_tokenizer *t, int32_t ia, int32_t ib, int32_t r, ui
 int tok_add_merges_bytes(struct qvl_tokenizer *t, const uint8_t *const *s, const size_t *len,
 			 const size_t *split, size_t n, uint32_t rank0, size_t *bad)
 {
+	int32_t hint = rank0 == 0 ? 256 : t->merge_hint;
 	for (size_t base = 0; base < n; base += TOK_BATCH) {
 		size_t end = base + TOK_BATCH < n ? base + TOK_BATCH : n;
 		uint64_t ha[TOK_BATCH], hb[TOK_BATCH], hr[TOK_BATCH];
@@ -264,16 +265,28 @@ int tok_add_merges_bytes(struct qvl_tokenizer *t, const uint8_t *const *s, const
 			size_t k = i - base;
 			ha[k] = tok_hash_bytes(s[i], split[i]);
 			hb[k] = tok_hash_bytes(s[i] + split[i], len[i] - split[i]);
-			hr[k] = tok_hash_bytes(s[i], len[i]);
 			tok_vocab_prefetch(t, ha[k]);
 			tok_vocab_prefetch(t, hb[k]);
-			tok_vocab_prefetch(t, hr[k]);
+			/* Trained vocabularies number merge results in merge order
+			 * (Qwen: id 256 + rank), so the id after the previous result
+			 * is usually the answer: a sequential compare, no probe. */
+			int32_t c = hint;
+			ir[k] = -1;
+			if (c >= 0 && c < t->n_ids && t->plen[c] == len[i] && !t->is_added[c] &&
+			    !memcmp(t->blob + t->off[c], s[i], len[i])) {
+				ir[k] = c;
+			} else {
+				hr[k] = tok_hash_bytes(s[i], len[i]);
+				tok_vocab_prefetch(t, hr[k]);
+			}
+			hint = ir[k] >= 0 ? ir[k] + 1 : -1;
 		}
 		for (size_t i = base; i < end; i++) {
 			size_t k = i - base;
 			ia[k] = tok_vocab_find_h(t, s[i], split[i], ha[k]);
 			ib[k] = tok_vocab_find_h(t, s[i] + split[i], len[i] - split[i], hb[k]);
-			ir[k] = tok_vocab_find_h(t, s[i], len[i], hr[k]);
+			if (ir[k] < 0)
+				ir[k] = tok_vocab_find_h(t, s[i], len[i], hr[k]);
 			if (ia[k] < 0 || ib[k] < 0 || ir[k] < 0 || !split[i] ||
 			    split[i] >= len[i]) {
 				*bad = i;
@@ -288,7 +301,9 @@ int tok_add_merges_bytes(struct qvl_tokenizer *t, const uint8_t *const *s, const
 				return -E2BIG;
 			}
 		}
+		hint = ir[end - 1 - base] + 1;
 	}
+	t->merge_hint = hint;
 	return 0;
 }
 

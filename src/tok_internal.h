@@ -106,6 +106,7 @@ struct qvl_tokenizer {
 	struct tok_merge *merges;
 	uint32_t mmask;
 	uint32_t n_merges;
+	int32_t merge_hint; /* loading: id expected for the next merge's result */
 	/* Bloom filter over the merge pairs (TOK_BLOOM_BITS bits, 2 probes):
 	 * most pairs BPE asks about have no merge, and the filter answers that
 	 * from L2 where the table would cost a memory access. */
