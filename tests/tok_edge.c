@@ -19,14 +19,11 @@ static void check_long(const struct qvl_tokenizer *t, const char *path)
 		ok(0, "read %s: %s", path, err.msg);
 		return;
 	}
-	for (char *p = text, *nl; p < text + len; p = nl + 1) {
-		nl = memchr(p, '\n', (size_t)(text + len - p));
-		if (!nl)
-			nl = text + len;
-		if (nl == p)
-			continue;
+	char *p = text, *line;
+	size_t ll;
+	while (tt_line(&p, text + len, &line, &ll)) {
 		struct json_doc d;
-		if (json_parse(&d, p, (size_t)(nl - p), path, &err)) {
+		if (json_parse(&d, line, ll, path, &err)) {
 			ok(0, "%s", err.msg);
 			continue;
 		}

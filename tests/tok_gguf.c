@@ -53,12 +53,11 @@ int main(void)
 		return done_testing();
 	}
 	int total = 0, passed = 0, alt = 0;
-	for (char *p = text, *nl; p < text + len; p = nl + 1) {
-		nl = memchr(p, '\n', (size_t)(text + len - p));
-		if (!nl)
-			nl = text + len;
+	char *p = text, *line;
+	size_t ll;
+	while (tt_line(&p, text + len, &line, &ll)) {
 		struct json_doc d;
-		if (nl == p || json_parse(&d, p, (size_t)(nl - p), cases, &err))
+		if (json_parse(&d, line, ll, cases, &err))
 			continue;
 		total++;
 		char *nm = json_strdup(&d, json_get(&d, 0, "name"), NULL);

@@ -31,6 +31,23 @@ static inline struct qvl_tokenizer *tt_load(double *ms)
 	return t;
 }
 
+/* The next non-empty line of [*p, end) into line/n; false at the end. */
+static inline bool tt_line(char **p, char *end, char **line, size_t *n)
+{
+	while (*p < end) {
+		char *l = *p, *nl = memchr(l, '\n', (size_t)(end - l));
+		if (!nl)
+			nl = end;
+		*p = nl < end ? nl + 1 : end;
+		if (nl > l) {
+			*line = l;
+			*n = (size_t)(nl - l);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Is array token arr of d equal to ids[0..n)? *first_diff gets where not. */
 static inline bool tt_ids_equal(const struct json_doc *d, uint32_t arr, const int32_t *ids,
 				size_t n, size_t *first_diff)
@@ -70,15 +87,12 @@ static inline int tt_check_jsonl(const struct qvl_tokenizer *t, const char *path
 		ok(0, "read %s: %s", path, err.msg);
 		return 0;
 	}
-	for (char *p = text, *nl; p < text + len; p = nl + 1) {
-		nl = memchr(p, '\n', (size_t)(text + len - p));
-		if (!nl)
-			nl = text + len;
-		if (nl == p)
-			continue;
+	char *p = text, *line;
+	size_t ll;
+	while (tt_line(&p, text + len, &line, &ll)) {
 		struct json_doc d;
 		(*total)++;
-		if (json_parse(&d, p, (size_t)(nl - p), path, &err)) {
+		if (json_parse(&d, line, ll, path, &err)) {
 			ok(0, "case %d parses: %s", *total, err.msg);
 			continue;
 		}
