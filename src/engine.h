@@ -38,7 +38,10 @@ const struct qvl_model *qvl_engine_model(const struct qvl_engine *e);
 struct qvl_pool *qvl_engine_pool(struct qvl_engine *e);
 int qvl_engine_threads(const struct qvl_engine *e);
 
-/* A sequence with room for n_ctx positions (KV cache allocated up front). */
+/* A sequence with room for n_ctx positions: its KV cache (per layer, K and V
+ * as [nkv][n_ctx][hd] in the engine's kv_dtype) is reserved up front and
+ * becomes resident as positions are written. Any number of sequences may
+ * exist at once; each holds all of its state. */
 int qvl_seq_create(struct qvl_engine *e, int n_ctx, struct qvl_seq **out, struct qvl_err *err);
 void qvl_seq_destroy(struct qvl_seq *s);
 int qvl_seq_len(const struct qvl_seq *s); /* positions in the KV cache */
@@ -51,6 +54,7 @@ int qvl_seq_ctx(const struct qvl_seq *s); /* n_ctx it was created with */
  * order, the next row of `embd` ([n_img][H], the vision tower's main output)
  * instead of its embedding, and after decoder layer k < n_deepstack the row
  * deepstack[k][rank][H] is added at that position (qwen3-vl.md §5.1, §7).
+ * With n_img == 0 that id is embedded like any other token.
  * Positions: pos == NULL gives text positions continuing the sequence
  * (t = h = w = next); otherwise pos[i] = {t, h, w} for each of the n tokens
  * and the sequence continues with text at next_pos (get_rope_index, §6.2). */
