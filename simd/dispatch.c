@@ -11,7 +11,7 @@
 #include "pool.h"
 
 struct qvl_kernels qvl_kern;
-struct qvl_gemm_blocking qvl_gemm_blk = {256, 64, 16};
+struct qvl_gemm_blocking qvl_gemm_blk = {256, 16};
 
 static const char *const level_names[] = {"ref", "avx2", "avx512"};
 
@@ -39,22 +39,20 @@ const char *qvl_simd_name(enum qvl_simd_level level)
 		(k)->from_f32 = qvl_from_f32_##isa;                                                \
 	} while (0)
 
-/* Panel sizes for the m > 1 kernels: a kc-deep packed panel of W (f32) for
- * one column strip must stay in L1 next to the rows of X it meets, and nc
- * packed rows (nc * kc * 4 bytes) should take about half of L2. */
+/* Panel depth for the packed kernels, from the L1d size: a 32-row panel of
+ * kc f32 values is L1d-sized (32 KiB -> kc = 256), refilled from L2 while
+ * the 8 X rows it meets stream from L1. On Zen 4 (512x2048x2048 and
+ * 512x2048x6144, one thread) kc 64/128/256/384/512 gave 77/89/95/96/77
+ * GFLOP/s; the larger kc, the fewer passes over the output tile. */
 static void blocking_init(void)
 {
 	struct qvl_cache_info ci;
-	size_t kc, nc;
+	size_t kc;
 
 	qvl_cache_info(&ci);
-	/* 16 W rows x kc floats ~ half of L1d: 32 KiB -> kc = 256 */
-	kc = ci.l1d / 2 / (16 * 4);
-	kc = kc < 64 ? 64 : kc > 1024 ? 1024 : kc & ~(size_t)15;
-	nc = ci.l2 / 2 / (kc * 4);
-	nc = nc < 16 ? 16 : nc > 4096 ? 4096 : nc & ~(size_t)15;
+	kc = ci.l1d / (32 * 4);
+	kc = kc < 64 ? 64 : kc > 512 ? 512 : kc & ~(size_t)15;
 	qvl_gemm_blk.kc = kc;
-	qvl_gemm_blk.nc = nc;
 	/* Streaming W (m <= small_m) beats packing it: see the measurement in
 	 * matmul_avx512.c. QVL_GEMM_SMALL_M overrides (benchmarks). */
 	const char *e = getenv("QVL_GEMM_SMALL_M");

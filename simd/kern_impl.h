@@ -89,11 +89,10 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
 			       enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
 			       size_t n, size_t k);
 
-/* Blocking parameters for the m > 1 micro-kernels, derived once from the
- * cache sizes (simd/dispatch.c); kc floats of a packed W panel fit L1/L2. */
+/* Blocking parameters for the m > 1 kernels, derived once from the cache
+ * sizes (simd/dispatch.c). */
 struct qvl_gemm_blocking {
 	size_t kc;	/* depth of one packed panel */
-	size_t nc;	/* W rows packed per L2 block */
 	size_t small_m; /* m up to this streams W (no packing) */
 };
 extern struct qvl_gemm_blocking qvl_gemm_blk;
