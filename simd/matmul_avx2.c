@@ -45,7 +45,7 @@ static T256 void matvec_4(float *y, const float *x, const uint8_t *w[4], enum qv
 /* One 32-value Q8_0/Q4_0 block as four f32 vectors (exactly d * q). */
 static inline T256 void deq_block(const uint8_t *b, enum qvl_dtype t, __m256 out[4])
 {
-	__m256 d = _mm256_set1_ps(qvl_f16_to_f32(qvl_load_u16(b)));
+	__m256 d = _mm256_set1_ps(_cvtsh_ss(qvl_load_u16(b))); /* F16C: exact */
 	__m256i q[4];
 
 	if (t == QVL_DT_Q8_0) {

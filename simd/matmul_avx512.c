@@ -104,7 +104,7 @@ static T512 void matvec_gen_4(float *y, const float *x, const uint8_t *w[4], int
  * as qvl_deq_block does). */
 static inline T512 void deq_block(const uint8_t *b, enum qvl_dtype t, __m512 *lo, __m512 *hi)
 {
-	__m512 d = _mm512_set1_ps(qvl_f16_to_f32(qvl_load_u16(b)));
+	__m512 d = _mm512_set1_ps(_cvtsh_ss(qvl_load_u16(b))); /* F16C: exact */
 	__m512i q0, q1;
 
 	if (t == QVL_DT_Q8_0) {
