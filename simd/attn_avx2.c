@@ -14,8 +14,8 @@
 #define GQA_MAX 16
 
 /* q · K_j for one row (scaled by the caller). */
-static inline T256 float dot_row(const float *q, const void *K, enum qvl_dtype t, size_t off,
-				 size_t dim)
+static inline __attribute__((always_inline)) T256 float
+dot_row(const float *q, const void *K, const enum qvl_dtype t, size_t off, size_t dim)
 {
 	__m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
 	size_t d = 0;
@@ -32,7 +32,7 @@ static inline T256 float dot_row(const float *q, const void *K, enum qvl_dtype t
 /* One block of nb KV rows from j0 for one query head: scores, the online
  * softmax update of (*mp, *lp), out = out * corr + sum_j p_j V_j. */
 static inline __attribute__((always_inline)) T256 void
-attn_block(float *out, const float *q, const void *K, const void *V, enum qvl_dtype kvtype,
+attn_block(float *out, const float *q, const void *K, const void *V, const enum qvl_dtype kvtype,
 	   size_t kv_stride, size_t j0, size_t nb, size_t dim, float scale, float *mp, float *lp,
 	   float *s)
 {
@@ -53,24 +53,59 @@ attn_block(float *out, const float *q, const void *K, const void *V, enum qvl_dt
 	float corr = expf(m - mn);
 	*lp = *lp * corr + v8_hsum(sum);
 	*mp = mn;
+	/* 64 dims (8 registers) at a time: 8 independent FMA chains per V row */
 	__m256 cv = _mm256_set1_ps(corr);
-	for (size_t d = 0; d < dim; d += 8) {
-		size_t r = dim - d;
-		__m256 acc = _mm256_mul_ps(v8_loadf(out + d, r), cv);
-		__m256 acc2 = _mm256_setzero_ps();
-		size_t j = 0;
-		for (; j + 2 <= nb; j += 2) {
-			acc = _mm256_fmadd_ps(_mm256_set1_ps(s[j]),
-					      v8_load(V, kvtype, (j0 + j) * kv_stride + d, r), acc);
-			acc2 = _mm256_fmadd_ps(_mm256_set1_ps(s[j + 1]),
-					       v8_load(V, kvtype, (j0 + j + 1) * kv_stride + d, r),
-					       acc2);
+	for (size_t d0 = 0; d0 < dim; d0 += 64) {
+		size_t dc = dim - d0 < 64 ? dim - d0 : 64;
+		__m256 acc[8];
+#pragma GCC unroll 8
+		for (int v = 0; v < 8; v++) {
+			size_t r = dc > 8 * (size_t)v ? dc - 8 * (size_t)v : 0;
+			acc[v] = r ? _mm256_mul_ps(v8_loadf(out + d0 + 8 * v, r), cv)
+				   : _mm256_setzero_ps();
 		}
-		if (j < nb)
-			acc = _mm256_fmadd_ps(_mm256_set1_ps(s[j]),
-					      v8_load(V, kvtype, (j0 + j) * kv_stride + d, r), acc);
-		v8_storef(out + d, _mm256_add_ps(acc, acc2), r);
+		for (size_t j = 0; j < nb; j++) {
+			__m256 p = _mm256_set1_ps(s[j]);
+			size_t off = (j0 + j) * kv_stride + d0;
+#pragma GCC unroll 8
+			for (int v = 0; v < 8; v++) {
+				size_t r = dc > 8 * (size_t)v ? dc - 8 * (size_t)v : 0;
+				if (r)
+					acc[v] = _mm256_fmadd_ps(
+					    p, v8_load(V, kvtype, off + 8 * (size_t)v, r), acc[v]);
+			}
+		}
+#pragma GCC unroll 8
+		for (int v = 0; v < 8; v++) {
+			size_t r = dc > 8 * (size_t)v ? dc - 8 * (size_t)v : 0;
+			if (r)
+				v8_storef(out + d0 + 8 * v, acc[v], r);
+		}
 	}
+}
+
+#define ATTN_BLOCK_T(T)                                                                            \
+	static T256 void attn_block_##T(float *out, const float *q, const void *K, const void *V,  \
+					size_t kv_stride, size_t j0, size_t nb, size_t dim,        \
+					float scale, float *mp, float *lp, float *s)               \
+	{                                                                                          \
+		attn_block(out, q, K, V, T, kv_stride, j0, nb, dim, scale, mp, lp, s);             \
+	}
+ATTN_BLOCK_T(QVL_DT_BF16)
+ATTN_BLOCK_T(QVL_DT_F16)
+ATTN_BLOCK_T(QVL_DT_F32)
+
+/* One instantiation per KV type: no type switch per load. */
+static T256 void attn_block_any(float *out, const float *q, const void *K, const void *V,
+				enum qvl_dtype t, size_t kv_stride, size_t j0, size_t nb,
+				size_t dim, float scale, float *mp, float *lp, float *s)
+{
+	if (t == QVL_DT_BF16)
+		attn_block_QVL_DT_BF16(out, q, K, V, kv_stride, j0, nb, dim, scale, mp, lp, s);
+	else if (t == QVL_DT_F16)
+		attn_block_QVL_DT_F16(out, q, K, V, kv_stride, j0, nb, dim, scale, mp, lp, s);
+	else
+		attn_block_QVL_DT_F32(out, q, K, V, kv_stride, j0, nb, dim, scale, mp, lp, s);
 }
 
 static T256 void attn_zero(float *out, size_t dim)
@@ -97,8 +132,8 @@ T256 void qvl_attn_head_avx2(float *out, const float *q, const void *K, const vo
 
 	attn_zero(out, dim);
 	for (size_t j0 = 0; j0 < nkv; j0 += ATT_B)
-		attn_block(out, q, K, V, kvtype, kv_stride, j0, nkv - j0 < ATT_B ? nkv - j0 : ATT_B,
-			   dim, scale, &m, &l, s);
+		attn_block_any(out, q, K, V, kvtype, kv_stride, j0,
+			       nkv - j0 < ATT_B ? nkv - j0 : ATT_B, dim, scale, &m, &l, s);
 	attn_finish(out, dim, l);
 }
 
@@ -124,8 +159,8 @@ T256 void qvl_attn_gqa_avx2(float *out, const float *q, size_t nq, const void *K
 		for (size_t j0 = 0; j0 < nkv; j0 += ATT_B) {
 			size_t nb = nkv - j0 < ATT_B ? nkv - j0 : ATT_B;
 			for (size_t h = 0; h < g; h++)
-				attn_block(o + h * dim, qq + h * dim, K, V, kvtype, kv_stride, j0,
-					   nb, dim, scale, &m[h], &l[h], s);
+				attn_block_any(o + h * dim, qq + h * dim, K, V, kvtype, kv_stride,
+					       j0, nb, dim, scale, &m[h], &l[h], s);
 		}
 		for (size_t h = 0; h < g; h++)
 			attn_finish(o + h * dim, dim, l[h]);
