@@ -27,49 +27,9 @@ int tok_ids_push(struct tok_ids *o, int32_t id)
 	return 0;
 }
 
-static inline const struct tok_merge *merge_find(const struct qvl_tokenizer *t, int32_t a,
-						 int32_t b)
-{
-	uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-	if (t->bloom && !tok_bloom_maybe(t, key))
-		return NULL;
-	uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & t->mmask;
-	for (;;) {
-		const struct tok_merge *m = &t->merges[h];
-		if (m->key == key)
-			return m;
-		if (!m->key)
-			return NULL;
-		h = (h + 1) & t->mmask;
-	}
-}
-
-/* Merge of (a, b) through the per-thread pair cache pc (may be NULL), which
- * remembers misses too: text reuses few pairs, the merge table is large. */
-static inline bool pair_merge(const struct qvl_tokenizer *t, struct tok_pair_ent *pc, int32_t a,
-			      int32_t b, uint32_t *rank, int32_t *id)
-{
-	uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b | TOK_PC_VALID;
-	struct tok_pair_ent *e = NULL;
-	if (pc) {
-		e = &pc[(uint32_t)((key * 0xD6E8FEB86659FD93ull) >> 52) & (TOK_PC_SIZE - 1)];
-		if (e->key == key) {
-			*rank = e->rank;
-			*id = e->id;
-			return e->id >= 0;
-		}
-	}
-	const struct tok_merge *m = merge_find(t, a, b);
-	*rank = m ? m->rank : UINT32_MAX;
-	*id = m ? m->id : -1;
-	if (e)
-		*e = (struct tok_pair_ent){.key = key, .rank = *rank, .id = *id};
-	return m != NULL;
-}
-
 static inline void merge_prefetch(const struct qvl_tokenizer *t, int32_t a, int32_t b)
 {
-	uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+	uint64_t key = tok_merge_key(a, b);
 	__builtin_prefetch(&t->merges[(uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & t->mmask]);
 }
 
@@ -87,7 +47,7 @@ static int bpe_small(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, 
 		for (size_t i = 0; i + 1 < n; i++)
 			merge_prefetch(t, sym[i], sym[i + 1]);
 	for (size_t i = 0; i + 1 < n; i++)
-		pair_merge(t, pc, sym[i], sym[i + 1], &rk[i], &mid[i]);
+		tok_pair_merge(t, pc, sym[i], sym[i + 1], &rk[i], &mid[i]);
 	while (m > 1) {
 		size_t k = 0;
 		uint32_t best = rk[0];
@@ -107,9 +67,9 @@ static int bpe_small(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, 
 		}
 		m--;
 		if (k > 0)
-			pair_merge(t, pc, sym[k - 1], sym[k], &rk[k - 1], &mid[k - 1]);
+			tok_pair_merge(t, pc, sym[k - 1], sym[k], &rk[k - 1], &mid[k - 1]);
 		if (k + 1 < m)
-			pair_merge(t, pc, sym[k], sym[k + 1], &rk[k], &mid[k]);
+			tok_pair_merge(t, pc, sym[k], sym[k + 1], &rk[k], &mid[k]);
 	}
 	for (size_t i = 0; i < m; i++)
 		if (tok_ids_push(out, sym[i]))
@@ -207,7 +167,7 @@ static int push_pair(const struct qvl_tokenizer *t, struct tok_pair_ent *pc, str
 {
 	uint32_t rank;
 	int32_t id;
-	if (!pair_merge(t, pc, sym[l], sym[r], &rank, &id))
+	if (!tok_pair_merge(t, pc, sym[l], sym[r], &rank, &id))
 		return 0;
 	return heap_push(h, (struct heap_ent){rank, l, sym[l], sym[r], id});
 }
@@ -232,7 +192,7 @@ static int bpe_heap(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, s
 	for (size_t i = 0; i + 1 < n; i++) {
 		uint32_t rank;
 		int32_t id;
-		if (!pair_merge(t, pc, sym[i], sym[i + 1], &rank, &id))
+		if (!tok_pair_merge(t, pc, sym[i], sym[i + 1], &rank, &id))
 			continue;
 		if (heap_reserve(&h))
 			goto out;

@@ -226,7 +226,7 @@ static inline uint32_t merge_slot(uint64_t key, uint32_t mask)
 
 void tok_merge_prefetch(const struct qvl_tokenizer *t, int32_t a, int32_t b)
 {
-	uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+	uint64_t key = tok_merge_key(a, b);
 	__builtin_prefetch(&t->merges[merge_slot(key, t->mmask)], 1);
 }
 
@@ -234,7 +234,7 @@ int tok_add_merge(struct qvl_tokenizer *t, int32_t ia, int32_t ib, int32_t r, ui
 {
 	if (t->n_merges + 1 > (t->mmask + 1) / 4 * 3)
 		return -E2BIG;
-	uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib;
+	uint64_t key = tok_merge_key(ia, ib);
 	uint32_t h = merge_slot(key, t->mmask);
 	while (t->merges[h].key) {
 		if (t->merges[h].key == key)

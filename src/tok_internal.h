@@ -182,13 +182,60 @@ struct tok_wcache *tok_wcache_get(const struct qvl_tokenizer *t);
 int tok_bpe(const struct qvl_tokenizer *t, struct tok_wcache *c, const uint8_t *s, size_t n,
 	    struct tok_ids *out);
 /* per-thread cache of merge-table lookups (tok_cache.c owns it) */
-#define TOK_PC_SIZE  4096
-#define TOK_PC_VALID (1ull << 63)
+#define TOK_PC_SIZE 4096
 struct tok_pair_ent {
-	uint64_t key; /* (a << 32 | b) | TOK_PC_VALID; 0 = empty */
+	uint64_t key; /* tok_merge_key(a, b); 0 = empty */
 	uint32_t rank;
 	int32_t id; /* -1: no merge */
 };
+
+/* Key of the pair (a, b) in the merge table, the pair cache and the Bloom
+ * filter. Bit 63 makes it nonzero (0 marks empty slots), even for the pair
+ * (0, 0), which Qwen merges ("!" "!"). */
+static inline uint64_t tok_merge_key(int32_t a, int32_t b)
+{
+	return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b | (1ull << 63);
+}
+
+static inline const struct tok_merge *tok_merge_find(const struct qvl_tokenizer *t, int32_t a,
+						     int32_t b)
+{
+	uint64_t key = tok_merge_key(a, b);
+	if (t->bloom && !tok_bloom_maybe(t, key))
+		return NULL;
+	uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & t->mmask;
+	for (;;) {
+		const struct tok_merge *m = &t->merges[h];
+		if (m->key == key)
+			return m;
+		if (!m->key)
+			return NULL;
+		h = (h + 1) & t->mmask;
+	}
+}
+
+/* Merge of (a, b) through the per-thread pair cache pc (may be NULL), which
+ * remembers misses too: text reuses few pairs, the merge table is large. */
+static inline bool tok_pair_merge(const struct qvl_tokenizer *t, struct tok_pair_ent *pc, int32_t a,
+				  int32_t b, uint32_t *rank, int32_t *id)
+{
+	uint64_t key = tok_merge_key(a, b);
+	struct tok_pair_ent *e = NULL;
+	if (pc) {
+		e = &pc[(uint32_t)((key * 0xD6E8FEB86659FD93ull) >> 52) & (TOK_PC_SIZE - 1)];
+		if (e->key == key) {
+			*rank = e->rank;
+			*id = e->id;
+			return e->id >= 0;
+		}
+	}
+	const struct tok_merge *m = tok_merge_find(t, a, b);
+	*rank = m ? m->rank : UINT32_MAX;
+	*id = m ? m->id : -1;
+	if (e)
+		*e = (struct tok_pair_ent){.key = key, .rank = *rank, .id = *id};
+	return m != NULL;
+}
 int tok_bpe_uncached(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out,
 		     struct tok_pair_ent *pc);
 int tok_merge_table_init(struct qvl_tokenizer *t, uint32_t n_merges);
