@@ -45,10 +45,15 @@ static int cmp_dbl(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static struct stat3 stats(double *v, int n)
+/* Median and range of v (not modified: callers pair v[i] with other
+ * arrays). */
+static struct stat3 stats(const double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof(double), cmp_dbl);
-	return (struct stat3){n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0], v[n - 1]};
+	double w[64];
+
+	memcpy(w, v, (size_t)n * sizeof(double));
+	qsort(w, (size_t)n, sizeof(double), cmp_dbl);
+	return (struct stat3){n % 2 ? w[n / 2] : 0.5 * (w[n / 2 - 1] + w[n / 2]), w[0], w[n - 1]};
 }
 
 static void emit(const char *name, struct stat3 s, const char *unit, const char *bound_name,
@@ -180,12 +185,16 @@ static void emit_vs_bw(const char *name, double *gbs, double *bws, const char *e
 
 /* ---- FMA peak ----------------------------------------------------------- */
 
-#define FMA_ITERS 20000000L
+#define FMA_ITERS 5000000L
 
 static T512 double fma512(void)
 {
-	__m512 a0 = _mm512_set1_ps(1), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-	       a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+	/* distinct starting values: equal ones let the compiler merge the 12
+	 * chains into one (it did, and the "peak" came out 3x too high) */
+	__m512 a0 = _mm512_set1_ps(1), a1 = _mm512_set1_ps(2), a2 = _mm512_set1_ps(3),
+	       a3 = _mm512_set1_ps(4), a4 = _mm512_set1_ps(5), a5 = _mm512_set1_ps(6),
+	       a6 = _mm512_set1_ps(7), a7 = _mm512_set1_ps(8), a8 = _mm512_set1_ps(9),
+	       a9 = _mm512_set1_ps(10), a10 = _mm512_set1_ps(11), a11 = _mm512_set1_ps(12);
 	__m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
 	for (long i = 0; i < FMA_ITERS; i++) {
 #define F(a) a = _mm512_fmadd_ps(a, x, y)
@@ -202,8 +211,10 @@ static T512 double fma512(void)
 
 static T256 double fma256(void)
 {
-	__m256 a0 = _mm256_set1_ps(1), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-	       a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+	__m256 a0 = _mm256_set1_ps(1), a1 = _mm256_set1_ps(2), a2 = _mm256_set1_ps(3),
+	       a3 = _mm256_set1_ps(4), a4 = _mm256_set1_ps(5), a5 = _mm256_set1_ps(6),
+	       a6 = _mm256_set1_ps(7), a7 = _mm256_set1_ps(8), a8 = _mm256_set1_ps(9),
+	       a9 = _mm256_set1_ps(10), a10 = _mm256_set1_ps(11), a11 = _mm256_set1_ps(12);
 	__m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
 	float t[8];
 	for (long i = 0; i < FMA_ITERS; i++) {
@@ -223,8 +234,10 @@ static T256 double fma256(void)
 #ifdef HAVE_AVX512BF16_KERNELS
 static T512BF double bf16dot512(void)
 {
-	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-	       a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+	__m512 a0 = _mm512_set1_ps(1), a1 = _mm512_set1_ps(2), a2 = _mm512_set1_ps(3),
+	       a3 = _mm512_set1_ps(4), a4 = _mm512_set1_ps(5), a5 = _mm512_set1_ps(6),
+	       a6 = _mm512_set1_ps(7), a7 = _mm512_set1_ps(8), a8 = _mm512_set1_ps(9),
+	       a9 = _mm512_set1_ps(10), a10 = _mm512_set1_ps(11), a11 = _mm512_set1_ps(12);
 	__m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = x;
 	for (long i = 0; i < FMA_ITERS; i++) {
 #define F(a) a = _mm512_dpbf16_ps(a, x, y)
@@ -266,19 +279,26 @@ static void fma_run(void *arg, int ith, int nth)
 
 /* FLOP per loop iteration: 12 vector FMAs (2 flops per lane), or 12 dot
  * products of 32 bf16 pairs (64 flops). */
-static struct stat3 bench_fma(int kind, int only0)
+/* One FMA-peak measurement (GFLOP/s): kind 0 f32 FMA, 1 bf16 dot; only0:
+ * thread 0 alone (per core), else all threads at once. */
+static double fma_once(int kind, int only0)
 {
 	double lanes = kind == 1 ? 32 : level >= QVL_SIMD_AVX512 ? 16 : 8;
 	struct fma_task t = {.kind = kind, .only0 = only0};
+	double tmax = 0;
+
+	qvl_pool_run(pool, fma_run, &t);
+	for (int i = 0; i < (only0 ? 1 : nthreads); i++)
+		tmax = t.t[i] > tmax ? t.t[i] : tmax;
+	return 12.0 * 2 * lanes * FMA_ITERS * (only0 ? 1 : nthreads) / tmax / 1e9;
+}
+
+static struct stat3 bench_fma(int kind, int only0)
+{
 	double v[64];
 
-	for (int r = 0; r < reps; r++) {
-		qvl_pool_run(pool, fma_run, &t);
-		double tmax = 0;
-		for (int i = 0; i < (only0 ? 1 : nthreads); i++)
-			tmax = t.t[i] > tmax ? t.t[i] : tmax;
-		v[r] = 12.0 * 2 * lanes * FMA_ITERS * (only0 ? 1 : nthreads) / tmax / 1e9;
-	}
+	for (int r = 0; r < reps; r++)
+		v[r] = fma_once(kind, only0);
 	return stats(v, reps);
 }
 
@@ -324,11 +344,17 @@ static struct stat3 gflops(double *t, int n, double flop)
  * shared machine), median and spread of those ratios. */
 static void emit_mm(const char *kind, const char *label, size_t m, size_t n, size_t k,
 		    double *t_ours, double *t_blas, double flop, const char *bound_name,
-		    double bound, struct stat3 *g_out, struct stat3 *r_out)
+		    double *peak, struct stat3 *g_out, struct stat3 *r_out, struct stat3 *f_out)
 {
-	char name[96], extra[320];
-	double ratio[64];
+	char name[96], extra[400];
+	double ratio[64], frac[64];
 	struct stat3 g = gflops(t_ours, reps, flop), r = {0, 0, 0};
+
+	/* fraction of the FMA peak measured right before each repetition */
+	for (int i = 0; i < reps; i++)
+		frac[i] = flop / t_ours[i] / 1e9 / peak[i];
+	*f_out = stats(frac, reps);
+	double bound = stats(peak, reps).med;
 
 	if (t_blas) {
 		for (int i = 0; i < reps; i++)
@@ -337,20 +363,21 @@ static void emit_mm(const char *kind, const char *label, size_t m, size_t n, siz
 	}
 	snprintf(extra, sizeof(extra),
 		 "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"peer\":\"openblas_sgemm\",\"peer_ratio\":%.3f,"
-		 "\"peer_ratio_min\":%.3f,\"peer_ratio_max\":%.3f",
-		 m, n, k, r.med, r.lo, r.hi);
+		 "\"peer_ratio_min\":%.3f,\"peer_ratio_max\":%.3f,\"peak_frac\":%.3f,"
+		 "\"peak_frac_min\":%.3f,\"peak_frac_max\":%.3f",
+		 m, n, k, r.med, r.lo, r.hi, f_out->med, f_out->lo, f_out->hi);
 	snprintf(name, sizeof(name), "matmul_%s_%s", kind, label);
 	emit(name, g, "GFLOP/s", bound_name, bound, extra);
 	*g_out = g;
 	*r_out = r;
 }
 
-static void bench_gemm(const char *label, size_t m, size_t n, size_t k, double peak_all)
+static void bench_gemm(const char *label, size_t m, size_t n, size_t k)
 {
 	float *X = xalloc(m * k * 4), *Wf = xalloc(n * k * 4), *Y = xalloc(m * n * 4);
 	uint16_t *Wb = xalloc(n * k * 2);
 	double flop = 2.0 * (double)m * (double)n * (double)k;
-	double tb[64], tf[64], to[64], td[64];
+	double tb[64], tf[64], to[64], td[64], pk[64], pkb[64];
 	bool dot = false, blas = false;
 	matmul_fn exact = qvl_kern.matmul, bf16dot = NULL;
 
@@ -387,6 +414,9 @@ static void bench_gemm(const char *label, size_t m, size_t n, size_t k, double p
 	if (dot)
 		ours_once(bf16dot, m, n, k, X, Wb, QVL_DT_BF16, Y);
 	for (int r = 0; r < reps; r++) {
+		pk[r] = fma_once(0, 0);
+		if (dot)
+			pkb[r] = fma_once(1, 0);
 		tb[r] = ours_once(exact, m, n, k, X, Wb, QVL_DT_BF16, Y);
 		tf[r] = ours_once(exact, m, n, k, X, Wf, QVL_DT_F32, Y);
 		if (dot)
@@ -395,27 +425,28 @@ static void bench_gemm(const char *label, size_t m, size_t n, size_t k, double p
 		to[r] = blas_once(m, n, k, X, Wf, Y);
 #endif
 	}
-	struct stat3 gb, rb, gf, rf, gd, rd;
-	emit_mm("bf16", label, m, n, k, tb, blas ? to : NULL, flop, "fma_peak_all", peak_all, &gb,
-		&rb);
-	emit_mm("f32", label, m, n, k, tf, blas ? to : NULL, flop, "fma_peak_all", peak_all, &gf,
-		&rf);
+	struct stat3 gb, rb, fb, gf, rf, ff, gd, rd, fd;
+	emit_mm("bf16", label, m, n, k, tb, blas ? to : NULL, flop, "fma_peak_all", pk, &gb, &rb,
+		&fb);
+	emit_mm("f32", label, m, n, k, tf, blas ? to : NULL, flop, "fma_peak_all", pk, &gf, &rf,
+		&ff);
 	if (blas) {
 		char name[96];
 		snprintf(name, sizeof(name), "sgemm_openblas_%s", label);
-		emit(name, gflops(to, reps, flop), "GFLOP/s", "fma_peak_all", peak_all, NULL);
+		emit(name, gflops(to, reps, flop), "GFLOP/s", "fma_peak_all", stats(pk, reps).med,
+		     NULL);
 	}
 	fprintf(stderr,
 		"matmul %-10s m=%-4zu n=%-5zu k=%-5zu bf16 %6.1f GFLOP/s (%.2f of peak, %.2fx "
 		"OpenBLAS [%.2f-%.2f]) f32 %6.1f (%.2fx)\n",
-		label, m, n, k, gb.med, gb.med / peak_all, rb.med, rb.lo, rb.hi, gf.med, rf.med);
+		label, m, n, k, gb.med, fb.med, rb.med, rb.lo, rb.hi, gf.med, rf.med);
 	if (dot) {
 		emit_mm("bf16dot", label, m, n, k, td, blas ? to : NULL, flop, "bf16dot_peak_all",
-			bf16_peak, &gd, &rd);
+			pkb, &gd, &rd, &fd);
 		fprintf(stderr,
 			"  opt-in bf16dot (not exact): %6.1f GFLOP/s (%.2f of bf16 peak, %.2fx "
 			"OpenBLAS)\n",
-			gd.med, gd.med / bf16_peak, rd.med);
+			gd.med, fd.med, rd.med);
 	}
 	free(X), free(Wf), free(Y), free(Wb);
 }
@@ -608,7 +639,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
 		if (quick && i > 0 && i != 3)
 			continue;
-		bench_gemm(shapes[i].label, shapes[i].m, shapes[i].n, shapes[i].k, pa.med);
+		bench_gemm(shapes[i].label, shapes[i].m, shapes[i].n, shapes[i].k);
 	}
 	bench_matvec(6144, 2048, ci.l3, bw);
 	bench_attn(ci.l3, bw);
