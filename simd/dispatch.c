@@ -11,7 +11,7 @@
 #include "pool.h"
 
 struct qvl_kernels qvl_kern;
-struct qvl_gemm_blocking qvl_gemm_blk = {256, 16};
+struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20};
 
 static const char *const level_names[] = {"ref", "avx2", "avx512"};
 
@@ -53,6 +53,8 @@ static void blocking_init(void)
 	kc = ci.l1d / (32 * 4);
 	kc = kc < 64 ? 64 : kc > 512 ? 512 : kc & ~(size_t)15;
 	qvl_gemm_blk.kc = kc;
+	/* half of each core's share of L3 for the X block of the packed kernels */
+	qvl_gemm_blk.x_bytes = ci.l3 / 2 / (size_t)(ci.physical_cores > 0 ? ci.physical_cores : 1);
 	/* Streaming W (m <= small_m) beats packing it: see the measurement in
 	 * matmul_avx512.c. QVL_GEMM_SMALL_M overrides (benchmarks). */
 	const char *e = getenv("QVL_GEMM_SMALL_M");

@@ -94,6 +94,7 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
 struct qvl_gemm_blocking {
 	size_t kc;	/* depth of one packed panel */
 	size_t small_m; /* m up to this streams W (no packing) */
+	size_t x_bytes; /* per-thread share of L3 for a block of X rows */
 };
 extern struct qvl_gemm_blocking qvl_gemm_blk;
 

@@ -80,7 +80,12 @@ static void test_matmul(const struct qvl_kernels *K, const struct qvl_kernels *R
 
 		for (int c = 0; c < 40; c++) {
 			bool q = t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0;
-			size_t m = c < 9 ? (size_t)c + 1 : urand(1, 40);
+			/* the last cases: several row blocks of the packed kernels
+			 * (the smallest block the kernels allow) */
+			size_t m = c < 9 ? (size_t)c + 1 : c >= 37 ? urand(130, 200) : urand(1, 40);
+			size_t keep_x = qvl_gemm_blk.x_bytes;
+			if (c >= 37)
+				qvl_gemm_blk.x_bytes = 1;
 			size_t n = urand(1, c % 4 == 0 ? 300 : 70);
 			size_t k = q ? 32 * urand(1, 12) : urand(1, c % 5 == 0 ? 1100 : 200);
 			size_t ldw = k + (q ? 32 * urand(0, 1) : urand(0, 3));
@@ -98,6 +103,7 @@ static void test_matmul(const struct qvl_kernels *K, const struct qvl_kernels *R
 				Y[i] = Y0[i] = 12345.0f; /* the padding must stay untouched */
 			R->matmul(Y0, ldy, X, ldx, W, t, ldw, bias, m, n, k);
 			K->matmul(Y, ldy, X, ldx, W, t, ldw, bias, m, n, k);
+			qvl_gemm_blk.x_bytes = keep_x;
 			for (size_t j = 0; j < n; j++) {
 				qvl_to_f32_ref(wr, qvl_wrow(W, t, ldw, j), t, k);
 				for (size_t i = 0; i < m; i++) {
