@@ -213,6 +213,45 @@ small_4x4(const int mx, float *Y, size_t ldy, const float *X, size_t ldx, const 
 			Y[r * ldy + (size_t)c] = _mm512_reduce_add_ps(acc[c][r]);
 }
 
+/* small_4x4 for Q8_0/Q4_0: one 32-value block of each W row dequantized
+ * once (deq_block) for every X row. */
+static inline __attribute__((always_inline)) T512 void small_4x4_q(const int mx, float *Y,
+								   size_t ldy, const float *X,
+								   size_t ldx, const uint8_t *w[4],
+								   enum qvl_dtype t, size_t k)
+{
+	size_t bsz = t == QVL_DT_Q8_0 ? 34 : 18;
+	__m512 acc[4][4];
+
+#pragma GCC unroll 4
+	for (int c = 0; c < 4; c++)
+#pragma GCC unroll 4
+		for (int r = 0; r < 4; r++)
+			acc[c][r] = _mm512_setzero_ps();
+	for (size_t b = 0; b < k / 32; b++) {
+		__m512 x0[4], x1[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < mx; r++) {
+			x0[r] = _mm512_loadu_ps(X + r * ldx + 32 * b);
+			x1[r] = _mm512_loadu_ps(X + r * ldx + 32 * b + 16);
+		}
+#pragma GCC unroll 4
+		for (int c = 0; c < 4; c++) {
+			__m512 lo, hi;
+			deq_block(w[c] + b * bsz, t, &lo, &hi);
+#pragma GCC unroll 4
+			for (int r = 0; r < mx; r++)
+				acc[c][r] = _mm512_fmadd_ps(hi, x1[r],
+							    _mm512_fmadd_ps(lo, x0[r], acc[c][r]));
+		}
+	}
+#pragma GCC unroll 4
+	for (int c = 0; c < 4; c++)
+#pragma GCC unroll 4
+		for (int r = 0; r < mx; r++)
+			Y[r * ldy + (size_t)c] = _mm512_reduce_add_ps(acc[c][r]);
+}
+
 /* One block of up to 4 X rows x all n, for a compile-time dtype and row
  * count (so the accumulators stay in registers). */
 static inline __attribute__((always_inline)) T512 void
@@ -226,7 +265,10 @@ small_rows(const int mx, const enum qvl_dtype t, float *Y, size_t ldy, const flo
 
 		for (int c = 0; c < 4; c++)
 			w[c] = qvl_wrow(W, t, ldw, j + (size_t)(c < nr ? c : 0));
-		small_4x4(mx, out, 4, X, ldx, w, t, k, pfd);
+		if (t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0)
+			small_4x4_q(mx, out, 4, X, ldx, w, t, k);
+		else
+			small_4x4(mx, out, 4, X, ldx, w, t, k, pfd);
 		for (int r = 0; r < mx; r++)
 			for (int c = 0; c < nr; c++)
 				Y[(size_t)r * ldy + j + (size_t)c] =
@@ -257,6 +299,8 @@ small_rows(const int mx, const enum qvl_dtype t, float *Y, size_t ldy, const flo
 SMALL_ROWS(QVL_DT_BF16)
 SMALL_ROWS(QVL_DT_F16)
 SMALL_ROWS(QVL_DT_F32)
+SMALL_ROWS(QVL_DT_Q8_0)
+SMALL_ROWS(QVL_DT_Q4_0)
 
 /* Measured on Zen 4 (6144x2048 bf16, one thread, streaming vs packing):
  * m = 2: 42 vs 8 GFLOP/s, m = 4: 54 vs 15, m = 8: 70 vs 26, m = 16: 74 vs
@@ -277,6 +321,10 @@ static T512 void small_m(float *Y, size_t ldy, const float *X, size_t ldx, const
 			small_rows_QVL_DT_BF16(mx, y, ldy, x, ldx, W, ldw, bias, n, k, pfd);
 		else if (t == QVL_DT_F16)
 			small_rows_QVL_DT_F16(mx, y, ldy, x, ldx, W, ldw, bias, n, k, pfd);
+		else if (t == QVL_DT_Q8_0)
+			small_rows_QVL_DT_Q8_0(mx, y, ldy, x, ldx, W, ldw, bias, n, k, pfd);
+		else if (t == QVL_DT_Q4_0)
+			small_rows_QVL_DT_Q4_0(mx, y, ldy, x, ldx, W, ldw, bias, n, k, pfd);
 		else
 			small_rows_QVL_DT_F32(mx, y, ldy, x, ldx, W, ldw, bias, n, k, pfd);
 	}
@@ -288,34 +336,28 @@ static T512 void small_m(float *Y, size_t ldy, const float *X, size_t ldx, const
 static T512 void pack_panel_q(float *P, const void *W, enum qvl_dtype t, size_t ldw, size_t j0,
 			      int nr, size_t k0, size_t kc)
 {
-	float tmp[32];
+	size_t bsz = t == QVL_DT_Q8_0 ? 34 : 18;
 
-	for (int jj = 0; jj < NR; jj++) {
-		if (jj >= nr) {
-			for (size_t kk = 0; kk < kc; kk++)
-				P[kk * NR + jj] = 0.0f;
-			continue;
-		}
-		const uint8_t *w = qvl_wrow(W, t, ldw, j0 + jj);
-		if (t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0) {
-			/* k0 and kc are multiples of 32 for block types */
-			size_t bsz = t == QVL_DT_Q8_0 ? 34 : 18;
-			for (size_t kk = 0; kk < kc; kk += 32) {
-				__m512 lo, hi;
-				deq_block(w + (k0 + kk) / 32 * bsz, t, &lo, &hi);
-				_mm512_storeu_ps(tmp, lo);
-				_mm512_storeu_ps(tmp + 16, hi);
-				for (int q = 0; q < 32; q++)
-					P[(kk + (size_t)q) * NR + jj] = tmp[q];
+	/* 16 rows x one 32-value block at a time: dequantized into two
+	 * vectors per row, then two 16x16 transposes */
+	for (int jb = 0; jb < NR; jb += 16) {
+		const uint8_t *w[16];
+		for (int r = 0; r < 16; r++)
+			w[r] = jb + r < nr ? qvl_wrow(W, t, ldw, j0 + (size_t)(jb + r)) : NULL;
+		for (size_t kk = 0; kk < kc; kk += 32) {
+			__m512 lo[16], hi[16];
+			for (int r = 0; r < 16; r++) {
+				if (w[r])
+					deq_block(w[r] + (k0 + kk) / 32 * bsz, t, &lo[r], &hi[r]);
+				else
+					lo[r] = hi[r] = _mm512_setzero_ps();
 			}
-			continue;
-		}
-		for (size_t kk = 0; kk < kc; kk += 16) {
-			__mmask16 mk = v16_mask(kc - kk);
-			_mm512_storeu_ps(tmp, v16_load(w, t, k0 + kk, mk));
-			size_t e = kc - kk < 16 ? kc - kk : 16;
-			for (size_t q = 0; q < e; q++)
-				P[(kk + q) * NR + jj] = tmp[q];
+			v16_transpose(lo);
+			v16_transpose(hi);
+			for (size_t c = 0; c < 16; c++) {
+				_mm512_store_ps(P + (kk + c) * NR + jb, lo[c]);
+				_mm512_store_ps(P + (kk + 16 + c) * NR + jb, hi[c]);
+			}
 		}
 	}
 }
@@ -446,7 +488,7 @@ T512 void qvl_matmul_avx512(float *Y, size_t ldy, const float *X, size_t ldx, co
 		matvec(Y, X, W, wtype, ldw, bias, n, k);
 		return;
 	}
-	if (m <= qvl_gemm_blk.small_m && wtype != QVL_DT_Q8_0 && wtype != QVL_DT_Q4_0) {
+	if (m <= qvl_gemm_blk.small_m) {
 		small_m(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
 		return;
 	}
