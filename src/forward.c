@@ -175,27 +175,36 @@ static void qk_task(void *arg, int ith, int nth)
 	}
 }
 
-/* Causal GQA attention: item t = (row i, head h); items are dealt round-robin
- * so that the long rows at the end of a prefill slice are shared out evenly.
- * A row sees its own sequence's cache up to and including its position. */
+/* Causal GQA attention: item t = (row i, KV head g) with the g-th group of
+ * query heads, so K and V are read once per group (attn_gqa), not once per
+ * query head; items are dealt round-robin so that the long rows at the end
+ * of a prefill slice are shared out evenly. A row sees its own sequence's
+ * cache up to and including its position. */
 static void attn_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
-	size_t hd = (size_t)e->hd, qd = (size_t)e->nh * hd;
-	size_t items = f->n * (size_t)e->nh, group = (size_t)(e->nh / e->nkv);
+	size_t hd = (size_t)e->hd, qd = (size_t)e->nh * hd, nkv = (size_t)e->nkv;
+	size_t items = f->n * nkv, group = (size_t)(e->nh / e->nkv);
 	float scale = (float)(1.0 / sqrt((double)hd));
 
 	for (size_t t = (size_t)ith; t < items; t += (size_t)nth) {
-		size_t i = t / (size_t)e->nh, h = t % (size_t)e->nh, g = h / group;
+		size_t i = t / nkv, g = t % nkv;
 		const struct qvl_seq *s = e->rows[i].s;
 		const uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
 		const uint8_t *V = K + s->layer_bytes / 2;
-		size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem;
+		size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem,
+		       n = (size_t)e->rows[i].pos + 1;
+		float *out = e->att + i * qd + g * group * hd;
+		const float *q = e->q + i * qd + g * group * hd;
 
-		e->k.attn_head(e->att + i * qd + h * hd, e->q + i * qd + h * hd, K + g * head_bytes,
-			       V + g * head_bytes, e->kv_dtype, hd, (size_t)e->rows[i].pos + 1, hd,
-			       scale);
+		if (e->k.attn_gqa)
+			e->k.attn_gqa(out, q, group, K + g * head_bytes, V + g * head_bytes,
+				      e->kv_dtype, hd, n, hd, scale);
+		else
+			for (size_t h = 0; h < group; h++)
+				e->k.attn_head(out + h * hd, q + h * hd, K + g * head_bytes,
+					       V + g * head_bytes, e->kv_dtype, hd, n, hd, scale);
 	}
 }
 
@@ -318,7 +327,7 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 		f.w[2] = &ly->wv, f.Y[2] = e->vv, f.ldy[2] = kd;
 		matmul(&f);
 		run(&f, qk_task, n);
-		run(&f, attn_task, n * (size_t)e->nh);
+		run(&f, attn_task, n * (size_t)e->nkv);
 
 		if (f.last) {
 			f.nout = m = gather_out_rows(e, n);
