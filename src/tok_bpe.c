@@ -12,6 +12,9 @@
 #include "tok_internal.h"
 
 #define BPE_SMALL 64
+/* from this length on, level by level (tok_bpe_levels.c): it allocates a
+ * bucket head per rank (600 KB for Qwen), which only long inputs repay */
+#define TOK_LEVELS_MIN 4096
 
 int tok_ids_push(struct tok_ids *o, int32_t id)
 {
@@ -237,5 +240,7 @@ int tok_bpe_uncached(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, 
 		return tok_ids_push(out, t->byte_id[s[0]]);
 	if (n <= BPE_SMALL)
 		return bpe_small(t, s, n, out, pc);
+	if (n >= TOK_LEVELS_MIN && t->monotone)
+		return tok_bpe_levels(t, s, n, out, pc);
 	return bpe_heap(t, s, n, out, pc);
 }

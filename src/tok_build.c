@@ -345,7 +345,6 @@ static int added_cmp(const void *a, const void *b)
 
 int tok_finish(struct qvl_tokenizer *t, struct qvl_err *err)
 {
-	(void)err;
 	/* the blob may have moved since the added tokens were recorded */
 	for (uint32_t i = 0; i < t->n_added; i++) {
 		struct tok_added *a = &t->added[i];
@@ -353,6 +352,8 @@ int tok_finish(struct qvl_tokenizer *t, struct qvl_err *err)
 		t->added_first[a->s[0]] = 1;
 	}
 	qsort(t->added, t->n_added, sizeof(*t->added), added_cmp);
+	if (t->merges && tok_check_monotone(t))
+		return qvl_errf(err, -ENOMEM, "tokenizer: out of memory");
 	return 0;
 }
 

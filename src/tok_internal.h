@@ -107,6 +107,8 @@ struct qvl_tokenizer {
 	uint32_t mmask;
 	uint32_t n_merges;
 	int32_t merge_hint; /* loading: id expected for the next merge's result */
+	bool monotone;	    /* merge order allows tok_bpe_levels (tok_check_monotone) */
+	uint32_t rank_end;  /* highest rank + 1 */
 	/* Bloom filter over the merge pairs (TOK_BLOOM_BITS bits, 2 probes):
 	 * most pairs BPE asks about have no merge, and the filter answers that
 	 * from L2 where the table would cost a memory access. */
@@ -239,6 +241,11 @@ static inline bool tok_pair_merge(const struct qvl_tokenizer *t, struct tok_pair
 int tok_bpe_uncached(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out,
 		     struct tok_pair_ent *pc);
 int tok_merge_table_init(struct qvl_tokenizer *t, uint32_t n_merges);
+/* tok_bpe_levels.c: level-by-level BPE for very long pre-tokens, valid when
+ * tok_check_monotone (run by tok_finish) set t->monotone */
+int tok_bpe_levels(const struct qvl_tokenizer *t, const uint8_t *s, size_t n, struct tok_ids *out,
+		   struct tok_pair_ent *pc);
+int tok_check_monotone(struct qvl_tokenizer *t);
 uint64_t tok_new_serial(void); /* tok_cache.c */
 
 /* Encode one stretch of text that contains no added token (tok_encode.c):
