@@ -7,7 +7,14 @@
  * Linear) in bf16, f16 or f32, widened exactly to f32 inside the kernel, so
  * results equal an f32 computation with the same weights up to summation
  * order. Kernels are single-threaded: the caller splits work across the pool
- * (src/pool.h) by rows/columns and passes each thread its slice. */
+ * (src/pool.h) by rows/columns and passes each thread its slice, or uses
+ * qvl_matmul_pool().
+ *
+ * Environment: QVL_SIMD=ref|avx2|avx512 (level), QVL_MATMUL=exact|bf16dot
+ * (bf16dot: AVX512-BF16 dot products with activations rounded to bf16,
+ * about 2x faster prefill, not exact; off by default), QVL_GEMM_SMALL_M=N
+ * (m up to which W is streamed instead of packed; default 16, benchmarks).
+ * Kernels use up to 64 KiB of stack (a packed weight panel). */
 #ifndef QVL_KERNELS_H
 #define QVL_KERNELS_H
 
