@@ -1,6 +1,7 @@
-/* Persistent thread pool (see pool.h). One worker per physical core, pinned
- * with hwloc to the first PU of its core; the caller is thread 0 and is
- * pinned too while the pool lives (its old binding is restored on destroy).
+/* Persistent thread pool (see pool.h). One thread per usable physical core
+ * (inside the process's binding, e.g. taskset); workers 1..n-1 are pinned
+ * with hwloc to the first usable PU of their core; the caller is thread 0
+ * and keeps its own binding (core 0 is left for it).
  *
  * A run is a generation: the caller publishes fn/arg, sets `pending` to the
  * number of workers and bumps `gen`. Workers spin on `gen` for a while
@@ -53,8 +54,6 @@ struct qvl_pool {
 	int nth;
 	bool numa_local;
 	struct pool_worker *w; /* nth entries, w[0] is the caller */
-	hwloc_cpuset_t caller_old;
-	bool caller_pinned;
 
 	/* Written by the caller before the release on gen, read by workers
 	 * after their acquire of gen. */
@@ -282,38 +281,58 @@ static void pool_free(struct qvl_pool *p)
 		for (int i = 0; i < p->nth; i++)
 			if (p->w[i].set)
 				hwloc_bitmap_free(p->w[i].set);
-	if (p->caller_old) {
-		if (p->caller_pinned)
-			hwloc_set_cpubind(p->topo, p->caller_old, HWLOC_CPUBIND_THREAD);
-		hwloc_bitmap_free(p->caller_old);
-	}
 	free(p->w);
 	hwloc_topology_destroy(p->topo);
 	free(p);
 }
 
 /* Decide where each thread goes: w[i].set/pu/core. */
+/* The CPUs this pool may use: those hwloc allows (cgroups) and, within
+ * them, the caller's current binding (taskset, numactl), so that a
+ * restricted process stays inside its restriction. */
+static hwloc_bitmap_t usable_cpus(hwloc_topology_t topo)
+{
+	hwloc_bitmap_t set = hwloc_bitmap_dup(hwloc_topology_get_allowed_cpuset(topo));
+	hwloc_bitmap_t bound = hwloc_bitmap_alloc();
+
+	if (set && bound && hwloc_get_cpubind(topo, bound, HWLOC_CPUBIND_THREAD) == 0 &&
+	    hwloc_bitmap_intersects(set, bound))
+		hwloc_bitmap_and(set, set, bound);
+	hwloc_bitmap_free(bound);
+	return set;
+}
+
+/* Decide where each thread goes: w[i].set/pu/core. Default: one thread per
+ * physical core that has a usable PU, on its first usable PU. */
 static int pool_place(struct qvl_pool *p, int nthreads, const char *cpulist, struct qvl_err *err)
 {
-	hwloc_const_cpuset_t allowed = hwloc_topology_get_allowed_cpuset(p->topo);
-	int ncores = hwloc_get_nbobjs_by_type(p->topo, HWLOC_OBJ_CORE);
-	int *cpus = NULL, ncpus = 0, rc;
+	hwloc_bitmap_t usable = usable_cpus(p->topo);
+	hwloc_obj_t cores[POOL_MAX_THREADS];
+	int ncores = 0, *cpus = NULL, ncpus = 0, rc = 0;
 
+	if (!usable)
+		return qvl_errf(err, -ENOMEM, "thread pool: out of memory");
+	for (hwloc_obj_t c = NULL;
+	     ncores < POOL_MAX_THREADS &&
+	     (c = hwloc_get_next_obj_by_type(p->topo, HWLOC_OBJ_CORE, c)) != NULL;)
+		if (hwloc_bitmap_intersects(c->cpuset, usable))
+			cores[ncores++] = c;
 	if (cpulist) {
-		rc = parse_cpulist(cpulist, allowed, &cpus, &ncpus, err);
+		rc = parse_cpulist(cpulist, usable, &cpus, &ncpus, err);
 		if (rc < 0)
-			return rc;
+			goto out;
 		nthreads = ncpus;
 	} else if (nthreads <= 0) {
 		nthreads = ncores > 0 ? ncores : 1;
 	} else if (nthreads > POOL_MAX_THREADS) {
-		return qvl_errf(err, -EINVAL, "threads %d: at most %d", nthreads, POOL_MAX_THREADS);
+		rc = qvl_errf(err, -EINVAL, "threads %d: at most %d", nthreads, POOL_MAX_THREADS);
+		goto out;
 	}
 	p->nth = nthreads;
 	p->w = aligned_alloc(64, (size_t)nthreads * sizeof(*p->w));
 	if (!p->w) {
-		free(cpus);
-		return qvl_errf(err, -ENOMEM, "thread pool: out of memory");
+		rc = qvl_errf(err, -ENOMEM, "thread pool: out of memory");
+		goto out;
 	}
 	memset(p->w, 0, (size_t)nthreads * sizeof(*p->w));
 	for (int i = 0; i < nthreads; i++) {
@@ -327,25 +346,29 @@ static int pool_place(struct qvl_pool *p, int nthreads, const char *cpulist, str
 			pu = hwloc_get_pu_obj_by_os_index(p->topo, (unsigned)cpus[i]);
 		} else if (ncores > 0) {
 			/* More threads than cores wrap around (oversubscribed). */
-			core =
-			    hwloc_get_obj_by_type(p->topo, HWLOC_OBJ_CORE, (unsigned)(i % ncores));
-			if (core)
-				pu = hwloc_get_obj_inside_cpuset_by_type(p->topo, core->cpuset,
-									 HWLOC_OBJ_PU, 0);
+			core = cores[i % ncores];
+			for (pu = hwloc_get_next_obj_inside_cpuset_by_type(p->topo, core->cpuset,
+									   HWLOC_OBJ_PU, NULL);
+			     pu && !hwloc_bitmap_isset(usable, pu->os_index);
+			     pu = hwloc_get_next_obj_inside_cpuset_by_type(p->topo, core->cpuset,
+									   HWLOC_OBJ_PU, pu))
+				;
 		}
 		if (!pu)
 			continue;
 		w->set = hwloc_bitmap_dup(pu->cpuset);
 		if (!w->set) {
-			free(cpus);
-			return qvl_errf(err, -ENOMEM, "thread pool: out of memory");
+			rc = qvl_errf(err, -ENOMEM, "thread pool: out of memory");
+			goto out;
 		}
 		w->pu = (int)pu->os_index;
 		core = hwloc_get_ancestor_obj_by_type(p->topo, HWLOC_OBJ_CORE, pu);
 		w->core = core ? (int)core->logical_index : -1;
 	}
+out:
 	free(cpus);
-	return 0;
+	hwloc_bitmap_free(usable);
+	return rc;
 }
 
 int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist, struct qvl_err *err)
@@ -371,11 +394,10 @@ int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist, st
 	atomic_store_explicit(&p->gen, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->stop, false, memory_order_relaxed);
 
-	p->caller_old = hwloc_bitmap_alloc();
-	if (p->caller_old && p->w[0].set &&
-	    hwloc_get_cpubind(p->topo, p->caller_old, HWLOC_CPUBIND_THREAD) == 0)
-		p->caller_pinned = true;
-	pin_self(p, &p->w[0]);
+	/* The caller (thread 0) is not pinned: it is the application's thread,
+	 * may create several pools or outlive this one, and its binding is
+	 * what usable_cpus() reads. With the workers on the other cores, the
+	 * scheduler leaves core 0's PU to it. */
 
 	for (int i = 1; i < p->nth; i++) {
 		rc = pthread_create(&p->w[i].th, NULL, worker_main, &p->w[i]);
@@ -417,8 +439,9 @@ void qvl_pool_describe(const struct qvl_pool *p, char *buf, size_t cap)
 		int r;
 
 		if (w->pu >= 0)
-			r = snprintf(buf + off, cap - off, "%sthread %d -> PU %d (core %d)",
-				     i ? ", " : "", i, w->pu, w->core);
+			r = snprintf(buf + off, cap - off, "%sthread %d -> PU %d (core %d%s)",
+				     i ? ", " : "", i, w->pu, w->core,
+				     i ? "" : ", caller, not pinned");
 		else
 			r = snprintf(buf + off, cap - off, "%sthread %d -> unpinned", i ? ", " : "",
 				     i);

@@ -11,13 +11,15 @@ struct qvl_pool;
 
 typedef void (*qvl_task_fn)(void *arg, int ith, int nth);
 
-/* nthreads <= 0: one per physical core. cpulist (may be NULL): explicit
- * logical CPUs "0,2-3" to pin to, one thread each (overrides nthreads). */
-int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist,
-		    struct qvl_err *err);
+/* nthreads <= 0: one per physical core usable by the caller (its binding,
+ * e.g. taskset, is honoured). cpulist (may be NULL): explicit logical CPUs
+ * "0,2-3", one thread each (overrides nthreads). Workers (threads 1..n-1)
+ * are pinned to their CPU; thread 0 is the caller and keeps its own binding
+ * (the first CPU is left for it). */
+int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist, struct qvl_err *err);
 void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg);
 int qvl_pool_size(const struct qvl_pool *p);
-/* Describe the placement ("thread 0 -> PU 0 (core 0)") into buf. */
+/* Describe the placement ("thread 1 -> PU 1 (core 1)", ...) into buf. */
 void qvl_pool_describe(const struct qvl_pool *p, char *buf, size_t cap);
 void qvl_pool_destroy(struct qvl_pool *p);
 

@@ -4,6 +4,8 @@
  * exactly, cache info is sane. */
 #include "config.h"
 
+#include <sched.h>
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,9 +113,24 @@ int main(void)
 	     ci.physical_cores);
 	ok(ci.l1d >= 4096 && ci.l2 >= ci.l1d && ci.physical_cores >= 1, "cache info sane");
 
+	/* the CPUs this process may run on (taskset): the pool stays inside */
+	cpu_set_t aff;
+	int first = -1, naff = 0;
+	CPU_ZERO(&aff);
+	sched_getaffinity(0, sizeof(aff), &aff);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &aff) && (naff++, first < 0))
+			first = c;
+	char one[32], twice[32], desc_want[48];
+	snprintf(one, sizeof(one), "%d", first);
+	snprintf(twice, sizeof(twice), "%d,%d", first, first);
+	snprintf(desc_want, sizeof(desc_want), "PU %d ", first);
+
 	rc = qvl_pool_create(&p, 0, NULL, &err);
-	ok(rc == 0 && qvl_pool_size(p) == ci.physical_cores,
-	   "default pool has one thread per physical core (%d)", p ? qvl_pool_size(p) : -1);
+	ok(rc == 0 && qvl_pool_size(p) >= 1 && qvl_pool_size(p) <= ci.physical_cores &&
+	       qvl_pool_size(p) <= naff,
+	   "default pool: one thread per usable physical core (%d of %d cores, %d CPUs allowed)",
+	   p ? qvl_pool_size(p) : -1, ci.physical_cores, naff);
 	if (p) {
 		qvl_pool_describe(p, desc, sizeof(desc));
 		diag("%s", desc);
@@ -147,11 +164,11 @@ int main(void)
 	ok(rc == 0 && run_many(p, 100, 0, s), "single-thread pool runs inline");
 	qvl_pool_destroy(p);
 
-	rc = qvl_pool_create(&p, 0, "0", &err);
-	ok(rc == 0 && qvl_pool_size(p) == 1, "cpulist \"0\" gives one thread");
+	rc = qvl_pool_create(&p, 0, one, &err);
+	ok(rc == 0 && qvl_pool_size(p) == 1, "cpulist \"%s\" gives one thread", one);
 	if (p) {
 		qvl_pool_describe(p, desc, sizeof(desc));
-		ok(strstr(desc, "PU 0") != NULL, "pinned to PU 0: %s", desc);
+		ok(strstr(desc, desc_want) != NULL, "pinned to PU %d: %s", first, desc);
 		qvl_pool_destroy(p);
 	} else {
 		skip(1, "cpulist 0 failed: %s", err.msg);
@@ -162,8 +179,9 @@ int main(void)
 	ok(rc == -EINVAL && !p && strstr(err.msg, "'0,'"), "cpulist \"0,\" rejected: %s", err.msg);
 	rc = qvl_pool_create(&p, 0, "3-1", &err);
 	ok(rc == -EINVAL && strstr(err.msg, "reversed"), "cpulist \"3-1\" rejected: %s", err.msg);
-	rc = qvl_pool_create(&p, 0, "0,0", &err);
-	ok(rc == -EINVAL && strstr(err.msg, "twice"), "cpulist \"0,0\" rejected: %s", err.msg);
+	rc = qvl_pool_create(&p, 0, twice, &err);
+	ok(rc == -EINVAL && strstr(err.msg, "twice"), "cpulist \"%s\" rejected: %s", twice,
+	   err.msg);
 	rc = qvl_pool_create(&p, 0, "99999", &err);
 	ok(rc == -EINVAL && strstr(err.msg, "not available"), "cpulist \"99999\" rejected: %s",
 	   err.msg);
