@@ -7,22 +7,6 @@
 
 #include "commands.h"
 
-/* Commands whose module is not linked in yet fall back to these. */
-#define QVL_MISSING_CMD(fn)                                                              \
-	__attribute__((weak)) int fn(int argc, char **argv)                              \
-	{                                                                                \
-		(void)argc;                                                              \
-		fprintf(stderr, "qvlctl %s: not available in this build\n", argv[0]);   \
-		return 1;                                                                \
-	}
-QVL_MISSING_CMD(cmd_info)
-QVL_MISSING_CMD(cmd_mkmodel)
-QVL_MISSING_CMD(cmd_tokenize)
-QVL_MISSING_CMD(cmd_detokenize)
-QVL_MISSING_CMD(cmd_chat_format)
-QVL_MISSING_CMD(cmd_run)
-QVL_MISSING_CMD(cmd_bench)
-QVL_MISSING_CMD(cmd_embed_image)
 
 static const struct {
 	const char *name;
