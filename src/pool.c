@@ -1,7 +1,9 @@
 /* Persistent thread pool (see pool.h). One thread per usable physical core
  * (inside the process's binding, e.g. taskset); workers 1..n-1 are pinned
  * with hwloc to the first usable PU of their core; the caller is thread 0
- * and keeps its own binding (core 0 is left for it).
+ * and keeps its own binding (core 0 is left for it). With an explicit CPU
+ * list the caller computes on the first CPU listed, so it is pinned there
+ * too while the pool lives (see pin_caller()).
  *
  * A run is a generation: the caller publishes fn/arg, sets `pending` to the
  * number of workers and bumps `gen`. Workers spin on `gen` for a while
@@ -18,6 +20,7 @@
 #include <linux/futex.h>
 #include <numa.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -54,6 +57,8 @@ struct qvl_pool {
 	int nth;
 	bool numa_local;
 	struct pool_worker *w; /* nth entries, w[0] is the caller */
+	bool caller_pinned;    /* pin_caller() pinned the creating thread */
+	pthread_t creator;
 
 	/* Written by the caller before the release on gen, read by workers
 	 * after their acquire of gen. */
@@ -286,20 +291,76 @@ static void pool_free(struct qvl_pool *p)
 	free(p);
 }
 
-/* Decide where each thread goes: w[i].set/pu/core. */
+/* The calling thread's binding from before a pool with an explicit CPU
+ * list pinned it, and how many such pools (created by this thread) are
+ * alive. A pool created meanwhile reads the binding from here, not the
+ * one-PU pin; the last of them destroyed puts it back. */
+static _Thread_local hwloc_bitmap_t caller_saved;
+static _Thread_local int caller_pins;
+
 /* The CPUs this pool may use: those hwloc allows (cgroups) and, within
- * them, the caller's current binding (taskset, numactl), so that a
- * restricted process stays inside its restriction. */
+ * them, the caller's own binding (taskset, numactl), so that a restricted
+ * process stays inside its restriction. */
 static hwloc_bitmap_t usable_cpus(hwloc_topology_t topo)
 {
 	hwloc_bitmap_t set = hwloc_bitmap_dup(hwloc_topology_get_allowed_cpuset(topo));
-	hwloc_bitmap_t bound = hwloc_bitmap_alloc();
+	hwloc_bitmap_t bound = caller_pins ? hwloc_bitmap_dup(caller_saved) : hwloc_bitmap_alloc();
 
-	if (set && bound && hwloc_get_cpubind(topo, bound, HWLOC_CPUBIND_THREAD) == 0 &&
+	if (set && bound &&
+	    (caller_pins || hwloc_get_cpubind(topo, bound, HWLOC_CPUBIND_THREAD) == 0) &&
 	    hwloc_bitmap_intersects(set, bound))
 		hwloc_bitmap_and(set, set, bound);
 	hwloc_bitmap_free(bound);
 	return set;
+}
+
+/* An explicit CPU list: the caller is thread 0 and computes its share of
+ * every run, so it runs on the first CPU listed (else it would float over
+ * the workers' CPUs, or outside the list). Without a list it keeps its own
+ * binding: it is the application's thread and may outlive the pool. */
+static int pin_caller(struct qvl_pool *p, struct qvl_err *err)
+{
+	if (!caller_pins) {
+		caller_saved = hwloc_bitmap_alloc();
+		if (!caller_saved)
+			return qvl_errf(err, -ENOMEM, "thread pool: out of memory");
+		if (hwloc_get_cpubind(p->topo, caller_saved, HWLOC_CPUBIND_THREAD) < 0) {
+			int e = errno ? errno : EINVAL;
+			hwloc_bitmap_free(caller_saved);
+			caller_saved = NULL;
+			return qvl_errf(err, -e,
+					"thread pool: cannot read the caller's binding: %s",
+					strerror(e));
+		}
+	}
+	if (hwloc_set_cpubind(p->topo, p->w[0].set, HWLOC_CPUBIND_THREAD) < 0) {
+		int e = errno ? errno : EINVAL;
+		if (!caller_pins) {
+			hwloc_bitmap_free(caller_saved);
+			caller_saved = NULL;
+		}
+		return qvl_errf(err, -e, "thread pool: cannot pin the caller to CPU %d: %s",
+				p->w[0].pu, strerror(e));
+	}
+	caller_pins++;
+	p->caller_pinned = true;
+	p->creator = pthread_self();
+	return 0;
+}
+
+/* Put the caller's binding back when the last pinning pool goes, if this is
+ * the thread that created the pool (another thread's binding is left alone:
+ * pool.h asks for one thread to create, drive and destroy a pool). */
+static void unpin_caller(struct qvl_pool *p)
+{
+	if (!p->caller_pinned || !pthread_equal(p->creator, pthread_self()))
+		return;
+	p->caller_pinned = false;
+	if (--caller_pins > 0)
+		return;
+	hwloc_set_cpubind(p->topo, caller_saved, HWLOC_CPUBIND_THREAD);
+	hwloc_bitmap_free(caller_saved);
+	caller_saved = NULL;
 }
 
 /* Decide where each thread goes: w[i].set/pu/core. Default: one thread per
@@ -371,6 +432,63 @@ out:
 	return rc;
 }
 
+static bool verbose(void)
+{
+	const char *v = getenv("QVL_POOL_VERBOSE");
+
+	return v && *v && strcmp(v, "0");
+}
+
+static void affinity_task(void *arg, int ith, int nth)
+{
+	cpu_set_t *sets = arg;
+
+	(void)nth;
+	if (sched_getaffinity(0, sizeof(sets[ith]), &sets[ith]) < 0)
+		CPU_ZERO(&sets[ith]); /* more than CPU_SETSIZE CPUs: reported as none */
+}
+
+/* "0,2-3" */
+static void cpuset_list(const cpu_set_t *s, char *buf, size_t cap)
+{
+	size_t off = 0;
+
+	buf[0] = 0;
+	for (int c = 0; c < CPU_SETSIZE && off < cap; c++) {
+		int e = c;
+		if (!CPU_ISSET(c, s))
+			continue;
+		while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, s))
+			e++;
+		int r = e > c ? snprintf(buf + off, cap - off, "%s%d-%d", off ? "," : "", c, e)
+			      : snprintf(buf + off, cap - off, "%s%d", off ? "," : "", c);
+		if (r < 0)
+			break;
+		off += (size_t)r;
+		c = e;
+	}
+}
+
+/* QVL_POOL_VERBOSE: every thread reads the CPU set the kernel really gives
+ * it (sched_getaffinity, from inside a run), and the caller prints them. */
+static void report_affinity(struct qvl_pool *p)
+{
+	cpu_set_t *sets = calloc((size_t)p->nth, sizeof(*sets));
+	char list[1024];
+
+	if (!sets)
+		return;
+	qvl_pool_run(p, affinity_task, sets);
+	for (int i = 0; i < p->nth; i++) {
+		cpuset_list(&sets[i], list, sizeof(list));
+		fprintf(stderr, "qvl pool: thread %d of %d: affinity %s%s\n", i, p->nth, list,
+			i		   ? ""
+			: p->caller_pinned ? " (caller, pinned)"
+					   : " (caller)");
+	}
+	free(sets);
+}
+
 int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist, struct qvl_err *err)
 {
 	struct qvl_pool *p = aligned_alloc(64, sizeof(*p));
@@ -394,11 +512,10 @@ int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist, st
 	atomic_store_explicit(&p->gen, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->stop, false, memory_order_relaxed);
 
-	/* The caller (thread 0) is not pinned: it is the application's thread,
-	 * may create several pools or outlive this one, and its binding is
-	 * what usable_cpus() reads. With the workers on the other cores, the
-	 * scheduler leaves core 0's PU to it. */
-
+	/* Without a CPU list the caller (thread 0) is not pinned: with the
+	 * workers on the other cores, the scheduler leaves core 0's PU to it.
+	 * Workers are created first so that they inherit the caller's own
+	 * binding, not the pin. */
 	for (int i = 1; i < p->nth; i++) {
 		rc = pthread_create(&p->w[i].th, NULL, worker_main, &p->w[i]);
 		if (rc) {
@@ -408,6 +525,15 @@ int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist, st
 					strerror(rc));
 		}
 	}
+	if (cpulist && p->w[0].set) {
+		rc = pin_caller(p, err);
+		if (rc < 0) {
+			qvl_pool_destroy(p);
+			return rc;
+		}
+	}
+	if (verbose())
+		report_affinity(p);
 	*out = p;
 	return 0;
 }
@@ -424,6 +550,7 @@ void qvl_pool_destroy(struct qvl_pool *p)
 	futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX);
 	for (int i = 1; i < p->nth; i++)
 		pthread_join(p->w[i].th, NULL);
+	unpin_caller(p);
 	pool_free(p);
 }
 
@@ -441,7 +568,9 @@ void qvl_pool_describe(const struct qvl_pool *p, char *buf, size_t cap)
 		if (w->pu >= 0)
 			r = snprintf(buf + off, cap - off, "%sthread %d -> PU %d (core %d%s)",
 				     i ? ", " : "", i, w->pu, w->core,
-				     i ? "" : ", caller, not pinned");
+				     i			? ""
+				     : p->caller_pinned ? ", caller"
+							: ", caller, not pinned");
 		else
 			r = snprintf(buf + off, cap - off, "%sthread %d -> unpinned", i ? ", " : "",
 				     i);

@@ -14,8 +14,15 @@ typedef void (*qvl_task_fn)(void *arg, int ith, int nth);
 /* nthreads <= 0: one per physical core usable by the caller (its binding,
  * e.g. taskset, is honoured). cpulist (may be NULL): explicit logical CPUs
  * "0,2-3", one thread each (overrides nthreads). Workers (threads 1..n-1)
- * are pinned to their CPU; thread 0 is the caller and keeps its own binding
- * (the first CPU is left for it). */
+ * are pinned to their CPU. Thread 0 is the caller: without a cpulist it
+ * keeps its own binding (the first core is left for it); with one it is
+ * pinned to the first CPU listed until qvl_pool_destroy, which restores its
+ * binding when called on the creating thread (pools created meanwhile still
+ * see the original binding). One thread creates, runs and destroys a pool.
+ *
+ * Environment: QVL_POOL_VERBOSE=1 prints, on creation, the CPU set each
+ * thread really runs on (sched_getaffinity read by the thread itself) to
+ * stderr: "qvl pool: thread I of N: affinity 0-3". */
 int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist, struct qvl_err *err);
 void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg);
 int qvl_pool_size(const struct qvl_pool *p);

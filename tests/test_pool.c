@@ -1,7 +1,8 @@
 /* Thread pool: every thread index runs every task, results are visible to
  * the caller when qvl_pool_run returns, workers survive sleeping (futex) and
- * spinning, cpulist parsing errors are clear, qvl_split covers [0, n)
- * exactly, cache info is sane. */
+ * spinning, every thread really runs where it was placed (its own
+ * sched_getaffinity, read from inside a task), cpulist parsing errors are
+ * clear, qvl_split covers [0, n) exactly, cache info is sane. */
 #include "config.h"
 
 #include <sched.h>
@@ -72,6 +73,161 @@ static void sum_fn(void *arg, int ith, int nth)
 	t->part[ith] = s;
 }
 
+/* Each thread's CPU set as the kernel reports it to that thread. */
+struct aff_state {
+	cpu_set_t set[MAXT];
+	int rc[MAXT];
+};
+
+static void aff_task(void *arg, int ith, int nth)
+{
+	struct aff_state *a = arg;
+
+	(void)nth;
+	if (ith >= 0 && ith < MAXT)
+		a->rc[ith] = sched_getaffinity(0, sizeof(a->set[ith]), &a->set[ith]);
+}
+
+static void set_str(const cpu_set_t *s, char *buf, size_t cap)
+{
+	size_t off = 0;
+
+	buf[0] = 0;
+	for (int c = 0; c < CPU_SETSIZE && off + 12 < cap; c++)
+		if (CPU_ISSET(c, s))
+			off += (size_t)snprintf(buf + off, cap - off, "%s%d", off ? "," : "", c);
+}
+
+/* Run aff_task on every thread of p and compare thread i's real CPU set with
+ * want[i]: a CPU number means exactly that CPU, -1 means exactly `whole`.
+ * Returns the number of threads elsewhere (each one diagnosed). */
+static int affinity_mismatches(struct qvl_pool *p, const int *want, const cpu_set_t *whole)
+{
+	struct aff_state *a = calloc(1, sizeof(*a));
+	int n = qvl_pool_size(p), bad = 0;
+	char got[256], exp[256];
+
+	if (!a || n > MAXT) {
+		free(a);
+		return 1;
+	}
+	for (int i = 0; i < n; i++)
+		a->rc[i] = -2; /* a thread that does not run the task stays at -2 */
+	qvl_pool_run(p, aff_task, a);
+	for (int i = 0; i < n; i++) {
+		cpu_set_t w;
+		if (want[i] >= 0) {
+			CPU_ZERO(&w);
+			CPU_SET(want[i], &w);
+		} else {
+			w = *whole;
+		}
+		if (a->rc[i] == 0 && CPU_EQUAL(&a->set[i], &w))
+			continue;
+		set_str(&a->set[i], got, sizeof(got));
+		set_str(&w, exp, sizeof(exp));
+		diag("thread %d runs on {%s} (sched_getaffinity %d), asked {%s}", i, got, a->rc[i],
+		     exp);
+		bad++;
+	}
+	free(a);
+	return bad;
+}
+
+/* Where qvl_pool_describe says each thread is: the PU of "thread i -> PU n",
+ * -1 for the caller without a cpulist and for unpinned threads. */
+static void described_pus(struct qvl_pool *p, int *want)
+{
+	char desc[4096], key[32];
+
+	qvl_pool_describe(p, desc, sizeof(desc));
+	for (int i = 0; i < qvl_pool_size(p) && i < MAXT; i++) {
+		const char *at;
+		want[i] = -1;
+		snprintf(key, sizeof(key), "thread %d -> PU ", i);
+		if (i > 0 && (at = strstr(desc, key)) != NULL)
+			want[i] = atoi(at + strlen(key));
+	}
+}
+
+/* The caller keeps its binding, each worker runs on exactly its PU, which is
+ * one the process may use. */
+static int default_placement_ok(struct qvl_pool *p, const cpu_set_t *aff)
+{
+	int want[MAXT];
+
+	if (qvl_pool_size(p) > MAXT)
+		return 0;
+	described_pus(p, want);
+	for (int i = 1; i < qvl_pool_size(p); i++)
+		if (want[i] < 0 || !CPU_ISSET(want[i], aff)) {
+			diag("thread %d: described on PU %d, outside the process's CPUs", i,
+			     want[i]);
+			return 0;
+		}
+	return affinity_mismatches(p, want, aff) == 0;
+}
+
+static int caller_binding_is(const cpu_set_t *want)
+{
+	cpu_set_t now;
+
+	return sched_getaffinity(0, sizeof(now), &now) == 0 && CPU_EQUAL(&now, want);
+}
+
+/* An explicit cpulist pins the caller too (it computes thread 0's share) and
+ * gives the binding back on destroy; a default pool created meanwhile still
+ * spans the caller's own binding. */
+static void test_cpulist_pinning(const cpu_set_t *aff, int naff, int default_size)
+{
+	struct qvl_err err = {{0}};
+	struct qvl_pool *p = NULL, *q = NULL;
+	int cpu[2] = {-1, -1}, k = 0;
+	char list[32];
+
+	for (int c = 0; c < CPU_SETSIZE && k < 2; c++)
+		if (CPU_ISSET(c, aff))
+			cpu[k++] = c;
+	if (naff < 2)
+		diag("one CPU allowed: the caller's pin cannot be told from its binding");
+	snprintf(list, sizeof(list), "%d", cpu[0]);
+	if (!ok(qvl_pool_create(&p, 0, list, &err) == 0 && qvl_pool_size(p) == 1,
+		"cpulist \"%s\" gives one thread", list)) {
+		diag("%s", err.msg);
+		return;
+	}
+	char desc[256];
+	qvl_pool_describe(p, desc, sizeof(desc));
+	snprintf(list, sizeof(list), "PU %d ", cpu[0]);
+	ok(strstr(desc, list) != NULL && affinity_mismatches(p, cpu, aff) == 0,
+	   "cpulist \"%d\": thread 0 (the caller) really runs on CPU %d only: %s", cpu[0], cpu[0],
+	   desc);
+	int rc = qvl_pool_create(&q, 0, NULL, &err);
+	ok(rc == 0 && qvl_pool_size(q) == default_size,
+	   "a default pool created while the caller is pinned still spans its binding (%d "
+	   "threads, want %d)",
+	   q ? qvl_pool_size(q) : -1, default_size);
+	qvl_pool_destroy(q);
+	qvl_pool_destroy(p);
+	ok(caller_binding_is(aff), "the caller's binding is restored when the pool goes");
+
+	if (naff < 2) {
+		skip(2, "one CPU allowed: no two-CPU list");
+		return;
+	}
+	snprintf(list, sizeof(list), "%d,%d", cpu[0], cpu[1]);
+	if (!ok(qvl_pool_create(&p, 0, list, &err) == 0 && qvl_pool_size(p) == 2,
+		"cpulist \"%s\" gives two threads", list)) {
+		diag("%s", err.msg);
+		skip(1, "no pool");
+		return;
+	}
+	ok(affinity_mismatches(p, cpu, aff) == 0,
+	   "cpulist \"%s\": thread 0 really runs on CPU %d only, thread 1 on CPU %d only", list,
+	   cpu[0], cpu[1]);
+	qvl_pool_destroy(p);
+}
+
 static void test_split(void)
 {
 	int bad = 0;
@@ -105,9 +261,8 @@ int main(void)
 	struct qvl_cache_info ci;
 	struct run_state *s = calloc(1, sizeof(*s));
 	char desc[512];
-	int rc;
+	int rc, default_size = 0;
 
-	plan(14);
 	qvl_cache_info(&ci);
 	diag("caches: L1d %zu, L2 %zu, L3 %zu bytes, %d physical cores", ci.l1d, ci.l2, ci.l3,
 	     ci.physical_cores);
@@ -121,10 +276,8 @@ int main(void)
 	for (int c = 0; c < CPU_SETSIZE; c++)
 		if (CPU_ISSET(c, &aff) && (naff++, first < 0))
 			first = c;
-	char one[32], twice[32], desc_want[48];
-	snprintf(one, sizeof(one), "%d", first);
+	char twice[32];
 	snprintf(twice, sizeof(twice), "%d,%d", first, first);
-	snprintf(desc_want, sizeof(desc_want), "PU %d ", first);
 
 	rc = qvl_pool_create(&p, 0, NULL, &err);
 	ok(rc == 0 && qvl_pool_size(p) >= 1 && qvl_pool_size(p) <= ci.physical_cores &&
@@ -134,12 +287,16 @@ int main(void)
 	if (p) {
 		qvl_pool_describe(p, desc, sizeof(desc));
 		diag("%s", desc);
+		default_size = qvl_pool_size(p);
+		ok(default_placement_ok(p, &aff),
+		   "default pool: the caller keeps its binding, each worker runs on exactly its "
+		   "PU");
 		ok(run_many(p, 20000, 0, s),
 		   "20000 back-to-back runs reach every thread once each");
 		ok(run_many(p, 50, 1, s), "runs after workers slept on the futex");
 		qvl_pool_destroy(p);
 	} else {
-		skip(2, "no pool: %s", err.msg);
+		skip(3, "no pool: %s", err.msg);
 	}
 
 	/* more threads than cores (oversubscribed) must still be correct */
@@ -156,6 +313,8 @@ int main(void)
 		for (int i = 0; i < 5; i++)
 			got += t.part[i];
 		ok(got == want, "split work summed across threads: %ld == %ld", got, want);
+		ok(default_placement_ok(p, &aff),
+		   "5 threads: each worker runs on exactly its PU, the caller keeps its binding");
 		free(v);
 		qvl_pool_destroy(p);
 	}
@@ -164,15 +323,7 @@ int main(void)
 	ok(rc == 0 && run_many(p, 100, 0, s), "single-thread pool runs inline");
 	qvl_pool_destroy(p);
 
-	rc = qvl_pool_create(&p, 0, one, &err);
-	ok(rc == 0 && qvl_pool_size(p) == 1, "cpulist \"%s\" gives one thread", one);
-	if (p) {
-		qvl_pool_describe(p, desc, sizeof(desc));
-		ok(strstr(desc, desc_want) != NULL, "pinned to PU %d: %s", first, desc);
-		qvl_pool_destroy(p);
-	} else {
-		skip(1, "cpulist 0 failed: %s", err.msg);
-	}
+	test_cpulist_pinning(&aff, naff, default_size);
 
 	p = NULL;
 	rc = qvl_pool_create(&p, 0, "0,", &err);
