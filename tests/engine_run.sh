@@ -45,6 +45,53 @@ check "unknown option" 2 "unknown" -- run --model "$MODEL" --tokens 1 --frobnica
 check "bench without model" 2 "need --model" -- bench --prompt-tokens 4
 check "bench bad reps" 2 "reps" -- bench --model "$MODEL" --reps 0
 
+# The CPUs this test may use (make check may run under taskset), one a line.
+cpus_allowed() {
+	sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status
+}
+expand_cpus() { # "0-2,5" -> 0 1 2 5, one a line
+	echo "$1" | tr ',' '\n' | while IFS=- read -r lo hi; do
+		i=$lo
+		while [ "$i" -le "${hi:-$lo}" ]; do echo "$i" && i=$((i + 1)); done
+	done
+}
+# affinity_is TID WANT: the pool thread TID reported (QVL_POOL_VERBOSE, its
+# own sched_getaffinity) exactly the CPU list WANT in $TMP/err
+affinity_is() {
+	got_aff=$(sed -n "s/^qvl pool: thread $1 of [0-9]*: affinity \([0-9,-]*\).*/\1/p" "$TMP/err")
+	[ -n "$got_aff" ] && [ "$got_aff" = "$2" ]
+}
+# pool_threads: how many threads the pool reported
+pool_threads() {
+	sed -n 's/^qvl pool: thread 0 of \([0-9]*\):.*/\1/p' "$TMP/err"
+}
+# pinned_run CPU...: t0007 with --cpus CPU,CPU...: the golden ids, one pool
+# thread per CPU, thread i on the i-th CPU alone ($prompt, $want: below)
+pinned_run() {
+	list=$(echo "$*" | tr ' ' ',')
+	got=$(QVL_POOL_VERBOSE=1 "$QVLCTL" run --model "$MODEL" --tokens "$prompt" --greedy \
+		--ignore-eos --max-tokens 16 --print-ids --kv-type f32 --cpus "$list" 2>"$TMP/err")
+	n=$((n + 1))
+	bad=
+	[ "$(pool_threads)" = $# ] || bad=" threads: '$(pool_threads)'"
+	i=0
+	for c in "$@"; do
+		affinity_is $i "$c" || bad="$bad thread $i not on CPU $c alone;"
+		i=$((i + 1))
+	done
+	[ "$got" = "$want" ] || bad="$bad ids '$got';"
+	if [ -z "$bad" ]; then
+		echo "ok $n - run --cpus $list: thread i really on the i-th CPU alone, the golden ids"
+	else
+		echo "not ok $n - run --cpus $list:$bad"
+		sed 's/^/# /' "$TMP/err" | head -5
+		fail=1
+	fi
+}
+allowed=$(cpus_allowed)
+cpu0=$(expand_cpus "$allowed" | sed -n 1p)
+cpu1=$(expand_cpus "$allowed" | sed -n 2p)
+
 # The golden greedy continuation and last logits of t0007 through the CLI.
 GOLD=$QVL_SHARED/golden/text
 if [ -n "$PYTHON3" ] && [ -f "$GOLD/t0007.logits.f32" ]; then
@@ -53,8 +100,9 @@ print(" ".join(map(str, c["ids"]))); print(" ".join(map(str, c["greedy"]["ids"])
 		"$QVL_TESTDATA/golden/text/cases.json")
 	prompt=$(echo "$ids" | sed -n 1p)
 	want=$(echo "$ids" | sed -n 2p)
-	got=$("$QVLCTL" run --model "$MODEL" --tokens "$prompt" --greedy --ignore-eos \
-		--max-tokens 16 --print-ids --kv-type f32 --dump-logits "$TMP/l.f32" 2>"$TMP/err")
+	got=$(QVL_POOL_VERBOSE=1 "$QVLCTL" run --model "$MODEL" --tokens "$prompt" --greedy \
+		--ignore-eos --max-tokens 16 --print-ids --kv-type f32 --dump-logits "$TMP/l.f32" \
+		2>"$TMP/err")
 	n=$((n + 1))
 	if [ "$got" = "$want" ]; then
 		echo "ok $n - run t0007: 16 greedy ids equal the golden"
@@ -62,16 +110,33 @@ print(" ".join(map(str, c["ids"]))); print(" ".join(map(str, c["greedy"]["ids"])
 		echo "not ok $n - run t0007: got '$got', golden '$want'"
 		fail=1
 	fi
-	# one thread pinned with an explicit CPU list: the same ids
-	got1=$("$QVLCTL" run --model "$MODEL" --tokens "$prompt" --greedy --ignore-eos \
-		--max-tokens 16 --print-ids --kv-type f32 --cpus 0 2>"$TMP/err")
+	# without --cpus the caller keeps the process's binding, each worker
+	# runs on exactly one of its CPUs
 	n=$((n + 1))
-	if [ "$got1" = "$want" ] && grep -q "1 threads" "$TMP/err"; then
-		echo "ok $n - run --cpus 0 (one pinned thread): the same golden ids"
+	nth=$(pool_threads)
+	bad=
+	affinity_is 0 "$allowed" || bad="thread 0"
+	i=1
+	while [ -n "$nth" ] && [ "$i" -lt "$nth" ]; do
+		w=$(sed -n "s/^qvl pool: thread $i of [0-9]*: affinity \([0-9]*\)\$/\1/p" "$TMP/err")
+		[ -n "$w" ] && expand_cpus "$allowed" | grep -qx "$w" || bad="$bad thread $i"
+		i=$((i + 1))
+	done
+	if [ -n "$nth" ] && [ -z "$bad" ]; then
+		echo "ok $n - run (no --cpus): the caller keeps its binding ($allowed), $((nth - 1)) worker(s) on one CPU each"
 	else
-		echo "not ok $n - run --cpus 0: got '$got1'"
-		sed 's/^/# /' "$TMP/err" | head -3
+		echo "not ok $n - run (no --cpus): wrong affinity for${bad:- every thread} (allowed $allowed)"
+		grep '^qvl pool' "$TMP/err" | sed 's/^/# /'
 		fail=1
+	fi
+	# an explicit CPU list: the same ids, and thread i (0 is the caller,
+	# which computes too) really runs on the i-th CPU listed, alone
+	pinned_run "$cpu0"
+	if [ -z "$cpu1" ]; then
+		n=$((n + 1))
+		echo "ok $n # SKIP one CPU allowed ($allowed): no two-CPU list"
+	else
+		pinned_run "$cpu0" "$cpu1"
 	fi
 	n=$((n + 1))
 	if "$PYTHON3" -c 'import sys, array
@@ -85,8 +150,10 @@ print("# max |d| %.3g" % d); sys.exit(0 if d <= 1e-3 else 1)' "$TMP/l.f32" "$GOL
 		fail=1
 	fi
 else
-	n=$((n + 1))
-	echo "ok $n # SKIP no python3 or golden logits"
+	for _ in 1 2 3 4 5; do
+		n=$((n + 1))
+		echo "ok $n # SKIP no python3 or golden logits"
+	done
 fi
 
 # Images through the front door: the engine's embedding replacement, M-RoPE
@@ -109,9 +176,7 @@ print(" ".join(map(str, g["ids"][:k])))' "$VG/cases.json" "$img" 2>/dev/null)
 	got=$("$QVLCTL" run --model "$MODEL" --image "$VG/$img.png" --prompt "Describe." --greedy \
 		--ignore-eos --max-tokens 16 --print-ids --kv-type f32 2>"$TMP/err")
 	st=$?
-	if [ $st != 0 ] && grep -q "not in this build\|not available" "$TMP/err"; then
-		echo "ok $n # SKIP --image not available in this build"
-	elif [ $st = 0 ] && [ -n "$want" ] && case "$got " in "$want "*) true ;; *) false ;; esac; then
+	if [ $st = 0 ] && [ -n "$want" ] && case "$got " in "$want "*) true ;; *) false ;; esac; then
 		echo "ok $n - run --image $img: greedy equals the golden up to its first small margin"
 	else
 		echo "not ok $n - run --image $img (exit $st): got '$got', golden prefix '$want'"
