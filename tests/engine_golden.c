@@ -11,7 +11,7 @@
 #define TOL 1e-3
 
 static const char *golden_dir;
-static float *glog[16];
+static float **glog; /* golden last-position logits, one per case */
 
 /* The reference path is scalar: keep it to the short cases. */
 static bool case_for_level(const struct gcase *g, enum qvl_simd_level lv)
@@ -84,9 +84,63 @@ out:
 	free(all);
 }
 
-/* The Q4_0 file (Q4_0 layers, Q8_0 embeddings): llama.cpp quantizes the
- * activations too, so the README asks for top-10 sets and greedy tokens up
- * to the first small margin, not 1e-3. */
+/* The Q4_0 file (Q4_0 layers, Q8_0 embeddings) against llama.cpp on the
+ * same file ($QVL_SHARED/golden/quant/README.md). llama.cpp rounds the
+ * activations to 8-bit blocks before its integer dot products and qvl keeps
+ * them f32, so the logits cannot agree to 1e-3; the README expects "a few
+ * tenths" on logits of magnitude ~40. Measured (AVX-512, AVX2 and reference
+ * kernels, 2026-12-04): max |d| 0.85 (t0007), 1.24 (t0064), 0.73 (chat).
+ * Q4_MAX_D = 2.5 leaves 2x on the worst case, and is well under what a
+ * wrong Q4_0 decoding gives: the file's own quantization moves these logits
+ * by up to 11 against the f32 golden, and mis-decoded blocks do more
+ * (measured by breaking the AVX-512 block decoder: offset 7 instead of 8,
+ * max |d| 31-35; the two nibble halves swapped, 57-58). Top-10 sets and the
+ * greedy tokens up to the first small margin are checked too. */
+#define Q4_MAX_D 2.5
+
+static void quant_case(struct qvl_engine *e, const char *qdir, const char *name, float *logits)
+{
+	char path[4200];
+	struct gcase *g = NULL;
+	size_t n;
+	float *want = NULL;
+	int32_t gen[16];
+
+	snprintf(path, sizeof(path), "%s/%s.json", qdir, name);
+	if (load_cases(path, &g, &n) < 0 || !(want = read_f32(qdir, g->logits_file, 151936))) {
+		skip(3, "quant golden %s not readable", name);
+		goto out;
+	}
+	if (run_case(e, g->ids, g->n, logits, gen, 16) < 0) {
+		ok(0, "q4_0 %s: forward", name);
+		skip(2, "no logits");
+		goto out;
+	}
+	int overlap = 0;
+	for (int a = 0; a < 10; a++) {
+		/* rank of golden id a in our logits: in our top 10? */
+		int above = 0;
+		for (size_t j = 0; j < 151936; j++)
+			above += logits[j] > logits[g->top10[a]];
+		overlap += above < 10;
+	}
+	int upto = 0, same = 0;
+	while (upto < 16 && g->margin[upto] >= 0.5f)
+		upto++;
+	while (same < upto && gen[same] == g->greedy[same])
+		same++;
+	double d = max_abs_diff(logits, want, 151936);
+	ok(d <= Q4_MAX_D, "q4_0 %s: logits max |d| %.3f <= %.1f vs llama.cpp", name, d, Q4_MAX_D);
+	ok(overlap >= 8, "q4_0 %s: top-10 sets share %d >= 8 ids", name, overlap);
+	ok(same == upto, "q4_0 %s: greedy equal up to the first margin < 0.5 (%d/%d tokens)", name,
+	   same, upto);
+out:
+	free(want);
+	if (g)
+		free(g->ids);
+	free(g);
+}
+
 static void quant_cases(const char *shared, float *logits)
 {
 	static const char *names[] = {"t0007", "t0064", "chat"};
@@ -106,49 +160,9 @@ static void quant_cases(const char *shared, float *logits)
 		return;
 	}
 	e = mk_engine(mq, NULL, 0, QVL_DT_F32);
-	for (size_t c = 0; e && c < 3; c++) {
-		struct gcase *g;
-		size_t n;
-		int32_t gen[16];
-		snprintf(path, sizeof(path), "%s/%s.json", qdir, names[c]);
-		float *want = read_f32(qdir,
-				       names[c] == names[2]   ? "chat.logits.f32"
-				       : names[c] == names[0] ? "t0007.logits.f32"
-							      : "t0064.logits.f32",
-				       151936);
-		if (!want || load_cases(path, &g, &n) < 0) {
-			skip(2, "quant golden %s not readable", names[c]);
-			free(want);
-			continue;
-		}
-		if (run_case(e, g->ids, g->n, logits, gen, 16) < 0) {
-			ok(0, "q4_0 %s: forward", names[c]);
-			continue;
-		}
-		int overlap = 0;
-		for (int a = 0; a < 10; a++) {
-			/* rank of golden id a in our logits: in our top 10? */
-			int above = 0;
-			for (size_t j = 0; j < 151936; j++)
-				above += logits[j] > logits[g->top10[a]];
-			overlap += above < 10;
-		}
-		int upto = 0, same = 0;
-		while (upto < 16 && g->margin[upto] >= 0.5f)
-			upto++;
-		while (same < upto && gen[same] == g->greedy[same])
-			same++;
-		diag("q4_0 %s: max |d| %.3f vs llama.cpp, top-10 overlap %d, greedy %d/%d before "
-		     "the "
-		     "first margin < 0.5",
-		     names[c], max_abs_diff(logits, want, 151936), overlap, same, upto);
-		ok(overlap >= 8, "q4_0 %s: top-10 sets share %d >= 8 ids", names[c], overlap);
-		ok(same == upto, "q4_0 %s: greedy equal up to the first margin < 0.5 (%d tokens)",
-		   names[c], upto);
-		free(want);
-		free(g->ids);
-		free(g);
-	}
+	if (ok(e != NULL, "q4_0 engine"))
+		for (size_t c = 0; c < sizeof(names) / sizeof(names[0]); c++)
+			quant_case(e, qdir, names[c], logits);
 	qvl_engine_destroy(e);
 	qvl_model_close(mq);
 }
@@ -171,7 +185,10 @@ int main(void)
 		skip_all("no tiny model ($QVL_TINY or $QVL_SHARED/models/qvl-tiny)");
 	if (load_cases(path, &cases, &ncases) < 0)
 		skip_all("cannot read %s", path);
-	for (size_t i = 0; i < ncases && i < 16; i++) {
+	glog = calloc(ncases, sizeof(*glog));
+	if (!glog)
+		skip_all("out of memory");
+	for (size_t i = 0; i < ncases; i++) {
 		glog[i] = read_f32(gdir, cases[i].logits_file, 151936);
 		if (!glog[i])
 			skip_all("golden logits %s/%s not readable", gdir, cases[i].logits_file);
@@ -215,13 +232,16 @@ int main(void)
 		enum qvl_dtype kv = kvi ? QVL_DT_F16 : QVL_DT_BF16;
 		struct qvl_engine *e = mk_engine(m, NULL, 0, kv);
 		double worst = 0, tol = kvi ? 0.1 : 1.0;
-		int greedy_same = 0, top1 = 0, top1_bad = 0;
+		int greedy_same = 0, top1 = 0, top1_bad = 0, failed = 0;
 		if (!ok(e != NULL, "engine with %s KV", qvl_dtype_name(kv)))
 			continue;
 		for (size_t i = 0; i < ncases; i++) {
 			int32_t gen[16];
-			if (run_case(e, cases[i].ids, cases[i].n, logits, gen, 16) < 0)
+			if (run_case(e, cases[i].ids, cases[i].n, logits, gen, 16) < 0) {
+				diag("%s KV %s: forward failed", qvl_dtype_name(kv), cases[i].name);
+				failed++;
 				continue;
+			}
 			double d = max_abs_diff(logits, glog[i], 151936);
 			worst = d > worst ? d : worst;
 			top1 += gen[0] == cases[i].greedy[0];
@@ -231,9 +251,10 @@ int main(void)
 		diag("%s KV cache: worst last-logit |d| %.3e, top-1 equal %d/%zu, greedy-16 equal "
 		     "%d/%zu",
 		     qvl_dtype_name(kv), worst, top1, ncases, greedy_same, ncases);
-		ok(worst <= tol && top1_bad == 0,
-		   "%s KV: logits within %.1f of golden, top-1 equal where the margin > %.1f",
-		   qvl_dtype_name(kv), tol, tol);
+		ok(failed == 0 && worst <= tol && top1_bad == 0,
+		   "%s KV: %zu of %zu cases ran, logits within %.1f of golden, top-1 equal where "
+		   "the margin > %.1f",
+		   qvl_dtype_name(kv), ncases - (size_t)failed, ncases, tol, tol);
 		qvl_engine_destroy(e);
 	}
 
@@ -255,10 +276,10 @@ int main(void)
 				check_case(e, &cases[i], glog[i], "gguf-bf16", logits);
 				/* bit for bit the HF directory's weights (bf16 matrices,
 				 * bf16 norms widened to F32): the same arithmetic */
-				run_case(e, cases[i].ids, cases[i].n, logits, gg, 1);
-				run_case(eh, cases[i].ids, cases[i].n, lh, gh, 1);
-				double d = max_abs_diff(logits, lh, 151936);
-				ok(d == 0,
+				int rg = run_case(e, cases[i].ids, cases[i].n, logits, gg, 1);
+				int rh = run_case(eh, cases[i].ids, cases[i].n, lh, gh, 1);
+				double d = rg || rh ? INFINITY : max_abs_diff(logits, lh, 151936);
+				ok(rg == 0 && rh == 0 && d == 0,
 				   "gguf-bf16 %s: logits identical to the HF directory's (%.1e)",
 				   cases[i].name, d);
 			}
@@ -275,6 +296,7 @@ int main(void)
 		free(cases[i].ids);
 		free(glog[i]);
 	}
+	free(glog);
 	free(cases);
 	qvl_model_close(m);
 	return done_testing();
