@@ -30,7 +30,7 @@ tree() {
 # compare its exit status, its last line and (if given) a line it must print
 verdict() {
 	desc=$1 want=$2 wlast=$3 dir=$4 rc=$5 floor=$6 pat=${7:-}
-	"$V" "$desc" "$TMP/$dir" "$rc" "$floor" >"$TMP/out" 2>&1
+	sh "$V" "$desc" "$TMP/$dir" "$rc" "$floor" >"$TMP/out" 2>&1
 	st=$?
 	last=$(tail -n 1 "$TMP/out")
 	n=$((n + 1))
@@ -66,13 +66,14 @@ verdict "no results, make check exit 2, floor 10: both failures" 1 \
 	"0 passed, 2 failed, 0 skipped" nothing 2 10 "floor 10"
 for args in "x $TMP/normal 0" "x $TMP/normal zero 5" "x $TMP/normal 0 -1" "x $TMP/none 0 1"; do
 	# shellcheck disable=SC2086
-	"$V" $args >"$TMP/out" 2>&1
+	sh "$V" $args >"$TMP/out" 2>&1
 	st=$?
 	n=$((n + 1))
+	shown=$(echo "$args" | sed "s|$TMP/||")
 	if [ $st = 2 ]; then
-		echo "ok $n - usage error for '$args': exit 2"
+		echo "ok $n - usage error for '$shown': exit 2"
 	else
-		echo "not ok $n - '$args': exit $st, want 2"
+		echo "not ok $n - '$shown': exit $st, want 2"
 		fail=1
 	fi
 done
