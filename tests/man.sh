@@ -5,6 +5,8 @@
 # subsection; OPTIONS, ENVIRONMENT, EXIT STATUS and EXAMPLES exist;
 # ENVIRONMENT names every variable src/ and simd/ read; and every option the
 # rendered page shows exists (catches a value rendered as a flag, "-f32").
+# The README says the demo model is random, how to run a real one with
+# options the page documents, and how to read the page from the source tree.
 set -u
 mandir="$QVL_SRCDIR/man"
 page="$mandir/qvlctl.8"
@@ -24,7 +26,7 @@ configure_opts="--with-tokenizer-dir --prefix --datadir"
 n=0
 for p in $pages; do n=$((n + 1)); done
 for c in $cmds; do n=$((n + 3)); done
-echo "1..$((n + 4 + 2))"
+echo "1..$((n + 4 + 2 + 4))"
 i=0
 ok() { i=$((i + 1)); echo "ok $i - $1"; }
 notok() { i=$((i + 1)); echo "not ok $i - $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/# /'; }
@@ -124,4 +126,39 @@ if [ -z "$bad" ]; then
 	ok "every option the page shows exists ($(echo $rendered | wc -w))"
 else
 	notok "the page shows options no command has:$bad"
+fi
+
+readme="$QVL_SRCDIR/README.md"
+if grep -qi "random weights" "$readme" && grep -qi "gibberish" "$readme"; then
+	ok "README says the demo model has random weights and gibberish output"
+else
+	notok "README does not say the demo model is random"
+fi
+if grep -qF "man -l man/qvlctl.8" "$readme" && [ -f "$QVL_SRCDIR/man/qvlctl.8" ]; then
+	ok "README says how to read qvlctl(8) from the source tree"
+else
+	notok "README lacks 'man -l man/qvlctl.8'"
+fi
+# the real-model commands: an HF directory and a GGUF with its mmproj
+runs=$(grep -E '^(build/)?qvlctl run|^ +--' "$readme")
+miss=
+for w in 2B 4B 8B; do
+	grep -q -- "-$w-Instruct" "$readme" || miss="$miss Qwen3-VL-$w-Instruct"
+done
+echo "$runs" | grep -q -- "--model Qwen3-VL-[0-9]*B-Instruct " || miss="$miss (HF directory command)"
+echo "$runs" | grep -q -- "--model [^ ]*\.gguf --mmproj [^ ]*\.gguf" || miss="$miss (GGUF command)"
+if [ -z "$miss" ]; then
+	ok "README names the supported checkpoints and the commands to run them"
+else
+	notok "README lacks:$miss"
+fi
+bad=
+for o in $(echo "$runs" | grep -oE '(^|[ ])--[a-z][a-z0-9-]*' | sort -u); do
+	case $known in *" $o "*) ;; *) bad="$bad $o" ;; esac
+	echo "$rendered" | grep -qx -- "$o" || bad="$bad $o"
+done
+if [ -z "$bad" ]; then
+	ok "every option of the README's qvlctl commands is in qvlctl(8)"
+else
+	notok "README uses options qvlctl(8) lacks:$bad"
 fi
