@@ -14,11 +14,6 @@
 #include "mkmodel.h"
 #include "util.h"
 
-/* Set for this object by src/mkmodel.am from configure's --with-tokenizer-dir. */
-#ifndef QVL_DEFAULT_TOKENIZER_DIR
-#define QVL_DEFAULT_TOKENIZER_DIR ""
-#endif
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -40,7 +35,7 @@ static void usage(FILE *f)
 		"  --threads N          generator threads (default: one per online CPU)\n"
 		"  --json               print the summary as one JSON object\n"
 		"  -o, --output DIR     output directory, created if missing\n",
-		*QVL_DEFAULT_TOKENIZER_DIR ? QVL_DEFAULT_TOKENIZER_DIR : "(none built in)");
+		qvl_mk_tokenizer_dir_defaults());
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -149,11 +144,7 @@ int cmd_mkmodel(int argc, char **argv)
 		return usage_error("--shape tiny|2b is required");
 	if (!o.out_dir || !*o.out_dir)
 		return usage_error("-o DIR is required");
-	if (!o.tokenizer_dir || !*o.tokenizer_dir) {
-		o.tokenizer_dir = getenv("QVL_TOKENIZER_DIR");
-		if (!o.tokenizer_dir || !*o.tokenizer_dir)
-			o.tokenizer_dir = QVL_DEFAULT_TOKENIZER_DIR;
-	}
+	o.tokenizer_dir = qvl_mk_tokenizer_dir(o.tokenizer_dir);
 	struct stat st;
 
 	if (!*o.tokenizer_dir || stat(o.tokenizer_dir, &st) || !S_ISDIR(st.st_mode)) {

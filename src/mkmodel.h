@@ -114,6 +114,13 @@ struct qvl_mk_result {
 	double model_seconds; /* model.safetensors only */
 };
 
+/* The tokenizer directory mkmodel uses: opt (--tokenizer-dir) if set, else
+ * $QVL_TOKENIZER_DIR, else the installed copy in $(pkgdatadir) when it holds
+ * a tokenizer.json, else configure's --with-tokenizer-dir (possibly "").
+ * _defaults() describes the last two for --help. */
+const char *qvl_mk_tokenizer_dir(const char *opt);
+const char *qvl_mk_tokenizer_dir_defaults(void);
+
 /* Write the whole model directory: side files, tokenizer copies, and
  * model.safetensors streamed in chunks through a temporary name that is
  * renamed only once complete. */
