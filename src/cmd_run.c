@@ -443,9 +443,13 @@ static int build_prompt(struct run_args *a, struct run_load *r, struct qvl_token
 		rc = qvl_mm_prompt_build_opts(r->e, tok, a->prompt, a->raw, a->images,
 					      a->n_images, &o, mm, err);
 		progress_end(pg);
-		if (rc == -ENOSPC)
-			qvl_err_prefix(err, rc, "%s",
-				       "lower --image-max-tokens or raise --ctx");
+		if (rc == -ENOSPC) {
+			char why[sizeof(err->msg) - 64];
+
+			memcpy(why, err->msg, sizeof(why) - 1);
+			why[sizeof(why) - 1] = 0;
+			qvl_errf(err, rc, "%s: lower --image-max-tokens or raise --ctx", why);
+		}
 		if (rc < 0)
 			return rc;
 		*c = mm->chunk;

@@ -59,6 +59,9 @@ int qvl_pp_set_max_tokens(struct qvl_pp_params *p, int64_t tokens, struct qvl_er
 		return qvl_errf(err, -EINVAL, "image token budget %lld out of range (1..%lld)",
 				(long long)tokens, (long long)hi);
 	p->max_pixels = tokens * f * f;
+	/* a budget below min_pixels is still a ceiling: no upscaling past it */
+	if (p->min_pixels > p->max_pixels)
+		p->min_pixels = f * f;
 	return 0;
 }
 

@@ -36,7 +36,9 @@ int qvl_pp_params_from_model(struct qvl_pp_params *p, const struct qvl_model *m,
 			     struct qvl_err *err);
 /* The token budget of one image (HF's max_pixels, llama.cpp's
  * --image-max-tokens): merged tokens = max_pixels / (patch * merge)². set
- * lowers or raises max_pixels to tokens * (patch * merge)²; -EINVAL (with
+ * lowers or raises max_pixels to tokens * (patch * merge)² (and drops
+ * min_pixels to one token when it was above that, so small images are not
+ * upscaled past the budget); -EINVAL (with
  * the valid range) when that is below one token or above what
  * smart_resize accepts. */
 int64_t qvl_pp_max_tokens(const struct qvl_pp_params *p);
