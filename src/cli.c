@@ -66,8 +66,7 @@ int cli_fail(const char *cmd, int rc, const struct qvl_err *err)
 	return 1;
 }
 
-int cli_int(const char *cmd, const char *opt, const char *s, int64_t min, int64_t max,
-	    int64_t *out)
+int cli_int(const char *cmd, const char *opt, const char *s, int64_t min, int64_t max, int64_t *out)
 {
 	int64_t v;
 
@@ -84,9 +83,8 @@ int cli_int(const char *cmd, const char *opt, const char *s, int64_t min, int64_
 int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
 {
 	if (qvl_parse_u64(s, out) < 0)
-		return cli_usage(cmd,
-				 "bad %s '%s': want an unsigned 64-bit integer, decimal or 0x hex",
-				 opt, s);
+		return cli_usage(
+		    cmd, "bad %s '%s': want an unsigned 64-bit integer, decimal or 0x hex", opt, s);
 	return 0;
 }
 
@@ -175,8 +173,7 @@ static int read_stream(FILE *f, const char *name, size_t max_bytes, char **out, 
 	return 0;
 }
 
-int cli_read_text(const char *path, size_t max_bytes, char **out, size_t *len,
-		  struct qvl_err *err)
+int cli_read_text(const char *path, size_t max_bytes, char **out, size_t *len, struct qvl_err *err)
 {
 	if (!strcmp(path, "-"))
 		return read_stream(stdin, "standard input", max_bytes, out, len, err);

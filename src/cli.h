@@ -56,8 +56,7 @@ int cli_threads(const char *cmd, int threads);
 
 /* The whole of a file, or of standard input when path is "-", as a
  * malloc'd NUL-terminated buffer (at most max_bytes). */
-int cli_read_text(const char *path, size_t max_bytes, char **out, size_t *len,
-		  struct qvl_err *err);
+int cli_read_text(const char *path, size_t max_bytes, char **out, size_t *len, struct qvl_err *err);
 
 /* Output files: opened before the work that fills them, so a bad path fails
  * first; cli_write_close reports why a write failed (errno text). */

@@ -216,8 +216,8 @@ int cmd_bench(int argc, char **argv)
 		char label[48];
 
 		snprintf(label, sizeof(label), "rep %lld/%lld", (long long)i + 1, (long long)reps);
-		rc = one_rep(&r, prompt, (int)np, (int)ng, logits, &pp[i], &tg[i], &pg, label,
-			     &err);
+		rc =
+		    one_rep(&r, prompt, (int)np, (int)ng, logits, &pp[i], &tg[i], &pg, label, &err);
 		if (!json && rc >= 0)
 			fprintf(stderr,
 				"qvlctl bench: rep %lld: prefill %.2f tok/s, decode %.2f tok/s\n",
@@ -247,8 +247,9 @@ int cmd_bench(int argc, char **argv)
 		       (long long)np, pm, psd, (long long)ng, tm, tsd, tm * (double)wb / 1e9);
 	if (!json)
 		printf("peak RSS %.1f MB, KV cache %.1f MB (%lld positions, %s)\n",
-		       (double)qvl_peak_rss() / 1e6, (double)run_kv_bytes(r.m, np + ng + 1, r.kv) / 1e6,
-		       (long long)(np + ng + 1), qvl_dtype_name(r.kv));
+		       (double)qvl_peak_rss() / 1e6,
+		       (double)run_kv_bytes(r.m, np + ng + 1, r.kv) / 1e6, (long long)(np + ng + 1),
+		       qvl_dtype_name(r.kv));
 	status = 0;
 out:
 	free(prompt);

@@ -98,15 +98,16 @@ int cmd_mkmodel(int argc, char **argv)
 		switch (c) {
 		case OPT_SHAPE:
 			if (!qvl_mk_find_shape(optarg))
-				return cli_usage("mkmodel", "unknown shape '%s' (want tiny or 2b)", optarg);
+				return cli_usage("mkmodel", "unknown shape '%s' (want tiny or 2b)",
+						 optarg);
 			o.shape = optarg;
 			break;
 		case OPT_SEED:
 			if (qvl_mk_parse_seed(optarg, &o.seed))
-				return cli_usage("mkmodel", 
-				    "bad seed '%s': want an unsigned 64-bit integer, "
-				    "decimal (123) or hex (0x7b), no sign or '_'",
-				    optarg);
+				return cli_usage("mkmodel",
+						 "bad seed '%s': want an unsigned 64-bit integer, "
+						 "decimal (123) or hex (0x7b), no sign or '_'",
+						 optarg);
 			break;
 		case OPT_NOVISION:
 			o.vision = false;

@@ -28,7 +28,7 @@
 
 #define MAX_IMAGES 64
 
-#define RUN_DEFAULT_CTX 4096
+#define RUN_DEFAULT_CTX	    4096
 #define RUN_MAX_PROMPT_FILE (64u << 20)
 
 static void usage(FILE *f)
@@ -440,8 +440,8 @@ static int build_prompt(struct run_args *a, struct run_load *r, struct qvl_token
 		if (!a->image_max_tokens && !qvl_pp_params_from_model(&pp, r->m, err))
 			a->image_max_tokens = qvl_pp_max_tokens(&pp);
 		progress_start(pg, "vision", 0, "tokens", 1);
-		rc = qvl_mm_prompt_build_opts(r->e, tok, a->prompt, a->raw, a->images,
-					      a->n_images, &o, mm, err);
+		rc = qvl_mm_prompt_build_opts(r->e, tok, a->prompt, a->raw, a->images, a->n_images,
+					      &o, mm, err);
 		progress_end(pg);
 		if (rc == -ENOSPC) {
 			char why[sizeof(err->msg) - 64];
@@ -485,8 +485,9 @@ static void report_dropped(const struct run_dropped *d, const struct qvl_tokeniz
 {
 	if (!d->n)
 		return;
-	fprintf(stderr, "qvlctl run: %zu generated id%s ha%s no text in the tokenizer (it knows "
-			"ids 0..%d) and %s missing from the text:",
+	fprintf(stderr,
+		"qvlctl run: %zu generated id%s ha%s no text in the tokenizer (it knows "
+		"ids 0..%d) and %s missing from the text:",
 		d->n, d->n == 1 ? "" : "s", d->n == 1 ? "s" : "ve", qvl_tok_n_vocab(tok) - 1,
 		d->n == 1 ? "is" : "are");
 	for (size_t i = 0; i < d->n && i < 8; i++)
@@ -504,9 +505,8 @@ static int open_dump(const struct run_args *a, FILE **f, struct qvl_err *err)
 static void report_memory(const struct run_args *a, const struct run_load *r)
 {
 	fprintf(stderr, "qvlctl run: peak RSS %.1f MB, KV cache %.1f MB (%lld positions, %s)\n",
-		(double)qvl_peak_rss() / 1e6,
-		(double)run_kv_bytes(r->m, a->ctx, r->kv) / 1e6, (long long)a->ctx,
-		qvl_dtype_name(r->kv));
+		(double)qvl_peak_rss() / 1e6, (double)run_kv_bytes(r->m, a->ctx, r->kv) / 1e6,
+		(long long)a->ctx, qvl_dtype_name(r->kv));
 }
 
 static int prefill(struct run_load *r, struct qvl_seq *seq, const struct qvl_chunk *c,

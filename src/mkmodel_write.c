@@ -281,7 +281,8 @@ static void work(struct stream *s, bool report)
 		}
 		/* relaxed (both sides): a count shown to the user, nothing is
 		 * published through it; the join orders the final state */
-		uint64_t w = atomic_fetch_add_explicit(&s->written, len, memory_order_relaxed) + len;
+		uint64_t w =
+		    atomic_fetch_add_explicit(&s->written, len, memory_order_relaxed) + len;
 		if (report && s->o->progress)
 			s->o->progress(s->o->progress_ctx, (double)w, (double)s->plan->data_bytes);
 	}

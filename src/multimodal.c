@@ -370,6 +370,5 @@ int qvl_mm_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, c
 			bool raw, const char *const *image_paths, int n_images,
 			struct qvl_mm_prompt *out, struct qvl_err *err)
 {
-	return qvl_mm_prompt_build_opts(e, tok, text, raw, image_paths, n_images, NULL, out,
-					err);
+	return qvl_mm_prompt_build_opts(e, tok, text, raw, image_paths, n_images, NULL, out, err);
 }

@@ -69,8 +69,8 @@ bool qvl_pp_over_budget(int h, int w, const struct qvl_pp_params *p)
 {
 	const int f = p->patch * p->merge;
 
-	return f > 0 && nearbyint((double)h / f) * f * nearbyint((double)w / f) * f >
-			    (double)p->max_pixels;
+	return f > 0 &&
+	       nearbyint((double)h / f) * f * nearbyint((double)w / f) * f > (double)p->max_pixels;
 }
 
 int qvl_pp_smart_resize(int h, int w, const struct qvl_pp_params *p, int *rh, int *rw,

@@ -69,16 +69,17 @@ int run_parse_ids(const char *s, int32_t **ids, size_t *n, char *why, size_t cap
 		k = strcspn(p, ID_SEPS);
 		rc = parse_id(p, k, &v[cnt]);
 		if (rc < 0) {
+			const char *what =
+			    rc == -ERANGE ? "out of range (32-bit ids)" : "not an integer id";
+
 			/* the whole item, or its start and end when it is long */
 			if (k <= 40)
 				snprintf(why, cap, "item %zu: '%.*s' is %s", cnt + 1, (int)k, p,
-					 rc == -ERANGE ? "out of range (32-bit ids)"
-						       : "not an integer id");
+					 what);
 			else
-				snprintf(why, cap, "item %zu: '%.16s...%.16s' (%zu characters) is %s",
-					 cnt + 1, p, p + k - 16, k,
-					 rc == -ERANGE ? "out of range (32-bit ids)"
-						       : "not an integer id");
+				snprintf(why, cap,
+					 "item %zu: '%.16s...%.16s' (%zu characters) is %s",
+					 cnt + 1, p, p + k - 16, k, what);
 			free(v);
 			return -EINVAL;
 		}
@@ -94,8 +95,8 @@ uint64_t run_kv_bytes(const struct qvl_model *m, int64_t n_ctx, enum qvl_dtype k
 {
 	const struct qvl_text_config *tc = &m->config.text;
 	bool ok = true;
-	uint64_t per = qvl_dtype_bytes(kv, (uint64_t)tc->num_kv_heads * (uint64_t)tc->head_dim,
-				       &ok);
+	uint64_t per =
+	    qvl_dtype_bytes(kv, (uint64_t)tc->num_kv_heads * (uint64_t)tc->head_dim, &ok);
 
 	/* K and V, every layer, every position */
 	return ok ? per * 2 * (uint64_t)tc->num_layers * (uint64_t)n_ctx : 0;
