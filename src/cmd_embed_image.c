@@ -36,7 +36,8 @@ static void ei_usage(FILE *f)
 		   "  --size WxH         size of the --pixels-from image\n"
 		   "  --image-max-tokens N\n"
 		   "                     at most N merged tokens; a larger image is downscaled\n"
-		   "                     (default: the preprocessor config's longest_edge / 1024)\n"
+		   "                     (default: the preprocessor config's longest_edge /\n"
+		   "                     (patch x merge)^2, 16384 for Qwen3-VL)\n"
 		   "  -o FILE            output file (omit to only print the summary)\n"
 		   "  --json             print the summary as one JSON object\n"
 		   "  --threads N        worker threads (default: one per physical core; more\n"
@@ -180,7 +181,7 @@ int cmd_embed_image(int argc, char **argv)
 	/* the output file first: a path that cannot be written fails now */
 	if (outp && (rc = cli_open_out(&out, "-o", outp, &err)))
 		goto out;
-	if ((rc = qvl_model_open(&m, model, mmproj, &err)) ||
+	if ((rc = qvl_kernels_init(&err)) || (rc = qvl_model_open(&m, model, mmproj, &err)) ||
 	    (rc = qvl_pp_params_from_model(&pp, m, &err)) ||
 	    (max_tok && (rc = qvl_pp_set_max_tokens(&pp, max_tok, &err))) ||
 	    (rc = qvl_pool_create(&pool, (int)threads, NULL, &err)) ||

@@ -51,7 +51,7 @@ static void usage(FILE *f)
 	    "  --image PATH            image for the prompt, PNG or JPEG (repeatable)\n"
 	    "  --image-max-tokens N    at most N tokens per image; larger images are\n"
 	    "                          downscaled (default: the preprocessor config's\n"
-	    "                          longest_edge / 1024)\n"
+	    "                          longest_edge / (patch x merge)^2, 16384 for Qwen3-VL)\n"
 	    "  --max-tokens N          tokens to generate (default 256)\n"
 	    "  --ignore-eos            do not stop at the model's end-of-sequence ids\n"
 	    "  --greedy                argmax decoding (the default when generation_config\n"
