@@ -11,18 +11,36 @@
 #include <string.h>
 
 #include "../simd/kernels.h"
+#include "cli.h"
 #include "commands.h"
 #include "engine.h"
+#include "progress.h"
 #include "run_common.h"
 #include "sample.h"
 #include "util.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: qvlctl bench --model MODEL [--prompt-tokens N] [--gen-tokens N]\n"
-		   "                    [--reps R] [--threads T] [--cpus LIST] [--kv-type T]\n"
-		   "                    [--seed S] [--json]\n"
-		   "Defaults: 512 prompt tokens, 128 generated, 3 repetitions.\n");
+	fprintf(f,
+		"Usage: qvlctl bench --model MODEL [OPTIONS]\n"
+		"\n"
+		"Measure prefill and decode speed: a random prompt prefilled in one chunk, then\n"
+		"tokens decoded one at a time, after one unmeasured warm-up; mean and standard\n"
+		"deviation of tokens per second over the repetitions.\n"
+		"\n"
+		"  --model PATH          HF directory, GGUF directory or .gguf file\n"
+		"  --prompt-tokens N     prompt length (default 512; prompt + generated must fit\n"
+		"                        the model's max_position_embeddings)\n"
+		"  --gen-tokens N        tokens decoded after the prompt (default 128)\n"
+		"  --reps R              measured repetitions, 1..1000 (default 3)\n"
+		"  --threads N           worker threads (default: one per physical core; more\n"
+		"                        than the usable CPUs are clamped)\n"
+		"  --cpus LIST           run on these logical CPUs, one thread each (\"0,2-3\")\n"
+		"  --kv-type T           KV cache type: bf16 (default), f16 or f32\n"
+		"  --seed S              seed of the random prompt ids (default 1)\n"
+		"  --json                one JSON object on stdout instead of the summary\n"
+		"  --quiet               no progress line (shown only when stderr is a terminal)\n"
+		"  --help                show this help\n");
 }
 
 static const struct option longopts[] = {
@@ -35,6 +53,7 @@ static const struct option longopts[] = {
     {"kv-type", required_argument, NULL, 'k'},
     {"seed", required_argument, NULL, 's'},
     {"json", no_argument, NULL, 'j'},
+    {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -61,26 +80,40 @@ static uint64_t next_rand(uint64_t *x)
 }
 
 /* One repetition: returns 0 and the two rates, or a negative errno. */
+/* One repetition: returns 0 and the two rates, or a negative errno. The
+ * progress line (if any) follows the prefill and then the decode; it is
+ * drawn at most ten times a second, outside the timed calls' work. */
 static int one_rep(struct run_load *r, const int32_t *prompt, int np, int ng, float *logits,
-		   double *pp, double *tg, struct qvl_err *err)
+		   double *pp, double *tg, struct progress *pg, const char *label,
+		   struct qvl_err *err)
 {
 	struct qvl_seq *s = NULL;
 	struct qvl_chunk c = {.ids = prompt, .n = (size_t)np};
 	int rc = qvl_seq_create(r->e, np + ng + 1, &s, err);
+	char stage[80];
 	double t0;
 
 	if (rc < 0)
 		return rc;
+	snprintf(stage, sizeof(stage), "%s prefill", label);
+	progress_start(pg, stage, np, "tokens", 1);
+	if (pg->on)
+		qvl_engine_set_progress(r->e, progress_cb, pg);
 	t0 = qvl_now();
 	rc = qvl_seq_forward(r->e, s, &c, logits, false, err);
 	*pp = (double)np / (qvl_now() - t0);
+	qvl_engine_set_progress(r->e, NULL, NULL);
+	snprintf(stage, sizeof(stage), "%s decode", label);
+	progress_start(pg, stage, ng, "tokens", 1);
 	t0 = qvl_now();
 	for (int i = 0; rc >= 0 && i < ng; i++) {
 		int32_t id = qvl_argmax(logits, (size_t)r->m->config.text.vocab_size);
 		struct qvl_chunk one = {.ids = &id, .n = 1};
 		rc = qvl_seq_forward(r->e, s, &one, logits, false, err);
+		progress_update(pg, i + 1);
 	}
 	*tg = ng ? (double)ng / (qvl_now() - t0) : 0.0;
+	progress_end(pg);
 	qvl_seq_destroy(s);
 	return rc;
 }
@@ -92,32 +125,28 @@ int cmd_bench(int argc, char **argv)
 	uint64_t seed = 1;
 	bool json = false;
 	struct qvl_err err = {{0}};
-	int c, rc, status = 1;
+	struct progress pg;
+	struct cli cl;
+	int c, rc = 0, status = 1;
+	bool quiet = false;
 
-	optind = 1;
-	opterr = 0;
-	int li = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
-		const char *opt = c == '?' ? argv[optind - 1] : longopts[li].name;
+	cli_init(&cl, "bench", argc, argv, "", longopts);
+	while (!rc && (c = cli_next(&cl)) != -1) {
 		switch (c) {
 		case 'm':
 			r.model = optarg;
 			break;
 		case 'p':
-			if (qvl_parse_i64(optarg, 1, 1 << 20, &np) < 0)
-				goto bad;
+			rc = cli_int("bench", "--prompt-tokens", optarg, 1, 1 << 20, &np);
 			break;
 		case 'g':
-			if (qvl_parse_i64(optarg, 0, 1 << 20, &ng) < 0)
-				goto bad;
+			rc = cli_int("bench", "--gen-tokens", optarg, 0, 1 << 20, &ng);
 			break;
 		case 'r':
-			if (qvl_parse_i64(optarg, 1, 1000, &reps) < 0)
-				goto bad;
+			rc = cli_int("bench", "--reps", optarg, 1, 1000, &reps);
 			break;
 		case 't':
-			if (qvl_parse_i64(optarg, 1, 4096, &v) < 0)
-				goto bad;
+			rc = cli_int("bench", "--threads", optarg, 1, 4096, &v);
 			r.threads = (int)v;
 			break;
 		case 'c':
@@ -125,35 +154,46 @@ int cmd_bench(int argc, char **argv)
 			break;
 		case 'k':
 			if (run_parse_kv(optarg, &r.kv) < 0)
-				goto bad;
+				rc = cli_usage("bench", "bad --kv-type '%s': want bf16, f16 or f32",
+					       optarg);
 			break;
 		case 's':
-			if (qvl_parse_u64(optarg, &seed) < 0)
-				goto bad;
+			rc = cli_u64("bench", "--seed", optarg, &seed);
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'q':
+			quiet = true;
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		default:
-			fprintf(stderr, "qvlctl bench: unknown or incomplete option '%s'\n", opt);
-			usage(stderr);
-			return 2;
+			return cli_opt_error(&cl, c);
 		}
-		continue;
-	bad:
-		fprintf(stderr, "qvlctl bench: --%s: invalid value '%s'\n", opt, optarg);
-		return 2;
 	}
-	if (!r.model || optind < argc) {
-		fprintf(stderr, "qvlctl bench: need --model (and no other arguments)\n");
-		usage(stderr);
-		return 2;
-	}
+	if (rc)
+		return rc;
+	if (optind < argc)
+		return cli_usage("bench", "unexpected argument '%s'", argv[optind]);
+	if (!r.model)
+		return cli_usage("bench", "need --model");
+	if (r.threads && !r.cpus)
+		r.threads = cli_threads("bench", r.threads);
+	progress_init(&pg, "bench", quiet);
 	if (run_open(&r))
 		return 1;
+	/* positions past the trained ones measure a model nobody runs */
+	const int64_t maxpos = r.m->config.text.max_position;
+	if (maxpos > 0 && np + ng > maxpos) {
+		run_close(&r);
+		return cli_usage("bench",
+				 "bad --prompt-tokens '%lld': out of range (1..%lld with "
+				 "--gen-tokens %lld: the model's max_position_embeddings is %lld)",
+				 (long long)np, (long long)(maxpos - ng > 0 ? maxpos - ng : 0),
+				 (long long)ng, (long long)maxpos);
+	}
 
 	int V = r.m->config.text.vocab_size;
 	int idmax = V < 151643 ? V : 151643; /* ordinary tokens, no specials */
@@ -171,16 +211,20 @@ int cmd_bench(int argc, char **argv)
 		prompt[i] = (int32_t)(next_rand(&seed) % (uint64_t)idmax);
 	/* warm-up: pages the weights in, spins the pool up */
 	rc = one_rep(&r, prompt, np < 16 ? (int)np : 16, ng < 4 ? (int)ng : 4, logits, &w_pp, &w_tg,
-		     &err);
+		     &pg, "warm-up", &err);
 	for (int64_t i = 0; rc >= 0 && i < reps; i++) {
-		rc = one_rep(&r, prompt, (int)np, (int)ng, logits, &pp[i], &tg[i], &err);
+		char label[48];
+
+		snprintf(label, sizeof(label), "rep %lld/%lld", (long long)i + 1, (long long)reps);
+		rc =
+		    one_rep(&r, prompt, (int)np, (int)ng, logits, &pp[i], &tg[i], &pg, label, &err);
 		if (!json && rc >= 0)
 			fprintf(stderr,
 				"qvlctl bench: rep %lld: prefill %.2f tok/s, decode %.2f tok/s\n",
 				(long long)i + 1, pp[i], tg[i]);
 	}
 	if (rc < 0) {
-		fprintf(stderr, "qvlctl bench: %s\n", err.msg[0] ? err.msg : qvl_strerror(rc));
+		cli_fail("bench", rc, &err);
 		goto out;
 	}
 	mean_sd(pp, (int)reps, &pm, &psd);
@@ -191,14 +235,21 @@ int cmd_bench(int argc, char **argv)
 		       "\"prompt_tokens\":%lld,\"gen_tokens\":%lld,\"reps\":%lld,"
 		       "\"prefill_tok_s\":%.3f,\"prefill_tok_s_sd\":%.3f,"
 		       "\"decode_tok_s\":%.3f,\"decode_tok_s_sd\":%.3f,"
-		       "\"weight_bytes_per_token\":%llu,\"load_s\":%.3f,\"peak_rss\":%llu}\n",
+		       "\"weight_bytes_per_token\":%llu,\"load_s\":%.3f,\"peak_rss\":%llu,"
+		       "\"kv_bytes\":%llu}\n",
 		       r.model, qvl_engine_threads(r.e), qvl_kern.name, qvl_dtype_name(r.kv),
 		       (long long)np, (long long)ng, (long long)reps, pm, psd, tm, tsd,
-		       (unsigned long long)wb, r.load_s, (unsigned long long)qvl_peak_rss());
+		       (unsigned long long)wb, r.load_s, (unsigned long long)qvl_peak_rss(),
+		       (unsigned long long)run_kv_bytes(r.m, np + ng + 1, r.kv));
 	else
 		printf("prefill %lld tokens: %.2f ± %.2f tok/s\n"
 		       "decode  %lld tokens: %.2f ± %.2f tok/s (%.2f GB/s of weights)\n",
 		       (long long)np, pm, psd, (long long)ng, tm, tsd, tm * (double)wb / 1e9);
+	if (!json)
+		printf("peak RSS %.1f MB, KV cache %.1f MB (%lld positions, %s)\n",
+		       (double)qvl_peak_rss() / 1e6,
+		       (double)run_kv_bytes(r.m, np + ng + 1, r.kv) / 1e6, (long long)(np + ng + 1),
+		       qvl_dtype_name(r.kv));
 	status = 0;
 out:
 	free(prompt);

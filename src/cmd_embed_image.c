@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "image.h"
 #include "kernels.h"
@@ -13,6 +14,7 @@
 #include "multimodal.h"
 #include "pool.h"
 #include "preprocess.h"
+#include "progress.h"
 #include "util.h"
 #include "vision.h"
 
@@ -20,7 +22,8 @@ static void ei_usage(FILE *f)
 {
 	fprintf(f, "Usage: qvlctl embed-image --model MODEL (--image PATH | --pixels-from RAW "
 		   "--size WxH)\n"
-		   "                          [-o FILE] [--json] [--threads N] [--mmproj FILE]\n\n"
+		   "                          [-o FILE] [--json] [--threads N] [--mmproj FILE]\n"
+		   "                          [--image-max-tokens N] [--quiet]\n\n"
 		   "Preprocess one image as Hugging Face does (smart_resize, Pillow bicubic,\n"
 		   "normalise, patchify) and run the vision tower. Writes f32 rows, one per\n"
 		   "merged image token: the main merger output followed by each DeepStack\n"
@@ -31,24 +34,60 @@ static void ei_usage(FILE *f)
 		   "  --image PATH       PNG or JPEG\n"
 		   "  --pixels-from RAW  raw RGB8 file (rows of W*3 bytes) instead of --image\n"
 		   "  --size WxH         size of the --pixels-from image\n"
+		   "  --image-max-tokens N\n"
+		   "                     at most N merged tokens; a larger image is downscaled\n"
+		   "                     (default: the preprocessor config's longest_edge /\n"
+		   "                     (patch x merge)^2, 16384 for Qwen3-VL)\n"
 		   "  -o FILE            output file (omit to only print the summary)\n"
 		   "  --json             print the summary as one JSON object\n"
-		   "  --threads N        worker threads (default: one per physical core)\n"
+		   "  --threads N        worker threads (default: one per physical core; more\n"
+		   "                     than the usable CPUs are clamped)\n"
+		   "  --quiet            no progress line (shown only when stderr is a terminal)\n"
 		   "  --help             show this help\n");
 }
 
-static int ei_write(const char *path, const float *x, size_t n)
+/* The tower reports blocks; the line shows them as a share of the tokens. */
+static void ei_progress(void *ctx, int done, int depth)
 {
-	FILE *f = fopen(path, "wb");
-	if (!f)
-		return -1;
-	size_t w = fwrite(x, sizeof(float), n, f);
-	return (fclose(f) || w != n) ? -1 : 0;
+	struct progress *p = ctx;
+
+	progress_update(p, p->total * done / depth);
+}
+
+/* The image: decoded from --image, or raw RGB8 from --pixels-from. */
+static int ei_load(struct qvl_image *im, const char *image, const char *pixels, int pw, int ph,
+		   struct qvl_err *err)
+{
+	struct qvl_map map;
+	int rc;
+
+	if (image)
+		return qvl_image_load(im, image, NULL, err);
+	rc = qvl_map_file(&map, pixels, err);
+	if (rc)
+		return rc;
+	rc = qvl_image_from_rgb(im, map.data, map.size, pw, ph, (size_t)pw * 3, NULL, err);
+	if (!rc && map.size != (size_t)pw * ph * 3)
+		rc = qvl_errf(err, -EINVAL, "%s: %zu bytes, expected %dx%dx3", pixels, map.size, pw,
+			      ph);
+	qvl_unmap(&map);
+	return rc;
 }
 
 int cmd_embed_image(int argc, char **argv)
 {
-	enum { O_MODEL = 256, O_MMPROJ, O_IMAGE, O_PIXELS, O_SIZE, O_JSON, O_THREADS, O_HELP };
+	enum {
+		O_MODEL = 256,
+		O_MMPROJ,
+		O_IMAGE,
+		O_PIXELS,
+		O_SIZE,
+		O_JSON,
+		O_THREADS,
+		O_IMAGE_MAX,
+		O_QUIET,
+		O_HELP
+	};
 	static const struct option opts[] = {
 	    {"model", required_argument, NULL, O_MODEL},
 	    {"mmproj", required_argument, NULL, O_MMPROJ},
@@ -57,12 +96,16 @@ int cmd_embed_image(int argc, char **argv)
 	    {"size", required_argument, NULL, O_SIZE},
 	    {"json", no_argument, NULL, O_JSON},
 	    {"threads", required_argument, NULL, O_THREADS},
+	    {"image-max-tokens", required_argument, NULL, O_IMAGE_MAX},
+	    {"quiet", no_argument, NULL, O_QUIET},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *model = NULL, *mmproj = NULL, *image = NULL, *pixels = NULL, *outp = NULL;
-	int pw = 0, ph = 0, json = 0, c, rc, status = 1;
-	int64_t threads = 0;
+	const char *cmd = "embed-image", *model = NULL, *mmproj = NULL, *image = NULL,
+		   *pixels = NULL, *outp = NULL;
+	int pw = 0, ph = 0, json = 0, c, rc = 0, status = 1;
+	int64_t threads = 0, max_tok = 0;
+	bool quiet = false;
 	struct qvl_err err = {{0}};
 	struct qvl_model *m = NULL;
 	struct qvl_pool *pool = NULL;
@@ -70,12 +113,15 @@ int cmd_embed_image(int argc, char **argv)
 	struct qvl_image im = {0};
 	struct qvl_pixels px = {0};
 	struct qvl_pp_params pp;
+	struct progress pg;
+	struct cli cl;
+	FILE *out = NULL;
 	float *wide = NULL;
 	size_t ntok = 0;
 	double t0, t1, t2, t3;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+	cli_init(&cl, cmd, argc, argv, "o:", opts);
+	while (!rc && (c = cli_next(&cl)) != -1) {
 		switch (c) {
 		case O_MODEL:
 			model = optarg;
@@ -95,69 +141,82 @@ int cmd_embed_image(int argc, char **argv)
 		case O_JSON:
 			json = 1;
 			break;
-		case O_SIZE:
-			if (sscanf(optarg, "%dx%d", &pw, &ph) != 2 || pw <= 0 || ph <= 0) {
-				fprintf(stderr, "qvlctl embed-image: --size: bad value '%s'\n",
-					optarg);
-				return 2;
-			}
+		case O_SIZE: {
+			char tail;
+
+			if (sscanf(optarg, "%dx%d%c", &pw, &ph, &tail) != 2 || pw <= 0 || ph <= 0)
+				rc = cli_usage(cmd, "bad --size '%s': want WxH, both positive",
+					       optarg);
 			break;
+		}
 		case O_THREADS:
-			if (qvl_parse_i64(optarg, 1, 1024, &threads)) {
-				fprintf(stderr, "qvlctl embed-image: --threads: bad value '%s'\n",
-					optarg);
-				return 2;
-			}
+			rc = cli_int(cmd, "--threads", optarg, 1, 1024, &threads);
+			break;
+		case O_IMAGE_MAX:
+			rc = cli_int(cmd, "--image-max-tokens", optarg, 1, 1 << 20, &max_tok);
+			break;
+		case O_QUIET:
+			quiet = true;
 			break;
 		case O_HELP:
 			ei_usage(stdout);
 			return 0;
 		default:
-			ei_usage(stderr);
-			return 2;
+			return cli_opt_error(&cl, c);
 		}
 	}
-	if (optind != argc || !model || !image == !pixels || (pixels && !pw)) {
-		ei_usage(stderr);
-		return 2;
-	}
+	if (rc)
+		return rc;
+	if (optind != argc)
+		return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+	if (!model)
+		return cli_usage(cmd, "--model is required");
+	if (!image == !pixels)
+		return cli_usage(cmd, "need exactly one of --image, --pixels-from");
+	if (pixels && !pw)
+		return cli_usage(cmd, "--pixels-from needs --size WxH");
+	if (threads)
+		threads = cli_threads(cmd, (int)threads);
+	progress_init(&pg, cmd, quiet);
+	/* the output file first: a path that cannot be written fails now */
+	if (outp && (rc = cli_open_out(&out, "-o", outp, &err)))
+		goto out;
 	if ((rc = qvl_kernels_init(&err)) || (rc = qvl_model_open(&m, model, mmproj, &err)) ||
 	    (rc = qvl_pp_params_from_model(&pp, m, &err)) ||
+	    (max_tok && (rc = qvl_pp_set_max_tokens(&pp, max_tok, &err))) ||
 	    (rc = qvl_pool_create(&pool, (int)threads, NULL, &err)) ||
 	    (rc = qvl_vision_create(&v, m, pool, NULL, &err)))
 		goto out;
 	t0 = qvl_now();
-	if (image) {
-		rc = qvl_image_load(&im, image, NULL, &err);
-	} else {
-		struct qvl_map map;
-		rc = qvl_map_file(&map, pixels, &err);
-		if (!rc) {
-			rc = qvl_image_from_rgb(&im, map.data, map.size, pw, ph, (size_t)pw * 3,
-						NULL, &err);
-			if (!rc && map.size != (size_t)pw * ph * 3)
-				rc = qvl_errf(&err, -EINVAL, "%s: %zu bytes, expected %dx%dx3",
-					      pixels, map.size, pw, ph);
-			qvl_unmap(&map);
-		}
-	}
-	if (rc)
+	if ((rc = ei_load(&im, image, pixels, pw, ph, &err)))
 		goto out;
 	t1 = qvl_now();
+	if (qvl_pp_over_budget(im.h, im.w, &pp))
+		fprintf(stderr, "qvlctl %s: %s: %dx%d is downscaled to fit %lld tokens%s\n", cmd,
+			image ? image : pixels, im.w, im.h, (long long)qvl_pp_max_tokens(&pp),
+			max_tok ? " (--image-max-tokens)" : " (the preprocessor config's budget)");
 	rc = qvl_preprocess(&im, &pp, pool, &px, NULL, &err);
 	if (rc) {
 		qvl_err_prefix(&err, rc, "%s", image ? image : pixels);
 		goto out;
 	}
 	t2 = qvl_now();
+	if (pg.on)
+		qvl_vision_set_progress(v, ei_progress, &pg);
+	progress_start(&pg, "vision", px.n / (qvl_vision_merge(v) * qvl_vision_merge(v)), "tokens",
+		       1);
 	rc = qvl_mm_encode_wide(v, &px, &wide, &ntok, &err);
+	progress_end(&pg);
 	if (rc)
 		goto out;
 	t3 = qvl_now();
 	const int K = qvl_vision_n_deepstack(v), H = qvl_vision_out_dim(v);
-	if (outp && ei_write(outp, wide, ntok * (size_t)H * (size_t)(1 + K))) {
-		fprintf(stderr, "qvlctl embed-image: %s: cannot write\n", outp);
-		goto out;
+	if (out) {
+		rc = cli_write_close(out, "-o", outp, wide,
+				     ntok * (size_t)H * (size_t)(1 + K) * sizeof(float), &err);
+		out = NULL;
+		if (rc)
+			goto out;
 	}
 	if (json)
 		printf("{\"input_wh\":[%d,%d],\"resized_wh\":[%d,%d],\"grid_thw\":[%d,%d,%d],"
@@ -174,7 +233,9 @@ int cmd_embed_image(int argc, char **argv)
 	status = 0;
 out:
 	if (rc)
-		fprintf(stderr, "qvlctl embed-image: %s\n", err.msg);
+		cli_fail(cmd, rc, &err);
+	if (out)
+		fclose(out);
 	free(wide);
 	qvl_pixels_free(&px);
 	qvl_image_free(&im);

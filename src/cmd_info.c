@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "model.h"
 
@@ -240,11 +241,11 @@ int cmd_info(int argc, char **argv)
 	struct qvl_model *m;
 	struct qvl_err err = {{0}};
 	bool json = false;
+	struct cli cl;
 	int c, rc;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	cli_init(&cl, "info", argc, argv, "h", opts);
+	while ((c = cli_next(&cl)) != -1) {
 		switch (c) {
 		case 'm':
 			mmproj = optarg;
@@ -256,22 +257,14 @@ int cmd_info(int argc, char **argv)
 			info_usage(stdout);
 			return 0;
 		default:
-			fprintf(stderr, "qvlctl info: unknown or incomplete option '%s'\n",
-				argv[optind - 1]);
-			info_usage(stderr);
-			return 2;
+			return cli_opt_error(&cl, c);
 		}
 	}
-	if (argc - optind != 1) {
-		fprintf(stderr, "qvlctl info: expected exactly one MODEL\n");
-		info_usage(stderr);
-		return 2;
-	}
+	if (argc - optind != 1)
+		return cli_usage("info", "expected exactly one MODEL");
 	rc = qvl_model_open(&m, argv[optind], mmproj, &err);
-	if (rc) {
-		fprintf(stderr, "qvlctl info: %s\n", err.msg[0] ? err.msg : qvl_strerror(rc));
-		return 1;
-	}
+	if (rc)
+		return cli_fail("info", rc, &err);
 	info_print(m, json);
 	qvl_model_close(m);
 	return 0;

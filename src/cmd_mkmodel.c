@@ -4,21 +4,23 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "mkmodel.h"
+#include "progress.h"
 #include "util.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: qvlctl mkmodel --shape tiny|2b [--seed N] [--no-vision]\n"
-		"                      [--tokenizer-dir DIR] [--threads N] [--json] -o DIR\n"
+		"                      [--tokenizer-dir DIR] [--threads N] [--json] [--quiet]\n"
+		"                      -o DIR\n"
 		"\n"
 		"Write the deterministic Qwen3-VL test model (qvl-testmodel(7)) into DIR:\n"
 		"config.json, generation_config.json, preprocessor_config.json, model.safetensors\n"
@@ -32,22 +34,12 @@ static void usage(FILE *f)
 		"preprocessor_config.json\n"
 		"  --tokenizer-dir DIR  where tokenizer.json and tokenizer_config.json come from\n"
 		"                       (default: $QVL_TOKENIZER_DIR, else %s)\n"
-		"  --threads N          generator threads (default: one per online CPU)\n"
+		"  --threads N          generator threads (default: one per online CPU; more\n"
+		"                       than the usable CPUs are clamped)\n"
 		"  --json               print the summary as one JSON object\n"
+		"  --quiet              no progress line (shown only when stderr is a terminal)\n"
 		"  -o, --output DIR     output directory, created if missing\n",
 		qvl_mk_tokenizer_dir_defaults());
-}
-
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "qvlctl mkmodel: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'qvlctl mkmodel --help'.\n");
-	return 2;
 }
 
 static void print_json_string(const char *s)
@@ -73,6 +65,7 @@ int cmd_mkmodel(int argc, char **argv)
 		OPT_TOKDIR,
 		OPT_THREADS,
 		OPT_JSON,
+		OPT_QUIET,
 		OPT_HELP
 	};
 	static const struct option longopts[] = {
@@ -82,6 +75,7 @@ int cmd_mkmodel(int argc, char **argv)
 	    {"tokenizer-dir", required_argument, NULL, OPT_TOKDIR},
 	    {"threads", required_argument, NULL, OPT_THREADS},
 	    {"json", no_argument, NULL, OPT_JSON},
+	    {"quiet", no_argument, NULL, OPT_QUIET},
 	    {"output", required_argument, NULL, 'o'},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
@@ -89,24 +83,26 @@ int cmd_mkmodel(int argc, char **argv)
 	struct qvl_mk_opts o = {.vision = true};
 	struct qvl_mk_result res = {0};
 	struct qvl_err err = {{0}};
-	bool json = false;
+	bool json = false, quiet = false;
+	struct progress pg;
+	struct cli cl;
 	int c, rc;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+	cli_init(&cl, "mkmodel", argc, argv, "o:h", longopts);
+	while ((c = cli_next(&cl)) != -1) {
 		switch (c) {
 		case OPT_SHAPE:
 			if (!qvl_mk_find_shape(optarg))
-				return usage_error("unknown shape '%s' (want tiny or 2b)", optarg);
+				return cli_usage("mkmodel", "unknown shape '%s' (want tiny or 2b)",
+						 optarg);
 			o.shape = optarg;
 			break;
 		case OPT_SEED:
 			if (qvl_mk_parse_seed(optarg, &o.seed))
-				return usage_error(
-				    "bad seed '%s': want an unsigned 64-bit integer, "
-				    "decimal (123) or hex (0x7b), no sign or '_'",
-				    optarg);
+				return cli_usage("mkmodel",
+						 "bad seed '%s': want an unsigned 64-bit integer, "
+						 "decimal (123) or hex (0x7b), no sign or '_'",
+						 optarg);
 			break;
 		case OPT_NOVISION:
 			o.vision = false;
@@ -117,13 +113,16 @@ int cmd_mkmodel(int argc, char **argv)
 		case OPT_THREADS: {
 			int64_t n;
 
-			if (qvl_parse_i64(optarg, 1, 256, &n))
-				return usage_error("bad --threads '%s': want 1..256", optarg);
-			o.threads = (int)n;
+			if ((rc = cli_int("mkmodel", "--threads", optarg, 1, 256, &n)))
+				return rc;
+			o.threads = cli_threads("mkmodel", (int)n);
 			break;
 		}
 		case OPT_JSON:
 			json = true;
+			break;
+		case OPT_QUIET:
+			quiet = true;
 			break;
 		case 'o':
 			o.out_dir = optarg;
@@ -132,18 +131,16 @@ int cmd_mkmodel(int argc, char **argv)
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
-		case ':':
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
 		default:
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+			return cli_opt_error(&cl, c);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return cli_usage("mkmodel", "unexpected argument '%s'", argv[optind]);
 	if (!o.shape)
-		return usage_error("--shape tiny|2b is required");
+		return cli_usage("mkmodel", "--shape tiny|2b is required");
 	if (!o.out_dir || !*o.out_dir)
-		return usage_error("-o DIR is required");
+		return cli_usage("mkmodel", "-o DIR is required");
 	o.tokenizer_dir = qvl_mk_tokenizer_dir(o.tokenizer_dir);
 	struct stat st;
 
@@ -156,7 +153,14 @@ int cmd_mkmodel(int argc, char **argv)
 		return 1;
 	}
 
+	progress_init(&pg, "mkmodel", quiet);
+	if (pg.on) {
+		o.progress = progress_cb;
+		o.progress_ctx = &pg;
+		progress_start(&pg, "model.safetensors", 0, "MB", 1e6);
+	}
 	rc = qvl_mk_write(&o, &res, &err);
+	progress_end(&pg);
 	if (rc) {
 		fprintf(stderr, "qvlctl mkmodel: %s\n", err.msg[0] ? err.msg : qvl_strerror(rc));
 		return 1;

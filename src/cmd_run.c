@@ -1,7 +1,9 @@
 /* qvlctl run: one generation in-process. Prompt from --tokens (ids, no
- * tokenizer) or --prompt (chat format unless --raw), optional images through
- * the multimodal module; output text (or ids) on stdout, progress and timing
- * on stderr. */
+ * tokenizer), --prompt or --prompt-file (chat format unless --raw, with an
+ * optional --system turn), optional images through the multimodal module;
+ * output text (or ids) on stdout, progress and timing on stderr. Everything
+ * that can be checked before the expensive work (options, output file,
+ * context, the prompt's length from the image grids) is checked first. */
 #include "config.h"
 
 #include <errno.h>
@@ -9,10 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "engine.h"
 #include "multimodal.h"
+#include "preprocess.h"
+#include "progress.h"
 #include "run_common.h"
 #include "sample.h"
 #include "tokenizer.h"
@@ -20,37 +28,66 @@
 
 #define MAX_IMAGES 64
 
+#define RUN_DEFAULT_CTX	    4096
+#define RUN_MAX_PROMPT_FILE (64u << 20)
+
 static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "Usage: qvlctl run --model MODEL (--prompt TEXT | --tokens \"ID ID ...\") [OPTIONS]\n"
+	    "Usage: qvlctl run --model MODEL (--prompt TEXT | --prompt-file FILE | --tokens IDS)\n"
+	    "                  [OPTIONS]\n"
 	    "\n"
-	    "  --model PATH          HF directory, GGUF directory or .gguf file\n"
-	    "  --mmproj PATH         vision GGUF for a text .gguf\n"
-	    "  --prompt TEXT         user message (chat format unless --raw)\n"
-	    "  --tokens IDS          prompt as token ids (no tokenizer, no chat format)\n"
-	    "  --raw                 use --prompt as written, no chat format\n"
-	    "  --image PATH          image for the prompt (repeatable)\n"
-	    "  --max-tokens N        tokens to generate (default 256)\n"
-	    "  --ignore-eos          do not stop at the model's end-of-sequence ids\n"
-	    "  --greedy              argmax decoding (default when generation_config "
-	    "does not sample)\n"
-	    "  --temperature T  --top-k K  --top-p P  --min-p P\n"
-	    "  --repeat-penalty R  --presence-penalty P  --seed S\n"
-	    "  --print-ids           print generated ids instead of text\n"
-	    "  --dump-logits FILE    write the last prompt position's logits (f32 LE)\n"
-	    "  --threads N  --cpus LIST  --ctx N (default 4096)  --kv-type bf16|f16|f32\n"
-	    "  --json                one JSON object on stdout with ids, text and timings\n");
+	    "Run one generation in-process: the text (or ids) on stdout, timings, peak memory\n"
+	    "and the KV cache size on stderr.\n"
+	    "\n"
+	    "  --model PATH            HF directory, GGUF directory or .gguf file\n"
+	    "  --mmproj PATH           vision GGUF for a text .gguf\n"
+	    "  --prompt TEXT           user message (chat format unless --raw)\n"
+	    "  --prompt-file FILE      user message read from FILE ('-': standard input)\n"
+	    "  --system TEXT           system turn before the user message (chat format)\n"
+	    "  --tokens IDS            prompt as token ids (no tokenizer, no chat format)\n"
+	    "  --raw                   use the prompt as written, no chat format\n"
+	    "  --image PATH            image for the prompt, PNG or JPEG (repeatable)\n"
+	    "  --image-max-tokens N    at most N tokens per image; larger images are\n"
+	    "                          downscaled (default: the preprocessor config's\n"
+	    "                          longest_edge / (patch x merge)^2, 16384 for Qwen3-VL)\n"
+	    "  --max-tokens N          tokens to generate (default 256)\n"
+	    "  --ignore-eos            do not stop at the model's end-of-sequence ids\n"
+	    "  --greedy                argmax decoding (the default when generation_config\n"
+	    "                          does not sample)\n"
+	    "  --temperature T         sampling temperature, >= 0 (0: greedy)\n"
+	    "  --top-k K               keep the K most likely ids (0: off)\n"
+	    "  --top-p P               keep the smallest set of probability >= P, 0 < P <= 1\n"
+	    "  --min-p P               drop ids below P x the top probability, 0 <= P < 1\n"
+	    "  --repeat-penalty R      penalise ids already seen, R > 0 (1: off)\n"
+	    "  --presence-penalty P    subtract P from ids already seen (0: off)\n"
+	    "  --seed S                sampling seed; without it a random seed is used and\n"
+	    "                          printed on stderr, so the run can be repeated\n"
+	    "  --print-ids             print generated ids instead of text\n"
+	    "  --dump-logits FILE      write the last prompt position's logits (f32 LE)\n"
+	    "  --threads N             worker threads (default: one per physical core; more\n"
+	    "                          than the usable CPUs are clamped)\n"
+	    "  --cpus LIST             run on these logical CPUs, one thread each (\"0,2-3\")\n"
+	    "  --ctx N                 context positions, prompt + generated (default 4096,\n"
+	    "                          at most the model's max_position_embeddings)\n"
+	    "  --ctx-override          allow --ctx above max_position_embeddings\n"
+	    "  --kv-type T             KV cache type: bf16 (default), f16 or f32\n"
+	    "  --json                  one JSON object on stdout with ids, text and timings\n"
+	    "  --quiet                 no progress line (shown only when stderr is a terminal)\n"
+	    "  --help                  show this help\n");
 }
 
 enum {
 	O_MODEL = 256,
 	O_MMPROJ,
 	O_PROMPT,
+	O_PROMPT_FILE,
+	O_SYSTEM,
 	O_TOKENS,
 	O_RAW,
 	O_IMAGE,
+	O_IMAGE_MAX,
 	O_MAXTOK,
 	O_IGNORE_EOS,
 	O_GREEDY,
@@ -66,8 +103,10 @@ enum {
 	O_THREADS,
 	O_CPUS,
 	O_CTX,
+	O_CTX_OVERRIDE,
 	O_KV,
 	O_JSON,
+	O_QUIET,
 	O_HELP,
 };
 
@@ -75,9 +114,12 @@ static const struct option longopts[] = {
     {"model", required_argument, NULL, O_MODEL},
     {"mmproj", required_argument, NULL, O_MMPROJ},
     {"prompt", required_argument, NULL, O_PROMPT},
+    {"prompt-file", required_argument, NULL, O_PROMPT_FILE},
+    {"system", required_argument, NULL, O_SYSTEM},
     {"tokens", required_argument, NULL, O_TOKENS},
     {"raw", no_argument, NULL, O_RAW},
     {"image", required_argument, NULL, O_IMAGE},
+    {"image-max-tokens", required_argument, NULL, O_IMAGE_MAX},
     {"max-tokens", required_argument, NULL, O_MAXTOK},
     {"ignore-eos", no_argument, NULL, O_IGNORE_EOS},
     {"greedy", no_argument, NULL, O_GREEDY},
@@ -93,163 +135,184 @@ static const struct option longopts[] = {
     {"threads", required_argument, NULL, O_THREADS},
     {"cpus", required_argument, NULL, O_CPUS},
     {"ctx", required_argument, NULL, O_CTX},
+    {"ctx-override", no_argument, NULL, O_CTX_OVERRIDE},
     {"kv-type", required_argument, NULL, O_KV},
     {"json", no_argument, NULL, O_JSON},
+    {"quiet", no_argument, NULL, O_QUIET},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
 
 struct run_args {
-	const char *prompt, *tokens, *dump;
+	const char *prompt, *prompt_file, *system, *tokens, *dump;
 	const char *images[MAX_IMAGES];
 	int n_images;
-	bool raw, ignore_eos, print_ids, json;
-	int64_t max_tokens, ctx;
+	bool raw, ignore_eos, print_ids, json, quiet, ctx_set, ctx_override;
+	int64_t max_tokens, ctx, image_max_tokens;
 	/* sampling options given on the command line override the defaults */
-	bool greedy, set_temp, set_topk, set_topp, set_minp, set_rep, set_pres;
+	bool greedy, set_temp, set_topk, set_topp, set_minp, set_rep, set_pres, set_seed;
 	double temp, topp, minp, rep, pres;
 	int64_t topk;
 	uint64_t seed;
+	char *prompt_buf; /* --prompt-file contents (owned) */
+	int32_t *ids;	  /* --tokens, parsed (owned) */
+	size_t n_ids;
 };
 
-static int bad_value(const char *opt, const char *v)
+/* One option; returns 0, 2 (usage error) or -1 (--help printed). */
+static int parse_one(int c, struct run_args *a, struct run_load *r, const struct cli *cl)
 {
-	fprintf(stderr, "qvlctl run: %s: invalid value '%s'\n", opt, v);
-	return 2;
+	const char *cmd = "run";
+	int64_t v;
+	int rc = 0;
+
+	switch (c) {
+	case O_MODEL:
+		r->model = optarg;
+		break;
+	case O_MMPROJ:
+		r->mmproj = optarg;
+		break;
+	case O_PROMPT:
+		a->prompt = optarg;
+		break;
+	case O_PROMPT_FILE:
+		a->prompt_file = optarg;
+		break;
+	case O_SYSTEM:
+		a->system = optarg;
+		break;
+	case O_TOKENS:
+		a->tokens = optarg;
+		break;
+	case O_RAW:
+		a->raw = true;
+		break;
+	case O_IMAGE:
+		if (a->n_images == MAX_IMAGES)
+			return cli_usage(cmd, "at most %d --image", MAX_IMAGES);
+		a->images[a->n_images++] = optarg;
+		break;
+	case O_IMAGE_MAX:
+		rc = cli_int(cmd, "--image-max-tokens", optarg, 1, 1 << 20, &a->image_max_tokens);
+		break;
+	case O_MAXTOK:
+		rc = cli_int(cmd, "--max-tokens", optarg, 0, 1 << 30, &a->max_tokens);
+		break;
+	case O_IGNORE_EOS:
+		a->ignore_eos = true;
+		break;
+	case O_GREEDY:
+		a->greedy = true;
+		break;
+	case O_TEMP:
+		rc = cli_real(cmd, "--temperature", optarg, 0, false, 1e6, false, &a->temp);
+		a->set_temp = true;
+		break;
+	case O_TOPK:
+		rc = cli_int(cmd, "--top-k", optarg, 0, 1 << 30, &a->topk);
+		a->set_topk = true;
+		break;
+	case O_TOPP:
+		rc = cli_real(cmd, "--top-p", optarg, 0, true, 1, false, &a->topp);
+		a->set_topp = true;
+		break;
+	case O_MINP:
+		rc = cli_real(cmd, "--min-p", optarg, 0, false, 1, true, &a->minp);
+		a->set_minp = true;
+		break;
+	case O_REPEAT:
+		rc = cli_real(cmd, "--repeat-penalty", optarg, 0, true, 1e6, false, &a->rep);
+		a->set_rep = true;
+		break;
+	case O_PRESENCE:
+		rc = cli_real(cmd, "--presence-penalty", optarg, -1e6, false, 1e6, false, &a->pres);
+		a->set_pres = true;
+		break;
+	case O_SEED:
+		rc = cli_u64(cmd, "--seed", optarg, &a->seed);
+		a->set_seed = true;
+		break;
+	case O_PRINT_IDS:
+		a->print_ids = true;
+		break;
+	case O_DUMP:
+		a->dump = optarg;
+		break;
+	case O_THREADS:
+		rc = cli_int(cmd, "--threads", optarg, 1, 4096, &v);
+		r->threads = (int)v;
+		break;
+	case O_CPUS:
+		r->cpus = optarg;
+		break;
+	case O_CTX:
+		rc = cli_int(cmd, "--ctx", optarg, 1, INT32_MAX, &a->ctx);
+		a->ctx_set = true;
+		break;
+	case O_CTX_OVERRIDE:
+		a->ctx_override = true;
+		break;
+	case O_KV:
+		if (run_parse_kv(optarg, &r->kv) < 0)
+			return cli_usage(cmd, "bad --kv-type '%s': want bf16, f16 or f32", optarg);
+		break;
+	case O_JSON:
+		a->json = true;
+		break;
+	case O_QUIET:
+		a->quiet = true;
+		break;
+	case O_HELP:
+		usage(stdout);
+		return -1;
+	default:
+		return cli_opt_error(cl, c);
+	}
+	return rc;
 }
 
+/* Everything the command line alone can tell, before the model is opened. */
 static int parse(int argc, char **argv, struct run_args *a, struct run_load *r)
 {
-	int c;
+	const char *cmd = "run";
+	struct cli cl;
+	int c, rc;
 
 	a->max_tokens = 256;
-	a->ctx = 4096;
+	a->ctx = RUN_DEFAULT_CTX;
 	r->kv = QVL_DT_BF16;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		int64_t v;
-		switch (c) {
-		case O_MODEL:
-			r->model = optarg;
-			break;
-		case O_MMPROJ:
-			r->mmproj = optarg;
-			break;
-		case O_PROMPT:
-			a->prompt = optarg;
-			break;
-		case O_TOKENS:
-			a->tokens = optarg;
-			break;
-		case O_RAW:
-			a->raw = true;
-			break;
-		case O_IMAGE:
-			if (a->n_images == MAX_IMAGES) {
-				fprintf(stderr, "qvlctl run: at most %d --image\n", MAX_IMAGES);
-				return 2;
-			}
-			a->images[a->n_images++] = optarg;
-			break;
-		case O_MAXTOK:
-			if (qvl_parse_i64(optarg, 0, 1 << 30, &a->max_tokens) < 0)
-				return bad_value("--max-tokens", optarg);
-			break;
-		case O_IGNORE_EOS:
-			a->ignore_eos = true;
-			break;
-		case O_GREEDY:
-			a->greedy = true;
-			break;
-		case O_TEMP:
-			if (qvl_parse_double(optarg, &a->temp) < 0 || a->temp < 0)
-				return bad_value("--temperature", optarg);
-			a->set_temp = true;
-			break;
-		case O_TOPK:
-			if (qvl_parse_i64(optarg, 0, 1 << 30, &a->topk) < 0)
-				return bad_value("--top-k", optarg);
-			a->set_topk = true;
-			break;
-		case O_TOPP:
-			if (qvl_parse_double(optarg, &a->topp) < 0 ||
-			    !(a->topp > 0 && a->topp <= 1))
-				return bad_value("--top-p", optarg);
-			a->set_topp = true;
-			break;
-		case O_MINP:
-			if (qvl_parse_double(optarg, &a->minp) < 0 ||
-			    !(a->minp >= 0 && a->minp < 1))
-				return bad_value("--min-p", optarg);
-			a->set_minp = true;
-			break;
-		case O_REPEAT:
-			if (qvl_parse_double(optarg, &a->rep) < 0 || !(a->rep > 0))
-				return bad_value("--repeat-penalty", optarg);
-			a->set_rep = true;
-			break;
-		case O_PRESENCE:
-			if (qvl_parse_double(optarg, &a->pres) < 0 || a->pres != a->pres)
-				return bad_value("--presence-penalty", optarg);
-			a->set_pres = true;
-			break;
-		case O_SEED:
-			if (qvl_parse_u64(optarg, &a->seed) < 0)
-				return bad_value("--seed", optarg);
-			break;
-		case O_PRINT_IDS:
-			a->print_ids = true;
-			break;
-		case O_DUMP:
-			a->dump = optarg;
-			break;
-		case O_THREADS:
-			if (qvl_parse_i64(optarg, 1, 4096, &v) < 0)
-				return bad_value("--threads", optarg);
-			r->threads = (int)v;
-			break;
-		case O_CPUS:
-			r->cpus = optarg;
-			break;
-		case O_CTX:
-			if (qvl_parse_i64(optarg, 1, INT32_MAX, &a->ctx) < 0)
-				return bad_value("--ctx", optarg);
-			break;
-		case O_KV:
-			if (run_parse_kv(optarg, &r->kv) < 0)
-				return bad_value("--kv-type", optarg);
-			break;
-		case O_JSON:
-			a->json = true;
-			break;
-		case O_HELP:
-			usage(stdout);
-			return -1;
-		default:
-			fprintf(stderr, "qvlctl run: unknown or incomplete option '%s'\n",
-				argv[optind - 1]);
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "qvlctl run: unexpected argument '%s'\n", argv[optind]);
-		return 2;
-	}
-	if (!r->model || (!a->prompt == !a->tokens)) {
-		fprintf(stderr, "qvlctl run: need --model and exactly one of --prompt, --tokens\n");
-		usage(stderr);
-		return 2;
-	}
-	if (a->n_images && !a->prompt) {
-		fprintf(stderr, "qvlctl run: --image needs --prompt\n");
-		return 2;
+	cli_init(&cl, cmd, argc, argv, "", longopts);
+	while ((c = cli_next(&cl)) != -1)
+		if ((rc = parse_one(c, a, r, &cl)))
+			return rc;
+	if (optind < argc)
+		return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+	if (!r->model)
+		return cli_usage(cmd, "--model is required");
+	if (!!a->prompt + !!a->prompt_file + !!a->tokens != 1)
+		return cli_usage(cmd, "need exactly one of --prompt, --prompt-file, --tokens");
+	if (a->n_images && a->tokens)
+		return cli_usage(cmd, "--image needs --prompt or --prompt-file");
+	if (a->system && (a->raw || a->tokens))
+		return cli_usage(cmd, "--system is a chat turn: not with %s",
+				 a->raw ? "--raw" : "--tokens");
+	if (a->image_max_tokens && !a->n_images)
+		return cli_usage(cmd, "--image-max-tokens without --image");
+	if (r->threads && !r->cpus)
+		r->threads = cli_threads(cmd, r->threads);
+	if (a->tokens) {
+		char why[160];
+
+		if (run_parse_ids(a->tokens, &a->ids, &a->n_ids, why, sizeof(why)) < 0)
+			return cli_usage(cmd, "bad --tokens: %s", why);
 	}
 	return 0;
 }
 
-static void sample_params(const struct run_args *a, const struct qvl_model *m,
+/* Without --seed a sampled run takes a random seed, printed so that the
+ * run can be repeated. */
+static void sample_params(struct run_args *a, const struct qvl_model *m,
 			  struct qvl_sample_params *p)
 {
 	qvl_sample_defaults(p, &m->gen);
@@ -269,6 +332,15 @@ static void sample_params(const struct run_args *a, const struct qvl_model *m,
 		p->presence_penalty = (float)a->pres;
 	if (a->greedy)
 		p->greedy = true;
+	if (!a->set_seed) {
+		if (getrandom(&a->seed, sizeof(a->seed), GRND_NONBLOCK) != sizeof(a->seed))
+			a->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+		if (!p->greedy && p->temperature > 0)
+			fprintf(stderr,
+				"qvlctl run: sampling with random seed %llu (repeat with --seed "
+				"%llu)\n",
+				(unsigned long long)a->seed, (unsigned long long)a->seed);
+	}
 	p->seed = a->seed;
 }
 
@@ -300,24 +372,84 @@ static void json_string(FILE *f, const char *s, size_t n)
 	fputc('"', f);
 }
 
+/* --ctx against the model's trained positions; returns 0 or 2. */
+static int check_ctx(struct run_args *a, const struct qvl_model *m)
+{
+	const int64_t max = m->config.text.max_position;
+
+	if (max <= 0)
+		return 0;
+	if (!a->ctx_set && a->ctx > max)
+		a->ctx = max;
+	if (a->ctx > max && !a->ctx_override)
+		return cli_usage("run",
+				 "bad --ctx '%lld': out of range (1..%lld, the model's "
+				 "max_position_embeddings; --ctx-override allows more)",
+				 (long long)a->ctx, (long long)max);
+	return 0;
+}
+
+/* What the multimodal builder reports back to. */
+struct run_mm_ctx {
+	const struct run_args *a;
+	struct progress *pg;
+};
+
+static void mm_progress(void *ctx, double done, double total)
+{
+	progress_cb(((struct run_mm_ctx *)ctx)->pg, done, total);
+}
+
+static void on_image(void *ctx, const struct qvl_mm_image_info *im)
+{
+	const struct run_args *a = ((struct run_mm_ctx *)ctx)->a;
+
+	if (im->downscaled)
+		fprintf(stderr,
+			"qvlctl run: %s: %dx%d downscaled to %dx%d (%d tokens; at most %lld per "
+			"image, --image-max-tokens)\n",
+			im->name, im->w, im->h, im->rw, im->rh, im->tokens,
+			(long long)a->image_max_tokens);
+}
+
 /* The prompt as a chunk: ids from --tokens, the tokenizer, or the
  * multimodal builder (which owns its arrays in *mm). */
-static int build_prompt(const struct run_args *a, struct run_load *r, struct qvl_tokenizer *tok,
-			struct qvl_mm_prompt *mm, int32_t **ids, struct qvl_chunk *c,
-			struct qvl_err *err)
+static int build_prompt(struct run_args *a, struct run_load *r, struct qvl_tokenizer *tok,
+			struct progress *pg, struct qvl_mm_prompt *mm, int32_t **ids,
+			struct qvl_chunk *c, struct qvl_err *err)
 {
 	size_t n = 0;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	if (a->tokens) {
-		char why[160];
-		rc = run_parse_ids(a->tokens, ids, &n, why, sizeof(why));
-		if (rc < 0)
-			return qvl_errf(err, rc, "--tokens: %s", why);
+		*ids = a->ids;
+		n = a->n_ids;
+		a->ids = NULL;
 	} else if (a->n_images) {
-		rc = qvl_mm_prompt_build(r->e, tok, a->prompt, a->raw, a->images, a->n_images, mm,
-					 err);
+		struct run_mm_ctx mc = {.a = a, .pg = pg};
+		struct qvl_mm_opts o = {.system = a->system,
+					.max_image_tokens = a->image_max_tokens,
+					.max_tokens = (size_t)a->ctx,
+					.on_image = on_image,
+					.progress = pg->on ? mm_progress : NULL,
+					.ctx = &mc};
+		struct qvl_pp_params pp;
+
+		/* the default budget, for the downscale message */
+		if (!a->image_max_tokens && !qvl_pp_params_from_model(&pp, r->m, err))
+			a->image_max_tokens = qvl_pp_max_tokens(&pp);
+		progress_start(pg, "vision", 0, "tokens", 1);
+		rc = qvl_mm_prompt_build_opts(r->e, tok, a->prompt, a->raw, a->images, a->n_images,
+					      &o, mm, err);
+		progress_end(pg);
+		if (rc == -ENOSPC) {
+			char why[sizeof(err->msg) - 64];
+
+			memcpy(why, err->msg, sizeof(why) - 1);
+			why[sizeof(why) - 1] = 0;
+			qvl_errf(err, rc, "%s: lower --image-max-tokens or raise --ctx", why);
+		}
 		if (rc < 0)
 			return rc;
 		*c = mm->chunk;
@@ -327,8 +459,13 @@ static int build_prompt(const struct run_args *a, struct run_load *r, struct qvl
 		if (rc < 0)
 			return rc;
 	} else {
-		struct qvl_chat_msg msg = {.role = "user", .text = a->prompt};
-		rc = qvl_chat_encode(tok, &msg, 1, NULL, true, ids, &n, err);
+		struct qvl_chat_msg msgs[2];
+		size_t nm = 0;
+
+		if (a->system)
+			msgs[nm++] = (struct qvl_chat_msg){.role = "system", .text = a->system};
+		msgs[nm++] = (struct qvl_chat_msg){.role = "user", .text = a->prompt};
+		rc = qvl_chat_encode(tok, msgs, nm, NULL, true, ids, &n, err);
 		if (rc < 0)
 			return rc;
 	}
@@ -337,16 +474,53 @@ static int build_prompt(const struct run_args *a, struct run_load *r, struct qvl
 	return 0;
 }
 
-static int write_logits(const char *path, const float *x, size_t n, struct qvl_err *err)
-{
-	FILE *f = fopen(path, "wb");
+/* Generated ids the tokenizer has no text for (ids past its vocabulary:
+ * the model's embedding table is padded beyond it). */
+struct run_dropped {
+	size_t n;
+	int32_t first[8];
+};
 
-	if (!f)
-		return qvl_errf(err, -errno, "--dump-logits %s: %s", path, strerror(errno));
-	/* x86-64 is little-endian: the floats are written as they are */
-	if (fwrite(x, sizeof(float), n, f) != n || fclose(f) != 0)
-		return qvl_errf(err, -EIO, "--dump-logits %s: write failed", path);
-	return 0;
+static void report_dropped(const struct run_dropped *d, const struct qvl_tokenizer *tok)
+{
+	if (!d->n)
+		return;
+	fprintf(stderr,
+		"qvlctl run: %zu generated id%s ha%s no text in the tokenizer (it knows "
+		"ids 0..%d) and %s missing from the text:",
+		d->n, d->n == 1 ? "" : "s", d->n == 1 ? "s" : "ve", qvl_tok_n_vocab(tok) - 1,
+		d->n == 1 ? "is" : "are");
+	for (size_t i = 0; i < d->n && i < 8; i++)
+		fprintf(stderr, " %d", d->first[i]);
+	fprintf(stderr, "%s; --print-ids shows every id\n", d->n > 8 ? " ..." : "");
+}
+
+/* Opened before any work: a path that cannot be written fails first. */
+static int open_dump(const struct run_args *a, FILE **f, struct qvl_err *err)
+{
+	*f = NULL;
+	return a->dump ? cli_open_out(f, "--dump-logits", a->dump, err) : 0;
+}
+
+static void report_memory(const struct run_args *a, const struct run_load *r)
+{
+	fprintf(stderr, "qvlctl run: peak RSS %.1f MB, KV cache %.1f MB (%lld positions, %s)\n",
+		(double)qvl_peak_rss() / 1e6, (double)run_kv_bytes(r->m, a->ctx, r->kv) / 1e6,
+		(long long)a->ctx, qvl_dtype_name(r->kv));
+}
+
+static int prefill(struct run_load *r, struct qvl_seq *seq, const struct qvl_chunk *c,
+		   float *logits, struct progress *pg, struct qvl_err *err)
+{
+	int rc;
+
+	progress_start(pg, "prefill", (double)c->n, "tokens", 1);
+	if (pg->on)
+		qvl_engine_set_progress(r->e, progress_cb, pg);
+	rc = qvl_seq_forward(r->e, seq, c, logits, false, err);
+	qvl_engine_set_progress(r->e, NULL, NULL);
+	progress_end(pg);
+	return rc;
 }
 
 int cmd_run(int argc, char **argv)
@@ -361,6 +535,9 @@ int cmd_run(int argc, char **argv)
 	struct qvl_err err = {{0}};
 	struct qvl_chunk c;
 	struct qvl_detok dt;
+	struct run_dropped dropped = {0};
+	struct progress pg;
+	FILE *dump = NULL;
 	int32_t *ids = NULL, *gen = NULL;
 	float *logits = NULL;
 	size_t ngen = 0, tlen = 0, tcap = 0;
@@ -370,11 +547,35 @@ int cmd_run(int argc, char **argv)
 	int rc, status = 1;
 
 	rc = parse(argc, argv, &a, &r);
-	if (rc)
+	if (rc) {
+		free(a.ids);
 		return rc < 0 ? 0 : rc;
-	r.quiet = false;
-	if (run_open(&r))
-		return 1;
+	}
+	progress_init(&pg, "run", a.quiet);
+	if (a.prompt_file) {
+		size_t len;
+
+		rc = cli_read_text(a.prompt_file, RUN_MAX_PROMPT_FILE, &a.prompt_buf, &len, &err);
+		if (rc < 0) {
+			qvl_err_prefix(&err, rc, "--prompt-file");
+			goto fail;
+		}
+		if (strlen(a.prompt_buf) != len) {
+			rc = qvl_errf(&err, -EINVAL, "--prompt-file %s: holds a NUL byte",
+				      a.prompt_file);
+			goto fail;
+		}
+		a.prompt = a.prompt_buf;
+	}
+	if ((rc = open_dump(&a, &dump, &err)) < 0)
+		goto fail;
+	if (run_open(&r)) {
+		status = 1;
+		goto out;
+	}
+	if ((status = check_ctx(&a, r.m)) != 0)
+		goto out;
+	status = 1;
 	const struct qvl_model *m = r.m;
 	int V = m->config.text.vocab_size;
 
@@ -383,7 +584,7 @@ int cmd_run(int argc, char **argv)
 		if (rc < 0)
 			goto fail;
 	}
-	rc = build_prompt(&a, &r, tok, &mm, &ids, &c, &err);
+	rc = build_prompt(&a, &r, tok, &pg, &mm, &ids, &c, &err);
 	if (rc < 0)
 		goto fail;
 	if (c.n == 0) {
@@ -392,8 +593,8 @@ int cmd_run(int argc, char **argv)
 	}
 	if ((int64_t)c.n > a.ctx) {
 		rc = qvl_errf(&err, -ENOSPC,
-			      "prompt of %zu tokens is longer than the context (%lld)", c.n,
-			      (long long)a.ctx);
+			      "prompt of %zu tokens is longer than the context (%lld): raise --ctx",
+			      c.n, (long long)a.ctx);
 		goto fail;
 	}
 	for (size_t i = 0; i < c.n; i++)
@@ -420,14 +621,17 @@ int cmd_run(int argc, char **argv)
 		goto fail;
 
 	double t0 = qvl_now();
-	rc = qvl_seq_forward(r.e, seq, &c, logits, false, &err);
+	rc = prefill(&r, seq, &c, logits, &pg, &err);
 	if (rc < 0)
 		goto fail;
 	t_pre = qvl_now() - t0;
 	fprintf(stderr, "qvlctl run: prompt %zu tokens in %.3f s (%.1f tok/s)\n", c.n, t_pre,
 		(double)c.n / t_pre);
-	if (a.dump) {
-		rc = write_logits(a.dump, logits, (size_t)V, &err);
+	if (dump) {
+		/* x86-64 is little-endian: the floats are written as they are */
+		rc = cli_write_close(dump, "--dump-logits", a.dump, logits,
+				     (size_t)V * sizeof(float), &err);
+		dump = NULL;
 		if (rc < 0)
 			goto fail;
 	}
@@ -457,6 +661,8 @@ int cmd_run(int argc, char **argv)
 				tcap *= 2;
 			}
 			long w = qvl_detok_push(&dt, id, text + tlen, tcap - tlen - 64);
+			if (w == -EINVAL && dropped.n++ < 8)
+				dropped.first[dropped.n - 1] = id;
 			if (w > 0) {
 				if (!a.json) {
 					fwrite(text + tlen, 1, (size_t)w, stdout);
@@ -493,13 +699,16 @@ int cmd_run(int argc, char **argv)
 		if (tok) {
 			printf("\"text\":");
 			json_string(stdout, text, tlen);
-			printf(",");
+			printf(",\"dropped_ids\":%zu,", dropped.n);
 		}
-		printf("\"n_prompt\":%zu,\"n_gen\":%zu,\"stop\":\"%s\",\"load_s\":%.4f,"
-		       "\"prefill_s\":%.4f,\"prefill_tok_s\":%.2f,\"decode_s\":%.4f,"
-		       "\"decode_tok_s\":%.2f}\n",
-		       c.n, ngen, stop, r.load_s, t_pre, (double)c.n / t_pre, t_dec,
-		       ngen > 1 ? (double)(ngen - 1) / t_dec : 0.0);
+		printf("\"n_prompt\":%zu,\"n_gen\":%zu,\"stop\":\"%s\",\"seed\":%llu,"
+		       "\"load_s\":%.4f,\"prefill_s\":%.4f,\"prefill_tok_s\":%.2f,"
+		       "\"decode_s\":%.4f,\"decode_tok_s\":%.2f,\"ctx\":%lld,\"kv_bytes\":%llu,"
+		       "\"peak_rss\":%llu}\n",
+		       c.n, ngen, stop, (unsigned long long)a.seed, r.load_s, t_pre,
+		       (double)c.n / t_pre, t_dec, ngen > 1 ? (double)(ngen - 1) / t_dec : 0.0,
+		       (long long)a.ctx, (unsigned long long)run_kv_bytes(m, a.ctx, r.kv),
+		       (unsigned long long)qvl_peak_rss());
 	} else if (a.print_ids || !tok) {
 		for (size_t i = 0; i < ngen; i++)
 			printf("%s%d", i ? " " : "", gen[i]);
@@ -511,17 +720,25 @@ int cmd_run(int argc, char **argv)
 	 * speed counts the forward passes, ngen - 1 of them */
 	fprintf(stderr, "qvlctl run: generated %zu tokens (%s) in %.3f s (%.1f tok/s)\n", ngen,
 		stop, t_dec, ngen > 1 ? (double)(ngen - 1) / t_dec : 0.0);
+	report_dropped(&dropped, tok);
+	report_memory(&a, &r);
 	status = 0;
 	goto out;
 fail:
-	fprintf(stderr, "qvlctl run: %s\n", err.msg[0] ? err.msg : qvl_strerror(rc));
+	progress_end(&pg);
+	cli_fail("run", rc, &err);
+	status = 1;
 out:
+	if (dump)
+		fclose(dump);
 	qvl_seq_destroy(seq);
 	qvl_sampler_free(smp);
 	if (a.n_images)
 		qvl_mm_prompt_free(&mm);
 	qvl_tok_free(tok);
 	free(ids);
+	free(a.ids);
+	free(a.prompt_buf);
 	free(gen);
 	free(text);
 	free(logits);

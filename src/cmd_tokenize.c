@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "model.h"
 #include "tokenizer.h"
@@ -52,34 +53,44 @@ static int open_tokenizer(const char *model, struct qvl_tokenizer **t, struct qv
 	return rc;
 }
 
-static int read_stdin(char **out, size_t *len)
+#define TOK_MAX_INPUT (256u << 20) /* text or ids read from standard input */
+
+/* The option loop of the three commands: --model (-m) and --help are
+ * handled here, each command's own options by fn (returns 0 or 2); errors
+ * in the shared style. Returns 0, 2 (usage error) or -1 (help printed). */
+static int tok_parse(const char *cmd, int argc, char **argv, const struct option *lo,
+		     void (*usage)(FILE *f), int (*fn)(int c, void *st), void *st,
+		     const char **model)
 {
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		if (n == cap) {
-			char *nb = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-			if (!nb) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		size_t k = fread(buf + n, 1, cap - n, stdin);
-		n += k;
-		if (k == 0) {
-			if (ferror(stdin)) {
-				free(buf);
-				return -EIO;
-			}
+	struct cli cl;
+	int c, rc;
+
+	cli_init(&cl, cmd, argc, argv, "m:", lo);
+	while ((c = cli_next(&cl)) != -1) {
+		switch (c) {
+		case 'm':
+			*model = optarg;
 			break;
+		case 'h':
+			usage(stdout);
+			return -1;
+		case '?':
+		case ':':
+			return cli_opt_error(&cl, c);
+		default:
+			if ((rc = fn(c, st)))
+				return rc;
 		}
 	}
-	*out = buf;
-	*len = n;
+	if (!*model)
+		return cli_usage(cmd, "--model is required");
+	return 0;
+}
+
+static int no_opts(int c, void *st)
+{
+	(void)c;
+	(void)st;
 	return 0;
 }
 
@@ -107,6 +118,17 @@ static void tokenize_usage(FILE *f)
 	       "  --help         show this help\n");
 }
 
+static int tokenize_opt(int c, void *st)
+{
+	bool *flags = st; /* [0] special, [1] json */
+
+	if (c == 'n')
+		flags[0] = false;
+	else if (c == 'j')
+		flags[1] = true;
+	return 0;
+}
+
 int cmd_tokenize(int argc, char **argv)
 {
 	static const struct option lo[] = {{"model", required_argument, NULL, 'm'},
@@ -115,64 +137,39 @@ int cmd_tokenize(int argc, char **argv)
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
 	const char *model = NULL;
-	bool special = true, json = false;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "m:", lo, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			model = optarg;
-			break;
-		case 'n':
-			special = false;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			tokenize_usage(stdout);
-			return 0;
-		default:
-			tokenize_usage(stderr);
-			return 2;
-		}
-	}
-	if (!model || argc - optind > 1) {
-		fprintf(stderr, "qvlctl tokenize: %s\n",
-			!model ? "--model is required" : "give TEXT as one argument (quote it)");
-		tokenize_usage(stderr);
-		return 2;
-	}
+	bool flags[2] = {true, false};
+	struct qvl_err err = {{0}};
 	char *text;
 	size_t len;
+	int rc = tok_parse("tokenize", argc, argv, lo, tokenize_usage, tokenize_opt, flags, &model);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (argc - optind > 1)
+		return cli_usage("tokenize", "give TEXT as one argument (quote it)");
 	if (optind < argc) {
 		text = strdup(argv[optind]);
 		len = text ? strlen(text) : 0;
-	} else if (read_stdin(&text, &len)) {
-		fprintf(stderr, "qvlctl tokenize: cannot read standard input\n");
-		return 1;
+		if (!text)
+			return cli_fail("tokenize", -ENOMEM, NULL);
+	} else if ((rc = cli_read_text("-", TOK_MAX_INPUT, &text, &len, &err))) {
+		return cli_fail("tokenize", rc, &err);
 	}
-	if (!text) {
-		fprintf(stderr, "qvlctl tokenize: out of memory\n");
-		return 1;
-	}
-	struct qvl_err err;
 	struct qvl_tokenizer *t;
 	int32_t *ids;
 	size_t n;
-	int rc = open_tokenizer(model, &t, &err);
+
+	rc = open_tokenizer(model, &t, &err);
 	if (!rc) {
-		rc = qvl_tok_encode(t, text, len, special, &ids, &n, &err);
+		rc = qvl_tok_encode(t, text, len, flags[0], &ids, &n, &err);
 		if (!rc) {
-			print_ids(ids, n, json);
+			print_ids(ids, n, flags[1]);
 			free(ids);
 		}
 		qvl_tok_free(t);
 	}
 	free(text);
-	if (rc)
-		fprintf(stderr, "qvlctl tokenize: %s\n", err.msg);
-	return rc ? 1 : 0;
+	return rc ? cli_fail("tokenize", rc, &err) : 0;
 }
 
 /* ---- detokenize -------------------------------------------------------- */
@@ -187,89 +184,53 @@ static void detokenize_usage(FILE *f)
 		"  --help         show this help\n");
 }
 
-static int parse_id(const char *s, int32_t *id)
-{
-	int64_t v;
-	if (qvl_parse_i64(s, 0, INT32_MAX, &v))
-		return -EINVAL;
-	*id = (int32_t)v;
-	return 0;
-}
-
 int cmd_detokenize(int argc, char **argv)
 {
 	static const struct option lo[] = {
 	    {"model", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'}, {0}};
 	const char *model = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "m:", lo, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			model = optarg;
-			break;
-		case 'h':
-			detokenize_usage(stdout);
-			return 0;
-		default:
-			detokenize_usage(stderr);
-			return 2;
-		}
+	struct qvl_err err = {{0}};
+	int32_t *ids = NULL;
+	size_t n = 0, cap;
+	char *in = NULL, *save = NULL;
+	int rc = tok_parse("detokenize", argc, argv, lo, detokenize_usage, no_opts, NULL, &model);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (optind == argc) {
+		size_t inlen;
+
+		rc = cli_read_text("-", TOK_MAX_INPUT, &in, &inlen, &err);
+		if (rc)
+			return cli_fail("detokenize", rc, &err);
 	}
-	if (!model) {
-		fprintf(stderr, "qvlctl detokenize: --model is required\n");
-		detokenize_usage(stderr);
-		return 2;
-	}
-	size_t n = 0, cap = 64;
-	int32_t *ids = malloc(cap * sizeof(*ids));
-	char *in = NULL;
-	size_t inlen;
-	if (optind == argc && read_stdin(&in, &inlen)) {
-		fprintf(stderr, "qvlctl detokenize: cannot read standard input\n");
-		free(ids);
-		return 1;
-	}
-	char *save = NULL;
-	if (in) {
-		char *z = realloc(in, inlen + 1); /* NUL-terminate for strtok_r */
-		if (!z) {
-			free(in);
-			free(ids);
-			fprintf(stderr, "qvlctl detokenize: out of memory\n");
-			return 1;
-		}
-		in = z;
-		in[inlen] = 0;
+	cap = (size_t)(argc - optind) + (in ? strlen(in) / 2 + 1 : 0) + 1;
+	ids = malloc(cap * sizeof(*ids));
+	if (!ids) {
+		free(in);
+		return cli_fail("detokenize", -ENOMEM, NULL);
 	}
 	for (int i = optind;; i++) {
-		const char *s;
-		if (in)
-			s = strtok_r(i == optind ? in : NULL, " \t\r\n,", &save);
-		else
-			s = i < argc ? argv[i] : NULL;
+		const char *s = in ? strtok_r(i == optind ? in : NULL, " \t\r\n,", &save)
+				   : (i < argc ? argv[i] : NULL);
+		int64_t v;
+
 		if (!s)
 			break;
-		if (n == cap) {
-			cap *= 2;
-			int32_t *nv = realloc(ids, cap * sizeof(*ids));
-			if (!nv)
-				break;
-			ids = nv;
-		}
-		if (!ids || parse_id(s, &ids[n])) {
-			fprintf(stderr, "qvlctl detokenize: '%s' is not a token id\n", s);
+		if (qvl_parse_i64(s, 0, INT32_MAX, &v)) {
+			rc = cli_usage("detokenize", "'%s' is not a token id (want 0..%d)", s,
+				       INT32_MAX);
 			free(ids);
 			free(in);
-			return ids ? 2 : 1;
+			return rc;
 		}
-		n++;
+		ids[n++] = (int32_t)v;
 	}
-	struct qvl_err err;
 	struct qvl_tokenizer *t;
 	char *text;
 	size_t len;
-	int rc = open_tokenizer(model, &t, &err);
+
+	rc = open_tokenizer(model, &t, &err);
 	if (!rc) {
 		rc = qvl_tok_decode(t, ids, n, &text, &len, &err);
 		if (!rc) {
@@ -281,9 +242,7 @@ int cmd_detokenize(int argc, char **argv)
 	}
 	free(ids);
 	free(in);
-	if (rc)
-		fprintf(stderr, "qvlctl detokenize: %s\n", err.msg);
-	return rc ? 1 : 0;
+	return rc ? cli_fail("detokenize", rc, &err) : 0;
 }
 
 /* ---- chat-format ------------------------------------------------------- */
@@ -333,6 +292,58 @@ static void print_chat_text(const struct qvl_tokenizer *t, const int32_t *ids, s
 	putchar('\n');
 }
 
+struct chat_args {
+	const char *system, *prompt;
+	int img[256], nimg;
+	bool as_text, gen;
+	struct qvl_chat_opts opts;
+};
+
+static int chat_opt(int c, void *st)
+{
+	struct chat_args *a = st;
+	int64_t v;
+	int rc;
+
+	switch (c) {
+	case 's':
+		a->system = optarg;
+		break;
+	case 'p':
+		a->prompt = optarg;
+		break;
+	case 'I':
+		a->as_text = false;
+		break;
+	case 'T':
+		a->as_text = true;
+		break;
+	case 'v':
+		a->opts.add_vision_id = true;
+		break;
+	case 'S':
+		a->opts.image_sep = optarg;
+		break;
+	case 'k':
+		a->opts.think = true;
+		break;
+	case 'g':
+		a->gen = false;
+		break;
+	case 'P':
+		a->opts.parse_special = true;
+		break;
+	case 'i':
+		if (a->nimg == 256)
+			return cli_usage("chat-format", "at most 256 --image-tokens");
+		if ((rc = cli_int("chat-format", "--image-tokens", optarg, 1, 1 << 20, &v)))
+			return rc;
+		a->img[a->nimg++] = (int)v;
+		break;
+	}
+	return 0;
+}
+
 int cmd_chat_format(int argc, char **argv)
 {
 	static const struct option lo[] = {{"model", required_argument, NULL, 'm'},
@@ -348,83 +359,31 @@ int cmd_chat_format(int argc, char **argv)
 					   {"parse-special", no_argument, NULL, 'P'},
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
-	const char *model = NULL, *system = NULL, *prompt = NULL;
-	int img[256], nimg = 0, c;
-	bool as_text = false, gen = true;
-	struct qvl_chat_opts opts = {0};
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "m:", lo, NULL)) != -1) {
-		int64_t v;
-		switch (c) {
-		case 'm':
-			model = optarg;
-			break;
-		case 's':
-			system = optarg;
-			break;
-		case 'p':
-			prompt = optarg;
-			break;
-		case 'I':
-			as_text = false;
-			break;
-		case 'T':
-			as_text = true;
-			break;
-		case 'v':
-			opts.add_vision_id = true;
-			break;
-		case 'S':
-			opts.image_sep = optarg;
-			break;
-		case 'k':
-			opts.think = true;
-			break;
-		case 'g':
-			gen = false;
-			break;
-		case 'P':
-			opts.parse_special = true;
-			break;
-		case 'i':
-			if (qvl_parse_i64(optarg, 1, 1 << 20, &v) || nimg == 256) {
-				fprintf(stderr,
-					"qvlctl chat-format: --image-tokens '%s': need 1..%d "
-					"(at most 256 images)\n",
-					optarg, 1 << 20);
-				return 2;
-			}
-			img[nimg++] = (int)v;
-			break;
-		case 'h':
-			chat_usage(stdout);
-			return 0;
-		default:
-			chat_usage(stderr);
-			return 2;
-		}
-	}
-	if (!model || !prompt || optind != argc) {
-		fprintf(stderr, "qvlctl chat-format: %s\n",
-			optind != argc ? "unexpected argument"
-				       : "--model and --prompt are required");
-		chat_usage(stderr);
-		return 2;
-	}
+	const char *model = NULL;
+	struct chat_args a = {.gen = true};
+	struct qvl_err err = {{0}};
+	int rc = tok_parse("chat-format", argc, argv, lo, chat_usage, chat_opt, &a, &model);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (optind != argc)
+		return cli_usage("chat-format", "unexpected argument '%s'", argv[optind]);
+	if (!a.prompt)
+		return cli_usage("chat-format", "--prompt is required");
 	struct qvl_chat_msg msgs[2];
 	size_t nm = 0;
-	if (system)
-		msgs[nm++] = (struct qvl_chat_msg){.role = "system", .text = system};
-	msgs[nm++] = (struct qvl_chat_msg){.role = "user", .text = prompt, .n_images = nimg};
-	struct qvl_err err;
+	if (a.system)
+		msgs[nm++] = (struct qvl_chat_msg){.role = "system", .text = a.system};
+	msgs[nm++] = (struct qvl_chat_msg){.role = "user", .text = a.prompt, .n_images = a.nimg};
 	struct qvl_tokenizer *t;
 	int32_t *ids;
 	size_t n;
-	int rc = open_tokenizer(model, &t, &err);
+
+	rc = open_tokenizer(model, &t, &err);
 	if (!rc) {
-		rc = qvl_chat_encode_ex(t, msgs, nm, img, gen, &opts, &ids, &n, &err);
+		rc = qvl_chat_encode_ex(t, msgs, nm, a.img, a.gen, &a.opts, &ids, &n, &err);
 		if (!rc) {
-			if (as_text)
+			if (a.as_text)
 				print_chat_text(t, ids, n);
 			else
 				print_ids(ids, n, false);
@@ -432,7 +391,5 @@ int cmd_chat_format(int argc, char **argv)
 		}
 		qvl_tok_free(t);
 	}
-	if (rc)
-		fprintf(stderr, "qvlctl chat-format: %s\n", err.msg);
-	return rc ? 1 : 0;
+	return rc ? cli_fail("chat-format", rc, &err) : 0;
 }

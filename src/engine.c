@@ -407,10 +407,11 @@ static int check_item(const struct qvl_engine *e, const struct qvl_batch_item *i
 int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
 		       struct qvl_err *err)
 {
-	size_t nr = 0;
+	size_t nr = 0, done = 0, total = 0;
 	int rc;
 
 	for (size_t i = 0; i < n; i++) {
+		total += items[i].chunk.n;
 		rc = check_item(e, &items[i], i, err);
 		if (rc < 0)
 			return rc;
@@ -442,7 +443,10 @@ int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items,
 						     : NULL;
 			if (nr == ENG_MAX_ROWS) {
 				eng_forward_rows(e, nr);
+				done += nr;
 				nr = 0;
+				if (e->progress)
+					e->progress(e->progress_ctx, (double)done, (double)total);
 			}
 		}
 	}
@@ -456,6 +460,12 @@ int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items,
 		s->next_pos = c->pos ? c->next_pos : s->next_pos + (int32_t)c->n;
 	}
 	return 0;
+}
+
+void qvl_engine_set_progress(struct qvl_engine *e, qvl_progress_fn fn, void *ctx)
+{
+	e->progress = fn;
+	e->progress_ctx = ctx;
 }
 
 int qvl_seq_forward(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,

@@ -92,4 +92,9 @@ struct qvl_batch_item {
 int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
 		       struct qvl_err *err);
 
+/* Progress of long forwards (a prefill of many slices): fn(ctx, rows done,
+ * rows in the call) after each slice, on the calling thread. fn NULL: none. */
+typedef void (*qvl_progress_fn)(void *ctx, double done, double total);
+void qvl_engine_set_progress(struct qvl_engine *e, qvl_progress_fn fn, void *ctx);
+
 #endif

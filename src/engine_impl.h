@@ -61,6 +61,9 @@ struct qvl_engine {
 	struct eng_row *rows; /* what each row of the current slice is */
 	float **out_dst;      /* [rows] logits destinations of the output rows */
 	float *lscratch;      /* [ENG_LOGIT_ROWS][V]: logits of scattered rows */
+
+	qvl_progress_fn progress; /* qvl_engine_set_progress() */
+	void *progress_ctx;
 };
 
 /* Logits rows computed in one matmul when their destinations are not one

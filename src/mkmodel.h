@@ -102,6 +102,10 @@ struct qvl_mk_opts {
 	const char *out_dir;
 	int threads;	    /* <= 0: one per online CPU */
 	size_t chunk_bytes; /* 0: default (512 KiB) */
+	/* model.safetensors bytes written so far, of total, on the calling
+	 * thread between chunks (NULL: no report) */
+	void (*progress)(void *ctx, double done, double total);
+	void *progress_ctx;
 };
 
 struct qvl_mk_result {

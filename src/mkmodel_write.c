@@ -245,19 +245,21 @@ struct stream {
 	size_t chunk;
 	uint64_t nchunks;
 	atomic_uint_fast64_t next;
-	atomic_int rc; /* first error; workers stop when set */
+	atomic_uint_fast64_t written; /* bytes, for the progress report only */
+	atomic_int rc;		      /* first error; workers stop when set */
+	const struct qvl_mk_opts *o;
 };
 
-static void *worker(void *arg)
+/* One worker; the caller's (report) also drives the progress callback. */
+static void work(struct stream *s, bool report)
 {
-	struct stream *s = arg;
 	void *buf = aligned_alloc(4096, s->chunk);
 
 	if (!buf) {
 		int zero = 0;
 
 		atomic_compare_exchange_strong(&s->rc, &zero, -ENOMEM);
-		return NULL;
+		return;
 	}
 	while (!atomic_load_explicit(&s->rc, memory_order_relaxed)) {
 		uint64_t k = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
@@ -277,16 +279,28 @@ static void *worker(void *arg)
 
 			atomic_compare_exchange_strong(&s->rc, &zero, rc);
 		}
+		/* relaxed (both sides): a count shown to the user, nothing is
+		 * published through it; the join orders the final state */
+		uint64_t w =
+		    atomic_fetch_add_explicit(&s->written, len, memory_order_relaxed) + len;
+		if (report && s->o->progress)
+			s->o->progress(s->o->progress_ctx, (double)w, (double)s->plan->data_bytes);
 	}
 	free(buf);
+}
+
+static void *worker(void *arg)
+{
+	work(arg, false);
 	return NULL;
 }
 
-static int write_model(const struct qvl_mk_plan *p, const char *dir, int threads, size_t chunk,
-		       struct qvl_err *err)
+static int write_model(const struct qvl_mk_plan *p, const struct qvl_mk_opts *o, int threads,
+		       size_t chunk, struct qvl_err *err)
 {
+	const char *dir = o->out_dir;
 	pthread_t tid[MK_MAX_THREADS];
-	struct stream s = {.plan = p, .chunk = chunk};
+	struct stream s = {.plan = p, .chunk = chunk, .o = o};
 	uint64_t total = p->header_bytes + p->data_bytes;
 	char *tmp;
 	int fd, rc, started = 0;
@@ -312,12 +326,13 @@ static int write_model(const struct qvl_mk_plan *p, const char *dir, int threads
 	s.nchunks = (p->data_bytes + chunk - 1) / chunk;
 	atomic_init(&s.next, 0);
 	atomic_init(&s.rc, 0);
+	atomic_init(&s.written, 0);
 	for (int i = 1; i < threads; i++) {
 		if (pthread_create(&tid[i], NULL, worker, &s))
 			break; /* fewer threads is fine: the others take more chunks */
 		started++;
 	}
-	worker(&s);
+	work(&s, true);
 	for (int i = 1; i <= started; i++)
 		pthread_join(tid[i], NULL);
 	rc = atomic_load(&s.rc);
@@ -402,7 +417,7 @@ int qvl_mk_write(const struct qvl_mk_opts *o, struct qvl_mk_result *res, struct 
 	if (rc)
 		goto out;
 	t1 = qvl_now();
-	rc = write_model(&p, o->out_dir, threads, chunk, err);
+	rc = write_model(&p, o, threads, chunk, err);
 	if (rc)
 		goto out;
 	if (res) {

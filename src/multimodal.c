@@ -165,14 +165,48 @@ void qvl_mm_prompt_free(struct qvl_mm_prompt *p)
 	memset(p, 0, sizeof(*p));
 }
 
-int qvl_mm_prompt_build_images(struct qvl_engine *e, const struct qvl_tokenizer *tok,
-			       const char *text, bool raw, const struct qvl_image *images,
-			       const char *const *names, int n_images, struct qvl_mm_prompt *out,
-			       struct qvl_err *err)
+/* The vision tower's per-block progress as image tokens of the whole prompt. */
+struct mm_progress {
+	const struct qvl_mm_opts *o;
+	double base, ntok, total; /* tokens before this image, in it, in all */
+};
+
+static void mm_vis_progress(void *ctx, int done, int depth)
 {
+	struct mm_progress *p = ctx;
+
+	p->o->progress(p->o->ctx, p->base + p->ntok * done / depth, p->total);
+}
+
+/* The prompt's ids for images of ntok[i] tokens each. */
+static int mm_ids(const struct qvl_tokenizer *tok, const char *text, bool raw,
+		  const struct qvl_mm_opts *o, int32_t pad, const int *ntok, int n_images,
+		  struct qvl_mm_prompt *out, struct qvl_err *err)
+{
+	struct qvl_chat_msg msgs[2];
+	size_t nm = 0;
+
+	if (raw)
+		return mm_raw_ids(tok, text, pad, ntok, n_images, &out->ids, &out->chunk.n, err);
+	if (o->system)
+		msgs[nm++] = (struct qvl_chat_msg){.role = "system", .text = o->system};
+	msgs[nm++] = (struct qvl_chat_msg){.role = "user", .text = text, .n_images = n_images};
+	return qvl_chat_encode(tok, msgs, nm, ntok, true, &out->ids, &out->chunk.n, err);
+}
+
+/* Every grid comes from smart_resize on the decoded size alone, so the
+ * prompt's length is known, and checked against opts->max_tokens, before
+ * any image is resized or goes through the tower. */
+static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const char *text,
+		    bool raw, const struct qvl_image *images, const char *const *names,
+		    int n_images, const struct qvl_mm_opts *opts, struct qvl_mm_prompt *out,
+		    struct qvl_err *err)
+{
+	static const struct qvl_mm_opts none;
+	const struct qvl_mm_opts *o = opts ? opts : &none;
 	const struct qvl_model *m = qvl_engine_model(e);
 	struct qvl_pool *pool = qvl_engine_pool(e);
-	struct qvl_pixels *px = NULL;
+	struct qvl_pixels px = {0};
 	struct qvl_vision *v = NULL;
 	struct qvl_pp_params pp;
 	int *ntok = NULL, (*merged)[2] = NULL, rc, K, H;
@@ -182,9 +216,63 @@ int qvl_mm_prompt_build_images(struct qvl_engine *e, const struct qvl_tokenizer 
 	if (n_images < 0 || n_images > MM_MAX_IMAGES)
 		return qvl_errf(err, -EINVAL, "prompt: %d images (at most %d)", n_images,
 				MM_MAX_IMAGES);
-	if ((rc = qvl_pp_params_from_model(&pp, m, err)) ||
-	    (rc = qvl_vision_create(&v, m, pool, NULL, err)))
+	rc = qvl_pp_params_from_model(&pp, m, err);
+	if (!rc && o->max_image_tokens > 0)
+		rc = qvl_pp_set_max_tokens(&pp, o->max_image_tokens, err);
+	if (rc)
 		return rc;
+	ntok = calloc((size_t)n_images + 1, sizeof(*ntok));
+	merged = calloc((size_t)n_images + 1, sizeof(*merged));
+	if (!ntok || !merged) {
+		rc = qvl_errf(err, -ENOMEM, "prompt: out of memory");
+		goto out;
+	}
+	for (int i = 0; i < n_images; i++) {
+		const int f = pp.patch * pp.merge;
+		const char *name = names && names[i] ? names[i] : "image";
+		struct qvl_mm_image_info info = {.index = i, .name = name};
+		int rh, rw;
+
+		rc = qvl_pp_smart_resize(images[i].h, images[i].w, &pp, &rh, &rw, err);
+		if (rc) {
+			qvl_err_prefix(err, rc, "%s", name);
+			goto out;
+		}
+		merged[i][0] = rh / f;
+		merged[i][1] = rw / f;
+		ntok[i] = merged[i][0] * merged[i][1];
+		n_img_tok += (size_t)ntok[i];
+		if (o->on_image) {
+			info.w = images[i].w;
+			info.h = images[i].h;
+			info.rw = rw;
+			info.rh = rh;
+			info.tokens = ntok[i];
+			info.downscaled = qvl_pp_over_budget(images[i].h, images[i].w, &pp);
+			o->on_image(o->ctx, &info);
+		}
+	}
+	out->n_images = n_images;
+	rc = mm_ids(tok, text, raw, o, m->config.image_token_id, ntok, n_images, out, err);
+	if (rc)
+		goto out;
+	if (o->max_tokens && out->chunk.n > o->max_tokens) {
+		rc = qvl_errf(err, -ENOSPC,
+			      "prompt of %zu tokens (%zu of them for %d image(s)) does not fit "
+			      "the context of %zu",
+			      out->chunk.n, n_img_tok, n_images, o->max_tokens);
+		goto out;
+	}
+	out->pos = malloc((out->chunk.n ? out->chunk.n : 1) * sizeof(*out->pos));
+	if (!out->pos) {
+		rc = qvl_errf(err, -ENOMEM, "prompt: out of memory");
+		goto out;
+	}
+	rc = qvl_mm_positions(out->ids, out->chunk.n, m->config.image_token_id,
+			      (const int(*)[2])merged, n_images, out->pos, &out->chunk.next_pos,
+			      err);
+	if (rc || (rc = qvl_vision_create(&v, m, pool, NULL, err)))
+		goto out;
 	K = qvl_vision_n_deepstack(v);
 	H = qvl_vision_out_dim(v);
 	if (H != m->config.text.hidden_size) {
@@ -192,54 +280,39 @@ int qvl_mm_prompt_build_images(struct qvl_engine *e, const struct qvl_tokenizer 
 			      m->path, H, m->config.text.hidden_size);
 		goto out;
 	}
-	px = calloc((size_t)n_images + 1, sizeof(*px));
-	ntok = calloc((size_t)n_images + 1, sizeof(*ntok));
-	merged = calloc((size_t)n_images + 1, sizeof(*merged));
-	if (!px || !ntok || !merged) {
-		rc = qvl_errf(err, -ENOMEM, "prompt: out of memory");
-		goto out;
-	}
-	for (int i = 0; i < n_images; i++) {
-		const int M = pp.merge;
-		rc = qvl_preprocess(&images[i], &pp, pool, &px[i], NULL, err);
-		if (rc) {
-			qvl_err_prefix(err, rc, "%s", names && names[i] ? names[i] : "image");
-			goto out;
-		}
-		merged[i][0] = px[i].grid[1] / M;
-		merged[i][1] = px[i].grid[2] / M;
-		ntok[i] = merged[i][0] * merged[i][1];
-		n_img_tok += (size_t)ntok[i];
-		if (i < 16)
-			memcpy(out->grid[i], px[i].grid, sizeof(out->grid[i]));
-	}
-	out->n_images = n_images;
-	if (raw) {
-		rc = mm_raw_ids(tok, text, m->config.image_token_id, ntok, n_images, &out->ids,
-				&out->chunk.n, err);
-	} else {
-		struct qvl_chat_msg msg = {.role = "user", .text = text, .n_images = n_images};
-		rc = qvl_chat_encode(tok, &msg, 1, ntok, true, &out->ids, &out->chunk.n, err);
-	}
-	if (rc)
-		goto out;
-	out->pos = malloc((out->chunk.n ? out->chunk.n : 1) * sizeof(*out->pos));
 	out->embd = malloc((n_img_tok ? n_img_tok : 1) * (size_t)H * sizeof(float));
 	out->deepstack =
 	    malloc((n_img_tok ? n_img_tok : 1) * (size_t)H * (size_t)(K ? K : 1) * sizeof(float));
-	if (!out->pos || !out->embd || !out->deepstack) {
+	if (!out->embd || !out->deepstack) {
 		rc =
 		    qvl_errf(err, -ENOMEM, "prompt: out of memory for %zu image tokens", n_img_tok);
 		goto out;
 	}
-	rc = qvl_mm_positions(out->ids, out->chunk.n, m->config.image_token_id,
-			      (const int(*)[2])merged, n_images, out->pos, &out->chunk.next_pos,
-			      err);
-	if (rc)
-		goto out;
+	struct mm_progress prog = {.o = o, .total = (double)n_img_tok};
+	if (o->progress)
+		qvl_vision_set_progress(v, mm_vis_progress, &prog);
 	for (int i = 0; i < n_images; i++) {
-		rc = qvl_vision_encode(v, &px[i], out->embd + done * H, out->deepstack + done * H,
+		const int M = pp.merge;
+
+		rc = qvl_preprocess(&images[i], &pp, pool, &px, NULL, err);
+		if (rc) {
+			qvl_err_prefix(err, rc, "%s", names && names[i] ? names[i] : "image");
+			goto out;
+		}
+		if (px.grid[1] != merged[i][0] * M || px.grid[2] != merged[i][1] * M) {
+			rc = qvl_errf(err, -EPROTO, "image %d: grid %dx%d, predicted %dx%d", i + 1,
+				      px.grid[1], px.grid[2], merged[i][0] * M, merged[i][1] * M);
+			goto out;
+		}
+		if (i < 16)
+			memcpy(out->grid[i], px.grid, sizeof(out->grid[i]));
+		prog.base = (double)done;
+		prog.ntok = ntok[i];
+		if (o->progress)
+			o->progress(o->ctx, prog.base, prog.total);
+		rc = qvl_vision_encode(v, &px, out->embd + done * H, out->deepstack + done * H,
 				       n_img_tok * (size_t)H, err);
+		qvl_pixels_free(&px);
 		if (rc)
 			goto out;
 		done += (size_t)ntok[i];
@@ -251,10 +324,7 @@ int qvl_mm_prompt_build_images(struct qvl_engine *e, const struct qvl_tokenizer 
 	out->chunk.n_deepstack = K;
 	out->chunk.pos = (const int32_t(*)[3])out->pos;
 out:
-	if (px)
-		for (int i = 0; i < n_images; i++)
-			qvl_pixels_free(&px[i]);
-	free(px);
+	qvl_pixels_free(&px);
 	free(ntok);
 	free(merged);
 	qvl_vision_destroy(v);
@@ -263,9 +333,18 @@ out:
 	return rc;
 }
 
-int qvl_mm_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const char *text,
-			bool raw, const char *const *image_paths, int n_images,
-			struct qvl_mm_prompt *out, struct qvl_err *err)
+int qvl_mm_prompt_build_images(struct qvl_engine *e, const struct qvl_tokenizer *tok,
+			       const char *text, bool raw, const struct qvl_image *images,
+			       const char *const *names, int n_images, struct qvl_mm_prompt *out,
+			       struct qvl_err *err)
+{
+	return mm_build(e, tok, text, raw, images, names, n_images, NULL, out, err);
+}
+
+int qvl_mm_prompt_build_opts(struct qvl_engine *e, const struct qvl_tokenizer *tok,
+			     const char *text, bool raw, const char *const *image_paths,
+			     int n_images, const struct qvl_mm_opts *opts,
+			     struct qvl_mm_prompt *out, struct qvl_err *err)
 {
 	struct qvl_image *im;
 	int rc = 0;
@@ -280,10 +359,16 @@ int qvl_mm_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, c
 	for (int i = 0; i < n_images && !rc; i++)
 		rc = qvl_image_load(&im[i], image_paths[i], NULL, err);
 	if (!rc)
-		rc = qvl_mm_prompt_build_images(e, tok, text, raw, im, image_paths, n_images, out,
-						err);
+		rc = mm_build(e, tok, text, raw, im, image_paths, n_images, opts, out, err);
 	for (int i = 0; i < n_images; i++)
 		qvl_image_free(&im[i]);
 	free(im);
 	return rc;
+}
+
+int qvl_mm_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const char *text,
+			bool raw, const char *const *image_paths, int n_images,
+			struct qvl_mm_prompt *out, struct qvl_err *err)
+{
+	return qvl_mm_prompt_build_opts(e, tok, text, raw, image_paths, n_images, NULL, out, err);
 }

@@ -32,6 +32,35 @@ int qvl_mm_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, c
 			struct qvl_mm_prompt *out, struct qvl_err *err);
 void qvl_mm_prompt_free(struct qvl_mm_prompt *p);
 
+/* One image of a prompt, once its grid is known (before any pixel work). */
+struct qvl_mm_image_info {
+	int index;	  /* 0-based */
+	const char *name; /* path or label (may be NULL) */
+	int w, h;	  /* decoded size */
+	int rw, rh;	  /* resized size */
+	int tokens;	  /* merged image tokens */
+	bool downscaled;  /* shrunk to fit the per-image token budget */
+};
+
+/* Limits, extras and reporting of a build; a zeroed struct (or NULL) adds
+ * nothing and limits nothing beyond the preprocessor config. */
+struct qvl_mm_opts {
+	const char *system;	  /* a system turn first (chat format only), or NULL */
+	int64_t max_image_tokens; /* per image; <= 0: preprocessor_config.json's max_pixels */
+	size_t max_tokens;	  /* the whole prompt must fit (the context), 0: no limit;
+				   * checked from the grids, before any image is resized
+				   * or encoded (-ENOSPC) */
+	void (*on_image)(void *ctx, const struct qvl_mm_image_info *info);
+	qvl_progress_fn progress; /* vision tower: image tokens encoded, total */
+	void *ctx;		  /* for on_image and progress */
+};
+
+/* qvl_mm_prompt_build with options. */
+int qvl_mm_prompt_build_opts(struct qvl_engine *e, const struct qvl_tokenizer *tok,
+			     const char *text, bool raw, const char *const *image_paths,
+			     int n_images, const struct qvl_mm_opts *opts,
+			     struct qvl_mm_prompt *out, struct qvl_err *err);
+
 struct qvl_image;
 
 /* As qvl_mm_prompt_build with images already decoded (names, may be NULL,

@@ -42,6 +42,37 @@ int qvl_pp_params_from_model(struct qvl_pp_params *p, const struct qvl_model *m,
 	return 0;
 }
 
+/* The largest resized area smart_resize accepts (its final range check). */
+#define PP_MAX_AREA ((int64_t)QVL_IMAGE_MAX_PIXELS_DEFAULT * 4)
+
+int64_t qvl_pp_max_tokens(const struct qvl_pp_params *p)
+{
+	const int64_t f = (int64_t)p->patch * p->merge;
+	return f > 0 ? p->max_pixels / (f * f) : 0;
+}
+
+int qvl_pp_set_max_tokens(struct qvl_pp_params *p, int64_t tokens, struct qvl_err *err)
+{
+	const int64_t f = (int64_t)p->patch * p->merge, hi = f > 0 ? PP_MAX_AREA / (f * f) : 0;
+
+	if (tokens < 1 || tokens > hi)
+		return qvl_errf(err, -EINVAL, "image token budget %lld out of range (1..%lld)",
+				(long long)tokens, (long long)hi);
+	p->max_pixels = tokens * f * f;
+	/* a budget below min_pixels is still a ceiling: no upscaling past it */
+	if (p->min_pixels > p->max_pixels)
+		p->min_pixels = f * f;
+	return 0;
+}
+
+bool qvl_pp_over_budget(int h, int w, const struct qvl_pp_params *p)
+{
+	const int f = p->patch * p->merge;
+
+	return f > 0 &&
+	       nearbyint((double)h / f) * f * nearbyint((double)w / f) * f > (double)p->max_pixels;
+}
+
 int qvl_pp_smart_resize(int h, int w, const struct qvl_pp_params *p, int *rh, int *rw,
 			struct qvl_err *err)
 {
@@ -71,7 +102,7 @@ int qvl_pp_smart_resize(int h, int w, const struct qvl_pp_params *p, int *rh, in
 		wb = ceil(dw * beta / f) * f;
 	}
 	if (!(hb >= f && wb >= f && hb <= INT_MAX / 4 && wb <= INT_MAX / 4 &&
-	      hb * wb <= (double)QVL_IMAGE_MAX_PIXELS_DEFAULT * 4))
+	      hb * wb <= (double)PP_MAX_AREA))
 		return qvl_errf(err, -EINVAL, "image %dx%d: resized size %.0fx%.0f out of range", w,
 				h, wb, hb);
 	*rh = (int)hb;

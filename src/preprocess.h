@@ -5,6 +5,7 @@
 #ifndef QVL_PREPROCESS_H
 #define QVL_PREPROCESS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -33,6 +34,19 @@ struct qvl_pixels {
  * vision config; -EINVAL when the model has no vision. */
 int qvl_pp_params_from_model(struct qvl_pp_params *p, const struct qvl_model *m,
 			     struct qvl_err *err);
+/* The token budget of one image (HF's max_pixels, llama.cpp's
+ * --image-max-tokens): merged tokens = max_pixels / (patch * merge)². set
+ * lowers or raises max_pixels to tokens * (patch * merge)² (and drops
+ * min_pixels to one token when it was above that, so small images are not
+ * upscaled past the budget); -EINVAL (with
+ * the valid range) when that is below one token or above what
+ * smart_resize accepts. */
+int64_t qvl_pp_max_tokens(const struct qvl_pp_params *p);
+int qvl_pp_set_max_tokens(struct qvl_pp_params *p, int64_t tokens, struct qvl_err *err);
+/* Whether smart_resize shrinks an h x w image to fit max_pixels (rather
+ * than only rounding its sides to the patch grid). */
+bool qvl_pp_over_budget(int h, int w, const struct qvl_pp_params *p);
+
 /* HF smart_resize (double arithmetic, round-half-even); errors like HF on
  * sides below the factor and aspect ratios above 200. */
 int qvl_pp_smart_resize(int h, int w, const struct qvl_pp_params *p, int *rh, int *rw,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "kernels.h"
 
 
 static const struct {
@@ -46,9 +47,19 @@ int main(int argc, char **argv)
 		printf("qvlctl %s\n", PACKAGE_VERSION);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].fn(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		struct qvl_err err = {{0}};
+
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		/* $QVL_SIMD / $QVL_MATMUL are checked once, for every command:
+		 * a typo must not be ignored by the commands that never compute */
+		if (qvl_kernels_init(&err) < 0) {
+			fprintf(stderr, "qvlctl %s: %s\n", argv[1], err.msg);
+			return 2;
+		}
+		return commands[i].fn(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "qvlctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

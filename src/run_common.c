@@ -23,6 +23,32 @@ int run_parse_kv(const char *s, enum qvl_dtype *out)
 	return 0;
 }
 
+#define ID_SEPS " \t,\n\r"
+
+/* One item of an id list, [p, p + len): an optional '-' then decimal
+ * digits, the whole item, within int32. */
+static int parse_id(const char *p, size_t len, int32_t *out)
+{
+	bool neg = len > 0 && p[0] == '-';
+	int64_t v = 0;
+	size_t i = neg;
+
+	if (i == len)
+		return -EINVAL;
+	for (; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (p[i] - '0');
+		if (v > (int64_t)INT32_MAX + 1)
+			return -ERANGE;
+	}
+	v = neg ? -v : v;
+	if (v > INT32_MAX || v < INT32_MIN)
+		return -ERANGE;
+	*out = (int32_t)v;
+	return 0;
+}
+
 int run_parse_ids(const char *s, int32_t **ids, size_t *n, char *why, size_t cap)
 {
 	size_t len = strlen(s), cnt = 0;
@@ -34,30 +60,46 @@ int run_parse_ids(const char *s, int32_t **ids, size_t *n, char *why, size_t cap
 		return -ENOMEM;
 	}
 	while (*p) {
-		char item[32];
-		size_t k = 0;
-		int64_t x;
+		size_t k;
+		int rc;
 
-		while (*p == ' ' || *p == '\t' || *p == ',' || *p == '\n' || *p == '\r')
-			p++;
+		p += strspn(p, ID_SEPS);
 		if (!*p)
 			break;
-		while (*p && !strchr(" \t,\n\r", *p)) {
-			if (k < sizeof(item) - 1)
-				item[k++] = *p;
-			p++;
-		}
-		item[k] = 0;
-		if (qvl_parse_i64(item, INT32_MIN, INT32_MAX, &x) < 0) {
-			snprintf(why, cap, "token %zu: '%s' is not an integer id", cnt, item);
+		k = strcspn(p, ID_SEPS);
+		rc = parse_id(p, k, &v[cnt]);
+		if (rc < 0) {
+			const char *what =
+			    rc == -ERANGE ? "out of range (32-bit ids)" : "not an integer id";
+
+			/* the whole item, or its start and end when it is long */
+			if (k <= 40)
+				snprintf(why, cap, "item %zu: '%.*s' is %s", cnt + 1, (int)k, p,
+					 what);
+			else
+				snprintf(why, cap,
+					 "item %zu: '%.16s...%.16s' (%zu characters) is %s",
+					 cnt + 1, p, p + k - 16, k, what);
 			free(v);
 			return -EINVAL;
 		}
-		v[cnt++] = (int32_t)x;
+		cnt++;
+		p += k;
 	}
 	*ids = v;
 	*n = cnt;
 	return 0;
+}
+
+uint64_t run_kv_bytes(const struct qvl_model *m, int64_t n_ctx, enum qvl_dtype kv)
+{
+	const struct qvl_text_config *tc = &m->config.text;
+	bool ok = true;
+	uint64_t per =
+	    qvl_dtype_bytes(kv, (uint64_t)tc->num_kv_heads * (uint64_t)tc->head_dim, &ok);
+
+	/* K and V, every layer, every position */
+	return ok ? per * 2 * (uint64_t)tc->num_layers * (uint64_t)n_ctx : 0;
 }
 
 int run_open(struct run_load *r)

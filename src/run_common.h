@@ -26,8 +26,11 @@ struct run_load {
 /* "bf16" | "f16" | "f32" -> dtype; -EINVAL otherwise. */
 int run_parse_kv(const char *s, enum qvl_dtype *out);
 /* Strict "ID ID ..." (spaces, tabs, commas or newlines between) into a
- * malloc'd array; -EINVAL naming the bad item. */
+ * malloc'd array: each item whole, decimal, within int32, whatever its
+ * length; -EINVAL with why naming the bad item. */
 int run_parse_ids(const char *s, int32_t **ids, size_t *n, char *why, size_t cap);
+/* Bytes of a KV cache of n_ctx positions (K and V of every layer). */
+uint64_t run_kv_bytes(const struct qvl_model *m, int64_t n_ctx, enum qvl_dtype kv);
 /* Open the model and create the engine; prints "qvlctl CMD: message" and
  * returns 1 on failure, 0 on success. */
 int run_open(struct run_load *r);

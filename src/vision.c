@@ -55,6 +55,8 @@ struct qvl_vision {
 	float *inv_freq; /* [hv/4] */
 	struct vis_block *blk;
 	struct vis_merger merger, ds[QVL_MAX_DEEPSTACK];
+	void (*progress)(void *ctx, int done, int depth);
+	void *progress_ctx;
 };
 
 /* ---- weights -------------------------------------------------------------- */
@@ -498,6 +500,13 @@ static void vis_merge(const struct qvl_vision *v, const struct vis_merger *mg, b
 	vis_matmul(v, out, (size_t)v->Do, t, w4, &mg->fc2, nt);
 }
 
+void qvl_vision_set_progress(struct qvl_vision *v, void (*fn)(void *ctx, int done, int depth),
+			     void *ctx)
+{
+	v->progress = fn;
+	v->progress_ctx = ctx;
+}
+
 int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *main, float *ds,
 		      size_t ds_stride, struct qvl_err *err)
 {
@@ -560,6 +569,8 @@ int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *
 		int k = v->ds_of_block[b];
 		if (k >= 0 && ds)
 			vis_merge(v, &v->ds[k], true, x, N, u, att, ds + (size_t)k * ds_stride);
+		if (v->progress)
+			v->progress(v->progress_ctx, b + 1, v->depth);
 	}
 	vis_merge(v, &v->merger, false, x, N, u, att, main);
 	free(x);

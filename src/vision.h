@@ -31,6 +31,12 @@ int qvl_vision_merge(const struct qvl_vision *v);	/* spatial merge size M */
 int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *main, float *ds,
 		      size_t ds_stride, struct qvl_err *err);
 
+/* Progress of qvl_vision_encode: fn(ctx, blocks done, depth) after each
+ * block, on the calling thread (the tower of a large image runs for
+ * minutes). fn NULL: none. */
+void qvl_vision_set_progress(struct qvl_vision *v, void (*fn)(void *ctx, int done, int depth),
+			     void *ctx);
+
 /* Floating-point operations of one encode of n patches (matmuls and
  * attention, 2 per multiply-add), for benchmarks. */
 double qvl_vision_flops(const struct qvl_vision *v, int n_patches);

@@ -32,7 +32,7 @@ check() { # check DESCRIPTION WANT_STATUS PATTERN -- qvlctl args...
 
 check "id out of range" 1 "out of range" -- run --model "$MODEL" --tokens "1 151936"
 check "negative id" 1 "out of range" -- run --model "$MODEL" --tokens "5 -1"
-check "id not a number" 1 "not an integer" -- run --model "$MODEL" --tokens "1 2x"
+check "id not a number" 2 "not an integer" -- run --model "$MODEL" --tokens "1 2x"
 check "empty prompt" 1 "empty prompt" -- run --model "$MODEL" --tokens " "
 check "prompt longer than the context" 1 "longer than the context" -- \
 	run --model "$MODEL" --tokens "1 2 3 4 5 6" --ctx 5

@@ -17,10 +17,7 @@ cmds=$("$QVLCTL" --help | awk '/^Commands:/ {on=1; next} on && /^  [a-z]/ {print
 [ -n "$cmds" ] || { echo "1..0 # SKIP qvlctl --help lists no command"; exit 0; }
 sections="OPTIONS ENVIRONMENT EXIT_STATUS EXAMPLES"
 
-# Options announced in the page before the branch that adds them is merged
-# (issue 12, cli): the rendered-options check accepts them until --help has
-# them. Configure's options are named in FILES and --tokenizer-dir.
-pending="--prompt-file --image-max-tokens --ctx-override --quiet"
+# Configure's options are named in FILES and --tokenizer-dir.
 configure_opts="--with-tokenizer-dir --prefix --datadir"
 
 n=0
@@ -115,7 +112,7 @@ else
 	notok "ENVIRONMENT lacks:$miss"
 fi
 
-known=" $(echo $all_help $pending $configure_opts) "
+known=" $(echo $all_help $configure_opts) "
 rendered=$("$MANDOC" -T ascii "$page" | sed 's/.\x08//g' |
 	grep -oE '(^|[][ (|,])--?[a-zA-Z][a-zA-Z0-9-]*' | sed 's/^[][ (|,]//' | sort -u)
 bad=
