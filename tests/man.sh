@@ -1,6 +1,7 @@
 #!/bin/sh
 # Every man page lints clean with mandoc (-T lint -W warning), and every
-# qvlctl command has a section in qvlctl(8).
+# qvlctl command has a section in qvlctl(8) (the daemon commands, for now, in
+# qvld(8) under CLIENT COMMANDS).
 set -u
 mandir="$QVL_SRCDIR/man"
 [ -n "${MANDOC:-}" ] && [ -x "$MANDOC" ] || { echo "1..0 # SKIP mandoc not found"; exit 0; }
@@ -24,7 +25,8 @@ done
 for c in $cmds; do
 	i=$((i + 1))
 	if grep -q "^\.It Cm $c\b\|^\.Ss $c\$\|^\.Sh.*$c" "$mandir/qvlctl.8" 2>/dev/null ||
-		grep -qE "^\.(Ss|It Cm) \"?$c" "$mandir/qvlctl.8" 2>/dev/null; then
+		grep -qE "^\.(Ss|It Cm) \"?$c" "$mandir/qvlctl.8" 2>/dev/null ||
+		grep -q "^\.Ss $c\$" "$mandir/qvld.8" 2>/dev/null; then
 		echo "ok $i - qvlctl(8) documents $c"
 	else
 		echo "not ok $i - qvlctl(8) does not document $c"
