@@ -290,7 +290,8 @@ static const char *stop_name(uint32_t s)
 	return s < 7 ? n[s] : "?";
 }
 
-static void print_json(const struct qvl_req *r, const struct qvl_cqe *c, bool lp)
+static void print_json(const struct qvl_req *r, const struct qvl_cqe *c, bool lp, double wall,
+		       double client_dec)
 {
 	const int32_t *ids = qvl_req_ids(r);
 	double pre = (double)c->prefill_ns / 1e9, dec = (double)c->decode_ns / 1e9;
@@ -309,10 +310,11 @@ static void print_json(const struct qvl_req *r, const struct qvl_cqe *c, bool lp
 	}
 	printf(",\"n_prompt\":%u,\"n_gen\":%u,\"stop\":\"%s\",\"queue_s\":%.4f,"
 	       "\"prefill_s\":%.4f,\"prefill_tok_s\":%.2f,\"decode_s\":%.4f,"
-	       "\"decode_tok_s\":%.2f}\n",
+	       "\"decode_tok_s\":%.2f,\"wall_s\":%.4f,\"client_decode_tok_s\":%.2f}\n",
 	       c->n_prompt, c->n_tokens, stop_name(c->stop), (double)c->queue_ns / 1e9, pre,
 	       pre > 0 ? c->n_prompt / pre : 0.0, dec,
-	       c->n_tokens > 1 && dec > 0 ? (c->n_tokens - 1) / dec : 0.0);
+	       c->n_tokens > 1 && dec > 0 ? (c->n_tokens - 1) / dec : 0.0, wall,
+	       c->n_tokens > 1 && client_dec > 0 ? (c->n_tokens - 1) / client_dec : 0.0);
 }
 
 int cmd_generate(int argc, char **argv)
@@ -324,6 +326,7 @@ int cmd_generate(int argc, char **argv)
 	int32_t *ids = NULL;
 	size_t n_ids = 0;
 	uint32_t shown = 0;
+	double t_start, t_first = 0, t_end = 0;
 	int rc, status;
 
 	rc = parse(argc, argv, &a);
@@ -360,6 +363,7 @@ int cmd_generate(int argc, char **argv)
 		goto fail;
 	}
 	/* ids (+ logprobs) and room for 32 bytes of text per token */
+	t_start = qvl_now();
 	if ((rc = qvl_req_prep(r, sqe, 1, (uint64_t)a.max_tokens * (per + 32) + 4096)) < 0 ||
 	    (rc = qvl_submit(q)) < 0)
 		goto fail;
@@ -372,13 +376,18 @@ int cmd_generate(int argc, char **argv)
 			goto fail;
 		struct qvl_cqe cq = *c;
 		qvl_cqe_seen(q);
-		if (a.stream && !a.print_ids && cq.text_len > shown) {
+		/* the client's own clock: first token seen -> final CQE, what a
+		 * caller of the daemon observes (bench_serving.sh uses it) */
+		if (cq.n_tokens >= 1 && t_first == 0)
+			t_first = qvl_now();
+		if (a.stream && !a.print_ids && !a.json && cq.text_len > shown) {
 			fwrite(qvl_req_text(r) + shown, 1, cq.text_len - shown, stdout);
 			fflush(stdout);
 			shown = cq.text_len;
 		}
 		if (!(cq.flags & QVL_CQE_F_MORE)) {
 			fin = cq;
+			t_end = qvl_now();
 			break;
 		}
 	}
@@ -393,7 +402,7 @@ int cmd_generate(int argc, char **argv)
 		goto out;
 	}
 	if (a.json) {
-		print_json(r, &fin, a.logprobs);
+		print_json(r, &fin, a.logprobs, t_end - t_start, t_end - t_first);
 	} else if (a.print_ids) {
 		const int32_t *out = qvl_req_ids(r);
 		for (uint32_t i = 0; i < fin.n_tokens; i++)
