@@ -41,6 +41,8 @@ struct shm_policy {
 	uint32_t max_bad;	 /* consecutive invalid SQEs before disconnect [16] */
 	uint32_t spin_us;	 /* poller spin before sleeping [50] */
 	uint32_t max_clients;	 /* [256] */
+	uint32_t ring_start;	 /* first value of the free-running counters [0]; tests start
+				  * near UINT32_MAX to exercise the wraparound */
 };
 
 /* A validated part: (off, len) lie inside the arena and outside the output. */
