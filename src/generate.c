@@ -125,6 +125,8 @@ void gen_stopper_flush(struct gen_stopper *st)
 
 void gen_stopper_consume(struct gen_stopper *st)
 {
+	if (!st->release)
+		return; /* also: buf may still be NULL */
 	memmove(st->buf, st->buf + st->release, st->len - st->release);
 	st->len -= st->release;
 	st->release = 0;
