@@ -57,6 +57,40 @@ static const char *role_of(uint32_t kind)
 	return kind == QVL_PART_SYSTEM ? "system" : kind == QVL_PART_USER ? "user" : "assistant";
 }
 
+/* The request's shape, checked before anything is copied or decoded. */
+static int check_shape(const struct shm_request *req, struct qvl_err *err)
+{
+	const bool raw = req->gen.flags & QVL_GEN_RAW;
+	int pending = 0, texts = 0, ids = 0, images = 0;
+
+	for (uint32_t i = 0; i < req->gen.n_parts; i++) {
+		switch (req->parts[i].kind) {
+		case QVL_PART_USER:
+			pending = 0;
+			/* fall through */
+		case QVL_PART_SYSTEM:
+		case QVL_PART_ASSISTANT:
+			texts++;
+			break;
+		case QVL_PART_TOKENS:
+			ids++;
+			break;
+		case QVL_PART_IMAGE:
+		case QVL_PART_IMAGE_RGB:
+			images++;
+			pending++;
+			break;
+		}
+	}
+	if (!raw && pending)
+		return qvl_errf(err, -EINVAL, "%d image(s) after the last user message", pending);
+	if (ids && (texts || images))
+		return qvl_errf(err, -EINVAL, "token ids cannot be mixed with text or images");
+	if (!ids && !texts)
+		return qvl_errf(err, -EINVAL, "no prompt: the request has no text or token part");
+	return 0;
+}
+
 static int read_inputs(const struct shm_request *req, struct job_inputs *in, struct qvl_err *err)
 {
 	uint64_t asize;
@@ -153,13 +187,6 @@ static int read_inputs(const struct shm_request *req, struct job_inputs *in, str
 			return qvl_errf(err, -EINVAL, "part %u: kind %u", i, p->kind);
 		}
 	}
-	if (!raw && pending_images)
-		return qvl_errf(err, -EINVAL, "%d image(s) after the last user message",
-				pending_images);
-	if (in->n_ids && (in->n_texts || in->n_images))
-		return qvl_errf(err, -EINVAL, "token ids cannot be mixed with text or images");
-	if (!in->n_ids && !in->n_texts)
-		return qvl_errf(err, -EINVAL, "no prompt: the request has no text or token part");
 	return 0;
 }
 
@@ -254,7 +281,9 @@ int job_start(struct job *j, const struct job_env *env)
 			      (unsigned long long)out_fixed(j->req));
 		goto fail;
 	}
-	rc = read_inputs(j->req, in, &err);
+	rc = check_shape(j->req, &err);
+	if (rc == 0)
+		rc = read_inputs(j->req, in, &err);
 	if (rc < 0)
 		goto fail;
 	sampling(j->req, m, &gp.sp);
