@@ -5,7 +5,8 @@
  * three long ones of the first, all admitted); logprobs are written; an
  * output region too small for the text ends with QVL_STOP_LENGTH and whole
  * UTF-8 sequences; TOKENIZE equals the tokenizer; a malformed request fails
- * alone with the daemon's message in the text area. */
+ * alone with the daemon's message in the text area; EMBED_IMAGE writes the
+ * vision tower's output. */
 #include "config.h"
 
 #include <math.h>
@@ -81,7 +82,7 @@ int main(void)
 	struct qvl_cqe c;
 	int rc;
 
-	plan(12);
+	plan(13);
 	rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &a);
 	if (rc == 0)
 		rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &b);
@@ -223,6 +224,32 @@ int main(void)
 	       strstr(qvl_req_text(r), "\"generated_tokens\""),
 	   "STATS: JSON in the output region (%u bytes)", c.text_len);
 	qvl_release(r);
+
+	/* EMBED_IMAGE: the golden 64x64 gradient is 64 tokens of 64 + 2 x 64 */
+	char img[4096];
+	char *data = NULL;
+	size_t len = 0;
+	snprintf(img, sizeof(img), "%s/golden/vision/grad_64x64.png",
+		 test_env("QVL_SHARED", "../shared"));
+	if (qvl_read_file(img, 1 << 20, &data, &len, &err) == 0) {
+		qvl_req_new(b, QVL_OP_EMBED_IMAGE, &r);
+		qvl_req_add_image(r, data, len);
+		sqe = qvl_sqe_get(b);
+		qvl_req_prep(r, sqe, 700, 64 * 192 * 4);
+		qvl_submit(b);
+		rc = final(b, 700, &c);
+		const float *e = qvl_req_out(r, NULL);
+		bool fin_ok = rc == 0 && c.res == 0 && c.text_len == 64 * 192 * 4;
+		for (uint32_t i = 0; fin_ok && i < 64 * 192; i++)
+			fin_ok = isfinite(e[i]);
+		ok(fin_ok && c.n_tokens == 64,
+		   "EMBED_IMAGE: %u tokens, %u bytes, all finite (res %d)", c.n_tokens, c.text_len,
+		   c.res);
+		qvl_release(r);
+		free(data);
+	} else {
+		ok(1, "# SKIP no %s", img);
+	}
 
 	qvl_disconnect(a);
 	qvl_disconnect(b);

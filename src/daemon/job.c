@@ -269,6 +269,10 @@ int job_start(struct job *j, const struct job_env *env)
 
 	j->started = true;
 	j->t_start = qvl_now();
+	if (j->req->opcode == QVL_OP_EMBED_IMAGE) {
+		free(in);
+		return job_embed(j, env);
+	}
 	if (!in) {
 		rc = -ENOMEM;
 		goto fail;

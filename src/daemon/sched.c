@@ -231,7 +231,7 @@ static void *worker(void *arg)
 			s->active = j;
 			s->n_active++;
 			pthread_mutex_unlock(&s->mu);
-			if (job_start(j, &s->env) < 0) {
+			if (job_start(j, &s->env) != 0) { /* failed, or done in one go */
 				retire(s, j, true);
 				pthread_mutex_lock(&s->mu);
 				continue;

@@ -95,6 +95,7 @@ static int on_submit(void *ctx, struct shm_request *req)
 	qvld_stats_submit(sv->stats, shm_client_id(req->client), req->opcode);
 	switch (req->opcode) {
 	case QVL_OP_GENERATE:
+	case QVL_OP_EMBED_IMAGE: /* engine work: the scheduler thread's */
 		return sched_submit(sv->sched, req);
 	case QVL_OP_CANCEL:
 		c.res = sched_cancel(sv->sched, req->client, req->arg);
@@ -113,7 +114,7 @@ static int on_submit(void *ctx, struct shm_request *req)
 		shm_complete(req, &c);
 		return 0;
 	default:
-		return -EOPNOTSUPP; /* EMBED_IMAGE: not served yet */
+		return -EOPNOTSUPP;
 	}
 }
 

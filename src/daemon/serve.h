@@ -1,5 +1,5 @@
 /* The callbacks the ring poller calls (struct shm_ops): each validated
- * request goes to the scheduler (GENERATE) or is answered on the spot
+ * request goes to the scheduler (GENERATE, EMBED_IMAGE) or is answered on the spot
  * (CANCEL, STATS, STATUS, TOKENIZE, SHUTDOWN); client arrivals and
  * departures update the counters and cancel a dead client's work. */
 #ifndef QVLD_SERVE_H
