@@ -232,14 +232,19 @@ struct qvl {
 	uint64_t arena_size;
 	uint32_t sq_mask, cq_mask;
 	uint32_t sq_local_tail; /* SQEs handed out by qvl_sqe_get, not yet published */
+	uint32_t sq_head_cache; /* the daemon's sq_head as last read (submitter thread) */
 	uint32_t max_inflight;
 	struct qvl_priv *priv;
+	/* the completer thread's own line: no false sharing with the submitter */
+	_Alignas(64) uint32_t cq_tail_cache; /* the daemon's cq_tail as last read */
 };
 
 struct qvl_opts {
-	uint32_t sq_entries; /* 0: daemon default */
-	uint32_t cq_entries; /* 0: 2 * sq_entries */
-	uint64_t arena_size; /* 0: daemon default */
+	uint32_t sq_entries;  /* 0: daemon default */
+	uint32_t cq_entries;  /* 0: 2 * sq_entries */
+	uint64_t arena_size;  /* 0: daemon default */
+	int64_t wait_spin_ns; /* qvl_wait_cqe spins this long before sleeping:
+				 0 = 20 us, < 0 = sleep at once */
 };
 
 /* Default socket path when path is NULL: $QVL_SOCKET, else /run/qvld/qvld.sock. */
@@ -299,13 +304,15 @@ void qvl_release(struct qvl_req *r);
 /* The next free SQE (zeroed), or NULL when the SQ is full. Inline. */
 static inline struct qvl_sqe *qvl_sqe_get(struct qvl *q)
 {
-	/* acquire: pairs with the daemon's store-release of sq_head in
-	 * shm_ring_consume(): the slot we reuse has been copied out */
-	uint32_t head = __atomic_load_n(&q->hdr->sq_head, __ATOMIC_ACQUIRE);
 	struct qvl_sqe *sqe;
 
-	if (q->sq_local_tail - head >= q->sq_mask + 1)
-		return NULL;
+	if (q->sq_local_tail - q->sq_head_cache > q->sq_mask) {
+		/* acquire: pairs with the poller's store-release of sq_head in
+		 * serve(): the slots up to it have been copied out */
+		q->sq_head_cache = __atomic_load_n(&q->hdr->sq_head, __ATOMIC_ACQUIRE);
+		if (q->sq_local_tail - q->sq_head_cache > q->sq_mask)
+			return NULL;
+	}
 	sqe = &q->sqes[q->sq_local_tail & q->sq_mask];
 	q->sq_local_tail++;
 	__builtin_memset(sqe, 0, sizeof(*sqe));
@@ -320,25 +327,44 @@ int qvl_submit(struct qvl *q);
 /* The oldest unseen CQE or NULL. Inline, no syscall. */
 static inline struct qvl_cqe *qvl_cqe_peek(struct qvl *q)
 {
-	/* the client is the only writer of cq_head: a plain load suffices */
+	/* the client is the only writer of cq_head: a relaxed load suffices */
 	uint32_t head = __atomic_load_n(&q->hdr->cq_head, __ATOMIC_RELAXED);
-	/* acquire: pairs with the store-release of cq_tail in shm_cq_post():
-	 * the CQE bytes below are complete */
-	uint32_t tail = __atomic_load_n(&q->hdr->cq_tail, __ATOMIC_ACQUIRE);
 
-	if (head == tail)
-		return NULL;
+	if (head == q->cq_tail_cache) {
+		/* acquire: pairs with the store-release of cq_tail in
+		 * shm_cq_post(): the CQEs before it are complete */
+		q->cq_tail_cache = __atomic_load_n(&q->hdr->cq_tail, __ATOMIC_ACQUIRE);
+		if (head == q->cq_tail_cache)
+			return NULL;
+	}
 	return &q->cqes[head & q->cq_mask];
+}
+
+/* How many CQEs are ready; they are q->cqes[(head + i) & q->cq_mask] for
+ * i < n, head being hdr->cq_head. Inline, no syscall. */
+static inline uint32_t qvl_cq_ready(struct qvl *q)
+{
+	uint32_t head = __atomic_load_n(&q->hdr->cq_head, __ATOMIC_RELAXED);
+
+	/* acquire: pairs with the store-release of cq_tail in shm_cq_post() */
+	q->cq_tail_cache = __atomic_load_n(&q->hdr->cq_tail, __ATOMIC_ACQUIRE);
+	return q->cq_tail_cache - head;
+}
+
+/* Mark n CQEs consumed (after peeking them). Inline, no syscall. */
+static inline void qvl_cq_advance(struct qvl *q, uint32_t n)
+{
+	uint32_t head = __atomic_load_n(&q->hdr->cq_head, __ATOMIC_RELAXED);
+
+	/* release: pairs with the daemon's load-acquire of cq_head in
+	 * shm_cq_post(): our reads of the slots finish before they are reused */
+	__atomic_store_n(&q->hdr->cq_head, head + n, __ATOMIC_RELEASE);
 }
 
 /* Mark the CQE from qvl_cqe_peek consumed. Inline, no syscall. */
 static inline void qvl_cqe_seen(struct qvl *q)
 {
-	uint32_t head = __atomic_load_n(&q->hdr->cq_head, __ATOMIC_RELAXED);
-
-	/* release: pairs with the daemon's load-acquire of cq_head in
-	 * shm_cq_post(): our reads of the slot finish before it is reused */
-	__atomic_store_n(&q->hdr->cq_head, head + 1, __ATOMIC_RELEASE);
+	qvl_cq_advance(q, 1);
 }
 
 /* Wait for a CQE: timeout_ns < 0 waits for ever, 0 does not sleep. Spins

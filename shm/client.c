@@ -78,6 +78,8 @@ static int map_rings(struct qvl *q, const struct qvl_welcome *w, int memfd)
 	q->sq_mask = h->sq_entries - 1;
 	q->cq_mask = h->cq_entries - 1;
 	q->sq_local_tail = __atomic_load_n(&h->sq_tail, __ATOMIC_RELAXED);
+	q->sq_head_cache = __atomic_load_n(&h->sq_head, __ATOMIC_RELAXED);
+	q->cq_tail_cache = __atomic_load_n(&h->cq_tail, __ATOMIC_RELAXED);
 	q->max_inflight = w->max_inflight;
 	q->priv->epoch = __atomic_load_n(&h->epoch, __ATOMIC_ACQUIRE);
 	return q->priv->epoch ? 0 : -ENOTCONN;
@@ -133,7 +135,9 @@ int qvl_connect(const char *path, const struct qvl_opts *opts, struct qvl **out)
 		path = getenv("QVL_SOCKET");
 	if (!path || !*path)
 		path = QVL_DEFAULT_SOCKET;
-	q = calloc(1, sizeof(*q));
+	q = aligned_alloc(64, sizeof(*q));
+	if (q)
+		memset(q, 0, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
 	q->priv = calloc(1, sizeof(*q->priv));
@@ -142,6 +146,9 @@ int qvl_connect(const char *path, const struct qvl_opts *opts, struct qvl **out)
 		return -ENOMEM;
 	}
 	q->priv->sock = q->priv->doorbell = -1;
+	q->priv->spin_ns = WAIT_SPIN_NS;
+	if (opts && opts->wait_spin_ns)
+		q->priv->spin_ns = opts->wait_spin_ns < 0 ? 0 : opts->wait_spin_ns;
 	rc = handshake(q, path, opts);
 	if (!rc)
 		rc = cl_arena_init(q);
@@ -228,7 +235,7 @@ int qvl_wait_cqe(struct qvl *q, struct qvl_cqe **cqe, int64_t timeout_ns)
 			return __atomic_load_n(&q->hdr->epoch, __ATOMIC_ACQUIRE) != q->priv->epoch
 				   ? -ENOTCONN
 				   : -ETIMEDOUT;
-		if (now - start < WAIT_SPIN_NS) {
+		if (now - start < (uint64_t)q->priv->spin_ns) {
 			ring_cpu_relax();
 			continue;
 		}

@@ -23,6 +23,7 @@ struct qvl_priv {
 	void *map;
 	size_t map_size;
 	uint32_t epoch;	      /* the daemon's epoch at connect */
+	int64_t spin_ns;      /* qvl_wait_cqe spins this long before sleeping */
 	pthread_mutex_t lock; /* the allocator */
 	struct qvl_extents free, used;
 };
