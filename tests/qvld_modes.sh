@@ -8,7 +8,7 @@ if [ -z "$QVL_TOKENIZER_DIR" ] || [ ! -d "$QVL_TOKENIZER_DIR" ]; then
 	echo "1..0 # SKIP no tokenizer files for --demo (QVL_TOKENIZER_DIR)"
 	exit 0
 fi
-echo "1..8"
+echo "1..10"
 CACHE=$TMP/cache
 
 timeout 30 "$QVLD" --foreground --socket "$SOCK" >"$TMP/out" 2>&1
@@ -48,6 +48,47 @@ timeout 60 "$QVLD" --model "$TMP/no-such-model" --socket "$SOCK" >"$TMP/out" 2>&
 st=$?
 [ $st = 1 ] && grep -q "no-such-model" "$TMP/out"
 res $? "daemonized with a bad model: the parent exits 1 with the daemon's message ($st)"
+# systemd readiness: READY=1 only once serving, STOPPING=1 when the drain starts
+if [ -n "$PYTHON3" ]; then
+	"$PYTHON3" - "$TMP/notify.sock" "$TMP/notify.txt" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(60)
+with open(sys.argv[2], "a") as f:
+    try:
+        while True:
+            m = s.recv(4096).decode()
+            f.write(m.replace("\n", " ") + "\n")
+            f.flush()
+            if "STOPPING=1" in m:
+                break
+    except socket.timeout:
+        pass
+PY
+	LPID=$!
+	i=0
+	while [ ! -S "$TMP/notify.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	NOTIFY_SOCKET=$TMP/notify.sock "$QVLD" --foreground --model "$MODEL" --socket "$SOCK" \
+		--threads 2 >"$TMP/n.log" 2>&1 &
+	QPID=$!
+	i=0
+	until grep -q "READY=1" "$TMP/notify.txt" 2>/dev/null || [ $i -gt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	grep -q "READY=1" "$TMP/notify.txt" && grep -q "serving" "$TMP/n.log"
+	res $? "NOTIFY_SOCKET: READY=1 sent, after the model is loaded and checked"
+	stop_qvld
+	wait "$LPID"
+	grep -q "STOPPING=1" "$TMP/notify.txt" && [ "$QSTATUS" = 0 ]
+	res $? "STOPPING=1 when the drain starts ($(tr '\n' '|' <"$TMP/notify.txt"))"
+else
+	echo "ok $((n + 1)) # SKIP python3 not found"
+	echo "ok $((n + 2)) # SKIP python3 not found"
+	n=$((n + 2))
+fi
+
 ! grep -q "ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer" "$TMP"/*.log
 res $? "no sanitizer report in the daemons' logs"
 [ $fail = 0 ] || sed 's/^/# /' "$TMP/d.log" | tail
