@@ -261,11 +261,12 @@ const struct qvl_chunk *gen_next_chunk(struct gen_session *g, float **logits)
 	return g->prefilled ? &g->one : &g->prompt;
 }
 
-/* Text that left the detokenizer goes through the stop matcher. */
+/* Text that left the detokenizer goes through the stop matcher; a negative
+ * w (an unknown id) is no text, as in cmd_run.c's `if (w > 0)`. */
 static int emit_text(struct gen_session *g, long w)
 {
 	if (w <= 0)
-		return (int)w;
+		return 0;
 	return gen_stopper_push(&g->st, &g->gp, g->dtbuf, (size_t)w);
 }
 
@@ -341,9 +342,11 @@ int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_e
 	g->ngen++;
 	qvl_sampler_accept(g->smp, id);
 	if (g->tok) {
+		/* an id the tokenizer does not know (the model's vocabulary is
+		 * padded past it) has no text: cmd_run.c drops it the same way */
 		rc = emit_text(g, qvl_detok_push(&g->dt, id, g->dtbuf, g->dtcap));
 		if (rc < 0) {
-			qvl_errf(err, rc, "detokenize id %d: %s", id, qvl_strerror(rc));
+			qvl_errf(err, rc, "out of memory");
 			finish(g, GEN_ERROR);
 			goto done;
 		}

@@ -7,7 +7,7 @@
 # not a hang; the stale socket it leaves is replaced; qvlctl shutdown drains.
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
 need_model
-echo "1..12"
+echo "1..13"
 FLOG=$TMP/file.log
 
 fds() { ls "/proc/$QPID/fd" 2>/dev/null | wc -l; }
@@ -22,9 +22,10 @@ wait_for() {
 	done
 	return 1
 }
-# a streaming client that has produced output
-stream_client() { # stream_client OUTFILE
-	gen --prompt "Count slowly." --max-tokens 400 --ignore-eos --greedy --stream >"$1" 2>&1 &
+# a streaming client that has produced output. Not under timeout(1): the
+# kill must reach qvlctl itself (it exits on its own when the daemon goes)
+stream_client() { # stream_client OUTFILE [MAX_TOKENS]
+	"$QVLCTL" --socket "$SOCK" generate --prompt "Count slowly." --max-tokens "${2:-400}" --ignore-eos --greedy --stream >"$1" 2>&1 &
 	CPID=$!
 	wait_for test -s "$1"
 }
@@ -92,8 +93,27 @@ st=$?
 [ $st = 3 ]
 res $? "daemon killed: the client exits 3 (got $st: $(tail -n1 "$TMP/d.out"))"
 
-start_qvld && grep -q "replaced a stale socket" "$LOG"
+start_qvld --max-seqs 1 && grep -q "replaced a stale socket" "$LOG"
 res $? "the stale socket is detected and replaced"
+
+# one slot: a client whose request waits in the queue dies; its memory is
+# reclaimed at once, while the running request goes on
+stream_client "$TMP/a.out" 4000
+APID=$CPID
+mem_a=$(memfds)
+"$QVLCTL" --socket "$SOCK" generate --prompt "queued" --max-tokens 8 >/dev/null 2>&1 &
+BPID=$!
+wait_for sh -c "[ \$(grep -c memfd: /proc/$QPID/maps) -gt $mem_a ]"
+kill -9 "$BPID" 2>/dev/null
+wait "$BPID" 2>/dev/null
+wait_for sh -c "[ \$(grep -c memfd: /proc/$QPID/maps) -le $mem_a ]"
+r=$?
+kill -0 "$APID" 2>/dev/null
+alive=$?
+res $(( r + alive )) "a queued client killed: its memory is reclaimed while another request runs ($r, $alive, $mem_a -> $(memfds))"
+[ $alive = 0 ] || tail -c 300 "$TMP/a.out" | sed "s/^/# /"
+kill -9 "$APID" 2>/dev/null
+wait "$APID" 2>/dev/null
 
 timeout 60 "$QVLCTL" --socket "$SOCK" shutdown
 st=$?

@@ -199,7 +199,9 @@ static void *worker(void *arg)
 		struct job *j = NULL;
 		bool admit = false;
 
-		if (s->queued && (s->n_active < s->max_seqs || s->queued->cancel)) {
+		/* a cancelled queued job (its client may be gone) is finished at
+		 * once, even when every slot is taken: that releases its memory */
+		if (s->queued) {
 			j = pick_queued(s);
 			if (!j->cancel && s->n_active >= s->max_seqs)
 				j = NULL;
