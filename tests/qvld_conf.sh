@@ -3,7 +3,7 @@
 # stop startup with exit 1; flags override the file; --dump-config prints
 # every key of the options table, and qvl.conf(5) documents each of them.
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
-echo "1..11"
+echo "1..15"
 C=$TMP/qvl.conf
 
 printf '[qvld]\nctx = 1024\nthreads = many\n' >"$C"
@@ -65,4 +65,20 @@ res $? "qvl.conf(5) documents every key of the options table (missing:${missing:
 
 "$QVLD" --no-such-flag >/dev/null 2>&1
 res $(( $? != 2 )) "unknown flag: exit 2"
+
+# the client commands' usage errors: exit 2, before any connection
+"$QVLCTL" --socket "$TMP/none.sock" generate >/dev/null 2>"$TMP/err"
+st=$?
+[ $st = 2 ] && grep -q "exactly one of --prompt, --tokens" "$TMP/err"
+res $? "qvlctl generate without a prompt: exit 2 ($st)"
+"$QVLCTL" --socket "$TMP/none.sock" generate --prompt x --max-tokens 0 >/dev/null 2>"$TMP/err"
+st=$?
+[ $st = 2 ] && grep -q -- "--max-tokens: invalid value '0'" "$TMP/err"
+res $? "qvlctl generate --max-tokens 0: exit 2 naming the option ($st)"
+"$QVLCTL" stats --socket "$TMP/none.sock" --bogus >/dev/null 2>&1
+res $(( $? != 2 )) "qvlctl stats --bogus: exit 2"
+"$QVLCTL" --socket "$TMP/none.sock" generate --prompt x --image "$TMP/absent.png" >/dev/null 2>"$TMP/err"
+st=$?
+[ $st = 1 ] && grep -q "absent.png" "$TMP/err"
+res $? "an unreadable --image fails (exit 1) before connecting ($st)"
 exit $fail
