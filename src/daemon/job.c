@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon/job.h"
+#include "daemon/log.h"
 #include "daemon/stats.h"
 #include "engine.h"
 #include "image.h"
@@ -248,6 +249,10 @@ static void post_final(struct job *j, const struct job_env *env, int res, uint32
 	c.queue_ns = (uint64_t)(((j->started ? j->t_start : now) - j->t_submit) * 1e9);
 	qvld_stats_done(env->stats, shm_client_id(j->req->client), res, j->n_prompt, j->n_ids,
 			now - j->t_submit, dec);
+	log_debug("client %u request %llu: %u prompt + %u generated tokens, stop %u, res %d, "
+		  "%.3f s queued, %.3f s prefill, %.3f s decode",
+		  shm_client_id(j->req->client), (unsigned long long)j->req->user_data, j->n_prompt,
+		  j->n_ids, stop, res, (double)c.queue_ns / 1e9, pre, dec);
 	shm_complete(j->req, &c);
 	j->req = NULL;
 }
