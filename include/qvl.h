@@ -236,7 +236,7 @@ struct qvl {
 	uint32_t max_inflight;
 	struct qvl_priv *priv;
 	/* the completer thread's own line: no false sharing with the submitter */
-	_Alignas(64) uint32_t cq_tail_cache; /* the daemon's cq_tail as last read */
+	uint32_t cq_tail_cache __attribute__((aligned(64))); /* the daemon's cq_tail as last read */
 };
 
 struct qvl_opts {

@@ -241,11 +241,16 @@ int qvl_wait_cqe(struct qvl *q, struct qvl_cqe **cqe, int64_t timeout_ns)
 		}
 		break;
 	}
-	for (;;) {
+	for (int check_sock = 0;;) {
 		int64_t slice = WAIT_SLICE_NS;
 
-		if (daemon_gone(q))
-			return -ENOTCONN;
+		/* the epoch is a load; the socket check is a syscall, made only
+		 * after a slice passed without a wakeup */
+		if (__atomic_load_n(&q->hdr->epoch, __ATOMIC_ACQUIRE) != q->priv->epoch ||
+		    (check_sock && daemon_gone(q))) {
+			rc = -ENOTCONN;
+			goto out;
+		}
 		/* read the word before arming: a wake after this makes FUTEX_WAIT
 		 * return at once (the kernel compares it) */
 		seq = __atomic_load_n(&q->hdr->cq_futex, __ATOMIC_ACQUIRE);
@@ -255,8 +260,12 @@ int qvl_wait_cqe(struct qvl *q, struct qvl_cqe **cqe, int64_t timeout_ns)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		if ((*cqe = qvl_cqe_peek(q)))
 			break;
-		/* SQEs the poller left for want of CQ room: it may be asleep */
-		if (__atomic_load_n(&q->hdr->sq_head, __ATOMIC_RELAXED) !=
+		/* a slice passed and SQEs are still unconsumed while the poller
+		 * sleeps (it left them for want of CQ room, or missed a doorbell):
+		 * ring again. Not on the first pass, where the poller is about to
+		 * wake for our submit anyway and this would be a wasted syscall. */
+		if (check_sock &&
+		    __atomic_load_n(&q->hdr->sq_head, __ATOMIC_RELAXED) !=
 			__atomic_load_n(&q->hdr->sq_tail, __ATOMIC_RELAXED) &&
 		    (__atomic_load_n(&q->hdr->sq_flags, __ATOMIC_RELAXED) & QVL_SQ_NEED_WAKEUP))
 			ring_doorbell(q);
@@ -272,6 +281,7 @@ int qvl_wait_cqe(struct qvl *q, struct qvl_cqe **cqe, int64_t timeout_ns)
 		rc = ring_futex_wait(&q->hdr->cq_futex, seq, slice);
 		if (rc == -EINTR)
 			goto out;
+		check_sock = rc == -ETIMEDOUT;
 		if ((*cqe = qvl_cqe_peek(q)))
 			break;
 	}
