@@ -247,7 +247,8 @@ struct qvl_opts {
 				 0 = 20 us, < 0 = sleep at once */
 };
 
-/* Default socket path when path is NULL: $QVL_SOCKET, else /run/qvld/qvld.sock. */
+/* Socket path when path is NULL: $QVL_SOCKET, else /run/qvld/qvld.sock for root, else
+ * $XDG_RUNTIME_DIR/qvld/qvld.sock, else /tmp/qvld-UID/qvld.sock (qvld's own rule). */
 #define QVL_DEFAULT_SOCKET "/run/qvld/qvld.sock"
 
 int qvl_connect(const char *path, const struct qvl_opts *opts, struct qvl **out);

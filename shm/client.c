@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -125,16 +126,32 @@ static int handshake(struct qvl *q, const char *path, const struct qvl_opts *opt
 	return rc;
 }
 
+/* The same rule as qvld's (src/daemon/sockpath.c): $QVL_SOCKET, else
+ * /run/qvld for root, else $XDG_RUNTIME_DIR/qvld, else /tmp/qvld-UID. */
+static const char *default_socket(char *buf, size_t len)
+{
+	const char *s = getenv("QVL_SOCKET"), *rt = getenv("XDG_RUNTIME_DIR");
+
+	if (s && *s)
+		return s;
+	if (getuid() == 0)
+		return QVL_DEFAULT_SOCKET;
+	if (rt && *rt == '/')
+		snprintf(buf, len, "%s/qvld/qvld.sock", rt);
+	else
+		snprintf(buf, len, "/tmp/qvld-%u/qvld.sock", (unsigned)getuid());
+	return buf;
+}
+
 int qvl_connect(const char *path, const struct qvl_opts *opts, struct qvl **out)
 {
+	char buf[4096];
 	struct qvl *q;
 	int rc;
 
 	*out = NULL;
 	if (!path)
-		path = getenv("QVL_SOCKET");
-	if (!path || !*path)
-		path = QVL_DEFAULT_SOCKET;
+		path = default_socket(buf, sizeof(buf));
 	q = aligned_alloc(64, sizeof(*q));
 	if (q)
 		memset(q, 0, sizeof(*q));
