@@ -232,12 +232,13 @@ static uint32_t serve(struct shm_poller *p, struct shm_client *c, int *blocked)
 	 * the CPU overlap the cache misses on lines the client just wrote */
 	for (uint32_t i = 0; i < got; i++)
 		copy_sqe(&sqes[i], &c->sqes[(c->sq_head + i) & mask]);
-	for (uint32_t i = 0; i < got; i++)
-		nd += handle(p, c, &sqes[i], &done[nd]);
 	c->sq_head += got;
 	/* release: pairs with the load-acquire of sq_head in qvl_sqe_get():
-	 * our copies of the slots are done before the client reuses them */
+	 * our copies of the slots are done before the client reuses them.
+	 * Before any CQE of the batch: a client that saw the CQE finds the slot free. */
 	__atomic_store_n(&c->hdr->sq_head, c->sq_head, __ATOMIC_RELEASE);
+	for (uint32_t i = 0; i < got; i++)
+		nd += handle(p, c, &sqes[i], &done[nd]);
 	STAT_ADD(p, sqes, got);
 	if (nd)
 		shm_cq_post(c, done, nd, 1, 0);
