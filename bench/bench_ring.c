@@ -184,9 +184,11 @@ static void record(struct rtstats *s, int r, uint64_t *rt)
 	s->p999[r] = p.p999;
 }
 
+/* sleep: 0 both sides poll, 1 both sides sleep, 2 the poller polls and the
+ * client sleeps (one wakeup per round trip instead of two). */
 static int ring_mode(int sleep, struct rtstats *st, uint64_t *rt)
 {
-	struct shm_policy pol = {.spin_us = sleep ? 1 : 10000000};
+	struct shm_policy pol = {.spin_us = sleep == 1 ? 1 : 10000000};
 	struct qvl_opts o = {.sq_entries = 64, .wait_spin_ns = sleep ? -1 : 0};
 	struct testsrv s;
 	struct qvl *q;
@@ -210,7 +212,7 @@ static int ring_mode(int sleep, struct rtstats *st, uint64_t *rt)
 
 /* The socket baseline then the ring in both modes, same run, same pinning. */
 static int round_trips(struct rtstats *sock, struct rtstats *busy, struct rtstats *slp,
-		       uint64_t *rt)
+		       struct rtstats *half, uint64_t *rt)
 {
 	int sv[2], rc;
 	pthread_t echo;
@@ -228,14 +230,15 @@ static int round_trips(struct rtstats *sock, struct rtstats *busy, struct rtstat
 	close(sv[0]);
 	pthread_join(echo, NULL);
 	close(sv[1]);
-	if ((rc = ring_mode(0, busy, rt)) || (rc = ring_mode(1, slp, rt)))
+	if ((rc = ring_mode(0, busy, rt)) || (rc = ring_mode(1, slp, rt)) ||
+	    (rc = ring_mode(2, half, rt)))
 		fprintf(stderr, "bench_ring: %s\n", qvl_strerror(rc));
 	return rc;
 }
 
 int main(void)
 {
-	struct rtstats busy, slp, sock;
+	struct rtstats busy, slp, half, sock;
 	double tput[MAX_REPS], tcpu[MAX_REPS];
 	struct stat3 b50, s50, k50, t, tc;
 	clockid_t pclk;
@@ -252,7 +255,7 @@ int main(void)
 	rt = malloc(sizeof(*rt) * (size_t)iters);
 	pin(pthread_self(), 0);
 
-	if (!tput_only && round_trips(&sock, &busy, &slp, rt))
+	if (!tput_only && round_trips(&sock, &busy, &slp, &half, rt))
 		return 1;
 	{
 		struct shm_policy pol = {.spin_us = 10000000};
@@ -291,6 +294,8 @@ int main(void)
 	emit("ring_sleep_rt_p50", s50, "ns", "socket_rt_p50", k50.med);
 	emit("ring_sleep_rt_p99", stat3(slp.p99, reps), "ns", NULL, 0);
 	emit("ring_sleep_rt_p99.9", stat3(slp.p999, reps), "ns", NULL, 0);
+	emit("ring_client_sleep_rt_p50", stat3(half.p50, reps), "ns", "socket_rt_p50", k50.med);
+	emit("ring_client_sleep_rt_p99", stat3(half.p99, reps), "ns", NULL, 0);
 	emit("ring_nop_throughput_batch32", t, "Mreq/s", NULL, 0);
 	emit("ring_nop_throughput_batch32_per_poller_cpu_s", tc, "Mreq/s", NULL, 0);
 	printf("ring round trip p50: busy %.0f ns (%.1fx below the socket's %.0f ns; target < 1000 "

@@ -53,9 +53,9 @@ static struct qvl *connect_or_explain(const char *path, const char *prog)
 	int rc = qvl_connect(path, NULL, &q);
 
 	if (rc < 0) {
-		fprintf(stderr,
-			"%s: cannot connect to qvld at %s: %s (is qvld running? see qvld(8))\n",
-			prog, path ? path : "$QVL_SOCKET or " QVL_DEFAULT_SOCKET, qvl_strerror(rc));
+		fprintf(
+		    stderr, "%s: cannot connect to qvld at %s: %s (is qvld running? see qvld(8))\n",
+		    prog, path ? path : "the default socket (qvl_connect(3))", qvl_strerror(rc));
 		return NULL;
 	}
 	return q;

@@ -236,7 +236,7 @@ struct qvl {
 	uint32_t max_inflight;
 	struct qvl_priv *priv;
 	/* the completer thread's own line: no false sharing with the submitter */
-	_Alignas(64) uint32_t cq_tail_cache; /* the daemon's cq_tail as last read */
+	uint32_t cq_tail_cache __attribute__((aligned(64))); /* the daemon's cq_tail as last read */
 };
 
 struct qvl_opts {
@@ -247,7 +247,8 @@ struct qvl_opts {
 				 0 = 20 us, < 0 = sleep at once */
 };
 
-/* Default socket path when path is NULL: $QVL_SOCKET, else /run/qvld/qvld.sock. */
+/* Socket path when path is NULL: $QVL_SOCKET, else /run/qvld/qvld.sock for root, else
+ * $XDG_RUNTIME_DIR/qvld/qvld.sock, else /tmp/qvld-UID/qvld.sock (qvld's own rule). */
 #define QVL_DEFAULT_SOCKET "/run/qvld/qvld.sock"
 
 int qvl_connect(const char *path, const struct qvl_opts *opts, struct qvl **out);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -125,16 +126,32 @@ static int handshake(struct qvl *q, const char *path, const struct qvl_opts *opt
 	return rc;
 }
 
+/* The same rule as qvld's (src/daemon/sockpath.c): $QVL_SOCKET, else
+ * /run/qvld for root, else $XDG_RUNTIME_DIR/qvld, else /tmp/qvld-UID. */
+static const char *default_socket(char *buf, size_t len)
+{
+	const char *s = getenv("QVL_SOCKET"), *rt = getenv("XDG_RUNTIME_DIR");
+
+	if (s && *s)
+		return s;
+	if (getuid() == 0)
+		return QVL_DEFAULT_SOCKET;
+	if (rt && *rt == '/')
+		snprintf(buf, len, "%s/qvld/qvld.sock", rt);
+	else
+		snprintf(buf, len, "/tmp/qvld-%u/qvld.sock", (unsigned)getuid());
+	return buf;
+}
+
 int qvl_connect(const char *path, const struct qvl_opts *opts, struct qvl **out)
 {
+	char buf[4096];
 	struct qvl *q;
 	int rc;
 
 	*out = NULL;
 	if (!path)
-		path = getenv("QVL_SOCKET");
-	if (!path || !*path)
-		path = QVL_DEFAULT_SOCKET;
+		path = default_socket(buf, sizeof(buf));
 	q = aligned_alloc(64, sizeof(*q));
 	if (q)
 		memset(q, 0, sizeof(*q));
@@ -241,11 +258,16 @@ int qvl_wait_cqe(struct qvl *q, struct qvl_cqe **cqe, int64_t timeout_ns)
 		}
 		break;
 	}
-	for (;;) {
+	for (int check_sock = 0;;) {
 		int64_t slice = WAIT_SLICE_NS;
 
-		if (daemon_gone(q))
-			return -ENOTCONN;
+		/* the epoch is a load; the socket check is a syscall, made only
+		 * after a slice passed without a wakeup */
+		if (__atomic_load_n(&q->hdr->epoch, __ATOMIC_ACQUIRE) != q->priv->epoch ||
+		    (check_sock && daemon_gone(q))) {
+			rc = -ENOTCONN;
+			goto out;
+		}
 		/* read the word before arming: a wake after this makes FUTEX_WAIT
 		 * return at once (the kernel compares it) */
 		seq = __atomic_load_n(&q->hdr->cq_futex, __ATOMIC_ACQUIRE);
@@ -255,8 +277,12 @@ int qvl_wait_cqe(struct qvl *q, struct qvl_cqe **cqe, int64_t timeout_ns)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		if ((*cqe = qvl_cqe_peek(q)))
 			break;
-		/* SQEs the poller left for want of CQ room: it may be asleep */
-		if (__atomic_load_n(&q->hdr->sq_head, __ATOMIC_RELAXED) !=
+		/* a slice passed and SQEs are still unconsumed while the poller
+		 * sleeps (it left them for want of CQ room, or missed a doorbell):
+		 * ring again. Not on the first pass, where the poller is about to
+		 * wake for our submit anyway and this would be a wasted syscall. */
+		if (check_sock &&
+		    __atomic_load_n(&q->hdr->sq_head, __ATOMIC_RELAXED) !=
 			__atomic_load_n(&q->hdr->sq_tail, __ATOMIC_RELAXED) &&
 		    (__atomic_load_n(&q->hdr->sq_flags, __ATOMIC_RELAXED) & QVL_SQ_NEED_WAKEUP))
 			ring_doorbell(q);
@@ -272,6 +298,7 @@ int qvl_wait_cqe(struct qvl *q, struct qvl_cqe **cqe, int64_t timeout_ns)
 		rc = ring_futex_wait(&q->hdr->cq_futex, seq, slice);
 		if (rc == -EINTR)
 			goto out;
+		check_sock = rc == -ETIMEDOUT;
 		if ((*cqe = qvl_cqe_peek(q)))
 			break;
 	}

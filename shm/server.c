@@ -293,7 +293,7 @@ int shm_cq_post(struct shm_client *c, const struct qvl_cqe *cqes, uint32_t n, in
 		int daemon_owned)
 {
 	uint32_t head, used, mask = c->cq_entries - 1;
-	int rc = 0;
+	int rc = 0, wake = 0;
 
 	pthread_spin_lock(&c->cq_lock);
 	if (final) {
@@ -335,13 +335,13 @@ int shm_cq_post(struct shm_client *c, const struct qvl_cqe *cqes, uint32_t n, in
 	/* seq_cst: pairs with the fence in qvl_wait_cqe() between setting
 	 * QVL_CQ_NEED_WAKEUP and re-checking the ring */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&c->hdr->cq_flags, __ATOMIC_RELAXED) & QVL_CQ_NEED_WAKEUP) {
-		/* relaxed: the futex syscall orders it; the waiter compares it in the kernel */
+	wake = __atomic_load_n(&c->hdr->cq_flags, __ATOMIC_RELAXED) & QVL_CQ_NEED_WAKEUP;
+	if (wake) /* relaxed: the futex syscall orders it; the waiter compares it in the kernel */
 		__atomic_fetch_add(&c->hdr->cq_futex, 1, __ATOMIC_RELAXED);
-		ring_futex_wake(&c->hdr->cq_futex);
-	}
 out:
 	pthread_spin_unlock(&c->cq_lock);
+	if (wake) /* outside the lock: other posters need not wait for a syscall */
+		ring_futex_wake(&c->hdr->cq_futex);
 	return rc;
 }
 

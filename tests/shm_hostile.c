@@ -19,6 +19,8 @@
 #define TIMEOUT_NS (5ll * 1000000000)
 
 static struct testsrv srv;
+/* the server thread updates its counters atomically */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
 /* ---- a good client served concurrently ------------------------------------ */
 
@@ -261,7 +263,7 @@ static void disconnects(void)
 
 	/* SQ tail more than a ring ahead of the head */
 	q = conn();
-	before = srv.disconnects;
+	before = LOAD(srv.disconnects);
 	/* no qvl_submit (it would publish its own tail): qvl_wait_cqe rings
 	 * the doorbell itself when it sees unconsumed SQEs and a sleeping poller */
 	__atomic_store_n(&q->hdr->sq_tail, q->hdr->sq_head + 1000, __ATOMIC_RELEASE);
@@ -299,8 +301,8 @@ static void disconnects(void)
 	is_int(dropped(q), -ENOTCONN, "16 invalid entries in a row: disconnected");
 	qvl_disconnect(q);
 	usleep(20000);
-	ok(srv.disconnects - before >= 4, "the daemon saw %d disconnects",
-	   srv.disconnects - before);
+	ok(LOAD(srv.disconnects) - before >= 4, "the daemon saw %d disconnects",
+	   LOAD(srv.disconnects) - before);
 }
 
 /* ---- handshakes ------------------------------------------------------------- */
@@ -333,7 +335,7 @@ static int raw_hello(const struct qvl_hello *h, size_t len)
 static void hellos(void)
 {
 	struct qvl_hello good = {.version = QVL_LAYOUT_VERSION, .size = sizeof(good)}, h;
-	int refusals = srv.refusals;
+	int refusals = LOAD(srv.refusals);
 
 	memcpy(good.magic, QVL_MAGIC, 8);
 	h = good;
@@ -360,7 +362,7 @@ static void hellos(void)
 	h.rsvd[6] = 1;
 	is_int(raw_hello(&h, sizeof(h)), -EINVAL, "reserved hello field set: refused");
 	usleep(20000);
-	is_int(srv.refusals - refusals, 8, "every refusal reported to the daemon");
+	is_int(LOAD(srv.refusals) - refusals, 8, "every refusal reported to the daemon");
 }
 
 /* A peer whose uid is not allowed (needs root to become another uid). */
@@ -382,7 +384,7 @@ static void not_allowed(void)
 		_exit(raw_hello(&h, sizeof(h)) == -EACCES ? 0 : 1);
 	}
 	waitpid(pid, &st, 0);
-	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0 && srv.last_refusal == -EACCES,
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0 && LOAD(srv.last_refusal) == -EACCES,
 	   "uid 65534 not in allow_uids/allow_gids: refused with -EACCES");
 }
 

@@ -275,6 +275,54 @@ static void builder(struct qvl *q)
 	ok(qvl_arena_free(q, 64) == -EINVAL, "freeing an offset never allocated is -EINVAL");
 }
 
+/* The builder refuses bad arguments before anything reaches the ring, and a
+ * full SQ hands out no entry. */
+static void client_errors(struct qvl *q)
+{
+	struct qvl_req *r;
+	struct qvl_sqe sqe;
+	uint64_t off;
+	uint8_t px[12] = {0};
+	uint32_t n = 0;
+
+	if (qvl_req_new(q, QVL_OP_GENERATE, &r)) {
+		ok(0, "client errors: setup");
+		return;
+	}
+	is_int(qvl_req_add_text(r, QVL_PART_TOKENS, "x", 1), -EINVAL, "add_text with kind TOKENS");
+	is_int(qvl_req_add_stop(r, "", 0), -EINVAL, "empty stop string");
+	is_int(qvl_req_add_stop(r, (const char *)px, QVL_MAX_STOP_LEN + 1), -EINVAL,
+	       "stop string over 256 bytes");
+	is_int(qvl_req_add_image(r, px, 0), -EINVAL, "empty image");
+	is_int(qvl_req_add_image_rgb(r, px, 2, 2, 5), -EINVAL, "RGB stride below 3 * width");
+	is_int(qvl_req_add_image_rgb(r, px, 0, 2, 6), -EINVAL, "RGB width 0");
+	is_int(qvl_req_set_flags(r, 0x1000), -EINVAL, "unknown request flag");
+	is_int(qvl_req_set_max_tokens(r, 0), -EINVAL, "max_tokens 0");
+	is_int(qvl_req_add_text(r, QVL_PART_USER, "hi", 2), 0, "a user message");
+	is_int(qvl_req_prep(r, &sqe, 1, 0), 0, "prep");
+	is_int(qvl_req_prep(r, &sqe, 1, 0), -EBUSY, "a second prep is -EBUSY");
+	is_int(qvl_req_add_text(r, QVL_PART_USER, "hi", 2), -EBUSY, "adding after prep is -EBUSY");
+	qvl_release(r);
+	is_int(qvl_req_new(q, 99, &r), -EINVAL, "unknown opcode");
+	is_int(qvl_arena_alloc(q, q->arena_size + 1, &off), -ENOMEM,
+	       "an allocation over the arena");
+	is_int(qvl_arena_alloc(q, 0, &off), -EINVAL, "a zero-byte allocation");
+	while (qvl_sqe_get(q))
+		n++;
+	ok(n == q->sq_mask + 1, "qvl_sqe_get hands out %u entries then NULL (SQ of %u)", n,
+	   q->sq_mask + 1);
+	/* publish them as NOPs (zeroed SQEs are NOPs) and reap: the ring is usable again */
+	qvl_submit(q);
+	for (uint32_t i = 0; i < n; i++) {
+		struct qvl_cqe *c;
+		if (qvl_wait_cqe(q, &c, TIMEOUT_NS))
+			break;
+		qvl_cqe_seen(q);
+		if (i == n - 1)
+			ok(c->res == 0, "the %u zeroed SQEs completed as NOPs", n);
+	}
+}
+
 /* The daemon process dies (SIGKILL) under a waiting client: an error, not a hang. */
 static void daemon_death(void)
 {
@@ -348,6 +396,7 @@ int main(void)
 	} else {
 		nop_fault(q);
 		builder(q);
+		client_errors(q);
 		qvl_disconnect(q);
 		ts_stop(&s);
 	}
