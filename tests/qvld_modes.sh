@@ -8,7 +8,7 @@ if [ -z "$QVL_TOKENIZER_DIR" ] || [ ! -d "$QVL_TOKENIZER_DIR" ]; then
 	echo "1..0 # SKIP no tokenizer files for --demo (QVL_TOKENIZER_DIR)"
 	exit 0
 fi
-echo "1..10"
+echo "1..11"
 CACHE=$TMP/cache
 
 timeout 30 "$QVLD" --foreground --socket "$SOCK" >"$TMP/out" 2>&1
@@ -87,6 +87,19 @@ else
 	echo "ok $((n + 1)) # SKIP python3 not found"
 	echo "ok $((n + 2)) # SKIP python3 not found"
 	n=$((n + 2))
+fi
+
+# placement: with one compute thread on a machine of 2+ cores the poller
+# gets a core of its own
+if [ "$(nproc)" -ge 2 ]; then
+	start_qvld --threads 1 >/dev/null
+	timeout 10 "$QVLCTL" --socket "$SOCK" status >"$TMP/st" 2>&1
+	grep -q "^placement: compute: thread 0 -> PU [0-9]* (core 0, caller, not pinned); scheduler: PU [0-9]* (thread 0); poller: PU [0-9]* (core [0-9]* has no compute thread)" "$TMP/st"
+	res $? "--threads 1: the poller goes to a core without compute ($(grep placement "$TMP/st"))"
+	stop_qvld
+else
+	n=$((n + 1))
+	echo "ok $n # SKIP one CPU"
 fi
 
 ! grep -q "ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer" "$TMP"/*.log
