@@ -12,8 +12,8 @@
 QVLD=${QVLD:-$QVL_BUILDDIR/qvld}
 MODEL=${QVL_BENCH_2B:-/tmp/qvl-2b}
 REPS=${QVL_BENCH_REPS:-3}
-NTOK=${QVL_BENCH_TOKENS:-48}
-THREADS=${QVL_BENCH_THREADS:-0}
+NTOK=${QVL_BENCH_TOKENS:-16} # ~2.5 tok/s on 2 cores: the whole bench stays near a minute
+THREADS=${QVL_BENCH_THREADS:-} # empty: one per physical core on both sides
 PY=${PYTHON3:-python3}
 
 if [ ! -f "$MODEL/model.safetensors" ]; then
@@ -26,7 +26,7 @@ SOCK=$TMP/qvld.sock
 QPID=
 trap '[ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
 
-"$QVLD" --foreground --model "$MODEL" --socket "$SOCK" --threads "$THREADS" --max-seqs 1 \
+"$QVLD" --foreground --model "$MODEL" --socket "$SOCK" ${THREADS:+--threads "$THREADS"} --max-seqs 1 \
 	>"$TMP/qvld.log" 2>&1 &
 QPID=$!
 i=0
@@ -42,7 +42,7 @@ done
 
 IDS="1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16"
 for r in $(seq "$REPS"); do
-	timeout 300 "$QVLCTL" run --model "$MODEL" --threads "$THREADS" --tokens "$IDS" --greedy \
+	timeout 300 "$QVLCTL" run --model "$MODEL" ${THREADS:+--threads "$THREADS"} --tokens "$IDS" --greedy \
 		--ignore-eos --max-tokens "$NTOK" --json >"$TMP/run.$r" 2>/dev/null || exit 1
 	timeout 300 "$QVLCTL" --socket "$SOCK" generate --tokens "$IDS" --greedy --ignore-eos \
 		--max-tokens "$NTOK" --stream --json >"$TMP/gen.$r" 2>/dev/null || exit 1
