@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -22,11 +23,15 @@ static const struct {
 	{"run", cmd_run, "run one generation in-process"},
 	{"bench", cmd_bench, "measure prefill and decode speed"},
 	{"embed-image", cmd_embed_image, "run the vision tower on an image"},
+	{"status", cmd_status, "the daemon's state and thread placement (qvld)"},
+	{"stats", cmd_stats, "the daemon's counters: requests, tokens/s, latency (qvld)"},
+	{"generate", cmd_generate, "one generation through the daemon (qvld)"},
+	{"shutdown", cmd_shutdown, "drain and stop the daemon (qvld)"},
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: qvlctl COMMAND [OPTIONS]\n       qvlctl COMMAND --help\n\n"
+	fprintf(f, "Usage: qvlctl [--socket PATH] COMMAND [OPTIONS]\n       qvlctl COMMAND --help\n\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
@@ -42,6 +47,17 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;
+	}
+	/* --socket PATH before the command: the daemon commands read it from
+	 * $QVL_SOCKET, the one place the default rule looks first */
+	if (!strcmp(argv[1], "--socket")) {
+		if (argc < 4) {
+			usage(stderr);
+			return 2;
+		}
+		setenv("QVL_SOCKET", argv[2], 1);
+		argc -= 2;
+		argv += 2;
 	}
 	if (!strcmp(argv[1], "--version")) {
 		printf("qvlctl %s\n", PACKAGE_VERSION);

@@ -1,0 +1,54 @@
+/* One GENERATE request inside qvld: reading its inputs out of the client's
+ * arena (once, into memory the daemon owns), its generation session, and
+ * writing results back into the client-named output region with a CQE per
+ * streamed chunk and a final one. Everything that knows the wire format of
+ * a generation lives here; sched.c only orders jobs. */
+#ifndef QVLD_JOB_H
+#define QVLD_JOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "generate.h"
+#include "shm.h"
+
+struct qvl_engine;
+struct qvl_tokenizer;
+struct qvld_stats;
+
+struct job_env {
+	struct qvl_engine *e;
+	const struct qvl_tokenizer *tok;
+	int n_ctx;
+	struct qvld_stats *stats;
+};
+
+struct job {
+	struct shm_request *req;
+	struct sched_client *cl; /* the scheduler's per-client record */
+	struct job *next;	 /* scheduler list */
+	struct gen_session *g;
+	bool started;
+	bool cancel; /* written and read under the scheduler lock only */
+	uint64_t last_served;
+	double t_submit, t_start;
+	uint32_t n_ids, text_len; /* written to the output region so far */
+	uint32_t n_prompt;
+};
+
+/* Build the session (prompt, images, sampler). On failure the job is
+ * completed with the error (CQE posted, req released) and -errno returned.
+ * An EMBED_IMAGE job does all its work here and returns 1 (finished). */
+int job_start(struct job *j, const struct job_env *env);
+/* EMBED_IMAGE (embed.c): runs the vision tower, posts the final CQE, 1. */
+int job_embed(struct job *j, const struct job_env *env);
+/* One step: a forward pass, outputs written, a MORE CQE when streaming;
+ * cancel (read under the scheduler lock) ends it instead. Returns 1 when
+ * the job has finished (final CQE posted, req released). */
+int job_step(struct job *j, const struct job_env *env, bool cancel);
+/* Finish a job that never started (cancelled while queued, client gone,
+ * draining): post its final CQE with res and stop. */
+void job_abort(struct job *j, const struct job_env *env, int res, uint32_t stop);
+void job_free(struct job *j);
+
+#endif

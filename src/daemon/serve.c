@@ -1,0 +1,161 @@
+/* shm_ops for qvld (see serve.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "daemon/sched.h"
+#include "daemon/serve.h"
+#include "daemon/stats.h"
+#include "tokenizer.h"
+
+#define JSON_CAP (64 << 10)
+
+static int reply_json(struct qvld_serve *sv, struct shm_request *req, bool stats)
+{
+	char *buf = malloc(JSON_CAP);
+	struct qvl_cqe c = {0};
+	uint64_t asize;
+	uint8_t *arena = shm_request_arena(req, &asize);
+
+	if (!buf)
+		return -ENOMEM;
+	size_t n = stats ? qvld_stats_json(sv->stats, buf, JSON_CAP)
+			 : qvld_status_json(sv->stats, buf, JSON_CAP);
+	c.text_len = (uint32_t)n;
+	if (n > req->out_len)
+		c.res = -ENOBUFS; /* text_len says how much room it needs */
+	else
+		memcpy(arena + req->out_off, buf, n);
+	free(buf);
+	shm_complete(req, &c);
+	return 0;
+}
+
+/* TOKENIZE: the text parts, concatenated, as ids (special tokens parsed
+ * with QVL_GEN_RAW). Short work, done on the poller thread. */
+static int tokenize(struct qvld_serve *sv, struct shm_request *req)
+{
+	struct qvl_err err = {{0}};
+	struct qvl_cqe c = {0};
+	uint64_t asize;
+	uint8_t *arena = shm_request_arena(req, &asize);
+	char *text = NULL;
+	size_t len = 0, n = 0;
+	int32_t *ids = NULL;
+	int rc = 0;
+
+	if (!sv->tok)
+		return -EOPNOTSUPP;
+	for (uint32_t i = 0; i < req->gen.n_parts && rc == 0; i++) {
+		const struct shm_part *p = &req->parts[i];
+		if (p->kind != QVL_PART_USER && p->kind != QVL_PART_SYSTEM &&
+		    p->kind != QVL_PART_ASSISTANT) {
+			rc = -EINVAL;
+			break;
+		}
+		char *t = realloc(text, len + p->len + 1);
+		if (!t) {
+			rc = -ENOMEM;
+			break;
+		}
+		text = t;
+		memcpy(text + len, arena + p->off, p->len); /* read once */
+		len += p->len;
+	}
+	if (rc == 0)
+		rc = qvl_tok_encode(sv->tok, text ? text : "", len,
+				    (req->gen.flags & QVL_GEN_RAW) != 0, &ids, &n, &err);
+	if (rc == 0) {
+		c.n_tokens = (uint32_t)n;
+		if (n * 4 > req->out_len)
+			c.res = -ENOBUFS;
+		else
+			memcpy(arena + req->out_off, ids, n * 4);
+	} else {
+		c.res = rc;
+		if (err.msg[0])
+			log_warn("client %u tokenize: %s", shm_client_id(req->client), err.msg);
+	}
+	free(text);
+	free(ids);
+	shm_complete(req, &c);
+	return 0;
+}
+
+static int on_submit(void *ctx, struct shm_request *req)
+{
+	struct qvld_serve *sv = ctx;
+	struct qvl_cqe c = {0};
+	uint64_t one = 1;
+
+	qvld_stats_submit(sv->stats, shm_client_id(req->client), req->opcode);
+	switch (req->opcode) {
+	case QVL_OP_GENERATE:
+	case QVL_OP_EMBED_IMAGE: /* engine work: the scheduler thread's */
+		return sched_submit(sv->sched, req);
+	case QVL_OP_CANCEL:
+		c.res = sched_cancel(sv->sched, req->client, req->arg);
+		shm_complete(req, &c);
+		return 0;
+	case QVL_OP_STATS:
+		return reply_json(sv, req, true);
+	case QVL_OP_STATUS:
+		return reply_json(sv, req, false);
+	case QVL_OP_TOKENIZE:
+		return tokenize(sv, req);
+	case QVL_OP_SHUTDOWN:
+		log_info("client %u asked for shutdown", shm_client_id(req->client));
+		if (write(sv->shutdown_fd, &one, sizeof(one)) < 0)
+			return -errno;
+		shm_complete(req, &c);
+		return 0;
+	default:
+		return -EOPNOTSUPP;
+	}
+}
+
+static void on_connected(void *ctx, struct shm_client *cl)
+{
+	struct qvld_serve *sv = ctx;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+
+	shm_client_cred(cl, &pid, &uid, &gid);
+	qvld_stats_client(sv->stats, shm_client_id(cl), pid, uid, 1);
+	log_info("client %u connected (pid %d, uid %u)", shm_client_id(cl), (int)pid,
+		 (unsigned)uid);
+}
+
+static void on_disconnected(void *ctx, struct shm_client *cl, int why)
+{
+	struct qvld_serve *sv = ctx;
+
+	sched_client_gone(sv->sched, cl);
+	qvld_stats_client(sv->stats, shm_client_id(cl), 0, 0, 0);
+	log_info("client %u disconnected (%s)", shm_client_id(cl),
+		 why ? qvl_strerror(why) : "end of file");
+}
+
+static void on_refused(void *ctx, const struct shm_refusal *r)
+{
+	struct qvld_serve *sv = ctx;
+
+	qvld_stats_refused(sv->stats);
+	log_warn("refused a connection from pid %d uid %u: %s", (int)r->pid, (unsigned)r->uid,
+		 r->msg[0] ? r->msg : qvl_strerror(r->code));
+}
+
+void qvld_serve_ops(struct qvld_serve *sv, struct shm_ops *ops)
+{
+	memset(ops, 0, sizeof(*ops));
+	ops->ctx = sv;
+	ops->submit = on_submit;
+	ops->connected = on_connected;
+	ops->disconnected = on_disconnected;
+	ops->refused = on_refused;
+}

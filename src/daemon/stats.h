@@ -1,0 +1,36 @@
+/* qvld's counters: requests, tokens, latency percentiles, errors by kind,
+ * per-client counts, and the JSON that QVL_OP_STATS / QVL_OP_STATUS return
+ * (qvlctl stats / status print it, or turn it into Prometheus text).
+ * One mutex: updates happen once per request, not per token. */
+#ifndef QVLD_STATS_H
+#define QVLD_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct qvld_stats;
+
+int qvld_stats_create(struct qvld_stats **out);
+void qvld_stats_destroy(struct qvld_stats *s);
+
+void qvld_stats_client(struct qvld_stats *s, uint32_t id, pid_t pid, uid_t uid, int connected);
+void qvld_stats_submit(struct qvld_stats *s, uint32_t client, uint8_t opcode);
+/* A request finished: res 0 or -errno; latency from submission. */
+void qvld_stats_done(struct qvld_stats *s, uint32_t client, int res, uint32_t n_prompt,
+		     uint32_t n_gen, double latency_s, double decode_s);
+void qvld_stats_refused(struct qvld_stats *s);
+/* Count and log one failed request. */
+void qvld_log_request_error(struct qvld_stats *s, uint32_t client, uint64_t user_data, int rc,
+			    const char *msg);
+void qvld_stats_set_gauges(struct qvld_stats *s, int queued, int active);
+
+/* Static facts for STATUS: set once at startup. */
+void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *socket,
+			 const char *placement, int threads, int ctx, int max_seqs);
+
+/* JSON into buf (NUL-terminated, truncated at cap). Returns the length. */
+size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap);
+size_t qvld_status_json(struct qvld_stats *s, char *buf, size_t cap);
+
+#endif

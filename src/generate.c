@@ -1,0 +1,415 @@
+/* Step-wise generation (see generate.h). The order of the checks in
+ * gen_advance() is cmd_run.c's loop, statement for statement. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "generate.h"
+#include "gen_prompt.h"
+#include "model.h"
+#include "multimodal.h"
+#include "tokenizer.h"
+#include "util.h"
+
+struct gen_session {
+	struct qvl_engine *e;
+	const struct qvl_tokenizer *tok;
+	const struct qvl_model *m;
+	struct gen_params gp;
+	char *stop_store; /* the copied stop strings */
+
+	struct qvl_mm_prompt mm;
+	int32_t *ids; /* prompt ids when not owned by mm */
+	struct qvl_chunk prompt, one;
+	int32_t last;
+
+	struct qvl_seq *seq;
+	struct qvl_sampler *smp;
+	float *logits, *lp_scratch;
+	struct qvl_detok dt;
+	char *dtbuf;
+	size_t dtcap;
+	struct gen_stopper st;
+
+	bool prefilled, cancel;
+	enum gen_stop stop;
+	size_t ngen;
+	double t0, t_pre, t_dec0, t_dec;
+};
+
+const char *gen_stop_name(enum gen_stop s)
+{
+	switch (s) {
+	case GEN_RUNNING:
+		return "running";
+	case GEN_EOS:
+		return "eos";
+	case GEN_LENGTH:
+		return "length";
+	case GEN_STOP_STRING:
+		return "stop";
+	case GEN_CANCELLED:
+		return "cancelled";
+	case GEN_CONTEXT:
+		return "context";
+	case GEN_ERROR:
+		return "error";
+	}
+	return "?";
+}
+
+bool gen_is_eos(const struct qvl_model *m, int32_t id)
+{
+	if (m->gen.present && m->gen.n_eos > 0) {
+		for (int i = 0; i < m->gen.n_eos && i < 8; i++)
+			if (m->gen.eos_token_ids[i] == id)
+				return true;
+		return false;
+	}
+	return id == m->config.text.eos_token_id;
+}
+
+/* ---- stop strings ------------------------------------------------------ */
+
+int gen_stopper_push(struct gen_stopper *st, const struct gen_params *gp, const char *s, size_t n)
+{
+	size_t best = SIZE_MAX, keep = 0;
+
+	if (st->matched)
+		return 0;
+	if (st->cap - st->len < n + 1) {
+		size_t cap = st->cap ? st->cap : 256;
+		while (cap - st->len < n + 1)
+			cap *= 2;
+		char *b = realloc(st->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		st->buf = b;
+		st->cap = cap;
+	}
+	memcpy(st->buf + st->len, s, n);
+	st->len += n;
+	for (int i = 0; i < gp->n_stops; i++) {
+		const char *hit = memmem(st->buf, st->len, gp->stops[i], gp->stop_lens[i]);
+		if (hit && (size_t)(hit - st->buf) < best)
+			best = (size_t)(hit - st->buf);
+	}
+	if (best != SIZE_MAX) {
+		st->len = best;
+		st->release = best;
+		st->matched = true;
+		return 0;
+	}
+	/* hold the longest tail that could still grow into a stop string; a
+	 * stop string starts on a character boundary, so the cut does too */
+	for (int i = 0; i < gp->n_stops; i++) {
+		size_t sl = gp->stop_lens[i];
+		for (size_t k = sl - 1 < st->len ? sl - 1 : st->len; k > keep; k--)
+			if (!memcmp(st->buf + st->len - k, gp->stops[i], k)) {
+				keep = k;
+				break;
+			}
+	}
+	st->release = st->len - keep;
+	return 0;
+}
+
+void gen_stopper_flush(struct gen_stopper *st)
+{
+	if (!st->matched)
+		st->release = st->len;
+}
+
+void gen_stopper_consume(struct gen_stopper *st)
+{
+	if (!st->release)
+		return; /* also: buf may still be NULL */
+	memmove(st->buf, st->buf + st->release, st->len - st->release);
+	st->len -= st->release;
+	st->release = 0;
+}
+
+void gen_stopper_free(struct gen_stopper *st)
+{
+	free(st->buf);
+	memset(st, 0, sizeof(*st));
+}
+
+/* ---- session ----------------------------------------------------------- */
+
+static int copy_params(struct gen_session *g, const struct gen_params *gp, struct qvl_err *err)
+{
+	size_t total = 0;
+	char *p;
+
+	g->gp = *gp;
+	if (gp->n_stops < 0 || gp->n_stops > GEN_MAX_STOPS)
+		return qvl_errf(err, -EINVAL, "stop strings: %d given (at most %d)", gp->n_stops,
+				GEN_MAX_STOPS);
+	for (int i = 0; i < gp->n_stops; i++) {
+		if (gp->stop_lens[i] == 0 || gp->stop_lens[i] > GEN_MAX_STOP_LEN)
+			return qvl_errf(err, -EINVAL, "stop string %d: %zu bytes (must be 1..%d)",
+					i + 1, gp->stop_lens[i], GEN_MAX_STOP_LEN);
+		if ((unsigned char)gp->stops[i][0] >= 0x80 && (unsigned char)gp->stops[i][0] < 0xC0)
+			return qvl_errf(err, -EILSEQ,
+					"stop string %d: starts inside a UTF-8 sequence", i + 1);
+		total += gp->stop_lens[i];
+	}
+	g->stop_store = malloc(total + 1);
+	if (!g->stop_store)
+		return qvl_errf(err, -ENOMEM, "out of memory");
+	p = g->stop_store;
+	for (int i = 0; i < gp->n_stops; i++) {
+		memcpy(p, gp->stops[i], gp->stop_lens[i]);
+		g->gp.stops[i] = p;
+		p += gp->stop_lens[i];
+	}
+	return 0;
+}
+
+int gen_create(struct gen_session **out, struct qvl_engine *e, const struct qvl_tokenizer *tok,
+	       const struct gen_prompt *p, const struct gen_params *gp, struct qvl_err *err)
+{
+	struct gen_session *g = calloc(1, sizeof(*g));
+	const struct qvl_model *m = qvl_engine_model(e);
+	const int V = m->config.text.vocab_size;
+	int rc;
+
+	*out = NULL;
+	if (!g)
+		return qvl_errf(err, -ENOMEM, "out of memory");
+	g->e = e;
+	g->tok = tok;
+	g->m = m;
+	rc = copy_params(g, gp, err);
+	if (rc < 0)
+		goto fail;
+	if (gp->n_ctx <= 0) {
+		rc = qvl_errf(err, -EINVAL, "context of %d positions", gp->n_ctx);
+		goto fail;
+	}
+	rc = gen_prompt_build(e, tok, p, &g->mm, &g->ids, &g->prompt, err);
+	if (rc < 0)
+		goto fail;
+	/* the checks and messages of cmd_run.c */
+	if (g->prompt.n == 0) {
+		rc = qvl_errf(err, -EINVAL, "empty prompt: nothing to run");
+		goto fail;
+	}
+	if (g->prompt.n > (size_t)gp->n_ctx) {
+		rc = qvl_errf(err, -ENOSPC, "prompt of %zu tokens is longer than the context (%d)",
+			      g->prompt.n, gp->n_ctx);
+		goto fail;
+	}
+	for (size_t i = 0; i < g->prompt.n; i++)
+		if (g->prompt.ids[i] < 0 || g->prompt.ids[i] >= V) {
+			rc = qvl_errf(err, -EINVAL,
+				      "token %zu: id %d out of range (vocabulary has %d ids)", i,
+				      g->prompt.ids[i], V);
+			goto fail;
+		}
+	g->logits = malloc((size_t)V * sizeof(float));
+	if (gp->logprobs)
+		g->lp_scratch = malloc((size_t)V * sizeof(float));
+	if (tok) {
+		g->dtcap = 3 * (qvl_tok_max_piece(tok) + 8) + 64;
+		g->dtbuf = malloc(g->dtcap);
+		qvl_detok_init(&g->dt, tok);
+	}
+	if (!g->logits || (gp->logprobs && !g->lp_scratch) || (tok && !g->dtbuf)) {
+		rc = qvl_errf(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = qvl_sampler_create(&g->smp, &gp->sp, V, err);
+	if (rc < 0)
+		goto fail;
+	rc = qvl_seq_create(e, gp->n_ctx, &g->seq, err);
+	if (rc < 0)
+		goto fail;
+	*out = g;
+	return 0;
+fail:
+	gen_destroy(g);
+	return rc;
+}
+
+void gen_destroy(struct gen_session *g)
+{
+	if (!g)
+		return;
+	qvl_seq_destroy(g->seq);
+	qvl_sampler_free(g->smp);
+	qvl_mm_prompt_free(&g->mm);
+	free(g->ids);
+	free(g->logits);
+	free(g->lp_scratch);
+	free(g->dtbuf);
+	free(g->stop_store);
+	gen_stopper_free(&g->st);
+	free(g);
+}
+
+const struct qvl_chunk *gen_next_chunk(struct gen_session *g, float **logits)
+{
+	if (g->stop != GEN_RUNNING || g->cancel)
+		return NULL;
+	*logits = g->logits;
+	g->t0 = qvl_now();
+	return g->prefilled ? &g->one : &g->prompt;
+}
+
+/* Text that left the detokenizer goes through the stop matcher; a negative
+ * w (an unknown id) is no text, as in cmd_run.c's `if (w > 0)`. */
+static int emit_text(struct gen_session *g, long w)
+{
+	if (w <= 0)
+		return 0;
+	return gen_stopper_push(&g->st, &g->gp, g->dtbuf, (size_t)w);
+}
+
+static int finish(struct gen_session *g, enum gen_stop why)
+{
+	int rc = 0;
+
+	g->stop = why;
+	if (g->tok && why != GEN_STOP_STRING && why != GEN_CANCELLED && why != GEN_ERROR) {
+		rc = emit_text(g, qvl_detok_flush(&g->dt, g->dtbuf, g->dtcap));
+		gen_stopper_flush(&g->st);
+	}
+	return rc < 0 ? rc : 0;
+}
+
+static float logprob_of(const float *x, size_t n, int32_t id)
+{
+	float mx = x[0];
+	double s = 0;
+
+	for (size_t i = 1; i < n; i++)
+		mx = x[i] > mx ? x[i] : mx;
+	for (size_t i = 0; i < n; i++)
+		s += exp((double)(x[i] - mx));
+	return (float)((double)(x[id] - mx) - log(s));
+}
+
+int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_err *err)
+{
+	const size_t V = (size_t)g->m->config.text.vocab_size;
+	double now = qvl_now();
+
+	gen_stopper_consume(&g->st);
+	memset(out, 0, sizeof(*out));
+	out->text = g->st.buf;
+	if (g->stop != GEN_RUNNING) {
+		out->stop = g->stop;
+		return 0;
+	}
+	if (rc == -ECANCELED) {
+		finish(g, GEN_CANCELLED);
+		out->stop = g->stop;
+		return 0;
+	}
+	if (rc < 0) {
+		finish(g, GEN_ERROR);
+		out->stop = g->stop;
+		return rc;
+	}
+	if (!g->prefilled) {
+		g->prefilled = true;
+		g->t_pre = now - g->t0;
+		g->t_dec0 = now;
+		for (size_t i = 0; i < g->prompt.n; i++)
+			qvl_sampler_accept(g->smp, g->prompt.ids[i]);
+		if (g->gp.max_tokens == 0) {
+			rc = finish(g, GEN_LENGTH);
+			goto done;
+		}
+	}
+	if (g->lp_scratch)
+		memcpy(g->lp_scratch, g->logits, V * sizeof(float));
+	int32_t id = qvl_sample(g->smp, g->logits);
+
+	if (!g->gp.ignore_eos && gen_is_eos(g->m, id)) {
+		rc = finish(g, GEN_EOS);
+		goto done;
+	}
+	out->has_id = true;
+	out->id = id;
+	if (g->lp_scratch)
+		out->logprob = logprob_of(g->lp_scratch, V, id);
+	g->ngen++;
+	qvl_sampler_accept(g->smp, id);
+	if (g->tok) {
+		/* an id the tokenizer does not know (the model's vocabulary is
+		 * padded past it) has no text: cmd_run.c drops it the same way */
+		rc = emit_text(g, qvl_detok_push(&g->dt, id, g->dtbuf, g->dtcap));
+		if (rc < 0) {
+			qvl_errf(err, rc, "out of memory");
+			finish(g, GEN_ERROR);
+			goto done;
+		}
+		if (g->st.matched) {
+			rc = finish(g, GEN_STOP_STRING);
+			goto done;
+		}
+	}
+	if (g->ngen == g->gp.max_tokens)
+		rc = finish(g, GEN_LENGTH);
+	else if (qvl_seq_len(g->seq) >= qvl_seq_ctx(g->seq))
+		rc = finish(g, GEN_CONTEXT);
+	g->last = id;
+	g->one = (struct qvl_chunk){.ids = &g->last, .n = 1};
+done:
+	g->t_dec = qvl_now() - g->t_dec0;
+	out->text = g->st.buf;
+	out->text_len = g->st.release;
+	out->stop = g->stop;
+	if (rc < 0 && !err->msg[0])
+		qvl_errf(err, rc, "%s", qvl_strerror(rc));
+	return rc;
+}
+
+int gen_step(struct gen_session *g, struct gen_out *out, struct qvl_err *err)
+{
+	float *logits;
+	const struct qvl_chunk *c = gen_next_chunk(g, &logits);
+	int rc;
+
+	if (!c)
+		return gen_advance(g, g->stop == GEN_RUNNING ? -ECANCELED : 0, out, err);
+	rc = qvl_seq_forward(g->e, g->seq, c, logits, false, err);
+	return gen_advance(g, rc, out, err);
+}
+
+void gen_cancel(struct gen_session *g)
+{
+	g->cancel = true;
+}
+
+bool gen_done(const struct gen_session *g)
+{
+	return g->stop != GEN_RUNNING;
+}
+
+struct qvl_seq *gen_seq(struct gen_session *g)
+{
+	return g->seq;
+}
+
+size_t gen_n_prompt(const struct gen_session *g)
+{
+	return g->prompt.n;
+}
+
+size_t gen_n_generated(const struct gen_session *g)
+{
+	return g->ngen;
+}
+
+void gen_times(const struct gen_session *g, double *prefill_s, double *decode_s)
+{
+	*prefill_s = g->t_pre;
+	*decode_s = g->t_dec;
+}

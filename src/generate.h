@@ -1,0 +1,144 @@
+/* A step-wise generation session over the engine: what `qvlctl run` does in
+ * one loop, cut at token boundaries so that a scheduler can interleave many
+ * sessions, cancel one between two tokens, and (later) batch their forward
+ * passes.
+ *
+ * Life of a session:
+ *   gen_create()      builds the prompt (chat messages / raw text / token ids,
+ *                     images through the multimodal module) and the sampler;
+ *                     nothing has run on the model yet.
+ *   gen_step()        = gen_next_chunk() + one forward pass + gen_advance():
+ *                     the first step is the prefill, each later one decodes
+ *                     the previous token; every step samples one id and
+ *                     reports it with the text that became complete UTF-8
+ *                     and is known not to be part of a stop string.
+ *   gen_cancel()      ends it at the next step boundary.
+ * The split next_chunk / advance is the interface the batching scheduler
+ * uses: it gathers the chunks of several sessions into one
+ * qvl_engine_forward() and hands each its logits.
+ *
+ * The rules mirror cmd_run.c exactly (same sampler, same chat format, same
+ * stop checks in the same order), so greedy output is identical to
+ * `qvlctl run --greedy`: sample; an end-of-sequence id stops without being
+ * emitted (unless ignore_eos); the id is emitted and detokenized; max_tokens
+ * reached -> LENGTH; the context full -> CONTEXT; else the id is the next
+ * chunk. Owned by the daemon module. */
+#ifndef QVL_GENERATE_H
+#define QVL_GENERATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "err.h"
+#include "sample.h"
+
+struct qvl_tokenizer;
+struct qvl_image;
+
+enum gen_stop {
+	GEN_RUNNING = 0,
+	GEN_EOS,
+	GEN_LENGTH,
+	GEN_STOP_STRING,
+	GEN_CANCELLED,
+	GEN_CONTEXT,
+	GEN_ERROR,
+};
+const char *gen_stop_name(enum gen_stop s); /* "eos", "length", ... (cmd_run's words) */
+
+/* One chat message; images (if any) come first in its content. */
+struct gen_msg {
+	const char *role; /* "system", "user", "assistant" */
+	const char *text; /* NUL-terminated UTF-8 */
+	int n_images;
+};
+
+/* Exactly one of: messages (chat format), raw (text as written, special
+ * tokens parsed, each <|vision_start|><|image_pad|><|vision_end|> filled by
+ * the next image) or ids (no tokenizer involved, no images). */
+struct gen_prompt {
+	const struct gen_msg *msgs;
+	size_t n_msgs;
+	const char *raw;
+	const int32_t *ids;
+	size_t n_ids;
+	const struct qvl_image *images; /* decoded, in order of appearance */
+	int n_images;
+};
+
+#define GEN_MAX_STOPS	 16
+#define GEN_MAX_STOP_LEN 256
+
+struct gen_params {
+	struct qvl_sample_params sp;
+	uint32_t max_tokens;
+	bool ignore_eos;
+	bool logprobs;			  /* report the log-probability of each sampled id */
+	int n_ctx;			  /* positions of the sequence's KV cache */
+	const char *stops[GEN_MAX_STOPS]; /* UTF-8, 1..GEN_MAX_STOP_LEN bytes each */
+	size_t stop_lens[GEN_MAX_STOPS];
+	int n_stops;
+};
+
+/* What one step produced. */
+struct gen_out {
+	bool has_id; /* false when the step only ended the session (eos, cancel) */
+	int32_t id;
+	float logprob;	  /* log softmax of the raw logits at id (with params.logprobs) */
+	const char *text; /* newly released text (valid until the next call) */
+	size_t text_len;
+	enum gen_stop stop; /* GEN_RUNNING while more steps follow */
+};
+
+struct gen_session;
+
+/* tok may be NULL only for an ids prompt (no text is produced then). The
+ * session keeps pointers to e, tok and the model; it copies the prompt. */
+int gen_create(struct gen_session **out, struct qvl_engine *e, const struct qvl_tokenizer *tok,
+	       const struct gen_prompt *p, const struct gen_params *gp, struct qvl_err *err);
+void gen_destroy(struct gen_session *g);
+
+/* The chunk the next forward pass must run (the prompt, then one id);
+ * NULL once the session has finished. logits receives the result. */
+const struct qvl_chunk *gen_next_chunk(struct gen_session *g, float **logits);
+/* After the forward pass of gen_next_chunk() (rc its result): sample, stop
+ * checks, detokenize. A failed forward ends the session with GEN_ERROR. */
+int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_err *err);
+/* Both, with qvl_seq_forward() in between. */
+int gen_step(struct gen_session *g, struct gen_out *out, struct qvl_err *err);
+/* End at the next step, which then reports GEN_CANCELLED without running
+ * the model. */
+void gen_cancel(struct gen_session *g);
+
+bool gen_done(const struct gen_session *g);
+struct qvl_seq *gen_seq(struct gen_session *g);
+size_t gen_n_prompt(const struct gen_session *g);
+size_t gen_n_generated(const struct gen_session *g);
+/* Seconds spent in the first forward (prefill) and after it (decode). */
+void gen_times(const struct gen_session *g, double *prefill_s, double *decode_s);
+
+/* The model's end-of-sequence rule (generation_config eos ids, else the
+ * config's eos_token_id): the one cmd_run.c applies. */
+bool gen_is_eos(const struct qvl_model *m, int32_t id);
+
+/* Stop-string matcher, exposed for its unit test: text is appended, and
+ * what can no longer be the start of a stop string is released. */
+struct gen_stopper {
+	char *buf; /* held bytes */
+	size_t len, cap;
+	size_t release; /* bytes of buf[0..] released by the last push */
+	bool matched;
+};
+/* Append s[0..n) and decide: *rel bytes at the start of buf may go out. On a
+ * match, everything before the stop string is released and matched is set
+ * (the rest is dropped). -ENOMEM. */
+int gen_stopper_push(struct gen_stopper *st, const struct gen_params *gp, const char *s, size_t n);
+/* End of text: release everything held (unless a stop matched). */
+void gen_stopper_flush(struct gen_stopper *st);
+/* Remove the released prefix (call after the caller has used it). */
+void gen_stopper_consume(struct gen_stopper *st);
+void gen_stopper_free(struct gen_stopper *st);
+
+#endif

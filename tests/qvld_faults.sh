@@ -1,0 +1,127 @@
+#!/bin/sh
+# qvld under faults, every wait bounded: a second daemon on the same socket
+# refuses; clients killed with SIGKILL mid-stream have their requests
+# cancelled and their memory reclaimed (the daemon's fd and memfd counts
+# return to where they were); SIGTERM lets requests in flight complete;
+# SIGHUP reopens the log; SIGKILL of the daemon gives its clients an error,
+# not a hang; the stale socket it leaves is replaced; qvlctl shutdown drains.
+. "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
+need_model
+echo "1..13"
+FLOG=$TMP/file.log
+
+fds() { ls "/proc/$QPID/fd" 2>/dev/null | wc -l; }
+memfds() { grep -c "memfd:" "/proc/$QPID/maps" 2>/dev/null; }
+# wait_for CMD...: retry a condition for up to 10 s
+wait_for() {
+	i=0
+	while [ $i -lt 100 ]; do
+		"$@" && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+# a streaming client that has produced output. Not under timeout(1): the
+# kill must reach qvlctl itself (it exits on its own when the daemon goes)
+stream_client() { # stream_client OUTFILE [MAX_TOKENS]
+	"$QVLCTL" --socket "$SOCK" generate --prompt "Count slowly." --max-tokens "${2:-400}" --ignore-eos --greedy --stream >"$1" 2>&1 &
+	CPID=$!
+	wait_for test -s "$1"
+}
+
+start_qvld --log-file "$FLOG"
+res $? "qvld starts"
+
+"$QVLD" --foreground --model "$MODEL" --socket "$SOCK" >"$TMP/second.out" 2>&1 &
+p2=$!
+wait_for sh -c "! kill -0 $p2 2>/dev/null"
+wait "$p2"
+st=$?
+[ $st = 1 ] && grep -q "another qvld (pid $QPID)" "$TMP/second.out"
+res $? "a second daemon on the same socket refuses (exit $st)"
+
+gen --prompt "warm up" --max-tokens 4 >/dev/null 2>&1
+base_fd=$(fds)
+base_mem=$(memfds)
+ok=0
+seen=0
+for k in 1 2 3 4 5; do
+	stream_client "$TMP/k$k.out" || ok=1
+	# the measure sees a live client's memory (else "returns" proves nothing)
+	[ "$(memfds)" -gt "$base_mem" ] && seen=$((seen + 1))
+	kill -9 "$CPID" 2>/dev/null
+	wait "$CPID" 2>/dev/null
+done
+[ $seen = 5 ] || ok=1
+res $ok "5 clients killed with SIGKILL mid-stream (their memfd was mapped in the daemon: $seen/5)"
+wait_for sh -c "[ \$(ls /proc/$QPID/fd | wc -l) -le $base_fd ] && [ \$(grep -c memfd: /proc/$QPID/maps) -le $base_mem ]"
+res $? "their memory is reclaimed: fds $(fds) (were $base_fd), memfd maps $(memfds) (were $base_mem)"
+gen --prompt "still there?" --max-tokens 4 >/dev/null 2>&1
+res $? "the daemon still serves after the killed clients"
+
+mv "$FLOG" "$FLOG.1"
+kill -HUP "$QPID"
+wait_for test -s "$FLOG"
+res $? "SIGHUP reopens the log file"
+
+# SIGTERM with two requests in flight: both complete in full
+gen --prompt "one" --max-tokens 48 --ignore-eos --greedy --json >"$TMP/t1.json" 2>&1 &
+c1=$!
+gen --prompt "two" --max-tokens 48 --ignore-eos --greedy --json >"$TMP/t2.json" 2>&1 &
+c2=$!
+wait_for sh -c "timeout 5 '$QVLCTL' --socket '$SOCK' stats | grep -q '^active_sequences: [1-9]'"
+stop_qvld
+wait "$c1"
+s1=$?
+wait "$c2"
+s2=$?
+[ $s1 = 0 ] && [ $s2 = 0 ] && grep -q '"n_gen":48' "$TMP/t1.json" && grep -q '"n_gen":48' "$TMP/t2.json"
+res $? "SIGTERM drains: both requests in flight complete with 48 tokens ($s1, $s2)"
+res $(( QSTATUS != 0 )) "qvld exits 0 after the drain (got $QSTATUS)"
+san_clean && ! grep -q "ERROR: AddressSanitizer\|runtime error:" "$FLOG" "$FLOG.1"
+res $? "no sanitizer report in the logs so far"
+
+# SIGKILL of the daemon: a streaming client gets an error, not a hang
+start_qvld
+stream_client "$TMP/d.out"
+kill -9 "$QPID"
+wait "$QPID" 2>/dev/null
+QPID=
+wait "$CPID"
+st=$?
+[ $st = 3 ]
+res $? "daemon killed: the client exits 3 (got $st: $(tail -n1 "$TMP/d.out"))"
+
+start_qvld --max-seqs 1 && grep -q "replaced a stale socket" "$LOG"
+res $? "the stale socket is detected and replaced"
+
+# one slot: a client whose request waits in the queue dies; its memory is
+# reclaimed at once, while the running request goes on
+stream_client "$TMP/a.out" 4000
+APID=$CPID
+mem_a=$(memfds)
+"$QVLCTL" --socket "$SOCK" generate --prompt "queued" --max-tokens 8 >/dev/null 2>&1 &
+BPID=$!
+wait_for sh -c "[ \$(grep -c memfd: /proc/$QPID/maps) -gt $mem_a ]"
+kill -9 "$BPID" 2>/dev/null
+wait "$BPID" 2>/dev/null
+wait_for sh -c "[ \$(grep -c memfd: /proc/$QPID/maps) -le $mem_a ]"
+r=$?
+kill -0 "$APID" 2>/dev/null
+alive=$?
+res $(( r + alive )) "a queued client killed: its memory is reclaimed while another request runs ($r, $alive, $mem_a -> $(memfds))"
+[ $alive = 0 ] || tail -c 300 "$TMP/a.out" | sed "s/^/# /"
+kill -9 "$APID" 2>/dev/null
+wait "$APID" 2>/dev/null
+
+timeout 60 "$QVLCTL" --socket "$SOCK" shutdown
+st=$?
+wait_for sh -c "! kill -0 $QPID 2>/dev/null"
+wait "$QPID"
+qs=$?
+QPID=
+[ $st = 0 ] && [ $qs = 0 ] && [ ! -e "$SOCK" ]
+res $? "qvlctl shutdown: the daemon drains and exits 0, the socket is gone ($st, $qs)"
+[ $fail = 0 ] || { sed 's/^/# /' "$LOG" | tail -20; sed 's/^/# /' "$FLOG.1" | tail -20; }
+exit $fail

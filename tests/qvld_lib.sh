@@ -1,0 +1,90 @@
+# Helpers for the qvld end-to-end tests (sourced). Every wait is bounded;
+# the daemon started here is always killed on exit (trap), and its log is
+# checked for sanitizer reports after each test.
+: "${QVLCTL:=./qvlctl}"
+: "${QVLD:=${QVL_BUILDDIR:-.}/qvld}"
+: "${QVL_SHARED:=../shared}"
+MODEL=$QVL_TINY
+[ -n "$MODEL" ] && [ -f "$MODEL/config.json" ] || MODEL=$QVL_SHARED/models/qvl-tiny
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/qvld-test.XXXXXX")
+SOCK=$TMP/qvld.sock
+LOG=$TMP/qvld.log
+QPID=
+n=0
+fail=0
+
+cleanup() {
+	[ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null
+	[ -n "$QPID" ] && wait "$QPID" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+res() { # res STATUS DESCRIPTION
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		fail=1
+	fi
+}
+
+need_model() {
+	if [ ! -f "$MODEL/config.json" ]; then
+		echo "1..0 # SKIP no tiny model"
+		exit 0
+	fi
+}
+
+# start_qvld [ARGS...]: foreground daemon on $SOCK, waits (bounded) until it
+# answers status. Returns non-zero if it does not come up.
+start_qvld() {
+	"$QVLD" --foreground --model "$MODEL" --socket "$SOCK" --threads 2 --log-level 3 \
+		"$@" >>"$LOG" 2>&1 &
+	QPID=$!
+	i=0
+	while [ $i -lt 300 ]; do
+		if timeout 5 "$QVLCTL" --socket "$SOCK" status >/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$QPID" 2>/dev/null || return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# stop_qvld: SIGTERM and a bounded wait; the exit status is in $QSTATUS.
+stop_qvld() {
+	QSTATUS=
+	[ -n "$QPID" ] || return 0
+	kill -TERM "$QPID" 2>/dev/null
+	i=0
+	while kill -0 "$QPID" 2>/dev/null && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$QPID" 2>/dev/null; then
+		kill -9 "$QPID"
+		QSTATUS=timeout
+	fi
+	wait "$QPID" 2>/dev/null
+	st=$?
+	[ "${QSTATUS:-}" = timeout ] || QSTATUS=$st
+	QPID=
+}
+
+# no sanitizer report (ASan, UBSan, LSan) in the daemon's log
+san_clean() {
+	! grep -q "ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer" "$LOG"
+}
+
+gen() { # gen ARGS...: a bounded qvlctl generate
+	timeout 60 "$QVLCTL" --socket "$SOCK" generate "$@"
+}
+
+# a field of a one-line JSON object from qvlctl ... --json (ids or text)
+jfield() { # jfield FILE KEY
+	"$PYTHON3" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$1" "$2"
+}

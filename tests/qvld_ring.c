@@ -1,0 +1,257 @@
+/* qvld through libqvl directly (run by qvld_ring.sh against a live daemon on
+ * $QVL_SOCKET, tiny model in $QVL_TINY): QVL_OP_CANCEL ends a streaming
+ * generation at a token boundary; an unknown target is -ENOENT; clients are
+ * served round-robin (a short request of a second client finishes before
+ * three long ones of the first, all admitted); logprobs are written; an
+ * output region too small for the text ends with QVL_STOP_LENGTH and whole
+ * UTF-8 sequences; TOKENIZE equals the tokenizer; a malformed request fails
+ * alone with the daemon's message in the text area; EMBED_IMAGE writes the
+ * vision tower's output. */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_common.h"
+#include "qvl.h"
+#include "tokenizer.h"
+
+static struct qvl_req *gen(struct qvl *q, uint64_t ud, const char *prompt, uint32_t max,
+			   uint32_t flags, uint64_t out_len)
+{
+	struct qvl_req *r;
+	struct qvl_sqe *sqe;
+
+	if (qvl_req_new(q, QVL_OP_GENERATE, &r) < 0)
+		return NULL;
+	qvl_req_add_text(r, QVL_PART_USER, prompt, strlen(prompt));
+	qvl_req_set_flags(r, flags | QVL_GEN_GREEDY | QVL_GEN_IGNORE_EOS);
+	qvl_req_set_max_tokens(r, max);
+	sqe = qvl_sqe_get(q);
+	if (!sqe || qvl_req_prep(r, sqe, ud, out_len) < 0 || qvl_submit(q) < 0) {
+		qvl_release(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* The next CQE (10 s at most), copied out. */
+static int next(struct qvl *q, struct qvl_cqe *out)
+{
+	struct qvl_cqe *c;
+	int rc = qvl_wait_cqe(q, &c, 10000000000LL);
+	if (rc < 0)
+		return rc;
+	*out = *c;
+	qvl_cqe_seen(q);
+	return 0;
+}
+
+/* Wait for the final CQE of ud (MORE ones skipped). */
+static int final(struct qvl *q, uint64_t ud, struct qvl_cqe *out)
+{
+	for (int i = 0; i < 100000; i++) {
+		int rc = next(q, out);
+		if (rc < 0)
+			return rc;
+		if (out->user_data == ud && !(out->flags & QVL_CQE_F_MORE))
+			return 0;
+	}
+	return -ETIMEDOUT;
+}
+
+static bool utf8_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t k = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+		if (!k || i + k > n)
+			return false;
+		for (size_t j = 1; j < k; j++)
+			if (((unsigned char)s[i + j] & 0xC0) != 0x80)
+				return false;
+		i += k;
+	}
+	return true;
+}
+
+int main(void)
+{
+	struct qvl *a = NULL, *b = NULL;
+	struct qvl_cqe c;
+	int rc;
+
+	plan(13);
+	rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &a);
+	if (rc == 0)
+		rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &b);
+	if (!ok(rc == 0, "two connections to %s", getenv("QVL_SOCKET"))) {
+		diag("%s", qvl_strerror(rc));
+		return done_testing();
+	}
+
+	/* cancel at a token boundary */
+	struct qvl_req *r = gen(a, 7, "Tell a long story.", 200, QVL_GEN_STREAM, 0);
+	rc = r ? next(a, &c) : -EIO;
+	ok(rc == 0 && c.user_data == 7 && (c.flags & QVL_CQE_F_MORE), "first streamed chunk");
+	struct qvl_sqe *sqe = qvl_sqe_get(a);
+	sqe->opcode = QVL_OP_CANCEL;
+	sqe->user_data = 8;
+	sqe->arg = 7;
+	qvl_submit(a);
+	bool got_cancel = false, got_final = false;
+	struct qvl_cqe fin = {0};
+	for (int i = 0; i < 1000 && !(got_cancel && got_final); i++) {
+		if (next(a, &c) < 0)
+			break;
+		if (c.user_data == 8) {
+			got_cancel = c.res == 0;
+		} else if (!(c.flags & QVL_CQE_F_MORE)) {
+			fin = c;
+			got_final = true;
+		}
+	}
+	ok(got_cancel, "CANCEL completes with 0");
+	ok(got_final && fin.stop == QVL_STOP_CANCELLED && fin.res == 0 && fin.n_tokens < 200,
+	   "the generation ends CANCELLED after %u of 200 tokens", fin.n_tokens);
+	qvl_release(r);
+
+	sqe = qvl_sqe_get(a);
+	sqe->opcode = QVL_OP_CANCEL;
+	sqe->user_data = 9;
+	sqe->arg = 12345;
+	qvl_submit(a);
+	ok(next(a, &c) == 0 && c.user_data == 9 && c.res == -ENOENT, "cancel of nothing: -ENOENT");
+
+	/* round-robin: b's short request overtakes a's three long ones */
+	struct qvl_req *la[3];
+	for (int i = 0; i < 3; i++)
+		la[i] = gen(a, 100 + (uint64_t)i, "Long one.", 40, 0, 0);
+	struct qvl_req *sb = gen(b, 200, "Short one.", 8, 0, 0);
+	rc = final(b, 200, &c);
+	uint32_t b_tok = c.n_tokens;
+	int a_done = 0;
+	/* whatever a has completed by now */
+	struct qvl_cqe *pc;
+	while ((pc = qvl_cqe_peek(a))) {
+		if (!(pc->flags & QVL_CQE_F_MORE))
+			a_done++;
+		qvl_cqe_seen(a);
+	}
+	ok(rc == 0 && b_tok == 8 && a_done == 0,
+	   "client b's 8 tokens finish before any of client a's three 40-token requests (%d)",
+	   a_done);
+	for (int i = a_done; i < 3; i++)
+		final(a, 100 + (uint64_t)(i), &c);
+	for (int i = 0; i < 3; i++)
+		qvl_release(la[i]);
+	qvl_release(sb);
+
+	/* logprobs */
+	r = gen(a, 300, "Hi", 6, QVL_GEN_LOGPROBS, 0);
+	rc = final(a, 300, &c);
+	const float *lp = qvl_req_logprobs(r);
+	bool lp_ok = rc == 0 && c.n_tokens == 6;
+	for (uint32_t i = 0; lp_ok && i < c.n_tokens; i++)
+		lp_ok = isfinite(lp[i]) && lp[i] <= 0;
+	ok(lp_ok, "6 logprobs written, finite and <= 0");
+	qvl_release(r);
+
+	/* a text area of 5 bytes */
+	r = gen(a, 301, "Hi", 32, 0, 32 * 4 + 5);
+	rc = final(a, 301, &c);
+	ok(rc == 0 && c.stop == QVL_STOP_LENGTH && c.text_len <= 5 && c.n_tokens < 32 &&
+	       utf8_ok(qvl_req_text(r), c.text_len),
+	   "small output region: stop LENGTH, %u text bytes of whole UTF-8, %u ids", c.text_len,
+	   c.n_tokens);
+	qvl_release(r);
+
+	/* TOKENIZE against the tokenizer itself */
+	struct qvl_err err = {{0}};
+	struct qvl_model *m = NULL;
+	struct qvl_tokenizer *tok = NULL;
+	int32_t *want = NULL;
+	size_t nw = 0;
+	const char *text = "Hello, world: ünïcode!";
+	const char *path = tiny_model_path();
+	if (path && qvl_model_open(&m, path, NULL, &err) == 0 && qvl_tok_load(&tok, m, &err) == 0)
+		qvl_tok_encode(tok, text, strlen(text), false, &want, &nw, &err);
+	qvl_req_new(a, QVL_OP_TOKENIZE, &r);
+	qvl_req_add_text(r, QVL_PART_USER, text, strlen(text));
+	sqe = qvl_sqe_get(a);
+	qvl_req_prep(r, sqe, 400, 4096);
+	qvl_submit(a);
+	rc = final(a, 400, &c);
+	ok(rc == 0 && c.res == 0 && nw > 0 && c.n_tokens == nw &&
+	       !memcmp(qvl_req_ids(r), want, nw * 4),
+	   "TOKENIZE: %u ids, equal to the tokenizer's %zu", c.n_tokens, nw);
+	qvl_release(r);
+	free(want);
+	qvl_tok_free(tok);
+	if (m)
+		qvl_model_close(m);
+
+	/* an image after the last user message: this request fails, alone */
+	static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+	qvl_req_new(a, QVL_OP_GENERATE, &r);
+	qvl_req_add_text(r, QVL_PART_USER, "x", 1);
+	qvl_req_add_image(r, png_sig, sizeof(png_sig));
+	qvl_req_set_max_tokens(r, 4);
+	sqe = qvl_sqe_get(a);
+	qvl_req_prep(r, sqe, 500, 0);
+	qvl_submit(a);
+	rc = final(a, 500, &c);
+	ok(rc == 0 && c.res == -EINVAL && c.text_len > 0 &&
+	       strstr(qvl_req_text(r), "after the last user message"),
+	   "image after the last user message: -EINVAL with the reason (%.*s)", (int)c.text_len,
+	   qvl_req_text(r));
+	qvl_release(r);
+
+	/* the connection still works after it */
+	r = gen(a, 501, "Hi", 2, 0, 0);
+	ok(r && final(a, 501, &c) == 0 && c.res == 0 && c.n_tokens == 2,
+	   "the next request on the same connection succeeds");
+	qvl_release(r);
+
+	/* STATS through the ring */
+	qvl_req_new(b, QVL_OP_STATS, &r);
+	sqe = qvl_sqe_get(b);
+	qvl_req_prep(r, sqe, 600, 0);
+	qvl_submit(b);
+	rc = final(b, 600, &c);
+	ok(rc == 0 && c.res == 0 && c.text_len > 0 &&
+	       strstr(qvl_req_text(r), "\"generated_tokens\""),
+	   "STATS: JSON in the output region (%u bytes)", c.text_len);
+	qvl_release(r);
+
+	/* EMBED_IMAGE: the golden 64x64 gradient is 64 tokens of 64 + 2 x 64 */
+	char img[4096];
+	char *data = NULL;
+	size_t len = 0;
+	snprintf(img, sizeof(img), "%s/golden/vision/grad_64x64.png",
+		 test_env("QVL_SHARED", "../shared"));
+	if (qvl_read_file(img, 1 << 20, &data, &len, &err) == 0) {
+		qvl_req_new(b, QVL_OP_EMBED_IMAGE, &r);
+		qvl_req_add_image(r, data, len);
+		sqe = qvl_sqe_get(b);
+		qvl_req_prep(r, sqe, 700, 64 * 192 * 4);
+		qvl_submit(b);
+		rc = final(b, 700, &c);
+		const float *e = qvl_req_out(r, NULL);
+		bool fin_ok = rc == 0 && c.res == 0 && c.text_len == 64 * 192 * 4;
+		for (uint32_t i = 0; fin_ok && i < 64 * 192; i++)
+			fin_ok = isfinite(e[i]);
+		ok(fin_ok && c.n_tokens == 64,
+		   "EMBED_IMAGE: %u tokens, %u bytes, all finite (res %d)", c.n_tokens, c.text_len,
+		   c.res);
+		qvl_release(r);
+		free(data);
+	} else {
+		ok(1, "# SKIP no %s", img);
+	}
+
+	qvl_disconnect(a);
+	qvl_disconnect(b);
+	return done_testing();
+}

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Runs tests/qvld_ring (libqvl against a live qvld) with a daemon started
+# here and killed at the end; the daemon's log is checked for sanitizer
+# reports.
+. "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
+need_model
+start_qvld --max-seqs 4 || { echo "1..1"; echo "not ok 1 - qvld did not start"; sed 's/^/# /' "$LOG"; exit 1; }
+QVL_SOCKET=$SOCK timeout 120 "${QVL_BUILDDIR:-.}/tests/qvld_ring"
+st=$?
+stop_qvld
+if ! san_clean || [ "$QSTATUS" != 0 ]; then
+	echo "# qvld exit $QSTATUS or sanitizer report:"
+	sed 's/^/# /' "$LOG" | tail -30
+	exit 1
+fi
+exit $st
