@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/lifecycle.h"
+#include "daemon/log.h"
 
 static int mkdirs(const char *path, mode_t mode)
 {
@@ -133,8 +134,11 @@ int qvld_daemonize(struct qvl_err *err)
 		while ((n = read(p[0], msg + tot, sizeof(msg) - 1 - (size_t)tot)) > 0)
 			tot += n;
 		msg[tot] = 0;
-		if (tot > 0 && msg[0] == '0')
+		if (tot > 0 && msg[0] == '0') {
+			if (tot > 1)
+				fprintf(stderr, "qvld: %s\n", msg + 1);
 			_exit(0);
+		}
 		if (tot > 1)
 			fprintf(stderr, "qvld: %s\n", msg + 1);
 		else
@@ -161,6 +165,14 @@ void qvld_daemon_ready(int rc, const char *msg)
 
 	if (ready_fd < 0)
 		return;
+	if (rc == 0) {
+		/* Detach stderr too: the caller's terminal or pipe must not stay
+		 * open in a resident process (a `qvld | tail` would never end). */
+		if (qvld_log_on_stderr() && !msg)
+			msg = "warning: daemonized without --log-file: the log is discarded "
+			      "(give --log-file, or --foreground under systemd)";
+		qvld_log_detach_stderr();
+	}
 	n = snprintf(buf, sizeof(buf), "%c%s", rc == 0 ? '0' : '1', msg ? msg : "");
 	ssize_t w = write(ready_fd, buf, (size_t)(n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1));
 	(void)w;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -47,6 +48,21 @@ int qvld_log_reopen(void)
 	dup2(fd, log_fd);
 	close(fd);
 	return 0;
+}
+
+bool qvld_log_on_stderr(void)
+{
+	return log_fd == 2;
+}
+
+void qvld_log_detach_stderr(void)
+{
+	int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	if (nul < 0)
+		return;
+	dup2(nul, 2);
+	close(nul);
 }
 
 void qvld_log_close(void)

@@ -5,6 +5,8 @@
 #ifndef QVLD_LOG_H
 #define QVLD_LOG_H
 
+#include <stdbool.h>
+
 enum { LOG_ERR_ = 0, LOG_WARN_ = 1, LOG_INFO_ = 2, LOG_DEBUG_ = 3 };
 
 /* path NULL: stderr. Returns 0 or -errno. */
@@ -12,6 +14,10 @@ int qvld_log_open(const char *path, int level);
 /* Reopen the file (after SIGHUP); keeps the old one on failure. */
 int qvld_log_reopen(void);
 void qvld_log_close(void);
+/* Whether lines go to stderr (no log file). */
+bool qvld_log_on_stderr(void);
+/* Point stderr at /dev/null (a daemonized qvld once it is ready). */
+void qvld_log_detach_stderr(void);
 void qvld_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...)   qvld_log(LOG_ERR_, __VA_ARGS__)
