@@ -434,6 +434,12 @@ int shm_poller_run(struct shm_poller *p)
 			arm_sleep(p, 0);
 			continue;
 		}
+		/* the periodic epoll_pass() above may have consumed the stop event:
+		 * sleeping now would never wake */
+		if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED)) {
+			arm_sleep(p, 0);
+			break;
+		}
 		STAT_ADD(p, sleeps, 1);
 		/* a client blocked on CQ room gets looked at again in 1 ms */
 		epoll_pass(p, blocked ? 1 : p->n_pending ? 500 : -1);
