@@ -82,4 +82,8 @@ t_run bench --model "$MODEL" --prompt-tokens 8190 --gen-tokens 4 --reps 1
 [ $st = 2 ] && has "$TMP/err" "bad --prompt-tokens '8190': out of range (1..8188 with --gen-tokens 4" &&
 	has "$TMP/err" "max_position_embeddings is 8192"
 res $? "bench --prompt-tokens + --gen-tokens beyond the context: usage error with the range"
+t_run bench --model "$MODEL" --prompt-tokens 100 --gen-tokens 9000 --reps 1
+[ $st = 2 ] && has "$TMP/err" "bad --gen-tokens '9000': out of range (0..8191" &&
+	! has "$TMP/err" "--prompt-tokens '100'"
+res $? "bench --gen-tokens beyond the context: names --gen-tokens and its range, not --prompt-tokens"
 finish
