@@ -306,6 +306,8 @@ static int parse(int argc, char **argv, struct run_args *a, struct run_load *r)
 
 		if (run_parse_ids(a->tokens, &a->ids, &a->n_ids, why, sizeof(why)) < 0)
 			return cli_usage(cmd, "bad --tokens: %s", why);
+		if (!a->n_ids)
+			return cli_usage(cmd, "bad --tokens '%s': no ids", a->tokens);
 	}
 	return 0;
 }
