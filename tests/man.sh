@@ -121,8 +121,9 @@ for c in $cmds; do
 	echo "$ent" | grep -q progress ||
 		bad="$bad $c"
 done
+grep -qi "standard error is a terminal" "$page" || bad="$bad (DESCRIPTION: only on a terminal)"
 if [ -z "$bad" ]; then
-	ok "every --quiet entry says it silences the progress line, as --help does"
+	ok "every --quiet entry says it silences the progress line, as --help does; shown only on a terminal"
 else
 	notok "the --quiet entry of$bad does not match --help (progress line only)"
 fi
