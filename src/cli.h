@@ -59,7 +59,9 @@ int cli_threads(const char *cmd, int threads);
 int cli_read_text(const char *path, size_t max_bytes, char **out, size_t *len, struct qvl_err *err);
 
 /* Output files: opened before the work that fills them, so a bad path fails
- * first; cli_write_close reports why a write failed (errno text). */
+ * first, but truncated only by cli_write_close, so a run that fails in
+ * between leaves an existing file as it was; cli_write_close reports why a
+ * write failed (errno text). */
 int cli_open_out(FILE **f, const char *opt, const char *path, struct qvl_err *err);
 int cli_write_close(FILE *f, const char *opt, const char *path, const void *data, size_t bytes,
 		    struct qvl_err *err);

@@ -34,6 +34,17 @@ t_run run --model "$MODEL" --tokens "1 2 3" --max-tokens 2 --dump-logits "$TMP/n
 [ $st = 1 ] && has "$TMP/err" "$TMP/no/such/dir/l.f32: No such file or directory" &&
 	! has "$TMP/err" "prompt 3 tokens in"
 res $? "run --dump-logits into a missing directory: refused before the prefill, says why"
+# opened first, but an existing file is replaced only by a run that gets to
+# write it
+printf 'old logits\n' >"$TMP/keep.f32"
+t_run run --model "$MODEL" --tokens "1 2 3" --max-tokens 1 --ctx 2 --dump-logits "$TMP/keep.f32"
+[ $st = 1 ] && [ "$(cat "$TMP/keep.f32")" = "old logits" ]
+res $? "run --dump-logits EXISTING that fails before the prefill leaves EXISTING as it was"
+printf 'old, and longer than the new embedding file: %060000d\n' 0 >"$TMP/keep.f32"
+t_run embed-image --model "$MODEL" --image "$G/grad_64x64.png" -o "$TMP/keep.f32" --json
+sz=$(wc -c <"$TMP/keep.f32")
+[ $st = 0 ] && has "$TMP/out" '"n_tokens":64,"width":192' && [ "$sz" = $((64 * 192 * 4)) ]
+res $? "embed-image -o EXISTING (longer) is replaced, not overwritten in place ($sz bytes)"
 if [ -c /dev/full ]; then
 	t_run run --model "$MODEL" --tokens "1 2 3" --max-tokens 2 --dump-logits /dev/full
 	[ $st = 1 ] && has "$TMP/err" "/dev/full: write failed: No space left on device"
