@@ -129,6 +129,18 @@ int cli_threads(const char *cmd, int threads)
 	return cpus;
 }
 
+int cli_threads_cpus(const char *cmd, int *threads, const char *cpus)
+{
+	if (*threads && cpus)
+		return cli_usage(cmd,
+				 "--threads %d with --cpus %s: --cpus runs one thread per CPU "
+				 "listed; give one of them",
+				 *threads, cpus);
+	if (*threads)
+		*threads = cli_threads(cmd, *threads);
+	return 0;
+}
+
 static int read_stream(FILE *f, const char *name, size_t max_bytes, char **out, size_t *len,
 		       struct qvl_err *err)
 {

@@ -53,6 +53,10 @@ int cli_usable_cpus(void);
 /* --threads N above the usable CPUs: warn and return the CPU count (more
  * threads than CPUs only time-share them); otherwise N. */
 int cli_threads(const char *cmd, int threads);
+/* run and bench: --threads (0: not given) with --cpus is a usage error
+ * (--cpus runs one thread per CPU listed); else *threads via cli_threads.
+ * Returns 0 or 2. */
+int cli_threads_cpus(const char *cmd, int *threads, const char *cpus);
 
 /* The whole of a file, or of standard input when path is "-", as a
  * malloc'd NUL-terminated buffer (at most max_bytes). */

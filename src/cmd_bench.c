@@ -179,8 +179,8 @@ int cmd_bench(int argc, char **argv)
 		return cli_usage("bench", "unexpected argument '%s'", argv[optind]);
 	if (!r.model)
 		return cli_usage("bench", "need --model");
-	if (r.threads && !r.cpus)
-		r.threads = cli_threads("bench", r.threads);
+	if ((rc = cli_threads_cpus("bench", &r.threads, r.cpus)))
+		return rc;
 	progress_init(&pg, "bench", quiet);
 	if (run_open(&r))
 		return 1;

@@ -71,6 +71,12 @@ t_run run --model "$MODEL" --tokens "1 2" --max-tokens 1 --ctx 8192
 [ $st = 0 ]
 res $? "run --ctx 8192 (= max_position_embeddings): runs"
 
+for c in run bench; do
+	t_run $c --model "$MODEL" --tokens 1 --threads 1 --cpus 0
+	[ $c = bench ] && t_run $c --model "$MODEL" --threads 1 --cpus 0
+	[ $st = 2 ] && has "$TMP/err" "qvlctl $c: --threads 1 with --cpus 0:" && ! has "$TMP/err" loaded
+	res $? "$c --threads with --cpus: usage error (was: --threads silently ignored)"
+done
 if command -v nproc >/dev/null; then
 	cpus=$(nproc)
 	t_run run --model "$MODEL" --tokens "1 2" --max-tokens 1 --threads $((cpus + 62))
