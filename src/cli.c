@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -128,6 +129,18 @@ int cli_threads(const char *cmd, int threads)
 	return cpus;
 }
 
+int cli_threads_cpus(const char *cmd, int *threads, const char *cpus)
+{
+	if (*threads && cpus)
+		return cli_usage(cmd,
+				 "--threads %d with --cpus %s: --cpus runs one thread per CPU "
+				 "listed; give one of them",
+				 *threads, cpus);
+	if (*threads)
+		*threads = cli_threads(cmd, *threads);
+	return 0;
+}
+
 static int read_stream(FILE *f, const char *name, size_t max_bytes, char **out, size_t *len,
 		       struct qvl_err *err)
 {
@@ -182,9 +195,18 @@ int cli_read_text(const char *path, size_t max_bytes, char **out, size_t *len, s
 
 int cli_open_out(FILE **f, const char *opt, const char *path, struct qvl_err *err)
 {
-	*f = fopen(path, "wb");
-	if (!*f)
-		return qvl_errf(err, -errno, "%s %s: %s", opt, path, strerror(errno));
+	/* not truncated yet: a run that fails before its write leaves the
+	 * file as it was (cli_write_close truncates) */
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+
+	*f = fd < 0 ? NULL : fdopen(fd, "wb");
+	if (!*f) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		return qvl_errf(err, -e, "%s %s: %s", opt, path, strerror(e));
+	}
 	return 0;
 }
 
@@ -193,8 +215,12 @@ int cli_write_close(FILE *f, const char *opt, const char *path, const void *data
 {
 	int e = 0;
 
+	/* a regular file opened by cli_open_out still holds its old bytes
+	 * (EINVAL: a device or a pipe, nothing to truncate) */
+	if (ftruncate(fileno(f), 0) != 0 && errno != EINVAL)
+		e = errno;
 	errno = 0;
-	if (fwrite(data, 1, bytes, f) != bytes || fflush(f) != 0)
+	if (!e && (fwrite(data, 1, bytes, f) != bytes || fflush(f) != 0))
 		e = errno ? errno : EIO;
 	if (fclose(f) != 0 && !e)
 		e = errno ? errno : EIO;

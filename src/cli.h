@@ -53,13 +53,19 @@ int cli_usable_cpus(void);
 /* --threads N above the usable CPUs: warn and return the CPU count (more
  * threads than CPUs only time-share them); otherwise N. */
 int cli_threads(const char *cmd, int threads);
+/* run and bench: --threads (0: not given) with --cpus is a usage error
+ * (--cpus runs one thread per CPU listed); else *threads via cli_threads.
+ * Returns 0 or 2. */
+int cli_threads_cpus(const char *cmd, int *threads, const char *cpus);
 
 /* The whole of a file, or of standard input when path is "-", as a
  * malloc'd NUL-terminated buffer (at most max_bytes). */
 int cli_read_text(const char *path, size_t max_bytes, char **out, size_t *len, struct qvl_err *err);
 
 /* Output files: opened before the work that fills them, so a bad path fails
- * first; cli_write_close reports why a write failed (errno text). */
+ * first, but truncated only by cli_write_close, so a run that fails in
+ * between leaves an existing file as it was; cli_write_close reports why a
+ * write failed (errno text). */
 int cli_open_out(FILE **f, const char *opt, const char *path, struct qvl_err *err);
 int cli_write_close(FILE *f, const char *opt, const char *path, const void *data, size_t bytes,
 		    struct qvl_err *err);

@@ -179,20 +179,29 @@ int cmd_bench(int argc, char **argv)
 		return cli_usage("bench", "unexpected argument '%s'", argv[optind]);
 	if (!r.model)
 		return cli_usage("bench", "need --model");
-	if (r.threads && !r.cpus)
-		r.threads = cli_threads("bench", r.threads);
+	if ((rc = cli_threads_cpus("bench", &r.threads, r.cpus)))
+		return rc;
 	progress_init(&pg, "bench", quiet);
 	if (run_open(&r))
 		return 1;
 	/* positions past the trained ones measure a model nobody runs */
 	const int64_t maxpos = r.m->config.text.max_position;
+	if (maxpos > 0 && ng >= maxpos) {
+		/* no prompt length fits: the decode steps alone are too many */
+		run_close(&r);
+		return cli_usage(
+		    "bench",
+		    "bad --gen-tokens '%lld': out of range (0..%lld: the model's "
+		    "max_position_embeddings is %lld, and the prompt takes at least 1)",
+		    (long long)ng, (long long)(maxpos - 1), (long long)maxpos);
+	}
 	if (maxpos > 0 && np + ng > maxpos) {
 		run_close(&r);
 		return cli_usage("bench",
 				 "bad --prompt-tokens '%lld': out of range (1..%lld with "
 				 "--gen-tokens %lld: the model's max_position_embeddings is %lld)",
-				 (long long)np, (long long)(maxpos - ng > 0 ? maxpos - ng : 0),
-				 (long long)ng, (long long)maxpos);
+				 (long long)np, (long long)(maxpos - ng), (long long)ng,
+				 (long long)maxpos);
 	}
 
 	int V = r.m->config.text.vocab_size;

@@ -299,13 +299,15 @@ static int parse(int argc, char **argv, struct run_args *a, struct run_load *r)
 				 a->raw ? "--raw" : "--tokens");
 	if (a->image_max_tokens && !a->n_images)
 		return cli_usage(cmd, "--image-max-tokens without --image");
-	if (r->threads && !r->cpus)
-		r->threads = cli_threads(cmd, r->threads);
+	if ((rc = cli_threads_cpus(cmd, &r->threads, r->cpus)))
+		return rc;
 	if (a->tokens) {
 		char why[160];
 
 		if (run_parse_ids(a->tokens, &a->ids, &a->n_ids, why, sizeof(why)) < 0)
 			return cli_usage(cmd, "bad --tokens: %s", why);
+		if (!a->n_ids)
+			return cli_usage(cmd, "bad --tokens '%s': no ids", a->tokens);
 	}
 	return 0;
 }

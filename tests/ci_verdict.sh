@@ -64,6 +64,16 @@ verdict "fewer results than the floor" 1 "4 passed, 1 failed, 1 skipped" normal 
 	"fewer than the floor 6"
 verdict "no results, make check exit 2, floor 10: both failures" 1 \
 	"0 passed, 2 failed, 0 skipped" nothing 2 10 "floor 10"
+# a whole-test skip logs "SKIP: NAME - reason" ("1..0 # SKIP reason"); a bare
+# "1..0" plan logs "SKIP: NAME": nothing ran and nothing said why
+tree skips PASS SKIP SKIP
+printf '1..0 # SKIP no data\nSKIP: tests/t2 - no data\n' >"$TMP/skips/tests/t2.log"
+printf 'ok 1 # SKIP slow\nSKIP: tests/t3 1 # SKIP slow\n1..1\n' >"$TMP/skips/tests/sub/t3.log"
+verdict "whole-test and single skips that say why pass" 0 "1 passed, 0 failed, 2 skipped" \
+	skips 0 3
+printf '1..0\nSKIP: tests/sub/t3\n' >"$TMP/skips/tests/sub/t3.log"
+verdict "a bare '1..0' plan (skipped, no reason) is a failure" 1 \
+	"1 passed, 1 failed, 2 skipped" skips 0 3 "tests/sub/t3"
 for args in "x $TMP/normal 0" "x $TMP/normal zero 5" "x $TMP/normal 0 -1" "x $TMP/none 0 1"; do
 	# shellcheck disable=SC2086
 	sh "$V" $args >"$TMP/out" 2>&1

@@ -34,6 +34,17 @@ t_run run --model "$MODEL" --tokens "1 2 3" --max-tokens 2 --dump-logits "$TMP/n
 [ $st = 1 ] && has "$TMP/err" "$TMP/no/such/dir/l.f32: No such file or directory" &&
 	! has "$TMP/err" "prompt 3 tokens in"
 res $? "run --dump-logits into a missing directory: refused before the prefill, says why"
+# opened first, but an existing file is replaced only by a run that gets to
+# write it
+printf 'old logits\n' >"$TMP/keep.f32"
+t_run run --model "$MODEL" --tokens "1 2 3" --max-tokens 1 --ctx 2 --dump-logits "$TMP/keep.f32"
+[ $st = 1 ] && [ "$(cat "$TMP/keep.f32")" = "old logits" ]
+res $? "run --dump-logits EXISTING that fails before the prefill leaves EXISTING as it was"
+printf 'old, and longer than the new embedding file: %060000d\n' 0 >"$TMP/keep.f32"
+t_run embed-image --model "$MODEL" --image "$G/grad_64x64.png" -o "$TMP/keep.f32" --json
+sz=$(wc -c <"$TMP/keep.f32")
+[ $st = 0 ] && has "$TMP/out" '"n_tokens":64,"width":192' && [ "$sz" = $((64 * 192 * 4)) ]
+res $? "embed-image -o EXISTING (longer) is replaced, not overwritten in place ($sz bytes)"
 if [ -c /dev/full ]; then
 	t_run run --model "$MODEL" --tokens "1 2 3" --max-tokens 2 --dump-logits /dev/full
 	[ $st = 1 ] && has "$TMP/err" "/dev/full: write failed: No space left on device"
@@ -60,6 +71,12 @@ t_run run --model "$MODEL" --tokens "1 2" --max-tokens 1 --ctx 8192
 [ $st = 0 ]
 res $? "run --ctx 8192 (= max_position_embeddings): runs"
 
+for c in run bench; do
+	t_run $c --model "$MODEL" --tokens 1 --threads 1 --cpus 0
+	[ $c = bench ] && t_run $c --model "$MODEL" --threads 1 --cpus 0
+	[ $st = 2 ] && has "$TMP/err" "qvlctl $c: --threads 1 with --cpus 0:" && ! has "$TMP/err" loaded
+	res $? "$c --threads with --cpus: usage error (was: --threads silently ignored)"
+done
 if command -v nproc >/dev/null; then
 	cpus=$(nproc)
 	t_run run --model "$MODEL" --tokens "1 2" --max-tokens 1 --threads $((cpus + 62))
@@ -82,4 +99,8 @@ t_run bench --model "$MODEL" --prompt-tokens 8190 --gen-tokens 4 --reps 1
 [ $st = 2 ] && has "$TMP/err" "bad --prompt-tokens '8190': out of range (1..8188 with --gen-tokens 4" &&
 	has "$TMP/err" "max_position_embeddings is 8192"
 res $? "bench --prompt-tokens + --gen-tokens beyond the context: usage error with the range"
+t_run bench --model "$MODEL" --prompt-tokens 100 --gen-tokens 9000 --reps 1
+[ $st = 2 ] && has "$TMP/err" "bad --gen-tokens '9000': out of range (0..8191" &&
+	! has "$TMP/err" "--prompt-tokens '100'"
+res $? "bench --gen-tokens beyond the context: names --gen-tokens and its range, not --prompt-tokens"
 finish

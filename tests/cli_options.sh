@@ -66,6 +66,9 @@ res $? "--tokens with a 35-digit 42: read as 42"
 t_run run --model "$MODEL" --tokens "1 99999999999"
 [ $st = 2 ] && has "$TMP/err" "item 2"
 res $? "--tokens id beyond 32 bits: usage error naming the item"
+t_run run --model "$MODEL" --tokens " , "
+[ $st = 2 ] && has "$TMP/err" "bad --tokens ' , ': no ids" && ! has "$TMP/err" "loaded"
+res $? "--tokens with no ids: usage error before the model is loaded"
 t_run run --model "$MODEL" --tokens abc
 st_run=$st
 t_run detokenize --model "$MODEL" abc

@@ -33,7 +33,8 @@ check() { # check DESCRIPTION WANT_STATUS PATTERN -- qvlctl args...
 check "id out of range" 1 "out of range" -- run --model "$MODEL" --tokens "1 151936"
 check "negative id" 1 "out of range" -- run --model "$MODEL" --tokens "5 -1"
 check "id not a number" 2 "not an integer" -- run --model "$MODEL" --tokens "1 2x"
-check "empty prompt" 1 "empty prompt" -- run --model "$MODEL" --tokens " "
+check "--tokens with no ids" 2 "no ids" -- run --model "$MODEL" --tokens " "
+check "empty prompt" 1 "empty prompt" -- run --model "$MODEL" --raw --prompt ""
 check "prompt longer than the context" 1 "longer than the context" -- \
 	run --model "$MODEL" --tokens "1 2 3 4 5 6" --ctx 5
 check "missing model" 1 "nonexistent" -- run --model "$TMP/nonexistent" --tokens "1"

@@ -23,7 +23,7 @@ configure_opts="--with-tokenizer-dir --prefix --datadir"
 n=0
 for p in $pages; do n=$((n + 1)); done
 for c in $cmds; do n=$((n + 3)); done
-echo "1..$((n + 4 + 2 + 4))"
+echo "1..$((n + 4 + 2 + 4 + 1))"
 i=0
 ok() { i=$((i + 1)); echo "ok $i - $1"; }
 notok() { i=$((i + 1)); echo "not ok $i - $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/# /'; }
@@ -110,6 +110,22 @@ if [ -z "$miss" ]; then
 	ok "ENVIRONMENT names every variable read: $(echo $vars)"
 else
 	notok "ENVIRONMENT lacks:$miss"
+fi
+
+# --quiet silences the progress line only (the summary, the load and the
+# per-repetition lines stay): each command's entry must say so
+bad=
+for c in $cmds; do
+	"$QVLCTL" "$c" --help | grep -q -- '--quiet' || continue
+	ent=$(section OPTIONS "$c" | awk '/^\.It Fl -quiet/ {on = 1; next} /^\.(It|El)/ {on = 0} on')
+	echo "$ent" | grep -q progress ||
+		bad="$bad $c"
+done
+grep -qi "standard error is a terminal" "$page" || bad="$bad (DESCRIPTION: only on a terminal)"
+if [ -z "$bad" ]; then
+	ok "every --quiet entry says it silences the progress line, as --help does; shown only on a terminal"
+else
+	notok "the --quiet entry of$bad does not match --help (progress line only)"
 fi
 
 known=" $(echo $all_help $configure_opts) "
