@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "ctl_common.h"
+#include "json.h"
 #include "run_common.h"
 #include "util.h"
 
@@ -300,7 +301,7 @@ static void print_json(const struct qvl_req *r, const struct qvl_cqe *c, bool lp
 	for (uint32_t i = 0; i < c->n_tokens; i++)
 		printf("%s%d", i ? "," : "", ids[i]);
 	printf("],\"text\":");
-	ctl_json_string(stdout, qvl_req_text(r), c->text_len);
+	json_write_string(stdout, qvl_req_text(r), c->text_len);
 	if (lp) {
 		const float *l = qvl_req_logprobs(r);
 		printf(",\"logprobs\":[");

@@ -3,7 +3,8 @@
  * optional --system turn), optional images through the multimodal module;
  * output text (or ids) on stdout, progress and timing on stderr. Everything
  * that can be checked before the expensive work (options, output file,
- * context, the prompt's length from the image grids) is checked first. */
+ * context, the prompt's length from the image grids) is checked first. The
+ * token loop is a generation session (generate.h), the one qvld runs. */
 #include "config.h"
 
 #include <errno.h>
@@ -18,11 +19,12 @@
 #include "cli.h"
 #include "commands.h"
 #include "engine.h"
+#include "generate.h"
+#include "json.h"
 #include "multimodal.h"
 #include "preprocess.h"
 #include "progress.h"
 #include "run_common.h"
-#include "sample.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -312,8 +314,8 @@ static int parse(int argc, char **argv, struct run_args *a, struct run_load *r)
 	return 0;
 }
 
-/* Without --seed a sampled run takes a random seed, printed so that the
- * run can be repeated. */
+/* Without --seed a sampled run takes a random seed, printed (print_seed)
+ * so that the run can be repeated. */
 static void sample_params(struct run_args *a, const struct qvl_model *m,
 			  struct qvl_sample_params *p)
 {
@@ -334,44 +336,18 @@ static void sample_params(struct run_args *a, const struct qvl_model *m,
 		p->presence_penalty = (float)a->pres;
 	if (a->greedy)
 		p->greedy = true;
-	if (!a->set_seed) {
-		if (getrandom(&a->seed, sizeof(a->seed), GRND_NONBLOCK) != sizeof(a->seed))
-			a->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
-		if (!p->greedy && p->temperature > 0)
-			fprintf(stderr,
-				"qvlctl run: sampling with random seed %llu (repeat with --seed "
-				"%llu)\n",
-				(unsigned long long)a->seed, (unsigned long long)a->seed);
-	}
+	if (!a->set_seed && getrandom(&a->seed, sizeof(a->seed), GRND_NONBLOCK) != sizeof(a->seed))
+		a->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
 	p->seed = a->seed;
 }
 
-static bool is_eos(const struct qvl_model *m, int32_t id)
+/* Once the request is known to be valid, and only when it samples. */
+static void print_seed(const struct run_args *a, const struct qvl_sample_params *p)
 {
-	if (m->gen.present && m->gen.n_eos > 0) {
-		for (int i = 0; i < m->gen.n_eos && i < 8; i++)
-			if (m->gen.eos_token_ids[i] == id)
-				return true;
-		return false;
-	}
-	return id == m->config.text.eos_token_id;
-}
-
-static void json_string(FILE *f, const char *s, size_t n)
-{
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", f);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
+	if (!a->set_seed && !p->greedy && p->temperature > 0)
+		fprintf(stderr,
+			"qvlctl run: sampling with random seed %llu (repeat with --seed %llu)\n",
+			(unsigned long long)a->seed, (unsigned long long)a->seed);
 }
 
 /* --ctx against the model's trained positions; returns 0 or 2. */
@@ -389,6 +365,16 @@ static int check_ctx(struct run_args *a, const struct qvl_model *m)
 				 "max_position_embeddings; --ctx-override allows more)",
 				 (long long)a->ctx, (long long)max);
 	return 0;
+}
+
+/* Append what the user can do to the message of err. */
+static void hint(struct qvl_err *err, int rc, const char *what)
+{
+	char why[sizeof(err->msg) - 64];
+
+	memcpy(why, err->msg, sizeof(why) - 1);
+	why[sizeof(why) - 1] = 0;
+	qvl_errf(err, rc, "%s: %s", why, what);
 }
 
 /* What the multimodal builder reports back to. */
@@ -445,13 +431,8 @@ static int build_prompt(struct run_args *a, struct run_load *r, struct qvl_token
 		rc = qvl_mm_prompt_build_opts(r->e, tok, a->prompt, a->raw, a->images, a->n_images,
 					      &o, mm, err);
 		progress_end(pg);
-		if (rc == -ENOSPC) {
-			char why[sizeof(err->msg) - 64];
-
-			memcpy(why, err->msg, sizeof(why) - 1);
-			why[sizeof(why) - 1] = 0;
-			qvl_errf(err, rc, "%s: lower --image-max-tokens or raise --ctx", why);
-		}
+		if (rc == -ENOSPC)
+			hint(err, rc, "lower --image-max-tokens or raise --ctx");
 		if (rc < 0)
 			return rc;
 		*c = mm->chunk;
@@ -525,26 +506,101 @@ static int prefill(struct run_load *r, struct qvl_seq *seq, const struct qvl_chu
 	return rc;
 }
 
+/* What the steps produced: the ids, the text (kept for --json, else
+ * streamed to stdout as it is released) and the ids without text. */
+struct run_out {
+	int32_t *ids;
+	size_t n;
+	char *text;
+	size_t tlen, tcap;
+	struct run_dropped dropped;
+};
+
+static int take(struct run_out *o, const struct gen_out *go, const struct run_args *a,
+		struct qvl_err *err)
+{
+	if (go->has_id) {
+		o->ids[o->n++] = go->id;
+		if (go->no_text && !a->print_ids && o->dropped.n++ < 8)
+			o->dropped.first[o->dropped.n - 1] = go->id;
+	}
+	if (!go->text_len || a->print_ids)
+		return 0;
+	if (!a->json) {
+		fwrite(go->text, 1, go->text_len, stdout);
+		fflush(stdout);
+		return 0;
+	}
+	if (o->tcap - o->tlen < go->text_len) {
+		size_t cap = o->tcap ? o->tcap : 4096;
+		char *t;
+
+		while (cap - o->tlen < go->text_len)
+			cap *= 2;
+		t = realloc(o->text, cap);
+		if (!t)
+			return qvl_errf(err, -ENOMEM, "out of memory");
+		o->text = t;
+		o->tcap = cap;
+	}
+	memcpy(o->text + o->tlen, go->text, go->text_len);
+	o->tlen += go->text_len;
+	return 0;
+}
+
+static void print_json(const struct run_args *a, const struct run_load *r, bool text,
+		       const struct run_out *o, size_t n_prompt, const char *stop, double t_pre,
+		       double t_dec)
+{
+	printf("{\"ids\":[");
+	for (size_t i = 0; i < o->n; i++)
+		printf("%s%d", i ? "," : "", o->ids[i]);
+	printf("],");
+	if (text) {
+		printf("\"text\":");
+		json_write_string(stdout, o->text, o->tlen);
+		printf(",\"dropped_ids\":%zu,", o->dropped.n);
+	}
+	printf("\"n_prompt\":%zu,\"n_gen\":%zu,\"stop\":\"%s\",\"seed\":%llu,"
+	       "\"load_s\":%.4f,\"prefill_s\":%.4f,\"prefill_tok_s\":%.2f,"
+	       "\"decode_s\":%.4f,\"decode_tok_s\":%.2f,\"ctx\":%lld,\"kv_bytes\":%llu,"
+	       "\"peak_rss\":%llu}\n",
+	       n_prompt, o->n, stop, (unsigned long long)a->seed, r->load_s, t_pre,
+	       (double)n_prompt / t_pre, t_dec, o->n > 1 ? (double)(o->n - 1) / t_dec : 0.0,
+	       (long long)a->ctx, (unsigned long long)run_kv_bytes(r->m, a->ctx, r->kv),
+	       (unsigned long long)qvl_peak_rss());
+}
+
+/* The first step of the session by hand: the prefill shows progress, and
+ * the prompt's logits are kept for --dump-logits before sampling. */
+static int first_step(struct run_load *r, struct gen_session *g, float *keep, size_t V,
+		      struct progress *pg, struct gen_out *go, struct qvl_err *err)
+{
+	float *logits;
+	const struct qvl_chunk *pc = gen_next_chunk(g, &logits);
+	int rc = prefill(r, gen_seq(g), pc, logits, pg, err);
+
+	if (rc >= 0 && keep)
+		memcpy(keep, logits, V * sizeof(float));
+	return gen_advance(g, rc, go, err);
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct run_args a = {0};
 	struct run_load r = {.cmd = "run"};
 	struct qvl_tokenizer *tok = NULL;
 	struct qvl_mm_prompt mm = {0};
-	struct qvl_sampler *smp = NULL;
-	struct qvl_seq *seq = NULL;
-	struct qvl_sample_params sp;
+	struct gen_session *g = NULL;
+	struct gen_params gp = {0};
+	struct gen_out go;
 	struct qvl_err err = {{0}};
 	struct qvl_chunk c;
-	struct qvl_detok dt;
-	struct run_dropped dropped = {0};
+	struct run_out o = {0};
 	struct progress pg;
 	FILE *dump = NULL;
-	int32_t *ids = NULL, *gen = NULL;
-	float *logits = NULL;
-	size_t ngen = 0, tlen = 0, tcap = 0;
-	char *text = NULL;
-	const char *stop = "length";
+	int32_t *ids = NULL;
+	float *dump_logits = NULL;
 	double t_pre = 0, t_dec = 0;
 	int rc, status = 1;
 
@@ -578,151 +634,73 @@ int cmd_run(int argc, char **argv)
 	if ((status = check_ctx(&a, r.m)) != 0)
 		goto out;
 	status = 1;
-	const struct qvl_model *m = r.m;
-	int V = m->config.text.vocab_size;
+	const size_t V = (size_t)r.m->config.text.vocab_size;
 
 	if (a.prompt) {
-		rc = qvl_tok_load(&tok, m, &err);
+		rc = qvl_tok_load(&tok, r.m, &err);
 		if (rc < 0)
 			goto fail;
 	}
 	rc = build_prompt(&a, &r, tok, &pg, &mm, &ids, &c, &err);
 	if (rc < 0)
 		goto fail;
-	if (c.n == 0) {
-		rc = qvl_errf(&err, -EINVAL, "empty prompt: nothing to run");
+	/* the session checks the prompt (empty, longer than --ctx, ids out of
+	 * the vocabulary) before anything runs */
+	sample_params(&a, r.m, &gp.sp);
+	gp.max_tokens = (uint32_t)a.max_tokens;
+	gp.ignore_eos = a.ignore_eos;
+	gp.n_ctx = (int)a.ctx;
+	rc = gen_create(&g, r.e, tok, &(struct gen_prompt){.chunk = &c}, &gp, &err);
+	if (rc == -ENOSPC)
+		hint(&err, rc, "raise --ctx");
+	if (rc < 0)
 		goto fail;
-	}
-	if ((int64_t)c.n > a.ctx) {
-		rc = qvl_errf(&err, -ENOSPC,
-			      "prompt of %zu tokens is longer than the context (%lld): raise --ctx",
-			      c.n, (long long)a.ctx);
-		goto fail;
-	}
-	for (size_t i = 0; i < c.n; i++)
-		if (c.ids[i] < 0 || c.ids[i] >= V) {
-			rc = qvl_errf(&err, -EINVAL,
-				      "token %zu: id %d out of range (vocabulary has %d ids)", i,
-				      c.ids[i], V);
-			goto fail;
-		}
-	sample_params(&a, m, &sp);
-	logits = malloc((size_t)V * sizeof(float));
-	gen = malloc(((size_t)a.max_tokens + 1) * sizeof(int32_t));
-	tcap = 4096;
-	text = malloc(tcap);
-	if (!logits || !gen || !text) {
+	print_seed(&a, &gp.sp);
+	o.ids = malloc(((size_t)a.max_tokens + 1) * sizeof(int32_t));
+	if (dump)
+		dump_logits = malloc(V * sizeof(float));
+	if (!o.ids || (dump && !dump_logits)) {
 		rc = qvl_errf(&err, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	rc = qvl_sampler_create(&smp, &sp, V, &err);
+	rc = first_step(&r, g, dump_logits, V, &pg, &go, &err);
 	if (rc < 0)
 		goto fail;
-	rc = qvl_seq_create(r.e, (int)a.ctx, &seq, &err);
-	if (rc < 0)
-		goto fail;
-
-	double t0 = qvl_now();
-	rc = prefill(&r, seq, &c, logits, &pg, &err);
-	if (rc < 0)
-		goto fail;
-	t_pre = qvl_now() - t0;
+	gen_times(g, &t_pre, &t_dec);
 	fprintf(stderr, "qvlctl run: prompt %zu tokens in %.3f s (%.1f tok/s)\n", c.n, t_pre,
 		(double)c.n / t_pre);
+	for (;;) {
+		if ((rc = take(&o, &go, &a, &err)) < 0)
+			goto fail;
+		if (go.stop != GEN_RUNNING)
+			break;
+		if ((rc = gen_step(g, &go, &err)) < 0)
+			goto fail;
+	}
+	gen_times(g, &t_pre, &t_dec);
 	if (dump) {
 		/* x86-64 is little-endian: the floats are written as they are */
-		rc = cli_write_close(dump, "--dump-logits", a.dump, logits,
-				     (size_t)V * sizeof(float), &err);
+		rc = cli_write_close(dump, "--dump-logits", a.dump, dump_logits, V * sizeof(float),
+				     &err);
 		dump = NULL;
 		if (rc < 0)
 			goto fail;
 	}
-	for (size_t i = 0; i < c.n; i++)
-		qvl_sampler_accept(smp, c.ids[i]);
-	if (tok)
-		qvl_detok_init(&dt, tok);
-
-	t0 = qvl_now();
-	while (ngen < (size_t)a.max_tokens) {
-		int32_t id = qvl_sample(smp, logits);
-
-		if (!a.ignore_eos && is_eos(m, id)) {
-			stop = "eos";
-			break;
-		}
-		gen[ngen++] = id;
-		qvl_sampler_accept(smp, id);
-		if (tok && !a.print_ids) {
-			if (tcap - tlen < 1024) {
-				char *t2 = realloc(text, tcap * 2);
-				if (!t2) {
-					rc = qvl_errf(&err, -ENOMEM, "out of memory");
-					goto fail;
-				}
-				text = t2;
-				tcap *= 2;
-			}
-			long w = qvl_detok_push(&dt, id, text + tlen, tcap - tlen - 64);
-			if (w == -EINVAL && dropped.n++ < 8)
-				dropped.first[dropped.n - 1] = id;
-			if (w > 0) {
-				if (!a.json) {
-					fwrite(text + tlen, 1, (size_t)w, stdout);
-					fflush(stdout);
-				}
-				tlen += (size_t)w;
-			}
-		}
-		if (ngen == (size_t)a.max_tokens)
-			break;
-		if (qvl_seq_len(seq) >= qvl_seq_ctx(seq)) {
-			stop = "context";
-			break;
-		}
-		struct qvl_chunk one = {.ids = &id, .n = 1};
-		rc = qvl_seq_forward(r.e, seq, &one, logits, false, &err);
-		if (rc < 0)
-			goto fail;
-	}
-	t_dec = qvl_now() - t0;
-	if (tok && !a.print_ids) {
-		long w = qvl_detok_flush(&dt, text + tlen, 64);
-		if (w > 0) {
-			if (!a.json)
-				fwrite(text + tlen, 1, (size_t)w, stdout);
-			tlen += (size_t)w;
-		}
-	}
-	if (a.json) {
-		printf("{\"ids\":[");
-		for (size_t i = 0; i < ngen; i++)
-			printf("%s%d", i ? "," : "", gen[i]);
-		printf("],");
-		if (tok) {
-			printf("\"text\":");
-			json_string(stdout, text, tlen);
-			printf(",\"dropped_ids\":%zu,", dropped.n);
-		}
-		printf("\"n_prompt\":%zu,\"n_gen\":%zu,\"stop\":\"%s\",\"seed\":%llu,"
-		       "\"load_s\":%.4f,\"prefill_s\":%.4f,\"prefill_tok_s\":%.2f,"
-		       "\"decode_s\":%.4f,\"decode_tok_s\":%.2f,\"ctx\":%lld,\"kv_bytes\":%llu,"
-		       "\"peak_rss\":%llu}\n",
-		       c.n, ngen, stop, (unsigned long long)a.seed, r.load_s, t_pre,
-		       (double)c.n / t_pre, t_dec, ngen > 1 ? (double)(ngen - 1) / t_dec : 0.0,
-		       (long long)a.ctx, (unsigned long long)run_kv_bytes(m, a.ctx, r.kv),
-		       (unsigned long long)qvl_peak_rss());
-	} else if (a.print_ids || !tok) {
-		for (size_t i = 0; i < ngen; i++)
-			printf("%s%d", i ? " " : "", gen[i]);
+	const char *stop = gen_stop_name(go.stop);
+	if (a.json)
+		print_json(&a, &r, tok != NULL, &o, c.n, stop, t_pre, t_dec);
+	else if (a.print_ids || !tok) {
+		for (size_t i = 0; i < o.n; i++)
+			printf("%s%d", i ? " " : "", o.ids[i]);
 		printf("\n");
 	} else {
 		printf("\n");
 	}
 	/* the first generated token comes from the prompt's logits: decode
 	 * speed counts the forward passes, ngen - 1 of them */
-	fprintf(stderr, "qvlctl run: generated %zu tokens (%s) in %.3f s (%.1f tok/s)\n", ngen,
-		stop, t_dec, ngen > 1 ? (double)(ngen - 1) / t_dec : 0.0);
-	report_dropped(&dropped, tok);
+	fprintf(stderr, "qvlctl run: generated %zu tokens (%s) in %.3f s (%.1f tok/s)\n", o.n, stop,
+		t_dec, o.n > 1 ? (double)(o.n - 1) / t_dec : 0.0);
+	report_dropped(&o.dropped, tok);
 	report_memory(&a, &r);
 	status = 0;
 	goto out;
@@ -733,17 +711,16 @@ fail:
 out:
 	if (dump)
 		fclose(dump);
-	qvl_seq_destroy(seq);
-	qvl_sampler_free(smp);
+	gen_destroy(g); /* before the prompt it points to */
 	if (a.n_images)
 		qvl_mm_prompt_free(&mm);
 	qvl_tok_free(tok);
 	free(ids);
 	free(a.ids);
 	free(a.prompt_buf);
-	free(gen);
-	free(text);
-	free(logits);
+	free(o.ids);
+	free(o.text);
+	free(dump_logits);
 	run_close(&r);
 	return status;
 }

@@ -94,23 +94,6 @@ int ctl_simple(struct qvl *q, uint8_t opcode, uint64_t out_len, double timeout_s
 	return 0;
 }
 
-void ctl_json_string(FILE *f, const char *s, size_t n)
-{
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", f);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
 /* key: value lines for every scalar, nested keys joined with '.', arrays
  * of objects as key[i].field. */
 static uint32_t flat(FILE *f, const struct json_doc *d, uint32_t t, const char *prefix)

@@ -29,8 +29,6 @@ int ctl_status_of(int rc);
  * NUL-terminated) receives cqe.text_len bytes of output. */
 int ctl_simple(struct qvl *q, uint8_t opcode, uint64_t out_len, double timeout_s,
 	       struct qvl_cqe *cqe, char **out);
-
-void ctl_json_string(FILE *f, const char *s, size_t n);
 /* The daemon's JSON (STATUS / STATS) as "key: value" lines. */
 int ctl_print_flat(FILE *f, const char *json, const char *what);
 

@@ -88,7 +88,7 @@ int gen_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
 		     const struct gen_prompt *p, struct qvl_mm_prompt *mm, int32_t **ids,
 		     struct qvl_chunk *c, struct qvl_err *err)
 {
-	int kinds = !!p->msgs + !!p->raw + !!p->ids;
+	int kinds = !!p->msgs + !!p->raw + !!p->ids + !!p->chunk;
 	size_t n = 0;
 	int rc;
 
@@ -97,7 +97,11 @@ int gen_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
 	*ids = NULL;
 	if (kinds != 1)
 		return qvl_errf(err, -EINVAL,
-				"prompt: need exactly one of messages, raw text, ids");
+				"prompt: need exactly one of messages, raw text, ids, chunk");
+	if (p->chunk) {
+		*c = *p->chunk;
+		return 0;
+	}
 	if (p->ids) {
 		if (p->n_images)
 			return qvl_errf(err, -EINVAL, "prompt: images need a text prompt");

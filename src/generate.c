@@ -1,5 +1,5 @@
-/* Step-wise generation (see generate.h). The order of the checks in
- * gen_advance() is cmd_run.c's loop, statement for statement. */
+/* Step-wise generation (see generate.h): the one token loop of qvld and
+ * `qvlctl run`. */
 #include "config.h"
 
 #include <errno.h>
@@ -194,7 +194,7 @@ int gen_create(struct gen_session **out, struct qvl_engine *e, const struct qvl_
 	rc = gen_prompt_build(e, tok, p, &g->mm, &g->ids, &g->prompt, err);
 	if (rc < 0)
 		goto fail;
-	/* the checks and messages of cmd_run.c */
+	/* checked before any work; `qvlctl run` adds its hints to the messages */
 	if (g->prompt.n == 0) {
 		rc = qvl_errf(err, -EINVAL, "empty prompt: nothing to run");
 		goto fail;
@@ -262,7 +262,7 @@ const struct qvl_chunk *gen_next_chunk(struct gen_session *g, float **logits)
 }
 
 /* Text that left the detokenizer goes through the stop matcher; a negative
- * w (an unknown id) is no text, as in cmd_run.c's `if (w > 0)`. */
+ * w (an unknown id) is no text. */
 static int emit_text(struct gen_session *g, long w)
 {
 	if (w <= 0)
@@ -343,8 +343,11 @@ int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_e
 	qvl_sampler_accept(g->smp, id);
 	if (g->tok) {
 		/* an id the tokenizer does not know (the model's vocabulary is
-		 * padded past it) has no text: cmd_run.c drops it the same way */
-		rc = emit_text(g, qvl_detok_push(&g->dt, id, g->dtbuf, g->dtcap));
+		 * padded past it) has no text; run reports such ids */
+		long w = qvl_detok_push(&g->dt, id, g->dtbuf, g->dtcap);
+
+		out->no_text = w == -EINVAL;
+		rc = emit_text(g, w);
 		if (rc < 0) {
 			qvl_errf(err, rc, "out of memory");
 			finish(g, GEN_ERROR);

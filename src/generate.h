@@ -17,12 +17,12 @@
  * uses: it gathers the chunks of several sessions into one
  * qvl_engine_forward() and hands each its logits.
  *
- * The rules mirror cmd_run.c exactly (same sampler, same chat format, same
- * stop checks in the same order), so greedy output is identical to
- * `qvlctl run --greedy`: sample; an end-of-sequence id stops without being
- * emitted (unless ignore_eos); the id is emitted and detokenized; max_tokens
- * reached -> LENGTH; the context full -> CONTEXT; else the id is the next
- * chunk. Owned by the daemon module. */
+ * `qvlctl run` runs its generation through a session too, so greedy output
+ * through the daemon is identical to `qvlctl run --greedy`. Each step:
+ * sample; an end-of-sequence id stops without being emitted (unless
+ * ignore_eos); the id is emitted and detokenized; max_tokens reached ->
+ * LENGTH; the context full -> CONTEXT; else the id is the next chunk.
+ * Owned by the daemon module. */
 #ifndef QVL_GENERATE_H
 #define QVL_GENERATE_H
 
@@ -57,13 +57,16 @@ struct gen_msg {
 
 /* Exactly one of: messages (chat format), raw (text as written, special
  * tokens parsed, each <|vision_start|><|image_pad|><|vision_end|> filled by
- * the next image) or ids (no tokenizer involved, no images). */
+ * the next image), ids (no tokenizer involved, no images) or chunk (a
+ * prompt the caller built, images included, as `qvlctl run` does with its
+ * image options; not copied: it must outlive the session). */
 struct gen_prompt {
 	const struct gen_msg *msgs;
 	size_t n_msgs;
 	const char *raw;
 	const int32_t *ids;
 	size_t n_ids;
+	const struct qvl_chunk *chunk;
 	const struct qvl_image *images; /* decoded, in order of appearance */
 	int n_images;
 };
@@ -86,6 +89,7 @@ struct gen_params {
 struct gen_out {
 	bool has_id; /* false when the step only ended the session (eos, cancel) */
 	int32_t id;
+	bool no_text;	  /* the tokenizer has no text for id (a padded vocabulary) */
 	float logprob;	  /* log softmax of the raw logits at id (with params.logprobs) */
 	const char *text; /* newly released text (valid until the next call) */
 	size_t text_len;
@@ -120,7 +124,7 @@ size_t gen_n_generated(const struct gen_session *g);
 void gen_times(const struct gen_session *g, double *prefill_s, double *decode_s);
 
 /* The model's end-of-sequence rule (generation_config eos ids, else the
- * config's eos_token_id): the one cmd_run.c applies. */
+ * config's eos_token_id). */
 bool gen_is_eos(const struct qvl_model *m, int32_t id);
 
 /* Stop-string matcher, exposed for its unit test: text is appended, and

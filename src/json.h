@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "err.h"
 
@@ -74,5 +75,10 @@ char *json_strdup(const struct json_doc *doc, uint32_t t, size_t *len_out);
 bool json_str_eq(const struct json_doc *doc, uint32_t t, const char *s, size_t n);
 
 const char *json_type_name(enum json_type t);
+
+/* Write s[0..n) to f as a JSON string literal: quotes, '"' and '\\'
+ * escaped, control characters as \n or \u00XX; other bytes (UTF-8) as they
+ * are. */
+void json_write_string(FILE *f, const char *s, size_t n);
 
 #endif
