@@ -6,7 +6,7 @@
  * output region too small for the text ends with QVL_STOP_LENGTH and whole
  * UTF-8 sequences; TOKENIZE equals the tokenizer; a malformed request fails
  * alone with the daemon's message in the text area; EMBED_IMAGE writes the
- * vision tower's output. */
+ * vision tower's output; a stop string with a NUL inside is refused. */
 #include "config.h"
 
 #include <math.h>
@@ -82,7 +82,7 @@ int main(void)
 	struct qvl_cqe c;
 	int rc;
 
-	plan(13);
+	plan(14);
 	rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &a);
 	if (rc == 0)
 		rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &b);
@@ -212,6 +212,21 @@ int main(void)
 	r = gen(a, 501, "Hi", 2, 0, 0);
 	ok(r && final(a, 501, &c) == 0 && c.res == 0 && c.n_tokens == 2,
 	   "the next request on the same connection succeeds");
+	qvl_release(r);
+
+	/* a stop string with a NUL inside is refused like a text part with
+	 * one, not cut at the NUL ("a\0b" must not become the stop "a") */
+	qvl_req_new(a, QVL_OP_GENERATE, &r);
+	qvl_req_add_text(r, QVL_PART_USER, "Hi", 2);
+	qvl_req_add_stop(r, "a\0b", 3);
+	qvl_req_set_max_tokens(r, 16);
+	sqe = qvl_sqe_get(a);
+	qvl_req_prep(r, sqe, 502, 0);
+	qvl_submit(a);
+	rc = final(a, 502, &c);
+	ok(rc == 0 && c.res == -EINVAL && c.text_len > 0 && strstr(qvl_req_text(r), "NUL"),
+	   "stop string with a NUL byte: -EINVAL with the reason (res %d: %.*s)", c.res,
+	   (int)c.text_len, qvl_req_text(r));
 	qvl_release(r);
 
 	/* STATS through the ring */

@@ -183,6 +183,10 @@ static int read_inputs(const struct shm_request *req, struct job_inputs *in, str
 			if (!in->stops[in->n_stops])
 				return qvl_errf(err, -ENOMEM, "out of memory");
 			in->n_stops++;
+			/* as for text: a NUL would silently cut the stop string */
+			if (strlen(in->stops[in->n_stops - 1]) != p->len)
+				return qvl_errf(err, -EINVAL,
+						"part %u: NUL byte inside the stop string", i);
 			break;
 		default:
 			return qvl_errf(err, -EINVAL, "part %u: kind %u", i, p->kind);
