@@ -429,7 +429,7 @@ fail:
 	if (rc == -ENOTCONN)
 		fprintf(stderr, "qvlctl generate: the daemon went away\n");
 	else if (rc == -ETIMEDOUT)
-		fprintf(stderr, "qvlctl generate: no answer within %.0f s\n", a.timeout);
+		fprintf(stderr, "qvlctl generate: no answer within %g s\n", a.timeout);
 	else
 		fprintf(stderr, "qvlctl generate: %s\n", qvl_strerror(rc));
 	status = ctl_status_of(rc);
