@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine_common.h"
 #include "qvl.h"
@@ -82,7 +83,7 @@ int main(void)
 	struct qvl_cqe c;
 	int rc;
 
-	plan(14);
+	plan(15);
 	rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &a);
 	if (rc == 0)
 		rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &b);
@@ -265,6 +266,37 @@ int main(void)
 	} else {
 		ok(1, "# SKIP no %s", img);
 	}
+
+	/* a long TOKENIZE is engine-side work, queued like GENERATE: the
+	 * poller keeps serving, so another client's NOP completes while the
+	 * tokenization is still running */
+	size_t tn = 4u << 20;
+	char *tt = malloc(tn);
+	for (size_t i = 0; tt && i < tn; i++)
+		tt[i] = i % 2 ? ' ' : 'x';
+	if (tt && qvl_req_new(a, QVL_OP_TOKENIZE, &r) == 0) {
+		qvl_req_add_text(r, QVL_PART_USER, tt, tn);
+		sqe = qvl_sqe_get(a);
+		rc = qvl_req_prep(r, sqe, 800, (uint64_t)tn * 2 + 64);
+		if (rc == 0)
+			rc = qvl_submit(a) < 0;
+		usleep(20000);
+		sqe = qvl_sqe_get(b);
+		sqe->opcode = QVL_OP_NOP;
+		sqe->user_data = 801;
+		qvl_submit(b);
+		bool nop = next(b, &c) == 0 && c.user_data == 801 && c.res == 0;
+		bool pending = qvl_cqe_peek(a) == NULL;
+		rc = rc ? rc : final(a, 800, &c);
+		ok(nop && pending && rc == 0 && c.res == 0 && c.n_tokens > tn / 4,
+		   "a NOP of another client completes during a 4 MiB TOKENIZE (nop %d, "
+		   "pending %d, res %d, %u ids)",
+		   nop, pending, c.res, c.n_tokens);
+		qvl_release(r);
+	} else {
+		ok(0, "TOKENIZE request");
+	}
+	free(tt);
 
 	qvl_disconnect(a);
 	qvl_disconnect(b);

@@ -278,9 +278,9 @@ int job_start(struct job *j, const struct job_env *env)
 
 	j->started = true;
 	j->t_start = qvl_now();
-	if (j->req->opcode == QVL_OP_EMBED_IMAGE) {
+	if (j->req->opcode == QVL_OP_EMBED_IMAGE || j->req->opcode == QVL_OP_TOKENIZE) {
 		free(in);
-		return job_embed(j, env);
+		return j->req->opcode == QVL_OP_TOKENIZE ? job_tokenize(j, env) : job_embed(j, env);
 	}
 	if (!in) {
 		rc = -ENOMEM;
