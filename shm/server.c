@@ -278,6 +278,8 @@ uint32_t shm_cq_reserve(struct shm_client *c, uint32_t want)
 	head = __atomic_load_n(&c->hdr->cq_head, __ATOMIC_ACQUIRE);
 	used = c->cq_tail - head;
 	if (used > c->cq_entries) {
+		/* relaxed: pairs with the relaxed load in the poller's serve(); a
+		 * flag, it publishes no data (the poller only disconnects) */
 		__atomic_store_n(&c->broken, -EPROTO, __ATOMIC_RELAXED);
 	} else {
 		free_slots = c->cq_entries - used;
@@ -301,6 +303,8 @@ int shm_cq_post(struct shm_client *c, const struct qvl_cqe *cqes, uint32_t n, in
 		if (daemon_owned) /* relaxed: a counter, read by hand_off() */
 			__atomic_fetch_sub(&c->dinflight, n, __ATOMIC_RELAXED);
 	}
+	/* relaxed: pairs with the exchange in shm_client_kill(); a post that
+	 * races the kill lands in a ring nobody reads, which is harmless */
 	if (!__atomic_load_n(&c->alive, __ATOMIC_RELAXED)) {
 		rc = -ENOTCONN;
 		goto out;
@@ -310,6 +314,8 @@ int shm_cq_post(struct shm_client *c, const struct qvl_cqe *cqes, uint32_t n, in
 	head = __atomic_load_n(&c->hdr->cq_head, __ATOMIC_ACQUIRE);
 	used = c->cq_tail - head;
 	if (used > c->cq_entries) {
+		/* relaxed: pairs with the relaxed load in the poller's serve(); a
+		 * flag, it publishes no data (the poller only disconnects) */
 		__atomic_store_n(&c->broken, -EPROTO, __ATOMIC_RELAXED);
 		rc = -EPROTO;
 		goto out;
@@ -322,6 +328,8 @@ int shm_cq_post(struct shm_client *c, const struct qvl_cqe *cqes, uint32_t n, in
 			goto out;
 		}
 		/* the client moved cq_head backwards: only it loses */
+		/* relaxed: pairs with the relaxed load in the poller's serve(); a
+		 * flag, it publishes no data (the poller only disconnects) */
 		__atomic_store_n(&c->broken, -EPROTO, __ATOMIC_RELAXED);
 		rc = -EPROTO;
 		goto out;
@@ -347,9 +355,13 @@ out:
 
 void shm_client_kill(struct shm_client *c)
 {
+	/* acq_rel: pairs with itself in a concurrent kill (exactly one caller
+	 * goes on) and with the relaxed loads of alive in shm_cq_post() and
+	 * shm_client_alive() */
 	if (!__atomic_exchange_n(&c->alive, 0, __ATOMIC_ACQ_REL))
 		return;
-	/* relaxed + wake: a sleeping client re-reads the epoch after the futex returns */
+	/* release: pairs with the load-acquire of epoch in qvl_wait_cqe(); the
+	 * futex bump and wake make a sleeping client re-read it */
 	__atomic_store_n(&c->hdr->epoch, 0, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&c->hdr->cq_futex, 1, __ATOMIC_RELAXED);
 	ring_futex_wake(&c->hdr->cq_futex);
@@ -403,6 +415,8 @@ void shm_client_cred(const struct shm_client *c, pid_t *pid, uid_t *uid, gid_t *
 
 int shm_client_alive(const struct shm_client *c)
 {
+	/* relaxed: pairs with the exchange in shm_client_kill(); a snapshot
+	 * (posts re-check it under cq_lock in shm_cq_post()) */
 	return __atomic_load_n(&c->alive, __ATOMIC_RELAXED);
 }
 

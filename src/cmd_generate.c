@@ -292,7 +292,7 @@ static const char *stop_name(uint32_t s)
 }
 
 static void print_json(const struct qvl_req *r, const struct qvl_cqe *c, bool lp, double wall,
-		       double client_dec)
+		       double client_rate)
 {
 	const int32_t *ids = qvl_req_ids(r);
 	double pre = (double)c->prefill_ns / 1e9, dec = (double)c->decode_ns / 1e9;
@@ -314,8 +314,7 @@ static void print_json(const struct qvl_req *r, const struct qvl_cqe *c, bool lp
 	       "\"decode_tok_s\":%.2f,\"wall_s\":%.4f,\"client_decode_tok_s\":%.2f}\n",
 	       c->n_prompt, c->n_tokens, stop_name(c->stop), (double)c->queue_ns / 1e9, pre,
 	       pre > 0 ? c->n_prompt / pre : 0.0, dec,
-	       c->n_tokens > 1 && dec > 0 ? (c->n_tokens - 1) / dec : 0.0, wall,
-	       c->n_tokens > 1 && client_dec > 0 ? (c->n_tokens - 1) / client_dec : 0.0);
+	       c->n_tokens > 1 && dec > 0 ? (c->n_tokens - 1) / dec : 0.0, wall, client_rate);
 }
 
 int cmd_generate(int argc, char **argv)
@@ -326,7 +325,7 @@ int cmd_generate(int argc, char **argv)
 	struct qvl_cqe fin = {0};
 	int32_t *ids = NULL;
 	size_t n_ids = 0;
-	uint32_t shown = 0;
+	uint32_t shown = 0, n_first = 0;
 	double t_start, t_first = 0, t_end = 0;
 	int rc, status;
 
@@ -377,10 +376,13 @@ int cmd_generate(int argc, char **argv)
 			goto fail;
 		struct qvl_cqe cq = *c;
 		qvl_cqe_seen(q);
-		/* the client's own clock: first token seen -> final CQE, what a
-		 * caller of the daemon observes (bench_serving.sh uses it) */
-		if (cq.n_tokens >= 1 && t_first == 0)
+		/* the client's own clock: first streamed chunk -> final CQE,
+		 * what a caller of the daemon observes (bench_serving.sh uses
+		 * it); the final CQE alone (no streaming) times nothing */
+		if ((cq.flags & QVL_CQE_F_MORE) && cq.n_tokens >= 1 && t_first == 0) {
 			t_first = qvl_now();
+			n_first = cq.n_tokens;
+		}
 		if (a.stream && !a.print_ids && !a.json && cq.text_len > shown) {
 			fwrite(qvl_req_text(r) + shown, 1, cq.text_len - shown, stdout);
 			fflush(stdout);
@@ -403,7 +405,10 @@ int cmd_generate(int argc, char **argv)
 		goto out;
 	}
 	if (a.json) {
-		print_json(r, &fin, a.logprobs, t_end - t_start, t_end - t_first);
+		print_json(r, &fin, a.logprobs, t_end - t_start,
+			   t_first > 0 && t_end > t_first && fin.n_tokens > n_first
+			       ? (fin.n_tokens - n_first) / (t_end - t_first)
+			       : 0.0);
 	} else if (a.print_ids) {
 		const int32_t *out = qvl_req_ids(r);
 		for (uint32_t i = 0; i < fin.n_tokens; i++)
@@ -424,7 +429,7 @@ fail:
 	if (rc == -ENOTCONN)
 		fprintf(stderr, "qvlctl generate: the daemon went away\n");
 	else if (rc == -ETIMEDOUT)
-		fprintf(stderr, "qvlctl generate: no answer within %.0f s\n", a.timeout);
+		fprintf(stderr, "qvlctl generate: no answer within %g s\n", a.timeout);
 	else
 		fprintf(stderr, "qvlctl generate: %s\n", qvl_strerror(rc));
 	status = ctl_status_of(rc);

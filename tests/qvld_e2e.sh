@@ -6,7 +6,7 @@
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
 need_model
 [ -n "$PYTHON3" ] || { echo "1..0 # SKIP python3 not found (JSON comparison)"; exit 0; }
-echo "1..16"
+echo "1..18"
 P="Describe a quiet morning by the sea."
 
 start_qvld
@@ -19,6 +19,24 @@ st=$?
 [ $st = 0 ] && [ "$(jfield "$TMP/run.json" ids)" = "$(jfield "$TMP/gen.json" ids)" ] &&
 	[ "$(jfield "$TMP/run.json" text)" = "$(jfield "$TMP/gen.json" text)" ]
 res $? "greedy text: ids and text equal qvlctl run's (exit $st)"
+
+# client_decode_tok_s is the client's own clock from the first streamed
+# chunk to the final CQE: 0 without streaming (one CQE, nothing to time),
+# a finite rate no higher than tokens / wall time allows with it
+gen --prompt "$P" --greedy --max-tokens 24 --ignore-eos --stream --json >"$TMP/sj.json" 2>/dev/null
+"$PYTHON3" - "$TMP/gen.json" "$TMP/sj.json" <<'PY'
+import json, sys
+ns, st = (json.load(open(f)) for f in sys.argv[1:3])
+bound = st["n_gen"] / st["decode_s"] * 20 if st["decode_s"] > 0 else 0
+sys.exit(0 if ns["client_decode_tok_s"] == 0 and 0 < st["client_decode_tok_s"] <= bound else 1)
+PY
+res $? "client_decode_tok_s: 0 without --stream, a plausible rate with it ($(jfield "$TMP/gen.json" client_decode_tok_s), $(jfield "$TMP/sj.json" client_decode_tok_s))"
+
+# --timeout: exit 1 and the message says the timeout as given
+gen --prompt "$P" --max-tokens 5000 --ignore-eos --no-stream --timeout 0.05 >/dev/null 2>"$TMP/to.err"
+st=$?
+[ $st = 1 ] && grep -q "no answer within 0.05 s" "$TMP/to.err"
+res $? "--timeout 0.05: exit $st, $(cat "$TMP/to.err")"
 
 gen --prompt "$P" --greedy --max-tokens 24 --stream >"$TMP/stream.txt" 2>/dev/null
 "$PYTHON3" -c 'import json,sys; sys.stdout.write(json.load(open(sys.argv[1]))["text"] + "\n")' \

@@ -6,12 +6,13 @@
  * output region too small for the text ends with QVL_STOP_LENGTH and whole
  * UTF-8 sequences; TOKENIZE equals the tokenizer; a malformed request fails
  * alone with the daemon's message in the text area; EMBED_IMAGE writes the
- * vision tower's output. */
+ * vision tower's output; a stop string with a NUL inside is refused. */
 #include "config.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine_common.h"
 #include "qvl.h"
@@ -82,7 +83,7 @@ int main(void)
 	struct qvl_cqe c;
 	int rc;
 
-	plan(13);
+	plan(15);
 	rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &a);
 	if (rc == 0)
 		rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &b);
@@ -214,6 +215,21 @@ int main(void)
 	   "the next request on the same connection succeeds");
 	qvl_release(r);
 
+	/* a stop string with a NUL inside is refused like a text part with
+	 * one, not cut at the NUL ("a\0b" must not become the stop "a") */
+	qvl_req_new(a, QVL_OP_GENERATE, &r);
+	qvl_req_add_text(r, QVL_PART_USER, "Hi", 2);
+	qvl_req_add_stop(r, "a\0b", 3);
+	qvl_req_set_max_tokens(r, 16);
+	sqe = qvl_sqe_get(a);
+	qvl_req_prep(r, sqe, 502, 0);
+	qvl_submit(a);
+	rc = final(a, 502, &c);
+	ok(rc == 0 && c.res == -EINVAL && c.text_len > 0 && strstr(qvl_req_text(r), "NUL"),
+	   "stop string with a NUL byte: -EINVAL with the reason (res %d: %.*s)", c.res,
+	   (int)c.text_len, qvl_req_text(r));
+	qvl_release(r);
+
 	/* STATS through the ring */
 	qvl_req_new(b, QVL_OP_STATS, &r);
 	sqe = qvl_sqe_get(b);
@@ -250,6 +266,37 @@ int main(void)
 	} else {
 		ok(1, "# SKIP no %s", img);
 	}
+
+	/* a long TOKENIZE is engine-side work, queued like GENERATE: the
+	 * poller keeps serving, so another client's NOP completes while the
+	 * tokenization is still running */
+	size_t tn = 4u << 20;
+	char *tt = malloc(tn);
+	for (size_t i = 0; tt && i < tn; i++)
+		tt[i] = i % 2 ? ' ' : 'x';
+	if (tt && qvl_req_new(a, QVL_OP_TOKENIZE, &r) == 0) {
+		qvl_req_add_text(r, QVL_PART_USER, tt, tn);
+		sqe = qvl_sqe_get(a);
+		rc = qvl_req_prep(r, sqe, 800, (uint64_t)tn * 2 + 64);
+		if (rc == 0)
+			rc = qvl_submit(a) < 0;
+		usleep(20000);
+		sqe = qvl_sqe_get(b);
+		sqe->opcode = QVL_OP_NOP;
+		sqe->user_data = 801;
+		qvl_submit(b);
+		bool nop = next(b, &c) == 0 && c.user_data == 801 && c.res == 0;
+		bool pending = qvl_cqe_peek(a) == NULL;
+		rc = rc ? rc : final(a, 800, &c);
+		ok(nop && pending && rc == 0 && c.res == 0 && c.n_tokens > tn / 4,
+		   "a NOP of another client completes during a 4 MiB TOKENIZE (nop %d, "
+		   "pending %d, res %d, %u ids)",
+		   nop, pending, c.res, c.n_tokens);
+		qvl_release(r);
+	} else {
+		ok(0, "TOKENIZE request");
+	}
+	free(tt);
 
 	qvl_disconnect(a);
 	qvl_disconnect(b);

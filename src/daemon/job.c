@@ -183,6 +183,10 @@ static int read_inputs(const struct shm_request *req, struct job_inputs *in, str
 			if (!in->stops[in->n_stops])
 				return qvl_errf(err, -ENOMEM, "out of memory");
 			in->n_stops++;
+			/* as for text: a NUL would silently cut the stop string */
+			if (strlen(in->stops[in->n_stops - 1]) != p->len)
+				return qvl_errf(err, -EINVAL,
+						"part %u: NUL byte inside the stop string", i);
 			break;
 		default:
 			return qvl_errf(err, -EINVAL, "part %u: kind %u", i, p->kind);
@@ -274,9 +278,9 @@ int job_start(struct job *j, const struct job_env *env)
 
 	j->started = true;
 	j->t_start = qvl_now();
-	if (j->req->opcode == QVL_OP_EMBED_IMAGE) {
+	if (j->req->opcode == QVL_OP_EMBED_IMAGE || j->req->opcode == QVL_OP_TOKENIZE) {
 		free(in);
-		return job_embed(j, env);
+		return j->req->opcode == QVL_OP_TOKENIZE ? job_tokenize(j, env) : job_embed(j, env);
 	}
 	if (!in) {
 		rc = -ENOMEM;

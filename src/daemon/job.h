@@ -38,10 +38,13 @@ struct job {
 
 /* Build the session (prompt, images, sampler). On failure the job is
  * completed with the error (CQE posted, req released) and -errno returned.
- * An EMBED_IMAGE job does all its work here and returns 1 (finished). */
+ * An EMBED_IMAGE or TOKENIZE job does all its work here and returns 1
+ * (finished). */
 int job_start(struct job *j, const struct job_env *env);
 /* EMBED_IMAGE (embed.c): runs the vision tower, posts the final CQE, 1. */
 int job_embed(struct job *j, const struct job_env *env);
+/* TOKENIZE (tokenize.c): encodes the text parts, posts the final CQE, 1. */
+int job_tokenize(struct job *j, const struct job_env *env);
 /* One step: a forward pass, outputs written, a MORE CQE when streaming;
  * cancel (read under the scheduler lock) ends it instead. Returns 1 when
  * the job has finished (final CQE posted, req released). */

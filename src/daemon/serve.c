@@ -10,7 +10,6 @@
 #include "daemon/sched.h"
 #include "daemon/serve.h"
 #include "daemon/stats.h"
-#include "tokenizer.h"
 
 #define JSON_CAP (64 << 10)
 
@@ -35,57 +34,6 @@ static int reply_json(struct qvld_serve *sv, struct shm_request *req, bool stats
 	return 0;
 }
 
-/* TOKENIZE: the text parts, concatenated, as ids (special tokens parsed
- * with QVL_GEN_RAW). Short work, done on the poller thread. */
-static int tokenize(struct qvld_serve *sv, struct shm_request *req)
-{
-	struct qvl_err err = {{0}};
-	struct qvl_cqe c = {0};
-	uint64_t asize;
-	uint8_t *arena = shm_request_arena(req, &asize);
-	char *text = NULL;
-	size_t len = 0, n = 0;
-	int32_t *ids = NULL;
-	int rc = 0;
-
-	if (!sv->tok)
-		return -EOPNOTSUPP;
-	for (uint32_t i = 0; i < req->gen.n_parts && rc == 0; i++) {
-		const struct shm_part *p = &req->parts[i];
-		if (p->kind != QVL_PART_USER && p->kind != QVL_PART_SYSTEM &&
-		    p->kind != QVL_PART_ASSISTANT) {
-			rc = -EINVAL;
-			break;
-		}
-		char *t = realloc(text, len + p->len + 1);
-		if (!t) {
-			rc = -ENOMEM;
-			break;
-		}
-		text = t;
-		memcpy(text + len, arena + p->off, p->len); /* read once */
-		len += p->len;
-	}
-	if (rc == 0)
-		rc = qvl_tok_encode(sv->tok, text ? text : "", len,
-				    (req->gen.flags & QVL_GEN_RAW) != 0, &ids, &n, &err);
-	if (rc == 0) {
-		c.n_tokens = (uint32_t)n;
-		if (n * 4 > req->out_len)
-			c.res = -ENOBUFS;
-		else
-			memcpy(arena + req->out_off, ids, n * 4);
-	} else {
-		c.res = rc;
-		if (err.msg[0])
-			log_warn("client %u tokenize: %s", shm_client_id(req->client), err.msg);
-	}
-	free(text);
-	free(ids);
-	shm_complete(req, &c);
-	return 0;
-}
-
 static int on_submit(void *ctx, struct shm_request *req)
 {
 	struct qvld_serve *sv = ctx;
@@ -95,7 +43,8 @@ static int on_submit(void *ctx, struct shm_request *req)
 	qvld_stats_submit(sv->stats, shm_client_id(req->client), req->opcode);
 	switch (req->opcode) {
 	case QVL_OP_GENERATE:
-	case QVL_OP_EMBED_IMAGE: /* engine work: the scheduler thread's */
+	case QVL_OP_EMBED_IMAGE:
+	case QVL_OP_TOKENIZE: /* work that grows with the input: the scheduler thread's */
 		return sched_submit(sv->sched, req);
 	case QVL_OP_CANCEL:
 		c.res = sched_cancel(sv->sched, req->client, req->arg);
@@ -105,8 +54,6 @@ static int on_submit(void *ctx, struct shm_request *req)
 		return reply_json(sv, req, true);
 	case QVL_OP_STATUS:
 		return reply_json(sv, req, false);
-	case QVL_OP_TOKENIZE:
-		return tokenize(sv, req);
 	case QVL_OP_SHUTDOWN:
 		log_info("client %u asked for shutdown", shm_client_id(req->client));
 		if (write(sv->shutdown_fd, &one, sizeof(one)) < 0)

@@ -9,12 +9,10 @@
 
 struct sched;
 struct qvld_stats;
-struct qvl_tokenizer;
 
 struct qvld_serve {
 	struct sched *sched;
 	struct qvld_stats *stats;
-	const struct qvl_tokenizer *tok;
 	int shutdown_fd; /* eventfd the main loop watches: SHUTDOWN writes 1 */
 };
 
