@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "json.h"
 #include "model.h"
 
 static void info_usage(FILE *f)
@@ -30,22 +31,6 @@ struct info_totals {
 	uint64_t params, total_bytes;
 };
 
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 /* One emitter for both forms: `key` is the dotted path in text mode and the
  * member name in JSON mode. */
 struct out {
@@ -59,7 +44,7 @@ static void o_key(struct out *o, const char *key)
 {
 	if (o->json) {
 		fprintf(o->f, "%s", o->first ? "" : ",");
-		json_string(o->f, key);
+		json_write_string(o->f, key, strlen(key));
 		fputc(':', o->f);
 	} else {
 		fprintf(o->f, "%s%s: ", o->prefix, key);
@@ -92,7 +77,7 @@ static void o_str(struct out *o, const char *key, const char *v)
 {
 	o_key(o, key);
 	if (o->json)
-		json_string(o->f, v);
+		json_write_string(o->f, v, strlen(v));
 	else
 		fprintf(o->f, "%s\n", v);
 }
@@ -197,7 +182,7 @@ static void info_print(const struct qvl_model *m, bool json)
 		for (size_t i = 0; i < m->nsources; i++) {
 			if (i)
 				fputc(',', o.f);
-			json_string(o.f, m->sources[i].path);
+			json_write_string(o.f, m->sources[i].path, strlen(m->sources[i].path));
 		}
 		fputc(']', o.f);
 	} else {

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "json.h"
 #include "mkmodel.h"
 #include "progress.h"
 #include "util.h"
@@ -40,20 +41,6 @@ static void usage(FILE *f)
 		"  --quiet              no progress line (shown only when stderr is a terminal)\n"
 		"  -o, --output DIR     output directory, created if missing\n",
 		qvl_mk_tokenizer_dir_defaults());
-}
-
-static void print_json_string(const char *s)
-{
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
 }
 
 int cmd_mkmodel(int argc, char **argv)
@@ -169,7 +156,7 @@ int cmd_mkmodel(int argc, char **argv)
 
 	if (json) {
 		printf("{\"output\":");
-		print_json_string(o.out_dir);
+		json_write_string(stdout, o.out_dir, strlen(o.out_dir));
 		printf(",\"shape\":\"%s\",\"seed\":%" PRIu64 ",\"vision\":%s,\"tensors\":%zu,"
 		       "\"parameters\":%" PRIu64 ",\"file_bytes\":%" PRIu64 ",\"header_bytes\":%zu,"
 		       "\"threads\":%d,\"model_seconds\":%.3f,\"seconds\":%.3f,"
