@@ -413,13 +413,6 @@ void shm_client_cred(const struct shm_client *c, pid_t *pid, uid_t *uid, gid_t *
 		*gid = c->cred.gid;
 }
 
-int shm_client_alive(const struct shm_client *c)
-{
-	/* relaxed: pairs with the exchange in shm_client_kill(); a snapshot
-	 * (posts re-check it under cq_lock in shm_cq_post()) */
-	return __atomic_load_n(&c->alive, __ATOMIC_RELAXED);
-}
-
 void shm_client_get(struct shm_client *c)
 {
 	/* relaxed: taking a reference needs an existing one */

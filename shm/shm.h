@@ -132,7 +132,6 @@ uint8_t *shm_request_arena(const struct shm_request *req, uint64_t *size);
 
 uint32_t shm_client_id(const struct shm_client *c);
 void shm_client_cred(const struct shm_client *c, pid_t *pid, uid_t *uid, gid_t *gid);
-int shm_client_alive(const struct shm_client *c);
 void shm_client_get(struct shm_client *c);
 void shm_client_put(struct shm_client *c);
 

@@ -105,7 +105,8 @@ int cli_real(const char *cmd, const char *opt, const char *s, double lo, bool lo
 	return 0;
 }
 
-int cli_usable_cpus(void)
+/* CPUs this process may run on (its affinity mask; at least 1). */
+static int cli_usable_cpus(void)
 {
 	cpu_set_t set;
 	long n;

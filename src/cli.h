@@ -48,8 +48,6 @@ int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
 int cli_real(const char *cmd, const char *opt, const char *s, double lo, bool lo_open, double hi,
 	     bool hi_open, double *out);
 
-/* CPUs this process may run on (its affinity mask; at least 1). */
-int cli_usable_cpus(void);
 /* --threads N above the usable CPUs: warn and return the CPU count (more
  * threads than CPUs only time-share them); otherwise N. */
 int cli_threads(const char *cmd, int threads);

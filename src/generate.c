@@ -61,7 +61,9 @@ const char *gen_stop_name(enum gen_stop s)
 	return "?";
 }
 
-bool gen_is_eos(const struct qvl_model *m, int32_t id)
+/* The model's end-of-sequence rule: generation_config eos ids, else the
+ * config's eos_token_id. */
+static bool gen_is_eos(const struct qvl_model *m, int32_t id)
 {
 	if (m->gen.present && m->gen.n_eos > 0) {
 		for (int i = 0; i < m->gen.n_eos && i < 8; i++)
@@ -404,11 +406,6 @@ struct qvl_seq *gen_seq(struct gen_session *g)
 size_t gen_n_prompt(const struct gen_session *g)
 {
 	return g->prompt.n;
-}
-
-size_t gen_n_generated(const struct gen_session *g)
-{
-	return g->ngen;
 }
 
 void gen_times(const struct gen_session *g, double *prefill_s, double *decode_s)

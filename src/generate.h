@@ -119,13 +119,9 @@ void gen_cancel(struct gen_session *g);
 bool gen_done(const struct gen_session *g);
 struct qvl_seq *gen_seq(struct gen_session *g);
 size_t gen_n_prompt(const struct gen_session *g);
-size_t gen_n_generated(const struct gen_session *g);
 /* Seconds spent in the first forward (prefill) and after it (decode). */
 void gen_times(const struct gen_session *g, double *prefill_s, double *decode_s);
 
-/* The model's end-of-sequence rule (generation_config eos ids, else the
- * config's eos_token_id). */
-bool gen_is_eos(const struct qvl_model *m, int32_t id);
 
 /* Stop-string matcher, exposed for its unit test: text is appended, and
  * what can no longer be the start of a stop string is released. */
