@@ -4,6 +4,8 @@
  * Also the scalar f16 conversions used by every level's reference paths. */
 #include "config.h"
 
+#include <pthread.h>
+
 #include <cpuid.h>
 #include <stdbool.h>
 #include <string.h>
@@ -68,13 +70,26 @@ enum qvl_simd_level qvl_simd_detect(void)
 	return QVL_SIMD_REF;
 }
 
-bool qvl_cpu_has_avx512bf16(void)
+/* Cached: matmul_fast() asks on every call, and CPUID traps to the
+ * hypervisor on a VM (microseconds). */
+static bool bf16_has;
+static void bf16_once(void)
 {
 #ifdef HAVE_AVX512BF16_KERNELS
 	struct cpu_feats f;
 
 	cpu_probe(&f);
-	return qvl_simd_detect() == QVL_SIMD_AVX512 && f.avx512bf16;
+	bf16_has = qvl_simd_detect() == QVL_SIMD_AVX512 && f.avx512bf16;
+#endif
+}
+
+bool qvl_cpu_has_avx512bf16(void)
+{
+#ifdef HAVE_AVX512BF16_KERNELS
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, bf16_once);
+	return bf16_has;
 #else
 	return false;
 #endif

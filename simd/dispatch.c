@@ -23,6 +23,7 @@ const char *qvl_simd_name(enum qvl_simd_level level)
 #define FILL(k, isa)                                                                               \
 	do {                                                                                       \
 		(k)->matmul = qvl_matmul_##isa;                                                    \
+		(k)->matmul_fast = qvl_matmul_fast_##isa;                                          \
 		(k)->rmsnorm = qvl_rmsnorm_##isa;                                                  \
 		(k)->add_rmsnorm = qvl_add_rmsnorm_##isa;                                          \
 		(k)->layernorm = qvl_layernorm_##isa;                                              \

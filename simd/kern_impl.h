@@ -58,6 +58,9 @@ static inline void qvl_deq_block(float *dst, const uint8_t *blk, enum qvl_dtype 
 	void qvl_matmul_##isa(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,     \
 			      enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,       \
 			      size_t n, size_t k);                                                 \
+	void qvl_matmul_fast_##isa(float *Y, size_t ldy, const float *X, size_t ldx,               \
+				   const void *W, enum qvl_dtype wtype, size_t ldw,                \
+				   const float *bias, size_t m, size_t n, size_t k);               \
 	void qvl_rmsnorm_##isa(float *y, const float *x, const float *w, size_t n, float eps);     \
 	void qvl_add_rmsnorm_##isa(float *y, float *x, const float *r, const float *w, size_t n,   \
 				   float eps);                                                     \

@@ -30,6 +30,16 @@ enum qvl_simd_level {
 	QVL_SIMD_AVX512, /* AVX-512 F/BW/VL (+ BF16 where present) */
 };
 
+/* How matrix products treat activations (`--precision`):
+ * EXACT: f32 activations times exactly widened weights (the golden tests);
+ * BF16:  matmul_fast(): bf16 activations for bf16 weights where the CPU has
+ *        AVX512-BF16, int8 activation blocks for quantized weights; norms,
+ *        softmax, residual and accumulation stay f32. The default. */
+enum qvl_precision {
+	QVL_PREC_BF16,
+	QVL_PREC_EXACT,
+};
+
 struct qvl_kernels {
 	enum qvl_simd_level level;
 	const char *name;
@@ -41,6 +51,16 @@ struct qvl_kernels {
 	void (*matmul)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 		       enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
 		       size_t k);
+
+	/* matmul() at the fast precision (enum qvl_precision QVL_PREC_BF16):
+	 * same contract, but activations may be rounded before the products:
+	 * to bf16 for bf16 weights where the CPU has AVX512-BF16 (vdpbf16ps),
+	 * to int8 blocks for block-quantized weights (integer dot products, as
+	 * llama.cpp does), f32 accumulation always. Types it has no fast path
+	 * for go to matmul(). simd/matmul_fast.c is the per-type dispatcher. */
+	void (*matmul_fast)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			    enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
+			    size_t n, size_t k);
 
 	/* y = x / sqrt(mean(x²) + eps) ⊙ w, over n elements; y may equal x. */
 	void (*rmsnorm)(float *y, const float *x, const float *w, size_t n, float eps);

@@ -1,0 +1,39 @@
+/* matmul_fast(): the per-weight-type choice of the fast-precision matrix
+ * product (enum qvl_precision in kernels.h). Each level sends the types it
+ * has a faster, rounded-activation kernel for to that kernel and everything
+ * else to its exact matmul(), so the fast table entry is always complete. */
+#include "config.h"
+
+#include "kern_impl.h"
+
+void qvl_matmul_fast_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			 enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+			 size_t k)
+{
+	qvl_matmul_ref(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+}
+
+#ifdef HAVE_AVX2_KERNELS
+void qvl_matmul_fast_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			  enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+			  size_t k)
+{
+	qvl_matmul_avx2(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+}
+#endif
+
+#ifdef HAVE_AVX512_KERNELS
+void qvl_matmul_fast_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			    enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
+			    size_t n, size_t k)
+{
+#ifdef HAVE_AVX512BF16_KERNELS
+	/* bf16dot itself sends m == 1 and non-bf16 weights to the exact kernel */
+	if (wtype == QVL_DT_BF16 && qvl_cpu_has_avx512bf16()) {
+		qvl_matmul_bf16dot_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+		return;
+	}
+#endif
+	qvl_matmul_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+}
+#endif
