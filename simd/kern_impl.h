@@ -11,24 +11,12 @@
 #include "kernels.h"
 
 /* Byte offset of weight row j when rows are ldw elements apart. Block types
- * (Q8_0/Q4_0) require ldw % 32 == 0, checked by the caller (model loader). */
+ * require ldw to be whole blocks, checked by the caller (model loader). */
 static inline const uint8_t *qvl_wrow(const void *W, enum qvl_dtype t, size_t ldw, size_t j)
 {
-	const uint8_t *b = W;
+	const struct qvl_dtype_info *di = qvl_dtype_info(t);
 
-	switch (t) {
-	case QVL_DT_F32:
-		return b + j * ldw * 4;
-	case QVL_DT_F16:
-	case QVL_DT_BF16:
-		return b + j * ldw * 2;
-	case QVL_DT_Q8_0:
-		return b + j * (ldw / 32) * 34;
-	case QVL_DT_Q4_0:
-		return b + j * (ldw / 32) * 18;
-	default:
-		return b;
-	}
+	return (const uint8_t *)W + j * (ldw / di->blk) * di->blk_bytes;
 }
 
 static inline uint16_t qvl_load_u16(const void *p)

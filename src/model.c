@@ -17,35 +17,41 @@
 #include "quant.h"
 #include "util.h"
 
-static const char *const dtype_names[QVL_DT_COUNT] = {"F32", "F16", "BF16", "Q8_0", "Q4_0"};
+static const struct qvl_dtype_info dtype_info[QVL_DT_COUNT] = {
+    [QVL_DT_F32] = {"F32", 1, 4, 0},	     [QVL_DT_F16] = {"F16", 1, 2, 1},
+    [QVL_DT_BF16] = {"BF16", 1, 2, 30},	     [QVL_DT_Q8_0] = {"Q8_0", 32, 34, 8},
+    [QVL_DT_Q4_0] = {"Q4_0", 32, 18, 2},     [QVL_DT_Q4_1] = {"Q4_1", 32, 20, 3},
+    [QVL_DT_Q5_0] = {"Q5_0", 32, 22, 6},     [QVL_DT_Q5_1] = {"Q5_1", 32, 24, 7},
+    [QVL_DT_Q2_K] = {"Q2_K", 256, 84, 10},   [QVL_DT_Q3_K] = {"Q3_K", 256, 110, 11},
+    [QVL_DT_Q4_K] = {"Q4_K", 256, 144, 12},  [QVL_DT_Q5_K] = {"Q5_K", 256, 176, 13},
+    [QVL_DT_Q6_K] = {"Q6_K", 256, 210, 14},  [QVL_DT_IQ4_NL] = {"IQ4_NL", 32, 18, 20},
+    [QVL_DT_IQ4_XS] = {"IQ4_XS", 256, 136, 23},
+};
+
+const struct qvl_dtype_info *qvl_dtype_info(enum qvl_dtype dt)
+{
+	return (unsigned)dt < QVL_DT_COUNT ? &dtype_info[dt] : NULL;
+}
+
+int qvl_dtype_from_ggml(uint32_t ggml_type)
+{
+	for (int i = 0; i < QVL_DT_COUNT; i++)
+		if (dtype_info[i].ggml_type == ggml_type)
+			return i;
+	return -1;
+}
 
 const char *qvl_dtype_name(enum qvl_dtype dt)
 {
-	return (unsigned)dt < QVL_DT_COUNT ? dtype_names[dt] : "?";
+	return (unsigned)dt < QVL_DT_COUNT ? dtype_info[dt].name : "?";
 }
 
 uint64_t qvl_dtype_bytes(enum qvl_dtype dt, uint64_t n, bool *ok)
 {
+	const struct qvl_dtype_info *di = qvl_dtype_info(dt);
 	uint64_t r = 0;
-	bool good = true;
+	bool good = di && n % di->blk == 0 && !__builtin_mul_overflow(n / di->blk, di->blk_bytes, &r);
 
-	switch (dt) {
-	case QVL_DT_F32:
-		good = !__builtin_mul_overflow(n, 4, &r);
-		break;
-	case QVL_DT_F16:
-	case QVL_DT_BF16:
-		good = !__builtin_mul_overflow(n, 2, &r);
-		break;
-	case QVL_DT_Q8_0:
-	case QVL_DT_Q4_0:
-		good = n % QVL_QBLOCK == 0 &&
-		       !__builtin_mul_overflow(
-			   n / QVL_QBLOCK, dt == QVL_DT_Q8_0 ? QVL_Q8_0_BYTES : QVL_Q4_0_BYTES, &r);
-		break;
-	default:
-		good = false;
-	}
 	if (ok)
 		*ok = good;
 	return good ? r : 0;

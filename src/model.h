@@ -21,10 +21,40 @@ enum qvl_dtype {
 	QVL_DT_F32,
 	QVL_DT_F16,
 	QVL_DT_BF16,
-	QVL_DT_Q8_0, /* GGUF block: f16 scale + 32 int8, 34 bytes per 32 values */
-	QVL_DT_Q4_0, /* GGUF block: f16 scale + 16 bytes of nibbles, 18 bytes per 32 */
+	/* GGUF block types, bit layouts exactly as ggml defines them
+	 * (ggml-common.h); src/quant.h documents each. */
+	QVL_DT_Q8_0, /* f16 scale + 32 int8, 34 bytes per 32 values */
+	QVL_DT_Q4_0, /* f16 scale + 16 bytes of nibbles, 18 bytes per 32 */
+	QVL_DT_Q4_1,
+	QVL_DT_Q5_0,
+	QVL_DT_Q5_1,
+	QVL_DT_Q2_K,
+	QVL_DT_Q3_K,
+	QVL_DT_Q4_K,
+	QVL_DT_Q5_K,
+	QVL_DT_Q6_K,
+	QVL_DT_IQ4_NL,
+	QVL_DT_IQ4_XS,
 	QVL_DT_COUNT
 };
+
+/* Geometry of a dtype: values per block (1 for the plain types), bytes per
+ * block, and the ggml type number GGUF files use for it. */
+struct qvl_dtype_info {
+	const char *name; /* ggml's spelling: "Q4_K" */
+	uint32_t blk;
+	uint32_t blk_bytes;
+	uint32_t ggml_type;
+};
+
+/* NULL for a value outside the enum. */
+const struct qvl_dtype_info *qvl_dtype_info(enum qvl_dtype dt);
+/* The dtype of a ggml type number, or -1 when qvl does not read it. */
+int qvl_dtype_from_ggml(uint32_t ggml_type);
+static inline bool qvl_dtype_is_block(enum qvl_dtype dt)
+{
+	return dt >= QVL_DT_Q8_0 && dt < QVL_DT_COUNT;
+}
 
 const char *qvl_dtype_name(enum qvl_dtype dt);
 /* Bytes for n elements of dt (n must be a multiple of the block size for
