@@ -44,7 +44,8 @@ static void check_case(struct qvl_engine *e, const struct gcase *g, const float 
 static struct qvl_engine *mk_engine(const struct qvl_model *m, const struct qvl_kernels *k,
 				    int threads, enum qvl_dtype kv)
 {
-	struct qvl_engine_opts o = {.threads = threads, .kv_dtype = kv, .kern = k};
+	struct qvl_engine_opts o = {
+	    .threads = threads, .kv_dtype = kv, .kern = k, .precision = QVL_PREC_EXACT};
 	struct qvl_err err = {{0}};
 	struct qvl_engine *e;
 

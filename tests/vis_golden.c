@@ -209,7 +209,11 @@ int main(void)
 		return 0;
 	}
 	snprintf(path, sizeof(path), "%s/golden/vision/cases.json", tdata);
-	struct qvl_engine_opts eo = {.threads = 2, .kv_dtype = QVL_DT_F32};
+	/* the golden numbers are f32 arithmetic: the exact path, for the tower
+	 * too (the prompts build it at the engine's precision) */
+	struct qvl_engine_opts eo = {
+	    .threads = 2, .kv_dtype = QVL_DT_F32, .precision = QVL_PREC_EXACT};
+	const struct qvl_vision_opts exact = {.precision = QVL_PREC_EXACT};
 	if (qvl_kernels_init(&err) || qvl_model_open(&m, mpath, NULL, &err) ||
 	    qvl_tok_load(&tok, m, &err) || qvl_engine_create(&e, m, &eo, &err) ||
 	    qvl_read_file(path, 1 << 24, &text, &len, &err) ||
@@ -330,7 +334,7 @@ int main(void)
 		size_t nt = 0;
 		snprintf(path, sizeof(path), "%s/golden/vision/grad_64x64.png", tdata);
 		if (qvl_pp_params_from_model(&pp, mg, &err) ||
-		    qvl_vision_create(&vg, mg, qvl_engine_pool(e), NULL, &err) ||
+		    qvl_vision_create(&vg, mg, qvl_engine_pool(e), &exact, &err) ||
 		    qvl_image_load(&im, path, NULL, &err) ||
 		    qvl_preprocess(&im, &pp, NULL, &px, NULL, &err) ||
 		    qvl_mm_encode_wide(vg, &px, &wide, &nt, &err)) {
