@@ -444,7 +444,7 @@ static void test_dispatch(void)
 	qvl_kernels_init(&err);
 }
 
-/* The opt-in bf16 dot-product matmul rounds X to bf16: error within
+/* The bf16 dot-product matmul (--precision bf16) rounds X to bf16: error within
  * 2^-8 of sum |x w| (one rounding of each x, f32 accumulation). */
 static void test_bf16dot(void)
 {
@@ -482,7 +482,7 @@ static void test_bf16dot(void)
 			}
 		free(X), free(Y), free(Y0), free(bias), free(W);
 	}
-	ok(!bad, "bf16dot matmul (opt-in) within bf16 rounding of the exact result");
+	ok(!bad, "bf16dot matmul (--precision bf16) within bf16 rounding of the exact result");
 #else
 	skip(1, "AVX512-BF16 kernels not built");
 #endif
