@@ -2,7 +2,9 @@
  * fraction of a bound measured in the same run on the same threads.
  *
  *   decode  tok/s  vs  memory read bandwidth / weight bytes read per token
- *   prefill GFLOP/s vs  FMA peak (f32 FMA: the exact path prefill uses)
+ *   prefill GFLOP/s vs  the peak of the arithmetic it uses: vdpbf16ps with
+ *                       --precision bf16 (the default) where the CPU has it,
+ *                       else f32 FMA
  *   peak RSS       vs  model size (weights are mmapped, never copied)
  *   our bf16 GEMM  vs  OpenBLAS sgemm on the prefill shapes (if available)
  *
@@ -209,7 +211,7 @@ static T512 float fma_loop(long iters)
 }
 
 /* The same with vdpbf16ps (2 bf16 products per f32 lane): the peak of the
- * opt-in QVL_MATMUL=bf16dot path. */
+ * `--precision bf16` path (the default). */
 static __attribute__((target("avx512f,avx512bf16"))) float dpbf16_loop(long iters)
 {
 	const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80); /* 1.0 */
@@ -466,7 +468,8 @@ static int make_model(char *dir, size_t cap)
 
 int main(int argc, char **argv)
 {
-	struct run_load r = {.cmd = "bench_engine", .kv = QVL_DT_BF16, .threads = 2};
+	struct run_load r = {
+	    .cmd = "bench_engine", .kv = QVL_DT_F16, .prec = QVL_PREC_BF16, .threads = 2};
 	int np = 512, ng = 32, reps = 3, c;
 	struct probes pr = {0};
 	static const struct option lo[] = {{"model", required_argument, NULL, 'm'},
@@ -475,6 +478,7 @@ int main(int argc, char **argv)
 					   {"prompt-tokens", required_argument, NULL, 'p'},
 					   {"gen-tokens", required_argument, NULL, 'g'},
 					   {"reps", required_argument, NULL, 'r'},
+					   {"precision", required_argument, NULL, 'P'},
 					   {NULL, 0, NULL, 0}};
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -497,9 +501,14 @@ int main(int argc, char **argv)
 		case 'r':
 			reps = atoi(optarg);
 			break;
+		case 'P':
+			if (qvl_precision_parse(optarg, &r.prec) == 0)
+				break;
+			/* fall through */
 		default:
 			fprintf(stderr, "usage: bench_engine --model DIR [--threads N] [--cpus L] "
-					"[--prompt-tokens N] [--gen-tokens N] [--reps R]\n");
+					"[--prompt-tokens N] [--gen-tokens N] [--reps R] "
+					"[--precision bf16|exact]\n");
 			return 2;
 		}
 	}
@@ -615,8 +624,8 @@ int main(int argc, char **argv)
 	double kv_bytes =
 	    2.0 * tc->num_layers * tc->num_kv_heads * tc->head_dim * 2.0 * (np + ng + 1);
 	/* the bound is the peak of the arithmetic prefill actually uses */
-	const char *mm = getenv("QVL_MATMUL");
-	bool bf16dot = mm && !strcmp(mm, "bf16dot") && pr.bf16_gflops > 0;
+	bool bf16dot =
+	    r.prec == QVL_PREC_BF16 && qvl_kernels_bf16dot(&qvl_kern) && pr.bf16_gflops > 0;
 	double peak = bf16dot ? pr.bf16_gflops : pr.fma_gflops;
 	double peak_c = bf16dot ? pr.bf16_cpu : pr.fma_cpu;
 
@@ -648,7 +657,7 @@ int main(int argc, char **argv)
 	     (double)model_bytes);
 
 	fprintf(stderr,
-		"engine bench: %s, %d threads, kernels %s, weights %s "
+		"engine bench: %s, %d threads, kernels %s, precision %s, weights %s "
 		"(wall time; [CPU time] where other jobs share the cores)\n"
 		"  memory read bandwidth %.1f [%.1f] GB/s;  peak f32 FMA %.1f [%.1f], bf16 dot "
 		"%.1f [%.1f] GFLOP/s\n"
@@ -660,7 +669,7 @@ int main(int argc, char **argv)
 		"[%.3f] of the %s peak\n"
 		"  GEMM %dx%dx%d bf16: ours %.1f GFLOP/s, OpenBLAS sgemm %.1f GFLOP/s (%.2fx)\n"
 		"  peak RSS %.1f MB = %.3f x model file %.1f MB (KV cache %.1f MB)\n",
-		r.model, nth, qvl_kern.name,
+		r.model, nth, qvl_kern.name, qvl_precision_name(r.prec),
 		qvl_dtype_name(
 		    qvl_model_find(m, "model.language_model.layers.0.mlp.up_proj.weight")->dtype),
 		pr.bw_gbs, pr.bw_cpu, pr.fma_gflops, pr.fma_cpu, pr.bf16_gflops, pr.bf16_cpu,

@@ -192,6 +192,12 @@ int main(void)
 	const char *re = getenv("QVL_BENCH_REPS");
 	if (re && atoi(re) >= 1 && atoi(re) <= REPS_MAX)
 		reps = atoi(re);
+	enum qvl_precision prec = QVL_PREC_BF16; /* qvlctl's default */
+	const char *pe = getenv("QVL_BENCH_PRECISION");
+	if (pe && *pe && qvl_precision_parse(pe, &prec) < 0) {
+		fprintf(stderr, "bench_vision: QVL_BENCH_PRECISION='%s': use bf16 or exact\n", pe);
+		return 2;
+	}
 	if (qvl_kernels_init(&err) || qvl_pool_create(&pool, 0, NULL, &err)) {
 		fprintf(stderr, "bench_vision: %s\n", err.msg);
 		return 1;
@@ -199,14 +205,14 @@ int main(void)
 	nthreads = qvl_pool_size(pool);
 	dir = model_dir();
 	if (!dir || qvl_model_open(&m, dir, NULL, &err) || qvl_pp_params_from_model(&pp, m, &err) ||
-	    qvl_vision_create(&v, m, pool, NULL, &err)) {
+	    qvl_vision_create(&v, m, pool, &(struct qvl_vision_opts){.precision = prec}, &err)) {
 		fprintf(stderr, "bench_vision: %s\n", dir ? err.msg : "cannot write the 2b model");
 		return 1;
 	}
 	double peak = fma_peak();
 	emit("fma_peak_f32", peak, "GFLOP/s", NULL, 0);
-	fprintf(stderr, "vision benchmark: 2b shape (%s), %d threads, kernels %s\n", dir, nthreads,
-		qvl_kern.name);
+	fprintf(stderr, "vision benchmark: 2b shape (%s), %d threads, kernels %s, precision %s\n",
+		dir, nthreads, qvl_kern.name, qvl_precision_name(prec));
 	fprintf(stderr, "f32 FMA peak %.1f GFLOP/s (%d threads)\n", peak, nthreads);
 	/* an image that needs the bicubic resize (1000x750 -> 992x736): decode
 	 * and preprocessing only; its tower time is that of 1024x768 within 7% */

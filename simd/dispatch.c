@@ -117,25 +117,29 @@ int qvl_kernels_init(struct qvl_err *err)
 	if (qvl_kernels_get(&k, want) < 0)
 		return qvl_errf(err, -EINVAL, "kernels for level '%s' not built",
 				qvl_simd_name(want));
-	/* Opt-in: bf16 dot products round activations to bf16, so results are
-	 * no longer the exact-weights f32 computation the golden tests check. */
-	env = getenv("QVL_MATMUL");
-	if (env && *env && strcmp(env, "exact")) {
-		if (strcmp(env, "bf16dot"))
-			return qvl_errf(err, -EINVAL,
-					"QVL_MATMUL='%s': unknown (use exact or bf16dot)", env);
-#ifdef HAVE_AVX512BF16_KERNELS
-		if (want != QVL_SIMD_AVX512 || !qvl_cpu_has_avx512bf16())
-			return qvl_errf(
-			    err, -EINVAL,
-			    "QVL_MATMUL=bf16dot: needs AVX512-BF16 and the avx512 level");
-		k.matmul = qvl_matmul_bf16dot_avx512;
-#else
-		return qvl_errf(
-		    err, -EINVAL,
-		    "QVL_MATMUL=bf16dot: the compiler could not build AVX512-BF16 kernels");
-#endif
-	}
 	qvl_kern = k;
 	return 0;
+}
+
+static const char *const prec_names[] = {"bf16", "exact"};
+
+const char *qvl_precision_name(enum qvl_precision p)
+{
+	return (unsigned)p < 2 ? prec_names[p] : "?";
+}
+
+int qvl_precision_parse(const char *s, enum qvl_precision *out)
+{
+	for (int i = 0; i < 2; i++)
+		if (!strcmp(s, prec_names[i])) {
+			*out = (enum qvl_precision)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+bool qvl_kernels_bf16dot(const struct qvl_kernels *k)
+{
+	/* false without AVX512BF16 kernels built: see qvl_cpu_has_avx512bf16() */
+	return k->level == QVL_SIMD_AVX512 && qvl_cpu_has_avx512bf16();
 }

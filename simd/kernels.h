@@ -10,10 +10,10 @@
  * (src/pool.h) by rows/columns and passes each thread its slice, or uses
  * qvl_matmul_pool().
  *
- * Environment: QVL_SIMD=ref|avx2|avx512 (level), QVL_MATMUL=exact|bf16dot
- * (bf16dot: AVX512-BF16 dot products with activations rounded to bf16,
- * about 2x faster prefill, not exact; off by default), QVL_GEMM_SMALL_M=N
- * (m up to which W is streamed instead of packed; default 16, benchmarks).
+ * Environment: QVL_SIMD=ref|avx2|avx512 (level), QVL_GEMM_SMALL_M=N (m up
+ * to which W is streamed instead of packed; default 16, benchmarks). The
+ * precision of the matrix products is not global: each engine and vision
+ * tower picks matmul or matmul_fast from its creation options.
  * Kernels use up to 64 KiB of stack (a packed weight panel). */
 #ifndef QVL_KERNELS_H
 #define QVL_KERNELS_H
@@ -127,8 +127,15 @@ int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level);
 /* Highest level this CPU and OS support. */
 enum qvl_simd_level qvl_simd_detect(void);
 const char *qvl_simd_name(enum qvl_simd_level level);
-/* AVX512-BF16 usable (vdpbf16ps); QVL_MATMUL=bf16dot opts into it for matmul. */
+/* AVX512-BF16 usable (vdpbf16ps). */
 bool qvl_cpu_has_avx512bf16(void);
+/* Whether k's matmul_fast multiplies bf16 weights with vdpbf16ps (the avx512
+ * level on a CPU with AVX512-BF16); elsewhere it is matmul for them. */
+bool qvl_kernels_bf16dot(const struct qvl_kernels *k);
+
+/* "bf16" | "exact" (the --precision values) <-> enum; -EINVAL otherwise. */
+const char *qvl_precision_name(enum qvl_precision p);
+int qvl_precision_parse(const char *s, enum qvl_precision *out);
 
 /* Y = X · Wᵀ (+ bias) on all threads of pool (src/pool.h), with qvl_kern's
  * matmul: split by output columns (whole W panels per thread, so every W row

@@ -1,11 +1,11 @@
-/* Opt-in AVX512-BF16 matmul (QVL_MATMUL=bf16dot, or call it directly):
+/* AVX512-BF16 matmul (matmul_fast() for bf16 weights: `--precision bf16`):
  * vdpbf16ps multiplies bf16 pairs and accumulates in f32, twice the FLOP per
  * instruction of an f32 FMA. The activations are rounded to bf16 first, so
  * the result is NOT the exact-weights f32 computation the golden tests
- * check (relative error ~2^-9 per product); that is why it is not the
- * default. Only m > 1 with bf16 weights takes this path (decode is bound by
- * the weight stream, where it would not help); everything else goes to the
- * exact AVX-512 kernel.
+ * check (relative error ~2^-9 per product); `--precision exact` keeps it
+ * out (docs/precision.md has what it costs). Only m > 1 with bf16 weights
+ * takes this path (decode is bound by the weight stream, where it would not
+ * help); everything else goes to the exact AVX-512 kernel.
  *
  * Layout: X is converted to bf16 once per call (a row's consecutive pairs
  * are the 32-bit words vdpbf16ps wants); a panel of 32 W rows x kcp pairs is

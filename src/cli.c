@@ -89,6 +89,13 @@ int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
 	return 0;
 }
 
+int cli_precision(const char *cmd, const char *s, enum qvl_precision *out)
+{
+	if (qvl_precision_parse(s, out) < 0)
+		return cli_usage(cmd, "bad --precision '%s': want bf16 or exact", s);
+	return 0;
+}
+
 int cli_real(const char *cmd, const char *opt, const char *s, double lo, bool lo_open, double hi,
 	     bool hi_open, double *out)
 {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "err.h"
+#include "kernels.h" /* enum qvl_precision */
 
 #define CLI_USAGE 2 /* exit status of a usage error (1: bad input or failure) */
 
@@ -44,6 +45,8 @@ int cli_fail(const char *cmd, int rc, const struct qvl_err *err);
 int cli_int(const char *cmd, const char *opt, const char *s, int64_t min, int64_t max,
 	    int64_t *out);
 int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+/* --precision: bf16 or exact, else the usage error (2). */
+int cli_precision(const char *cmd, const char *s, enum qvl_precision *out);
 /* A finite real in [lo, hi] (open ends when lo_open / hi_open). */
 int cli_real(const char *cmd, const char *opt, const char *s, double lo, bool lo_open, double hi,
 	     bool hi_open, double *out);

@@ -36,7 +36,8 @@ static void usage(FILE *f)
 		"  --threads N           worker threads (default: one per physical core; more\n"
 		"                        than the usable CPUs are clamped)\n"
 		"  --cpus LIST           run on these logical CPUs, one thread each (\"0,2-3\")\n"
-		"  --kv-type T           KV cache type: bf16 (default), f16 or f32\n"
+		"  --kv-type T           KV cache type: f16 (default), bf16 or f32\n"
+		"  --precision P         matrix products: bf16 (default) or exact (f32)\n"
 		"  --seed S              seed of the random prompt ids (default 1)\n"
 		"  --json                one JSON object on stdout instead of the summary\n"
 		"  --quiet               no progress line (shown only when stderr is a terminal)\n"
@@ -51,6 +52,7 @@ static const struct option longopts[] = {
     {"threads", required_argument, NULL, 't'},
     {"cpus", required_argument, NULL, 'c'},
     {"kv-type", required_argument, NULL, 'k'},
+    {"precision", required_argument, NULL, 'P'},
     {"seed", required_argument, NULL, 's'},
     {"json", no_argument, NULL, 'j'},
     {"quiet", no_argument, NULL, 'q'},
@@ -120,7 +122,7 @@ static int one_rep(struct run_load *r, const int32_t *prompt, int np, int ng, fl
 
 int cmd_bench(int argc, char **argv)
 {
-	struct run_load r = {.cmd = "bench", .kv = QVL_DT_BF16};
+	struct run_load r = {.cmd = "bench", .kv = QVL_DT_F16, .prec = QVL_PREC_BF16};
 	int64_t np = 512, ng = 128, reps = 3, v;
 	uint64_t seed = 1;
 	bool json = false;
@@ -154,8 +156,11 @@ int cmd_bench(int argc, char **argv)
 			break;
 		case 'k':
 			if (run_parse_kv(optarg, &r.kv) < 0)
-				rc = cli_usage("bench", "bad --kv-type '%s': want bf16, f16 or f32",
+				rc = cli_usage("bench", "bad --kv-type '%s': want f16, bf16 or f32",
 					       optarg);
+			break;
+		case 'P':
+			rc = cli_precision("bench", optarg, &r.prec);
 			break;
 		case 's':
 			rc = cli_u64("bench", "--seed", optarg, &seed);
@@ -240,20 +245,25 @@ int cmd_bench(int argc, char **argv)
 	mean_sd(tg, (int)reps, &tm, &tsd);
 	uint64_t wb = run_weight_bytes_per_token(r.m);
 	if (json)
-		printf("{\"model\":\"%s\",\"threads\":%d,\"simd\":\"%s\",\"kv_type\":\"%s\","
+		printf("{\"model\":\"%s\",\"threads\":%d,\"simd\":\"%s\",\"precision\":\"%s\","
+		       "\"bf16dot\":%s,\"kv_type\":\"%s\","
 		       "\"prompt_tokens\":%lld,\"gen_tokens\":%lld,\"reps\":%lld,"
 		       "\"prefill_tok_s\":%.3f,\"prefill_tok_s_sd\":%.3f,"
 		       "\"decode_tok_s\":%.3f,\"decode_tok_s_sd\":%.3f,"
 		       "\"weight_bytes_per_token\":%llu,\"load_s\":%.3f,\"peak_rss\":%llu,"
 		       "\"kv_bytes\":%llu}\n",
-		       r.model, qvl_engine_threads(r.e), qvl_kern.name, qvl_dtype_name(r.kv),
-		       (long long)np, (long long)ng, (long long)reps, pm, psd, tm, tsd,
-		       (unsigned long long)wb, r.load_s, (unsigned long long)qvl_peak_rss(),
+		       r.model, qvl_engine_threads(r.e), qvl_kern.name, qvl_precision_name(r.prec),
+		       r.prec == QVL_PREC_BF16 && qvl_kernels_bf16dot(&qvl_kern) ? "true" : "false",
+		       qvl_dtype_name(r.kv), (long long)np, (long long)ng, (long long)reps, pm, psd,
+		       tm, tsd, (unsigned long long)wb, r.load_s,
+		       (unsigned long long)qvl_peak_rss(),
 		       (unsigned long long)run_kv_bytes(r.m, np + ng + 1, r.kv));
 	else
-		printf("prefill %lld tokens: %.2f ± %.2f tok/s\n"
+		printf("precision %s, kernels %s\n"
+		       "prefill %lld tokens: %.2f ± %.2f tok/s\n"
 		       "decode  %lld tokens: %.2f ± %.2f tok/s (%.2f GB/s of weights)\n",
-		       (long long)np, pm, psd, (long long)ng, tm, tsd, tm * (double)wb / 1e9);
+		       run_precision_desc(r.prec), qvl_kern.name, (long long)np, pm, psd,
+		       (long long)ng, tm, tsd, tm * (double)wb / 1e9);
 	if (!json)
 		printf("peak RSS %.1f MB, KV cache %.1f MB (%lld positions, %s)\n",
 		       (double)qvl_peak_rss() / 1e6,

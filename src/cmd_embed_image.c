@@ -15,6 +15,7 @@
 #include "pool.h"
 #include "preprocess.h"
 #include "progress.h"
+#include "run_common.h"
 #include "util.h"
 #include "vision.h"
 
@@ -23,7 +24,7 @@ static void ei_usage(FILE *f)
 	fprintf(f, "Usage: qvlctl embed-image --model MODEL (--image PATH | --pixels-from RAW "
 		   "--size WxH)\n"
 		   "                          [-o FILE] [--json] [--threads N] [--mmproj FILE]\n"
-		   "                          [--image-max-tokens N] [--quiet]\n\n"
+		   "                          [--image-max-tokens N] [--precision P] [--quiet]\n\n"
 		   "Preprocess one image as Hugging Face does (smart_resize, Pillow bicubic,\n"
 		   "normalise, patchify) and run the vision tower. Writes f32 rows, one per\n"
 		   "merged image token: the main merger output followed by each DeepStack\n"
@@ -42,6 +43,8 @@ static void ei_usage(FILE *f)
 		   "  --json             print the summary as one JSON object\n"
 		   "  --threads N        worker threads (default: one per physical core; more\n"
 		   "                     than the usable CPUs are clamped)\n"
+		   "  --precision P      matrix products: bf16 (default) or exact (f32, what\n"
+		   "                     the golden tests check)\n"
 		   "  --quiet            no progress line (shown only when stderr is a terminal)\n"
 		   "  --help             show this help\n");
 }
@@ -85,6 +88,7 @@ int cmd_embed_image(int argc, char **argv)
 		O_JSON,
 		O_THREADS,
 		O_IMAGE_MAX,
+		O_PRECISION,
 		O_QUIET,
 		O_HELP
 	};
@@ -97,6 +101,7 @@ int cmd_embed_image(int argc, char **argv)
 	    {"json", no_argument, NULL, O_JSON},
 	    {"threads", required_argument, NULL, O_THREADS},
 	    {"image-max-tokens", required_argument, NULL, O_IMAGE_MAX},
+	    {"precision", required_argument, NULL, O_PRECISION},
 	    {"quiet", no_argument, NULL, O_QUIET},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
@@ -106,6 +111,7 @@ int cmd_embed_image(int argc, char **argv)
 	int pw = 0, ph = 0, json = 0, c, rc = 0, status = 1;
 	int64_t threads = 0, max_tok = 0;
 	bool quiet = false;
+	struct qvl_vision_opts vo = {.precision = QVL_PREC_BF16};
 	struct qvl_err err = {{0}};
 	struct qvl_model *m = NULL;
 	struct qvl_pool *pool = NULL;
@@ -155,6 +161,9 @@ int cmd_embed_image(int argc, char **argv)
 		case O_IMAGE_MAX:
 			rc = cli_int(cmd, "--image-max-tokens", optarg, 1, 1 << 20, &max_tok);
 			break;
+		case O_PRECISION:
+			rc = cli_precision(cmd, optarg, &vo.precision);
+			break;
 		case O_QUIET:
 			quiet = true;
 			break;
@@ -185,7 +194,7 @@ int cmd_embed_image(int argc, char **argv)
 	    (rc = qvl_pp_params_from_model(&pp, m, &err)) ||
 	    (max_tok && (rc = qvl_pp_set_max_tokens(&pp, max_tok, &err))) ||
 	    (rc = qvl_pool_create(&pool, (int)threads, NULL, &err)) ||
-	    (rc = qvl_vision_create(&v, m, pool, NULL, &err)))
+	    (rc = qvl_vision_create(&v, m, pool, &vo, &err)))
 		goto out;
 	t0 = qvl_now();
 	if ((rc = ei_load(&im, image, pixels, pw, ph, &err)))
@@ -221,15 +230,16 @@ int cmd_embed_image(int argc, char **argv)
 	if (json)
 		printf("{\"input_wh\":[%d,%d],\"resized_wh\":[%d,%d],\"grid_thw\":[%d,%d,%d],"
 		       "\"n_tokens\":%zu,\"width\":%d,\"n_deepstack\":%d,\"decode_s\":%.6f,"
-		       "\"preprocess_s\":%.6f,\"tower_s\":%.6f}\n",
+		       "\"preprocess_s\":%.6f,\"tower_s\":%.6f,\"precision\":\"%s\"}\n",
 		       im.w, im.h, px.rw, px.rh, px.grid[0], px.grid[1], px.grid[2], ntok,
-		       H * (1 + K), K, t1 - t0, t2 - t1, t3 - t2);
+		       H * (1 + K), K, t1 - t0, t2 - t1, t3 - t2, qvl_precision_name(vo.precision));
 	else
 		printf("input %dx%d -> resized %dx%d, grid_thw %d %d %d, %zu tokens x %d "
 		       "(main + %d DeepStack)\n"
-		       "decode %.3f ms, preprocess %.3f ms, tower %.3f ms\n",
+		       "decode %.3f ms, preprocess %.3f ms, tower %.3f ms (precision %s)\n",
 		       im.w, im.h, px.rw, px.rh, px.grid[0], px.grid[1], px.grid[2], ntok,
-		       H * (1 + K), K, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3);
+		       H * (1 + K), K, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
+		       run_precision_desc(vo.precision));
 	status = 0;
 out:
 	if (rc)

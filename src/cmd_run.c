@@ -74,7 +74,10 @@ static void usage(FILE *f)
 	    "  --ctx N                 context positions, prompt + generated (default 4096,\n"
 	    "                          at most the model's max_position_embeddings)\n"
 	    "  --ctx-override          allow --ctx above max_position_embeddings\n"
-	    "  --kv-type T             KV cache type: bf16 (default), f16 or f32\n"
+	    "  --kv-type T             KV cache type: f16 (default), bf16 or f32\n"
+	    "  --precision P           matrix products: bf16 (default: activations rounded to\n"
+	    "                          bf16 where the CPU has AVX512-BF16, f32 accumulation)\n"
+	    "                          or exact (f32, what the golden tests check)\n"
 	    "  --json                  one JSON object on stdout with ids, text and timings\n"
 	    "  --quiet                 no progress line (shown only when stderr is a terminal)\n"
 	    "  --help                  show this help\n");
@@ -107,6 +110,7 @@ enum {
 	O_CTX,
 	O_CTX_OVERRIDE,
 	O_KV,
+	O_PRECISION,
 	O_JSON,
 	O_QUIET,
 	O_HELP,
@@ -139,6 +143,7 @@ static const struct option longopts[] = {
     {"ctx", required_argument, NULL, O_CTX},
     {"ctx-override", no_argument, NULL, O_CTX_OVERRIDE},
     {"kv-type", required_argument, NULL, O_KV},
+    {"precision", required_argument, NULL, O_PRECISION},
     {"json", no_argument, NULL, O_JSON},
     {"quiet", no_argument, NULL, O_QUIET},
     {"help", no_argument, NULL, O_HELP},
@@ -257,7 +262,10 @@ static int parse_one(int c, struct run_args *a, struct run_load *r, const struct
 		break;
 	case O_KV:
 		if (run_parse_kv(optarg, &r->kv) < 0)
-			return cli_usage(cmd, "bad --kv-type '%s': want bf16, f16 or f32", optarg);
+			return cli_usage(cmd, "bad --kv-type '%s': want f16, bf16 or f32", optarg);
+		break;
+	case O_PRECISION:
+		rc = cli_precision(cmd, optarg, &r->prec);
 		break;
 	case O_JSON:
 		a->json = true;
@@ -283,7 +291,7 @@ static int parse(int argc, char **argv, struct run_args *a, struct run_load *r)
 
 	a->max_tokens = 256;
 	a->ctx = RUN_DEFAULT_CTX;
-	r->kv = QVL_DT_BF16;
+	r->kv = QVL_DT_F16;
 	cli_init(&cl, cmd, argc, argv, "", longopts);
 	while ((c = cli_next(&cl)) != -1)
 		if ((rc = parse_one(c, a, r, &cl)))
@@ -563,11 +571,12 @@ static void print_json(const struct run_args *a, const struct run_load *r, bool 
 	}
 	printf("\"n_prompt\":%zu,\"n_gen\":%zu,\"stop\":\"%s\",\"seed\":%llu,"
 	       "\"load_s\":%.4f,\"prefill_s\":%.4f,\"prefill_tok_s\":%.2f,"
-	       "\"decode_s\":%.4f,\"decode_tok_s\":%.2f,\"ctx\":%lld,\"kv_bytes\":%llu,"
-	       "\"peak_rss\":%llu}\n",
+	       "\"decode_s\":%.4f,\"decode_tok_s\":%.2f,\"ctx\":%lld,\"kv_type\":\"%s\","
+	       "\"kv_bytes\":%llu,\"precision\":\"%s\",\"peak_rss\":%llu}\n",
 	       n_prompt, o->n, stop, (unsigned long long)a->seed, r->load_s, t_pre,
 	       (double)n_prompt / t_pre, t_dec, o->n > 1 ? (double)(o->n - 1) / t_dec : 0.0,
-	       (long long)a->ctx, (unsigned long long)run_kv_bytes(r->m, a->ctx, r->kv),
+	       (long long)a->ctx, qvl_dtype_name(r->kv),
+	       (unsigned long long)run_kv_bytes(r->m, a->ctx, r->kv), qvl_precision_name(r->prec),
 	       (unsigned long long)qvl_peak_rss());
 }
 
@@ -667,8 +676,8 @@ int cmd_run(int argc, char **argv)
 	if (rc < 0)
 		goto fail;
 	gen_times(g, &t_pre, &t_dec);
-	fprintf(stderr, "qvlctl run: prompt %zu tokens in %.3f s (%.1f tok/s)\n", c.n, t_pre,
-		(double)c.n / t_pre);
+	fprintf(stderr, "qvlctl run: prompt %zu tokens in %.3f s (%.1f tok/s, precision %s)\n", c.n,
+		t_pre, (double)c.n / t_pre, qvl_precision_name(r.prec));
 	for (;;) {
 		if ((rc = take(&o, &go, &a, &err)) < 0)
 			goto fail;

@@ -186,7 +186,8 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	e->eps = (float)tc->rms_norm_eps;
 	e->image_token_id = m->config.image_token_id;
 	e->n_deepstack_max = e->L < QVL_MAX_DEEPSTACK ? e->L : QVL_MAX_DEEPSTACK;
-	e->kv_dtype = opts ? opts->kv_dtype : QVL_DT_BF16;
+	e->kv_dtype = opts ? opts->kv_dtype : QVL_DT_F16;
+	e->prec = opts ? opts->precision : QVL_PREC_BF16;
 	if (e->kv_dtype != QVL_DT_F32 && e->kv_dtype != QVL_DT_F16 && e->kv_dtype != QVL_DT_BF16) {
 		rc = qvl_errf(err, -EINVAL, "KV cache type %s: use bf16, f16 or f32",
 			      qvl_dtype_name(e->kv_dtype));
@@ -203,6 +204,13 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 		}
 		e->k = qvl_kern;
 	}
+	if (e->prec != QVL_PREC_BF16 && e->prec != QVL_PREC_EXACT) {
+		rc = qvl_errf(err, -EINVAL, "precision %d: use QVL_PREC_BF16 or QVL_PREC_EXACT",
+			      (int)e->prec);
+		goto fail;
+	}
+	if (e->prec == QVL_PREC_BF16) /* see struct qvl_engine */
+		e->k.matmul = e->k.matmul_fast;
 
 	rc = mat_init(&e->embd, qvl_model_find(m, LM "embed_tokens.weight"), (size_t)e->V,
 		      (size_t)e->H, LM "embed_tokens.weight", err);
@@ -307,6 +315,11 @@ const struct qvl_model *qvl_engine_model(const struct qvl_engine *e)
 struct qvl_pool *qvl_engine_pool(struct qvl_engine *e)
 {
 	return e->pool;
+}
+
+enum qvl_precision qvl_engine_precision(const struct qvl_engine *e)
+{
+	return e->prec;
 }
 
 int qvl_engine_threads(const struct qvl_engine *e)

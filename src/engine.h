@@ -13,19 +13,21 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "kernels.h" /* enum qvl_precision */
 #include "model.h"
 
 struct qvl_pool;
 
-struct qvl_kernels;
-
 struct qvl_engine_opts {
 	int threads;			/* <= 0: one per physical core */
 	const char *cpus;		/* explicit CPU list, or NULL */
-	enum qvl_dtype kv_dtype;	/* QVL_DT_BF16 (default with opts == NULL), QVL_DT_F16 or
+	enum qvl_dtype kv_dtype;	/* QVL_DT_F16 (default with opts == NULL), QVL_DT_BF16 or
 					 * QVL_DT_F32 (= 0: what a zeroed struct asks for) */
 	const struct qvl_kernels *kern; /* kernel table to use; NULL: qvl_kern (tests pick
 					 * a SIMD level per engine this way) */
+	enum qvl_precision precision;	/* of the weight products: QVL_PREC_BF16 (= 0, and the
+					 * default with opts == NULL) or QVL_PREC_EXACT (what
+					 * the golden tests compare); docs/precision.md */
 };
 
 struct qvl_engine;
@@ -37,6 +39,9 @@ void qvl_engine_destroy(struct qvl_engine *e);
 const struct qvl_model *qvl_engine_model(const struct qvl_engine *e);
 struct qvl_pool *qvl_engine_pool(struct qvl_engine *e);
 int qvl_engine_threads(const struct qvl_engine *e);
+/* The precision the engine was created with (a vision tower sharing the
+ * engine's pool takes the same, see multimodal.c). */
+enum qvl_precision qvl_engine_precision(const struct qvl_engine *e);
 
 /* A sequence with room for n_ctx positions: its KV cache (per layer, K and V
  * as [nkv][n_ctx][hd] in the engine's kv_dtype) is reserved up front and

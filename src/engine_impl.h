@@ -31,10 +31,14 @@ struct eng_layer {
 
 struct qvl_engine {
 	const struct qvl_model *m;
-	struct qvl_kernels k; /* the table this engine calls (a copy) */
+	/* The table this engine calls (a copy). Under QVL_PREC_BF16 its matmul
+	 * is the table's matmul_fast: every k.matmul call of the forward pass
+	 * multiplies by a weight matrix, so the precision needs no test there. */
+	struct qvl_kernels k;
 	struct qvl_pool *pool;
 	int nth;
 	enum qvl_dtype kv_dtype;
+	enum qvl_precision prec;
 
 	int H, L, nh, nkv, hd, I, V;
 	int n_deepstack_max; /* layers that may receive DeepStack rows */

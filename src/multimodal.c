@@ -271,7 +271,9 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 	rc = qvl_mm_positions(out->ids, out->chunk.n, m->config.image_token_id,
 			      (const int(*)[2])merged, n_images, out->pos, &out->chunk.next_pos,
 			      err);
-	if (rc || (rc = qvl_vision_create(&v, m, pool, NULL, err)))
+	/* the tower multiplies at the engine's precision */
+	struct qvl_vision_opts vo = {.precision = qvl_engine_precision(e)};
+	if (rc || (rc = qvl_vision_create(&v, m, pool, &vo, err)))
 		goto out;
 	K = qvl_vision_n_deepstack(v);
 	H = qvl_vision_out_dim(v);

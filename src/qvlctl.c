@@ -68,7 +68,7 @@ int main(int argc, char **argv)
 
 		if (strcmp(argv[1], commands[i].name))
 			continue;
-		/* $QVL_SIMD / $QVL_MATMUL are checked once, for every command:
+		/* $QVL_SIMD is checked once, for every command:
 		 * a typo must not be ignored by the commands that never compute */
 		if (qvl_kernels_init(&err) < 0) {
 			fprintf(stderr, "qvlctl %s: %s\n", argv[1], err.msg);

@@ -23,6 +23,15 @@ int run_parse_kv(const char *s, enum qvl_dtype *out)
 	return 0;
 }
 
+const char *run_precision_desc(enum qvl_precision p)
+{
+	if (p == QVL_PREC_EXACT)
+		return "exact";
+	return qvl_kernels_bf16dot(&qvl_kern) ? "bf16 (vdpbf16ps for bf16 weights)"
+					      : "bf16 (= exact for bf16 weights: no AVX512-BF16 "
+						"at this SIMD level)";
+}
+
 #define ID_SEPS " \t,\n\r"
 
 /* One item of an id list, [p, p + len): an optional '-' then decimal
@@ -104,7 +113,8 @@ uint64_t run_kv_bytes(const struct qvl_model *m, int64_t n_ctx, enum qvl_dtype k
 
 int run_open(struct run_load *r)
 {
-	struct qvl_engine_opts o = {.threads = r->threads, .cpus = r->cpus, .kv_dtype = r->kv};
+	struct qvl_engine_opts o = {
+	    .threads = r->threads, .cpus = r->cpus, .kv_dtype = r->kv, .precision = r->prec};
 	struct qvl_err err = {{0}};
 	double t0 = qvl_now();
 	int rc;
@@ -121,9 +131,11 @@ int run_open(struct run_load *r)
 	}
 	r->load_s = qvl_now() - t0;
 	if (!r->quiet)
-		fprintf(stderr, "qvlctl %s: loaded %s (%s) in %.3f s, %d threads, kernels %s\n",
+		fprintf(stderr,
+			"qvlctl %s: loaded %s (%s) in %.3f s, %d threads, kernels %s, "
+			"precision %s\n",
 			r->cmd, r->model, qvl_format_name(r->m->format), r->load_s,
-			qvl_engine_threads(r->e), qvl_kern.name);
+			qvl_engine_threads(r->e), qvl_kern.name, run_precision_desc(r->prec));
 	return 0;
 }
 

@@ -16,6 +16,7 @@ struct run_load {
 	int threads;	    /* --threads (0: one per physical core) */
 	const char *cpus;   /* --cpus */
 	enum qvl_dtype kv;  /* --kv-type */
+	enum qvl_precision prec; /* --precision (0: bf16, the default) */
 	bool quiet;	    /* no progress on stderr */
 
 	struct qvl_model *m;
@@ -25,6 +26,10 @@ struct run_load {
 
 /* "bf16" | "f16" | "f32" -> dtype; -EINVAL otherwise. */
 int run_parse_kv(const char *s, enum qvl_dtype *out);
+/* What precision p means with the global kernels (qvl_kern), for the
+ * commands' reports: "exact", or bf16 and whether bf16 weights get the
+ * vdpbf16ps path at this SIMD level. */
+const char *run_precision_desc(enum qvl_precision p);
 /* Strict "ID ID ..." (spaces, tabs, commas or newlines between) into a
  * malloc'd array: each item whole, decimal, within int32, whatever its
  * length; -EINVAL with why naming the bad item. */

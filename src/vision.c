@@ -47,6 +47,11 @@ struct qvl_vision {
 	const struct qvl_model *m;
 	struct qvl_pool *pool;
 	const struct qvl_kernels *k;
+	/* weight products: k->matmul_fast under QVL_PREC_BF16, else k->matmul
+	 * (the attention products, activations by activations, use k->matmul) */
+	void (*wmm)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+		    enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+		    size_t k);
 	int Dv, Iv, nv, hv, depth, P, T, M, S, Do, K, patch_dim;
 	int ds_of_block[64]; /* DeepStack merger index after block j, or -1 */
 	float eps;
@@ -176,22 +181,29 @@ void qvl_vision_destroy(struct qvl_vision *v)
 }
 
 int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct qvl_pool *pool,
-		      const struct qvl_kernels *kern, struct qvl_err *err)
+		      const struct qvl_vision_opts *opts, struct qvl_err *err)
 {
+	const struct qvl_vision_opts none = {0};
 	const struct qvl_vision_config *c = &m->config.vision;
 	struct qvl_vision *v;
 	char name[128];
 	int rc;
 
 	*out = NULL;
+	if (!opts)
+		opts = &none;
 	if (!c->present)
 		return qvl_errf(err, -EINVAL, "%s: the model has no vision tower", m->path);
+	if (opts->precision != QVL_PREC_BF16 && opts->precision != QVL_PREC_EXACT)
+		return qvl_errf(err, -EINVAL, "vision: precision %d: use bf16 or exact",
+				(int)opts->precision);
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return qvl_errf(err, -ENOMEM, "vision: out of memory");
 	v->m = m;
 	v->pool = pool;
-	v->k = kern ? kern : &qvl_kern;
+	v->k = opts->kern ? opts->kern : &qvl_kern;
+	v->wmm = opts->precision == QVL_PREC_BF16 ? v->k->matmul_fast : v->k->matmul;
 	v->Dv = c->hidden_size;
 	v->Iv = c->intermediate_size;
 	v->nv = c->num_heads;
@@ -321,16 +333,15 @@ static void vis_task(void *arg, int ith, int nth)
 		if ((size_t)l->n >= (size_t)nth * 64) {
 			qvl_split((size_t)l->n, 16, ith, nth, &lo, &hi);
 			if (lo < hi)
-				k->matmul(j->y + lo, j->ldy, j->x, j->ldx,
-					  (const char *)l->w + lo * l->row_bytes, l->dt,
-					  (size_t)l->k, l->b ? l->b + lo : NULL, j->rows, hi - lo,
-					  (size_t)l->k);
+				v->wmm(j->y + lo, j->ldy, j->x, j->ldx,
+				       (const char *)l->w + lo * l->row_bytes, l->dt, (size_t)l->k,
+				       l->b ? l->b + lo : NULL, j->rows, hi - lo, (size_t)l->k);
 		} else {
 			qvl_split(j->rows, 1, ith, nth, &lo, &hi);
 			if (lo < hi)
-				k->matmul(j->y + lo * j->ldy, j->ldy, j->x + lo * j->ldx, j->ldx,
-					  l->w, l->dt, (size_t)l->k, l->b, hi - lo, (size_t)l->n,
-					  (size_t)l->k);
+				v->wmm(j->y + lo * j->ldy, j->ldy, j->x + lo * j->ldx, j->ldx, l->w,
+				       l->dt, (size_t)l->k, l->b, hi - lo, (size_t)l->n,
+				       (size_t)l->k);
 		}
 		return;
 	}

@@ -9,17 +9,25 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "kernels.h" /* enum qvl_precision */
 
 struct qvl_model;
 struct qvl_pool;
-struct qvl_kernels;
 struct qvl_pixels;
 
 struct qvl_vision;
 
-/* kern NULL: the global qvl_kern (qvl_kernels_init() must have run). */
+/* Creation options; a zeroed struct (or NULL) is the default. */
+struct qvl_vision_opts {
+	const struct qvl_kernels *kern; /* NULL: the global qvl_kern (qvl_kernels_init()
+					 * must have run) */
+	enum qvl_precision precision;	/* of the weight products (patch embedding, qkv,
+					 * projections, MLPs, mergers): QVL_PREC_BF16 (= 0)
+					 * or QVL_PREC_EXACT; attention stays f32 */
+};
+
 int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct qvl_pool *pool,
-		      const struct qvl_kernels *kern, struct qvl_err *err);
+		      const struct qvl_vision_opts *opts, struct qvl_err *err);
 void qvl_vision_destroy(struct qvl_vision *v);
 
 int qvl_vision_out_dim(const struct qvl_vision *v);	/* Do (= text hidden size) */

@@ -139,11 +139,11 @@ done
 # run --help / bench --help: one line per option
 for o in model mmproj prompt prompt-file system tokens raw image image-max-tokens max-tokens \
 	ignore-eos greedy temperature top-k top-p min-p repeat-penalty presence-penalty seed \
-	print-ids dump-logits threads cpus ctx ctx-override kv-type json quiet help; do
+	print-ids dump-logits threads cpus ctx ctx-override kv-type precision json quiet help; do
 	"$QVLCTL" run --help | grep -q "^  --$o "
 	res $? "run --help describes --$o on its own line"
 done
-for o in model prompt-tokens gen-tokens reps threads cpus kv-type seed json quiet help; do
+for o in model prompt-tokens gen-tokens reps threads cpus kv-type precision seed json quiet help; do
 	"$QVLCTL" bench --help | grep -q "^  --$o "
 	res $? "bench --help describes --$o on its own line"
 done

@@ -27,7 +27,8 @@ int main(void)
 	struct qvl_err err = {{0}};
 	struct qvl_model *m;
 	struct qvl_engine *e;
-	struct qvl_engine_opts o = {.threads = 2, .kv_dtype = QVL_DT_F32};
+	struct qvl_engine_opts o = {
+	    .threads = 2, .kv_dtype = QVL_DT_F32, .precision = QVL_PREC_EXACT};
 	struct gcase *cases, *g[5];
 	size_t ncases;
 	float *want[5], *lg[5];

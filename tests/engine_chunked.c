@@ -34,7 +34,8 @@ int main(void)
 	struct qvl_err err = {{0}};
 	struct qvl_model *m;
 	struct qvl_engine *e;
-	struct qvl_engine_opts o = {.threads = 2, .kv_dtype = QVL_DT_F32};
+	struct qvl_engine_opts o = {
+	    .threads = 2, .kv_dtype = QVL_DT_F32, .precision = QVL_PREC_EXACT};
 	static int32_t ids[N];
 	static size_t whole[] = {N}, three[] = {1000, 1000, 2096}, by512[8], odd[] = {1, 4095};
 	uint64_t x = 20251122;

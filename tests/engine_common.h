@@ -180,6 +180,53 @@ static inline bool top10_ok(const float *logits, size_t V, const struct gcase *g
 	return true;
 }
 
+/* An engine on k (NULL: qvl_kern) with diag() of why not; NULL then. */
+static inline struct qvl_engine *test_engine(const struct qvl_model *m, const struct qvl_kernels *k,
+					     int threads, enum qvl_dtype kv, enum qvl_precision p)
+{
+	struct qvl_engine_opts o = {.threads = threads, .kv_dtype = kv, .kern = k, .precision = p};
+	struct qvl_err err = {{0}};
+	struct qvl_engine *e;
+
+	if (qvl_engine_create(&e, m, &o, &err) < 0) {
+		diag("engine: %s", err.msg);
+		return NULL;
+	}
+	return e;
+}
+
+/* The golden text cases ($QVL_TESTDATA/golden/text/cases.json) and their
+ * last-position logits (in gdir = $QVL_SHARED/golden/text), or skip_all()
+ * naming what is missing. */
+static inline float **golden_text_load(struct gcase **cases, size_t *n, char *gdir, size_t cap)
+{
+	char path[4096];
+	float **glog;
+
+	snprintf(gdir, cap, "%s/golden/text", test_env("QVL_SHARED", "../shared"));
+	snprintf(path, sizeof(path), "%s/golden/text/cases.json",
+		 test_env("QVL_TESTDATA", "tests/data"));
+	if (load_cases(path, cases, n) < 0)
+		skip_all("cannot read %s", path);
+	glog = calloc(*n, sizeof(*glog));
+	if (!glog)
+		skip_all("out of memory");
+	for (size_t i = 0; i < *n; i++)
+		if (!(glog[i] = read_f32(gdir, (*cases)[i].logits_file, 151936)))
+			skip_all("golden logits %s/%s not readable", gdir, (*cases)[i].logits_file);
+	return glog;
+}
+
+static inline void golden_text_free(struct gcase *cases, size_t n, float **glog)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(cases[i].ids);
+		free(glog[i]);
+	}
+	free(glog);
+	free(cases);
+}
+
 /* Prefill ids, return the last logits in out[V]; then greedy-decode ng tokens
  * into gen (gen[0] = argmax of the prompt logits). */
 static inline int run_case(struct qvl_engine *e, const int32_t *ids, size_t n, float *out,

@@ -44,15 +44,8 @@ static void check_case(struct qvl_engine *e, const struct gcase *g, const float 
 static struct qvl_engine *mk_engine(const struct qvl_model *m, const struct qvl_kernels *k,
 				    int threads, enum qvl_dtype kv)
 {
-	struct qvl_engine_opts o = {.threads = threads, .kv_dtype = kv, .kern = k};
-	struct qvl_err err = {{0}};
-	struct qvl_engine *e;
-
-	if (qvl_engine_create(&e, m, &o, &err) < 0) {
-		diag("engine: %s", err.msg);
-		return NULL;
-	}
-	return e;
+	/* the golden numbers are f32 arithmetic */
+	return test_engine(m, k, threads, kv, QVL_PREC_EXACT);
 }
 
 static void all_positions(struct qvl_engine *e, const struct gcase *g, const char *tag)
@@ -177,22 +170,10 @@ int main(void)
 	struct gcase *cases;
 	size_t ncases;
 
-	snprintf(gdir, sizeof(gdir), "%s/golden/text", shared);
-	golden_dir = gdir;
-	snprintf(path, sizeof(path), "%s/golden/text/cases.json",
-		 test_env("QVL_TESTDATA", "tests/data"));
 	if (!model)
 		skip_all("no tiny model ($QVL_TINY or $QVL_SHARED/models/qvl-tiny)");
-	if (load_cases(path, &cases, &ncases) < 0)
-		skip_all("cannot read %s", path);
-	glog = calloc(ncases, sizeof(*glog));
-	if (!glog)
-		skip_all("out of memory");
-	for (size_t i = 0; i < ncases; i++) {
-		glog[i] = read_f32(gdir, cases[i].logits_file, 151936);
-		if (!glog[i])
-			skip_all("golden logits %s/%s not readable", gdir, cases[i].logits_file);
-	}
+	glog = golden_text_load(&cases, &ncases, gdir, sizeof(gdir));
+	golden_dir = gdir;
 	if (qvl_model_open(&m, model, NULL, &err) < 0) {
 		ok(0, "open %s: %s", model, err.msg);
 		return done_testing();
@@ -292,12 +273,7 @@ int main(void)
 	quant_cases(shared, logits);
 
 	free(logits);
-	for (size_t i = 0; i < ncases; i++) {
-		free(cases[i].ids);
-		free(glog[i]);
-	}
-	free(glog);
-	free(cases);
+	golden_text_free(cases, ncases, glog);
 	qvl_model_close(m);
 	return done_testing();
 }

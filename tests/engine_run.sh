@@ -42,6 +42,9 @@ check "no prompt" 2 "exactly one of" -- run --model "$MODEL"
 check "both prompt and tokens" 2 "exactly one of" -- run --model "$MODEL" --tokens 1 --prompt x
 check "bad kv type" 2 "kv-type" -- run --model "$MODEL" --tokens 1 --kv-type q8
 check "bad top-p" 2 "top-p" -- run --model "$MODEL" --tokens 1 --top-p 1.5
+check "bad precision" 2 "bad --precision 'fast': want bf16 or exact" -- \
+	run --model "$MODEL" --tokens 1 --precision fast
+check "bench bad precision" 2 "bad --precision 'f32'" -- bench --model "$MODEL" --precision f32
 check "unknown option" 2 "unknown" -- run --model "$MODEL" --tokens 1 --frobnicate
 check "bench without model" 2 "need --model" -- bench --prompt-tokens 4
 check "bench bad reps" 2 "reps" -- bench --model "$MODEL" --reps 0
@@ -71,7 +74,8 @@ pool_threads() {
 pinned_run() {
 	list=$(echo "$*" | tr ' ' ',')
 	got=$(QVL_POOL_VERBOSE=1 "$QVLCTL" run --model "$MODEL" --tokens "$prompt" --greedy \
-		--ignore-eos --max-tokens 16 --print-ids --kv-type f32 --cpus "$list" 2>"$TMP/err")
+		--ignore-eos --max-tokens 16 --print-ids --kv-type f32 --precision exact \
+		--cpus "$list" 2>"$TMP/err")
 	n=$((n + 1))
 	bad=
 	[ "$(pool_threads)" = $# ] || bad=" threads: '$(pool_threads)'"
@@ -102,11 +106,11 @@ print(" ".join(map(str, c["ids"]))); print(" ".join(map(str, c["greedy"]["ids"])
 	prompt=$(echo "$ids" | sed -n 1p)
 	want=$(echo "$ids" | sed -n 2p)
 	got=$(QVL_POOL_VERBOSE=1 "$QVLCTL" run --model "$MODEL" --tokens "$prompt" --greedy \
-		--ignore-eos --max-tokens 16 --print-ids --kv-type f32 --dump-logits "$TMP/l.f32" \
-		2>"$TMP/err")
+		--ignore-eos --max-tokens 16 --print-ids --kv-type f32 --precision exact \
+		--dump-logits "$TMP/l.f32" 2>"$TMP/err")
 	n=$((n + 1))
-	if [ "$got" = "$want" ]; then
-		echo "ok $n - run t0007: 16 greedy ids equal the golden"
+	if [ "$got" = "$want" ] && grep -q "precision exact" "$TMP/err"; then
+		echo "ok $n - run t0007: 16 greedy ids equal the golden, stderr names precision exact"
 	else
 		echo "not ok $n - run t0007: got '$got', golden '$want'"
 		fail=1
@@ -175,7 +179,7 @@ g = x[0]["hfpre"]["greedy"]; k = 0
 while k < 16 and g["top1_top2_margin"][k] >= 0.1: k += 1
 print(" ".join(map(str, g["ids"][:k])))' "$VG/cases.json" "$img" 2>/dev/null)
 	got=$("$QVLCTL" run --model "$MODEL" --image "$VG/$img.png" --prompt "Describe." --greedy \
-		--ignore-eos --max-tokens 16 --print-ids --kv-type f32 2>"$TMP/err")
+		--ignore-eos --max-tokens 16 --print-ids --kv-type f32 --precision exact 2>"$TMP/err")
 	st=$?
 	if [ $st = 0 ] && [ -n "$want" ] && case "$got " in "$want "*) true ;; *) false ;; esac; then
 		echo "ok $n - run --image $img: greedy equals the golden up to its first small margin"
@@ -192,10 +196,22 @@ done
 st=$?
 n=$((n + 1))
 if [ $st = 0 ] && grep -q '"prefill_tok_s":[0-9]' "$TMP/b.json" &&
-	grep -q '"decode_tok_s":[0-9]' "$TMP/b.json" && grep -q '"decode_tok_s_sd"' "$TMP/b.json"; then
-	echo "ok $n - bench --json reports prefill_tok_s and decode_tok_s"
+	grep -q '"decode_tok_s":[0-9]' "$TMP/b.json" && grep -q '"decode_tok_s_sd"' "$TMP/b.json" &&
+	grep -q '"precision":"bf16","bf16dot":\(true\|false\),"kv_type":"F16"' "$TMP/b.json"; then
+	echo "ok $n - bench --json reports prefill_tok_s, decode_tok_s, the default precision bf16 and KV f16"
 else
 	echo "not ok $n - bench --json (exit $st)"
+	sed 's/^/# /' "$TMP/b.json" "$TMP/err" | head -5
+	fail=1
+fi
+"$QVLCTL" bench --model "$MODEL" --prompt-tokens 8 --gen-tokens 2 --reps 1 --json \
+	--precision exact --kv-type bf16 >"$TMP/b.json" 2>"$TMP/err"
+st=$?
+n=$((n + 1))
+if [ $st = 0 ] && grep -q '"precision":"exact","bf16dot":false,"kv_type":"BF16"' "$TMP/b.json"; then
+	echo "ok $n - bench --precision exact --kv-type bf16: both reported in --json"
+else
+	echo "not ok $n - bench --precision exact --kv-type bf16 (exit $st)"
 	sed 's/^/# /' "$TMP/b.json" "$TMP/err" | head -5
 	fail=1
 fi

@@ -3,7 +3,7 @@
 # stop startup with exit 1; flags override the file; --dump-config prints
 # every key of the options table, and qvl.conf(5) documents each of them.
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
-echo "1..15"
+echo "1..18"
 C=$TMP/qvl.conf
 
 printf '[qvld]\nctx = 1024\nthreads = many\n' >"$C"
@@ -43,6 +43,19 @@ res $? "the flag wins over the file, the file over the defaults"
 st=$?
 grep -q -- "--ctx: ctx: '0' is not an integer in 1..16777216" "$TMP/err"
 res $(( $? + (st != 2) )) "bad flag value: exit 2 naming the flag"
+
+# precision and kv_type: their defaults, and only their listed values
+"$QVLD" --dump-config >"$TMP/out" 2>"$TMP/err"
+grep -q "^precision = bf16$" "$TMP/out" && grep -q "^kv_type = f16$" "$TMP/out"
+res $? "defaults: precision = bf16, kv_type = f16"
+printf '[qvld]\nprecision = exact\nkv_type = bf16\n' >"$C"
+"$QVLD" --config "$C" --dump-config >"$TMP/out" 2>"$TMP/err"
+grep -q "^precision = exact$" "$TMP/out" && grep -q "^kv_type = bf16$" "$TMP/out"
+res $? "precision = exact and kv_type = bf16 read from qvl.conf"
+"$QVLD" --precision fast --dump-config >"$TMP/out" 2>"$TMP/err"
+st=$?
+grep -q -- "--precision: precision: 'fast' is not one of: bf16 exact" "$TMP/err"
+res $(( $? + (st != 2) )) "--precision fast: exit 2, the allowed values named"
 
 printf '[qvld]\nallow_uids = root,nosuchuser_qvl\n' >"$C"
 "$QVLD" --config "$C" --dump-config >"$TMP/out" 2>"$TMP/err"

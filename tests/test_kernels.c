@@ -425,26 +425,26 @@ static void test_dispatch(void)
 	unsetenv("QVL_SIMD");
 	ok(qvl_kernels_init(&err) == 0 && qvl_kern.level == best, "default level is %s",
 	   qvl_simd_name(best));
-#ifdef HAVE_AVX512BF16_KERNELS
+	/* QVL_MATMUL is gone (--precision replaced it): setting it changes nothing */
 	setenv("QVL_MATMUL", "bf16dot", 1);
-	rc = qvl_kernels_init(&err);
-	if (qvl_cpu_has_avx512bf16())
-		ok(rc == 0 && qvl_kern.matmul == qvl_matmul_bf16dot_avx512,
-		   "QVL_MATMUL=bf16dot selects the bf16 dot-product matmul");
-	else
-		ok(rc == -EINVAL, "QVL_MATMUL=bf16dot without AVX512-BF16 rejected: %s", err.msg);
+	ok(qvl_kernels_init(&err) == 0 && qvl_kern.matmul != qvl_kern.matmul_fast,
+	   "the global table's matmul is the exact one, whatever the environment");
 	unsetenv("QVL_MATMUL");
-	ok(qvl_kernels_init(&err) == 0 && qvl_kern.matmul != qvl_matmul_bf16dot_avx512,
-	   "exact matmul is the default");
-#endif
-	setenv("QVL_MATMUL", "fast", 1);
-	rc = qvl_kernels_init(&err);
-	ok(rc == -EINVAL && strstr(err.msg, "fast"), "QVL_MATMUL=fast rejected: %s", err.msg);
-	unsetenv("QVL_MATMUL");
+	enum qvl_precision p = QVL_PREC_EXACT;
+	ok(qvl_precision_parse("bf16", &p) == 0 && p == QVL_PREC_BF16 &&
+	       qvl_precision_parse("exact", &p) == 0 && p == QVL_PREC_EXACT &&
+	       qvl_precision_parse("fast", &p) == -EINVAL && p == QVL_PREC_EXACT &&
+	       !strcmp(qvl_precision_name(QVL_PREC_BF16), "bf16") &&
+	       !strcmp(qvl_precision_name(QVL_PREC_EXACT), "exact"),
+	   "precision names parse and print both ways; others rejected");
+	ok(qvl_kernels_bf16dot(&qvl_kern) ==
+	       (qvl_kern.level == QVL_SIMD_AVX512 && qvl_cpu_has_avx512bf16()),
+	   "bf16 dot products where the avx512 level has AVX512-BF16 (%s here)",
+	   qvl_kernels_bf16dot(&qvl_kern) ? "yes" : "no");
 	qvl_kernels_init(&err);
 }
 
-/* The opt-in bf16 dot-product matmul rounds X to bf16: error within
+/* The bf16 dot-product matmul (--precision bf16) rounds X to bf16: error within
  * 2^-8 of sum |x w| (one rounding of each x, f32 accumulation). */
 static void test_bf16dot(void)
 {
@@ -482,7 +482,7 @@ static void test_bf16dot(void)
 			}
 		free(X), free(Y), free(Y0), free(bias), free(W);
 	}
-	ok(!bad, "bf16dot matmul (opt-in) within bf16 rounding of the exact result");
+	ok(!bad, "bf16dot matmul (--precision bf16) within bf16 rounding of the exact result");
 #else
 	skip(1, "AVX512-BF16 kernels not built");
 #endif

@@ -42,7 +42,7 @@ else
 	n=$((n + 1)); echo "ok $n # SKIP no $RGB"
 fi
 "$QVLCTL" run --model "$MODEL" --image "$G/grad_64x64.png" --prompt "Describe." --max-tokens 2 \
-	--greedy --ignore-eos --print-ids --kv-type f32 >"$TMP/out" 2>"$TMP/err"
+	--greedy --ignore-eos --print-ids --kv-type f32 --precision exact >"$TMP/out" 2>"$TMP/err"
 grep -q "^111105 105676" "$TMP/out"
 res $? "run --image: greedy ids 111105 105676 (golden)"
 "$QVLCTL" run --model "$MODEL" --image "$G/grad_64x64.png" --raw --prompt "no placeholder" \

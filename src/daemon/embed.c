@@ -63,11 +63,13 @@ int job_embed(struct job *j, const struct job_env *env)
 	float *wide = NULL;
 	size_t ntok = 0;
 	double t0 = qvl_now();
+	/* the tower multiplies at the engine's precision (qvld's --precision) */
+	const struct qvl_vision_opts vo = {.precision = qvl_engine_precision(env->e)};
 	int rc;
 
 	if ((rc = load_image(req, &im, &err)) == 0 &&
 	    (rc = qvl_pp_params_from_model(&pp, m, &err)) == 0 &&
-	    (rc = qvl_vision_create(&v, m, qvl_engine_pool(env->e), NULL, &err)) == 0 &&
+	    (rc = qvl_vision_create(&v, m, qvl_engine_pool(env->e), &vo, &err)) == 0 &&
 	    (rc = qvl_preprocess(&im, &pp, qvl_engine_pool(env->e), &px, NULL, &err)) == 0)
 		rc = qvl_mm_encode_wide(v, &px, &wide, &ntok, &err);
 	if (rc == 0) {

@@ -15,7 +15,10 @@
 #include "daemon/options.h"
 #include "util.h"
 
-enum opt_type { T_STR, T_INT, T_BOOL, T_MODE, T_UIDS, T_GIDS, T_KV };
+enum opt_type { T_STR, T_INT, T_BOOL, T_MODE, T_UIDS, T_GIDS, T_KV, T_PREC };
+
+/* The words a string of a choice type may be, space separated. */
+static const char *const choice_words[] = {[T_KV] = "f16 bf16 f32", [T_PREC] = "bf16 exact"};
 
 struct opt {
 	const char *name;
@@ -43,7 +46,9 @@ static const struct opt table[] = {
      "stay in the foreground (systemd Type=notify)"},
     {"threads", T_INT, O(threads), 0, 4096, "0", "compute threads (0: one per physical core)"},
     {"cpus", T_STR, O(cpus), 0, 0, NULL, "explicit CPU list for the compute threads"},
-    {"kv_type", T_KV, O(kv_type), 0, 0, "bf16", "KV cache type: bf16, f16 or f32"},
+    {"kv_type", T_KV, O(kv_type), 0, 0, "f16", "KV cache type: f16, bf16 or f32"},
+    {"precision", T_PREC, O(precision), 0, 0, "bf16",
+     "matrix products: bf16 (bf16 activations where the CPU has AVX512-BF16) or exact"},
     {"ctx", T_INT, O(ctx), 1, 1 << 24, "4096", "context positions per sequence"},
     {"max_seqs", T_INT, O(max_seqs), 1, 4096, "4", "sequences in progress at once"},
     {"max_clients", T_INT, O(max_clients), 1, 65536, "256", "connected clients at once"},
@@ -118,6 +123,17 @@ static int set_ids(struct qvld_opts *o, const struct opt *t, const char *v, cons
 	return 0;
 }
 
+/* v is one of the space-separated words of choices */
+static bool is_choice(const char *choices, const char *v)
+{
+	size_t n = strlen(v);
+
+	for (const char *p = choices; *p; p += strcspn(p, " "), p += *p == ' ')
+		if (n && !strncmp(p, v, n) && (p[n] == ' ' || !p[n]))
+			return true;
+	return false;
+}
+
 static int set_one(struct qvld_opts *o, const struct opt *t, const char *v, const char *where,
 		   struct qvl_err *err)
 {
@@ -126,9 +142,10 @@ static int set_one(struct qvld_opts *o, const struct opt *t, const char *v, cons
 
 	switch (t->type) {
 	case T_KV:
-		if (strcmp(v, "bf16") && strcmp(v, "f16") && strcmp(v, "f32"))
-			return qvl_errf(err, -EINVAL, "%s: %s: '%s' is not bf16, f16 or f32", where,
-					t->name, v);
+	case T_PREC:
+		if (!is_choice(choice_words[t->type], v))
+			return qvl_errf(err, -EINVAL, "%s: %s: '%s' is not one of: %s", where,
+					t->name, v, choice_words[t->type]);
 		/* fall through */
 	case T_STR: {
 		char *s = strdup(v);
@@ -217,7 +234,7 @@ int qvld_opts_defaults(struct qvld_opts *o)
 void qvld_opts_free(struct qvld_opts *o)
 {
 	for (size_t i = 0; i < N_OPTS; i++)
-		if (table[i].type == T_STR || table[i].type == T_KV)
+		if (table[i].type == T_STR || table[i].type == T_KV || table[i].type == T_PREC)
 			free(*(char **)((char *)o + table[i].off));
 	free(o->config);
 	memset(o, 0, sizeof(*o));
@@ -299,7 +316,8 @@ void qvld_opts_dump(const struct qvld_opts *o, FILE *f)
 		fprintf(f, "%s = ", t->name);
 		switch (t->type) {
 		case T_STR:
-		case T_KV: {
+		case T_KV:
+		case T_PREC: {
 			const char *s = *(char *const *)base;
 			fprintf(f, "%s", s ? s : "");
 			break;

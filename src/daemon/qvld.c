@@ -61,6 +61,7 @@ static const struct option longopts[] = {
     {"ctx", required_argument, NULL, 0},
     {"max-seqs", required_argument, NULL, 0},
     {"kv-type", required_argument, NULL, 0},
+    {"precision", required_argument, NULL, 0},
     {"pidfile", required_argument, NULL, 0},
     {"log-file", required_argument, NULL, 0},
     {"log-level", required_argument, NULL, 0},
@@ -78,8 +79,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: qvld [--model MODEL] [--mmproj FILE] [--socket PATH] [--config FILE]\n"
 		"            [--threads N] [--cpus LIST] [--ctx N] [--max-seqs N] [--kv-type T]\n"
-		"            [--pidfile FILE] [--log-file FILE] [--log-level N] [--cache-dir DIR]\n"
-		"            [--foreground] [--demo] [--dump-config]\n\n"
+		"            [--precision P] [--pidfile FILE] [--log-file FILE] [--log-level N]\n"
+		"            [--cache-dir DIR] [--foreground] [--demo] [--dump-config]\n\n"
 		"Settings come from qvl.conf (default %s/qvl/qvl.conf when it exists);\n"
 		"flags win. qvl.conf keys:\n",
 		QVLD_SYSCONFDIR);
@@ -240,7 +241,9 @@ static int start(struct daemon *d, struct qvl_err *err)
 		return -ENOMEM;
 	}
 	qvld_notify("STATUS=loading the model");
+	/* both checked against their choices when set (options.c) */
 	run_parse_kv(d->o.kv_type, &eo.kv_dtype);
+	qvl_precision_parse(d->o.precision, &eo.precision);
 	double t0 = qvl_now();
 	if ((rc = qvl_kernels_init(err)) < 0 ||
 	    (rc = qvl_model_open(&d->m, d->model_path, d->o.mmproj, err)) < 0 ||
@@ -255,8 +258,9 @@ static int start(struct daemon *d, struct qvl_err *err)
 	rc = self_check(d, err);
 	if (rc < 0)
 		return qvl_err_prefix(err, rc, "self-check");
-	log_info("loaded %s (%s) in %.3f s, kernels %s", d->model_path,
-		 qvl_format_name(d->m->format), qvl_now() - t0, qvl_kern.name);
+	log_info("loaded %s (%s) in %.3f s, kernels %s, precision %s, KV cache %s", d->model_path,
+		 qvl_format_name(d->m->format), qvl_now() - t0, qvl_kern.name,
+		 run_precision_desc(eo.precision), qvl_dtype_name(eo.kv_dtype));
 
 	char pool[1024], placement[1500];
 	qvld_place((int)d->o.threads, d->o.cpus, &d->pl);
