@@ -54,6 +54,14 @@ void *qvl_qact_scratch(size_t bytes)
 
 /* ---- scalar ------------------------------------------------------------- */
 
+/* The 32-block scale rounded to f16 as llama.cpp's Q8_0/Q8_1 activation
+ * blocks store it (the quants still use the unrounded 127 / amax): the
+ * products then match llama.cpp's on the same file more closely. */
+static float qa_scale(float d)
+{
+	return qvl_f16_to_f32(qvl_f32_to_f16(d));
+}
+
 /* round(v) to nearest even as cvtps2dq does; out of range and NaN give
  * -128 as the SIMD pack of 0x80000000 does (only for non-finite input) */
 static int8_t q_round(float v)
@@ -92,6 +100,7 @@ void qvl_qact_row_ref(void *dst, enum qvl_dtype t, const float *x, size_t k)
 		for (size_t i = 0; i < k / QVL_QA_BLK; i++, b++, x += QVL_QA_BLK) {
 			int32_t s = 0;
 			quant_block_ref(b->q, &b->d, x, QVL_QA_BLK);
+			b->d = qa_scale(b->d);
 			for (int j = 0; j < QVL_QA_BLK; j++)
 				s += b->q[j];
 			b->s = s;
@@ -160,7 +169,7 @@ T256 void qvl_qact_row_avx2(void *dst, enum qvl_dtype t, const float *x, size_t 
 						  _mm256_extracti128_si256(p, 1));
 			s = _mm_hadd_epi32(s, s);
 			s = _mm_hadd_epi32(s, s);
-			b->d = a / 127.0f;
+			b->d = qa_scale(a / 127.0f);
 			_mm256_storeu_si256((__m256i *)b->q, q);
 			b->s = _mm_cvtsi128_si32(s);
 		}

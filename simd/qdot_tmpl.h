@@ -152,7 +152,9 @@ QD_INL void qd_tile32(enum qvl_dtype t, const int RW, const int RX, const uint8_
 	__m256 acc[4][4];
 	float macc[4][4];
 
+#pragma GCC unroll 4
 	for (int r = 0; r < RW; r++)
+#pragma GCC unroll 4
 		for (int q = 0; q < RX; q++) {
 			acc[r][q] = _mm256_setzero_ps();
 			macc[r][q] = 0.0f;
@@ -160,14 +162,17 @@ QD_INL void qd_tile32(enum qvl_dtype t, const int RW, const int RX, const uint8_
 	for (size_t i = 0; i < nb; i++) {
 		struct qd_w32 u[4];
 
+#pragma GCC unroll 4
 		for (int r = 0; r < RW; r++) {
 			const uint8_t *b = w + r * wrow + i * bb;
 			_mm_prefetch((const char *)b + 512, _MM_HINT_T0);
 			qd_unpack32(&u[r], t, b);
 		}
+#pragma GCC unroll 4
 		for (int q = 0; q < RX; q++) {
 			const struct qvl_q8a *xb = x + q * xrow + i;
 			__m256i xv = _mm256_loadu_si256((const __m256i *)xb->q);
+#pragma GCC unroll 4
 			for (int r = 0; r < RW; r++) {
 				__m256i init = _mm256_set1_epi32(-u[r].off_lane * xb->s), p;
 #if QD_VNNI
@@ -184,7 +189,9 @@ QD_INL void qd_tile32(enum qvl_dtype t, const int RW, const int RX, const uint8_
 			}
 		}
 	}
+#pragma GCC unroll 4
 	for (int q = 0; q < RX; q++)
+#pragma GCC unroll 4
 		for (int r = 0; r < RW; r++)
 			y[q * ldy + r] = qd_hsum(acc[r][q]) + macc[r][q];
 }
@@ -313,24 +320,29 @@ QD_INL void qd_tilek(enum qvl_dtype t, const int RW, const int RX, const uint8_t
 	const bool has_off = t == QVL_DT_Q6_K || t == QVL_DT_Q3_K;
 	__m256 acc[4][4], macc[4][4];
 
+#pragma GCC unroll 4
 	for (int r = 0; r < RW; r++)
+#pragma GCC unroll 4
 		for (int q = 0; q < RX; q++)
 			acc[r][q] = macc[r][q] = _mm256_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
 		struct qd_wk wk[4];
 		__m256i is[4][4];
 
+#pragma GCC unroll 4
 		for (int r = 0; r < RW; r++) {
 			const uint8_t *b = w + r * wrow + i * bb;
 			_mm_prefetch((const char *)b + 4 * bb, _MM_HINT_T0);
 			_mm_prefetch((const char *)b + 4 * bb + 64, _MM_HINT_T0);
 			_mm_prefetch((const char *)b + 4 * bb + 128, _MM_HINT_T0);
 			qd_prepk(&wk[r], t, b);
+#pragma GCC unroll 4
 			for (int q = 0; q < RX; q++)
 				is[r][q] = _mm256_setzero_si256();
 		}
 #pragma GCC unroll 8
 		for (int c = 0; c < 8; c++) {
+#pragma GCC unroll 4
 			for (int r = 0; r < RW; r++) {
 				__m256i u = qd_chunkk(t, wk[r].b, c);
 				__m256i sc = _mm256_set_m128i(_mm_set1_epi16(wk[r].sc[2 * c + 1]),
@@ -338,6 +350,7 @@ QD_INL void qd_tilek(enum qvl_dtype t, const int RW, const int RX, const uint8_t
 				__m256i au = u;
 				if (t == QVL_DT_IQ4_XS)
 					au = _mm256_abs_epi8(u);
+#pragma GCC unroll 4
 				for (int q = 0; q < RX; q++) {
 					__m256i xv = _mm256_loadu_si256(
 					    (const __m256i *)((x + q * xrow + i)->q + 32 * c));
@@ -348,9 +361,11 @@ QD_INL void qd_tilek(enum qvl_dtype t, const int RW, const int RX, const uint8_t
 				}
 			}
 		}
+#pragma GCC unroll 4
 		for (int q = 0; q < RX; q++) {
 			const struct qvl_q8k *xb = x + q * xrow + i;
 			__m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsum);
+#pragma GCC unroll 4
 			for (int r = 0; r < RW; r++) {
 				__m256i p = is[r][q];
 				if (has_off)
@@ -365,7 +380,9 @@ QD_INL void qd_tilek(enum qvl_dtype t, const int RW, const int RX, const uint8_t
 			}
 		}
 	}
+#pragma GCC unroll 4
 	for (int q = 0; q < RX; q++)
+#pragma GCC unroll 4
 		for (int r = 0; r < RW; r++)
 			y[q * ldy + r] = qd_hsum(_mm256_sub_ps(acc[r][q], macc[r][q]));
 }
