@@ -183,12 +183,18 @@ static const struct {
 	quant_deq_fn deq;
 	quant_enc_fn enc;
 } codecs[QVL_DT_COUNT] = {
-    [QVL_DT_Q8_0] = {deq_q8_0, enc_q8_0},	[QVL_DT_Q4_0] = {deq_q4_0, enc_q4_0},
-    [QVL_DT_Q4_1] = {deq_q4_1, enc_q4_1},	[QVL_DT_Q5_0] = {deq_q5_0, enc_q5_0},
-    [QVL_DT_Q5_1] = {deq_q5_1, enc_q5_1},	[QVL_DT_Q2_K] = {quant_deq_q2_k, NULL},
-    [QVL_DT_Q3_K] = {quant_deq_q3_k, NULL},	[QVL_DT_Q4_K] = {quant_deq_q4_k, NULL},
-    [QVL_DT_Q5_K] = {quant_deq_q5_k, NULL},	[QVL_DT_Q6_K] = {quant_deq_q6_k, NULL},
-    [QVL_DT_IQ4_NL] = {quant_deq_iq4_nl, NULL}, [QVL_DT_IQ4_XS] = {quant_deq_iq4_xs, NULL},
+    [QVL_DT_Q8_0] = {deq_q8_0, enc_q8_0},
+    [QVL_DT_Q4_0] = {deq_q4_0, enc_q4_0},
+    [QVL_DT_Q4_1] = {deq_q4_1, enc_q4_1},
+    [QVL_DT_Q5_0] = {deq_q5_0, enc_q5_0},
+    [QVL_DT_Q5_1] = {deq_q5_1, enc_q5_1},
+    [QVL_DT_Q2_K] = {quant_deq_q2_k, quant_enc_q2_k},
+    [QVL_DT_Q3_K] = {quant_deq_q3_k, quant_enc_q3_k},
+    [QVL_DT_Q4_K] = {quant_deq_q4_k, quant_enc_q4_k},
+    [QVL_DT_Q5_K] = {quant_deq_q5_k, quant_enc_q5_k},
+    [QVL_DT_Q6_K] = {quant_deq_q6_k, quant_enc_q6_k},
+    [QVL_DT_IQ4_NL] = {quant_deq_iq4_nl, quant_enc_iq4_nl},
+    [QVL_DT_IQ4_XS] = {quant_deq_iq4_xs, quant_enc_iq4_xs},
 };
 
 int qvl_dequant_row(enum qvl_dtype t, const void *src, float *dst, size_t n)
