@@ -5,9 +5,10 @@
  * - integer sums exactly: weights with power-of-two scales and activations
  *   whose blocks hold one ±127 (scale exactly 1) and small integers make
  *   every float operation exact, so every level must give the same bits;
- *   for the types quant.c can dequantize, the same bits as the double
- *   product of the dequantized weights and the activations;
- * - random data on ragged shapes (n not a multiple of the 4- or 2-row tile,
+ *   and the same bits as the double product of quant.c's dequantized
+ *   weights and the activations;
+ * - weights quantized by quant.c from random data (random bytes where it
+ *   has no quantizer) on ragged shapes (n not a multiple of the 4- or 2-row tile,
  *   m = 1..7, several blocks, odd strides) against the reference within a
  *   tight tolerance (only the float summation order differs);
  * - the reference against f32 arithmetic on the dequantized weights with
@@ -110,16 +111,30 @@ static const enum qvl_dtype types[] = {
 static struct qvl_kernels lv[3];
 static int nlv;
 
-/* dequantized row of weights, or false when quant.c cannot for this type */
+/* dequantized row of weights by quant.c's codec (written apart from the
+ * kernels, from ggml's definitions) */
 static bool dequant(float *dst, enum qvl_dtype t, const uint8_t *w, size_t k)
 {
-	if (t == QVL_DT_Q8_0)
-		qvl_dequant_q8_0(dst, w, k);
-	else if (t == QVL_DT_Q4_0)
-		qvl_dequant_q4_0(dst, w, k);
-	else
-		return false;
-	return true;
+	return qvl_dequant_row(t, w, dst, k) == 0;
+}
+
+/* n rows of weights quantized by quant.c from random data (realistic
+ * scales and mins), or random bytes where it has no quantizer */
+static uint8_t *make_wq(enum qvl_dtype t, size_t n, size_t ldw)
+{
+	const struct qvl_dtype_info *di = qvl_dtype_info(t);
+	uint8_t *w = make_w(t, n, ldw, scale_rand);
+	float *f = xmalloc(ldw * sizeof(float));
+
+	if (qvl_quant_supported(t))
+		for (size_t j = 0; j < n; j++) {
+			for (size_t i = 0; i < ldw; i++)
+				f[i] = frand(0.05f) + (i % 17 == 0 ? frand(0.3f) : 0.0f);
+			if (qvl_quantize_row(t, f, w + j * (ldw / di->blk) * di->blk_bytes, ldw))
+				exit(98);
+		}
+	free(f);
+	return w;
 }
 
 static void test_act(void)
@@ -231,7 +246,7 @@ static void test_random(enum qvl_dtype t)
 	for (size_t m = 1; m <= 7; m++) {
 		size_t n = 1 + rnd() % 13, ldw = k + blk * (rnd() % 2), ldx = k + rnd() % 5,
 		       ldy = n + rnd() % 3;
-		uint8_t *w = make_w(t, n, ldw, scale_rand);
+		uint8_t *w = make_wq(t, n, ldw);
 		float *x = xmalloc(m * ldx * sizeof(float)), *bias = xmalloc(n * sizeof(float));
 		float *y0 = xmalloc(m * ldy * sizeof(float)), *y = xmalloc(m * ldy * sizeof(float));
 		float *wd = xmalloc(k * sizeof(float)), *xd = xmalloc(k * sizeof(float));
