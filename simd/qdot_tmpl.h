@@ -85,7 +85,8 @@ QD_INL __m256i qd_iq4(__m256i nib)
 
 struct qd_w32 {
 	__m256i u;    /* 32 quants: unsigned, or signed for Q8_0 / IQ4_NL */
-	float d, m;   /* scale, min (Q4_1, Q5_1) */
+	__m256 dv;    /* scale, broadcast */
+	float m;      /* min (Q4_1, Q5_1) */
 	int off_lane; /* offset x 32 / 8: subtracted per lane as off_lane * s */
 };
 
@@ -104,7 +105,9 @@ QD_INL void qd_unpack32(struct qd_w32 *o, enum qvl_dtype t, const uint8_t *b)
 	const uint8_t *qs = b + 2;
 	uint32_t qh = 0;
 
-	o->d = qd_f16(b);
+	/* F16C converts the scale exactly; broadcast once per block, shared by
+	 * every activation row */
+	o->dv = _mm256_cvtph_ps(_mm_set1_epi16((short)qvl_load_u16(b)));
 	o->m = 0.0f;
 	o->off_lane = 0;
 	if (qd_min32(t)) {
@@ -172,6 +175,7 @@ QD_INL void qd_tile32(enum qvl_dtype t, const int RW, const int RX, const uint8_
 		for (int q = 0; q < RX; q++) {
 			const struct qvl_q8a *xb = x + q * xrow + i;
 			__m256i xv = _mm256_loadu_si256((const __m256i *)xb->q);
+			__m256 dx = _mm256_broadcast_ss(&xb->d);
 #pragma GCC unroll 4
 			for (int r = 0; r < RW; r++) {
 				__m256i init = _mm256_set1_epi32(-u[r].off_lane * xb->s), p;
@@ -181,9 +185,8 @@ QD_INL void qd_tile32(enum qvl_dtype t, const int RW, const int RX, const uint8_
 				p = qd_signed32(t) ? qd_dot_s8(init, u[r].u, xv)
 						   : qd_dot_u8(init, u[r].u, xv);
 #endif
-				acc[r][q] =
-				    _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
-						    _mm256_set1_ps(u[r].d * xb->d), acc[r][q]);
+				acc[r][q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
+							    _mm256_mul_ps(u[r].dv, dx), acc[r][q]);
 				if (qd_min32(t))
 					macc[r][q] += xb->d * u[r].m * (float)xb->s;
 			}
@@ -387,6 +390,185 @@ QD_INL void qd_tilek(enum qvl_dtype t, const int RW, const int RX, const uint8_t
 			y[q * ldy + r] = qd_hsum(_mm256_sub_ps(acc[r][q], macc[r][q]));
 }
 
+/* ---- prefill for the 32-value types: 8 weight rows interleaved ---------
+ * A panel holds, per block, 8 steps of 32 bytes: step s has in lane r the
+ * quants 4s .. 4s+3 of weight row r (an 8x8 transpose of the unpacked
+ * blocks, made once per panel and reused by every activation row). One
+ * vpdpbusd (or vpmaddubsw + vpmaddwd) with 4 activation bytes broadcast
+ * then adds to each row's own lane: after 8 steps lane r holds row r's
+ * whole integer block sum, and the f32 scaling is one multiply-add for 8
+ * rows instead of one per row, so the integer units set the pace. The
+ * offset (8 for Q4_0, 16 for Q5_0, 128 for signed quants made unsigned)
+ * is the lanes' starting value, -offset x the activation block's sum. */
+
+#define QD_PW 8 /* weight rows per panel */
+
+struct qd_panel {
+	uint8_t *q;   /* [nb][8 steps][32] */
+	float *d, *m; /* [nb][8] */
+	int off;      /* per lane: off x s */
+};
+
+/* AVX2's vpmaddubsw takes one unsigned operand; signed weights there
+ * would need the activation's sign per row, so they keep the tiles */
+QD_INL bool qd_packable(enum qvl_dtype t)
+{
+	return QD_VNNI || !qd_signed32(t);
+}
+
+QD_INL void qd_tr8(__m256i r[8])
+{
+	__m256 a[8], b[8];
+
+	for (int i = 0; i < 8; i += 2) {
+		a[i] = _mm256_unpacklo_ps(_mm256_castsi256_ps(r[i]), _mm256_castsi256_ps(r[i + 1]));
+		a[i + 1] =
+		    _mm256_unpackhi_ps(_mm256_castsi256_ps(r[i]), _mm256_castsi256_ps(r[i + 1]));
+	}
+	for (int i = 0; i < 8; i += 4) {
+		b[i] = _mm256_shuffle_ps(a[i], a[i + 2], 0x44);
+		b[i + 1] = _mm256_shuffle_ps(a[i], a[i + 2], 0xee);
+		b[i + 2] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0x44);
+		b[i + 3] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0xee);
+	}
+	for (int i = 0; i < 4; i++) {
+		r[i] = _mm256_castps_si256(_mm256_permute2f128_ps(b[i], b[i + 4], 0x20));
+		r[i + 4] = _mm256_castps_si256(_mm256_permute2f128_ps(b[i], b[i + 4], 0x31));
+	}
+}
+
+QD_INL void qd_pack32(enum qvl_dtype t, struct qd_panel *p, const uint8_t *w, size_t wrow,
+		      size_t nb)
+{
+	const size_t bb = qvl_dtype_info(t)->blk_bytes;
+
+	for (size_t i = 0; i < nb; i++) {
+		__m256i u[8];
+		for (int r = 0; r < QD_PW; r++) {
+			struct qd_w32 o;
+			const uint8_t *b = w + r * wrow + i * bb;
+			qd_unpack32(&o, t, b);
+			u[r] = o.u;
+			p->d[i * 8 + r] = qd_f16(b);
+			p->m[i * 8 + r] = o.m;
+			p->off = o.off_lane * 8;
+		}
+		qd_tr8(u);
+		for (int s = 0; s < 8; s++)
+			_mm256_storeu_si256((__m256i *)(p->q + i * 256 + 32 * s), u[s]);
+	}
+}
+
+/* lanes of acc += u (unsigned) x 4 activation bytes broadcast */
+QD_INL __m256i qd_dot4(__m256i acc, __m256i u, const int8_t *x)
+{
+	int32_t v;
+
+	memcpy(&v, x, 4);
+	return qd_dot_u8(acc, u, _mm256_set1_epi32(v));
+}
+
+/* vpdpbusd's latency (4-5 cycles) over its throughput (2 per cycle) wants
+ * 8-10 independent sums in flight: with VNNI, 8 activation rows (32
+ * registers) and even/odd steps in separate sums */
+#define QD_GX (QD_VNNI ? 8 : 4)
+#define QD_GS (QD_VNNI ? 2 : 1)
+
+QD_INL void qd_gemm32(enum qvl_dtype t, const int RX, const struct qd_panel *p,
+		      const struct qvl_q8a *x, size_t xrow, size_t nb, float *y, size_t ldy)
+{
+	__m256 acc[QD_GX];
+
+#pragma GCC unroll 8
+	for (int q = 0; q < RX; q++)
+		acc[q] = _mm256_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *pq = p->q + i * 256;
+		__m256i is[QD_GX][QD_GS];
+#pragma GCC unroll 8
+		for (int q = 0; q < RX; q++) {
+			is[q][0] = _mm256_set1_epi32(-p->off * x[q * xrow + i].s);
+			if (QD_GS > 1)
+				is[q][QD_GS - 1] = _mm256_setzero_si256();
+		}
+#pragma GCC unroll 8
+		for (int s = 0; s < 8; s++) {
+			__m256i u = _mm256_loadu_si256((const __m256i *)(pq + 32 * s));
+#pragma GCC unroll 8
+			for (int q = 0; q < RX; q++)
+				is[q][s % QD_GS] =
+				    qd_dot4(is[q][s % QD_GS], u, x[q * xrow + i].q + 4 * s);
+		}
+		__m256 dv = _mm256_loadu_ps(p->d + i * 8);
+#pragma GCC unroll 8
+		for (int q = 0; q < RX; q++) {
+			const struct qvl_q8a *xb = x + q * xrow + i;
+			__m256i sum =
+			    QD_GS > 1 ? _mm256_add_epi32(is[q][0], is[q][QD_GS - 1]) : is[q][0];
+			acc[q] =
+			    _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum),
+					    _mm256_mul_ps(dv, _mm256_broadcast_ss(&xb->d)), acc[q]);
+			if (qd_min32(t))
+				acc[q] =
+				    _mm256_fmadd_ps(_mm256_loadu_ps(p->m + i * 8),
+						    _mm256_set1_ps(xb->d * (float)xb->s), acc[q]);
+		}
+	}
+#pragma GCC unroll 8
+	for (int q = 0; q < RX; q++)
+		_mm256_storeu_ps(y + q * ldy, acc[q]);
+}
+
+/* Rows [j, j + 8) of W against activation rows [i0, i1) through a panel. */
+typedef void (*qd_gemm_fn)(const uint8_t *w, size_t wrow, const void *x, size_t xrow, size_t nb,
+			   size_t nx, float *y, size_t ldy, uint8_t *scratch);
+
+#define QD_DEFGEMM(T, name)                                                                        \
+	static QD_T void QD_FN(name)(const uint8_t *w, size_t wrow, const void *xv, size_t xrow,   \
+				     size_t nb, size_t nx, float *y, size_t ldy, uint8_t *scr)     \
+	{                                                                                          \
+		const struct qvl_q8a *x = xv;                                                      \
+		struct qd_panel p = {scr, (float *)(void *)(scr + nb * 256),                       \
+				     (float *)(void *)(scr + nb * 288), 0};                        \
+		size_t i = 0;                                                                      \
+		qd_pack32(T, &p, w, wrow, nb);                                                     \
+		for (; i + QD_GX <= nx; i += QD_GX)                                                \
+			qd_gemm32(T, QD_GX, &p, x + i * xrow, xrow, nb, y + i * ldy, ldy);         \
+		for (; i < nx; i++)                                                                \
+			qd_gemm32(T, 1, &p, x + i * xrow, xrow, nb, y + i * ldy, ldy);             \
+	}
+
+QD_DEFGEMM(QVL_DT_Q4_0, qd_gemm_q4_0)
+QD_DEFGEMM(QVL_DT_Q4_1, qd_gemm_q4_1)
+QD_DEFGEMM(QVL_DT_Q5_0, qd_gemm_q5_0)
+QD_DEFGEMM(QVL_DT_Q5_1, qd_gemm_q5_1)
+#if QD_VNNI
+QD_DEFGEMM(QVL_DT_Q8_0, qd_gemm_q8_0)
+QD_DEFGEMM(QVL_DT_IQ4_NL, qd_gemm_iq4_nl)
+#endif
+
+static qd_gemm_fn QD_FN(qd_gemm_for)(enum qvl_dtype t)
+{
+	switch (t) {
+	case QVL_DT_Q4_0:
+		return QD_FN(qd_gemm_q4_0);
+	case QVL_DT_Q4_1:
+		return QD_FN(qd_gemm_q4_1);
+	case QVL_DT_Q5_0:
+		return QD_FN(qd_gemm_q5_0);
+	case QVL_DT_Q5_1:
+		return QD_FN(qd_gemm_q5_1);
+#if QD_VNNI
+	case QVL_DT_Q8_0:
+		return QD_FN(qd_gemm_q8_0);
+	case QVL_DT_IQ4_NL:
+		return QD_FN(qd_gemm_iq4_nl);
+#endif
+	default:
+		return NULL;
+	}
+}
+
 /* ---- drivers ----------------------------------------------------------- */
 
 /* One tile of nw (1..4) weight rows x nx (1..4) activation rows. */
@@ -482,7 +664,11 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 	qd_tile_fn tile = QD_FN(qd_tile_for)(t);
 	size_t rb = qvl_qdot_act_bytes(t, k), ab = qvl_qdot_act_blk(t);
 	size_t nb = k / ab, xrow = nb, wrow = ldw / di->blk * di->blk_bytes;
-	uint8_t *xq = qvl_qact_scratch(m * rb);
+	qd_gemm_fn gemm = m >= 4 ? QD_FN(qd_gemm_for)(t) : NULL;
+	/* the panel (8 rows: 256 bytes of quants + 64 of scales per block)
+	 * after the quantized activations */
+	size_t pan = gemm ? nb * 320 : 0, xbytes = (m * rb + 63) & ~(size_t)63;
+	uint8_t *xq = qvl_qact_scratch(xbytes + pan);
 	/* 2 weight rows x 4 activation rows; the K-quants' 3 accumulator
 	 * sets per tile leave room for that only with 32 vector registers */
 	int pw = ab == QVL_QA_BLK || QD_VNNI ? 2 : 1;
@@ -503,8 +689,12 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 		mc = (256 << 10) / (rb ? rb : 1);
 		mc = mc < 4 ? 4 : mc & ~(size_t)3;
 		for (size_t i0 = 0; i0 < m; i0 += mc) {
-			size_t i1 = i0 + mc < m ? i0 + mc : m;
-			for (size_t j = 0; j < n; j += (size_t)pw) {
+			size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
+			if (gemm)
+				for (; j + QD_PW <= n; j += QD_PW)
+					gemm(w + j * wrow, wrow, xq + i0 * rb, xrow, nb, i1 - i0,
+					     Y + i0 * ldy + j, ldy, xq + xbytes);
+			for (; j < n; j += (size_t)pw) {
 				int nw = n - j >= (size_t)pw ? pw : 1;
 				for (size_t i = i0; i < i1; i += 4) {
 					int nx = i1 - i >= 4 ? 4 : (int)(i1 - i);

@@ -196,7 +196,7 @@ static void test_act(void)
 /* exact: every level bit-identical, and to the dequantized double product */
 static void test_exact(enum qvl_dtype t)
 {
-	const size_t m = 3, n = 6, k = 768;
+	const size_t m = 5, n = 11, k = 768; /* m >= 4, n >= 8: the panels too */
 	uint8_t *w = make_w(t, n, k, scale_pow2);
 	float *x = xmalloc(m * k * sizeof(float)), *y[3], *wd = xmalloc(k * sizeof(float));
 	size_t blk = qvl_qdot_act_blk(t);
@@ -244,7 +244,7 @@ static void test_random(enum qvl_dtype t)
 	bool lvl_ok[3] = {true, true, true}, deq_ok = true, have_deq = false;
 
 	for (size_t m = 1; m <= 7; m++) {
-		size_t n = 1 + rnd() % 13, ldw = k + blk * (rnd() % 2), ldx = k + rnd() % 5,
+		size_t n = m < 4 ? 1 + rnd() % 13 : 8 + rnd() % 9, ldw = k + blk * (rnd() % 2), ldx = k + rnd() % 5,
 		       ldy = n + rnd() % 3;
 		uint8_t *w = make_wq(t, n, ldw);
 		float *x = xmalloc(m * ldx * sizeof(float)), *bias = xmalloc(n * sizeof(float));
