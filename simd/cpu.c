@@ -11,9 +11,10 @@
 #include <string.h>
 
 #include "kern_impl.h"
+#include "qdot.h"
 
 struct cpu_feats {
-	bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512bf16;
+	bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512bf16, avx512vnni;
 	bool os_ymm, os_zmm;
 };
 
@@ -47,6 +48,7 @@ static void cpu_probe(struct cpu_feats *f)
 	f->avx512f = b & (1u << 16);
 	f->avx512bw = b & (1u << 30);
 	f->avx512vl = b & (1u << 31);
+	f->avx512vnni = c & (1u << 11);
 	unsigned max7 = a;
 	if (max7 >= 1) {
 		__cpuid_count(7, 1, a, b, c, d);
@@ -93,6 +95,24 @@ bool qvl_cpu_has_avx512bf16(void)
 #else
 	return false;
 #endif
+}
+
+/* Cached like bf16_has: the int8 kernels ask on every matmul call. */
+static bool vnni_has;
+static void vnni_once(void)
+{
+	struct cpu_feats f;
+
+	cpu_probe(&f);
+	vnni_has = qvl_simd_detect() == QVL_SIMD_AVX512 && f.avx512vnni;
+}
+
+bool qvl_cpu_has_avx512vnni(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, vnni_once);
+	return vnni_has;
 }
 
 float qvl_f16_to_f32(uint16_t h)

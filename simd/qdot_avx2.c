@@ -1,0 +1,19 @@
+/* AVX2 int8 dot products for block-quantized weights: vpmaddubsw +
+ * vpmaddwd, from the shared template (qdot_tmpl.h). */
+#include "config.h"
+
+#ifdef HAVE_AVX2_KERNELS
+#include <immintrin.h>
+
+#define QD_T	    __attribute__((target("avx2,fma,f16c")))
+#define QD_VNNI	    0
+#define QD_FN(name) name##_avx2
+#include "qdot_tmpl.h"
+
+int qvl_qmatmul_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+		     enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+		     size_t k)
+{
+	return qd_matmul_avx2(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+}
+#endif
