@@ -11,7 +11,7 @@
 
 /* ---- dequantization ---- */
 
-static void deq_q8_0(const uint8_t *b, float *y)
+QUANT_HOT static void deq_q8_0(const uint8_t *b, float *y)
 {
 	float d = quant_ld_f16(b);
 
@@ -19,7 +19,7 @@ static void deq_q8_0(const uint8_t *b, float *y)
 		y[j] = (float)(int8_t)b[2 + j] * d;
 }
 
-static void deq_q4_0(const uint8_t *b, float *y)
+QUANT_HOT static void deq_q4_0(const uint8_t *b, float *y)
 {
 	float d = quant_ld_f16(b);
 
@@ -29,7 +29,7 @@ static void deq_q4_0(const uint8_t *b, float *y)
 	}
 }
 
-static void deq_q4_1(const uint8_t *b, float *y)
+QUANT_HOT static void deq_q4_1(const uint8_t *b, float *y)
 {
 	float d = quant_ld_f16(b), m = quant_ld_f16(b + 2);
 
@@ -40,7 +40,7 @@ static void deq_q4_1(const uint8_t *b, float *y)
 }
 
 /* The 5-bit values of a Q5_0/Q5_1 block: qh (4 bytes) then 16 nibble bytes. */
-static void unpack_q5(const uint8_t *qh4, int q[32])
+QUANT_HOT static void unpack_q5(const uint8_t *qh4, int q[32])
 {
 	uint32_t qh = (uint32_t)qh4[0] | (uint32_t)qh4[1] << 8 | (uint32_t)qh4[2] << 16 |
 		      (uint32_t)qh4[3] << 24;
@@ -52,7 +52,7 @@ static void unpack_q5(const uint8_t *qh4, int q[32])
 	}
 }
 
-static void deq_q5_0(const uint8_t *b, float *y)
+QUANT_HOT static void deq_q5_0(const uint8_t *b, float *y)
 {
 	float d = quant_ld_f16(b);
 	int q[32];
@@ -62,7 +62,7 @@ static void deq_q5_0(const uint8_t *b, float *y)
 		y[j] = (float)(q[j] - 16) * d;
 }
 
-static void deq_q5_1(const uint8_t *b, float *y)
+QUANT_HOT static void deq_q5_1(const uint8_t *b, float *y)
 {
 	float d = quant_ld_f16(b), m = quant_ld_f16(b + 2);
 	int q[32];
