@@ -167,7 +167,10 @@ static int build(struct pair *p, enum qvl_dtype t, struct qvl_err *err)
 static int run(const struct qvl_model *m, const struct qvl_kernels *k, float *out,
 	       struct qvl_err *err)
 {
-	struct qvl_engine_opts o = {.threads = 1, .kv_dtype = QVL_DT_F32, .kern = k};
+	/* exact: the claim is "the same logits as the dequantized twin"; the
+	 * int8 fast path is checked against this one by engine_qdot */
+	struct qvl_engine_opts o = {
+	    .threads = 1, .kv_dtype = QVL_DT_F32, .kern = k, .precision = QVL_PREC_EXACT};
 	static const int32_t ids[NP + 2] = {3, 141, 59, 265, 358, 97, 93, 238, 462};
 	struct qvl_engine *e = NULL;
 	struct qvl_seq *s = NULL;
