@@ -257,6 +257,9 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 		goto fail;
 	e->nth = qvl_pool_size(e->pool);
 	qvl_pool_run(e->pool, touch_task, e);
+	rc = eng_prof_create(&e->prof, e->pool);
+	if (rc < 0)
+		goto fail;
 	*out = e;
 	return 0;
 fail:
@@ -270,6 +273,8 @@ void qvl_engine_destroy(struct qvl_engine *e)
 {
 	if (!e)
 		return;
+	eng_prof_report(e->prof, stderr, e->nth, e->k.name);
+	eng_prof_free(e->prof, e->pool);
 	if (e->pool)
 		qvl_pool_destroy(e->pool);
 	if (e->layers)

@@ -7,6 +7,7 @@
 
 #include "../simd/kernels.h"
 #include "engine.h"
+#include "profile.h"
 
 /* Tokens processed per pass through the layers. A longer chunk is run in
  * slices of this size (the result is the same: attention reads the cache).
@@ -61,6 +62,8 @@ struct qvl_engine {
 	struct eng_row *rows; /* what each row of the current slice is */
 	float **out_dst;      /* [rows] logits destinations of the output rows */
 	float *lscratch;      /* [ENG_LOGIT_ROWS][V]: logits of scattered rows */
+
+	struct eng_prof *prof; /* QVL_PROFILE: per-stage timers, else NULL */
 
 	qvl_progress_fn progress; /* qvl_engine_set_progress() */
 	void *progress_ctx;

@@ -313,7 +313,9 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 	size_t I = (size_t)e->I, m = n;
 
 	f.m = n;
+	eng_prof_begin(e->prof, n, e->rows[0].pos);
 	run(&f, embed_task, n);
+	eng_prof_mark(e->prof, EST_EMBED);
 
 	for (int l = 0; l < e->L; l++) {
 		const struct eng_layer *ly = &e->layers[l];
@@ -326,19 +328,26 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 		f.w[1] = &ly->wk, f.Y[1] = e->kk, f.ldy[1] = kd;
 		f.w[2] = &ly->wv, f.Y[2] = e->vv, f.ldy[2] = kd;
 		matmul(&f);
+		eng_prof_mark(e->prof, EST_QKV);
 		run(&f, qk_task, n);
+		eng_prof_mark(e->prof, EST_QKROPE);
 		run(&f, attn_task, n * (size_t)e->nkv);
+		eng_prof_mark(e->prof, EST_ATTN);
 
 		if (f.last) {
 			f.nout = m = gather_out_rows(e, n);
-			if (!m)
+			if (!m) {
+				eng_prof_end(e->prof);
 				return; /* the cache is filled; no logits wanted */
+			}
 		}
 		set_mm(&f, e->att, qd, m);
 		f.nw = 1;
 		f.w[0] = &ly->wo, f.Y[0] = e->tmp, f.ldy[0] = H;
 		matmul(&f);
+		eng_prof_mark(e->prof, EST_OPROJ);
 		run(&f, post_attn_task, m);
+		eng_prof_mark(e->prof, EST_RES1);
 
 		set_mm(&f, e->xb, H, m);
 		f.nw = 2;
@@ -346,12 +355,17 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 		f.w[0] = &ly->wg, f.Y[0] = e->gate, f.ldy[0] = I;
 		f.w[1] = &ly->wu, f.Y[1] = e->up, f.ldy[1] = I;
 		matmul(&f);
+		eng_prof_mark(e->prof, EST_GATEUP);
 
 		set_mm(&f, e->gate, I, m);
 		f.nw = 1;
 		f.w[0] = &ly->wd, f.Y[0] = e->tmp, f.ldy[0] = H;
 		matmul(&f);
+		eng_prof_mark(e->prof, EST_DOWN);
 		run(&f, post_mlp_task, m);
+		eng_prof_mark(e->prof, f.last ? EST_FINAL : EST_RES2);
 	}
 	logits_out(&f);
+	eng_prof_mark(e->prof, EST_LOGITS);
+	eng_prof_end(e->prof);
 }
