@@ -246,16 +246,22 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	e->cs = scratch_alloc(R * e->hd);
 	e->rows = calloc(R, sizeof(*e->rows));
 	e->out_dst = calloc(R, sizeof(*e->out_dst));
+	e->out_arg = calloc(R, sizeof(*e->out_arg));
 	e->lscratch = scratch_alloc((size_t)ENG_LOGIT_ROWS * e->V);
 	rc = -ENOMEM;
 	if (!e->x || !e->xb || !e->tmp || !e->q || !e->kk || !e->vv || !e->att || !e->gate ||
-	    !e->up || !e->cs || !e->rows || !e->out_dst || !e->lscratch)
+	    !e->up || !e->cs || !e->rows || !e->out_dst || !e->out_arg || !e->lscratch)
 		goto fail;
 
 	rc = qvl_pool_create(&e->pool, opts ? opts->threads : 0, opts ? opts->cpus : NULL, err);
 	if (rc < 0)
 		goto fail;
 	e->nth = qvl_pool_size(e->pool);
+	e->arg_val = calloc((size_t)e->nth * ENG_LOGIT_ROWS, sizeof(*e->arg_val));
+	e->arg_idx = calloc((size_t)e->nth * ENG_LOGIT_ROWS, sizeof(*e->arg_idx));
+	rc = -ENOMEM;
+	if (!e->arg_val || !e->arg_idx)
+		goto fail;
 	qvl_pool_run(e->pool, touch_task, e);
 	rc = eng_prof_create(&e->prof, e->pool);
 	if (rc < 0)
@@ -300,6 +306,9 @@ void qvl_engine_destroy(struct qvl_engine *e)
 	free(e->cs);
 	free(e->rows);
 	free(e->out_dst);
+	free(e->out_arg);
+	free(e->arg_val);
+	free(e->arg_idx);
 	free(e->lscratch);
 	free(e);
 }
@@ -446,6 +455,7 @@ int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items,
 				    : it->all_logits ? it->logits + ci * (size_t)e->V
 				    : ci + 1 == c->n ? it->logits
 						     : NULL;
+			r->argmax = ci + 1 == c->n ? it->argmax : NULL;
 			if (nr == ENG_MAX_ROWS) {
 				eng_forward_rows(e, nr);
 				done += nr;
@@ -471,6 +481,19 @@ void qvl_engine_set_progress(struct qvl_engine *e, qvl_progress_fn fn, void *ctx
 {
 	e->progress = fn;
 	e->progress_ctx = ctx;
+}
+
+int qvl_seq_forward_argmax(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,
+			   int32_t *id, struct qvl_err *err)
+{
+	struct qvl_batch_item it = {.seq = s, .argmax = id};
+
+	if (!c)
+		return qvl_errf(err, -EINVAL, "empty input: nothing to run");
+	if (!id)
+		return qvl_errf(err, -EINVAL, "no destination for the argmax");
+	it.chunk = *c;
+	return qvl_engine_forward(e, &it, 1, err);
 }
 
 int qvl_seq_forward(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,

@@ -255,35 +255,133 @@ static void set_mm(struct fwd *f, const float *X, size_t ldx, size_t m)
 	f->silu = false;
 }
 
-/* Last layer: only rows whose logits are wanted go on through o_proj and
- * the MLP. Move them (x, attention output, row description) to the front;
- * j <= i, so copying in order never overwrites a row still to be moved. */
+/* Last layer: only rows whose logits or argmax are wanted go on through
+ * o_proj and the MLP. Move them (x, attention output, row description) to
+ * the front; j <= i, so copying in order never overwrites a row still to be
+ * moved. */
 static size_t gather_out_rows(struct qvl_engine *e, size_t n)
 {
 	size_t H = (size_t)e->H, qd = (size_t)e->nh * e->hd, j = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (!e->rows[i].logits)
+		if (!e->rows[i].logits && !e->rows[i].argmax)
 			continue;
 		if (i != j) {
 			memcpy(e->x + j * H, e->x + i * H, H * sizeof(float));
 			memcpy(e->att + j * qd, e->att + i * qd, qd * sizeof(float));
 			e->rows[j] = e->rows[i];
 		}
-		e->out_dst[j++] = e->rows[i].logits;
+		e->out_dst[j] = e->rows[i].logits;
+		e->out_arg[j++] = e->rows[i].argmax;
 	}
 	return j;
 }
 
+/* Fused greedy output: logits of f->m rows (xb rows from f->X) over this
+ * thread's slice of the vocabulary, ARG_TILE ids at a time into a tile that
+ * stays in L1, each tile reduced to its maximum at once. The thread's best
+ * per row goes to arg_val/arg_idx[ith]; argmax_reduce() combines them. */
+#define ARG_TILE 256
+
+static void argmax_task(void *arg, int ith, int nth)
+{
+	struct fwd *f = arg;
+	struct qvl_engine *e = f->e;
+	const struct eng_mat *w = &e->out;
+	float tile[ENG_LOGIT_ROWS * ARG_TILE];
+	float *best = e->arg_val + (size_t)ith * ENG_LOGIT_ROWS;
+	size_t lo, hi, *bidx = e->arg_idx + (size_t)ith * ENG_LOGIT_ROWS;
+
+	qvl_split(w->n, 16, ith, nth, &lo, &hi);
+	for (size_t r = 0; r < f->m; r++) {
+		best[r] = -INFINITY;
+		bidx[r] = lo;
+	}
+	for (size_t j0 = lo; j0 < hi; j0 += ARG_TILE) {
+		size_t nt = hi - j0 < ARG_TILE ? hi - j0 : ARG_TILE;
+
+		e->k.matmul(tile, ARG_TILE, f->X, f->ldx, mat_row(w, j0), w->type, w->k, NULL, f->m,
+			    nt, w->k);
+		for (size_t r = 0; r < f->m; r++) {
+			float v;
+			size_t i = e->k.argmax(tile + r * ARG_TILE, nt, &v);
+
+			if (v > best[r]) { /* strict: the first tile keeps ties */
+				best[r] = v;
+				bidx[r] = j0 + i;
+			}
+		}
+	}
+}
+
+/* Threads' slices are in vocabulary order: a strict > keeps the first of
+ * equal maxima, and a row with no value above -inf gets 0, as the argmax
+ * kernel over the whole row would. */
+static void argmax_reduce(struct qvl_engine *e, size_t m, int32_t *const *dst, int nth)
+{
+	for (size_t r = 0; r < m; r++) {
+		float best = -INFINITY;
+		size_t id = 0;
+
+		for (int t = 0; t < nth; t++)
+			if (e->arg_val[(size_t)t * ENG_LOGIT_ROWS + r] > best) {
+				best = e->arg_val[(size_t)t * ENG_LOGIT_ROWS + r];
+				id = e->arg_idx[(size_t)t * ENG_LOGIT_ROWS + r];
+			}
+		*dst[r] = (int32_t)id;
+	}
+}
+
+/* Output rows [j0, j0 + m) that want only their argmax. */
+static void argmax_out(struct fwd *f, size_t j0, size_t m)
+{
+	struct qvl_engine *e = f->e;
+	int nth = e->nth;
+
+	set_mm(f, e->xb + j0 * (size_t)e->H, (size_t)e->H, m);
+	if (nth == 1)
+		argmax_task(f, 0, 1);
+	else
+		qvl_pool_run(e->pool, argmax_task, f);
+	eng_prof_mark(e->prof, EST_LOGITS);
+	argmax_reduce(e, m, e->out_arg + j0, nth);
+	eng_prof_mark(e->prof, EST_ARGMAX);
+}
+
+/* Output rows [j0, j0 + m) whose logits are wanted, through the scratch so
+ * that the output matrix is read once for the group, not once per row. */
+static void logits_group(struct fwd *f, size_t j0, size_t m)
+{
+	struct qvl_engine *e = f->e;
+	size_t H = (size_t)e->H, V = (size_t)e->V;
+
+	set_mm(f, e->xb + j0 * H, H, m);
+	f->Y[0] = e->lscratch;
+	matmul(f);
+	for (size_t j = 0; j < m; j++)
+		memcpy(e->out_dst[j0 + j], e->lscratch + j * V, V * sizeof(float));
+}
+
+/* The argmax of rows that also have logits, from the logits written. */
+static void argmax_of_logits(struct qvl_engine *e, size_t nout)
+{
+	for (size_t j = 0; j < nout; j++)
+		if (e->out_dst[j] && e->out_arg[j]) {
+			float v;
+			*e->out_arg[j] = (int32_t)e->k.argmax(e->out_dst[j], (size_t)e->V, &v);
+		}
+}
+
 /* logits = final-normed rows · outᵀ, split over the vocabulary: straight
- * into the caller's buffer when the rows' destinations are one contiguous
- * block (a prefill with all_logits, or one row), else through the scratch
- * in groups so the output matrix is read once per group, not per row. */
+ * into the caller's buffer when every row wants logits and their
+ * destinations are one contiguous block (a prefill with all_logits, or one
+ * row); else runs of rows of one kind (logits, or argmax only) in groups of
+ * up to ENG_LOGIT_ROWS. */
 static void logits_out(struct fwd *f)
 {
 	struct qvl_engine *e = f->e;
 	size_t H = (size_t)e->H, V = (size_t)e->V;
-	bool contiguous = true;
+	bool contiguous = e->out_dst[0] != NULL;
 
 	for (size_t j = 1; j < f->nout; j++)
 		contiguous &= e->out_dst[j] == e->out_dst[0] + j * V;
@@ -294,16 +392,24 @@ static void logits_out(struct fwd *f)
 		set_mm(f, e->xb, H, f->nout);
 		f->Y[0] = e->out_dst[0];
 		matmul(f);
-		return;
+		eng_prof_mark(e->prof, EST_LOGITS);
+	} else {
+		for (size_t j0 = 0, m; j0 < f->nout; j0 += m) {
+			bool fused = !e->out_dst[j0];
+
+			for (m = 1; m < ENG_LOGIT_ROWS && j0 + m < f->nout &&
+				    !e->out_dst[j0 + m] == fused;
+			     m++)
+				;
+			if (fused)
+				argmax_out(f, j0, m);
+			else
+				logits_group(f, j0, m);
+		}
+		eng_prof_mark(e->prof, EST_LOGITS);
 	}
-	for (size_t j0 = 0; j0 < f->nout; j0 += ENG_LOGIT_ROWS) {
-		size_t m = f->nout - j0 < ENG_LOGIT_ROWS ? f->nout - j0 : ENG_LOGIT_ROWS;
-		set_mm(f, e->xb + j0 * H, H, m);
-		f->Y[0] = e->lscratch;
-		matmul(f);
-		for (size_t j = 0; j < m; j++)
-			memcpy(e->out_dst[j0 + j], e->lscratch + j * V, V * sizeof(float));
-	}
+	argmax_of_logits(e, f->nout);
+	eng_prof_mark(e->prof, EST_ARGMAX);
 }
 
 void eng_forward_rows(struct qvl_engine *e, size_t n)
@@ -366,6 +472,5 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 		eng_prof_mark(e->prof, f.last ? EST_FINAL : EST_RES2);
 	}
 	logits_out(&f);
-	eng_prof_mark(e->prof, EST_LOGITS);
 	eng_prof_end(e->prof);
 }
