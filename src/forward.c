@@ -20,6 +20,11 @@
  * more than normalising a handful of rows. */
 #define ROWS_INLINE 4
 
+/* Up to this many rows the attention block of a layer is one dispatch
+ * (qkv_attn_task): the matmuls stream W (m <= 16, see the kernels), and the
+ * per-row work is small enough that owning whole KV groups balances. */
+#define FUSE_ATTN_ROWS 16
+
 struct fwd {
 	struct qvl_engine *e;
 	size_t n;    /* rows in the slice */
@@ -39,6 +44,15 @@ struct fwd {
 static void run(struct fwd *f, qvl_task_fn fn, size_t rows)
 {
 	if (rows < ROWS_INLINE || f->e->nth == 1)
+		fn(f, 0, 1);
+	else
+		qvl_pool_run(f->e->pool, fn, f);
+}
+
+/* Always on the pool (the caller alone when it is one thread). */
+static void run_all(struct fwd *f, qvl_task_fn fn)
+{
+	if (f->e->nth == 1)
 		fn(f, 0, 1);
 	else
 		qvl_pool_run(f->e->pool, fn, f);
@@ -140,18 +154,17 @@ static void embed_task(void *arg, int ith, int nth)
 	}
 }
 
-/* Per token: q/k head RMSNorm then M-RoPE (fused: each head is normalised and
- * rotated while in L1), and K/V appended to the cache in its dtype. */
-static void qk_task(void *arg, int ith, int nth)
+/* Rows [i0, i1), KV groups [g0, g1) (with their query heads): q/k head
+ * RMSNorm then M-RoPE (each head normalised and rotated while in L1), and
+ * K/V appended to the cache in its dtype. */
+static void qk_rows(struct fwd *f, size_t i0, size_t i1, size_t g0, size_t g1)
 {
-	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
 	const struct eng_layer *ly = &e->layers[f->l];
-	size_t lo, hi, hd = (size_t)e->hd, half = hd / 2;
+	size_t hd = (size_t)e->hd, half = hd / 2, group = (size_t)(e->nh / e->nkv);
 	size_t qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
 
-	qvl_split(f->n, 1, ith, nth, &lo, &hi);
-	for (size_t i = lo; i < hi; i++) {
+	for (size_t i = i0; i < i1; i++) {
 		const struct qvl_seq *s = e->rows[i].s;
 		uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
 		uint8_t *V = K + s->layer_bytes / 2;
@@ -160,11 +173,11 @@ static void qk_task(void *arg, int ith, int nth)
 		float *q = e->q + i * qd, *k = e->kk + i * kd, *v = e->vv + i * kd;
 		size_t pos = (size_t)e->rows[i].pos;
 
-		for (int h = 0; h < e->nh; h++) {
+		for (size_t h = g0 * group; h < g1 * group; h++) {
 			e->k.rmsnorm(q + h * hd, q + h * hd, ly->q_norm, hd, e->eps);
 			e->k.rope(q + h * hd, cs, cs + half, half);
 		}
-		for (int g = 0; g < e->nkv; g++) {
+		for (size_t g = g0; g < g1; g++) {
 			e->k.rmsnorm(k + g * hd, k + g * hd, ly->k_norm, hd, e->eps);
 			e->k.rope(k + g * hd, cs, cs + half, half);
 			e->k.from_f32(K + g * head_bytes + pos * hd * s->kv_elem, e->kv_dtype,
@@ -175,37 +188,78 @@ static void qk_task(void *arg, int ith, int nth)
 	}
 }
 
-/* Causal GQA attention: item t = (row i, KV head g) with the g-th group of
- * query heads, so K and V are read once per group (attn_gqa), not once per
- * query head; items are dealt round-robin so that the long rows at the end
- * of a prefill slice are shared out evenly. A row sees its own sequence's
- * cache up to and including its position. */
+static void qk_task(void *arg, int ith, int nth)
+{
+	struct fwd *f = arg;
+	size_t lo, hi;
+
+	qvl_split(f->n, 1, ith, nth, &lo, &hi);
+	qk_rows(f, lo, hi, 0, (size_t)f->e->nkv);
+}
+
+/* Causal GQA attention of row i with KV head g and its group of query
+ * heads, so K and V are read once per group (attn_gqa), not once per query
+ * head. A row sees its own sequence's cache up to and including its
+ * position. */
+static void attn_item(struct fwd *f, size_t i, size_t g)
+{
+	struct qvl_engine *e = f->e;
+	size_t hd = (size_t)e->hd, qd = (size_t)e->nh * hd, group = (size_t)(e->nh / e->nkv);
+	float scale = (float)(1.0 / sqrt((double)hd));
+	const struct qvl_seq *s = e->rows[i].s;
+	const uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
+	const uint8_t *V = K + s->layer_bytes / 2;
+	size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem, n = (size_t)e->rows[i].pos + 1;
+	float *out = e->att + i * qd + g * group * hd;
+	const float *q = e->q + i * qd + g * group * hd;
+
+	if (e->k.attn_gqa)
+		e->k.attn_gqa(out, q, group, K + g * head_bytes, V + g * head_bytes, e->kv_dtype,
+			      hd, n, hd, scale);
+	else
+		for (size_t h = 0; h < group; h++)
+			e->k.attn_head(out + h * hd, q + h * hd, K + g * head_bytes,
+				       V + g * head_bytes, e->kv_dtype, hd, n, hd, scale);
+}
+
+/* Items t = (row, KV head) dealt round-robin, so that the long rows at the
+ * end of a prefill slice are shared out evenly. */
 static void attn_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
+	size_t nkv = (size_t)f->e->nkv, items = f->n * nkv;
+
+	for (size_t t = (size_t)ith; t < items; t += (size_t)nth)
+		attn_item(f, t / nkv, t % nkv);
+}
+
+/* Decode (few rows): the whole attention block of a layer in one dispatch.
+ * Each thread owns whole KV groups: it computes their q, k and v rows (its
+ * share of the three weight matrices, each byte read by one thread), norms
+ * and rotates them, appends K/V and attends, with no barrier in between:
+ * nothing it reads was written by another thread. */
+static void qkv_attn_task(void *arg, int ith, int nth)
+{
+	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
-	size_t hd = (size_t)e->hd, qd = (size_t)e->nh * hd, nkv = (size_t)e->nkv;
-	size_t items = f->n * nkv, group = (size_t)(e->nh / e->nkv);
-	float scale = (float)(1.0 / sqrt((double)hd));
+	const struct eng_layer *ly = &e->layers[f->l];
+	size_t hd = (size_t)e->hd, group = (size_t)(e->nh / e->nkv), g0, g1;
+	size_t H = (size_t)e->H, qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
+	size_t qr = group * hd;
 
-	for (size_t t = (size_t)ith; t < items; t += (size_t)nth) {
-		size_t i = t / nkv, g = t % nkv;
-		const struct qvl_seq *s = e->rows[i].s;
-		const uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
-		const uint8_t *V = K + s->layer_bytes / 2;
-		size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem,
-		       n = (size_t)e->rows[i].pos + 1;
-		float *out = e->att + i * qd + g * group * hd;
-		const float *q = e->q + i * qd + g * group * hd;
-
-		if (e->k.attn_gqa)
-			e->k.attn_gqa(out, q, group, K + g * head_bytes, V + g * head_bytes,
-				      e->kv_dtype, hd, n, hd, scale);
-		else
-			for (size_t h = 0; h < group; h++)
-				e->k.attn_head(out + h * hd, q + h * hd, K + g * head_bytes,
-					       V + g * head_bytes, e->kv_dtype, hd, n, hd, scale);
-	}
+	qvl_split((size_t)e->nkv, 1, ith, nth, &g0, &g1);
+	if (g1 <= g0)
+		return;
+	e->k.matmul(e->q + g0 * qr, qd, e->xb, H, mat_row(&ly->wq, g0 * qr), ly->wq.type, H, NULL,
+		    f->n, (g1 - g0) * qr, H);
+	e->k.matmul(e->kk + g0 * hd, kd, e->xb, H, mat_row(&ly->wk, g0 * hd), ly->wk.type, H, NULL,
+		    f->n, (g1 - g0) * hd, H);
+	e->k.matmul(e->vv + g0 * hd, kd, e->xb, H, mat_row(&ly->wv, g0 * hd), ly->wv.type, H, NULL,
+		    f->n, (g1 - g0) * hd, H);
+	qk_rows(f, 0, f->n, g0, g1);
+	for (size_t i = 0; i < f->n; i++)
+		for (size_t g = g0; g < g1; g++)
+			attn_item(f, i, g);
 }
 
 /* x += o_proj output, then the post-attention norm, in one pass over x. */
@@ -397,8 +451,8 @@ static void logits_out(struct fwd *f)
 		for (size_t j0 = 0, m; j0 < f->nout; j0 += m) {
 			bool fused = !e->out_dst[j0];
 
-			for (m = 1; m < ENG_LOGIT_ROWS && j0 + m < f->nout &&
-				    !e->out_dst[j0 + m] == fused;
+			for (m = 1;
+			     m < ENG_LOGIT_ROWS && j0 + m < f->nout && !e->out_dst[j0 + m] == fused;
 			     m++)
 				;
 			if (fused)
@@ -417,6 +471,8 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 	struct fwd f = {.e = e, .n = n};
 	size_t H = (size_t)e->H, qd = (size_t)e->nh * e->hd, kd = (size_t)e->nkv * e->hd;
 	size_t I = (size_t)e->I, m = n;
+	/* a few rows (decode): threads own whole KV groups, see qkv_attn_task */
+	bool fuse_attn = n <= FUSE_ATTN_ROWS && e->nkv % e->nth == 0;
 
 	f.m = n;
 	eng_prof_begin(e->prof, n, e->rows[0].pos);
@@ -428,17 +484,22 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 
 		f.l = l;
 		f.last = l == e->L - 1;
-		set_mm(&f, e->xb, H, n);
-		f.nw = 3;
-		f.w[0] = &ly->wq, f.Y[0] = e->q, f.ldy[0] = qd;
-		f.w[1] = &ly->wk, f.Y[1] = e->kk, f.ldy[1] = kd;
-		f.w[2] = &ly->wv, f.Y[2] = e->vv, f.ldy[2] = kd;
-		matmul(&f);
-		eng_prof_mark(e->prof, EST_QKV);
-		run(&f, qk_task, n);
-		eng_prof_mark(e->prof, EST_QKROPE);
-		run(&f, attn_task, n * (size_t)e->nkv);
-		eng_prof_mark(e->prof, EST_ATTN);
+		if (fuse_attn) {
+			run_all(&f, qkv_attn_task);
+			eng_prof_mark(e->prof, EST_QKV);
+		} else {
+			set_mm(&f, e->xb, H, n);
+			f.nw = 3;
+			f.w[0] = &ly->wq, f.Y[0] = e->q, f.ldy[0] = qd;
+			f.w[1] = &ly->wk, f.Y[1] = e->kk, f.ldy[1] = kd;
+			f.w[2] = &ly->wv, f.Y[2] = e->vv, f.ldy[2] = kd;
+			matmul(&f);
+			eng_prof_mark(e->prof, EST_QKV);
+			run(&f, qk_task, n);
+			eng_prof_mark(e->prof, EST_QKROPE);
+			run(&f, attn_task, n * (size_t)e->nkv);
+			eng_prof_mark(e->prof, EST_ATTN);
+		}
 
 		if (f.last) {
 			f.nout = m = gather_out_rows(e, n);
