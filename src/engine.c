@@ -259,8 +259,9 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	e->nth = qvl_pool_size(e->pool);
 	e->arg_val = calloc((size_t)e->nth * ENG_LOGIT_ROWS, sizeof(*e->arg_val));
 	e->arg_idx = calloc((size_t)e->nth * ENG_LOGIT_ROWS, sizeof(*e->arg_idx));
+	e->claims = aligned_alloc(64, (size_t)e->nth * sizeof(*e->claims));
 	rc = -ENOMEM;
-	if (!e->arg_val || !e->arg_idx)
+	if (!e->arg_val || !e->arg_idx || !e->claims)
 		goto fail;
 	qvl_pool_run(e->pool, touch_task, e);
 	rc = eng_prof_create(&e->prof, e->pool);
@@ -309,6 +310,7 @@ void qvl_engine_destroy(struct qvl_engine *e)
 	free(e->out_arg);
 	free(e->arg_val);
 	free(e->arg_idx);
+	free(e->claims);
 	free(e->lscratch);
 	free(e);
 }

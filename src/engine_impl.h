@@ -7,6 +7,7 @@
 
 #include "../simd/kernels.h"
 #include "engine.h"
+#include "claim.h"
 #include "profile.h"
 
 /* Tokens processed per pass through the layers. A longer chunk is run in
@@ -64,6 +65,7 @@ struct qvl_engine {
 	int32_t **out_arg;    /* [rows] argmax destinations of the output rows */
 	float *arg_val;	      /* [nth][ENG_LOGIT_ROWS] per-thread maxima (fused argmax) */
 	size_t *arg_idx;      /* [nth][ENG_LOGIT_ROWS] and their ids */
+	struct eng_claim *claims; /* [nth]: work sharing of a dispatch (claim.h) */
 	float *lscratch;      /* [ENG_LOGIT_ROWS][V]: logits of scattered rows */
 
 	struct eng_prof *prof; /* QVL_PROFILE: per-stage timers, else NULL */

@@ -39,6 +39,7 @@ struct fwd {
 	size_t ldy[3];
 	int nw;
 	bool silu;
+	bool share; /* columns handed out through e->claims (claim.h) */
 };
 
 static void run(struct fwd *f, qvl_task_fn fn, size_t rows)
@@ -63,23 +64,20 @@ static const uint8_t *mat_row(const struct eng_mat *w, size_t j)
 	return w->data + j * w->row_bytes;
 }
 
-/* Y_p[:, lo:hi] for the weights listed in f->w, split over their
- * concatenated rows so q, k and v (or gate and up) share one dispatch. */
-static void matmul_task(void *arg, int ith, int nth)
+/* Columns [lo, hi) of the current matmul. The weights listed in f->w are
+ * split over their concatenated rows so q, k and v (or gate and up) share
+ * one dispatch. With f->silu: gate and up over the same columns, then
+ * SiLU(gate)·up on them by the thread that just wrote them: one dispatch
+ * instead of three, and in decode the slice is still in L1/L2 when it is
+ * combined instead of re-read from memory. */
+static void matmul_range(struct fwd *f, size_t lo, size_t hi)
 {
-	struct fwd *f = arg;
 	const struct qvl_kernels *k = &f->e->k;
-	size_t total = 0, lo, hi, base = 0;
+	size_t base = 0;
 
 	if (f->silu) {
-		/* gate and up over the same column slice, then SiLU(gate)·up on
-		 * that slice by the thread that just wrote it: one dispatch
-		 * instead of three, and in decode (m = 1) the slice is still in
-		 * L1/L2 when it is combined instead of re-read from memory. */
 		const struct eng_mat *g = f->w[0], *u = f->w[1];
-		qvl_split(g->n, 16, ith, nth, &lo, &hi);
-		if (hi <= lo)
-			return;
+
 		k->matmul(f->Y[0] + lo, f->ldy[0], f->X, f->ldx, mat_row(g, lo), g->type, g->k,
 			  NULL, f->m, hi - lo, g->k);
 		k->matmul(f->Y[1] + lo, f->ldy[1], f->X, f->ldx, mat_row(u, lo), u->type, u->k,
@@ -89,9 +87,6 @@ static void matmul_task(void *arg, int ith, int nth)
 				    f->Y[1] + i * f->ldy[1] + lo, hi - lo);
 		return;
 	}
-	for (int p = 0; p < f->nw; p++)
-		total += f->w[p]->n;
-	qvl_split(total, 16, ith, nth, &lo, &hi);
 	for (int p = 0; p < f->nw; p++) {
 		const struct eng_mat *w = f->w[p];
 		size_t a = lo > base ? lo - base : 0, b = hi - base < w->n ? hi - base : w->n;
@@ -103,17 +98,52 @@ static void matmul_task(void *arg, int ith, int nth)
 	}
 }
 
-static void matmul(struct fwd *f)
+/* Columns of the current matmul (gate/up: of each of the two). */
+static size_t matmul_cols(const struct fwd *f)
 {
 	size_t n = 0;
 
-	for (int p = 0; p < f->nw; p++)
+	for (int p = 0; p < (f->silu ? 1 : f->nw); p++)
 		n += f->w[p]->n;
+	return n;
+}
+
+/* Few rows (decode): W is streamed, so chunks of columns can move between
+ * threads at no cost in reuse; f->share says the claims are set up. Many
+ * rows: the static split, whole packed panels per thread. */
+#define SHARE_MAX_ROWS 16
+#define SHARE_CHUNK    64
+
+static void matmul_task(void *arg, int ith, int nth)
+{
+	struct fwd *f = arg;
+	size_t lo, hi;
+
+	if (f->share) {
+		while (claim_next(f->e->claims, ith, nth, SHARE_CHUNK, &lo, &hi))
+			matmul_range(f, lo, hi);
+		return;
+	}
+	qvl_split(matmul_cols(f), 16, ith, nth, &lo, &hi);
+	if (hi > lo)
+		matmul_range(f, lo, hi);
+}
+
+static void matmul(struct fwd *f)
+{
+	size_t n = matmul_cols(f);
+
 	/* one thread is enough for a tiny matrix; otherwise split */
-	if (f->e->nth == 1 || n * f->w[0]->k * f->m < 4096)
+	f->share = false;
+	if (f->e->nth == 1 || n * f->w[0]->k * f->m < 4096) {
 		matmul_task(f, 0, 1);
-	else
-		qvl_pool_run(f->e->pool, matmul_task, f);
+		return;
+	}
+	if (f->m <= SHARE_MAX_ROWS) {
+		claim_init(f->e->claims, f->e->nth, n, 16);
+		f->share = true;
+	}
+	qvl_pool_run(f->e->pool, matmul_task, f);
 }
 
 /* Embedding rows (image rows replaced), cos/sin of each row's M-RoPE angles,
@@ -331,10 +361,12 @@ static size_t gather_out_rows(struct qvl_engine *e, size_t n)
 	return j;
 }
 
-/* Fused greedy output: logits of f->m rows (xb rows from f->X) over this
- * thread's slice of the vocabulary, ARG_TILE ids at a time into a tile that
- * stays in L1, each tile reduced to its maximum at once. The thread's best
- * per row goes to arg_val/arg_idx[ith]; argmax_reduce() combines them. */
+/* Fused greedy output: logits of f->m rows (xb rows from f->X) over the
+ * vocabulary tiles this thread claims (its own slice first, claim.h),
+ * ARG_TILE ids at a time into a tile that stays in L1, each tile reduced to
+ * its maximum at once. The thread's best per row goes to
+ * arg_val/arg_idx[ith]; argmax_reduce() combines them. A thread that got
+ * no tile keeps -inf and id SIZE_MAX. */
 #define ARG_TILE 256
 
 static void argmax_task(void *arg, int ith, int nth)
@@ -346,43 +378,44 @@ static void argmax_task(void *arg, int ith, int nth)
 	float *best = e->arg_val + (size_t)ith * ENG_LOGIT_ROWS;
 	size_t lo, hi, *bidx = e->arg_idx + (size_t)ith * ENG_LOGIT_ROWS;
 
-	qvl_split(w->n, 16, ith, nth, &lo, &hi);
 	for (size_t r = 0; r < f->m; r++) {
 		best[r] = -INFINITY;
-		bidx[r] = lo;
+		bidx[r] = SIZE_MAX;
 	}
-	for (size_t j0 = lo; j0 < hi; j0 += ARG_TILE) {
-		size_t nt = hi - j0 < ARG_TILE ? hi - j0 : ARG_TILE;
-
-		e->k.matmul(tile, ARG_TILE, f->X, f->ldx, mat_row(w, j0), w->type, w->k, NULL, f->m,
-			    nt, w->k);
+	while (claim_next(e->claims, ith, nth, ARG_TILE, &lo, &hi)) {
+		e->k.matmul(tile, ARG_TILE, f->X, f->ldx, mat_row(w, lo), w->type, w->k, NULL, f->m,
+			    hi - lo, w->k);
 		for (size_t r = 0; r < f->m; r++) {
 			float v;
-			size_t i = e->k.argmax(tile + r * ARG_TILE, nt, &v);
+			size_t i = lo + e->k.argmax(tile + r * ARG_TILE, hi - lo, &v);
 
-			if (v > best[r]) { /* strict: the first tile keeps ties */
+			/* tiles come in any order: ties go to the lower id */
+			if (v > best[r] || (v == best[r] && i < bidx[r])) {
 				best[r] = v;
-				bidx[r] = j0 + i;
+				bidx[r] = i;
 			}
 		}
 	}
 }
 
-/* Threads' slices are in vocabulary order: a strict > keeps the first of
- * equal maxima, and a row with no value above -inf gets 0, as the argmax
- * kernel over the whole row would. */
+/* The largest of the threads' maxima, the lower id on ties; a row with no
+ * value above -inf gets 0, as the argmax kernel over the whole row would. */
 static void argmax_reduce(struct qvl_engine *e, size_t m, int32_t *const *dst, int nth)
 {
 	for (size_t r = 0; r < m; r++) {
 		float best = -INFINITY;
-		size_t id = 0;
+		size_t id = SIZE_MAX;
 
-		for (int t = 0; t < nth; t++)
-			if (e->arg_val[(size_t)t * ENG_LOGIT_ROWS + r] > best) {
-				best = e->arg_val[(size_t)t * ENG_LOGIT_ROWS + r];
-				id = e->arg_idx[(size_t)t * ENG_LOGIT_ROWS + r];
+		for (int t = 0; t < nth; t++) {
+			float v = e->arg_val[(size_t)t * ENG_LOGIT_ROWS + r];
+			size_t i = e->arg_idx[(size_t)t * ENG_LOGIT_ROWS + r];
+
+			if (v > best || (v == best && i < id)) {
+				best = v;
+				id = i;
 			}
-		*dst[r] = (int32_t)id;
+		}
+		*dst[r] = best > -INFINITY ? (int32_t)id : 0;
 	}
 }
 
@@ -393,6 +426,7 @@ static void argmax_out(struct fwd *f, size_t j0, size_t m)
 	int nth = e->nth;
 
 	set_mm(f, e->xb + j0 * (size_t)e->H, (size_t)e->H, m);
+	claim_init(e->claims, nth, e->out.n, 16);
 	if (nth == 1)
 		argmax_task(f, 0, 1);
 	else

@@ -8,7 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdatomic.h>
+#include <time.h>
+
+#include "claim.h"
 #include "kern_impl.h"
+#include "pool.h"
 #include "tap.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
@@ -97,12 +102,78 @@ static void test_argmax(const struct qvl_kernels *K, const struct qvl_kernels *R
 	free(x);
 }
 
+/* Work sharing (src/claim.h): every column handed out exactly once, and a
+ * thread that starts late finds its range taken by the others. */
+struct share {
+	struct eng_claim *cl;
+	_Atomic unsigned char *seen;
+	size_t n, chunk, late_got;
+	int late; /* this thread sleeps before claiming */
+};
+
+static void share_task(void *arg, int ith, int nth)
+{
+	struct share *s = arg;
+	size_t a, b, got = 0;
+
+	if (ith == s->late) {
+		struct timespec ts = {0, 30000000};
+		nanosleep(&ts, NULL);
+	}
+	while (claim_next(s->cl, ith, nth, s->chunk, &a, &b)) {
+		for (size_t i = a; i < b; i++)
+			atomic_fetch_add(&s->seen[i], 1);
+		got += b - a;
+	}
+	if (ith == s->late)
+		s->late_got = got;
+}
+
+static void test_claim(void)
+{
+	struct qvl_err err = {{0}};
+	int bad = 0, runs = 0;
+
+	for (int nth = 1; nth <= 3; nth++) {
+		struct qvl_pool *p;
+		if (qvl_pool_create(&p, nth, NULL, &err) < 0) {
+			ok(0, "pool of %d: %s", nth, err.msg);
+			return;
+		}
+		struct eng_claim *cl = aligned_alloc(64, (size_t)nth * sizeof(*cl));
+		for (int c = 0; c < 40; c++, runs++) {
+			struct share s = {
+			    .cl = cl, .n = rnd() % 5000, .chunk = 1 + rnd() % 100, .late = -1};
+			s.seen = calloc(s.n + 1, 1);
+			claim_init(cl, nth, s.n, 16);
+			qvl_pool_run(p, share_task, &s);
+			for (size_t i = 0; i < s.n; i++)
+				bad += s.seen[i] != 1;
+			free(s.seen);
+		}
+		if (nth > 1) {
+			struct share s = {.cl = cl, .n = 1 << 18, .chunk = 64, .late = nth - 1};
+			s.seen = calloc(s.n, 1);
+			claim_init(cl, nth, s.n, 16);
+			qvl_pool_run(p, share_task, &s);
+			ok(s.late_got < s.n / (size_t)nth,
+			   "%d threads: a thread 30 ms late got %zu of its %zu columns", nth,
+			   s.late_got, s.n / (size_t)nth);
+			free(s.seen);
+		}
+		free(cl);
+		qvl_pool_destroy(p);
+	}
+	ok(!bad, "work sharing: every column claimed exactly once (%d runs, 1-3 threads)", runs);
+}
+
 int main(void)
 {
 	struct qvl_kernels R, K;
 
 	qvl_kernels_get(&R, QVL_SIMD_REF);
 	test_argmax_ref();
+	test_claim();
 	for (int l = QVL_SIMD_AVX2; l <= QVL_SIMD_AVX512; l++) {
 		if (qvl_kernels_get(&K, (enum qvl_simd_level)l) < 0) {
 			skip(1, "level %s not supported here",
