@@ -561,11 +561,14 @@ int main(int argc, char **argv)
 		if (qvl_seq_forward(r.e, s, &ch, logits, false, &err) < 0)
 			goto fail;
 		struct tm2 t1 = now2();
+		/* greedy decoding as run and the daemon do it: the argmax fused
+		 * into the output projection, no logits written */
+		int32_t id = qvl_argmax(logits, (size_t)V), next;
 		for (int i = 0; i < n_dec; i++) {
-			int32_t id = qvl_argmax(logits, (size_t)V);
 			struct qvl_chunk one = {.ids = &id, .n = 1};
-			if (qvl_seq_forward(r.e, s, &one, logits, false, &err) < 0)
+			if (qvl_seq_forward_argmax(r.e, s, &one, &next, &err) < 0)
 				goto fail;
+			id = next;
 		}
 		struct tm2 t2 = now2();
 		qvl_seq_destroy(s);

@@ -70,7 +70,8 @@ static inline void qvl_deq_block(float *dst, const uint8_t *blk, enum qvl_dtype 
 				 enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,  \
 				 float scale);                                                     \
 	void qvl_to_f32_##isa(float *dst, const void *src, enum qvl_dtype type, size_t n);         \
-	void qvl_from_f32_##isa(void *dst, enum qvl_dtype type, const float *src, size_t n)
+	void qvl_from_f32_##isa(void *dst, enum qvl_dtype type, const float *src, size_t n);       \
+	size_t qvl_argmax_##isa(const float *x, size_t n, float *max)
 
 /* Weight types every level's matmul widens in registers itself; the others
  * go through qvl_matmul_deq (simd/matmul_deq.c). */

@@ -113,6 +113,12 @@ struct qvl_kernels {
 	/* Convert n values to f32 / from f32 (round to nearest even) for KV caches. */
 	void (*to_f32)(float *dst, const void *src, enum qvl_dtype type, size_t n);
 	void (*from_f32)(void *dst, enum qvl_dtype type, const float *src, size_t n);
+
+	/* Index of the largest of x[0..n) (the first one on ties), its value
+	 * in *max. NaN never compares larger; when no value exceeds -INFINITY
+	 * (n == 0, all -inf or NaN) the result is 0 and *max is -INFINITY.
+	 * Greedy decoding over the logits without writing them (forward.c). */
+	size_t (*argmax)(const float *x, size_t n, float *max);
 };
 
 /* The active table, valid after qvl_kernels_init(). */

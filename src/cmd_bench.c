@@ -138,10 +138,13 @@ static int one_rep(struct run_load *r, const int32_t *prompt, int np, int ng, fl
 	snprintf(stage, sizeof(stage), "%s decode", label);
 	progress_start(pg, stage, ng, "tokens", 1);
 	t0 = qvl_now();
+	/* greedy decoding as run and the daemon do it: the argmax fused into
+	 * the output projection, no logits written */
+	int32_t id = qvl_argmax(logits, (size_t)r->m->config.text.vocab_size), next;
 	for (int i = 0; rc >= 0 && i < ng; i++) {
-		int32_t id = qvl_argmax(logits, (size_t)r->m->config.text.vocab_size);
 		struct qvl_chunk one = {.ids = &id, .n = 1};
-		rc = qvl_seq_forward(r->e, s, &one, logits, false, err);
+		rc = qvl_seq_forward_argmax(r->e, s, &one, &next, err);
+		id = next;
 		progress_update(pg, i + 1);
 	}
 	*tg = ng ? (double)ng / (qvl_now() - t0) : 0.0;

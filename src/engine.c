@@ -249,17 +249,27 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	e->cs = scratch_alloc(R * e->hd);
 	e->rows = calloc(R, sizeof(*e->rows));
 	e->out_dst = calloc(R, sizeof(*e->out_dst));
+	e->out_arg = calloc(R, sizeof(*e->out_arg));
 	e->lscratch = scratch_alloc((size_t)ENG_LOGIT_ROWS * e->V);
 	rc = -ENOMEM;
 	if (!e->x || !e->xb || !e->tmp || !e->q || !e->kk || !e->vv || !e->att || !e->gate ||
-	    !e->up || !e->cs || !e->rows || !e->out_dst || !e->lscratch)
+	    !e->up || !e->cs || !e->rows || !e->out_dst || !e->out_arg || !e->lscratch)
 		goto fail;
 
 	rc = qvl_pool_create(&e->pool, opts ? opts->threads : 0, opts ? opts->cpus : NULL, err);
 	if (rc < 0)
 		goto fail;
 	e->nth = qvl_pool_size(e->pool);
+	e->arg_val = calloc((size_t)e->nth * ENG_LOGIT_ROWS, sizeof(*e->arg_val));
+	e->arg_idx = calloc((size_t)e->nth * ENG_LOGIT_ROWS, sizeof(*e->arg_idx));
+	e->claims = aligned_alloc(64, (size_t)e->nth * sizeof(*e->claims));
+	rc = -ENOMEM;
+	if (!e->arg_val || !e->arg_idx || !e->claims)
+		goto fail;
 	qvl_pool_run(e->pool, touch_task, e);
+	rc = eng_prof_create(&e->prof, e->pool);
+	if (rc < 0)
+		goto fail;
 	*out = e;
 	return 0;
 fail:
@@ -273,6 +283,8 @@ void qvl_engine_destroy(struct qvl_engine *e)
 {
 	if (!e)
 		return;
+	eng_prof_report(e->prof, stderr, e->nth, e->k.name);
+	eng_prof_free(e->prof, e->pool);
 	if (e->pool)
 		qvl_pool_destroy(e->pool);
 	if (e->layers)
@@ -298,6 +310,10 @@ void qvl_engine_destroy(struct qvl_engine *e)
 	free(e->cs);
 	free(e->rows);
 	free(e->out_dst);
+	free(e->out_arg);
+	free(e->arg_val);
+	free(e->arg_idx);
+	free(e->claims);
 	free(e->lscratch);
 	free(e);
 }
@@ -449,6 +465,7 @@ int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items,
 				    : it->all_logits ? it->logits + ci * (size_t)e->V
 				    : ci + 1 == c->n ? it->logits
 						     : NULL;
+			r->argmax = ci + 1 == c->n ? it->argmax : NULL;
 			if (nr == ENG_MAX_ROWS) {
 				eng_forward_rows(e, nr);
 				done += nr;
@@ -474,6 +491,19 @@ void qvl_engine_set_progress(struct qvl_engine *e, qvl_progress_fn fn, void *ctx
 {
 	e->progress = fn;
 	e->progress_ctx = ctx;
+}
+
+int qvl_seq_forward_argmax(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,
+			   int32_t *id, struct qvl_err *err)
+{
+	struct qvl_batch_item it = {.seq = s, .argmax = id};
+
+	if (!c)
+		return qvl_errf(err, -EINVAL, "empty input: nothing to run");
+	if (!id)
+		return qvl_errf(err, -EINVAL, "no destination for the argmax");
+	it.chunk = *c;
+	return qvl_engine_forward(e, &it, 1, err);
 }
 
 int qvl_seq_forward(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,

@@ -93,7 +93,19 @@ struct qvl_batch_item {
 	struct qvl_chunk chunk;
 	float *logits;
 	bool all_logits;
+	/* May be NULL. Receives the id of the largest logit of the chunk's last
+	 * position (the first on ties, NaN never chosen: the argmax kernel of
+	 * simd/kernels.h). Without logits this is greedy decoding fused into
+	 * the output projection: each thread keeps the maximum of its slice of
+	 * the vocabulary and the logits are never written. The values compared
+	 * are those the logits would have had (same kernel, same rows). */
+	int32_t *argmax;
 };
+/* qvl_seq_forward() for greedy decoding: *id = the argmax of the last
+ * position's logits, which are not written (see qvl_batch_item.argmax). */
+int qvl_seq_forward_argmax(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,
+			   int32_t *id, struct qvl_err *err);
+
 int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
 		       struct qvl_err *err);
 

@@ -7,6 +7,8 @@
 
 #include "../simd/kernels.h"
 #include "engine.h"
+#include "claim.h"
+#include "profile.h"
 
 /* Tokens processed per pass through the layers. A longer chunk is run in
  * slices of this size (the result is the same: attention reads the cache).
@@ -64,7 +66,13 @@ struct qvl_engine {
 	float *cs;	      /* cos | sin per row [rows][hd] */
 	struct eng_row *rows; /* what each row of the current slice is */
 	float **out_dst;      /* [rows] logits destinations of the output rows */
+	int32_t **out_arg;    /* [rows] argmax destinations of the output rows */
+	float *arg_val;	      /* [nth][ENG_LOGIT_ROWS] per-thread maxima (fused argmax) */
+	size_t *arg_idx;      /* [nth][ENG_LOGIT_ROWS] and their ids */
+	struct eng_claim *claims; /* [nth]: work sharing of a dispatch (claim.h) */
 	float *lscratch;      /* [ENG_LOGIT_ROWS][V]: logits of scattered rows */
+
+	struct eng_prof *prof; /* QVL_PROFILE: per-stage timers, else NULL */
 
 	qvl_progress_fn progress; /* qvl_engine_set_progress() */
 	void *progress_ctx;
@@ -85,7 +93,8 @@ struct eng_row {
 	uint32_t ci;   /* index in c->ids */
 	int32_t pos;   /* cache position */
 	int32_t rank;  /* image row (embedding / DeepStack) in c, or -1 */
-	float *logits; /* where this row's logits go, or NULL */
+	float *logits;	 /* where this row's logits go, or NULL */
+	int32_t *argmax; /* where this row's argmax goes, or NULL */
 };
 
 struct qvl_seq {
@@ -102,7 +111,8 @@ struct qvl_seq {
 
 /* src/forward.c: run the n rows described in e->rows[0..n) (at most
  * ENG_MAX_ROWS, validated by the caller) through the model, appending their
- * K/V, and write the logits of every row whose .logits is set. */
+ * K/V, and write the logits of every row whose .logits is set and the
+ * argmax of every row whose .argmax is set. */
 void eng_forward_rows(struct qvl_engine *e, size_t n);
 
 #endif

@@ -3,11 +3,17 @@
  * → causal GQA attention → o_proj + residual → RMSNorm → SiLU(gate)·up →
  * down + residual (+ DeepStack)] → final RMSNorm → logits.
  *
- * Every step is one pool dispatch with a static split: matmuls by output
- * columns (weight rows: each weight byte is read by exactly one thread, which
- * is what decode at memory bandwidth needs), attention by (token, head),
- * row-wise steps by tokens. The whole slice goes through each matmul at once
- * (m = slice length), never token by token. */
+ * Every step is one pool dispatch: matmuls split by output columns (weight
+ * rows: each weight byte is read by exactly one thread, which is what decode
+ * at memory bandwidth needs; in decode the columns are shared out in chunks,
+ * claim.h), attention by (token, KV head), row-wise steps by tokens. The
+ * whole slice goes through each matmul at once (m = slice length), never
+ * token by token. Decode takes four dispatches a layer: q/k/v with q/k norm,
+ * rope, KV append and attention (threads own whole KV groups), o_proj,
+ * gate/up with SiLU·up, down; the residual adds and norms run on the caller
+ * between them. Greedy callers get the argmax of the logits fused into the
+ * output projection (argmax_task), the logits never written. QVL_PROFILE
+ * times each of these stages (profile.h). */
 #include "config.h"
 
 #include <math.h>
@@ -19,6 +25,11 @@
 /* Row-wise steps on fewer rows than this run on the caller: a dispatch costs
  * more than normalising a handful of rows. */
 #define ROWS_INLINE 4
+
+/* Up to this many rows the attention block of a layer is one dispatch
+ * (qkv_attn_task): the matmuls stream W (m <= 16, see the kernels), and the
+ * per-row work is small enough that owning whole KV groups balances. */
+#define FUSE_ATTN_ROWS 16
 
 struct fwd {
 	struct qvl_engine *e;
@@ -34,6 +45,7 @@ struct fwd {
 	size_t ldy[3];
 	int nw;
 	bool silu;
+	bool share; /* columns handed out through e->claims (claim.h) */
 };
 
 static void run(struct fwd *f, qvl_task_fn fn, size_t rows)
@@ -44,28 +56,34 @@ static void run(struct fwd *f, qvl_task_fn fn, size_t rows)
 		qvl_pool_run(f->e->pool, fn, f);
 }
 
+/* Always on the pool (the caller alone when it is one thread). */
+static void run_all(struct fwd *f, qvl_task_fn fn)
+{
+	if (f->e->nth == 1)
+		fn(f, 0, 1);
+	else
+		qvl_pool_run(f->e->pool, fn, f);
+}
+
 static const uint8_t *mat_row(const struct eng_mat *w, size_t j)
 {
 	return w->data + j * w->row_bytes;
 }
 
-/* Y_p[:, lo:hi] for the weights listed in f->w, split over their
- * concatenated rows so q, k and v (or gate and up) share one dispatch. */
-static void matmul_task(void *arg, int ith, int nth)
+/* Columns [lo, hi) of the current matmul. The weights listed in f->w are
+ * split over their concatenated rows so q, k and v (or gate and up) share
+ * one dispatch. With f->silu: gate and up over the same columns, then
+ * SiLU(gate)·up on them by the thread that just wrote them: one dispatch
+ * instead of three, and in decode the slice is still in L1/L2 when it is
+ * combined instead of re-read from memory. */
+static void matmul_range(struct fwd *f, size_t lo, size_t hi)
 {
-	struct fwd *f = arg;
 	const struct qvl_kernels *k = &f->e->k;
-	size_t total = 0, lo, hi, base = 0;
+	size_t base = 0;
 
 	if (f->silu) {
-		/* gate and up over the same column slice, then SiLU(gate)·up on
-		 * that slice by the thread that just wrote it: one dispatch
-		 * instead of three, and in decode (m = 1) the slice is still in
-		 * L1/L2 when it is combined instead of re-read from memory. */
 		const struct eng_mat *g = f->w[0], *u = f->w[1];
-		qvl_split(g->n, 16, ith, nth, &lo, &hi);
-		if (hi <= lo)
-			return;
+
 		k->matmul(f->Y[0] + lo, f->ldy[0], f->X, f->ldx, mat_row(g, lo), g->type, g->k,
 			  NULL, f->m, hi - lo, g->k);
 		k->matmul(f->Y[1] + lo, f->ldy[1], f->X, f->ldx, mat_row(u, lo), u->type, u->k,
@@ -75,9 +93,6 @@ static void matmul_task(void *arg, int ith, int nth)
 				    f->Y[1] + i * f->ldy[1] + lo, hi - lo);
 		return;
 	}
-	for (int p = 0; p < f->nw; p++)
-		total += f->w[p]->n;
-	qvl_split(total, 16, ith, nth, &lo, &hi);
 	for (int p = 0; p < f->nw; p++) {
 		const struct eng_mat *w = f->w[p];
 		size_t a = lo > base ? lo - base : 0, b = hi - base < w->n ? hi - base : w->n;
@@ -89,17 +104,52 @@ static void matmul_task(void *arg, int ith, int nth)
 	}
 }
 
-static void matmul(struct fwd *f)
+/* Columns of the current matmul (gate/up: of each of the two). */
+static size_t matmul_cols(const struct fwd *f)
 {
 	size_t n = 0;
 
-	for (int p = 0; p < f->nw; p++)
+	for (int p = 0; p < (f->silu ? 1 : f->nw); p++)
 		n += f->w[p]->n;
+	return n;
+}
+
+/* Few rows (decode): W is streamed, so chunks of columns can move between
+ * threads at no cost in reuse; f->share says the claims are set up. Many
+ * rows: the static split, whole packed panels per thread. */
+#define SHARE_MAX_ROWS 16
+#define SHARE_CHUNK    64
+
+static void matmul_task(void *arg, int ith, int nth)
+{
+	struct fwd *f = arg;
+	size_t lo, hi;
+
+	if (f->share) {
+		while (claim_next(f->e->claims, ith, nth, SHARE_CHUNK, &lo, &hi))
+			matmul_range(f, lo, hi);
+		return;
+	}
+	qvl_split(matmul_cols(f), 16, ith, nth, &lo, &hi);
+	if (hi > lo)
+		matmul_range(f, lo, hi);
+}
+
+static void matmul(struct fwd *f)
+{
+	size_t n = matmul_cols(f);
+
 	/* one thread is enough for a tiny matrix; otherwise split */
-	if (f->e->nth == 1 || n * f->w[0]->k * f->m < 4096)
+	f->share = false;
+	if (f->e->nth == 1 || n * f->w[0]->k * f->m < 4096) {
 		matmul_task(f, 0, 1);
-	else
-		qvl_pool_run(f->e->pool, matmul_task, f);
+		return;
+	}
+	if (f->m <= SHARE_MAX_ROWS) {
+		claim_init(f->e->claims, f->e->nth, n, 16);
+		f->share = true;
+	}
+	qvl_pool_run(f->e->pool, matmul_task, f);
 }
 
 /* Embedding rows (image rows replaced), cos/sin of each row's M-RoPE angles,
@@ -140,18 +190,17 @@ static void embed_task(void *arg, int ith, int nth)
 	}
 }
 
-/* Per token: q/k head RMSNorm then M-RoPE (fused: each head is normalised and
- * rotated while in L1), and K/V appended to the cache in its dtype. */
-static void qk_task(void *arg, int ith, int nth)
+/* Rows [i0, i1), KV groups [g0, g1) (with their query heads): q/k head
+ * RMSNorm then M-RoPE (each head normalised and rotated while in L1), and
+ * K/V appended to the cache in its dtype. */
+static void qk_rows(struct fwd *f, size_t i0, size_t i1, size_t g0, size_t g1)
 {
-	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
 	const struct eng_layer *ly = &e->layers[f->l];
-	size_t lo, hi, hd = (size_t)e->hd, half = hd / 2;
+	size_t hd = (size_t)e->hd, half = hd / 2, group = (size_t)(e->nh / e->nkv);
 	size_t qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
 
-	qvl_split(f->n, 1, ith, nth, &lo, &hi);
-	for (size_t i = lo; i < hi; i++) {
+	for (size_t i = i0; i < i1; i++) {
 		const struct qvl_seq *s = e->rows[i].s;
 		uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
 		uint8_t *V = K + s->layer_bytes / 2;
@@ -160,11 +209,11 @@ static void qk_task(void *arg, int ith, int nth)
 		float *q = e->q + i * qd, *k = e->kk + i * kd, *v = e->vv + i * kd;
 		size_t pos = (size_t)e->rows[i].pos;
 
-		for (int h = 0; h < e->nh; h++) {
+		for (size_t h = g0 * group; h < g1 * group; h++) {
 			e->k.rmsnorm(q + h * hd, q + h * hd, ly->q_norm, hd, e->eps);
 			e->k.rope(q + h * hd, cs, cs + half, half);
 		}
-		for (int g = 0; g < e->nkv; g++) {
+		for (size_t g = g0; g < g1; g++) {
 			e->k.rmsnorm(k + g * hd, k + g * hd, ly->k_norm, hd, e->eps);
 			e->k.rope(k + g * hd, cs, cs + half, half);
 			e->k.from_f32(K + g * head_bytes + pos * hd * s->kv_elem, e->kv_dtype,
@@ -175,37 +224,78 @@ static void qk_task(void *arg, int ith, int nth)
 	}
 }
 
-/* Causal GQA attention: item t = (row i, KV head g) with the g-th group of
- * query heads, so K and V are read once per group (attn_gqa), not once per
- * query head; items are dealt round-robin so that the long rows at the end
- * of a prefill slice are shared out evenly. A row sees its own sequence's
- * cache up to and including its position. */
+static void qk_task(void *arg, int ith, int nth)
+{
+	struct fwd *f = arg;
+	size_t lo, hi;
+
+	qvl_split(f->n, 1, ith, nth, &lo, &hi);
+	qk_rows(f, lo, hi, 0, (size_t)f->e->nkv);
+}
+
+/* Causal GQA attention of row i with KV head g and its group of query
+ * heads, so K and V are read once per group (attn_gqa), not once per query
+ * head. A row sees its own sequence's cache up to and including its
+ * position. */
+static void attn_item(struct fwd *f, size_t i, size_t g)
+{
+	struct qvl_engine *e = f->e;
+	size_t hd = (size_t)e->hd, qd = (size_t)e->nh * hd, group = (size_t)(e->nh / e->nkv);
+	float scale = (float)(1.0 / sqrt((double)hd));
+	const struct qvl_seq *s = e->rows[i].s;
+	const uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
+	const uint8_t *V = K + s->layer_bytes / 2;
+	size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem, n = (size_t)e->rows[i].pos + 1;
+	float *out = e->att + i * qd + g * group * hd;
+	const float *q = e->q + i * qd + g * group * hd;
+
+	if (e->k.attn_gqa)
+		e->k.attn_gqa(out, q, group, K + g * head_bytes, V + g * head_bytes, e->kv_dtype,
+			      hd, n, hd, scale);
+	else
+		for (size_t h = 0; h < group; h++)
+			e->k.attn_head(out + h * hd, q + h * hd, K + g * head_bytes,
+				       V + g * head_bytes, e->kv_dtype, hd, n, hd, scale);
+}
+
+/* Items t = (row, KV head) dealt round-robin, so that the long rows at the
+ * end of a prefill slice are shared out evenly. */
 static void attn_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
+	size_t nkv = (size_t)f->e->nkv, items = f->n * nkv;
+
+	for (size_t t = (size_t)ith; t < items; t += (size_t)nth)
+		attn_item(f, t / nkv, t % nkv);
+}
+
+/* Decode (few rows): the whole attention block of a layer in one dispatch.
+ * Each thread owns whole KV groups: it computes their q, k and v rows (its
+ * share of the three weight matrices, each byte read by one thread), norms
+ * and rotates them, appends K/V and attends, with no barrier in between:
+ * nothing it reads was written by another thread. */
+static void qkv_attn_task(void *arg, int ith, int nth)
+{
+	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
-	size_t hd = (size_t)e->hd, qd = (size_t)e->nh * hd, nkv = (size_t)e->nkv;
-	size_t items = f->n * nkv, group = (size_t)(e->nh / e->nkv);
-	float scale = (float)(1.0 / sqrt((double)hd));
+	const struct eng_layer *ly = &e->layers[f->l];
+	size_t hd = (size_t)e->hd, group = (size_t)(e->nh / e->nkv), g0, g1;
+	size_t H = (size_t)e->H, qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
+	size_t qr = group * hd;
 
-	for (size_t t = (size_t)ith; t < items; t += (size_t)nth) {
-		size_t i = t / nkv, g = t % nkv;
-		const struct qvl_seq *s = e->rows[i].s;
-		const uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
-		const uint8_t *V = K + s->layer_bytes / 2;
-		size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem,
-		       n = (size_t)e->rows[i].pos + 1;
-		float *out = e->att + i * qd + g * group * hd;
-		const float *q = e->q + i * qd + g * group * hd;
-
-		if (e->k.attn_gqa)
-			e->k.attn_gqa(out, q, group, K + g * head_bytes, V + g * head_bytes,
-				      e->kv_dtype, hd, n, hd, scale);
-		else
-			for (size_t h = 0; h < group; h++)
-				e->k.attn_head(out + h * hd, q + h * hd, K + g * head_bytes,
-					       V + g * head_bytes, e->kv_dtype, hd, n, hd, scale);
-	}
+	qvl_split((size_t)e->nkv, 1, ith, nth, &g0, &g1);
+	if (g1 <= g0)
+		return;
+	e->k.matmul(e->q + g0 * qr, qd, e->xb, H, mat_row(&ly->wq, g0 * qr), ly->wq.type, H, NULL,
+		    f->n, (g1 - g0) * qr, H);
+	e->k.matmul(e->kk + g0 * hd, kd, e->xb, H, mat_row(&ly->wk, g0 * hd), ly->wk.type, H, NULL,
+		    f->n, (g1 - g0) * hd, H);
+	e->k.matmul(e->vv + g0 * hd, kd, e->xb, H, mat_row(&ly->wv, g0 * hd), ly->wv.type, H, NULL,
+		    f->n, (g1 - g0) * hd, H);
+	qk_rows(f, 0, f->n, g0, g1);
+	for (size_t i = 0; i < f->n; i++)
+		for (size_t g = g0; g < g1; g++)
+			attn_item(f, i, g);
 }
 
 /* x += o_proj output, then the post-attention norm, in one pass over x. */
@@ -255,35 +345,137 @@ static void set_mm(struct fwd *f, const float *X, size_t ldx, size_t m)
 	f->silu = false;
 }
 
-/* Last layer: only rows whose logits are wanted go on through o_proj and
- * the MLP. Move them (x, attention output, row description) to the front;
- * j <= i, so copying in order never overwrites a row still to be moved. */
+/* Last layer: only rows whose logits or argmax are wanted go on through
+ * o_proj and the MLP. Move them (x, attention output, row description) to
+ * the front; j <= i, so copying in order never overwrites a row still to be
+ * moved. */
 static size_t gather_out_rows(struct qvl_engine *e, size_t n)
 {
 	size_t H = (size_t)e->H, qd = (size_t)e->nh * e->hd, j = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (!e->rows[i].logits)
+		if (!e->rows[i].logits && !e->rows[i].argmax)
 			continue;
 		if (i != j) {
 			memcpy(e->x + j * H, e->x + i * H, H * sizeof(float));
 			memcpy(e->att + j * qd, e->att + i * qd, qd * sizeof(float));
 			e->rows[j] = e->rows[i];
 		}
-		e->out_dst[j++] = e->rows[i].logits;
+		e->out_dst[j] = e->rows[i].logits;
+		e->out_arg[j++] = e->rows[i].argmax;
 	}
 	return j;
 }
 
+/* Fused greedy output: logits of f->m rows (xb rows from f->X) over the
+ * vocabulary tiles this thread claims (its own slice first, claim.h),
+ * ARG_TILE ids at a time into a tile that stays in L1, each tile reduced to
+ * its maximum at once. The thread's best per row goes to
+ * arg_val/arg_idx[ith]; argmax_reduce() combines them. A thread that got
+ * no tile keeps -inf and id SIZE_MAX. */
+#define ARG_TILE 256
+
+static void argmax_task(void *arg, int ith, int nth)
+{
+	struct fwd *f = arg;
+	struct qvl_engine *e = f->e;
+	const struct eng_mat *w = &e->out;
+	float tile[ENG_LOGIT_ROWS * ARG_TILE];
+	float *best = e->arg_val + (size_t)ith * ENG_LOGIT_ROWS;
+	size_t lo, hi, *bidx = e->arg_idx + (size_t)ith * ENG_LOGIT_ROWS;
+
+	for (size_t r = 0; r < f->m; r++) {
+		best[r] = -INFINITY;
+		bidx[r] = SIZE_MAX;
+	}
+	while (claim_next(e->claims, ith, nth, ARG_TILE, &lo, &hi)) {
+		e->k.matmul(tile, ARG_TILE, f->X, f->ldx, mat_row(w, lo), w->type, w->k, NULL, f->m,
+			    hi - lo, w->k);
+		for (size_t r = 0; r < f->m; r++) {
+			float v;
+			size_t i = lo + e->k.argmax(tile + r * ARG_TILE, hi - lo, &v);
+
+			/* tiles come in any order: ties go to the lower id */
+			if (v > best[r] || (v == best[r] && i < bidx[r])) {
+				best[r] = v;
+				bidx[r] = i;
+			}
+		}
+	}
+}
+
+/* The largest of the threads' maxima, the lower id on ties; a row with no
+ * value above -inf gets 0, as the argmax kernel over the whole row would. */
+static void argmax_reduce(struct qvl_engine *e, size_t m, int32_t *const *dst, int nth)
+{
+	for (size_t r = 0; r < m; r++) {
+		float best = -INFINITY;
+		size_t id = SIZE_MAX;
+
+		for (int t = 0; t < nth; t++) {
+			float v = e->arg_val[(size_t)t * ENG_LOGIT_ROWS + r];
+			size_t i = e->arg_idx[(size_t)t * ENG_LOGIT_ROWS + r];
+
+			if (v > best || (v == best && i < id)) {
+				best = v;
+				id = i;
+			}
+		}
+		*dst[r] = best > -INFINITY ? (int32_t)id : 0;
+	}
+}
+
+/* Output rows [j0, j0 + m) that want only their argmax. */
+static void argmax_out(struct fwd *f, size_t j0, size_t m)
+{
+	struct qvl_engine *e = f->e;
+	int nth = e->nth;
+
+	set_mm(f, e->xb + j0 * (size_t)e->H, (size_t)e->H, m);
+	claim_init(e->claims, nth, e->out.n, 16);
+	if (nth == 1)
+		argmax_task(f, 0, 1);
+	else
+		qvl_pool_run(e->pool, argmax_task, f);
+	eng_prof_mark(e->prof, EST_LOGITS);
+	argmax_reduce(e, m, e->out_arg + j0, nth);
+	eng_prof_mark(e->prof, EST_ARGMAX);
+}
+
+/* Output rows [j0, j0 + m) whose logits are wanted, through the scratch so
+ * that the output matrix is read once for the group, not once per row. */
+static void logits_group(struct fwd *f, size_t j0, size_t m)
+{
+	struct qvl_engine *e = f->e;
+	size_t H = (size_t)e->H, V = (size_t)e->V;
+
+	set_mm(f, e->xb + j0 * H, H, m);
+	f->Y[0] = e->lscratch;
+	matmul(f);
+	for (size_t j = 0; j < m; j++)
+		memcpy(e->out_dst[j0 + j], e->lscratch + j * V, V * sizeof(float));
+}
+
+/* The argmax of rows that also have logits, from the logits written. */
+static void argmax_of_logits(struct qvl_engine *e, size_t nout)
+{
+	for (size_t j = 0; j < nout; j++)
+		if (e->out_dst[j] && e->out_arg[j]) {
+			float v;
+			*e->out_arg[j] = (int32_t)e->k.argmax(e->out_dst[j], (size_t)e->V, &v);
+		}
+}
+
 /* logits = final-normed rows · outᵀ, split over the vocabulary: straight
- * into the caller's buffer when the rows' destinations are one contiguous
- * block (a prefill with all_logits, or one row), else through the scratch
- * in groups so the output matrix is read once per group, not per row. */
+ * into the caller's buffer when every row wants logits and their
+ * destinations are one contiguous block (a prefill with all_logits, or one
+ * row); else runs of rows of one kind (logits, or argmax only) in groups of
+ * up to ENG_LOGIT_ROWS. */
 static void logits_out(struct fwd *f)
 {
 	struct qvl_engine *e = f->e;
 	size_t H = (size_t)e->H, V = (size_t)e->V;
-	bool contiguous = true;
+	bool contiguous = e->out_dst[0] != NULL;
 
 	for (size_t j = 1; j < f->nout; j++)
 		contiguous &= e->out_dst[j] == e->out_dst[0] + j * V;
@@ -294,16 +486,24 @@ static void logits_out(struct fwd *f)
 		set_mm(f, e->xb, H, f->nout);
 		f->Y[0] = e->out_dst[0];
 		matmul(f);
-		return;
+		eng_prof_mark(e->prof, EST_LOGITS);
+	} else {
+		for (size_t j0 = 0, m; j0 < f->nout; j0 += m) {
+			bool fused = !e->out_dst[j0];
+
+			for (m = 1;
+			     m < ENG_LOGIT_ROWS && j0 + m < f->nout && !e->out_dst[j0 + m] == fused;
+			     m++)
+				;
+			if (fused)
+				argmax_out(f, j0, m);
+			else
+				logits_group(f, j0, m);
+		}
+		eng_prof_mark(e->prof, EST_LOGITS);
 	}
-	for (size_t j0 = 0; j0 < f->nout; j0 += ENG_LOGIT_ROWS) {
-		size_t m = f->nout - j0 < ENG_LOGIT_ROWS ? f->nout - j0 : ENG_LOGIT_ROWS;
-		set_mm(f, e->xb + j0 * H, H, m);
-		f->Y[0] = e->lscratch;
-		matmul(f);
-		for (size_t j = 0; j < m; j++)
-			memcpy(e->out_dst[j0 + j], e->lscratch + j * V, V * sizeof(float));
-	}
+	argmax_of_logits(e, f->nout);
+	eng_prof_mark(e->prof, EST_ARGMAX);
 }
 
 void eng_forward_rows(struct qvl_engine *e, size_t n)
@@ -311,34 +511,50 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 	struct fwd f = {.e = e, .n = n};
 	size_t H = (size_t)e->H, qd = (size_t)e->nh * e->hd, kd = (size_t)e->nkv * e->hd;
 	size_t I = (size_t)e->I, m = n;
+	/* a few rows (decode): threads own whole KV groups, see qkv_attn_task */
+	bool fuse_attn = n <= FUSE_ATTN_ROWS && e->nkv % e->nth == 0;
 
 	f.m = n;
+	eng_prof_begin(e->prof, n, e->rows[0].pos);
 	run(&f, embed_task, n);
+	eng_prof_mark(e->prof, EST_EMBED);
 
 	for (int l = 0; l < e->L; l++) {
 		const struct eng_layer *ly = &e->layers[l];
 
 		f.l = l;
 		f.last = l == e->L - 1;
-		set_mm(&f, e->xb, H, n);
-		f.nw = 3;
-		f.w[0] = &ly->wq, f.Y[0] = e->q, f.ldy[0] = qd;
-		f.w[1] = &ly->wk, f.Y[1] = e->kk, f.ldy[1] = kd;
-		f.w[2] = &ly->wv, f.Y[2] = e->vv, f.ldy[2] = kd;
-		matmul(&f);
-		run(&f, qk_task, n);
-		run(&f, attn_task, n * (size_t)e->nkv);
+		if (fuse_attn) {
+			run_all(&f, qkv_attn_task);
+			eng_prof_mark(e->prof, EST_QKV);
+		} else {
+			set_mm(&f, e->xb, H, n);
+			f.nw = 3;
+			f.w[0] = &ly->wq, f.Y[0] = e->q, f.ldy[0] = qd;
+			f.w[1] = &ly->wk, f.Y[1] = e->kk, f.ldy[1] = kd;
+			f.w[2] = &ly->wv, f.Y[2] = e->vv, f.ldy[2] = kd;
+			matmul(&f);
+			eng_prof_mark(e->prof, EST_QKV);
+			run(&f, qk_task, n);
+			eng_prof_mark(e->prof, EST_QKROPE);
+			run(&f, attn_task, n * (size_t)e->nkv);
+			eng_prof_mark(e->prof, EST_ATTN);
+		}
 
 		if (f.last) {
 			f.nout = m = gather_out_rows(e, n);
-			if (!m)
+			if (!m) {
+				eng_prof_end(e->prof);
 				return; /* the cache is filled; no logits wanted */
+			}
 		}
 		set_mm(&f, e->att, qd, m);
 		f.nw = 1;
 		f.w[0] = &ly->wo, f.Y[0] = e->tmp, f.ldy[0] = H;
 		matmul(&f);
+		eng_prof_mark(e->prof, EST_OPROJ);
 		run(&f, post_attn_task, m);
+		eng_prof_mark(e->prof, EST_RES1);
 
 		set_mm(&f, e->xb, H, m);
 		f.nw = 2;
@@ -346,12 +562,16 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 		f.w[0] = &ly->wg, f.Y[0] = e->gate, f.ldy[0] = I;
 		f.w[1] = &ly->wu, f.Y[1] = e->up, f.ldy[1] = I;
 		matmul(&f);
+		eng_prof_mark(e->prof, EST_GATEUP);
 
 		set_mm(&f, e->gate, I, m);
 		f.nw = 1;
 		f.w[0] = &ly->wd, f.Y[0] = e->tmp, f.ldy[0] = H;
 		matmul(&f);
+		eng_prof_mark(e->prof, EST_DOWN);
 		run(&f, post_mlp_task, m);
+		eng_prof_mark(e->prof, f.last ? EST_FINAL : EST_RES2);
 	}
 	logits_out(&f);
+	eng_prof_end(e->prof);
 }

@@ -35,6 +35,10 @@ struct gen_session {
 	struct gen_stopper st;
 
 	bool prefilled, cancel;
+	/* greedy without penalties or logprobs: gen_step() asks the engine for
+	 * the argmax only (no logits written); have_id says it did */
+	bool argmax_only, have_id;
+	int32_t argmax_id;
 	enum gen_stop stop;
 	size_t ngen;
 	double t0, t_pre, t_dec0, t_dec;
@@ -228,6 +232,7 @@ int gen_create(struct gen_session **out, struct qvl_engine *e, const struct qvl_
 	rc = qvl_sampler_create(&g->smp, &gp->sp, V, err);
 	if (rc < 0)
 		goto fail;
+	g->argmax_only = qvl_sampler_is_argmax(g->smp) && !gp->logprobs;
 	rc = qvl_seq_create(e, gp->n_ctx, &g->seq, err);
 	if (rc < 0)
 		goto fail;
@@ -259,6 +264,7 @@ const struct qvl_chunk *gen_next_chunk(struct gen_session *g, float **logits)
 	if (g->stop != GEN_RUNNING || g->cancel)
 		return NULL;
 	*logits = g->logits;
+	g->have_id = false; /* the caller's forward writes the logits */
 	g->t0 = qvl_now();
 	return g->prefilled ? &g->one : &g->prompt;
 }
@@ -331,7 +337,7 @@ int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_e
 	}
 	if (g->lp_scratch)
 		memcpy(g->lp_scratch, g->logits, V * sizeof(float));
-	int32_t id = qvl_sample(g->smp, g->logits);
+	int32_t id = g->have_id ? g->argmax_id : qvl_sample(g->smp, g->logits);
 
 	if (!g->gp.ignore_eos && gen_is_eos(g->m, id)) {
 		rc = finish(g, GEN_EOS);
@@ -384,7 +390,11 @@ int gen_step(struct gen_session *g, struct gen_out *out, struct qvl_err *err)
 
 	if (!c)
 		return gen_advance(g, g->stop == GEN_RUNNING ? -ECANCELED : 0, out, err);
-	rc = qvl_seq_forward(g->e, g->seq, c, logits, false, err);
+	if (g->argmax_only)
+		rc = qvl_seq_forward_argmax(g->e, g->seq, c, &g->argmax_id, err);
+	else
+		rc = qvl_seq_forward(g->e, g->seq, c, logits, false, err);
+	g->have_id = g->argmax_only && rc >= 0;
 	return gen_advance(g, rc, out, err);
 }
 

@@ -50,6 +50,9 @@ struct pool_worker {
 	int pu;	  /* OS index of the PU it is pinned to, -1 if unpinned */
 	int core; /* logical index of its core, -1 if unknown */
 	hwloc_cpuset_t set;
+	/* profiling: when this worker started the current run (written before
+	 * its release on pending, read by the caller after its acquire) */
+	uint64_t t_start;
 };
 
 struct qvl_pool {
@@ -64,6 +67,8 @@ struct qvl_pool {
 	 * after their acquire of gen. */
 	qvl_task_fn fn;
 	void *arg;
+	struct qvl_pool_prof *prof; /* NULL: not profiling */
+	uint64_t t_pub;		    /* profiling: when the run was published */
 
 	/* Each hot word on its own cache line: workers poll gen while they
 	 * write pending. */
@@ -144,6 +149,8 @@ static void *worker_main(void *arg)
 		/* relaxed: stop is written before the gen release we acquired */
 		if (atomic_load_explicit(&p->stop, memory_order_relaxed))
 			break;
+		if (p->prof)
+			w->t_start = now_ns();
 		p->fn(p->arg, w->ith, p->nth);
 		/* seq_cst: release pairs with the caller's acquire load of
 		 * pending (our writes are visible when it sees 0); also the
@@ -155,9 +162,25 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Profiling: account one run that started at t_pub, whose caller share
+ * ended at t_own, and which ended (all workers done) now. */
+static void prof_run(struct qvl_pool *p, uint64_t t_own)
+{
+	uint64_t t_end = now_ns();
+	struct qvl_pool_prof *pr = p->prof;
+
+	pr->runs++;
+	pr->own_ns += t_own - p->t_pub;
+	pr->wait_ns += t_end - t_own;
+	for (int i = 1; i < p->nth; i++)
+		pr->wake_ns += p->w[i].t_start > p->t_pub ? p->w[i].t_start - p->t_pub : 0;
+}
+
+static void pool_wait(struct qvl_pool *p);
+
 void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg)
 {
-	uint32_t v;
+	uint64_t t_own = 0;
 
 	if (p->nth == 1) {
 		fn(arg, 0, 1);
@@ -165,6 +188,8 @@ void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg)
 	}
 	p->fn = fn;
 	p->arg = arg;
+	if (p->prof)
+		p->t_pub = now_ns();
 	/* relaxed: published by the seq_cst (release) increment of gen below */
 	atomic_store_explicit(&p->pending, (uint32_t)p->nth - 1, memory_order_relaxed);
 	/* seq_cst: release pairs with the acquire load in wait_gen(); seq_cst
@@ -173,8 +198,24 @@ void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg)
 	if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst))
 		futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX);
 	fn(arg, 0, p->nth);
+	if (p->prof)
+		t_own = now_ns();
+	pool_wait(p);
+	if (p->prof)
+		prof_run(p, t_own);
+}
 
+void qvl_pool_set_prof(struct qvl_pool *p, struct qvl_pool_prof *prof)
+{
+	p->prof = prof;
+}
+
+/* Until every worker has finished the current run: spin, then sleep. */
+static void pool_wait(struct qvl_pool *p)
+{
 	uint64_t t0 = now_ns();
+	uint32_t v;
+
 	for (unsigned i = 1;; i++) {
 		/* acquire: pairs with the workers' fetch_sub on pending, so
 		 * their results are visible once it reads 0. */

@@ -5,6 +5,8 @@
 #ifndef QVL_POOL_H
 #define QVL_POOL_H
 
+#include <stdint.h>
+
 #include "err.h"
 
 struct qvl_pool;
@@ -29,6 +31,19 @@ int qvl_pool_size(const struct qvl_pool *p);
 /* Describe the placement ("thread 1 -> PU 1 (core 1)", ...) into buf. */
 void qvl_pool_describe(const struct qvl_pool *p, char *buf, size_t cap);
 void qvl_pool_destroy(struct qvl_pool *p);
+
+/* Dispatch costs, accumulated while a profile is attached (QVL_PROFILE, see
+ * src/profile.h): per run, the caller's own share of the work, the time it
+ * then waits for the workers (their imbalance plus the barrier), and each
+ * worker's delay from the publication of the run to its start (wake-up). */
+struct qvl_pool_prof {
+	uint64_t runs;
+	uint64_t own_ns;  /* caller computing its share */
+	uint64_t wait_ns; /* caller waiting for the last worker */
+	uint64_t wake_ns; /* sum over workers of publish -> start */
+};
+/* Attach (prof != NULL) or detach; the caller thread only, between runs. */
+void qvl_pool_set_prof(struct qvl_pool *p, struct qvl_pool_prof *prof);
 
 /* Split [0, n) into nth near-equal contiguous ranges, aligned to `align`
  * (align >= 1); thread ith gets [*lo, *hi). */

@@ -132,6 +132,12 @@ void qvl_sampler_accept(struct qvl_sampler *s, int32_t id)
 		s->nhist++;
 }
 
+bool qvl_sampler_is_argmax(const struct qvl_sampler *s)
+{
+	return (s->p.greedy || s->p.temperature <= 0) && s->p.repeat_penalty == 1.0f &&
+	       s->p.presence_penalty == 0.0f;
+}
+
 int32_t qvl_argmax(const float *x, size_t n)
 {
 	size_t best = 0;

@@ -39,6 +39,11 @@ void qvl_sampler_accept(struct qvl_sampler *s, int32_t id);
 /* Pick the next id. logits[n_vocab] may be modified (penalties). */
 int32_t qvl_sample(struct qvl_sampler *s, float *logits);
 
+/* The next id is the plain argmax of the logits (greedy, no penalty), so a
+ * caller may ask the engine for the argmax alone (qvl_seq_forward_argmax)
+ * instead of the logits. */
+bool qvl_sampler_is_argmax(const struct qvl_sampler *s);
+
 /* Index of the largest value (lowest index on ties). */
 int32_t qvl_argmax(const float *x, size_t n);
 

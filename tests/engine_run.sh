@@ -216,5 +216,22 @@ else
 	sed 's/^/# /' "$TMP/b.json" "$TMP/err" | head -5
 	fail=1
 fi
+# QVL_PROFILE=1: the per-stage table of the decode steps on stderr, one
+# step per decoded token (the warm-up's 4 + 2 reps x 4), every stage that
+# ran, and the pool's dispatches
+QVL_PROFILE=1 "$QVLCTL" bench --model "$MODEL" --prompt-tokens 8 --gen-tokens 4 --reps 2 \
+	--threads 2 --quiet >"$TMP/out" 2>"$TMP/err"
+st=$?
+n=$((n + 1))
+if [ $st = 0 ] && grep -q '^qvl profile: 12 decode steps' "$TMP/err" &&
+	grep -q 'q/k/v matmuls' "$TMP/err" && grep -q 'gate/up matmuls' "$TMP/err" &&
+	grep -q 'logits matmul' "$TMP/err" && grep -q 'step total' "$TMP/err" &&
+	grep -q 'dispatches' "$TMP/err"; then
+	echo "ok $n - QVL_PROFILE=1 prints the per-stage decode table"
+else
+	echo "not ok $n - QVL_PROFILE=1 table (exit $st)"
+	sed 's/^/# /' "$TMP/err" | head -20
+	fail=1
+fi
 echo "1..$n"
 exit $fail
