@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "convert.h"
 #include "json.h"
+#include "progress.h"
 
 static void usage(FILE *f)
 {
@@ -77,6 +78,18 @@ static void print_file(FILE *f, const char *key, const struct cv_file_result *fr
 	fputc('\n', f);
 }
 
+static void on_progress(void *ctx, const char *stage, double done, double total)
+{
+	struct progress *p = ctx;
+
+	if (!stage)
+		progress_end(p);
+	else if (done == 0)
+		progress_start(p, stage, total, "MB", 1e6);
+	else
+		progress_update(p, done);
+}
+
 int cmd_convert(int argc, char **argv)
 {
 	enum { OPT_TYPE = 256, OPT_MMPROJ, OPT_IN_MMPROJ, OPT_JSON, OPT_QUIET, OPT_HELP };
@@ -90,10 +103,11 @@ int cmd_convert(int argc, char **argv)
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
 	};
-	struct cv_opts o = {.preset = cv_preset_find("bf16")};
+	struct cv_opts o = {.preset = cv_preset_find("bf16"), .progress = on_progress};
 	struct qvl_err err = {{0}};
 	struct cv_result r;
-	bool json = false;
+	bool json = false, quiet = false;
+	struct progress pg;
 	struct cli cl;
 	int c, rc;
 
@@ -119,7 +133,7 @@ int cmd_convert(int argc, char **argv)
 			json = true;
 			break;
 		case OPT_QUIET:
-			o.quiet = true;
+			quiet = true;
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -138,7 +152,10 @@ int cmd_convert(int argc, char **argv)
 		return cli_usage("convert", "missing -o OUT.gguf");
 	if (o.out_mmproj && !strcmp(o.out, o.out_mmproj))
 		return cli_usage("convert", "-o and --mmproj name the same file '%s'", o.out);
+	progress_init(&pg, "convert", quiet);
+	o.progress_ctx = &pg;
 	rc = cv_convert(&o, &r, &err);
+	progress_end(&pg);
 	if (rc)
 		return cli_fail("convert", rc, &err);
 	if (json) {

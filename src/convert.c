@@ -17,7 +17,6 @@
 #include "convert.h"
 #include "gguf.h"
 #include "gguf_names.h"
-#include "progress.h"
 #include "util.h"
 
 /* values converted per step: bounds the buffers (f32 in, converted out) */
@@ -51,7 +50,6 @@ struct cv_ctx {
 	struct qvl_model *m;
 	struct cv_file text, proj;
 	struct cv_result *r;
-	struct progress pg;
 	float *f32;
 	uint8_t *buf;
 	struct qvl_err *err;
@@ -313,6 +311,13 @@ static void release_src(const struct cv_ctx *x, const struct cv_item *it)
 		madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
+static void report(const struct cv_ctx *x, const struct cv_file *f, double done)
+{
+	if (x->o->progress)
+		x->o->progress(x->o->progress_ctx, f->mmproj ? "mmproj" : "text", done,
+			       (double)f->w.data_size);
+}
+
 static int write_item(struct cv_ctx *x, struct cv_file *f, size_t i, uint64_t *done)
 {
 	const struct cv_item *it = &f->it[i];
@@ -331,7 +336,7 @@ static int write_item(struct cv_ctx *x, struct cv_file *f, size_t i, uint64_t *d
 
 			rc = gguf_w_write_all(f->fd, p + o, n, f->tmp, x->err);
 			*done += n;
-			progress_update(&x->pg, (double)*done);
+			report(x, f, (double)*done);
 		}
 	}
 	for (uint64_t r0 = 0; !rc && (it->half >= 0 || it->src.dtype != it->out) && r0 < rows;
@@ -362,7 +367,7 @@ static int write_item(struct cv_ctx *x, struct cv_file *f, size_t i, uint64_t *d
 		}
 		rc = gguf_w_write_all(f->fd, x->buf, nr * row_bytes, f->tmp, x->err);
 		*done += nr * row_bytes;
-		progress_update(&x->pg, (double)*done);
+		report(x, f, (double)*done);
 	}
 	if (!rc)
 		rc = gguf_w_write_pad(&f->w, f->fd, i, f->tmp, x->err);
@@ -384,10 +389,11 @@ static int write_file(struct cv_ctx *x, struct cv_file *f)
 	}
 	if ((rc = gguf_w_write_header(&f->w, f->fd, f->tmp, x->err)))
 		return rc;
-	progress_start(&x->pg, f->mmproj ? "mmproj" : "text", (double)f->w.data_size, "MB", 1e6);
+	report(x, f, 0);
 	for (size_t i = 0; i < f->n && !rc; i++)
 		rc = write_item(x, f, i, &done);
-	progress_end(&x->pg);
+	if (x->o->progress)
+		x->o->progress(x->o->progress_ctx, NULL, 0, 0);
 	if (!rc && fdatasync(f->fd) < 0)
 		rc = qvl_errf(x->err, -errno, "%s: %s", f->tmp, strerror(errno));
 	if (!rc) {
@@ -492,7 +498,6 @@ int cv_convert(const struct cv_opts *o, struct cv_result *r, struct qvl_err *err
 	    (struct cv_file){.path = o->out_mmproj, .fd = -1, .mmproj = true, .res = &r->mmproj};
 	gguf_w_init(&x.text.w);
 	gguf_w_init(&x.proj.w);
-	progress_init(&x.pg, "convert", o->quiet);
 	r->text.ftype = o->preset->ftype;
 	r->mmproj.ftype = cv_preset_find(o->preset->mmproj)->ftype;
 	r->has_mmproj = o->out_mmproj != NULL;
@@ -502,7 +507,6 @@ int cv_convert(const struct cv_opts *o, struct cv_result *r, struct qvl_err *err
 	for (int i = 0; i < 3; i++)
 		sigaction(sigs[i], &sa, &old[i]);
 	rc = cv_run(&x);
-	progress_end(&x.pg);
 	close_file(&x.text, 0, false);
 	close_file(&x.proj, 1, false);
 	for (int i = 0; i < 3; i++)

@@ -77,7 +77,10 @@ struct cv_opts {
 	const char *out;	/* text GGUF */
 	const char *out_mmproj; /* mmproj GGUF, or NULL */
 	const struct cv_preset *preset;
-	bool quiet;
+	/* progress (may be NULL): a stage ("text", "mmproj") starts with done 0,
+	 * then bytes written so far; stage NULL when the stage ends */
+	void (*progress)(void *ctx, const char *stage, double done, double total);
+	void *progress_ctx;
 };
 
 struct cv_file_result {
