@@ -4,6 +4,7 @@
 #ifndef QVL_KERN_IMPL_H
 #define QVL_KERN_IMPL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -70,6 +71,23 @@ static inline void qvl_deq_block(float *dst, const uint8_t *blk, enum qvl_dtype 
 				 float scale);                                                     \
 	void qvl_to_f32_##isa(float *dst, const void *src, enum qvl_dtype type, size_t n);         \
 	void qvl_from_f32_##isa(void *dst, enum qvl_dtype type, const float *src, size_t n)
+
+/* Weight types every level's matmul widens in registers itself; the others
+ * go through qvl_matmul_deq (simd/matmul_deq.c). */
+static inline bool qvl_matmul_widens(enum qvl_dtype t)
+{
+	return t == QVL_DT_F32 || t == QVL_DT_F16 || t == QVL_DT_BF16 || t == QVL_DT_Q8_0 ||
+	       t == QVL_DT_Q4_0;
+}
+
+typedef void (*qvl_matmul_fn)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			      enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
+			      size_t n, size_t k);
+/* Y = X W^T + bias for any block type: rows of W dequantized into an f32
+ * panel that f32mm (a level's matmul) multiplies. */
+void qvl_matmul_deq(qvl_matmul_fn f32mm, float *Y, size_t ldy, const float *X, size_t ldx,
+		    const void *W, enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
+		    size_t n, size_t k);
 
 QVL_KERN_DECL(ref);
 QVL_KERN_DECL(avx2);

@@ -379,6 +379,10 @@ T256 void qvl_matmul_avx2(float *Y, size_t ldy, const float *X, size_t ldx, cons
 {
 	if (!m || !n)
 		return;
+	if (!qvl_matmul_widens(wtype)) {
+		qvl_matmul_deq(qvl_matmul_avx2, Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+		return;
+	}
 	if (k == 0) {
 		for (size_t i = 0; i < m; i++)
 			for (size_t j = 0; j < n; j++)

@@ -478,6 +478,10 @@ T512 void qvl_matmul_avx512(float *Y, size_t ldy, const float *X, size_t ldx, co
 {
 	if (!m || !n)
 		return;
+	if (!qvl_matmul_widens(wtype)) {
+		qvl_matmul_deq(qvl_matmul_avx512, Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+		return;
+	}
 	if (k == 0) {
 		for (size_t i = 0; i < m; i++)
 			for (size_t j = 0; j < n; j++)

@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "kern_impl.h"
+#include "quant.h"
 
 /* One row of W widened to f32, 32 values at a time for block types. */
 static float dot_row(const float *x, const uint8_t *w, enum qvl_dtype t, size_t k)
@@ -29,20 +30,18 @@ static float dot_row(const float *x, const uint8_t *w, enum qvl_dtype t, size_t 
 		for (size_t i = 0; i < k; i++)
 			acc += x[i] * qvl_f16_to_f32(qvl_load_u16(w + 2 * i));
 		break;
-	case QVL_DT_Q8_0:
-	case QVL_DT_Q4_0: {
-		size_t bsz = t == QVL_DT_Q8_0 ? 34 : 18;
-		float tmp[32];
+	default: {
+		/* block types: widen one block at a time (32 or 256 values) */
+		const struct qvl_dtype_info *di = qvl_dtype_info(t);
+		float tmp[QVL_QK_K];
 
-		for (size_t b = 0; b < k / 32; b++) {
-			qvl_deq_block(tmp, w + b * bsz, t);
-			for (int i = 0; i < 32; i++)
-				acc += x[32 * b + i] * tmp[i];
+		for (size_t b = 0; b < k / di->blk; b++) {
+			qvl_dequant_row(t, w + b * di->blk_bytes, tmp, di->blk);
+			for (uint32_t i = 0; i < di->blk; i++)
+				acc += x[di->blk * b + i] * tmp[i];
 		}
 		break;
 	}
-	default:
-		break;
 	}
 	return acc;
 }
@@ -204,10 +203,8 @@ void qvl_attn_gqa_ref(float *out, const float *q, size_t nq, const void *K, cons
 
 void qvl_to_f32_ref(float *dst, const void *src, enum qvl_dtype type, size_t n)
 {
-	if (type == QVL_DT_Q8_0 || type == QVL_DT_Q4_0) {
-		size_t bsz = type == QVL_DT_Q8_0 ? 34 : 18;
-		for (size_t b = 0; b < n / 32; b++)
-			qvl_deq_block(dst + 32 * b, (const uint8_t *)src + b * bsz, type);
+	if (qvl_dtype_is_block(type)) {
+		qvl_dequant_row(type, src, dst, n);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)

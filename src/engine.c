@@ -3,6 +3,7 @@
  * sequences with their KV caches. The layer arithmetic is in forward.c. */
 #include "config.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,22 +26,16 @@ static int mat_init(struct eng_mat *w, const struct qvl_tensor *t, size_t n, siz
 		return qvl_errf(
 		    err, -EINVAL, "tensor '%s': shape [%lld, %lld], expected [%zu, %zu]", name,
 		    (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0), n, k);
-	switch (t->dtype) {
-	case QVL_DT_F32:
-	case QVL_DT_F16:
-	case QVL_DT_BF16:
-		break;
-	case QVL_DT_Q8_0:
-	case QVL_DT_Q4_0:
-		if (k % 32)
-			return qvl_errf(err, -EINVAL,
-					"tensor '%s': %s rows of %zu values (not a multiple of 32)",
-					name, qvl_dtype_name(t->dtype), k);
-		break;
-	default:
-		return qvl_errf(err, -EINVAL, "tensor '%s': dtype %s not supported for matmul",
-				name, qvl_dtype_name(t->dtype));
-	}
+	/* every dtype is a matmul weight; block types need whole blocks per row */
+	const struct qvl_dtype_info *di = qvl_dtype_info(t->dtype);
+
+	if (!di)
+		return qvl_errf(err, -EINVAL, "tensor '%s': dtype %d not supported for matmul",
+				name, (int)t->dtype);
+	if (k % di->blk)
+		return qvl_errf(err, -EINVAL,
+				"tensor '%s': %s rows of %zu values (not a multiple of %" PRIu32 ")",
+				name, di->name, k, di->blk);
 	w->row_bytes = qvl_dtype_bytes(t->dtype, k, &ok);
 	if (!ok || w->row_bytes * n != t->nbytes)
 		return qvl_errf(err, -EINVAL, "tensor '%s': %llu bytes for [%zu, %zu] %s", name,

@@ -384,33 +384,22 @@ static int gguf_read_alignment(struct gguf_rd *r)
 	return 0;
 }
 
-/* Bytes of a tensor of type t with nelem elements whose rows are ne0 long. */
+/* Bytes of a tensor of type t with nelem elements whose rows are ne0 long:
+ * -ENOTSUP for a type qvl does not read, -EINVAL when a row is not whole
+ * blocks (block types quantize along rows). */
 static int gguf_tensor_bytes(uint32_t t, uint64_t ne0, uint64_t nelem, enum qvl_dtype *dt,
 			     uint64_t *bytes)
 {
-	switch (t) {
-	case GGUF_GGML_F32:
-		*dt = QVL_DT_F32;
-		*bytes = nelem * 4;
-		return 0;
-	case GGUF_GGML_F16:
-		*dt = QVL_DT_F16;
-		*bytes = nelem * 2;
-		return 0;
-	case GGUF_GGML_BF16:
-		*dt = QVL_DT_BF16;
-		*bytes = nelem * 2;
-		return 0;
-	case GGUF_GGML_Q8_0:
-	case GGUF_GGML_Q4_0:
-		if (ne0 % 32)
-			return -EINVAL;
-		*dt = t == GGUF_GGML_Q8_0 ? QVL_DT_Q8_0 : QVL_DT_Q4_0;
-		*bytes = nelem / 32 * (t == GGUF_GGML_Q8_0 ? 34 : 18);
-		return 0;
-	default:
+	int d = qvl_dtype_from_ggml(t);
+	bool ok;
+
+	if (d < 0)
 		return -ENOTSUP;
-	}
+	*dt = (enum qvl_dtype)d;
+	if (ne0 % qvl_dtype_info(*dt)->blk)
+		return -EINVAL;
+	*bytes = qvl_dtype_bytes(*dt, nelem, &ok);
+	return ok ? 0 : -EINVAL;
 }
 
 static int gguf_read_tensor(struct gguf_rd *r, size_t i)
@@ -452,13 +441,15 @@ static int gguf_read_tensor(struct gguf_rd *r, size_t i)
 	if (rc == -ENOTSUP)
 		return qvl_errf(r->err, rc,
 				"%s: tensor '%s': type %" PRIu32
-				" (%s) not supported (F32, F16, BF16, Q8_0, Q4_0 are)",
+				" (%s) not supported (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
+				"Q2_K..Q6_K, IQ4_NL, IQ4_XS are)",
 				f->what, t->name, t->ggml_type, gguf_ggml_type_name(t->ggml_type));
 	if (rc)
 		return qvl_errf(r->err, -EBADMSG,
 				"%s: tensor '%s': %s row length %" PRIu64
-				" is not a multiple of the 32-element block",
-				f->what, t->name, gguf_ggml_type_name(t->ggml_type), t->ne[0]);
+				" is not a multiple of its %" PRIu32 "-element block",
+				f->what, t->name, gguf_ggml_type_name(t->ggml_type), t->ne[0],
+				qvl_dtype_info(t->dtype)->blk);
 	if (t->offset % f->alignment)
 		return qvl_errf(r->err, -EBADMSG,
 				"%s: tensor '%s': offset %" PRIu64

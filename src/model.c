@@ -371,16 +371,13 @@ int qvl_tensor_to_f32(const struct qvl_tensor *t, uint64_t first, uint64_t n, fl
 			memcpy(&out[i], &b, 4);
 		}
 		return 0;
-	case QVL_DT_Q8_0:
-	case QVL_DT_Q4_0:
-		if (first % QVL_QBLOCK || n % QVL_QBLOCK)
+	default: {
+		/* block types: whole blocks only */
+		const struct qvl_dtype_info *di = qvl_dtype_info(t->dtype);
+
+		if (!di || first % di->blk || n % di->blk)
 			return -EINVAL;
-		if (t->dtype == QVL_DT_Q8_0)
-			qvl_dequant_q8_0(out, p + first / QVL_QBLOCK * QVL_Q8_0_BYTES, n);
-		else
-			qvl_dequant_q4_0(out, p + first / QVL_QBLOCK * QVL_Q4_0_BYTES, n);
-		return 0;
-	default:
-		return -EINVAL;
+		return qvl_dequant_row(t->dtype, p + first / di->blk * di->blk_bytes, out, n);
+	}
 	}
 }

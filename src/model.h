@@ -192,7 +192,7 @@ const struct qvl_tensor *qvl_model_findf(const struct qvl_model *m, const char *
 	__attribute__((format(printf, 2, 3)));
 
 /* Convert elements [first, first + n) of t to f32 (any dtype; block types need
- * first and n multiples of 32). */
+ * first and n multiples of the type's block, 32 or 256). */
 int qvl_tensor_to_f32(const struct qvl_tensor *t, uint64_t first, uint64_t n, float *out);
 
 const char *qvl_format_name(enum qvl_format f);

@@ -66,16 +66,19 @@ __attribute__((format(printf, 5, 6))) static void expect(struct mc *c, bool opti
 				 src_path(c->m, t), name, got, want);
 		return;
 	}
-	/* block types quantize along rows: the row length must be whole blocks */
-	if ((t->dtype == QVL_DT_Q8_0 || t->dtype == QVL_DT_Q4_0) &&
-	    (ndim == 0 || shape[ndim - 1] % QVL_QBLOCK))
+	/* block types quantize along rows: the row length must be whole blocks
+	 * (32 values, or 256 for the K-quants and IQ4_XS) */
+	const struct qvl_dtype_info *di = qvl_dtype_info(t->dtype);
+
+	if (!di)
+		c->rc = qvl_errf(c->err, -EBADMSG, "%s: tensor '%s': unsupported dtype %d",
+				 src_path(c->m, t), name, (int)t->dtype);
+	else if (di->blk > 1 && (ndim == 0 || shape[ndim - 1] % di->blk))
 		c->rc = qvl_errf(c->err, -EBADMSG,
-				 "%s: tensor '%s': %s rows of %" PRId64 " are not whole %d-blocks",
-				 src_path(c->m, t), name, qvl_dtype_name(t->dtype),
-				 ndim ? shape[ndim - 1] : 0, QVL_QBLOCK);
-	else if ((unsigned)t->dtype >= QVL_DT_COUNT)
-		c->rc = qvl_errf(c->err, -EBADMSG, "%s: tensor '%s': unsupported dtype",
-				 src_path(c->m, t), name);
+				 "%s: tensor '%s': %s rows of %" PRId64 " are not whole %" PRIu32
+				 "-blocks",
+				 src_path(c->m, t), name, di->name, ndim ? shape[ndim - 1] : 0,
+				 di->blk);
 }
 
 #define S(...)		     ((const int64_t[]){__VA_ARGS__})

@@ -94,10 +94,10 @@ static int vis_lin(const struct qvl_model *m, const char *base, int n, int k, bo
 	if (t->nelem != (uint64_t)n * (uint64_t)k || t->shape[0] != n)
 		return qvl_errf(err, -EINVAL, "%s: tensor %s: shape does not match [%d, %d]",
 				m->path, name, n, k);
-	if (t->dtype != QVL_DT_F32 && t->dtype != QVL_DT_BF16 && t->dtype != QVL_DT_F16 &&
-	    ((t->dtype != QVL_DT_Q8_0 && t->dtype != QVL_DT_Q4_0) || k % 32))
-		return qvl_errf(err, -ENOTSUP, "%s: tensor %s: dtype %s not supported", m->path,
-				name, qvl_dtype_name(t->dtype));
+	/* any dtype the kernels take (all of them), in whole blocks per row */
+	if (!qvl_dtype_info(t->dtype) || k % qvl_dtype_info(t->dtype)->blk)
+		return qvl_errf(err, -ENOTSUP, "%s: tensor %s: dtype %s with rows of %d not supported",
+				m->path, name, qvl_dtype_name(t->dtype), k);
 	l->w = t->data;
 	l->dt = t->dtype;
 	l->row_bytes = qvl_dtype_bytes(t->dtype, (uint64_t)k, &ok);

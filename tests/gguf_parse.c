@@ -275,11 +275,16 @@ static void test_bad(void)
 	    &(struct knobs){.ne_a0 = UINT64_C(1) << 40, .ne_a1 = UINT64_C(1) << 40}, -EBADMSG,
 	    "overflows");
 	bad("zero dimension", &(struct knobs){.ne_zero = true}, -EBADMSG, "dimension 1 is 0");
-	bad("unsupported type Q4_K", &(struct knobs){.type_b = 12, .ne_b0 = 256}, -ENOTSUP,
-	    "tensor 'b': type 12 (Q4_K) not supported");
+	bad("unsupported type IQ2_XXS", &(struct knobs){.type_b = 16, .ne_b0 = 256}, -ENOTSUP,
+	    "tensor 'b': type 16 (IQ2_XXS) not supported");
+	/* a K-quant row must be whole 256-value super-blocks, not just 32s */
+	bad("Q4_K row of 288", &(struct knobs){.type_b = 12, .ne_b0 = 288}, -EBADMSG,
+	    "tensor 'b': Q4_K row length 288 is not a multiple of its 256-element block");
+	bad("Q6_K row of 32", &(struct knobs){.type_b = 14, .ne_b0 = 32}, -EBADMSG,
+	    "tensor 'b': Q6_K row length 32 is not a multiple of its 256-element block");
 	bad("unknown type 200", &(struct knobs){.type_b = 200}, -ENOTSUP, "type 200 (?)");
 	bad("Q8_0 row not a multiple of 32", &(struct knobs){.ne_b0 = 33}, -EBADMSG,
-	    "multiple of the 32-element block");
+	    "Q8_0 row length 33 is not a multiple of its 32-element block");
 	bad("alignment not a power of two", &(struct knobs){.align = 24}, -EBADMSG,
 	    "general.alignment");
 	bad("alignment zero", &(struct knobs){.align_zero = true, .align_type = 10}, -EBADMSG,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kern_impl.h"
+#include "quant.h"
 #include "pool.h"
 #include "tap.h"
 
@@ -57,6 +58,18 @@ static void *make_w(enum qvl_dtype t, size_t n, size_t ldw)
 		}
 		return w;
 	}
+	if (qvl_dtype_is_block(t)) { /* the other block types: real blocks of random rows */
+		float *row = xmalloc(ldw * 4);
+
+		for (size_t j = 0; j < n; j++) {
+			for (size_t i = 0; i < ldw; i++)
+				row[i] = frand(0.5f);
+			if (qvl_quantize_row(t, row, (uint8_t *)qvl_wrow(w, t, ldw, j), ldw))
+				exit(99);
+		}
+		free(row);
+		return w;
+	}
 	for (size_t i = 0; i < n * ldw; i++) {
 		float v = frand(1.0f);
 		uint16_t h = t == QVL_DT_BF16 ? qvl_f32_to_bf16(v) : qvl_f32_to_f16(v);
@@ -68,8 +81,10 @@ static void *make_w(enum qvl_dtype t, size_t n, size_t ldw)
 	return w;
 }
 
-static const enum qvl_dtype wtypes[] = {QVL_DT_F32, QVL_DT_BF16, QVL_DT_F16, QVL_DT_Q8_0,
-					QVL_DT_Q4_0};
+static const enum qvl_dtype wtypes[] = {
+    QVL_DT_F32,	 QVL_DT_BF16, QVL_DT_F16,  QVL_DT_Q8_0, QVL_DT_Q4_0,   QVL_DT_Q4_1,  QVL_DT_Q5_0,
+    QVL_DT_Q5_1, QVL_DT_Q2_K, QVL_DT_Q3_K, QVL_DT_Q4_K, QVL_DT_Q5_K, QVL_DT_Q6_K, QVL_DT_IQ4_NL,
+    QVL_DT_IQ4_XS};
 
 static void test_matmul(const struct qvl_kernels *K, const struct qvl_kernels *R)
 {
@@ -79,7 +94,8 @@ static void test_matmul(const struct qvl_kernels *K, const struct qvl_kernels *R
 		double worst = 0;
 
 		for (int c = 0; c < 40; c++) {
-			bool q = t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0;
+			bool q = qvl_dtype_is_block(t);
+			size_t blk = qvl_dtype_info(t)->blk;
 			/* the last cases: several row blocks of the packed kernels
 			 * (the smallest block the kernels allow) */
 			size_t m = c < 9 ? (size_t)c + 1 : c >= 37 ? urand(130, 200) : urand(1, 40);
@@ -87,8 +103,9 @@ static void test_matmul(const struct qvl_kernels *K, const struct qvl_kernels *R
 			if (c >= 37)
 				qvl_gemm_blk.x_bytes = 1;
 			size_t n = urand(1, c % 4 == 0 ? 300 : 70);
-			size_t k = q ? 32 * urand(1, 12) : urand(1, c % 5 == 0 ? 1100 : 200);
-			size_t ldw = k + (q ? 32 * urand(0, 1) : urand(0, 3));
+			size_t k = q ? blk * urand(1, blk > 32 ? 3 : 12)
+				     : urand(1, c % 5 == 0 ? 1100 : 200);
+			size_t ldw = k + (q ? blk * urand(0, 1) : urand(0, 3));
 			size_t ldx = k + urand(0, 5), ldy = n + urand(0, 5);
 			float *X = xmalloc(m * ldx * 4), *Y = xmalloc(m * ldy * 4);
 			float *Y0 = xmalloc(m * ldy * 4), *bias = c & 1 ? xmalloc(n * 4) : NULL;
