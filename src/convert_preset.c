@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "convert.h"
+#include "quant.h"
 
 static const struct cv_preset presets[] = {
     {"f32", 0, QVL_DT_F32, false, "f32"},     {"bf16", 32, QVL_DT_BF16, false, "bf16"},
@@ -186,6 +187,6 @@ int cv_from_f32(enum qvl_dtype dt, const float *src, void *dst, size_t n)
 			h[i] = f32_to_bf16(src[i]);
 		return 0;
 	default:
-		return -ENOTSUP; /* the block quantizers come with src/quant.h */
+		return qvl_quantize_row(dt, src, dst, n);
 	}
 }
