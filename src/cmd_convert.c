@@ -26,7 +26,7 @@ static void usage(FILE *f)
 		"  -o, --output OUT.gguf     the text model\n"
 		"  --type TYPE               %s (default bf16); the quantized\n"
 		"                            types choose per-tensor types as llama-quantize's\n"
-		"                            presets do (qvlctl(8), CONVERT)\n"
+		"                            presets do (see qvlctl(8))\n"
 		"  --mmproj OUT-mmproj.gguf  also write the vision tower (f32 for f32, bf16 for\n"
 		"                            bf16, f16 otherwise)\n"
 		"  --in-mmproj FILE          the source mmproj GGUF when MODEL is a .gguf file\n"

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,6 +319,29 @@ static void report(const struct cv_ctx *x, const struct cv_file *f, double done)
 			       (double)f->w.data_size);
 }
 
+/* Why row r of it cannot be written in its type: the value it cannot
+ * encode, or the magnitude its scale cannot hold. */
+static int encode_error(struct cv_ctx *x, const struct cv_item *it, uint64_t r, const float *row,
+			int rc)
+{
+	float amax = 0;
+
+	for (uint64_t c = 0; c < it->ne[0]; c++) {
+		if (!isfinite(row[c]))
+			return qvl_errf(x->err, rc,
+					"tensor '%s' (source '%s'): row %" PRIu64
+					", column %" PRIu64 " is %g: %s cannot encode it",
+					it->name, it->src.name, r, c, (double)row[c],
+					qvl_dtype_name(it->out));
+		amax = fabsf(row[c]) > amax ? fabsf(row[c]) : amax;
+	}
+	return qvl_errf(x->err, rc,
+			"tensor '%s' (source '%s'): row %" PRIu64 " (max |x| %g) cannot be written "
+			"as %s: %s",
+			it->name, it->src.name, r, (double)amax, qvl_dtype_name(it->out),
+			qvl_strerror(rc));
+}
+
 static int write_item(struct cv_ctx *x, struct cv_file *f, size_t i, uint64_t *done)
 {
 	const struct cv_item *it = &f->it[i];
@@ -357,14 +381,14 @@ static int write_item(struct cv_ctx *x, struct cv_file *f, size_t i, uint64_t *d
 				     it->src.name, qvl_dtype_name(it->src.dtype), qvl_strerror(rc));
 			break;
 		}
-		for (uint64_t r = 0; r < nr && !rc; r++)
+		for (uint64_t r = 0; r < nr && !rc; r++) {
 			rc = cv_from_f32(it->out, x->f32 + r * ne0, x->buf + r * row_bytes,
 					 (size_t)ne0);
-		if (rc) {
-			rc = qvl_errf(x->err, rc, "tensor '%s': cannot write %s: %s", it->name,
-				      qvl_dtype_name(it->out), qvl_strerror(rc));
-			break;
+			if (rc)
+				rc = encode_error(x, it, r0 + r, x->f32 + r * ne0, rc);
 		}
+		if (rc)
+			break;
 		rc = gguf_w_write_all(f->fd, x->buf, nr * row_bytes, f->tmp, x->err);
 		*done += nr * row_bytes;
 		report(x, f, (double)*done);

@@ -3,7 +3,7 @@
  * MmprojModel.tensor_force_quant; src/llama-quant.cpp's
  * tensor_allows_quantization, llama_tensor_get_type_impl and
  * tensor_type_fallback), for the tensors a Qwen3-VL model has. The rules
- * followed are listed in qvlctl(8), CONVERT. */
+ * followed are listed in qvlctl(8), convert. */
 #include <math.h>
 #include <string.h>
 

@@ -118,7 +118,7 @@ static struct metrics compare(const struct logits *ref, const struct logits *got
  * and rows of 64 to 192 values, so its logits are fragile and the K-quant
  * presets fall back to Q5_0 / Q5_1 / Q8_0 (rows not a multiple of 256);
  * the same presets written by llama-quantize from llama.cpp's bf16 file
- * measure within a few percent of these (qvlctl(8), CONVERT). */
+ * measured within a few percent of these when this test was written. */
 static const struct {
 	const char *type;
 	double max_abs, kl, top1;
