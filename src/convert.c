@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
 
 /* values converted per step: bounds the buffers (f32 in, converted out) */
 #define CV_CHUNK_ELEMS (1u << 20)
+/* threads for the block quantizers: one per online CPU, at most this */
+#define CV_MAX_THREADS 16
 
 struct cv_item {
 	char name[128];
@@ -53,6 +56,7 @@ struct cv_ctx {
 	struct cv_result *r;
 	float *f32;
 	uint8_t *buf;
+	int threads;
 	struct qvl_err *err;
 };
 
@@ -342,6 +346,62 @@ static int encode_error(struct cv_ctx *x, const struct cv_item *it, uint64_t r, 
 			qvl_strerror(rc));
 }
 
+/* Rows [a, b) of a chunk: x->f32 to x->buf. */
+struct enc_part {
+	struct cv_ctx *x;
+	const struct cv_item *it;
+	uint64_t a, b, row_bytes;
+	uint64_t bad; /* first row that failed */
+	int rc;
+	pthread_t th;
+};
+
+static void *enc_part_run(void *arg)
+{
+	struct enc_part *p = arg;
+	uint64_t ne0 = p->it->ne[0];
+
+	for (uint64_t r = p->a; r < p->b && !p->rc; r++) {
+		p->rc = cv_from_f32(p->it->out, p->x->f32 + r * ne0, p->x->buf + r * p->row_bytes,
+				    (size_t)ne0);
+		p->bad = r;
+	}
+	return NULL;
+}
+
+/* Encode nr rows of the chunk; the block quantizers are the slow part of a
+ * conversion, so their rows are shared among threads (created per chunk:
+ * a few hundred per model, nothing next to the work). */
+static int encode_rows(struct cv_ctx *x, const struct cv_item *it, uint64_t r0, uint64_t nr,
+		       uint64_t row_bytes)
+{
+	struct enc_part part[CV_MAX_THREADS];
+	int nt = qvl_dtype_is_block(it->out) ? x->threads : 1, started = 1;
+
+	if ((uint64_t)nt > nr)
+		nt = (int)nr;
+	for (int i = 0; i < nt; i++)
+		part[i] = (struct enc_part){.x = x,
+					    .it = it,
+					    .a = nr * (uint64_t)i / (uint64_t)nt,
+					    .b = nr * (uint64_t)(i + 1) / (uint64_t)nt,
+					    .row_bytes = row_bytes};
+	for (int i = 1; i < nt; i++, started++)
+		if (pthread_create(&part[i].th, NULL, enc_part_run, &part[i]))
+			break;
+	/* rows of threads that could not start are done here */
+	for (int i = started; i < nt; i++)
+		enc_part_run(&part[i]);
+	enc_part_run(&part[0]);
+	for (int i = 1; i < started; i++)
+		pthread_join(part[i].th, NULL);
+	for (int i = 0; i < nt; i++)
+		if (part[i].rc)
+			return encode_error(x, it, r0 + part[i].bad,
+					    x->f32 + part[i].bad * it->ne[0], part[i].rc);
+	return 0;
+}
+
 static int write_item(struct cv_ctx *x, struct cv_file *f, size_t i, uint64_t *done)
 {
 	const struct cv_item *it = &f->it[i];
@@ -381,12 +441,7 @@ static int write_item(struct cv_ctx *x, struct cv_file *f, size_t i, uint64_t *d
 				     it->src.name, qvl_dtype_name(it->src.dtype), qvl_strerror(rc));
 			break;
 		}
-		for (uint64_t r = 0; r < nr && !rc; r++) {
-			rc = cv_from_f32(it->out, x->f32 + r * ne0, x->buf + r * row_bytes,
-					 (size_t)ne0);
-			if (rc)
-				rc = encode_error(x, it, r0 + r, x->f32 + r * ne0, rc);
-		}
+		rc = encode_rows(x, it, r0, nr, row_bytes);
 		if (rc)
 			break;
 		rc = gguf_w_write_all(f->fd, x->buf, nr * row_bytes, f->tmp, x->err);
@@ -517,6 +572,8 @@ int cv_convert(const struct cv_opts *o, struct cv_result *r, struct qvl_err *err
 	int rc;
 
 	memset(r, 0, sizeof(*r));
+	x.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	x.threads = x.threads < 1 ? 1 : x.threads > CV_MAX_THREADS ? CV_MAX_THREADS : x.threads;
 	x.text = (struct cv_file){.path = o->out, .fd = -1, .res = &r->text};
 	x.proj =
 	    (struct cv_file){.path = o->out_mmproj, .fd = -1, .mmproj = true, .res = &r->mmproj};
