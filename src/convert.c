@@ -300,16 +300,18 @@ static int fetch_rows(const struct cv_item *it, uint64_t r0, uint64_t nr, float 
 
 /* Drop the source pages of a finished tensor from this process (they stay
  * in the page cache): the resident set stays bounded by the buffers. */
-static void release_src(const struct cv_ctx *x, const struct cv_item *it)
+static void release_src(const struct cv_ctx *x, const struct cv_item *it, uint64_t off,
+			uint64_t len)
 {
 	const struct qvl_source *s;
-	uintptr_t a = (uintptr_t)it->src.data, e = a + it->src.nbytes, pg = 4096;
+	uintptr_t a = (uintptr_t)it->src.data + off, e = a + len, pg = 4096;
 
 	if (it->src.source < 0 || (size_t)it->src.source >= x->m->nsources)
 		return;
 	s = &x->m->sources[it->src.source];
 	if (!s->map || a < (uintptr_t)s->map || e > (uintptr_t)s->map + s->size)
 		return;
+	/* whole pages only: the neighbours' bytes may still be needed */
 	a = (a + pg - 1) & ~(pg - 1);
 	e &= ~(pg - 1);
 	if (e > a)
@@ -419,6 +421,7 @@ static int write_item(struct cv_ctx *x, struct cv_file *f, size_t i, uint64_t *d
 			    it->src.nbytes - o < (8u << 20) ? it->src.nbytes - o : 8u << 20;
 
 			rc = gguf_w_write_all(f->fd, p + o, n, f->tmp, x->err);
+			release_src(x, it, o, n);
 			*done += n;
 			report(x, f, (double)*done);
 		}
@@ -441,6 +444,9 @@ static int write_item(struct cv_ctx *x, struct cv_file *f, size_t i, uint64_t *d
 				     it->src.name, qvl_dtype_name(it->src.dtype), qvl_strerror(rc));
 			break;
 		}
+		if (it->half < 0)
+			release_src(x, it, qvl_dtype_bytes(it->src.dtype, r0 * ne0, NULL),
+				    qvl_dtype_bytes(it->src.dtype, nr * ne0, NULL));
 		rc = encode_rows(x, it, r0, nr, row_bytes);
 		if (rc)
 			break;
@@ -450,7 +456,7 @@ static int write_item(struct cv_ctx *x, struct cv_file *f, size_t i, uint64_t *d
 	}
 	if (!rc)
 		rc = gguf_w_write_pad(&f->w, f->fd, i, f->tmp, x->err);
-	release_src(x, it);
+	release_src(x, it, 0, it->src.nbytes);
 	return rc;
 }
 
