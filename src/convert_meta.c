@@ -169,8 +169,19 @@ static void model_name(struct gguf_w *w, const char *dir, struct qvl_err *err)
 			gguf_w_str(w, "general.organization", name, strlen(name));
 		}
 	} else {
-		base = strrchr(real ? real : dir, '/');
-		id_to_title(base ? base + 1 : real ? real : dir, name, sizeof(name));
+		/* the name as given (pathlib's Path.name: trailing slashes dropped,
+		 * symlinks not followed); "." and ".." through realpath */
+		char given[512];
+		size_t n;
+
+		snprintf(given, sizeof(given), "%s", dir);
+		for (n = strlen(given); n > 1 && given[n - 1] == '/'; n--)
+			given[n - 1] = 0;
+		base = strrchr(given, '/');
+		base = base ? base + 1 : given;
+		if ((!strcmp(base, ".") || !strcmp(base, "..")) && real && strrchr(real, '/'))
+			base = strrchr(real, '/') + 1;
+		id_to_title(base, name, sizeof(name));
 		gguf_w_str(w, "general.name", name, strlen(name));
 	}
 	free(id);
