@@ -430,7 +430,8 @@ static int write_item(struct cv_ctx *x, struct cv_file *f, size_t i, uint64_t *d
 	     r0 += step) {
 		uint64_t nr = rows - r0 < step ? rows - r0 : step;
 
-		/* rows longer than the buffer are done a row at a time below */
+		/* the buffers hold at least one row; Qwen3-VL's rows are a few
+		 * thousand values, so a longer one is refused, not split */
 		if (ne0 > CV_CHUNK_ELEMS) {
 			rc = qvl_errf(x->err, -E2BIG,
 				      "tensor '%s': rows of %" PRIu64 " values (at most %u)",
