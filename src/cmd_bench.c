@@ -58,6 +58,36 @@ static const struct option longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* The weight types of the model (quantized files mix them): tensors and
+ * bytes per dtype, as "weight_types":{...} closing the JSON object, or a
+ * summary line. */
+static void bench_weight_types(const struct qvl_model *m, bool json)
+{
+	uint64_t n[QVL_DT_COUNT] = {0}, bytes[QVL_DT_COUNT] = {0};
+	bool first = true;
+
+	for (size_t i = 0; i < m->ntensors; i++)
+		if ((unsigned)m->tensors[i].dtype < QVL_DT_COUNT) {
+			n[m->tensors[i].dtype]++;
+			bytes[m->tensors[i].dtype] += m->tensors[i].nbytes;
+		}
+	printf(json ? "\"weight_types\":{" : "weights:");
+	for (int d = 0; d < QVL_DT_COUNT; d++) {
+		if (!n[d])
+			continue;
+		if (json)
+			printf("%s\"%s\":{\"tensors\":%llu,\"bytes\":%llu}", first ? "" : ",",
+			       qvl_dtype_name((enum qvl_dtype)d), (unsigned long long)n[d],
+			       (unsigned long long)bytes[d]);
+		else
+			printf("%s %s %llu tensors %.1f MB", first ? "" : ",",
+			       qvl_dtype_name((enum qvl_dtype)d), (unsigned long long)n[d],
+			       (double)bytes[d] / 1e6);
+		first = false;
+	}
+	printf(json ? "}}\n" : "\n");
+}
+
 static void mean_sd(const double *x, int n, double *mean, double *sd)
 {
 	double s = 0, ss = 0;
@@ -245,12 +275,13 @@ int cmd_bench(int argc, char **argv)
 		       "\"prefill_tok_s\":%.3f,\"prefill_tok_s_sd\":%.3f,"
 		       "\"decode_tok_s\":%.3f,\"decode_tok_s_sd\":%.3f,"
 		       "\"weight_bytes_per_token\":%llu,\"load_s\":%.3f,\"peak_rss\":%llu,"
-		       "\"kv_bytes\":%llu}\n",
+		       "\"kv_bytes\":%llu,",
 		       r.model, qvl_engine_threads(r.e), qvl_kern.name, qvl_dtype_name(r.kv),
 		       (long long)np, (long long)ng, (long long)reps, pm, psd, tm, tsd,
 		       (unsigned long long)wb, r.load_s, (unsigned long long)qvl_peak_rss(),
 		       (unsigned long long)run_kv_bytes(r.m, np + ng + 1, r.kv));
-	else
+	bench_weight_types(r.m, json);
+	if (!json)
 		printf("prefill %lld tokens: %.2f ± %.2f tok/s\n"
 		       "decode  %lld tokens: %.2f ± %.2f tok/s (%.2f GB/s of weights)\n",
 		       (long long)np, pm, psd, (long long)ng, tm, tsd, tm * (double)wb / 1e9);

@@ -11,7 +11,7 @@
 
 /* ---- dequantization ---- */
 
-static void deq_q8_0(const uint8_t *b, float *y)
+QUANT_HOT static void deq_q8_0(const uint8_t *b, float *y)
 {
 	float d = quant_ld_f16(b);
 
@@ -19,7 +19,7 @@ static void deq_q8_0(const uint8_t *b, float *y)
 		y[j] = (float)(int8_t)b[2 + j] * d;
 }
 
-static void deq_q4_0(const uint8_t *b, float *y)
+QUANT_HOT static void deq_q4_0(const uint8_t *b, float *y)
 {
 	float d = quant_ld_f16(b);
 
@@ -29,7 +29,7 @@ static void deq_q4_0(const uint8_t *b, float *y)
 	}
 }
 
-static void deq_q4_1(const uint8_t *b, float *y)
+QUANT_HOT static void deq_q4_1(const uint8_t *b, float *y)
 {
 	float d = quant_ld_f16(b), m = quant_ld_f16(b + 2);
 
@@ -40,7 +40,7 @@ static void deq_q4_1(const uint8_t *b, float *y)
 }
 
 /* The 5-bit values of a Q5_0/Q5_1 block: qh (4 bytes) then 16 nibble bytes. */
-static void unpack_q5(const uint8_t *qh4, int q[32])
+QUANT_HOT static void unpack_q5(const uint8_t *qh4, int q[32])
 {
 	uint32_t qh = (uint32_t)qh4[0] | (uint32_t)qh4[1] << 8 | (uint32_t)qh4[2] << 16 |
 		      (uint32_t)qh4[3] << 24;
@@ -52,7 +52,7 @@ static void unpack_q5(const uint8_t *qh4, int q[32])
 	}
 }
 
-static void deq_q5_0(const uint8_t *b, float *y)
+QUANT_HOT static void deq_q5_0(const uint8_t *b, float *y)
 {
 	float d = quant_ld_f16(b);
 	int q[32];
@@ -62,7 +62,7 @@ static void deq_q5_0(const uint8_t *b, float *y)
 		y[j] = (float)(q[j] - 16) * d;
 }
 
-static void deq_q5_1(const uint8_t *b, float *y)
+QUANT_HOT static void deq_q5_1(const uint8_t *b, float *y)
 {
 	float d = quant_ld_f16(b), m = quant_ld_f16(b + 2);
 	int q[32];
@@ -91,6 +91,20 @@ static int enc_q8_0(const float *x, uint8_t *b, const float *imp)
 	return rc;
 }
 
+/* 32 levels (4 or 5 bits) into 16 nibble bytes qs and, for 5 bits, the
+ * little-endian u32 of 5th bits at qh4 (NULL for the 4-bit types). */
+static void pack_32(const uint8_t q[32], uint8_t *qs, uint8_t *qh4)
+{
+	uint32_t qh = 0;
+
+	for (int j = 0; j < 16; j++) {
+		qs[j] = (uint8_t)((q[j] & 15) | (q[j + 16] & 15) << 4);
+		qh |= (uint32_t)(q[j] >> 4) << j | (uint32_t)(q[j + 16] >> 4) << (j + 16);
+	}
+	for (int i = 0; qh4 && i < 4; i++)
+		qh4[i] = (uint8_t)(qh >> 8 * i);
+}
+
 /* The signed value of largest magnitude (the Q4_0/Q5_0 scale maps it to the
  * most negative level, so the other sign gets one level fewer). */
 static float signed_absmax(const float *x)
@@ -112,16 +126,7 @@ static int enc_sym(const float *x, uint8_t *b, int half)
 
 	for (int j = 0; j < 32; j++)
 		q[j] = (uint8_t)quant_round(x[j] * id + (float)half, 0, 2 * half - 1);
-	uint8_t *qs = b + 2 + (half == 16 ? 4 : 0);
-	uint32_t qh = 0;
-
-	for (int j = 0; j < 16; j++) {
-		qs[j] = (uint8_t)((q[j] & 15) | (q[j + 16] & 15) << 4);
-		qh |= (uint32_t)(q[j] >> 4) << j | (uint32_t)(q[j + 16] >> 4) << (j + 16);
-	}
-	if (half == 16)
-		for (int i = 0; i < 4; i++)
-			b[2 + i] = (uint8_t)(qh >> 8 * i);
+	pack_32(q, b + 2 + (half == 16 ? 4 : 0), half == 16 ? b + 2 : NULL);
 	return rc;
 }
 
@@ -152,16 +157,7 @@ static int enc_min(const float *x, uint8_t *b, int levels)
 
 	for (int j = 0; j < 32; j++)
 		q[j] = (uint8_t)quant_round((x[j] - m) * id, 0, levels);
-	uint8_t *qs = b + 4 + (levels == 31 ? 4 : 0);
-	uint32_t qh = 0;
-
-	for (int j = 0; j < 16; j++) {
-		qs[j] = (uint8_t)((q[j] & 15) | (q[j + 16] & 15) << 4);
-		qh |= (uint32_t)(q[j] >> 4) << j | (uint32_t)(q[j + 16] >> 4) << (j + 16);
-	}
-	if (levels == 31)
-		for (int i = 0; i < 4; i++)
-			b[4 + i] = (uint8_t)(qh >> 8 * i);
+	pack_32(q, b + 4 + (levels == 31 ? 4 : 0), levels == 31 ? b + 4 : NULL);
 	return rc;
 }
 
@@ -238,14 +234,26 @@ int qvl_quantize_row_imp(enum qvl_dtype t, const float *src, void *dst, size_t n
 
 	if (!qvl_quant_supported(t) || n % di->blk)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (!isfinite(src[i]) || (imp && !(imp[i] >= 0 && isfinite(imp[i]))))
+	/* |x| beyond 2^32 is past every type's f16 scale range anyway, and
+	 * keeps the searches' weighted sums (up to ~x^3) finite in float */
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(src[i]) || (imp && !(imp[i] >= 0 && imp[i] <= 0x1p32f)))
 			return -EINVAL;
+		if (fabsf(src[i]) > 0x1p32f)
+			return -ERANGE;
+	}
 	for (size_t i = 0; i < n; i += di->blk, p += di->blk_bytes) {
+		float chk[QVL_QK_K];
 		int rc = codecs[t].enc(src + i, p, imp ? imp + i : NULL);
 
 		if (rc)
 			return rc;
+		/* a block that does not decode to finite values is a scale
+		 * overflow the encoder missed: never hand it out */
+		codecs[t].deq(p, chk);
+		for (uint32_t j = 0; j < di->blk; j++)
+			if (!isfinite(chk[j]))
+				return -ERANGE;
 	}
 	return 0;
 }

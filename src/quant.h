@@ -70,9 +70,10 @@
 int qvl_dequant_row(enum qvl_dtype t, const void *src, float *dst, size_t n);
 
 /* Quantize n values (a multiple of the block) into n / blk blocks at dst.
- * 0, -EINVAL (bad type or n, or a NaN/Inf input: nothing sensible encodes it)
- * or -ERANGE (a block's scale does not fit in f16, |x| beyond ~1e6..1e9 by
- * type). Same algorithms as llama.cpp's imatrix-free reference quantizers
+ * 0, -EINVAL (bad type or n, a NaN/Inf input: nothing sensible encodes it,
+ * or an importance weight outside [0, 2^32]) or -ERANGE (|x| > 2^32, or a
+ * block's scale or min does not fit in f16: roughly amax > 8e6 for Q8_0,
+ * 5e5 for Q4_0, |min| > 65504 for Q4_1/Q5_1, ~1e8 for the K-quants). Same algorithms as llama.cpp's imatrix-free reference quantizers
  * (plain round-to-nearest for the 32-value types, the iterative scale/min
  * search for the K-quants). */
 int qvl_quantize_row(enum qvl_dtype t, const float *src, void *dst, size_t n);

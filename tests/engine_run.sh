@@ -192,8 +192,9 @@ done
 st=$?
 n=$((n + 1))
 if [ $st = 0 ] && grep -q '"prefill_tok_s":[0-9]' "$TMP/b.json" &&
-	grep -q '"decode_tok_s":[0-9]' "$TMP/b.json" && grep -q '"decode_tok_s_sd"' "$TMP/b.json"; then
-	echo "ok $n - bench --json reports prefill_tok_s and decode_tok_s"
+	grep -q '"decode_tok_s":[0-9]' "$TMP/b.json" && grep -q '"decode_tok_s_sd"' "$TMP/b.json" &&
+	grep -q '"weight_types":{"BF16":{"tensors":[1-9][0-9]*,"bytes":[1-9]' "$TMP/b.json"; then
+	echo "ok $n - bench --json reports prefill_tok_s, decode_tok_s and weight_types"
 else
 	echo "not ok $n - bench --json (exit $st)"
 	sed 's/^/# /' "$TMP/b.json" "$TMP/err" | head -5
