@@ -11,6 +11,7 @@
 
 #include "config_json.h"
 #include "gguf.h"
+#include "gguf_names.h"
 #include "model.h"
 #include "util.h"
 
@@ -24,89 +25,6 @@ struct gm {
 	int src;
 	struct qvl_err *err;
 };
-
-struct name_map {
-	const char *gguf, *hf;
-};
-
-/* blk.{l}.<gguf> -> model.language_model.layers.{l}.<hf> */
-static const struct name_map text_layer_names[] = {
-    {"attn_norm.weight", "input_layernorm.weight"},
-    {"attn_q.weight", "self_attn.q_proj.weight"},
-    {"attn_k.weight", "self_attn.k_proj.weight"},
-    {"attn_v.weight", "self_attn.v_proj.weight"},
-    {"attn_output.weight", "self_attn.o_proj.weight"},
-    {"attn_q_norm.weight", "self_attn.q_norm.weight"},
-    {"attn_k_norm.weight", "self_attn.k_norm.weight"},
-    {"ffn_norm.weight", "post_attention_layernorm.weight"},
-    {"ffn_gate.weight", "mlp.gate_proj.weight"},
-    {"ffn_up.weight", "mlp.up_proj.weight"},
-    {"ffn_down.weight", "mlp.down_proj.weight"},
-};
-
-static const struct name_map text_names[] = {
-    {"token_embd.weight", "model.language_model.embed_tokens.weight"},
-    {"output_norm.weight", "model.language_model.norm.weight"},
-    {"output.weight", "lm_head.weight"},
-};
-
-/* v.blk.{j}.<gguf> -> model.visual.blocks.{j}.<hf>, both with .weight/.bias */
-static const struct name_map vis_block_names[] = {
-    {"ln1", "norm1"},
-    {"ln2", "norm2"},
-    {"attn_qkv", "attn.qkv"},
-    {"attn_out", "attn.proj"},
-    {"ffn_up", "mlp.linear_fc1"},
-    {"ffn_down", "mlp.linear_fc2"},
-};
-
-/* v.deepstack.{L}.<gguf> -> model.visual.deepstack_merger_list.{k}.<hf> */
-static const struct name_map vis_ds_names[] = {
-    {"norm", "norm"},
-    {"fc1", "linear_fc1"},
-    {"fc2", "linear_fc2"},
-};
-
-static const struct name_map vis_names[] = {
-    {"v.patch_embd.bias", "model.visual.patch_embed.proj.bias"},
-    {"v.position_embd.weight", "model.visual.pos_embed.weight"},
-    {"v.post_ln.weight", "model.visual.merger.norm.weight"},
-    {"v.post_ln.bias", "model.visual.merger.norm.bias"},
-    {"mm.0.weight", "model.visual.merger.linear_fc1.weight"},
-    {"mm.0.bias", "model.visual.merger.linear_fc1.bias"},
-    {"mm.2.weight", "model.visual.merger.linear_fc2.weight"},
-    {"mm.2.bias", "model.visual.merger.linear_fc2.bias"},
-};
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-static const char *map_lookup(const struct name_map *t, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(t[i].gguf, name))
-			return t[i].hf;
-	return NULL;
-}
-
-/* "{N}." at the start of s: a canonical decimal (no sign, no leading zero)
- * below limit. Returns the rest after the dot, or NULL. */
-static const char *parse_index(const char *s, int limit, int *out)
-{
-	long v = 0;
-	const char *p = s;
-
-	if (*p < '0' || *p > '9' || (*p == '0' && p[1] != '.'))
-		return NULL;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		v = v * 10 + (*p - '0');
-		if (v >= limit)
-			return NULL;
-	}
-	if (*p != '.')
-		return NULL;
-	*out = (int)v;
-	return p + 1;
-}
 
 /* Split "<base>.weight" / "<base>.bias" (base copied into buf). */
 static const char *split_suffix(const char *s, char *buf, size_t cap)
@@ -343,16 +261,17 @@ static int text_tensors(struct gm *g)
 		const char *name = ti->name, *rest, *to;
 		int l;
 
-		to = map_lookup(text_names, ARRAY_LEN(text_names), name);
+		to = gguf_names_lookup(gguf_text_names, gguf_n_text_names, name, true);
 		if (to) {
 			snprintf(hf, sizeof(hf), "%s", to);
 		} else if (!strncmp(name, "blk.", 4)) {
-			rest = parse_index(name + 4, L, &l);
+			rest = gguf_names_index(name + 4, L, &l);
 			if (!rest)
 				return gm_unknown(
 				    g, name,
 				    " (layer index not a plain decimal below qwen3vl.block_count)");
-			to = map_lookup(text_layer_names, ARRAY_LEN(text_layer_names), rest);
+			to = gguf_names_lookup(gguf_text_layer_names, gguf_n_text_layer_names, rest,
+					       true);
 			if (!to)
 				return gm_unknown(g, name, "");
 			snprintf(hf, sizeof(hf), "model.language_model.layers.%d.%s", l, to);
@@ -412,7 +331,7 @@ static int vis_deepstack(struct gm *g, struct qvl_vision_config *v)
 
 		if (strncmp(name, "v.deepstack.", 12))
 			continue;
-		if (!parse_index(name + 12, v->depth, &L))
+		if (!gguf_names_index(name + 12, v->depth, &L))
 			return gm_unknown(
 			    g, name,
 			    " (block index not a plain decimal below clip.vision.block_count)");
@@ -558,26 +477,27 @@ static int vis_tensor_name(struct gm *g, const char *name, char *hf, size_t cap)
 	const char *suffix, *rest, *to;
 	int j, k;
 
-	to = map_lookup(vis_names, ARRAY_LEN(vis_names), name);
+	to = gguf_names_lookup(gguf_vis_names, gguf_n_vis_names, name, true);
 	if (to) {
 		snprintf(hf, cap, "%s", to);
 		return 0;
 	}
 	suffix = split_suffix(name, base, sizeof(base));
 	if (suffix && !strncmp(base, "v.blk.", 6)) {
-		rest = parse_index(base + 6, v->depth, &j);
+		rest = gguf_names_index(base + 6, v->depth, &j);
 		if (!rest)
 			return gm_unknown(
 			    g, name,
 			    " (block index not a plain decimal below clip.vision.block_count)");
-		to = map_lookup(vis_block_names, ARRAY_LEN(vis_block_names), rest);
+		to = gguf_names_lookup(gguf_vis_block_names, gguf_n_vis_block_names, rest, true);
 		if (to) {
 			snprintf(hf, cap, "model.visual.blocks.%d.%s%s", j, to, suffix);
 			return 0;
 		}
 	} else if (suffix && !strncmp(base, "v.deepstack.", 12)) {
-		rest = parse_index(base + 12, v->depth, &j);
-		to = rest ? map_lookup(vis_ds_names, ARRAY_LEN(vis_ds_names), rest) : NULL;
+		rest = gguf_names_index(base + 12, v->depth, &j);
+		to = rest ? gguf_names_lookup(gguf_vis_ds_names, gguf_n_vis_ds_names, rest, true)
+			  : NULL;
 		for (k = 0; to && k < v->n_deepstack && v->deepstack_indexes[k] != j; k++)
 			;
 		if (to && k < v->n_deepstack) {

@@ -23,6 +23,7 @@ static const struct {
 	{"run", cmd_run, "run one generation in-process"},
 	{"bench", cmd_bench, "measure prefill and decode speed"},
 	{"embed-image", cmd_embed_image, "run the vision tower on an image"},
+	{"convert", cmd_convert, "write a model as llama.cpp GGUF files (text + mmproj)"},
 	{"status", cmd_status, "the daemon's state and thread placement (qvld)"},
 	{"stats", cmd_stats, "the daemon's counters: requests, tokens/s, latency (qvld)"},
 	{"generate", cmd_generate, "one generation through the daemon (qvld)"},
