@@ -32,7 +32,8 @@ static bool all_positions(const struct gcase *g)
 
 static int model_logits(const char *path, const char *mmproj, struct logits *out)
 {
-	struct qvl_engine_opts o = {.threads = 2, .kv_dtype = QVL_DT_F32};
+	/* exact: the file, not the fast path's rounding of activations, is under test */
+	struct qvl_engine_opts o = {.threads = 2, .kv_dtype = QVL_DT_F32, .precision = QVL_PREC_EXACT};
 	struct qvl_err err = {{0}};
 	struct qvl_model *m = NULL;
 	struct qvl_engine *e = NULL;
