@@ -3,9 +3,9 @@
  * instruction of an f32 FMA. The activations are rounded to bf16 first, so
  * the result is NOT the exact-weights f32 computation the golden tests
  * check (relative error ~2^-9 per product); `--precision exact` keeps it
- * out (docs/precision.md has what it costs). Only m > 1 with bf16 weights
- * takes this path (decode is bound by the weight stream, where it would not
- * help); everything else goes to the exact AVX-512 kernel.
+ * out (docs/precision.md has what it costs). Only bf16 weights take this
+ * path (m == 1, decode, through matvec_dp()); everything else goes to the
+ * exact AVX-512 kernel.
  *
  * Layout: X is converted to bf16 once per call (a row's consecutive pairs
  * are the 32-bit words vdpbf16ps wants); a panel of 32 W rows x kcp pairs is
@@ -110,6 +110,46 @@ static TBF void x_to_bf16(uint16_t *Xb, size_t kp, const float *X, size_t ldx, s
 	}
 }
 
+/* m == 1 (decode): x rounded to bf16 once, then one vdpbf16ps per 32
+ * weights of each of 4 rows, straight from the weight rows (no packing).
+ * The exact matvec widens every weight pair with a shift and an and and
+ * does two FMAs; this does one instruction, which matters when the two
+ * vCPUs share a core and the weight stream is waiting on issue slots.
+ * Prefetch as the exact matvec: the same offset 4 rows ahead, into L2. */
+static TBF void matvec_dp(float *y, const uint16_t *xb, const uint16_t *W, size_t ldw,
+			  const float *bias, size_t n, size_t k)
+{
+	size_t kf = k & ~(size_t)31, pfd = 4 * ldw;
+	__mmask32 mt = k > kf ? (__mmask32)((1u << (k - kf)) - 1) : 0;
+	__m512bh xt = (__m512bh)_mm512_maskz_loadu_epi16(mt, xb + kf);
+
+	for (size_t j = 0; j < n; j += 4) {
+		int nr = n - j >= 4 ? 4 : (int)(n - j);
+		const uint16_t *w[4];
+		__m512 a[4];
+
+		for (int r = 0; r < 4; r++) {
+			w[r] = W + (j + (size_t)(r < nr ? r : 0)) * ldw;
+			a[r] = _mm512_setzero_ps();
+		}
+		for (size_t i = 0; i < kf; i += 32) {
+			__m512bh xv = (__m512bh)_mm512_loadu_si512(xb + i);
+#pragma GCC unroll 4
+			for (int r = 0; r < 4; r++) {
+				_mm_prefetch((const char *)(w[r] + i + pfd), _MM_HINT_T1);
+				a[r] = _mm512_dpbf16_ps(
+				    a[r], (__m512bh)_mm512_loadu_si512(w[r] + i), xv);
+			}
+		}
+		if (mt)
+			for (int r = 0; r < 4; r++)
+				a[r] = _mm512_dpbf16_ps(
+				    a[r], (__m512bh)_mm512_maskz_loadu_epi16(mt, w[r] + kf), xt);
+		for (int r = 0; r < nr; r++)
+			y[j + r] = _mm512_reduce_add_ps(a[r]) + (bias ? bias[j + r] : 0.0f);
+	}
+}
+
 TBF void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 				   enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
 				   size_t n, size_t k)
@@ -118,7 +158,7 @@ TBF void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t 
 	size_t kp = (k + 1) / 2, kcpb = qvl_gemm_blk.kc;
 	uint16_t *Xb;
 
-	if (wtype != QVL_DT_BF16 || m < 2 || k == 0 ||
+	if (wtype != QVL_DT_BF16 || k == 0 ||
 	    !(Xb = aligned_alloc(64, (m * 2 * kp * 2 + 63) & ~(size_t)63))) {
 		qvl_matmul_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
 		return;
@@ -126,6 +166,11 @@ TBF void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t 
 	if (kcpb > KCP_MAX)
 		kcpb = KCP_MAX;
 	x_to_bf16(Xb, kp, X, ldx, m, k);
+	if (m == 1) {
+		matvec_dp(Y, Xb, W, ldw, bias, n, k);
+		free(Xb);
+		return;
+	}
 	const uint32_t *X32 = (const uint32_t *)(const void *)Xb;
 	for (size_t j0 = 0; j0 < n; j0 += NR) {
 		int nr = n - j0 >= NR ? NR : (int)(n - j0);
