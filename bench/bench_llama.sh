@@ -12,7 +12,7 @@
 #   text:   `qvlctl bench` vs `llama-bench` (pp = prompt tokens, tg = decode),
 #           qvl at the default precision and at --precision exact
 #   vision: `qvlctl embed-image` (preprocess + tower) vs the encode time
-#           `llama-mtmd-cli` logs ("image slice encoded in N ms"), on
+#           `llama-mtmd-cli` logs ("... encoded in N ms" / "encoding done in"), on
 #           synthetic 448x448 and 1024x768 PNGs (needs the mmproj)
 #   AVX2:   when LLAMA_CPP_AVX2_DIR names a llama.cpp build without AVX-512
 #           (GGML_NATIVE=OFF GGML_AVX2=ON GGML_AVX512=OFF), the text figures
@@ -169,7 +169,9 @@ for sz in vis:
     tot = [j["preprocess_s"] + j["tower_s"] for j in q]
     ll = []
     for r in R:
-        m = re.findall(r"slice encoded in (\d+) ms", open(f"{d}/vis.{sz}.llama.{r}").read())
+        # older builds log "image slice encoded in N ms", newer ones
+        # "mtmd batch encoding done in N ms"
+        m = re.findall(r"(?:slice encoded|batch encoding done) in (\d+) ms", open(f"{d}/vis.{sz}.llama.{r}").read())
         if not m:
             raise SystemExit(f"bench_llama: llama-mtmd-cli printed no encode time for {sz} rep {r}")
         ll.append(sum(int(v) for v in m) / 1e3)
