@@ -24,7 +24,8 @@
 # --shape 2b`, in $QVL_BENCH_DIR, default /tmp/qvl-bench-llama).
 # QVL_BENCH_TYPE=q8_0|q4_0|q4_k_m|... converts to that type instead of bf16.
 # Knobs: QVL_BENCH_REPS (3), QVL_BENCH_THREADS (2), QVL_BENCH_PP (512),
-# QVL_BENCH_TG (32), QVL_BENCH_VISION=0 to skip the vision figures.
+# QVL_BENCH_TG (32), QVL_BENCH_VISION=0 to skip the vision figures,
+# QVL_BENCH_EXACT=0 to skip the --precision exact prefill (slow on K-quants).
 : "${QVLCTL:=./qvlctl}"
 DIR=${QVL_BENCH_DIR:-/tmp/qvl-bench-llama}
 TYPE=${QVL_BENCH_TYPE:-bf16}
@@ -88,6 +89,7 @@ text_round() {
 		--threads "$TH" --quiet --json >"$TMP/$tag.qvl.$r" 2>"$TMP/err" || { cat "$TMP/err" >&2; return 1; }
 	"$lb" -m "$GGUF" -p "$PP" -n "$TG" -r 1 -t "$TH" -o json >"$TMP/$tag.llama.$r" 2>"$TMP/err" ||
 		{ cat "$TMP/err" >&2; return 1; }
+	[ "${QVL_BENCH_EXACT:-1}" = 0 ] && return 0
 	QVL_SIMD=$simd "$QVLCTL" bench --model "$GGUF" --prompt-tokens "$PP" --gen-tokens 1 --reps 1 \
 		--threads "$TH" --precision exact --quiet --json >"$TMP/$tag.exact.$r" 2>"$TMP/err" ||
 		{ cat "$TMP/err" >&2; return 1; }
@@ -133,7 +135,7 @@ else
 fi
 
 "$PY" - "$TMP" "$REPS" "$PP" "$TG" "${LB2:+avx2}" "$VIS" <<'PY'
-import json, re, statistics, sys
+import json, os, re, statistics, sys
 d, reps, pp, tg, avx2, vis = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6].split()
 R = range(1, reps + 1)
 def med(xs):
@@ -151,11 +153,13 @@ def llama(tag, r, kind):
 out = {}
 for tag in ["native"] + ([avx2] if avx2 else []):
     q = [json.load(open(f"{d}/{tag}.qvl.{r}")) for r in R]
-    x = [json.load(open(f"{d}/{tag}.exact.{r}")) for r in R]
     rows = [("decode tok/s (tg%d)" % tg, [j["decode_tok_s"] for j in q], [llama(tag, r, "tg") for r in R]),
-            ("prefill tok/s (pp%d)" % pp, [j["prefill_tok_s"] for j in q], [llama(tag, r, "pp") for r in R]),
-            ("prefill exact (pp%d)" % pp, [j["prefill_tok_s"] for j in x], [llama(tag, r, "pp") for r in R])]
-    print(f"\n{tag} (qvl simd {q[0]['simd']}, precision {q[0].get('precision', '?')}): median (min-max) of {reps}")
+            ("prefill tok/s (pp%d)" % pp, [j["prefill_tok_s"] for j in q], [llama(tag, r, "pp") for r in R])]
+    if os.path.exists(f"{d}/{tag}.exact.1"):
+        x = [json.load(open(f"{d}/{tag}.exact.{r}")) for r in R]
+        rows.append(("prefill exact (pp%d)" % pp, [j["prefill_tok_s"] for j in x], [llama(tag, r, "pp") for r in R]))
+    wt = ", ".join(f"{k} {v['tensors']}" for k, v in q[0].get("weight_types", {}).items())
+    print(f"\n{tag} (qvl simd {q[0]['simd']}, precision {q[0].get('precision', '?')}; weights {wt}): median (min-max) of {reps}")
     print(f"{'figure':24s} {'qvl':>22s} {'llama.cpp':>22s} {'ratio':>6s}")
     for name, a, b in rows:
         ratio = statistics.median(a) / statistics.median(b)
