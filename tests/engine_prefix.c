@@ -206,8 +206,15 @@ static void image(struct qvl_engine *e, const struct qvl_model *m, const int32_t
 	first_fill(e, &c, &nokey); /* image rows without keys: nothing published */
 	qvl_seq_reset(nokey);
 	qvl_engine_kv_usage(e, &u);
-	ok(u.pages_cached == u0.pages_cached, "image rows without keys publish no page");
 	qvl_seq_destroy(nokey);
+	c.img_keys = other; /* the same with keys: its 2 full pages stay cached */
+	first_fill(e, &c, &nokey);
+	qvl_seq_destroy(nokey);
+	struct qvl_kv_usage u2;
+	qvl_engine_kv_usage(e, &u2);
+	ok(u.pages_cached == u0.pages_cached && u2.pages_cached == u.pages_cached + 2,
+	   "image rows without keys publish no page (cached %zu -> %zu; with keys -> %zu)",
+	   u0.pages_cached, u.pages_cached, u2.pages_cached);
 	qvl_seq_destroy(owner);
 	free(pos);
 	free(embd);
@@ -278,13 +285,14 @@ int main(void)
 	}
 	V = (size_t)m->config.text.vocab_size;
 	rand_ids(ids, 1024, 42);
-	struct qvl_engine *e = kv_engine(m, NULL, PG, 0, QVL_DT_F32, QVL_PREC_EXACT);
+	/* a budget: without one no unreferenced page is kept */
+	struct qvl_engine *e = kv_engine(m, NULL, PG, 64, QVL_DT_F32, QVL_PREC_EXACT);
 	if (e) {
 		text(e, ids, "exact kv-f32");
 		image(e, m, ids);
 	}
 	qvl_engine_destroy(e);
-	e = kv_engine(m, NULL, PG, 0, QVL_DT_F16, QVL_PREC_BF16);
+	e = kv_engine(m, NULL, PG, 64, QVL_DT_F16, QVL_PREC_BF16);
 	if (e)
 		text(e, ids, "bf16 kv-f16");
 	qvl_engine_destroy(e);
