@@ -148,8 +148,8 @@ static inline __attribute__((always_inline)) void prefetch_page(const struct qvl
 	size_t bytes = (rows < ATT_B ? rows : ATT_B) * kv->stride * es;
 
 	for (size_t o = 0; o < bytes; o += 64) {
-		_mm_prefetch((const char *)(pg + kv->k_off + o), _MM_HINT_T0);
-		_mm_prefetch((const char *)(pg + kv->v_off + o), _MM_HINT_T0);
+		_mm_prefetch((const char *)(pg + kv->k_off + o), _MM_HINT_T1);
+		_mm_prefetch((const char *)(pg + kv->v_off + o), _MM_HINT_T1);
 	}
 }
 

@@ -36,6 +36,9 @@ int qvl_seq_attach_prefix(struct qvl_engine *e, struct qvl_seq *s, const struct 
 				s->len);
 	if (!p || (p->n && !p->ids))
 		return qvl_errf(err, -EINVAL, "attach prefix: no prompt");
+	/* pages a refused forward may have left behind hold nothing yet */
+	kv_seq_release(s);
+	s->next_pos = 0;
 	return kv_prefix_attach(e->kv, s, p, n_reused);
 }
 
