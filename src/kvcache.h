@@ -24,7 +24,11 @@
  * needs it, the least recently used going first; without one, nothing
  * would ever evict, so such a page is freed at once (sequences alive at
  * the same time still share). The logits of a reused prefix are bit for
- * bit those of a recomputation. */
+ * bit those of a recomputation with the same chunk split.
+ *
+ * Threads: like qvl_engine_forward(), every call here (qvl_engine_kv_usage()
+ * included) is made by the engine's one caller at a time; a stats thread
+ * asks that caller for a snapshot rather than reading the pool itself. */
 #ifndef QVL_KVCACHE_H
 #define QVL_KVCACHE_H
 
