@@ -88,6 +88,11 @@ int nv_read(struct nv_reader *r, struct nv_shard *s, size_t n, bool keep_going, 
 /* The options in effect (defaults filled in). */
 void nv_get_opts(const struct nv_reader *r, struct nv_opts *o);
 
+/* Bad shards (CRC mismatches) and failed reads counted by every reader of
+ * this process so far (nv_stats has them per call). */
+uint64_t nv_bad_shards_total(void);
+uint64_t nv_io_errors_total(void);
+
 /* CRC-64/XZ (ECMA-182 polynomial, reflected, ~0 in and out) through ISA-L's
  * crc64_ecma_refl; crc is the value so far (0 to start). */
 uint64_t nv_crc64(uint64_t crc, const void *p, size_t n);

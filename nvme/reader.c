@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <isa-l/crc64.h>
 #include <liburing.h>
 #include <stdio.h>
@@ -50,6 +51,20 @@ struct nv_reader {
 
 static nv_fault_fn fault_fn;
 static void *fault_ctx;
+/* Every CRC mismatch and failed read since the process started, for the
+ * daemon's counters. Relaxed: plain statistics, nothing is published with
+ * them, so they pair with no other access. */
+static _Atomic uint64_t bad_shards_total, io_errors_total;
+
+uint64_t nv_bad_shards_total(void)
+{
+	return atomic_load_explicit(&bad_shards_total, memory_order_relaxed);
+}
+
+uint64_t nv_io_errors_total(void)
+{
+	return atomic_load_explicit(&io_errors_total, memory_order_relaxed);
+}
 
 void nv_set_fault(nv_fault_fn fn, void *ctx)
 {
@@ -427,6 +442,7 @@ int nv_read(struct nv_reader *r, struct nv_shard *s, size_t n, bool keep_going, 
 	struct nv_run x = {
 	    .r = r, .s = s, .n = n, .keep_going = keep_going, .st = st ? st : &dummy, .err = err};
 	double t0 = qvl_now();
+	uint64_t bad0 = x.st->bad_shards, err0 = x.st->io_errors;
 
 	for (size_t i = 0; i < n; i++) {
 		s[i].status = 0;
@@ -460,6 +476,8 @@ int nv_read(struct nv_reader *r, struct nv_shard *s, size_t n, bool keep_going, 
 	for (size_t i = x.next; i < n && x.stop; i++)
 		if (!s[i].status)
 			s[i].status = -ECANCELED;
+	atomic_fetch_add_explicit(&bad_shards_total, x.st->bad_shards - bad0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&io_errors_total, x.st->io_errors - err0, memory_order_relaxed);
 	x.st->seconds += qvl_now() - t0;
 	x.st->crc_seconds += x.crc_t;
 	x.st->direct = r->direct;

@@ -86,12 +86,13 @@ static int verify_file(const char *path, const struct nv_opts *o, bool list)
 		goto out;
 	rc = 0;
 	printf("%s: %" PRIu32 " shards, %" PRIu32 " tensors, %" PRIu64
-	       " bytes: %s\nread: %.3f s, %.0f MB/s, CRC %.0f%% of the time (%s, qd %u, "
+	       " bytes: %s\nread: %.3f s, %.0f MB/s, CRC %.0f%% of the time (%s, %s, qd %u, "
 	       "%zu KiB reads)\n",
 	       path, p.n_shards, p.n_tensors, p.file_bytes, bad ? "DAMAGED" : "ok", st.seconds,
 	       st.seconds > 0 ? (double)st.bytes / st.seconds / 1e6 : 0.0,
 	       st.seconds > 0 ? 100.0 * st.crc_seconds / st.seconds : 0.0,
-	       st.direct ? "O_DIRECT" : "buffered", st.qd, st.chunk / 1024);
+	       st.direct ? "O_DIRECT" : "buffered",
+	       st.fixed_bufs ? "registered buffers" : "plain buffers", st.qd, st.chunk / 1024);
 out:
 	nv_close(r);
 	free(s);

@@ -1,6 +1,7 @@
 /* The io_uring shard reader (nvme/) and the pack loader under faults:
  * CRC-64/XZ against a bitwise reference; every read size and queue depth
- * gives the same bytes and CRCs; an injected failing read fails the load
+ * gives the same bytes and CRCs; a flipped byte is -EBADMSG naming the
+ * shard and counted; an injected failing read fails the load
  * cleanly, naming the shard, and the next load works; O_DIRECT refused
  * (injected at the probe read) falls back to buffered reads and says so; a
  * pack on tmpfs (/dev/shm) loads, through O_DIRECT where this kernel's tmpfs
@@ -109,7 +110,7 @@ int main(void)
 	if (!tiny || access(tiny, F_OK)) {
 		skip_all("no tiny model (QVL_TINY)");
 	}
-	plan(17);
+	plan(20);
 	ok(nv_crc64(0, "123456789", 9) == 0x995dc9bbdf1939faull, "CRC-64/XZ check value");
 	rc = 0;
 	for (size_t n = 0; n <= sizeof(buf); n += 37)
@@ -169,6 +170,31 @@ int main(void)
 	ok(rc == 0 && m && m->ntensors == 115, "the next load works (%s)", rc ? err.msg : "ok");
 	qvl_model_close(m);
 	m = NULL;
+
+	/* a flipped byte: -EBADMSG naming the shard, counted, nothing handed out */
+	{
+		uint64_t bad0 = nv_bad_shards_total(), at = p.shards[1].off + p.shards[1].len / 3;
+		int fd = open(path, O_RDWR);
+		uint8_t byte = 0;
+
+		rc = fd >= 0 && pread(fd, &byte, 1, (off_t)at) == 1 ? 0 : -1;
+		byte ^= 0x10;
+		if (!rc && pwrite(fd, &byte, 1, (off_t)at) != 1)
+			rc = -1;
+		rc = rc ? rc : qvl_model_open(&m, path, NULL, &err);
+		ok(rc == -EBADMSG && !m && strstr(err.msg, p.shards[1].name) &&
+		       strstr(err.msg, "CRC-64 mismatch"),
+		   "a flipped byte in shard %s: %s", p.shards[1].name, err.msg);
+		ok(nv_bad_shards_total() == bad0 + 1, "counted once as a bad shard");
+		byte ^= 0x10;
+		if (fd >= 0 && pwrite(fd, &byte, 1, (off_t)at) == 1)
+			rc = qvl_model_open(&m, path, NULL, &err);
+		ok(rc == 0 && m, "restored, the pack loads again");
+		qvl_model_close(m);
+		m = NULL;
+		if (fd >= 0)
+			close(fd);
+	}
 
 	/* O_DIRECT refused at the first read: the reader falls back */
 	{
