@@ -1,4 +1,6 @@
-/* The io_uring shard reader (nvme.h): a FIFO of qd read slots over one ring.
+/* The io_uring shard reader (nvme.h): a FIFO of 2 qd read slots over one
+ * ring, at most qd of them in flight: a slot that completed waits for its
+ * turn to be hashed without holding back the queue depth.
  * Slots are issued in file order and retired in the same order, so the
  * CRC of each shard advances sequentially while later reads are in flight,
  * and a staging slot is reused only after its bytes have been hashed. */
@@ -21,8 +23,9 @@
 
 #include "util.h"
 
-#define NV_MAX_REG (1ull << 30) /* the kernel's limit on one registered buffer */
-#define NV_MAX_IOV 64
+#define NV_MAX_REG   (1ull << 30) /* the kernel's limit on one registered buffer */
+#define NV_SLOTS(qd) (2 * (qd))
+#define NV_MAX_IOV   (NV_SLOTS(NV_MAX_QD) + 64)
 
 struct nv_slot {
 	size_t shard;
@@ -42,7 +45,8 @@ struct nv_reader {
 	char *path;
 	struct nv_opts o;
 	bool direct;
-	uint8_t *staging; /* qd * chunk */
+	uint8_t *staging; /* nslots * chunk */
+	unsigned nslots;
 	struct iovec iov[NV_MAX_IOV];
 	unsigned niov; /* registered buffers: staging slots, then nv_register pieces */
 	bool bufs_registered;
@@ -206,10 +210,12 @@ int nv_open(struct nv_reader **out, const char *path, const struct nv_opts *o, s
 			      path, r->o.qd, r->o.chunk, NV_MAX_QD, NV_ALIGN, NV_MAX_CHUNK);
 		goto fail;
 	}
-	r->slot = calloc(r->o.qd, sizeof(*r->slot));
-	if (!r->slot || posix_memalign((void **)&r->staging, NV_ALIGN, r->o.qd * r->o.chunk)) {
+	r->nslots = NV_SLOTS(r->o.qd);
+	r->slot = calloc(r->nslots, sizeof(*r->slot));
+	if (!r->slot || posix_memalign((void **)&r->staging, NV_ALIGN, r->nslots * r->o.chunk)) {
 		r->staging = NULL;
-		rc = qvl_errf(err, -ENOMEM, "%s: out of memory for %u read buffers", path, r->o.qd);
+		rc = qvl_errf(err, -ENOMEM, "%s: out of memory for %u read buffers", path,
+			      r->nslots);
 		goto fail;
 	}
 	rc = nv_open_file(r, err);
@@ -222,7 +228,7 @@ int nv_open(struct nv_reader **out, const char *path, const struct nv_opts *o, s
 	}
 	r->ring_ok = true;
 	r->fixed_file = io_uring_register_files(&r->ring, &r->fd, 1) == 0;
-	for (unsigned i = 0; i < r->o.qd; i++)
+	for (unsigned i = 0; i < r->nslots; i++)
 		r->iov[r->niov++] = (struct iovec){r->staging + i * r->o.chunk, r->o.chunk};
 	nv_register_bufs(r);
 	*out = r;
@@ -250,7 +256,7 @@ int nv_register(struct nv_reader *r, void *base, size_t len)
 {
 	uint8_t *p = base;
 
-	r->niov = r->o.qd; /* keep the staging slots, replace earlier regions */
+	r->niov = r->nslots; /* keep the staging slots, replace earlier regions */
 	while (len && r->niov < NV_MAX_IOV) {
 		size_t n = len < NV_MAX_REG ? len : NV_MAX_REG;
 
@@ -278,7 +284,7 @@ static int nv_buf_index(const struct nv_reader *r, const uint8_t *p, size_t n)
 
 static void nv_prep(struct nv_reader *r, struct nv_slot *sl, const struct nv_shard *s)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring); /* qd entries, qd slots */
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring); /* qd entries, qd in flight */
 	uint8_t *buf = sl->buf + sl->got;
 	unsigned n = sl->len - sl->got;
 	uint64_t off = s->off + sl->pos + sl->got;
@@ -301,10 +307,11 @@ struct nv_run {
 	bool keep_going, stop;
 	struct nv_stats *st;
 	struct qvl_err *err;
-	int first; /* first error */
-	size_t head, inflight;
-	size_t next;  /* next shard to issue */
-	uint64_t pos; /* next chunk of it */
+	int first;	     /* first error */
+	size_t head, queued; /* slots issued and not yet retired, from head */
+	size_t busy;	     /* of which reads in flight */
+	size_t next;	     /* next shard to issue */
+	uint64_t pos;	     /* next chunk of it */
 	double crc_t;
 };
 
@@ -339,10 +346,10 @@ static void nv_issue(struct nv_run *x)
 {
 	struct nv_reader *r = x->r;
 
-	while (!x->stop && x->inflight < r->o.qd && x->next < x->n) {
+	while (!x->stop && x->busy < r->o.qd && x->queued < r->nslots && x->next < x->n) {
 		struct nv_shard *s = &x->s[x->next];
 		uint64_t alen = nv_alen(s->len), left = alen - x->pos;
-		struct nv_slot *sl = &r->slot[(x->head + x->inflight) % r->o.qd];
+		struct nv_slot *sl = &r->slot[(x->head + x->queued) % r->nslots];
 
 		if (s->len == 0) {
 			if (s->crc)
@@ -359,7 +366,8 @@ static void nv_issue(struct nv_run *x)
 		sl->buf = s->dst ? (uint8_t *)s->dst + x->pos
 				 : r->staging + (size_t)(sl - r->slot) * r->o.chunk;
 		nv_prep(r, sl, s);
-		x->inflight++;
+		x->queued++;
+		x->busy++;
 		x->pos += sl->len;
 		if (x->pos >= alen) {
 			x->next++;
@@ -393,6 +401,7 @@ static void nv_complete(struct nv_run *x, struct nv_slot *sl, int res)
 		}
 	}
 	x->st->reads++;
+	x->busy--;
 	sl->done = true;
 }
 
@@ -401,7 +410,7 @@ static void nv_retire(struct nv_run *x)
 {
 	struct nv_reader *r = x->r;
 
-	while (x->inflight && r->slot[x->head].done) {
+	while (x->queued && r->slot[x->head].done) {
 		struct nv_slot *sl = &r->slot[x->head];
 		struct nv_shard *s = &x->s[sl->shard];
 		uint64_t pay = s->len - sl->pos < sl->len ? s->len - sl->pos : sl->len;
@@ -430,8 +439,8 @@ static void nv_retire(struct nv_run *x)
 					s->crc, s->got_crc, s->off, s->len);
 			}
 		}
-		x->head = (x->head + 1) % r->o.qd;
-		x->inflight--;
+		x->head = (x->head + 1) % r->nslots;
+		x->queued--;
 	}
 }
 
@@ -454,7 +463,7 @@ int nv_read(struct nv_reader *r, struct nv_shard *s, size_t n, bool keep_going, 
 					r->path, s[i].name, s[i].off, NV_ALIGN);
 	}
 	nv_issue(&x);
-	while (x.inflight) {
+	while (x.busy) {
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0;
 		int rc = io_uring_submit_and_wait(&r->ring, 1);
