@@ -53,6 +53,7 @@ struct nv_shard {
 	/* results */
 	int status; /* 0, -EBADMSG (CRC mismatch), -EIO, ... */
 	uint64_t got_crc;
+	bool truncated; /* the file ends inside the shard */
 };
 
 struct nv_stats {

@@ -417,6 +417,7 @@ static void nv_retire(struct nv_run *x)
 
 		if (sl->res == -ENODATA) {
 			x->st->io_errors++;
+			s->truncated = true;
 			nv_fail(x, s, -EBADMSG,
 				"file ends at %" PRIu64 ", inside the shard (offset %" PRIu64
 				", %" PRIu64 " bytes): truncated",
@@ -456,6 +457,7 @@ int nv_read(struct nv_reader *r, struct nv_shard *s, size_t n, bool keep_going, 
 	for (size_t i = 0; i < n; i++) {
 		s[i].status = 0;
 		s[i].got_crc = 0;
+		s[i].truncated = false;
 		if (s[i].off % NV_ALIGN || (s[i].dst && (uintptr_t)s[i].dst % NV_ALIGN))
 			return qvl_errf(err, -EINVAL,
 					"%s: shard '%s': offset %" PRIu64

@@ -72,8 +72,12 @@ static int verify_file(const char *path, const struct nv_opts *o, bool list)
 		if (!s[i].status)
 			continue;
 		bad++;
-		if (s[i].status == -EBADMSG && s[i].got_crc != s[i].crc &&
-		    !strstr(err.msg, "ends at"))
+		if (s[i].truncated)
+			fprintf(
+			    stderr,
+			    "qvlctl verify: %s: shard '%s': truncated (the file ends inside it)\n",
+			    path, s[i].name);
+		else if (s[i].status == -EBADMSG)
 			fprintf(stderr,
 				"qvlctl verify: %s: shard '%s': CRC-64 mismatch (stored %016" PRIx64
 				", computed %016" PRIx64 ")\n",

@@ -5,7 +5,7 @@
  * out; the table and header, which hold the CRCs, are written last, and the
  * file is renamed into place only when complete. Memory: the write buffer,
  * one row of f32 when converting, and the source pages of the tensor being
- * copied (released after each tensor). */
+ * copied (released every 4 MiB). */
 #define _GNU_SOURCE
 #include "pack.h"
 
@@ -329,11 +329,11 @@ static int put_converted(struct pw *w, const struct item *x)
 
 /* Drop the source pages of a copied tensor, so that memory stays bounded
  * whatever the model's size (the pages come back from the file if needed). */
-static void release_src(const struct pw *w, const struct qvl_tensor *t)
+static void release_src(const struct pw *w, const struct qvl_tensor *t, uint64_t off, uint64_t len)
 {
 	const struct qvl_source *s =
 	    (size_t)t->source < w->m->nsources ? &w->m->sources[t->source] : NULL;
-	uintptr_t a = (uintptr_t)t->data, b = a + t->nbytes, pg = 4096;
+	uintptr_t a = (uintptr_t)t->data + off, b = a + len, pg = 4096;
 	uintptr_t lo = s && s->map ? (uintptr_t)s->map : 0;
 
 	if (!lo || a < lo || b > lo + s->size)
@@ -365,10 +365,16 @@ static int write_data(struct pw *w)
 		}
 		if (w->pos + w->used - s->off < x->off)
 			rc = put(w, zero, x->off - (w->pos + w->used - s->off));
-		if (!rc)
-			rc = x->out == x->t->dtype ? put(w, x->t->data, x->nbytes)
-						   : put_converted(w, x);
-		release_src(w, x->t);
+		if (!rc && x->out != x->t->dtype)
+			rc = put_converted(w, x);
+		/* a plain copy in pieces, each piece's source pages dropped after it */
+		for (uint64_t o = 0; !rc && x->out == x->t->dtype && o < x->nbytes; o += WBUF) {
+			uint64_t k = x->nbytes - o < WBUF ? x->nbytes - o : WBUF;
+
+			rc = put(w, (const uint8_t *)x->t->data + o, k);
+			release_src(w, x->t, o, k);
+		}
+		release_src(w, x->t, 0, x->nbytes);
 		if (!rc && (i + 1 == w->n || w->it[i + 1].shard != x->shard)) {
 			rc = flush(w);
 			s->crc = w->crc;
