@@ -192,7 +192,8 @@ static void info_print(const struct qvl_model *m, bool json)
 	o_str(&o, "architecture", m->config.architecture);
 	o_str(&o, "tokenizer",
 	      m->tokenizer_json_path	  ? m->tokenizer_json_path
-	      : m->format == QVL_FMT_GGUF ? "gguf metadata"
+	      : m->tokenizer_json	  ? "embedded tokenizer.json"
+	      : m->gguf_text		  ? "gguf metadata"
 					  : "none");
 	o_ints(&o, "eos_token_ids", m->gen.eos_token_ids, m->gen.n_eos);
 	info_text_config(&o, &m->config.text);

@@ -14,6 +14,9 @@ int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_embed_image(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+/* the qvl pack (src/cmd_pack.c, src/cmd_verify.c) */
+int cmd_pack(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 /* the daemon commands (src/cmd_status.c, cmd_stats.c, cmd_generate.c) */
 int cmd_status(int argc, char **argv);
 int cmd_stats(int argc, char **argv);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "gguf.h"
+#include "pack.h"
 #include "quant.h"
 #include "util.h"
 
@@ -161,6 +162,10 @@ int qvl_model_open(struct qvl_model **out, const char *path, const char *mmproj,
 	} else if (S_ISREG(st.st_mode) && ends_with(path, ".gguf")) {
 		m->format = QVL_FMT_GGUF;
 		rc = qvl_gguf_open(m, path, mmproj, err);
+	} else if (S_ISREG(st.st_mode) && ends_with(path, ".qvl")) {
+		rc = mmproj ? qvl_errf(err, -EINVAL, "%s: --mmproj does not apply to a pack, which "
+				       "holds its vision weights", path)
+			    : qvl_pack_open(m, path, err);
 	} else if (ends_with(path, ".safetensors") || ends_with(path, ".json")) {
 		rc = qvl_errf(err, -EINVAL,
 			      "%s: a Hugging Face model is named by its directory, not by one of "
@@ -169,7 +174,7 @@ int qvl_model_open(struct qvl_model **out, const char *path, const char *mmproj,
 	} else {
 		rc = qvl_errf(err, -EINVAL,
 			      "%s: not a model: expected a Hugging Face directory (config.json + "
-			      "safetensors), a directory of GGUF files, or a .gguf file",
+			      "safetensors), a directory of GGUF files, a .gguf file or a .qvl pack",
 			      path);
 	}
 	if (rc) {

@@ -64,7 +64,7 @@ uint64_t qvl_dtype_bytes(enum qvl_dtype dt, uint64_t n, bool *ok);
 enum qvl_format {
 	QVL_FMT_HF,   /* directory with config.json + safetensors */
 	QVL_FMT_GGUF, /* text GGUF (+ mmproj GGUF) */
-	QVL_FMT_PACK, /* qvl pack (later issue) */
+	QVL_FMT_PACK, /* qvl pack (.qvl, src/pack.h) */
 };
 
 #define QVL_MAX_DIMS 5
@@ -166,7 +166,11 @@ struct qvl_model {
 	/* Where the tokenizer comes from: tokenizer.json for HF (NULL if the
 	 * directory has none), the text GGUF's tokenizer.ggml.* metadata for GGUF. */
 	char *tokenizer_json_path;
-	struct gguf_file *gguf_text;   /* NULL unless format == QVL_FMT_GGUF */
+	/* A tokenizer.json held in memory (a pack embeds it), owned by the model;
+	 * NULL otherwise. */
+	const char *tokenizer_json;
+	size_t tokenizer_json_len;
+	struct gguf_file *gguf_text;   /* GGUF, or a pack made from one (tokenizer keys only) */
 	struct gguf_file *gguf_mmproj; /* NULL without vision */
 
 	void **owned; /* buffers a reader built (e.g. recombined patch embedding) */

@@ -24,6 +24,8 @@ static const struct {
 	{"bench", cmd_bench, "measure prefill and decode speed"},
 	{"embed-image", cmd_embed_image, "run the vision tower on an image"},
 	{"convert", cmd_convert, "write a model as llama.cpp GGUF files (text + mmproj)"},
+	{"pack", cmd_pack, "write a model as one qvl pack (.qvl) for direct I/O"},
+	{"verify", cmd_verify, "check every shard of a qvl pack (CRC-64)"},
 	{"status", cmd_status, "the daemon's state and thread placement (qvld)"},
 	{"stats", cmd_stats, "the daemon's counters: requests, tokens/s, latency (qvld)"},
 	{"generate", cmd_generate, "one generation through the daemon (qvld)"},

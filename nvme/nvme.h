@@ -1,0 +1,112 @@
+/* The io_uring shard reader: reads extents of one file ("shards", each with a
+ * name and an expected CRC) with O_DIRECT into registered buffers, and checks
+ * every shard's CRC-64 with ISA-L as its bytes complete, before the caller
+ * may use them. A shard whose CRC does not match is -EBADMSG: named in the
+ * message, counted in the stats, and its bytes are never reported good.
+ *
+ * One reader owns one ring and one open file, and is driven by one thread
+ * (one ring per I/O thread: make one reader per thread). Reads are issued
+ * in file order, `qd` in flight, `chunk` bytes each; completions are reaped
+ * in batches, and the CRC always advances in file order, so that hashing the
+ * oldest chunk overlaps the reads still in flight.
+ *
+ * Where O_DIRECT is refused (the open or the first read fails with EINVAL:
+ * tmpfs before Linux 6.6, some FUSE and network filesystems) the reader
+ * reopens the file buffered, says so on stderr once (unless quiet) and
+ * reports it in nv_stats.direct.
+ *
+ * Fault injection (as SQLite's test VFS): nv_set_fault() installs a hook
+ * that sees every completed read and may replace its result with an error,
+ * so that tests can fail the n-th read of a load. Tests only; set it before
+ * any reader runs. */
+#ifndef QVL_NVME_H
+#define QVL_NVME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define NV_ALIGN	 4096u	    /* O_DIRECT offset, length and buffer alignment */
+#define NV_DEFAULT_QD	 16u	    /* reads in flight */
+#define NV_DEFAULT_CHUNK (1u << 20) /* bytes per read */
+#define NV_MAX_QD	 256u
+#define NV_MAX_CHUNK	 (64u << 20)
+
+struct nv_opts {
+	unsigned qd;   /* reads in flight (1..NV_MAX_QD); 0: NV_DEFAULT_QD */
+	size_t chunk;  /* bytes per read, a multiple of NV_ALIGN; 0: NV_DEFAULT_CHUNK */
+	bool buffered; /* do not try O_DIRECT */
+	bool quiet;    /* no warning on stderr when falling back to buffered reads */
+};
+
+/* One extent to read and check. off is NV_ALIGN-aligned; the reader reads
+ * len rounded up to NV_ALIGN, so dst (NV_ALIGN-aligned) must have room for
+ * that; dst NULL reads through the reader's own staging buffers (verify,
+ * benchmarks: the bytes are checked and dropped). */
+struct nv_shard {
+	const char *name;
+	uint64_t off, len;
+	uint64_t crc; /* expected CRC-64 (nv_crc64) of the len payload bytes */
+	void *dst;
+	/* results */
+	int status; /* 0, -EBADMSG (CRC mismatch), -EIO, ... */
+	uint64_t got_crc;
+	bool truncated; /* the file ends inside the shard */
+};
+
+struct nv_stats {
+	uint64_t bytes;	     /* read from the file */
+	uint64_t reads;	     /* read requests completed */
+	uint64_t bad_shards; /* CRC mismatches */
+	uint64_t io_errors;  /* failed reads (injected ones included) */
+	double seconds;	     /* wall time of nv_read */
+	double crc_seconds;  /* of which computing CRCs */
+	bool direct;	     /* O_DIRECT was used */
+	bool fixed_bufs;     /* reads went into registered buffers */
+	unsigned qd;
+	size_t chunk;
+};
+
+struct nv_reader;
+
+/* Open path for reading (O_DIRECT unless o->buffered) and set up the ring. */
+int nv_open(struct nv_reader **out, const char *path, const struct nv_opts *o, struct qvl_err *err);
+void nv_close(struct nv_reader *r);
+/* Register [base, base + len) (NV_ALIGN-aligned) as the destination of later
+ * reads, so that they use fixed buffers. Optional: when the kernel refuses
+ * (RLIMIT_MEMLOCK), reads into that memory still work, unregistered. */
+int nv_register(struct nv_reader *r, void *base, size_t len);
+/* Read and check the shards (in the order given, which should be file
+ * order). Every shard's status is set. keep_going: read every shard even
+ * after a bad one (verify); otherwise stop issuing reads at the first error.
+ * Returns 0 when every shard is good, else the first error (err names the
+ * shard); st (may be NULL) accumulates. In-flight reads are always drained
+ * before returning. */
+int nv_read(struct nv_reader *r, struct nv_shard *s, size_t n, bool keep_going, struct nv_stats *st,
+	    struct qvl_err *err);
+/* The options in effect (defaults filled in). */
+void nv_get_opts(const struct nv_reader *r, struct nv_opts *o);
+
+/* Bad shards (CRC mismatches) and failed reads counted by every reader of
+ * this process so far (nv_stats has them per call). */
+uint64_t nv_bad_shards_total(void);
+uint64_t nv_io_errors_total(void);
+
+/* CRC-64/XZ (ECMA-182 polynomial, reflected, ~0 in and out) through ISA-L's
+ * crc64_ecma_refl; crc is the value so far (0 to start). */
+uint64_t nv_crc64(uint64_t crc, const void *p, size_t n);
+
+/* The fault hook: called for every completed read with the shard's name and
+ * the file range; a negative return replaces the read's result. NULL
+ * removes it. */
+typedef int (*nv_fault_fn)(void *ctx, const char *shard, uint64_t off, size_t len);
+void nv_set_fault(nv_fault_fn fn, void *ctx);
+
+/* Defaults from the environment (QVL_IO_QD, QVL_IO_CHUNK in KiB,
+ * QVL_IO_BUFFERED=1), for loads that have no command-line options; invalid
+ * values are ignored with a warning. */
+void nv_opts_from_env(struct nv_opts *o);
+
+#endif

@@ -1,0 +1,61 @@
+#!/bin/sh
+# A damaged pack is named and refused, never computed on: one byte flipped
+# in each shard in turn (all of the tiny model's 12), the header, the
+# metadata and the tensor table damaged, the file truncated. verify exits 1
+# and names the problem; run refuses to load with exit 1 and the same name.
+. "${QVL_SRCDIR:-.}/tests/cli_lib.sh"
+P=$TMP/good.qvl
+"$QVLCTL" pack "$MODEL" -o "$P" --quiet >/dev/null 2>&1 || { echo "1..0 # SKIP pack failed"; exit 0; }
+"$QVLCTL" verify "$P" --shards >"$TMP/shards" 2>&1
+nsh=$(grep -c '^shard ' "$TMP/shards")
+res "$([ "$nsh" -ge 10 ] && echo 0)" "the tiny pack has $nsh shards"
+
+flip() { # flip FILE OFFSET: invert one byte in place
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "$(printf '\\%03o' $((255 - b)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+refused() { # refused FILE PATTERN DESCRIPTION: verify and run both fail naming PATTERN
+	t_run verify "$1"
+	res "$([ $st = 1 ] && has "$TMP/err" "$2" && echo 0)" "verify: $3"
+	t_run run --model "$1" --tokens 1,2,3 --max-tokens 1 --quiet
+	res "$([ $st = 1 ] && has "$TMP/err" "$2" && echo 0)" "run refuses: $3"
+}
+
+# every shard, the byte in the middle of its payload
+while read -r _ name _ off _ len _ _; do
+	cp "$P" "$TMP/bad.qvl"
+	flip "$TMP/bad.qvl" $((off + len / 2))
+	refused "$TMP/bad.qvl" "shard '$name'" "one byte flipped in shard $name"
+done <<EOS
+$(grep '^shard ' "$TMP/shards")
+EOS
+
+# header: a version byte (the header CRC catches it), and the magic
+cp "$P" "$TMP/bad.qvl"; flip "$TMP/bad.qvl" 9
+refused "$TMP/bad.qvl" "header: CRC-64 mismatch" "damaged header"
+cp "$P" "$TMP/bad.qvl"; flip "$TMP/bad.qvl" 0
+refused "$TMP/bad.qvl" "not a qvl pack" "damaged magic"
+# metadata (first record, right after the header) and the table (its last
+# bytes, the name pool, just before the first shard)
+cp "$P" "$TMP/bad.qvl"; flip "$TMP/bad.qvl" 4200
+refused "$TMP/bad.qvl" "metadata: CRC-64 mismatch" "damaged metadata"
+first=$(grep '^shard ' "$TMP/shards" | head -1 | awk '{print $4}')
+toff=$(od -An -tu8 -j 48 -N8 "$P" | tr -d ' ')
+tlen=$(od -An -tu8 -j 56 -N8 "$P" | tr -d ' ')
+cp "$P" "$TMP/bad.qvl"; flip "$TMP/bad.qvl" $((toff + tlen - 20))
+refused "$TMP/bad.qvl" "table: CRC-64 mismatch" "damaged tensor table"
+# truncated: mid-way through the last shard, and inside the table
+sz=$(wc -c <"$P")
+head -c $((sz - 100000)) "$P" >"$TMP/bad.qvl"
+refused "$TMP/bad.qvl" "truncated" "truncated inside the last shard"
+t_run verify "$TMP/bad.qvl"
+last=$(grep '^shard ' "$TMP/shards" | tail -1 | awk '{print $2}')
+res "$(has "$TMP/err" "shard '$last'" && echo 0)" "verify names the truncated shard $last"
+head -c $((first - 4096)) "$P" >"$TMP/bad.qvl"
+refused "$TMP/bad.qvl" "truncated" "truncated inside the metadata"
+: >"$TMP/bad.qvl"
+refused "$TMP/bad.qvl" "too short for a pack header" "empty file"
+# and the good file still loads
+t_run run --model "$P" --tokens 1,2,3 --max-tokens 1 --quiet
+res $st "the undamaged pack still runs"
+finish
