@@ -23,6 +23,7 @@
 #include "http/bridge.h"
 #include "http/respond.h"
 #include "json.h"
+#include "util.h"
 
 #define CANCEL_BIT   (1ull << 63) /* user_data of our CANCEL SQEs */
 #define WAIT_NS	     50000000ll	  /* reaper: re-check stop and pending cancels */
@@ -306,6 +307,7 @@ int bridge_start(struct bridge *b, struct job *j, const struct http_plan *plan,
 					   : "cmpl",
 		 (unsigned long long)j->created, (unsigned long long)b->next_ud);
 	rc = submit_locked(b, j, plan, e);
+	j->t_submit = qvl_now();
 	if (!rc) {
 		j->suspended = true;
 		MHD_suspend_connection(j->conn);
@@ -320,6 +322,8 @@ long bridge_read(struct bridge *b, struct job *j, char *buf, size_t max)
 
 	pthread_mutex_lock(&b->mu);
 	if (j->out_n > j->out_sent) {
+		if (!j->t_sent)
+			j->t_sent = qvl_now();
 		size_t k = j->out_n - j->out_sent < max ? j->out_n - j->out_sent : max;
 		memcpy(buf, j->out + j->out_sent, k);
 		j->out_sent += k;
@@ -405,6 +409,8 @@ static void on_cqe(struct bridge *b, const struct qvl_cqe *c, struct job **rl)
 
 	if (c->user_data & CANCEL_BIT || !(j = find(b, c->user_data)))
 		return;
+	if (!j->t_cqe)
+		j->t_cqe = qvl_now();
 	if (j->kind == JOB_GENERATE) {
 		if (!j->conn_gone)
 			respond_generate(j, c, qvl_req_text(j->r), qvl_req_ids(j->r),

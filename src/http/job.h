@@ -56,6 +56,9 @@ struct job {
 	char *out; /* the body, or the SSE bytes not yet sent */
 	size_t out_n, out_cap, out_sent;
 	bool oom; /* an append failed: the answer is cut short */
+	/* the bridge's own share of the time to first token (qvl_now()):
+	 * body complete -> submitted, and first CQE -> first byte to the socket */
+	double t_start, t_submit, t_cqe, t_sent;
 };
 
 /* Append n bytes to j->out (sets j->oom on failure). */

@@ -220,6 +220,23 @@ static void usage(FILE *f, const struct qvl_cqe *c)
 		c->n_prompt, c->n_tokens, (unsigned long long)c->n_prompt + c->n_tokens);
 }
 
+/* The daemon's own clock, under llama-server's key names (an extension
+ * clients ignore; the benchmark subtracts it from the client's TTFT). */
+static void timings(FILE *f, const struct job *j, const struct qvl_cqe *c)
+{
+	double pre = (double)c->prefill_ns / 1e6, dec = (double)c->decode_ns / 1e6;
+	/* the bridge's share of the first token's latency (qvl_http_ttft_ms):
+	 * translation and submission, then first CQE to first byte written */
+	double br = (j->t_submit - j->t_start) + (j->t_sent ? j->t_sent - j->t_cqe : 0);
+
+	fprintf(f,
+		",\"timings\":{\"queue_ms\":%.3f,\"prompt_n\":%u,\"prompt_ms\":%.3f,"
+		"\"predicted_n\":%u,\"predicted_ms\":%.3f,\"predicted_per_second\":%.3f,"
+		"\"qvl_http_ttft_ms\":%.3f}",
+		(double)c->queue_ns / 1e6, c->n_prompt, pre, c->n_tokens, dec,
+		c->n_tokens > 1 && dec > 0 ? (c->n_tokens - 1) / (dec / 1e3) : 0.0, br * 1e3);
+}
+
 /* One SSE chunk with the text and tokens that arrived since the last. */
 static void chunk(FILE *f, struct job *j, const struct qvl_cqe *c, const char *text,
 		  const int32_t *ids, const float *lp, bool first, bool final)
@@ -248,6 +265,8 @@ static void chunk(FILE *f, struct job *j, const struct qvl_cqe *c, const char *t
 	fprintf(f, ",\"finish_reason\":%s}]", final ? finish_reason(c->stop) : "null");
 	if (j->include_usage)
 		fprintf(f, ",\"usage\":null");
+	if (final)
+		timings(f, j, c);
 	fprintf(f, "}\n\n");
 	if (final && j->include_usage) {
 		fprintf(f, "data: ");
@@ -280,6 +299,7 @@ static void whole(FILE *f, struct job *j, const struct qvl_cqe *c, const char *t
 	logprobs(f, j, text, ids, lp, 0, c->n_tokens);
 	fprintf(f, ",\"finish_reason\":%s}],\"usage\":", finish_reason(c->stop));
 	usage(f, c);
+	timings(f, j, c);
 	fprintf(f, "}\n");
 }
 

@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 
 #include "http/respond.h"
 #include "http/server.h"
+#include "util.h"
 
 #if MHD_VERSION < 0x00097002
 typedef int MHD_Result_t;
@@ -249,7 +252,11 @@ static MHD_Result_t submit(struct server *s, struct MHD_Connection *c, struct re
 			return send_error(s, c, e.status, e.param, e.msg);
 		}
 	}
+	double t0 = qvl_now();
+
 	rq->job = bridge_job_new(kind[rq->route], c);
+	if (rq->job)
+		rq->job->t_start = t0;
 	if (!rq->job)
 		rc = http_fail(&e, -ENOMEM, 500, NULL, "qvl-http: out of memory");
 	else
@@ -308,6 +315,24 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* Each streamed chunk is a small write that must leave at once: without
+ * TCP_NODELAY, Nagle holds it until the client's delayed ACK of the
+ * previous one (40 ms on Linux). */
+static void conn_cb(void *cls, struct MHD_Connection *c, void **socket_ctx,
+		    enum MHD_ConnectionNotificationCode code)
+{
+	const union MHD_ConnectionInfo *ci;
+	int one = 1;
+
+	(void)cls;
+	(void)socket_ctx;
+	if (code != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci)
+		setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 int server_start(const struct server_opts *o, struct bridge *b, struct server **out, uint16_t *port)
 {
 	struct server *s = calloc(1, sizeof(*s));
@@ -326,11 +351,11 @@ int server_start(const struct server_opts *o, struct bridge *b, struct server **
 		free(s);
 		return -ENOMEM;
 	}
-	s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR, o->addr,
-				MHD_OPTION_CONNECTION_LIMIT, o->max_conns,
-				MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s,
-				MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
-				MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+	s->d = MHD_start_daemon(
+	    flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR, o->addr,
+	    MHD_OPTION_CONNECTION_LIMIT, o->max_conns, MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s, MHD_OPTION_NOTIFY_CONNECTION, conn_cb, s,
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
 	if (!s->d) {
 		free(s->api_key);
 		free(s);
