@@ -25,10 +25,21 @@ st=$?
 awk '/^(not )?ok - / { n++; sub(/ - /, " " n " - "); print; next } { print "# " $0 }' \
 	"$TMP/py.out" >"$TMP/tap"
 m=$(grep -c '^\(not \)\?ok ' "$TMP/tap")
-echo "1..$((m + 6))"
+echo "1..$((m + 9))"
 cat "$TMP/tap"
 n=$m
 res "$st" "the hostile client ran to the end (status $st)"
+
+# usage errors exit 2 naming the option; an address it cannot bind exits 1
+"$QVL_HTTP" --listen nope >"$TMP/o" 2>&1
+[ $? = 2 ] && grep -q -- "--listen: invalid value 'nope'" "$TMP/o"
+res $? "--listen nope: exit 2 naming the option"
+"$QVL_HTTP" --max-body 2G >"$TMP/o" 2>&1
+[ $? = 2 ] && grep -q -- "--max-body" "$TMP/o"
+res $? "--max-body 2G: exit 2 naming the option"
+timeout 10 "$QVL_HTTP" --socket "$SOCK" --listen 192.0.2.1:0 >"$TMP/o" 2>&1
+[ $? = 1 ] && grep -q "cannot listen there" "$TMP/o"
+res $? "--listen on an address of another host: exit 1"
 
 # the daemon goes away: 503; it comes back: served again
 stop_qvld
