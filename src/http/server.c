@@ -43,6 +43,10 @@ struct server {
 	struct bridge *b;
 	struct server_opts o;
 	char *api_key;
+	/* bytes of request bodies held at once, over every connection: one
+	 * body is bounded by --max-body, and this bounds them all (touched by
+	 * libmicrohttpd's one thread only) */
+	size_t buffered, budget;
 };
 
 /* Per-request state (MHD's con_cls). */
@@ -50,7 +54,7 @@ struct req {
 	enum route route;
 	char *body;
 	size_t n, cap;
-	bool too_big;
+	bool too_big, over_budget;
 	struct job *job;
 };
 
@@ -154,19 +158,38 @@ static MHD_Result_t first(struct server *s, struct MHD_Connection *c, const char
 	return MHD_YES;
 }
 
-static bool append(struct req *rq, const char *data, size_t n, size_t max)
+static void drop_body(struct server *s, struct req *rq)
 {
-	if (rq->too_big || n > max - rq->n) {
-		rq->too_big = true;
+	s->buffered -= rq->cap;
+	free(rq->body);
+	rq->body = NULL;
+	rq->n = rq->cap = 0;
+}
+
+static bool append(struct server *s, struct req *rq, const char *data, size_t n)
+{
+	size_t max = s->o.max_body;
+
+	if (rq->too_big || rq->over_budget)
 		return true; /* keep reading and dropping: answered at the end */
+	if (n > max - rq->n) {
+		rq->too_big = true;
+		drop_body(s, rq);
+		return true;
 	}
 	if (rq->cap - rq->n < n + 1) {
 		size_t cap = rq->cap ? rq->cap : 4096;
 		while (cap - rq->n < n + 1)
 			cap = cap > max / 2 ? max + 1 : cap * 2;
+		if (cap - rq->cap > s->budget - s->buffered) {
+			rq->over_budget = true;
+			drop_body(s, rq);
+			return true;
+		}
 		char *p = realloc(rq->body, cap);
 		if (!p)
 			return false;
+		s->buffered += cap - rq->cap;
 		rq->body = p;
 		rq->cap = cap;
 	}
@@ -233,6 +256,10 @@ static MHD_Result_t submit(struct server *s, struct MHD_Connection *c, struct re
 	struct http_plan *plan = NULL;
 	int rc = 0;
 
+	if (rq->over_budget)
+		return send_error(
+		    s, c, 503, NULL,
+		    "qvl-http: too many request bodies being received at once; retry");
 	if (rq->too_big) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "request body over the limit (%zu bytes)",
@@ -245,8 +272,7 @@ static MHD_Result_t submit(struct server *s, struct MHD_Connection *c, struct re
 		rc = http_translate(rq->body ? rq->body : "", rq->n,
 				    rq->route == R_CHAT ? HTTP_API_CHAT : HTTP_API_COMPLETIONS,
 				    &lim, plan, &e);
-		free(rq->body);
-		rq->body = NULL;
+		drop_body(s, rq);
 		if (rc) {
 			free(plan);
 			return send_error(s, c, e.status, e.param, e.msg);
@@ -285,7 +311,7 @@ static MHD_Result_t access_cb(void *cls, struct MHD_Connection *c, const char *u
 	if (!rq)
 		return first(s, c, url, method, con_cls);
 	if (*upload_size) {
-		if (!append(rq, upload, *upload_size, s->o.max_body))
+		if (!append(s, rq, upload, *upload_size))
 			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;
@@ -310,7 +336,7 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 		bridge_conn_gone(s->b, rq->job);
 		bridge_job_put(s->b, rq->job);
 	}
-	free(rq->body);
+	drop_body(s, rq);
 	free(rq);
 	*con_cls = NULL;
 }
@@ -345,6 +371,7 @@ int server_start(const struct server_opts *o, struct bridge *b, struct server **
 		return -ENOMEM;
 	s->b = b;
 	s->o = *o;
+	s->budget = o->max_body * 8 > (256u << 20) ? o->max_body * 8 : 256u << 20;
 	if (o->addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (o->api_key && !(s->api_key = strdup(o->api_key))) {
