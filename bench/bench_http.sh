@@ -1,0 +1,140 @@
+#!/bin/sh
+# qvl-http's overhead (issue 15): decode tokens/s of a streamed chat through
+# HTTP (the client's clock, first to last content chunk) against `qvlctl
+# generate` through the ring on the same daemon (its client clock), same
+# prompt, greedy, EOS ignored, runs alternating; target >= 0.97x. And the
+# time to first token the bridge adds (target < 1 ms), as qvl-http measures
+# it and reports in the final chunk's "timings" (qvl_http_ttft_ms: body
+# complete -> SQE published, plus first CQE -> first byte written); the
+# client's TTFT minus the daemon's queue + prefill is printed beside it, an
+# upper bound that also holds the daemon's wake-up and the client's own
+# reading. Beside llama-server on the same GGUF when LLAMA_CPP_DIR (or
+# /work/llama/build-native) has one and QVL_BENCH_GGUF names the GGUF.
+#
+# Model: QVL_BENCH_2B_DIR (default /work/m2b, the 2b shape from `qvlctl
+# mkmodel --shape 2b`). QVL_BENCH_REPS (3) and QVL_BENCH_TOKENS (16) keep it
+# near a minute on a shared 2-core machine; for the quiet measurement see
+# docs/todo-http.md.
+: "${QVLCTL:=./qvlctl}"
+: "${QVL_BUILDDIR:=.}"
+: "${QVL_SRCDIR:=.}"
+QVLD=${QVLD:-$QVL_BUILDDIR/qvld}
+HTTPD=${QVL_HTTP:-$QVL_BUILDDIR/qvl-http}
+MODEL=${QVL_BENCH_2B_DIR:-/work/m2b}
+REPS=${QVL_BENCH_REPS:-3}
+NTOK=${QVL_BENCH_TOKENS:-16}
+THREADS=${QVL_BENCH_THREADS:-}
+PY=${PYTHON3:-python3}
+PROMPT="Write a short story about a lighthouse keeper."
+CLIENT=$QVL_SRCDIR/bench/bench_http_client.py
+
+[ -x "$HTTPD" ] || { echo "bench_http: qvl-http not built (no libmicrohttpd): skipped"; exit 0; }
+[ -f "$MODEL/config.json" ] || { echo "bench_http: no model at $MODEL (QVL_BENCH_2B_DIR): skipped"; exit 0; }
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/qvl-bench-http.XXXXXX")
+SOCK=$TMP/qvld.sock
+QPID= HPID= LPID=
+trap 'for p in $QPID $HPID $LPID; do kill -9 $p 2>/dev/null; done; rm -rf "$TMP"' EXIT INT TERM
+
+"$QVLD" --foreground --model "$MODEL" --socket "$SOCK" ${THREADS:+--threads "$THREADS"} --max-seqs 1 \
+	>"$TMP/qvld.log" 2>&1 &
+QPID=$!
+i=0
+until timeout 5 "$QVLCTL" --socket "$SOCK" status >/dev/null 2>&1; do
+	i=$((i + 1))
+	if [ $i -gt 600 ] || ! kill -0 "$QPID" 2>/dev/null; then
+		echo "bench_http: qvld did not start:" >&2
+		cat "$TMP/qvld.log" >&2
+		exit 1
+	fi
+	sleep 0.2
+done
+"$HTTPD" --socket "$SOCK" --listen 127.0.0.1:0 >"$TMP/http.log" 2>&1 &
+HPID=$!
+i=0
+until port=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$TMP/http.log") && [ -n "$port" ] &&
+	grep -q "connected to qvld" "$TMP/http.log"; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || { echo "bench_http: qvl-http did not start" >&2; cat "$TMP/http.log" >&2; exit 1; }
+	sleep 0.1
+done
+URL=http://127.0.0.1:$port
+
+# one warm-up of each (page cache, first-touch), not counted
+"$PY" "$CLIENT" "$URL" "$PROMPT" 2 >/dev/null || exit 1
+for r in $(seq "$REPS"); do
+	timeout 300 "$QVLCTL" --socket "$SOCK" generate --prompt "$PROMPT" --greedy --ignore-eos \
+		--max-tokens "$NTOK" --stream --json >"$TMP/gen.$r" 2>/dev/null || exit 1
+	timeout 300 "$PY" "$CLIENT" "$URL" "$PROMPT" "$NTOK" >"$TMP/http.$r" || exit 1
+done
+
+# llama-server beside it, when there is one and a GGUF of the same model
+LDIR=${LLAMA_CPP_DIR:-/work/llama/build-native}
+LS=
+for c in "$LDIR/llama-server" "$LDIR/bin/llama-server"; do [ -x "$c" ] && LS=$c && break; done
+GGUF=${QVL_BENCH_GGUF:-}
+if [ -n "$LS" ] && [ -n "$GGUF" ] && [ -f "$GGUF" ]; then
+	lport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	"$LS" -m "$GGUF" --host 127.0.0.1 --port "$lport" ${THREADS:+-t "$THREADS"} -c 4096 -np 1 \
+		>"$TMP/llama.log" 2>&1 &
+	LPID=$!
+	i=0
+	until curl -s -m 2 "http://127.0.0.1:$lport/health" 2>/dev/null | grep -q ok; do
+		i=$((i + 1))
+		[ $i -lt 600 ] && kill -0 "$LPID" 2>/dev/null || { LS=; break; }
+		sleep 0.2
+	done
+	if [ -n "$LS" ]; then
+		"$PY" "$CLIENT" "http://127.0.0.1:$lport" "$PROMPT" 2 >/dev/null
+		for r in $(seq "$REPS"); do
+			timeout 300 "$PY" "$CLIENT" "http://127.0.0.1:$lport" "$PROMPT" "$NTOK" \
+				>"$TMP/llama.$r" || LS=
+		done
+	fi
+	kill -TERM "$LPID" 2>/dev/null
+	wait "$LPID" 2>/dev/null
+	LPID=
+	[ -n "$LS" ] || echo "bench_http: llama-server did not serve: its column skipped"
+elif [ -z "$LS" ]; then
+	echo "bench_http: no llama-server in $LDIR (LLAMA_CPP_DIR): its column skipped"
+else
+	echo "bench_http: QVL_BENCH_GGUF names no GGUF of the same model: llama-server skipped"
+	LS=
+fi
+kill -TERM "$HPID" "$QPID"
+wait "$HPID" "$QPID" 2>/dev/null
+HPID= QPID=
+
+"$PY" - "$TMP" "$REPS" "$NTOK" "${LS:+yes}" <<'PYEOF'
+import json, statistics, sys
+tmp, reps, ntok, llama = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "yes"
+def load(kind):
+    return [json.load(open(f"{tmp}/{kind}.{r}")) for r in range(1, reps + 1)]
+gen, http = load("gen"), load("http")
+def med(v): return statistics.median(v)
+def spread(v): return (max(v) - min(v)) / med(v) * 100 if med(v) else 0
+g = [x["client_decode_tok_s"] for x in gen]
+h = [x["decode_tok_s"] for x in http]
+added = [x["bridge_ttft_ms"] for x in http]
+outside = [(x["ttft_s"] - x["server_ttft_s"]) * 1e3 for x in http]
+ratio = med(h) / med(g) if med(g) else 0
+print(json.dumps({"name": "http_decode_vs_ring", "value": round(ratio, 4), "unit": "x",
+                  "bound": 0.97, "http_tok_s": round(med(h), 3), "ring_tok_s": round(med(g), 3),
+                  "tokens": int(ntok), "reps": reps}))
+print(json.dumps({"name": "http_ttft_added", "value": round(med(added), 3), "unit": "ms",
+                  "bound": 1.0, "samples_ms": [round(a, 3) for a in added],
+                  "client_ttft_minus_daemon_ms": round(med(outside), 3)}))
+print(f"bench_http: decode through HTTP {med(h):.2f} tok/s (spread {spread(h):.0f}%) vs qvlctl generate "
+      f"{med(g):.2f} tok/s (spread {spread(g):.0f}%) = {ratio:.3f}x (target >= 0.97); TTFT added by "
+      f"the bridge {med(added):.3f} ms (target < 1 ms; client TTFT minus the daemon's queue + prefill "
+      f"{med(outside):.1f} ms); {ntok} tokens, {reps} alternating runs")
+if llama:
+    l = load("llama")
+    lt = [x["decode_tok_s"] for x in l]
+    lf = [x["ttft_s"] * 1e3 for x in l]
+    qf = [x["ttft_s"] * 1e3 for x in http]
+    print(json.dumps({"name": "http_decode_vs_llama_server", "value": round(med(h) / med(lt), 4),
+                      "unit": "x", "qvl_tok_s": round(med(h), 3), "llama_server_tok_s": round(med(lt), 3),
+                      "qvl_ttft_ms": round(med(qf), 2), "llama_server_ttft_ms": round(med(lf), 2)}))
+    print(f"bench_http: llama-server {med(lt):.2f} tok/s, TTFT {med(lf):.1f} ms; qvl-http {med(h):.2f} tok/s, "
+          f"TTFT {med(qf):.1f} ms")
+PYEOF

@@ -1,0 +1,68 @@
+#!/bin/sh
+# Hostile HTTP against qvl-http (tests/http_hostile.py): malformed JSON, huge
+# bodies, a slow client, half-closed connections, a client that resets
+# mid-stream (cancelled in the daemon), QVL_HTTP_CONNS connections at once
+# (default 1000) while qvld serves a ring client, the in-flight limit (429),
+# and the daemon going away (503) and coming back. Loopback only, bounded.
+. "$QVL_SRCDIR/tests/qvld_lib.sh"
+. "$QVL_SRCDIR/tests/http_lib.sh"
+need_model
+need_http
+[ -n "${PYTHON3:-}" ] || { echo "1..0 # SKIP python3 not found"; exit 0; }
+command -v curl >/dev/null || { echo "1..0 # SKIP curl not found"; exit 0; }
+printf '[qvld]\nmax_inflight = 4\n' >"$TMP/qvl.conf"
+start_qvld --config "$TMP/qvl.conf" || { echo "1..0 # SKIP qvld did not start"; exit 0; }
+if ! start_http --max-body 1M; then
+	echo "1..1"
+	echo "not ok 1 - qvl-http starts"
+	sed 's/^/# /' "$HLOG"
+	exit 1
+fi
+port=${BASE##*:}
+timeout 170 "$PYTHON3" "$QVL_SRCDIR/tests/http_hostile.py" 127.0.0.1 "$port" "$QVLCTL" "$SOCK" \
+	"${QVL_HTTP_CONNS:-1000}" >"$TMP/py.out" 2>&1
+st=$?
+awk '/^(not )?ok - / { n++; sub(/ - /, " " n " - "); print; next } { print "# " $0 }' \
+	"$TMP/py.out" >"$TMP/tap"
+m=$(grep -c '^\(not \)\?ok ' "$TMP/tap")
+echo "1..$((m + 9))"
+cat "$TMP/tap"
+n=$m
+res "$st" "the hostile client ran to the end (status $st)"
+
+# usage errors exit 2 naming the option; an address it cannot bind exits 1
+"$QVL_HTTP" --listen nope >"$TMP/o" 2>&1
+[ $? = 2 ] && grep -q -- "--listen: invalid value 'nope'" "$TMP/o"
+res $? "--listen nope: exit 2 naming the option"
+"$QVL_HTTP" --max-body 2G >"$TMP/o" 2>&1
+[ $? = 2 ] && grep -q -- "--max-body" "$TMP/o"
+res $? "--max-body 2G: exit 2 naming the option"
+timeout 10 "$QVL_HTTP" --socket "$SOCK" --listen 192.0.2.1:0 >"$TMP/o" 2>&1
+[ $? = 1 ] && grep -q "cannot listen there" "$TMP/o"
+res $? "--listen on an address of another host: exit 1"
+
+# the daemon goes away: 503; it comes back: served again
+stop_qvld
+code=$(curl -s -m 10 -o "$TMP/body" -w '%{http_code}' -d '{"messages":[{"role":"user","content":"x"}]}' \
+	"$BASE/v1/chat/completions")
+[ "$code" = 503 ] && grep -q '"error"' "$TMP/body"
+res $? "qvld stopped: 503 with an error object (got $code)"
+start_qvld --config "$TMP/qvl.conf"
+i=0
+until curl -s -m 5 -o /dev/null -w '%{http_code}' "$BASE/health" | grep -q 200; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || break
+	sleep 0.1
+done
+code=$(curl -s -m 30 -o "$TMP/body" -w '%{http_code}' \
+	-d '{"messages":[{"role":"user","content":"x"}],"max_tokens":2}' "$BASE/v1/chat/completions")
+[ "$code" = 200 ]
+res $? "qvld restarted: qvl-http reconnects and serves (got $code)"
+kill -0 "$HPID" 2>/dev/null
+res $? "qvl-http is still running"
+stop_http
+[ "$HSTATUS" = 0 ]
+res $? "qvl-http stops cleanly on SIGTERM (status $HSTATUS)"
+http_san_clean && san_clean
+res $? "no sanitizer report in qvl-http's or qvld's log"
+exit $fail

@@ -1,0 +1,60 @@
+#!/bin/sh
+# qvl-http with the official `openai` npm client (tests/http_openai.mjs):
+# text chat, image chat, streaming, stop strings, logprobs, multi-turn, a
+# bad request, a bad key; the greedy texts equal `qvlctl run`'s for the same
+# messages. Skips without node or the openai package (scripts/install-deps).
+. "$QVL_SRCDIR/tests/qvld_lib.sh"
+. "$QVL_SRCDIR/tests/http_lib.sh"
+need_model
+need_http
+if [ -z "${NODE:-}" ] || [ ! -d "${QVL_NODE_MODULES:-}/node_modules/openai" ]; then
+	echo "1..0 # SKIP node or the openai npm package not found (scripts/install-deps)"
+	exit 0
+fi
+IMG=$TMP/image.png # written by the node script
+KEY=qvl-test-$$
+echo "$KEY" >"$TMP/key"
+start_qvld || { echo "1..0 # SKIP qvld did not start"; exit 0; }
+if ! start_http --api-key-file "$TMP/key"; then
+	echo "1..1"
+	echo "not ok 1 - qvl-http starts"
+	sed 's/^/# /' "$HLOG"
+	exit 1
+fi
+
+QVL_NODE_MODULES=$QVL_NODE_MODULES/node_modules timeout 120 "$NODE" \
+	"$QVL_SRCDIR/tests/http_openai.mjs" "$BASE/v1" "$KEY" "$TMP" >"$TMP/node.out" 2>&1
+st=$?
+grep -c '^\(not \)\?ok - ' "$TMP/node.out" >/dev/null || true
+awk '/^(not )?ok - / { n++; sub(/ - /, " " n " - "); print; next } { print "# " $0 }' \
+	"$TMP/node.out" >"$TMP/tap"
+m=$(grep -c '^\(not \)\?ok ' "$TMP/tap")
+echo "1..$((m + 5))"
+cat "$TMP/tap"
+n=$m
+res "$st" "the node client ran to the end (status $st)"
+
+run() { # run ARGS...: qvlctl run's greedy text
+	timeout 60 "$QVLCTL" run --model "$MODEL" --threads 2 --greedy --max-tokens 12 "$@" 2>/dev/null
+}
+same() { # same FILE_HTTP FILE_RUN: equal but for run's final newline
+	[ -s "$1" ] && [ "$(cat "$1")" = "$(cat "$2")" ] && return 0
+	echo "# http: '$(cat "$1" 2>/dev/null)'"
+	echo "# run:  '$(cat "$2" 2>/dev/null)'"
+	return 1
+}
+run --system "You are terse." --prompt "Name three colours." >"$TMP/run_text.txt"
+same "$TMP/text.txt" "$TMP/run_text.txt"
+res $? "text chat: greedy text equals qvlctl run's"
+if [ -f "$IMG" ]; then
+	run --image "$IMG" --prompt "Describe the image." >"$TMP/run_image.txt"
+fi
+same "$TMP/image.txt" "$TMP/run_image.txt"
+res $? "image chat: greedy text equals qvlctl run's"
+
+stop_http
+[ "$HSTATUS" = 0 ]
+res $? "qvl-http stops cleanly on SIGTERM (status $HSTATUS)"
+http_san_clean && san_clean
+res $? "no sanitizer report in qvl-http's or qvld's log"
+exit $fail
