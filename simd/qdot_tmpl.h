@@ -168,7 +168,10 @@ QD_INL void qd_tile32(enum qvl_dtype t, const int RW, const int RX, const uint8_
 #pragma GCC unroll 4
 		for (int r = 0; r < RW; r++) {
 			const uint8_t *b = w + r * wrow + i * bb;
-			_mm_prefetch((const char *)b + 512, _MM_HINT_T0);
+			/* the same offset RW rows on, into L2 (as the bf16
+			 * matvec): the next tile's rows start new pages the
+			 * hardware prefetcher would learn too late */
+			_mm_prefetch((const char *)b + RW * wrow, _MM_HINT_T1);
 			qd_unpack32(&u[r], t, b);
 		}
 #pragma GCC unroll 4
@@ -335,9 +338,9 @@ QD_INL void qd_tilek(enum qvl_dtype t, const int RW, const int RX, const uint8_t
 #pragma GCC unroll 4
 		for (int r = 0; r < RW; r++) {
 			const uint8_t *b = w + r * wrow + i * bb;
-			_mm_prefetch((const char *)b + 4 * bb, _MM_HINT_T0);
-			_mm_prefetch((const char *)b + 4 * bb + 64, _MM_HINT_T0);
-			_mm_prefetch((const char *)b + 4 * bb + 128, _MM_HINT_T0);
+			_mm_prefetch((const char *)b + RW * wrow, _MM_HINT_T1);
+			_mm_prefetch((const char *)b + RW * wrow + 64, _MM_HINT_T1);
+			_mm_prefetch((const char *)b + RW * wrow + 128, _MM_HINT_T1);
 			qd_prepk(&wk[r], t, b);
 #pragma GCC unroll 4
 			for (int q = 0; q < RX; q++)
