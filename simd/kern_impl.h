@@ -27,6 +27,13 @@ static inline uint16_t qvl_load_u16(const void *p)
 	return v;
 }
 
+static inline uint32_t qvl_load_u32(const void *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
 /* Widen one 32-value block to f32 exactly as llama.cpp defines it. */
 static inline void qvl_deq_block(float *dst, const uint8_t *blk, enum qvl_dtype t)
 {

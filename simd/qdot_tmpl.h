@@ -656,6 +656,12 @@ static qd_tile_fn QD_FN(qd_tile_for)(enum qvl_dtype t)
 	}
 }
 
+#ifdef QD_ZMM
+/* qdot_zmm.h: the 512-bit decode kernels, false for a type it lacks */
+static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
+			   size_t nb, float *y, size_t n);
+#endif
+
 /* Y = X · Wᵀ through the tiles: X quantized once into the thread's scratch;
  * activation rows in chunks whose quantized bytes stay in L2 (about 256 KiB)
  * while every W row passes over them, so W is streamed m / chunk times. */
@@ -684,6 +690,10 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 	const uint8_t *w = W;
 	if (m == 1) {
 		size_t j = 0;
+#ifdef QD_ZMM
+		if (qz_decode(t, w, wrow, xq, nb, Y, n))
+			j = n;
+#endif
 		for (; j + 4 <= n; j += 4)
 			tile(4, 1, w + j * wrow, wrow, xq, xrow, nb, Y + j, ldy);
 		if (j < n)

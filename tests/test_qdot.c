@@ -193,10 +193,11 @@ static void test_act(void)
 	free(b);
 }
 
-/* exact: every level bit-identical, and to the dequantized double product */
-static void test_exact(enum qvl_dtype t)
+/* exact: every level bit-identical, and to the dequantized double product;
+ * m == 1 is decode's kernels, m >= 4 and n >= 8 the prefill panels too */
+static void test_exact(enum qvl_dtype t, size_t m)
 {
-	const size_t m = 5, n = 11, k = 768; /* m >= 4, n >= 8: the panels too */
+	const size_t n = 11, k = 768;
 	uint8_t *w = make_w(t, n, k, scale_pow2);
 	float *x = xmalloc(m * k * sizeof(float)), *y[3], *wd = xmalloc(k * sizeof(float));
 	size_t blk = qvl_qdot_act_blk(t);
@@ -210,8 +211,8 @@ static void test_exact(enum qvl_dtype t)
 		lv[l].matmul_fast(y[l], n, x, k, w, t, k, NULL, m, n, k);
 	}
 	for (int l = 1; l < nlv; l++)
-		ok(!memcmp(y[0], y[l], m * n * sizeof(float)), "%s exact: %s == ref bit for bit",
-		   qvl_dtype_name(t), lv[l].name);
+		ok(!memcmp(y[0], y[l], m * n * sizeof(float)),
+		   "%s exact, m %zu: %s == ref bit for bit", qvl_dtype_name(t), m, lv[l].name);
 	if (dequant(wd, t, w, k)) {
 		bool same = true;
 		for (size_t j = 0; j < n; j++) {
@@ -227,7 +228,8 @@ static void test_exact(enum qvl_dtype t)
 				}
 			}
 		}
-		ok(same, "%s exact: ref == dequantized weights x activations", qvl_dtype_name(t));
+		ok(same, "%s exact, m %zu: ref == dequantized weights x activations",
+		   qvl_dtype_name(t), m);
 	}
 	for (int l = 0; l < nlv; l++)
 		free(y[l]);
@@ -331,7 +333,8 @@ int main(void)
 	diag("levels: %d (%s), avx512vnni %d", nlv, lv[nlv - 1].name, qvl_cpu_has_avx512vnni());
 	test_act();
 	for (size_t i = 0; i < NTYPES; i++) {
-		test_exact(types[i]);
+		test_exact(types[i], 1);
+		test_exact(types[i], 5);
 		test_random(types[i]);
 	}
 	return done_testing();

@@ -1,0 +1,244 @@
+/* Decode (m == 1) kernels on 512-bit vectors for the weight types a
+ * downloaded GGUF spends most bytes on (Q4_K, Q6_K, Q4_0, Q8_0), included
+ * by the AVX512-VNNI file before the template (qdot_tmpl.h), whose
+ * qd_matmul() calls qz_decode() first. Same integer sums as the reference
+ * (qdot.h), fewer instructions than the template's 256-bit tiles: decode
+ * streams each weight byte once, and with two vCPUs the issue slots, not
+ * the bytes, were setting the pace (docs/todo-qdot.md).
+ *
+ *  - the K-quants unpack 64 quants per vector (a 64-byte load gives two
+ *    32-value sub-blocks' nibbles in its low and high halves) and apply the
+ *    per-sub-block scales in the integer domain with one vpdpwssd per 64
+ *    quants (vpmaddubsw pairs x 16-bit scales), so each block costs one
+ *    int-to-float conversion and one multiply-add per row;
+ *  - the 32-value types unpack two blocks per vector and scale each block's
+ *    lanes by a vector of per-lane scales (weight x activation);
+ *  - 4 weight rows share each activation vector; the weight rows of the
+ *    next 4 are prefetched at the same offset into L2. */
+#ifndef QVL_QDOT_ZMM_H
+#define QVL_QDOT_ZMM_H
+
+#include "kern_impl.h"
+#include "qdot.h"
+#include "qdot_blocks.h"
+
+#define QZ_INL static inline __attribute__((always_inline)) QD_T
+
+QZ_INL void qz_prefetch(const uint8_t *p, size_t bytes)
+{
+	for (size_t o = 0; o < bytes; o += 64)
+		_mm_prefetch((const char *)p + o, _MM_HINT_T1);
+}
+
+/* ---- Q4_K -------------------------------------------------------------- */
+
+/* The 12 scale bytes of a Q4_K/Q5_K block as 16 words: scales 0-7, mins
+ * 0-7 (the bit layout of qb_k4_scales(), four bytes at a time). */
+QZ_INL __m256i qz_k4_scmn(const uint8_t *s)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)s);	   /* a0 a1 a2 (+4 bytes of qs) */
+	__m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* a0 a2 a1 a2 */
+	__m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)); /* a0 a0 a1 a1 */
+	/* lanes 0, 2: a0, a1 & 63; lanes 1, 3: the low (a2) or high (a2 >> 4)
+	 * nibbles, or the top two bits of a0 / a1 moved to bits 4-5 */
+	__m128i lo = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
+				   _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+	__m128i hi =
+	    _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+	return _mm256_cvtepu8_epi16(_mm_or_si128(lo, hi));
+}
+
+/* Activation block i as the Q4_K nibble order: vector c holds values
+ * 128(c/2) + 32(c%2) + [0, 32) and + [64, 96), the sub-blocks a 64-byte
+ * load of quants gives in its low (c even) or high (c odd) nibbles. */
+QZ_INL void qz_x_k4(__m512i xv[4], const int8_t *q)
+{
+	for (int c = 0; c < 4; c++) {
+		const int8_t *p = q + 128 * (c / 2) + 32 * (c % 2);
+		xv[c] = _mm512_inserti64x4(
+		    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p)),
+		    _mm256_loadu_si256((const __m256i *)(p + 64)), 1);
+	}
+}
+
+/* vpermw indices: the scale of each 16-bit pair's sub-block, for the four
+ * x vectors of qz_x_k4 (sub-blocks 0,2 / 1,3 / 4,6 / 5,7); then the mins
+ * each repeated twice (one per 16-value activation sum) */
+static const uint16_t qz_k4_idx[5][32] __attribute__((aligned(64))) = {
+#define QZ_H(a, b)                                                                                 \
+	a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b, b, b, b, b, b, b,  \
+	    b, b
+    {QZ_H(0, 2)},
+    {QZ_H(1, 3)},
+    {QZ_H(4, 6)},
+    {QZ_H(5, 7)},
+#undef QZ_H
+    {8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15}};
+
+QZ_INL void qz_q4k_rows(const int R, const uint8_t *w, size_t wrow, const struct qvl_q8k *x,
+			size_t nb, float *y)
+{
+	const __m512i f = _mm512_set1_epi8(15);
+	__m512 acc[4];
+	__m256 accm[4];
+
+	for (int r = 0; r < R; r++) {
+		acc[r] = _mm512_setzero_ps();
+		accm[r] = _mm256_setzero_ps();
+	}
+	for (size_t i = 0; i < nb; i++) {
+		__m512i xv[4];
+		__m256i bs = _mm256_loadu_si256((const __m256i *)x[i].bsum);
+		__m128 dx = _mm_set1_ps(x[i].d);
+
+		qz_x_k4(xv, x[i].q);
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			const uint8_t *b = w + r * wrow + i * 144;
+			qz_prefetch(b + R * wrow, 144);
+			__m512i sw = _mm512_castsi256_si512(qz_k4_scmn(b + QB_K4_SC));
+			__m512i is = _mm512_setzero_si512();
+#pragma GCC unroll 2
+			for (int h = 0; h < 2; h++) {
+				__m512i v = _mm512_loadu_si512(b + QB_Q4K_QS + 64 * h);
+				__m512i lo = _mm512_and_si512(v, f);
+				__m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), f);
+				__m512i s0 = _mm512_permutexvar_epi16(
+				    _mm512_load_si512(qz_k4_idx[2 * h]), sw);
+				__m512i s1 = _mm512_permutexvar_epi16(
+				    _mm512_load_si512(qz_k4_idx[2 * h + 1]), sw);
+				is = _mm512_dpwssd_epi32(is, _mm512_maddubs_epi16(lo, xv[2 * h]),
+							 s0);
+				is = _mm512_dpwssd_epi32(
+				    is, _mm512_maddubs_epi16(hi, xv[2 * h + 1]), s1);
+			}
+			/* d, dmin (f16) times the activation scale: lanes d dmin d dmin */
+			__m128 dd =
+			    _mm_mul_ps(_mm_cvtph_ps(_mm_set1_epi32((int)qvl_load_u32(b))), dx);
+			__m256i mn = _mm256_permutexvar_epi16(
+			    _mm256_load_si256((const __m256i *)qz_k4_idx[4]),
+			    _mm512_castsi512_si256(sw));
+			acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_broadcastss_ps(dd),
+						 acc[r]);
+			accm[r] = _mm256_fmadd_ps(
+			    _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mn)),
+			    _mm256_permutexvar_ps(_mm256_set1_epi32(1), _mm256_castps128_ps256(dd)),
+			    accm[r]);
+		}
+	}
+	for (int r = 0; r < R; r++)
+		y[r] = _mm512_reduce_add_ps(acc[r]) - qd_hsum(accm[r]);
+}
+
+/* ---- Q6_K -------------------------------------------------------------- */
+
+/* vpermw indices: the scale of each pair (16 values per scale) for the
+ * four 64-value vectors of a block (values 64c .. 64c + 63) */
+static const uint16_t qz_q6k_idx[4][32] __attribute__((aligned(64))) = {
+#define QZ_Q(a)                                                                                    \
+	a, a, a, a, a, a, a, a, a + 1, a + 1, a + 1, a + 1, a + 1, a + 1, a + 1, a + 1, a + 2,     \
+	    a + 2, a + 2, a + 2, a + 2, a + 2, a + 2, a + 2, a + 3, a + 3, a + 3, a + 3, a + 3,    \
+	    a + 3, a + 3, a + 3
+    {QZ_Q(0)},
+    {QZ_Q(4)},
+    {QZ_Q(8)},
+    {QZ_Q(12)},
+#undef QZ_Q
+};
+
+QZ_INL void qz_q6k_rows(const int R, const uint8_t *w, size_t wrow, const struct qvl_q8k *x,
+			size_t nb, float *y)
+{
+	const __m512i f = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+	/* qh bits 0-1 / 2-3 (values 64h + [0, 64)) and 4-5 / 6-7 (+ [64, 128))
+	 * to bits 4-5 of each byte, per 256-bit half */
+	const __m512i shl = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);
+	const __m512i shr = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+	__m512 acc[4];
+
+	for (int r = 0; r < R; r++)
+		acc[r] = _mm512_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		__m512i xv[4];
+		__m256i bs = _mm256_loadu_si256((const __m256i *)x[i].bsum);
+		float dx = x[i].d;
+
+		for (int c = 0; c < 4; c++)
+			xv[c] = _mm512_loadu_si512(x[i].q + 64 * c);
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			const uint8_t *b = w + r * wrow + i * 210;
+			qz_prefetch(b + R * wrow, 256);
+			__m256i sc =
+			    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + QB_Q6K_SC)));
+			__m512i sw = _mm512_castsi256_si512(sc);
+			/* the offset 32: Σ_j sc_j 32 s_j, subtracted lane-wise */
+			__m512i is = _mm512_zextsi256_si512(
+			    _mm256_sub_epi32(_mm256_setzero_si256(),
+					     _mm256_madd_epi16(bs, _mm256_slli_epi16(sc, 5))));
+#pragma GCC unroll 2
+			for (int h = 0; h < 2; h++) {
+				__m512i l = _mm512_loadu_si512(b + 64 * h);
+				__m512i qh = _mm512_broadcast_i64x4(
+				    _mm256_loadu_si256((const __m256i *)(b + QB_Q6K_QH + 32 * h)));
+				__m512i lo = _mm512_ternarylogic_epi32(
+				    l, _mm512_and_si512(_mm512_sllv_epi64(qh, shl), m30), f, 0xec);
+				__m512i hi = _mm512_ternarylogic_epi32(
+				    _mm512_srli_epi16(l, 4),
+				    _mm512_and_si512(_mm512_srlv_epi64(qh, shr), m30), f, 0xec);
+				is = _mm512_dpwssd_epi32(
+				    is, _mm512_maddubs_epi16(lo, xv[2 * h]),
+				    _mm512_permutexvar_epi16(_mm512_load_si512(qz_q6k_idx[2 * h]),
+							     sw));
+				is = _mm512_dpwssd_epi32(
+				    is, _mm512_maddubs_epi16(hi, xv[2 * h + 1]),
+				    _mm512_permutexvar_epi16(
+					_mm512_load_si512(qz_q6k_idx[2 * h + 1]), sw));
+			}
+			acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is),
+						 _mm512_set1_ps(dx * qd_f16(b + QB_Q6K_D)), acc[r]);
+		}
+	}
+	for (int r = 0; r < R; r++)
+		y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+/* ---- driver ------------------------------------------------------------ */
+
+#define QZ_ROWS(fn, X)                                                                             \
+	do {                                                                                       \
+		size_t j_ = 0;                                                                     \
+		for (; j_ + 4 <= n; j_ += 4)                                                       \
+			fn(4, w + j_ * wrow, wrow, X, nb, y + j_);                                 \
+		for (; j_ < n; j_++)                                                               \
+			fn(1, w + j_ * wrow, wrow, X, nb, y + j_);                                 \
+	} while (0)
+
+static QD_T void qz_q4k(const uint8_t *w, size_t wrow, const void *x, size_t nb, float *y, size_t n)
+{
+	QZ_ROWS(qz_q4k_rows, (const struct qvl_q8k *)x);
+}
+
+static QD_T void qz_q6k(const uint8_t *w, size_t wrow, const void *x, size_t nb, float *y, size_t n)
+{
+	QZ_ROWS(qz_q6k_rows, (const struct qvl_q8k *)x);
+}
+
+/* y[0..n) = rows of w against the quantized activation row x, if this
+ * file has a kernel for t. */
+static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
+			   size_t nb, float *y, size_t n)
+{
+	switch (t) {
+	case QVL_DT_Q4_K:
+		qz_q4k(w, wrow, x, nb, y, n);
+		return true;
+	case QVL_DT_Q6_K:
+		qz_q6k(w, wrow, x, nb, y, n);
+		return true;
+	default:
+		return false;
+	}
+}
+
+#endif
