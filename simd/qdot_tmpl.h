@@ -659,7 +659,8 @@ static qd_tile_fn QD_FN(qd_tile_for)(enum qvl_dtype t)
 #ifdef QD_ZMM
 /* qdot_zmm.h: the 512-bit decode kernels, false for a type it lacks */
 static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
-			   size_t nb, float *y, size_t n);
+			   size_t nb, float *y, size_t n, void *scr);
+static size_t qz_scratch(enum qvl_dtype t, size_t nb);
 #endif
 
 /* Y = X · Wᵀ through the tiles: X quantized once into the thread's scratch;
@@ -677,6 +678,10 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 	/* the panel (8 rows: 256 bytes of quants + 64 of scales per block)
 	 * after the quantized activations */
 	size_t pan = gemm ? nb * 320 : 0, xbytes = (m * rb + 63) & ~(size_t)63;
+#ifdef QD_ZMM
+	if (m == 1)
+		pan = qz_scratch(t, nb);
+#endif
 	uint8_t *xq = qvl_qact_scratch(xbytes + pan);
 	/* 2 weight rows x 4 activation rows; the K-quants' 3 accumulator
 	 * sets per tile leave room for that only with 32 vector registers */
@@ -691,7 +696,7 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 	if (m == 1) {
 		size_t j = 0;
 #ifdef QD_ZMM
-		if (qz_decode(t, w, wrow, xq, nb, Y, n))
+		if (qz_decode(t, w, wrow, xq, nb, Y, n, xq + xbytes))
 			j = n;
 #endif
 		for (; j + 4 <= n; j += 4)

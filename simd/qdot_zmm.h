@@ -203,6 +203,86 @@ QZ_INL void qz_q6k_rows(const int R, const uint8_t *w, size_t wrow, const struct
 		y[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+/* ---- Q4_0 -------------------------------------------------------------- */
+
+/* Two blocks (a, b) per vector: bytes 0-15 the low nibbles of a (values
+ * 0-15), 16-31 those of b, 32-47 the high nibbles of a (16-31), 48-63 those
+ * of b. The activation of each pair, made once per call in that order
+ * (struct qz_x40), with each 4-byte lane's activation scale and
+ * 8 x scale x the lane's sum: a block's offset 8 costs no work per row. */
+struct qz_x40 {
+	__m512i q;
+	__m512 d, c;
+};
+
+static inline size_t qz_q40_scratch(size_t nb)
+{
+	return (nb + 1) / 2 * sizeof(struct qz_x40);
+}
+
+QZ_INL void qz_q40_act(struct qz_x40 *o, const struct qvl_q8a *x, size_t nb)
+{
+	const __m512i one = _mm512_set1_epi8(1);
+
+	for (size_t p = 0; p < (nb + 1) / 2; p++) {
+		const struct qvl_q8a *a = x + 2 * p, *b = a + 1;
+		bool has_b = 2 * p + 1 < nb;
+		__m256i qa = _mm256_loadu_si256((const __m256i *)a->q);
+		__m256i qb =
+		    has_b ? _mm256_loadu_si256((const __m256i *)b->q) : _mm256_setzero_si256();
+		__m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);
+		q = _mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(3, 1, 2, 0));
+		__m512 d = _mm512_mask_blend_ps(0xf0f0, _mm512_set1_ps(a->d),
+						_mm512_set1_ps(has_b ? b->d : 0.0f));
+		__m512 ls = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), one, q));
+		o[p].q = q;
+		o[p].d = d;
+		o[p].c = _mm512_mul_ps(_mm512_mul_ps(ls, d), _mm512_set1_ps(8.0f));
+	}
+}
+
+/* vpermw: the two blocks' quants twice (each at an even offset); vpermw: each lane's block scale */
+static const uint16_t qz_q40_qidx[32]
+    __attribute__((aligned(64))) = {1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17,
+				    1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17};
+static const uint16_t qz_q40_didx[32]
+    __attribute__((aligned(64))) = {0, 0, 0, 0, 9, 9, 9, 9, 0, 0, 0, 0, 9, 9, 9, 9};
+
+QZ_INL void qz_q40_rows(const int R, const uint8_t *w, size_t wrow, const struct qz_x40 *x,
+			size_t nb, float *y)
+{
+	const __m512i f = _mm512_set1_epi8(15), qidx = _mm512_load_si512(qz_q40_qidx);
+	const __m512i didx = _mm512_load_si512(qz_q40_didx);
+	const __m512i sh = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+	size_t np = (nb + 1) / 2;
+	__m512 acc[4];
+
+	for (int r = 0; r < R; r++)
+		acc[r] = _mm512_setzero_ps();
+	for (size_t p = 0; p < np; p++) {
+		/* a lone last block: the second block's bytes read as zeros */
+		__mmask64 mk = 2 * p + 1 < nb ? (__mmask64)0xfffffffff : (__mmask64)0x3ffff;
+		__m512i xq = x[p].q;
+		__m512 xd = x[p].d, xc = x[p].c;
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			const uint8_t *b = w + r * wrow + p * 36;
+			_mm_prefetch((const char *)b + R * wrow, _MM_HINT_T1);
+			__m512i raw = _mm512_maskz_loadu_epi8(mk, b);
+			__m512i u = _mm512_and_si512(
+			    _mm512_srlv_epi64(_mm512_permutexvar_epi16(qidx, raw), sh), f);
+			__m512 dw = _mm512_cvtph_ps(
+			    _mm512_castsi512_si256(_mm512_permutexvar_epi16(didx, raw)));
+			__m512 t = _mm512_fmsub_ps(
+			    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, xq)),
+			    xd, xc);
+			acc[r] = _mm512_fmadd_ps(dw, t, acc[r]);
+		}
+	}
+	for (int r = 0; r < R; r++)
+		y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
 /* ---- driver ------------------------------------------------------------ */
 
 #define QZ_ROWS(fn, X)                                                                             \
@@ -224,12 +304,30 @@ static QD_T void qz_q6k(const uint8_t *w, size_t wrow, const void *x, size_t nb,
 	QZ_ROWS(qz_q6k_rows, (const struct qvl_q8k *)x);
 }
 
+static QD_T void qz_q40(const uint8_t *w, size_t wrow, const void *xq, size_t nb, float *y,
+			size_t n, void *scr)
+{
+	struct qz_x40 *x = scr;
+
+	qz_q40_act(x, xq, nb);
+	QZ_ROWS(qz_q40_rows, x);
+}
+
+/* Scratch bytes qz_decode() needs beyond the quantized activation row. */
+static size_t qz_scratch(enum qvl_dtype t, size_t nb)
+{
+	return t == QVL_DT_Q4_0 ? qz_q40_scratch(nb) : 0;
+}
+
 /* y[0..n) = rows of w against the quantized activation row x, if this
- * file has a kernel for t. */
+ * file has a kernel for t; scr: qz_scratch() bytes, 64-byte aligned. */
 static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
-			   size_t nb, float *y, size_t n)
+			   size_t nb, float *y, size_t n, void *scr)
 {
 	switch (t) {
+	case QVL_DT_Q4_0:
+		qz_q40(w, wrow, x, nb, y, n, scr);
+		return true;
 	case QVL_DT_Q4_K:
 		qz_q4k(w, wrow, x, nb, y, n);
 		return true;
