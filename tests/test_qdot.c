@@ -23,30 +23,8 @@
 #include "kern_impl.h"
 #include "qdot.h"
 #include "quant.h"
+#include "rng.h"
 #include "tap.h"
-
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-
-static uint32_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 11);
-}
-
-static float frand(float a) /* uniform in [-a, a) */
-{
-	return ((float)(rnd() & 0xffffff) / 16777216.0f * 2.0f - 1.0f) * a;
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		exit(99);
-	return p;
-}
 
 /* Byte offsets of each type's f16 scale fields (ggml-common.h), written
  * here independently of the kernels. */
@@ -327,6 +305,7 @@ static void test_random(enum qvl_dtype t)
 
 int main(void)
 {
+	rng_seed(0x2545f4914f6cdd1dull);
 	for (int l = QVL_SIMD_REF; l <= QVL_SIMD_AVX512; l++)
 		if (!qvl_kernels_get(&lv[nlv], (enum qvl_simd_level)l))
 			nlv++;
