@@ -550,27 +550,14 @@ QD_DEFGEMM(QVL_DT_Q8_0, qd_gemm_q8_0)
 QD_DEFGEMM(QVL_DT_IQ4_NL, qd_gemm_iq4_nl)
 #endif
 
-static qd_gemm_fn QD_FN(qd_gemm_for)(enum qvl_dtype t)
-{
-	switch (t) {
-	case QVL_DT_Q4_0:
-		return QD_FN(qd_gemm_q4_0);
-	case QVL_DT_Q4_1:
-		return QD_FN(qd_gemm_q4_1);
-	case QVL_DT_Q5_0:
-		return QD_FN(qd_gemm_q5_0);
-	case QVL_DT_Q5_1:
-		return QD_FN(qd_gemm_q5_1);
+/* the types with a panel path at this level (the rest: NULL, tiles) */
+static const qd_gemm_fn QD_FN(qd_gemms)[QVL_DT_COUNT] = {
+    [QVL_DT_Q4_0] = QD_FN(qd_gemm_q4_0), [QVL_DT_Q4_1] = QD_FN(qd_gemm_q4_1),
+    [QVL_DT_Q5_0] = QD_FN(qd_gemm_q5_0), [QVL_DT_Q5_1] = QD_FN(qd_gemm_q5_1),
 #if QD_VNNI
-	case QVL_DT_Q8_0:
-		return QD_FN(qd_gemm_q8_0);
-	case QVL_DT_IQ4_NL:
-		return QD_FN(qd_gemm_iq4_nl);
+    [QVL_DT_Q8_0] = QD_FN(qd_gemm_q8_0), [QVL_DT_IQ4_NL] = QD_FN(qd_gemm_iq4_nl),
 #endif
-	default:
-		return NULL;
-	}
-}
+};
 
 /* ---- drivers ----------------------------------------------------------- */
 
@@ -596,65 +583,37 @@ typedef void (*qd_tile_fn)(int nw, int nx, const uint8_t *w, size_t wrow, const 
 				     y + q_ * ldy + r_, ldy);                                      \
 	}
 
-#define QD_DEF32(T, name)                                                                          \
+/* The tile entry of type T: TILE (qd_tile32 or qd_tilek) on activation
+ * blocks XT. */
+#define QD_DEFTILE(T, name, TILE, XT)                                                              \
 	static QD_T void QD_FN(name)(int nw, int nx, const uint8_t *w, size_t wrow,                \
 				     const void *xv, size_t xrow, size_t nb, float *y, size_t ldy) \
 	{                                                                                          \
-		const struct qvl_q8a *x = xv;                                                      \
-		QD_TILE_CASES(qd_tile32, T, x)                                                     \
-	}
-#define QD_DEFK(T, name)                                                                           \
-	static QD_T void QD_FN(name)(int nw, int nx, const uint8_t *w, size_t wrow,                \
-				     const void *xv, size_t xrow, size_t nb, float *y, size_t ldy) \
-	{                                                                                          \
-		const struct qvl_q8k *x = xv;                                                      \
-		QD_TILE_CASES(qd_tilek, T, x)                                                      \
+		const XT *x = xv;                                                                  \
+		QD_TILE_CASES(TILE, T, x)                                                          \
 	}
 
-QD_DEF32(QVL_DT_Q8_0, qd_q8_0)
-QD_DEF32(QVL_DT_Q4_0, qd_q4_0)
-QD_DEF32(QVL_DT_Q4_1, qd_q4_1)
-QD_DEF32(QVL_DT_Q5_0, qd_q5_0)
-QD_DEF32(QVL_DT_Q5_1, qd_q5_1)
-QD_DEF32(QVL_DT_IQ4_NL, qd_iq4_nl)
-QD_DEFK(QVL_DT_Q4_K, qd_q4_k)
-QD_DEFK(QVL_DT_Q5_K, qd_q5_k)
-QD_DEFK(QVL_DT_Q6_K, qd_q6_k)
-QD_DEFK(QVL_DT_Q3_K, qd_q3_k)
-QD_DEFK(QVL_DT_Q2_K, qd_q2_k)
-QD_DEFK(QVL_DT_IQ4_XS, qd_iq4_xs)
+QD_DEFTILE(QVL_DT_Q8_0, qd_q8_0, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_Q4_0, qd_q4_0, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_Q4_1, qd_q4_1, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_Q5_0, qd_q5_0, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_Q5_1, qd_q5_1, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_IQ4_NL, qd_iq4_nl, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_Q4_K, qd_q4_k, qd_tilek, struct qvl_q8k)
+QD_DEFTILE(QVL_DT_Q5_K, qd_q5_k, qd_tilek, struct qvl_q8k)
+QD_DEFTILE(QVL_DT_Q6_K, qd_q6_k, qd_tilek, struct qvl_q8k)
+QD_DEFTILE(QVL_DT_Q3_K, qd_q3_k, qd_tilek, struct qvl_q8k)
+QD_DEFTILE(QVL_DT_Q2_K, qd_q2_k, qd_tilek, struct qvl_q8k)
+QD_DEFTILE(QVL_DT_IQ4_XS, qd_iq4_xs, qd_tilek, struct qvl_q8k)
 
-static qd_tile_fn QD_FN(qd_tile_for)(enum qvl_dtype t)
-{
-	switch (t) {
-	case QVL_DT_Q8_0:
-		return QD_FN(qd_q8_0);
-	case QVL_DT_Q4_0:
-		return QD_FN(qd_q4_0);
-	case QVL_DT_Q4_1:
-		return QD_FN(qd_q4_1);
-	case QVL_DT_Q5_0:
-		return QD_FN(qd_q5_0);
-	case QVL_DT_Q5_1:
-		return QD_FN(qd_q5_1);
-	case QVL_DT_IQ4_NL:
-		return QD_FN(qd_iq4_nl);
-	case QVL_DT_Q4_K:
-		return QD_FN(qd_q4_k);
-	case QVL_DT_Q5_K:
-		return QD_FN(qd_q5_k);
-	case QVL_DT_Q6_K:
-		return QD_FN(qd_q6_k);
-	case QVL_DT_Q3_K:
-		return QD_FN(qd_q3_k);
-	case QVL_DT_Q2_K:
-		return QD_FN(qd_q2_k);
-	case QVL_DT_IQ4_XS:
-		return QD_FN(qd_iq4_xs);
-	default:
-		return NULL;
-	}
-}
+static const qd_tile_fn QD_FN(qd_tiles)[QVL_DT_COUNT] = {
+    [QVL_DT_Q8_0] = QD_FN(qd_q8_0), [QVL_DT_Q4_0] = QD_FN(qd_q4_0),
+    [QVL_DT_Q4_1] = QD_FN(qd_q4_1), [QVL_DT_Q5_0] = QD_FN(qd_q5_0),
+    [QVL_DT_Q5_1] = QD_FN(qd_q5_1), [QVL_DT_IQ4_NL] = QD_FN(qd_iq4_nl),
+    [QVL_DT_Q4_K] = QD_FN(qd_q4_k), [QVL_DT_Q5_K] = QD_FN(qd_q5_k),
+    [QVL_DT_Q6_K] = QD_FN(qd_q6_k), [QVL_DT_Q3_K] = QD_FN(qd_q3_k),
+    [QVL_DT_Q2_K] = QD_FN(qd_q2_k), [QVL_DT_IQ4_XS] = QD_FN(qd_iq4_xs),
+};
 
 #ifdef QD_ZMM
 /* qdot_zmm.h: the 512-bit decode kernels, false for a type it lacks */
@@ -671,10 +630,10 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 				 size_t n, size_t k)
 {
 	const struct qvl_dtype_info *di = qvl_dtype_info(t);
-	qd_tile_fn tile = QD_FN(qd_tile_for)(t);
+	qd_tile_fn tile = (unsigned)t < QVL_DT_COUNT ? QD_FN(qd_tiles)[t] : NULL;
 	size_t rb = qvl_qdot_act_bytes(t, k), ab = qvl_qdot_act_blk(t);
 	size_t nb = k / ab, xrow = nb, wrow = ldw / di->blk * di->blk_bytes;
-	qd_gemm_fn gemm = m >= 4 ? QD_FN(qd_gemm_for)(t) : NULL;
+	qd_gemm_fn gemm = m >= 4 && tile ? QD_FN(qd_gemms)[t] : NULL;
 	/* the panel (8 rows: 256 bytes of quants + 64 of scales per block)
 	 * after the quantized activations */
 	size_t pan = gemm ? nb * 320 : 0, xbytes = (m * rb + 63) & ~(size_t)63;
