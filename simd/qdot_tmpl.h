@@ -620,6 +620,8 @@ static const qd_tile_fn QD_FN(qd_tiles)[QVL_DT_COUNT] = {
 static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
 			   size_t nb, float *y, size_t n, void *scr);
 static size_t qz_scratch(enum qvl_dtype t, size_t nb);
+static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
+			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n);
 #endif
 
 /* Y = X · Wᵀ through the tiles: X quantized once into the thread's scratch;
@@ -667,6 +669,11 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 		mc = mc < 4 ? 4 : mc & ~(size_t)3;
 		for (size_t i0 = 0; i0 < m; i0 += mc) {
 			size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
+#ifdef QD_ZMM
+			if (qz_gemm_k(t, w, wrow, xq + i0 * rb, xrow, nb, Y + i0 * ldy, ldy,
+				      i1 - i0, n))
+				continue;
+#endif
 			if (gemm)
 				for (; j + QD_PW <= n; j += QD_PW)
 					gemm(w + j * wrow, wrow, xq + i0 * rb, xrow, nb, i1 - i0,

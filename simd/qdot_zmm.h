@@ -48,159 +48,154 @@ QZ_INL __m256i qz_k4_scmn(const uint8_t *s)
 	return _mm256_cvtepu8_epi16(_mm_or_si128(lo, hi));
 }
 
-/* Activation block i as the Q4_K nibble order: vector c holds values
- * 128(c/2) + 32(c%2) + [0, 32) and + [64, 96), the sub-blocks a 64-byte
- * load of quants gives in its low (c even) or high (c odd) nibbles. */
-QZ_INL void qz_x_k4(__m512i xv[4], const int8_t *q)
-{
-	for (int c = 0; c < 4; c++) {
-		const int8_t *p = q + 128 * (c / 2) + 32 * (c % 2);
-		xv[c] = _mm512_inserti64x4(
-		    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p)),
-		    _mm256_loadu_si256((const __m256i *)(p + 64)), 1);
-	}
-}
-
-/* vpermw indices: the scale of each 16-bit pair's sub-block, for the four
- * x vectors of qz_x_k4 (sub-blocks 0,2 / 1,3 / 4,6 / 5,7); then the mins
- * each repeated twice (one per 16-value activation sum) */
-static const uint16_t qz_k4_idx[5][32] __attribute__((aligned(64))) = {
+/* vpermw indices: vector c of a block holds values 64c .. 64c + 63, i.e.
+ * Q4_K sub-blocks (32 values) 2c and 2c + 1, Q6_K scales (16 values)
+ * 4c .. 4c + 3; then the Q4_K mins each twice (one per 16-value sum) */
 #define QZ_H(a, b)                                                                                 \
 	a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b, b, b, b, b, b, b,  \
 	    b, b
-    {QZ_H(0, 2)},
-    {QZ_H(1, 3)},
-    {QZ_H(4, 6)},
-    {QZ_H(5, 7)},
-#undef QZ_H
-    {8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15}};
-
-QZ_INL void qz_q4k_rows(const int R, const uint8_t *w, size_t wrow, const struct qvl_q8k *x,
-			size_t nb, float *y)
-{
-	const __m512i f = _mm512_set1_epi8(15);
-	__m512 acc[4];
-	__m256 accm[4];
-
-	for (int r = 0; r < R; r++) {
-		acc[r] = _mm512_setzero_ps();
-		accm[r] = _mm256_setzero_ps();
-	}
-	for (size_t i = 0; i < nb; i++) {
-		__m512i xv[4];
-		__m256i bs = _mm256_loadu_si256((const __m256i *)x[i].bsum);
-		__m128 dx = _mm_set1_ps(x[i].d);
-
-		qz_x_k4(xv, x[i].q);
-#pragma GCC unroll 4
-		for (int r = 0; r < R; r++) {
-			const uint8_t *b = w + r * wrow + i * 144;
-			qz_prefetch(b + R * wrow, 144);
-			__m512i sw = _mm512_castsi256_si512(qz_k4_scmn(b + QB_K4_SC));
-			__m512i is = _mm512_setzero_si512();
-#pragma GCC unroll 2
-			for (int h = 0; h < 2; h++) {
-				__m512i v = _mm512_loadu_si512(b + QB_Q4K_QS + 64 * h);
-				__m512i lo = _mm512_and_si512(v, f);
-				__m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), f);
-				__m512i s0 = _mm512_permutexvar_epi16(
-				    _mm512_load_si512(qz_k4_idx[2 * h]), sw);
-				__m512i s1 = _mm512_permutexvar_epi16(
-				    _mm512_load_si512(qz_k4_idx[2 * h + 1]), sw);
-				is = _mm512_dpwssd_epi32(is, _mm512_maddubs_epi16(lo, xv[2 * h]),
-							 s0);
-				is = _mm512_dpwssd_epi32(
-				    is, _mm512_maddubs_epi16(hi, xv[2 * h + 1]), s1);
-			}
-			/* d, dmin (f16) times the activation scale: lanes d dmin d dmin */
-			__m128 dd =
-			    _mm_mul_ps(_mm_cvtph_ps(_mm_set1_epi32((int)qvl_load_u32(b))), dx);
-			__m256i mn = _mm256_permutexvar_epi16(
-			    _mm256_load_si256((const __m256i *)qz_k4_idx[4]),
-			    _mm512_castsi512_si256(sw));
-			acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_broadcastss_ps(dd),
-						 acc[r]);
-			accm[r] = _mm256_fmadd_ps(
-			    _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mn)),
-			    _mm256_permutexvar_ps(_mm256_set1_epi32(1), _mm256_castps128_ps256(dd)),
-			    accm[r]);
-		}
-	}
-	for (int r = 0; r < R; r++)
-		y[r] = _mm512_reduce_add_ps(acc[r]) - qd_hsum(accm[r]);
-}
-
-/* ---- Q6_K -------------------------------------------------------------- */
-
-/* vpermw indices: the scale of each pair (16 values per scale) for the
- * four 64-value vectors of a block (values 64c .. 64c + 63) */
-static const uint16_t qz_q6k_idx[4][32] __attribute__((aligned(64))) = {
 #define QZ_Q(a)                                                                                    \
 	a, a, a, a, a, a, a, a, a + 1, a + 1, a + 1, a + 1, a + 1, a + 1, a + 1, a + 1, a + 2,     \
 	    a + 2, a + 2, a + 2, a + 2, a + 2, a + 2, a + 2, a + 3, a + 3, a + 3, a + 3, a + 3,    \
 	    a + 3, a + 3, a + 3
-    {QZ_Q(0)},
-    {QZ_Q(4)},
-    {QZ_Q(8)},
-    {QZ_Q(12)},
+static const uint16_t qz_k4_idx[5][32]
+    __attribute__((aligned(64))) = {{QZ_H(0, 1)},
+				    {QZ_H(2, 3)},
+				    {QZ_H(4, 5)},
+				    {QZ_H(6, 7)},
+				    {8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15}};
+static const uint16_t qz_q6k_idx[4][32]
+    __attribute__((aligned(64))) = {{QZ_Q(0)}, {QZ_Q(4)}, {QZ_Q(8)}, {QZ_Q(12)}};
+#undef QZ_H
 #undef QZ_Q
+
+/* One Q4_K or Q6_K weight block unpacked: per 64-value vector c its quants
+ * (unsigned) and each 16-bit pair's scale; mo: the Q4_K mins per 16-value
+ * activation sum, or the Q6_K offset 32 x each scale (words). */
+struct qz_wk {
+	__m512i u[4], s[4];
+	__m256i mo;
+	float d, dmin;
 };
 
-QZ_INL void qz_q6k_rows(const int R, const uint8_t *w, size_t wrow, const struct qvl_q8k *x,
-			size_t nb, float *y)
+QZ_INL void qz_unpack_k(struct qz_wk *o, enum qvl_dtype t, const uint8_t *b)
 {
-	const __m512i f = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
-	/* qh bits 0-1 / 2-3 (values 64h + [0, 64)) and 4-5 / 6-7 (+ [64, 128))
-	 * to bits 4-5 of each byte, per 256-bit half */
+	const __m512i f = _mm512_set1_epi8(15);
+
+	if (t == QVL_DT_Q4_K) {
+		/* 64 bytes = nibble groups 2h, 2h + 1; group g's low nibbles
+		 * are values 64g + [0, 32), its high ones 64g + [32, 64) */
+		__m512i sw = _mm512_castsi256_si512(qz_k4_scmn(b + QB_K4_SC));
+#pragma GCC unroll 2
+		for (int h = 0; h < 2; h++) {
+			__m512i v = _mm512_loadu_si512(b + QB_Q4K_QS + 64 * h);
+			__m512i lo = _mm512_and_si512(v, f);
+			__m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), f);
+			o->u[2 * h] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
+			o->u[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));
+		}
+#pragma GCC unroll 4
+		for (int c = 0; c < 4; c++)
+			o->s[c] = _mm512_permutexvar_epi16(_mm512_load_si512(qz_k4_idx[c]), sw);
+		o->mo = _mm256_permutexvar_epi16(_mm256_load_si256((const __m256i *)qz_k4_idx[4]),
+						 _mm512_castsi512_si256(sw));
+		o->d = qd_f16(b);
+		o->dmin = qd_f16(b + 2);
+		return;
+	}
+	/* Q6_K: 64 bytes of ql = values 128h + [0, 64) (low nibbles) and
+	 * + [64, 128) (high); qh bits 0-1 / 2-3 / 4-5 / 6-7 of byte l are the
+	 * top bits of values l, l + 32, l + 64, l + 96: moved to bits 4-5 per
+	 * 256-bit half */
+	const __m512i m30 = _mm512_set1_epi8(0x30);
 	const __m512i shl = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);
 	const __m512i shr = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
-	__m512 acc[4];
-
-	for (int r = 0; r < R; r++)
-		acc[r] = _mm512_setzero_ps();
-	for (size_t i = 0; i < nb; i++) {
-		__m512i xv[4];
-		__m256i bs = _mm256_loadu_si256((const __m256i *)x[i].bsum);
-		float dx = x[i].d;
-
-		for (int c = 0; c < 4; c++)
-			xv[c] = _mm512_loadu_si512(x[i].q + 64 * c);
-#pragma GCC unroll 4
-		for (int r = 0; r < R; r++) {
-			const uint8_t *b = w + r * wrow + i * 210;
-			qz_prefetch(b + R * wrow, 256);
-			__m256i sc =
-			    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + QB_Q6K_SC)));
-			__m512i sw = _mm512_castsi256_si512(sc);
-			/* the offset 32: Σ_j sc_j 32 s_j, subtracted lane-wise */
-			__m512i is = _mm512_zextsi256_si512(
-			    _mm256_sub_epi32(_mm256_setzero_si256(),
-					     _mm256_madd_epi16(bs, _mm256_slli_epi16(sc, 5))));
+	__m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + QB_Q6K_SC)));
+	__m512i sw = _mm512_castsi256_si512(sc);
 #pragma GCC unroll 2
-			for (int h = 0; h < 2; h++) {
-				__m512i l = _mm512_loadu_si512(b + 64 * h);
-				__m512i qh = _mm512_broadcast_i64x4(
-				    _mm256_loadu_si256((const __m256i *)(b + QB_Q6K_QH + 32 * h)));
-				__m512i lo = _mm512_ternarylogic_epi32(
-				    l, _mm512_and_si512(_mm512_sllv_epi64(qh, shl), m30), f, 0xec);
-				__m512i hi = _mm512_ternarylogic_epi32(
-				    _mm512_srli_epi16(l, 4),
-				    _mm512_and_si512(_mm512_srlv_epi64(qh, shr), m30), f, 0xec);
-				is = _mm512_dpwssd_epi32(
-				    is, _mm512_maddubs_epi16(lo, xv[2 * h]),
-				    _mm512_permutexvar_epi16(_mm512_load_si512(qz_q6k_idx[2 * h]),
-							     sw));
-				is = _mm512_dpwssd_epi32(
-				    is, _mm512_maddubs_epi16(hi, xv[2 * h + 1]),
-				    _mm512_permutexvar_epi16(
-					_mm512_load_si512(qz_q6k_idx[2 * h + 1]), sw));
+	for (int h = 0; h < 2; h++) {
+		__m512i l = _mm512_loadu_si512(b + 64 * h);
+		__m512i qh = _mm512_broadcast_i64x4(
+		    _mm256_loadu_si256((const __m256i *)(b + QB_Q6K_QH + 32 * h)));
+		/* 0xec: (l & f) | the masked high bits */
+		o->u[2 * h] = _mm512_ternarylogic_epi32(
+		    l, _mm512_and_si512(_mm512_sllv_epi64(qh, shl), m30), f, 0xec);
+		o->u[2 * h + 1] = _mm512_ternarylogic_epi32(
+		    _mm512_srli_epi16(l, 4), _mm512_and_si512(_mm512_srlv_epi64(qh, shr), m30), f,
+		    0xec);
+	}
+#pragma GCC unroll 4
+	for (int c = 0; c < 4; c++)
+		o->s[c] = _mm512_permutexvar_epi16(_mm512_load_si512(qz_q6k_idx[c]), sw);
+	o->mo = _mm256_slli_epi16(sc, 5);
+	o->d = qd_f16(b + QB_Q6K_D);
+	o->dmin = 0.0f;
+}
+
+/* RW weight rows x RX activation rows of a Q4_K or Q6_K product: each
+ * weight block unpacked once, used by every activation row; the integer
+ * sums as qdot.h's, one vpmaddubsw + vpdpwssd per 64 quants. Decode
+ * (RX == 1) prefetches the next RW rows' block into L2. */
+QZ_INL void qz_tile_k(enum qvl_dtype t, const int RW, const int RX, const uint8_t *w, size_t wrow,
+		      const struct qvl_q8k *x, size_t xrow, size_t nb, float *y, size_t ldy)
+{
+	const size_t bb = t == QVL_DT_Q4_K ? 144 : 210;
+	__m512 acc[4][8];
+
+#pragma GCC unroll 4
+	for (int r = 0; r < RW; r++)
+#pragma GCC unroll 8
+		for (int q = 0; q < RX; q++)
+			acc[r][q] = _mm512_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		/* decode: the one activation block loaded once for all rows */
+		__m512i x1[4];
+		__m256i bs1 = _mm256_loadu_si256((const __m256i *)x[i].bsum);
+#pragma GCC unroll 4
+		for (int c = 0; RX == 1 && c < 4; c++)
+			x1[c] = _mm512_loadu_si512(x[i].q + 64 * c);
+#pragma GCC unroll 4
+		for (int r = 0; r < RW; r++) {
+			const uint8_t *b = w + r * wrow + i * bb;
+			struct qz_wk wk;
+			if (RX == 1)
+				qz_prefetch(b + RW * wrow, bb);
+			qz_unpack_k(&wk, t, b);
+#pragma GCC unroll 8
+			for (int q = 0; q < RX; q++) {
+				const struct qvl_q8k *xb = x + q * xrow + i;
+				__m256i mo = _mm256_madd_epi16(
+				    RX == 1 ? bs1 : _mm256_loadu_si256((const __m256i *)xb->bsum),
+				    wk.mo);
+				/* Q6_K: Σ_j sc_j 32 s_j subtracted lane-wise */
+				__m512i is = t == QVL_DT_Q6_K
+						 ? _mm512_zextsi256_si512(
+						       _mm256_sub_epi32(_mm256_setzero_si256(), mo))
+						 : _mm512_setzero_si512();
+#pragma GCC unroll 4
+				for (int c = 0; c < 4; c++)
+					is = _mm512_dpwssd_epi32(
+					    is,
+					    _mm512_maddubs_epi16(
+						wk.u[c], RX == 1
+							     ? x1[c]
+							     : _mm512_loadu_si512(xb->q + 64 * c)),
+					    wk.s[c]);
+				acc[r][q] =
+				    _mm512_fmadd_ps(_mm512_cvtepi32_ps(is),
+						    _mm512_set1_ps(xb->d * wk.d), acc[r][q]);
+				if (t == QVL_DT_Q4_K)
+					acc[r][q] = _mm512_fnmadd_ps(
+					    _mm512_cvtepi32_ps(_mm512_zextsi256_si512(mo)),
+					    _mm512_set1_ps(xb->d * wk.dmin), acc[r][q]);
 			}
-			acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is),
-						 _mm512_set1_ps(dx * qd_f16(b + QB_Q6K_D)), acc[r]);
 		}
 	}
-	for (int r = 0; r < R; r++)
-		y[r] = _mm512_reduce_add_ps(acc[r]);
+#pragma GCC unroll 4
+	for (int r = 0; r < RW; r++)
+#pragma GCC unroll 8
+		for (int q = 0; q < RX; q++)
+			y[q * ldy + r] = _mm512_reduce_add_ps(acc[r][q]);
 }
 
 /* ---- Q4_0 -------------------------------------------------------------- */
@@ -294,14 +289,45 @@ QZ_INL void qz_q40_rows(const int R, const uint8_t *w, size_t wrow, const struct
 			fn(1, w + j_ * wrow, wrow, X, nb, y + j_);                                 \
 	} while (0)
 
-static QD_T void qz_q4k(const uint8_t *w, size_t wrow, const void *x, size_t nb, float *y, size_t n)
-{
-	QZ_ROWS(qz_q4k_rows, (const struct qvl_q8k *)x);
-}
+#define QZ_DEFK(T, name)                                                                           \
+	static QD_T void name(const uint8_t *w, size_t wrow, const struct qvl_q8k *x, size_t xrow, \
+			      size_t nb, float *y, size_t ldy, size_t m, size_t n)                 \
+	{                                                                                          \
+		for (size_t j = 0; m == 1 && j < n; j += 4) {                                      \
+			if (n - j >= 4)                                                            \
+				qz_tile_k(T, 4, 1, w + j * wrow, wrow, x, xrow, nb, y + j, ldy);   \
+			else                                                                       \
+				for (size_t r = j; r < n; r++)                                     \
+					qz_tile_k(T, 1, 1, w + r * wrow, wrow, x, xrow, nb, y + r, \
+						  ldy);                                            \
+		}                                                                                  \
+		for (size_t j = 0; m > 1 && j < n; j++) {                                          \
+			const uint8_t *wj = w + j * wrow;                                          \
+			size_t i = 0;                                                              \
+			for (; i + 8 <= m; i += 8)                                                 \
+				qz_tile_k(T, 1, 8, wj, wrow, x + i * xrow, xrow, nb,               \
+					  y + i * ldy + j, ldy);                                   \
+			for (; i < m; i++)                                                         \
+				qz_tile_k(T, 1, 1, wj, wrow, x + i * xrow, xrow, nb,               \
+					  y + i * ldy + j, ldy);                                   \
+		}                                                                                  \
+	}
 
-static QD_T void qz_q6k(const uint8_t *w, size_t wrow, const void *x, size_t nb, float *y, size_t n)
+QZ_DEFK(QVL_DT_Q4_K, qz_q4k)
+QZ_DEFK(QVL_DT_Q6_K, qz_q6k)
+
+/* Rows [0, m) x [0, n) of a Q4_K or Q6_K product (activation rows xrow
+ * blocks apart, Y rows ldy apart); false for other types. */
+static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
+			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n)
 {
-	QZ_ROWS(qz_q6k_rows, (const struct qvl_q8k *)x);
+	if (t == QVL_DT_Q4_K)
+		qz_q4k(w, wrow, x, xrow, nb, y, ldy, m, n);
+	else if (t == QVL_DT_Q6_K)
+		qz_q6k(w, wrow, x, xrow, nb, y, ldy, m, n);
+	else
+		return false;
+	return true;
 }
 
 static QD_T void qz_q40(const uint8_t *w, size_t wrow, const void *xq, size_t nb, float *y,
@@ -324,19 +350,11 @@ static size_t qz_scratch(enum qvl_dtype t, size_t nb)
 static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
 			   size_t nb, float *y, size_t n, void *scr)
 {
-	switch (t) {
-	case QVL_DT_Q4_0:
+	if (t == QVL_DT_Q4_0) {
 		qz_q40(w, wrow, x, nb, y, n, scr);
 		return true;
-	case QVL_DT_Q4_K:
-		qz_q4k(w, wrow, x, nb, y, n);
-		return true;
-	case QVL_DT_Q6_K:
-		qz_q6k(w, wrow, x, nb, y, n);
-		return true;
-	default:
-		return false;
 	}
+	return qz_gemm_k(t, w, wrow, x, nb, nb, y, 1, 1, n);
 }
 
 #endif
