@@ -11,7 +11,6 @@
  * Usage: bench_kernels [--reps N] [--threads N] [--quick] */
 #include "config.h"
 
-#include <getopt.h>
 #include <immintrin.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 
 #include "../simd/kern_impl.h"
 #include "pool.h"
+#include "probe.h"
 #include "util.h"
 
 #define T512   __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
@@ -35,28 +35,7 @@ static int nthreads, reps = 7;
 static enum qvl_simd_level level;
 static double bf16_peak; /* 0: no AVX512-BF16 */
 
-struct stat3 {
-	double med, lo, hi;
-};
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Median and range of v (not modified: callers pair v[i] with other
- * arrays). */
-static struct stat3 stats(const double *v, int n)
-{
-	double w[64];
-
-	memcpy(w, v, (size_t)n * sizeof(double));
-	qsort(w, (size_t)n, sizeof(double), cmp_dbl);
-	return (struct stat3){n % 2 ? w[n / 2] : 0.5 * (w[n / 2 - 1] + w[n / 2]), w[0], w[n - 1]};
-}
-
-static void emit(const char *name, struct stat3 s, const char *unit, const char *bound_name,
+static void emit(const char *name, struct bench_stat s, const char *unit, const char *bound_name,
 		 double bound, const char *extra)
 {
 	printf("{\"name\":\"%s\",\"value\":%.4g,\"unit\":\"%s\",\"min\":%.4g,\"max\":%.4g,"
@@ -73,79 +52,12 @@ static void emit(const char *name, struct stat3 s, const char *unit, const char 
 
 static void *xalloc(size_t n)
 {
-	void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
-	if (!p) {
-		fprintf(stderr, "bench_kernels: out of memory (%zu bytes)\n", n);
-		exit(1);
-	}
-	return p;
+	return bench_xalloc("bench_kernels", n);
 }
 
-/* ---- memory bandwidth ------------------------------------------------- */
-
-struct bw_task {
-	float *buf;
-	size_t n;
-	float sink[64];
-	int init;
-};
-
-/* Streaming reads, 4 concurrent streams per thread (the quarters of its
- * slice): one sequential stream per core tops out ~20% lower on Zen 4
- * (26 vs 32 GB/s on 2 threads), and the kernels read several rows at once,
- * so one stream would understate the bound they are measured against. */
-static T512 float read512(const float *p, size_t n)
-{
-	size_t q = n / 4 & ~(size_t)15;
-	__m512 a = _mm512_setzero_ps(), b = a, c = a, d = a;
-	for (size_t i = 0; i < q; i += 16) {
-		a = _mm512_add_ps(a, _mm512_load_ps(p + i));
-		b = _mm512_add_ps(b, _mm512_load_ps(p + q + i));
-		c = _mm512_add_ps(c, _mm512_load_ps(p + 2 * q + i));
-		d = _mm512_add_ps(d, _mm512_load_ps(p + 3 * q + i));
-	}
-	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d)));
-}
-
-static T256 float read256(const float *p, size_t n)
-{
-	size_t q = n / 4 & ~(size_t)15;
-	__m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
-	float t[8];
-	for (size_t i = 0; i < q; i += 8) {
-		a = _mm256_add_ps(a, _mm256_load_ps(p + i));
-		b = _mm256_add_ps(b, _mm256_load_ps(p + q + i));
-		c = _mm256_add_ps(c, _mm256_load_ps(p + 2 * q + i));
-		d = _mm256_add_ps(d, _mm256_load_ps(p + 3 * q + i));
-	}
-	_mm256_storeu_ps(t, _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
-	return t[0] + t[7];
-}
-
-static void bw_run(void *arg, int ith, int nth)
-{
-	struct bw_task *t = arg;
-	size_t lo, hi;
-
-	qvl_split(t->n, 1024, ith, nth, &lo, &hi);
-	if (t->init) { /* first touch by the reading thread */
-		for (size_t i = lo; i < hi; i++)
-			t->buf[i] = (float)(i & 7);
-		return;
-	}
-	t->sink[ith] = level >= QVL_SIMD_AVX512 ? read512(t->buf + lo, hi - lo)
-		       : level >= QVL_SIMD_AVX2 ? read256(t->buf + lo, hi - lo)
-						: t->buf[lo];
-}
-
-static struct bw_task bwt;
-
-/* One multi-threaded streaming read of the whole buffer: GB/s. */
 static double bw_once(void)
 {
-	double t0 = qvl_now();
-	qvl_pool_run(pool, bw_run, &bwt);
-	return (double)bwt.n * 4 / (qvl_now() - t0) / 1e9;
+	return bench_bw_once(pool);
 }
 
 static double bench_bandwidth(size_t l3)
@@ -153,14 +65,10 @@ static double bench_bandwidth(size_t l3)
 	size_t bytes = 8 * l3 > ((size_t)512 << 20) ? 8 * l3 : (size_t)512 << 20;
 	double v[64];
 
-	bwt = (struct bw_task){.n = bytes / 4, .init = 1};
-	bwt.buf = xalloc(bytes);
-	qvl_pool_run(pool, bw_run, &bwt);
-	bwt.init = 0;
-	bw_once(); /* warm */
+	bench_bw_init(pool, bytes);
 	for (int r = 0; r < reps; r++)
 		v[r] = bw_once();
-	struct stat3 s = stats(v, reps);
+	struct bench_stat s = bench_stats(v, reps);
 	char extra[96];
 	snprintf(extra, sizeof(extra), "\"buffer_mib\":%zu", bytes >> 20);
 	emit("mem_read_bw", s, "GB/s", NULL, 0, extra);
@@ -173,7 +81,7 @@ static double bench_bandwidth(size_t l3)
 /* Emit a GB/s figure whose ratio to the bandwidth was taken per repetition
  * (a bandwidth pass right before each measured pass). */
 static void emit_vs_bw(const char *name, double *gbs, double *bws, const char *extra,
-		       struct stat3 *s_out, struct stat3 *r_out)
+		       struct bench_stat *s_out, struct bench_stat *r_out)
 {
 	double ratio[64], g[64];
 	char ex[320];
@@ -182,11 +90,11 @@ static void emit_vs_bw(const char *name, double *gbs, double *bws, const char *e
 		ratio[r] = gbs[r] / bws[r];
 		g[r] = gbs[r];
 	}
-	*s_out = stats(g, reps);
-	*r_out = stats(ratio, reps);
+	*s_out = bench_stats(g, reps);
+	*r_out = bench_stats(ratio, reps);
 	snprintf(ex, sizeof(ex), "%s,\"bw_ratio\":%.3f,\"bw_ratio_min\":%.3f,\"bw_ratio_max\":%.3f",
 		 extra, r_out->med, r_out->lo, r_out->hi);
-	emit(name, *s_out, "GB/s", "mem_read_bw", stats(bws, reps).med, ex);
+	emit(name, *s_out, "GB/s", "mem_read_bw", bench_stats(bws, reps).med, ex);
 }
 
 /* ---- FMA peak ----------------------------------------------------------- */
@@ -299,13 +207,13 @@ static double fma_once(int kind, int only0)
 	return 12.0 * 2 * lanes * FMA_ITERS * (only0 ? 1 : nthreads) / tmax / 1e9;
 }
 
-static struct stat3 bench_fma(int kind, int only0)
+static struct bench_stat bench_fma(int kind, int only0)
 {
 	double v[64];
 
 	for (int r = 0; r < reps; r++)
 		v[r] = fma_once(kind, only0);
-	return stats(v, reps);
+	return bench_stats(v, reps);
 }
 
 /* ---- matmul ------------------------------------------------------------- */
@@ -337,12 +245,12 @@ static double blas_once(size_t m, size_t n, size_t k, const float *X, const floa
 #endif
 
 /* GFLOP/s statistics from run times. */
-static struct stat3 gflops(double *t, int n, double flop)
+static struct bench_stat gflops(double *t, int n, double flop)
 {
 	double v[64];
 	for (int i = 0; i < n; i++)
 		v[i] = flop / t[i] / 1e9;
-	return stats(v, n);
+	return bench_stats(v, n);
 }
 
 /* Emit one of our matmul figures with its ratio to OpenBLAS computed per
@@ -350,22 +258,23 @@ static struct stat3 gflops(double *t, int n, double flop)
  * shared machine), median and spread of those ratios. */
 static void emit_mm(const char *kind, const char *label, size_t m, size_t n, size_t k,
 		    double *t_ours, double *t_blas, double flop, const char *bound_name,
-		    double *peak, struct stat3 *g_out, struct stat3 *r_out, struct stat3 *f_out)
+		    double *peak, struct bench_stat *g_out, struct bench_stat *r_out,
+		    struct bench_stat *f_out)
 {
 	char name[96], extra[400];
 	double ratio[64], frac[64];
-	struct stat3 g = gflops(t_ours, reps, flop), r = {0, 0, 0};
+	struct bench_stat g = gflops(t_ours, reps, flop), r = {0, 0, 0};
 
 	/* fraction of the FMA peak measured right before each repetition */
 	for (int i = 0; i < reps; i++)
 		frac[i] = flop / t_ours[i] / 1e9 / peak[i];
-	*f_out = stats(frac, reps);
-	double bound = stats(peak, reps).med;
+	*f_out = bench_stats(frac, reps);
+	double bound = bench_stats(peak, reps).med;
 
 	if (t_blas) {
 		for (int i = 0; i < reps; i++)
 			ratio[i] = t_blas[i] / t_ours[i];
-		r = stats(ratio, reps);
+		r = bench_stats(ratio, reps);
 	}
 	snprintf(extra, sizeof(extra),
 		 "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"peer\":\"openblas_sgemm\",\"peer_ratio\":%.3f,"
@@ -431,7 +340,7 @@ static void bench_gemm(const char *label, size_t m, size_t n, size_t k)
 		to[r] = blas_once(m, n, k, X, Wf, Y);
 #endif
 	}
-	struct stat3 gb, rb, fb, gf, rf, ff, gd, rd, fd;
+	struct bench_stat gb, rb, fb, gf, rf, ff, gd, rd, fd;
 	emit_mm("bf16", label, m, n, k, tb, blas ? to : NULL, flop, "fma_peak_all", pk, &gb, &rb,
 		&fb);
 	emit_mm("f32", label, m, n, k, tf, blas ? to : NULL, flop, "fma_peak_all", pk, &gf, &rf,
@@ -439,8 +348,8 @@ static void bench_gemm(const char *label, size_t m, size_t n, size_t k)
 	if (blas) {
 		char name[96];
 		snprintf(name, sizeof(name), "sgemm_openblas_%s", label);
-		emit(name, gflops(to, reps, flop), "GFLOP/s", "fma_peak_all", stats(pk, reps).med,
-		     NULL);
+		emit(name, gflops(to, reps, flop), "GFLOP/s", "fma_peak_all",
+		     bench_stats(pk, reps).med, NULL);
 	}
 	fprintf(stderr,
 		"matmul %-10s m=%-4zu n=%-5zu k=%-5zu bf16 %6.1f GFLOP/s (%.2f of peak, %.2fx "
@@ -483,7 +392,7 @@ static void bench_matvec(size_t n, size_t k, size_t l3, double bw)
 			qvl_matmul_pool(pool, y, n, x, k, W[j], QVL_DT_BF16, k, NULL, 1, n, k);
 		v[r] = (double)(one * nmat) / (qvl_now() - t0) / 1e9;
 	}
-	struct stat3 s, ratio;
+	struct bench_stat s, ratio;
 	snprintf(extra, sizeof(extra), "\"n\":%zu,\"k\":%zu,\"matrices\":%zu", n, k, nmat);
 	emit_vs_bw("matvec_bf16", v, bws, extra, &s, &ratio);
 	fprintf(stderr,
@@ -545,7 +454,7 @@ static void bench_attn(size_t l3, double bw)
 			bws[r] = b;
 		}
 	}
-	struct stat3 s, ratio;
+	struct bench_stat s, ratio;
 	snprintf(extra, sizeof(extra),
 		 "\"kv_heads\":%zu,\"q_per_kv\":%zu,\"positions\":%zu,\"dim\":%zu,\"layers\":%zu",
 		 t.nkvh, t.nq, t.npos, t.dim, nl);
@@ -560,41 +469,19 @@ static void bench_attn(size_t l3, double bw)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"reps", required_argument, NULL, 'r'},
-					     {"threads", required_argument, NULL, 't'},
-					     {"quick", no_argument, NULL, 'q'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	struct bench_opts o;
 	struct qvl_err err = {{0}};
 	struct qvl_cache_info ci;
-	int c, quick = 0, want_threads = 0;
+	int rc = bench_parse_opts(&o, "bench_kernels", argc, argv), quick = o.quick;
 
-	while ((c = getopt_long(argc, argv, "r:t:qh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			reps = atoi(optarg);
-			if (reps < 1 || reps > 64) {
-				fprintf(stderr, "bench_kernels: --reps %s: 1..64\n", optarg);
-				return 2;
-			}
-			break;
-		case 't':
-			want_threads = atoi(optarg);
-			break;
-		case 'q':
-			quick = 1;
-			break;
-		default:
-			fprintf(stderr,
-				"usage: bench_kernels [--reps N] [--threads N] [--quick]\n");
-			return c == 'h' ? 0 : 2;
-		}
-	}
+	if (rc >= 0)
+		return rc;
+	reps = o.reps;
 	if (qvl_kernels_init(&err) < 0) {
 		fprintf(stderr, "bench_kernels: %s\n", err.msg);
 		return 1;
 	}
-	if (qvl_pool_create(&pool, want_threads, NULL, &err) < 0) {
+	if (qvl_pool_create(&pool, o.threads, NULL, &err) < 0) {
 		fprintf(stderr, "bench_kernels: %s\n", err.msg);
 		return 1;
 	}
@@ -619,14 +506,14 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	double bw = bench_bandwidth(ci.l3);
-	struct stat3 p1 = bench_fma(0, 1), pa = bench_fma(0, 0);
+	struct bench_stat p1 = bench_fma(0, 1), pa = bench_fma(0, 0);
 	emit("fma_peak_core", p1, "GFLOP/s", NULL, 0, "\"kind\":\"f32 fma\"");
 	emit("fma_peak_all", pa, "GFLOP/s", NULL, 0, "\"kind\":\"f32 fma\"");
 	fprintf(stderr, "f32 FMA peak: %.1f GFLOP/s per core, %.1f all %d threads\n", p1.med,
 		pa.med, nthreads);
 #ifdef HAVE_AVX512BF16_KERNELS
 	if (qvl_cpu_has_avx512bf16()) {
-		struct stat3 pb = bench_fma(1, 0);
+		struct bench_stat pb = bench_fma(1, 0);
 		bf16_peak = pb.med;
 		emit("bf16dot_peak_all", pb, "GFLOP/s", "fma_peak_all", pa.med,
 		     "\"kind\":\"vdpbf16ps\"");
@@ -649,7 +536,7 @@ int main(int argc, char **argv)
 	}
 	bench_matvec(6144, 2048, ci.l3, bw);
 	bench_attn(ci.l3, bw);
-	free(bwt.buf);
+	bench_bw_free();
 	qvl_pool_destroy(pool);
 	return 0;
 }

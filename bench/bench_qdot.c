@@ -14,82 +14,20 @@
  * Usage: bench_qdot [--reps N] [--threads N] [--quick] */
 #include "config.h"
 
-#include <getopt.h>
-#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../simd/kern_impl.h"
 #include "pool.h"
+#include "probe.h"
 #include "util.h"
 
 static int reps = 7;
 
 static void *xalloc(size_t n)
 {
-	void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
-	if (!p) {
-		fprintf(stderr, "bench_qdot: out of memory (%zu bytes)\n", n);
-		exit(1);
-	}
-	return p;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-struct med3 {
-	double med, lo, hi;
-};
-
-static struct med3 med3(const double *v, int n)
-{
-	double w[64];
-
-	memcpy(w, v, (size_t)n * sizeof(double));
-	qsort(w, (size_t)n, sizeof(double), cmp_dbl);
-	return (struct med3){n % 2 ? w[n / 2] : 0.5 * (w[n / 2 - 1] + w[n / 2]), w[0], w[n - 1]};
-}
-
-/* ---- streaming read bandwidth -------------------------------------------- */
-
-struct rd_task {
-	const uint8_t *buf;
-	size_t n;
-	long long sink[64];
-};
-
-static __attribute__((target("avx2"))) long long read_avx2(const uint8_t *p, size_t n)
-{
-	__m256i a = _mm256_setzero_si256(), b = a;
-	for (size_t i = 0; i + 64 <= n; i += 64) {
-		a = _mm256_add_epi64(a, _mm256_load_si256((const __m256i *)(p + i)));
-		b = _mm256_add_epi64(b, _mm256_load_si256((const __m256i *)(p + i + 32)));
-	}
-	a = _mm256_add_epi64(a, b);
-	return _mm256_extract_epi64(a, 0) + _mm256_extract_epi64(a, 3);
-}
-
-static void rd_run(void *arg, int ith, int nth)
-{
-	struct rd_task *t = arg;
-	size_t lo, hi;
-
-	qvl_split(t->n, 4096, ith, nth, &lo, &hi);
-	t->sink[ith] = read_avx2(t->buf + lo, hi - lo);
-}
-
-static struct rd_task rd;
-
-static double bw_once(struct qvl_pool *pool)
-{
-	double t0 = qvl_now();
-	qvl_pool_run(pool, rd_run, &rd);
-	return (double)rd.n / (qvl_now() - t0) / 1e9;
+	return bench_xalloc("bench_qdot", n);
 }
 
 /* ---- matmul_fast over the pool (as qvl_matmul_pool splits matmul) ------- */
@@ -150,7 +88,7 @@ static void run_matvec(struct qvl_pool *pool, const char *tag, enum qvl_dtype t,
 		qvl_pool_run(pool, mf_run, &a);
 	}
 	for (int i = 0; i < reps; i++) {
-		double bw = bw_once(pool), t0 = qvl_now();
+		double bw = bench_bw_once(pool), t0 = qvl_now();
 		for (size_t j = 0; j < nmat; j++) {
 			a.W = W[j];
 			qvl_pool_run(pool, mf_run, &a);
@@ -158,7 +96,7 @@ static void run_matvec(struct qvl_pool *pool, const char *tag, enum qvl_dtype t,
 		g[i] = (double)(one * nmat) / (qvl_now() - t0) / 1e9;
 		r[i] = g[i] / bw;
 	}
-	struct med3 sg = med3(g, reps), sr = med3(r, reps);
+	struct bench_stat sg = bench_stats(g, reps), sr = bench_stats(r, reps);
 	int nth = qvl_pool_size(pool);
 	printf("{\"name\":\"qdot_matvec_%s\",\"type\":\"%s\",\"n\":%zu,\"k\":%zu,\"threads\":%d,"
 	       "\"value\":%.4g,\"unit\":\"GB/s\",\"min\":%.4g,\"max\":%.4g,\"reps\":%d,"
@@ -197,7 +135,7 @@ static void run_prefill(struct qvl_pool *pool, enum qvl_dtype t, size_t m, size_
 		g[i] = prefill_once(pool, &a);
 		e[i] = has_exact ? prefill_once(pool, &ex) : 0;
 	}
-	struct med3 sg = med3(g, reps), se = med3(e, reps);
+	struct bench_stat sg = bench_stats(g, reps), se = bench_stats(e, reps);
 	printf("{\"name\":\"qdot_prefill\",\"type\":\"%s\",\"m\":%zu,\"n\":%zu,\"k\":%zu,"
 	       "\"threads\":%d,\"value\":%.4g,\"unit\":\"GOP/s\",\"min\":%.4g,\"max\":%.4g,"
 	       "\"reps\":%d",
@@ -217,40 +155,18 @@ static void run_prefill(struct qvl_pool *pool, enum qvl_dtype t, size_t m, size_
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"reps", required_argument, NULL, 'r'},
-					     {"threads", required_argument, NULL, 't'},
-					     {"quick", no_argument, NULL, 'q'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
 	static const enum qvl_dtype types[] = {QVL_DT_Q8_0, QVL_DT_Q4_0, QVL_DT_Q6_K, QVL_DT_Q4_K,
 					       QVL_DT_Q5_K};
 	struct qvl_err err = {{0}};
 	struct qvl_pool *pools[2] = {NULL, NULL};
 	struct qvl_cache_info ci;
-	int c, quick = 0, want_threads = 0;
+	struct bench_opts o;
+	int rc = bench_parse_opts(&o, "bench_qdot", argc, argv), quick = o.quick;
 
-	while ((c = getopt_long(argc, argv, "r:t:qh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			reps = atoi(optarg);
-			if (reps < 1 || reps > 64) {
-				fprintf(stderr, "bench_qdot: --reps %s: 1..64\n", optarg);
-				return 2;
-			}
-			break;
-		case 't':
-			want_threads = atoi(optarg);
-			break;
-		case 'q':
-			quick = 1;
-			break;
-		default:
-			fprintf(stderr, "usage: bench_qdot [--reps N] [--threads N] [--quick]\n");
-			return c == 'h' ? 0 : 2;
-		}
-	}
-	if (qvl_kernels_init(&err) < 0 ||
-	    qvl_pool_create(&pools[0], want_threads, NULL, &err) < 0 ||
+	if (rc >= 0)
+		return rc;
+	reps = o.reps;
+	if (qvl_kernels_init(&err) < 0 || qvl_pool_create(&pools[0], o.threads, NULL, &err) < 0 ||
 	    qvl_pool_create(&pools[1], 1, NULL, &err) < 0) {
 		fprintf(stderr, "bench_qdot: %s\n", err.msg);
 		return 1;
@@ -264,9 +180,7 @@ int main(int argc, char **argv)
 	qvl_cache_info(&ci);
 	fprintf(stderr, "bench_qdot: kernels %s, %d threads (and 1), L3 %zu MiB\n", qvl_kern.name,
 		qvl_pool_size(pools[0]), ci.l3 >> 20);
-	rd.n = (size_t)256 << 20;
-	rd.buf = xalloc(rd.n);
-	memset((void *)rd.buf, 1, rd.n);
+	bench_bw_init(pools[0], (size_t)256 << 20);
 	static const size_t shapes[][2] = {{2048, 2048}, {6144, 2048}, {151936, 2048}};
 	static const char *const tags[] = {"2048x2048", "6144x2048", "151936x2048"};
 	for (int p = 0; p < 2; p++) {
@@ -280,7 +194,7 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 			run_prefill(pools[p], types[i], quick ? 64 : 512, 2048, 2048);
 	}
-	free((void *)rd.buf);
+	bench_bw_free();
 	qvl_pool_destroy(pools[1]);
 	qvl_pool_destroy(pools[0]);
 	return 0;

@@ -12,10 +12,11 @@
 #include "kernels.h"
 
 /* Byte offset of weight row j when rows are ldw elements apart. Block types
- * require ldw to be whole blocks, checked by the caller (model loader). */
+ * require ldw to be whole blocks, checked by the caller (model loader); t
+ * is a valid dtype (the table is indexed inline: called per row). */
 static inline const uint8_t *qvl_wrow(const void *W, enum qvl_dtype t, size_t ldw, size_t j)
 {
-	const struct qvl_dtype_info *di = qvl_dtype_info(t);
+	const struct qvl_dtype_info *di = &qvl_dtype_table[t];
 
 	return (const uint8_t *)W + j * (ldw / di->blk) * di->blk_bytes;
 }
@@ -24,6 +25,13 @@ static inline uint16_t qvl_load_u16(const void *p)
 {
 	uint16_t v;
 	memcpy(&v, p, 2);
+	return v;
+}
+
+static inline uint32_t qvl_load_u32(const void *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
 	return v;
 }
 

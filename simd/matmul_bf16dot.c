@@ -14,8 +14,7 @@
 #include "config.h"
 
 #ifdef HAVE_AVX512BF16_KERNELS
-#include <stdlib.h>
-
+#include "qdot.h"
 #include "vec_avx512.h"
 
 #define TBF	__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
@@ -137,8 +136,8 @@ static TBF void matvec_dp(float *y, const uint16_t *xb, const uint16_t *W, size_
 #pragma GCC unroll 4
 			for (int r = 0; r < 4; r++) {
 				_mm_prefetch((const char *)(w[r] + i + pfd), _MM_HINT_T1);
-				a[r] = _mm512_dpbf16_ps(
-				    a[r], (__m512bh)_mm512_loadu_si512(w[r] + i), xv);
+				a[r] = _mm512_dpbf16_ps(a[r],
+							(__m512bh)_mm512_loadu_si512(w[r] + i), xv);
 			}
 		}
 		if (mt)
@@ -158,8 +157,8 @@ TBF void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t 
 	size_t kp = (k + 1) / 2, kcpb = qvl_gemm_blk.kc;
 	uint16_t *Xb;
 
-	if (wtype != QVL_DT_BF16 || k == 0 ||
-	    !(Xb = aligned_alloc(64, (m * 2 * kp * 2 + 63) & ~(size_t)63))) {
+	/* the thread's scratch (qact.c), grown once: no allocation per call */
+	if (wtype != QVL_DT_BF16 || k == 0 || !(Xb = qvl_qact_scratch(m * 2 * kp * 2))) {
 		qvl_matmul_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
 		return;
 	}
@@ -168,7 +167,6 @@ TBF void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t 
 	x_to_bf16(Xb, kp, X, ldx, m, k);
 	if (m == 1) {
 		matvec_dp(Y, Xb, W, ldw, bias, n, k);
-		free(Xb);
 		return;
 	}
 	const uint32_t *X32 = (const uint32_t *)(const void *)Xb;
@@ -187,6 +185,5 @@ TBF void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t 
 			}
 		}
 	}
-	free(Xb);
 }
 #endif

@@ -16,40 +16,39 @@ static bool use_qdot(enum qvl_dtype wtype, size_t k)
 	return qvl_qdot_has(wtype) && k % qvl_qdot_act_blk(wtype) == 0;
 }
 
-void qvl_matmul_fast_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
-			 enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
-			 size_t k)
-{
-	if (use_qdot(wtype, k) && !qvl_qmatmul_ref(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k))
-		return;
-	qvl_matmul_ref(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
-}
+/* One level's matmul_fast: the int8 kernel for block types (exact matmul
+ * when it cannot get its scratch), PRE for what the level sends elsewhere
+ * first (a statement that returns), the level's exact matmul for the rest. */
+#define QVL_MATMUL_FAST(lvl, PRE)                                                                  \
+	void qvl_matmul_fast_##lvl(float *Y, size_t ldy, const float *X, size_t ldx,               \
+				   const void *W, enum qvl_dtype wtype, size_t ldw,                \
+				   const float *bias, size_t m, size_t n, size_t k)                \
+	{                                                                                          \
+		PRE;                                                                               \
+		if (use_qdot(wtype, k) &&                                                          \
+		    !qvl_qmatmul_##lvl(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k))              \
+			return;                                                                    \
+		qvl_matmul_##lvl(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);                    \
+	}
+
+QVL_MATMUL_FAST(ref, (void)0)
 
 #ifdef HAVE_AVX2_KERNELS
-void qvl_matmul_fast_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
-			  enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
-			  size_t k)
-{
-	if (use_qdot(wtype, k) && !qvl_qmatmul_avx2(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k))
-		return;
-	qvl_matmul_avx2(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
-}
+QVL_MATMUL_FAST(avx2, (void)0)
 #endif
 
 #ifdef HAVE_AVX512_KERNELS
-void qvl_matmul_fast_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
-			    enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
-			    size_t k)
-{
 #ifdef HAVE_AVX512BF16_KERNELS
-	/* bf16dot itself sends m == 1 and non-bf16 weights to the exact kernel */
-	if (wtype == QVL_DT_BF16 && qvl_cpu_has_avx512bf16()) {
-		qvl_matmul_bf16dot_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
-		return;
-	}
+/* bf16dot itself sends non-bf16 weights to the exact kernel */
+#define QVL_BF16DOT                                                                                \
+	do {                                                                                       \
+		if (wtype == QVL_DT_BF16 && qvl_cpu_has_avx512bf16()) {                            \
+			qvl_matmul_bf16dot_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);   \
+			return;                                                                    \
+		}                                                                                  \
+	} while (0)
+#else
+#define QVL_BF16DOT (void)0
 #endif
-	if (use_qdot(wtype, k) && !qvl_qmatmul_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k))
-		return;
-	qvl_matmul_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
-}
+QVL_MATMUL_FAST(avx512, QVL_BF16DOT)
 #endif

@@ -168,7 +168,10 @@ QD_INL void qd_tile32(enum qvl_dtype t, const int RW, const int RX, const uint8_
 #pragma GCC unroll 4
 		for (int r = 0; r < RW; r++) {
 			const uint8_t *b = w + r * wrow + i * bb;
-			_mm_prefetch((const char *)b + 512, _MM_HINT_T0);
+			/* the same offset RW rows on, into L2 (as the bf16
+			 * matvec): the next tile's rows start new pages the
+			 * hardware prefetcher would learn too late */
+			_mm_prefetch((const char *)b + RW * wrow, _MM_HINT_T1);
 			qd_unpack32(&u[r], t, b);
 		}
 #pragma GCC unroll 4
@@ -335,9 +338,9 @@ QD_INL void qd_tilek(enum qvl_dtype t, const int RW, const int RX, const uint8_t
 #pragma GCC unroll 4
 		for (int r = 0; r < RW; r++) {
 			const uint8_t *b = w + r * wrow + i * bb;
-			_mm_prefetch((const char *)b + 4 * bb, _MM_HINT_T0);
-			_mm_prefetch((const char *)b + 4 * bb + 64, _MM_HINT_T0);
-			_mm_prefetch((const char *)b + 4 * bb + 128, _MM_HINT_T0);
+			_mm_prefetch((const char *)b + RW * wrow, _MM_HINT_T1);
+			_mm_prefetch((const char *)b + RW * wrow + 64, _MM_HINT_T1);
+			_mm_prefetch((const char *)b + RW * wrow + 128, _MM_HINT_T1);
 			qd_prepk(&wk[r], t, b);
 #pragma GCC unroll 4
 			for (int q = 0; q < RX; q++)
@@ -547,27 +550,14 @@ QD_DEFGEMM(QVL_DT_Q8_0, qd_gemm_q8_0)
 QD_DEFGEMM(QVL_DT_IQ4_NL, qd_gemm_iq4_nl)
 #endif
 
-static qd_gemm_fn QD_FN(qd_gemm_for)(enum qvl_dtype t)
-{
-	switch (t) {
-	case QVL_DT_Q4_0:
-		return QD_FN(qd_gemm_q4_0);
-	case QVL_DT_Q4_1:
-		return QD_FN(qd_gemm_q4_1);
-	case QVL_DT_Q5_0:
-		return QD_FN(qd_gemm_q5_0);
-	case QVL_DT_Q5_1:
-		return QD_FN(qd_gemm_q5_1);
+/* the types with a panel path at this level (the rest: NULL, tiles) */
+static const qd_gemm_fn QD_FN(qd_gemms)[QVL_DT_COUNT] = {
+    [QVL_DT_Q4_0] = QD_FN(qd_gemm_q4_0), [QVL_DT_Q4_1] = QD_FN(qd_gemm_q4_1),
+    [QVL_DT_Q5_0] = QD_FN(qd_gemm_q5_0), [QVL_DT_Q5_1] = QD_FN(qd_gemm_q5_1),
 #if QD_VNNI
-	case QVL_DT_Q8_0:
-		return QD_FN(qd_gemm_q8_0);
-	case QVL_DT_IQ4_NL:
-		return QD_FN(qd_gemm_iq4_nl);
+    [QVL_DT_Q8_0] = QD_FN(qd_gemm_q8_0), [QVL_DT_IQ4_NL] = QD_FN(qd_gemm_iq4_nl),
 #endif
-	default:
-		return NULL;
-	}
-}
+};
 
 /* ---- drivers ----------------------------------------------------------- */
 
@@ -593,65 +583,46 @@ typedef void (*qd_tile_fn)(int nw, int nx, const uint8_t *w, size_t wrow, const 
 				     y + q_ * ldy + r_, ldy);                                      \
 	}
 
-#define QD_DEF32(T, name)                                                                          \
+/* The tile entry of type T: TILE (qd_tile32 or qd_tilek) on activation
+ * blocks XT. */
+#define QD_DEFTILE(T, name, TILE, XT)                                                              \
 	static QD_T void QD_FN(name)(int nw, int nx, const uint8_t *w, size_t wrow,                \
 				     const void *xv, size_t xrow, size_t nb, float *y, size_t ldy) \
 	{                                                                                          \
-		const struct qvl_q8a *x = xv;                                                      \
-		QD_TILE_CASES(qd_tile32, T, x)                                                     \
-	}
-#define QD_DEFK(T, name)                                                                           \
-	static QD_T void QD_FN(name)(int nw, int nx, const uint8_t *w, size_t wrow,                \
-				     const void *xv, size_t xrow, size_t nb, float *y, size_t ldy) \
-	{                                                                                          \
-		const struct qvl_q8k *x = xv;                                                      \
-		QD_TILE_CASES(qd_tilek, T, x)                                                      \
+		const XT *x = xv;                                                                  \
+		QD_TILE_CASES(TILE, T, x)                                                          \
 	}
 
-QD_DEF32(QVL_DT_Q8_0, qd_q8_0)
-QD_DEF32(QVL_DT_Q4_0, qd_q4_0)
-QD_DEF32(QVL_DT_Q4_1, qd_q4_1)
-QD_DEF32(QVL_DT_Q5_0, qd_q5_0)
-QD_DEF32(QVL_DT_Q5_1, qd_q5_1)
-QD_DEF32(QVL_DT_IQ4_NL, qd_iq4_nl)
-QD_DEFK(QVL_DT_Q4_K, qd_q4_k)
-QD_DEFK(QVL_DT_Q5_K, qd_q5_k)
-QD_DEFK(QVL_DT_Q6_K, qd_q6_k)
-QD_DEFK(QVL_DT_Q3_K, qd_q3_k)
-QD_DEFK(QVL_DT_Q2_K, qd_q2_k)
-QD_DEFK(QVL_DT_IQ4_XS, qd_iq4_xs)
+QD_DEFTILE(QVL_DT_Q8_0, qd_q8_0, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_Q4_0, qd_q4_0, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_Q4_1, qd_q4_1, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_Q5_0, qd_q5_0, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_Q5_1, qd_q5_1, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_IQ4_NL, qd_iq4_nl, qd_tile32, struct qvl_q8a)
+QD_DEFTILE(QVL_DT_Q4_K, qd_q4_k, qd_tilek, struct qvl_q8k)
+QD_DEFTILE(QVL_DT_Q5_K, qd_q5_k, qd_tilek, struct qvl_q8k)
+QD_DEFTILE(QVL_DT_Q6_K, qd_q6_k, qd_tilek, struct qvl_q8k)
+QD_DEFTILE(QVL_DT_Q3_K, qd_q3_k, qd_tilek, struct qvl_q8k)
+QD_DEFTILE(QVL_DT_Q2_K, qd_q2_k, qd_tilek, struct qvl_q8k)
+QD_DEFTILE(QVL_DT_IQ4_XS, qd_iq4_xs, qd_tilek, struct qvl_q8k)
 
-static qd_tile_fn QD_FN(qd_tile_for)(enum qvl_dtype t)
-{
-	switch (t) {
-	case QVL_DT_Q8_0:
-		return QD_FN(qd_q8_0);
-	case QVL_DT_Q4_0:
-		return QD_FN(qd_q4_0);
-	case QVL_DT_Q4_1:
-		return QD_FN(qd_q4_1);
-	case QVL_DT_Q5_0:
-		return QD_FN(qd_q5_0);
-	case QVL_DT_Q5_1:
-		return QD_FN(qd_q5_1);
-	case QVL_DT_IQ4_NL:
-		return QD_FN(qd_iq4_nl);
-	case QVL_DT_Q4_K:
-		return QD_FN(qd_q4_k);
-	case QVL_DT_Q5_K:
-		return QD_FN(qd_q5_k);
-	case QVL_DT_Q6_K:
-		return QD_FN(qd_q6_k);
-	case QVL_DT_Q3_K:
-		return QD_FN(qd_q3_k);
-	case QVL_DT_Q2_K:
-		return QD_FN(qd_q2_k);
-	case QVL_DT_IQ4_XS:
-		return QD_FN(qd_iq4_xs);
-	default:
-		return NULL;
-	}
-}
+static const qd_tile_fn QD_FN(qd_tiles)[QVL_DT_COUNT] = {
+    [QVL_DT_Q8_0] = QD_FN(qd_q8_0), [QVL_DT_Q4_0] = QD_FN(qd_q4_0),
+    [QVL_DT_Q4_1] = QD_FN(qd_q4_1), [QVL_DT_Q5_0] = QD_FN(qd_q5_0),
+    [QVL_DT_Q5_1] = QD_FN(qd_q5_1), [QVL_DT_IQ4_NL] = QD_FN(qd_iq4_nl),
+    [QVL_DT_Q4_K] = QD_FN(qd_q4_k), [QVL_DT_Q5_K] = QD_FN(qd_q5_k),
+    [QVL_DT_Q6_K] = QD_FN(qd_q6_k), [QVL_DT_Q3_K] = QD_FN(qd_q3_k),
+    [QVL_DT_Q2_K] = QD_FN(qd_q2_k), [QVL_DT_IQ4_XS] = QD_FN(qd_iq4_xs),
+};
+
+#ifdef QD_ZMM
+/* qdot_zmm.h: the 512-bit decode kernels, false for a type it lacks */
+static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
+			   size_t nb, float *y, size_t n, void *scr);
+static size_t qz_scratch(enum qvl_dtype t, size_t nb);
+static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
+			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n);
+#endif
 
 /* Y = X · Wᵀ through the tiles: X quantized once into the thread's scratch;
  * activation rows in chunks whose quantized bytes stay in L2 (about 256 KiB)
@@ -661,13 +632,17 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 				 size_t n, size_t k)
 {
 	const struct qvl_dtype_info *di = qvl_dtype_info(t);
-	qd_tile_fn tile = QD_FN(qd_tile_for)(t);
+	qd_tile_fn tile = (unsigned)t < QVL_DT_COUNT ? QD_FN(qd_tiles)[t] : NULL;
 	size_t rb = qvl_qdot_act_bytes(t, k), ab = qvl_qdot_act_blk(t);
 	size_t nb = k / ab, xrow = nb, wrow = ldw / di->blk * di->blk_bytes;
-	qd_gemm_fn gemm = m >= 4 ? QD_FN(qd_gemm_for)(t) : NULL;
+	qd_gemm_fn gemm = m >= 4 && tile ? QD_FN(qd_gemms)[t] : NULL;
 	/* the panel (8 rows: 256 bytes of quants + 64 of scales per block)
 	 * after the quantized activations */
 	size_t pan = gemm ? nb * 320 : 0, xbytes = (m * rb + 63) & ~(size_t)63;
+#ifdef QD_ZMM
+	if (m == 1)
+		pan = qz_scratch(t, nb);
+#endif
 	uint8_t *xq = qvl_qact_scratch(xbytes + pan);
 	/* 2 weight rows x 4 activation rows; the K-quants' 3 accumulator
 	 * sets per tile leave room for that only with 32 vector registers */
@@ -681,6 +656,10 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 	const uint8_t *w = W;
 	if (m == 1) {
 		size_t j = 0;
+#ifdef QD_ZMM
+		if (qz_decode(t, w, wrow, xq, nb, Y, n, xq + xbytes))
+			j = n;
+#endif
 		for (; j + 4 <= n; j += 4)
 			tile(4, 1, w + j * wrow, wrow, xq, xrow, nb, Y + j, ldy);
 		if (j < n)
@@ -690,6 +669,11 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 		mc = mc < 4 ? 4 : mc & ~(size_t)3;
 		for (size_t i0 = 0; i0 < m; i0 += mc) {
 			size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
+#ifdef QD_ZMM
+			if (qz_gemm_k(t, w, wrow, xq + i0 * rb, xrow, nb, Y + i0 * ldy, ldy,
+				      i1 - i0, n))
+				continue;
+#endif
 			if (gemm)
 				for (; j + QD_PW <= n; j += QD_PW)
 					gemm(w + j * wrow, wrow, xq + i0 * rb, xrow, nb, i1 - i0,

@@ -18,7 +18,7 @@
 #include "quant.h"
 #include "util.h"
 
-static const struct qvl_dtype_info dtype_info[QVL_DT_COUNT] = {
+const struct qvl_dtype_info qvl_dtype_table[QVL_DT_COUNT] = {
     [QVL_DT_F32] = {"F32", 1, 4, 0},	     [QVL_DT_F16] = {"F16", 1, 2, 1},
     [QVL_DT_BF16] = {"BF16", 1, 2, 30},	     [QVL_DT_Q8_0] = {"Q8_0", 32, 34, 8},
     [QVL_DT_Q4_0] = {"Q4_0", 32, 18, 2},     [QVL_DT_Q4_1] = {"Q4_1", 32, 20, 3},
@@ -31,20 +31,20 @@ static const struct qvl_dtype_info dtype_info[QVL_DT_COUNT] = {
 
 const struct qvl_dtype_info *qvl_dtype_info(enum qvl_dtype dt)
 {
-	return (unsigned)dt < QVL_DT_COUNT ? &dtype_info[dt] : NULL;
+	return (unsigned)dt < QVL_DT_COUNT ? &qvl_dtype_table[dt] : NULL;
 }
 
 int qvl_dtype_from_ggml(uint32_t ggml_type)
 {
 	for (int i = 0; i < QVL_DT_COUNT; i++)
-		if (dtype_info[i].ggml_type == ggml_type)
+		if (qvl_dtype_table[i].ggml_type == ggml_type)
 			return i;
 	return -1;
 }
 
 const char *qvl_dtype_name(enum qvl_dtype dt)
 {
-	return (unsigned)dt < QVL_DT_COUNT ? dtype_info[dt].name : "?";
+	return (unsigned)dt < QVL_DT_COUNT ? qvl_dtype_table[dt].name : "?";
 }
 
 uint64_t qvl_dtype_bytes(enum qvl_dtype dt, uint64_t n, bool *ok)

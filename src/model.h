@@ -49,6 +49,9 @@ struct qvl_dtype_info {
 
 /* NULL for a value outside the enum. */
 const struct qvl_dtype_info *qvl_dtype_info(enum qvl_dtype dt);
+/* The table behind it, for hot paths that hold a valid dtype (the kernels'
+ * per-row addressing, qvl_wrow): indexed inline, no call. */
+extern const struct qvl_dtype_info qvl_dtype_table[QVL_DT_COUNT];
 /* The dtype of a ggml type number, or -1 when qvl does not read it. */
 int qvl_dtype_from_ggml(uint32_t ggml_type);
 static inline bool qvl_dtype_is_block(enum qvl_dtype dt)

@@ -12,35 +12,8 @@
 #include "kern_impl.h"
 #include "quant.h"
 #include "pool.h"
+#include "rng.h"
 #include "tap.h"
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint32_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 11);
-}
-
-static float frand(float a) /* uniform in [-a, a) */
-{
-	return ((float)(rnd() & 0xffffff) / 16777216.0f * 2.0f - 1.0f) * a;
-}
-
-static size_t urand(size_t lo, size_t hi) /* [lo, hi] */
-{
-	return lo + rnd() % (hi - lo + 1);
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		exit(99);
-	return p;
-}
 
 /* Random weights of type t: n rows, ldw elements apart. */
 static void *make_w(enum qvl_dtype t, size_t n, size_t ldw)

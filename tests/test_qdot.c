@@ -23,30 +23,8 @@
 #include "kern_impl.h"
 #include "qdot.h"
 #include "quant.h"
+#include "rng.h"
 #include "tap.h"
-
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-
-static uint32_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 11);
-}
-
-static float frand(float a) /* uniform in [-a, a) */
-{
-	return ((float)(rnd() & 0xffffff) / 16777216.0f * 2.0f - 1.0f) * a;
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		exit(99);
-	return p;
-}
 
 /* Byte offsets of each type's f16 scale fields (ggml-common.h), written
  * here independently of the kernels. */
@@ -193,10 +171,12 @@ static void test_act(void)
 	free(b);
 }
 
-/* exact: every level bit-identical, and to the dequantized double product */
-static void test_exact(enum qvl_dtype t)
+/* exact: every level bit-identical, and to the dequantized double product;
+ * m == 1 is decode's kernels, m == 9 the prefill panels and the 8-row
+ * tiles with a tail */
+static void test_exact(enum qvl_dtype t, size_t m)
 {
-	const size_t m = 5, n = 11, k = 768; /* m >= 4, n >= 8: the panels too */
+	const size_t n = 11, k = 768;
 	uint8_t *w = make_w(t, n, k, scale_pow2);
 	float *x = xmalloc(m * k * sizeof(float)), *y[3], *wd = xmalloc(k * sizeof(float));
 	size_t blk = qvl_qdot_act_blk(t);
@@ -210,8 +190,8 @@ static void test_exact(enum qvl_dtype t)
 		lv[l].matmul_fast(y[l], n, x, k, w, t, k, NULL, m, n, k);
 	}
 	for (int l = 1; l < nlv; l++)
-		ok(!memcmp(y[0], y[l], m * n * sizeof(float)), "%s exact: %s == ref bit for bit",
-		   qvl_dtype_name(t), lv[l].name);
+		ok(!memcmp(y[0], y[l], m * n * sizeof(float)),
+		   "%s exact, m %zu: %s == ref bit for bit", qvl_dtype_name(t), m, lv[l].name);
 	if (dequant(wd, t, w, k)) {
 		bool same = true;
 		for (size_t j = 0; j < n; j++) {
@@ -227,7 +207,8 @@ static void test_exact(enum qvl_dtype t)
 				}
 			}
 		}
-		ok(same, "%s exact: ref == dequantized weights x activations", qvl_dtype_name(t));
+		ok(same, "%s exact, m %zu: ref == dequantized weights x activations",
+		   qvl_dtype_name(t), m);
 	}
 	for (int l = 0; l < nlv; l++)
 		free(y[l]);
@@ -325,13 +306,15 @@ static void test_random(enum qvl_dtype t)
 
 int main(void)
 {
+	rng_seed(0x2545f4914f6cdd1dull);
 	for (int l = QVL_SIMD_REF; l <= QVL_SIMD_AVX512; l++)
 		if (!qvl_kernels_get(&lv[nlv], (enum qvl_simd_level)l))
 			nlv++;
 	diag("levels: %d (%s), avx512vnni %d", nlv, lv[nlv - 1].name, qvl_cpu_has_avx512vnni());
 	test_act();
 	for (size_t i = 0; i < NTYPES; i++) {
-		test_exact(types[i]);
+		test_exact(types[i], 1);
+		test_exact(types[i], 9);
 		test_random(types[i]);
 	}
 	return done_testing();
