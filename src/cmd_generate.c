@@ -276,12 +276,13 @@ static int build(struct qvl_req *r, const struct gen_args *a, const int32_t *ids
 	fl |= a->greedy ? QVL_GEN_GREEDY : 0;
 	/* no sampling option: the model's defaults, as `qvlctl run` uses */
 	fl |= !a->greedy && !a->sampled ? QVL_GEN_MODEL_DEFAULTS : 0;
+	/* before the flags: setting the sampling clears QVL_GEN_MODEL_DEFAULTS */
+	if (!rc)
+		rc = qvl_req_set_sampling(r, &a->s);
 	if (!rc)
 		rc = qvl_req_set_flags(r, fl);
 	if (!rc)
 		rc = qvl_req_set_max_tokens(r, (uint32_t)a->max_tokens);
-	if (!rc)
-		rc = qvl_req_set_sampling(r, &a->s);
 	return rc;
 }
 
