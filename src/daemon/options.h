@@ -17,7 +17,8 @@
 struct qvld_opts {
 	char *model, *mmproj, *socket, *config, *pidfile, *log_file, *cpus, *cache_dir;
 	char *kv_type, *precision;
-	int64_t threads, ctx, max_seqs, max_clients, max_inflight, sq_entries, spin_us;
+	int64_t threads, ctx, max_seqs, max_queue, prefill_chunk, client_max_seqs, deadline_ms;
+	int64_t max_clients, max_inflight, sq_entries, spin_us;
 	int64_t arena_mb, max_arena_mb, socket_mode, log_level;
 	bool foreground, demo;
 	uint32_t allow_uids[QVLD_MAX_IDS], allow_gids[QVLD_MAX_IDS];

@@ -60,6 +60,10 @@ static const struct option longopts[] = {
     {"cpus", required_argument, NULL, 0},
     {"ctx", required_argument, NULL, 0},
     {"max-seqs", required_argument, NULL, 0},
+    {"max-queue", required_argument, NULL, 0},
+    {"prefill-chunk", required_argument, NULL, 0},
+    {"client-max-seqs", required_argument, NULL, 0},
+    {"deadline-ms", required_argument, NULL, 0},
     {"kv-type", required_argument, NULL, 0},
     {"precision", required_argument, NULL, 0},
     {"pidfile", required_argument, NULL, 0},
@@ -79,6 +83,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: qvld [--model MODEL] [--mmproj FILE] [--socket PATH] [--config FILE]\n"
 		"            [--threads N] [--cpus LIST] [--ctx N] [--max-seqs N] [--kv-type T]\n"
+		"            [--max-queue N] [--prefill-chunk N] [--client-max-seqs N]\n"
+		"            [--deadline-ms N]\n"
 		"            [--precision P] [--pidfile FILE] [--log-file FILE] [--log-level N]\n"
 		"            [--cache-dir DIR] [--foreground] [--demo] [--dump-config]\n\n"
 		"Settings come from qvl.conf (default %s/qvl/qvl.conf when it exists);\n"
@@ -275,7 +281,12 @@ static int start(struct daemon *d, struct qvl_err *err)
 			    qvl_engine_threads(d->e), (int)d->o.ctx, (int)d->o.max_seqs);
 
 	struct job_env env = {.e = d->e, .tok = d->tok, .n_ctx = (int)d->o.ctx, .stats = d->stats};
-	if ((rc = sched_create(&d->sched, &env, (int)d->o.max_seqs, err)) < 0 ||
+	struct sched_opts so = {.max_seqs = (int)d->o.max_seqs,
+				.max_queue = (int)d->o.max_queue,
+				.prefill_chunk = (int)d->o.prefill_chunk,
+				.client_max_seqs = (int)d->o.client_max_seqs,
+				.deadline_s = (double)d->o.deadline_ms / 1000.0};
+	if ((rc = sched_create(&d->sched, &env, &so, err)) < 0 ||
 	    (rc = sched_start(d->sched, d->pl.sched_pu, err)) < 0)
 		return rc;
 

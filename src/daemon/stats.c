@@ -40,6 +40,10 @@ struct qvld_stats {
 	double lat[LAT_N];
 	uint64_t n_lat;
 	int queued, active;
+	/* batched steps: count, sequences and rows summed, largest batch */
+	uint64_t steps, step_seqs, step_rows;
+	int batch_max;
+	double step_s;
 	/* tokens/s over the last window: (gen_tokens at t_win, t_win) */
 	uint64_t win_tokens;
 	double win_t, rate;
@@ -176,6 +180,18 @@ void qvld_stats_set_gauges(struct qvld_stats *s, int queued, int active)
 	pthread_mutex_unlock(&s->mu);
 }
 
+void qvld_stats_step(struct qvld_stats *s, int batch, size_t rows, double seconds)
+{
+	pthread_mutex_lock(&s->mu);
+	s->steps++;
+	s->step_seqs += (uint64_t)batch;
+	s->step_rows += rows;
+	s->step_s += seconds;
+	if (batch > s->batch_max)
+		s->batch_max = batch;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *socket,
 			 const char *placement, int threads, int ctx, int max_seqs)
 {
@@ -255,12 +271,18 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 	    "\"refused_connections\":%llu,\"queued\":%d,\"active_sequences\":%d,"
 	    "\"prompt_tokens\":%llu,\"generated_tokens\":%llu,\"tokens_per_s\":%.2f,"
 	    "\"decode_tokens_per_s\":%.2f,\"latency_p50_s\":%.6f,\"latency_p99_s\":%.6f,"
-	    "\"latency_samples\":%zu,\"by_opcode\":{",
+	    "\"latency_samples\":%zu,",
 	    qvl_now() - s->t_start, (unsigned long long)s->requests,
 	    (unsigned long long)s->completed, (unsigned long long)s->failed,
 	    (unsigned long long)s->refused, s->queued, s->active,
 	    (unsigned long long)s->prompt_tokens, (unsigned long long)s->gen_tokens, s->rate,
 	    s->decode_s > 0 ? (double)s->gen_tokens / s->decode_s : 0.0, p50, p99, n);
+	put(&o,
+	    "\"steps\":%llu,\"step_rows\":%llu,\"step_s\":%.6f,\"batch_size_max\":%d,"
+	    "\"batch_size_mean\":%.3f,",
+	    (unsigned long long)s->steps, (unsigned long long)s->step_rows, s->step_s, s->batch_max,
+	    s->steps ? (double)s->step_seqs / (double)s->steps : 0.0);
+	put(&o, "\"by_opcode\":{");
 	for (int i = 0; i < 8; i++)
 		put(&o, "%s\"%s\":%llu", i ? "," : "", ops[i], (unsigned long long)s->by_op[i]);
 	put(&o, "},\"errors\":{");

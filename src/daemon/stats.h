@@ -24,6 +24,8 @@ void qvld_stats_refused(struct qvld_stats *s);
 void qvld_log_request_error(struct qvld_stats *s, uint32_t client, uint64_t user_data, int rc,
 			    const char *msg);
 void qvld_stats_set_gauges(struct qvld_stats *s, int queued, int active);
+/* One batched forward pass: batch sequences, rows (positions) in it. */
+void qvld_stats_step(struct qvld_stats *s, int batch, size_t rows, double seconds);
 
 /* Static facts for STATUS: set once at startup. */
 void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *socket,
