@@ -138,10 +138,13 @@ T256 void qvl_attn_head_avx2(float *out, const float *q, const void *K, const vo
 }
 
 /* GQA: the query heads of a group take turns on each block of KV rows, so
- * the block is read from memory once and from L1/L2 by the other heads. */
-T256 void qvl_attn_gqa_avx2(float *out, const float *q, size_t nq, const void *K, const void *V,
-			    enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
-			    float scale)
+ * the block is read from memory once and from L1/L2 by the other heads.
+ * With a page view (kv != NULL) each block's rows are found through the
+ * page table; pages hold whole blocks (page_rows % ATT_B == 0), so the
+ * blocks, and the result, are those of a contiguous cache. */
+INL256 void gqa(float *out, const float *q, size_t nq, const void *K, const void *V,
+		enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim, float scale,
+		const struct qvl_kv_view *kv)
 {
 	_Alignas(64) float s[ATT_B];
 	float m[GQA_MAX], l[GQA_MAX];
@@ -157,13 +160,35 @@ T256 void qvl_attn_gqa_avx2(float *out, const float *q, size_t nq, const void *K
 			attn_zero(o + h * dim, dim);
 		}
 		for (size_t j0 = 0; j0 < nkv; j0 += ATT_B) {
-			size_t nb = nkv - j0 < ATT_B ? nkv - j0 : ATT_B;
+			size_t nb = nkv - j0 < ATT_B ? nkv - j0 : ATT_B, jj = j0;
+			const void *Kb = K, *Vb = V;
+
+			if (kv) {
+				const uint8_t *pg =
+				    kv->base + (size_t)kv->ids[j0 / kv->page_rows] * kv->page_bytes;
+				Kb = pg + kv->k_off;
+				Vb = pg + kv->v_off;
+				jj = j0 % kv->page_rows;
+			}
 			for (size_t h = 0; h < g; h++)
-				attn_block_any(o + h * dim, qq + h * dim, K, V, kvtype, kv_stride,
-					       j0, nb, dim, scale, &m[h], &l[h], s);
+				attn_block_any(o + h * dim, qq + h * dim, Kb, Vb, kvtype, kv_stride,
+					       jj, nb, dim, scale, &m[h], &l[h], s);
 		}
 		for (size_t h = 0; h < g; h++)
 			attn_finish(o + h * dim, dim, l[h]);
 	}
+}
+
+T256 void qvl_attn_gqa_avx2(float *out, const float *q, size_t nq, const void *K, const void *V,
+			    enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
+			    float scale)
+{
+	gqa(out, q, nq, K, V, kvtype, kv_stride, nkv, dim, scale, NULL);
+}
+
+T256 void qvl_attn_paged_avx2(float *out, const float *q, size_t nq, const struct qvl_kv_view *kv,
+			      size_t nkv, size_t dim, float scale)
+{
+	gqa(out, q, nq, NULL, NULL, kv->type, kv->stride, nkv, dim, scale, kv);
 }
 #endif

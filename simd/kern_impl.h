@@ -71,7 +71,10 @@ static inline void qvl_deq_block(float *dst, const uint8_t *blk, enum qvl_dtype 
 				 float scale);                                                     \
 	void qvl_to_f32_##isa(float *dst, const void *src, enum qvl_dtype type, size_t n);         \
 	void qvl_from_f32_##isa(void *dst, enum qvl_dtype type, const float *src, size_t n);       \
-	size_t qvl_argmax_##isa(const float *x, size_t n, float *max)
+	size_t qvl_argmax_##isa(const float *x, size_t n, float *max);                            \
+	void qvl_attn_paged_##isa(float *out, const float *q, size_t nq,                          \
+				  const struct qvl_kv_view *kv, size_t nkv, size_t dim,           \
+				  float scale)
 
 /* Weight types every level's matmul widens in registers itself; the others
  * go through qvl_matmul_deq (simd/matmul_deq.c). */

@@ -40,6 +40,16 @@ enum qvl_precision {
 	QVL_PREC_EXACT,
 };
 
+/* One KV head of a paged cache as attn_paged() reads it: page p's K rows
+ * start at base + p * page_bytes + k_off, its V rows at ... + v_off, rows
+ * `stride` elements of `type` apart. */
+struct qvl_kv_view {
+	const uint8_t *base;
+	const uint32_t *ids; /* page of rows [i * page_rows, (i + 1) * page_rows) */
+	size_t page_bytes, page_rows, k_off, v_off, stride;
+	enum qvl_dtype type;
+};
+
 struct qvl_kernels {
 	enum qvl_simd_level level;
 	const char *name;
@@ -119,6 +129,13 @@ struct qvl_kernels {
 	 * (n == 0, all -inf or NaN) the result is 0 and *max is -INFINITY.
 	 * Greedy decoding over the logits without writing them (forward.c). */
 	size_t (*argmax)(const float *x, size_t n, float *max);
+
+	/* attn_gqa() over a paged KV cache (src/kvpool.h): row j of the head
+	 * is row j % page_rows of page ids[j / page_rows]. Bit-identical to
+	 * attn_gqa() on the same rows stored contiguously when page_rows is a
+	 * multiple of 64 (the blocks of the online softmax). */
+	void (*attn_paged)(float *out, const float *q, size_t nq, const struct qvl_kv_view *kv,
+			   size_t nkv, size_t dim, float scale);
 };
 
 /* The active table, valid after qvl_kernels_init(). */

@@ -201,6 +201,38 @@ void qvl_attn_gqa_ref(float *out, const float *q, size_t nq, const void *K, cons
 				  scale);
 }
 
+/* attn_head_ref row by row through the page table: the order of the sums
+ * is the contiguous one whatever the page size. */
+void qvl_attn_paged_ref(float *out, const float *q, size_t nq, const struct qvl_kv_view *kv,
+			size_t nkv, size_t dim, float scale)
+{
+	for (size_t h = 0; h < nq; h++) {
+		const float *qh = q + h * dim;
+		float *o = out + h * dim, m = -INFINITY, l = 0.0f;
+
+		for (size_t d = 0; d < dim; d++)
+			o[d] = 0.0f;
+		for (size_t j = 0; j < nkv; j++) {
+			const uint8_t *pg = kv->base + (size_t)kv->ids[j / kv->page_rows] * kv->page_bytes;
+			size_t off = (j % kv->page_rows) * kv->stride;
+			float s = 0.0f;
+
+			for (size_t d = 0; d < dim; d++)
+				s += qh[d] * kv_get(pg + kv->k_off, kv->type, off + d);
+			s *= scale;
+			float mn = s > m ? s : m;
+			float corr = expf(m - mn), p = expf(s - mn);
+			l = l * corr + p;
+			for (size_t d = 0; d < dim; d++)
+				o[d] = o[d] * corr + p * kv_get(pg + kv->v_off, kv->type, off + d);
+			m = mn;
+		}
+		if (l > 0.0f)
+			for (size_t d = 0; d < dim; d++)
+				o[d] /= l;
+	}
+}
+
 void qvl_to_f32_ref(float *dst, const void *src, enum qvl_dtype type, size_t n)
 {
 	if (qvl_dtype_is_block(type)) {

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "engine_impl.h"
 #include "pool.h"
@@ -150,6 +149,33 @@ static void touch_task(void *arg, int ith, int nth)
 	}
 }
 
+/* The KV pool: pages of kv_page_tokens positions for every layer and KV
+ * head, as many as the budget allows. */
+static int kv_init(struct qvl_engine *e, const struct qvl_engine_opts *opts, struct qvl_err *err)
+{
+	struct kv_pool_geom g = {
+	    .page_tokens = opts && opts->kv_page_tokens ? (size_t)opts->kv_page_tokens
+							: QVL_KV_PAGE_TOKENS,
+	    .row_bytes = (size_t)e->hd * (e->kv_dtype == QVL_DT_F32 ? 4 : 2),
+	    .layers = e->L,
+	    .kv_heads = e->nkv,
+	    .max_pages = opts ? opts->kv_pages : 0};
+
+	if (opts && opts->kv_page_tokens < 0)
+		return qvl_errf(err, -EINVAL, "KV page size %d tokens: must be positive",
+				opts->kv_page_tokens);
+	if (!g.max_pages && opts && opts->kv_bytes) {
+		size_t page = g.page_tokens * g.row_bytes * 2 * (size_t)e->nkv * (size_t)e->L;
+
+		g.max_pages = opts->kv_bytes / page;
+		if (!g.max_pages)
+			return qvl_errf(err, -EINVAL,
+					"KV budget of %zu bytes: less than one page (%zu bytes)",
+					opts->kv_bytes, page);
+	}
+	return kv_pool_create(&e->kv, &g, err);
+}
+
 int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 		      const struct qvl_engine_opts *opts, struct qvl_err *err)
 {
@@ -270,6 +296,9 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	rc = eng_prof_create(&e->prof, e->pool);
 	if (rc < 0)
 		goto fail;
+	rc = kv_init(e, opts, err);
+	if (rc < 0)
+		goto fail;
 	*out = e;
 	return 0;
 fail:
@@ -285,6 +314,7 @@ void qvl_engine_destroy(struct qvl_engine *e)
 		return;
 	eng_prof_report(e->prof, stderr, e->nth, e->k.name);
 	eng_prof_free(e->prof, e->pool);
+	kv_pool_destroy(e->kv);
 	if (e->pool)
 		qvl_pool_destroy(e->pool);
 	if (e->layers)
@@ -341,31 +371,17 @@ int qvl_engine_threads(const struct qvl_engine *e)
 int qvl_seq_create(struct qvl_engine *e, int n_ctx, struct qvl_seq **out, struct qvl_err *err)
 {
 	struct qvl_seq *s;
-	size_t elem = e->kv_dtype == QVL_DT_F32 ? 4 : 2, layer, total;
 
 	*out = NULL;
 	if (n_ctx <= 0)
 		return qvl_errf(err, -EINVAL, "context length %d: must be positive", n_ctx);
-	/* 2 (K, V) * nkv * n_ctx * hd * elem per layer, checked: n_ctx is user input */
-	if (__builtin_mul_overflow((size_t)2 * e->nkv * e->hd * elem, (size_t)n_ctx, &layer) ||
-	    __builtin_mul_overflow(layer, (size_t)e->L, &total))
-		return qvl_errf(err, -EOVERFLOW, "context length %d: KV cache size overflows",
-				n_ctx);
 	s = calloc(1, sizeof(*s));
-	if (!s)
-		return qvl_errf(err, -ENOMEM, "sequence: out of memory");
-	/* mmap, not malloc: the pages stay untouched (no RSS) until positions
-	 * are written, and the first write is by the thread that owns them. */
-	s->kv = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (s->kv == MAP_FAILED) {
+	if (!s || kv_seq_init(e->kv, &s->kv, (size_t)n_ctx) < 0) {
 		free(s);
-		return qvl_errf(err, -ENOMEM, "context length %d: cannot map %zu bytes of KV cache",
-				n_ctx, total);
+		return qvl_errf(err, -ENOMEM, "sequence: out of memory");
 	}
 	s->e = e;
 	s->n_ctx = n_ctx;
-	s->kv_elem = elem;
-	s->layer_bytes = layer;
 	*out = s;
 	return 0;
 }
@@ -374,7 +390,7 @@ void qvl_seq_destroy(struct qvl_seq *s)
 {
 	if (!s)
 		return;
-	munmap(s->kv, s->layer_bytes * (size_t)s->e->L);
+	kv_seq_free(s->e->kv, &s->kv);
 	free(s);
 }
 
@@ -428,6 +444,27 @@ static int check_item(const struct qvl_engine *e, const struct qvl_batch_item *i
 	return 0;
 }
 
+/* The pages every item needs, taken before anything runs: -ENOSPC, and no
+ * sequence changed, when the pool cannot supply them all. */
+static int kv_take(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
+		   struct qvl_err *err)
+{
+	size_t need = 0, avail = kv_pool_available(e->kv);
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		need += kv_seq_pages_needed(items[i].seq, items[i].chunk.n);
+	if (need > avail)
+		return qvl_errf(err, -ENOSPC, "KV pool: %zu pages needed, %zu available", need,
+				avail);
+	for (size_t i = 0; i < n; i++) {
+		rc = kv_seq_reserve(items[i].seq, items[i].chunk.n);
+		if (rc < 0)
+			return qvl_errf(err, rc, "KV pool: out of memory for page metadata");
+	}
+	return 0;
+}
+
 int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
 		       struct qvl_err *err)
 {
@@ -444,6 +481,9 @@ int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items,
 				return qvl_errf(err, -EINVAL, "items %zu and %zu: same sequence", j,
 						i);
 	}
+	rc = kv_take(e, items, n, err);
+	if (rc < 0)
+		return rc;
 	/* Rows of all items, in order, cut into slices of ENG_MAX_ROWS. A
 	 * chunk may straddle two slices: its first part is in the cache
 	 * before the second part attends to it. */
@@ -481,6 +521,7 @@ int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items,
 		struct qvl_seq *s = items[i].seq;
 		const struct qvl_chunk *c = &items[i].chunk;
 
+		kv_seq_publish(s, c, s->len, s->next_pos);
 		s->len += (int)c->n;
 		s->next_pos = c->pos ? c->next_pos : s->next_pos + (int32_t)c->n;
 	}

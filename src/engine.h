@@ -14,6 +14,7 @@
 
 #include "err.h"
 #include "kernels.h" /* enum qvl_precision */
+#include "kvcache.h"
 #include "model.h"
 
 struct qvl_pool;
@@ -28,6 +29,13 @@ struct qvl_engine_opts {
 	enum qvl_precision precision;	/* of the weight products: QVL_PREC_BF16 (= 0, and the
 					 * default with opts == NULL) or QVL_PREC_EXACT (what
 					 * the golden tests compare); docs/precision.md */
+	/* KV pool (kvcache.h): its size in pages, or 0 for the pages that fit
+	 * kv_bytes; both 0: no budget (the pool may grow to the machine's
+	 * memory, as per-sequence caches did). */
+	size_t kv_pages;
+	size_t kv_bytes;
+	int kv_page_tokens; /* positions per page, a multiple of QVL_KV_PAGE_ALIGN;
+			     * 0: QVL_KV_PAGE_TOKENS */
 };
 
 struct qvl_engine;
@@ -43,10 +51,9 @@ int qvl_engine_threads(const struct qvl_engine *e);
  * engine's pool takes the same, see multimodal.c). */
 enum qvl_precision qvl_engine_precision(const struct qvl_engine *e);
 
-/* A sequence with room for n_ctx positions: its KV cache (per layer, K and V
- * as [nkv][n_ctx][hd] in the engine's kv_dtype) is reserved up front and
- * becomes resident as positions are written. Any number of sequences may
- * exist at once; each holds all of its state. */
+/* A sequence of at most n_ctx positions. Its KV cache is a list of pages of
+ * the engine's pool (kvcache.h), taken as positions are written; creating a
+ * sequence takes none. Any number of sequences may exist at once. */
 int qvl_seq_create(struct qvl_engine *e, int n_ctx, struct qvl_seq **out, struct qvl_err *err);
 void qvl_seq_destroy(struct qvl_seq *s);
 int qvl_seq_len(const struct qvl_seq *s); /* positions in the KV cache */
@@ -72,12 +79,18 @@ struct qvl_chunk {
 	int n_deepstack;
 	const int32_t (*pos)[3];
 	int32_t next_pos;
+	/* May be NULL. One content key per image row ([n_img], see
+	 * qvl_prefix.img_keys): pages holding image rows are published for
+	 * prefix reuse only when their images have keys. */
+	const uint64_t *img_keys;
 };
 
 /* Run the chunk through the model, appending its K/V. logits (may be NULL):
  * the last position's logits [vocab], or, with all_logits, [n][vocab].
  * Errors (ids out of range, context full, image count mismatch) leave the
- * sequence unchanged. */
+ * sequence unchanged. -ENOSPC: the context is full (len + n > n_ctx) or the
+ * KV pool cannot supply the pages the chunk needs (qvl_seq_pages_needed());
+ * nothing has run and the sequence is unchanged. */
 int qvl_seq_forward(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_chunk *c,
 		    float *logits, bool all_logits, struct qvl_err *err);
 

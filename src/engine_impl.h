@@ -8,6 +8,7 @@
 #include "../simd/kernels.h"
 #include "engine.h"
 #include "claim.h"
+#include "kvpool.h"
 #include "profile.h"
 
 /* Tokens processed per pass through the layers. A longer chunk is run in
@@ -76,6 +77,8 @@ struct qvl_engine {
 
 	qvl_progress_fn progress; /* qvl_engine_set_progress() */
 	void *progress_ctx;
+
+	struct kv_pool *kv; /* kvpool.c */
 };
 
 /* Logits rows computed in one matmul when their destinations are not one
@@ -102,11 +105,7 @@ struct qvl_seq {
 	int n_ctx;
 	int len;	  /* positions in the cache */
 	int32_t next_pos; /* M-RoPE position of the next text token */
-	size_t kv_elem;	  /* bytes per KV element */
-	/* Per layer, K and V as [nkv][n_ctx][hd]: one head's keys contiguous, so
-	 * the attention kernel streams them. */
-	uint8_t *kv;
-	size_t layer_bytes; /* K + V of one layer */
+	struct kv_seq kv; /* its pages of e->kv (kvpool.h) */
 };
 
 /* src/forward.c: run the n rows described in e->rows[0..n) (at most

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "engine_impl.h"
+#include "kvpool_impl.h"
 #include "pool.h"
 
 /* Row-wise steps on fewer rows than this run on the caller: a dispatch costs
@@ -202,12 +203,11 @@ static void qk_rows(struct fwd *f, size_t i0, size_t i1, size_t g0, size_t g1)
 
 	for (size_t i = i0; i < i1; i++) {
 		const struct qvl_seq *s = e->rows[i].s;
-		uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
-		uint8_t *V = K + s->layer_bytes / 2;
-		size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem;
+		size_t pos = (size_t)e->rows[i].pos, P = e->kv->g.page_tokens;
+		uint32_t page = s->kv.pages[pos / P];
+		size_t off = (pos % P) * e->kv->g.row_bytes;
 		const float *cs = e->cs + i * hd;
 		float *q = e->q + i * qd, *k = e->kk + i * kd, *v = e->vv + i * kd;
-		size_t pos = (size_t)e->rows[i].pos;
 
 		for (size_t h = g0 * group; h < g1 * group; h++) {
 			e->k.rmsnorm(q + h * hd, q + h * hd, ly->q_norm, hd, e->eps);
@@ -216,9 +216,9 @@ static void qk_rows(struct fwd *f, size_t i0, size_t i1, size_t g0, size_t g1)
 		for (size_t g = g0; g < g1; g++) {
 			e->k.rmsnorm(k + g * hd, k + g * hd, ly->k_norm, hd, e->eps);
 			e->k.rope(k + g * hd, cs, cs + half, half);
-			e->k.from_f32(K + g * head_bytes + pos * hd * s->kv_elem, e->kv_dtype,
+			e->k.from_f32(kv_page_rows(e->kv, page, f->l, 0, (int)g) + off, e->kv_dtype,
 				      k + g * hd, hd);
-			e->k.from_f32(V + g * head_bytes + pos * hd * s->kv_elem, e->kv_dtype,
+			e->k.from_f32(kv_page_rows(e->kv, page, f->l, 1, (int)g) + off, e->kv_dtype,
 				      v + g * hd, hd);
 		}
 	}
@@ -234,28 +234,28 @@ static void qk_task(void *arg, int ith, int nth)
 }
 
 /* Causal GQA attention of row i with KV head g and its group of query
- * heads, so K and V are read once per group (attn_gqa), not once per query
- * head. A row sees its own sequence's cache up to and including its
- * position. */
+ * heads, so K and V are read once per group (attn_paged), not once per
+ * query head. A row sees its own sequence's cache up to and including its
+ * position, through the sequence's page table. */
 static void attn_item(struct fwd *f, size_t i, size_t g)
 {
 	struct qvl_engine *e = f->e;
 	size_t hd = (size_t)e->hd, qd = (size_t)e->nh * hd, group = (size_t)(e->nh / e->nkv);
 	float scale = (float)(1.0 / sqrt((double)hd));
-	const struct qvl_seq *s = e->rows[i].s;
-	const uint8_t *K = s->kv + (size_t)f->l * s->layer_bytes;
-	const uint8_t *V = K + s->layer_bytes / 2;
-	size_t head_bytes = (size_t)s->n_ctx * hd * s->kv_elem, n = (size_t)e->rows[i].pos + 1;
-	float *out = e->att + i * qd + g * group * hd;
-	const float *q = e->q + i * qd + g * group * hd;
+	const struct kv_pool *p = e->kv;
+	const uint8_t *base = kv_page_rows(p, 0, 0, 0, 0);
+	struct qvl_kv_view kv = {
+	    .base = base,
+	    .ids = e->rows[i].s->kv.pages,
+	    .page_bytes = kv_pool_page_bytes(p),
+	    .page_rows = p->g.page_tokens,
+	    .k_off = (size_t)(kv_page_rows(p, 0, f->l, 0, (int)g) - base),
+	    .v_off = (size_t)(kv_page_rows(p, 0, f->l, 1, (int)g) - base),
+	    .stride = hd,
+	    .type = e->kv_dtype};
 
-	if (e->k.attn_gqa)
-		e->k.attn_gqa(out, q, group, K + g * head_bytes, V + g * head_bytes, e->kv_dtype,
-			      hd, n, hd, scale);
-	else
-		for (size_t h = 0; h < group; h++)
-			e->k.attn_head(out + h * hd, q + h * hd, K + g * head_bytes,
-				       V + g * head_bytes, e->kv_dtype, hd, n, hd, scale);
+	e->k.attn_paged(e->att + i * qd + g * group * hd, e->q + i * qd + g * group * hd, group,
+			&kv, (size_t)e->rows[i].pos + 1, hd, scale);
 }
 
 /* Items t = (row, KV head) dealt round-robin, so that the long rows at the
