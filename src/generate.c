@@ -312,6 +312,7 @@ static int stage_prompt(struct gen_session *g, size_t a, size_t n)
 	size_t r0 = g->img_rank[a], ni = g->img_rank[a + n] - r0, L = (size_t)p->n_deepstack;
 	c->n_img = ni;
 	c->embd = ni ? p->embd + r0 * g->H : NULL;
+	c->img_keys = ni && p->img_keys ? p->img_keys + r0 : NULL;
 	c->deepstack = NULL;
 	if (!ni) {
 		c->n_deepstack = 0;
@@ -433,6 +434,11 @@ int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_e
 		out->stop = g->stop;
 		return 0;
 	}
+	if (rc == -ENOSPC) {
+		/* the context (or, alone in the KV budget, the pool) is full */
+		rc = finish(g, GEN_CONTEXT);
+		goto done;
+	}
 	if (rc < 0) {
 		finish(g, GEN_ERROR);
 		out->stop = g->stop;
@@ -538,6 +544,33 @@ bool gen_done(const struct gen_session *g)
 struct qvl_seq *gen_seq(struct gen_session *g)
 {
 	return g->seq;
+}
+
+void gen_reset(struct gen_session *g)
+{
+	qvl_seq_reset(g->seq);
+	g->fed = 0;
+	g->pending = 0;
+}
+
+int gen_attach_prefix(struct gen_session *g, size_t *reused, struct qvl_err *err)
+{
+	struct qvl_prefix pf = {.ids = g->prompt.ids,
+				.n = g->prompt.n,
+				.pos = g->prompt.pos,
+				.img_keys = g->prompt.n_img ? g->prompt.img_keys : NULL};
+	size_t n = 0;
+	int rc;
+
+	*reused = 0;
+	if (g->fed || g->stop != GEN_RUNNING)
+		return 0;
+	rc = qvl_seq_attach_prefix(g->e, g->seq, &pf, &n, err);
+	if (rc < 0)
+		return rc;
+	g->fed = n;
+	*reused = n;
+	return 0;
 }
 
 size_t gen_missing(const struct gen_session *g)

@@ -120,8 +120,19 @@ const struct qvl_chunk *gen_next_chunk(struct gen_session *g, float **logits);
  * becomes part of the sequence; at the end of the input: sample, stop
  * checks, detokenize (a chunk in the middle of a prefill reports nothing,
  * stop GEN_RUNNING). A failed forward ends the session with GEN_ERROR;
- * -ECANCELED ends it with GEN_CANCELLED. */
+ * -ECANCELED ends it with GEN_CANCELLED; -ENOSPC (no room to grow) with
+ * GEN_CONTEXT, not an error. */
 int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_err *err);
+/* Preemption: the sequence forgets its KV cache (its pages go back to the
+ * pool) and the next steps feed the prompt and the ids generated so far
+ * again, in chunks, before the next sample; the output continues as if
+ * nothing happened (greedy ids are those of an uninterrupted run). */
+void gen_reset(struct gen_session *g);
+/* Before the first chunk of a (re-)prefill: attach the cached KV pages of
+ * the longest known prefix of the prompt (kvcache.h) so that the prefill
+ * starts after them. *reused: positions attached (0 when none, or when the
+ * session has fed something already). */
+int gen_attach_prefix(struct gen_session *g, size_t *reused, struct qvl_err *err);
 /* Positions the next step would still have to feed: 1 while decoding,
  * more while prefilling (or re-prefilling after gen_reset()). */
 size_t gen_missing(const struct gen_session *g);

@@ -359,6 +359,21 @@ static uint32_t stop_code(enum gen_stop s)
 	return QVL_STOP_NONE;
 }
 
+size_t job_attach(struct job *j)
+{
+	struct qvl_err err = {{0}};
+	size_t n = 0;
+
+	if (!j->g)
+		return 0;
+	if (gen_attach_prefix(j->g, &n, &err) < 0) {
+		log_warn("client %u request %llu: prefix reuse: %s", shm_client_id(j->req->client),
+			 (unsigned long long)j->req->user_data, err.msg);
+		return 0;
+	}
+	return n;
+}
+
 int job_stage(struct job *j, size_t budget, struct qvl_batch_item *it)
 {
 	return gen_next(j->g, budget, it);

@@ -31,7 +31,9 @@ struct job {
 	struct gen_session *g;
 	bool started;
 	bool cancel;  /* written and read under the scheduler lock only */
-	bool expired; /* its deadline passed (worker thread only) */
+	bool expired;	     /* its deadline passed (worker thread only) */
+	bool preempted;	     /* back in the queue with its session, KV pages given up */
+	uint64_t admit_tick; /* when it (last) entered the batch */
 	double deadline; /* qvl_now() seconds, 0: none */
 	uint64_t last_served;
 	double t_submit, t_start;
@@ -48,6 +50,10 @@ int job_start(struct job *j, const struct job_env *env);
 int job_embed(struct job *j, const struct job_env *env);
 /* TOKENIZE (tokenize.c): encodes the text parts, posts the final CQE, 1. */
 int job_tokenize(struct job *j, const struct job_env *env);
+/* On admission (and re-admission after preemption): attach the cached KV
+ * pages of the longest known prefix of its prompt. Returns the positions
+ * reused (0 on any failure: the prefill then computes them). */
+size_t job_attach(struct job *j);
 /* The job's part of the next batched forward pass: gen_next() (at most
  * budget positions; 0 when it has nothing to run, -ENOMEM). */
 int job_stage(struct job *j, size_t budget, struct qvl_batch_item *it);

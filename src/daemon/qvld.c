@@ -60,6 +60,7 @@ static const struct option longopts[] = {
     {"cpus", required_argument, NULL, 0},
     {"ctx", required_argument, NULL, 0},
     {"max-seqs", required_argument, NULL, 0},
+    {"kv-mem", required_argument, NULL, 0},
     {"max-queue", required_argument, NULL, 0},
     {"prefill-chunk", required_argument, NULL, 0},
     {"client-max-seqs", required_argument, NULL, 0},
@@ -83,8 +84,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: qvld [--model MODEL] [--mmproj FILE] [--socket PATH] [--config FILE]\n"
 		"            [--threads N] [--cpus LIST] [--ctx N] [--max-seqs N] [--kv-type T]\n"
-		"            [--max-queue N] [--prefill-chunk N] [--client-max-seqs N]\n"
-		"            [--deadline-ms N]\n"
+		"            [--kv-mem SIZE|N%%] [--max-queue N] [--prefill-chunk N]\n"
+		"            [--client-max-seqs N] [--deadline-ms N]\n"
 		"            [--precision P] [--pidfile FILE] [--log-file FILE] [--log-level N]\n"
 		"            [--cache-dir DIR] [--foreground] [--demo] [--dump-config]\n\n"
 		"Settings come from qvl.conf (default %s/qvl/qvl.conf when it exists);\n"
@@ -249,6 +250,13 @@ static int start(struct daemon *d, struct qvl_err *err)
 	qvld_notify("STATUS=loading the model");
 	/* both checked against their choices when set (options.c) */
 	run_parse_kv(d->o.kv_type, &eo.kv_dtype);
+	/* the KV budget: --kv-mem, else room for max_seqs full contexts */
+	uint64_t kv_bytes = 0;
+	if (d->o.kv_mem && qvld_parse_mem(d->o.kv_mem, &kv_bytes) == 0)
+		eo.kv_bytes = (size_t)kv_bytes;
+	else
+		eo.kv_pages = (size_t)d->o.max_seqs *
+			      (((size_t)d->o.ctx + QVL_KV_PAGE_TOKENS - 1) / QVL_KV_PAGE_TOKENS);
 	qvl_precision_parse(d->o.precision, &eo.precision);
 	double t0 = qvl_now();
 	if ((rc = qvl_kernels_init(err)) < 0 ||

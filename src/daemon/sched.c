@@ -39,6 +39,8 @@ struct sched {
 	bool *cancel;
 	struct qvl_batch_item *items;
 	struct job **staged;
+	uint64_t preemptions; /* worker thread only */
+	bool kv_short;	      /* the last step had to hold back or preempt (lock) */
 };
 
 int sched_create(struct sched **out, const struct job_env *env, const struct sched_opts *o,
@@ -194,14 +196,20 @@ static struct job *cancelled_queued(struct sched *s)
 	return NULL;
 }
 
-/* Under the lock: the next job to admit, from the client admitted least
- * recently among those under their limit; NULL when none may be. */
+/* Under the lock: the next job to admit, NULL when none may be: a
+ * preempted job first (it was admitted before anything queued now), else
+ * one of the client admitted least recently among those under their limit.
+ * Nothing is admitted while a preempted job waits for KV pages and the
+ * batch still holds others: they must finish to make room. */
 static struct job *pick_queued(struct sched *s)
 {
 	struct job *best = NULL;
 
 	if (s->n_active >= s->o.max_seqs)
 		return NULL;
+	for (struct job *j = s->queued; j; j = j->next)
+		if (j->preempted)
+			return s->active && s->kv_short ? NULL : j;
 	for (struct job *j = s->queued; j; j = j->next)
 		if (j->cl->n_active < s->o.client_max_seqs &&
 		    (!best || j->cl->last_admitted < best->cl->last_admitted))
@@ -248,10 +256,17 @@ static void admit(struct sched *s)
 		s->n_queued--;
 		j->cl->last_admitted = ++s->tick;
 		j->cl->n_active++;
+		j->admit_tick = s->tick;
 		append_job(&s->active, j);
 		s->n_active++;
 		pthread_mutex_unlock(&s->mu);
-		int rc = job_start(j, &s->env);
+		int rc = 0;
+		if (j->preempted) /* its session goes on: only its KV cache went */
+			j->preempted = false;
+		else
+			rc = job_start(j, &s->env);
+		if (rc == 0)
+			job_attach(j);
 		pthread_mutex_lock(&s->mu);
 		if (rc != 0) { /* failed, or done in one go (TOKENIZE, EMBED_IMAGE) */
 			drop_locked(s, j, true);
@@ -304,6 +319,97 @@ static void run_alone(struct sched *s, int n)
 	}
 }
 
+static void unstage(struct sched *s, int *m, int i)
+{
+	memmove(&s->items[i], &s->items[i + 1], (size_t)(*m - i - 1) * sizeof(s->items[0]));
+	memmove(&s->staged[i], &s->staged[i + 1], (size_t)(*m - i - 1) * sizeof(s->staged[0]));
+	(*m)--;
+}
+
+/* Give a job's KV pages back and put it at the head of the queue with its
+ * session: it is re-admitted first and re-prefills its prompt and what it
+ * generated, then goes on (a preempted request never fails). */
+static void preempt(struct sched *s, struct job *j)
+{
+	gen_reset(j->g);
+	pthread_mutex_lock(&s->mu);
+	unlink_job(&s->active, j);
+	s->n_active--;
+	j->cl->n_active--;
+	j->preempted = true;
+	j->next = s->queued;
+	s->queued = j;
+	s->n_queued++;
+	pthread_mutex_unlock(&s->mu);
+	s->preemptions++;
+	log_debug("client %u request %llu: preempted (KV pages full)",
+		  shm_client_id(j->req->client), (unsigned long long)j->req->user_data);
+}
+
+/* The staged batch must fit in the KV pool's free (or cached) pages, or the
+ * forward fails with -ENOSPC. Hold back prefill chunks first (last in the
+ * fairness order first: they lose nothing, they wait a step) as long as
+ * something else still runs; when that is not enough (the decodes alone do
+ * not fit, or half-done prefills hold every page), preempt the sequence
+ * admitted last (it has the least work to redo, as in vLLM): every
+ * preemption frees pages, so the others always progress. A sequence alone
+ * in the pool that still cannot grow ends with the context stop: the
+ * budget is its context. */
+static void fit(struct sched *s, int *m)
+{
+	bool short_ = false;
+
+	for (;;) {
+		struct qvl_kv_usage u;
+		size_t need = 0;
+
+		qvl_engine_kv_usage(s->env.e, &u);
+		for (int i = 0; i < *m; i++)
+			need += qvl_seq_pages_needed(s->items[i].seq, s->items[i].chunk.n);
+		if (u.pages_used <= u.pages_total && need <= u.pages_total - u.pages_used)
+			break;
+		short_ = true;
+		/* while something else runs, a prefill chunk can wait a step */
+		int drop = -1;
+		for (int i = *m - 1; i >= 0 && drop < 0 && *m > 1; i--)
+			if (s->items[i].chunk.n > 1 || (!s->items[i].logits && !s->items[i].argmax))
+				drop = i;
+		if (drop >= 0) {
+			unstage(s, m, drop);
+			continue;
+		}
+		struct job *v = NULL;
+		int holders = 0;
+		for (struct job *j = s->active; j; j = j->next)
+			if (j->g && qvl_seq_len(gen_seq(j->g)) > 0) {
+				holders++;
+				if (!v || j->admit_tick >= v->admit_tick)
+					v = j;
+			}
+		if (!v)
+			break;
+		int at = -1;
+		for (int i = 0; i < *m; i++)
+			if (s->staged[i] == v)
+				at = i;
+		if (holders == 1) {
+			/* alone and still no room: the forward's -ENOSPC ends it */
+			if (at < 0)
+				break;
+			unstage(s, m, at);
+			if (job_advance(v, &s->env, -ENOSPC))
+				retire(s, v);
+			continue;
+		}
+		if (at >= 0)
+			unstage(s, m, at);
+		preempt(s, v);
+	}
+	pthread_mutex_lock(&s->mu);
+	s->kv_short = short_;
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* One step, without the lock: stage every job's chunk, one forward pass,
  * advance each. n jobs from snapshot(). */
 static void step(struct sched *s, int n)
@@ -343,11 +449,18 @@ static void step(struct sched *s, int n)
 		if (job_advance(j, &s->env, rc))
 			retire(s, j);
 	}
+	fit(s, &m);
 	if (!m)
 		return;
+	rows = 0;
+	for (int i = 0; i < m; i++)
+		rows += s->items[i].chunk.n;
 	double t0 = qvl_now();
 	int rc = qvl_engine_forward(s->env.e, s->items, (size_t)m, &err);
+	struct qvl_kv_usage u;
+	qvl_engine_kv_usage(s->env.e, &u);
 	qvld_stats_step(s->env.stats, m, rows, qvl_now() - t0);
+	qvld_stats_kv(s->env.stats, &u, s->preemptions);
 	if (rc < 0 && m > 1) {
 		log_debug("batch of %d: %s; running each alone", m, err.msg);
 		run_alone(s, m);
@@ -371,6 +484,9 @@ static void *worker(void *arg)
 		if (s->stop)
 			break;
 		if (!s->active) {
+			struct qvl_kv_usage u; /* the pages the finished jobs gave back */
+			qvl_engine_kv_usage(s->env.e, &u);
+			qvld_stats_kv(s->env.stats, &u, s->preemptions);
 			if (s->draining && !s->queued)
 				break;
 			pthread_cond_wait(&s->cv, &s->mu);
@@ -388,6 +504,10 @@ static void *worker(void *arg)
 
 int sched_start(struct sched *s, int cpu, struct qvl_err *err)
 {
+	struct qvl_kv_usage u;
+
+	qvl_engine_kv_usage(s->env.e, &u); /* the worker does not run yet */
+	qvld_stats_kv(s->env.stats, &u, 0);
 	s->cpu = cpu;
 	int rc = pthread_create(&s->th, NULL, worker, s);
 	if (rc)

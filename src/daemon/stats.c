@@ -13,6 +13,7 @@
 
 #include "daemon/log.h"
 #include "daemon/stats.h"
+#include "kvcache.h"
 #include "util.h"
 
 #define LAT_N	    1024
@@ -44,6 +45,8 @@ struct qvld_stats {
 	uint64_t steps, step_seqs, step_rows;
 	int batch_max;
 	double step_s;
+	/* the KV pool, as of the last step */
+	uint64_t preemptions, prefix_hits, prefix_tokens, kv_used, kv_total, kv_cached, evictions;
 	/* tokens/s over the last window: (gen_tokens at t_win, t_win) */
 	uint64_t win_tokens;
 	double win_t, rate;
@@ -180,6 +183,19 @@ void qvld_stats_set_gauges(struct qvld_stats *s, int queued, int active)
 	pthread_mutex_unlock(&s->mu);
 }
 
+void qvld_stats_kv(struct qvld_stats *s, const struct qvl_kv_usage *u, uint64_t preemptions)
+{
+	pthread_mutex_lock(&s->mu);
+	s->preemptions = preemptions;
+	s->prefix_hits = u->prefix_hits;
+	s->prefix_tokens = u->prefix_tokens_reused;
+	s->kv_used = u->pages_used;
+	s->kv_total = u->pages_total;
+	s->kv_cached = u->pages_cached;
+	s->evictions = u->evictions;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void qvld_stats_step(struct qvld_stats *s, int batch, size_t rows, double seconds)
 {
 	pthread_mutex_lock(&s->mu);
@@ -279,9 +295,15 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 	    s->decode_s > 0 ? (double)s->gen_tokens / s->decode_s : 0.0, p50, p99, n);
 	put(&o,
 	    "\"steps\":%llu,\"step_rows\":%llu,\"step_s\":%.6f,\"batch_size_max\":%d,"
-	    "\"batch_size_mean\":%.3f,",
+	    "\"batch_size_mean\":%.3f,\"preemptions\":%llu,\"prefix_hits\":%llu,"
+	    "\"prefix_tokens_reused\":%llu,\"kv_pages_used\":%llu,\"kv_pages_total\":%llu,"
+	    "\"kv_pages_cached\":%llu,\"kv_evictions\":%llu,",
 	    (unsigned long long)s->steps, (unsigned long long)s->step_rows, s->step_s, s->batch_max,
-	    s->steps ? (double)s->step_seqs / (double)s->steps : 0.0);
+	    s->steps ? (double)s->step_seqs / (double)s->steps : 0.0,
+	    (unsigned long long)s->preemptions, (unsigned long long)s->prefix_hits,
+	    (unsigned long long)s->prefix_tokens, (unsigned long long)s->kv_used,
+	    (unsigned long long)s->kv_total, (unsigned long long)s->kv_cached,
+	    (unsigned long long)s->evictions);
 	put(&o, "\"by_opcode\":{");
 	for (int i = 0; i < 8; i++)
 		put(&o, "%s\"%s\":%llu", i ? "," : "", ops[i], (unsigned long long)s->by_op[i]);
