@@ -75,10 +75,12 @@ static inline int dc_cancel(struct qvl *q, uint64_t ud, uint64_t target)
 	sqe->opcode = QVL_OP_CANCEL;
 	sqe->user_data = ud;
 	sqe->arg = target;
-	return qvl_submit(q);
+	int rc = qvl_submit(q); /* the count submitted */
+	return rc < 0 ? rc : 0;
 }
 
-/* STATS (or STATUS) into a malloc'd NUL-terminated string; NULL on error. */
+/* STATS (or STATUS) into a malloc'd NUL-terminated string; NULL on error.
+ * Other CQEs read meanwhile are dropped: use a connection of its own. */
 static inline char *dc_stats(struct qvl *q, uint8_t op, uint64_t ud)
 {
 	struct qvl_req *r;
@@ -89,14 +91,14 @@ static inline char *dc_stats(struct qvl *q, uint8_t op, uint64_t ud)
 	if (qvl_req_new(q, op, &r) < 0)
 		return NULL;
 	sqe = qvl_sqe_get(q);
-	if (sqe && qvl_req_prep(r, sqe, ud, 64 << 10) == 0 && qvl_submit(q) == 0) {
+	if (sqe && qvl_req_prep(r, sqe, ud, 64 << 10) == 0 && qvl_submit(q) >= 0) {
 		for (int i = 0; i < 1000; i++) {
 			if (dc_next(q, &c, 10) < 0)
 				break;
 			if (c.user_data != ud)
 				continue; /* a straggler of an earlier request */
 			if (c.res == 0 && (s = malloc(c.text_len + 1))) {
-				memcpy(s, qvl_req_text(r), c.text_len);
+				memcpy(s, qvl_req_out(r, NULL), c.text_len);
 				s[c.text_len] = 0;
 			}
 			break;
