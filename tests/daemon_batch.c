@@ -8,7 +8,9 @@
  *
  * The set mixes prompt lengths (1 to 700 ids), a text prompt and an image
  * prompt; at most WINDOW are in flight and each completion submits the next,
- * so sequences join and leave the batch while others run. Exit status 0
+ * so sequences join and leave the batch while others run. The prompts of
+ * 300 ids or more share their first 256, the two text prompts are the same,
+ * so are the two image prompts: prefix reuse finds pages. Exit status 0
  * when every request completed (whatever its tokens), 1 otherwise. */
 #include "config.h"
 
@@ -45,6 +47,10 @@ static int submit(struct qvl *q, size_t i, struct qvl_req **out)
 
 	if (s->n_prompt != 0 && s->n_prompt != SIZE_MAX) {
 		dc_ids(ids, s->n_prompt, i);
+		/* the long prompts start with the same 256 ids (a system prompt):
+		 * prefix reuse has something to find */
+		if (s->n_prompt >= 300)
+			dc_ids(ids, 256, 999);
 		return dc_submit_ids(q, i, ids, s->n_prompt, s->max, 0, out);
 	}
 	if ((rc = qvl_req_new(q, QVL_OP_GENERATE, &r)) < 0)

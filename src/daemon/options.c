@@ -55,6 +55,8 @@ static const struct opt table[] = {
     {"kv_mem", T_MEM, O(kv_mem), 0, 0, NULL,
      "KV cache budget: bytes (K, M, G, T suffixes) or a share of RAM (N%); "
      "empty: ctx x max_seqs positions"},
+    {"prefix_cache", T_BOOL, O(prefix_cache), 0, 1, "true",
+     "reuse the KV pages of a prompt prefix already computed (system prompts, images)"},
     {"max_queue", T_INT, O(max_queue), 0, 1 << 20, "1024",
      "requests waiting for a batch slot; more complete at once with -EBUSY"},
     {"prefill_chunk", T_INT, O(prefill_chunk), 1, 1 << 20, "256",

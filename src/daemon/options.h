@@ -20,7 +20,7 @@ struct qvld_opts {
 	int64_t threads, ctx, max_seqs, max_queue, prefill_chunk, client_max_seqs, deadline_ms;
 	int64_t max_clients, max_inflight, sq_entries, spin_us;
 	int64_t arena_mb, max_arena_mb, socket_mode, log_level;
-	bool foreground, demo;
+	bool foreground, demo, prefix_cache;
 	uint32_t allow_uids[QVLD_MAX_IDS], allow_gids[QVLD_MAX_IDS];
 	int n_allow_uids, n_allow_gids;
 	bool allow_any;

@@ -62,6 +62,7 @@ static const struct option longopts[] = {
     {"max-seqs", required_argument, NULL, 0},
     {"kv-mem", required_argument, NULL, 0},
     {"max-queue", required_argument, NULL, 0},
+    {"prefix-cache", required_argument, NULL, 0},
     {"prefill-chunk", required_argument, NULL, 0},
     {"client-max-seqs", required_argument, NULL, 0},
     {"deadline-ms", required_argument, NULL, 0},
@@ -85,7 +86,7 @@ static void usage(FILE *f)
 		"Usage: qvld [--model MODEL] [--mmproj FILE] [--socket PATH] [--config FILE]\n"
 		"            [--threads N] [--cpus LIST] [--ctx N] [--max-seqs N] [--kv-type T]\n"
 		"            [--kv-mem SIZE|N%%] [--max-queue N] [--prefill-chunk N]\n"
-		"            [--client-max-seqs N] [--deadline-ms N]\n"
+		"            [--client-max-seqs N] [--deadline-ms N] [--prefix-cache BOOL]\n"
 		"            [--precision P] [--pidfile FILE] [--log-file FILE] [--log-level N]\n"
 		"            [--cache-dir DIR] [--foreground] [--demo] [--dump-config]\n\n"
 		"Settings come from qvl.conf (default %s/qvl/qvl.conf when it exists);\n"
@@ -293,7 +294,8 @@ static int start(struct daemon *d, struct qvl_err *err)
 				.max_queue = (int)d->o.max_queue,
 				.prefill_chunk = (int)d->o.prefill_chunk,
 				.client_max_seqs = (int)d->o.client_max_seqs,
-				.deadline_s = (double)d->o.deadline_ms / 1000.0};
+				.deadline_s = (double)d->o.deadline_ms / 1000.0,
+				.prefix_cache = d->o.prefix_cache};
 	if ((rc = sched_create(&d->sched, &env, &so, err)) < 0 ||
 	    (rc = sched_start(d->sched, d->pl.sched_pu, err)) < 0)
 		return rc;

@@ -265,7 +265,7 @@ static void admit(struct sched *s)
 			j->preempted = false;
 		else
 			rc = job_start(j, &s->env);
-		if (rc == 0)
+		if (rc == 0 && s->o.prefix_cache)
 			job_attach(j);
 		pthread_mutex_lock(&s->mu);
 		if (rc != 0) { /* failed, or done in one go (TOKENIZE, EMBED_IMAGE) */

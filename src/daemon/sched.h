@@ -32,6 +32,7 @@
 #ifndef QVLD_SCHED_H
 #define QVLD_SCHED_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "daemon/job.h"
@@ -46,6 +47,7 @@ struct sched_opts {
 	int prefill_chunk;   /* prompt positions per step, all prefills together */
 	int client_max_seqs; /* admitted sequences per client (0: max_seqs) */
 	double deadline_s;   /* longest a request may take from submission (0: none) */
+	bool prefix_cache;   /* attach cached prefix pages on admission */
 };
 
 int sched_create(struct sched **out, const struct job_env *env, const struct sched_opts *o,
