@@ -42,7 +42,10 @@ static inline int dc_submit_ids(struct qvl *q, uint64_t ud, const int32_t *ids, 
 		rc = -EAGAIN;
 		goto fail;
 	}
-	if ((rc = qvl_req_prep(r, sqe, ud, 0)) < 0 || (rc = qvl_submit(q)) < 0)
+	/* room for long pieces: libqvl's default (16 text bytes a token) can
+	 * end a random-id generation early with QVL_STOP_LENGTH */
+	if ((rc = qvl_req_prep(r, sqe, ud, (uint64_t)max * 80 + 1024)) < 0 ||
+	    (rc = qvl_submit(q)) < 0)
 		goto fail;
 	*out = r;
 	return 0;

@@ -3,7 +3,7 @@
  * request completes exactly once, with res 0 and all its tokens; nothing
  * is lost or duplicated. The spread of the per-client mean latency is the
  * fairness figure: printed as a diag line and as JSON on stderr.
- *   daemon_load [C [R]]      (default 32 x 50; make bench runs 32 x 200) */
+ *   daemon_load [C [R]]      (default 32 x 50; daemon_load.sh runs 32 x 200) */
 #include "config.h"
 
 #include <signal.h>
@@ -66,7 +66,15 @@ static void client(const char *sock, int id, int n, int fd)
 		}
 		double lat = qvl_now() - t[c.user_data];
 		uint32_t want = 2 + (uint32_t)((id * 7 + (int)c.user_data) % 3);
-		res.bad += c.res != 0 || c.n_tokens != want;
+		if (c.res != 0 || c.n_tokens != want) {
+			if (!res.bad)
+				fprintf(
+				    stderr,
+				    "# client %d request %llu: res %d, %u of %u tokens, stop %u\n",
+				    id, (unsigned long long)c.user_data, c.res, c.n_tokens, want,
+				    c.stop);
+			res.bad++;
+		}
 		res.lat_mean += lat;
 		res.lat_max = lat > res.lat_max ? lat : res.lat_max;
 		res.completed++;
@@ -143,8 +151,10 @@ int main(int argc, char **argv)
 		C, R, C, C * R, wall, lo, med, hi, lo > 0 ? hi / lo : 0);
 	/* fairness: no client's mean latency is far from the others' (every
 	 * client sends the same mix, so round-robin should even them out) */
-	ok(got == C && lo > 0 && hi / lo < 4.0, "fair: per-client mean latencies within 4x (%.2f)",
-	   lo > 0 ? hi / lo : 0);
+	ok(got == C && lo > 0 &&
+		   hi / lo<4.0, "fair: per-client mean latencies within 4x (%.2f)", lo> 0
+	       ? hi / lo
+	       : 0);
 	free(res);
 	free(means);
 	free(pids);
