@@ -137,6 +137,22 @@ T256 void qvl_attn_head_avx2(float *out, const float *q, const void *K, const vo
 	attn_finish(out, dim, l);
 }
 
+/* Pages are not adjacent: at the start of each page the hardware
+ * prefetcher has lost the stream. Ask for the first ATT_B rows of K and V
+ * of the next page (at most `rows` rows) while this one is computed. */
+static inline __attribute__((always_inline)) void prefetch_page(const struct qvl_kv_view *kv,
+								size_t page, size_t rows)
+{
+	const uint8_t *pg = kv->base + (size_t)kv->ids[page] * kv->page_bytes;
+	size_t es = kv->type == QVL_DT_F32 ? 4 : 2;
+	size_t bytes = (rows < ATT_B ? rows : ATT_B) * kv->stride * es;
+
+	for (size_t o = 0; o < bytes; o += 64) {
+		_mm_prefetch((const char *)(pg + kv->k_off + o), _MM_HINT_T1);
+		_mm_prefetch((const char *)(pg + kv->v_off + o), _MM_HINT_T1);
+	}
+}
+
 /* GQA: the query heads of a group take turns on each block of KV rows, so
  * the block is read from memory once and from L1/L2 by the other heads.
  * With a page view (kv != NULL) each block's rows are found through the
@@ -169,6 +185,9 @@ INL256 void gqa(float *out, const float *q, size_t nq, const void *K, const void
 				Kb = pg + kv->k_off;
 				Vb = pg + kv->v_off;
 				jj = j0 % kv->page_rows;
+				if (jj == 0 && j0 + kv->page_rows < nkv)
+					prefetch_page(kv, j0 / kv->page_rows + 1,
+						      nkv - j0 - kv->page_rows);
 			}
 			for (size_t h = 0; h < g; h++)
 				attn_block_any(o + h * dim, qq + h * dim, Kb, Vb, kvtype, kv_stride,

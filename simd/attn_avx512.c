@@ -270,6 +270,22 @@ T512 void qvl_attn_head_avx512(float *out, const float *q, const void *K, const 
 	attn_finish(out, dim, l);
 }
 
+/* Pages are not adjacent: at the start of each page the hardware
+ * prefetcher has lost the stream. Ask for the first ATT_B rows of K and V
+ * of the next page (at most `rows` rows) while this one is computed. */
+static inline __attribute__((always_inline)) void prefetch_page(const struct qvl_kv_view *kv,
+								size_t page, size_t rows)
+{
+	const uint8_t *pg = kv->base + (size_t)kv->ids[page] * kv->page_bytes;
+	size_t es = kv->type == QVL_DT_F32 ? 4 : 2;
+	size_t bytes = (rows < ATT_B ? rows : ATT_B) * kv->stride * es;
+
+	for (size_t o = 0; o < bytes; o += 64) {
+		_mm_prefetch((const char *)(pg + kv->k_off + o), _MM_HINT_T1);
+		_mm_prefetch((const char *)(pg + kv->v_off + o), _MM_HINT_T1);
+	}
+}
+
 /* GQA: the query heads of a group take turns on each block of KV rows, so
  * the block is read from memory once and from L1/L2 by the other heads.
  * With a page view (kv != NULL) each block's rows are found through the
@@ -302,6 +318,9 @@ INL512 void gqa(float *out, const float *q, size_t nq, const void *K, const void
 				Kb = pg + kv->k_off;
 				Vb = pg + kv->v_off;
 				jj = j0 % kv->page_rows;
+				if (jj == 0 && j0 + kv->page_rows < nkv)
+					prefetch_page(kv, j0 / kv->page_rows + 1,
+						      nkv - j0 - kv->page_rows);
 			}
 			for (size_t h = 0; h < g; h++)
 				attn_block_any(o + h * dim, qq + h * dim, Kb, Vb, kvtype, kv_stride,
@@ -313,14 +332,14 @@ INL512 void gqa(float *out, const float *q, size_t nq, const void *K, const void
 }
 
 T512 void qvl_attn_gqa_avx512(float *out, const float *q, size_t nq, const void *K, const void *V,
-			    enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
-			    float scale)
+			      enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
+			      float scale)
 {
 	gqa(out, q, nq, K, V, kvtype, kv_stride, nkv, dim, scale, NULL);
 }
 
 T512 void qvl_attn_paged_avx512(float *out, const float *q, size_t nq, const struct qvl_kv_view *kv,
-			      size_t nkv, size_t dim, float scale)
+				size_t nkv, size_t dim, float scale)
 {
 	gqa(out, q, nq, NULL, NULL, kv->type, kv->stride, nkv, dim, scale, kv);
 }

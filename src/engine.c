@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine_impl.h"
+#include "mm_cache.h"
 #include "pool.h"
 
 #define LM "model.language_model."
@@ -299,6 +300,11 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	rc = kv_init(e, opts, err);
 	if (rc < 0)
 		goto fail;
+	if (opts && opts->vision_cache_bytes) {
+		rc = mm_cache_create(&e->vcache, opts->vision_cache_bytes);
+		if (rc < 0)
+			goto fail;
+	}
 	*out = e;
 	return 0;
 fail:
@@ -315,6 +321,7 @@ void qvl_engine_destroy(struct qvl_engine *e)
 	eng_prof_report(e->prof, stderr, e->nth, e->k.name);
 	eng_prof_free(e->prof, e->pool);
 	kv_pool_destroy(e->kv);
+	mm_cache_destroy(e->vcache);
 	if (e->pool)
 		qvl_pool_destroy(e->pool);
 	if (e->layers)
@@ -346,6 +353,11 @@ void qvl_engine_destroy(struct qvl_engine *e)
 	free(e->claims);
 	free(e->lscratch);
 	free(e);
+}
+
+struct mm_cache *eng_vcache(const struct qvl_engine *e)
+{
+	return e->vcache;
 }
 
 const struct qvl_model *qvl_engine_model(const struct qvl_engine *e)

@@ -36,6 +36,9 @@ struct qvl_engine_opts {
 	size_t kv_bytes;
 	int kv_page_tokens; /* positions per page, a multiple of QVL_KV_PAGE_ALIGN;
 			     * 0: QVL_KV_PAGE_TOKENS */
+	/* Bytes of vision-tower output kept for images seen again
+	 * (multimodal.h); 0: no cache. */
+	size_t vision_cache_bytes;
 };
 
 struct qvl_engine;

@@ -78,7 +78,8 @@ struct qvl_engine {
 	qvl_progress_fn progress; /* qvl_engine_set_progress() */
 	void *progress_ctx;
 
-	struct kv_pool *kv; /* kvpool.c */
+	struct kv_pool *kv;	    /* kvpool.c */
+	struct mm_cache *vcache; /* mm_cache.c, or NULL */
 };
 
 /* Logits rows computed in one matmul when their destinations are not one

@@ -20,8 +20,10 @@
  * positions and images attaches those pages (qvl_seq_attach_prefix()) and
  * starts its prefill after them. Pages are reference-counted; a page held
  * by several sequences (or published) is copied before a sequence writes
- * into it. A page nobody holds stays cached until the pool needs it; the
- * least recently used goes first. The logits of a reused prefix are bit for
+ * into it. With a budget, a page nobody holds stays cached until the pool
+ * needs it, the least recently used going first; without one, nothing
+ * would ever evict, so such a page is freed at once (sequences alive at
+ * the same time still share). The logits of a reused prefix are bit for
  * bit those of a recomputation. */
 #ifndef QVL_KVCACHE_H
 #define QVL_KVCACHE_H

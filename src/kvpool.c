@@ -285,6 +285,10 @@ void kv_page_unref(struct kv_pool *p, uint32_t id)
 	if (--pg->ref)
 		return;
 	p->n_used--;
+	/* Without a budget nothing would ever evict: keep no unreferenced page
+	 * (live sequences still share theirs). */
+	if (!p->budget)
+		kv_page_unpublish(p, id);
 	if (pg->published) { /* most recently used at the tail */
 		pg->lru_prev = p->lru_tail;
 		pg->lru_next = KV_NONE;

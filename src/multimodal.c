@@ -13,6 +13,7 @@
 #include "pool.h"
 #include "preprocess.h"
 #include "tokenizer.h"
+#include "mm_cache.h"
 #include "vision.h"
 
 #define MM_MAX_IMAGES 256
@@ -162,6 +163,7 @@ void qvl_mm_prompt_free(struct qvl_mm_prompt *p)
 	free(p->embd);
 	free(p->deepstack);
 	free(p->pos);
+	free(p->img_keys);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -192,6 +194,37 @@ static int mm_ids(const struct qvl_tokenizer *tok, const char *text, bool raw,
 		msgs[nm++] = (struct qvl_chat_msg){.role = "system", .text = o->system};
 	msgs[nm++] = (struct qvl_chat_msg){.role = "user", .text = text, .n_images = n_images};
 	return qvl_chat_encode(tok, msgs, nm, ntok, true, &out->ids, &out->chunk.n, err);
+}
+
+/* One preprocessed image's tower rows into the prompt at image row `at`
+ * (of n_img rows): from the engine's cache when it has them, else encoded
+ * and offered to the cache. Its rows' content keys go to out->img_keys. */
+static int mm_encode(struct qvl_engine *e, struct qvl_vision *v, const struct qvl_pixels *px,
+		     struct qvl_mm_prompt *out, size_t at, size_t n_img, struct qvl_err *err)
+{
+	struct mm_cache *c = eng_vcache(e);
+	const size_t H = (size_t)qvl_vision_out_dim(v), M = (size_t)qvl_vision_merge(v);
+	const size_t n = (size_t)px->n / (M * M);
+	const int K = qvl_vision_n_deepstack(v);
+	uint64_t key = mm_cache_key(px);
+	float *main = out->embd + at * H, *ds = out->deepstack + at * H;
+	int rc;
+
+	for (size_t r = 0; r < n; r++)
+		out->img_keys[at + r] = key;
+	if (c && mm_cache_get(c, key, px->grid, n, H, K, main, ds, n_img * H) == 0) {
+		out->vcache_hits++;
+		return 0;
+	}
+	rc = qvl_vision_encode(v, px, main, ds, n_img * H, err);
+	if (!rc && c)
+		mm_cache_put(c, key, px->grid, n, H, K, main, ds, n_img * H);
+	return rc;
+}
+
+void qvl_mm_cache_stats(const struct qvl_engine *e, struct qvl_mm_cache_stats *st)
+{
+	mm_cache_stats(eng_vcache(e), st);
 }
 
 /* Every grid comes from smart_resize on the decoded size alone, so the
@@ -282,10 +315,11 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 			      m->path, H, m->config.text.hidden_size);
 		goto out;
 	}
+	out->img_keys = malloc((n_img_tok ? n_img_tok : 1) * sizeof(*out->img_keys));
 	out->embd = malloc((n_img_tok ? n_img_tok : 1) * (size_t)H * sizeof(float));
 	out->deepstack =
 	    malloc((n_img_tok ? n_img_tok : 1) * (size_t)H * (size_t)(K ? K : 1) * sizeof(float));
-	if (!out->embd || !out->deepstack) {
+	if (!out->embd || !out->deepstack || !out->img_keys) {
 		rc =
 		    qvl_errf(err, -ENOMEM, "prompt: out of memory for %zu image tokens", n_img_tok);
 		goto out;
@@ -312,8 +346,7 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 		prog.ntok = ntok[i];
 		if (o->progress)
 			o->progress(o->ctx, prog.base, prog.total);
-		rc = qvl_vision_encode(v, &px, out->embd + done * H, out->deepstack + done * H,
-				       n_img_tok * (size_t)H, err);
+		rc = mm_encode(e, v, &px, out, done, n_img_tok, err);
 		qvl_pixels_free(&px);
 		if (rc)
 			goto out;
@@ -325,6 +358,7 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 	out->chunk.deepstack = out->deepstack;
 	out->chunk.n_deepstack = K;
 	out->chunk.pos = (const int32_t(*)[3])out->pos;
+	out->chunk.img_keys = out->img_keys;
 out:
 	qvl_pixels_free(&px);
 	free(ntok);

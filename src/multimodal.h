@@ -20,6 +20,10 @@ struct qvl_mm_prompt {
 	int32_t (*pos)[3];
 	int n_images;
 	int grid[16][3]; /* grid_thw of the first images, for reporting */
+	/* [chunk.n_img]: each image row's content key (chunk.img_keys points
+	 * here), for prefix reuse (qvl_prefix.img_keys, kvcache.h) */
+	uint64_t *img_keys;
+	int vcache_hits; /* images whose tower output came from the cache */
 };
 
 /* Build the prompt for `text` with images at image_paths[0..n_images).
@@ -78,6 +82,15 @@ struct qvl_pixels;
  * columns main | DeepStack 0 | ... | DeepStack K-1. *out is malloc'd. */
 int qvl_mm_encode_wide(struct qvl_vision *v, const struct qvl_pixels *px, float **out,
 		       size_t *n_tok, struct qvl_err *err);
+
+/* The engine's vision-output cache (engine option vision_cache_bytes): an
+ * image whose preprocessed pixels and grid were encoded before gets the
+ * stored rows instead of a tower pass (the same values, bit for bit). */
+struct qvl_mm_cache_stats {
+	uint64_t hits, misses, evictions;
+	size_t bytes, entries, max_bytes;
+};
+void qvl_mm_cache_stats(const struct qvl_engine *e, struct qvl_mm_cache_stats *st);
 
 /* get_rope_index (qwen3-vl.md §6.2) for one sequence: every run of
  * image_token_id is image i (in order) and must hold merged[i][0] *

@@ -195,6 +195,37 @@ static inline struct qvl_engine *test_engine(const struct qvl_model *m, const st
 	return e;
 }
 
+/* test_engine() with a KV pool of `pages` pages (0: no budget) of
+ * page_tokens positions (0: the default). */
+static inline struct qvl_engine *kv_engine(const struct qvl_model *m, const struct qvl_kernels *k,
+					   int page_tokens, size_t pages, enum qvl_dtype kv,
+					   enum qvl_precision p)
+{
+	struct qvl_engine_opts o = {.threads = 2,
+				    .kv_dtype = kv,
+				    .kern = k,
+				    .precision = p,
+				    .kv_pages = pages,
+				    .kv_page_tokens = page_tokens};
+	struct qvl_err err = {{0}};
+	struct qvl_engine *e;
+
+	if (qvl_engine_create(&e, m, &o, &err) < 0) {
+		diag("engine: %s", err.msg);
+		return NULL;
+	}
+	return e;
+}
+
+/* Deterministic pseudo-random token ids below 151643 (no special tokens). */
+static inline void rand_ids(int32_t *ids, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		ids[i] = (int32_t)((seed >> 33) % 151643);
+	}
+}
+
 /* The golden text cases ($QVL_TESTDATA/golden/text/cases.json) and their
  * last-position logits (in gdir = $QVL_SHARED/golden/text), or skip_all()
  * naming what is missing. */

@@ -1,0 +1,120 @@
+/* attn_paged (simd/kernels.h) at every level: K and V scattered over pages
+ * of 64 or 128 rows in a shuffled pool give bit for bit what attn_gqa of
+ * the same level gives on the rows stored contiguously, for every KV type,
+ * head sizes 32/64/128, 1..20 query heads per KV head and lengths that end
+ * inside, at and past page boundaries. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../simd/kernels.h"
+#include "tap.h"
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+
+static float frand(void)
+{
+	rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+	return (float)(rng >> 40) / (float)(1u << 24) * 2.0f - 1.0f;
+}
+
+static void put(void *dst, enum qvl_dtype t, size_t i, float v)
+{
+	uint16_t h;
+
+	if (t == QVL_DT_F32) {
+		memcpy((float *)dst + i, &v, 4);
+		return;
+	}
+	h = t == QVL_DT_F16 ? qvl_f32_to_f16(v) : qvl_f32_to_bf16(v);
+	memcpy((uint16_t *)dst + i, &h, 2);
+}
+
+/* One case: returns true when paged == contiguous bit for bit. */
+static bool one(const struct qvl_kernels *k, enum qvl_dtype t, size_t dim, size_t nq, size_t n,
+		size_t P)
+{
+	size_t es = t == QVL_DT_F32 ? 4 : 2, np = (n + P - 1) / P, pool_pages = np * 2 + 1;
+	size_t pb = 2 * P * dim * es; /* K rows then V rows */
+	uint8_t *K = malloc(n * dim * es), *V = malloc(n * dim * es);
+	uint8_t *pool = calloc(pool_pages, pb);
+	uint32_t *ids = malloc(np * sizeof(*ids));
+	float *q = malloc(nq * dim * sizeof(float)), *a = malloc(nq * dim * sizeof(float));
+	float *b = malloc(nq * dim * sizeof(float));
+	bool same;
+
+	for (size_t i = 0; i < n * dim; i++) {
+		put(K, t, i, frand());
+		put(V, t, i, frand());
+	}
+	for (size_t i = 0; i < nq * dim; i++)
+		q[i] = frand();
+	/* pages 2i + 1 in reverse order: none adjacent, none in order */
+	for (size_t p = 0; p < np; p++)
+		ids[p] = (uint32_t)(2 * (np - 1 - p) + 1);
+	for (size_t j = 0; j < n; j++) {
+		uint8_t *pg = pool + (size_t)ids[j / P] * pb;
+		memcpy(pg + (j % P) * dim * es, K + j * dim * es, dim * es);
+		memcpy(pg + P * dim * es + (j % P) * dim * es, V + j * dim * es, dim * es);
+	}
+	struct qvl_kv_view v = {.base = pool,
+				.ids = ids,
+				.page_bytes = pb,
+				.page_rows = P,
+				.k_off = 0,
+				.v_off = P * dim * es,
+				.stride = dim,
+				.type = t};
+	k->attn_gqa(a, q, nq, K, V, t, dim, n, dim, 0.125f);
+	k->attn_paged(b, q, nq, &v, n, dim, 0.125f);
+	same = !memcmp(a, b, nq * dim * sizeof(float));
+	free(K);
+	free(V);
+	free(pool);
+	free(ids);
+	free(q);
+	free(a);
+	free(b);
+	return same;
+}
+
+int main(void)
+{
+	static const enum qvl_dtype types[] = {QVL_DT_F32, QVL_DT_F16, QVL_DT_BF16};
+	static const size_t dims[] = {32, 64, 128}, nqs[] = {1, 2, 7, 20};
+	static const size_t lens[] = {1, 63, 64, 65, 128, 200, 1000};
+
+	for (int lv = QVL_SIMD_REF; lv <= QVL_SIMD_AVX512; lv++) {
+		struct qvl_kernels k;
+		size_t cases = 0, bad = 0;
+
+		if (qvl_kernels_get(&k, (enum qvl_simd_level)lv) < 0) {
+			skip(1, "%s: not supported by this CPU", qvl_simd_name(lv));
+			continue;
+		}
+		for (size_t ti = 0; ti < 3; ti++)
+			for (size_t di = 0; di < 3; di++)
+				for (size_t qi = 0; qi < 4; qi++)
+					for (size_t li = 0; li < 7; li++)
+						for (size_t P = 64; P <= 128; P += 64) {
+							cases++;
+							if (!one(&k, types[ti], dims[di], nqs[qi],
+								 lens[li], P)) {
+								if (!bad)
+									diag("%s %s dim %zu nq %zu "
+									     "n "
+									     "%zu page %zu differs",
+									     k.name,
+									     qvl_dtype_name(
+										 types[ti]),
+									     dims[di], nqs[qi],
+									     lens[li], P);
+								bad++;
+							}
+						}
+		ok(bad == 0, "%s: attn_paged = attn_gqa bit for bit on %zu cases (%zu differ)",
+		   k.name, cases, bad);
+	}
+	return done_testing();
+}
