@@ -55,6 +55,8 @@ static const struct opt table[] = {
     {"kv_mem", T_MEM, O(kv_mem), 0, 0, NULL,
      "KV cache budget: bytes (K, M, G, T suffixes) or a share of RAM (N%); "
      "empty: ctx x max_seqs positions"},
+    {"vision_cache", T_MEM, O(vision_cache), 0, 0, "256M",
+     "vision tower output kept for images seen again (bytes with K/M/G/T, or N%; 0: none)"},
     {"prefix_cache", T_BOOL, O(prefix_cache), 0, 1, "true",
      "reuse the KV pages of a prompt prefix already computed (system prompts, images)"},
     {"max_queue", T_INT, O(max_queue), 0, 1 << 20, "1024",
@@ -157,7 +159,7 @@ static int set_one(struct qvld_opts *o, const struct opt *t, const char *v, cons
 	switch (t->type) {
 	case T_MEM: {
 		uint64_t bytes;
-		if (*v && qvld_parse_mem(v, &bytes) < 0)
+		if (*v && strcmp(v, "0") && qvld_parse_mem(v, &bytes) < 0)
 			return qvl_errf(err, -EINVAL,
 					"%s: %s: '%s' is not a size (N, NK, NM, NG, NT) or a "
 					"share of RAM (1%%..100%%)",

@@ -63,6 +63,7 @@ static const struct option longopts[] = {
     {"kv-mem", required_argument, NULL, 0},
     {"max-queue", required_argument, NULL, 0},
     {"prefix-cache", required_argument, NULL, 0},
+    {"vision-cache", required_argument, NULL, 0},
     {"prefill-chunk", required_argument, NULL, 0},
     {"client-max-seqs", required_argument, NULL, 0},
     {"deadline-ms", required_argument, NULL, 0},
@@ -87,6 +88,7 @@ static void usage(FILE *f)
 		"            [--threads N] [--cpus LIST] [--ctx N] [--max-seqs N] [--kv-type T]\n"
 		"            [--kv-mem SIZE|N%%] [--max-queue N] [--prefill-chunk N]\n"
 		"            [--client-max-seqs N] [--deadline-ms N] [--prefix-cache BOOL]\n"
+		"            [--vision-cache SIZE|N%%]\n"
 		"            [--precision P] [--pidfile FILE] [--log-file FILE] [--log-level N]\n"
 		"            [--cache-dir DIR] [--foreground] [--demo] [--dump-config]\n\n"
 		"Settings come from qvl.conf (default %s/qvl/qvl.conf when it exists);\n"
@@ -251,6 +253,10 @@ static int start(struct daemon *d, struct qvl_err *err)
 	qvld_notify("STATUS=loading the model");
 	/* both checked against their choices when set (options.c) */
 	run_parse_kv(d->o.kv_type, &eo.kv_dtype);
+	uint64_t vc = 0;
+	if (d->o.vision_cache && strcmp(d->o.vision_cache, "0") &&
+	    qvld_parse_mem(d->o.vision_cache, &vc) == 0)
+		eo.vision_cache_bytes = (size_t)vc;
 	/* the KV budget: --kv-mem, else room for max_seqs full contexts */
 	uint64_t kv_bytes = 0;
 	if (d->o.kv_mem && qvld_parse_mem(d->o.kv_mem, &kv_bytes) == 0)
