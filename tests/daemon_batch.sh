@@ -6,13 +6,14 @@
 # 16 positions give identical ids, and the batched one did batch
 # (batch_size_max >= 2 in stats); with the prefix cache the shared prompt
 # prefixes are attached, not recomputed, and the ids stay the same (hits
-# counted); a KV budget of 16 pages forces preemptions, ids unchanged. Exact
+# counted); a KV budget of 16 pages forces preemptions, ids unchanged, and
+# so does a per-client limit (client_kv_pages). Exact
 # precision and an f32 KV cache: at
 # the default bf16 precision a product's rounding may depend on how many rows
 # share it (docs/precision.md), so a near tie could flip.
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
 need_model
-echo "1..10"
+echo "1..13"
 B=${QVL_BUILDDIR:-.}/tests/daemon_batch
 COMMON="--precision exact --kv-type f32 --ctx 2048"
 
@@ -69,4 +70,12 @@ pre=$(num preemptions tiny)
 tot=$(num kv_pages_total tiny)
 [ "${pre:-0}" -ge 1 ] && [ "${tot:-0}" = 16 ]
 res $? "sequences were preempted ($pre) in a pool of 16 pages ($tot)"
+# the same through a per-client limit of 12 pages (the longest request
+# alone needs 12) in an unbounded pool: the one client preempts itself
+run_set client --max-seqs 8 --prefill-chunk 16 --client-kv-pages 12
+res $? "client_kv_pages 12: every request completes"
+same_as_one client "under the per-client limit, the ids equal the one-at-a-time ids"
+pre=$(num preemptions client)
+[ "${pre:-0}" -ge 1 ]
+res $? "the client's own sequences were preempted ($pre)"
 exit $fail

@@ -65,6 +65,8 @@ static const struct opt table[] = {
      "prompt positions per batched step (all prefills together)"},
     {"client_max_seqs", T_INT, O(client_max_seqs), 0, 4096, "0",
      "batch slots one client may hold (0: max_seqs)"},
+    {"client_kv_pages", T_INT, O(client_kv_pages), 0, INT64_C(1) << 40, "0",
+     "KV pages (64 positions each) one client's sequences may hold (0: no limit)"},
     {"deadline_ms", T_INT, O(deadline_ms), 0, INT64_C(1) << 40, "0",
      "longest a request may take from submission, then it ends with -ETIMEDOUT (0: none)"},
     {"max_clients", T_INT, O(max_clients), 1, 65536, "256", "connected clients at once"},

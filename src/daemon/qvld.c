@@ -66,6 +66,7 @@ static const struct option longopts[] = {
     {"vision-cache", required_argument, NULL, 0},
     {"prefill-chunk", required_argument, NULL, 0},
     {"client-max-seqs", required_argument, NULL, 0},
+    {"client-kv-pages", required_argument, NULL, 0},
     {"deadline-ms", required_argument, NULL, 0},
     {"kv-type", required_argument, NULL, 0},
     {"precision", required_argument, NULL, 0},
@@ -88,7 +89,7 @@ static void usage(FILE *f)
 		"            [--threads N] [--cpus LIST] [--ctx N] [--max-seqs N] [--kv-type T]\n"
 		"            [--kv-mem SIZE|N%%] [--max-queue N] [--prefill-chunk N]\n"
 		"            [--client-max-seqs N] [--deadline-ms N] [--prefix-cache BOOL]\n"
-		"            [--vision-cache SIZE|N%%]\n"
+		"            [--vision-cache SIZE|N%%] [--client-kv-pages N]\n"
 		"            [--precision P] [--pidfile FILE] [--log-file FILE] [--log-level N]\n"
 		"            [--cache-dir DIR] [--foreground] [--demo] [--dump-config]\n\n"
 		"Settings come from qvl.conf (default %s/qvl/qvl.conf when it exists);\n"
@@ -300,6 +301,7 @@ static int start(struct daemon *d, struct qvl_err *err)
 				.max_queue = (int)d->o.max_queue,
 				.prefill_chunk = (int)d->o.prefill_chunk,
 				.client_max_seqs = (int)d->o.client_max_seqs,
+				.client_kv_pages = d->o.client_kv_pages,
 				.deadline_s = (double)d->o.deadline_ms / 1000.0,
 				.prefix_cache = d->o.prefix_cache};
 	if ((rc = sched_create(&d->sched, &env, &so, err)) < 0 ||

@@ -355,10 +355,103 @@ static void preempt(struct sched *s, struct job *j)
  * preemption frees pages, so the others always progress. A sequence alone
  * in the pool that still cannot grow ends with the context stop: the
  * budget is its context. */
+/* Pages j holds (a page shared with others counts for each holder). */
+static size_t held(const struct job *j, size_t page_tokens)
+{
+	int len = j->g ? qvl_seq_len(gen_seq(j->g)) : 0;
+	return ((size_t)len + page_tokens - 1) / page_tokens;
+}
+
+/* The most recently admitted job holding pages, of client k (NULL: any);
+ * *holders counts them. */
+static struct job *victim(struct sched *s, const struct sched_client *k, size_t pt, int *holders)
+{
+	struct job *v = NULL;
+
+	*holders = 0;
+	for (struct job *j = s->active; j; j = j->next)
+		if ((!k || j->cl == k) && held(j, pt)) {
+			(*holders)++;
+			if (!v || j->admit_tick >= v->admit_tick)
+				v = j;
+		}
+	return v;
+}
+
+static int staged_at(struct sched *s, int m, const struct job *j)
+{
+	for (int i = 0; i < m; i++)
+		if (s->staged[i] == j)
+			return i;
+	return -1;
+}
+
+static bool is_prefill(const struct qvl_batch_item *it)
+{
+	return it->chunk.n > 1 || (!it->logits && !it->argmax);
+}
+
+/* Make room by preempting the victim of client k (NULL: anyone), or, when it
+ * is the only holder, end it: alone, it has outgrown the budget. */
+static void make_room(struct sched *s, int *m, const struct sched_client *k, size_t pt)
+{
+	int holders, at;
+	struct job *v = victim(s, k, pt, &holders);
+
+	if (!v)
+		return;
+	at = staged_at(s, *m, v);
+	if (at >= 0)
+		unstage(s, m, at);
+	if (holders > 1) {
+		preempt(s, v);
+	} else if (job_advance(v, &s->env, -ENOSPC)) {
+		retire(s, v);
+	}
+}
+
+/* client_kv_pages: a client whose sequences would hold more pages than that
+ * after the step loses, like the whole batch under the pool's budget, first
+ * its prefill chunks, then its most recently admitted sequence. Returns
+ * true when it changed the batch (call again). */
+static bool client_fit(struct sched *s, int *m, size_t pt)
+{
+	size_t lim = (size_t)s->o.client_kv_pages;
+
+	for (int i = *m - 1; lim && i >= 0; i--) {
+		const struct sched_client *k = s->staged[i]->cl;
+		size_t use = 0;
+		int drop = -1, n_k = 0;
+		for (struct job *j = s->active; j; j = j->next)
+			if (j->cl == k)
+				use += held(j, pt);
+		for (int t = 0; t < *m; t++)
+			if (s->staged[t]->cl == k) {
+				use += qvl_seq_pages_needed(s->items[t].seq, s->items[t].chunk.n);
+				n_k++;
+				if (is_prefill(&s->items[t]))
+					drop = t;
+			}
+		if (use <= lim)
+			continue;
+		/* a prefill waits while the client's other sequences run */
+		if (drop >= 0 && n_k > 1)
+			unstage(s, m, drop);
+		else
+			make_room(s, m, k, pt);
+		return true;
+	}
+	return false;
+}
+
 static void fit(struct sched *s, int *m)
 {
 	bool short_ = false;
+	struct qvl_kv_usage u0;
 
+	qvl_engine_kv_usage(s->env.e, &u0);
+	while (u0.page_tokens && client_fit(s, m, u0.page_tokens))
+		short_ = true;
 	for (;;) {
 		struct qvl_kv_usage u;
 		size_t need = 0;
@@ -372,38 +465,16 @@ static void fit(struct sched *s, int *m)
 		/* while something else runs, a prefill chunk can wait a step */
 		int drop = -1;
 		for (int i = *m - 1; i >= 0 && drop < 0 && *m > 1; i--)
-			if (s->items[i].chunk.n > 1 || (!s->items[i].logits && !s->items[i].argmax))
+			if (is_prefill(&s->items[i]))
 				drop = i;
 		if (drop >= 0) {
 			unstage(s, m, drop);
 			continue;
 		}
-		struct job *v = NULL;
-		int holders = 0;
-		for (struct job *j = s->active; j; j = j->next)
-			if (j->g && qvl_seq_len(gen_seq(j->g)) > 0) {
-				holders++;
-				if (!v || j->admit_tick >= v->admit_tick)
-					v = j;
-			}
-		if (!v)
+		int holders;
+		if (!victim(s, NULL, u.page_tokens, &holders))
 			break;
-		int at = -1;
-		for (int i = 0; i < *m; i++)
-			if (s->staged[i] == v)
-				at = i;
-		if (holders == 1) {
-			/* alone and still no room: the forward's -ENOSPC ends it */
-			if (at < 0)
-				break;
-			unstage(s, m, at);
-			if (job_advance(v, &s->env, -ENOSPC))
-				retire(s, v);
-			continue;
-		}
-		if (at >= 0)
-			unstage(s, m, at);
-		preempt(s, v);
+		make_room(s, m, NULL, u.page_tokens);
 	}
 	pthread_mutex_lock(&s->mu);
 	s->kv_short = short_;

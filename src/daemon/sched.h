@@ -46,6 +46,7 @@ struct sched_opts {
 	int max_queue;	     /* jobs waiting for admission before -EBUSY */
 	int prefill_chunk;   /* prompt positions per step, all prefills together */
 	int client_max_seqs; /* admitted sequences per client (0: max_seqs) */
+	int64_t client_kv_pages; /* KV pages one client's sequences may hold (0: any) */
 	double deadline_s;   /* longest a request may take from submission (0: none) */
 	bool prefix_cache;   /* attach cached prefix pages on admission */
 };
