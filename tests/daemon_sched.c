@@ -4,7 +4,8 @@
  * past max_queue waiting requests new ones complete at once with -EBUSY,
  * and once the batch drains the daemon serves again; a client killed
  * (fork + SIGKILL) with sequences in the batch has them dropped and their
- * KV pages back in the pool within a second. */
+ * KV pages back in the pool within a second. `daemon_sched deadline`: see
+ * deadline_tests(). */
 #include "config.h"
 
 #include <signal.h>
@@ -197,12 +198,62 @@ static void kill_test(void)
 	   "killed: its sequences dropped and their pages back within %.3f s (limit 1 s)", dt);
 }
 
-int main(void)
+/* daemon_sched deadline: against a daemon with --deadline-ms 300
+ * --max-seqs 1, a running request and one queued behind it both end at
+ * their deadline with -ETIMEDOUT (stop cancelled), with the tokens they
+ * had. */
+static int deadline_tests(struct qvl *q)
+{
+	struct qvl_req *r[2] = {0};
+	struct qvl_cqe c[2] = {{0}};
+	int32_t ids[16];
+	int rc = 0, got = 0;
+
+	plan(3);
+	dc_ids(ids, 16, 9);
+	double t0 = qvl_now();
+	for (int i = 0; i < 2 && rc == 0; i++)
+		rc = dc_submit_ids(q, 10 + (uint64_t)i, ids, 16, LONG, 0, &r[i]);
+	while (rc == 0 && got < 2) {
+		struct qvl_cqe x;
+		if ((rc = dc_next(q, &x, 30)) < 0 || x.user_data < 10 || x.user_data > 11 ||
+		    (x.flags & QVL_CQE_F_MORE))
+			continue;
+		c[x.user_data - 10] = x;
+		got++;
+	}
+	double dt = qvl_now() - t0;
+	ok(rc == 0 && c[0].res == -ETIMEDOUT && c[0].stop == QVL_STOP_CANCELLED &&
+	       c[0].n_tokens > 0 && c[0].n_tokens < LONG,
+	   "running: -ETIMEDOUT after %u tokens (res %d, stop %u)", c[0].n_tokens, c[0].res,
+	   c[0].stop);
+	/* its deadline is a few microseconds after the first's: it may get in
+	 * for a step or two when the first ends */
+	ok(rc == 0 && c[1].res == -ETIMEDOUT && c[1].n_tokens < c[0].n_tokens,
+	   "queued behind it: -ETIMEDOUT having waited (%u tokens, res %d)", c[1].n_tokens,
+	   c[1].res);
+	ok(dt >= 0.3 && dt < 2.0, "both within the deadline and a step or so (%.3f s)", dt);
+	for (int i = 0; i < 2; i++)
+		if (r[i])
+			qvl_release(r[i]);
+	qvl_disconnect(q);
+	return done_testing();
+}
+
+int main(int argc, char **argv)
 {
 	struct qvl *q;
 	int rc;
 
 	sock = getenv("QVL_SOCKET");
+	if (argc > 1 && !strcmp(argv[1], "deadline")) {
+		rc = qvl_connect(sock, NULL, &q);
+		if (rc < 0) {
+			printf("1..1\nnot ok 1 - connect: %s\n", qvl_strerror(rc));
+			return 1;
+		}
+		return deadline_tests(q);
+	}
 	plan(10);
 	rc = qvl_connect(sock, NULL, &q);
 	if (rc == 0)

@@ -25,16 +25,20 @@ struct job_env {
 };
 
 struct job {
-	struct shm_request *req;
+	struct shm_request *req; /* NULL once its final CQE is posted (worker only) */
+	/* copied at submission: the poller matches cancels and dead clients
+	 * against these, never against req, which the worker may be releasing */
+	struct shm_client *client;
+	uint64_t user_data;
 	struct sched_client *cl; /* the scheduler's per-client record */
 	struct job *next;	 /* scheduler list */
 	struct gen_session *g;
 	bool started;
-	bool cancel;  /* written and read under the scheduler lock only */
+	bool cancel;	     /* written and read under the scheduler lock only */
 	bool expired;	     /* its deadline passed (worker thread only) */
 	bool preempted;	     /* back in the queue with its session, KV pages given up */
 	uint64_t admit_tick; /* when it (last) entered the batch */
-	double deadline; /* qvl_now() seconds, 0: none */
+	double deadline;     /* qvl_now() seconds, 0: none */
 	uint64_t last_served;
 	double t_submit, t_start;
 	uint32_t n_ids, text_len; /* written to the output region so far */

@@ -129,6 +129,8 @@ int sched_submit(struct sched *s, struct shm_request *req)
 	if (!j)
 		return -ENOMEM;
 	j->req = req;
+	j->client = req->client;
+	j->user_data = req->user_data;
 	j->t_submit = qvl_now();
 	if (s->o.deadline_s > 0)
 		j->deadline = j->t_submit + s->o.deadline_s;
@@ -154,7 +156,7 @@ int sched_submit(struct sched *s, struct shm_request *req)
 static struct job *find(struct job *list, struct shm_client *c, uint64_t ud)
 {
 	for (struct job *j = list; j; j = j->next)
-		if (j->req->client == c && j->req->user_data == ud && !j->cancel)
+		if (j->client == c && j->user_data == ud && !j->cancel)
 			return j;
 	return NULL;
 }
@@ -178,20 +180,20 @@ void sched_client_gone(struct sched *s, struct shm_client *c)
 {
 	pthread_mutex_lock(&s->mu);
 	for (struct job *j = s->active; j; j = j->next)
-		if (j->req->client == c)
+		if (j->client == c)
 			j->cancel = true;
 	for (struct job *j = s->queued; j; j = j->next)
-		if (j->req->client == c)
+		if (j->client == c)
 			j->cancel = true;
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* Under the lock: a cancelled queued job, or NULL. */
-static struct job *cancelled_queued(struct sched *s)
+/* Under the lock: a cancelled queued job, or one past its deadline; NULL. */
+static struct job *cancelled_queued(struct sched *s, double now)
 {
 	for (struct job *j = s->queued; j; j = j->next)
-		if (j->cancel)
+		if (j->cancel || (j->deadline > 0 && now > j->deadline))
 			return j;
 	return NULL;
 }
@@ -238,16 +240,18 @@ static void retire(struct sched *s, struct job *j)
 	job_free(j);
 }
 
-/* Under the lock (dropped around the work): finish cancelled queued jobs,
- * then admit while there is room. */
+/* Under the lock (dropped around the work): finish cancelled queued jobs
+ * and those whose deadline passed while they waited, then admit while there
+ * is room. */
 static void admit(struct sched *s)
 {
 	struct job *j;
 
-	while ((j = cancelled_queued(s))) {
+	while ((j = cancelled_queued(s, qvl_now()))) {
+		int res = j->cancel ? 0 : -ETIMEDOUT;
 		drop_locked(s, j, false);
 		pthread_mutex_unlock(&s->mu);
-		job_abort(j, &s->env, 0, QVL_STOP_CANCELLED);
+		job_abort(j, &s->env, res, QVL_STOP_CANCELLED);
 		job_free(j);
 		pthread_mutex_lock(&s->mu);
 	}
