@@ -23,12 +23,25 @@ struct gen_session {
 
 	struct qvl_mm_prompt mm;
 	int32_t *ids; /* prompt ids when not owned by mm */
-	struct qvl_chunk prompt, one;
-	int32_t last;
+	struct qvl_chunk prompt;
+	size_t H;	  /* hidden size: rows of prompt.embd / deepstack */
+	size_t *img_rank; /* [prompt.n + 1]: image tokens before position i */
+	float *ds;	  /* a sub-chunk's DeepStack rows, [n_deepstack][n_img][H] */
+	size_t ds_cap;	  /* floats */
+
+	/* The input the model has seen is prompt + gen[0..ngen); fed of those
+	 * positions are in the KV cache. A step feeds the next chunk of what is
+	 * missing (all of it but a budget), and samples once it reaches the
+	 * end. Normally one id (the last sampled) is missing; after
+	 * gen_reset() (preemption) everything is, and comes back in chunks. */
+	int32_t *gen;
+	size_t gen_cap, fed, pending; /* pending: positions of the staged chunk */
+	struct qvl_chunk staged;
 
 	struct qvl_seq *seq;
 	struct qvl_sampler *smp;
 	float *logits, *lp_scratch;
+	bool want_logits; /* the staged chunk reaches the end: it samples */
 	struct qvl_detok dt;
 	char *dtbuf;
 	size_t dtcap;
@@ -37,7 +50,7 @@ struct gen_session {
 	bool prefilled, cancel;
 	/* greedy without penalties or logprobs: gen_step() asks the engine for
 	 * the argmax only (no logits written); have_id says it did */
-	bool argmax_only, have_id;
+	bool argmax_only, have_id, staged_argmax;
 	int32_t argmax_id;
 	enum gen_stop stop;
 	size_t ngen;
@@ -217,6 +230,18 @@ int gen_create(struct gen_session **out, struct qvl_engine *e, const struct qvl_
 				      g->prompt.ids[i], V);
 			goto fail;
 		}
+	g->H = (size_t)m->config.text.hidden_size;
+	if (g->prompt.n_img) {
+		g->img_rank = malloc((g->prompt.n + 1) * sizeof(size_t));
+		if (!g->img_rank) {
+			rc = qvl_errf(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		g->img_rank[0] = 0;
+		for (size_t i = 0; i < g->prompt.n; i++)
+			g->img_rank[i + 1] =
+			    g->img_rank[i] + (g->prompt.ids[i] == m->config.image_token_id);
+	}
 	g->logits = malloc((size_t)V * sizeof(float));
 	if (gp->logprobs)
 		g->lp_scratch = malloc((size_t)V * sizeof(float));
@@ -251,6 +276,9 @@ void gen_destroy(struct gen_session *g)
 	qvl_sampler_free(g->smp);
 	qvl_mm_prompt_free(&g->mm);
 	free(g->ids);
+	free(g->img_rank);
+	free(g->ds);
+	free(g->gen);
 	free(g->logits);
 	free(g->lp_scratch);
 	free(g->dtbuf);
@@ -259,14 +287,101 @@ void gen_destroy(struct gen_session *g)
 	free(g);
 }
 
+/* Positions of input the model must still see before the next sample. */
+static size_t total_in(const struct gen_session *g)
+{
+	return g->prompt.n + g->ngen;
+}
+
+/* The prompt's positions [a, a + n) as a chunk of their own: image rows
+ * from the first image token among them, DeepStack rows gathered into the
+ * [layer][n_img][H] layout the engine indexes (a stride of the chunk's own
+ * image count). */
+static int stage_prompt(struct gen_session *g, size_t a, size_t n)
+{
+	const struct qvl_chunk *p = &g->prompt;
+	struct qvl_chunk *c = &g->staged;
+
+	*c = *p;
+	c->ids = p->ids + a;
+	c->n = n;
+	if (p->pos)
+		c->pos = p->pos + a;
+	if (!p->n_img || (a == 0 && n == p->n))
+		return 0;
+	size_t r0 = g->img_rank[a], ni = g->img_rank[a + n] - r0, L = (size_t)p->n_deepstack;
+	c->n_img = ni;
+	c->embd = ni ? p->embd + r0 * g->H : NULL;
+	c->img_keys = ni && p->img_keys ? p->img_keys + r0 : NULL;
+	c->deepstack = NULL;
+	if (!ni) {
+		c->n_deepstack = 0;
+		return 0;
+	}
+	if (L) {
+		size_t need = L * ni * g->H;
+		if (need > g->ds_cap) {
+			float *d = realloc(g->ds, need * sizeof(float));
+			if (!d)
+				return -ENOMEM;
+			g->ds = d;
+			g->ds_cap = need;
+		}
+		for (size_t l = 0; l < L; l++)
+			memcpy(g->ds + l * ni * g->H, p->deepstack + (l * p->n_img + r0) * g->H,
+			       ni * g->H * sizeof(float));
+		c->deepstack = g->ds;
+	}
+	return 0;
+}
+
+int gen_next(struct gen_session *g, size_t budget, struct qvl_batch_item *it)
+{
+	size_t end = total_in(g), n;
+
+	memset(it, 0, sizeof(*it));
+	if (g->stop != GEN_RUNNING || g->cancel)
+		return 0;
+	/* never past the prompt's end in one chunk: prompt positions carry
+	 * images and M-RoPE positions, generated ids are plain text */
+	if (g->fed < g->prompt.n)
+		end = g->prompt.n;
+	n = end - g->fed;
+	if (budget && n > budget)
+		n = budget;
+	if (g->fed < g->prompt.n) {
+		if (stage_prompt(g, g->fed, n) < 0)
+			return -ENOMEM;
+	} else {
+		g->staged = (struct qvl_chunk){.ids = g->gen + (g->fed - g->prompt.n), .n = n};
+	}
+	g->pending = n;
+	g->want_logits = g->fed + n == total_in(g);
+	g->have_id = false; /* the caller's forward writes the logits */
+	if (!g->t0)
+		g->t0 = qvl_now();
+	it->seq = g->seq;
+	it->chunk = g->staged;
+	if (g->want_logits) {
+		g->staged_argmax = g->argmax_only;
+		if (g->argmax_only)
+			it->argmax = &g->argmax_id;
+		else
+			it->logits = g->logits;
+	}
+	return (int)n;
+}
+
 const struct qvl_chunk *gen_next_chunk(struct gen_session *g, float **logits)
 {
-	if (g->stop != GEN_RUNNING || g->cancel)
+	struct qvl_batch_item it;
+
+	if (gen_next(g, 0, &it) <= 0)
 		return NULL;
+	/* this caller always wants the logits (cmd_run keeps them) */
 	*logits = g->logits;
-	g->have_id = false; /* the caller's forward writes the logits */
-	g->t0 = qvl_now();
-	return g->prefilled ? &g->one : &g->prompt;
+	g->staged_argmax = false;
+	return &g->staged;
 }
 
 /* Text that left the detokenizer goes through the stop matcher; a negative
@@ -319,11 +434,21 @@ int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_e
 		out->stop = g->stop;
 		return 0;
 	}
+	if (rc == -ENOSPC) {
+		/* the context (or, alone in the KV budget, the pool) is full */
+		rc = finish(g, GEN_CONTEXT);
+		goto done;
+	}
 	if (rc < 0) {
 		finish(g, GEN_ERROR);
 		out->stop = g->stop;
 		return rc;
 	}
+	g->fed += g->pending;
+	g->pending = 0;
+	if (g->fed < total_in(g))
+		goto done; /* a chunk of a prefill: nothing to sample yet */
+	g->have_id = g->staged_argmax;
 	if (!g->prefilled) {
 		g->prefilled = true;
 		g->t_pre = now - g->t0;
@@ -343,6 +468,18 @@ int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_e
 		rc = finish(g, GEN_EOS);
 		goto done;
 	}
+	if (g->ngen == g->gen_cap) {
+		size_t cap = g->gen_cap ? 2 * g->gen_cap : 64;
+		int32_t *ng = realloc(g->gen, cap * sizeof(int32_t));
+		if (!ng) {
+			rc = qvl_errf(err, -ENOMEM, "out of memory");
+			finish(g, GEN_ERROR);
+			goto done;
+		}
+		g->gen = ng;
+		g->gen_cap = cap;
+	}
+	g->gen[g->ngen] = id; /* before ngen++: total_in() then counts it */
 	out->has_id = true;
 	out->id = id;
 	if (g->lp_scratch)
@@ -368,12 +505,11 @@ int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_e
 	}
 	if (g->ngen == g->gp.max_tokens)
 		rc = finish(g, GEN_LENGTH);
-	else if (qvl_seq_len(g->seq) >= qvl_seq_ctx(g->seq))
+	else if (g->fed >= (size_t)g->gp.n_ctx)
 		rc = finish(g, GEN_CONTEXT);
-	g->last = id;
-	g->one = (struct qvl_chunk){.ids = &g->last, .n = 1};
 done:
-	g->t_dec = qvl_now() - g->t_dec0;
+	if (g->prefilled)
+		g->t_dec = qvl_now() - g->t_dec0;
 	out->text = g->st.buf;
 	out->text_len = g->st.release;
 	out->stop = g->stop;
@@ -384,17 +520,14 @@ done:
 
 int gen_step(struct gen_session *g, struct gen_out *out, struct qvl_err *err)
 {
-	float *logits;
-	const struct qvl_chunk *c = gen_next_chunk(g, &logits);
-	int rc;
+	struct qvl_batch_item it;
+	int rc = gen_next(g, 0, &it);
 
-	if (!c)
+	if (rc < 0)
+		return gen_advance(g, rc, out, err);
+	if (rc == 0)
 		return gen_advance(g, g->stop == GEN_RUNNING ? -ECANCELED : 0, out, err);
-	if (g->argmax_only)
-		rc = qvl_seq_forward_argmax(g->e, g->seq, c, &g->argmax_id, err);
-	else
-		rc = qvl_seq_forward(g->e, g->seq, c, logits, false, err);
-	g->have_id = g->argmax_only && rc >= 0;
+	rc = qvl_engine_forward(g->e, &it, 1, err);
 	return gen_advance(g, rc, out, err);
 }
 
@@ -411,6 +544,38 @@ bool gen_done(const struct gen_session *g)
 struct qvl_seq *gen_seq(struct gen_session *g)
 {
 	return g->seq;
+}
+
+void gen_reset(struct gen_session *g)
+{
+	qvl_seq_reset(g->seq);
+	g->fed = 0;
+	g->pending = 0;
+}
+
+int gen_attach_prefix(struct gen_session *g, size_t *reused, struct qvl_err *err)
+{
+	struct qvl_prefix pf = {.ids = g->prompt.ids,
+				.n = g->prompt.n,
+				.pos = g->prompt.pos,
+				.img_keys = g->prompt.n_img ? g->prompt.img_keys : NULL};
+	size_t n = 0;
+	int rc;
+
+	*reused = 0;
+	if (g->fed || g->stop != GEN_RUNNING)
+		return 0;
+	rc = qvl_seq_attach_prefix(g->e, g->seq, &pf, &n, err);
+	if (rc < 0)
+		return rc;
+	g->fed = n;
+	*reused = n;
+	return 0;
+}
+
+size_t gen_missing(const struct gen_session *g)
+{
+	return g->stop == GEN_RUNNING ? total_in(g) - g->fed : 0;
 }
 
 size_t gen_n_prompt(const struct gen_session *g)

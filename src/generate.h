@@ -104,12 +104,38 @@ int gen_create(struct gen_session **out, struct qvl_engine *e, const struct qvl_
 	       const struct gen_prompt *p, const struct gen_params *gp, struct qvl_err *err);
 void gen_destroy(struct gen_session *g);
 
-/* The chunk the next forward pass must run (the prompt, then one id);
- * NULL once the session has finished. logits receives the result. */
+/* Stage the next chunk as one item of a qvl_engine_forward() batch: at most
+ * budget positions (0: no limit) of the input the model has not seen yet
+ * (the prompt, in chunks when it is longer than the budget, then one id per
+ * step). Only a chunk that reaches the end of the input asks for logits (or
+ * the argmax alone, for greedy sessions without logprobs). Returns the
+ * positions staged, 0 when the session has finished (or is cancelled:
+ * gen_advance(-ECANCELED) ends it), -ENOMEM. Staging changes nothing that
+ * a forward that failed would have to undo: call it again for a retry. */
+int gen_next(struct gen_session *g, size_t budget, struct qvl_batch_item *it);
+/* gen_next() without a budget, for a caller that runs the chunk itself
+ * with qvl_seq_forward() into *logits. NULL once finished. */
 const struct qvl_chunk *gen_next_chunk(struct gen_session *g, float **logits);
-/* After the forward pass of gen_next_chunk() (rc its result): sample, stop
- * checks, detokenize. A failed forward ends the session with GEN_ERROR. */
+/* After the forward pass of the staged chunk (rc its result): the chunk
+ * becomes part of the sequence; at the end of the input: sample, stop
+ * checks, detokenize (a chunk in the middle of a prefill reports nothing,
+ * stop GEN_RUNNING). A failed forward ends the session with GEN_ERROR;
+ * -ECANCELED ends it with GEN_CANCELLED; -ENOSPC (no room to grow) with
+ * GEN_CONTEXT, not an error. */
 int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_err *err);
+/* Preemption: the sequence forgets its KV cache (its pages go back to the
+ * pool) and the next steps feed the prompt and the ids generated so far
+ * again, in chunks, before the next sample; the output continues as if
+ * nothing happened (greedy ids are those of an uninterrupted run). */
+void gen_reset(struct gen_session *g);
+/* Before the first chunk of a (re-)prefill: attach the cached KV pages of
+ * the longest known prefix of the prompt (kvcache.h) so that the prefill
+ * starts after them. *reused: positions attached (0 when none, or when the
+ * session has fed something already). */
+int gen_attach_prefix(struct gen_session *g, size_t *reused, struct qvl_err *err);
+/* Positions the next step would still have to feed: 1 while decoding,
+ * more while prefilling (or re-prefilling after gen_reset()). */
+size_t gen_missing(const struct gen_session *g);
 /* Both, with qvl_seq_forward() in between. */
 int gen_step(struct gen_session *g, struct gen_out *out, struct qvl_err *err);
 /* End at the next step, which then reports GEN_CANCELLED without running

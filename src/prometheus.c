@@ -12,9 +12,18 @@
  * maps and the per-client array. Counters end in _total. */
 void stats_prometheus(FILE *f, const struct json_doc *d)
 {
-	static const char *counters[] = {"requests",	  "completed",
-					 "failed",	  "refused_connections",
-					 "prompt_tokens", "generated_tokens"};
+	static const char *counters[] = {"requests",
+					 "completed",
+					 "failed",
+					 "refused_connections",
+					 "prompt_tokens",
+					 "generated_tokens",
+					 "steps",
+					 "step_rows",
+					 "preemptions",
+					 "prefix_hits",
+					 "prefix_tokens_reused",
+					 "kv_evictions"};
 	uint32_t c = 1;
 
 	for (uint32_t i = 0; i < d->tok[0].count; i++) {

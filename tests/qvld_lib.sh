@@ -88,3 +88,19 @@ gen() { # gen ARGS...: a bounded qvlctl generate
 jfield() { # jfield FILE KEY
 	"$PYTHON3" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$1" "$2"
 }
+
+# run_client PROG ARGS...: run a libqvl test program against the daemon
+# started by start_qvld (QVL_SOCKET set, bounded by QVL_CLIENT_TIMEOUT
+# seconds, default 120), stop the daemon and exit with the program's status,
+# or 1 if the daemon did not exit cleanly or its log has a sanitizer report.
+run_client() {
+	QVL_SOCKET=$SOCK timeout "${QVL_CLIENT_TIMEOUT:-120}" "$@"
+	cst=$?
+	stop_qvld
+	if ! san_clean || [ "$QSTATUS" != 0 ]; then
+		echo "# qvld exit $QSTATUS or sanitizer report:"
+		sed 's/^/# /' "$LOG" | tail -30
+		exit 1
+	fi
+	exit $cst
+}

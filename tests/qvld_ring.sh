@@ -5,12 +5,4 @@
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
 need_model
 start_qvld --max-seqs 4 || { echo "1..1"; echo "not ok 1 - qvld did not start"; sed 's/^/# /' "$LOG"; exit 1; }
-QVL_SOCKET=$SOCK timeout 120 "${QVL_BUILDDIR:-.}/tests/qvld_ring"
-st=$?
-stop_qvld
-if ! san_clean || [ "$QSTATUS" != 0 ]; then
-	echo "# qvld exit $QSTATUS or sanitizer report:"
-	sed 's/^/# /' "$LOG" | tail -30
-	exit 1
-fi
-exit $st
+run_client "${QVL_BUILDDIR:-.}/tests/qvld_ring"

@@ -359,7 +359,27 @@ static uint32_t stop_code(enum gen_stop s)
 	return QVL_STOP_NONE;
 }
 
-int job_step(struct job *j, const struct job_env *env, bool cancel)
+size_t job_attach(struct job *j)
+{
+	struct qvl_err err = {{0}};
+	size_t n = 0;
+
+	if (!j->g)
+		return 0;
+	if (gen_attach_prefix(j->g, &n, &err) < 0) {
+		log_warn("client %u request %llu: prefix reuse: %s", shm_client_id(j->req->client),
+			 (unsigned long long)j->req->user_data, err.msg);
+		return 0;
+	}
+	return n;
+}
+
+int job_stage(struct job *j, size_t budget, struct qvl_batch_item *it)
+{
+	return gen_next(j->g, budget, it);
+}
+
+int job_advance(struct job *j, const struct job_env *env, int rc)
 {
 	struct shm_request *req = j->req;
 	struct qvl_err err = {{0}};
@@ -367,11 +387,10 @@ int job_step(struct job *j, const struct job_env *env, bool cancel)
 	uint64_t asize;
 	uint8_t *out = shm_request_arena(req, &asize) + req->out_off;
 	const uint64_t fixed = out_fixed(req), text_cap = req->out_len - fixed;
-	int rc;
 
-	if (cancel)
+	if (rc == -ECANCELED || rc == -ETIMEDOUT)
 		gen_cancel(j->g);
-	rc = gen_step(j->g, &o, &err);
+	rc = gen_advance(j->g, rc == -ETIMEDOUT ? -ECANCELED : rc, &o, &err);
 	if (rc < 0) {
 		qvld_log_request_error(env->stats, shm_client_id(req->client), req->user_data, rc,
 				       err.msg);
@@ -399,7 +418,9 @@ int job_step(struct job *j, const struct job_env *env, bool cancel)
 		}
 	}
 	if (stop != GEN_RUNNING) {
-		post_final(j, env, 0, stop_code(stop), NULL);
+		/* a deadline ends the request like a cancel, with what it has so
+		 * far, and says why in res */
+		post_final(j, env, j->expired ? -ETIMEDOUT : 0, stop_code(stop), NULL);
 		return 1;
 	}
 	if ((req->gen.flags & QVL_GEN_STREAM) && (o.has_id || o.text_len)) {

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine.h"
 #include "generate.h"
 #include "shm.h"
 
@@ -24,12 +25,20 @@ struct job_env {
 };
 
 struct job {
-	struct shm_request *req;
+	struct shm_request *req; /* NULL once its final CQE is posted (worker only) */
+	/* copied at submission: the poller matches cancels and dead clients
+	 * against these, never against req, which the worker may be releasing */
+	struct shm_client *client;
+	uint64_t user_data;
 	struct sched_client *cl; /* the scheduler's per-client record */
 	struct job *next;	 /* scheduler list */
 	struct gen_session *g;
 	bool started;
-	bool cancel; /* written and read under the scheduler lock only */
+	bool cancel;	     /* written and read under the scheduler lock only */
+	bool expired;	     /* its deadline passed (worker thread only) */
+	bool preempted;	     /* back in the queue with its session, KV pages given up */
+	uint64_t admit_tick; /* when it (last) entered the batch */
+	double deadline;     /* qvl_now() seconds, 0: none */
 	uint64_t last_served;
 	double t_submit, t_start;
 	uint32_t n_ids, text_len; /* written to the output region so far */
@@ -45,10 +54,18 @@ int job_start(struct job *j, const struct job_env *env);
 int job_embed(struct job *j, const struct job_env *env);
 /* TOKENIZE (tokenize.c): encodes the text parts, posts the final CQE, 1. */
 int job_tokenize(struct job *j, const struct job_env *env);
-/* One step: a forward pass, outputs written, a MORE CQE when streaming;
- * cancel (read under the scheduler lock) ends it instead. Returns 1 when
+/* On admission (and re-admission after preemption): attach the cached KV
+ * pages of the longest known prefix of its prompt. Returns the positions
+ * reused (0 on any failure: the prefill then computes them). */
+size_t job_attach(struct job *j);
+/* The job's part of the next batched forward pass: gen_next() (at most
+ * budget positions; 0 when it has nothing to run, -ENOMEM). */
+int job_stage(struct job *j, size_t budget, struct qvl_batch_item *it);
+/* After the pass (rc its result for this job; -ECANCELED ends it as
+ * cancelled, -ETIMEDOUT too, with j->expired set so the final CQE says
+ * -ETIMEDOUT): outputs written, a MORE CQE when streaming. Returns 1 when
  * the job has finished (final CQE posted, req released). */
-int job_step(struct job *j, const struct job_env *env, bool cancel);
+int job_advance(struct job *j, const struct job_env *env, int rc);
 /* Finish a job that never started (cancelled while queued, client gone,
  * draining): post its final CQE with res and stop. */
 void job_abort(struct job *j, const struct job_env *env, int res, uint32_t stop);

@@ -15,7 +15,7 @@
 #include "daemon/options.h"
 #include "util.h"
 
-enum opt_type { T_STR, T_INT, T_BOOL, T_MODE, T_UIDS, T_GIDS, T_KV, T_PREC };
+enum opt_type { T_STR, T_INT, T_BOOL, T_MODE, T_UIDS, T_GIDS, T_KV, T_PREC, T_MEM };
 
 /* The words a string of a choice type may be, space separated. */
 static const char *const choice_words[] = {[T_KV] = "f16 bf16 f32", [T_PREC] = "bf16 exact"};
@@ -50,7 +50,25 @@ static const struct opt table[] = {
     {"precision", T_PREC, O(precision), 0, 0, "bf16",
      "matrix products: bf16 (bf16 activations where the CPU has AVX512-BF16) or exact"},
     {"ctx", T_INT, O(ctx), 1, 1 << 24, "4096", "context positions per sequence"},
-    {"max_seqs", T_INT, O(max_seqs), 1, 4096, "4", "sequences in progress at once"},
+    {"max_seqs", T_INT, O(max_seqs), 1, 4096, "16",
+     "sequences in the running batch at once (continuous batching)"},
+    {"kv_mem", T_MEM, O(kv_mem), 0, 0, NULL,
+     "KV cache budget: bytes (K, M, G, T suffixes) or a share of RAM (N%); "
+     "empty: ctx x max_seqs positions"},
+    {"vision_cache", T_MEM, O(vision_cache), 0, 0, "256M",
+     "vision tower output kept for images seen again (bytes with K/M/G/T, or N%; 0: none)"},
+    {"prefix_cache", T_BOOL, O(prefix_cache), 0, 1, "true",
+     "reuse the KV pages of a prompt prefix already computed (system prompts, images)"},
+    {"max_queue", T_INT, O(max_queue), 0, 1 << 20, "1024",
+     "requests waiting for a batch slot; more complete at once with -EBUSY"},
+    {"prefill_chunk", T_INT, O(prefill_chunk), 1, 1 << 20, "256",
+     "prompt positions per batched step (all prefills together)"},
+    {"client_max_seqs", T_INT, O(client_max_seqs), 0, 4096, "0",
+     "batch slots one client may hold (0: max_seqs)"},
+    {"client_kv_pages", T_INT, O(client_kv_pages), 0, INT64_C(1) << 40, "0",
+     "KV pages (64 positions each) one client's sequences may hold (0: no limit)"},
+    {"deadline_ms", T_INT, O(deadline_ms), 0, INT64_C(1) << 40, "0",
+     "longest a request may take from submission, then it ends with -ETIMEDOUT (0: none)"},
     {"max_clients", T_INT, O(max_clients), 1, 65536, "256", "connected clients at once"},
     {"max_inflight", T_INT, O(max_inflight), 1, 65536, "64", "requests in the daemon per client"},
     {"sq_entries", T_INT, O(sq_entries), 1, 4096, "64", "default submission ring entries"},
@@ -141,13 +159,23 @@ static int set_one(struct qvld_opts *o, const struct opt *t, const char *v, cons
 	int64_t x;
 
 	switch (t->type) {
+	case T_MEM: {
+		uint64_t bytes;
+		if (*v && strcmp(v, "0") && qvld_parse_mem(v, &bytes) < 0)
+			return qvl_errf(err, -EINVAL,
+					"%s: %s: '%s' is not a size (N, NK, NM, NG, NT) or a "
+					"share of RAM (1%%..100%%)",
+					where, t->name, v);
+		goto str;
+	}
 	case T_KV:
 	case T_PREC:
 		if (!is_choice(choice_words[t->type], v))
 			return qvl_errf(err, -EINVAL, "%s: %s: '%s' is not one of: %s", where,
 					t->name, v, choice_words[t->type]);
 		/* fall through */
-	case T_STR: {
+	case T_STR:
+	str : {
 		char *s = strdup(v);
 		if (!s)
 			return qvl_errf(err, -ENOMEM, "out of memory");
@@ -201,6 +229,40 @@ int qvld_opt_set(struct qvld_opts *o, const char *key, const char *value, const 
 	return set_one(o, t, value, where, err);
 }
 
+int qvld_parse_mem(const char *v, uint64_t *bytes)
+{
+	size_t n = strlen(v);
+	int64_t x;
+
+	if (n > 1 && v[n - 1] == '%') {
+		char buf[32];
+		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+		if (n - 1 >= sizeof(buf) || pages <= 0 || psz <= 0)
+			return -EINVAL;
+		memcpy(buf, v, n - 1);
+		buf[n - 1] = 0;
+		if (qvl_parse_i64(buf, 1, 100, &x) < 0)
+			return -EINVAL;
+		*bytes = (uint64_t)pages * (uint64_t)psz / 100 * (uint64_t)x;
+		return 0;
+	}
+	static const char sfx[] = "KMGT";
+	int shift = 0;
+	char buf[32];
+	if (n == 0 || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, v, n + 1);
+	const char *p = strchr(sfx, buf[n - 1]);
+	if (p && buf[n - 1]) {
+		shift = 10 * (int)(p - sfx + 1);
+		buf[n - 1] = 0;
+	}
+	if (qvl_parse_i64(buf, 1, INT64_MAX >> shift, &x) < 0)
+		return -EINVAL;
+	*bytes = (uint64_t)x << shift;
+	return 0;
+}
+
 static char *user_dir(const char *env, const char *home_sub, const char *leaf)
 {
 	const char *x = getenv(env), *home = getenv("HOME");
@@ -234,7 +296,8 @@ int qvld_opts_defaults(struct qvld_opts *o)
 void qvld_opts_free(struct qvld_opts *o)
 {
 	for (size_t i = 0; i < N_OPTS; i++)
-		if (table[i].type == T_STR || table[i].type == T_KV || table[i].type == T_PREC)
+		if (table[i].type == T_STR || table[i].type == T_KV || table[i].type == T_PREC ||
+		    table[i].type == T_MEM)
 			free(*(char **)((char *)o + table[i].off));
 	free(o->config);
 	memset(o, 0, sizeof(*o));
@@ -317,7 +380,8 @@ void qvld_opts_dump(const struct qvld_opts *o, FILE *f)
 		switch (t->type) {
 		case T_STR:
 		case T_KV:
-		case T_PREC: {
+		case T_PREC:
+		case T_MEM: {
 			const char *s = *(char *const *)base;
 			fprintf(f, "%s", s ? s : "");
 			break;

@@ -16,10 +16,12 @@
 
 struct qvld_opts {
 	char *model, *mmproj, *socket, *config, *pidfile, *log_file, *cpus, *cache_dir;
-	char *kv_type, *precision;
-	int64_t threads, ctx, max_seqs, max_clients, max_inflight, sq_entries, spin_us;
+	char *kv_type, *precision, *kv_mem, *vision_cache;
+	int64_t threads, ctx, max_seqs, max_queue, prefill_chunk, client_max_seqs, deadline_ms;
+	int64_t client_kv_pages;
+	int64_t max_clients, max_inflight, sq_entries, spin_us;
 	int64_t arena_mb, max_arena_mb, socket_mode, log_level;
-	bool foreground, demo;
+	bool foreground, demo, prefix_cache;
 	uint32_t allow_uids[QVLD_MAX_IDS], allow_gids[QVLD_MAX_IDS];
 	int n_allow_uids, n_allow_gids;
 	bool allow_any;
@@ -37,6 +39,10 @@ int qvld_opt_set(struct qvld_opts *o, const char *key, const char *value, const 
 /* Parse a qvl.conf file (sections: [qvld]; keys from the table). -ENOENT
  * when it does not exist (the caller decides whether that is an error). */
 int qvld_conf_load(struct qvld_opts *o, const char *path, struct qvl_err *err);
+
+/* --kv-mem: "N" bytes, with a K, M, G or T suffix (powers of 1024), or "N%"
+ * of the machine's RAM (1..100). -EINVAL. */
+int qvld_parse_mem(const char *v, uint64_t *bytes);
 
 /* Every key = value, as a qvl.conf that would reproduce o. */
 void qvld_opts_dump(const struct qvld_opts *o, FILE *f);

@@ -60,6 +60,14 @@ static const struct option longopts[] = {
     {"cpus", required_argument, NULL, 0},
     {"ctx", required_argument, NULL, 0},
     {"max-seqs", required_argument, NULL, 0},
+    {"kv-mem", required_argument, NULL, 0},
+    {"max-queue", required_argument, NULL, 0},
+    {"prefix-cache", required_argument, NULL, 0},
+    {"vision-cache", required_argument, NULL, 0},
+    {"prefill-chunk", required_argument, NULL, 0},
+    {"client-max-seqs", required_argument, NULL, 0},
+    {"client-kv-pages", required_argument, NULL, 0},
+    {"deadline-ms", required_argument, NULL, 0},
     {"kv-type", required_argument, NULL, 0},
     {"precision", required_argument, NULL, 0},
     {"pidfile", required_argument, NULL, 0},
@@ -79,6 +87,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: qvld [--model MODEL] [--mmproj FILE] [--socket PATH] [--config FILE]\n"
 		"            [--threads N] [--cpus LIST] [--ctx N] [--max-seqs N] [--kv-type T]\n"
+		"            [--kv-mem SIZE|N%%] [--max-queue N] [--prefill-chunk N]\n"
+		"            [--client-max-seqs N] [--deadline-ms N] [--prefix-cache BOOL]\n"
+		"            [--vision-cache SIZE|N%%] [--client-kv-pages N]\n"
 		"            [--precision P] [--pidfile FILE] [--log-file FILE] [--log-level N]\n"
 		"            [--cache-dir DIR] [--foreground] [--demo] [--dump-config]\n\n"
 		"Settings come from qvl.conf (default %s/qvl/qvl.conf when it exists);\n"
@@ -243,6 +254,17 @@ static int start(struct daemon *d, struct qvl_err *err)
 	qvld_notify("STATUS=loading the model");
 	/* both checked against their choices when set (options.c) */
 	run_parse_kv(d->o.kv_type, &eo.kv_dtype);
+	uint64_t vc = 0;
+	if (d->o.vision_cache && strcmp(d->o.vision_cache, "0") &&
+	    qvld_parse_mem(d->o.vision_cache, &vc) == 0)
+		eo.vision_cache_bytes = (size_t)vc;
+	/* the KV budget: --kv-mem, else room for max_seqs full contexts */
+	uint64_t kv_bytes = 0;
+	if (d->o.kv_mem && qvld_parse_mem(d->o.kv_mem, &kv_bytes) == 0)
+		eo.kv_bytes = (size_t)kv_bytes;
+	else
+		eo.kv_pages = (size_t)d->o.max_seqs *
+			      (((size_t)d->o.ctx + QVL_KV_PAGE_TOKENS - 1) / QVL_KV_PAGE_TOKENS);
 	qvl_precision_parse(d->o.precision, &eo.precision);
 	double t0 = qvl_now();
 	if ((rc = qvl_kernels_init(err)) < 0 ||
@@ -275,7 +297,14 @@ static int start(struct daemon *d, struct qvl_err *err)
 			    qvl_engine_threads(d->e), (int)d->o.ctx, (int)d->o.max_seqs);
 
 	struct job_env env = {.e = d->e, .tok = d->tok, .n_ctx = (int)d->o.ctx, .stats = d->stats};
-	if ((rc = sched_create(&d->sched, &env, (int)d->o.max_seqs, err)) < 0 ||
+	struct sched_opts so = {.max_seqs = (int)d->o.max_seqs,
+				.max_queue = (int)d->o.max_queue,
+				.prefill_chunk = (int)d->o.prefill_chunk,
+				.client_max_seqs = (int)d->o.client_max_seqs,
+				.client_kv_pages = d->o.client_kv_pages,
+				.deadline_s = (double)d->o.deadline_ms / 1000.0,
+				.prefix_cache = d->o.prefix_cache};
+	if ((rc = sched_create(&d->sched, &env, &so, err)) < 0 ||
 	    (rc = sched_start(d->sched, d->pl.sched_pu, err)) < 0)
 		return rc;
 

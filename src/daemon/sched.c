@@ -1,4 +1,4 @@
-/* Request queue and pass loop (see sched.h). */
+/* Request queue and batching loop (see sched.h). */
 #include "config.h"
 
 #include <errno.h>
@@ -11,18 +11,20 @@
 #include "daemon/placement.h"
 #include "daemon/sched.h"
 #include "daemon/stats.h"
+#include "engine.h"
 #include "util.h"
 
 struct sched_client {
 	struct shm_client *c;
 	uint64_t last_served, last_admitted;
-	int n_jobs; /* queued + admitted */
+	int n_jobs;   /* queued + admitted */
+	int n_active; /* admitted */
 	struct sched_client *next;
 };
 
 struct sched {
 	struct job_env env;
-	int max_seqs;
+	struct sched_opts o;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t th;
@@ -32,16 +34,43 @@ struct sched {
 	struct sched_client *clients;
 	uint64_t tick;
 	int cpu;
+	/* the worker's step arrays, max_seqs long */
+	struct job **run;
+	bool *cancel;
+	struct qvl_batch_item *items;
+	struct job **staged;
+	uint64_t preemptions; /* worker thread only */
+	bool kv_short;	      /* the last step had to hold back or preempt (lock) */
 };
 
-int sched_create(struct sched **out, const struct job_env *env, int max_seqs, struct qvl_err *err)
+int sched_create(struct sched **out, const struct job_env *env, const struct sched_opts *o,
+		 struct qvl_err *err)
 {
 	struct sched *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return qvl_errf(err, -ENOMEM, "out of memory");
 	s->env = *env;
-	s->max_seqs = max_seqs;
+	s->o = *o;
+	if (s->o.max_seqs < 1)
+		s->o.max_seqs = 1;
+	if (s->o.client_max_seqs <= 0 || s->o.client_max_seqs > s->o.max_seqs)
+		s->o.client_max_seqs = s->o.max_seqs;
+	if (s->o.prefill_chunk < 1)
+		s->o.prefill_chunk = 512;
+	size_t n = (size_t)s->o.max_seqs;
+	s->run = calloc(n, sizeof(*s->run));
+	s->cancel = calloc(n, sizeof(*s->cancel));
+	s->items = calloc(n, sizeof(*s->items));
+	s->staged = calloc(n, sizeof(*s->staged));
+	if (!s->run || !s->cancel || !s->items || !s->staged) {
+		free(s->run);
+		free(s->cancel);
+		free(s->items);
+		free(s->staged);
+		free(s);
+		return qvl_errf(err, -ENOMEM, "out of memory");
+	}
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	*out = s;
@@ -84,6 +113,14 @@ static void unlink_job(struct job **list, struct job *j)
 		}
 }
 
+static void append_job(struct job **list, struct job *j)
+{
+	while (*list)
+		list = &(*list)->next;
+	j->next = NULL;
+	*list = j;
+}
+
 int sched_submit(struct sched *s, struct shm_request *req)
 {
 	struct job *j = calloc(1, sizeof(*j));
@@ -92,18 +129,21 @@ int sched_submit(struct sched *s, struct shm_request *req)
 	if (!j)
 		return -ENOMEM;
 	j->req = req;
+	j->client = req->client;
+	j->user_data = req->user_data;
 	j->t_submit = qvl_now();
+	if (s->o.deadline_s > 0)
+		j->deadline = j->t_submit + s->o.deadline_s;
 	pthread_mutex_lock(&s->mu);
 	if (s->draining) {
 		rc = -ESHUTDOWN;
+	} else if (s->n_queued >= s->o.max_queue) {
+		rc = -EBUSY; /* the bounded queue: the client retries later */
 	} else if (!(j->cl = client_of(s, req->client))) {
 		rc = -ENOMEM;
 	} else {
 		j->cl->n_jobs++;
-		struct job **pp = &s->queued;
-		while (*pp)
-			pp = &(*pp)->next;
-		*pp = j;
+		append_job(&s->queued, j);
 		s->n_queued++;
 		pthread_cond_signal(&s->cv);
 	}
@@ -116,7 +156,7 @@ int sched_submit(struct sched *s, struct shm_request *req)
 static struct job *find(struct job *list, struct shm_client *c, uint64_t ud)
 {
 	for (struct job *j = list; j; j = j->next)
-		if (j->req->client == c && j->req->user_data == ud && !j->cancel)
+		if (j->client == c && j->user_data == ud && !j->cancel)
 			return j;
 	return NULL;
 }
@@ -140,52 +180,370 @@ void sched_client_gone(struct sched *s, struct shm_client *c)
 {
 	pthread_mutex_lock(&s->mu);
 	for (struct job *j = s->active; j; j = j->next)
-		if (j->req->client == c)
+		if (j->client == c)
 			j->cancel = true;
 	for (struct job *j = s->queued; j; j = j->next)
-		if (j->req->client == c)
+		if (j->client == c)
 			j->cancel = true;
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* Under the lock: a cancelled queued job, or the next one to admit. */
+/* Under the lock: a cancelled queued job, or one past its deadline; NULL. */
+static struct job *cancelled_queued(struct sched *s, double now)
+{
+	for (struct job *j = s->queued; j; j = j->next)
+		if (j->cancel || (j->deadline > 0 && now > j->deadline))
+			return j;
+	return NULL;
+}
+
+/* Under the lock: the next job to admit, NULL when none may be: a
+ * preempted job first (it was admitted before anything queued now), else
+ * one of the client admitted least recently among those under their limit.
+ * Nothing is admitted while a preempted job waits for KV pages and the
+ * batch still holds others: they must finish to make room. */
 static struct job *pick_queued(struct sched *s)
 {
 	struct job *best = NULL;
 
-	for (struct job *j = s->queued; j; j = j->next) {
-		if (j->cancel)
-			return j;
-		if (!best || j->cl->last_admitted < best->cl->last_admitted)
+	if (s->n_active >= s->o.max_seqs)
+		return NULL;
+	for (struct job *j = s->queued; j; j = j->next)
+		if (j->preempted)
+			return s->active && s->kv_short ? NULL : j;
+	for (struct job *j = s->queued; j; j = j->next)
+		if (j->cl->n_active < s->o.client_max_seqs &&
+		    (!best || j->cl->last_admitted < best->cl->last_admitted))
 			best = j;
-	}
 	return best;
 }
 
-/* Under the lock: the admitted job whose client, then itself, waited longest. */
-static struct job *sched_pick(struct sched *s)
+/* Under the lock: a job leaves the scheduler (its final CQE is posted). */
+static void drop_locked(struct sched *s, struct job *j, bool active)
 {
-	struct job *best = NULL;
-
-	for (struct job *j = s->active; j; j = j->next)
-		if (!best || j->cl->last_served < best->cl->last_served ||
-		    (j->cl == best->cl && j->last_served < best->last_served))
-			best = j;
-	return best;
+	unlink_job(active ? &s->active : &s->queued, j);
+	if (active) {
+		s->n_active--;
+		j->cl->n_active--;
+	} else {
+		s->n_queued--;
+	}
+	client_release(s, j->cl);
 }
 
-static void retire(struct sched *s, struct job *j, bool active)
+static void retire(struct sched *s, struct job *j)
 {
 	pthread_mutex_lock(&s->mu);
-	unlink_job(active ? &s->active : &s->queued, j);
-	if (active)
-		s->n_active--;
-	else
-		s->n_queued--;
-	client_release(s, j->cl);
+	drop_locked(s, j, true);
 	pthread_mutex_unlock(&s->mu);
 	job_free(j);
+}
+
+/* Under the lock (dropped around the work): finish cancelled queued jobs
+ * and those whose deadline passed while they waited, then admit while there
+ * is room. */
+static void admit(struct sched *s)
+{
+	struct job *j;
+
+	while ((j = cancelled_queued(s, qvl_now()))) {
+		int res = j->cancel ? 0 : -ETIMEDOUT;
+		drop_locked(s, j, false);
+		pthread_mutex_unlock(&s->mu);
+		job_abort(j, &s->env, res, QVL_STOP_CANCELLED);
+		job_free(j);
+		pthread_mutex_lock(&s->mu);
+	}
+	while (!s->stop && (j = pick_queued(s))) {
+		unlink_job(&s->queued, j);
+		s->n_queued--;
+		j->cl->last_admitted = ++s->tick;
+		j->cl->n_active++;
+		j->admit_tick = s->tick;
+		append_job(&s->active, j);
+		s->n_active++;
+		pthread_mutex_unlock(&s->mu);
+		int rc = 0;
+		if (j->preempted) /* its session goes on: only its KV cache went */
+			j->preempted = false;
+		else
+			rc = job_start(j, &s->env);
+		if (rc == 0 && s->o.prefix_cache)
+			job_attach(j);
+		pthread_mutex_lock(&s->mu);
+		if (rc != 0) { /* failed, or done in one go (TOKENIZE, EMBED_IMAGE) */
+			drop_locked(s, j, true);
+			pthread_mutex_unlock(&s->mu);
+			job_free(j);
+			pthread_mutex_lock(&s->mu);
+		}
+	}
+}
+
+/* Under the lock: the admitted jobs in the order they get the prefill
+ * budget (client served least recently, then the job), their cancel flags
+ * copied. Returns how many. */
+static int snapshot(struct sched *s)
+{
+	int n = 0;
+
+	for (struct job *j = s->active; j && n < s->o.max_seqs; j = j->next)
+		s->run[n++] = j;
+	/* insertion sort: n is at most max_seqs and nearly sorted step to step */
+	for (int i = 1; i < n; i++) {
+		struct job *j = s->run[i];
+		int k = i;
+		while (k > 0 && (s->run[k - 1]->cl->last_served > j->cl->last_served ||
+				 (s->run[k - 1]->cl == j->cl &&
+				  s->run[k - 1]->last_served > j->last_served))) {
+			s->run[k] = s->run[k - 1];
+			k--;
+		}
+		s->run[k] = j;
+	}
+	for (int i = 0; i < n; i++)
+		s->cancel[i] = s->run[i]->cancel;
+	return n;
+}
+
+/* The forward failed for the batch as a whole (which leaves every sequence
+ * unchanged): run each item alone so that only the one at fault fails. */
+static void run_alone(struct sched *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct qvl_err err = {{0}};
+		int rc = qvl_engine_forward(s->env.e, &s->items[i], 1, &err);
+		if (rc < 0)
+			log_warn("client %u request %llu: %s",
+				 shm_client_id(s->staged[i]->req->client),
+				 (unsigned long long)s->staged[i]->req->user_data, err.msg);
+		if (job_advance(s->staged[i], &s->env, rc))
+			retire(s, s->staged[i]);
+	}
+}
+
+static void unstage(struct sched *s, int *m, int i)
+{
+	memmove(&s->items[i], &s->items[i + 1], (size_t)(*m - i - 1) * sizeof(s->items[0]));
+	memmove(&s->staged[i], &s->staged[i + 1], (size_t)(*m - i - 1) * sizeof(s->staged[0]));
+	(*m)--;
+}
+
+/* Give a job's KV pages back and put it at the head of the queue with its
+ * session: it is re-admitted first and re-prefills its prompt and what it
+ * generated, then goes on (a preempted request never fails). */
+static void preempt(struct sched *s, struct job *j)
+{
+	gen_reset(j->g);
+	pthread_mutex_lock(&s->mu);
+	unlink_job(&s->active, j);
+	s->n_active--;
+	j->cl->n_active--;
+	j->preempted = true;
+	j->next = s->queued;
+	s->queued = j;
+	s->n_queued++;
+	pthread_mutex_unlock(&s->mu);
+	s->preemptions++;
+	log_debug("client %u request %llu: preempted (KV pages full)",
+		  shm_client_id(j->req->client), (unsigned long long)j->req->user_data);
+}
+
+/* The staged batch must fit in the KV pool's free (or cached) pages, or the
+ * forward fails with -ENOSPC. Hold back prefill chunks first (last in the
+ * fairness order first: they lose nothing, they wait a step) as long as
+ * something else still runs; when that is not enough (the decodes alone do
+ * not fit, or half-done prefills hold every page), preempt the sequence
+ * admitted last (it has the least work to redo, as in vLLM): every
+ * preemption frees pages, so the others always progress. A sequence alone
+ * in the pool that still cannot grow ends with the context stop: the
+ * budget is its context. */
+/* Pages j holds (a page shared with others counts for each holder). */
+static size_t held(const struct job *j, size_t page_tokens)
+{
+	int len = j->g ? qvl_seq_len(gen_seq(j->g)) : 0;
+	return ((size_t)len + page_tokens - 1) / page_tokens;
+}
+
+/* The most recently admitted job holding pages, of client k (NULL: any);
+ * *holders counts them. */
+static struct job *victim(struct sched *s, const struct sched_client *k, size_t pt, int *holders)
+{
+	struct job *v = NULL;
+
+	*holders = 0;
+	for (struct job *j = s->active; j; j = j->next)
+		if ((!k || j->cl == k) && held(j, pt)) {
+			(*holders)++;
+			if (!v || j->admit_tick >= v->admit_tick)
+				v = j;
+		}
+	return v;
+}
+
+static int staged_at(struct sched *s, int m, const struct job *j)
+{
+	for (int i = 0; i < m; i++)
+		if (s->staged[i] == j)
+			return i;
+	return -1;
+}
+
+static bool is_prefill(const struct qvl_batch_item *it)
+{
+	return it->chunk.n > 1 || (!it->logits && !it->argmax);
+}
+
+/* Make room by preempting the victim of client k (NULL: anyone), or, when it
+ * is the only holder, end it: alone, it has outgrown the budget. */
+static void make_room(struct sched *s, int *m, const struct sched_client *k, size_t pt)
+{
+	int holders, at;
+	struct job *v = victim(s, k, pt, &holders);
+
+	if (!v)
+		return;
+	at = staged_at(s, *m, v);
+	if (at >= 0)
+		unstage(s, m, at);
+	if (holders > 1) {
+		preempt(s, v);
+	} else if (job_advance(v, &s->env, -ENOSPC)) {
+		retire(s, v);
+	}
+}
+
+/* client_kv_pages: a client whose sequences would hold more pages than that
+ * after the step loses, like the whole batch under the pool's budget, first
+ * its prefill chunks, then its most recently admitted sequence. Returns
+ * true when it changed the batch (call again). */
+static bool client_fit(struct sched *s, int *m, size_t pt)
+{
+	size_t lim = (size_t)s->o.client_kv_pages;
+
+	for (int i = *m - 1; lim && i >= 0; i--) {
+		const struct sched_client *k = s->staged[i]->cl;
+		size_t use = 0;
+		int drop = -1, n_k = 0;
+		for (struct job *j = s->active; j; j = j->next)
+			if (j->cl == k)
+				use += held(j, pt);
+		for (int t = 0; t < *m; t++)
+			if (s->staged[t]->cl == k) {
+				use += qvl_seq_pages_needed(s->items[t].seq, s->items[t].chunk.n);
+				n_k++;
+				if (is_prefill(&s->items[t]))
+					drop = t;
+			}
+		if (use <= lim)
+			continue;
+		/* a prefill waits while the client's other sequences run */
+		if (drop >= 0 && n_k > 1)
+			unstage(s, m, drop);
+		else
+			make_room(s, m, k, pt);
+		return true;
+	}
+	return false;
+}
+
+static void fit(struct sched *s, int *m)
+{
+	bool short_ = false;
+	struct qvl_kv_usage u0;
+
+	qvl_engine_kv_usage(s->env.e, &u0);
+	while (u0.page_tokens && client_fit(s, m, u0.page_tokens))
+		short_ = true;
+	for (;;) {
+		struct qvl_kv_usage u;
+		size_t need = 0;
+
+		qvl_engine_kv_usage(s->env.e, &u);
+		for (int i = 0; i < *m; i++)
+			need += qvl_seq_pages_needed(s->items[i].seq, s->items[i].chunk.n);
+		if (u.pages_used <= u.pages_total && need <= u.pages_total - u.pages_used)
+			break;
+		short_ = true;
+		/* while something else runs, a prefill chunk can wait a step */
+		int drop = -1;
+		for (int i = *m - 1; i >= 0 && drop < 0 && *m > 1; i--)
+			if (is_prefill(&s->items[i]))
+				drop = i;
+		if (drop >= 0) {
+			unstage(s, m, drop);
+			continue;
+		}
+		int holders;
+		if (!victim(s, NULL, u.page_tokens, &holders))
+			break;
+		make_room(s, m, NULL, u.page_tokens);
+	}
+	pthread_mutex_lock(&s->mu);
+	s->kv_short = short_;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* One step, without the lock: stage every job's chunk, one forward pass,
+ * advance each. n jobs from snapshot(). */
+static void step(struct sched *s, int n)
+{
+	struct qvl_err err = {{0}};
+	size_t budget = (size_t)s->o.prefill_chunk, rows = 0;
+	double now = qvl_now();
+	int m = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct job *j = s->run[i];
+		int rc = 0;
+
+		if (!s->cancel[i] && j->deadline > 0 && now > j->deadline) {
+			j->expired = true;
+			rc = -ETIMEDOUT;
+		} else if (s->cancel[i]) {
+			rc = -ECANCELED;
+		} else {
+			size_t miss = gen_missing(j->g);
+			/* a decode (one position) always runs; prefills share the budget */
+			if (miss > 1 && !budget)
+				continue;
+			rc = job_stage(j, miss > 1 ? budget : 1, &s->items[m]);
+			if (rc > 0) {
+				if (miss > 1)
+					budget -= (size_t)rc;
+				rows += (size_t)rc;
+				s->staged[m++] = j;
+				j->last_served = s->tick;
+				j->cl->last_served = s->tick;
+				continue;
+			}
+			if (rc == 0)
+				rc = -ECANCELED; /* finished or cancelled inside the session */
+		}
+		if (job_advance(j, &s->env, rc))
+			retire(s, j);
+	}
+	fit(s, &m);
+	if (!m)
+		return;
+	rows = 0;
+	for (int i = 0; i < m; i++)
+		rows += s->items[i].chunk.n;
+	double t0 = qvl_now();
+	int rc = qvl_engine_forward(s->env.e, s->items, (size_t)m, &err);
+	struct qvl_kv_usage u;
+	qvl_engine_kv_usage(s->env.e, &u);
+	qvld_stats_step(s->env.stats, m, rows, qvl_now() - t0);
+	qvld_stats_kv(s->env.stats, &u, s->preemptions);
+	if (rc < 0 && m > 1) {
+		log_debug("batch of %d: %s; running each alone", m, err.msg);
+		run_alone(s, m);
+		return;
+	}
+	for (int i = 0; i < m; i++)
+		if (job_advance(s->staged[i], &s->env, rc))
+			retire(s, s->staged[i]);
 }
 
 static void *worker(void *arg)
@@ -196,58 +554,23 @@ static void *worker(void *arg)
 		log_warn("scheduler thread: cannot bind to PU %d", s->cpu);
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		struct job *j = NULL;
-		bool admit = false;
-
-		/* a cancelled queued job (its client may be gone) is finished at
-		 * once, even when every slot is taken: that releases its memory */
-		if (s->queued) {
-			j = pick_queued(s);
-			if (!j->cancel && s->n_active >= s->max_seqs)
-				j = NULL;
-			admit = j != NULL;
-		}
-		if (!j)
-			j = sched_pick(s);
+		admit(s);
 		qvld_stats_set_gauges(s->env.stats, s->n_queued, s->n_active);
-		if (!j) {
-			if (s->stop || (s->draining && !s->queued))
+		if (s->stop)
+			break;
+		if (!s->active) {
+			struct qvl_kv_usage u; /* the pages the finished jobs gave back */
+			qvl_engine_kv_usage(s->env.e, &u);
+			qvld_stats_kv(s->env.stats, &u, s->preemptions);
+			if (s->draining && !s->queued)
 				break;
 			pthread_cond_wait(&s->cv, &s->mu);
 			continue;
 		}
 		s->tick++;
-		if (admit) {
-			unlink_job(&s->queued, j);
-			s->n_queued--;
-			j->cl->last_admitted = s->tick;
-			if (j->cancel) {
-				client_release(s, j->cl);
-				pthread_mutex_unlock(&s->mu);
-				job_abort(j, &s->env, 0, QVL_STOP_CANCELLED);
-				job_free(j);
-				pthread_mutex_lock(&s->mu);
-				continue;
-			}
-			j->next = s->active;
-			s->active = j;
-			s->n_active++;
-			pthread_mutex_unlock(&s->mu);
-			if (job_start(j, &s->env) != 0) { /* failed, or done in one go */
-				retire(s, j, true);
-				pthread_mutex_lock(&s->mu);
-				continue;
-			}
-			pthread_mutex_lock(&s->mu);
-		}
-		/* j is admitted: run one pass of it */
-		j->cl->last_served = s->tick;
-		j->last_served = s->tick;
-		bool cancel = j->cancel;
+		int n = snapshot(s);
 		pthread_mutex_unlock(&s->mu);
-		int done = job_step(j, &s->env, cancel);
-		if (done)
-			retire(s, j, true);
+		step(s, n);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -256,6 +579,10 @@ static void *worker(void *arg)
 
 int sched_start(struct sched *s, int cpu, struct qvl_err *err)
 {
+	struct qvl_kv_usage u;
+
+	qvl_engine_kv_usage(s->env.e, &u); /* the worker does not run yet */
+	qvld_stats_kv(s->env.stats, &u, 0);
 	s->cpu = cpu;
 	int rc = pthread_create(&s->th, NULL, worker, s);
 	if (rc)
@@ -313,6 +640,10 @@ void sched_destroy(struct sched *s)
 		s->clients = k->next;
 		free(k);
 	}
+	free(s->run);
+	free(s->cancel);
+	free(s->items);
+	free(s->staged);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s);

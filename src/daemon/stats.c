@@ -13,6 +13,7 @@
 
 #include "daemon/log.h"
 #include "daemon/stats.h"
+#include "kvcache.h"
 #include "util.h"
 
 #define LAT_N	    1024
@@ -40,6 +41,12 @@ struct qvld_stats {
 	double lat[LAT_N];
 	uint64_t n_lat;
 	int queued, active;
+	/* batched steps: count, sequences and rows summed, largest batch */
+	uint64_t steps, step_seqs, step_rows;
+	int batch_max;
+	double step_s;
+	/* the KV pool, as of the last step */
+	uint64_t preemptions, prefix_hits, prefix_tokens, kv_used, kv_total, kv_cached, evictions;
 	/* tokens/s over the last window: (gen_tokens at t_win, t_win) */
 	uint64_t win_tokens;
 	double win_t, rate;
@@ -176,6 +183,31 @@ void qvld_stats_set_gauges(struct qvld_stats *s, int queued, int active)
 	pthread_mutex_unlock(&s->mu);
 }
 
+void qvld_stats_kv(struct qvld_stats *s, const struct qvl_kv_usage *u, uint64_t preemptions)
+{
+	pthread_mutex_lock(&s->mu);
+	s->preemptions = preemptions;
+	s->prefix_hits = u->prefix_hits;
+	s->prefix_tokens = u->prefix_tokens_reused;
+	s->kv_used = u->pages_used;
+	s->kv_total = u->pages_total;
+	s->kv_cached = u->pages_cached;
+	s->evictions = u->evictions;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void qvld_stats_step(struct qvld_stats *s, int batch, size_t rows, double seconds)
+{
+	pthread_mutex_lock(&s->mu);
+	s->steps++;
+	s->step_seqs += (uint64_t)batch;
+	s->step_rows += rows;
+	s->step_s += seconds;
+	if (batch > s->batch_max)
+		s->batch_max = batch;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *socket,
 			 const char *placement, int threads, int ctx, int max_seqs)
 {
@@ -255,12 +287,24 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 	    "\"refused_connections\":%llu,\"queued\":%d,\"active_sequences\":%d,"
 	    "\"prompt_tokens\":%llu,\"generated_tokens\":%llu,\"tokens_per_s\":%.2f,"
 	    "\"decode_tokens_per_s\":%.2f,\"latency_p50_s\":%.6f,\"latency_p99_s\":%.6f,"
-	    "\"latency_samples\":%zu,\"by_opcode\":{",
+	    "\"latency_samples\":%zu,",
 	    qvl_now() - s->t_start, (unsigned long long)s->requests,
 	    (unsigned long long)s->completed, (unsigned long long)s->failed,
 	    (unsigned long long)s->refused, s->queued, s->active,
 	    (unsigned long long)s->prompt_tokens, (unsigned long long)s->gen_tokens, s->rate,
 	    s->decode_s > 0 ? (double)s->gen_tokens / s->decode_s : 0.0, p50, p99, n);
+	put(&o,
+	    "\"steps\":%llu,\"step_rows\":%llu,\"step_s\":%.6f,\"batch_size_max\":%d,"
+	    "\"batch_size_mean\":%.3f,\"preemptions\":%llu,\"prefix_hits\":%llu,"
+	    "\"prefix_tokens_reused\":%llu,\"kv_pages_used\":%llu,\"kv_pages_total\":%llu,"
+	    "\"kv_pages_cached\":%llu,\"kv_evictions\":%llu,",
+	    (unsigned long long)s->steps, (unsigned long long)s->step_rows, s->step_s, s->batch_max,
+	    s->steps ? (double)s->step_seqs / (double)s->steps : 0.0,
+	    (unsigned long long)s->preemptions, (unsigned long long)s->prefix_hits,
+	    (unsigned long long)s->prefix_tokens, (unsigned long long)s->kv_used,
+	    (unsigned long long)s->kv_total, (unsigned long long)s->kv_cached,
+	    (unsigned long long)s->evictions);
+	put(&o, "\"by_opcode\":{");
 	for (int i = 0; i < 8; i++)
 		put(&o, "%s\"%s\":%llu", i ? "," : "", ops[i], (unsigned long long)s->by_op[i]);
 	put(&o, "},\"errors\":{");

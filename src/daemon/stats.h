@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 struct qvld_stats;
+struct qvl_kv_usage;
 
 int qvld_stats_create(struct qvld_stats **out);
 void qvld_stats_destroy(struct qvld_stats *s);
@@ -24,6 +25,10 @@ void qvld_stats_refused(struct qvld_stats *s);
 void qvld_log_request_error(struct qvld_stats *s, uint32_t client, uint64_t user_data, int rc,
 			    const char *msg);
 void qvld_stats_set_gauges(struct qvld_stats *s, int queued, int active);
+/* The KV pool after a step, and the scheduler's preemptions so far. */
+void qvld_stats_kv(struct qvld_stats *s, const struct qvl_kv_usage *u, uint64_t preemptions);
+/* One batched forward pass: batch sequences, rows (positions) in it. */
+void qvld_stats_step(struct qvld_stats *s, int batch, size_t rows, double seconds);
 
 /* Static facts for STATUS: set once at startup. */
 void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *socket,

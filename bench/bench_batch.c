@@ -1,0 +1,299 @@
+/* The batching scheduler's figures against a live qvld (QVL_SOCKET; run by
+ * bench/bench_batch.sh on the 2b shape). Every figure is the median of
+ * QVL_BENCH_REPS runs with its min-max spread, and each ratio compares two
+ * figures of the same run:
+ *   decode   aggregate decode tok/s with 1, 4, 16, 64 concurrent sequences
+ *            (16-id prompts, QVL_BENCH_TOKENS greedy ids each), counted from
+ *            the moment every sequence has its first token to the last
+ *            completion; ratio to 1 sequence (target >= 10 at 16)
+ *   ttft     time to first token of a short request on an idle daemon and
+ *            while a 4096-id prompt is being prefilled (target <= 2x)
+ *   prefix   time to first token with a 2000-id system prompt seen for the
+ *            first time vs seen before (target >= 20x), and the same for a
+ *            repeated 448x448 image
+ * One JSON line per figure on stdout, a human summary on stderr.
+ *   bench_batch [decode|ttft|prefix]...   (default: all three) */
+#include "config.h"
+
+#include <stdbool.h>
+#include <unistd.h>
+
+#include "../tests/daemon_client.h"
+#include "util.h"
+
+#define MAXN 64
+
+static int reps = 3, ntok = 8;
+static struct qvl *q;
+static uint64_t next_ud = 1;
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct fig {
+	double med, lo, hi;
+};
+
+static struct fig summarize(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(double), cmp_d);
+	return (struct fig){v[n / 2], v[0], v[n - 1]};
+}
+
+/* n concurrent decodes: aggregate tok/s after all have their first token. */
+static double decode_once(int n)
+{
+	struct qvl_req *r[MAXN];
+	uint32_t count[MAXN] = {0};
+	bool first[MAXN] = {0};
+	uint64_t base = next_ud;
+	int32_t ids[16];
+	int n_first = 0, n_fin = 0;
+	double t_all = 0, t_end = 0;
+	uint64_t snap = 0, total = 0;
+
+	next_ud += (uint64_t)n;
+	for (int i = 0; i < n; i++) {
+		dc_ids(ids, 16, base + (uint64_t)i);
+		if (dc_submit_ids(q, base + (uint64_t)i, ids, 16, (uint32_t)ntok, QVL_GEN_STREAM,
+				  &r[i]) < 0)
+			return -1;
+	}
+	while (n_fin < n) {
+		struct qvl_cqe c;
+		if (dc_next(q, &c, 600) < 0)
+			return -1;
+		if (c.user_data < base || c.user_data >= base + (uint64_t)n)
+			continue;
+		int i = (int)(c.user_data - base);
+		total += c.n_tokens - count[i];
+		count[i] = c.n_tokens;
+		if (!first[i] && c.n_tokens > 0) {
+			first[i] = true;
+			if (++n_first == n) {
+				t_all = qvl_now();
+				snap = total;
+			}
+		}
+		if (!(c.flags & QVL_CQE_F_MORE)) {
+			n_fin++;
+			t_end = qvl_now();
+		}
+	}
+	for (int i = 0; i < n; i++)
+		qvl_release(r[i]);
+	return t_end > t_all && total > snap ? (double)(total - snap) / (t_end - t_all) : -1;
+}
+
+/* Seconds from t0 (just before the submission of ud) to its first token;
+ * waits for its end. */
+static double ttft(uint64_t ud, double t0)
+{
+	double t1 = -1;
+	struct qvl_cqe c;
+
+	while (dc_next(q, &c, 600) == 0) {
+		if (c.user_data != ud)
+			continue;
+		if (t1 < 0 && c.n_tokens > 0)
+			t1 = qvl_now() - t0;
+		if (!(c.flags & QVL_CQE_F_MORE))
+			return t1;
+	}
+	return -1;
+}
+
+static double short_ttft(uint64_t seed)
+{
+	int32_t ids[16];
+	struct qvl_req *r;
+	uint64_t ud = next_ud++;
+
+	dc_ids(ids, 16, seed);
+	double t0 = qvl_now();
+	if (dc_submit_ids(q, ud, ids, 16, 2, QVL_GEN_STREAM, &r) < 0)
+		return -1;
+	double t = ttft(ud, t0);
+	qvl_release(r);
+	return t;
+}
+
+static void print_fig(const char *name, const char *unit, struct fig f, const char *extra)
+{
+	printf("{\"name\":\"%s\",\"value\":%.4f,\"min\":%.4f,\"max\":%.4f,\"unit\":\"%s\","
+	       "\"reps\":%d%s%s}\n",
+	       name, f.med, f.lo, f.hi, unit, reps, extra ? "," : "", extra ? extra : "");
+	fflush(stdout);
+}
+
+static void bench_decode(void)
+{
+	static const int ns[] = {1, 4, 16, 64};
+	double one = 0;
+
+	for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+		double v[16];
+		for (int i = 0; i < reps; i++)
+			v[i] = decode_once(ns[k]);
+		struct fig f = summarize(v, reps);
+		char name[64], extra[160];
+		if (ns[k] == 1)
+			one = f.med;
+		snprintf(name, sizeof(name), "batch_decode_tok_s_%d", ns[k]);
+		snprintf(extra, sizeof(extra), "\"seqs\":%d,\"ratio_to_1\":%.2f%s", ns[k],
+			 one > 0 ? f.med / one : 0, ns[k] == 16 ? ",\"target_ratio\":10" : "");
+		print_fig(name, "tok/s", f, extra);
+		fprintf(stderr, "decode, %2d sequences: %8.2f tok/s (%.2f..%.2f), %.2fx one\n",
+			ns[k], f.med, f.lo, f.hi, one > 0 ? f.med / one : 0);
+	}
+}
+
+static void bench_ttft(void)
+{
+	static int32_t big[4096];
+	double idle[16], busy[16];
+
+	for (int i = 0; i < reps; i++) {
+		idle[i] = short_ttft(100 + (uint64_t)i);
+		/* a 4096-id prompt: its prefill is under way when the short one comes */
+		struct qvl_req *r;
+		uint64_t ud = next_ud++;
+		dc_ids(big, 4096, 5000 + (uint64_t)i);
+		if (dc_submit_ids(q, ud, big, 4096, 1, 0, &r) < 0)
+			return;
+		usleep(300000);
+		busy[i] = short_ttft(200 + (uint64_t)i);
+		struct qvl_cqe c;
+		while (dc_next(q, &c, 600) == 0)
+			if (c.user_data == ud && !(c.flags & QVL_CQE_F_MORE))
+				break;
+		qvl_release(r);
+	}
+	struct fig fi = summarize(idle, reps), fb = summarize(busy, reps);
+	char extra[160];
+	print_fig("ttft_idle_s", "s", fi, NULL);
+	snprintf(extra, sizeof(extra),
+		 "\"ratio_to_idle\":%.2f,\"target_ratio\":2,\"prefill_chunk\":\"%s\"",
+		 fi.med > 0 ? fb.med / fi.med : 0,
+		 getenv("QVL_BENCH_CHUNK") ? getenv("QVL_BENCH_CHUNK") : "?");
+	print_fig("ttft_beside_4096_prefill_s", "s", fb, extra);
+	fprintf(stderr,
+		"TTFT of a 16-id request: idle %.3f s (%.3f..%.3f), beside a 4096-id prefill "
+		"%.3f s (%.3f..%.3f): %.2fx (prefill chunk %s)\n",
+		fi.med, fi.lo, fi.hi, fb.med, fb.lo, fb.hi, fi.med > 0 ? fb.med / fi.med : 0,
+		getenv("QVL_BENCH_CHUNK") ? getenv("QVL_BENCH_CHUNK") : "?");
+}
+
+/* TTFT of [system ids | 8 suffix ids]. */
+static double sys_ttft(uint64_t sys_seed, uint64_t suffix_seed)
+{
+	static int32_t ids[2008];
+	struct qvl_req *r;
+	uint64_t ud = next_ud++;
+
+	dc_ids(ids, 2000, sys_seed);
+	dc_ids(ids + 2000, 8, suffix_seed);
+	double t0 = qvl_now();
+	if (dc_submit_ids(q, ud, ids, 2008, 1, QVL_GEN_STREAM, &r) < 0)
+		return -1;
+	double t = ttft(ud, t0);
+	qvl_release(r);
+	return t;
+}
+
+/* TTFT of a chat request with a 448x448 RGB image (seeded pixels). */
+static double image_ttft(uint64_t seed, const char *text)
+{
+	static uint8_t px[448 * 448 * 3];
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+	struct qvl_req *r;
+	struct qvl_sqe *sqe;
+	uint64_t ud = next_ud++;
+
+	for (size_t i = 0; i < sizeof(px); i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		px[i] = (uint8_t)(x >> 56);
+	}
+	double t0 = qvl_now();
+	if (qvl_req_new(q, QVL_OP_GENERATE, &r) < 0)
+		return -1;
+	qvl_req_add_image_rgb(r, px, 448, 448, 448 * 3);
+	qvl_req_add_text(r, QVL_PART_USER, text, strlen(text));
+	qvl_req_set_flags(r, QVL_GEN_GREEDY | QVL_GEN_IGNORE_EOS | QVL_GEN_STREAM);
+	qvl_req_set_max_tokens(r, 1);
+	sqe = qvl_sqe_get(q);
+	if (!sqe || qvl_req_prep(r, sqe, ud, 4096) < 0 || qvl_submit(q) < 0) {
+		qvl_release(r);
+		return -1;
+	}
+	double t = ttft(ud, t0);
+	qvl_release(r);
+	return t;
+}
+
+static void bench_prefix(void)
+{
+	double cold[16], warm[16], icold[16], iwarm[16];
+	char extra[96];
+
+	for (int i = 0; i < reps; i++) {
+		uint64_t s = 7000 + (uint64_t)i + (uint64_t)getpid() * 100;
+		cold[i] = sys_ttft(s, 1);
+		warm[i] = sys_ttft(s, 2);
+		icold[i] = image_ttft(s, "What is this?");
+		iwarm[i] = image_ttft(s, "Describe it.");
+	}
+	struct fig c = summarize(cold, reps), w = summarize(warm, reps);
+	struct fig ic = summarize(icold, reps), iw = summarize(iwarm, reps);
+	print_fig("prefix_ttft_cold_2000_s", "s", c, NULL);
+	snprintf(extra, sizeof(extra), "\"speedup\":%.2f,\"target\":20",
+		 w.med > 0 ? c.med / w.med : 0);
+	print_fig("prefix_ttft_reused_2000_s", "s", w, extra);
+	print_fig("image_ttft_cold_s", "s", ic, NULL);
+	snprintf(extra, sizeof(extra), "\"speedup\":%.2f,\"target\":20",
+		 iw.med > 0 ? ic.med / iw.med : 0);
+	print_fig("image_ttft_repeated_s", "s", iw, extra);
+	fprintf(stderr,
+		"2000-id system prompt: TTFT cold %.3f s (%.3f..%.3f), reused %.3f s (%.3f..%.3f): "
+		"%.1fx\n",
+		c.med, c.lo, c.hi, w.med, w.lo, w.hi, w.med > 0 ? c.med / w.med : 0);
+	fprintf(stderr,
+		"448x448 image: TTFT first %.3f s (%.3f..%.3f), repeated %.3f s (%.3f..%.3f): "
+		"%.1fx\n",
+		ic.med, ic.lo, ic.hi, iw.med, iw.lo, iw.hi, iw.med > 0 ? ic.med / iw.med : 0);
+}
+
+int main(int argc, char **argv)
+{
+	struct qvl_opts o = {.sq_entries = 128, .cq_entries = 1024};
+	int rc;
+
+	if (getenv("QVL_BENCH_REPS"))
+		reps = atoi(getenv("QVL_BENCH_REPS"));
+	if (getenv("QVL_BENCH_TOKENS"))
+		ntok = atoi(getenv("QVL_BENCH_TOKENS"));
+	if (reps < 1 || reps > 16 || ntok < 2 || ntok > 4096) {
+		fprintf(stderr, "bench_batch: QVL_BENCH_REPS 1..16, QVL_BENCH_TOKENS 2..4096\n");
+		return 2;
+	}
+	rc = qvl_connect(getenv("QVL_SOCKET"), &o, &q);
+	if (rc < 0) {
+		fprintf(stderr, "bench_batch: connect: %s\n", qvl_strerror(rc));
+		return 1;
+	}
+	for (int i = argc > 1 ? 1 : 0; i < (argc > 1 ? argc : 1); i++) {
+		const char *what = argc > 1 ? argv[i] : "all";
+		bool all = !strcmp(what, "all");
+		if (all || !strcmp(what, "decode"))
+			bench_decode();
+		if (all || !strcmp(what, "ttft"))
+			bench_ttft();
+		if (all || !strcmp(what, "prefix"))
+			bench_prefix();
+	}
+	qvl_disconnect(q);
+	return 0;
+}
