@@ -4,7 +4,7 @@
  * the result is NOT the exact-weights f32 computation the golden tests
  * check (relative error ~2^-9 per product); `--precision exact` keeps it
  * out (docs/precision.md has what it costs). Only bf16 weights take this
- * path (m == 1, decode, through matvec_dp()); everything else goes to the
+ * path (decode batches of up to DP_MAX_M rows through matmul_dp()); everything else goes to the
  * exact AVX-512 kernel.
  *
  * Layout: X is converted to bf16 once per call (a row's consecutive pairs
@@ -109,12 +109,115 @@ static TBF void x_to_bf16(uint16_t *Xb, size_t kp, const float *X, size_t ldx, s
 	}
 }
 
-/* m == 1 (decode): x rounded to bf16 once, then one vdpbf16ps per 32
- * weights of each of 4 rows, straight from the weight rows (no packing).
- * The exact matvec widens every weight pair with a shift and an and and
- * does two FMAs; this does one instruction, which matters when the two
- * vCPUs share a core and the weight stream is waiting on issue slots.
- * Prefetch as the exact matvec: the same offset 4 rows ahead, into L2. */
+/* Decode and small decode batches (m <= DP_MAX_M): x rounded to bf16 once,
+ * then one vdpbf16ps per 32 weights of each of 4 rows, straight from the
+ * weight rows (no packing), dotted with up to DP_ROWS activation rows per
+ * pass. The exact matvec widens every weight pair with a shift and an and
+ * and does two FMAs; this does one instruction, which matters when the two
+ * vCPUs share a core and the weight stream is waiting on issue slots. The
+ * packed-panel path below pays a transpose of every panel per call, which
+ * only many activation rows amortize: for a batch of 16 decodes it cost
+ * more than the products.
+ *
+ * Every output is the same sum in the same order whatever m is (one
+ * accumulator per weight row and activation row, the k chunks in order,
+ * then the masked tail and one reduction), so a sequence's logits do not
+ * depend on the other sequences of its decode batch (batch invariance up
+ * to DP_MAX_M rows). 4 x 6 accumulators + 6 activation vectors + 1 weight
+ * vector = 31 of the 32 zmm registers.
+ * Prefetch as the exact matvec: the same offset 4 rows ahead, into L2, on
+ * the first pass over the 4 rows (the later passes find them in L1/L2). */
+#define DP_ROWS	 6
+#define DP_MAX_M 48
+
+static inline __attribute__((always_inline)) TBF void
+dp_tile(const int nx, const int pf, float *Y, size_t ldy, const uint16_t *xb, size_t ldxb,
+	const uint16_t *const w[4], int nr, size_t kf, __mmask32 mt, size_t pfd, const float *bias)
+{
+	__m512 a[4][DP_ROWS];
+
+#pragma GCC unroll 4
+	for (int r = 0; r < 4; r++)
+#pragma GCC unroll 6
+		for (int i = 0; i < nx; i++)
+			a[r][i] = _mm512_setzero_ps();
+	for (size_t c = 0; c < kf; c += 32) {
+		__m512bh xv[DP_ROWS];
+#pragma GCC unroll 6
+		for (int i = 0; i < nx; i++)
+			xv[i] = (__m512bh)_mm512_loadu_si512(xb + (size_t)i * ldxb + c);
+#pragma GCC unroll 4
+		for (int r = 0; r < 4; r++) {
+			if (pf)
+				_mm_prefetch((const char *)(w[r] + c + pfd), _MM_HINT_T1);
+			__m512bh wv = (__m512bh)_mm512_loadu_si512(w[r] + c);
+#pragma GCC unroll 6
+			for (int i = 0; i < nx; i++)
+				a[r][i] = _mm512_dpbf16_ps(a[r][i], wv, xv[i]);
+		}
+	}
+	if (mt) {
+		__m512bh wv[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < 4; r++)
+			wv[r] = (__m512bh)_mm512_maskz_loadu_epi16(mt, w[r] + kf);
+#pragma GCC unroll 6
+		for (int i = 0; i < nx; i++) {
+			__m512bh xt =
+			    (__m512bh)_mm512_maskz_loadu_epi16(mt, xb + (size_t)i * ldxb + kf);
+#pragma GCC unroll 4
+			for (int r = 0; r < 4; r++)
+				a[r][i] = _mm512_dpbf16_ps(a[r][i], wv[r], xt);
+		}
+	}
+#pragma GCC unroll 6
+	for (int i = 0; i < nx; i++)
+		for (int r = 0; r < nr; r++)
+			Y[(size_t)i * ldy + (size_t)r] =
+			    _mm512_reduce_add_ps(a[r][i]) + (bias ? bias[r] : 0.0f);
+}
+
+static TBF void dp_tile_any(int nx, int pf, float *Y, size_t ldy, const uint16_t *xb, size_t ldxb,
+			    const uint16_t *const w[4], int nr, size_t kf, __mmask32 mt, size_t pfd,
+			    const float *bias)
+{
+	switch (nx * 2 + !!pf) {
+#define C(N)                                                                                       \
+	case 2 * N:                                                                                \
+		dp_tile(N, 0, Y, ldy, xb, ldxb, w, nr, kf, mt, pfd, bias);                         \
+		break;                                                                             \
+	case 2 * N + 1:                                                                            \
+		dp_tile(N, 1, Y, ldy, xb, ldxb, w, nr, kf, mt, pfd, bias);                         \
+		break;
+		C(6) C(5) C(4) C(3) C(2) C(1)
+#undef C
+	}
+}
+
+static TBF void matmul_dp(float *Y, size_t ldy, const uint16_t *xb, size_t ldxb, const uint16_t *W,
+			  size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+{
+	size_t kf = k & ~(size_t)31, pfd = 4 * ldw;
+	__mmask32 mt = k > kf ? (__mmask32)((1u << (k - kf)) - 1) : 0;
+
+	for (size_t j = 0; j < n; j += 4) {
+		int nr = n - j >= 4 ? 4 : (int)(n - j);
+		const uint16_t *w[4];
+
+		for (int r = 0; r < 4; r++)
+			w[r] = W + (j + (size_t)(r < nr ? r : 0)) * ldw;
+		for (size_t i0 = 0; i0 < m; i0 += DP_ROWS) {
+			int nx = m - i0 >= DP_ROWS ? DP_ROWS : (int)(m - i0);
+			dp_tile_any(nx, i0 == 0, Y + i0 * ldy + j, ldy, xb + i0 * ldxb, ldxb, w, nr,
+				    kf, mt, pfd, bias ? bias + j : NULL);
+		}
+	}
+}
+
+/* m == 1: matmul_dp()'s sums for one activation row, in the same order
+ * (bit for bit, tests/engine_batchinv), written apart because the
+ * interleaving of one x load per chunk with the 4 weight rows' loads and
+ * products is ~10% faster than dp_tile(1, ...) when single-threaded. */
 static TBF void matvec_dp(float *y, const uint16_t *xb, const uint16_t *W, size_t ldw,
 			  const float *bias, size_t n, size_t k)
 {
@@ -167,6 +270,10 @@ TBF void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t 
 	x_to_bf16(Xb, kp, X, ldx, m, k);
 	if (m == 1) {
 		matvec_dp(Y, Xb, W, ldw, bias, n, k);
+		return;
+	}
+	if (m <= DP_MAX_M) {
+		matmul_dp(Y, ldy, Xb, 2 * kp, W, ldw, bias, m, n, k);
 		return;
 	}
 	const uint32_t *X32 = (const uint32_t *)(const void *)Xb;

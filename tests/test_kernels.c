@@ -439,14 +439,15 @@ static void test_dispatch(void)
 static void test_bf16dot(void)
 {
 #ifdef HAVE_AVX512BF16_KERNELS
-	int bad = 0;
+	int bad = 0, variant = 0;
 
 	if (!qvl_cpu_has_avx512bf16()) {
-		skip(1, "no AVX512-BF16");
+		skip(2, "no AVX512-BF16");
 		return;
 	}
 	for (int c = 0; c < 30; c++) {
-		size_t m = urand(1, 20), n = urand(1, 100), k = urand(1, c % 3 ? 80 : 1200);
+		size_t m = urand(1, c % 5 ? 20 : 60), n = urand(1, 100),
+		       k = urand(1, c % 3 ? 80 : 1200);
 		size_t ldw = k + urand(0, 3), ldx = k + urand(0, 3), ldy = n + urand(0, 3);
 		float *X = xmalloc(m * ldx * 4), *Y = xmalloc(m * ldy * 4),
 		      *Y0 = xmalloc(m * ldy * 4);
@@ -470,11 +471,20 @@ static void test_bf16dot(void)
 					diag("bf16dot m=%zu n=%zu k=%zu [%zu][%zu] %g ref %g", m, n,
 					     k, i, j, Y[i * ldy + j], Y0[i * ldy + j]);
 			}
+		/* batch invariance: up to 48 rows, each row as if alone (m = 1) */
+		for (size_t i = 0; m <= 48 && i < m; i++) {
+			qvl_matmul_bf16dot_avx512(Y0, ldy, X + i * ldx, ldx, W, QVL_DT_BF16, ldw,
+						  bias, 1, n, k);
+			if (memcmp(Y0, Y + i * ldy, n * sizeof(float)) && variant++ < 3)
+				diag("bf16dot m=%zu n=%zu k=%zu: row %zu differs from itself alone",
+				     m, n, k, i);
+		}
 		free(X), free(Y), free(Y0), free(bias), free(W);
 	}
 	ok(!bad, "bf16dot matmul (--precision bf16) within bf16 rounding of the exact result");
+	ok(!variant, "bf16dot: every row of a batch of up to 48 equals that row alone, bit for bit");
 #else
-	skip(1, "AVX512-BF16 kernels not built");
+	skip(2, "AVX512-BF16 kernels not built");
 #endif
 }
 
