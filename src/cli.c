@@ -60,6 +60,16 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	return CLI_USAGE;
 }
 
+int cli_operand(const char *cmd, int argc, char **argv, const char *what, const char **out)
+{
+	if (optind >= argc)
+		return cli_usage(cmd, "missing %s", what);
+	if (optind + 1 < argc)
+		return cli_usage(cmd, "unexpected argument '%s'", argv[optind + 1]);
+	*out = argv[optind];
+	return 0;
+}
+
 int cli_fail(const char *cmd, int rc, const struct qvl_err *err)
 {
 	fprintf(stderr, "qvlctl %s: %s\n", cmd,

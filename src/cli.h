@@ -37,6 +37,10 @@ int cli_opt_error(const struct cli *c, int ch);
 
 /* "qvlctl CMD: <message>" and the --help hint on stderr; returns 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The command's one operand after the options (argv[optind]) in *out:
+ * 0, or "missing WHAT" / "unexpected argument" reported as cli_usage does
+ * (returns 2). */
+int cli_operand(const char *cmd, int argc, char **argv, const char *what, const char **out);
 /* "qvlctl CMD: <err or errno text>" on stderr; returns 1. */
 int cli_fail(const char *cmd, int rc, const struct qvl_err *err);
 

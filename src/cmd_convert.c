@@ -143,11 +143,8 @@ int cmd_convert(int argc, char **argv)
 			return cli_opt_error(&cl, c);
 		}
 	}
-	if (optind >= argc)
-		return cli_usage("convert", "missing MODEL");
-	if (optind + 1 < argc)
-		return cli_usage("convert", "unexpected argument '%s'", argv[optind + 1]);
-	o.model = argv[optind];
+	if ((rc = cli_operand("convert", argc, argv, "MODEL", &o.model)))
+		return rc;
 	if (!o.out)
 		return cli_usage("convert", "missing -o OUT.gguf");
 	if (o.out_mmproj && !strcmp(o.out, o.out_mmproj))

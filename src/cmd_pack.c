@@ -85,11 +85,8 @@ int cmd_pack(int argc, char **argv)
 			return cli_opt_error(&cl, c);
 		}
 	}
-	if (optind >= argc)
-		return cli_usage("pack", "missing MODEL");
-	if (optind + 1 < argc)
-		return cli_usage("pack", "unexpected argument '%s'", argv[optind + 1]);
-	o.model = argv[optind];
+	if ((rc = cli_operand("pack", argc, argv, "MODEL", &o.model)))
+		return rc;
 	if (!o.out)
 		return cli_usage("pack", "missing -o FILE.qvl");
 	progress_init(&pg, "pack", quiet);

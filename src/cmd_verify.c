@@ -158,9 +158,7 @@ int cmd_verify(int argc, char **argv)
 			return cli_opt_error(&cl, c);
 		}
 	}
-	if (optind >= argc)
-		return cli_usage("verify", "missing FILE.qvl");
-	if (optind + 1 < argc)
-		return cli_usage("verify", "unexpected argument '%s'", argv[optind + 1]);
-	return verify_file(argv[optind], &o, list);
+	const char *file;
+	int rc = cli_operand("verify", argc, argv, "FILE.qvl", &file);
+	return rc ? rc : verify_file(file, &o, list);
 }
