@@ -44,16 +44,8 @@ printf '[qvld]\nmax_inflight = 256\n' >"$TMP/qvl.conf"
 	--max-seqs 64 --ctx 4608 --prefill-chunk "$CHUNK" --kv-mem "${QVL_BENCH_KV_MEM:-4G}" \
 	>"$TMP/qvld.log" 2>&1 &
 QPID=$!
-i=0
-until timeout 5 "$QVLCTL" --socket "$SOCK" status >/dev/null 2>&1; do
-	i=$((i + 1))
-	if [ $i -gt 600 ] || ! kill -0 "$QPID" 2>/dev/null; then
-		echo "bench_batch: qvld did not start:" >&2
-		cat "$TMP/qvld.log" >&2
-		exit 1
-	fi
-	sleep 0.2
-done
+. "$(dirname "$0")/qvld_wait.sh"
+qvld_wait bench_batch "$SOCK" "$QPID" "$TMP/qvld.log"
 QVL_SOCKET=$SOCK timeout 1800 "$QVL_BUILDDIR/bench/bench_batch" "$@" >"$TMP/qvl.json"
 st=$?
 cat "$TMP/qvl.json"

@@ -38,16 +38,8 @@ trap 'for p in $QPID $HPID $LPID; do kill -9 $p 2>/dev/null; done; rm -rf "$TMP"
 "$QVLD" --foreground --model "$MODEL" --socket "$SOCK" ${THREADS:+--threads "$THREADS"} --max-seqs 1 \
 	>"$TMP/qvld.log" 2>&1 &
 QPID=$!
-i=0
-until timeout 5 "$QVLCTL" --socket "$SOCK" status >/dev/null 2>&1; do
-	i=$((i + 1))
-	if [ $i -gt 600 ] || ! kill -0 "$QPID" 2>/dev/null; then
-		echo "bench_http: qvld did not start:" >&2
-		cat "$TMP/qvld.log" >&2
-		exit 1
-	fi
-	sleep 0.2
-done
+. "$(dirname "$0")/qvld_wait.sh"
+qvld_wait bench_http "$SOCK" "$QPID" "$TMP/qvld.log"
 "$HTTPD" --socket "$SOCK" --listen 127.0.0.1:0 >"$TMP/http.log" 2>&1 &
 HPID=$!
 i=0

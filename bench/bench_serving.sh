@@ -29,16 +29,8 @@ trap '[ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null; rm -rf "$TMP"' EXIT INT TER
 "$QVLD" --foreground --model "$MODEL" --socket "$SOCK" ${THREADS:+--threads "$THREADS"} --max-seqs 1 \
 	>"$TMP/qvld.log" 2>&1 &
 QPID=$!
-i=0
-until timeout 5 "$QVLCTL" --socket "$SOCK" status >/dev/null 2>&1; do
-	i=$((i + 1))
-	if [ $i -gt 600 ] || ! kill -0 "$QPID" 2>/dev/null; then
-		echo "bench_serving: qvld did not start:" >&2
-		cat "$TMP/qvld.log" >&2
-		exit 1
-	fi
-	sleep 0.2
-done
+. "$(dirname "$0")/qvld_wait.sh"
+qvld_wait bench_serving "$SOCK" "$QPID" "$TMP/qvld.log"
 
 IDS="1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16"
 for r in $(seq "$REPS"); do
