@@ -65,19 +65,24 @@ kill -HUP "$QPID"
 wait_for test -s "$FLOG"
 res $? "SIGHUP reopens the log file"
 
-# SIGTERM with two requests in flight: both complete in full
-gen --prompt "one" --max-tokens 48 --ignore-eos --greedy --json >"$TMP/t1.json" 2>&1 &
+# SIGTERM with two requests in flight: both complete in full. Both must be
+# running when the signal comes (a request submitted after it is refused),
+# so they are long enough for the wait to see two active sequences.
+gen --prompt "one" --max-tokens 1000 --ignore-eos --greedy --json >"$TMP/t1.json" 2>&1 &
 c1=$!
-gen --prompt "two" --max-tokens 48 --ignore-eos --greedy --json >"$TMP/t2.json" 2>&1 &
+gen --prompt "two" --max-tokens 1000 --ignore-eos --greedy --json >"$TMP/t2.json" 2>&1 &
 c2=$!
-wait_for sh -c "timeout 5 '$QVLCTL' --socket '$SOCK' stats | grep -q '^active_sequences: [1-9]'"
+wait_for sh -c "timeout 5 '$QVLCTL' --socket '$SOCK' stats | grep -q '^active_sequences: 2'"
+[ $? = 0 ] && both=yes || both=no
 stop_qvld
 wait "$c1"
 s1=$?
 wait "$c2"
 s2=$?
-[ $s1 = 0 ] && [ $s2 = 0 ] && grep -q '"n_gen":48' "$TMP/t1.json" && grep -q '"n_gen":48' "$TMP/t2.json"
-res $? "SIGTERM drains: both requests in flight complete with 48 tokens ($s1, $s2)"
+[ $both = yes ] && [ $s1 = 0 ] && [ $s2 = 0 ] && grep -q '"n_gen":1000' "$TMP/t1.json" && grep -q '"n_gen":1000' "$TMP/t2.json"
+res $? "SIGTERM drains: both requests in flight complete with 1000 tokens (both seen running: $both; exits $s1, $s2)"
+[ $s1 = 0 ] || tail -c 300 "$TMP/t1.json" | sed "s/^/# /"
+[ $s2 = 0 ] || tail -c 300 "$TMP/t2.json" | sed "s/^/# /"
 res $(( QSTATUS != 0 )) "qvld exits 0 after the drain (got $QSTATUS)"
 san_clean && ! grep -q "ERROR: AddressSanitizer\|runtime error:" "$FLOG" "$FLOG.1"
 res $? "no sanitizer report in the logs so far"
