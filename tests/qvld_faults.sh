@@ -67,20 +67,21 @@ res $? "SIGHUP reopens the log file"
 
 # SIGTERM with two requests in flight: both complete in full. Both must be
 # running when the signal comes (a request submitted after it is refused),
-# so they are long enough for the wait to see two active sequences.
-gen --prompt "one" --max-tokens 1000 --ignore-eos --greedy --json >"$TMP/t1.json" 2>&1 &
+# so they are long enough for the wait to see two active sequences (0.4 s
+# idle; ASan on a loaded machine can make it 30x that, hence the long waits).
+gen --prompt "one" --max-tokens 300 --ignore-eos --greedy --json >"$TMP/t1.json" 2>&1 &
 c1=$!
-gen --prompt "two" --max-tokens 1000 --ignore-eos --greedy --json >"$TMP/t2.json" 2>&1 &
+gen --prompt "two" --max-tokens 300 --ignore-eos --greedy --json >"$TMP/t2.json" 2>&1 &
 c2=$!
 wait_for sh -c "timeout 5 '$QVLCTL' --socket '$SOCK' stats | grep -q '^active_sequences: 2'"
 [ $? = 0 ] && both=yes || both=no
-stop_qvld
+STOP_WAIT=900 stop_qvld
 wait "$c1"
 s1=$?
 wait "$c2"
 s2=$?
-[ $both = yes ] && [ $s1 = 0 ] && [ $s2 = 0 ] && grep -q '"n_gen":1000' "$TMP/t1.json" && grep -q '"n_gen":1000' "$TMP/t2.json"
-res $? "SIGTERM drains: both requests in flight complete with 1000 tokens (both seen running: $both; exits $s1, $s2)"
+[ $both = yes ] && [ $s1 = 0 ] && [ $s2 = 0 ] && grep -q '"n_gen":300' "$TMP/t1.json" && grep -q '"n_gen":300' "$TMP/t2.json"
+res $? "SIGTERM drains: both requests in flight complete with 300 tokens (both seen running: $both; exits $s1, $s2)"
 [ $s1 = 0 ] || tail -c 300 "$TMP/t1.json" | sed "s/^/# /"
 [ $s2 = 0 ] || tail -c 300 "$TMP/t2.json" | sed "s/^/# /"
 res $(( QSTATUS != 0 )) "qvld exits 0 after the drain (got $QSTATUS)"

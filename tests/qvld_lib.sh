@@ -56,12 +56,12 @@ start_qvld() {
 }
 
 # stop_qvld: SIGTERM and a bounded wait; the exit status is in $QSTATUS.
-stop_qvld() {
+stop_qvld() { # SIGTERM, then SIGKILL after ${STOP_WAIT:-300} tenths of a second
 	QSTATUS=
 	[ -n "$QPID" ] || return 0
 	kill -TERM "$QPID" 2>/dev/null
 	i=0
-	while kill -0 "$QPID" 2>/dev/null && [ $i -lt 300 ]; do
+	while kill -0 "$QPID" 2>/dev/null && [ $i -lt "${STOP_WAIT:-300}" ]; do
 		sleep 0.1
 		i=$((i + 1))
 	done

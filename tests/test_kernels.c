@@ -4,6 +4,7 @@
  * a naive two-pass softmax; the vector expf/erf paths against libm. */
 #include "config.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -311,7 +312,18 @@ static void test_attn(const struct qvl_kernels *K, const struct qvl_kernels *R)
 		R->attn_head(o0, q, Kc, Vc, t, stride, nkv, dim, scale);
 		K->attn_head(o, q, Kc, Vc, t, stride, nkv, dim, scale);
 		attn_naive(on, q, Kf, Vf, stride, nkv, dim, scale);
-		bad += cmp("attn vs ref", o, o0, dim, 1e-5, NULL, 1e-5);
+		/* f32 rounding of a score s is ~ sqrt(dim) * eps * |s|, and
+		 * exp() turns that absolute error into a relative error of the
+		 * weight: large scores (the c % 7 == 0 cases) widen the bound */
+		double smax = 0;
+		for (size_t j = 0; j < nkv; j++) {
+			double a = 0;
+			for (size_t d = 0; d < dim; d++)
+				a += (double)q[d] * Kf[j * stride + d];
+			smax = fmax(smax, fabs(a * scale));
+		}
+		double atol = 1e-5 + 2.0 * sqrt((double)dim) * FLT_EPSILON * smax;
+		bad += cmp("attn vs ref", o, o0, dim, 1e-5, NULL, atol);
 		/* a group of nq query heads over the same KV = nq single heads */
 		size_t nq = urand(1, 20);
 		float *qg = xmalloc(nq * dim * 4), *og = xmalloc(nq * dim * 4);
@@ -323,7 +335,7 @@ static void test_attn(const struct qvl_kernels *K, const struct qvl_kernels *R)
 			bad_gqa += cmp("attn_gqa", og + h * dim, o0, dim, 1e-5, NULL, 1e-5);
 		}
 		free(qg), free(og);
-		bad_naive += cmp("attn vs naive", o, on, dim, 1e-5, NULL, 1e-5);
+		bad_naive += cmp("attn vs naive", o, on, dim, 1e-5, NULL, atol);
 		free(q), free(o), free(o0), free(on), free(Kf), free(Vf), free(Kc), free(Vc);
 	}
 	ok(!bad, "%s attn_head matches ref (f32/bf16/f16 KV, ragged dims)", K->name);
