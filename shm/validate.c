@@ -20,7 +20,7 @@ static int has_block(uint8_t op)
 
 static int has_output(uint8_t op)
 {
-	return has_block(op) || op == QVL_OP_STATS || op == QVL_OP_STATUS;
+	return has_block(op) || op == QVL_OP_STATS || op == QVL_OP_STATUS || op == QVL_OP_VOCAB;
 }
 
 int shm_validate_sqe(const struct qvl_sqe *s, uint64_t arena_size, struct qvl_err *err)
@@ -94,8 +94,16 @@ static int check_sampling(const struct qvl_gen_req *g, struct qvl_err *err)
 	    (rc = check_float("top_p", g->top_p, 0, 1, err)) ||
 	    (rc = check_float("min_p", g->min_p, 0, 1, err)) ||
 	    (rc = check_float("repeat_penalty", g->repeat_penalty, 0, 100, err)) ||
-	    (rc = check_float("presence_penalty", g->presence_penalty, -100, 100, err)))
+	    (rc = check_float("presence_penalty", g->presence_penalty, -100, 100, err)) ||
+	    (rc = check_float("frequency_penalty", g->frequency_penalty, -100, 100, err)))
 		return rc;
+	if (g->top_logprobs > QVL_MAX_TOP_LOGPROBS ||
+	    !(g->flags & QVL_GEN_TOP_LOGPROBS) != !g->top_logprobs ||
+	    ((g->flags & QVL_GEN_TOP_LOGPROBS) && !(g->flags & QVL_GEN_LOGPROBS)))
+		return qvl_errf(err, -EINVAL,
+				"request: top_logprobs %u (1..%u, with the TOP_LOGPROBS and "
+				"LOGPROBS flags; else 0 without them)",
+				g->top_logprobs, QVL_MAX_TOP_LOGPROBS);
 	if (g->top_k < 0 || g->top_k > 1000000)
 		return qvl_errf(err, -EINVAL, "request: top_k %d out of range (0..1000000)",
 				g->top_k);
@@ -170,7 +178,7 @@ static int check_mix(const struct qvl_sqe *s, struct shm_request *r, struct qvl_
 
 	switch (s->opcode) {
 	case QVL_OP_GENERATE: {
-		uint64_t need = 4ull * g->max_tokens * ((g->flags & QVL_GEN_LOGPROBS) ? 2 : 1);
+		uint64_t need = qvl_gen_text_offset(g); /* top_logprobs checked, u64 */
 		if (!g->max_tokens || g->max_tokens > QVL_MAX_TOKENS)
 			return qvl_errf(err, -EINVAL, "request: max_tokens %u out of range (1..%u)",
 					g->max_tokens, QVL_MAX_TOKENS);
@@ -223,7 +231,7 @@ int shm_validate_req(const struct qvl_sqe *s, const void *block, size_t len, uin
 				r->gen.size, sizeof(r->gen));
 	if (r->gen.flags & ~QVL_GEN_FLAGS_MASK)
 		return qvl_errf(err, -EINVAL, "request: flags 0x%x: unknown bits", r->gen.flags);
-	if (r->gen.rsvd[0] || r->gen.rsvd[1] || r->gen.rsvd[2] || r->gen.rsvd[3])
+	if (r->gen.rsvd[0] || r->gen.rsvd[1])
 		return qvl_errf(err, -EINVAL, "request: reserved fields not zero");
 	if (r->gen.n_parts > QVL_MAX_PARTS)
 		return qvl_errf(err, -E2BIG, "request: n_parts %u > %u", r->gen.n_parts,

@@ -72,6 +72,7 @@ struct gen_prompt {
 };
 
 #define GEN_MAX_STOPS	 16
+#define GEN_MAX_TOP	 20
 #define GEN_MAX_STOP_LEN 256
 
 struct gen_params {
@@ -79,6 +80,7 @@ struct gen_params {
 	uint32_t max_tokens;
 	bool ignore_eos;
 	bool logprobs;			  /* report the log-probability of each sampled id */
+	int top_logprobs;		  /* with logprobs: 0..GEN_MAX_TOP alternatives */
 	int n_ctx;			  /* positions of the sequence's KV cache */
 	const char *stops[GEN_MAX_STOPS]; /* UTF-8, 1..GEN_MAX_STOP_LEN bytes each */
 	size_t stop_lens[GEN_MAX_STOPS];
@@ -91,6 +93,8 @@ struct gen_out {
 	int32_t id;
 	bool no_text;	  /* the tokenizer has no text for id (a padded vocabulary) */
 	float logprob;	  /* log softmax of the raw logits at id (with params.logprobs) */
+	int32_t top_ids[GEN_MAX_TOP]; /* params.top_logprobs most likely ids, best first */
+	float top_lp[GEN_MAX_TOP];    /* their log softmax, as logprob */
 	const char *text; /* newly released text (valid until the next call) */
 	size_t text_len;
 	enum gen_stop stop; /* GEN_RUNNING while more steps follow */

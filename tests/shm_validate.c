@@ -130,7 +130,7 @@ int main(void)
 	CASE(-EINVAL, "size", b.g.size = 0);
 	CASE(-EINVAL, "flags", b.g.flags = 0x40);
 	CASE(-EINVAL, "flags", b.g.flags = 0x80000000u);
-	CASE(-EINVAL, "reserved", b.g.rsvd[3] = 1);
+	CASE(-EINVAL, "reserved", b.g.rsvd[1] = 1);
 	CASE(-E2BIG, "n_parts", b.g.n_parts = QVL_MAX_PARTS + 1);
 	CASE(-E2BIG, "n_parts", b.g.n_parts = UINT32_MAX);
 	CASE(-EINVAL, "n_parts", b.g.n_parts = 3);

@@ -22,6 +22,7 @@
 
 #include "http/bridge.h"
 #include "http/respond.h"
+#include "http/vocab.h"
 #include "json.h"
 #include "util.h"
 
@@ -37,6 +38,7 @@ struct bridge {
 	struct job *jobs;
 	uint64_t next_ud;
 	uint32_t ctx;	/* qvld's context length (STATUS at connect) */
+	struct http_vocab vocab; /* token texts (VOCAB at connect; reaper thread only) */
 	bool stop;	/* set under mu by bridge_destroy */
 	bool said_away; /* logged that qvld is away (once per outage) */
 	pthread_t reaper;
@@ -90,7 +92,6 @@ static void put_locked(struct job *j)
 	if (--j->refs)
 		return;
 	free(j->out);
-	free(j->tok_end);
 	free(j);
 }
 
@@ -216,13 +217,16 @@ static int build(struct bridge *b, struct qvl_req *r, const struct http_plan *p,
 			break;
 		}
 	}
-	/* streamed CQEs also when the client does not stream but wants
-	 * logprobs: they give each token its text */
-	fl |= stream || p->logprobs ? QVL_GEN_STREAM : 0;
-	if (!rc && !(fl & (QVL_GEN_MODEL_DEFAULTS | QVL_GEN_GREEDY)))
-		rc = qvl_req_set_sampling(r, &p->s); /* clears MODEL_DEFAULTS: before the flags */
+	fl |= stream ? QVL_GEN_STREAM : 0;
+	/* these clear MODEL_DEFAULTS: before the flags */
+	if (!rc && !(fl & QVL_GEN_MODEL_DEFAULTS))
+		rc = qvl_req_set_sampling(r, &p->s);
+	if (!rc && p->frequency_penalty != 0)
+		rc = qvl_req_set_frequency_penalty(r, p->frequency_penalty);
 	if (!rc)
 		rc = qvl_req_set_flags(r, fl);
+	if (!rc)
+		rc = qvl_req_set_top_logprobs(r, p->top_logprobs);
 	*max_tokens = p->max_tokens ? p->max_tokens : b->ctx ? b->ctx : DEFAULT_MAXT;
 	if (*max_tokens > QVL_MAX_TOKENS)
 		*max_tokens = QVL_MAX_TOKENS;
@@ -244,7 +248,7 @@ static int submit_locked(struct bridge *b, struct job *j, const struct http_plan
 	struct qvl_req *r = NULL;
 	struct qvl_sqe tmp, *sqe;
 	uint64_t out = QUERY_OUT;
-	uint32_t mt;
+	uint32_t mt = 0;
 	int rc;
 
 	if (b->stop)
@@ -257,9 +261,11 @@ static int submit_locked(struct bridge *b, struct job *j, const struct http_plan
 	if (j->kind == JOB_GENERATE) {
 		if ((rc = build(b, r, plan, j->stream, &mt)) < 0)
 			goto fail;
-		/* ids (+ logprobs) and 32 bytes of text per token: mt <= 2^20,
-		 * no overflow */
-		out = (uint64_t)mt * (plan->logprobs ? 8 + 32 : 4 + 32) + 4096;
+		/* ids, logprobs, alternatives, then 32 bytes of text per
+		 * token: mt <= 2^20, k <= 20, no overflow */
+		out = (uint64_t)mt * (4 + 32 + (plan->logprobs ? 4 : 0) +
+				      8ull * plan->top_logprobs) +
+		      4096;
 	}
 	if ((rc = qvl_req_prep(r, &tmp, b->next_ud, out)) < 0)
 		goto fail;
@@ -271,6 +277,7 @@ static int submit_locked(struct bridge *b, struct job *j, const struct http_plan
 	if ((rc = qvl_submit(b->q)) < 0)
 		goto fail;
 	j->r = r;
+	j->max_tokens = j->kind == JOB_GENERATE ? mt : 0;
 	j->user_data = b->next_ud++;
 	j->refs++; /* the ring's */
 	j->next = b->jobs;
@@ -413,8 +420,7 @@ static void on_cqe(struct bridge *b, const struct qvl_cqe *c, struct job **rl)
 		j->t_cqe = qvl_now();
 	if (j->kind == JOB_GENERATE) {
 		if (!j->conn_gone)
-			respond_generate(j, c, qvl_req_text(j->r), qvl_req_ids(j->r),
-					 qvl_req_logprobs(j->r));
+			respond_generate(j, c, j->r, &b->vocab);
 	} else if (final && !j->conn_gone) {
 		uint64_t cap;
 		const char *o = qvl_req_out(j->r, &cap);
@@ -436,13 +442,57 @@ static void on_cqe(struct bridge *b, const struct qvl_cqe *c, struct job **rl)
 		ring_done(b, j);
 }
 
+/* One synchronous query at connect (the reaper's own ring, nothing else
+ * in flight): its final CQE, seen, or NULL. */
+static const struct qvl_cqe *query(struct qvl *q, struct qvl_req *r, uint64_t out,
+				   struct qvl_cqe *c)
+{
+	struct qvl_sqe *sqe;
+	struct qvl_cqe *cq;
+
+	if (!(sqe = qvl_sqe_get(q)) || qvl_req_prep(r, sqe, 1, out) || qvl_submit(q) < 0 ||
+	    qvl_wait_cqe(q, &cq, 5000000000ll))
+		return NULL;
+	*c = *cq;
+	qvl_cqe_seen(q);
+	return c;
+}
+
+/* The token texts for logprobs: without them (an old qvld, no tokenizer)
+ * tokens are named by the text of their chunk instead. Reaper thread. */
+static void fetch_vocab(struct bridge *b, struct qvl *q)
+{
+	uint64_t out = 4u << 20, cap;
+	struct qvl_req *r = NULL;
+	struct qvl_cqe c;
+
+	http_vocab_free(&b->vocab);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (qvl_req_new(q, QVL_OP_VOCAB, &r) || !query(q, r, out, &c)) {
+			qvl_release(r);
+			return;
+		}
+		if (c.res == -ENOBUFS && c.text_len > out) {
+			out = c.text_len;
+			qvl_release(r);
+			r = NULL;
+			continue;
+		}
+		const void *o = qvl_req_out(r, &cap);
+		int rc = c.res ? c.res : http_vocab_parse(&b->vocab, o, cap, &c);
+		if (rc < 0)
+			fprintf(stderr, "qvl-http: qvld's token texts: %s\n", qvl_strerror(rc));
+		break;
+	}
+	qvl_release(r);
+}
+
 /* Connect, and learn the context length from STATUS. */
 static struct qvl *try_connect(struct bridge *b)
 {
 	struct qvl_opts o = {.arena_size = b->arena_size};
 	struct qvl_req *r = NULL;
-	struct qvl_cqe *c;
-	struct qvl_sqe *sqe;
+	const struct qvl_cqe *c;
 	struct qvl *q;
 	int rc = qvl_connect(b->default_socket ? NULL : b->socket, &o, &q);
 
@@ -459,9 +509,8 @@ static struct qvl *try_connect(struct bridge *b)
 		return NULL;
 	}
 	uint32_t ctx = 0;
-	if (!qvl_req_new(q, QVL_OP_STATUS, &r) && (sqe = qvl_sqe_get(q)) &&
-	    !qvl_req_prep(r, sqe, 1, QUERY_OUT) && qvl_submit(q) >= 0 &&
-	    !qvl_wait_cqe(q, &c, 5000000000ll)) {
+	struct qvl_cqe cq;
+	if (!qvl_req_new(q, QVL_OP_STATUS, &r) && (c = query(q, r, QUERY_OUT, &cq))) {
 		struct qvl_err e;
 		struct json_doc d;
 		const char *txt = qvl_req_text(r);
@@ -473,10 +522,11 @@ static struct qvl *try_connect(struct bridge *b)
 				ctx = (uint32_t)v;
 			json_free(&d);
 		}
-		qvl_cqe_seen(q);
 	}
 	qvl_release(r);
-	fprintf(stderr, "qvl-http: connected to qvld (context %u)\n", ctx);
+	fetch_vocab(b, q);
+	fprintf(stderr, "qvl-http: connected to qvld (context %u, %u token texts)\n", ctx,
+		b->vocab.n);
 	b->said_away = false;
 	pthread_mutex_lock(&b->mu);
 	b->ctx = ctx;
@@ -581,6 +631,7 @@ void bridge_destroy(struct bridge *b)
 	bridge_stop(b);
 	if (b->q)
 		qvl_disconnect(b->q);
+	http_vocab_free(&b->vocab);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
 }

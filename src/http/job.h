@@ -49,8 +49,8 @@ struct job {
 	bool conn_gone;	   /* the client left: cancel, then free at the final CQE */
 	bool cancel_pending;
 	uint32_t n_tokens, text_len, n_prompt; /* seen so far (cumulative) */
-	uint32_t *tok_end;		       /* text end of each token, for logprobs */
-	uint32_t tok_cap;
+	uint32_t max_tokens;		       /* of the request: bounds the CQE's counts */
+	uint32_t tok_bytes;		       /* bytes of the tokens seen (text_offset) */
 	int status; /* HTTP status once started */
 	const char *ctype;
 	char *out; /* the body, or the SSE bytes not yet sent */

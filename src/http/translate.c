@@ -2,7 +2,7 @@
  * qvld GENERATE request (see translate.h). Every field is checked here, with
  * a message naming it, so that the daemon only sees requests it accepts.
  * Unknown fields are ignored, as llama-server and vLLM do; known fields that
- * qvl cannot honour (tools, n > 1, frequency_penalty, top_logprobs) are
+ * qvl cannot honour (tools, n > 1, echo) are
  * refused rather than silently dropped. */
 #include "config.h"
 
@@ -326,7 +326,6 @@ static int unsupported(struct tr *t, uint32_t root)
 	const struct json_doc *d = t->d;
 	uint32_t v;
 	int64_t n = 1;
-	double fp = 0;
 	bool echo = false;
 	int rc;
 
@@ -345,13 +344,8 @@ static int unsupported(struct tr *t, uint32_t root)
 	}
 	if ((rc = integer(t, root, "n", 1, 1, &n, NULL)) ||
 	    (rc = integer(t, root, "best_of", 1, 1, &n, NULL)) ||
-	    (rc = num(t, root, "frequency_penalty", -2, 2, &fp, NULL)) ||
 	    (rc = boolean(t, root, "echo", &echo)))
 		return rc;
-	if (fp != 0)
-		return BAD(t->e, "frequency_penalty",
-			   "frequency_penalty: qvld's sampler has none (only 0 is accepted); use "
-			   "presence_penalty or repeat_penalty");
 	if (echo)
 		return BAD(t->e, "echo", "echo: not supported by qvl-http");
 	return 0;
@@ -361,7 +355,7 @@ static int sampling(struct tr *t, uint32_t root)
 {
 	struct http_plan *p = t->p;
 	bool given = false, ignore_eos = false;
-	double temp = 1, top_p = 1, min_p = 0, pres = 0, rep = 1;
+	double temp = 1, top_p = 1, min_p = 0, pres = 0, freq = 0, rep = 1;
 	int64_t top_k = 0, seed = 0, mt = 0, tlp = 0;
 	bool seeded = false;
 	int rc;
@@ -370,6 +364,7 @@ static int sampling(struct tr *t, uint32_t root)
 	    (rc = num(t, root, "top_p", 0, 1, &top_p, &given)) ||
 	    (rc = num(t, root, "min_p", 0, 0.999999, &min_p, &given)) ||
 	    (rc = num(t, root, "presence_penalty", -2, 2, &pres, &given)) ||
+	    (rc = num(t, root, "frequency_penalty", -2, 2, &freq, &given)) ||
 	    (rc = num(t, root, "repeat_penalty", 0.000001, 100, &rep, &given)) ||
 	    (rc = integer(t, root, "top_k", 0, 1000000, &top_k, &given)) ||
 	    (rc = integer(t, root, "seed", INT64_MIN, INT64_MAX, &seed, &seeded)) ||
@@ -388,21 +383,21 @@ static int sampling(struct tr *t, uint32_t root)
 	} else if ((rc = boolean(t, root, "logprobs", &p->logprobs))) {
 		return rc;
 	}
-	if (tlp)
-		return BAD(t->e, "top_logprobs",
-			   "top_logprobs: qvld reports only the chosen token's log-probability; "
-			   "ask for 0");
+	if (tlp && !p->logprobs)
+		return BAD(t->e, "top_logprobs", "top_logprobs: needs \"logprobs\": true");
+	p->top_logprobs = (uint32_t)tlp;
 	p->max_tokens = (uint32_t)mt;
 	p->flags |= p->logprobs ? QVL_GEN_LOGPROBS : 0;
+	p->flags |= tlp ? QVL_GEN_TOP_LOGPROBS : 0;
 	p->flags |= ignore_eos ? QVL_GEN_IGNORE_EOS : 0;
 	if (!given && !seeded) {
 		p->flags |= QVL_GEN_MODEL_DEFAULTS;
 		return 0;
 	}
-	if (temp == 0 || top_p == 0) {
+	/* greedy keeps the penalties: they change the argmax */
+	if (temp == 0 || top_p == 0)
 		p->flags |= QVL_GEN_GREEDY;
-		return 0;
-	}
+	p->frequency_penalty = (float)freq;
 	p->s = (struct qvl_sampling){.temperature = (float)temp,
 				     .top_p = (float)top_p,
 				     .min_p = (float)min_p,
@@ -459,6 +454,8 @@ int http_translate(const char *body, size_t len, enum http_api api, const struct
 	p->flags = 0;
 	p->max_tokens = 0;
 	p->s = (struct qvl_sampling){0};
+	p->frequency_penalty = 0;
+	p->top_logprobs = 0;
 	p->stream = p->include_usage = p->logprobs = false;
 	p->model[0] = 0;
 	if ((rc = json_parse(&d, body, len, "request body", &qe)) < 0)

@@ -30,6 +30,8 @@ struct http_plan {
 	uint32_t flags;	     /* QVL_GEN_* (STREAM is the bridge's choice, not set here) */
 	uint32_t max_tokens; /* 0: not given (the bridge uses the daemon's context) */
 	struct qvl_sampling s;
+	float frequency_penalty;
+	uint32_t top_logprobs; /* 0..20, with logprobs */
 	bool stream, include_usage, logprobs;
 	char model[128]; /* echoed in the answer ("qvl" when absent) */
 };
