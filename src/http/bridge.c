@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #define WAIT_NS	     50000000ll	  /* reaper: re-check stop and pending cancels */
 #define RETRY_US     200000	  /* reconnect attempts while qvld is away */
 #define QUERY_OUT    (64u << 10)
+#define HUP_CHECK_S  0.05 /* reaper: poll the waiting sockets for a hang-up */
 #define DEFAULT_MAXT 4096u /* max_tokens when neither the request nor qvld says */
 
 struct bridge {
@@ -48,7 +50,12 @@ struct bridge {
 	uint64_t arena_size;
 	/* counters for /metrics */
 	uint64_t http[6]; /* by status class: 1xx..5xx, [0] others */
-	uint64_t cancels, connects, disconnects;
+	uint64_t cancels, connects, disconnects, hangups;
+	/* the hang-up check (reaper thread only) */
+	struct pollfd *pfd;
+	struct job **pjob;
+	size_t pcap;
+	double t_hup;
 };
 
 void job_append(struct job *j, const char *s, size_t n)
@@ -82,6 +89,7 @@ struct job *bridge_job_new(enum job_kind kind, struct MHD_Connection *conn)
 		return NULL;
 	j->kind = kind;
 	j->conn = conn;
+	j->fd = -1;
 	j->refs = 1;
 	j->created = (long long)time(NULL);
 	return j;
@@ -181,6 +189,55 @@ static void send_cancel(struct bridge *b, struct job *j)
 	j->cancel_pending = false;
 	b->cancels++;
 	qvl_submit(b->q);
+}
+
+static bool hung_up(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* libmicrohttpd does not watch a suspended connection, so a client that
+ * leaves a non-streamed request (or a stream before its first token) would
+ * be noticed only when the answer is written: poll their sockets for a
+ * hang-up and cancel those in the daemon. The answer to the cancel resumes
+ * the connection, whose write then fails and closes it. Reaper, locked. */
+static void check_hangups(struct bridge *b)
+{
+	size_t n = 0;
+	double now = qvl_now();
+
+	if (now - b->t_hup < HUP_CHECK_S)
+		return;
+	b->t_hup = now;
+	for (struct job *j = b->jobs; j; j = j->next) {
+		if (j->fd < 0 || !j->suspended || j->done || j->conn_gone || j->hung_up ||
+		    j->half_closed)
+			continue;
+		if (n == b->pcap) {
+			size_t cap = b->pcap ? 2 * b->pcap : 64;
+			struct pollfd *pf = realloc(b->pfd, cap * sizeof(*pf));
+			if (pf)
+				b->pfd = pf;
+			struct job **pj = pf ? realloc(b->pjob, cap * sizeof(*pj)) : NULL;
+			if (!pj)
+				break; /* the rest waits for the next round */
+			b->pjob = pj;
+			b->pcap = cap;
+		}
+		b->pfd[n] = (struct pollfd){.fd = j->fd, .events = POLLRDHUP};
+		b->pjob[n++] = j;
+	}
+	if (!n || poll(b->pfd, n, 0) <= 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (b->pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			struct job *j = b->pjob[i];
+			j->hung_up = true;
+			b->hangups++;
+			send_cancel(b, j);
+		}
 }
 
 void bridge_conn_gone(struct bridge *b, struct job *j)
@@ -307,6 +364,15 @@ int bridge_start(struct bridge *b, struct job *j, const struct http_plan *plan,
 		snprintf(j->model, sizeof(j->model), "%s", plan->model);
 	}
 	j->bridge = b;
+	if (j->kind == JOB_GENERATE && j->conn) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(j->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		j->fd = ci ? ci->connect_fd : -1;
+		/* a client that sent its request and shut its side at once
+		 * (curl --no-keepalive does not, some scripts do) still reads the
+		 * answer: only a hang-up that comes later means it left */
+		j->half_closed = j->fd >= 0 && hung_up(j->fd);
+	}
 	pthread_mutex_lock(&b->mu);
 	snprintf(j->id, sizeof(j->id), "%s-%llx%llx",
 		 j->kind != JOB_GENERATE   ? "q"
@@ -395,9 +461,11 @@ static void own_metrics(struct bridge *b, char *buf, size_t cap)
 		snprintf(buf + n, cap - n,
 			 "# TYPE qvl_http_jobs_in_flight gauge\nqvl_http_jobs_in_flight %zu\n"
 			 "# TYPE qvl_http_cancels_total counter\nqvl_http_cancels_total %llu\n"
+			 "# TYPE qvl_http_hangups_total counter\nqvl_http_hangups_total %llu\n"
 			 "# TYPE qvl_http_daemon_connects_total counter\n"
 			 "qvl_http_daemon_connects_total %llu\n",
-			 live, (unsigned long long)b->cancels, (unsigned long long)b->connects);
+			 live, (unsigned long long)b->cancels, (unsigned long long)b->hangups,
+			 (unsigned long long)b->connects);
 }
 
 static struct job *find(struct bridge *b, uint64_t ud)
@@ -561,6 +629,7 @@ static void *reaper(void *arg)
 			for (struct job *j = b->jobs; j; j = j->next)
 				if (j->cancel_pending)
 					send_cancel(b, j);
+			check_hangups(b);
 		} else if (rc < 0) {
 			fprintf(stderr, "qvl-http: qvld went away: %s\n", qvl_strerror(rc));
 			fail_all(b, 503, "qvld went away", &rl);
@@ -572,6 +641,7 @@ static void *reaper(void *arg)
 				on_cqe(b, &cq, &rl);
 				qvl_cqe_seen(q);
 			}
+			check_hangups(b);
 		}
 		pthread_mutex_unlock(&b->mu);
 		resume_all(rl);
@@ -632,6 +702,8 @@ void bridge_destroy(struct bridge *b)
 	if (b->q)
 		qvl_disconnect(b->q);
 	http_vocab_free(&b->vocab);
+	free(b->pfd);
+	free(b->pjob);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
 }
