@@ -157,12 +157,12 @@ enum {
 };
 
 /* Limits the daemon enforces on a request block. */
-#define QVL_MAX_PARTS	   256u
-#define QVL_MAX_STOPS	   16u
-#define QVL_MAX_STOP_LEN   256u
-#define QVL_MAX_IMAGES	   16u
-#define QVL_MAX_IMAGE_SIDE 16384u
-#define QVL_MAX_TOKENS	   (1u << 20)
+#define QVL_MAX_PARTS	     256u
+#define QVL_MAX_STOPS	     16u
+#define QVL_MAX_STOP_LEN     256u
+#define QVL_MAX_IMAGES	     16u
+#define QVL_MAX_IMAGE_SIDE   16384u
+#define QVL_MAX_TOKENS	     (1u << 20)
 #define QVL_MAX_TOP_LOGPROBS 20u
 
 struct qvl_part {
@@ -185,17 +185,17 @@ struct qvl_part {
  * QVL_MAX_TOP_LOGPROBS with QVL_GEN_TOP_LOGPROBS (which needs
  * QVL_GEN_LOGPROBS), else 0. */
 struct qvl_gen_req {
-	uint32_t size;		/*  0: sizeof(struct qvl_gen_req) = 64 */
-	uint32_t flags;		/*  4: QVL_GEN_* */
-	uint32_t max_tokens;	/*  8: GENERATE: 1..QVL_MAX_TOKENS; else 0 */
-	uint32_t n_parts;	/* 12: 0..QVL_MAX_PARTS */
-	float temperature;	/* 16: 0..100 (0 = greedy) */
-	float top_p;		/* 20: 0..1 */
-	float min_p;		/* 24: 0..1 */
-	float repeat_penalty;	/* 28: 0..100 */
-	float presence_penalty; /* 32: -100..100 */
-	int32_t top_k;		/* 36: 0..1000000 */
-	uint64_t seed;		/* 40 */
+	uint32_t size;		 /*  0: sizeof(struct qvl_gen_req) = 64 */
+	uint32_t flags;		 /*  4: QVL_GEN_* */
+	uint32_t max_tokens;	 /*  8: GENERATE: 1..QVL_MAX_TOKENS; else 0 */
+	uint32_t n_parts;	 /* 12: 0..QVL_MAX_PARTS */
+	float temperature;	 /* 16: 0..100 (0 = greedy) */
+	float top_p;		 /* 20: 0..1 */
+	float min_p;		 /* 24: 0..1 */
+	float repeat_penalty;	 /* 28: 0..100 */
+	float presence_penalty;	 /* 32: -100..100 */
+	int32_t top_k;		 /* 36: 0..1000000 */
+	uint64_t seed;		 /* 40 */
 	float frequency_penalty; /* 48: -100..100 */
 	uint32_t top_logprobs;	 /* 52: 0..QVL_MAX_TOP_LOGPROBS */
 	uint32_t rsvd[2];	 /* 56: zero */

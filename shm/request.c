@@ -152,7 +152,8 @@ int qvl_req_set_sampling(struct qvl_req *r, const struct qvl_sampling *s)
 
 int qvl_req_set_frequency_penalty(struct qvl_req *r, float frequency_penalty)
 {
-	if (r->opcode != QVL_OP_GENERATE || !(frequency_penalty >= -100 && frequency_penalty <= 100))
+	if (r->opcode != QVL_OP_GENERATE ||
+	    !(frequency_penalty >= -100 && frequency_penalty <= 100))
 		return -EINVAL;
 	r->gen.frequency_penalty = frequency_penalty;
 	r->gen.flags &= ~QVL_GEN_MODEL_DEFAULTS;

@@ -240,7 +240,8 @@ static int parse_one(int c, struct run_args *a, struct run_load *r, const struct
 		a->set_pres = true;
 		break;
 	case O_FREQUENCY:
-		rc = cli_real(cmd, "--frequency-penalty", optarg, -100, false, 100, false, &a->freq);
+		rc =
+		    cli_real(cmd, "--frequency-penalty", optarg, -100, false, 100, false, &a->freq);
 		a->set_freq = true;
 		break;
 	case O_SEED:

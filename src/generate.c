@@ -166,8 +166,7 @@ static int copy_params(struct gen_session *g, const struct gen_params *gp, struc
 
 	g->gp = *gp;
 	if (gp->top_logprobs < 0 || gp->top_logprobs > GEN_MAX_TOP ||
-	    (gp->top_logprobs && !gp->logprobs) ||
-	    gp->top_logprobs > g->m->config.text.vocab_size)
+	    (gp->top_logprobs && !gp->logprobs) || gp->top_logprobs > g->m->config.text.vocab_size)
 		return qvl_errf(err, -EINVAL, "top_logprobs: %d (0..%d, with logprobs)",
 				gp->top_logprobs, GEN_MAX_TOP);
 	if (gp->n_stops < 0 || gp->n_stops > GEN_MAX_STOPS)

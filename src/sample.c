@@ -21,12 +21,12 @@ struct qvl_sampler {
 	int V;
 	int32_t *hist; /* ring of the last `cap` accepted ids */
 	size_t cap, nhist, head;
-	uint8_t *seen; /* [V], scratch for the penalties */
+	uint8_t *seen;	 /* [V], scratch for the penalties */
 	uint32_t *count; /* [V] occurrences in the output (frequency penalty only) */
 	int32_t *outs;	 /* the distinct ids with count > 0 */
 	size_t nouts, cap_outs;
-	int32_t *idx;  /* [V] candidates */
-	float *val;    /* [V] their logits, then probabilities */
+	int32_t *idx; /* [V] candidates */
+	float *val;   /* [V] their logits, then probabilities */
 	uint64_t s[4];
 };
 

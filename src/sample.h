@@ -14,16 +14,16 @@
 struct qvl_gen_config;
 
 struct qvl_sample_params {
-	bool greedy;		/* argmax (ties: lowest id); the rest is ignored */
-	float temperature;	/* <= 0 means greedy */
-	int top_k;		/* <= 0: off */
-	float top_p;		/* >= 1: off */
-	float min_p;		/* <= 0: off */
-	float repeat_penalty;	/* 1: off (HF rule: divide positive logits, multiply negative) */
-	float presence_penalty; /* 0: off (subtracted once per token seen) */
+	bool greedy;		 /* argmax (ties: lowest id); the rest is ignored */
+	float temperature;	 /* <= 0 means greedy */
+	int top_k;		 /* <= 0: off */
+	float top_p;		 /* >= 1: off */
+	float min_p;		 /* <= 0: off */
+	float repeat_penalty;	 /* 1: off (HF rule: divide positive logits, multiply negative) */
+	float presence_penalty;	 /* 0: off (subtracted once per token seen) */
 	float frequency_penalty; /* 0: off (OpenAI's: subtracted per occurrence of the id
 				    in the output so far, prompt not counted) */
-	int penalty_last_n;	/* tokens looked back for the penalties (<= 0: all) */
+	int penalty_last_n;	 /* tokens looked back for the penalties (<= 0: all) */
 	uint64_t seed;
 };
 

@@ -31,7 +31,7 @@
 #define WAIT_NS	     50000000ll	  /* reaper: re-check stop and pending cancels */
 #define RETRY_US     200000	  /* reconnect attempts while qvld is away */
 #define QUERY_OUT    (64u << 10)
-#define HUP_CHECK_S  0.05 /* reaper: poll the waiting sockets for a hang-up */
+#define HUP_CHECK_S  0.05  /* reaper: poll the waiting sockets for a hang-up */
 #define DEFAULT_MAXT 4096u /* max_tokens when neither the request nor qvld says */
 
 struct bridge {
@@ -39,10 +39,10 @@ struct bridge {
 	struct qvl *q; /* NULL while qvld is away; set and cleared by the reaper */
 	struct job *jobs;
 	uint64_t next_ud;
-	uint32_t ctx;	/* qvld's context length (STATUS at connect) */
+	uint32_t ctx;		 /* qvld's context length (STATUS at connect) */
 	struct http_vocab vocab; /* token texts (VOCAB at connect; reaper thread only) */
-	bool stop;	/* set under mu by bridge_destroy */
-	bool said_away; /* logged that qvld is away (once per outage) */
+	bool stop;		 /* set under mu by bridge_destroy */
+	bool said_away;		 /* logged that qvld is away (once per outage) */
 	pthread_t reaper;
 	bool reaper_started;
 	char socket[4096];
@@ -320,9 +320,9 @@ static int submit_locked(struct bridge *b, struct job *j, const struct http_plan
 			goto fail;
 		/* ids, logprobs, alternatives, then 32 bytes of text per
 		 * token: mt <= 2^20, k <= 20, no overflow */
-		out = (uint64_t)mt * (4 + 32 + (plan->logprobs ? 4 : 0) +
-				      8ull * plan->top_logprobs) +
-		      4096;
+		out =
+		    (uint64_t)mt * (4 + 32 + (plan->logprobs ? 4 : 0) + 8ull * plan->top_logprobs) +
+		    4096;
 	}
 	if ((rc = qvl_req_prep(r, &tmp, b->next_ud, out)) < 0)
 		goto fail;
