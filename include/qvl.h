@@ -165,14 +165,17 @@ enum {
 #define QVL_MAX_TOKENS	     (1u << 20)
 #define QVL_MAX_TOP_LOGPROBS 20u
 
+/* An image attaches to the next user message, at byte text_at of its text
+ * (0: before the text; at most its length, on a UTF-8 character boundary;
+ * non-decreasing among the images of one message; 0 with QVL_GEN_RAW). */
 struct qvl_part {
-	uint32_t kind;	 /*  0: QVL_PART_* */
-	uint32_t len;	 /*  4: bytes */
-	uint64_t off;	 /*  8: arena offset */
-	uint32_t width;	 /* 16: IMAGE_RGB only, else 0 */
-	uint32_t height; /* 20 */
-	uint32_t stride; /* 24 */
-	uint32_t rsvd;	 /* 28: zero */
+	uint32_t kind;	  /*  0: QVL_PART_* */
+	uint32_t len;	  /*  4: bytes */
+	uint64_t off;	  /*  8: arena offset */
+	uint32_t width;	  /* 16: IMAGE_RGB only, else 0 */
+	uint32_t height;  /* 20 */
+	uint32_t stride;  /* 24 */
+	uint32_t text_at; /* 28: IMAGE and IMAGE_RGB only, else 0 */
 };
 
 /* The request block (GENERATE, TOKENIZE, EMBED_IMAGE): this header then
@@ -336,6 +339,9 @@ int qvl_req_add_image(struct qvl_req *r, const void *data, size_t len);
 int qvl_req_add_image_rgb(struct qvl_req *r, const void *rgb, uint32_t width, uint32_t height,
 			  uint32_t stride);
 int qvl_req_add_stop(struct qvl_req *r, const char *s, size_t len);
+/* Place the image added last at byte text_at of the text of the user
+ * message it attaches to (the next one) instead of before it. */
+int qvl_req_set_image_at(struct qvl_req *r, uint32_t text_at);
 int qvl_req_set_sampling(struct qvl_req *r, const struct qvl_sampling *s);
 int qvl_req_set_flags(struct qvl_req *r, uint32_t flags);
 int qvl_req_set_max_tokens(struct qvl_req *r, uint32_t max_tokens);

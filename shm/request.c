@@ -137,6 +137,18 @@ int qvl_req_add_stop(struct qvl_req *r, const char *s, size_t len)
 	return add_part(r, (struct qvl_part){.kind = QVL_PART_STOP, .len = (uint32_t)len}, s);
 }
 
+int qvl_req_set_image_at(struct qvl_req *r, uint32_t text_at)
+{
+	struct qvl_part *p = r->gen.n_parts ? &r->parts[r->gen.n_parts - 1] : NULL;
+
+	if (r->prepped)
+		return -EBUSY;
+	if (!p || (p->kind != QVL_PART_IMAGE && p->kind != QVL_PART_IMAGE_RGB))
+		return -EINVAL;
+	p->text_at = text_at;
+	return 0;
+}
+
 int qvl_req_set_sampling(struct qvl_req *r, const struct qvl_sampling *s)
 {
 	r->gen.temperature = s->temperature;

@@ -116,8 +116,9 @@ static int check_part(const struct qvl_sqe *s, uint32_t i, const struct qvl_part
 {
 	if (pt->kind < QVL_PART_SYSTEM || pt->kind > QVL_PART_LAST)
 		return qvl_errf(err, -EINVAL, "request: part %u: kind %u unknown", i, pt->kind);
-	if (pt->rsvd)
-		return qvl_errf(err, -EINVAL, "request: part %u: reserved field not zero", i);
+	if (pt->text_at && pt->kind != QVL_PART_IMAGE && pt->kind != QVL_PART_IMAGE_RGB)
+		return qvl_errf(err, -EINVAL, "request: part %u: text_at set on kind %u", i,
+				pt->kind);
 	if (!shm_range_ok(pt->off, pt->len, arena_size))
 		return qvl_errf(
 		    err, -EINVAL, "request: part %u: [%llu, +%u) outside the arena (%llu bytes)", i,
@@ -166,6 +167,35 @@ static int check_part(const struct qvl_sqe *s, uint32_t i, const struct qvl_part
 	}
 	default:
 		break;
+	}
+	return 0;
+}
+
+/* Images' places in the next user message: non-decreasing, within its
+ * text (*at: the largest text_at pending), none in a raw prompt. The
+ * UTF-8 boundary is the daemon's to check, once it has copied the text. */
+static int check_image_at(const struct qvl_gen_req *g, uint32_t i, const struct qvl_part *pt,
+			  uint32_t *at, struct qvl_err *err)
+{
+	if (pt->kind == QVL_PART_IMAGE || pt->kind == QVL_PART_IMAGE_RGB) {
+		if (pt->text_at && (g->flags & QVL_GEN_RAW))
+			return qvl_errf(err, -EINVAL,
+					"request: part %u: text_at %u in a raw prompt (its "
+					"placeholders place the images)",
+					i, pt->text_at);
+		if (pt->text_at < *at)
+			return qvl_errf(
+			    err, -EINVAL,
+			    "request: part %u: text_at %u before the previous image's %u", i,
+			    pt->text_at, *at);
+		*at = pt->text_at;
+	} else if (pt->kind == QVL_PART_USER) {
+		if (*at > pt->len)
+			return qvl_errf(err, -EINVAL,
+					"request: part %u: an image's text_at %u past the %u bytes "
+					"of this user message",
+					i, *at, pt->len);
+		*at = 0;
 	}
 	return 0;
 }
@@ -242,10 +272,12 @@ int shm_validate_req(const struct qvl_sqe *s, const void *block, size_t len, uin
 	if ((rc = check_sampling(&r->gen, err)))
 		return rc;
 	pts = (const struct qvl_part *)(b + sizeof(r->gen));
-	for (uint32_t i = 0; i < r->gen.n_parts; i++) {
+	for (uint32_t i = 0, at = 0; i < r->gen.n_parts; i++) {
 		struct qvl_part pt;
 		memcpy(&pt, &pts[i], sizeof(pt));
 		if ((rc = check_part(s, i, &pt, arena_size, err)))
+			return rc;
+		if ((rc = check_image_at(&r->gen, i, &pt, &at, err)))
 			return rc;
 		if (pt.kind == QVL_PART_STOP && ++r->n_stops > QVL_MAX_STOPS)
 			return qvl_errf(err, -E2BIG, "request: more than %u stop strings",
@@ -256,8 +288,8 @@ int shm_validate_req(const struct qvl_sqe *s, const void *block, size_t len, uin
 					QVL_MAX_IMAGES);
 		if (pt.kind <= QVL_PART_TOKENS)
 			r->n_text++;
-		r->parts[i] =
-		    (struct shm_part){pt.kind, pt.width, pt.height, pt.stride, pt.off, pt.len};
+		r->parts[i] = (struct shm_part){pt.kind, pt.width, pt.height, pt.stride,
+						pt.off,	 pt.len,   pt.text_at};
 	}
 	return check_mix(s, r, err);
 }

@@ -241,3 +241,19 @@ try {
 } catch (e) {
 	ok(e.status === 400 && e.error?.param === "top_logprobs", "top_logprobs 21 is refused with 400", { status: e.status });
 }
+
+// an image keeps its place among the text parts: "text, image, text" is not
+// "image, text, text"; the text is saved for `qvlctl run --raw` with the
+// placeholder at the same place
+const img = { type: "image_url", image_url: { url: `data:image/png;base64,${b64}` } };
+const placed = async (content) => client.chat.completions.create({
+	model: "qvl", max_tokens: N, temperature: 0, logprobs: true,
+	messages: [{ role: "user", content }],
+});
+const mid = await placed([{ type: "text", text: "Look:" }, img, { type: "text", text: " What is this?" }]);
+const first = await placed([img, { type: "text", text: "Look:" }, { type: "text", text: " What is this?" }]);
+ok(JSON.stringify(mid.choices[0].logprobs) !== JSON.stringify(first.choices[0].logprobs) &&
+	mid.usage.prompt_tokens > 10,
+	"an image between two text parts gives another answer than the image first",
+	{ mid: mid.choices[0].message.content, first: first.choices[0].message.content });
+fs.writeFileSync(path.join(out, "imgpos.txt"), mid.choices[0].message.content);

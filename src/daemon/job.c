@@ -26,6 +26,7 @@ struct job_inputs {
 	int32_t *ids;
 	size_t n_ids;
 	struct qvl_image images[QVL_MAX_IMAGES];
+	uint32_t image_at[QVL_MAX_IMAGES]; /* text_at of each, validated <= its message */
 	int n_images;
 	char *stops[QVL_MAX_STOPS];
 	int n_stops;
@@ -126,10 +127,20 @@ static int read_inputs(const struct shm_request *req, struct job_inputs *in, str
 				in->raw = r;
 				break;
 			}
-			in->msgs[in->n_msgs++] = (struct gen_msg){
-			    .role = role_of(p->kind),
-			    .text = t,
-			    .n_images = p->kind == QVL_PART_USER ? pending_images : 0};
+			int n_img = p->kind == QVL_PART_USER ? pending_images : 0;
+			const uint32_t *at = in->image_at + in->n_images - n_img;
+			for (int k = 0; k < n_img; k++)
+				/* the validator bounded it by len; a split
+				 * character would not tokenize */
+				if (at[k] < p->len && ((unsigned char)t[at[k]] & 0xC0) == 0x80)
+					return qvl_errf(err, -EINVAL,
+							"part %u: an image's text_at %u is inside "
+							"a UTF-8 character",
+							i, at[k]);
+			in->msgs[in->n_msgs++] = (struct gen_msg){.role = role_of(p->kind),
+								  .text = t,
+								  .n_images = n_img,
+								  .image_at = n_img ? at : NULL};
 			if (p->kind == QVL_PART_USER)
 				pending_images = 0;
 			break;
@@ -171,7 +182,7 @@ static int read_inputs(const struct shm_request *req, struct job_inputs *in, str
 			}
 			if (rc < 0)
 				return rc;
-			in->n_images++;
+			in->image_at[in->n_images++] = p->text_at;
 			pending_images++;
 			break;
 		}

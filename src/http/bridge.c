@@ -261,6 +261,8 @@ static int build(struct bridge *b, struct qvl_req *r, const struct http_plan *p,
 		switch (pt->kind) {
 		case QVL_PART_IMAGE:
 			rc = qvl_req_add_image(r, pt->data, pt->len);
+			if (!rc && pt->text_at)
+				rc = qvl_req_set_image_at(r, pt->text_at);
 			break;
 		case QVL_PART_STOP:
 			rc = qvl_req_add_stop(r, pt->data, pt->len);

@@ -144,8 +144,9 @@ static int stops(struct tr *t, uint32_t root)
 	return 0;
 }
 
-/* An image_url part: a data: URL with base64 PNG or JPEG, never fetched. */
-static int image(struct tr *t, uint32_t part, const char *param)
+/* An image_url part: a data: URL with base64 PNG or JPEG, never fetched;
+ * at: where in its message's text it goes. */
+static int image(struct tr *t, uint32_t part, const char *param, size_t at)
 {
 	const struct json_doc *d = t->d;
 	uint32_t u = field(d, part, "image_url");
@@ -189,12 +190,13 @@ static int image(struct tr *t, uint32_t part, const char *param)
 	}
 	if ((rc = add_part(t, QVL_PART_IMAGE, img, n, param)))
 		return rc;
+	t->p->parts[t->p->n_parts - 1].text_at = (uint32_t)at; /* < the text's 4 GiB check */
 	t->p->n_images++;
 	return 0;
 }
 
-/* Append the text of token v to *buf (joined by "\n"). */
-static int cat_text(struct tr *t, uint32_t v, char **buf, size_t *len, const char *param)
+/* Append the text of token v to *buf, after a "\n" when sep. */
+static int cat_text(struct tr *t, uint32_t v, char **buf, size_t *len, bool sep, const char *param)
 {
 	long n = json_str(t->d, v, NULL, 0);
 	char *b;
@@ -204,7 +206,7 @@ static int cat_text(struct tr *t, uint32_t v, char **buf, size_t *len, const cha
 	b = realloc(*buf, *len + (size_t)n + 2);
 	if (!b)
 		return http_fail(t->e, -ENOMEM, 500, param, "out of memory");
-	if (*len)
+	if (sep)
 		b[(*len)++] = '\n';
 	json_str(t->d, v, b + *len, (size_t)n + 1);
 	*len += (size_t)n;
@@ -245,7 +247,10 @@ static int message(struct tr *t, uint32_t m, uint32_t idx)
 		return str_part(t, c, kind, param);
 	if (d->tok[c].type != JSON_ARRAY)
 		return BAD(t->e, param, "%s: content: not a string or an array of parts", param);
-	/* images first: a QVL_PART_IMAGE attaches to the next user message */
+	/* llama-server's rule: text parts joined by "\n", none next to an
+	 * image; each image (a QVL_PART_IMAGE before the message's part)
+	 * keeps its place in the text */
+	bool after_text = false;
 	for (uint32_t i = 0, p = c + 1; !rc && i < d->tok[c].count; i++, p = d->tok[p].end) {
 		uint32_t ty = d->tok[p].type == JSON_OBJECT ? field(d, p, "type") : JSON_NONE;
 		if (ty == JSON_NONE || d->tok[ty].type != JSON_STRING)
@@ -254,11 +259,13 @@ static int message(struct tr *t, uint32_t m, uint32_t idx)
 			uint32_t tx = field(d, p, "text");
 			rc = tx == JSON_NONE
 				 ? BAD(t->e, param, "%s: content[%u]: text: missing", param, i)
-				 : cat_text(t, tx, &text, &len, param);
+				 : cat_text(t, tx, &text, &len, after_text, param);
+			after_text = true;
 		} else if (json_str_eq(d, ty, "image_url", 9)) {
 			rc = kind == QVL_PART_USER
-				 ? image(t, p, param)
+				 ? image(t, p, param, len)
 				 : BAD(t->e, param, "%s: images only in user messages", param);
+			after_text = false;
 		} else {
 			rc = BAD(t->e, param,
 				 "%s: content[%u]: type: only text and image_url are supported",

@@ -20,6 +20,7 @@ enum http_api {
 struct http_part {
 	uint32_t kind;
 	uint32_t len;
+	uint32_t text_at; /* images: byte of the next user message's text it goes before */
 	char *data;
 };
 

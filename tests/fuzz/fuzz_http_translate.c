@@ -60,7 +60,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g.n_parts = p.n_parts;
 	memcpy(block, &g, sizeof(g));
 	for (uint32_t i = 0; i < p.n_parts; i++) {
-		struct qvl_part pt = {.kind = p.parts[i].kind, .len = p.parts[i].len, .off = off};
+		struct qvl_part pt = {.kind = p.parts[i].kind,
+				      .len = p.parts[i].len,
+				      .off = off,
+				      .text_at = p.parts[i].text_at};
 		if (pt.kind == QVL_PART_IMAGE)
 			check(pt.len >= 3 && pt.len <= lim.max_image);
 		off += (pt.len + 63) & ~63ull;
