@@ -86,7 +86,8 @@ enum {
 	QVL_OP_STATS = 5,	/* output: JSON text of the daemon's counters */
 	QVL_OP_STATUS = 6,	/* output: JSON text of the daemon's state */
 	QVL_OP_SHUTDOWN = 7,	/* the daemon drains and exits (its own uid or root only) */
-	QVL_OP_LAST = 7,
+	QVL_OP_VOCAB = 8,	/* output: the token texts (layout below, QVL_VOCAB_*) */
+	QVL_OP_LAST = 8,
 };
 
 /* SQE flag bits (none defined yet: every set bit is -EINVAL). */
@@ -140,7 +141,8 @@ struct qvl_cqe {
 #define QVL_GEN_IGNORE_EOS     0x08u /* keep going past end-of-sequence */
 #define QVL_GEN_GREEDY	       0x10u /* argmax; sampling fields ignored */
 #define QVL_GEN_MODEL_DEFAULTS 0x20u /* the model's sampling defaults, fields ignored */
-#define QVL_GEN_FLAGS_MASK     0x3fu
+#define QVL_GEN_TOP_LOGPROBS   0x40u /* with LOGPROBS: top_logprobs alternatives per token */
+#define QVL_GEN_FLAGS_MASK     0x7fu
 
 /* Part kinds (struct qvl_part.kind). */
 enum {
@@ -155,42 +157,93 @@ enum {
 };
 
 /* Limits the daemon enforces on a request block. */
-#define QVL_MAX_PARTS	   256u
-#define QVL_MAX_STOPS	   16u
-#define QVL_MAX_STOP_LEN   256u
-#define QVL_MAX_IMAGES	   16u
-#define QVL_MAX_IMAGE_SIDE 16384u
-#define QVL_MAX_TOKENS	   (1u << 20)
+#define QVL_MAX_PARTS	     256u
+#define QVL_MAX_STOPS	     16u
+#define QVL_MAX_STOP_LEN     256u
+#define QVL_MAX_IMAGES	     16u
+#define QVL_MAX_IMAGE_SIDE   16384u
+#define QVL_MAX_TOKENS	     (1u << 20)
+#define QVL_MAX_TOP_LOGPROBS 20u
 
+/* An image attaches to the next user message, at byte text_at of its text
+ * (0: before the text; at most its length, on a UTF-8 character boundary;
+ * non-decreasing among the images of one message; 0 with QVL_GEN_RAW). */
 struct qvl_part {
-	uint32_t kind;	 /*  0: QVL_PART_* */
-	uint32_t len;	 /*  4: bytes */
-	uint64_t off;	 /*  8: arena offset */
-	uint32_t width;	 /* 16: IMAGE_RGB only, else 0 */
-	uint32_t height; /* 20 */
-	uint32_t stride; /* 24 */
-	uint32_t rsvd;	 /* 28: zero */
+	uint32_t kind;	  /*  0: QVL_PART_* */
+	uint32_t len;	  /*  4: bytes */
+	uint64_t off;	  /*  8: arena offset */
+	uint32_t width;	  /* 16: IMAGE_RGB only, else 0 */
+	uint32_t height;  /* 20 */
+	uint32_t stride;  /* 24 */
+	uint32_t text_at; /* 28: IMAGE and IMAGE_RGB only, else 0 */
 };
 
 /* The request block (GENERATE, TOKENIZE, EMBED_IMAGE): this header then
  * n_parts struct qvl_part; req_len = 64 + 32 * n_parts exactly. Sampling
- * fields: 0 disables top_p (as 1), top_k, min_p, repeat_penalty (as 1) and
- * presence_penalty. */
+ * fields: 0 disables top_p (as 1), top_k, min_p, repeat_penalty (as 1),
+ * presence_penalty and frequency_penalty. presence_penalty is subtracted
+ * once from the logit of every id among the last 64 of the context (prompt
+ * included); frequency_penalty (OpenAI's) is subtracted once per occurrence
+ * of the id in the generated text so far. top_logprobs is 1..
+ * QVL_MAX_TOP_LOGPROBS with QVL_GEN_TOP_LOGPROBS (which needs
+ * QVL_GEN_LOGPROBS), else 0. */
 struct qvl_gen_req {
-	uint32_t size;		/*  0: sizeof(struct qvl_gen_req) = 64 */
-	uint32_t flags;		/*  4: QVL_GEN_* */
-	uint32_t max_tokens;	/*  8: GENERATE: 1..QVL_MAX_TOKENS; else 0 */
-	uint32_t n_parts;	/* 12: 0..QVL_MAX_PARTS */
-	float temperature;	/* 16: 0..100 (0 = greedy) */
-	float top_p;		/* 20: 0..1 */
-	float min_p;		/* 24: 0..1 */
-	float repeat_penalty;	/* 28: 0..100 */
-	float presence_penalty; /* 32: -100..100 */
-	int32_t top_k;		/* 36: 0..1000000 */
-	uint64_t seed;		/* 40 */
-	uint32_t rsvd[4];	/* 48: zero */
-				/* struct qvl_part parts[n_parts] follow at byte 64 */
+	uint32_t size;		 /*  0: sizeof(struct qvl_gen_req) = 64 */
+	uint32_t flags;		 /*  4: QVL_GEN_* */
+	uint32_t max_tokens;	 /*  8: GENERATE: 1..QVL_MAX_TOKENS; else 0 */
+	uint32_t n_parts;	 /* 12: 0..QVL_MAX_PARTS */
+	float temperature;	 /* 16: 0..100 (0 = greedy) */
+	float top_p;		 /* 20: 0..1 */
+	float min_p;		 /* 24: 0..1 */
+	float repeat_penalty;	 /* 28: 0..100 */
+	float presence_penalty;	 /* 32: -100..100 */
+	int32_t top_k;		 /* 36: 0..1000000 */
+	uint64_t seed;		 /* 40 */
+	float frequency_penalty; /* 48: -100..100 */
+	uint32_t top_logprobs;	 /* 52: 0..QVL_MAX_TOP_LOGPROBS */
+	uint32_t rsvd[2];	 /* 56: zero */
+				 /* struct qvl_part parts[n_parts] follow at byte 64 */
 };
+
+/* The output region of a GENERATE request, in this order (a block is there
+ * only with its flag; the region starts 4-byte aligned):
+ *   int32_t ids[max_tokens]
+ *   float logprobs[max_tokens]                   QVL_GEN_LOGPROBS: log softmax
+ *                                                of the raw logits at the id
+ *   struct qvl_top_logprob top[max_tokens][K]    QVL_GEN_TOP_LOGPROBS, K =
+ *                                                top_logprobs: the K most
+ *                                                likely ids, most likely first
+ *   char text[]                                  the rest of the region
+ * Entry i of a block is written before the CQE that counts token i. */
+struct qvl_top_logprob {
+	int32_t id;
+	float logprob; /* <= 0, same scale as logprobs[] */
+};
+
+/* Byte offset of the text in a GENERATE output region (the bytes before it
+ * are the ids and the blocks above). Inline. No overflow once the request
+ * is valid (max_tokens <= 2^20, top_logprobs <= 20): the validator checks
+ * those before it calls these. */
+static inline uint64_t qvl_gen_top_offset(const struct qvl_gen_req *g)
+{
+	return 4ull * g->max_tokens * ((g->flags & QVL_GEN_LOGPROBS) ? 2 : 1);
+}
+
+static inline uint64_t qvl_gen_text_offset(const struct qvl_gen_req *g)
+{
+	uint64_t k = (g->flags & QVL_GEN_TOP_LOGPROBS) ? g->top_logprobs : 0;
+
+	return qvl_gen_top_offset(g) + k * sizeof(struct qvl_top_logprob) * g->max_tokens;
+}
+
+/* QVL_OP_VOCAB's output region: the bytes of every token id the tokenizer
+ * knows (added tokens as their text), for clients that show token texts:
+ *   uint32_t n                     ids 0..n-1
+ *   uint32_t end[n]                end of id i's bytes, counted from bytes[0];
+ *                                  non-decreasing; id i is bytes[end[i-1]..end[i])
+ *   uint8_t bytes[end[n-1]]
+ * The CQE's text_len is the bytes used; a region too small gets -ENOBUFS
+ * with text_len the size needed; a daemon without tokenizer -ENOENT. */
 
 /* Handshake, on the UNIX stream socket: the client sends a hello; the
  * daemon answers with a welcome and, if status is 0, SCM_RIGHTS carrying
@@ -286,15 +339,26 @@ int qvl_req_add_image(struct qvl_req *r, const void *data, size_t len);
 int qvl_req_add_image_rgb(struct qvl_req *r, const void *rgb, uint32_t width, uint32_t height,
 			  uint32_t stride);
 int qvl_req_add_stop(struct qvl_req *r, const char *s, size_t len);
+/* Place the image added last at byte text_at of the text of the user
+ * message it attaches to (the next one) instead of before it. */
+int qvl_req_set_image_at(struct qvl_req *r, uint32_t text_at);
 int qvl_req_set_sampling(struct qvl_req *r, const struct qvl_sampling *s);
 int qvl_req_set_flags(struct qvl_req *r, uint32_t flags);
 int qvl_req_set_max_tokens(struct qvl_req *r, uint32_t max_tokens);
+/* OpenAI's frequency_penalty (-100..100, 0: off); clears
+ * QVL_GEN_MODEL_DEFAULTS as qvl_req_set_sampling does. */
+int qvl_req_set_frequency_penalty(struct qvl_req *r, float frequency_penalty);
+/* k alternatives per token (0..QVL_MAX_TOP_LOGPROBS): sets or clears
+ * QVL_GEN_TOP_LOGPROBS, and QVL_GEN_LOGPROBS when k > 0. */
+int qvl_req_set_top_logprobs(struct qvl_req *r, uint32_t k);
 /* Lay out the request block and an output region of out_len bytes (0: the
  * minimum for the opcode plus 16 bytes of text per token) and fill *sqe. */
 int qvl_req_prep(struct qvl_req *r, struct qvl_sqe *sqe, uint64_t user_data, uint64_t out_len);
 /* The output region, valid after qvl_req_prep (read the counts in the CQE). */
 const int32_t *qvl_req_ids(const struct qvl_req *r);
 const float *qvl_req_logprobs(const struct qvl_req *r);
+/* The top alternatives, k per token (NULL without QVL_GEN_TOP_LOGPROBS). */
+const struct qvl_top_logprob *qvl_req_top_logprobs(const struct qvl_req *r, uint32_t *k);
 const char *qvl_req_text(const struct qvl_req *r);
 const void *qvl_req_out(const struct qvl_req *r, uint64_t *len);
 /* Free the request and its arena regions: only after its final CQE. */

@@ -137,6 +137,18 @@ int qvl_req_add_stop(struct qvl_req *r, const char *s, size_t len)
 	return add_part(r, (struct qvl_part){.kind = QVL_PART_STOP, .len = (uint32_t)len}, s);
 }
 
+int qvl_req_set_image_at(struct qvl_req *r, uint32_t text_at)
+{
+	struct qvl_part *p = r->gen.n_parts ? &r->parts[r->gen.n_parts - 1] : NULL;
+
+	if (r->prepped)
+		return -EBUSY;
+	if (!p || (p->kind != QVL_PART_IMAGE && p->kind != QVL_PART_IMAGE_RGB))
+		return -EINVAL;
+	p->text_at = text_at;
+	return 0;
+}
+
 int qvl_req_set_sampling(struct qvl_req *r, const struct qvl_sampling *s)
 {
 	r->gen.temperature = s->temperature;
@@ -147,6 +159,28 @@ int qvl_req_set_sampling(struct qvl_req *r, const struct qvl_sampling *s)
 	r->gen.top_k = s->top_k;
 	r->gen.seed = s->seed;
 	r->gen.flags &= ~QVL_GEN_MODEL_DEFAULTS;
+	return 0;
+}
+
+int qvl_req_set_frequency_penalty(struct qvl_req *r, float frequency_penalty)
+{
+	if (r->opcode != QVL_OP_GENERATE ||
+	    !(frequency_penalty >= -100 && frequency_penalty <= 100))
+		return -EINVAL;
+	r->gen.frequency_penalty = frequency_penalty;
+	r->gen.flags &= ~QVL_GEN_MODEL_DEFAULTS;
+	return 0;
+}
+
+int qvl_req_set_top_logprobs(struct qvl_req *r, uint32_t k)
+{
+	if (r->opcode != QVL_OP_GENERATE || k > QVL_MAX_TOP_LOGPROBS)
+		return -EINVAL;
+	r->gen.top_logprobs = k;
+	if (k)
+		r->gen.flags |= QVL_GEN_TOP_LOGPROBS | QVL_GEN_LOGPROBS;
+	else
+		r->gen.flags &= ~QVL_GEN_TOP_LOGPROBS;
 	return 0;
 }
 
@@ -168,11 +202,11 @@ int qvl_req_set_max_tokens(struct qvl_req *r, uint32_t max_tokens)
 
 static uint64_t default_out(const struct qvl_req *r)
 {
-	uint64_t per = (r->gen.flags & QVL_GEN_LOGPROBS) ? 8 : 4;
-
 	switch (r->opcode) {
 	case QVL_OP_GENERATE:
-		return (per + 16) * r->gen.max_tokens;
+		return qvl_gen_text_offset(&r->gen) + 16ull * r->gen.max_tokens;
+	case QVL_OP_VOCAB:
+		return 8ull << 20;
 	case QVL_OP_TOKENIZE:
 		return 4 * (r->text_bytes + 64);
 	case QVL_OP_EMBED_IMAGE:
@@ -245,8 +279,18 @@ const char *qvl_req_text(const struct qvl_req *r)
 		return NULL;
 	if (r->opcode != QVL_OP_GENERATE)
 		return qvl_req_out(r, NULL);
-	skip = 4ull * r->gen.max_tokens * ((r->gen.flags & QVL_GEN_LOGPROBS) ? 2 : 1);
-	return (const char *)qvl_req_out(r, NULL) + skip;
+	skip = qvl_gen_text_offset(&r->gen);
+	return skip <= r->out_len ? (const char *)qvl_req_out(r, NULL) + skip : NULL;
+}
+
+const struct qvl_top_logprob *qvl_req_top_logprobs(const struct qvl_req *r, uint32_t *k)
+{
+	if (r->opcode != QVL_OP_GENERATE || !(r->gen.flags & QVL_GEN_TOP_LOGPROBS) ||
+	    !r->gen.top_logprobs || qvl_gen_text_offset(&r->gen) > r->out_len)
+		return NULL;
+	if (k)
+		*k = r->gen.top_logprobs;
+	return (const void *)((const uint8_t *)qvl_req_out(r, NULL) + qvl_gen_top_offset(&r->gen));
 }
 
 void qvl_release(struct qvl_req *r)

@@ -50,6 +50,7 @@ struct shm_part {
 	uint32_t kind; /* QVL_PART_* */
 	uint32_t width, height, stride;
 	uint64_t off, len;
+	uint32_t text_at; /* images: where in the next user message (checked <= its len) */
 };
 
 /* A request the daemon owns: validated copies only. */

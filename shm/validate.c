@@ -20,7 +20,7 @@ static int has_block(uint8_t op)
 
 static int has_output(uint8_t op)
 {
-	return has_block(op) || op == QVL_OP_STATS || op == QVL_OP_STATUS;
+	return has_block(op) || op == QVL_OP_STATS || op == QVL_OP_STATUS || op == QVL_OP_VOCAB;
 }
 
 int shm_validate_sqe(const struct qvl_sqe *s, uint64_t arena_size, struct qvl_err *err)
@@ -94,8 +94,16 @@ static int check_sampling(const struct qvl_gen_req *g, struct qvl_err *err)
 	    (rc = check_float("top_p", g->top_p, 0, 1, err)) ||
 	    (rc = check_float("min_p", g->min_p, 0, 1, err)) ||
 	    (rc = check_float("repeat_penalty", g->repeat_penalty, 0, 100, err)) ||
-	    (rc = check_float("presence_penalty", g->presence_penalty, -100, 100, err)))
+	    (rc = check_float("presence_penalty", g->presence_penalty, -100, 100, err)) ||
+	    (rc = check_float("frequency_penalty", g->frequency_penalty, -100, 100, err)))
 		return rc;
+	if (g->top_logprobs > QVL_MAX_TOP_LOGPROBS ||
+	    !(g->flags & QVL_GEN_TOP_LOGPROBS) != !g->top_logprobs ||
+	    ((g->flags & QVL_GEN_TOP_LOGPROBS) && !(g->flags & QVL_GEN_LOGPROBS)))
+		return qvl_errf(err, -EINVAL,
+				"request: top_logprobs %u (1..%u, with the TOP_LOGPROBS and "
+				"LOGPROBS flags; else 0 without them)",
+				g->top_logprobs, QVL_MAX_TOP_LOGPROBS);
 	if (g->top_k < 0 || g->top_k > 1000000)
 		return qvl_errf(err, -EINVAL, "request: top_k %d out of range (0..1000000)",
 				g->top_k);
@@ -108,8 +116,9 @@ static int check_part(const struct qvl_sqe *s, uint32_t i, const struct qvl_part
 {
 	if (pt->kind < QVL_PART_SYSTEM || pt->kind > QVL_PART_LAST)
 		return qvl_errf(err, -EINVAL, "request: part %u: kind %u unknown", i, pt->kind);
-	if (pt->rsvd)
-		return qvl_errf(err, -EINVAL, "request: part %u: reserved field not zero", i);
+	if (pt->text_at && pt->kind != QVL_PART_IMAGE && pt->kind != QVL_PART_IMAGE_RGB)
+		return qvl_errf(err, -EINVAL, "request: part %u: text_at set on kind %u", i,
+				pt->kind);
 	if (!shm_range_ok(pt->off, pt->len, arena_size))
 		return qvl_errf(
 		    err, -EINVAL, "request: part %u: [%llu, +%u) outside the arena (%llu bytes)", i,
@@ -162,6 +171,35 @@ static int check_part(const struct qvl_sqe *s, uint32_t i, const struct qvl_part
 	return 0;
 }
 
+/* Images' places in the next user message: non-decreasing, within its
+ * text (*at: the largest text_at pending), none in a raw prompt. The
+ * UTF-8 boundary is the daemon's to check, once it has copied the text. */
+static int check_image_at(const struct qvl_gen_req *g, uint32_t i, const struct qvl_part *pt,
+			  uint32_t *at, struct qvl_err *err)
+{
+	if (pt->kind == QVL_PART_IMAGE || pt->kind == QVL_PART_IMAGE_RGB) {
+		if (pt->text_at && (g->flags & QVL_GEN_RAW))
+			return qvl_errf(err, -EINVAL,
+					"request: part %u: text_at %u in a raw prompt (its "
+					"placeholders place the images)",
+					i, pt->text_at);
+		if (pt->text_at < *at)
+			return qvl_errf(
+			    err, -EINVAL,
+			    "request: part %u: text_at %u before the previous image's %u", i,
+			    pt->text_at, *at);
+		*at = pt->text_at;
+	} else if (pt->kind == QVL_PART_USER) {
+		if (*at > pt->len)
+			return qvl_errf(err, -EINVAL,
+					"request: part %u: an image's text_at %u past the %u bytes "
+					"of this user message",
+					i, *at, pt->len);
+		*at = 0;
+	}
+	return 0;
+}
+
 /* Per-opcode rules on the part mix and the output size. */
 static int check_mix(const struct qvl_sqe *s, struct shm_request *r, struct qvl_err *err)
 {
@@ -170,7 +208,7 @@ static int check_mix(const struct qvl_sqe *s, struct shm_request *r, struct qvl_
 
 	switch (s->opcode) {
 	case QVL_OP_GENERATE: {
-		uint64_t need = 4ull * g->max_tokens * ((g->flags & QVL_GEN_LOGPROBS) ? 2 : 1);
+		uint64_t need = qvl_gen_text_offset(g); /* top_logprobs checked, u64 */
 		if (!g->max_tokens || g->max_tokens > QVL_MAX_TOKENS)
 			return qvl_errf(err, -EINVAL, "request: max_tokens %u out of range (1..%u)",
 					g->max_tokens, QVL_MAX_TOKENS);
@@ -223,7 +261,7 @@ int shm_validate_req(const struct qvl_sqe *s, const void *block, size_t len, uin
 				r->gen.size, sizeof(r->gen));
 	if (r->gen.flags & ~QVL_GEN_FLAGS_MASK)
 		return qvl_errf(err, -EINVAL, "request: flags 0x%x: unknown bits", r->gen.flags);
-	if (r->gen.rsvd[0] || r->gen.rsvd[1] || r->gen.rsvd[2] || r->gen.rsvd[3])
+	if (r->gen.rsvd[0] || r->gen.rsvd[1])
 		return qvl_errf(err, -EINVAL, "request: reserved fields not zero");
 	if (r->gen.n_parts > QVL_MAX_PARTS)
 		return qvl_errf(err, -E2BIG, "request: n_parts %u > %u", r->gen.n_parts,
@@ -234,10 +272,12 @@ int shm_validate_req(const struct qvl_sqe *s, const void *block, size_t len, uin
 	if ((rc = check_sampling(&r->gen, err)))
 		return rc;
 	pts = (const struct qvl_part *)(b + sizeof(r->gen));
-	for (uint32_t i = 0; i < r->gen.n_parts; i++) {
+	for (uint32_t i = 0, at = 0; i < r->gen.n_parts; i++) {
 		struct qvl_part pt;
 		memcpy(&pt, &pts[i], sizeof(pt));
 		if ((rc = check_part(s, i, &pt, arena_size, err)))
+			return rc;
+		if ((rc = check_image_at(&r->gen, i, &pt, &at, err)))
 			return rc;
 		if (pt.kind == QVL_PART_STOP && ++r->n_stops > QVL_MAX_STOPS)
 			return qvl_errf(err, -E2BIG, "request: more than %u stop strings",
@@ -248,8 +288,8 @@ int shm_validate_req(const struct qvl_sqe *s, const void *block, size_t len, uin
 					QVL_MAX_IMAGES);
 		if (pt.kind <= QVL_PART_TOKENS)
 			r->n_text++;
-		r->parts[i] =
-		    (struct shm_part){pt.kind, pt.width, pt.height, pt.stride, pt.off, pt.len};
+		r->parts[i] = (struct shm_part){pt.kind, pt.width, pt.height, pt.stride,
+						pt.off,	 pt.len,   pt.text_at};
 	}
 	return check_mix(s, r, err);
 }

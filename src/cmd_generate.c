@@ -30,6 +30,7 @@ struct gen_args {
 	bool raw, ignore_eos, greedy, print_ids, json, stream, stream_set, logprobs, sampled;
 	int64_t max_tokens;
 	struct qvl_sampling s;
+	float freq;
 	double timeout;
 };
 
@@ -41,7 +42,7 @@ static void usage(FILE *f)
 		"  --prompt TEXT  --system TEXT  --raw  --tokens \"ID ID ...\"\n"
 		"  --image PATH (repeatable)  --max-tokens N (default 256)  --ignore-eos\n"
 		"  --greedy  --temperature T  --top-k K  --top-p P  --min-p P\n"
-		"  --repeat-penalty R  --presence-penalty P  --seed S\n"
+		"  --repeat-penalty R  --presence-penalty P  --frequency-penalty F  --seed S\n"
 		"  --stop STRING (repeatable)  --stream | --no-stream (default: stream on a "
 		"terminal)\n"
 		"  --print-ids  --logprobs  --json  --timeout S (default: none)\n");
@@ -70,6 +71,7 @@ static int parse(int argc, char **argv, struct gen_args *a)
 		MINP,
 		REP,
 		PRES,
+		FREQ,
 		SEED,
 		STOP,
 		STREAM,
@@ -96,6 +98,7 @@ static int parse(int argc, char **argv, struct gen_args *a)
 	    {"min-p", 1, NULL, MINP},
 	    {"repeat-penalty", 1, NULL, REP},
 	    {"presence-penalty", 1, NULL, PRES},
+	    {"frequency-penalty", 1, NULL, FREQ},
 	    {"seed", 1, NULL, SEED},
 	    {"stop", 1, NULL, STOP},
 	    {"stream", 0, NULL, STREAM},
@@ -193,6 +196,12 @@ static int parse(int argc, char **argv, struct gen_args *a)
 			a->s.presence_penalty = (float)d;
 			a->sampled = true;
 			break;
+		case FREQ:
+			if (qvl_parse_double(optarg, &d) < 0 || !(d >= -100 && d <= 100))
+				return bad("--frequency-penalty", optarg);
+			a->freq = (float)d;
+			a->sampled = true;
+			break;
 		case SEED:
 			if (qvl_parse_u64(optarg, &a->s.seed) < 0)
 				return bad("--seed", optarg);
@@ -279,6 +288,8 @@ static int build(struct qvl_req *r, const struct gen_args *a, const int32_t *ids
 	/* before the flags: setting the sampling clears QVL_GEN_MODEL_DEFAULTS */
 	if (!rc)
 		rc = qvl_req_set_sampling(r, &a->s);
+	if (!rc && a->freq != 0)
+		rc = qvl_req_set_frequency_penalty(r, a->freq);
 	if (!rc)
 		rc = qvl_req_set_flags(r, fl);
 	if (!rc)

@@ -64,6 +64,7 @@ static void usage(FILE *f)
 	    "  --min-p P               drop ids below P x the top probability, 0 <= P < 1\n"
 	    "  --repeat-penalty R      penalise ids already seen, R > 0 (1: off)\n"
 	    "  --presence-penalty P    subtract P from ids already seen (0: off)\n"
+	    "  --frequency-penalty F   subtract F per occurrence in the output so far (0: off)\n"
 	    "  --seed S                sampling seed; without it a random seed is used and\n"
 	    "                          printed on stderr, so the run can be repeated\n"
 	    "  --print-ids             print generated ids instead of text\n"
@@ -102,6 +103,7 @@ enum {
 	O_MINP,
 	O_REPEAT,
 	O_PRESENCE,
+	O_FREQUENCY,
 	O_SEED,
 	O_PRINT_IDS,
 	O_DUMP,
@@ -135,6 +137,7 @@ static const struct option longopts[] = {
     {"min-p", required_argument, NULL, O_MINP},
     {"repeat-penalty", required_argument, NULL, O_REPEAT},
     {"presence-penalty", required_argument, NULL, O_PRESENCE},
+    {"frequency-penalty", required_argument, NULL, O_FREQUENCY},
     {"seed", required_argument, NULL, O_SEED},
     {"print-ids", no_argument, NULL, O_PRINT_IDS},
     {"dump-logits", required_argument, NULL, O_DUMP},
@@ -157,8 +160,8 @@ struct run_args {
 	bool raw, ignore_eos, print_ids, json, quiet, ctx_set, ctx_override;
 	int64_t max_tokens, ctx, image_max_tokens;
 	/* sampling options given on the command line override the defaults */
-	bool greedy, set_temp, set_topk, set_topp, set_minp, set_rep, set_pres, set_seed;
-	double temp, topp, minp, rep, pres;
+	bool greedy, set_temp, set_topk, set_topp, set_minp, set_rep, set_pres, set_freq, set_seed;
+	double temp, topp, minp, rep, pres, freq;
 	int64_t topk;
 	uint64_t seed;
 	char *prompt_buf; /* --prompt-file contents (owned) */
@@ -235,6 +238,11 @@ static int parse_one(int c, struct run_args *a, struct run_load *r, const struct
 	case O_PRESENCE:
 		rc = cli_real(cmd, "--presence-penalty", optarg, -1e6, false, 1e6, false, &a->pres);
 		a->set_pres = true;
+		break;
+	case O_FREQUENCY:
+		rc =
+		    cli_real(cmd, "--frequency-penalty", optarg, -100, false, 100, false, &a->freq);
+		a->set_freq = true;
 		break;
 	case O_SEED:
 		rc = cli_u64(cmd, "--seed", optarg, &a->seed);
@@ -342,6 +350,8 @@ static void sample_params(struct run_args *a, const struct qvl_model *m,
 		p->repeat_penalty = (float)a->rep;
 	if (a->set_pres)
 		p->presence_penalty = (float)a->pres;
+	if (a->set_freq)
+		p->frequency_penalty = (float)a->freq;
 	if (a->greedy)
 		p->greedy = true;
 	if (!a->set_seed && getrandom(&a->seed, sizeof(a->seed), GRND_NONBLOCK) != sizeof(a->seed))

@@ -53,14 +53,32 @@ static int render_chat(const struct gen_prompt *p, char **out, struct qvl_err *e
 	w = s;
 	for (size_t i = 0; i < p->n_msgs; i++) {
 		const struct gen_msg *mg = &p->msgs[i];
+		size_t done = 0, len = strlen(mg->text);
 		w += sprintf(w, "<|im_start|>%s\n", mg->role);
-		for (int k = 0; k < mg->n_images; k++)
+		for (int k = 0; k < mg->n_images; k++) {
+			/* checked by check_msgs: non-decreasing, <= len */
+			size_t at = mg->image_at ? mg->image_at[k] : 0;
+			memcpy(w, mg->text + done, at - done);
+			w += at - done;
+			done = at;
 			w = stpcpy(w, ph);
-		w += sprintf(w, "%s<|im_end|>\n", mg->text);
+		}
+		memcpy(w, mg->text + done, len - done);
+		w += len - done;
+		w += sprintf(w, "<|im_end|>\n");
 	}
 	strcpy(w, "<|im_start|>assistant\n");
 	*out = s;
 	return 0;
+}
+
+/* Every image of the message before its text (cmd_run's layout). */
+static bool images_first(const struct gen_msg *mg)
+{
+	for (int k = 0; mg->image_at && k < mg->n_images; k++)
+		if (mg->image_at[k])
+			return false;
+	return true;
 }
 
 static int check_msgs(const struct gen_prompt *p, struct qvl_err *err)
@@ -76,6 +94,12 @@ static int check_msgs(const struct gen_prompt *p, struct qvl_err *err)
 		if (p->msgs[i].n_images < 0 || p->msgs[i].n_images > p->n_images - imgs)
 			return qvl_errf(err, -EINVAL, "message %zu: %d images, %d left", i + 1,
 					p->msgs[i].n_images, p->n_images - imgs);
+		for (int k = 0; p->msgs[i].image_at && k < p->msgs[i].n_images; k++) {
+			uint32_t at = p->msgs[i].image_at[k];
+			if (at > strlen(p->msgs[i].text) || (k && at < p->msgs[i].image_at[k - 1]))
+				return qvl_errf(err, -EINVAL, "message %zu: image %d at byte %u",
+						i + 1, k + 1, at);
+		}
 		imgs += p->msgs[i].n_images;
 	}
 	if (imgs != p->n_images)
@@ -123,7 +147,8 @@ int gen_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
 		rc = check_msgs(p, err);
 		if (rc < 0)
 			return rc;
-		if (p->n_images && p->n_msgs == 1 && !strcmp(p->msgs[0].role, "user")) {
+		if (p->n_images && p->n_msgs == 1 && !strcmp(p->msgs[0].role, "user") &&
+		    images_first(&p->msgs[0])) {
 			/* cmd_run.c's image path */
 			rc = qvl_mm_prompt_build_images(e, tok, p->msgs[0].text, false, p->images,
 							NULL, p->n_images, mm, err);

@@ -165,6 +165,10 @@ static int copy_params(struct gen_session *g, const struct gen_params *gp, struc
 	char *p;
 
 	g->gp = *gp;
+	if (gp->top_logprobs < 0 || gp->top_logprobs > GEN_MAX_TOP ||
+	    (gp->top_logprobs && !gp->logprobs) || gp->top_logprobs > g->m->config.text.vocab_size)
+		return qvl_errf(err, -EINVAL, "top_logprobs: %d (0..%d, with logprobs)",
+				gp->top_logprobs, GEN_MAX_TOP);
 	if (gp->n_stops < 0 || gp->n_stops > GEN_MAX_STOPS)
 		return qvl_errf(err, -EINVAL, "stop strings: %d given (at most %d)", gp->n_stops,
 				GEN_MAX_STOPS);
@@ -405,16 +409,24 @@ static int finish(struct gen_session *g, enum gen_stop why)
 	return rc < 0 ? rc : 0;
 }
 
-static float logprob_of(const float *x, size_t n, int32_t id)
+/* log softmax of x at id and at the k most likely ids (top_ids/top_lp) */
+static float logprobs_of(const float *x, size_t n, int32_t id, int k, int32_t *top_ids,
+			 float *top_lp)
 {
 	float mx = x[0];
-	double s = 0;
+	double s = 0, ls;
 
 	for (size_t i = 1; i < n; i++)
 		mx = x[i] > mx ? x[i] : mx;
 	for (size_t i = 0; i < n; i++)
 		s += exp((double)(x[i] - mx));
-	return (float)((double)(x[id] - mx) - log(s));
+	ls = log(s);
+	if (k > 0) {
+		qvl_top_k(x, n, (size_t)k, top_ids);
+		for (int i = 0; i < k; i++)
+			top_lp[i] = (float)((double)(x[top_ids[i]] - mx) - ls);
+	}
+	return (float)((double)(x[id] - mx) - ls);
 }
 
 int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_err *err)
@@ -483,9 +495,14 @@ int gen_advance(struct gen_session *g, int rc, struct gen_out *out, struct qvl_e
 	out->has_id = true;
 	out->id = id;
 	if (g->lp_scratch)
-		out->logprob = logprob_of(g->lp_scratch, V, id);
+		out->logprob = logprobs_of(g->lp_scratch, V, id, g->gp.top_logprobs, out->top_ids,
+					   out->top_lp);
 	g->ngen++;
-	qvl_sampler_accept(g->smp, id);
+	if (qvl_sampler_accept_output(g->smp, id) < 0) {
+		rc = qvl_errf(err, -ENOMEM, "out of memory");
+		finish(g, GEN_ERROR);
+		goto done;
+	}
 	if (g->tok) {
 		/* an id the tokenizer does not know (the model's vocabulary is
 		 * padded past it) has no text; run reports such ids */

@@ -48,11 +48,14 @@ enum gen_stop {
 };
 const char *gen_stop_name(enum gen_stop s); /* "eos", "length", ... (cmd_run's words) */
 
-/* One chat message; images (if any) come first in its content. */
+/* One chat message; its images go before its text, or where image_at says. */
 struct gen_msg {
 	const char *role; /* "system", "user", "assistant" */
 	const char *text; /* NUL-terminated UTF-8 */
 	int n_images;
+	/* [n_images] byte offsets into text, non-decreasing, each <= its
+	 * length and on a character boundary; NULL: all 0 */
+	const uint32_t *image_at;
 };
 
 /* Exactly one of: messages (chat format), raw (text as written, special
@@ -72,6 +75,7 @@ struct gen_prompt {
 };
 
 #define GEN_MAX_STOPS	 16
+#define GEN_MAX_TOP	 20
 #define GEN_MAX_STOP_LEN 256
 
 struct gen_params {
@@ -79,6 +83,7 @@ struct gen_params {
 	uint32_t max_tokens;
 	bool ignore_eos;
 	bool logprobs;			  /* report the log-probability of each sampled id */
+	int top_logprobs;		  /* with logprobs: 0..GEN_MAX_TOP alternatives */
 	int n_ctx;			  /* positions of the sequence's KV cache */
 	const char *stops[GEN_MAX_STOPS]; /* UTF-8, 1..GEN_MAX_STOP_LEN bytes each */
 	size_t stop_lens[GEN_MAX_STOPS];
@@ -89,9 +94,11 @@ struct gen_params {
 struct gen_out {
 	bool has_id; /* false when the step only ended the session (eos, cancel) */
 	int32_t id;
-	bool no_text;	  /* the tokenizer has no text for id (a padded vocabulary) */
-	float logprob;	  /* log softmax of the raw logits at id (with params.logprobs) */
-	const char *text; /* newly released text (valid until the next call) */
+	bool no_text;  /* the tokenizer has no text for id (a padded vocabulary) */
+	float logprob; /* log softmax of the raw logits at id (with params.logprobs) */
+	int32_t top_ids[GEN_MAX_TOP]; /* params.top_logprobs most likely ids, best first */
+	float top_lp[GEN_MAX_TOP];    /* their log softmax, as logprob */
+	const char *text;	      /* newly released text (valid until the next call) */
 	size_t text_len;
 	enum gen_stop stop; /* GEN_RUNNING while more steps follow */
 };
@@ -147,7 +154,6 @@ struct qvl_seq *gen_seq(struct gen_session *g);
 size_t gen_n_prompt(const struct gen_session *g);
 /* Seconds spent in the first forward (prefill) and after it (decode). */
 void gen_times(const struct gen_session *g, double *prefill_s, double *decode_s);
-
 
 /* Stop-string matcher, exposed for its unit test: text is appended, and
  * what can no longer be the start of a stop string is released. */

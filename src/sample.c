@@ -21,9 +21,12 @@ struct qvl_sampler {
 	int V;
 	int32_t *hist; /* ring of the last `cap` accepted ids */
 	size_t cap, nhist, head;
-	uint8_t *seen; /* [V], scratch for the penalties */
-	int32_t *idx;  /* [V] candidates */
-	float *val;    /* [V] their logits, then probabilities */
+	uint8_t *seen;	 /* [V], scratch for the penalties */
+	uint32_t *count; /* [V] occurrences in the output (frequency penalty only) */
+	int32_t *outs;	 /* the distinct ids with count > 0 */
+	size_t nouts, cap_outs;
+	int32_t *idx; /* [V] candidates */
+	float *val;   /* [V] their logits, then probabilities */
 	uint64_t s[4];
 };
 
@@ -88,7 +91,7 @@ int qvl_sampler_create(struct qvl_sampler **out, const struct qvl_sample_params 
 	if (n_vocab <= 0)
 		return qvl_errf(err, -EINVAL, "sampler: vocabulary of %d ids", n_vocab);
 	if (p->top_p <= 0 || p->min_p >= 1 || p->repeat_penalty <= 0 || isnan(p->temperature) ||
-	    isnan(p->presence_penalty))
+	    isnan(p->presence_penalty) || isnan(p->frequency_penalty))
 		return qvl_errf(
 		    err, -EINVAL,
 		    "sampler: top_p %g must be > 0, min_p %g < 1, repeat penalty %g > 0",
@@ -103,7 +106,10 @@ int qvl_sampler_create(struct qvl_sampler **out, const struct qvl_sample_params 
 	s->seen = calloc((size_t)n_vocab, 1);
 	s->idx = malloc((size_t)n_vocab * sizeof(int32_t));
 	s->val = malloc((size_t)n_vocab * sizeof(float));
-	if (!s->hist || !s->seen || !s->idx || !s->val) {
+	if (p->frequency_penalty != 0.0f)
+		s->count = calloc((size_t)n_vocab, sizeof(uint32_t));
+	if (!s->hist || !s->seen || !s->idx || !s->val ||
+	    (p->frequency_penalty != 0.0f && !s->count)) {
 		qvl_sampler_free(s);
 		return qvl_errf(err, -ENOMEM, "sampler: out of memory");
 	}
@@ -119,6 +125,8 @@ void qvl_sampler_free(struct qvl_sampler *s)
 		return;
 	free(s->hist);
 	free(s->seen);
+	free(s->count);
+	free(s->outs);
 	free(s->idx);
 	free(s->val);
 	free(s);
@@ -132,10 +140,30 @@ void qvl_sampler_accept(struct qvl_sampler *s, int32_t id)
 		s->nhist++;
 }
 
+int qvl_sampler_accept_output(struct qvl_sampler *s, int32_t id)
+{
+	qvl_sampler_accept(s, id);
+	if (!s->count || id < 0 || id >= s->V)
+		return 0;
+	if (!s->count[id]) {
+		if (s->nouts == s->cap_outs) {
+			size_t cap = s->cap_outs ? 2 * s->cap_outs : 64;
+			int32_t *v = realloc(s->outs, cap * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			s->outs = v;
+			s->cap_outs = cap;
+		}
+		s->outs[s->nouts++] = id;
+	}
+	s->count[id]++;
+	return 0;
+}
+
 bool qvl_sampler_is_argmax(const struct qvl_sampler *s)
 {
 	return (s->p.greedy || s->p.temperature <= 0) && s->p.repeat_penalty == 1.0f &&
-	       s->p.presence_penalty == 0.0f;
+	       s->p.presence_penalty == 0.0f && s->p.frequency_penalty == 0.0f;
 }
 
 int32_t qvl_argmax(const float *x, size_t n)
@@ -150,8 +178,12 @@ int32_t qvl_argmax(const float *x, size_t n)
 
 static void penalize(struct qvl_sampler *s, float *logits)
 {
-	float rp = s->p.repeat_penalty, pp = s->p.presence_penalty;
+	float rp = s->p.repeat_penalty, pp = s->p.presence_penalty, fp = s->p.frequency_penalty;
 
+	/* OpenAI's rule: logit - count * frequency_penalty, independent of
+	 * the window of the other two */
+	for (size_t i = 0; fp != 0.0f && i < s->nouts; i++)
+		logits[s->outs[i]] -= (float)s->count[s->outs[i]] * fp;
 	if (rp == 1.0f && pp == 0.0f)
 		return;
 	/* each distinct token once, as HF's gather/scatter over the ids does */
@@ -216,6 +248,17 @@ static size_t top_k_select(int32_t *h, const float *v, size_t n, size_t k)
 			sift_down(h, k, 0, v);
 		}
 	return k;
+}
+
+void qvl_top_k(const float *x, size_t n, size_t k, int32_t *ids)
+{
+	top_k_select(ids, x, n, k);
+	for (size_t i = 1; i < k; i++) /* k <= 20: insertion sort, best first */
+		for (size_t j = i; j > 0 && below(x, ids[j - 1], ids[j]); j--) {
+			int32_t t = ids[j];
+			ids[j] = ids[j - 1];
+			ids[j - 1] = t;
+		}
 }
 
 int32_t qvl_sample(struct qvl_sampler *s, float *logits)

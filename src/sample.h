@@ -14,14 +14,16 @@
 struct qvl_gen_config;
 
 struct qvl_sample_params {
-	bool greedy;		/* argmax (ties: lowest id); the rest is ignored */
-	float temperature;	/* <= 0 means greedy */
-	int top_k;		/* <= 0: off */
-	float top_p;		/* >= 1: off */
-	float min_p;		/* <= 0: off */
-	float repeat_penalty;	/* 1: off (HF rule: divide positive logits, multiply negative) */
-	float presence_penalty; /* 0: off (subtracted once per token seen) */
-	int penalty_last_n;	/* tokens looked back for the penalties (<= 0: all) */
+	bool greedy;		 /* argmax (ties: lowest id); the rest is ignored */
+	float temperature;	 /* <= 0 means greedy */
+	int top_k;		 /* <= 0: off */
+	float top_p;		 /* >= 1: off */
+	float min_p;		 /* <= 0: off */
+	float repeat_penalty;	 /* 1: off (HF rule: divide positive logits, multiply negative) */
+	float presence_penalty;	 /* 0: off (subtracted once per token seen) */
+	float frequency_penalty; /* 0: off (OpenAI's: subtracted per occurrence of the id
+				    in the output so far, prompt not counted) */
+	int penalty_last_n;	 /* tokens looked back for the penalties (<= 0: all) */
 	uint64_t seed;
 };
 
@@ -36,6 +38,9 @@ int qvl_sampler_create(struct qvl_sampler **out, const struct qvl_sample_params 
 void qvl_sampler_free(struct qvl_sampler *s);
 /* Record a token of the context (prompt or generated) for the penalties. */
 void qvl_sampler_accept(struct qvl_sampler *s, int32_t id);
+/* Record a generated token: qvl_sampler_accept, and its count for the
+ * frequency penalty. -ENOMEM (the token is then recorded but not counted). */
+int qvl_sampler_accept_output(struct qvl_sampler *s, int32_t id);
 /* Pick the next id. logits[n_vocab] may be modified (penalties). */
 int32_t qvl_sample(struct qvl_sampler *s, float *logits);
 
@@ -46,5 +51,9 @@ bool qvl_sampler_is_argmax(const struct qvl_sampler *s);
 
 /* Index of the largest value (lowest index on ties). */
 int32_t qvl_argmax(const float *x, size_t n);
+
+/* The k (<= n) largest values' indices into ids[], largest first (ties:
+ * lowest index first). */
+void qvl_top_k(const float *x, size_t n, size_t k, int32_t *ids);
 
 #endif

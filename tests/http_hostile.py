@@ -112,7 +112,8 @@ bad = [
     b'{"messages":[{"role":"user","content":"x"}],"n":2}',
     b'{"messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"]}',
     b'{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}',
-    b'{"messages":[{"role":"user","content":"x"}],"frequency_penalty":1}',
+    b'{"messages":[{"role":"user","content":"x"}],"frequency_penalty":3}',
+    b'{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":21}',
 ]
 res = [request("POST", CHAT, b) for b in bad]
 ok(all(st == 400 and error_of(b) for st, b in res), f"{len(bad)} malformed or unsupported bodies: 400 with an error object",

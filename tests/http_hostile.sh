@@ -25,10 +25,39 @@ st=$?
 awk '/^(not )?ok - / { n++; sub(/ - /, " " n " - "); print; next } { print "# " $0 }' \
 	"$TMP/py.out" >"$TMP/tap"
 m=$(grep -c '^\(not \)\?ok ' "$TMP/tap")
-echo "1..$((m + 9))"
+echo "1..$((m + 10))"
 cat "$TMP/tap"
 n=$m
 res "$st" "the hostile client ran to the end (status $st)"
+
+# a client that leaves a non-streamed request: once qvld runs it, the curl
+# is killed (its socket closes); the bridge notices the hang-up of the
+# suspended connection and qvld logs the request as cancelled (stop 4),
+# long before max_tokens or the context would end it
+ncancel() { grep -c 'generated tokens, stop 4,' "$LOG"; }
+active() { curl -s -m 5 "$BASE/health" | sed -n 's/.*"active_sequences":\([0-9]*\).*/\1/p'; }
+c0=$(ncancel)
+curl -s -m 120 -o /dev/null -d '{"messages":[{"role":"user","content":"Count to a million."}],
+	"max_tokens":100000,"ignore_eos":true,"temperature":0}' "$BASE/v1/chat/completions" &
+cpid=$!
+i=0
+while [ "$(active)" != 1 ] && [ $i -lt 200 ]; do # bounded: ~10 s and more under load
+	sleep 0.05
+	i=$((i + 1))
+done
+running=$(active)
+kill "$cpid" 2>/dev/null
+wait "$cpid" 2>/dev/null
+t0=$(date +%s%N)
+i=0
+while [ "$(ncancel)" -le "$c0" ] && [ $i -lt 200 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+ms=$((($(date +%s%N) - t0) / 1000000))
+hup=$(curl -s -m 5 "$BASE/metrics" | sed -n 's/^qvl_http_hangups_total //p')
+[ "$running" = 1 ] && [ "$(ncancel)" -gt "$c0" ] && [ "${hup:-0}" -ge 1 ] && [ $ms -le 5000 ]
+res $? "a client leaving a non-streamed request: cancelled in qvld ${ms} ms after it left (running: ${running:-?}, hang-ups ${hup:-none})"
 
 # usage errors exit 2 naming the option; an address it cannot bind exits 1
 "$QVL_HTTP" --listen nope >"$TMP/o" 2>&1

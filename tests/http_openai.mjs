@@ -164,3 +164,96 @@ try {
 // models
 const ms = await client.models.list();
 ok(ms.data.length === 1 && typeof ms.data[0].id === "string", "models lists the daemon's model", ms.data);
+
+// frequency_penalty (greedy): the most repeated token of the plain answer
+// repeats less; the text is saved for `qvlctl generate --frequency-penalty`
+const REP = "Repeat after me: la la la la la la la la la la la la";
+const FN = 24;
+const tokens = (res) => res.choices[0].logprobs.content.map((t) => t.token);
+const maxCount = (ts) => {
+	const m = new Map();
+	for (const t of ts) m.set(t, (m.get(t) ?? 0) + 1);
+	let best = ["", 0];
+	for (const [t, n] of m) if (n > best[1]) best = [t, n];
+	return best;
+};
+const plain = await client.chat.completions.create({
+	model: "qvl", max_tokens: FN, temperature: 0, logprobs: true, ignore_eos: true,
+	messages: [{ role: "user", content: REP }],
+});
+const pen = await client.chat.completions.create({
+	model: "qvl", max_tokens: FN, temperature: 0, logprobs: true, ignore_eos: true,
+	frequency_penalty: 2, messages: [{ role: "user", content: REP }],
+});
+const [tok0, n0] = maxCount(tokens(plain));
+const n1 = tokens(pen).filter((t) => t === tok0).length;
+ok(pen.choices[0].message.content !== plain.choices[0].message.content && n0 >= 2 && n1 < n0,
+	"frequency_penalty 2: the answer's most repeated token becomes rarer",
+	{ tok0, n0, n1, plain: plain.choices[0].message.content, pen: pen.choices[0].message.content });
+fs.writeFileSync(path.join(out, "freq.txt"), pen.choices[0].message.content);
+try {
+	await client.chat.completions.create({ model: "qvl", messages: msgs, frequency_penalty: 2.5 });
+	ok(false, "frequency_penalty 2.5 is refused");
+} catch (e) {
+	ok(e.status === 400 && e.error?.param === "frequency_penalty",
+		"frequency_penalty 2.5 is refused with 400 naming the field", { status: e.status, m: e.message });
+}
+
+// top_logprobs: K alternatives, sorted, <= 0; under greedy the chosen token
+// is the first with the same logprob; streamed and whole answers agree
+const K = 5;
+const checkTop = (content) => content.length > 0 && content.every((t) =>
+	t.top_logprobs.length === K &&
+	t.top_logprobs.every((a, i) => a.logprob <= 0 && (i === 0 || a.logprob <= t.top_logprobs[i - 1].logprob) &&
+		Array.isArray(a.bytes) && Buffer.from(a.bytes).length === a.bytes.length) &&
+	t.top_logprobs[0].token === t.token && t.top_logprobs[0].logprob === t.logprob &&
+	JSON.stringify(t.top_logprobs[0].bytes) === JSON.stringify(t.bytes));
+const rt = await client.chat.completions.create({
+	model: "qvl", messages: msgs, max_tokens: N, temperature: 0, logprobs: true, top_logprobs: K,
+});
+const ct = rt.choices[0].logprobs?.content ?? [];
+ok(checkTop(ct) && ct.length === rt.usage.completion_tokens,
+	"top_logprobs 5: five sorted alternatives per token, the greedy choice first", ct.slice(0, 2));
+// bytes are exact: the tokens' bytes are the answer's bytes, though the
+// whole answer came in one CQE (no per-token chunks to take texts from)
+const allBytes = Buffer.from(ct.flatMap((t) => t.bytes)).toString("utf8");
+ok(allBytes === rt.choices[0].message.content, "logprobs: the tokens' bytes spell the content",
+	{ allBytes, content: rt.choices[0].message.content });
+const sr = await client.chat.completions.create({
+	model: "qvl", messages: msgs, max_tokens: N, temperature: 0, logprobs: true, top_logprobs: K,
+	stream: true,
+});
+let sct = [];
+for await (const c of sr)
+	if (c.choices.length && c.choices[0].logprobs) sct = sct.concat(c.choices[0].logprobs.content);
+ok(JSON.stringify(sct) === JSON.stringify(ct), "streamed top_logprobs equal the whole answer's",
+	{ s: sct.length, w: ct.length });
+const rct = await client.completions.create({
+	model: "qvl", prompt: PROMPT, max_tokens: 4, temperature: 0, logprobs: 3,
+});
+const clp = rct.choices[0].logprobs;
+ok(clp.top_logprobs.length === clp.tokens.length && clp.top_logprobs.every((d, i) =>
+	Object.keys(d).length >= 1 && Object.keys(d).length <= 3 && d[clp.tokens[i]] === clp.token_logprobs[i]),
+	"completions logprobs 3: a dict of alternatives per token, holding the chosen one", clp);
+try {
+	await client.chat.completions.create({ model: "qvl", messages: msgs, logprobs: true, top_logprobs: 21 });
+	ok(false, "top_logprobs 21 is refused");
+} catch (e) {
+	ok(e.status === 400 && e.error?.param === "top_logprobs", "top_logprobs 21 is refused with 400", { status: e.status });
+}
+
+// an image keeps its place among the text parts: "text, image, text" is not
+// "image, text, text"; the text is saved for `qvlctl run --raw` with the
+// placeholder at the same place
+const img = { type: "image_url", image_url: { url: `data:image/png;base64,${b64}` } };
+const placed = async (content) => client.chat.completions.create({
+	model: "qvl", max_tokens: N, temperature: 0, logprobs: true,
+	messages: [{ role: "user", content }],
+});
+const mid = await placed([{ type: "text", text: "Look:" }, img, { type: "text", text: " What is this?" }]);
+const first = await placed([img, { type: "text", text: "Look:" }, { type: "text", text: " What is this?" }]);
+ok(JSON.stringify(mid.choices[0].logprobs) !== JSON.stringify(first.choices[0].logprobs) &&
+	mid.usage.prompt_tokens > 10,
+	"an image between two text parts gives another answer than the image first",
+	{ mid: mid.choices[0].message.content, first: first.choices[0].message.content });
+fs.writeFileSync(path.join(out, "imgpos.txt"), mid.choices[0].message.content);

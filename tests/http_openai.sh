@@ -29,7 +29,7 @@ grep -c '^\(not \)\?ok - ' "$TMP/node.out" >/dev/null || true
 awk '/^(not )?ok - / { n++; sub(/ - /, " " n " - "); print; next } { print "# " $0 }' \
 	"$TMP/node.out" >"$TMP/tap"
 m=$(grep -c '^\(not \)\?ok ' "$TMP/tap")
-echo "1..$((m + 5))"
+echo "1..$((m + 7))"
 cat "$TMP/tap"
 n=$m
 res "$st" "the node client ran to the end (status $st)"
@@ -51,6 +51,23 @@ if [ -f "$IMG" ]; then
 fi
 same "$TMP/image.txt" "$TMP/run_image.txt"
 res $? "image chat: greedy text equals qvlctl run's"
+
+# the image between the text parts: what the chat template renders, as a
+# raw prompt with the placeholder at that place
+if [ -f "$IMG" ]; then
+	nl='
+'
+	run --raw --image "$IMG" --prompt "<|im_start|>user${nl}Look:<|vision_start|><|image_pad|><|vision_end|> What is this?<|im_end|>${nl}<|im_start|>assistant${nl}" \
+		>"$TMP/run_imgpos.txt"
+fi
+same "$TMP/imgpos.txt" "$TMP/run_imgpos.txt"
+res $? "image between text parts: greedy text equals qvlctl run --raw's with the placeholder there"
+
+# the same request through the ring: greedy with --frequency-penalty 2
+gen --prompt "Repeat after me: la la la la la la la la la la la la" --greedy --ignore-eos \
+	--max-tokens 24 --frequency-penalty 2 --no-stream >"$TMP/gen_freq.txt" 2>"$TMP/gen_freq.err"
+same "$TMP/freq.txt" "$TMP/gen_freq.txt"
+res $? "frequency_penalty: the text equals qvlctl generate --frequency-penalty's"
 
 stop_http
 [ "$HSTATUS" = 0 ]

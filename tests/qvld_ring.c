@@ -6,7 +6,9 @@
  * output region too small for the text ends with QVL_STOP_LENGTH and whole
  * UTF-8 sequences; TOKENIZE equals the tokenizer; a malformed request fails
  * alone with the daemon's message in the text area; EMBED_IMAGE writes the
- * vision tower's output; a stop string with a NUL inside is refused. */
+ * vision tower's output; a stop string with a NUL inside is refused; an
+ * image placed inside a UTF-8 character is refused; VOCAB's token bytes
+ * spell what TOKENIZE cut; greedy top logprobs start with the chosen id. */
 #include "config.h"
 
 #include <math.h>
@@ -83,7 +85,7 @@ int main(void)
 	struct qvl_cqe c;
 	int rc;
 
-	plan(15);
+	plan(18);
 	rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &a);
 	if (rc == 0)
 		rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &b);
@@ -228,6 +230,89 @@ int main(void)
 	ok(rc == 0 && c.res == -EINVAL && c.text_len > 0 && strstr(qvl_req_text(r), "NUL"),
 	   "stop string with a NUL byte: -EINVAL with the reason (res %d: %.*s)", c.res,
 	   (int)c.text_len, qvl_req_text(r));
+	qvl_release(r);
+
+	/* an image placed inside a UTF-8 character ("\xc3\xa9" is one) */
+	static const uint8_t rgb[12] = {0};
+	qvl_req_new(a, QVL_OP_GENERATE, &r);
+	qvl_req_add_image_rgb(r, rgb, 2, 2, 6);
+	rc = qvl_req_set_image_at(r, 1);
+	qvl_req_add_text(r, QVL_PART_USER, "\xc3\xa9!", 3);
+	qvl_req_set_max_tokens(r, 2);
+	sqe = qvl_sqe_get(a);
+	qvl_req_prep(r, sqe, 503, 4096); /* room for the message */
+	qvl_submit(a);
+	rc = rc ? rc : final(a, 503, &c);
+	ok(rc == 0 && c.res == -EINVAL && c.text_len > 0 &&
+	       memmem(qvl_req_text(r), c.text_len, "inside a UTF-8", 14),
+	   "image text_at inside a UTF-8 character: -EINVAL with the reason (rc %d res %d: %.*s)",
+	   rc, c.res, (int)c.text_len, qvl_req_text(r));
+	qvl_release(r);
+
+	/* VOCAB: the bytes of the ids TOKENIZE gives spell its text */
+	static const char spell[] = "Hello, world! 3.14";
+	struct qvl_req *v = NULL;
+	uint64_t vcap = 0;
+	qvl_req_new(a, QVL_OP_VOCAB, &v);
+	sqe = qvl_sqe_get(a);
+	qvl_req_prep(v, sqe, 504, 0);
+	qvl_submit(a);
+	rc = final(a, 504, &c);
+	const uint8_t *vo = qvl_req_out(v, &vcap);
+	uint32_t vn = 0;
+	if (vo)
+		memcpy(&vn, vo, 4);
+	bool vocab_ok = rc == 0 && c.res == 0 && vn > 1000 && vn == c.n_tokens &&
+			4 + 4ull * vn + c.text_len <= vcap;
+	qvl_req_new(a, QVL_OP_TOKENIZE, &r);
+	qvl_req_add_text(r, QVL_PART_USER, spell, strlen(spell));
+	sqe = qvl_sqe_get(a);
+	qvl_req_prep(r, sqe, 505, 0);
+	qvl_submit(a);
+	rc = final(a, 505, &c);
+	char back[64] = "";
+	size_t bn = 0;
+	for (uint32_t i = 0; vocab_ok && rc == 0 && i < c.n_tokens; i++) {
+		int32_t id = qvl_req_ids(r)[i];
+		uint32_t e0 = 0, e1;
+		vocab_ok = id >= 0 && (uint32_t)id < vn;
+		if (!vocab_ok)
+			break;
+		if (id)
+			memcpy(&e0, vo + 4 + 4ull * (id - 1), 4);
+		memcpy(&e1, vo + 4 + 4ull * id, 4);
+		vocab_ok = e1 >= e0 && bn + (e1 - e0) < sizeof(back);
+		if (vocab_ok)
+			memcpy(back + bn, vo + 4 + 4ull * vn + e0, e1 - e0);
+		bn += e1 - e0;
+	}
+	ok(vocab_ok && rc == 0 && bn == strlen(spell) && !memcmp(back, spell, bn),
+	   "VOCAB: %u token texts; the pieces of TOKENIZE's ids spell '%s' ('%.*s')", vn, spell,
+	   (int)bn, back);
+	qvl_release(r);
+	qvl_release(v);
+
+	/* greedy with 3 alternatives: the chosen id leads, same logprob */
+	qvl_req_new(a, QVL_OP_GENERATE, &r);
+	qvl_req_add_text(r, QVL_PART_USER, "Hi", 2);
+	qvl_req_set_flags(r, QVL_GEN_GREEDY | QVL_GEN_IGNORE_EOS);
+	qvl_req_set_top_logprobs(r, 3);
+	qvl_req_set_max_tokens(r, 6);
+	sqe = qvl_sqe_get(a);
+	qvl_req_prep(r, sqe, 506, 0);
+	qvl_submit(a);
+	rc = final(a, 506, &c);
+	uint32_t k = 0;
+	const struct qvl_top_logprob *top = qvl_req_top_logprobs(r, &k);
+	bool top_ok = rc == 0 && c.res == 0 && c.n_tokens == 6 && top && k == 3;
+	for (uint32_t i = 0; top_ok && i < c.n_tokens; i++)
+		top_ok = top[i * k].id == qvl_req_ids(r)[i] &&
+			 top[i * k].logprob == qvl_req_logprobs(r)[i] &&
+			 top[i * k].logprob >= top[i * k + 1].logprob &&
+			 top[i * k + 1].logprob >= top[i * k + 2].logprob &&
+			 top[i * k + 2].logprob <= 0;
+	ok(top_ok, "top logprobs: 3 per token, sorted, the greedy id first (res %d, %u tokens)",
+	   c.res, c.n_tokens);
 	qvl_release(r);
 
 	/* STATS through the ring */

@@ -128,9 +128,9 @@ int main(void)
 	CASE(-EINVAL, "block of", len = 64);
 	CASE(-EINVAL, "size", b.g.size = 65);
 	CASE(-EINVAL, "size", b.g.size = 0);
-	CASE(-EINVAL, "flags", b.g.flags = 0x40);
+	CASE(-EINVAL, "flags", b.g.flags = 0x80);
 	CASE(-EINVAL, "flags", b.g.flags = 0x80000000u);
-	CASE(-EINVAL, "reserved", b.g.rsvd[3] = 1);
+	CASE(-EINVAL, "reserved", b.g.rsvd[1] = 1);
 	CASE(-E2BIG, "n_parts", b.g.n_parts = QVL_MAX_PARTS + 1);
 	CASE(-E2BIG, "n_parts", b.g.n_parts = UINT32_MAX);
 	CASE(-EINVAL, "n_parts", b.g.n_parts = 3);
@@ -141,6 +141,20 @@ int main(void)
 	CASE(-EINVAL, "min_p", b.g.min_p = -0.1f);
 	CASE(-EINVAL, "repeat_penalty", b.g.repeat_penalty = 1e9f);
 	CASE(-EINVAL, "presence_penalty", b.g.presence_penalty = -INFINITY);
+	CASE(-EINVAL, "frequency_penalty", b.g.frequency_penalty = 101);
+	CASE(-EINVAL, "frequency_penalty", b.g.frequency_penalty = NAN);
+	CASE(-EINVAL, "top_logprobs", b.g.top_logprobs = 3);
+	CASE(-EINVAL, "top_logprobs", b.g.flags = QVL_GEN_TOP_LOGPROBS; b.g.top_logprobs = 2);
+	CASE(-EINVAL, "top_logprobs", b.g.flags = QVL_GEN_TOP_LOGPROBS | QVL_GEN_LOGPROBS);
+	CASE(-EINVAL, "top_logprobs", b.g.flags = QVL_GEN_TOP_LOGPROBS | QVL_GEN_LOGPROBS;
+	     b.g.top_logprobs = QVL_MAX_TOP_LOGPROBS + 1);
+	CASE(-EINVAL, "top_logprobs", b.g.flags = QVL_GEN_TOP_LOGPROBS | QVL_GEN_LOGPROBS;
+	     b.g.top_logprobs = UINT32_MAX);
+	/* 16 tokens: ids 64 + logprobs 64 + one alternative 128 > 164 bytes */
+	CASE(-EINVAL, "output", b.g.flags = QVL_GEN_TOP_LOGPROBS | QVL_GEN_LOGPROBS;
+	     b.g.top_logprobs = 1);
+	CASE(0, "", b.g.flags = QVL_GEN_TOP_LOGPROBS | QVL_GEN_LOGPROBS; b.g.top_logprobs = 1;
+	     b.g.max_tokens = 8);
 	CASE(-EINVAL, "top_k", b.g.top_k = -1);
 	CASE(-EINVAL, "top_k", b.g.top_k = 2000000);
 	CASE(-EINVAL, "max_tokens", b.g.max_tokens = 0);
@@ -151,7 +165,12 @@ int main(void)
 	/* parts */
 	CASE(-EINVAL, "kind", b.p[0].kind = 0);
 	CASE(-EINVAL, "kind", b.p[2].kind = QVL_PART_LAST + 1);
-	CASE(-EINVAL, "reserved", b.p[0].rsvd = 1);
+	CASE(-EINVAL, "text_at", b.p[0].text_at = 1);
+	CASE(-EINVAL, "text_at", b.p[3].text_at = 1);
+	CASE(0, "", b.p[1].text_at = 10);
+	CASE(-EINVAL, "past the 10 bytes", b.p[1].text_at = 11);
+	CASE(-EINVAL, "past the 10 bytes", b.p[1].text_at = UINT32_MAX);
+	CASE(-EINVAL, "raw prompt", b.p[1].text_at = 1; b.g.flags = QVL_GEN_RAW);
 	CASE(-EINVAL, "outside the arena", b.p[0].off = ARENA);
 	CASE(-EINVAL, "outside the arena", b.p[0].off = ARENA - 4);
 	CASE(-EINVAL, "outside the arena", b.p[2].off = UINT64_MAX - 4);

@@ -26,6 +26,7 @@ struct job_inputs {
 	int32_t *ids;
 	size_t n_ids;
 	struct qvl_image images[QVL_MAX_IMAGES];
+	uint32_t image_at[QVL_MAX_IMAGES]; /* text_at of each, validated <= its message */
 	int n_images;
 	char *stops[QVL_MAX_STOPS];
 	int n_stops;
@@ -126,10 +127,20 @@ static int read_inputs(const struct shm_request *req, struct job_inputs *in, str
 				in->raw = r;
 				break;
 			}
-			in->msgs[in->n_msgs++] = (struct gen_msg){
-			    .role = role_of(p->kind),
-			    .text = t,
-			    .n_images = p->kind == QVL_PART_USER ? pending_images : 0};
+			int n_img = p->kind == QVL_PART_USER ? pending_images : 0;
+			const uint32_t *at = in->image_at + in->n_images - n_img;
+			for (int k = 0; k < n_img; k++)
+				/* the validator bounded it by len; a split
+				 * character would not tokenize */
+				if (at[k] < p->len && ((unsigned char)t[at[k]] & 0xC0) == 0x80)
+					return qvl_errf(err, -EINVAL,
+							"part %u: an image's text_at %u is inside "
+							"a UTF-8 character",
+							i, at[k]);
+			in->msgs[in->n_msgs++] = (struct gen_msg){.role = role_of(p->kind),
+								  .text = t,
+								  .n_images = n_img,
+								  .image_at = n_img ? at : NULL};
 			if (p->kind == QVL_PART_USER)
 				pending_images = 0;
 			break;
@@ -171,7 +182,7 @@ static int read_inputs(const struct shm_request *req, struct job_inputs *in, str
 			}
 			if (rc < 0)
 				return rc;
-			in->n_images++;
+			in->image_at[in->n_images++] = p->text_at;
 			pending_images++;
 			break;
 		}
@@ -211,17 +222,17 @@ static void sampling(const struct shm_request *req, const struct qvl_model *m,
 		sp->min_p = g->min_p;
 		sp->repeat_penalty = g->repeat_penalty > 0 ? g->repeat_penalty : 1.0f;
 		sp->presence_penalty = g->presence_penalty;
+		sp->frequency_penalty = g->frequency_penalty;
 	}
 	if (g->flags & QVL_GEN_GREEDY)
 		sp->greedy = true;
 	sp->seed = g->seed;
 }
 
-/* Bytes the output region needs before its text part. */
+/* Bytes the output region needs before its text part (qvl.h's layout). */
 static uint64_t out_fixed(const struct shm_request *req)
 {
-	uint64_t per = req->gen.flags & QVL_GEN_LOGPROBS ? 8 : 4;
-	return per * req->gen.max_tokens;
+	return qvl_gen_text_offset(&req->gen);
 }
 
 static void post_final(struct job *j, const struct job_env *env, int res, uint32_t stop,
@@ -303,6 +314,7 @@ int job_start(struct job *j, const struct job_env *env)
 	gp.max_tokens = j->req->gen.max_tokens;
 	gp.ignore_eos = j->req->gen.flags & QVL_GEN_IGNORE_EOS;
 	gp.logprobs = j->req->gen.flags & QVL_GEN_LOGPROBS;
+	gp.top_logprobs = (int)j->req->gen.top_logprobs; /* validated: flag set, <= 20 */
 	gp.n_ctx = env->n_ctx;
 	for (int i = 0; i < in->n_stops; i++) {
 		gp.stops[i] = in->stops[i];
@@ -379,6 +391,17 @@ int job_stage(struct job *j, size_t budget, struct qvl_batch_item *it)
 	return gen_next(j->g, budget, it);
 }
 
+/* Token i's alternatives into the TOP_LOGPROBS block (k validated <= 20) */
+static void write_top(uint8_t *top, uint32_t i, const struct gen_out *o, uint32_t k)
+{
+	uint8_t *dst = top + (uint64_t)i * k * sizeof(struct qvl_top_logprob);
+
+	for (uint32_t a = 0; a < k; a++) {
+		struct qvl_top_logprob e = {o->top_ids[a], o->top_lp[a]};
+		memcpy(dst + a * sizeof(e), &e, sizeof(e));
+	}
+}
+
 int job_advance(struct job *j, const struct job_env *env, int rc)
 {
 	struct shm_request *req = j->req;
@@ -403,6 +426,9 @@ int job_advance(struct job *j, const struct job_env *env, int rc)
 		if (req->gen.flags & QVL_GEN_LOGPROBS)
 			memcpy(out + (uint64_t)req->gen.max_tokens * 4 + (uint64_t)j->n_ids * 4,
 			       &o.logprob, 4);
+		if (req->gen.top_logprobs)
+			write_top(out + qvl_gen_top_offset(&req->gen), j->n_ids, &o,
+				  req->gen.top_logprobs);
 		j->n_ids++;
 	}
 	enum gen_stop stop = o.stop;

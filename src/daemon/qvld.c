@@ -329,7 +329,7 @@ static int start(struct daemon *d, struct qvl_err *err)
 	pol.spin_us = (uint32_t)d->o.spin_us;
 	pol.max_clients = (uint32_t)d->o.max_clients;
 	sv = (struct qvld_serve){
-	    .sched = d->sched, .stats = d->stats, .shutdown_fd = d->shutdown_fd};
+	    .sched = d->sched, .stats = d->stats, .tok = d->tok, .shutdown_fd = d->shutdown_fd};
 	qvld_serve_ops(&sv, &ops);
 	if ((rc = shm_listen(d->o.socket, (unsigned)d->o.socket_mode, &d->listen_fd, err)) < 0 ||
 	    (rc = shm_poller_create(d->listen_fd, &pol, &ops, &d->poller, err)) < 0)

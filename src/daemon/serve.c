@@ -10,6 +10,7 @@
 #include "daemon/sched.h"
 #include "daemon/serve.h"
 #include "daemon/stats.h"
+#include "tokenizer.h"
 
 #define JSON_CAP (64 << 10)
 
@@ -34,6 +35,43 @@ static int reply_json(struct qvld_serve *sv, struct shm_request *req, bool stats
 	return 0;
 }
 
+/* VOCAB: every token's bytes, laid out as qvl.h says. The region is only
+ * written, never read back. */
+static int reply_vocab(struct qvld_serve *sv, struct shm_request *req)
+{
+	struct qvl_cqe c = {0};
+	uint64_t asize, need, bytes = 0;
+	uint8_t *out = shm_request_arena(req, &asize) + req->out_off;
+	uint32_t n = sv->tok ? (uint32_t)qvl_tok_n_vocab(sv->tok) : 0;
+	size_t len;
+
+	for (uint32_t i = 0; i < n; i++)
+		bytes += qvl_tok_piece(sv->tok, (int32_t)i, &len) ? len : 0;
+	need = 4 + 4ull * n + bytes; /* n < 2^31, pieces short: no overflow */
+	if (!sv->tok) {
+		c.res = -ENOENT;
+	} else if (need > req->out_len || bytes > UINT32_MAX) {
+		c.res = -ENOBUFS; /* text_len says how much room it needs */
+		c.text_len = need > UINT32_MAX ? UINT32_MAX : (uint32_t)need;
+	} else {
+		uint8_t *b = out + 4 + 4ull * n;
+		uint32_t end = 0;
+		memcpy(out, &n, 4);
+		for (uint32_t i = 0; i < n; i++) {
+			const char *p = qvl_tok_piece(sv->tok, (int32_t)i, &len);
+			if (p) {
+				memcpy(b + end, p, len);
+				end += (uint32_t)len;
+			}
+			memcpy(out + 4 + 4ull * i, &end, 4);
+		}
+		c.text_len = end;
+		c.n_tokens = n;
+	}
+	shm_complete(req, &c);
+	return 0;
+}
+
 static int on_submit(void *ctx, struct shm_request *req)
 {
 	struct qvld_serve *sv = ctx;
@@ -54,6 +92,8 @@ static int on_submit(void *ctx, struct shm_request *req)
 		return reply_json(sv, req, true);
 	case QVL_OP_STATUS:
 		return reply_json(sv, req, false);
+	case QVL_OP_VOCAB:
+		return reply_vocab(sv, req);
 	case QVL_OP_SHUTDOWN:
 		log_info("client %u asked for shutdown", shm_client_id(req->client));
 		if (write(sv->shutdown_fd, &one, sizeof(one)) < 0)

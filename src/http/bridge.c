@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 
 #include "http/bridge.h"
 #include "http/respond.h"
+#include "http/vocab.h"
 #include "json.h"
 #include "util.h"
 
@@ -29,6 +31,7 @@
 #define WAIT_NS	     50000000ll	  /* reaper: re-check stop and pending cancels */
 #define RETRY_US     200000	  /* reconnect attempts while qvld is away */
 #define QUERY_OUT    (64u << 10)
+#define HUP_CHECK_S  0.05  /* reaper: poll the waiting sockets for a hang-up */
 #define DEFAULT_MAXT 4096u /* max_tokens when neither the request nor qvld says */
 
 struct bridge {
@@ -36,9 +39,10 @@ struct bridge {
 	struct qvl *q; /* NULL while qvld is away; set and cleared by the reaper */
 	struct job *jobs;
 	uint64_t next_ud;
-	uint32_t ctx;	/* qvld's context length (STATUS at connect) */
-	bool stop;	/* set under mu by bridge_destroy */
-	bool said_away; /* logged that qvld is away (once per outage) */
+	uint32_t ctx;		 /* qvld's context length (STATUS at connect) */
+	struct http_vocab vocab; /* token texts (VOCAB at connect; reaper thread only) */
+	bool stop;		 /* set under mu by bridge_destroy */
+	bool said_away;		 /* logged that qvld is away (once per outage) */
 	pthread_t reaper;
 	bool reaper_started;
 	char socket[4096];
@@ -46,7 +50,12 @@ struct bridge {
 	uint64_t arena_size;
 	/* counters for /metrics */
 	uint64_t http[6]; /* by status class: 1xx..5xx, [0] others */
-	uint64_t cancels, connects, disconnects;
+	uint64_t cancels, connects, disconnects, hangups;
+	/* the hang-up check (reaper thread only) */
+	struct pollfd *pfd;
+	struct job **pjob;
+	size_t pcap;
+	double t_hup;
 };
 
 void job_append(struct job *j, const char *s, size_t n)
@@ -80,6 +89,7 @@ struct job *bridge_job_new(enum job_kind kind, struct MHD_Connection *conn)
 		return NULL;
 	j->kind = kind;
 	j->conn = conn;
+	j->fd = -1;
 	j->refs = 1;
 	j->created = (long long)time(NULL);
 	return j;
@@ -90,7 +100,6 @@ static void put_locked(struct job *j)
 	if (--j->refs)
 		return;
 	free(j->out);
-	free(j->tok_end);
 	free(j);
 }
 
@@ -182,6 +191,55 @@ static void send_cancel(struct bridge *b, struct job *j)
 	qvl_submit(b->q);
 }
 
+static bool hung_up(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* libmicrohttpd does not watch a suspended connection, so a client that
+ * leaves a non-streamed request (or a stream before its first token) would
+ * be noticed only when the answer is written: poll their sockets for a
+ * hang-up and cancel those in the daemon. The answer to the cancel resumes
+ * the connection, whose write then fails and closes it. Reaper, locked. */
+static void check_hangups(struct bridge *b)
+{
+	size_t n = 0;
+	double now = qvl_now();
+
+	if (now - b->t_hup < HUP_CHECK_S)
+		return;
+	b->t_hup = now;
+	for (struct job *j = b->jobs; j; j = j->next) {
+		if (j->fd < 0 || !j->suspended || j->done || j->conn_gone || j->hung_up ||
+		    j->half_closed)
+			continue;
+		if (n == b->pcap) {
+			size_t cap = b->pcap ? 2 * b->pcap : 64;
+			struct pollfd *pf = realloc(b->pfd, cap * sizeof(*pf));
+			if (pf)
+				b->pfd = pf;
+			struct job **pj = pf ? realloc(b->pjob, cap * sizeof(*pj)) : NULL;
+			if (!pj)
+				break; /* the rest waits for the next round */
+			b->pjob = pj;
+			b->pcap = cap;
+		}
+		b->pfd[n] = (struct pollfd){.fd = j->fd, .events = POLLRDHUP};
+		b->pjob[n++] = j;
+	}
+	if (!n || poll(b->pfd, n, 0) <= 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (b->pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			struct job *j = b->pjob[i];
+			j->hung_up = true;
+			b->hangups++;
+			send_cancel(b, j);
+		}
+}
+
 void bridge_conn_gone(struct bridge *b, struct job *j)
 {
 	pthread_mutex_lock(&b->mu);
@@ -203,6 +261,8 @@ static int build(struct bridge *b, struct qvl_req *r, const struct http_plan *p,
 		switch (pt->kind) {
 		case QVL_PART_IMAGE:
 			rc = qvl_req_add_image(r, pt->data, pt->len);
+			if (!rc && pt->text_at)
+				rc = qvl_req_set_image_at(r, pt->text_at);
 			break;
 		case QVL_PART_STOP:
 			rc = qvl_req_add_stop(r, pt->data, pt->len);
@@ -216,13 +276,16 @@ static int build(struct bridge *b, struct qvl_req *r, const struct http_plan *p,
 			break;
 		}
 	}
-	/* streamed CQEs also when the client does not stream but wants
-	 * logprobs: they give each token its text */
-	fl |= stream || p->logprobs ? QVL_GEN_STREAM : 0;
-	if (!rc && !(fl & (QVL_GEN_MODEL_DEFAULTS | QVL_GEN_GREEDY)))
-		rc = qvl_req_set_sampling(r, &p->s); /* clears MODEL_DEFAULTS: before the flags */
+	fl |= stream ? QVL_GEN_STREAM : 0;
+	/* these clear MODEL_DEFAULTS: before the flags */
+	if (!rc && !(fl & QVL_GEN_MODEL_DEFAULTS))
+		rc = qvl_req_set_sampling(r, &p->s);
+	if (!rc && p->frequency_penalty != 0)
+		rc = qvl_req_set_frequency_penalty(r, p->frequency_penalty);
 	if (!rc)
 		rc = qvl_req_set_flags(r, fl);
+	if (!rc)
+		rc = qvl_req_set_top_logprobs(r, p->top_logprobs);
 	*max_tokens = p->max_tokens ? p->max_tokens : b->ctx ? b->ctx : DEFAULT_MAXT;
 	if (*max_tokens > QVL_MAX_TOKENS)
 		*max_tokens = QVL_MAX_TOKENS;
@@ -244,7 +307,7 @@ static int submit_locked(struct bridge *b, struct job *j, const struct http_plan
 	struct qvl_req *r = NULL;
 	struct qvl_sqe tmp, *sqe;
 	uint64_t out = QUERY_OUT;
-	uint32_t mt;
+	uint32_t mt = 0;
 	int rc;
 
 	if (b->stop)
@@ -257,9 +320,11 @@ static int submit_locked(struct bridge *b, struct job *j, const struct http_plan
 	if (j->kind == JOB_GENERATE) {
 		if ((rc = build(b, r, plan, j->stream, &mt)) < 0)
 			goto fail;
-		/* ids (+ logprobs) and 32 bytes of text per token: mt <= 2^20,
-		 * no overflow */
-		out = (uint64_t)mt * (plan->logprobs ? 8 + 32 : 4 + 32) + 4096;
+		/* ids, logprobs, alternatives, then 32 bytes of text per
+		 * token: mt <= 2^20, k <= 20, no overflow */
+		out =
+		    (uint64_t)mt * (4 + 32 + (plan->logprobs ? 4 : 0) + 8ull * plan->top_logprobs) +
+		    4096;
 	}
 	if ((rc = qvl_req_prep(r, &tmp, b->next_ud, out)) < 0)
 		goto fail;
@@ -271,6 +336,7 @@ static int submit_locked(struct bridge *b, struct job *j, const struct http_plan
 	if ((rc = qvl_submit(b->q)) < 0)
 		goto fail;
 	j->r = r;
+	j->max_tokens = j->kind == JOB_GENERATE ? mt : 0;
 	j->user_data = b->next_ud++;
 	j->refs++; /* the ring's */
 	j->next = b->jobs;
@@ -300,6 +366,15 @@ int bridge_start(struct bridge *b, struct job *j, const struct http_plan *plan,
 		snprintf(j->model, sizeof(j->model), "%s", plan->model);
 	}
 	j->bridge = b;
+	if (j->kind == JOB_GENERATE && j->conn) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(j->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		j->fd = ci ? ci->connect_fd : -1;
+		/* a client that sent its request and shut its side at once
+		 * (curl --no-keepalive does not, some scripts do) still reads the
+		 * answer: only a hang-up that comes later means it left */
+		j->half_closed = j->fd >= 0 && hung_up(j->fd);
+	}
 	pthread_mutex_lock(&b->mu);
 	snprintf(j->id, sizeof(j->id), "%s-%llx%llx",
 		 j->kind != JOB_GENERATE   ? "q"
@@ -388,9 +463,11 @@ static void own_metrics(struct bridge *b, char *buf, size_t cap)
 		snprintf(buf + n, cap - n,
 			 "# TYPE qvl_http_jobs_in_flight gauge\nqvl_http_jobs_in_flight %zu\n"
 			 "# TYPE qvl_http_cancels_total counter\nqvl_http_cancels_total %llu\n"
+			 "# TYPE qvl_http_hangups_total counter\nqvl_http_hangups_total %llu\n"
 			 "# TYPE qvl_http_daemon_connects_total counter\n"
 			 "qvl_http_daemon_connects_total %llu\n",
-			 live, (unsigned long long)b->cancels, (unsigned long long)b->connects);
+			 live, (unsigned long long)b->cancels, (unsigned long long)b->hangups,
+			 (unsigned long long)b->connects);
 }
 
 static struct job *find(struct bridge *b, uint64_t ud)
@@ -413,8 +490,7 @@ static void on_cqe(struct bridge *b, const struct qvl_cqe *c, struct job **rl)
 		j->t_cqe = qvl_now();
 	if (j->kind == JOB_GENERATE) {
 		if (!j->conn_gone)
-			respond_generate(j, c, qvl_req_text(j->r), qvl_req_ids(j->r),
-					 qvl_req_logprobs(j->r));
+			respond_generate(j, c, j->r, &b->vocab);
 	} else if (final && !j->conn_gone) {
 		uint64_t cap;
 		const char *o = qvl_req_out(j->r, &cap);
@@ -436,13 +512,57 @@ static void on_cqe(struct bridge *b, const struct qvl_cqe *c, struct job **rl)
 		ring_done(b, j);
 }
 
+/* One synchronous query at connect (the reaper's own ring, nothing else
+ * in flight): its final CQE, seen, or NULL. */
+static const struct qvl_cqe *query(struct qvl *q, struct qvl_req *r, uint64_t out,
+				   struct qvl_cqe *c)
+{
+	struct qvl_sqe *sqe;
+	struct qvl_cqe *cq;
+
+	if (!(sqe = qvl_sqe_get(q)) || qvl_req_prep(r, sqe, 1, out) || qvl_submit(q) < 0 ||
+	    qvl_wait_cqe(q, &cq, 5000000000ll))
+		return NULL;
+	*c = *cq;
+	qvl_cqe_seen(q);
+	return c;
+}
+
+/* The token texts for logprobs: without them (an old qvld, no tokenizer)
+ * tokens are named by the text of their chunk instead. Reaper thread. */
+static void fetch_vocab(struct bridge *b, struct qvl *q)
+{
+	uint64_t out = 4u << 20, cap;
+	struct qvl_req *r = NULL;
+	struct qvl_cqe c;
+
+	http_vocab_free(&b->vocab);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (qvl_req_new(q, QVL_OP_VOCAB, &r) || !query(q, r, out, &c)) {
+			qvl_release(r);
+			return;
+		}
+		if (c.res == -ENOBUFS && c.text_len > out) {
+			out = c.text_len;
+			qvl_release(r);
+			r = NULL;
+			continue;
+		}
+		const void *o = qvl_req_out(r, &cap);
+		int rc = c.res ? c.res : http_vocab_parse(&b->vocab, o, cap, &c);
+		if (rc < 0)
+			fprintf(stderr, "qvl-http: qvld's token texts: %s\n", qvl_strerror(rc));
+		break;
+	}
+	qvl_release(r);
+}
+
 /* Connect, and learn the context length from STATUS. */
 static struct qvl *try_connect(struct bridge *b)
 {
 	struct qvl_opts o = {.arena_size = b->arena_size};
 	struct qvl_req *r = NULL;
-	struct qvl_cqe *c;
-	struct qvl_sqe *sqe;
+	const struct qvl_cqe *c;
 	struct qvl *q;
 	int rc = qvl_connect(b->default_socket ? NULL : b->socket, &o, &q);
 
@@ -459,9 +579,8 @@ static struct qvl *try_connect(struct bridge *b)
 		return NULL;
 	}
 	uint32_t ctx = 0;
-	if (!qvl_req_new(q, QVL_OP_STATUS, &r) && (sqe = qvl_sqe_get(q)) &&
-	    !qvl_req_prep(r, sqe, 1, QUERY_OUT) && qvl_submit(q) >= 0 &&
-	    !qvl_wait_cqe(q, &c, 5000000000ll)) {
+	struct qvl_cqe cq;
+	if (!qvl_req_new(q, QVL_OP_STATUS, &r) && (c = query(q, r, QUERY_OUT, &cq))) {
 		struct qvl_err e;
 		struct json_doc d;
 		const char *txt = qvl_req_text(r);
@@ -473,10 +592,11 @@ static struct qvl *try_connect(struct bridge *b)
 				ctx = (uint32_t)v;
 			json_free(&d);
 		}
-		qvl_cqe_seen(q);
 	}
 	qvl_release(r);
-	fprintf(stderr, "qvl-http: connected to qvld (context %u)\n", ctx);
+	fetch_vocab(b, q);
+	fprintf(stderr, "qvl-http: connected to qvld (context %u, %u token texts)\n", ctx,
+		b->vocab.n);
 	b->said_away = false;
 	pthread_mutex_lock(&b->mu);
 	b->ctx = ctx;
@@ -511,6 +631,7 @@ static void *reaper(void *arg)
 			for (struct job *j = b->jobs; j; j = j->next)
 				if (j->cancel_pending)
 					send_cancel(b, j);
+			check_hangups(b);
 		} else if (rc < 0) {
 			fprintf(stderr, "qvl-http: qvld went away: %s\n", qvl_strerror(rc));
 			fail_all(b, 503, "qvld went away", &rl);
@@ -522,6 +643,7 @@ static void *reaper(void *arg)
 				on_cqe(b, &cq, &rl);
 				qvl_cqe_seen(q);
 			}
+			check_hangups(b);
 		}
 		pthread_mutex_unlock(&b->mu);
 		resume_all(rl);
@@ -581,6 +703,9 @@ void bridge_destroy(struct bridge *b)
 	bridge_stop(b);
 	if (b->q)
 		qvl_disconnect(b->q);
+	http_vocab_free(&b->vocab);
+	free(b->pfd);
+	free(b->pjob);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
 }

@@ -36,6 +36,8 @@ struct job {
 	long long created;
 	struct MHD_Connection *conn;
 	struct bridge *bridge;
+	int fd;		  /* the connection's socket (watched for a hang-up), -1 */
+	bool half_closed; /* the client had shut its side when the request began */
 
 	/* under the bridge's lock */
 	int refs;
@@ -48,10 +50,11 @@ struct job {
 	bool done;	   /* the final CQE arrived (or the daemon went away) */
 	bool conn_gone;	   /* the client left: cancel, then free at the final CQE */
 	bool cancel_pending;
+	bool hung_up;			       /* the socket hung up while suspended: cancelled */
 	uint32_t n_tokens, text_len, n_prompt; /* seen so far (cumulative) */
-	uint32_t *tok_end;		       /* text end of each token, for logprobs */
-	uint32_t tok_cap;
-	int status; /* HTTP status once started */
+	uint32_t max_tokens;		       /* of the request: bounds the CQE's counts */
+	uint32_t tok_bytes;		       /* bytes of the tokens seen (text_offset) */
+	int status;			       /* HTTP status once started */
 	const char *ctype;
 	char *out; /* the body, or the SSE bytes not yet sent */
 	size_t out_n, out_cap, out_sent;

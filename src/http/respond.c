@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "http/respond.h"
+#include "http/vocab.h"
 #include "json.h"
 #include "prometheus.h"
 
@@ -134,75 +135,136 @@ static const char *finish_reason(uint32_t stop)
 	}
 }
 
-/* Record the text end of tokens [j->n_tokens, c->n_tokens): the daemon
- * posts one streamed CQE per token, so each token's text is the delta of
- * its CQE; when chunks merge (a full CQ drops some), the text goes to the
- * last token of the chunk. */
-static void track_tokens(struct job *j, const struct qvl_cqe *c)
+/* What the output region holds for a generation, its counts checked. */
+struct gen_view {
+	const char *text;
+	const int32_t *ids;
+	const float *lp;		   /* NULL without logprobs */
+	const struct qvl_top_logprob *top; /* NULL without alternatives */
+	uint32_t k;
+	const struct http_vocab *v;
+};
+
+/* Bytes of length 1..4 that form one valid UTF-8 sequence at s (n left). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-	if (!j->logprobs || c->n_tokens <= j->n_tokens)
-		return;
-	if (c->n_tokens > j->tok_cap) {
-		uint32_t cap = c->n_tokens < 64 ? 64 : c->n_tokens * 2;
-		uint32_t *v = realloc(j->tok_end, (size_t)cap * sizeof(*v));
-		if (!v) {
-			j->oom = true;
-			return;
-		}
-		j->tok_end = v;
-		j->tok_cap = cap;
-	}
-	for (uint32_t i = j->n_tokens; i < c->n_tokens; i++)
-		j->tok_end[i] = i + 1 < c->n_tokens ? j->text_len : c->text_len;
+	size_t len = s[0] < 0x80		   ? 1
+		     : s[0] >= 0xC2 && s[0] < 0xE0 ? 2
+		     : s[0] >= 0xE0 && s[0] < 0xF0 ? 3
+		     : s[0] >= 0xF0 && s[0] < 0xF5 ? 4
+						   : 0;
+
+	if (!len || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+	return len;
 }
 
-static void token_text(const struct job *j, const char *text, uint32_t i, const char **s,
-		       uint32_t *n)
+/* A token's bytes as a JSON string: a piece may hold part of a UTF-8
+ * character, which becomes U+FFFD (as OpenAI does; "bytes" keeps them). */
+static void token_string(FILE *f, const char *s, uint32_t n)
 {
-	uint32_t a = i ? j->tok_end[i - 1] : 0, b = j->tok_end[i];
+	fputc('"', f);
+	for (uint32_t i = 0; i < n;) {
+		size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+		if (!k) {
+			fputs("\\ufffd", f); /* the JSON escape */
+			i++;
+			continue;
+		}
+		if (k == 1 && (s[i] == '"' || s[i] == '\\' || (unsigned char)s[i] < 0x20))
+			fprintf(f, "\\u%04x", (unsigned char)s[i]);
+		else
+			fwrite(s + i, 1, k, f);
+		i += (uint32_t)k;
+	}
+	fputc('"', f);
+}
 
-	*s = text + a;
-	*n = b > a ? b - a : 0;
+static void token_bytes(FILE *f, const char *s, uint32_t n)
+{
+	fputc('[', f);
+	for (uint32_t k = 0; k < n; k++)
+		fprintf(f, "%s%u", k ? "," : "", (unsigned char)s[k]);
+	fputc(']', f);
+}
+
+/* {"token":..,"logprob":..,"bytes":[..]} of one id */
+static void token_entry(FILE *f, const struct gen_view *g, int32_t id, float lp)
+{
+	uint32_t n;
+	const char *s = http_vocab_piece(g->v, id, &n);
+
+	fprintf(f, "{\"token\":");
+	token_string(f, s, n);
+	fprintf(f, ",\"logprob\":%.6g,\"bytes\":", lp);
+	token_bytes(f, s, n);
 }
 
 /* The logprobs object for tokens [from, to). */
-static void logprobs(FILE *f, const struct job *j, const char *text, const int32_t *ids,
-		     const float *lp, uint32_t from, uint32_t to)
+static void logprobs(FILE *f, const struct job *j, const struct gen_view *g, uint32_t from,
+		     uint32_t to, uint32_t text_at)
 {
-	const char *s;
 	uint32_t n;
+	const char *s;
 
-	(void)ids;
-	if (!j->logprobs || !lp || !j->tok_end) {
+	if (!j->logprobs || !g->lp) {
 		fprintf(f, "null");
 		return;
 	}
 	if (j->api == HTTP_API_CHAT) {
 		fprintf(f, "{\"content\":[");
 		for (uint32_t i = from; i < to; i++) {
-			token_text(j, text, i, &s, &n);
-			fprintf(f, "%s{\"token\":", i > from ? "," : "");
-			json_write_string(f, s, n);
-			fprintf(f, ",\"logprob\":%.6g,\"bytes\":[", lp[i]);
-			for (uint32_t k = 0; k < n; k++)
-				fprintf(f, "%s%u", k ? "," : "", (unsigned char)s[k]);
-			fprintf(f, "],\"top_logprobs\":[]}");
+			fprintf(f, "%s", i > from ? "," : "");
+			token_entry(f, g, g->ids[i], g->lp[i]);
+			fprintf(f, ",\"top_logprobs\":[");
+			for (uint32_t a = 0; g->top && a < g->k; a++) {
+				const struct qvl_top_logprob *e = &g->top[(uint64_t)i * g->k + a];
+				fprintf(f, "%s", a ? "," : "");
+				token_entry(f, g, e->id, e->logprob);
+				fputc('}', f);
+			}
+			fprintf(f, "]}");
 		}
 		fprintf(f, "],\"refusal\":null}");
 		return;
 	}
 	fprintf(f, "{\"tokens\":[");
 	for (uint32_t i = from; i < to; i++) {
-		token_text(j, text, i, &s, &n);
+		s = http_vocab_piece(g->v, g->ids[i], &n);
 		fprintf(f, "%s", i > from ? "," : "");
-		json_write_string(f, s, n);
+		token_string(f, s, n);
 	}
 	fprintf(f, "],\"token_logprobs\":[");
 	for (uint32_t i = from; i < to; i++)
-		fprintf(f, "%s%.6g", i > from ? "," : "", lp[i]);
-	fprintf(f, "],\"top_logprobs\":null,\"text_offset\":[");
-	for (uint32_t i = from; i < to; i++)
-		fprintf(f, "%s%u", i > from ? "," : "", i ? j->tok_end[i - 1] : 0);
+		fprintf(f, "%s%.6g", i > from ? "," : "", g->lp[i]);
+	fprintf(f, "],\"top_logprobs\":");
+	if (!g->top) {
+		fprintf(f, "null");
+	} else {
+		fputc('[', f);
+		for (uint32_t i = from; i < to; i++) {
+			fprintf(f, "%s{", i > from ? "," : "");
+			for (uint32_t a = 0; a < g->k; a++) {
+				const struct qvl_top_logprob *e = &g->top[(uint64_t)i * g->k + a];
+				s = http_vocab_piece(g->v, e->id, &n);
+				fprintf(f, "%s", a ? "," : "");
+				token_string(f, s, n);
+				fprintf(f, ":%.6g", e->logprob);
+			}
+			fputc('}', f);
+		}
+		fputc(']', f);
+	}
+	/* offsets of each token's bytes in the text (as they add up) */
+	fprintf(f, ",\"text_offset\":[");
+	for (uint32_t i = from; i < to; i++) {
+		fprintf(f, "%s%u", i > from ? "," : "", text_at);
+		http_vocab_piece(g->v, g->ids[i], &n);
+		text_at += n;
+	}
 	fprintf(f, "]}");
 }
 
@@ -238,9 +300,10 @@ static void timings(FILE *f, const struct job *j, const struct qvl_cqe *c)
 }
 
 /* One SSE chunk with the text and tokens that arrived since the last. */
-static void chunk(FILE *f, struct job *j, const struct qvl_cqe *c, const char *text,
-		  const int32_t *ids, const float *lp, bool first, bool final)
+static void chunk(FILE *f, struct job *j, const struct qvl_cqe *c, const struct gen_view *g,
+		  bool first, bool final)
 {
+	const char *text = g->text;
 	bool chat = j->api == HTTP_API_CHAT;
 	uint32_t from = j->text_len, to = c->text_len > from ? c->text_len : from;
 
@@ -261,7 +324,7 @@ static void chunk(FILE *f, struct job *j, const struct qvl_cqe *c, const char *t
 		fprintf(f, ",");
 	}
 	fprintf(f, "\"logprobs\":");
-	logprobs(f, j, text, ids, lp, j->n_tokens, c->n_tokens);
+	logprobs(f, j, g, j->n_tokens, c->n_tokens, j->tok_bytes);
 	fprintf(f, ",\"finish_reason\":%s}]", final ? finish_reason(c->stop) : "null");
 	if (j->include_usage)
 		fprintf(f, ",\"usage\":null");
@@ -280,9 +343,9 @@ static void chunk(FILE *f, struct job *j, const struct qvl_cqe *c, const char *t
 }
 
 /* The whole completion object (a request without "stream"). */
-static void whole(FILE *f, struct job *j, const struct qvl_cqe *c, const char *text,
-		  const int32_t *ids, const float *lp)
+static void whole(FILE *f, struct job *j, const struct qvl_cqe *c, const struct gen_view *g)
 {
+	const char *text = g->text;
 	bool chat = j->api == HTTP_API_CHAT;
 
 	head(f, j, chat ? "chat.completion" : "text_completion");
@@ -296,26 +359,49 @@ static void whole(FILE *f, struct job *j, const struct qvl_cqe *c, const char *t
 		fprintf(f, ",");
 	}
 	fprintf(f, "\"logprobs\":");
-	logprobs(f, j, text, ids, lp, 0, c->n_tokens);
+	logprobs(f, j, g, 0, c->n_tokens, 0);
 	fprintf(f, ",\"finish_reason\":%s}],\"usage\":", finish_reason(c->stop));
 	usage(f, c);
 	timings(f, j, c);
 	fprintf(f, "}\n");
 }
 
-void respond_generate(struct job *j, const struct qvl_cqe *c, const char *text, const int32_t *ids,
-		      const float *lp)
+/* The region's blocks, or -EBADMSG when the CQE's counts do not fit them
+ * (the daemon is trusted, but a wrong count must not read past the arena). */
+static int view(const struct job *j, const struct qvl_cqe *c, const struct qvl_req *r,
+		const struct http_vocab *v, struct gen_view *g)
+{
+	uint64_t cap;
+	const char *base = qvl_req_out(r, &cap);
+
+	*g = (struct gen_view){
+	    .text = qvl_req_text(r), .ids = qvl_req_ids(r), .lp = qvl_req_logprobs(r), .v = v};
+	g->top = qvl_req_top_logprobs(r, &g->k);
+	if (!base || !g->text || c->n_tokens > j->max_tokens ||
+	    c->text_len > cap - (uint64_t)(g->text - base))
+		return -EBADMSG;
+	return 0;
+}
+
+void respond_generate(struct job *j, const struct qvl_cqe *c, const struct qvl_req *r,
+		      const struct http_vocab *v)
 {
 	bool final = !(c->flags & QVL_CQE_F_MORE), first = !j->started;
+	struct gen_view g;
 	char *s = NULL;
 	size_t n = 0;
 	FILE *f;
 
+	if (view(j, c, r, v, &g) < 0) {
+		respond_fail(j, 500, "qvl-http: qvld's counts do not fit the output region");
+		j->started = true;
+		return;
+	}
 	if (final && c->res < 0) {
 		/* the daemon puts its message where the text would go */
 		char msg[512];
 		if (c->text_len && c->text_len < sizeof(msg))
-			snprintf(msg, sizeof(msg), "qvld: %.*s", (int)c->text_len, text);
+			snprintf(msg, sizeof(msg), "qvld: %.*s", (int)c->text_len, g.text);
 		else
 			snprintf(msg, sizeof(msg), "qvld: %s", qvl_strerror(c->res));
 		respond_fail(j, respond_status_of(c->res), msg);
@@ -330,17 +416,21 @@ void respond_generate(struct job *j, const struct qvl_cqe *c, const char *text, 
 	/* counts are cumulative; a stale CQE (fewer than seen) adds nothing */
 	if (c->text_len < j->text_len || c->n_tokens < j->n_tokens)
 		return;
-	track_tokens(j, c);
 	if (j->stream || final) {
 		if (!(f = open_memstream(&s, &n))) {
 			j->oom = true;
 			return;
 		}
 		if (j->stream)
-			chunk(f, j, c, text, ids, lp, first, final);
+			chunk(f, j, c, &g, first, final);
 		else
-			whole(f, j, c, text, ids, lp);
+			whole(f, j, c, &g);
 		flush_to(j, f, &s, &n);
+	}
+	for (uint32_t i = j->n_tokens; j->logprobs && i < c->n_tokens; i++) {
+		uint32_t len;
+		http_vocab_piece(v, g.ids[i], &len);
+		j->tok_bytes += len;
 	}
 	j->n_tokens = c->n_tokens;
 	j->text_len = c->text_len;

@@ -19,12 +19,14 @@ void respond_fail(struct job *j, int status, const char *msg);
 /* The HTTP status for a daemon error (-EBUSY: 429, -EINVAL: 400 ...). */
 int respond_status_of(int res);
 
-/* A CQE of a generation: text = the output region's text (c->text_len
- * bytes valid), ids/lp the ids and logprobs (lp NULL without logprobs).
- * Appends the SSE chunk(s), or at the final CQE of a non-streamed request
- * the whole completion object. */
-void respond_generate(struct job *j, const struct qvl_cqe *c, const char *text, const int32_t *ids,
-		      const float *lp);
+struct http_vocab;
+
+/* A CQE of a generation whose output region is r's (text, ids, logprobs
+ * and alternatives, checked against the CQE's counts here); v names the
+ * tokens of logprobs. Appends the SSE chunk(s), or at the final CQE of a
+ * non-streamed request the whole completion object. */
+void respond_generate(struct job *j, const struct qvl_cqe *c, const struct qvl_req *r,
+		      const struct http_vocab *v);
 
 /* The final CQE of a STATUS (health, models) or STATS (metrics) query:
  * out is its JSON text (NUL-terminated). extra: the bridge's own

@@ -2,7 +2,7 @@
  * qvld GENERATE request (see translate.h). Every field is checked here, with
  * a message naming it, so that the daemon only sees requests it accepts.
  * Unknown fields are ignored, as llama-server and vLLM do; known fields that
- * qvl cannot honour (tools, n > 1, frequency_penalty, top_logprobs) are
+ * qvl cannot honour (tools, n > 1, echo) are
  * refused rather than silently dropped. */
 #include "config.h"
 
@@ -144,8 +144,9 @@ static int stops(struct tr *t, uint32_t root)
 	return 0;
 }
 
-/* An image_url part: a data: URL with base64 PNG or JPEG, never fetched. */
-static int image(struct tr *t, uint32_t part, const char *param)
+/* An image_url part: a data: URL with base64 PNG or JPEG, never fetched;
+ * at: where in its message's text it goes. */
+static int image(struct tr *t, uint32_t part, const char *param, size_t at)
 {
 	const struct json_doc *d = t->d;
 	uint32_t u = field(d, part, "image_url");
@@ -189,12 +190,13 @@ static int image(struct tr *t, uint32_t part, const char *param)
 	}
 	if ((rc = add_part(t, QVL_PART_IMAGE, img, n, param)))
 		return rc;
+	t->p->parts[t->p->n_parts - 1].text_at = (uint32_t)at; /* < the text's 4 GiB check */
 	t->p->n_images++;
 	return 0;
 }
 
-/* Append the text of token v to *buf (joined by "\n"). */
-static int cat_text(struct tr *t, uint32_t v, char **buf, size_t *len, const char *param)
+/* Append the text of token v to *buf, after a "\n" when sep. */
+static int cat_text(struct tr *t, uint32_t v, char **buf, size_t *len, bool sep, const char *param)
 {
 	long n = json_str(t->d, v, NULL, 0);
 	char *b;
@@ -204,7 +206,7 @@ static int cat_text(struct tr *t, uint32_t v, char **buf, size_t *len, const cha
 	b = realloc(*buf, *len + (size_t)n + 2);
 	if (!b)
 		return http_fail(t->e, -ENOMEM, 500, param, "out of memory");
-	if (*len)
+	if (sep)
 		b[(*len)++] = '\n';
 	json_str(t->d, v, b + *len, (size_t)n + 1);
 	*len += (size_t)n;
@@ -245,7 +247,10 @@ static int message(struct tr *t, uint32_t m, uint32_t idx)
 		return str_part(t, c, kind, param);
 	if (d->tok[c].type != JSON_ARRAY)
 		return BAD(t->e, param, "%s: content: not a string or an array of parts", param);
-	/* images first: a QVL_PART_IMAGE attaches to the next user message */
+	/* llama-server's rule: text parts joined by "\n", none next to an
+	 * image; each image (a QVL_PART_IMAGE before the message's part)
+	 * keeps its place in the text */
+	bool after_text = false;
 	for (uint32_t i = 0, p = c + 1; !rc && i < d->tok[c].count; i++, p = d->tok[p].end) {
 		uint32_t ty = d->tok[p].type == JSON_OBJECT ? field(d, p, "type") : JSON_NONE;
 		if (ty == JSON_NONE || d->tok[ty].type != JSON_STRING)
@@ -254,11 +259,13 @@ static int message(struct tr *t, uint32_t m, uint32_t idx)
 			uint32_t tx = field(d, p, "text");
 			rc = tx == JSON_NONE
 				 ? BAD(t->e, param, "%s: content[%u]: text: missing", param, i)
-				 : cat_text(t, tx, &text, &len, param);
+				 : cat_text(t, tx, &text, &len, after_text, param);
+			after_text = true;
 		} else if (json_str_eq(d, ty, "image_url", 9)) {
 			rc = kind == QVL_PART_USER
-				 ? image(t, p, param)
+				 ? image(t, p, param, len)
 				 : BAD(t->e, param, "%s: images only in user messages", param);
+			after_text = false;
 		} else {
 			rc = BAD(t->e, param,
 				 "%s: content[%u]: type: only text and image_url are supported",
@@ -326,7 +333,6 @@ static int unsupported(struct tr *t, uint32_t root)
 	const struct json_doc *d = t->d;
 	uint32_t v;
 	int64_t n = 1;
-	double fp = 0;
 	bool echo = false;
 	int rc;
 
@@ -345,13 +351,8 @@ static int unsupported(struct tr *t, uint32_t root)
 	}
 	if ((rc = integer(t, root, "n", 1, 1, &n, NULL)) ||
 	    (rc = integer(t, root, "best_of", 1, 1, &n, NULL)) ||
-	    (rc = num(t, root, "frequency_penalty", -2, 2, &fp, NULL)) ||
 	    (rc = boolean(t, root, "echo", &echo)))
 		return rc;
-	if (fp != 0)
-		return BAD(t->e, "frequency_penalty",
-			   "frequency_penalty: qvld's sampler has none (only 0 is accepted); use "
-			   "presence_penalty or repeat_penalty");
 	if (echo)
 		return BAD(t->e, "echo", "echo: not supported by qvl-http");
 	return 0;
@@ -361,7 +362,7 @@ static int sampling(struct tr *t, uint32_t root)
 {
 	struct http_plan *p = t->p;
 	bool given = false, ignore_eos = false;
-	double temp = 1, top_p = 1, min_p = 0, pres = 0, rep = 1;
+	double temp = 1, top_p = 1, min_p = 0, pres = 0, freq = 0, rep = 1;
 	int64_t top_k = 0, seed = 0, mt = 0, tlp = 0;
 	bool seeded = false;
 	int rc;
@@ -370,6 +371,7 @@ static int sampling(struct tr *t, uint32_t root)
 	    (rc = num(t, root, "top_p", 0, 1, &top_p, &given)) ||
 	    (rc = num(t, root, "min_p", 0, 0.999999, &min_p, &given)) ||
 	    (rc = num(t, root, "presence_penalty", -2, 2, &pres, &given)) ||
+	    (rc = num(t, root, "frequency_penalty", -2, 2, &freq, &given)) ||
 	    (rc = num(t, root, "repeat_penalty", 0.000001, 100, &rep, &given)) ||
 	    (rc = integer(t, root, "top_k", 0, 1000000, &top_k, &given)) ||
 	    (rc = integer(t, root, "seed", INT64_MIN, INT64_MAX, &seed, &seeded)) ||
@@ -388,21 +390,21 @@ static int sampling(struct tr *t, uint32_t root)
 	} else if ((rc = boolean(t, root, "logprobs", &p->logprobs))) {
 		return rc;
 	}
-	if (tlp)
-		return BAD(t->e, "top_logprobs",
-			   "top_logprobs: qvld reports only the chosen token's log-probability; "
-			   "ask for 0");
+	if (tlp && !p->logprobs)
+		return BAD(t->e, "top_logprobs", "top_logprobs: needs \"logprobs\": true");
+	p->top_logprobs = (uint32_t)tlp;
 	p->max_tokens = (uint32_t)mt;
 	p->flags |= p->logprobs ? QVL_GEN_LOGPROBS : 0;
+	p->flags |= tlp ? QVL_GEN_TOP_LOGPROBS : 0;
 	p->flags |= ignore_eos ? QVL_GEN_IGNORE_EOS : 0;
 	if (!given && !seeded) {
 		p->flags |= QVL_GEN_MODEL_DEFAULTS;
 		return 0;
 	}
-	if (temp == 0 || top_p == 0) {
+	/* greedy keeps the penalties: they change the argmax */
+	if (temp == 0 || top_p == 0)
 		p->flags |= QVL_GEN_GREEDY;
-		return 0;
-	}
+	p->frequency_penalty = (float)freq;
 	p->s = (struct qvl_sampling){.temperature = (float)temp,
 				     .top_p = (float)top_p,
 				     .min_p = (float)min_p,
@@ -459,6 +461,8 @@ int http_translate(const char *body, size_t len, enum http_api api, const struct
 	p->flags = 0;
 	p->max_tokens = 0;
 	p->s = (struct qvl_sampling){0};
+	p->frequency_penalty = 0;
+	p->top_logprobs = 0;
 	p->stream = p->include_usage = p->logprobs = false;
 	p->model[0] = 0;
 	if ((rc = json_parse(&d, body, len, "request body", &qe)) < 0)

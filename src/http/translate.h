@@ -20,6 +20,7 @@ enum http_api {
 struct http_part {
 	uint32_t kind;
 	uint32_t len;
+	uint32_t text_at; /* images: byte of the next user message's text it goes before */
 	char *data;
 };
 
@@ -30,6 +31,8 @@ struct http_plan {
 	uint32_t flags;	     /* QVL_GEN_* (STREAM is the bridge's choice, not set here) */
 	uint32_t max_tokens; /* 0: not given (the bridge uses the daemon's context) */
 	struct qvl_sampling s;
+	float frequency_penalty;
+	uint32_t top_logprobs; /* 0..20, with logprobs */
 	bool stream, include_usage, logprobs;
 	char model[128]; /* echoed in the answer ("qvl" when absent) */
 };

@@ -45,7 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	      p.n_stops <= QVL_MAX_STOPS);
 	/* what bridge.c's build() sets */
 	g.flags = p.flags | QVL_GEN_STREAM;
-	if (!(g.flags & (QVL_GEN_MODEL_DEFAULTS | QVL_GEN_GREEDY))) {
+	g.top_logprobs = p.top_logprobs;
+	if (!(g.flags & QVL_GEN_MODEL_DEFAULTS)) {
+		g.frequency_penalty = p.frequency_penalty;
 		g.temperature = p.s.temperature;
 		g.top_p = p.s.top_p;
 		g.min_p = p.s.min_p;
@@ -58,7 +60,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g.n_parts = p.n_parts;
 	memcpy(block, &g, sizeof(g));
 	for (uint32_t i = 0; i < p.n_parts; i++) {
-		struct qvl_part pt = {.kind = p.parts[i].kind, .len = p.parts[i].len, .off = off};
+		struct qvl_part pt = {.kind = p.parts[i].kind,
+				      .len = p.parts[i].len,
+				      .off = off,
+				      .text_at = p.parts[i].text_at};
 		if (pt.kind == QVL_PART_IMAGE)
 			check(pt.len >= 3 && pt.len <= lim.max_image);
 		off += (pt.len + 63) & ~63ull;
@@ -67,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sqe.req_off = off;
 	sqe.req_len = 64 + 32 * p.n_parts;
 	sqe.out_off = (off + sqe.req_len + 63) & ~63ull;
-	sqe.out_len = (uint64_t)g.max_tokens * 40 + 4096;
+	sqe.out_len = (uint64_t)g.max_tokens * (40 + 8 * p.top_logprobs) + 4096;
 	if (sqe.out_off + sqe.out_len <= ARENA) {
 		check(!shm_validate_sqe(&sqe, ARENA, &qe));
 		rc = shm_validate_req(&sqe, block, sqe.req_len, ARENA, &req, &qe);
