@@ -91,12 +91,14 @@ static TBF void ukern_any(int mr, float *Y, size_t ldy, const uint32_t *Xb, size
 	}
 }
 
-/* X rows to bf16 (round to nearest even), padded with zeros to 2 * kp. */
-static TBF void x_to_bf16(uint16_t *Xb, size_t kp, const float *X, size_t ldx, size_t m, size_t k)
+/* X rows to bf16 (round to nearest even), padded with zeros to 2 * kp,
+ * row i at Xb + i * xs (xs >= 2 * kp). */
+static TBF void x_to_bf16(uint16_t *Xb, size_t xs, size_t kp, const float *X, size_t ldx, size_t m,
+			  size_t k)
 {
 	for (size_t i = 0; i < m; i++) {
 		const float *x = X + i * ldx;
-		uint16_t *o = Xb + i * 2 * kp;
+		uint16_t *o = Xb + i * xs;
 		for (size_t c = 0; c < 2 * kp; c += 32) {
 			__mmask16 l = v16_mask(k > c ? k - c : 0);
 			__mmask16 h = v16_mask(k > c + 16 ? k - c - 16 : 0);
@@ -139,6 +141,11 @@ static TBF void x_to_bf16(uint16_t *Xb, size_t kp, const float *X, size_t ldx, s
 #define DP_W	 6
 #define DP_ROWS	 4
 #define DP_MAX_M 64
+/* Activation rows of the streamed tiles are 2 * kp + DP_XPAD bf16 apart: k
+ * is usually a multiple of 2048 (rows of 4 KiB, the L1 way size), and the 4
+ * rows of a tile, read at the same offset, would otherwise share one L1 set
+ * with each other and with the weight rows (the same stride): 1.0-1.16x. */
+#define DP_XPAD 32
 
 static inline __attribute__((always_inline)) TBF void
 dp_tile(const int nx, const int pf, float *Y, size_t ldy, const uint16_t *xb, size_t ldxb,
@@ -267,22 +274,23 @@ TBF void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t 
 {
 	_Alignas(64) uint32_t P[KCP_MAX * NR];
 	size_t kp = (k + 1) / 2, kcpb = qvl_gemm_blk.kc;
+	size_t xs = m <= DP_MAX_M ? 2 * kp + DP_XPAD : 2 * kp; /* packed panels: kp pairs */
 	uint16_t *Xb;
 
 	/* the thread's scratch (qact.c), grown once: no allocation per call */
-	if (wtype != QVL_DT_BF16 || k == 0 || !(Xb = qvl_qact_scratch(m * 2 * kp * 2))) {
+	if (wtype != QVL_DT_BF16 || k == 0 || !(Xb = qvl_qact_scratch(m * xs * 2))) {
 		qvl_matmul_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
 		return;
 	}
 	if (kcpb > KCP_MAX)
 		kcpb = KCP_MAX;
-	x_to_bf16(Xb, kp, X, ldx, m, k);
+	x_to_bf16(Xb, xs, kp, X, ldx, m, k);
 	if (m == 1) {
 		matvec_dp(Y, Xb, W, ldw, bias, n, k);
 		return;
 	}
 	if (m <= DP_MAX_M) {
-		matmul_dp(Y, ldy, Xb, 2 * kp, W, ldw, bias, m, n, k);
+		matmul_dp(Y, ldy, Xb, xs, W, ldw, bias, m, n, k);
 		return;
 	}
 	const uint32_t *X32 = (const uint32_t *)(const void *)Xb;
