@@ -4,8 +4,8 @@
  * the result is NOT the exact-weights f32 computation the golden tests
  * check (relative error ~2^-9 per product); `--precision exact` keeps it
  * out (docs/precision.md has what it costs). Only bf16 weights take this
- * path (decode batches of up to DP_MAX_M rows through matmul_dp()); everything else goes to the
- * exact AVX-512 kernel.
+ * path (decode batches of up to DP_MAX_M rows through matmul_dp()); everything else goes to
+ * the exact AVX-512 kernel.
  *
  * Layout: X is converted to bf16 once per call (a row's consecutive pairs
  * are the 32-bit words vdpbf16ps wants); a panel of 32 W rows x kcp pairs is
@@ -91,12 +91,14 @@ static TBF void ukern_any(int mr, float *Y, size_t ldy, const uint32_t *Xb, size
 	}
 }
 
-/* X rows to bf16 (round to nearest even), padded with zeros to 2 * kp. */
-static TBF void x_to_bf16(uint16_t *Xb, size_t kp, const float *X, size_t ldx, size_t m, size_t k)
+/* X rows to bf16 (round to nearest even), padded with zeros to 2 * kp,
+ * row i at Xb + i * xs (xs >= 2 * kp). */
+static TBF void x_to_bf16(uint16_t *Xb, size_t xs, size_t kp, const float *X, size_t ldx, size_t m,
+			  size_t k)
 {
 	for (size_t i = 0; i < m; i++) {
 		const float *x = X + i * ldx;
-		uint16_t *o = Xb + i * 2 * kp;
+		uint16_t *o = Xb + i * xs;
 		for (size_t c = 0; c < 2 * kp; c += 32) {
 			__mmask16 l = v16_mask(k > c ? k - c : 0);
 			__mmask16 h = v16_mask(k > c + 16 ? k - c - 16 : 0);
@@ -110,67 +112,80 @@ static TBF void x_to_bf16(uint16_t *Xb, size_t kp, const float *X, size_t ldx, s
 }
 
 /* Decode and small decode batches (m <= DP_MAX_M): x rounded to bf16 once,
- * then one vdpbf16ps per 32 weights of each of 4 rows, straight from the
+ * then one vdpbf16ps per 32 weights of each of DP_W rows, straight from the
  * weight rows (no packing), dotted with up to DP_ROWS activation rows per
  * pass. The exact matvec widens every weight pair with a shift and an and
  * and does two FMAs; this does one instruction, which matters when the two
  * vCPUs share a core and the weight stream is waiting on issue slots. The
  * packed-panel path below pays a transpose of every panel per call, which
  * only many activation rows amortize: for a batch of 16 decodes it cost
- * more than the products.
+ * more than the products, and up to 64 rows this tile is faster.
+ *
+ * Tile: DP_W = 6 weight rows x DP_ROWS = 4 activation rows, 24 accumulators;
+ * the 4 activation vectors of a 32-wide chunk stay in registers while the 6
+ * weight vectors stream through one more (29 of the 32 zmm). Per chunk 10
+ * loads feed 24 products. The previous 4 x 6 tile (6 activation vectors
+ * live, 31 registers) left GCC too few: it reloaded 4 of the 6 activation
+ * vectors for every weight row (22 loads per 24 products) and ran 1.2-1.5x
+ * slower (docs/todo-bf16mm.md).
  *
  * Every output is the same sum in the same order whatever m is (one
  * accumulator per weight row and activation row, the k chunks in order,
  * then the masked tail and one reduction), so a sequence's logits do not
  * depend on the other sequences of its decode batch (batch invariance up
- * to DP_MAX_M rows). 4 x 6 accumulators + 6 activation vectors + 1 weight
- * vector = 31 of the 32 zmm registers.
- * Prefetch as the exact matvec: the same offset 4 rows ahead, into L2, on
- * the first pass over the 4 rows (the later passes find them in L1/L2). */
-#define DP_ROWS	 6
-#define DP_MAX_M 48
+ * to DP_MAX_M rows; matvec_dp() computes the same sums for m == 1).
+ * Prefetch as the exact matvec: the same offset DP_W rows ahead (the next
+ * tile's rows), into L2, on the first pass over the rows (the later passes
+ * find them in L1/L2). Spreading those prefetches over all the passes, or
+ * blocking k so the activation rows stay in L1, measured slower. */
+#define DP_W	 6
+#define DP_ROWS	 4
+#define DP_MAX_M 64
+/* Activation rows of the streamed tiles are 2 * kp + DP_XPAD bf16 apart: k
+ * is usually a multiple of 2048 (rows of 4 KiB, the L1 way size), and the 4
+ * rows of a tile, read at the same offset, would otherwise share one L1 set
+ * with each other and with the weight rows (the same stride): 1.0-1.16x. */
+#define DP_XPAD 32
 
 static inline __attribute__((always_inline)) TBF void
 dp_tile(const int nx, const int pf, float *Y, size_t ldy, const uint16_t *xb, size_t ldxb,
-	const uint16_t *const w[4], int nr, size_t kf, __mmask32 mt, size_t pfd, const float *bias)
+	const uint16_t *const w[DP_W], int nr, size_t kf, __mmask32 mt, size_t pfd,
+	const float *bias)
 {
-	__m512 a[4][DP_ROWS];
+	__m512 a[DP_W][DP_ROWS];
 
-#pragma GCC unroll 4
-	for (int r = 0; r < 4; r++)
 #pragma GCC unroll 6
+	for (int r = 0; r < DP_W; r++)
+#pragma GCC unroll 4
 		for (int i = 0; i < nx; i++)
 			a[r][i] = _mm512_setzero_ps();
 	for (size_t c = 0; c < kf; c += 32) {
 		__m512bh xv[DP_ROWS];
-#pragma GCC unroll 6
+#pragma GCC unroll 4
 		for (int i = 0; i < nx; i++)
 			xv[i] = (__m512bh)_mm512_loadu_si512(xb + (size_t)i * ldxb + c);
-#pragma GCC unroll 4
-		for (int r = 0; r < 4; r++) {
+#pragma GCC unroll 6
+		for (int r = 0; r < DP_W; r++) {
 			if (pf)
 				_mm_prefetch((const char *)(w[r] + c + pfd), _MM_HINT_T1);
 			__m512bh wv = (__m512bh)_mm512_loadu_si512(w[r] + c);
-#pragma GCC unroll 6
+#pragma GCC unroll 4
 			for (int i = 0; i < nx; i++)
 				a[r][i] = _mm512_dpbf16_ps(a[r][i], wv, xv[i]);
 		}
 	}
 	if (mt) {
-		__m512bh wv[4];
 #pragma GCC unroll 4
-		for (int r = 0; r < 4; r++)
-			wv[r] = (__m512bh)_mm512_maskz_loadu_epi16(mt, w[r] + kf);
-#pragma GCC unroll 6
 		for (int i = 0; i < nx; i++) {
 			__m512bh xt =
 			    (__m512bh)_mm512_maskz_loadu_epi16(mt, xb + (size_t)i * ldxb + kf);
-#pragma GCC unroll 4
-			for (int r = 0; r < 4; r++)
-				a[r][i] = _mm512_dpbf16_ps(a[r][i], wv[r], xt);
+#pragma GCC unroll 6
+			for (int r = 0; r < DP_W; r++)
+				a[r][i] = _mm512_dpbf16_ps(
+				    a[r][i], (__m512bh)_mm512_maskz_loadu_epi16(mt, w[r] + kf), xt);
 		}
 	}
-#pragma GCC unroll 6
+#pragma GCC unroll 4
 	for (int i = 0; i < nx; i++)
 		for (int r = 0; r < nr; r++)
 			Y[(size_t)i * ldy + (size_t)r] =
@@ -178,8 +193,8 @@ dp_tile(const int nx, const int pf, float *Y, size_t ldy, const uint16_t *xb, si
 }
 
 static TBF void dp_tile_any(int nx, int pf, float *Y, size_t ldy, const uint16_t *xb, size_t ldxb,
-			    const uint16_t *const w[4], int nr, size_t kf, __mmask32 mt, size_t pfd,
-			    const float *bias)
+			    const uint16_t *const w[DP_W], int nr, size_t kf, __mmask32 mt,
+			    size_t pfd, const float *bias)
 {
 	switch (nx * 2 + !!pf) {
 #define C(N)                                                                                       \
@@ -189,7 +204,7 @@ static TBF void dp_tile_any(int nx, int pf, float *Y, size_t ldy, const uint16_t
 	case 2 * N + 1:                                                                            \
 		dp_tile(N, 1, Y, ldy, xb, ldxb, w, nr, kf, mt, pfd, bias);                         \
 		break;
-		C(6) C(5) C(4) C(3) C(2) C(1)
+		C(4) C(3) C(2) C(1)
 #undef C
 	}
 }
@@ -197,14 +212,15 @@ static TBF void dp_tile_any(int nx, int pf, float *Y, size_t ldy, const uint16_t
 static TBF void matmul_dp(float *Y, size_t ldy, const uint16_t *xb, size_t ldxb, const uint16_t *W,
 			  size_t ldw, const float *bias, size_t m, size_t n, size_t k)
 {
-	size_t kf = k & ~(size_t)31, pfd = 4 * ldw;
+	size_t kf = k & ~(size_t)31, pfd = DP_W * ldw;
 	__mmask32 mt = k > kf ? (__mmask32)((1u << (k - kf)) - 1) : 0;
 
-	for (size_t j = 0; j < n; j += 4) {
-		int nr = n - j >= 4 ? 4 : (int)(n - j);
-		const uint16_t *w[4];
+	for (size_t j = 0; j < n; j += DP_W) {
+		int nr = n - j >= DP_W ? DP_W : (int)(n - j);
+		const uint16_t *w[DP_W];
 
-		for (int r = 0; r < 4; r++)
+		/* rows past n repeat row j: computed, never stored */
+		for (int r = 0; r < DP_W; r++)
 			w[r] = W + (j + (size_t)(r < nr ? r : 0)) * ldw;
 		for (size_t i0 = 0; i0 < m; i0 += DP_ROWS) {
 			int nx = m - i0 >= DP_ROWS ? DP_ROWS : (int)(m - i0);
@@ -258,22 +274,23 @@ TBF void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t 
 {
 	_Alignas(64) uint32_t P[KCP_MAX * NR];
 	size_t kp = (k + 1) / 2, kcpb = qvl_gemm_blk.kc;
+	size_t xs = m <= DP_MAX_M ? 2 * kp + DP_XPAD : 2 * kp; /* packed panels: kp pairs */
 	uint16_t *Xb;
 
 	/* the thread's scratch (qact.c), grown once: no allocation per call */
-	if (wtype != QVL_DT_BF16 || k == 0 || !(Xb = qvl_qact_scratch(m * 2 * kp * 2))) {
+	if (wtype != QVL_DT_BF16 || k == 0 || !(Xb = qvl_qact_scratch(m * xs * 2))) {
 		qvl_matmul_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
 		return;
 	}
 	if (kcpb > KCP_MAX)
 		kcpb = KCP_MAX;
-	x_to_bf16(Xb, kp, X, ldx, m, k);
+	x_to_bf16(Xb, xs, kp, X, ldx, m, k);
 	if (m == 1) {
 		matvec_dp(Y, Xb, W, ldw, bias, n, k);
 		return;
 	}
 	if (m <= DP_MAX_M) {
-		matmul_dp(Y, ldy, Xb, 2 * kp, W, ldw, bias, m, n, k);
+		matmul_dp(Y, ldy, Xb, xs, W, ldw, bias, m, n, k);
 		return;
 	}
 	const uint32_t *X32 = (const uint32_t *)(const void *)Xb;

@@ -7,7 +7,7 @@
  * (docs/kv-cache.md has the table): the scalar reference is invariant; the
  * SIMD matmuls round differently in their three row regimes (m == 1,
  * 2..16, > 16); bf16dot (AVX512-BF16, the default precision on bf16
- * weights) computes every row of a batch of up to 48 rows the same way.
+ * weights) computes every row of a batch of up to 64 rows the same way.
  * Asserted here: what holds (reference and bf16dot: all equal; other SIMD
  * kernels: m = 2 equals m = 4), so a kernel change that breaks it fails;
  * the rest is reported with diag(). */
@@ -98,7 +98,7 @@ int main(void)
 				ok(rc == 0 && all, "ref %s: the batch never changes a row's logits",
 				   qvl_precision_name(prec));
 			else if (prec == QVL_PREC_BF16 && qvl_kernels_bf16dot(&k))
-				/* bf16dot computes every row of up to 48 the same
+				/* bf16dot computes every row of up to 64 the same
 				 * way (matmul_dp): every case here is invariant */
 				ok(rc == 0 && all,
 				   "%s bf16 (vdpbf16ps): the batch never changes a row's logits",

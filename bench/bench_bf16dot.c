@@ -1,0 +1,163 @@
+/* The bf16 matrix products of `--precision bf16` (simd/matmul_bf16dot.c) on
+ * one thread, in CPU time (CLOCK_THREAD_CPUTIME_ID: the figures hold while
+ * other processes share the machine, as long as they do not share the
+ * core), against the vdpbf16ps peak of the same thread measured by a
+ * register-only loop (24 independent accumulators):
+ *
+ *   bf16dot_peak_core               GFLOP/s, register-only vdpbf16ps
+ *   bf16dot_<shape>_m<M>            GFLOP/s of one call, ratio to that peak,
+ *                                   and the weight bytes it streamed per s
+ *
+ * The shapes are the 2b decoder's (gate/up 6144x2048, down 2048x6144, q/o
+ * 2048x2048); m = 1 is decode, 4..64 decode batches (the streamed tiles),
+ * 512 prefill (the packed panels). The weights cycle through 6 matrices
+ * (144 MiB for gate/up) so that they come from memory, as in a model.
+ * One JSON object per line on stdout, a summary on stderr.
+ * Usage: bench_bf16dot [--reps N] [--quick] (--threads is ignored). */
+#include "config.h"
+
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "../simd/kern_impl.h"
+#include "probe.h"
+
+#define NW 6
+
+static int reps = 7;
+
+static double cpu_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+#ifdef HAVE_AVX512BF16_KERNELS
+#define TBF	 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define PK_ITERS 20000000L
+
+/* 24 chains of vdpbf16ps (64 flops each) on registers only; the empty asm
+ * keeps x opaque without forcing the accumulators to memory. */
+static TBF double peak_once(void)
+{
+	__m512 a[24];
+	__m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80);
+	float s = 0;
+
+	for (int i = 0; i < 24; i++)
+		a[i] = _mm512_set1_ps((float)i);
+	double t0 = cpu_now();
+	for (long it = 0; it < PK_ITERS; it++) {
+#pragma GCC unroll 24
+		for (int i = 0; i < 24; i++)
+			a[i] = _mm512_dpbf16_ps(a[i], x, x);
+		__asm__ volatile("" : "+v"(x));
+	}
+	double dt = cpu_now() - t0;
+	for (int i = 0; i < 24; i++)
+		s += _mm512_reduce_add_ps(a[i]);
+	if (s == 0.5f) /* never: keeps the sums live */
+		fprintf(stderr, ".");
+	return 24.0 * 64 * PK_ITERS / dt / 1e9;
+}
+
+static void emit(const char *name, struct bench_stat s, double peak, double gbs, size_t m, size_t n,
+		 size_t k)
+{
+	printf("{\"name\":\"%s\",\"value\":%.4g,\"unit\":\"GFLOP/s\",\"min\":%.4g,\"max\":%.4g,"
+	       "\"reps\":%d,\"threads\":1,\"clock\":\"thread cpu time\"",
+	       name, s.med, s.lo, s.hi, reps);
+	if (peak > 0)
+		printf(",\"bound\":\"bf16dot_peak_core\",\"bound_value\":%.4g,\"ratio\":%.3f,"
+		       "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"weight_gbs\":%.3g",
+		       peak, s.med / peak, m, n, k, gbs);
+	printf("}\n");
+	fflush(stdout);
+}
+
+static void run_shape(const char *label, size_t n, size_t k, double peak, int quick)
+{
+	static const size_t ms[] = {1, 4, 8, 16, 32, 48, 64, 512};
+	uint16_t *W[NW];
+	float *X = bench_xalloc("bench_bf16dot", 512 * k * 4),
+	      *Y = bench_xalloc("bench_bf16dot", 512 * n * 4);
+	int wi = 0;
+
+	for (int w = 0; w < NW; w++) {
+		W[w] = bench_xalloc("bench_bf16dot", n * k * 2);
+		for (size_t i = 0; i < n * k; i++)
+			W[w][i] = (uint16_t)(0x3f40 + (i * 40503u) % 127);
+	}
+	for (size_t i = 0; i < 512 * k; i++)
+		X[i] = (float)((i * 7u) % 13) / 13.0f - 0.5f;
+	for (size_t mi = 0; mi < sizeof(ms) / sizeof(ms[0]); mi++) {
+		size_t m = ms[mi];
+		int calls = m >= 128 ? 1 : NW;
+		double v[64], gb[64];
+		char name[64];
+
+		if (quick && m != 1 && m != 16 && m != 512)
+			continue;
+		for (int r = 0; r < reps; r++) {
+			double t0 = cpu_now();
+			for (int c = 0; c < calls; c++) {
+				qvl_matmul_bf16dot_avx512(Y, n, X, k, W[wi], QVL_DT_BF16, k, NULL,
+							  m, n, k);
+				wi = (wi + 1) % NW;
+			}
+			double dt = (cpu_now() - t0) / calls;
+			v[r] = 2.0 * (double)m * (double)n * (double)k / dt / 1e9;
+			gb[r] = (double)n * (double)k * 2 / dt / 1e9;
+		}
+		struct bench_stat s = bench_stats(v, reps), g = bench_stats(gb, reps);
+		snprintf(name, sizeof(name), "bf16dot_%s_m%zu", label, m);
+		emit(name, s, peak, g.med, m, n, k);
+		fprintf(
+		    stderr,
+		    "%-9s m=%-4zu %6.1f GFLOP/s [%.1f-%.1f] = %.2f of peak, weights %5.1f GB/s\n",
+		    label, m, s.med, s.lo, s.hi, s.med / peak, g.med);
+	}
+	for (int w = 0; w < NW; w++)
+		free(W[w]);
+	free(X), free(Y);
+}
+#endif
+
+int main(int argc, char **argv)
+{
+	struct qvl_err err = {{0}};
+	struct bench_opts o;
+	int rc = bench_parse_opts(&o, "bench_bf16dot", argc, argv);
+
+	if (rc >= 0)
+		return rc;
+	reps = o.reps;
+	if (qvl_kernels_init(&err) < 0) {
+		fprintf(stderr, "bench_bf16dot: %s\n", err.msg);
+		return 1;
+	}
+#ifdef HAVE_AVX512BF16_KERNELS
+	if (qvl_cpu_has_avx512bf16()) {
+		double pv[64];
+
+		for (int r = 0; r < reps; r++)
+			pv[r] = peak_once();
+		struct bench_stat p = bench_stats(pv, reps);
+		emit("bf16dot_peak_core", p, 0, 0, 0, 0, 0);
+		fprintf(stderr, "vdpbf16ps peak, one thread: %.1f GFLOP/s [%.1f-%.1f]\n", p.med,
+			p.lo, p.hi);
+		run_shape("gateup_2b", 6144, 2048, p.med, o.quick);
+		if (!o.quick) {
+			run_shape("down_2b", 2048, 6144, p.med, 0);
+			run_shape("qo_2b", 2048, 2048, p.med, 0);
+		}
+		return 0;
+	}
+#endif
+	fprintf(stderr, "bench_bf16dot: no AVX512-BF16 kernels here; nothing to measure\n");
+	return 0;
+}
