@@ -53,30 +53,31 @@ static int pack_tokenizer(struct qvl_model *m, const struct pack_info *p, const 
 	return 0; /* a model without a tokenizer: qvl_tok_load says so */
 }
 
-/* Read every shard into the arena; nothing is handed out on any error. */
-static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t *arena,
-			    uint64_t arena_len, struct qvl_err *err)
+void pack_nv_shards(const struct pack_info *p, uint8_t *arena, struct nv_shard *s)
 {
-	struct nv_shard *s = calloc(p->n_shards, sizeof(*s));
-	struct nv_opts o = {0};
-	struct nv_reader *r = NULL;
-	int rc;
-
-	if (!s)
-		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
 	for (uint32_t i = 0; i < p->n_shards; i++)
 		s[i] = (struct nv_shard){.name = p->shards[i].name,
 					 .off = p->shards[i].off,
 					 .len = p->shards[i].len,
 					 .crc = p->shards[i].crc,
-					 .dst = arena + (p->shards[i].off - p->data_off)};
+					 .dst = arena ? arena + (p->shards[i].off - p->data_off)
+						      : NULL};
+}
+
+/* Read every shard into the arena with the I/O threads; nothing is handed
+ * out on any error. */
+static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t *arena,
+			    struct qvl_err *err)
+{
+	struct nv_shard *s = calloc(p->n_shards, sizeof(*s));
+	struct nv_opts o = {0};
+	int rc;
+
+	if (!s)
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
+	pack_nv_shards(p, arena, s);
 	nv_opts_from_env(&o);
-	rc = nv_open(&r, path, &o, err);
-	if (!rc) {
-		nv_register(r, arena, arena_len); /* optional: unregistered reads work too */
-		rc = nv_read(r, s, p->n_shards, false, NULL, err);
-	}
-	nv_close(r);
+	rc = nv_read_threads(path, &o, s, p->n_shards, false, NULL, err);
 	free(s);
 	return rc;
 }
@@ -123,7 +124,7 @@ int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err)
 		rc = src;
 		goto out;
 	}
-	rc = pack_load_shards(path, &p, arena, alen, err);
+	rc = pack_load_shards(path, &p, arena, err);
 	for (uint32_t i = 0; i < p.n_tensors && !rc; i++) {
 		const struct pack_tensor *x = &p.tensors[i];
 		struct qvl_tensor t = {
