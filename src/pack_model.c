@@ -82,12 +82,39 @@ static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t
 	return rc;
 }
 
-int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err)
+/* The weights' memory, an anonymous mapping mirroring the data section,
+ * read and checked shard by shard; with load false (a description), no
+ * memory and no reads: the tensors' data are NULL. */
+static int pack_arena(struct qvl_model *m, const char *path, const struct pack_info *p, bool load,
+		      uint8_t **arena, struct qvl_err *err)
+{
+	uint64_t alen = load ? p->file_bytes - p->data_off : 0;
+	uint8_t *a = NULL;
+	int src;
+
+	if (alen) {
+		a = mmap(NULL, alen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (a == MAP_FAILED)
+			return qvl_errf(err, -ENOMEM,
+					"%s: cannot map %" PRIu64 " bytes for the weights", path,
+					alen);
+	}
+	src = qvl_model_add_source(m, path, a, alen, err);
+	if (src < 0) {
+		if (a)
+			munmap(a, alen);
+		return src;
+	}
+	*arena = a;
+	return load ? pack_load_shards(path, p, a, err) : 0;
+}
+
+static int pack_open(struct qvl_model *m, const char *path, bool load, struct qvl_err *err)
 {
 	struct pack_info p;
-	uint8_t *head = NULL, *arena;
-	uint64_t fsize, alen;
-	int rc, src;
+	uint8_t *head = NULL, *arena = NULL;
+	uint64_t fsize;
+	int rc;
 
 	m->format = QVL_FMT_PACK;
 	rc = pack_read_head(path, &p, &head, &fsize, err);
@@ -107,24 +134,9 @@ int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err)
 	rc = pack_config_read(m, p.config, p.config_len, path, err);
 	if (!rc)
 		rc = pack_tokenizer(m, &p, path, err);
-	if (rc)
-		goto out;
-	alen = p.file_bytes - p.data_off;
-	arena = alen ? mmap(NULL, alen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-		     : NULL;
-	if (alen && arena == MAP_FAILED) {
-		rc = qvl_errf(err, -ENOMEM, "%s: cannot map %" PRIu64 " bytes for the weights",
-			      path, alen);
-		goto out;
-	}
-	src = qvl_model_add_source(m, path, arena, alen, err);
-	if (src < 0) {
-		if (arena)
-			munmap(arena, alen);
-		rc = src;
-		goto out;
-	}
-	rc = pack_load_shards(path, &p, arena, err);
+	if (!rc)
+		rc = pack_arena(m, path, &p, load, &arena, err);
+	/* the only source: index 0 */
 	for (uint32_t i = 0; i < p.n_tensors && !rc; i++) {
 		const struct pack_tensor *x = &p.tensors[i];
 		struct qvl_tensor t = {
@@ -132,9 +144,9 @@ int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err)
 		    .dtype = x->dtype,
 		    .ndim = x->ndim,
 		    .nelem = x->nelem,
-		    .data = arena + (p.shards[x->shard].off - p.data_off) + x->off,
+		    .data = arena ? arena + (p.shards[x->shard].off - p.data_off) + x->off : NULL,
 		    .nbytes = x->nbytes,
-		    .source = src,
+		    .source = 0,
 		};
 
 		memcpy(t.shape, x->shape, sizeof(t.shape));
@@ -147,4 +159,28 @@ int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err)
 out:
 	pack_free(&p);
 	return rc;
+}
+
+int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err)
+{
+	return pack_open(m, path, true, err);
+}
+
+int qvl_pack_describe(struct qvl_model **out, const char *path, struct qvl_err *err)
+{
+	struct qvl_model *m = calloc(1, sizeof(*m));
+	int rc;
+
+	*out = NULL;
+	if (!m || !(m->path = strdup(path))) {
+		free(m);
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
+	}
+	rc = pack_open(m, path, false, err);
+	if (rc) {
+		qvl_model_close(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
 }
