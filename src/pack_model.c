@@ -98,6 +98,12 @@ static int pack_arena(struct qvl_model *m, const char *path, const struct pack_i
 			return qvl_errf(err, -ENOMEM,
 					"%s: cannot map %" PRIu64 " bytes for the weights", path,
 					alen);
+		/* huge pages: a tenth of the page faults and TLB misses for
+		 * the registration, the DMA and the CRC's first touch (measured on
+		 * a VM where each fresh 4 KiB page costs a host fault: the CRC of
+		 * DMA'd 4 KiB pages ran at 0.2-0.4 GB/s, of huge pages at 8-20
+		 * GB/s); advice only, ignored where THP is off */
+		madvise(a, alen, MADV_HUGEPAGE);
 	}
 	src = qvl_model_add_source(m, path, a, alen, err);
 	if (src < 0) {
