@@ -15,13 +15,21 @@
  * reopens the file buffered, says so on stderr once (unless quiet) and
  * reports it in nv_stats.direct.
  *
+ * Several I/O threads (nv_read_threads): the shard list is cut into
+ * contiguous runs of about equal bytes, one per thread, each with its own
+ * reader (ring, registered file and buffers), so that hashing spreads over
+ * cores; the first error stops every thread from issuing more reads, each
+ * drains what it has in flight, and the call fails naming the shard.
+ *
  * Fault injection (as SQLite's test VFS): nv_set_fault() installs a hook
  * that sees every completed read and may replace its result with an error,
  * so that tests can fail the n-th read of a load. Tests only; set it before
- * any reader runs. */
+ * any reader runs. nv_opts.fault overrides it for one reader (called from
+ * that reader's thread only). */
 #ifndef QVL_NVME_H
 #define QVL_NVME_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,11 +42,29 @@
 #define NV_MAX_QD	 256u
 #define NV_MAX_CHUNK	 (64u << 20)
 
+#define NV_MAX_THREADS 16u
+
+/* The fault hook: called for every completed read with the shard's name and
+ * the file range; a negative return replaces the read's result. */
+typedef int (*nv_fault_fn)(void *ctx, const char *shard, uint64_t off, size_t len);
+
 struct nv_opts {
 	unsigned qd;   /* reads in flight (1..NV_MAX_QD); 0: NV_DEFAULT_QD */
 	size_t chunk;  /* bytes per read, a multiple of NV_ALIGN; 0: NV_DEFAULT_CHUNK */
 	bool buffered; /* do not try O_DIRECT */
 	bool quiet;    /* no warning on stderr when falling back to buffered reads */
+	/* nv_read_threads: I/O threads (1..NV_MAX_THREADS; 0: nv_default_threads());
+	 * qd is the total, shared among them. nv_open ignores it. */
+	unsigned threads;
+	/* this reader's fault hook (tests); NULL: the global one (nv_set_fault) */
+	nv_fault_fn fault;
+	void *fault_ctx;
+	/* shared by the readers of one load (may be NULL): set on a reader's first
+	 * error unless keep_going, and checked before each read is issued, so
+	 * that one failing reader stops the others. nv_read_threads makes its
+	 * own when NULL; a caller's lets it cancel the load from outside (the
+	 * unread shards are then -ECANCELED). */
+	atomic_bool *stop;
 };
 
 /* One extent to read and check. off is NV_ALIGN-aligned; the reader reads
@@ -67,6 +93,11 @@ struct nv_stats {
 	bool fixed_bufs;     /* reads went into registered buffers */
 	unsigned qd;
 	size_t chunk;
+	/* of crc_seconds, the hashing after which the ring had no read left in
+	 * flight (the device idle for this reader, waiting on the CRC): the
+	 * wall time the CRC costs. Over several threads, the largest. */
+	double crc_exposed_seconds;
+	unsigned threads; /* I/O threads that read (nv_read_threads) */
 };
 
 struct nv_reader;
@@ -98,14 +129,25 @@ uint64_t nv_io_errors_total(void);
  * crc64_ecma_refl; crc is the value so far (0 to start). */
 uint64_t nv_crc64(uint64_t crc, const void *p, size_t n);
 
-/* The fault hook: called for every completed read with the shard's name and
- * the file range; a negative return replaces the read's result. NULL
- * removes it. */
-typedef int (*nv_fault_fn)(void *ctx, const char *shard, uint64_t off, size_t len);
+/* Install the process-wide fault hook; NULL removes it. */
 void nv_set_fault(nv_fault_fn fn, void *ctx);
 
+/* Read and check the shards (in file order) with o->threads I/O threads, one
+ * reader each on a contiguous run of shards of about equal bytes. Shards
+ * with a dst are read into it, and each thread registers the span of its
+ * run's destinations as its fixed buffers. Results as nv_read: every shard's
+ * status set; 0 or the error of the first failing shard in file order
+ * (others in that load are -ECANCELED when they were never read); st (may
+ * be NULL) accumulates bytes, reads and CPU-seconds of CRC over threads,
+ * and the wall time. Every thread has drained and exited on return. */
+int nv_read_threads(const char *path, const struct nv_opts *o, struct nv_shard *s, size_t n,
+		    bool keep_going, struct nv_stats *st, struct qvl_err *err);
+/* min(NV_MAX_THREADS, 4, online CPUs): loading has the machine to itself, and
+ * beyond a few rings one device gains nothing. */
+unsigned nv_default_threads(void);
+
 /* Defaults from the environment (QVL_IO_QD, QVL_IO_CHUNK in KiB,
- * QVL_IO_BUFFERED=1), for loads that have no command-line options; invalid
+ * QVL_IO_BUFFERED=1, QVL_IO_THREADS), for loads that have no command-line options; invalid
  * values are ignored with a warning. */
 void nv_opts_from_env(struct nv_opts *o);
 

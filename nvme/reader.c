@@ -3,7 +3,10 @@
  * turn to be hashed without holding back the queue depth.
  * Slots are issued in file order and retired in the same order, so the
  * CRC of each shard advances sequentially while later reads are in flight,
- * and a staging slot is reused only after its bytes have been hashed. */
+ * and a staging slot is reused only after its bytes have been hashed.
+ * The loop hashes one chunk at a time and refills the queue after each, so
+ * the device is never left idle while a backlog of completed chunks is
+ * hashed. */
 #define _GNU_SOURCE
 #include "config.h"
 
@@ -55,6 +58,14 @@ struct nv_reader {
 
 static nv_fault_fn fault_fn;
 static void *fault_ctx;
+
+/* The reader's own hook, else the global one. */
+static int nv_fault(const struct nv_reader *r, const char *shard, uint64_t off, size_t len)
+{
+	if (r->o.fault)
+		return r->o.fault(r->o.fault_ctx, shard, off, len);
+	return fault_fn ? fault_fn(fault_ctx, shard, off, len) : 0;
+}
 /* Every CRC mismatch and failed read since the process started, for the
  * daemon's counters. Relaxed: plain statistics, nothing is published with
  * them, so they pair with no other access. */
@@ -111,6 +122,8 @@ void nv_opts_from_env(struct nv_opts *o)
 		o->chunk = (size_t)(v * 1024 / NV_ALIGN * NV_ALIGN);
 	if (env_uint("QVL_IO_BUFFERED", 0, 1, &v))
 		o->buffered = v;
+	if (env_uint("QVL_IO_THREADS", 1, NV_MAX_THREADS, &v))
+		o->threads = (unsigned)v;
 }
 
 void nv_get_opts(const struct nv_reader *r, struct nv_opts *o)
@@ -127,8 +140,8 @@ static int nv_probe_direct(struct nv_reader *r)
 	ssize_t n = pread(r->fd, r->staging, NV_ALIGN, 0);
 	int rc = n < 0 ? -errno : 0;
 
-	if (fault_fn && !rc)
-		rc = fault_fn(fault_ctx, "o_direct probe", 0, NV_ALIGN);
+	if (!rc)
+		rc = nv_fault(r, "o_direct probe", 0, NV_ALIGN);
 	return rc;
 }
 
@@ -313,6 +326,8 @@ struct nv_run {
 	size_t next;	     /* next shard to issue */
 	uint64_t pos;	     /* next chunk of it */
 	double crc_t;
+	double last_hash; /* seconds of the latest hash, not yet judged */
+	double exposed;	  /* hashing after which nothing was in flight */
 };
 
 static int nv_fail(struct nv_run *x, struct nv_shard *s, int rc, const char *fmt, ...)
@@ -331,8 +346,13 @@ static int nv_fail(struct nv_run *x, struct nv_shard *s, int rc, const char *fmt
 		va_end(ap);
 		x->first = qvl_errf(x->err, rc, "%s: shard '%s': %s", x->r->path, s->name, msg);
 	}
-	if (!x->keep_going)
+	if (!x->keep_going) {
 		x->stop = true;
+		/* relaxed: only a hint to the other readers to stop issuing; the
+		 * error itself reaches the caller through pthread_join */
+		if (x->r->o.stop)
+			atomic_store_explicit(x->r->o.stop, true, memory_order_relaxed);
+	}
 	return rc;
 }
 
@@ -341,10 +361,23 @@ static uint64_t nv_alen(uint64_t len)
 	return (len + NV_ALIGN - 1) / NV_ALIGN * NV_ALIGN;
 }
 
+/* Another reader of the same load failed (nv_opts.stop). */
+static bool nv_stopped(struct nv_run *x)
+{
+	/* relaxed: pairs with the relaxed store in nv_fail; a late look only
+	 * issues a few more reads, which are drained */
+	if (!x->stop && x->r->o.stop && atomic_load_explicit(x->r->o.stop, memory_order_relaxed))
+		x->stop = true;
+	return x->stop;
+}
+
 /* Fill free slots with the next chunks, in file order. */
 static void nv_issue(struct nv_run *x)
 {
 	struct nv_reader *r = x->r;
+
+	if (nv_stopped(x))
+		return;
 
 	while (!x->stop && x->busy < r->o.qd && x->queued < r->nslots && x->next < x->n) {
 		struct nv_shard *s = &x->s[x->next];
@@ -381,8 +414,8 @@ static void nv_complete(struct nv_run *x, struct nv_slot *sl, int res)
 {
 	struct nv_shard *s = &x->s[sl->shard];
 
-	if (fault_fn && res >= 0) {
-		int f = fault_fn(fault_ctx, s->name, s->off + sl->pos, sl->len);
+	if (res >= 0) {
+		int f = nv_fault(x->r, s->name, s->off + sl->pos, sl->len);
 
 		if (f < 0)
 			res = f;
@@ -405,12 +438,12 @@ static void nv_complete(struct nv_run *x, struct nv_slot *sl, int res)
 	sl->done = true;
 }
 
-/* Retire completed slots from the head: hash, compare at the shard's end. */
+/* Retire the head slot if it completed: hash, compare at the shard's end. */
 static void nv_retire(struct nv_run *x)
 {
 	struct nv_reader *r = x->r;
 
-	while (x->queued && r->slot[x->head].done) {
+	if (x->queued && r->slot[x->head].done) {
 		struct nv_slot *sl = &r->slot[x->head];
 		struct nv_shard *s = &x->s[sl->shard];
 		uint64_t pay = s->len - sl->pos < sl->len ? s->len - sl->pos : sl->len;
@@ -430,7 +463,8 @@ static void nv_retire(struct nv_run *x)
 			double t0 = qvl_now();
 
 			s->got_crc = nv_crc64(s->got_crc, sl->buf, pay);
-			x->crc_t += qvl_now() - t0;
+			x->last_hash = qvl_now() - t0;
+			x->crc_t += x->last_hash;
 			if (sl->pos + pay == s->len && s->got_crc != s->crc) {
 				x->st->bad_shards++;
 				nv_fail(x, s, -EBADMSG,
@@ -465,10 +499,13 @@ int nv_read(struct nv_reader *r, struct nv_shard *s, size_t n, bool keep_going, 
 					r->path, s[i].name, s[i].off, NV_ALIGN);
 	}
 	nv_issue(&x);
-	while (x.busy) {
+	while (x.queued) {
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0;
-		int rc = io_uring_submit_and_wait(&r->ring, 1);
+		/* a completed chunk waiting to be hashed: submit and reap without
+		 * blocking; else wait for a completion */
+		int rc = r->slot[x.head].done ? io_uring_submit_and_get_events(&r->ring)
+					      : io_uring_submit_and_wait(&r->ring, 1);
 
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 			/* the ring itself failed: nothing more will complete */
@@ -481,16 +518,28 @@ int nv_read(struct nv_reader *r, struct nv_shard *s, size_t n, bool keep_going, 
 			seen++;
 		}
 		io_uring_cq_advance(&r->ring, seen);
+		/* the previous hash ran while every read in flight completed:
+		 * the device waited on it (an upper bound of that wait) */
+		if (!x.busy)
+			x.exposed += x.last_hash;
+		x.last_hash = 0;
 		nv_retire(&x);
 		nv_issue(&x);
 	}
+	x.exposed += x.last_hash;
 	for (size_t i = x.next; i < n && x.stop; i++)
 		if (!s[i].status)
 			s[i].status = -ECANCELED;
+	if (!x.first && x.stop && x.next < n)
+		x.first = qvl_errf(err, -ECANCELED,
+				   "%s: shard '%s': not read: another reader of this load failed",
+				   r->path, s[x.next].name);
 	atomic_fetch_add_explicit(&bad_shards_total, x.st->bad_shards - bad0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&io_errors_total, x.st->io_errors - err0, memory_order_relaxed);
 	x.st->seconds += qvl_now() - t0;
 	x.st->crc_seconds += x.crc_t;
+	x.st->crc_exposed_seconds += x.exposed;
+	x.st->threads = x.st->threads ? x.st->threads : 1;
 	x.st->direct = r->direct;
 	x.st->fixed_bufs = r->bufs_registered;
 	x.st->qd = r->o.qd;

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "json.h"
 #include "model.h"
+#include "pack.h"
 
 static void info_usage(FILE *f)
 {
@@ -19,7 +20,8 @@ static void info_usage(FILE *f)
 		   "Describe a model: source format and files, architecture, text and vision\n"
 		   "dimensions, tensor count, bytes by dtype and total parameters.\n\n"
 		   "MODEL is a Hugging Face directory (config.json + safetensors), a directory\n"
-		   "holding a text GGUF and optionally an mmproj GGUF, or a text .gguf file.\n\n"
+		   "holding a text GGUF and optionally an mmproj GGUF, a text .gguf file, or a\n"
+		   ".qvl pack (described from its head and tensor table: no weight is read).\n\n"
 		   "  --mmproj FILE  the vision (mmproj) GGUF for a .gguf MODEL\n"
 		   "  --json         print one JSON object instead of key: value lines\n"
 		   "  --help         show this help\n");
@@ -248,7 +250,13 @@ int cmd_info(int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return cli_usage("info", "expected exactly one MODEL");
-	rc = qvl_model_open(&m, argv[optind], mmproj, &err);
+	/* a pack describes itself from its head: no shard is read */
+	size_t len = strlen(argv[optind]);
+
+	if (!mmproj && len > 4 && !strcmp(argv[optind] + len - 4, ".qvl"))
+		rc = qvl_pack_describe(&m, argv[optind], &err);
+	else
+		rc = qvl_model_open(&m, argv[optind], mmproj, &err);
 	if (rc)
 		return cli_fail("info", rc, &err);
 	info_print(m, json);

@@ -153,5 +153,15 @@ int pack_write(const struct pack_opts *o, struct pack_result *r, struct qvl_err 
 /* The model reader: every shard read through the io_uring reader (nvme/)
  * and its CRC checked before any tensor is handed out. */
 int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err);
+/* The same model from the head alone (header, config, tokenizer, tensor
+ * table): names, types and shapes, no shard read and every tensor's data
+ * NULL. For describing a pack (qvlctl info), never for compute. */
+int qvl_pack_describe(struct qvl_model **out, const char *path, struct qvl_err *err);
+
+/* The reader's list of p's shards (s has n_shards entries), read into arena
+ * (the data section's image: shard at arena + off - data_off), or staged and
+ * dropped when arena is NULL. */
+struct nv_shard;
+void pack_nv_shards(const struct pack_info *p, uint8_t *arena, struct nv_shard *s);
 
 #endif

@@ -3,6 +3,8 @@
 # in each shard in turn (all of the tiny model's 12), the header, the
 # metadata and the tensor table damaged, the file truncated. verify exits 1
 # and names the problem; run refuses to load with exit 1 and the same name.
+# info reads only the head: it describes a pack whose every shard is
+# damaged, which verify names shard by shard.
 . "${QVL_SRCDIR:-.}/tests/cli_lib.sh"
 P=$TMP/good.qvl
 "$QVLCTL" pack "$MODEL" -o "$P" --quiet >/dev/null 2>&1 || { echo "1..0 # SKIP pack failed"; exit 0; }
@@ -29,6 +31,26 @@ while read -r _ name _ off _ len _ _; do
 done <<EOS
 $(grep '^shard ' "$TMP/shards")
 EOS
+
+# every shard damaged at once: info still describes the pack from its head
+# (it reads no shard), verify names each shard
+cp "$P" "$TMP/bad.qvl"
+while read -r _ name _ off _ len _ _; do
+	flip "$TMP/bad.qvl" $((off + len / 2))
+done <<EOS
+$(grep '^shard ' "$TMP/shards")
+EOS
+t_run info "$TMP/bad.qvl"
+res "$([ $st = 0 ] && has "$TMP/out" "tensors: 115" && has "$TMP/out" "format: pack" && echo 0)" \
+	"info describes a pack with every shard damaged (no shard read)"
+t_run verify "$TMP/bad.qvl"
+named=0
+while read -r _ name _ _ _ _ _ _; do
+	has "$TMP/err" "shard '$name': CRC-64 mismatch" && named=$((named + 1))
+done <<EOS
+$(grep '^shard ' "$TMP/shards")
+EOS
+res "$([ $st = 1 ] && [ $named = "$nsh" ] && echo 0)" "verify names all $named of $nsh damaged shards"
 
 # header: a version byte (the header CRC catches it), and the magic
 cp "$P" "$TMP/bad.qvl"; flip "$TMP/bad.qvl" 9

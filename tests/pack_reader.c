@@ -17,6 +17,7 @@
 #include "model.h"
 #include "nvme.h"
 #include "pack.h"
+#include "pack_tiny.h"
 #include "tap.h"
 
 static uint64_t crc64_ref(const uint8_t *p, size_t n)
@@ -64,13 +65,7 @@ static int read_all(const char *path, const struct pack_info *p, const struct nv
 
 	if (into_memory && posix_memalign((void **)&mem, NV_ALIGN, span))
 		return -ENOMEM;
-	for (uint32_t i = 0; i < p->n_shards; i++)
-		s[i] =
-		    (struct nv_shard){.name = p->shards[i].name,
-				      .off = p->shards[i].off,
-				      .len = p->shards[i].len,
-				      .crc = p->shards[i].crc,
-				      .dst = mem ? mem + (p->shards[i].off - p->data_off) : NULL};
+	pack_nv_shards(p, mem, s);
 	rc = nv_open(&r, path, o, err);
 	if (!rc) {
 		if (mem)
@@ -95,8 +90,6 @@ int main(void)
 {
 	const char *tiny = getenv("QVL_TINY");
 	char dir[] = "/tmp/qvl-pack-reader.XXXXXX", path[4200], shm[200];
-	struct pack_opts po = {.type = -1};
-	struct pack_result pr;
 	struct qvl_err err = {{0}};
 	struct qvl_model *m = NULL;
 	struct pack_info p;
@@ -118,12 +111,7 @@ int main(void)
 		    nv_crc64(nv_crc64(0, buf, n / 3), buf + n / 3, n - n / 3) != crc64_ref(buf, n);
 	ok(!rc, "ISA-L CRC-64, split anywhere, equals the bitwise reference");
 
-	if (!mkdtemp(dir))
-		return 1;
-	snprintf(path, sizeof(path), "%s/t.qvl", dir);
-	po.model = tiny;
-	po.out = path;
-	rc = pack_write(&po, &pr, &err);
+	rc = pack_tiny(tiny, dir, path, sizeof(path), &err);
 	ok(rc == 0, "pack the tiny model (%s)", rc ? err.msg : "ok");
 	rc = pack_read_head(path, &p, &head, &fsize, &err);
 	ok(rc == 0 && fsize == p.file_bytes, "read the head back");
