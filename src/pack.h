@@ -153,5 +153,10 @@ int pack_write(const struct pack_opts *o, struct pack_result *r, struct qvl_err 
 /* The model reader: every shard read through the io_uring reader (nvme/)
  * and its CRC checked before any tensor is handed out. */
 int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err);
+/* The same reading only the shards i with want[i] (n_want: the shard count
+ * the caller saw in the head); the others' tensors point at unread (zero)
+ * memory until something puts their bytes elsewhere (offload/). */
+int qvl_pack_open_some(struct qvl_model *m, const char *path, const bool *want, uint32_t n_want,
+		       struct qvl_err *err);
 
 #endif

@@ -55,7 +55,7 @@ static int pack_tokenizer(struct qvl_model *m, const struct pack_info *p, const 
 
 /* Read every shard into the arena; nothing is handed out on any error. */
 static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t *arena,
-			    uint64_t arena_len, struct qvl_err *err)
+			    uint64_t arena_len, const bool *want, struct qvl_err *err)
 {
 	struct nv_shard *s = calloc(p->n_shards, sizeof(*s));
 	struct nv_opts o = {0};
@@ -64,8 +64,10 @@ static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t
 
 	if (!s)
 		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
+	uint32_t n = 0;
 	for (uint32_t i = 0; i < p->n_shards; i++)
-		s[i] = (struct nv_shard){.name = p->shards[i].name,
+		if (!want || want[i])
+			s[n++] = (struct nv_shard){.name = p->shards[i].name,
 					 .off = p->shards[i].off,
 					 .len = p->shards[i].len,
 					 .crc = p->shards[i].crc,
@@ -74,7 +76,7 @@ static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t
 	rc = nv_open(&r, path, &o, err);
 	if (!rc) {
 		nv_register(r, arena, arena_len); /* optional: unregistered reads work too */
-		rc = nv_read(r, s, p->n_shards, false, NULL, err);
+		rc = nv_read(r, s, n, false, NULL, err);
 	}
 	nv_close(r);
 	free(s);
@@ -82,6 +84,12 @@ static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t
 }
 
 int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err)
+{
+	return qvl_pack_open_some(m, path, NULL, 0, err);
+}
+
+int qvl_pack_open_some(struct qvl_model *m, const char *path, const bool *want, uint32_t n_want,
+		       struct qvl_err *err)
 {
 	struct pack_info p;
 	uint8_t *head = NULL, *arena;
@@ -123,7 +131,12 @@ int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err)
 		rc = src;
 		goto out;
 	}
-	rc = pack_load_shards(path, &p, arena, alen, err);
+	if (want && p.n_shards != n_want) {
+		rc = qvl_errf(err, -ESTALE, "%s: %" PRIu32 " shards, %" PRIu32 " expected: changed "
+			      "while opening", path, p.n_shards, n_want);
+		goto out;
+	}
+	rc = pack_load_shards(path, &p, arena, alen, want, err);
 	for (uint32_t i = 0; i < p.n_tensors && !rc; i++) {
 		const struct pack_tensor *x = &p.tensors[i];
 		struct qvl_tensor t = {
