@@ -230,6 +230,25 @@ int tier_open(struct tier_pool **out, struct qvl_model **mp, const char *path,
 	return 0;
 }
 
+int tier_model_open(struct qvl_model **m, struct tier_pool **pool, const char *path,
+		    const char *mmproj, const struct tier_opts *o, struct qvl_err *err)
+{
+	size_t n = strlen(path);
+
+	*pool = NULL;
+	if (!o || (!o->cpu_mem && !o->gpu_mem))
+		return qvl_model_open(m, path, mmproj, err);
+	*m = NULL;
+	if (n < 4 || strcmp(path + n - 4, ".qvl"))
+		return qvl_errf(err, -EINVAL,
+				"%s: --cpu-mem and --gpu-mem apply to a .qvl pack (make one with "
+				"qvlctl pack)",
+				path);
+	if (mmproj)
+		return qvl_errf(err, -EINVAL, "%s: --mmproj does not apply to a pack", path);
+	return tier_open(pool, m, path, o, err);
+}
+
 void tier_close(struct tier_pool *t)
 {
 	if (!t)
@@ -301,10 +320,11 @@ size_t tier_json(struct tier_pool *t, char *buf, size_t cap)
 	    ",\"streamed_bytes_per_pass\":%" PRIu64 ",\"window_depth\":%u,\"buffers\":%u"
 	    ",\"buffer_bytes\":%" PRIu64 ",\"o_direct\":%s,\"stream_reads\":%" PRIu64
 	    ",\"stream_bytes\":%" PRIu64 ",\"stream_rate_mbs\":%.1f,\"stream_failed\":%" PRIu64
-	    ",\"stalls\":%" PRIu64 ",\"stall_s\":%.3f,\"window_resets\":%" PRIu64,
+	    ,\"layers_served\":%" PRIu64 ",\"stalls\":%" PRIu64 ",\"stall_s\":%.3f"
+	    ",\"window_resets\":%" PRIu64,
 	    pl->stream_bytes, pl->nbuf ? pl->nbuf - 1 : 0, pl->nbuf, pl->buf_bytes,
 	    ss.direct ? "true" : "false", ss.reads, ss.bytes,
-	    ss.read_s > 0 ? (double)ss.bytes / ss.read_s / 1e6 : 0.0, ss.failed, ss.stalls,
+	    ss.read_s > 0 ? (double)ss.bytes / ss.read_s / 1e6 : 0.0, ss.failed, ss.served, ss.stalls,
 	    ss.stall_s, ss.resets);
 	put(&o, ",\"placement\":{");
 	for (uint32_t i = 0; i < pl->n; i++)

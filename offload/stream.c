@@ -171,6 +171,7 @@ int tier_stream_begin(struct tier_stream *s, int l, const uint8_t **base, struct
 	} else {
 		*base = s->bufs + (s->cons % s->nbuf) * s->buf_bytes;
 		s->cons++;
+		s->st.served++;
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;

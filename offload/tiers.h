@@ -86,6 +86,10 @@ struct tier_pool;
 int tier_open(struct tier_pool **out, struct qvl_model **m, const char *path,
 	      const struct tier_opts *o, struct qvl_err *err);
 void tier_close(struct tier_pool *t);
+/* What the commands call: qvl_model_open() without a budget in o (pool
+ * NULL), tier_open() with one (a .qvl only). */
+int tier_model_open(struct qvl_model **m, struct tier_pool **pool, const char *path,
+		    const char *mmproj, const struct tier_opts *o, struct qvl_err *err);
 /* The engine hook (qvl_engine_opts.wsrc): NULL when every layer is in
  * host memory. */
 const struct qvl_weight_src *tier_weight_src(struct tier_pool *t);

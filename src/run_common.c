@@ -120,22 +120,9 @@ int run_open(struct run_load *r)
 	int rc;
 
 	rc = qvl_kernels_init(&err);
-	if (rc >= 0 && (r->tiers.cpu_mem || r->tiers.gpu_mem)) {
-		size_t n = strlen(r->model);
-		if (n < 4 || strcmp(r->model + n - 4, ".qvl"))
-			rc = qvl_errf(&err, -EINVAL,
-				      "%s: --cpu-mem and --gpu-mem apply to a .qvl pack (make one "
-				      "with qvlctl pack)",
-				      r->model);
-		else if (r->mmproj)
-			rc = qvl_errf(&err, -EINVAL, "%s: --mmproj does not apply to a pack",
-				      r->model);
-		else
-			rc = tier_open(&r->pool, &r->m, r->model, &r->tiers, &err);
-		o.wsrc = rc >= 0 ? tier_weight_src(r->pool) : NULL;
-	} else if (rc >= 0) {
-		rc = qvl_model_open(&r->m, r->model, r->mmproj, &err);
-	}
+	if (rc >= 0)
+		rc = tier_model_open(&r->m, &r->pool, r->model, r->mmproj, &r->tiers, &err);
+	o.wsrc = tier_weight_src(r->pool);
 	if (rc >= 0)
 		rc = qvl_engine_create(&r->e, r->m, &o, &err);
 	if (rc < 0) {
