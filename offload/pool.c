@@ -320,12 +320,12 @@ size_t tier_json(struct tier_pool *t, char *buf, size_t cap)
 	    ",\"streamed_bytes_per_pass\":%" PRIu64 ",\"window_depth\":%u,\"buffers\":%u"
 	    ",\"buffer_bytes\":%" PRIu64 ",\"o_direct\":%s,\"stream_reads\":%" PRIu64
 	    ",\"stream_bytes\":%" PRIu64 ",\"stream_rate_mbs\":%.1f,\"stream_failed\":%" PRIu64
-	    ,\"layers_served\":%" PRIu64 ",\"stalls\":%" PRIu64 ",\"stall_s\":%.3f"
+	    ",\"layers_served\":%" PRIu64 ",\"stalls\":%" PRIu64 ",\"stall_s\":%.3f"
 	    ",\"window_resets\":%" PRIu64,
 	    pl->stream_bytes, pl->nbuf ? pl->nbuf - 1 : 0, pl->nbuf, pl->buf_bytes,
 	    ss.direct ? "true" : "false", ss.reads, ss.bytes,
-	    ss.read_s > 0 ? (double)ss.bytes / ss.read_s / 1e6 : 0.0, ss.failed, ss.served, ss.stalls,
-	    ss.stall_s, ss.resets);
+	    ss.read_s > 0 ? (double)ss.bytes / ss.read_s / 1e6 : 0.0, ss.failed, ss.served,
+	    ss.stalls, ss.stall_s, ss.resets);
 	put(&o, ",\"placement\":{");
 	for (uint32_t i = 0; i < pl->n; i++)
 		put(&o, "%s\"%s\":\"%s\"", i ? "," : "", t->p.shards[i].name,
