@@ -1,15 +1,19 @@
 /* The streaming window. Reads are numbered q = 0, 1, 2, ... in the order
  * compute will ask for them (layer ly[(q) % n]: every pass visits the
  * streamed layers in layer order, and the next pass starts over), read q
- * goes into buffer q % nbuf, and the I/O thread may issue read q once
+ * goes into buffer q % nbuf, and an I/O thread may issue read q once
  * compute has released read q - nbuf. Compute consumes q in order: so the
  * window is nbuf - 1 layers ahead of the layer being computed, and it
  * carries over from one pass into the next (the first layers of the next
  * pass are read while the last of this one compute).
  *
- * One I/O thread owns the reader (nvme/: one ring, O_DIRECT, the buffers
- * registered once); each shard is one nv_read() of up to qd chunks in
- * flight, its CRC checked as it completes, before compute may see it.
+ * TIER_IO_THREADS I/O threads each own a reader (nvme/: one ring per
+ * thread, O_DIRECT, the buffers registered once) and take the next read in
+ * turn; each shard is one nv_read() of up to qd chunks in flight, its CRC
+ * checked as it completes, before compute may see it. Two threads keep the
+ * device busy across shard boundaries (one fills its queue while the
+ * other's drains) and spread the CRC over two cores; reads may complete
+ * out of order, compute still takes them in order.
  *
  * Everything shared is under mu; the condition variable is broadcast on
  * every change (a read done, a buffer released, a reset, quit). */
@@ -34,10 +38,11 @@ struct slot {
 	struct qvl_err err;
 };
 
+#define TIER_IO_THREADS 2
+
 struct tier_stream {
-	struct nv_reader *r; /* the I/O thread's */
 	const char *path;
-	bool opened;
+	int opened; /* I/O threads that have set up their reader */
 	int open_rc;
 	struct qvl_err open_err;
 	const struct tier_stream_layer *ly;
@@ -46,14 +51,15 @@ struct tier_stream {
 	uint64_t buf_bytes;
 	uint8_t *bufs;
 	struct slot *slot;
-	pthread_t io;
-	bool started;
+	pthread_t io[TIER_IO_THREADS];
+	int started;
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	bool quit, reading;
+	bool quit;
+	int reading;	   /* reads in progress */
 	uint64_t gen;	   /* bumped by a reset: a read in flight then is dropped */
-	uint64_t issued;   /* reads completed or in progress: next to issue */
+	uint64_t issued;   /* reads taken by a thread: the next to issue */
 	uint64_t cons;	   /* next read compute takes */
 	uint64_t released; /* reads compute gave back */
 	struct tier_stream_stats st;
@@ -67,25 +73,30 @@ static const struct tier_stream_layer *layer_of_q(const struct tier_stream *s, u
 static void *io_main(void *arg)
 {
 	struct tier_stream *s = arg;
+	struct nv_reader *r = NULL;
 	struct nv_opts o = {0};
+	struct qvl_err oerr = {{0}};
 	int rc;
 
 	/* the ring is the thread's own: readers may set it up for a single
 	 * issuer, which the kernel enforces (-EEXIST from another task) */
 	nv_opts_from_env(&o);
-	rc = nv_open(&s->r, s->path, &o, &s->open_err);
+	rc = nv_open(&r, s->path, &o, &oerr);
 	if (rc == 0) /* optional: unregistered reads work too */
-		nv_register(s->r, s->bufs, (size_t)s->nbuf * s->buf_bytes);
+		nv_register(r, s->bufs, (size_t)s->nbuf * s->buf_bytes);
 	pthread_mutex_lock(&s->mu);
-	s->open_rc = rc;
-	s->opened = true;
+	if (rc < 0 && !s->open_rc) {
+		s->open_rc = rc;
+		s->open_err = oerr;
+	}
+	s->opened++;
 	pthread_cond_broadcast(&s->cv);
-	while (!s->quit && rc == 0) {
+	while (!s->quit && rc == 0 && !s->open_rc) {
 		if (s->issued >= s->released + s->nbuf) {
 			pthread_cond_wait(&s->cv, &s->mu);
 			continue;
 		}
-		uint64_t q = s->issued, gen = s->gen;
+		uint64_t q = s->issued++, gen = s->gen;
 		const struct tier_stream_layer *L = layer_of_q(s, q);
 		struct slot *sl = &s->slot[q % s->nbuf];
 		struct nv_shard sh = {.name = L->name,
@@ -95,14 +106,15 @@ static void *io_main(void *arg)
 				      .dst = s->bufs + (q % s->nbuf) * s->buf_bytes};
 		struct nv_stats ns = {0};
 		struct qvl_err err = {{0}};
+		double t0 = qvl_now();
 		int got;
 
-		s->reading = true;
+		s->reading++;
 		pthread_mutex_unlock(&s->mu);
-		got = nv_read(s->r, &sh, 1, false, &ns, &err);
+		got = nv_read(r, &sh, 1, false, &ns, &err);
 		pthread_mutex_lock(&s->mu);
-		s->reading = false;
-		s->st.read_s += ns.seconds;
+		s->reading--;
+		s->st.busy_s += qvl_now() - t0;
 		s->st.bytes += ns.bytes;
 		s->st.direct = ns.direct;
 		if (gen == s->gen) {
@@ -112,13 +124,11 @@ static void *io_main(void *arg)
 			sl->err = err;
 			s->st.reads++;
 			s->st.failed += got < 0;
-			s->issued++;
 		}
 		pthread_cond_broadcast(&s->cv);
 	}
 	pthread_mutex_unlock(&s->mu);
-	nv_close(s->r);
-	s->r = NULL;
+	nv_close(r);
 	return NULL;
 }
 
@@ -127,7 +137,7 @@ static void *io_main(void *arg)
 static void reset_locked(struct tier_stream *s)
 {
 	s->gen++;
-	while (s->reading)
+	while (s->reading) /* their buffers are about to be reused */
 		pthread_cond_wait(&s->cv, &s->mu);
 	s->issued = s->cons = s->released = 0;
 	for (unsigned i = 0; i < s->nbuf; i++)
@@ -226,14 +236,16 @@ int tier_stream_create(struct tier_stream **out, const char *path,
 		goto fail;
 	}
 	s->path = path;
-	rc = -pthread_create(&s->io, NULL, io_main, s);
-	if (rc < 0) {
-		qvl_errf(err, rc, "%s: cannot start the streaming thread", path);
-		goto fail;
+	for (int i = 0; i < TIER_IO_THREADS; i++) {
+		rc = -pthread_create(&s->io[i], NULL, io_main, s);
+		if (rc < 0) {
+			qvl_errf(err, rc, "%s: cannot start a streaming thread", path);
+			goto fail;
+		}
+		s->started++;
 	}
-	s->started = true;
 	pthread_mutex_lock(&s->mu);
-	while (!s->opened)
+	while (s->opened < s->started)
 		pthread_cond_wait(&s->cv, &s->mu);
 	rc = s->open_rc;
 	pthread_mutex_unlock(&s->mu);
@@ -253,13 +265,12 @@ void tier_stream_destroy(struct tier_stream *s)
 {
 	if (!s)
 		return;
-	if (s->started) {
-		pthread_mutex_lock(&s->mu);
-		s->quit = true;
-		pthread_cond_broadcast(&s->cv);
-		pthread_mutex_unlock(&s->mu);
-		pthread_join(s->io, NULL); /* it closes the reader */
-	}
+	pthread_mutex_lock(&s->mu);
+	s->quit = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	for (int i = 0; i < s->started; i++)
+		pthread_join(s->io[i], NULL); /* each closes its reader */
 	if (s->bufs)
 		munmap(s->bufs, (size_t)s->nbuf * s->buf_bytes);
 	free(s->slot);

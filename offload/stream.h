@@ -18,7 +18,7 @@ struct tier_stream_layer {
 
 struct tier_stream_stats {
 	uint64_t bytes, reads, failed; /* shards read, and of them failed */
-	double read_s;		       /* time spent reading (the I/O thread busy) */
+	double busy_s;		       /* time spent reading, summed over the I/O threads */
 	uint64_t served;	       /* layers handed to compute (begin() calls that succeeded) */
 	uint64_t stalls;	       /* begin() found its layer not ready */
 	double stall_s;		       /* time compute waited */
