@@ -2,6 +2,7 @@
  * goes on which tier. */
 #include "config.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,13 +56,14 @@ static int parse_scaled(const char *v, size_t n, double base, uint64_t *out)
 		return -EINVAL;
 	memcpy(buf, v, n);
 	buf[n] = 0;
-	if ((p = strchr(sfx, buf[n - 1] & ~0x20)) && buf[n - 1]) {
+	char u = (char)(buf[n - 1] & ~0x20); /* upper case; 0 for a space */
+	if (u && (p = strchr(sfx, u))) {
 		for (long i = 0; i <= p - sfx; i++)
 			mul *= base;
 		buf[--n] = 0;
 	}
-	if (!n || buf[0] == '-' || buf[0] == '+' || buf[0] == ' ')
-		return -EINVAL;
+	if (!n || !(isdigit((unsigned char)buf[0]) || buf[0] == '.'))
+		return -EINVAL; /* no sign, no blanks */
 	x = strtod(buf, &end);
 	if (*end || !isfinite(x) || x < 0 || x * mul >= 1.8e19)
 		return -ERANGE;
