@@ -7,7 +7,7 @@
 # one sequence (`qvlctl run`) and for 8 in one batch (8 clients of a qvld
 # started here: the same streamed bytes serve 8, so the bound is 8x). The
 # device bandwidth is fio's sequential O_DIRECT read of the same file with
-# the stream's read size and queue depth, measured in the same run, before
+# the stream's read size and reads in flight (2 threads x 16), measured in the same run, before
 # and after the decodes (the best of 3 short reads each time: this shared
 # virtual disk swings 2-3x from one read to the next, and the bound is what
 # the device can do; the median of the two is used).
@@ -47,10 +47,11 @@ TMP=$(mktemp -d) || exit 1
 QPID=
 trap '[ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null; rm -rf "$TMP"' EXIT
 
-fio_bw() { # MB/s of sequential O_DIRECT reads of 1 GiB of the pack, 1 MiB x 16: the best of 3
+fio_bw() { # MB/s of sequential O_DIRECT reads of 1 GiB of the pack, 1 MiB x 32 (the
+	# stream's two I/O threads keep 2 x 16 reads in flight): the best of 3
 	for _r in 1 2 3; do
 		fio --name=seqread --filename="$pack" --rw=read --bs=1m --direct=1 \
-			--ioengine=io_uring --iodepth=16 --numjobs=1 --size=1g --offset=1g \
+			--ioengine=io_uring --iodepth=32 --numjobs=1 --size=1g --offset=1g \
 			--output-format=terse --terse-version=3 2>/dev/null |
 			awk -F';' '{printf "%.0f\n", $7 * 1024 / 1e6}'
 	done | sort -n | tail -1
@@ -116,7 +117,7 @@ for name, v, b in (("tiers_decode_1seq", tok1, bound), ("tiers_decode_8seq", tok
                       "bound": round(b, 3), "ratio": round(v / b, 3), "bar": 0.85}))
 print(f"bench_tiers: pack {int(size)/1e9:.2f} GB, --cpu-mem {int(cpu)/1e9:.2f} GB; "
       f"{nstr} layers streamed, {spp/1e6:.0f} MB per step, {nbuf} buffers")
-print(f"bench_tiers: device (fio, O_DIRECT 1 MiB x 16) {bw1:.0f} / {bw2:.0f} MB/s: bound "
+print(f"bench_tiers: device (fio, O_DIRECT 1 MiB x 32) {bw1:.0f} / {bw2:.0f} MB/s: bound "
       f"{bound:.2f} tok/s per sequence")
 print(f"bench_tiers: 1 sequence: {tok1:.2f} tok/s = {tok1/bound:.2f} of the bound "
       f"(stream {rate1} MB/s while reading, {stalls1} stalls)")
