@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "ctl_common.h"
 #include "engine.h"
 #include "generate.h"
 #include "json.h"
@@ -79,6 +80,13 @@ static void usage(FILE *f)
 	    "  --precision P           matrix products: bf16 (default: activations rounded to\n"
 	    "                          bf16 where the CPU has AVX512-BF16, f32 accumulation)\n"
 	    "                          or exact (f32, what the golden tests check)\n"
+	    "  --cpu-mem SIZE|PCT%%    host memory for the weights of a .qvl pack (8G, 512M,\n"
+	    "                          or a share of RAM): text layers that do not fit are\n"
+	    "                          streamed from the file every pass (qvlctl(8), TIERS)\n"
+	    "  --gpu-mem SIZE          text layers placed on the simulated device first\n"
+	    "  --sim-device-bw BW      the simulated device's copy bandwidth, bytes/s (default\n"
+	    "                          25G, PCIe 4.0 x16-like)\n"
+	    "  --verbose               the tiers report on stdout (it goes to stderr otherwise)\n"
 	    "  --json                  one JSON object on stdout with ids, text and timings\n"
 	    "  --quiet                 no progress line (shown only when stderr is a terminal)\n"
 	    "  --help                  show this help\n");
@@ -115,6 +123,10 @@ enum {
 	O_PRECISION,
 	O_JSON,
 	O_QUIET,
+	O_CPU_MEM,
+	O_GPU_MEM,
+	O_SIM_BW,
+	O_VERBOSE,
 	O_HELP,
 };
 
@@ -149,6 +161,10 @@ static const struct option longopts[] = {
     {"precision", required_argument, NULL, O_PRECISION},
     {"json", no_argument, NULL, O_JSON},
     {"quiet", no_argument, NULL, O_QUIET},
+    {"cpu-mem", required_argument, NULL, O_CPU_MEM},
+    {"gpu-mem", required_argument, NULL, O_GPU_MEM},
+    {"sim-device-bw", required_argument, NULL, O_SIM_BW},
+    {"verbose", no_argument, NULL, O_VERBOSE},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -157,7 +173,7 @@ struct run_args {
 	const char *prompt, *prompt_file, *system, *tokens, *dump;
 	const char *images[MAX_IMAGES];
 	int n_images;
-	bool raw, ignore_eos, print_ids, json, quiet, ctx_set, ctx_override;
+	bool raw, ignore_eos, print_ids, json, quiet, ctx_set, ctx_override, verbose;
 	int64_t max_tokens, ctx, image_max_tokens;
 	/* sampling options given on the command line override the defaults */
 	bool greedy, set_temp, set_topk, set_topp, set_minp, set_rep, set_pres, set_freq, set_seed;
@@ -281,6 +297,21 @@ static int parse_one(int c, struct run_args *a, struct run_load *r, const struct
 	case O_QUIET:
 		a->quiet = true;
 		break;
+	case O_VERBOSE:
+		a->verbose = true;
+		break;
+	case O_CPU_MEM:
+	case O_GPU_MEM:
+	case O_SIM_BW: {
+		struct qvl_err e = {{0}};
+
+		rc = c == O_CPU_MEM   ? tier_parse_size("--cpu-mem", optarg, true, &r->tiers.cpu_mem, &e)
+		     : c == O_GPU_MEM ? tier_parse_size("--gpu-mem", optarg, false, &r->tiers.gpu_mem, &e)
+				      : tier_parse_bw("--sim-device-bw", optarg, &r->tiers.sim_bw, &e);
+		if (rc < 0)
+			return cli_usage(cmd, "%s", e.msg);
+		break;
+	}
 	case O_HELP:
 		usage(stdout);
 		return -1;
@@ -503,6 +534,20 @@ static int open_dump(const struct run_args *a, FILE **f, struct qvl_err *err)
 	return a->dump ? cli_open_out(f, "--dump-logits", a->dump, err) : 0;
 }
 
+/* The tiered pool's report, as `qvlctl tiers` prints it. */
+static void print_tiers(const struct run_load *r, FILE *f)
+{
+	enum { CAP = 64 << 10 };
+	char *buf = r->pool ? malloc(CAP) : NULL;
+
+	if (!buf)
+		return;
+	tier_json(r->pool, buf, CAP);
+	fprintf(f, "qvlctl run: tiers (as qvlctl tiers prints them):\n");
+	ctl_print_flat(f, buf, "tiers");
+	free(buf);
+}
+
 static void report_memory(const struct run_args *a, const struct run_load *r)
 {
 	fprintf(stderr, "qvlctl run: peak RSS %.1f MB, KV cache %.1f MB (%lld positions, %s)\n",
@@ -721,6 +766,7 @@ int cmd_run(int argc, char **argv)
 		t_dec, o.n > 1 ? (double)(o.n - 1) / t_dec : 0.0);
 	report_dropped(&o.dropped, tok);
 	report_memory(&a, &r);
+	print_tiers(&r, a.verbose ? stdout : stderr);
 	status = 0;
 	goto out;
 fail:

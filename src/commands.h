@@ -22,5 +22,7 @@ int cmd_status(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_shutdown(int argc, char **argv);
+/* the tiered pool of the daemon (src/cmd_tiers.c) */
+int cmd_tiers(int argc, char **argv);
 
 #endif

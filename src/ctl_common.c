@@ -203,13 +203,33 @@ int ctl_parse_simple(const char *cmd, int argc, char **argv, struct ctl_args *a,
 	return 0;
 }
 
-int ctl_query(const char *cmd, int argc, char **argv, uint8_t opcode, bool stats,
-	      void (*print)(const char *json, const struct ctl_args *a))
+/* The text of the member key of the JSON object text (NUL-terminated in
+ * place), or NULL when there is none. */
+static char *member_of(char *text, const char *key, const char *cmd)
+{
+	struct json_doc d;
+	struct qvl_err err = {{0}};
+	uint32_t t;
+	char *r = NULL;
+
+	if (json_parse(&d, text, strlen(text), cmd, &err) < 0)
+		return NULL;
+	t = json_get(&d, 0, key);
+	if (t != JSON_NONE && d.tok[t].type == JSON_OBJECT) {
+		r = text + d.tok[t].start;
+		r[d.tok[t].len] = 0;
+	}
+	json_free(&d);
+	return r;
+}
+
+int ctl_query_member(const char *cmd, int argc, char **argv, uint8_t opcode, bool stats,
+		     const char *member, void (*print)(const char *json, const struct ctl_args *a))
 {
 	struct ctl_args a = {0};
 	struct qvl *q;
 	struct qvl_cqe cqe;
-	char *out;
+	char *out, *show;
 	int rc = ctl_parse_simple(cmd, argc, argv, &a, stats);
 
 	if (rc)
@@ -224,10 +244,22 @@ int ctl_query(const char *cmd, int argc, char **argv, uint8_t opcode, bool stats
 			e == -ENOTCONN ? "the daemon went away" : qvl_strerror(e));
 		return rc < 0 ? ctl_status_of(rc) : CTL_FAIL;
 	}
+	show = member ? member_of(out, member, cmd) : out;
+	if (!show) {
+		fprintf(stderr, "qvlctl %s: the daemon reports no %s\n", cmd, member);
+		free(out);
+		return CTL_FAIL;
+	}
 	if (a.json)
-		printf("%s\n", out);
+		printf("%s\n", show);
 	else
-		print(out, &a);
+		print(show, &a);
 	free(out);
 	return CTL_OK;
+}
+
+int ctl_query(const char *cmd, int argc, char **argv, uint8_t opcode, bool stats,
+	      void (*print)(const char *json, const struct ctl_args *a))
+{
+	return ctl_query_member(cmd, argc, argv, opcode, stats, NULL, print);
 }

@@ -44,5 +44,9 @@ int ctl_parse_simple(const char *cmd, int argc, char **argv, struct ctl_args *a,
  * as is with --json). Returns the exit status. */
 int ctl_query(const char *cmd, int argc, char **argv, uint8_t opcode, bool stats,
 	      void (*print)(const char *json, const struct ctl_args *a));
+/* The same showing only the object member of the answer (qvlctl tiers:
+ * "tiers" of the status); CTL_FAIL when the answer has none. */
+int ctl_query_member(const char *cmd, int argc, char **argv, uint8_t opcode, bool stats,
+		     const char *member, void (*print)(const char *json, const struct ctl_args *a));
 
 #endif

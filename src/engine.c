@@ -64,12 +64,17 @@ static int vec_f32(float **out, const struct qvl_tensor *t, size_t n, const char
 	return 0;
 }
 
+static const struct qvl_tensor *at(const struct qvl_tensor *t, struct qvl_tensor *tmp,
+				   const uint8_t *home, const uint8_t *base);
+
 static int layer_init(struct qvl_engine *e, int l, struct qvl_err *err)
 {
 	const struct qvl_model *m = e->m;
 	struct eng_layer *ly = &e->layers[l];
 	size_t H = (size_t)e->H, qd = (size_t)e->nh * e->hd, kd = (size_t)e->nkv * e->hd;
 	size_t I = (size_t)e->I;
+	const uint8_t *base = NULL;
+	struct qvl_tensor t;
 	char name[160];
 	int rc;
 
@@ -83,9 +88,10 @@ static int layer_init(struct qvl_engine *e, int l, struct qvl_err *err)
 #define VEC(field, suffix, n)                                                                      \
 	do {                                                                                       \
 		snprintf(name, sizeof(name), LM "layers.%d." suffix, l);                           \
-		rc = vec_f32(&ly->field, qvl_model_find(m, name), n, name, err);                   \
+		rc = vec_f32(&ly->field, at(qvl_model_find(m, name), &t, ly->home, base), n, name, \
+			     err);                                                                 \
 		if (rc < 0)                                                                        \
-			return rc;                                                                 \
+			goto out;                                                                  \
 	} while (0)
 	MAT(wq, "self_attn.q_proj.weight", qd, H);
 	MAT(wk, "self_attn.k_proj.weight", kd, H);
@@ -94,13 +100,62 @@ static int layer_init(struct qvl_engine *e, int l, struct qvl_err *err)
 	MAT(wg, "mlp.gate_proj.weight", I, H);
 	MAT(wu, "mlp.up_proj.weight", I, H);
 	MAT(wd, "mlp.down_proj.weight", H, I);
+	/* the norms of a layer not resident are widened from its bytes, read
+	 * once here (which also checks them before the first request) */
+	if (e->wsrc.home && (ly->home = e->wsrc.home(e->wsrc.ctx, l))) {
+		rc = e->wsrc.begin(e->wsrc.ctx, l, &base, err);
+		if (rc < 0)
+			return rc;
+	}
 	VEC(attn_norm, "input_layernorm.weight", H);
 	VEC(ffn_norm, "post_attention_layernorm.weight", H);
 	VEC(q_norm, "self_attn.q_norm.weight", (size_t)e->hd);
 	VEC(k_norm, "self_attn.k_norm.weight", (size_t)e->hd);
 #undef MAT
 #undef VEC
+out:
+	if (base)
+		e->wsrc.end(e->wsrc.ctx, l);
+	return rc;
+}
+
+/* t rebased from home onto base (a layer not resident), or t itself. */
+static const struct qvl_tensor *at(const struct qvl_tensor *t, struct qvl_tensor *tmp,
+				   const uint8_t *home, const uint8_t *base)
+{
+	if (!t || !base)
+		return t;
+	*tmp = *t;
+	tmp->data = base + ((const uint8_t *)t->data - home);
+	return tmp;
+}
+
+int eng_layer_begin(struct qvl_engine *e, int l, struct eng_layer *tmp,
+		    const struct eng_layer **out, struct qvl_err *err)
+{
+	const struct eng_layer *ly = &e->layers[l];
+	const uint8_t *base;
+	int rc;
+
+	*out = ly;
+	if (!ly->home)
+		return 0;
+	rc = e->wsrc.begin(e->wsrc.ctx, l, &base, err);
+	if (rc < 0)
+		return rc;
+	*tmp = *ly;
+	struct eng_mat *w[] = {&tmp->wq, &tmp->wk, &tmp->wv, &tmp->wo,
+			       &tmp->wg, &tmp->wu, &tmp->wd};
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		w[i]->data = base + (w[i]->data - ly->home);
+	*out = tmp;
 	return 0;
+}
+
+void eng_layer_end(struct qvl_engine *e, int l)
+{
+	if (e->layers[l].home)
+		e->wsrc.end(e->wsrc.ctx, l);
 }
 
 /* inv_freq as HF computes it: 1 / base^(float(2j) / hd), all in f32; and the
@@ -210,6 +265,8 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	e->n_deepstack_max = e->L < QVL_MAX_DEEPSTACK ? e->L : QVL_MAX_DEEPSTACK;
 	e->kv_dtype = opts ? opts->kv_dtype : QVL_DT_F16;
 	e->prec = opts ? opts->precision : QVL_PREC_BF16;
+	if (opts && opts->wsrc)
+		e->wsrc = *opts->wsrc;
 	if (e->kv_dtype != QVL_DT_F32 && e->kv_dtype != QVL_DT_F16 && e->kv_dtype != QVL_DT_BF16) {
 		rc = qvl_errf(err, -EINVAL, "KV cache type %s: use bf16, f16 or f32",
 			      qvl_dtype_name(e->kv_dtype));
@@ -519,7 +576,9 @@ int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items,
 						     : NULL;
 			r->argmax = ci + 1 == c->n ? it->argmax : NULL;
 			if (nr == ENG_MAX_ROWS) {
-				eng_forward_rows(e, nr);
+				rc = eng_forward_rows(e, nr, err);
+				if (rc < 0)
+					return rc; /* no sequence advanced */
 				done += nr;
 				nr = 0;
 				if (e->progress)
@@ -527,8 +586,8 @@ int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items,
 			}
 		}
 	}
-	if (nr)
-		eng_forward_rows(e, nr);
+	if (nr && (rc = eng_forward_rows(e, nr, err)) < 0)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		struct qvl_seq *s = items[i].seq;
 		const struct qvl_chunk *c = &items[i].chunk;

@@ -19,6 +19,20 @@
 
 struct qvl_pool;
 
+/* Where a layer's weights are when they are not resident (the tiered pool,
+ * offload/tiers.h). home(l): the address the model's tensors of layer l are
+ * relative to (the start of its pack shard), or NULL for a resident layer,
+ * which is never asked for. Every pass calls begin(l) before layer l
+ * computes (*base: where the shard's bytes are now; a negative errno fails
+ * the pass with err set, the sequences unchanged) and end(l) after, in
+ * layer order, so that a batch reads each layer once per pass. */
+struct qvl_weight_src {
+	void *ctx;
+	const uint8_t *(*home)(void *ctx, int l);
+	int (*begin)(void *ctx, int l, const uint8_t **base, struct qvl_err *err);
+	void (*end)(void *ctx, int l);
+};
+
 struct qvl_engine_opts {
 	int threads;			/* <= 0: one per physical core */
 	const char *cpus;		/* explicit CPU list, or NULL */
@@ -39,6 +53,8 @@ struct qvl_engine_opts {
 	/* Bytes of vision-tower output kept for images seen again
 	 * (multimodal.h); 0: no cache. */
 	size_t vision_cache_bytes;
+	/* Layers not resident (NULL: all are): see struct qvl_weight_src. */
+	const struct qvl_weight_src *wsrc;
 };
 
 struct qvl_engine;

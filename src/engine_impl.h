@@ -30,6 +30,9 @@ struct eng_layer {
 	struct eng_mat wq, wk, wv, wo, wg, wu, wd;
 	/* Norm weights are tiny; widened to f32 once so the kernels see f32. */
 	float *attn_norm, *ffn_norm, *q_norm, *k_norm;
+	/* Not resident: the matrices' data are relative to home (the shard's
+	 * nominal address) and each pass rebases them (eng_layer_begin). */
+	const uint8_t *home;
 };
 
 struct qvl_engine {
@@ -80,6 +83,7 @@ struct qvl_engine {
 
 	struct kv_pool *kv;	    /* kvpool.c */
 	struct mm_cache *vcache; /* mm_cache.c, or NULL */
+	struct qvl_weight_src wsrc; /* .begin NULL: every layer resident */
 };
 
 /* Logits rows computed in one matmul when their destinations are not one
@@ -113,6 +117,12 @@ struct qvl_seq {
  * ENG_MAX_ROWS, validated by the caller) through the model, appending their
  * K/V, and write the logits of every row whose .logits is set and the
  * argmax of every row whose .argmax is set. */
-void eng_forward_rows(struct qvl_engine *e, size_t n);
+int eng_forward_rows(struct qvl_engine *e, size_t n, struct qvl_err *err);
+/* src/engine.c: the weights of layer l for this pass: e->layers[l] when
+ * resident, else *tmp rebased onto where the weight source put its bytes;
+ * eng_layer_end() after the layer's last use. */
+int eng_layer_begin(struct qvl_engine *e, int l, struct eng_layer *tmp,
+		    const struct eng_layer **out, struct qvl_err *err);
+void eng_layer_end(struct qvl_engine *e, int l);
 
 #endif

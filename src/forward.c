@@ -37,6 +37,7 @@ struct fwd {
 	size_t n;    /* rows in the slice */
 	size_t nout; /* rows gathered for output in the last layer */
 	int l;
+	const struct eng_layer *ly; /* layer l's weights for this pass */
 	bool last; /* this is the last layer */
 	/* current matmul */
 	const struct eng_mat *w[3];
@@ -278,7 +279,7 @@ static void qkv_attn_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
-	const struct eng_layer *ly = &e->layers[f->l];
+	const struct eng_layer *ly = f->ly;
 	size_t hd = (size_t)e->hd, group = (size_t)(e->nh / e->nkv), g0, g1;
 	size_t H = (size_t)e->H, qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
 	size_t qr = group * hd;
@@ -506,7 +507,7 @@ static void logits_out(struct fwd *f)
 	eng_prof_mark(e->prof, EST_ARGMAX);
 }
 
-void eng_forward_rows(struct qvl_engine *e, size_t n)
+int eng_forward_rows(struct qvl_engine *e, size_t n, struct qvl_err *err)
 {
 	struct fwd f = {.e = e, .n = n};
 	size_t H = (size_t)e->H, qd = (size_t)e->nh * e->hd, kd = (size_t)e->nkv * e->hd;
@@ -520,9 +521,16 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 	eng_prof_mark(e->prof, EST_EMBED);
 
 	for (int l = 0; l < e->L; l++) {
-		const struct eng_layer *ly = &e->layers[l];
+		struct eng_layer tmp;
+		const struct eng_layer *ly;
+		int rc = eng_layer_begin(e, l, &tmp, &ly, err);
 
+		if (rc < 0) {
+			eng_prof_end(e->prof);
+			return rc; /* a layer's weights could not be read */
+		}
 		f.l = l;
+		f.ly = ly;
 		f.last = l == e->L - 1;
 		if (fuse_attn) {
 			run_all(&f, qkv_attn_task);
@@ -544,8 +552,9 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 		if (f.last) {
 			f.nout = m = gather_out_rows(e, n);
 			if (!m) {
+				eng_layer_end(e, l);
 				eng_prof_end(e->prof);
-				return; /* the cache is filled; no logits wanted */
+				return 0; /* the cache is filled; no logits wanted */
 			}
 		}
 		set_mm(&f, e->att, qd, m);
@@ -569,9 +578,11 @@ void eng_forward_rows(struct qvl_engine *e, size_t n)
 		f.w[0] = &ly->wd, f.Y[0] = e->tmp, f.ldy[0] = H;
 		matmul(&f);
 		eng_prof_mark(e->prof, EST_DOWN);
+		eng_layer_end(e, l); /* the post-MLP step uses only norms */
 		run(&f, post_mlp_task, m);
 		eng_prof_mark(e->prof, f.last ? EST_FINAL : EST_RES2);
 	}
 	logits_out(&f);
 	eng_prof_end(e->prof);
+	return 0;
 }

@@ -163,5 +163,10 @@ int qvl_pack_describe(struct qvl_model **out, const char *path, struct qvl_err *
  * dropped when arena is NULL. */
 struct nv_shard;
 void pack_nv_shards(const struct pack_info *p, uint8_t *arena, struct nv_shard *s);
+/* qvl_pack_open reading only the shards i with want[i] (n_want: the count
+ * the caller saw in the head); the others' tensors point at unread (zero)
+ * memory until something puts their bytes elsewhere (offload/). */
+int qvl_pack_open_some(struct qvl_model *m, const char *path, const bool *want, uint32_t n_want,
+		       struct qvl_err *err);
 
 #endif

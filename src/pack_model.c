@@ -64,20 +64,24 @@ void pack_nv_shards(const struct pack_info *p, uint8_t *arena, struct nv_shard *
 						      : NULL};
 }
 
-/* Read every shard into the arena with the I/O threads; nothing is handed
- * out on any error. */
+/* Read every shard i with want[i] (all when want is NULL) into the arena
+ * with the I/O threads; nothing is handed out on any error. */
 static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t *arena,
-			    struct qvl_err *err)
+			    const bool *want, struct qvl_err *err)
 {
 	struct nv_shard *s = calloc(p->n_shards, sizeof(*s));
 	struct nv_opts o = {0};
+	uint32_t n = 0;
 	int rc;
 
 	if (!s)
 		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
 	pack_nv_shards(p, arena, s);
+	for (uint32_t i = 0; i < p->n_shards; i++)
+		if (!want || want[i])
+			s[n++] = s[i];
 	nv_opts_from_env(&o);
-	rc = nv_read_threads(path, &o, s, p->n_shards, false, NULL, err);
+	rc = nv_read_threads(path, &o, s, n, false, NULL, err);
 	free(s);
 	return rc;
 }
@@ -86,7 +90,7 @@ static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t
  * read and checked shard by shard; with load false (a description), no
  * memory and no reads: the tensors' data are NULL. */
 static int pack_arena(struct qvl_model *m, const char *path, const struct pack_info *p, bool load,
-		      uint8_t **arena, struct qvl_err *err)
+		      const bool *want, uint8_t **arena, struct qvl_err *err)
 {
 	uint64_t alen = load ? p->file_bytes - p->data_off : 0;
 	uint8_t *a = NULL;
@@ -112,10 +116,14 @@ static int pack_arena(struct qvl_model *m, const char *path, const struct pack_i
 		return src;
 	}
 	*arena = a;
-	return load ? pack_load_shards(path, p, a, err) : 0;
+	return load ? pack_load_shards(path, p, a, want, err) : 0;
 }
 
-static int pack_open(struct qvl_model *m, const char *path, bool load, struct qvl_err *err)
+/* load false: the head alone; want: the shards to read (NULL: all), the
+ * others' tensors point at unread (zero) memory until something puts their
+ * bytes elsewhere (offload/); n_want: the shard count the caller saw */
+static int pack_open(struct qvl_model *m, const char *path, bool load, const bool *want,
+		     uint32_t n_want, struct qvl_err *err)
 {
 	struct pack_info p;
 	uint8_t *head = NULL, *arena = NULL;
@@ -140,8 +148,12 @@ static int pack_open(struct qvl_model *m, const char *path, bool load, struct qv
 	rc = pack_config_read(m, p.config, p.config_len, path, err);
 	if (!rc)
 		rc = pack_tokenizer(m, &p, path, err);
+	if (!rc && want && p.n_shards != n_want)
+		rc = qvl_errf(err, -ESTALE,
+			      "%s: %" PRIu32 " shards, %" PRIu32 " expected: changed while opening",
+			      path, p.n_shards, n_want);
 	if (!rc)
-		rc = pack_arena(m, path, &p, load, &arena, err);
+		rc = pack_arena(m, path, &p, load, want, &arena, err);
 	/* the only source: index 0 */
 	for (uint32_t i = 0; i < p.n_tensors && !rc; i++) {
 		const struct pack_tensor *x = &p.tensors[i];
@@ -169,7 +181,13 @@ out:
 
 int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err)
 {
-	return pack_open(m, path, true, err);
+	return pack_open(m, path, true, NULL, 0, err);
+}
+
+int qvl_pack_open_some(struct qvl_model *m, const char *path, const bool *want, uint32_t n_want,
+		       struct qvl_err *err)
+{
+	return pack_open(m, path, true, want, n_want, err);
 }
 
 int qvl_pack_describe(struct qvl_model **out, const char *path, struct qvl_err *err)
@@ -182,7 +200,7 @@ int qvl_pack_describe(struct qvl_model **out, const char *path, struct qvl_err *
 		free(m);
 		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
 	}
-	rc = pack_open(m, path, false, err);
+	rc = pack_open(m, path, false, NULL, 0, err);
 	if (rc) {
 		qvl_model_close(m);
 		return rc;

@@ -27,6 +27,7 @@ static const struct {
 	{"pack", cmd_pack, "write a model as one qvl pack (.qvl) for direct I/O"},
 	{"verify", cmd_verify, "check every shard of a qvl pack (CRC-64)"},
 	{"status", cmd_status, "the daemon's state and thread placement (qvld)"},
+	{"tiers", cmd_tiers, "the tiered pool: placement, streaming window, stream rate (qvld)"},
 	{"stats", cmd_stats, "the daemon's counters: requests, tokens/s, latency (qvld)"},
 	{"generate", cmd_generate, "one generation through the daemon (qvld)"},
 	{"shutdown", cmd_shutdown, "drain and stop the daemon (qvld)"},

@@ -121,7 +121,8 @@ int run_open(struct run_load *r)
 
 	rc = qvl_kernels_init(&err);
 	if (rc >= 0)
-		rc = qvl_model_open(&r->m, r->model, r->mmproj, &err);
+		rc = tier_model_open(&r->m, &r->pool, r->model, r->mmproj, &r->tiers, &err);
+	o.wsrc = tier_weight_src(r->pool);
 	if (rc >= 0)
 		rc = qvl_engine_create(&r->e, r->m, &o, &err);
 	if (rc < 0) {
@@ -143,6 +144,8 @@ void run_close(struct run_load *r)
 {
 	qvl_engine_destroy(r->e);
 	r->e = NULL;
+	tier_close(r->pool); /* before the model it points into */
+	r->pool = NULL;
 	if (r->m)
 		qvl_model_close(r->m);
 	r->m = NULL;

@@ -8,6 +8,7 @@
 
 #include "engine.h"
 #include "model.h"
+#include "tiers.h"
 
 struct run_load {
 	const char *cmd;    /* "run" / "bench", for messages */
@@ -18,6 +19,10 @@ struct run_load {
 	enum qvl_dtype kv;  /* --kv-type */
 	enum qvl_precision prec; /* --precision (0: bf16, the default) */
 	bool quiet;	    /* no progress on stderr */
+	/* --cpu-mem / --gpu-mem / --sim-device-bw (offload/tiers.h): with a
+	 * budget, a .qvl model is opened through the tiered pool */
+	struct tier_opts tiers;
+	struct tier_pool *pool;
 
 	struct qvl_model *m;
 	struct qvl_engine *e;

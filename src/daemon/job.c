@@ -417,7 +417,8 @@ int job_advance(struct job *j, const struct job_env *env, int rc)
 	if (rc < 0) {
 		qvld_log_request_error(env->stats, shm_client_id(req->client), req->user_data, rc,
 				       err.msg);
-		post_final(j, env, rc, QVL_STOP_ERROR, err.msg);
+		/* never the partial text in place of a reason */
+		post_final(j, env, rc, QVL_STOP_ERROR, err.msg[0] ? err.msg : qvl_strerror(rc));
 		return 1;
 	}
 	if (o.has_id) {

@@ -13,9 +13,10 @@
 #include <unistd.h>
 
 #include "daemon/options.h"
+#include "tiers.h"
 #include "util.h"
 
-enum opt_type { T_STR, T_INT, T_BOOL, T_MODE, T_UIDS, T_GIDS, T_KV, T_PREC, T_MEM };
+enum opt_type { T_STR, T_INT, T_BOOL, T_MODE, T_UIDS, T_GIDS, T_KV, T_PREC, T_MEM, T_BW };
 
 /* The words a string of a choice type may be, space separated. */
 static const char *const choice_words[] = {[T_KV] = "f16 bf16 f32", [T_PREC] = "bf16 exact"};
@@ -57,6 +58,14 @@ static const struct opt table[] = {
      "empty: ctx x max_seqs positions"},
     {"vision_cache", T_MEM, O(vision_cache), 0, 0, "256M",
      "vision tower output kept for images seen again (bytes with K/M/G/T, or N%; 0: none)"},
+    {"cpu_mem", T_MEM, O(cpu_mem), 0, 0, NULL,
+     "host memory for the weights of a .qvl pack (bytes with K/M/G/T, or N% of RAM): text "
+     "layers that do not fit stream from the file every pass; empty: all resident"},
+    {"gpu_mem", T_MEM, O(gpu_mem), 0, 0, NULL,
+     "memory of the simulated device (no GPU: a throttled host-memory tier) for text layers "
+     "of a .qvl pack; empty: none"},
+    {"sim_device_bw", T_BW, O(sim_device_bw), 0, 0, "25G",
+     "copy bandwidth of the simulated device, bytes/s (K/M/G: powers of 1000)"},
     {"prefix_cache", T_BOOL, O(prefix_cache), 0, 1, "true",
      "reuse the KV pages of a prompt prefix already computed (system prompts, images)"},
     {"max_queue", T_INT, O(max_queue), 0, 1 << 20, "1024",
@@ -168,6 +177,12 @@ static int set_one(struct qvld_opts *o, const struct opt *t, const char *v, cons
 					where, t->name, v);
 		goto str;
 	}
+	case T_BW: {
+		uint64_t bps;
+		if (tier_parse_bw(t->name, v, &bps, err) < 0)
+			return qvl_err_prefix(err, -EINVAL, "%s", where);
+		goto str;
+	}
 	case T_KV:
 	case T_PREC:
 		if (!is_choice(choice_words[t->type], v))
@@ -231,36 +246,7 @@ int qvld_opt_set(struct qvld_opts *o, const char *key, const char *value, const 
 
 int qvld_parse_mem(const char *v, uint64_t *bytes)
 {
-	size_t n = strlen(v);
-	int64_t x;
-
-	if (n > 1 && v[n - 1] == '%') {
-		char buf[32];
-		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-		if (n - 1 >= sizeof(buf) || pages <= 0 || psz <= 0)
-			return -EINVAL;
-		memcpy(buf, v, n - 1);
-		buf[n - 1] = 0;
-		if (qvl_parse_i64(buf, 1, 100, &x) < 0)
-			return -EINVAL;
-		*bytes = (uint64_t)pages * (uint64_t)psz / 100 * (uint64_t)x;
-		return 0;
-	}
-	static const char sfx[] = "KMGT";
-	int shift = 0;
-	char buf[32];
-	if (n == 0 || n >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, v, n + 1);
-	const char *p = strchr(sfx, buf[n - 1]);
-	if (p && buf[n - 1]) {
-		shift = 10 * (int)(p - sfx + 1);
-		buf[n - 1] = 0;
-	}
-	if (qvl_parse_i64(buf, 1, INT64_MAX >> shift, &x) < 0)
-		return -EINVAL;
-	*bytes = (uint64_t)x << shift;
-	return 0;
+	return tier_parse_size("", v, true, bytes, NULL); /* offload/: sizes parsed once */
 }
 
 static char *user_dir(const char *env, const char *home_sub, const char *leaf)
@@ -297,7 +283,7 @@ void qvld_opts_free(struct qvld_opts *o)
 {
 	for (size_t i = 0; i < N_OPTS; i++)
 		if (table[i].type == T_STR || table[i].type == T_KV || table[i].type == T_PREC ||
-		    table[i].type == T_MEM)
+		    table[i].type == T_MEM || table[i].type == T_BW)
 			free(*(char **)((char *)o + table[i].off));
 	free(o->config);
 	memset(o, 0, sizeof(*o));
@@ -381,7 +367,8 @@ void qvld_opts_dump(const struct qvld_opts *o, FILE *f)
 		case T_STR:
 		case T_KV:
 		case T_PREC:
-		case T_MEM: {
+		case T_MEM:
+		case T_BW: {
 			const char *s = *(char *const *)base;
 			fprintf(f, "%s", s ? s : "");
 			break;

@@ -17,6 +17,7 @@
 struct qvld_opts {
 	char *model, *mmproj, *socket, *config, *pidfile, *log_file, *cpus, *cache_dir;
 	char *kv_type, *precision, *kv_mem, *vision_cache;
+	char *cpu_mem, *gpu_mem, *sim_device_bw; /* the tiered pool (offload/tiers.h) */
 	int64_t threads, ctx, max_seqs, max_queue, prefill_chunk, client_max_seqs, deadline_ms;
 	int64_t client_kv_pages;
 	int64_t max_clients, max_inflight, sq_entries, spin_us;
@@ -40,8 +41,9 @@ int qvld_opt_set(struct qvld_opts *o, const char *key, const char *value, const 
  * when it does not exist (the caller decides whether that is an error). */
 int qvld_conf_load(struct qvld_opts *o, const char *path, struct qvl_err *err);
 
-/* --kv-mem: "N" bytes, with a K, M, G or T suffix (powers of 1024), or "N%"
- * of the machine's RAM (1..100). -EINVAL. */
+/* --kv-mem, --cpu-mem: "N" bytes, with a K, M, G or T suffix (powers of
+ * 1024; fractions and a trailing B or iB allowed), or "N%" of the machine's
+ * RAM (1..100). -EINVAL. tier_parse_size() (offload/tiers.h) does it. */
 int qvld_parse_mem(const char *v, uint64_t *bytes);
 
 /* Every key = value, as a qvl.conf that would reproduce o. */

@@ -41,6 +41,7 @@
 #include "pool.h"
 #include "run_common.h"
 #include "shm.h"
+#include "tiers.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -61,6 +62,9 @@ static const struct option longopts[] = {
     {"ctx", required_argument, NULL, 0},
     {"max-seqs", required_argument, NULL, 0},
     {"kv-mem", required_argument, NULL, 0},
+    {"cpu-mem", required_argument, NULL, 0},
+    {"gpu-mem", required_argument, NULL, 0},
+    {"sim-device-bw", required_argument, NULL, 0},
     {"max-queue", required_argument, NULL, 0},
     {"prefix-cache", required_argument, NULL, 0},
     {"vision-cache", required_argument, NULL, 0},
@@ -90,6 +94,7 @@ static void usage(FILE *f)
 		"            [--kv-mem SIZE|N%%] [--max-queue N] [--prefill-chunk N]\n"
 		"            [--client-max-seqs N] [--deadline-ms N] [--prefix-cache BOOL]\n"
 		"            [--vision-cache SIZE|N%%] [--client-kv-pages N]\n"
+		"            [--cpu-mem SIZE|N%%] [--gpu-mem SIZE] [--sim-device-bw BW]\n"
 		"            [--precision P] [--pidfile FILE] [--log-file FILE] [--log-level N]\n"
 		"            [--cache-dir DIR] [--foreground] [--demo] [--dump-config]\n\n"
 		"Settings come from qvl.conf (default %s/qvl/qvl.conf when it exists);\n"
@@ -182,9 +187,29 @@ static int settings(int argc, char **argv, struct qvld_opts *o)
 	return 0;
 }
 
+/* The tiered pool's placement, once at load (qvlctl tiers has it live). */
+static void log_tiers(struct tier_pool *t)
+{
+	char buf[1024], *p;
+	size_t n = tier_json(t, buf, sizeof(buf));
+
+	/* the head of the JSON has the budgets, the counts and the device's
+	 * name (a simulation, and it says so); the per-shard placement is
+	 * for qvlctl tiers */
+	if ((p = strstr(buf, ",\"placement\"")))
+		*p = 0;
+	log_info("tiers: %s%s", buf, n && p ? "}" : "");
+}
+
+static size_t tiers_json(void *ctx, char *buf, size_t cap)
+{
+	return tier_json(ctx, buf, cap);
+}
+
 struct daemon {
 	struct qvld_opts o;
 	struct qvl_model *m;
+	struct tier_pool *tiers; /* a .qvl opened with budgets (offload/), or NULL */
 	struct qvl_engine *e;
 	struct qvl_tokenizer *tok;
 	struct qvld_stats *stats;
@@ -266,11 +291,23 @@ static int start(struct daemon *d, struct qvl_err *err)
 		eo.kv_pages = (size_t)d->o.max_seqs *
 			      (((size_t)d->o.ctx + QVL_KV_PAGE_TOKENS - 1) / QVL_KV_PAGE_TOKENS);
 	qvl_precision_parse(d->o.precision, &eo.precision);
+	/* the tiered pool's budgets: each was checked when set (options.c) */
+	struct tier_opts to = {0};
+	if (d->o.cpu_mem)
+		tier_parse_size("cpu_mem", d->o.cpu_mem, true, &to.cpu_mem, NULL);
+	if (d->o.gpu_mem)
+		tier_parse_size("gpu_mem", d->o.gpu_mem, false, &to.gpu_mem, NULL);
+	if (d->o.sim_device_bw)
+		tier_parse_bw("sim_device_bw", d->o.sim_device_bw, &to.sim_bw, NULL);
 	double t0 = qvl_now();
 	if ((rc = qvl_kernels_init(err)) < 0 ||
-	    (rc = qvl_model_open(&d->m, d->model_path, d->o.mmproj, err)) < 0 ||
-	    (rc = qvl_engine_create(&d->e, d->m, &eo, err)) < 0)
+	    (rc = tier_model_open(&d->m, &d->tiers, d->model_path, d->o.mmproj, &to, err)) < 0)
 		return rc;
+	eo.wsrc = tier_weight_src(d->tiers);
+	if ((rc = qvl_engine_create(&d->e, d->m, &eo, err)) < 0)
+		return rc;
+	if (d->tiers)
+		log_tiers(d->tiers);
 	if (qvl_tok_load(&d->tok, d->m, err) < 0) {
 		log_warn("%s: no tokenizer (%s): only token-id prompts will work", d->model_path,
 			 err->msg);
@@ -293,6 +330,8 @@ static int start(struct daemon *d, struct qvl_err *err)
 	log_info("placement: %s", placement);
 	if ((rc = qvld_stats_create(&d->stats)) < 0)
 		return qvl_errf(err, rc, "out of memory");
+	if (d->tiers)
+		qvld_stats_set_tiers(d->stats, tiers_json, d->tiers);
 	qvld_stats_set_info(d->stats, d->model_path, d->o.socket, placement,
 			    qvl_engine_threads(d->e), (int)d->o.ctx, (int)d->o.max_seqs);
 
@@ -425,6 +464,7 @@ static void stop(struct daemon *d)
 	qvld_stats_destroy(d->stats);
 	qvl_tok_free(d->tok);
 	qvl_engine_destroy(d->e);
+	tier_close(d->tiers); /* before the model it points into */
 	if (d->m)
 		qvl_model_close(d->m);
 }

@@ -307,6 +307,12 @@ static int snapshot(struct sched *s)
 	return n;
 }
 
+static void log_fail(struct sched *s, int i, const struct qvl_err *err)
+{
+	log_warn("client %u request %llu: %s", shm_client_id(s->staged[i]->req->client),
+		 (unsigned long long)s->staged[i]->req->user_data, err->msg);
+}
+
 /* The forward failed for the batch as a whole (which leaves every sequence
  * unchanged): run each item alone so that only the one at fault fails. */
 static void run_alone(struct sched *s, int n)
@@ -315,9 +321,7 @@ static void run_alone(struct sched *s, int n)
 		struct qvl_err err = {{0}};
 		int rc = qvl_engine_forward(s->env.e, &s->items[i], 1, &err);
 		if (rc < 0)
-			log_warn("client %u request %llu: %s",
-				 shm_client_id(s->staged[i]->req->client),
-				 (unsigned long long)s->staged[i]->req->user_data, err.msg);
+			log_fail(s, i, &err);
 		if (job_advance(s->staged[i], &s->env, rc))
 			retire(s, s->staged[i]);
 	}
@@ -541,6 +545,8 @@ static void step(struct sched *s, int n)
 		run_alone(s, m);
 		return;
 	}
+	if (rc < 0) /* the reason (a weight shard that could not be read...) */
+		log_fail(s, 0, &err);
 	for (int i = 0; i < m; i++)
 		if (job_advance(s->staged[i], &s->env, rc))
 			retire(s, s->staged[i]);

@@ -54,6 +54,9 @@ struct qvld_stats {
 	int n_cl;
 	char model[1024], socket[1024], placement[1024];
 	int threads, ctx, max_seqs;
+	/* the tiered pool's report (qvld_stats_set_tiers), or NULL */
+	size_t (*tiers)(void *ctx, char *buf, size_t cap);
+	void *tiers_ctx;
 };
 
 int qvld_stats_create(struct qvld_stats **out)
@@ -221,6 +224,15 @@ void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *so
 	pthread_mutex_unlock(&s->mu);
 }
 
+void qvld_stats_set_tiers(struct qvld_stats *s, size_t (*fn)(void *ctx, char *buf, size_t cap),
+			  void *ctx)
+{
+	pthread_mutex_lock(&s->mu);
+	s->tiers = fn;
+	s->tiers_ctx = ctx;
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* A bounded appender: output past cap is dropped, the length still counts. */
 struct out {
 	char *b;
@@ -326,6 +338,11 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 	}
 	put(&o, "],\"placement\":");
 	put_str(&o, s->placement);
+	if (s->tiers && o.n < o.cap) {
+		put(&o, ",\"tiers\":");
+		if (o.n < o.cap)
+			o.n += s->tiers(s->tiers_ctx, o.b + o.n, o.cap - o.n);
+	}
 	put(&o, "}");
 	pthread_mutex_unlock(&s->mu);
 	return finish(&o);
@@ -349,6 +366,11 @@ size_t qvld_status_json(struct qvld_stats *s, char *buf, size_t cap)
 	    "\"active_sequences\":%d,\"placement\":",
 	    s->threads, s->ctx, s->max_seqs, clients, s->queued, s->active);
 	put_str(&o, s->placement);
+	if (s->tiers && o.n < o.cap) {
+		put(&o, ",\"tiers\":");
+		if (o.n < o.cap)
+			o.n += s->tiers(s->tiers_ctx, o.b + o.n, o.cap - o.n);
+	}
 	put(&o, "}");
 	pthread_mutex_unlock(&s->mu);
 	return finish(&o);

@@ -31,6 +31,10 @@ void qvld_stats_kv(struct qvld_stats *s, const struct qvl_kv_usage *u, uint64_t 
 void qvld_stats_step(struct qvld_stats *s, int batch, size_t rows, double seconds);
 
 /* Static facts for STATUS: set once at startup. */
+/* The tiered pool's JSON object (tier_json()) goes into the status as
+ * "tiers" (what `qvlctl tiers` shows); fn is called under the stats lock. */
+void qvld_stats_set_tiers(struct qvld_stats *s, size_t (*fn)(void *ctx, char *buf, size_t cap),
+			  void *ctx);
 void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *socket,
 			 const char *placement, int threads, int ctx, int max_seqs);
 

@@ -1,0 +1,128 @@
+#!/bin/sh
+# Streaming decode through the tiered pool: the 2b shape packed, served with
+# --cpu-mem at QVL_BENCH_CPU_PCT (default 25) % of the pack's bytes, O_DIRECT
+# (the page cache never serves the streamed layers). The bound a streamed
+# decode step can reach is the device's read bandwidth over the bytes
+# streamed per step: tok/s as a fraction of it (issue 14's bar: 0.85), for
+# one sequence (`qvlctl run`) and for 8 in one batch (8 clients of a qvld
+# started here: the same streamed bytes serve 8, so the bound is 8x). The
+# device bandwidth is fio's sequential O_DIRECT read of the same file with
+# the stream's read size and reads in flight (2 threads x 16), measured in the same run, before
+# and after the decodes (the best of 3 short reads each time: this shared
+# virtual disk swings 2-3x from one read to the next, and the bound is what
+# the device can do; the median of the two is used).
+#
+# The pack: QVL_BENCH_PACK, else the 2b test model (QVL_BENCH_MODEL, default
+# /work/m2b) packed into QVL_BENCH_SCRATCH (default
+# $QVL_BUILDDIR/bench-scratch) once; several GB, delete it when done.
+# QVL_BENCH_TOKENS (default 8) decode steps each. Skips without a model or
+# without fio.
+set -u
+QVLCTL=${QVLCTL:-./qvlctl}
+QVLD=${QVLD:-${QVL_BUILDDIR:-.}/qvld}
+pct=${QVL_BENCH_CPU_PCT:-25}
+ntok=${QVL_BENCH_TOKENS:-8}
+pack=${QVL_BENCH_PACK:-}
+if ! command -v fio >/dev/null 2>&1; then
+	echo "bench_tiers: SKIP: fio not installed (the device bandwidth is measured with it)"
+	exit 0
+fi
+if [ -z "$pack" ]; then
+	model=${QVL_BENCH_MODEL:-/work/m2b}
+	if [ ! -f "$model/config.json" ]; then
+		echo "bench_tiers: SKIP: no model at $model (set QVL_BENCH_MODEL or QVL_BENCH_PACK)"
+		exit 0
+	fi
+	scratch=${QVL_BENCH_SCRATCH:-${QVL_BUILDDIR:-.}/bench-scratch}
+	mkdir -p "$scratch" || exit 1
+	pack=$scratch/$(basename "$model").qvl
+	if [ ! -f "$pack" ]; then
+		echo "bench_tiers: packing $model into $pack (once)"
+		"$QVLCTL" pack "$model" -o "$pack" --quiet >/dev/null || exit 1
+	fi
+fi
+bytes=$(wc -c <"$pack")
+cpu=$((bytes / 100 * pct))
+TMP=$(mktemp -d) || exit 1
+QPID=
+trap '[ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null; rm -rf "$TMP"' EXIT
+
+fio_bw() { # MB/s of sequential O_DIRECT reads of 1 GiB of the pack, 1 MiB x 32 (the
+	# stream's two I/O threads keep 2 x 16 reads in flight): the best of 3
+	for _r in 1 2 3; do
+		fio --name=seqread --filename="$pack" --rw=read --bs=1m --direct=1 \
+			--ioengine=io_uring --iodepth=32 --numjobs=1 --size=1g --offset=1g \
+			--output-format=terse --terse-version=3 2>/dev/null |
+			awk -F';' '{printf "%.0f\n", $7 * 1024 / 1e6}'
+	done | sort -n | tail -1
+}
+field() { sed -n "s/^$1: //p" "$2" | head -1; }
+
+bw1=$(fio_bw)
+# one sequence, in-process
+"$QVLCTL" run --model "$pack" --cpu-mem "$cpu" --tokens "1 2 3 4" --max-tokens "$ntok" \
+	--ignore-eos --greedy --print-ids --verbose >"$TMP/run.out" 2>"$TMP/run.err" || {
+	cat "$TMP/run.err"; exit 1; }
+grep -q "^o_direct: true" "$TMP/run.out" || echo "bench_tiers: WARNING: not O_DIRECT"
+# "generated N tokens (length) in T s": N - 1 decode steps (the first token
+# comes from the prompt's pass)
+tok1=$(sed -n 's/.*generated \([0-9]*\) tokens ([a-z]*) in \([0-9.]*\) s.*/\1 \2/p' \
+	"$TMP/run.err" | awk '{printf "%.4f\n", ($1 - 1) / $2}')
+spp=$(field streamed_bytes_per_pass "$TMP/run.out")
+nstr=$(field layers_streamed "$TMP/run.out")
+nbuf=$(field buffers "$TMP/run.out")
+rate1=$(field stream_rate_mbs "$TMP/run.out")
+stalls1=$(field stalls "$TMP/run.out")
+
+# 8 sequences in one batch, through the daemon
+SOCK=$TMP/qvld.sock
+"$QVLD" --foreground --model "$pack" --cpu-mem "$cpu" --socket "$SOCK" --max-seqs 8 \
+	>"$TMP/qvld.log" 2>&1 &
+QPID=$!
+. "$(dirname "$0")/qvld_wait.sh"
+qvld_wait bench_tiers "$SOCK" "$QPID" "$TMP/qvld.log"
+t0=$(date +%s.%N)
+i=0
+pids=
+while [ $i -lt 8 ]; do
+	"$QVLCTL" --socket "$SOCK" generate --tokens "$((i + 1)) 2 3 4" --max-tokens "$ntok" \
+		--ignore-eos --greedy --print-ids >"$TMP/g$i" 2>&1 &
+	pids="$pids $!"
+	i=$((i + 1))
+done
+wait_ok=0
+for p in $pids; do
+	wait "$p" || wait_ok=1
+done
+t1=$(date +%s.%N)
+"$QVLCTL" --socket "$SOCK" tiers >"$TMP/tiers8" 2>&1
+"$QVLCTL" --socket "$SOCK" stats --json >"$TMP/stats8" 2>&1
+kill -TERM "$QPID"
+wait "$QPID" 2>/dev/null
+QPID=
+bw2=$(fio_bw)
+
+python3 - "$bw1" "$bw2" "$tok1" "$spp" "$t0" "$t1" "$ntok" "$wait_ok" "$TMP/tiers8" "$nstr" \
+	"$nbuf" "$rate1" "$stalls1" "$cpu" "$bytes" <<'PY'
+import json, statistics, sys
+bw1, bw2, tok1, spp, t0, t1 = map(float, sys.argv[1:7])
+ntok, bad = int(sys.argv[7]), int(sys.argv[8])
+t8 = dict(l.strip().split(": ", 1) for l in open(sys.argv[9]) if ": " in l)
+nstr, nbuf, rate1, stalls1, cpu, size = sys.argv[10:16]
+bw = statistics.median([bw1, bw2]) * 1e6
+bound = bw / spp
+tok8 = 8 * ntok / (t1 - t0)
+for name, v, b in (("tiers_decode_1seq", tok1, bound), ("tiers_decode_8seq", tok8, 8 * bound)):
+    print(json.dumps({"name": name, "value": round(v, 3), "unit": "tok/s",
+                      "bound": round(b, 3), "ratio": round(v / b, 3), "bar": 0.85}))
+print(f"bench_tiers: pack {int(size)/1e9:.2f} GB, --cpu-mem {int(cpu)/1e9:.2f} GB; "
+      f"{nstr} layers streamed, {spp/1e6:.0f} MB per step, {nbuf} buffers")
+print(f"bench_tiers: device (fio, O_DIRECT 1 MiB x 32) {bw1:.0f} / {bw2:.0f} MB/s: bound "
+      f"{bound:.2f} tok/s per sequence")
+print(f"bench_tiers: 1 sequence: {tok1:.2f} tok/s = {tok1/bound:.2f} of the bound "
+      f"(stream {rate1} MB/s while reading, {stalls1} stalls)")
+print(f"bench_tiers: 8 sequences: {tok8:.2f} tok/s (wall, prefill included) = "
+      f"{tok8/(8*bound):.2f} of 8x the bound (stream {t8.get('stream_rate_mbs')} MB/s, "
+      f"{t8.get('stalls')} stalls, {t8.get('layers_served')} layers served)"
+      + ("" if not bad else "; SOME REQUESTS FAILED"))
+PY

@@ -1,0 +1,337 @@
+/* The tiered pool: a pack opened with placement (budget.c), the layers on
+ * the simulated device copied there through its copy engine, the streamed
+ * ones served by the window (stream.c), and the engine hook that tells the
+ * engine, layer by layer, where the bytes are. */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "devtier.h"
+#include "nvme.h"
+#include "pack.h"
+#include "stream.h"
+#include "tiers.h"
+#include "util.h"
+
+struct tier_layer {
+	enum tier_kind kind;
+	const uint8_t *home; /* the shard's nominal address (in the model's arena) */
+	void *dev;	     /* its device copy (TIER_DEV) */
+	uint64_t dev_len;
+};
+
+struct tier_pool {
+	char *path;
+	struct pack_info p;
+	uint8_t *head;
+	struct tier_opts o;
+	struct tier_plan plan;
+	int L;
+	struct tier_layer *layer; /* [L] */
+	struct tier_stream_layer *sl;
+	int n_stream;
+	struct tier_stream *stream;
+	struct dev_tier *dev;
+	struct qvl_weight_src wsrc;
+	double load_dev_s; /* time to fill the device */
+};
+
+/* ---- the engine hook ---- */
+
+static const uint8_t *hook_home(void *ctx, int l)
+{
+	struct tier_pool *t = ctx;
+
+	return l >= 0 && l < t->L && t->layer[l].kind != TIER_HOST ? t->layer[l].home : NULL;
+}
+
+static int hook_begin(void *ctx, int l, const uint8_t **base, struct qvl_err *err)
+{
+	struct tier_pool *t = ctx;
+
+	if (t->layer[l].kind == TIER_DEV) {
+		*base = t->layer[l].dev;
+		return 0;
+	}
+	return tier_stream_begin(t->stream, l, base, err);
+}
+
+static void hook_end(void *ctx, int l)
+{
+	struct tier_pool *t = ctx;
+
+	if (t->layer[l].kind == TIER_SSD)
+		tier_stream_end(t->stream, l);
+}
+
+const struct qvl_weight_src *tier_weight_src(struct tier_pool *t)
+{
+	return t && (t->plan.n_dev || t->plan.n_ssd) ? &t->wsrc : NULL;
+}
+
+/* ---- fault injection for tests: QVL_TIER_FAULT=SHARD:N fails the N-th
+ * read request of SHARD with -EIO (through the reader's fault hook) ---- */
+
+static struct {
+	char shard[64];
+	long nth, seen;
+} fault;
+
+static int fault_hook(void *ctx, const char *shard, uint64_t off, size_t len)
+{
+	(void)ctx, (void)off, (void)len;
+	if (strcmp(shard, fault.shard))
+		return 0;
+	/* relaxed: the I/O threads only count; reads of one shard are ordered
+	 * by the window (read q + n starts after read q was consumed) */
+	return __atomic_add_fetch(&fault.seen, 1, __ATOMIC_RELAXED) == fault.nth ? -EIO : 0;
+}
+
+static void fault_from_env(void)
+{
+	const char *v = getenv("QVL_TIER_FAULT"), *c;
+	static bool done;
+
+	if (done || !v || !(c = strrchr(v, ':')) || (size_t)(c - v) >= sizeof(fault.shard))
+		return;
+	done = true;
+	memcpy(fault.shard, v, (size_t)(c - v));
+	fault.nth = atol(c + 1);
+	nv_set_fault(fault_hook, NULL);
+}
+
+/* ---- opening ---- */
+
+static int place_device(struct tier_pool *t, const struct qvl_model *m, struct qvl_err *err)
+{
+	uint64_t last = 0;
+	double t0 = qvl_now();
+	int rc = simdev_create(&t->dev, t->o.gpu_mem,
+			       t->o.sim_bw ? t->o.sim_bw : TIER_SIM_BW_DEFAULT, err);
+
+	if (rc < 0)
+		return rc;
+	for (int l = 0; l < t->L; l++) {
+		struct tier_layer *y = &t->layer[l];
+
+		if (y->kind != TIER_DEV)
+			continue;
+		if ((rc = t->dev->ops->alloc(t->dev, y->dev_len, &y->dev)) < 0 ||
+		    (rc = t->dev->ops->copy_async(t->dev, y->dev, y->home, y->dev_len, &last)) < 0)
+			return qvl_errf(err, rc, "%s: %s: cannot place layer %d", t->path,
+					t->dev->name, l);
+	}
+	if (last)
+		t->dev->ops->wait(t->dev, last);
+	/* the host copies were only the way in: give their pages back (the
+	 * arena is anonymous memory; what is left reads as zeros) */
+	for (int l = 0; l < t->L; l++)
+		if (t->layer[l].kind == TIER_DEV)
+			madvise((void *)t->layer[l].home, t->layer[l].dev_len, MADV_DONTNEED);
+	t->load_dev_s = qvl_now() - t0;
+	(void)m;
+	return 0;
+}
+
+static int build(struct tier_pool *t, struct qvl_model **mp, struct qvl_err *err)
+{
+	struct qvl_model *m;
+	bool *want = calloc(t->p.n_shards ? t->p.n_shards : 1, sizeof(*want));
+	int rc;
+
+	if (!want || !(m = calloc(1, sizeof(*m))) || !(m->path = strdup(t->path))) {
+		free(want);
+		if (want && m)
+			free(m);
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", t->path);
+	}
+	for (uint32_t i = 0; i < t->p.n_shards; i++)
+		want[i] = t->plan.kind[i] != TIER_SSD;
+	rc = qvl_pack_open_some(m, t->path, want, t->p.n_shards, err);
+	free(want);
+	*mp = m;
+	if (rc < 0)
+		return rc;
+	if (m->nsources < 1 || !m->sources[0].map)
+		return qvl_errf(err, -EINVAL, "%s: no weights", t->path);
+	t->L = m->config.text.num_layers;
+	t->layer = calloc((size_t)t->L, sizeof(*t->layer));
+	t->sl = calloc((size_t)t->L, sizeof(*t->sl));
+	if (!t->layer || !t->sl)
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", t->path);
+	for (uint32_t i = 0; i < t->p.n_shards; i++) {
+		const struct pack_shard *s = &t->p.shards[i];
+		int l = t->plan.layer[i];
+
+		if (l < 0)
+			continue;
+		if (l >= t->L)
+			return qvl_errf(err, -EINVAL, "%s: shard %s: layer %d of %d", t->path,
+					s->name, l, t->L);
+		t->layer[l] = (struct tier_layer){
+		    .kind = t->plan.kind[i],
+		    .home = (const uint8_t *)m->sources[0].map + (s->off - t->p.data_off),
+		    .dev_len = (s->len + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN};
+		if (t->plan.kind[i] == TIER_SSD)
+			t->sl[t->n_stream++] = (struct tier_stream_layer){.layer = l,
+									  .name = s->name,
+									  .off = s->off,
+									  .len = s->len,
+									  .crc = s->crc};
+	}
+	if (t->plan.n_dev && (rc = place_device(t, m, err)) < 0)
+		return rc;
+	if (t->n_stream) {
+		fault_from_env();
+		/* layer order: the shard table is in file order, which is layer order */
+		rc = tier_stream_create(&t->stream, t->path, t->sl, t->n_stream, t->plan.nbuf,
+					t->plan.buf_bytes, err);
+	}
+	return rc;
+}
+
+int tier_open(struct tier_pool **out, struct qvl_model **mp, const char *path,
+	      const struct tier_opts *o, struct qvl_err *err)
+{
+	struct tier_pool *t = calloc(1, sizeof(*t));
+	uint64_t fsize;
+	int rc;
+
+	*out = NULL;
+	*mp = NULL;
+	if (!t || !(t->path = strdup(path))) {
+		free(t);
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
+	}
+	t->o = *o;
+	t->wsrc = (struct qvl_weight_src){
+	    .ctx = t, .home = hook_home, .begin = hook_begin, .end = hook_end};
+	rc = pack_read_head(path, &t->p, &t->head, &fsize, err);
+	if (rc < 0) {
+		free(t->path);
+		free(t);
+		return rc;
+	}
+	rc = tier_place(&t->plan, &t->p, o, path, err);
+	if (rc >= 0)
+		rc = build(t, mp, err);
+	if (rc < 0) {
+		tier_close(t);
+		if (*mp)
+			qvl_model_close(*mp);
+		*mp = NULL;
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+int tier_model_open(struct qvl_model **m, struct tier_pool **pool, const char *path,
+		    const char *mmproj, const struct tier_opts *o, struct qvl_err *err)
+{
+	size_t n = strlen(path);
+
+	*pool = NULL;
+	if (!o || (!o->cpu_mem && !o->gpu_mem))
+		return qvl_model_open(m, path, mmproj, err);
+	*m = NULL;
+	if (n < 4 || strcmp(path + n - 4, ".qvl"))
+		return qvl_errf(err, -EINVAL,
+				"%s: --cpu-mem and --gpu-mem apply to a .qvl pack (make one with "
+				"qvlctl pack)",
+				path);
+	if (mmproj)
+		return qvl_errf(err, -EINVAL, "%s: --mmproj does not apply to a pack", path);
+	return tier_open(pool, m, path, o, err);
+}
+
+void tier_close(struct tier_pool *t)
+{
+	if (!t)
+		return;
+	tier_stream_destroy(t->stream);
+	if (t->dev) {
+		for (int l = 0; l < t->L; l++)
+			if (t->layer[l].dev)
+				t->dev->ops->free(t->dev, t->layer[l].dev, t->layer[l].dev_len);
+		t->dev->ops->destroy(t->dev);
+	}
+	free(t->layer);
+	free(t->sl);
+	tier_plan_free(&t->plan);
+	pack_free(&t->p);
+	free(t->head);
+	free(t->path);
+	free(t);
+}
+
+/* ---- the report ---- */
+
+struct out {
+	char *p;
+	size_t cap, len;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->len >= o->cap)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	o->len += n < 0 ? 0 : (size_t)n;
+	if (o->len >= o->cap)
+		o->len = o->cap - 1;
+}
+
+size_t tier_json(struct tier_pool *t, char *buf, size_t cap)
+{
+	struct out o = {buf, cap, 0};
+	struct tier_stream_stats ss = {0};
+	struct dev_tier_stats ds = {0};
+	const struct tier_plan *pl = &t->plan;
+
+	if (!cap)
+		return 0;
+	buf[0] = 0;
+	if (t->stream)
+		tier_stream_stats(t->stream, &ss);
+	if (t->dev)
+		t->dev->stats(t->dev, &ds);
+	put(&o,
+	    "{\"cpu_mem\":%" PRIu64 ",\"host_bytes\":%" PRIu64
+	    ",\"vision_bytes_outside_budget\":%" PRIu64
+	    ",\"layers_host\":%u,\"layers_sim_device\":%u,\"layers_streamed\":%u",
+	    t->o.cpu_mem, pl->host_bytes, pl->vision_bytes, pl->n_host, pl->n_dev, pl->n_ssd);
+	put(&o,
+	    ",\"device\":\"%s\",\"gpu_mem\":%" PRIu64 ",\"sim_device_used\":%" PRIu64
+	    ",\"sim_device_bw_gbs\":%.1f,\"sim_device_copied\":%" PRIu64
+	    ",\"sim_device_copy_s\":%.3f",
+	    t->dev ? t->dev->name : "none", t->o.gpu_mem, ds.used, (double)ds.bw / 1e9, ds.copied,
+	    ds.copy_s);
+	put(&o,
+	    ",\"streamed_bytes_per_pass\":%" PRIu64 ",\"window_depth\":%u,\"buffers\":%u"
+	    ",\"buffer_bytes\":%" PRIu64 ",\"o_direct\":%s,\"stream_reads\":%" PRIu64
+	    ",\"stream_bytes\":%" PRIu64 ",\"stream_rate_mbs\":%.1f,\"stream_failed\":%" PRIu64
+	    ",\"layers_served\":%" PRIu64 ",\"stalls\":%" PRIu64 ",\"stall_s\":%.3f"
+	    ",\"window_resets\":%" PRIu64,
+	    pl->stream_bytes, pl->nbuf ? pl->nbuf - 1 : 0, pl->nbuf, pl->buf_bytes,
+	    ss.direct ? "true" : "false", ss.reads, ss.bytes,
+	    ss.busy_s > 0 ? (double)ss.bytes / ss.busy_s / 1e6 : 0.0, ss.failed, ss.served,
+	    ss.stalls, ss.stall_s, ss.resets);
+	put(&o, ",\"placement\":{");
+	for (uint32_t i = 0; i < pl->n; i++)
+		put(&o, "%s\"%s\":\"%s\"", i ? "," : "", t->p.shards[i].name,
+		    tier_kind_name(pl->kind[i]));
+	put(&o, "}}");
+	return o.len;
+}
