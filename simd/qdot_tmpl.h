@@ -81,6 +81,68 @@ QD_INL __m256i qd_iq4(__m256i nib)
 	return _mm256_shuffle_epi8(tbl, nib);
 }
 
+/* The 12 scale bytes of a Q4_K/Q5_K block as 16 bytes: scales 0-7, mins
+ * 0-7 (the bit layout of qb_k4_scales(), four bytes at a time). Reads 16
+ * bytes from s (the 4 after the scales are the block's quants). */
+QD_INL __m128i qd_k4_scmn8(const uint8_t *s)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)s);	   /* a0 a1 a2 (+4 bytes of qs) */
+	__m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* a0 a2 a1 a2 */
+	__m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)); /* a0 a0 a1 a1 */
+	/* lanes 0, 2: a0, a1 & 63; lanes 1, 3: the low (a2) or high (a2 >> 4)
+	 * nibbles, or the top two bits of a0 / a1 moved to bits 4-5 */
+	__m128i lo = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
+				   _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+	__m128i hi =
+	    _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+	return _mm_or_si128(lo, hi);
+}
+
+/* ---- shared by the wide files (qdot_zmm.h, qdot_ymm.h) ---------------- */
+
+QD_INL void qd_prefetch(const uint8_t *p, size_t bytes)
+{
+	for (size_t o = 0; o < bytes; o += 64)
+		_mm_prefetch((const char *)p + o, _MM_HINT_T1);
+}
+
+/* y[0..n) of a decode kernel fn(R, w, wrow, X, nb, y) of R = 4 or 1 rows */
+#define QD_ROWS(fn, X)                                                                             \
+	do {                                                                                       \
+		size_t j_ = 0;                                                                     \
+		for (; j_ + 4 <= n; j_ += 4)                                                       \
+			fn(4, w + j_ * wrow, wrow, X, nb, y + j_);                                 \
+		for (; j_ < n; j_++)                                                               \
+			fn(1, w + j_ * wrow, wrow, X, nb, y + j_);                                 \
+	} while (0)
+
+/* name(): rows [0, m) x [0, n) of a K-quant product through TILE(t, RW,
+ * RX, ...): decode (m == 1) 4 weight rows x 1 activation row, prefill
+ * 1 x PX */
+#define QD_DEFK(T, name, TILE, PX)                                                                 \
+	static QD_T void name(const uint8_t *w, size_t wrow, const struct qvl_q8k *x, size_t xrow, \
+			      size_t nb, float *y, size_t ldy, size_t m, size_t n)                 \
+	{                                                                                          \
+		for (size_t j = 0; m == 1 && j < n; j += 4) {                                      \
+			if (n - j >= 4)                                                            \
+				TILE(T, 4, 1, w + j * wrow, wrow, x, xrow, nb, y + j, ldy);        \
+			else                                                                       \
+				for (size_t r = j; r < n; r++)                                     \
+					TILE(T, 1, 1, w + r * wrow, wrow, x, xrow, nb, y + r,      \
+					     ldy);                                                 \
+		}                                                                                  \
+		for (size_t j = 0; m > 1 && j < n; j++) {                                          \
+			const uint8_t *wj = w + j * wrow;                                          \
+			size_t i = 0;                                                              \
+			for (; i + PX <= m; i += PX)                                               \
+				TILE(T, 1, PX, wj, wrow, x + i * xrow, xrow, nb, y + i * ldy + j,  \
+				     ldy);                                                         \
+			for (; i < m; i++)                                                         \
+				TILE(T, 1, 1, wj, wrow, x + i * xrow, xrow, nb, y + i * ldy + j,   \
+				     ldy);                                                         \
+		}                                                                                  \
+	}
+
 /* ---- 32-value block types ---------------------------------------------- */
 
 struct qd_w32 {
@@ -615,7 +677,7 @@ static const qd_tile_fn QD_FN(qd_tiles)[QVL_DT_COUNT] = {
     [QVL_DT_Q2_K] = QD_FN(qd_q2_k), [QVL_DT_IQ4_XS] = QD_FN(qd_iq4_xs),
 };
 
-#ifdef QD_ZMM
+#ifdef QD_WIDE
 /* qdot_zmm.h: the 512-bit decode kernels, false for a type it lacks */
 static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
 			   size_t nb, float *y, size_t n, void *scr);
@@ -639,7 +701,7 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 	/* the panel (8 rows: 256 bytes of quants + 64 of scales per block)
 	 * after the quantized activations */
 	size_t pan = gemm ? nb * 320 : 0, xbytes = (m * rb + 63) & ~(size_t)63;
-#ifdef QD_ZMM
+#ifdef QD_WIDE
 	if (m == 1)
 		pan = qz_scratch(t, nb);
 #endif
@@ -656,7 +718,7 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 	const uint8_t *w = W;
 	if (m == 1) {
 		size_t j = 0;
-#ifdef QD_ZMM
+#ifdef QD_WIDE
 		if (qz_decode(t, w, wrow, xq, nb, Y, n, xq + xbytes))
 			j = n;
 #endif
@@ -669,7 +731,7 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 		mc = mc < 4 ? 4 : mc & ~(size_t)3;
 		for (size_t i0 = 0; i0 < m; i0 += mc) {
 			size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
-#ifdef QD_ZMM
+#ifdef QD_WIDE
 			if (qz_gemm_k(t, w, wrow, xq + i0 * rb, xrow, nb, Y + i0 * ldy, ldy,
 				      i1 - i0, n))
 				continue;

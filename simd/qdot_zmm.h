@@ -1,6 +1,6 @@
 /* Decode (m == 1) kernels on 512-bit vectors for the weight types a
  * downloaded GGUF spends most bytes on (Q4_K, Q6_K, Q4_0, Q8_0), included
- * by the AVX512-VNNI file before the template (qdot_tmpl.h), whose
+ * by the AVX512-VNNI file after the template (qdot_tmpl.h), whose
  * qd_matmul() calls qz_decode() first. Same integer sums as the reference
  * (qdot.h), fewer instructions than the template's 256-bit tiles: decode
  * streams each weight byte once, and with two vCPUs the issue slots, not
@@ -24,28 +24,13 @@
 
 #define QZ_INL static inline __attribute__((always_inline)) QD_T
 
-QZ_INL void qz_prefetch(const uint8_t *p, size_t bytes)
-{
-	for (size_t o = 0; o < bytes; o += 64)
-		_mm_prefetch((const char *)p + o, _MM_HINT_T1);
-}
-
 /* ---- Q4_K -------------------------------------------------------------- */
 
 /* The 12 scale bytes of a Q4_K/Q5_K block as 16 words: scales 0-7, mins
- * 0-7 (the bit layout of qb_k4_scales(), four bytes at a time). */
+ * 0-7 (qd_k4_scmn8()). */
 QZ_INL __m256i qz_k4_scmn(const uint8_t *s)
 {
-	__m128i v = _mm_loadu_si128((const __m128i *)s);	   /* a0 a1 a2 (+4 bytes of qs) */
-	__m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* a0 a2 a1 a2 */
-	__m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)); /* a0 a0 a1 a1 */
-	/* lanes 0, 2: a0, a1 & 63; lanes 1, 3: the low (a2) or high (a2 >> 4)
-	 * nibbles, or the top two bits of a0 / a1 moved to bits 4-5 */
-	__m128i lo = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
-				   _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-	__m128i hi =
-	    _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
-	return _mm256_cvtepu8_epi16(_mm_or_si128(lo, hi));
+	return _mm256_cvtepu8_epi16(qd_k4_scmn8(s));
 }
 
 /* vpermw indices: vector c of a block holds values 64c .. 64c + 63, i.e.
@@ -159,7 +144,7 @@ QZ_INL void qz_tile_k(enum qvl_dtype t, const int RW, const int RX, const uint8_
 			const uint8_t *b = w + r * wrow + i * bb;
 			struct qz_wk wk;
 			if (RX == 1)
-				qz_prefetch(b + RW * wrow, bb);
+				qd_prefetch(b + RW * wrow, bb);
 			qz_unpack_k(&wk, t, b);
 #pragma GCC unroll 8
 			for (int q = 0; q < RX; q++) {
@@ -280,41 +265,8 @@ QZ_INL void qz_q40_rows(const int R, const uint8_t *w, size_t wrow, const struct
 
 /* ---- driver ------------------------------------------------------------ */
 
-#define QZ_ROWS(fn, X)                                                                             \
-	do {                                                                                       \
-		size_t j_ = 0;                                                                     \
-		for (; j_ + 4 <= n; j_ += 4)                                                       \
-			fn(4, w + j_ * wrow, wrow, X, nb, y + j_);                                 \
-		for (; j_ < n; j_++)                                                               \
-			fn(1, w + j_ * wrow, wrow, X, nb, y + j_);                                 \
-	} while (0)
-
-#define QZ_DEFK(T, name)                                                                           \
-	static QD_T void name(const uint8_t *w, size_t wrow, const struct qvl_q8k *x, size_t xrow, \
-			      size_t nb, float *y, size_t ldy, size_t m, size_t n)                 \
-	{                                                                                          \
-		for (size_t j = 0; m == 1 && j < n; j += 4) {                                      \
-			if (n - j >= 4)                                                            \
-				qz_tile_k(T, 4, 1, w + j * wrow, wrow, x, xrow, nb, y + j, ldy);   \
-			else                                                                       \
-				for (size_t r = j; r < n; r++)                                     \
-					qz_tile_k(T, 1, 1, w + r * wrow, wrow, x, xrow, nb, y + r, \
-						  ldy);                                            \
-		}                                                                                  \
-		for (size_t j = 0; m > 1 && j < n; j++) {                                          \
-			const uint8_t *wj = w + j * wrow;                                          \
-			size_t i = 0;                                                              \
-			for (; i + 8 <= m; i += 8)                                                 \
-				qz_tile_k(T, 1, 8, wj, wrow, x + i * xrow, xrow, nb,               \
-					  y + i * ldy + j, ldy);                                   \
-			for (; i < m; i++)                                                         \
-				qz_tile_k(T, 1, 1, wj, wrow, x + i * xrow, xrow, nb,               \
-					  y + i * ldy + j, ldy);                                   \
-		}                                                                                  \
-	}
-
-QZ_DEFK(QVL_DT_Q4_K, qz_q4k)
-QZ_DEFK(QVL_DT_Q6_K, qz_q6k)
+QD_DEFK(QVL_DT_Q4_K, qz_q4k, qz_tile_k, 8)
+QD_DEFK(QVL_DT_Q6_K, qz_q6k, qz_tile_k, 8)
 
 /* Rows [0, m) x [0, n) of a Q4_K or Q6_K product (activation rows xrow
  * blocks apart, Y rows ldy apart); false for other types. */
@@ -336,7 +288,7 @@ static QD_T void qz_q40(const uint8_t *w, size_t wrow, const void *xq, size_t nb
 	struct qz_x40 *x = scr;
 
 	qz_q40_act(x, xq, nb);
-	QZ_ROWS(qz_q40_rows, x);
+	QD_ROWS(qz_q40_rows, x);
 }
 
 /* Scratch bytes qz_decode() needs beyond the quantized activation row. */
