@@ -143,6 +143,28 @@ QD_INL void qd_prefetch(const uint8_t *p, size_t bytes)
 		}                                                                                  \
 	}
 
+/* qz_gemm_k(): rows [0, m) x [0, n) of a Q4_K, Q5_K or Q6_K product
+ * through TILE (activation rows xrow blocks apart, Y rows ldy apart);
+ * false for other types */
+#define QD_DEF_GEMM_K(TILE, PX)                                                                    \
+	QD_DEFK(QVL_DT_Q4_K, qd_gk_q4k, TILE, PX)                                                  \
+	QD_DEFK(QVL_DT_Q5_K, qd_gk_q5k, TILE, PX)                                                  \
+	QD_DEFK(QVL_DT_Q6_K, qd_gk_q6k, TILE, PX)                                                  \
+	static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x, \
+				   size_t xrow, size_t nb, float *y, size_t ldy, size_t m,         \
+				   size_t n)                                                       \
+	{                                                                                          \
+		if (t == QVL_DT_Q4_K)                                                              \
+			qd_gk_q4k(w, wrow, x, xrow, nb, y, ldy, m, n);                             \
+		else if (t == QVL_DT_Q5_K)                                                         \
+			qd_gk_q5k(w, wrow, x, xrow, nb, y, ldy, m, n);                             \
+		else if (t == QVL_DT_Q6_K)                                                         \
+			qd_gk_q6k(w, wrow, x, xrow, nb, y, ldy, m, n);                             \
+		else                                                                               \
+			return false;                                                              \
+		return true;                                                                       \
+	}
+
 /* ---- 32-value block types ---------------------------------------------- */
 
 struct qd_w32 {

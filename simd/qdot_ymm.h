@@ -224,25 +224,7 @@ QY_INL void qy_q40_rows(const int R, const uint8_t *w, size_t wrow, const struct
 
 /* ---- driver ------------------------------------------------------------ */
 
-QD_DEFK(QVL_DT_Q4_K, qy_q4k, qy_tile_k, 4)
-QD_DEFK(QVL_DT_Q5_K, qy_q5k, qy_tile_k, 4)
-QD_DEFK(QVL_DT_Q6_K, qy_q6k, qy_tile_k, 4)
-
-/* Rows [0, m) x [0, n) of a Q4_K, Q5_K or Q6_K product (activation rows
- * xrow blocks apart, Y rows ldy apart); false for other types. */
-static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
-			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n)
-{
-	if (t == QVL_DT_Q4_K)
-		qy_q4k(w, wrow, x, xrow, nb, y, ldy, m, n);
-	else if (t == QVL_DT_Q5_K)
-		qy_q5k(w, wrow, x, xrow, nb, y, ldy, m, n);
-	else if (t == QVL_DT_Q6_K)
-		qy_q6k(w, wrow, x, xrow, nb, y, ldy, m, n);
-	else
-		return false;
-	return true;
-}
+QD_DEF_GEMM_K(qy_tile_k, 4)
 
 /* Scratch bytes qz_decode() needs beyond the quantized activation row. */
 static size_t qz_scratch(enum qvl_dtype t, size_t nb)
