@@ -486,21 +486,31 @@ QD_INL void qd_tilek(enum qvl_dtype t, const int RW, const int RX, const uint8_t
  * whole integer block sum, and the f32 scaling is one multiply-add for 8
  * rows instead of one per row, so the integer units set the pace. The
  * offset (8 for Q4_0, 16 for Q5_0, 128 for signed quants made unsigned)
- * is the lanes' starting value, -offset x the activation block's sum. */
+ * is the lanes' starting value, -offset x the activation block's sum.
+ * AVX2's vpmaddubsw takes one unsigned operand and its int16 pairs would
+ * overflow with w + 128: signed weights (Q8_0, IQ4_NL) keep |w| in the
+ * panel and w beside it, and each step gives the broadcast activation
+ * bytes w's sign per lane (vpsignb) before the multiply. */
 
 #define QD_PW 8 /* weight rows per panel */
 
 struct qd_panel {
 	uint8_t *q;   /* [nb][8 steps][32] */
 	float *d, *m; /* [nb][8] */
+	uint8_t *sg;  /* signed weights without VNNI: w itself, as q */
 	int off;      /* per lane: off x s */
 };
 
-/* AVX2's vpmaddubsw takes one unsigned operand; signed weights there
- * would need the activation's sign per row, so they keep the tiles */
-QD_INL bool qd_packable(enum qvl_dtype t)
+/* the panel keeps |w| and w (AVX2, signed weights) */
+QD_INL bool qd_signpanel(enum qvl_dtype t)
 {
-	return QD_VNNI || !qd_signed32(t);
+	return !QD_VNNI && qd_signed32(t);
+}
+
+/* Scratch bytes of a panel of nb blocks of type t. */
+QD_INL size_t qd_panel_bytes(enum qvl_dtype t, size_t nb)
+{
+	return nb * (qd_signpanel(t) ? 576 : 320);
 }
 
 QD_INL void qd_tr8(__m256i r[8])
@@ -541,18 +551,24 @@ QD_INL void qd_pack32(enum qvl_dtype t, struct qd_panel *p, const uint8_t *w, si
 			p->off = o.off_lane * 8;
 		}
 		qd_tr8(u);
-		for (int s = 0; s < 8; s++)
-			_mm256_storeu_si256((__m256i *)(p->q + i * 256 + 32 * s), u[s]);
+		for (int s = 0; s < 8; s++) {
+			_mm256_storeu_si256((__m256i *)(p->q + i * 256 + 32 * s),
+					    qd_signpanel(t) ? _mm256_abs_epi8(u[s]) : u[s]);
+			if (qd_signpanel(t))
+				_mm256_storeu_si256((__m256i *)(p->sg + i * 256 + 32 * s), u[s]);
+		}
 	}
 }
 
-/* lanes of acc += u (unsigned) x 4 activation bytes broadcast */
-QD_INL __m256i qd_dot4(__m256i acc, __m256i u, const int8_t *x)
+/* lanes of acc += u (unsigned) x 4 activation bytes broadcast, those
+ * given the sign of sg's bytes first when sgn */
+QD_INL __m256i qd_dot4(__m256i acc, __m256i u, const int8_t *x, bool sgn, __m256i sg)
 {
 	int32_t v;
 
 	memcpy(&v, x, 4);
-	return qd_dot_u8(acc, u, _mm256_set1_epi32(v));
+	__m256i xb = _mm256_set1_epi32(v);
+	return qd_dot_u8(acc, u, sgn ? _mm256_sign_epi8(xb, sg) : xb);
 }
 
 /* vpdpbusd's latency (4-5 cycles) over its throughput (2 per cycle) wants
@@ -580,11 +596,15 @@ QD_INL void qd_gemm32(enum qvl_dtype t, const int RX, const struct qd_panel *p,
 		}
 #pragma GCC unroll 8
 		for (int s = 0; s < 8; s++) {
-			__m256i u = _mm256_loadu_si256((const __m256i *)(pq + 32 * s));
+			__m256i u = _mm256_loadu_si256((const __m256i *)(pq + 32 * s)), sg = u;
+			if (qd_signpanel(t))
+				sg =
+				    _mm256_loadu_si256((const __m256i *)(p->sg + i * 256 + 32 * s));
 #pragma GCC unroll 8
 			for (int q = 0; q < RX; q++)
 				is[q][s % QD_GS] =
-				    qd_dot4(is[q][s % QD_GS], u, x[q * xrow + i].q + 4 * s);
+				    qd_dot4(is[q][s % QD_GS], u, x[q * xrow + i].q + 4 * s,
+					    qd_signpanel(t), sg);
 		}
 		__m256 dv = _mm256_loadu_ps(p->d + i * 8);
 #pragma GCC unroll 8
@@ -616,7 +636,7 @@ typedef void (*qd_gemm_fn)(const uint8_t *w, size_t wrow, const void *x, size_t 
 	{                                                                                          \
 		const struct qvl_q8a *x = xv;                                                      \
 		struct qd_panel p = {scr, (float *)(void *)(scr + nb * 256),                       \
-				     (float *)(void *)(scr + nb * 288), 0};                        \
+				     (float *)(void *)(scr + nb * 288), scr + nb * 320, 0};        \
 		size_t i = 0;                                                                      \
 		qd_pack32(T, &p, w, wrow, nb);                                                     \
 		for (; i + QD_GX <= nx; i += QD_GX)                                                \
@@ -629,18 +649,14 @@ QD_DEFGEMM(QVL_DT_Q4_0, qd_gemm_q4_0)
 QD_DEFGEMM(QVL_DT_Q4_1, qd_gemm_q4_1)
 QD_DEFGEMM(QVL_DT_Q5_0, qd_gemm_q5_0)
 QD_DEFGEMM(QVL_DT_Q5_1, qd_gemm_q5_1)
-#if QD_VNNI
 QD_DEFGEMM(QVL_DT_Q8_0, qd_gemm_q8_0)
 QD_DEFGEMM(QVL_DT_IQ4_NL, qd_gemm_iq4_nl)
-#endif
 
-/* the types with a panel path at this level (the rest: NULL, tiles) */
+/* the types with a panel path (the rest: NULL, tiles) */
 static const qd_gemm_fn QD_FN(qd_gemms)[QVL_DT_COUNT] = {
     [QVL_DT_Q4_0] = QD_FN(qd_gemm_q4_0), [QVL_DT_Q4_1] = QD_FN(qd_gemm_q4_1),
     [QVL_DT_Q5_0] = QD_FN(qd_gemm_q5_0), [QVL_DT_Q5_1] = QD_FN(qd_gemm_q5_1),
-#if QD_VNNI
     [QVL_DT_Q8_0] = QD_FN(qd_gemm_q8_0), [QVL_DT_IQ4_NL] = QD_FN(qd_gemm_iq4_nl),
-#endif
 };
 
 /* ---- drivers ----------------------------------------------------------- */
@@ -720,9 +736,10 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 	size_t rb = qvl_qdot_act_bytes(t, k), ab = qvl_qdot_act_blk(t);
 	size_t nb = k / ab, xrow = nb, wrow = ldw / di->blk * di->blk_bytes;
 	qd_gemm_fn gemm = m >= 4 && tile ? QD_FN(qd_gemms)[t] : NULL;
-	/* the panel (8 rows: 256 bytes of quants + 64 of scales per block)
+	/* the panel (8 rows: 256 bytes of quants + 64 of scales per block,
+	 * + 256 of signs for AVX2 signed weights)
 	 * after the quantized activations */
-	size_t pan = gemm ? nb * 320 : 0, xbytes = (m * rb + 63) & ~(size_t)63;
+	size_t pan = gemm ? qd_panel_bytes(t, nb) : 0, xbytes = (m * rb + 63) & ~(size_t)63;
 #ifdef QD_WIDE
 	if (m == 1)
 		pan = qz_scratch(t, nb);
