@@ -45,7 +45,7 @@ static const uint8_t qy_q6k_eo[16]
  * activation sum, the Q4_K/Q5_K mins or Q6_K's offset 32 x scale. */
 struct qy_wk {
 	__m256i sc, mo;
-	float d, dmin;
+	__m256 d, dmin; /* broadcast */
 };
 
 QY_INL void qy_prep_k(struct qy_wk *o, enum qvl_dtype t, const uint8_t *b)
@@ -55,16 +55,20 @@ QY_INL void qy_prep_k(struct qy_wk *o, enum qvl_dtype t, const uint8_t *b)
 		o->sc = _mm256_cvtepi8_epi16(
 		    _mm_shuffle_epi8(raw, _mm_load_si128((const __m128i *)qy_q6k_eo)));
 		o->mo = _mm256_slli_epi16(_mm256_cvtepi8_epi16(raw), 5);
-		o->d = qd_f16(b + QB_Q6K_D);
-		o->dmin = 0.0f;
+		o->d = _mm256_cvtph_ps(_mm_set1_epi16((short)qvl_load_u16(b + QB_Q6K_D)));
+		o->dmin = _mm256_setzero_ps();
 		return;
 	}
 	/* Q4_K, Q5_K: bytes 0-7 the scales, 8-15 the mins (qb_k4_scales()) */
 	__m128i s = qd_k4_scmn8(b + QB_K4_SC);
 	o->sc = _mm256_cvtepu8_epi16(_mm_unpacklo_epi64(s, s));
 	o->mo = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(s, s));
-	o->d = qd_f16(b);
-	o->dmin = qd_f16(b + 2);
+	/* d and dmin converted together */
+	uint32_t dd;
+	memcpy(&dd, b, 4);
+	__m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dd));
+	o->d = _mm256_broadcastss_ps(f);
+	o->dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(f));
 }
 
 /* The unsigned quants of chunk c (values 32c .. 32c + 31) of block b; v:
@@ -164,15 +168,16 @@ QY_INL void qy_tile_k(enum qvl_dtype t, const int RW, const int RX, const uint8_
 #pragma GCC unroll 4
 			for (int q = 0; q < RX; q++) {
 				const struct qvl_q8k *xb = x + q * xrow + i;
-				acc[r][q] =
-				    _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[q]),
-						    _mm256_set1_ps(xb->d * wk.d), acc[r][q]);
+				/* (d isum - dmin msum) dx */
+				__m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(is[q]), wk.d);
 				if (t != QVL_DT_Q6_K)
-					acc[r][q] = _mm256_fnmadd_ps(
+					f = _mm256_fnmadd_ps(
 					    _mm256_cvtepi32_ps(_mm256_madd_epi16(
 						_mm256_loadu_si256((const __m256i *)xb->bsum),
 						wk.mo)),
-					    _mm256_set1_ps(xb->d * wk.dmin), acc[r][q]);
+					    wk.dmin, f);
+				acc[r][q] =
+				    _mm256_fmadd_ps(f, _mm256_broadcast_ss(&xb->d), acc[r][q]);
 			}
 		}
 	}
