@@ -9,7 +9,6 @@
 #define QD_T	    __attribute__((target("avx2,fma,f16c")))
 #define QD_VNNI	    0
 #define QD_FN(name) name##_avx2
-#define QD_WIDE
 #include "qdot_tmpl.h"
 #include "qdot_ymm.h"
 

@@ -5,6 +5,9 @@
  *   QD_VNNI     1 for vpdpbusd (AVX512-VNNI on ymm), 0 for AVX2
  *               (vpmaddubsw + vpmaddwd)
  *   QD_FN(x)    the ISA suffix: x##_avx2
+ * and then defining the wider kernels qd_matmul() tries first (qz_decode,
+ * qz_scratch, qz_gemm_k: qdot_zmm.h, qdot_ymm.h), which alone serve Q4_K,
+ * Q5_K and Q6_K.
  *
  * A weight block is unpacked in registers into 32 unsigned (or, for Q8_0
  * and the IQ4 types, signed) int8 per vector and multiplied with the
@@ -302,26 +305,6 @@ QD_INL void qd_prepk(struct qd_wk *o, enum qvl_dtype t, const uint8_t *b)
 	o->off = o->mn = _mm256_setzero_si256();
 	o->dmin = 0.0f;
 	switch (t) {
-	case QVL_DT_Q4_K:
-	case QVL_DT_Q5_K: {
-		uint8_t sc[8], mn[8];
-		o->d = qd_f16(b);
-		o->dmin = qd_f16(b + 2);
-		qb_k4_scales(b + QB_K4_SC, sc, mn);
-		for (int j = 0; j < 8; j++)
-			o->sc[2 * j] = o->sc[2 * j + 1] = sc[j];
-		__m128i m8 = _mm_loadl_epi64((const __m128i *)mn);
-		o->mn = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
-		break;
-	}
-	case QVL_DT_Q6_K: {
-		__m128i s8 = _mm_loadu_si128((const __m128i *)(b + QB_Q6K_SC));
-		__m256i s16 = _mm256_cvtepi8_epi16(s8);
-		o->d = qd_f16(b + QB_Q6K_D);
-		_mm256_storeu_si256((__m256i *)o->sc, s16);
-		o->off = _mm256_slli_epi16(s16, 5);
-		break;
-	}
 	case QVL_DT_Q3_K: {
 		int8_t sc[16];
 		o->d = qd_f16(b + QB_Q3K_D);
@@ -352,34 +335,10 @@ QD_INL void qd_prepk(struct qd_wk *o, enum qvl_dtype t, const uint8_t *b)
  * IQ4_XS). */
 QD_INL __m256i qd_chunkk(enum qvl_dtype t, const uint8_t *b, int c)
 {
-	const __m256i f = _mm256_set1_epi8(15), three = _mm256_set1_epi8(3);
+	const __m256i three = _mm256_set1_epi8(3);
 	int h = c / 4, cc = c % 4;
 
 	switch (t) {
-	case QVL_DT_Q4_K:
-	case QVL_DT_Q5_K: {
-		const uint8_t *qs = b + (t == QVL_DT_Q4_K ? QB_Q4K_QS : QB_Q5K_QS);
-		__m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 2)));
-		__m256i n = _mm256_and_si256(c % 2 ? _mm256_srli_epi16(v, 4) : v, f);
-		if (t == QVL_DT_Q5_K) {
-			__m256i qh = _mm256_loadu_si256((const __m256i *)(b + QB_Q5K_QH));
-			__m256i bit = _mm256_set1_epi8((char)(1 << c));
-			__m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
-			n = _mm256_or_si256(n, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
-		}
-		return n;
-	}
-	case QVL_DT_Q6_K: {
-		__m256i ql = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32 * (cc % 2)));
-		__m256i qh = _mm256_loadu_si256((const __m256i *)(b + QB_Q6K_QH + 32 * h));
-		__m256i lo = _mm256_and_si256(cc / 2 ? _mm256_srli_epi16(ql, 4) : ql, f);
-		/* bits 2cc, 2cc+1 of qh moved to bits 4, 5 */
-		__m256i hi = cc == 0   ? _mm256_slli_epi16(qh, 4)
-			     : cc == 1 ? _mm256_slli_epi16(qh, 2)
-			     : cc == 2 ? qh
-				       : _mm256_srli_epi16(qh, 2);
-		return _mm256_or_si256(lo, _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
-	}
 	case QVL_DT_Q3_K: {
 		__m256i qs = _mm256_loadu_si256((const __m256i *)(b + QB_Q3K_QS + 32 * h));
 		__m256i hm = _mm256_loadu_si256((const __m256i *)b);
@@ -400,14 +359,8 @@ QD_INL __m256i qd_chunkk(enum qvl_dtype t, const uint8_t *b, int c)
 QD_INL void qd_tilek(enum qvl_dtype t, const int RW, const int RX, const uint8_t *w, size_t wrow,
 		     const struct qvl_q8k *x, size_t xrow, size_t nb, float *y, size_t ldy)
 {
-	const size_t bb = t == QVL_DT_Q4_K   ? 144
-			  : t == QVL_DT_Q5_K ? 176
-			  : t == QVL_DT_Q6_K ? 210
-			  : t == QVL_DT_Q3_K ? 110
-			  : t == QVL_DT_Q2_K ? 84
-					     : 136;
-	const bool has_min = t == QVL_DT_Q4_K || t == QVL_DT_Q5_K || t == QVL_DT_Q2_K;
-	const bool has_off = t == QVL_DT_Q6_K || t == QVL_DT_Q3_K;
+	const size_t bb = t == QVL_DT_Q3_K ? 110 : t == QVL_DT_Q2_K ? 84 : 136;
+	const bool has_min = t == QVL_DT_Q2_K, has_off = t == QVL_DT_Q3_K;
 	__m256 acc[4][4], macc[4][4];
 
 #pragma GCC unroll 4
@@ -699,30 +652,26 @@ QD_DEFTILE(QVL_DT_Q4_1, qd_q4_1, qd_tile32, struct qvl_q8a)
 QD_DEFTILE(QVL_DT_Q5_0, qd_q5_0, qd_tile32, struct qvl_q8a)
 QD_DEFTILE(QVL_DT_Q5_1, qd_q5_1, qd_tile32, struct qvl_q8a)
 QD_DEFTILE(QVL_DT_IQ4_NL, qd_iq4_nl, qd_tile32, struct qvl_q8a)
-QD_DEFTILE(QVL_DT_Q4_K, qd_q4_k, qd_tilek, struct qvl_q8k)
-QD_DEFTILE(QVL_DT_Q5_K, qd_q5_k, qd_tilek, struct qvl_q8k)
-QD_DEFTILE(QVL_DT_Q6_K, qd_q6_k, qd_tilek, struct qvl_q8k)
 QD_DEFTILE(QVL_DT_Q3_K, qd_q3_k, qd_tilek, struct qvl_q8k)
 QD_DEFTILE(QVL_DT_Q2_K, qd_q2_k, qd_tilek, struct qvl_q8k)
 QD_DEFTILE(QVL_DT_IQ4_XS, qd_iq4_xs, qd_tilek, struct qvl_q8k)
 
 static const qd_tile_fn QD_FN(qd_tiles)[QVL_DT_COUNT] = {
-    [QVL_DT_Q8_0] = QD_FN(qd_q8_0), [QVL_DT_Q4_0] = QD_FN(qd_q4_0),
-    [QVL_DT_Q4_1] = QD_FN(qd_q4_1), [QVL_DT_Q5_0] = QD_FN(qd_q5_0),
-    [QVL_DT_Q5_1] = QD_FN(qd_q5_1), [QVL_DT_IQ4_NL] = QD_FN(qd_iq4_nl),
-    [QVL_DT_Q4_K] = QD_FN(qd_q4_k), [QVL_DT_Q5_K] = QD_FN(qd_q5_k),
-    [QVL_DT_Q6_K] = QD_FN(qd_q6_k), [QVL_DT_Q3_K] = QD_FN(qd_q3_k),
-    [QVL_DT_Q2_K] = QD_FN(qd_q2_k), [QVL_DT_IQ4_XS] = QD_FN(qd_iq4_xs),
+    [QVL_DT_Q8_0] = QD_FN(qd_q8_0),	[QVL_DT_Q4_0] = QD_FN(qd_q4_0),
+    [QVL_DT_Q4_1] = QD_FN(qd_q4_1),	[QVL_DT_Q5_0] = QD_FN(qd_q5_0),
+    [QVL_DT_Q5_1] = QD_FN(qd_q5_1),	[QVL_DT_IQ4_NL] = QD_FN(qd_iq4_nl),
+    [QVL_DT_Q3_K] = QD_FN(qd_q3_k),	[QVL_DT_Q2_K] = QD_FN(qd_q2_k),
+    [QVL_DT_IQ4_XS] = QD_FN(qd_iq4_xs),
 };
 
-#ifdef QD_WIDE
-/* qdot_zmm.h: the 512-bit decode kernels, false for a type it lacks */
+/* The including file's wider kernels (qdot_zmm.h, qdot_ymm.h): the decode
+ * kernel of type t or false, its scratch beyond the activation row, and
+ * Q4_K, Q5_K, Q6_K (which have no tile here) or false. */
 static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
 			   size_t nb, float *y, size_t n, void *scr);
 static size_t qz_scratch(enum qvl_dtype t, size_t nb);
 static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
 			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n);
-#endif
 
 /* Y = X · Wᵀ through the tiles: X quantized once into the thread's scratch;
  * activation rows in chunks whose quantized bytes stay in L2 (about 256 KiB)
@@ -740,27 +689,26 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 	 * + 256 of signs for AVX2 signed weights)
 	 * after the quantized activations */
 	size_t pan = gemm ? qd_panel_bytes(t, nb) : 0, xbytes = (m * rb + 63) & ~(size_t)63;
-#ifdef QD_WIDE
 	if (m == 1)
 		pan = qz_scratch(t, nb);
-#endif
 	uint8_t *xq = qvl_qact_scratch(xbytes + pan);
 	/* 2 weight rows x 4 activation rows; the K-quants' 3 accumulator
 	 * sets per tile leave room for that only with 32 vector registers */
 	int pw = ab == QVL_QA_BLK || QD_VNNI ? 2 : 1;
 	size_t mc;
 
-	if (!xq || !tile)
+	if (!xq)
 		return -ENOMEM;
+	/* only Q4_K, Q5_K and Q6_K have no tile: the wider kernels take them */
+	if (!tile && t != QVL_DT_Q4_K && t != QVL_DT_Q5_K && t != QVL_DT_Q6_K)
+		return -EINVAL;
 	for (size_t i = 0; i < m; i++)
 		qvl_qact_row_avx2(xq + i * rb, t, X + i * ldx, k);
 	const uint8_t *w = W;
 	if (m == 1) {
 		size_t j = 0;
-#ifdef QD_WIDE
 		if (qz_decode(t, w, wrow, xq, nb, Y, n, xq + xbytes))
 			j = n;
-#endif
 		for (; j + 4 <= n; j += 4)
 			tile(4, 1, w + j * wrow, wrow, xq, xrow, nb, Y + j, ldy);
 		if (j < n)
@@ -770,11 +718,9 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 		mc = mc < 4 ? 4 : mc & ~(size_t)3;
 		for (size_t i0 = 0; i0 < m; i0 += mc) {
 			size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
-#ifdef QD_WIDE
 			if (qz_gemm_k(t, w, wrow, xq + i0 * rb, xrow, nb, Y + i0 * ldy, ldy,
 				      i1 - i0, n))
 				continue;
-#endif
 			if (gemm)
 				for (; j + QD_PW <= n; j += QD_PW)
 					gemm(w + j * wrow, wrow, xq + i0 * rb, xrow, nb, i1 - i0,
