@@ -146,16 +146,16 @@ QD_INL void qd_prefetch(const uint8_t *p, size_t bytes)
 		}                                                                                  \
 	}
 
-/* qz_gemm_k(): rows [0, m) x [0, n) of a Q4_K, Q5_K or Q6_K product
+/* qd_gemm_k_tiles(): rows [0, m) x [0, n) of a Q4_K, Q5_K or Q6_K product
  * through TILE (activation rows xrow blocks apart, Y rows ldy apart);
  * false for other types */
 #define QD_DEF_GEMM_K(TILE, PX)                                                                    \
 	QD_DEFK(QVL_DT_Q4_K, qd_gk_q4k, TILE, PX)                                                  \
 	QD_DEFK(QVL_DT_Q5_K, qd_gk_q5k, TILE, PX)                                                  \
 	QD_DEFK(QVL_DT_Q6_K, qd_gk_q6k, TILE, PX)                                                  \
-	static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x, \
-				   size_t xrow, size_t nb, float *y, size_t ldy, size_t m,         \
-				   size_t n)                                                       \
+	static QD_T bool qd_gemm_k_tiles(enum qvl_dtype t, const uint8_t *w, size_t wrow,          \
+					 const void *x, size_t xrow, size_t nb, float *y,          \
+					 size_t ldy, size_t m, size_t n)                           \
 	{                                                                                          \
 		if (t == QVL_DT_Q4_K)                                                              \
 			qd_gk_q4k(w, wrow, x, xrow, nb, y, ldy, m, n);                             \
@@ -669,9 +669,10 @@ static const qd_tile_fn QD_FN(qd_tiles)[QVL_DT_COUNT] = {
  * Q4_K, Q5_K, Q6_K (which have no tile here) or false. */
 static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
 			   size_t nb, float *y, size_t n, void *scr);
-static size_t qz_scratch(enum qvl_dtype t, size_t nb);
+static size_t qz_scratch(enum qvl_dtype t, size_t nb, size_t m);
 static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
-			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n);
+			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n,
+			   void *scr);
 
 /* Y = X · Wᵀ through the tiles: X quantized once into the thread's scratch;
  * activation rows in chunks whose quantized bytes stay in L2 (about 256 KiB)
@@ -689,8 +690,8 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 	 * + 256 of signs for AVX2 signed weights)
 	 * after the quantized activations */
 	size_t pan = gemm ? qd_panel_bytes(t, nb) : 0, xbytes = (m * rb + 63) & ~(size_t)63;
-	if (m == 1)
-		pan = qz_scratch(t, nb);
+	if (m == 1 || !gemm)
+		pan = qz_scratch(t, nb, m);
 	uint8_t *xq = qvl_qact_scratch(xbytes + pan);
 	/* 2 weight rows x 4 activation rows; the K-quants' 3 accumulator
 	 * sets per tile leave room for that only with 32 vector registers */
@@ -719,7 +720,7 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 		for (size_t i0 = 0; i0 < m; i0 += mc) {
 			size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
 			if (qz_gemm_k(t, w, wrow, xq + i0 * rb, xrow, nb, Y + i0 * ldy, ldy,
-				      i1 - i0, n))
+				      i1 - i0, n, xq + xbytes))
 				continue;
 			if (gemm)
 				for (; j + QD_PW <= n; j += QD_PW)

@@ -231,12 +231,224 @@ QY_INL void qy_q40_rows(const int R, const uint8_t *w, size_t wrow, const struct
 
 QD_DEF_GEMM_K(qy_tile_k, 4)
 
-/* Scratch bytes qz_decode() needs beyond the quantized activation row. */
-static size_t qz_scratch(enum qvl_dtype t, size_t nb)
+/* ---- K-quant prefill: panels of 8 weight rows ------------------------- */
+
+/* One block of 8 weight rows, made once per call and reused by every
+ * activation row: the quants as the template's panels (chunk c, step s:
+ * lane r holds row r's quants 32c + 4s .. 32c + 4s + 3), then per 16
+ * values the rows' scales (lane r: row r's scale in both words), the mins
+ * (Q4_K, Q5_K: pairs p = 0..3, lane r: row r's mins 2p, 2p + 1) or
+ * offsets (Q6_K: pairs p = 0..7 of 32 x scale), and d, dmin. A step is
+ * one vpmaddubsw with 4 activation bytes broadcast; G steps are summed in
+ * int16 before one vpmaddwd with the scale words, G x 2 x 127 x the
+ * largest quant staying below 2^15: G = 8 for Q4_K (15), 4 for Q5_K
+ * (31), 2 for Q6_K (63). */
+struct qy_kpan {
+	uint8_t q[8][8][32];
+	int16_t sc[16][16];
+	int16_t mo[8][16];
+	float d[8], dmin[8];
+};
+
+/* chunk c of block b, unpacked */
+QY_INL __m256i qy_chunk_at(enum qvl_dtype t, const uint8_t *b, int c)
 {
-	(void)t;
-	(void)nb;
-	return 0;
+	const uint8_t *v, *qh = b + QB_Q5K_QH;
+
+	if (t == QVL_DT_Q6_K) {
+		v = b + 64 * (c / 4) + 32 * (c % 2);
+		qh = b + QB_Q6K_QH + 32 * (c / 4);
+	} else {
+		v = b + (t == QVL_DT_Q4_K ? QB_Q4K_QS : QB_Q5K_QS) + 32 * (c / 2);
+	}
+	return qy_chunk_k(t, c, _mm256_loadu_si256((const __m256i *)v),
+			  _mm256_loadu_si256((const __m256i *)qh));
+}
+
+/* block i of the 8 rows at w into o */
+QY_INL void qy_kpack(enum qvl_dtype t, struct qy_kpan *o, const uint8_t *w, size_t wrow, size_t i)
+{
+	const size_t bb = qy_bb(t);
+
+	for (int c = 0; c < 8; c++) {
+		__m256i u[8];
+		for (int r = 0; r < 8; r++)
+			u[r] = qy_chunk_at(t, w + r * wrow + i * bb, c);
+		qd_tr8(u);
+		for (int s = 0; s < 8; s++)
+			_mm256_storeu_si256((__m256i *)o->q[c][s], u[s]);
+	}
+	for (int r = 0; r < 8; r++) {
+		const uint8_t *b = w + r * wrow + i * bb;
+		if (t == QVL_DT_Q6_K) {
+			const int8_t *sc = (const int8_t *)(b + QB_Q6K_SC);
+			for (int h = 0; h < 16; h++)
+				o->sc[h][2 * r] = o->sc[h][2 * r + 1] = sc[h];
+			for (int p = 0; p < 8; p++) {
+				o->mo[p][2 * r] = (int16_t)(32 * sc[2 * p]);
+				o->mo[p][2 * r + 1] = (int16_t)(32 * sc[2 * p + 1]);
+			}
+			o->d[r] = qd_f16(b + QB_Q6K_D);
+			o->dmin[r] = 0.0f;
+		} else {
+			uint8_t sc[8], mn[8];
+			qb_k4_scales(b + QB_K4_SC, sc, mn);
+			for (int h = 0; h < 16; h++)
+				o->sc[h][2 * r] = o->sc[h][2 * r + 1] = sc[h / 2];
+			for (int p = 0; p < 4; p++) {
+				o->mo[p][2 * r] = mn[2 * p];
+				o->mo[p][2 * r + 1] = mn[2 * p + 1];
+			}
+			o->d[r] = qd_f16(b);
+			o->dmin[r] = qd_f16(b + 2);
+		}
+	}
+}
+
+QY_INL __m256i qy_ld(const void *p)
+{
+	return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/* RX activation rows against the 8 rows of panel p: y[q * ldy + 0..7] */
+QY_INL void qy_kgemm(enum qvl_dtype t, const int RX, const struct qy_kpan *p,
+		     const struct qvl_q8k *x, size_t xrow, size_t nb, float *y, size_t ldy)
+{
+	const int G = t == QVL_DT_Q4_K ? 8 : t == QVL_DT_Q5_K ? 4 : 2;
+	__m256 acc[4];
+
+#pragma GCC unroll 4
+	for (int q = 0; q < RX; q++)
+		acc[q] = _mm256_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		const struct qy_kpan *pb = p + i;
+		__m256i is[4];
+#pragma GCC unroll 4
+		for (int q = 0; q < RX; q++)
+			is[q] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+		for (int c = 0; c < 8; c++)
+#pragma GCC unroll 4
+			for (int g = 0; g < 8; g += G) {
+				__m256i h[4];
+#pragma GCC unroll 8
+				for (int s = g; s < g + G; s++) {
+					__m256i u = qy_ld(pb->q[c][s]);
+#pragma GCC unroll 4
+					for (int q = 0; q < RX; q++) {
+						int32_t v;
+						memcpy(&v, x[q * xrow + i].q + 32 * c + 4 * s, 4);
+						__m256i pr =
+						    _mm256_maddubs_epi16(u, _mm256_set1_epi32(v));
+						h[q] = s == g ? pr : _mm256_add_epi16(h[q], pr);
+					}
+				}
+				__m256i scv = qy_ld(pb->sc[(8 * c + g) / 4]);
+#pragma GCC unroll 4
+				for (int q = 0; q < RX; q++)
+					is[q] =
+					    _mm256_add_epi32(is[q], _mm256_madd_epi16(h[q], scv));
+			}
+#pragma GCC unroll 4
+		for (int q = 0; q < RX; q++) {
+			const struct qvl_q8k *xb = x + q * xrow + i;
+			__m256i o = _mm256_setzero_si256();
+			__m256 f;
+			if (t == QVL_DT_Q6_K) {
+				/* Σ_j 32 sc_j s_j: bsum pairs as they lie */
+#pragma GCC unroll 8
+				for (int k = 0; k < 8; k++) {
+					int32_t v;
+					memcpy(&v, xb->bsum + 2 * k, 4);
+					o = _mm256_add_epi32(
+					    o, _mm256_madd_epi16(qy_ld(pb->mo[k]),
+								 _mm256_set1_epi32(v)));
+				}
+				f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(is[q], o)),
+						  _mm256_loadu_ps(pb->d));
+			} else {
+				/* the 32-value sums S_j = bsum 2j + bsum 2j+1,
+				 * pairs (S_2k, S_2k+1) broadcast */
+				__m128i sj = _mm_hadd_epi16(
+				    _mm_loadu_si128((const __m128i *)xb->bsum),
+				    _mm_loadu_si128((const __m128i *)(xb->bsum + 8)));
+				__m256i s2 = _mm256_broadcastsi128_si256(sj);
+				o = _mm256_madd_epi16(qy_ld(pb->mo[0]),
+						      _mm256_shuffle_epi32(s2, 0x00));
+				o = _mm256_add_epi32(
+				    o, _mm256_madd_epi16(qy_ld(pb->mo[1]),
+							 _mm256_shuffle_epi32(s2, 0x55)));
+				o = _mm256_add_epi32(
+				    o, _mm256_madd_epi16(qy_ld(pb->mo[2]),
+							 _mm256_shuffle_epi32(s2, 0xaa)));
+				o = _mm256_add_epi32(
+				    o, _mm256_madd_epi16(qy_ld(pb->mo[3]),
+							 _mm256_shuffle_epi32(s2, 0xff)));
+				f = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(o),
+						     _mm256_loadu_ps(pb->dmin),
+						     _mm256_mul_ps(_mm256_cvtepi32_ps(is[q]),
+								   _mm256_loadu_ps(pb->d)));
+			}
+			acc[q] = _mm256_fmadd_ps(f, _mm256_broadcast_ss(&xb->d), acc[q]);
+		}
+	}
+#pragma GCC unroll 4
+	for (int q = 0; q < RX; q++)
+		_mm256_storeu_ps(y + q * ldy, acc[q]);
+}
+
+/* rows [0, n / 8 * 8) of W through panels (m >= 4); returns the rows done */
+#define QY_DEFKP(T, name)                                                                          \
+	static QD_T size_t name(const uint8_t *w, size_t wrow, const struct qvl_q8k *x,            \
+				size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n,  \
+				struct qy_kpan *p)                                                 \
+	{                                                                                          \
+		size_t j = 0;                                                                      \
+		for (; j + 8 <= n; j += 8) {                                                       \
+			size_t q = 0;                                                              \
+			for (size_t i = 0; i < nb; i++)                                            \
+				qy_kpack(T, p + i, w + j * wrow, wrow, i);                         \
+			for (; q + 4 <= m; q += 4)                                                 \
+				qy_kgemm(T, 4, p, x + q * xrow, xrow, nb, y + q * ldy + j, ldy);   \
+			for (; q < m; q++)                                                         \
+				qy_kgemm(T, 1, p, x + q * xrow, xrow, nb, y + q * ldy + j, ldy);   \
+		}                                                                                  \
+		return j;                                                                          \
+	}
+
+QY_DEFKP(QVL_DT_Q4_K, qy_kp_q4k)
+QY_DEFKP(QVL_DT_Q5_K, qy_kp_q5k)
+QY_DEFKP(QVL_DT_Q6_K, qy_kp_q6k)
+
+static inline bool qy_is_k(enum qvl_dtype t)
+{
+	return t == QVL_DT_Q4_K || t == QVL_DT_Q5_K || t == QVL_DT_Q6_K;
+}
+
+/* Scratch bytes qz_decode() (m == 1) or qz_gemm_k() need beyond the
+ * quantized activation rows: the K-quant panel. */
+static size_t qz_scratch(enum qvl_dtype t, size_t nb, size_t m)
+{
+	return m >= 4 && qy_is_k(t) ? nb * sizeof(struct qy_kpan) : 0;
+}
+
+/* Rows [0, m) x [0, n) of a Q4_K, Q5_K or Q6_K product: panels of 8
+ * weight rows when m >= 4, the tiles for the rest; false for other types.
+ * scr: qz_scratch() bytes. */
+static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
+			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n,
+			   void *scr)
+{
+	size_t j = 0;
+
+	if (!qy_is_k(t))
+		return false;
+	if (m >= 4) {
+		j = t == QVL_DT_Q4_K   ? qy_kp_q4k(w, wrow, x, xrow, nb, y, ldy, m, n, scr)
+		    : t == QVL_DT_Q5_K ? qy_kp_q5k(w, wrow, x, xrow, nb, y, ldy, m, n, scr)
+				       : qy_kp_q6k(w, wrow, x, xrow, nb, y, ldy, m, n, scr);
+	}
+	return qd_gemm_k_tiles(t, w + j * wrow, wrow, x, xrow, nb, y + j, ldy, m, n - j);
 }
 
 /* y[0..n) = rows of w against the quantized activation row x, if this
@@ -249,7 +461,7 @@ static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, cons
 		QD_ROWS(qy_q40_rows, (const struct qvl_q8a *)x);
 		return true;
 	}
-	return qz_gemm_k(t, w, wrow, x, nb, nb, y, 1, 1, n);
+	return qd_gemm_k_tiles(t, w, wrow, x, nb, nb, y, 1, 1, n);
 }
 
 #endif

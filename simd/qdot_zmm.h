@@ -295,10 +295,21 @@ static QD_T void qz_q40(const uint8_t *w, size_t wrow, const void *xq, size_t nb
 	QD_ROWS(qz_q40_rows, x);
 }
 
-/* Scratch bytes qz_decode() needs beyond the quantized activation row. */
-static size_t qz_scratch(enum qvl_dtype t, size_t nb)
+/* Scratch bytes qz_decode() (m == 1) or qz_gemm_k() need beyond the
+ * quantized activation rows. */
+static size_t qz_scratch(enum qvl_dtype t, size_t nb, size_t m)
 {
-	return t == QVL_DT_Q4_0 ? qz_q40_scratch(nb) : 0;
+	return t == QVL_DT_Q4_0 && m == 1 ? qz_q40_scratch(nb) : 0;
+}
+
+/* Rows [0, m) x [0, n) of a Q4_K, Q5_K or Q6_K product; false for other
+ * types. */
+static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
+			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n,
+			   void *scr)
+{
+	(void)scr;
+	return qd_gemm_k_tiles(t, w, wrow, x, xrow, nb, y, ldy, m, n);
 }
 
 /* y[0..n) = rows of w against the quantized activation row x, if this
@@ -310,7 +321,7 @@ static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, cons
 		qz_q40(w, wrow, x, nb, y, n, scr);
 		return true;
 	}
-	return qz_gemm_k(t, w, wrow, x, nb, nb, y, 1, 1, n);
+	return qd_gemm_k_tiles(t, w, wrow, x, nb, nb, y, 1, 1, n);
 }
 
 #endif
