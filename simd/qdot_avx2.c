@@ -1,5 +1,6 @@
 /* AVX2 int8 dot products for block-quantized weights: vpmaddubsw +
- * vpmaddwd, from the shared template (qdot_tmpl.h). */
+ * vpmaddwd, from the shared template (qdot_tmpl.h) and the decode and
+ * K-quant kernels of qdot_ymm.h, which its qd_matmul() tries first. */
 #include "config.h"
 
 #ifdef HAVE_AVX2_KERNELS
@@ -9,6 +10,7 @@
 #define QD_VNNI	    0
 #define QD_FN(name) name##_avx2
 #include "qdot_tmpl.h"
+#include "qdot_ymm.h"
 
 int qvl_qmatmul_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 		     enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,

@@ -12,7 +12,6 @@
 #define QD_T	    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define QD_VNNI	    1
 #define QD_FN(name) name##_avx512
-#define QD_ZMM
 #include "qdot_tmpl.h"
 #include "qdot_zmm.h"
 #endif

@@ -5,6 +5,9 @@
  *   QD_VNNI     1 for vpdpbusd (AVX512-VNNI on ymm), 0 for AVX2
  *               (vpmaddubsw + vpmaddwd)
  *   QD_FN(x)    the ISA suffix: x##_avx2
+ * and then defining the wider kernels qd_matmul() tries first (qz_decode,
+ * qz_scratch, qz_gemm_k: qdot_zmm.h, qdot_ymm.h), which alone serve Q4_K,
+ * Q5_K and Q6_K.
  *
  * A weight block is unpacked in registers into 32 unsigned (or, for Q8_0
  * and the IQ4 types, signed) int8 per vector and multiplied with the
@@ -80,6 +83,90 @@ QD_INL __m256i qd_iq4(__m256i nib)
 	    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qb_iq4nl_values));
 	return _mm256_shuffle_epi8(tbl, nib);
 }
+
+/* The 12 scale bytes of a Q4_K/Q5_K block as 16 bytes: scales 0-7, mins
+ * 0-7 (the bit layout of qb_k4_scales(), four bytes at a time). Reads 16
+ * bytes from s (the 4 after the scales are the block's quants). */
+QD_INL __m128i qd_k4_scmn8(const uint8_t *s)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)s);	   /* a0 a1 a2 (+4 bytes of qs) */
+	__m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* a0 a2 a1 a2 */
+	__m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)); /* a0 a0 a1 a1 */
+	/* lanes 0, 2: a0, a1 & 63; lanes 1, 3: the low (a2) or high (a2 >> 4)
+	 * nibbles, or the top two bits of a0 / a1 moved to bits 4-5 */
+	__m128i lo = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
+				   _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+	__m128i hi =
+	    _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+	return _mm_or_si128(lo, hi);
+}
+
+/* ---- shared by the wide files (qdot_zmm.h, qdot_ymm.h) ---------------- */
+
+QD_INL void qd_prefetch(const uint8_t *p, size_t bytes)
+{
+	for (size_t o = 0; o < bytes; o += 64)
+		_mm_prefetch((const char *)p + o, _MM_HINT_T1);
+}
+
+/* y[0..n) of a decode kernel fn(R, w, wrow, X, nb, y) of R = 4 or 1 rows */
+#define QD_ROWS(fn, X)                                                                             \
+	do {                                                                                       \
+		size_t j_ = 0;                                                                     \
+		for (; j_ + 4 <= n; j_ += 4)                                                       \
+			fn(4, w + j_ * wrow, wrow, X, nb, y + j_);                                 \
+		for (; j_ < n; j_++)                                                               \
+			fn(1, w + j_ * wrow, wrow, X, nb, y + j_);                                 \
+	} while (0)
+
+/* name(): rows [0, m) x [0, n) of a K-quant product through TILE(t, RW,
+ * RX, ...): decode (m == 1) 4 weight rows x 1 activation row, prefill
+ * 1 x PX */
+#define QD_DEFK(T, name, TILE, PX)                                                                 \
+	static QD_T void name(const uint8_t *w, size_t wrow, const struct qvl_q8k *x, size_t xrow, \
+			      size_t nb, float *y, size_t ldy, size_t m, size_t n)                 \
+	{                                                                                          \
+		for (size_t j = 0; m == 1 && j < n; j += 4) {                                      \
+			if (n - j >= 4)                                                            \
+				TILE(T, 4, 1, w + j * wrow, wrow, x, xrow, nb, y + j, ldy);        \
+			else                                                                       \
+				for (size_t r = j; r < n; r++)                                     \
+					TILE(T, 1, 1, w + r * wrow, wrow, x, xrow, nb, y + r,      \
+					     ldy);                                                 \
+		}                                                                                  \
+		for (size_t j = 0; m > 1 && j < n; j++) {                                          \
+			const uint8_t *wj = w + j * wrow;                                          \
+			size_t i = 0;                                                              \
+			for (; i + PX <= m; i += PX)                                               \
+				TILE(T, 1, PX, wj, wrow, x + i * xrow, xrow, nb, y + i * ldy + j,  \
+				     ldy);                                                         \
+			for (; i < m; i++)                                                         \
+				TILE(T, 1, 1, wj, wrow, x + i * xrow, xrow, nb, y + i * ldy + j,   \
+				     ldy);                                                         \
+		}                                                                                  \
+	}
+
+/* qd_gemm_k_tiles(): rows [0, m) x [0, n) of a Q4_K, Q5_K or Q6_K product
+ * through TILE (activation rows xrow blocks apart, Y rows ldy apart);
+ * false for other types */
+#define QD_DEF_GEMM_K(TILE, PX)                                                                    \
+	QD_DEFK(QVL_DT_Q4_K, qd_gk_q4k, TILE, PX)                                                  \
+	QD_DEFK(QVL_DT_Q5_K, qd_gk_q5k, TILE, PX)                                                  \
+	QD_DEFK(QVL_DT_Q6_K, qd_gk_q6k, TILE, PX)                                                  \
+	static QD_T bool qd_gemm_k_tiles(enum qvl_dtype t, const uint8_t *w, size_t wrow,          \
+					 const void *x, size_t xrow, size_t nb, float *y,          \
+					 size_t ldy, size_t m, size_t n)                           \
+	{                                                                                          \
+		if (t == QVL_DT_Q4_K)                                                              \
+			qd_gk_q4k(w, wrow, x, xrow, nb, y, ldy, m, n);                             \
+		else if (t == QVL_DT_Q5_K)                                                         \
+			qd_gk_q5k(w, wrow, x, xrow, nb, y, ldy, m, n);                             \
+		else if (t == QVL_DT_Q6_K)                                                         \
+			qd_gk_q6k(w, wrow, x, xrow, nb, y, ldy, m, n);                             \
+		else                                                                               \
+			return false;                                                              \
+		return true;                                                                       \
+	}
 
 /* ---- 32-value block types ---------------------------------------------- */
 
@@ -218,26 +305,6 @@ QD_INL void qd_prepk(struct qd_wk *o, enum qvl_dtype t, const uint8_t *b)
 	o->off = o->mn = _mm256_setzero_si256();
 	o->dmin = 0.0f;
 	switch (t) {
-	case QVL_DT_Q4_K:
-	case QVL_DT_Q5_K: {
-		uint8_t sc[8], mn[8];
-		o->d = qd_f16(b);
-		o->dmin = qd_f16(b + 2);
-		qb_k4_scales(b + QB_K4_SC, sc, mn);
-		for (int j = 0; j < 8; j++)
-			o->sc[2 * j] = o->sc[2 * j + 1] = sc[j];
-		__m128i m8 = _mm_loadl_epi64((const __m128i *)mn);
-		o->mn = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
-		break;
-	}
-	case QVL_DT_Q6_K: {
-		__m128i s8 = _mm_loadu_si128((const __m128i *)(b + QB_Q6K_SC));
-		__m256i s16 = _mm256_cvtepi8_epi16(s8);
-		o->d = qd_f16(b + QB_Q6K_D);
-		_mm256_storeu_si256((__m256i *)o->sc, s16);
-		o->off = _mm256_slli_epi16(s16, 5);
-		break;
-	}
 	case QVL_DT_Q3_K: {
 		int8_t sc[16];
 		o->d = qd_f16(b + QB_Q3K_D);
@@ -268,34 +335,10 @@ QD_INL void qd_prepk(struct qd_wk *o, enum qvl_dtype t, const uint8_t *b)
  * IQ4_XS). */
 QD_INL __m256i qd_chunkk(enum qvl_dtype t, const uint8_t *b, int c)
 {
-	const __m256i f = _mm256_set1_epi8(15), three = _mm256_set1_epi8(3);
+	const __m256i three = _mm256_set1_epi8(3);
 	int h = c / 4, cc = c % 4;
 
 	switch (t) {
-	case QVL_DT_Q4_K:
-	case QVL_DT_Q5_K: {
-		const uint8_t *qs = b + (t == QVL_DT_Q4_K ? QB_Q4K_QS : QB_Q5K_QS);
-		__m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 2)));
-		__m256i n = _mm256_and_si256(c % 2 ? _mm256_srli_epi16(v, 4) : v, f);
-		if (t == QVL_DT_Q5_K) {
-			__m256i qh = _mm256_loadu_si256((const __m256i *)(b + QB_Q5K_QH));
-			__m256i bit = _mm256_set1_epi8((char)(1 << c));
-			__m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
-			n = _mm256_or_si256(n, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
-		}
-		return n;
-	}
-	case QVL_DT_Q6_K: {
-		__m256i ql = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32 * (cc % 2)));
-		__m256i qh = _mm256_loadu_si256((const __m256i *)(b + QB_Q6K_QH + 32 * h));
-		__m256i lo = _mm256_and_si256(cc / 2 ? _mm256_srli_epi16(ql, 4) : ql, f);
-		/* bits 2cc, 2cc+1 of qh moved to bits 4, 5 */
-		__m256i hi = cc == 0   ? _mm256_slli_epi16(qh, 4)
-			     : cc == 1 ? _mm256_slli_epi16(qh, 2)
-			     : cc == 2 ? qh
-				       : _mm256_srli_epi16(qh, 2);
-		return _mm256_or_si256(lo, _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
-	}
 	case QVL_DT_Q3_K: {
 		__m256i qs = _mm256_loadu_si256((const __m256i *)(b + QB_Q3K_QS + 32 * h));
 		__m256i hm = _mm256_loadu_si256((const __m256i *)b);
@@ -316,14 +359,8 @@ QD_INL __m256i qd_chunkk(enum qvl_dtype t, const uint8_t *b, int c)
 QD_INL void qd_tilek(enum qvl_dtype t, const int RW, const int RX, const uint8_t *w, size_t wrow,
 		     const struct qvl_q8k *x, size_t xrow, size_t nb, float *y, size_t ldy)
 {
-	const size_t bb = t == QVL_DT_Q4_K   ? 144
-			  : t == QVL_DT_Q5_K ? 176
-			  : t == QVL_DT_Q6_K ? 210
-			  : t == QVL_DT_Q3_K ? 110
-			  : t == QVL_DT_Q2_K ? 84
-					     : 136;
-	const bool has_min = t == QVL_DT_Q4_K || t == QVL_DT_Q5_K || t == QVL_DT_Q2_K;
-	const bool has_off = t == QVL_DT_Q6_K || t == QVL_DT_Q3_K;
+	const size_t bb = t == QVL_DT_Q3_K ? 110 : t == QVL_DT_Q2_K ? 84 : 136;
+	const bool has_min = t == QVL_DT_Q2_K, has_off = t == QVL_DT_Q3_K;
 	__m256 acc[4][4], macc[4][4];
 
 #pragma GCC unroll 4
@@ -402,21 +439,31 @@ QD_INL void qd_tilek(enum qvl_dtype t, const int RW, const int RX, const uint8_t
  * whole integer block sum, and the f32 scaling is one multiply-add for 8
  * rows instead of one per row, so the integer units set the pace. The
  * offset (8 for Q4_0, 16 for Q5_0, 128 for signed quants made unsigned)
- * is the lanes' starting value, -offset x the activation block's sum. */
+ * is the lanes' starting value, -offset x the activation block's sum.
+ * AVX2's vpmaddubsw takes one unsigned operand and its int16 pairs would
+ * overflow with w + 128: signed weights (Q8_0, IQ4_NL) keep |w| in the
+ * panel and w beside it, and each step gives the broadcast activation
+ * bytes w's sign per lane (vpsignb) before the multiply. */
 
 #define QD_PW 8 /* weight rows per panel */
 
 struct qd_panel {
 	uint8_t *q;   /* [nb][8 steps][32] */
 	float *d, *m; /* [nb][8] */
+	uint8_t *sg;  /* signed weights without VNNI: w itself, as q */
 	int off;      /* per lane: off x s */
 };
 
-/* AVX2's vpmaddubsw takes one unsigned operand; signed weights there
- * would need the activation's sign per row, so they keep the tiles */
-QD_INL bool qd_packable(enum qvl_dtype t)
+/* the panel keeps |w| and w (AVX2, signed weights) */
+QD_INL bool qd_signpanel(enum qvl_dtype t)
 {
-	return QD_VNNI || !qd_signed32(t);
+	return !QD_VNNI && qd_signed32(t);
+}
+
+/* Scratch bytes of a panel of nb blocks of type t. */
+QD_INL size_t qd_panel_bytes(enum qvl_dtype t, size_t nb)
+{
+	return nb * (qd_signpanel(t) ? 576 : 320);
 }
 
 QD_INL void qd_tr8(__m256i r[8])
@@ -457,18 +504,24 @@ QD_INL void qd_pack32(enum qvl_dtype t, struct qd_panel *p, const uint8_t *w, si
 			p->off = o.off_lane * 8;
 		}
 		qd_tr8(u);
-		for (int s = 0; s < 8; s++)
-			_mm256_storeu_si256((__m256i *)(p->q + i * 256 + 32 * s), u[s]);
+		for (int s = 0; s < 8; s++) {
+			_mm256_storeu_si256((__m256i *)(p->q + i * 256 + 32 * s),
+					    qd_signpanel(t) ? _mm256_abs_epi8(u[s]) : u[s]);
+			if (qd_signpanel(t))
+				_mm256_storeu_si256((__m256i *)(p->sg + i * 256 + 32 * s), u[s]);
+		}
 	}
 }
 
-/* lanes of acc += u (unsigned) x 4 activation bytes broadcast */
-QD_INL __m256i qd_dot4(__m256i acc, __m256i u, const int8_t *x)
+/* lanes of acc += u (unsigned) x 4 activation bytes broadcast, those
+ * given the sign of sg's bytes first when sgn */
+QD_INL __m256i qd_dot4(__m256i acc, __m256i u, const int8_t *x, bool sgn, __m256i sg)
 {
 	int32_t v;
 
 	memcpy(&v, x, 4);
-	return qd_dot_u8(acc, u, _mm256_set1_epi32(v));
+	__m256i xb = _mm256_set1_epi32(v);
+	return qd_dot_u8(acc, u, sgn ? _mm256_sign_epi8(xb, sg) : xb);
 }
 
 /* vpdpbusd's latency (4-5 cycles) over its throughput (2 per cycle) wants
@@ -496,11 +549,15 @@ QD_INL void qd_gemm32(enum qvl_dtype t, const int RX, const struct qd_panel *p,
 		}
 #pragma GCC unroll 8
 		for (int s = 0; s < 8; s++) {
-			__m256i u = _mm256_loadu_si256((const __m256i *)(pq + 32 * s));
+			__m256i u = _mm256_loadu_si256((const __m256i *)(pq + 32 * s)), sg = u;
+			if (qd_signpanel(t))
+				sg =
+				    _mm256_loadu_si256((const __m256i *)(p->sg + i * 256 + 32 * s));
 #pragma GCC unroll 8
 			for (int q = 0; q < RX; q++)
 				is[q][s % QD_GS] =
-				    qd_dot4(is[q][s % QD_GS], u, x[q * xrow + i].q + 4 * s);
+				    qd_dot4(is[q][s % QD_GS], u, x[q * xrow + i].q + 4 * s,
+					    qd_signpanel(t), sg);
 		}
 		__m256 dv = _mm256_loadu_ps(p->d + i * 8);
 #pragma GCC unroll 8
@@ -532,7 +589,7 @@ typedef void (*qd_gemm_fn)(const uint8_t *w, size_t wrow, const void *x, size_t 
 	{                                                                                          \
 		const struct qvl_q8a *x = xv;                                                      \
 		struct qd_panel p = {scr, (float *)(void *)(scr + nb * 256),                       \
-				     (float *)(void *)(scr + nb * 288), 0};                        \
+				     (float *)(void *)(scr + nb * 288), scr + nb * 320, 0};        \
 		size_t i = 0;                                                                      \
 		qd_pack32(T, &p, w, wrow, nb);                                                     \
 		for (; i + QD_GX <= nx; i += QD_GX)                                                \
@@ -545,18 +602,14 @@ QD_DEFGEMM(QVL_DT_Q4_0, qd_gemm_q4_0)
 QD_DEFGEMM(QVL_DT_Q4_1, qd_gemm_q4_1)
 QD_DEFGEMM(QVL_DT_Q5_0, qd_gemm_q5_0)
 QD_DEFGEMM(QVL_DT_Q5_1, qd_gemm_q5_1)
-#if QD_VNNI
 QD_DEFGEMM(QVL_DT_Q8_0, qd_gemm_q8_0)
 QD_DEFGEMM(QVL_DT_IQ4_NL, qd_gemm_iq4_nl)
-#endif
 
-/* the types with a panel path at this level (the rest: NULL, tiles) */
+/* the types with a panel path (the rest: NULL, tiles) */
 static const qd_gemm_fn QD_FN(qd_gemms)[QVL_DT_COUNT] = {
     [QVL_DT_Q4_0] = QD_FN(qd_gemm_q4_0), [QVL_DT_Q4_1] = QD_FN(qd_gemm_q4_1),
     [QVL_DT_Q5_0] = QD_FN(qd_gemm_q5_0), [QVL_DT_Q5_1] = QD_FN(qd_gemm_q5_1),
-#if QD_VNNI
     [QVL_DT_Q8_0] = QD_FN(qd_gemm_q8_0), [QVL_DT_IQ4_NL] = QD_FN(qd_gemm_iq4_nl),
-#endif
 };
 
 /* ---- drivers ----------------------------------------------------------- */
@@ -599,30 +652,27 @@ QD_DEFTILE(QVL_DT_Q4_1, qd_q4_1, qd_tile32, struct qvl_q8a)
 QD_DEFTILE(QVL_DT_Q5_0, qd_q5_0, qd_tile32, struct qvl_q8a)
 QD_DEFTILE(QVL_DT_Q5_1, qd_q5_1, qd_tile32, struct qvl_q8a)
 QD_DEFTILE(QVL_DT_IQ4_NL, qd_iq4_nl, qd_tile32, struct qvl_q8a)
-QD_DEFTILE(QVL_DT_Q4_K, qd_q4_k, qd_tilek, struct qvl_q8k)
-QD_DEFTILE(QVL_DT_Q5_K, qd_q5_k, qd_tilek, struct qvl_q8k)
-QD_DEFTILE(QVL_DT_Q6_K, qd_q6_k, qd_tilek, struct qvl_q8k)
 QD_DEFTILE(QVL_DT_Q3_K, qd_q3_k, qd_tilek, struct qvl_q8k)
 QD_DEFTILE(QVL_DT_Q2_K, qd_q2_k, qd_tilek, struct qvl_q8k)
 QD_DEFTILE(QVL_DT_IQ4_XS, qd_iq4_xs, qd_tilek, struct qvl_q8k)
 
 static const qd_tile_fn QD_FN(qd_tiles)[QVL_DT_COUNT] = {
-    [QVL_DT_Q8_0] = QD_FN(qd_q8_0), [QVL_DT_Q4_0] = QD_FN(qd_q4_0),
-    [QVL_DT_Q4_1] = QD_FN(qd_q4_1), [QVL_DT_Q5_0] = QD_FN(qd_q5_0),
-    [QVL_DT_Q5_1] = QD_FN(qd_q5_1), [QVL_DT_IQ4_NL] = QD_FN(qd_iq4_nl),
-    [QVL_DT_Q4_K] = QD_FN(qd_q4_k), [QVL_DT_Q5_K] = QD_FN(qd_q5_k),
-    [QVL_DT_Q6_K] = QD_FN(qd_q6_k), [QVL_DT_Q3_K] = QD_FN(qd_q3_k),
-    [QVL_DT_Q2_K] = QD_FN(qd_q2_k), [QVL_DT_IQ4_XS] = QD_FN(qd_iq4_xs),
+    [QVL_DT_Q8_0] = QD_FN(qd_q8_0),	[QVL_DT_Q4_0] = QD_FN(qd_q4_0),
+    [QVL_DT_Q4_1] = QD_FN(qd_q4_1),	[QVL_DT_Q5_0] = QD_FN(qd_q5_0),
+    [QVL_DT_Q5_1] = QD_FN(qd_q5_1),	[QVL_DT_IQ4_NL] = QD_FN(qd_iq4_nl),
+    [QVL_DT_Q3_K] = QD_FN(qd_q3_k),	[QVL_DT_Q2_K] = QD_FN(qd_q2_k),
+    [QVL_DT_IQ4_XS] = QD_FN(qd_iq4_xs),
 };
 
-#ifdef QD_ZMM
-/* qdot_zmm.h: the 512-bit decode kernels, false for a type it lacks */
+/* The including file's wider kernels (qdot_zmm.h, qdot_ymm.h): the decode
+ * kernel of type t or false, its scratch beyond the activation row, and
+ * Q4_K, Q5_K, Q6_K (which have no tile here) or false. */
 static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
 			   size_t nb, float *y, size_t n, void *scr);
-static size_t qz_scratch(enum qvl_dtype t, size_t nb);
+static size_t qz_scratch(enum qvl_dtype t, size_t nb, size_t m);
 static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
-			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n);
-#endif
+			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n,
+			   void *scr);
 
 /* Y = X · Wᵀ through the tiles: X quantized once into the thread's scratch;
  * activation rows in chunks whose quantized bytes stay in L2 (about 256 KiB)
@@ -636,30 +686,30 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 	size_t rb = qvl_qdot_act_bytes(t, k), ab = qvl_qdot_act_blk(t);
 	size_t nb = k / ab, xrow = nb, wrow = ldw / di->blk * di->blk_bytes;
 	qd_gemm_fn gemm = m >= 4 && tile ? QD_FN(qd_gemms)[t] : NULL;
-	/* the panel (8 rows: 256 bytes of quants + 64 of scales per block)
+	/* the panel (8 rows: 256 bytes of quants + 64 of scales per block,
+	 * + 256 of signs for AVX2 signed weights)
 	 * after the quantized activations */
-	size_t pan = gemm ? nb * 320 : 0, xbytes = (m * rb + 63) & ~(size_t)63;
-#ifdef QD_ZMM
-	if (m == 1)
-		pan = qz_scratch(t, nb);
-#endif
+	size_t pan = gemm ? qd_panel_bytes(t, nb) : 0, xbytes = (m * rb + 63) & ~(size_t)63;
+	if (m == 1 || !gemm)
+		pan = qz_scratch(t, nb, m);
 	uint8_t *xq = qvl_qact_scratch(xbytes + pan);
 	/* 2 weight rows x 4 activation rows; the K-quants' 3 accumulator
 	 * sets per tile leave room for that only with 32 vector registers */
 	int pw = ab == QVL_QA_BLK || QD_VNNI ? 2 : 1;
 	size_t mc;
 
-	if (!xq || !tile)
+	if (!xq)
 		return -ENOMEM;
+	/* only Q4_K, Q5_K and Q6_K have no tile: the wider kernels take them */
+	if (!tile && t != QVL_DT_Q4_K && t != QVL_DT_Q5_K && t != QVL_DT_Q6_K)
+		return -EINVAL;
 	for (size_t i = 0; i < m; i++)
 		qvl_qact_row_avx2(xq + i * rb, t, X + i * ldx, k);
 	const uint8_t *w = W;
 	if (m == 1) {
 		size_t j = 0;
-#ifdef QD_ZMM
 		if (qz_decode(t, w, wrow, xq, nb, Y, n, xq + xbytes))
 			j = n;
-#endif
 		for (; j + 4 <= n; j += 4)
 			tile(4, 1, w + j * wrow, wrow, xq, xrow, nb, Y + j, ldy);
 		if (j < n)
@@ -669,11 +719,9 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 		mc = mc < 4 ? 4 : mc & ~(size_t)3;
 		for (size_t i0 = 0; i0 < m; i0 += mc) {
 			size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
-#ifdef QD_ZMM
 			if (qz_gemm_k(t, w, wrow, xq + i0 * rb, xrow, nb, Y + i0 * ldy, ldy,
-				      i1 - i0, n))
+				      i1 - i0, n, xq + xbytes))
 				continue;
-#endif
 			if (gemm)
 				for (; j + QD_PW <= n; j += QD_PW)
 					gemm(w + j * wrow, wrow, xq + i0 * rb, xrow, nb, i1 - i0,

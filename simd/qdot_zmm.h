@@ -1,6 +1,6 @@
 /* Decode (m == 1) kernels on 512-bit vectors for the weight types a
- * downloaded GGUF spends most bytes on (Q4_K, Q6_K, Q4_0, Q8_0), included
- * by the AVX512-VNNI file before the template (qdot_tmpl.h), whose
+ * downloaded GGUF spends most bytes on (Q4_K, Q5_K, Q6_K, Q4_0), included
+ * by the AVX512-VNNI file after the template (qdot_tmpl.h), whose
  * qd_matmul() calls qz_decode() first. Same integer sums as the reference
  * (qdot.h), fewer instructions than the template's 256-bit tiles: decode
  * streams each weight byte once, and with two vCPUs the issue slots, not
@@ -24,28 +24,13 @@
 
 #define QZ_INL static inline __attribute__((always_inline)) QD_T
 
-QZ_INL void qz_prefetch(const uint8_t *p, size_t bytes)
-{
-	for (size_t o = 0; o < bytes; o += 64)
-		_mm_prefetch((const char *)p + o, _MM_HINT_T1);
-}
-
-/* ---- Q4_K -------------------------------------------------------------- */
+/* ---- Q4_K, Q5_K, Q6_K -------------------------------------------------- */
 
 /* The 12 scale bytes of a Q4_K/Q5_K block as 16 words: scales 0-7, mins
- * 0-7 (the bit layout of qb_k4_scales(), four bytes at a time). */
+ * 0-7 (qd_k4_scmn8()). */
 QZ_INL __m256i qz_k4_scmn(const uint8_t *s)
 {
-	__m128i v = _mm_loadu_si128((const __m128i *)s);	   /* a0 a1 a2 (+4 bytes of qs) */
-	__m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* a0 a2 a1 a2 */
-	__m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)); /* a0 a0 a1 a1 */
-	/* lanes 0, 2: a0, a1 & 63; lanes 1, 3: the low (a2) or high (a2 >> 4)
-	 * nibbles, or the top two bits of a0 / a1 moved to bits 4-5 */
-	__m128i lo = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
-				   _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-	__m128i hi =
-	    _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
-	return _mm256_cvtepu8_epi16(_mm_or_si128(lo, hi));
+	return _mm256_cvtepu8_epi16(qd_k4_scmn8(s));
 }
 
 /* vpermw indices: vector c of a block holds values 64c .. 64c + 63, i.e.
@@ -69,8 +54,8 @@ static const uint16_t qz_q6k_idx[4][32]
 #undef QZ_H
 #undef QZ_Q
 
-/* One Q4_K or Q6_K weight block unpacked: per 64-value vector c its quants
- * (unsigned) and each 16-bit pair's scale; mo: the Q4_K mins per 16-value
+/* One Q4_K, Q5_K or Q6_K weight block unpacked: per 64-value vector c its
+ * quants (unsigned) and each 16-bit pair's scale; mo: the mins per 16-value
  * activation sum, or the Q6_K offset 32 x each scale (words). */
 struct qz_wk {
 	__m512i u[4], s[4];
@@ -82,13 +67,14 @@ QZ_INL void qz_unpack_k(struct qz_wk *o, enum qvl_dtype t, const uint8_t *b)
 {
 	const __m512i f = _mm512_set1_epi8(15);
 
-	if (t == QVL_DT_Q4_K) {
+	if (t != QVL_DT_Q6_K) {
 		/* 64 bytes = nibble groups 2h, 2h + 1; group g's low nibbles
 		 * are values 64g + [0, 32), its high ones 64g + [32, 64) */
 		__m512i sw = _mm512_castsi256_si512(qz_k4_scmn(b + QB_K4_SC));
 #pragma GCC unroll 2
 		for (int h = 0; h < 2; h++) {
-			__m512i v = _mm512_loadu_si512(b + QB_Q4K_QS + 64 * h);
+			__m512i v = _mm512_loadu_si512(
+			    b + (t == QVL_DT_Q4_K ? QB_Q4K_QS : QB_Q5K_QS) + 64 * h);
 			__m512i lo = _mm512_and_si512(v, f);
 			__m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), f);
 			o->u[2 * h] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
@@ -99,6 +85,24 @@ QZ_INL void qz_unpack_k(struct qz_wk *o, enum qvl_dtype t, const uint8_t *b)
 			o->s[c] = _mm512_permutexvar_epi16(_mm512_load_si512(qz_k4_idx[c]), sw);
 		o->mo = _mm256_permutexvar_epi16(_mm256_load_si256((const __m256i *)qz_k4_idx[4]),
 						 _mm512_castsi512_si256(sw));
+		if (t == QVL_DT_Q5_K) {
+			/* bit j of qh byte l: the fifth bit of value 32j + l;
+			 * vector c's halves want bits 2c, 2c + 1 at bit 4: a
+			 * 64-bit rotate by 4 - bit keeps bit 4 of each byte
+			 * within its byte */
+			const __m512i m10 = _mm512_set1_epi8(0x10);
+			__m512i qh = _mm512_broadcast_i64x4(
+			    _mm256_loadu_si256((const __m256i *)(b + QB_Q5K_QH)));
+#pragma GCC unroll 4
+			for (int c = 0; c < 4; c++) {
+				__m512i r = _mm512_rolv_epi64(
+				    qh,
+				    _mm512_setr_epi64(4 - 2 * c, 4 - 2 * c, 4 - 2 * c, 4 - 2 * c,
+						      3 - 2 * c, 3 - 2 * c, 3 - 2 * c, 3 - 2 * c));
+				/* 0xf8: u | (r & 0x10) */
+				o->u[c] = _mm512_ternarylogic_epi32(o->u[c], r, m10, 0xf8);
+			}
+		}
 		o->d = qd_f16(b);
 		o->dmin = qd_f16(b + 2);
 		return;
@@ -132,14 +136,14 @@ QZ_INL void qz_unpack_k(struct qz_wk *o, enum qvl_dtype t, const uint8_t *b)
 	o->dmin = 0.0f;
 }
 
-/* RW weight rows x RX activation rows of a Q4_K or Q6_K product: each
+/* RW weight rows x RX activation rows of a Q4_K, Q5_K or Q6_K product: each
  * weight block unpacked once, used by every activation row; the integer
  * sums as qdot.h's, one vpmaddubsw + vpdpwssd per 64 quants. Decode
  * (RX == 1) prefetches the next RW rows' block into L2. */
 QZ_INL void qz_tile_k(enum qvl_dtype t, const int RW, const int RX, const uint8_t *w, size_t wrow,
 		      const struct qvl_q8k *x, size_t xrow, size_t nb, float *y, size_t ldy)
 {
-	const size_t bb = t == QVL_DT_Q4_K ? 144 : 210;
+	const size_t bb = t == QVL_DT_Q4_K ? 144 : t == QVL_DT_Q5_K ? 176 : 210;
 	__m512 acc[4][8];
 
 #pragma GCC unroll 4
@@ -159,7 +163,7 @@ QZ_INL void qz_tile_k(enum qvl_dtype t, const int RW, const int RX, const uint8_
 			const uint8_t *b = w + r * wrow + i * bb;
 			struct qz_wk wk;
 			if (RX == 1)
-				qz_prefetch(b + RW * wrow, bb);
+				qd_prefetch(b + RW * wrow, bb);
 			qz_unpack_k(&wk, t, b);
 #pragma GCC unroll 8
 			for (int q = 0; q < RX; q++) {
@@ -184,7 +188,7 @@ QZ_INL void qz_tile_k(enum qvl_dtype t, const int RW, const int RX, const uint8_
 				acc[r][q] =
 				    _mm512_fmadd_ps(_mm512_cvtepi32_ps(is),
 						    _mm512_set1_ps(xb->d * wk.d), acc[r][q]);
-				if (t == QVL_DT_Q4_K)
+				if (t != QVL_DT_Q6_K)
 					acc[r][q] = _mm512_fnmadd_ps(
 					    _mm512_cvtepi32_ps(_mm512_zextsi256_si512(mo)),
 					    _mm512_set1_ps(xb->d * wk.dmin), acc[r][q]);
@@ -280,55 +284,7 @@ QZ_INL void qz_q40_rows(const int R, const uint8_t *w, size_t wrow, const struct
 
 /* ---- driver ------------------------------------------------------------ */
 
-#define QZ_ROWS(fn, X)                                                                             \
-	do {                                                                                       \
-		size_t j_ = 0;                                                                     \
-		for (; j_ + 4 <= n; j_ += 4)                                                       \
-			fn(4, w + j_ * wrow, wrow, X, nb, y + j_);                                 \
-		for (; j_ < n; j_++)                                                               \
-			fn(1, w + j_ * wrow, wrow, X, nb, y + j_);                                 \
-	} while (0)
-
-#define QZ_DEFK(T, name)                                                                           \
-	static QD_T void name(const uint8_t *w, size_t wrow, const struct qvl_q8k *x, size_t xrow, \
-			      size_t nb, float *y, size_t ldy, size_t m, size_t n)                 \
-	{                                                                                          \
-		for (size_t j = 0; m == 1 && j < n; j += 4) {                                      \
-			if (n - j >= 4)                                                            \
-				qz_tile_k(T, 4, 1, w + j * wrow, wrow, x, xrow, nb, y + j, ldy);   \
-			else                                                                       \
-				for (size_t r = j; r < n; r++)                                     \
-					qz_tile_k(T, 1, 1, w + r * wrow, wrow, x, xrow, nb, y + r, \
-						  ldy);                                            \
-		}                                                                                  \
-		for (size_t j = 0; m > 1 && j < n; j++) {                                          \
-			const uint8_t *wj = w + j * wrow;                                          \
-			size_t i = 0;                                                              \
-			for (; i + 8 <= m; i += 8)                                                 \
-				qz_tile_k(T, 1, 8, wj, wrow, x + i * xrow, xrow, nb,               \
-					  y + i * ldy + j, ldy);                                   \
-			for (; i < m; i++)                                                         \
-				qz_tile_k(T, 1, 1, wj, wrow, x + i * xrow, xrow, nb,               \
-					  y + i * ldy + j, ldy);                                   \
-		}                                                                                  \
-	}
-
-QZ_DEFK(QVL_DT_Q4_K, qz_q4k)
-QZ_DEFK(QVL_DT_Q6_K, qz_q6k)
-
-/* Rows [0, m) x [0, n) of a Q4_K or Q6_K product (activation rows xrow
- * blocks apart, Y rows ldy apart); false for other types. */
-static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
-			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n)
-{
-	if (t == QVL_DT_Q4_K)
-		qz_q4k(w, wrow, x, xrow, nb, y, ldy, m, n);
-	else if (t == QVL_DT_Q6_K)
-		qz_q6k(w, wrow, x, xrow, nb, y, ldy, m, n);
-	else
-		return false;
-	return true;
-}
+QD_DEF_GEMM_K(qz_tile_k, 8)
 
 static QD_T void qz_q40(const uint8_t *w, size_t wrow, const void *xq, size_t nb, float *y,
 			size_t n, void *scr)
@@ -336,13 +292,24 @@ static QD_T void qz_q40(const uint8_t *w, size_t wrow, const void *xq, size_t nb
 	struct qz_x40 *x = scr;
 
 	qz_q40_act(x, xq, nb);
-	QZ_ROWS(qz_q40_rows, x);
+	QD_ROWS(qz_q40_rows, x);
 }
 
-/* Scratch bytes qz_decode() needs beyond the quantized activation row. */
-static size_t qz_scratch(enum qvl_dtype t, size_t nb)
+/* Scratch bytes qz_decode() (m == 1) or qz_gemm_k() need beyond the
+ * quantized activation rows. */
+static size_t qz_scratch(enum qvl_dtype t, size_t nb, size_t m)
 {
-	return t == QVL_DT_Q4_0 ? qz_q40_scratch(nb) : 0;
+	return t == QVL_DT_Q4_0 && m == 1 ? qz_q40_scratch(nb) : 0;
+}
+
+/* Rows [0, m) x [0, n) of a Q4_K, Q5_K or Q6_K product; false for other
+ * types. */
+static QD_T bool qz_gemm_k(enum qvl_dtype t, const uint8_t *w, size_t wrow, const void *x,
+			   size_t xrow, size_t nb, float *y, size_t ldy, size_t m, size_t n,
+			   void *scr)
+{
+	(void)scr;
+	return qd_gemm_k_tiles(t, w, wrow, x, xrow, nb, y, ldy, m, n);
 }
 
 /* y[0..n) = rows of w against the quantized activation row x, if this
@@ -354,7 +321,7 @@ static QD_T bool qz_decode(enum qvl_dtype t, const uint8_t *w, size_t wrow, cons
 		qz_q40(w, wrow, x, nb, y, n, scr);
 		return true;
 	}
-	return qz_gemm_k(t, w, wrow, x, nb, nb, y, 1, 1, n);
+	return qd_gemm_k_tiles(t, w, wrow, x, nb, nb, y, 1, 1, n);
 }
 
 #endif
