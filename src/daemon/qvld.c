@@ -65,6 +65,7 @@ static const struct option longopts[] = {
     {"prefix-cache", required_argument, NULL, 0},
     {"vision-cache", required_argument, NULL, 0},
     {"prefill-chunk", required_argument, NULL, 0},
+    {"prefill-step-pct", required_argument, NULL, 0},
     {"client-max-seqs", required_argument, NULL, 0},
     {"client-kv-pages", required_argument, NULL, 0},
     {"deadline-ms", required_argument, NULL, 0},
@@ -88,6 +89,7 @@ static void usage(FILE *f)
 		"Usage: qvld [--model MODEL] [--mmproj FILE] [--socket PATH] [--config FILE]\n"
 		"            [--threads N] [--cpus LIST] [--ctx N] [--max-seqs N] [--kv-type T]\n"
 		"            [--kv-mem SIZE|N%%] [--max-queue N] [--prefill-chunk N]\n"
+		"            [--prefill-step-pct N]\n"
 		"            [--client-max-seqs N] [--deadline-ms N] [--prefix-cache BOOL]\n"
 		"            [--vision-cache SIZE|N%%] [--client-kv-pages N]\n"
 		"            [--precision P] [--pidfile FILE] [--log-file FILE] [--log-level N]\n"
@@ -300,6 +302,7 @@ static int start(struct daemon *d, struct qvl_err *err)
 	struct sched_opts so = {.max_seqs = (int)d->o.max_seqs,
 				.max_queue = (int)d->o.max_queue,
 				.prefill_chunk = (int)d->o.prefill_chunk,
+				.prefill_step = (double)d->o.prefill_step_pct / 100.0,
 				.client_max_seqs = (int)d->o.client_max_seqs,
 				.client_kv_pages = d->o.client_kv_pages,
 				.deadline_s = (double)d->o.deadline_ms / 1000.0,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "daemon/pace.h"
 #include "daemon/placement.h"
 #include "daemon/sched.h"
 #include "daemon/stats.h"
@@ -37,10 +38,13 @@ struct sched {
 	/* the worker's step arrays, max_seqs long */
 	struct job **run;
 	bool *cancel;
+	bool *hold; /* left out of this step (plan()) */
 	struct qvl_batch_item *items;
 	struct job **staged;
 	uint64_t preemptions; /* worker thread only */
 	bool kv_short;	      /* the last step had to hold back or preempt (lock) */
+	struct pace pace;     /* the prefill budget (worker thread only) */
+	bool held_long;	      /* the last step ran newcomers without the long prefills */
 };
 
 int sched_create(struct sched **out, const struct job_env *env, const struct sched_opts *o,
@@ -58,14 +62,17 @@ int sched_create(struct sched **out, const struct job_env *env, const struct sch
 		s->o.client_max_seqs = s->o.max_seqs;
 	if (s->o.prefill_chunk < 1)
 		s->o.prefill_chunk = 512;
+	pace_init(&s->pace, s->o.prefill_step, (size_t)s->o.prefill_chunk);
 	size_t n = (size_t)s->o.max_seqs;
 	s->run = calloc(n, sizeof(*s->run));
 	s->cancel = calloc(n, sizeof(*s->cancel));
+	s->hold = calloc(n, sizeof(*s->hold));
 	s->items = calloc(n, sizeof(*s->items));
 	s->staged = calloc(n, sizeof(*s->staged));
-	if (!s->run || !s->cancel || !s->items || !s->staged) {
+	if (!s->run || !s->cancel || !s->hold || !s->items || !s->staged) {
 		free(s->run);
 		free(s->cancel);
+		free(s->hold);
 		free(s->items);
 		free(s->staged);
 		free(s);
@@ -485,12 +492,47 @@ static void fit(struct sched *s, int *m)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* Under a time-bounded budget (pace.h), a newcomer (a prompt not started
+ * yet that fits the budget) gets a step without the long prefills: it
+ * waits for the step in progress, then runs beside the decodes only, as on
+ * an idle daemon. The long prefills wait that one step, never two in a
+ * row, so a stream of newcomers cannot starve them. Sets s->hold[i] for
+ * the jobs this step leaves out; returns the prefill budget. */
+static size_t plan(struct sched *s, int n)
+{
+	size_t decodes = 0, budget;
+	bool fresh = false, longs = false;
+
+	for (int i = 0; i < n; i++) {
+		s->hold[i] = false;
+		if (!s->cancel[i] && gen_missing(s->run[i]->g) == 1)
+			decodes++;
+	}
+	budget = pace_budget(&s->pace, decodes);
+	if (s->pace.ratio <= 0)
+		return budget;
+	for (int i = 0; i < n; i++) {
+		size_t miss = s->cancel[i] ? 0 : gen_missing(s->run[i]->g);
+		s->hold[i] = miss > 1 && (s->run[i]->fed || miss > budget);
+		fresh |= miss > 1 && !s->hold[i];
+		longs |= s->hold[i];
+	}
+	if (!fresh || !longs || s->held_long) {
+		for (int i = 0; i < n; i++)
+			s->hold[i] = false;
+		s->held_long = false;
+		return budget;
+	}
+	s->held_long = true;
+	return budget;
+}
+
 /* One step, without the lock: stage every job's chunk, one forward pass,
  * advance each. n jobs from snapshot(). */
 static void step(struct sched *s, int n)
 {
 	struct qvl_err err = {{0}};
-	size_t budget = (size_t)s->o.prefill_chunk, rows = 0;
+	size_t budget = plan(s, n), rows = 0;
 	double now = qvl_now();
 	int m = 0;
 
@@ -506,7 +548,7 @@ static void step(struct sched *s, int n)
 		} else {
 			size_t miss = gen_missing(j->g);
 			/* a decode (one position) always runs; prefills share the budget */
-			if (miss > 1 && !budget)
+			if (s->hold[i] || (miss > 1 && !budget))
 				continue;
 			rc = job_stage(j, miss > 1 ? budget : 1, &s->items[m]);
 			if (rc > 0) {
@@ -514,6 +556,7 @@ static void step(struct sched *s, int n)
 					budget -= (size_t)rc;
 				rows += (size_t)rc;
 				s->staged[m++] = j;
+				j->fed = true;
 				j->last_served = s->tick;
 				j->cl->last_served = s->tick;
 				continue;
@@ -532,10 +575,18 @@ static void step(struct sched *s, int n)
 		rows += s->items[i].chunk.n;
 	double t0 = qvl_now();
 	int rc = qvl_engine_forward(s->env.e, s->items, (size_t)m, &err);
+	double dt = qvl_now() - t0;
 	struct qvl_kv_usage u;
 	qvl_engine_kv_usage(s->env.e, &u);
-	qvld_stats_step(s->env.stats, m, rows, qvl_now() - t0);
+	qvld_stats_step(s->env.stats, m, rows, dt);
 	qvld_stats_kv(s->env.stats, &u, s->preemptions);
+	if (rc == 0) {
+		double a, b;
+		pace_observe(&s->pace, rows, dt);
+		pace_model(&s->pace, &a, &b);
+		log_debug("step: %d sequences, %zu rows, %.3f s (model %.3f s + %.4f s/row)%s", m,
+			  rows, dt, a, b, s->held_long ? ", long prefills held" : "");
+	}
 	if (rc < 0 && m > 1) {
 		log_debug("batch of %d: %s; running each alone", m, err.msg);
 		run_alone(s, m);
@@ -642,6 +693,7 @@ void sched_destroy(struct sched *s)
 	}
 	free(s->run);
 	free(s->cancel);
+	free(s->hold);
 	free(s->items);
 	free(s->staged);
 	pthread_cond_destroy(&s->cv);

@@ -45,6 +45,7 @@ struct sched_opts {
 	int max_seqs;	     /* sequences admitted at once */
 	int max_queue;	     /* jobs waiting for admission before -EBUSY */
 	int prefill_chunk;   /* prompt positions per step, all prefills together */
+	double prefill_step; /* a step's time bound in 16-row steps (pace.h); 0: off */
 	int client_max_seqs; /* admitted sequences per client (0: max_seqs) */
 	int64_t client_kv_pages; /* KV pages one client's sequences may hold (0: any) */
 	double deadline_s;   /* longest a request may take from submission (0: none) */
