@@ -17,7 +17,7 @@
 #
 # Knobs: QVL_BENCH_REPS (3), QVL_BENCH_TOKENS (8 decoded ids per sequence),
 # QVL_BENCH_CHUNK (--prefill-chunk, 256), QVL_BENCH_STEP_PCT
-# (--prefill-step-pct, 150; 0: fixed chunks), QVL_BENCH_LONG (the long
+# (--prefill-step-pct, 100; 0: chunks not cut by layers), QVL_BENCH_LONG (the long
 # prompt of the TTFT figure, 4096 ids), QVL_BENCH_THREADS (2),
 # QVL_BENCH_KV_MEM (4G).
 : "${QVLCTL:=./qvlctl}"
@@ -26,7 +26,7 @@
 QVLD=${QVLD:-$QVL_BUILDDIR/qvld}
 MODEL=${QVL_BENCH_2B_DIR:-/work/m2b}
 CHUNK=${QVL_BENCH_CHUNK:-256}
-STEP=${QVL_BENCH_STEP_PCT:-150}
+STEP=${QVL_BENCH_STEP_PCT:-100}
 TH=${QVL_BENCH_THREADS:-2}
 GGUF=${QVL_BENCH_GGUF:-/work/bench/qvl-2b-bf16.gguf}
 PY=${PYTHON3:-python3}

@@ -1,59 +1,42 @@
-/* The prefill budget of a scheduler step, bounded by time (issue 18: the
- * time to first token of a short request that arrives while a long prompt
- * is being prefilled).
+/* How much of a long prefill a scheduler step carries, bounded by time
+ * (issue 18: the time to first token of a short request that arrives while
+ * a long prompt is being prefilled).
  *
  * A step cannot be interrupted: a request that arrives during one waits for
- * its end, then for a step of its own. With a fixed budget of positions a
- * step carrying a 256-position chunk of a long prompt costs ~10x a step of
- * a 16-id prompt on the 2b shape (compute bound past ~16 rows), so the
- * newcomer waited ~14x its idle time. Here the budget is the number of rows
- * a step may carry for its duration to stay under ratio x the time of a
- * step of PACE_REF rows (what a short prompt costs on an idle daemon), from
- * a model of the step time fitted to the steps just run:
- *     t(rows) = a + b * rows
- * a the cost of reading every weight once, b the compute per row. The fit
- * keeps two running means, of the steps of at most PACE_REF rows (decodes,
- * short prompts) and of the larger ones (prefill chunks), and draws the
- * line through them; each mean follows the machine (exponential weights),
- * and neither is ever replaced by the other, so the line stays defined when
- * every step has the same size. Until a mean exists the budget probes:
- * PACE_REF rows (a small step), then 4 x PACE_REF; and a lone long prefill
- * (nothing else small runs) gets a small step every PACE_REPROBE steps, or
- * the small mean would go stale while the load of the machine changes.
- * Only the ratio a / b (the rows a step takes to cost its weight reads
- * twice) sets the budget:
- *     rows = (ratio - 1) * a / b + ratio * PACE_REF
- *
- * The newcomer then waits at most one bounded step plus its own: at ratio
- * 1.5, ~1.75x its idle time on average (the step in progress is half done
- * when it arrives), while the long prompt runs chunks of ~(ratio - 1) x
- * PACE_REF + 0.5 a / b rows (~30 on the 2b shape at 2 threads), ~70% of
- * the throughput of 256-row chunks. Worker thread only: no locking. */
+ * its end, then for a step of its own. A step that carried a whole
+ * 256-position chunk of a long prompt cost ~8x a step of a 16-id prompt on
+ * the 2b shape, so the newcomer waited ~14x its idle time; smaller chunks
+ * bound the step but lose the chunk's speed (past 16 rows the matmuls pack
+ * their weights, which costs as much as ~60 rows of compute: a 24-row
+ * chunk ran at 40% of the speed of a 256-row one). So the chunk keeps its
+ * prefill_chunk rows and is cut by layers instead (qvl_split_*, engine.h):
+ * each step runs the next few layers of it, as many as fit in
+ *     ratio x (the running mean of the steps of at most PACE_REF rows:
+ *              decodes and short prompts)
+ * from the measured seconds per layer and row of the split's earlier
+ * parts; at least one layer. Every layer's weights are still read once for
+ * the whole chunk, so the long prompt loses only the per-call overhead
+ * (the rows' state copied in and out, a few ms) while the step stays
+ * short. Until both means exist, one layer per step. Worker thread only. */
 #ifndef QVLD_PACE_H
 #define QVLD_PACE_H
 
 #include <stddef.h>
 
-#define PACE_REF	 16 /* rows of the reference step: a short prompt */
-#define PACE_REPROBE 16 /* large steps in a row, then a small one refreshes its mean */
+#define PACE_REF 16 /* rows of a short step: prompts up to this run whole */
 
 struct pace {
-	double ratio;	  /* step time bound, in reference steps; <= 0: off */
-	size_t max_rows;  /* the --prefill-chunk cap */
-	double n[2];	  /* steps seen, per class (small, large) */
-	double x[2], t[2]; /* running means of rows and seconds, per class */
-	int since_small;   /* large steps since the last small one */
+	double ratio;		 /* the long-prefill part of a step, in short steps; <= 0: off */
+	double n_small, t_small; /* short steps seen, their mean seconds */
+	double n_split, u;	 /* split parts seen, their mean seconds per layer and row */
 };
 
-/* ratio <= 0: the budget is always max_rows (the fixed chunk). */
-void pace_init(struct pace *p, double ratio, size_t max_rows);
+void pace_init(struct pace *p, double ratio);
 /* A forward of rows rows took seconds. */
-void pace_observe(struct pace *p, size_t rows, double seconds);
-/* Prefill positions the next step may carry besides `others` rows that run
- * anyway (decodes, a newcomer's prompt): at least min(PACE_REF, max_rows)
- * so that a prefill always progresses, at most max_rows. */
-size_t pace_budget(const struct pace *p, size_t others);
-/* The fitted per-step and per-row seconds (0 while unknown), for the log. */
-void pace_model(const struct pace *p, double *a, double *b);
+void pace_step(struct pace *p, size_t rows, double seconds);
+/* A split part of `layers` layers over rows rows took seconds. */
+void pace_split(struct pace *p, size_t rows, int layers, double seconds);
+/* Layers of a split of rows rows the next step runs (1..n_layers). */
+int pace_layers(const struct pace *p, size_t rows, int n_layers);
 
 #endif
