@@ -138,7 +138,8 @@ int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items,
  * output buffers must stay valid. Destroying an unfinished split leaves
  * the sequences as before begin (the K/V written past their length is
  * unused; the pages stay theirs until they grow or are reset). At most
- * ENG_MAX_ROWS (512) rows in all. */
+ * QVL_SPLIT_MAX_ROWS rows in all (-E2BIG). */
+#define QVL_SPLIT_MAX_ROWS 512
 struct qvl_split;
 int qvl_split_begin(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
 		    struct qvl_split **out, struct qvl_err *err);

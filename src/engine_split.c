@@ -42,8 +42,9 @@ int qvl_split_begin(struct qvl_engine *e, const struct qvl_batch_item *items, si
 	*out = NULL;
 	for (size_t i = 0; i < n; i++)
 		nr += items[i].chunk.n;
-	if (!n || nr > ENG_MAX_ROWS)
-		return qvl_errf(err, -E2BIG, "split forward: %zu rows (1..%d)", nr, ENG_MAX_ROWS);
+	if (!n || nr > QVL_SPLIT_MAX_ROWS || nr > ENG_MAX_ROWS)
+		return qvl_errf(err, -E2BIG, "split forward: %zu rows (1..%d)", nr,
+				QVL_SPLIT_MAX_ROWS);
 	sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return qvl_errf(err, -ENOMEM, "split forward: out of memory");

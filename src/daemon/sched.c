@@ -186,8 +186,6 @@ static struct job *cancelled_queued(struct sched *s, double now)
  * Nothing is admitted while a preempted job waits for KV pages and the
  * batch still holds others: they must finish to make room
  * (readmit_fits()). */
-static size_t held(const struct job *j, size_t page_tokens);
-
 /* Under the lock: may preempted job j come back while others run? Only
  * when the pool (and its client's page limit) has room for all it must
  * feed again and the next page: readmitted into a pool that is still
@@ -210,7 +208,7 @@ static bool readmit_fits(struct sched *s, const struct job *j)
 		return true;
 	for (const struct job *k = s->active; k; k = k->next)
 		if (k->cl == j->cl)
-			use += held(k, u.page_tokens);
+			use += sched_held(k, u.page_tokens);
 	return use + need <= (size_t)s->o.client_kv_pages;
 }
 
@@ -372,7 +370,7 @@ static void preempt(struct sched *s, struct job *j)
  * in the pool that still cannot grow ends with the context stop: the
  * budget is its context. */
 /* Pages j holds (a page shared with others counts for each holder). */
-static size_t held(const struct job *j, size_t page_tokens)
+size_t sched_held(const struct job *j, size_t page_tokens)
 {
 	int len = j->g ? qvl_seq_len(gen_seq(j->g)) : 0;
 	return ((size_t)len + page_tokens - 1) / page_tokens;
@@ -386,7 +384,7 @@ static struct job *victim(struct sched *s, const struct sched_client *k, size_t 
 
 	*holders = 0;
 	for (struct job *j = s->active; j; j = j->next)
-		if ((!k || j->cl == k) && held(j, pt)) {
+		if ((!k || j->cl == k) && sched_held(j, pt)) {
 			(*holders)++;
 			if (!v || j->admit_tick >= v->admit_tick)
 				v = j;
@@ -442,7 +440,7 @@ static bool client_fit(struct sched *s, int *m, size_t pt)
 		int drop = -1, n_k = 0;
 		for (struct job *j = s->active; j; j = j->next)
 			if (j->cl == k)
-				use += held(j, pt);
+				use += sched_held(j, pt);
 		for (int t = 0; t < *m; t++)
 			if (s->staged[t]->cl == k) {
 				use += qvl_seq_pages_needed(s->items[t].seq, s->items[t].chunk.n);

@@ -51,6 +51,8 @@ struct sched {
 
 /* sched.c: a job that has finished leaves the batch and is freed. */
 void sched_retire(struct sched *s, struct job *j);
+/* Pages j holds (a page shared with others counts for each holder). */
+size_t sched_held(const struct job *j, size_t page_tokens);
 
 /* sched_split.c. Before a step's staging: mark the jobs the step leaves
  * out (s->hold) and those whose chunks start a split (s->to_split);

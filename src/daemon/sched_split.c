@@ -57,11 +57,14 @@ size_t split_plan(struct sched *s, int n)
 void split_stage(struct sched *s, struct job *j, size_t *budget)
 {
 	struct qvl_batch_item *it = &s->sitems[s->n_sjobs];
+	size_t room = QVL_SPLIT_MAX_ROWS;
 	int rc;
 
-	if (!*budget)
+	for (int i = 0; i < s->n_sjobs; i++)
+		room -= s->sitems[i].chunk.n;
+	if (!*budget || !room)
 		return;
-	rc = job_stage(j, *budget, it);
+	rc = job_stage(j, *budget < room ? *budget : room, it);
 	if (rc <= 0) /* finished or out of memory: the next step ends it */
 		return;
 	*budget -= (size_t)rc;
@@ -90,10 +93,36 @@ void split_forget(struct sched *s, const struct job *j)
 		}
 }
 
+/* client_kv_pages: would a client of the split hold more pages than that
+ * with its chunks in? (Then the old way's client_fit() decides.) */
+static bool split_over_client_limit(struct sched *s)
+{
+	struct qvl_kv_usage u;
+
+	qvl_engine_kv_usage(s->env.e, &u);
+	if (!s->o.client_kv_pages || !u.page_tokens)
+		return false;
+	for (int i = 0; i < s->n_sjobs; i++) {
+		const struct sched_client *k = s->sjobs[i]->cl;
+		size_t use = 0;
+		for (const struct job *j = s->active; j; j = j->next)
+			if (j->cl == k)
+				use += sched_held(j, u.page_tokens);
+		for (int t = 0; t < s->n_sjobs; t++)
+			if (s->sjobs[t]->cl == k)
+				use += qvl_seq_pages_needed(s->sitems[t].seq, s->sitems[t].chunk.n);
+		if (use > (size_t)s->o.client_kv_pages)
+			return true;
+	}
+	return false;
+}
+
 static int split_begin(struct sched *s)
 {
 	struct qvl_err err = {{0}};
-	int rc = qvl_split_begin(s->env.e, s->sitems, (size_t)s->n_sjobs, &s->split, &err);
+	int rc = split_over_client_limit(s)
+		     ? qvl_errf(&err, -ENOSPC, "over client_kv_pages")
+		     : qvl_split_begin(s->env.e, s->sitems, (size_t)s->n_sjobs, &s->split, &err);
 
 	if (rc < 0) {
 		/* -ENOSPC: one step the old way, where fit() makes room; else
