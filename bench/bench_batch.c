@@ -7,7 +7,9 @@
  *            the moment every sequence has its first token to the last
  *            completion; ratio to 1 sequence (target >= 10 at 16)
  *   ttft     time to first token of a short request on an idle daemon and
- *            while a 4096-id prompt is being prefilled (target <= 2x)
+ *            while a 4096-id prompt (QVL_BENCH_LONG) is being prefilled
+ *            (target <= 2x), and that prompt's whole prefill alone and
+ *            beside the short one (what the prefill budget costs it)
  *   prefix   time to first token with a 2000-id system prompt seen for the
  *            first time vs seen before (target >= 20x), and the same for a
  *            repeated 448x448 image
@@ -88,6 +90,11 @@ static double decode_once(int n)
 	return t_end > t_all && total > snap ? (double)(total - snap) / (t_end - t_all) : -1;
 }
 
+/* The last request that ended while ttft() waited for another one, and
+ * when (until_done() looks here first). */
+static uint64_t ended_ud;
+static double ended_at;
+
 /* Seconds from t0 (just before the submission of ud) to its first token;
  * waits for its end. */
 static double ttft(uint64_t ud, double t0)
@@ -96,8 +103,13 @@ static double ttft(uint64_t ud, double t0)
 	struct qvl_cqe c;
 
 	while (dc_next(q, &c, 600) == 0) {
-		if (c.user_data != ud)
+		if (c.user_data != ud) {
+			if (!(c.flags & QVL_CQE_F_MORE)) {
+				ended_ud = c.user_data;
+				ended_at = qvl_now();
+			}
 			continue;
+		}
 		if (t1 < 0 && c.n_tokens > 0)
 			t1 = qvl_now() - t0;
 		if (!(c.flags & QVL_CQE_F_MORE))
@@ -151,40 +163,79 @@ static void bench_decode(void)
 	}
 }
 
+/* Seconds from t0 to the end of ud. */
+static double until_done(uint64_t ud, double t0)
+{
+	struct qvl_cqe c;
+
+	if (ended_ud == ud)
+		return ended_at - t0;
+	while (dc_next(q, &c, 600) == 0)
+		if (c.user_data == ud && !(c.flags & QVL_CQE_F_MORE))
+			return qvl_now() - t0;
+	return -1;
+}
+
 static void bench_ttft(void)
 {
-	static int32_t big[4096];
-	double idle[16], busy[16];
+	static int32_t big[8192];
+	double idle[16], busy[16], lone[16], beside[16];
+	int n_long = getenv("QVL_BENCH_LONG") ? atoi(getenv("QVL_BENCH_LONG")) : 4096;
+	const char *chunk = getenv("QVL_BENCH_CHUNK") ? getenv("QVL_BENCH_CHUNK") : "?";
+	const char *pct = getenv("QVL_BENCH_STEP_PCT") ? getenv("QVL_BENCH_STEP_PCT") : "?";
 
+	if (n_long < 64 || n_long > 8192) {
+		fprintf(stderr, "bench_batch: QVL_BENCH_LONG 64..8192\n");
+		return;
+	}
 	for (int i = 0; i < reps; i++) {
-		idle[i] = short_ttft(100 + (uint64_t)i);
-		/* a 4096-id prompt: its prefill is under way when the short one comes */
 		struct qvl_req *r;
-		uint64_t ud = next_ud++;
-		dc_ids(big, 4096, 5000 + (uint64_t)i);
-		if (dc_submit_ids(q, ud, big, 4096, 1, 0, &r) < 0)
+		uint64_t ud;
+
+		idle[i] = short_ttft(100 + (uint64_t)i);
+		/* the long prompt alone: its whole prefill */
+		ud = next_ud++;
+		dc_ids(big, (size_t)n_long, 9000 + (uint64_t)i);
+		double t0 = qvl_now();
+		if (dc_submit_ids(q, ud, big, (size_t)n_long, 1, 0, &r) < 0)
+			return;
+		lone[i] = until_done(ud, t0);
+		qvl_release(r);
+		/* again (other ids: no prefix reuse), with the short one arriving
+		 * while its prefill is under way */
+		ud = next_ud++;
+		dc_ids(big, (size_t)n_long, 5000 + (uint64_t)i);
+		t0 = qvl_now();
+		if (dc_submit_ids(q, ud, big, (size_t)n_long, 1, 0, &r) < 0)
 			return;
 		usleep(300000);
 		busy[i] = short_ttft(200 + (uint64_t)i);
-		struct qvl_cqe c;
-		while (dc_next(q, &c, 600) == 0)
-			if (c.user_data == ud && !(c.flags & QVL_CQE_F_MORE))
-				break;
+		beside[i] = until_done(ud, t0);
 		qvl_release(r);
 	}
 	struct fig fi = summarize(idle, reps), fb = summarize(busy, reps);
-	char extra[160];
+	struct fig fl = summarize(lone, reps), fs = summarize(beside, reps);
+	char extra[256];
 	print_fig("ttft_idle_s", "s", fi, NULL);
 	snprintf(extra, sizeof(extra),
-		 "\"ratio_to_idle\":%.2f,\"target_ratio\":2,\"prefill_chunk\":\"%s\"",
-		 fi.med > 0 ? fb.med / fi.med : 0,
-		 getenv("QVL_BENCH_CHUNK") ? getenv("QVL_BENCH_CHUNK") : "?");
-	print_fig("ttft_beside_4096_prefill_s", "s", fb, extra);
+		 "\"ratio_to_idle\":%.2f,\"target_ratio\":2,\"prefill_chunk\":\"%s\","
+		 "\"prefill_step_pct\":\"%s\",\"long_prompt\":%d",
+		 fi.med > 0 ? fb.med / fi.med : 0, chunk, pct, n_long);
+	print_fig("ttft_beside_long_prefill_s", "s", fb, extra);
+	snprintf(extra, sizeof(extra), "\"long_prompt\":%d,\"tok_s\":%.2f", n_long,
+		 fl.med > 0 ? n_long / fl.med : 0);
+	print_fig("long_prefill_alone_s", "s", fl, extra);
+	print_fig("long_prefill_beside_short_s", "s", fs, extra);
 	fprintf(stderr,
-		"TTFT of a 16-id request: idle %.3f s (%.3f..%.3f), beside a 4096-id prefill "
-		"%.3f s (%.3f..%.3f): %.2fx (prefill chunk %s)\n",
-		fi.med, fi.lo, fi.hi, fb.med, fb.lo, fb.hi, fi.med > 0 ? fb.med / fi.med : 0,
-		getenv("QVL_BENCH_CHUNK") ? getenv("QVL_BENCH_CHUNK") : "?");
+		"TTFT of a 16-id request: idle %.3f s (%.3f..%.3f), beside a %d-id prefill "
+		"%.3f s (%.3f..%.3f): %.2fx (prefill chunk %s, step %s%%)\n",
+		fi.med, fi.lo, fi.hi, n_long, fb.med, fb.lo, fb.hi,
+		fi.med > 0 ? fb.med / fi.med : 0, chunk, pct);
+	fprintf(stderr,
+		"%d-id prefill: alone %.3f s (%.3f..%.3f, %.1f tok/s), with the short one "
+		"%.3f s (%.3f..%.3f)\n",
+		n_long, fl.med, fl.lo, fl.hi, fl.med > 0 ? n_long / fl.med : 0, fs.med, fs.lo,
+		fs.hi);
 }
 
 /* TTFT of [system ids | 8 suffix ids]. */

@@ -16,7 +16,9 @@
 # Without them that part says so and is skipped.
 #
 # Knobs: QVL_BENCH_REPS (3), QVL_BENCH_TOKENS (8 decoded ids per sequence),
-# QVL_BENCH_CHUNK (--prefill-chunk, 256), QVL_BENCH_THREADS (2),
+# QVL_BENCH_CHUNK (--prefill-chunk, 256), QVL_BENCH_STEP_PCT
+# (--prefill-step-pct, 100; 0: chunks not cut by layers), QVL_BENCH_LONG (the long
+# prompt of the TTFT figure, 4096 ids), QVL_BENCH_THREADS (2),
 # QVL_BENCH_KV_MEM (4G).
 : "${QVLCTL:=./qvlctl}"
 : "${QVL_BUILDDIR:=.}"
@@ -24,10 +26,11 @@
 QVLD=${QVLD:-$QVL_BUILDDIR/qvld}
 MODEL=${QVL_BENCH_2B_DIR:-/work/m2b}
 CHUNK=${QVL_BENCH_CHUNK:-256}
+STEP=${QVL_BENCH_STEP_PCT:-100}
 TH=${QVL_BENCH_THREADS:-2}
 GGUF=${QVL_BENCH_GGUF:-/work/bench/qvl-2b-bf16.gguf}
 PY=${PYTHON3:-python3}
-export QVL_BENCH_CHUNK=$CHUNK
+export QVL_BENCH_CHUNK=$CHUNK QVL_BENCH_STEP_PCT=$STEP
 
 if [ ! -f "$MODEL/config.json" ]; then
 	echo "bench_batch: SKIP: no 2b model at $MODEL (set QVL_BENCH_2B_DIR)"
@@ -41,7 +44,7 @@ trap '[ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null; [ -n "$LPID" ] && kill -9 "
 
 printf '[qvld]\nmax_inflight = 256\n' >"$TMP/qvl.conf"
 "$QVLD" --foreground --config "$TMP/qvl.conf" --model "$MODEL" --socket "$SOCK" --threads "$TH" \
-	--max-seqs 64 --ctx 4608 --prefill-chunk "$CHUNK" --kv-mem "${QVL_BENCH_KV_MEM:-4G}" \
+	--max-seqs 64 --ctx 4608 --prefill-chunk "$CHUNK" --prefill-step-pct "$STEP" --kv-mem "${QVL_BENCH_KV_MEM:-4G}" \
 	>"$TMP/qvld.log" 2>&1 &
 QPID=$!
 . "$(dirname "$0")/qvld_wait.sh"

@@ -534,14 +534,12 @@ static int kv_take(struct qvl_engine *e, const struct qvl_batch_item *items, siz
 	return 0;
 }
 
-int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
-		       struct qvl_err *err)
+int eng_prepare(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
+		struct qvl_err *err)
 {
-	size_t nr = 0, done = 0, total = 0;
 	int rc;
 
 	for (size_t i = 0; i < n; i++) {
-		total += items[i].chunk.n;
 		rc = check_item(e, &items[i], i, err);
 		if (rc < 0)
 			return rc;
@@ -550,31 +548,64 @@ int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items,
 				return qvl_errf(err, -EINVAL, "items %zu and %zu: same sequence", j,
 						i);
 	}
-	rc = kv_take(e, items, n, err);
+	return kv_take(e, items, n, err);
+}
+
+void eng_item_rows(const struct qvl_engine *e, const struct qvl_batch_item *it,
+		   const struct qvl_chunk *c, size_t ci0, size_t n, int32_t *rank,
+		   struct eng_row *rows)
+{
+	for (size_t ci = ci0; ci < ci0 + n; ci++) {
+		struct eng_row *r = &rows[ci - ci0];
+		bool img = c->n_img && c->ids[ci] == e->image_token_id;
+
+		r->s = it->seq;
+		r->c = c;
+		r->ci = (uint32_t)ci;
+		r->pos = it->seq->len + (int32_t)ci;
+		r->rank = img ? (*rank)++ : -1;
+		r->logits = !it->logits	     ? NULL
+			    : it->all_logits ? it->logits + ci * (size_t)e->V
+			    : ci + 1 == c->n ? it->logits
+					     : NULL;
+		r->argmax = ci + 1 == c->n ? it->argmax : NULL;
+	}
+}
+
+void eng_commit(const struct qvl_batch_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct qvl_seq *s = items[i].seq;
+		const struct qvl_chunk *c = &items[i].chunk;
+
+		kv_seq_publish(s, c, s->len, s->next_pos);
+		s->len += (int)c->n;
+		s->next_pos = c->pos ? c->next_pos : s->next_pos + (int32_t)c->n;
+	}
+}
+
+int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
+		       struct qvl_err *err)
+{
+	size_t nr = 0, done = 0, total = 0;
+	int rc = eng_prepare(e, items, n, err);
+
 	if (rc < 0)
 		return rc;
+	for (size_t i = 0; i < n; i++)
+		total += items[i].chunk.n;
 	/* Rows of all items, in order, cut into slices of ENG_MAX_ROWS. A
 	 * chunk may straddle two slices: its first part is in the cache
 	 * before the second part attends to it. */
 	for (size_t i = 0; i < n; i++) {
-		const struct qvl_batch_item *it = &items[i];
-		const struct qvl_chunk *c = &it->chunk;
+		const struct qvl_chunk *c = &items[i].chunk;
 		int32_t rank = 0;
 
-		for (size_t ci = 0; ci < c->n; ci++) {
-			struct eng_row *r = &e->rows[nr++];
-			bool img = c->n_img && c->ids[ci] == e->image_token_id;
-
-			r->s = it->seq;
-			r->c = c;
-			r->ci = (uint32_t)ci;
-			r->pos = it->seq->len + (int32_t)ci;
-			r->rank = img ? rank++ : -1;
-			r->logits = !it->logits	     ? NULL
-				    : it->all_logits ? it->logits + ci * (size_t)e->V
-				    : ci + 1 == c->n ? it->logits
-						     : NULL;
-			r->argmax = ci + 1 == c->n ? it->argmax : NULL;
+		for (size_t ci = 0; ci < c->n;) {
+			size_t take = c->n - ci < ENG_MAX_ROWS - nr ? c->n - ci : ENG_MAX_ROWS - nr;
+			eng_item_rows(e, &items[i], c, ci, take, &rank, e->rows + nr);
+			nr += take;
+			ci += take;
 			if (nr == ENG_MAX_ROWS) {
 				rc = eng_forward_rows(e, nr, err);
 				if (rc < 0)
@@ -588,14 +619,7 @@ int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items,
 	}
 	if (nr && (rc = eng_forward_rows(e, nr, err)) < 0)
 		return rc;
-	for (size_t i = 0; i < n; i++) {
-		struct qvl_seq *s = items[i].seq;
-		const struct qvl_chunk *c = &items[i].chunk;
-
-		kv_seq_publish(s, c, s->len, s->next_pos);
-		s->len += (int)c->n;
-		s->next_pos = c->pos ? c->next_pos : s->next_pos + (int32_t)c->n;
-	}
+	eng_commit(items, n);
 	return 0;
 }
 

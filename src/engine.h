@@ -141,6 +141,32 @@ int qvl_seq_forward_argmax(struct qvl_engine *e, struct qvl_seq *s, const struct
 int qvl_engine_forward(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
 		       struct qvl_err *err);
 
+/* A batch run through the model a few layers per call: qvl_engine_forward()
+ * cut between layers instead of between rows, so that a long prefill chunk
+ * keeps all its rows in each matmul (its speed) while each call is short
+ * (a scheduler runs other forwards, e.g. a newcomer's prompt, in between).
+ * begin checks the items and takes their KV pages as qvl_engine_forward()
+ * does (on error nothing changed); each run does the next `layers` layers
+ * and returns 1 after the last one, when the chunks are in their sequences
+ * and the logits / argmax written, as qvl_engine_forward() would have
+ * written them (the same kernels on the same rows). Until then the items'
+ * sequences must not be in any other forward, and the items' chunks and
+ * output buffers must stay valid. Destroying an unfinished split leaves
+ * the sequences as before begin (the K/V written past their length is
+ * unused; the pages stay theirs until they grow or are reset). At most
+ * QVL_SPLIT_MAX_ROWS rows in all (-E2BIG). A layer whose weights cannot be
+ * read (a streamed shard, offload/) fails the run (< 0, err says why): only
+ * destroying the split is left. */
+#define QVL_SPLIT_MAX_ROWS 512
+struct qvl_split;
+int qvl_split_begin(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
+		    struct qvl_split **out, struct qvl_err *err);
+int qvl_split_run(struct qvl_split *sp, int layers, struct qvl_err *err);
+/* Layers still to run, and rows per layer. */
+int qvl_split_layers_left(const struct qvl_split *sp);
+size_t qvl_split_rows(const struct qvl_split *sp);
+void qvl_split_destroy(struct qvl_split *sp);
+
 /* Progress of long forwards (a prefill of many slices): fn(ctx, rows done,
  * rows in the call) after each slice, on the calling thread. fn NULL: none. */
 typedef void (*qvl_progress_fn)(void *ctx, double done, double total);

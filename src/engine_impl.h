@@ -118,11 +118,27 @@ struct qvl_seq {
  * K/V, and write the logits of every row whose .logits is set and the
  * argmax of every row whose .argmax is set. */
 int eng_forward_rows(struct qvl_engine *e, size_t n, struct qvl_err *err);
+/* The same through layers [l0, l1) only: the embedding runs when l0 == 0,
+ * the output when l1 == L; in between, e->x, e->xb and e->cs carry the
+ * rows from one call to the next (engine_split.c saves them). */
+int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qvl_err *err);
 /* src/engine.c: the weights of layer l for this pass: e->layers[l] when
  * resident, else *tmp rebased onto where the weight source put its bytes;
  * eng_layer_end() after the layer's last use. */
 int eng_layer_begin(struct qvl_engine *e, int l, struct eng_layer *tmp,
 		    const struct eng_layer **out, struct qvl_err *err);
 void eng_layer_end(struct qvl_engine *e, int l);
+
+/* src/engine.c, for engine_split.c: check a batch and take its KV pages
+ * (nothing changed on error); describe rows [ci0, ci0 + n) of item it
+ * (its chunk c) into rows[0..n), *rank counting c's image rows before
+ * them; after the last layer, append the chunks to their sequences
+ * (length, positions, prefix publishing). */
+int eng_prepare(struct qvl_engine *e, const struct qvl_batch_item *items, size_t n,
+		struct qvl_err *err);
+void eng_item_rows(const struct qvl_engine *e, const struct qvl_batch_item *it,
+		   const struct qvl_chunk *c, size_t ci0, size_t n, int32_t *rank,
+		   struct eng_row *rows);
+void eng_commit(const struct qvl_batch_item *items, size_t n);
 
 #endif

@@ -509,6 +509,11 @@ static void logits_out(struct fwd *f)
 
 int eng_forward_rows(struct qvl_engine *e, size_t n, struct qvl_err *err)
 {
+	return eng_forward_layers(e, n, 0, e->L, err);
+}
+
+int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qvl_err *err)
+{
 	struct fwd f = {.e = e, .n = n};
 	size_t H = (size_t)e->H, qd = (size_t)e->nh * e->hd, kd = (size_t)e->nkv * e->hd;
 	size_t I = (size_t)e->I, m = n;
@@ -517,10 +522,12 @@ int eng_forward_rows(struct qvl_engine *e, size_t n, struct qvl_err *err)
 
 	f.m = n;
 	eng_prof_begin(e->prof, n, e->rows[0].pos);
-	run(&f, embed_task, n);
-	eng_prof_mark(e->prof, EST_EMBED);
+	if (l0 == 0) {
+		run(&f, embed_task, n);
+		eng_prof_mark(e->prof, EST_EMBED);
+	}
 
-	for (int l = 0; l < e->L; l++) {
+	for (int l = l0; l < l1; l++) {
 		struct eng_layer tmp;
 		const struct eng_layer *ly;
 		int rc = eng_layer_begin(e, l, &tmp, &ly, err);
@@ -582,7 +589,8 @@ int eng_forward_rows(struct qvl_engine *e, size_t n, struct qvl_err *err)
 		run(&f, post_mlp_task, m);
 		eng_prof_mark(e->prof, f.last ? EST_FINAL : EST_RES2);
 	}
-	logits_out(&f);
+	if (l1 == e->L)
+		logits_out(&f);
 	eng_prof_end(e->prof);
 	return 0;
 }

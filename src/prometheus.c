@@ -23,7 +23,8 @@ void stats_prometheus(FILE *f, const struct json_doc *d)
 					 "preemptions",
 					 "prefix_hits",
 					 "prefix_tokens_reused",
-					 "kv_evictions"};
+					 "kv_evictions",
+					 "split_parts"};
 	uint32_t c = 1;
 
 	for (uint32_t i = 0; i < d->tok[0].count; i++) {

@@ -7,13 +7,14 @@
 # (batch_size_max >= 2 in stats); with the prefix cache the shared prompt
 # prefixes are attached, not recomputed, and the ids stay the same (hits
 # counted); a KV budget of 16 pages forces preemptions, ids unchanged, and
-# so does a per-client limit (client_kv_pages). Exact
+# so does a per-client limit (client_kv_pages); long prefills run cut by
+# layers (sched_split.c), and the same ids come without that cut. Exact
 # precision and an f32 KV cache: at
 # the default bf16 precision a product's rounding may depend on how many rows
 # share it (docs/precision.md), so a near tie could flip.
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
 need_model
-echo "1..13"
+echo "1..16"
 B=${QVL_BUILDDIR:-.}/tests/daemon_batch
 COMMON="--precision exact --kv-type f32 --ctx 2048"
 
@@ -47,6 +48,9 @@ same_as_one() { # same_as_one NAME DESCRIPTION
 same_as_one batch "the batched ids equal the one-at-a-time ids"
 
 num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$TMP/$2.json"; }
+parts=$(num split_parts batch)
+[ "${parts:-0}" -ge 1 ]
+res $? "the long prefills ran cut by layers ($parts split parts)"
 bmax=$(num batch_size_max batch)
 [ "${bmax:-0}" -ge 2 ]
 res $? "the batched daemon ran batches (batch_size_max $bmax)"
@@ -57,13 +61,19 @@ res $? "the other never did (batch_size_max $omax)"
 res $? "without the prefix cache: no prefix hit ($(num prefix_hits one))"
 hits=$(num prefix_hits batch)
 reused=$(num prefix_tokens_reused batch)
-[ "${hits:-0}" -ge 2 ] && [ "${reused:-0}" -ge 512 ]
+# how much is reused depends on timing: a long prompt admitted while the
+# 700-id one is still being prefilled attaches only the pages published so
+# far (with the layer split, the 700-id prefill shares each step with the
+# decodes); at least one whole page is always there
+[ "${hits:-0}" -ge 2 ] && [ "${reused:-0}" -ge 64 ]
 res $? "with it, the same ids and prefix hits counted ($hits hits, $reused positions reused)"
 
 # a KV budget of 16 pages (2 MiB of f32 pages of 64 positions on the tiny
 # model) holds the 700-id prompt or a few short ones, not the window of 5:
 # sequences are preempted and re-prefilled, and nothing changes
-run_set tiny --max-seqs 8 --prefill-chunk 16 --kv-mem 2M
+# (not cut by layers: a split that finds no pages waits for the decodes
+# to free some, so whether one is preempted depends on timing)
+run_set tiny --max-seqs 8 --prefill-chunk 16 --kv-mem 2M --prefill-step-pct 0
 res $? "KV budget of 16 pages: every request completes"
 same_as_one tiny "with preemptions, the ids equal the one-at-a-time ids"
 pre=$(num preemptions tiny)
@@ -76,6 +86,11 @@ run_set client --max-seqs 8 --prefill-chunk 16 --client-kv-pages 12
 res $? "client_kv_pages 12: every request completes"
 same_as_one client "under the per-client limit, the ids equal the one-at-a-time ids"
 pre=$(num preemptions client)
-[ "${pre:-0}" -ge 1 ]
-res $? "the client's own sequences were preempted ($pre)"
+[ "${pre:-0}" -ge 1 ] && [ "${pre:-0}" -lt 20 ]
+res $? "the client's own sequences were preempted ($pre), fewer times than there are requests (20): a preempted one comes back only when its pages fit"
+# the old way (--prefill-step-pct 0: every prefill chunk in the step's one
+# forward, no layer split) gives the same ids too
+run_set fixed --max-seqs 8 --prefill-chunk 16 --prefill-step-pct 0
+res $? "prefill chunks without the layer split: every request completes"
+same_as_one fixed "without the split, the ids equal the one-at-a-time ids"
 exit $fail

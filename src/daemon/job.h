@@ -37,6 +37,8 @@ struct job {
 	bool cancel;	     /* written and read under the scheduler lock only */
 	bool expired;	     /* its deadline passed (worker thread only) */
 	bool preempted;	     /* back in the queue with its session, KV pages given up */
+	bool fed;	     /* a chunk of it has been staged (worker thread only) */
+	bool in_split;	     /* its chunk is in the split in flight (worker thread only) */
 	uint64_t admit_tick; /* when it (last) entered the batch */
 	double deadline;     /* qvl_now() seconds, 0: none */
 	uint64_t last_served;

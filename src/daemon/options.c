@@ -72,6 +72,9 @@ static const struct opt table[] = {
      "requests waiting for a batch slot; more complete at once with -EBUSY"},
     {"prefill_chunk", T_INT, O(prefill_chunk), 1, 1 << 20, "256",
      "prompt positions per batched step (all prefills together)"},
+    {"prefill_step_pct", T_INT, O(prefill_step_pct), 0, 100000, "100",
+     "the layers of long prompts' chunks a step runs take at most N% of a short step "
+     "(0: no cut by layers)"},
     {"client_max_seqs", T_INT, O(client_max_seqs), 0, 4096, "0",
      "batch slots one client may hold (0: max_seqs)"},
     {"client_kv_pages", T_INT, O(client_kv_pages), 0, INT64_C(1) << 40, "0",

@@ -19,7 +19,7 @@ struct qvld_opts {
 	char *kv_type, *precision, *kv_mem, *vision_cache;
 	char *cpu_mem, *gpu_mem, *sim_device_bw; /* the tiered pool (offload/tiers.h) */
 	int64_t threads, ctx, max_seqs, max_queue, prefill_chunk, client_max_seqs, deadline_ms;
-	int64_t client_kv_pages;
+	int64_t client_kv_pages, prefill_step_pct;
 	int64_t max_clients, max_inflight, sq_entries, spin_us;
 	int64_t arena_mb, max_arena_mb, socket_mode, log_level;
 	bool foreground, demo, prefix_cache;

@@ -69,6 +69,7 @@ static const struct option longopts[] = {
     {"prefix-cache", required_argument, NULL, 0},
     {"vision-cache", required_argument, NULL, 0},
     {"prefill-chunk", required_argument, NULL, 0},
+    {"prefill-step-pct", required_argument, NULL, 0},
     {"client-max-seqs", required_argument, NULL, 0},
     {"client-kv-pages", required_argument, NULL, 0},
     {"deadline-ms", required_argument, NULL, 0},
@@ -92,6 +93,7 @@ static void usage(FILE *f)
 		"Usage: qvld [--model MODEL] [--mmproj FILE] [--socket PATH] [--config FILE]\n"
 		"            [--threads N] [--cpus LIST] [--ctx N] [--max-seqs N] [--kv-type T]\n"
 		"            [--kv-mem SIZE|N%%] [--max-queue N] [--prefill-chunk N]\n"
+		"            [--prefill-step-pct N]\n"
 		"            [--client-max-seqs N] [--deadline-ms N] [--prefix-cache BOOL]\n"
 		"            [--vision-cache SIZE|N%%] [--client-kv-pages N]\n"
 		"            [--cpu-mem SIZE|N%%] [--gpu-mem SIZE] [--sim-device-bw BW]\n"
@@ -335,10 +337,19 @@ static int start(struct daemon *d, struct qvl_err *err)
 	qvld_stats_set_info(d->stats, d->model_path, d->o.socket, placement,
 			    qvl_engine_threads(d->e), (int)d->o.ctx, (int)d->o.max_seqs);
 
+	if (eo.wsrc && d->o.prefill_step_pct) {
+		/* the streaming window reads layers in the cyclic order of whole
+		 * passes; a prefill cut by layers between other steps would make
+		 * it restart at every cut */
+		log_info("tiered pool: prefill_step_pct %lld -> 0 (layer-cut prefill off while "
+			 "layers stream)", (long long)d->o.prefill_step_pct);
+		d->o.prefill_step_pct = 0;
+	}
 	struct job_env env = {.e = d->e, .tok = d->tok, .n_ctx = (int)d->o.ctx, .stats = d->stats};
 	struct sched_opts so = {.max_seqs = (int)d->o.max_seqs,
 				.max_queue = (int)d->o.max_queue,
 				.prefill_chunk = (int)d->o.prefill_chunk,
+				.prefill_step = (double)d->o.prefill_step_pct / 100.0,
 				.client_max_seqs = (int)d->o.client_max_seqs,
 				.client_kv_pages = d->o.client_kv_pages,
 				.deadline_s = (double)d->o.deadline_ms / 1000.0,

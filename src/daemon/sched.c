@@ -10,38 +10,10 @@
 #include "daemon/log.h"
 #include "daemon/placement.h"
 #include "daemon/sched.h"
+#include "daemon/sched_impl.h"
 #include "daemon/stats.h"
 #include "engine.h"
 #include "util.h"
-
-struct sched_client {
-	struct shm_client *c;
-	uint64_t last_served, last_admitted;
-	int n_jobs;   /* queued + admitted */
-	int n_active; /* admitted */
-	struct sched_client *next;
-};
-
-struct sched {
-	struct job_env env;
-	struct sched_opts o;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	pthread_t th;
-	bool started, draining, stop;
-	struct job *queued, *active; /* singly linked, in arrival order */
-	int n_queued, n_active;
-	struct sched_client *clients;
-	uint64_t tick;
-	int cpu;
-	/* the worker's step arrays, max_seqs long */
-	struct job **run;
-	bool *cancel;
-	struct qvl_batch_item *items;
-	struct job **staged;
-	uint64_t preemptions; /* worker thread only */
-	bool kv_short;	      /* the last step had to hold back or preempt (lock) */
-};
 
 int sched_create(struct sched **out, const struct job_env *env, const struct sched_opts *o,
 		 struct qvl_err *err)
@@ -58,14 +30,24 @@ int sched_create(struct sched **out, const struct job_env *env, const struct sch
 		s->o.client_max_seqs = s->o.max_seqs;
 	if (s->o.prefill_chunk < 1)
 		s->o.prefill_chunk = 512;
+	pace_init(&s->pace, s->o.prefill_step);
 	size_t n = (size_t)s->o.max_seqs;
 	s->run = calloc(n, sizeof(*s->run));
 	s->cancel = calloc(n, sizeof(*s->cancel));
+	s->hold = calloc(n, sizeof(*s->hold));
+	s->to_split = calloc(n, sizeof(*s->to_split));
+	s->sitems = calloc(n, sizeof(*s->sitems));
+	s->sjobs = calloc(n, sizeof(*s->sjobs));
 	s->items = calloc(n, sizeof(*s->items));
 	s->staged = calloc(n, sizeof(*s->staged));
-	if (!s->run || !s->cancel || !s->items || !s->staged) {
+	if (!s->run || !s->cancel || !s->hold || !s->to_split || !s->sitems || !s->sjobs ||
+	    !s->items || !s->staged) {
 		free(s->run);
 		free(s->cancel);
+		free(s->hold);
+		free(s->to_split);
+		free(s->sitems);
+		free(s->sjobs);
 		free(s->items);
 		free(s->staged);
 		free(s);
@@ -202,7 +184,34 @@ static struct job *cancelled_queued(struct sched *s, double now)
  * preempted job first (it was admitted before anything queued now), else
  * one of the client admitted least recently among those under their limit.
  * Nothing is admitted while a preempted job waits for KV pages and the
- * batch still holds others: they must finish to make room. */
+ * batch still holds others: they must finish to make room
+ * (readmit_fits()). */
+/* Under the lock: may preempted job j come back while others run? Only
+ * when the pool (and its client's page limit) has room for all it must
+ * feed again and the next page: readmitted into a pool that is still
+ * short, it would be the last admitted, so the next victim, and be
+ * preempted again at once (hysteresis against that loop). */
+static bool readmit_fits(struct sched *s, const struct job *j)
+{
+	struct qvl_kv_usage u;
+	size_t need, use = 0;
+
+	if (!s->active)
+		return true;
+	qvl_engine_kv_usage(s->env.e, &u);
+	if (!u.page_tokens)
+		return true;
+	need = (gen_missing(j->g) + 1 + u.page_tokens - 1) / u.page_tokens + 1;
+	if (u.pages_used > u.pages_total || need > u.pages_total - u.pages_used)
+		return false;
+	if (!s->o.client_kv_pages)
+		return true;
+	for (const struct job *k = s->active; k; k = k->next)
+		if (k->cl == j->cl)
+			use += sched_held(k, u.page_tokens);
+	return use + need <= (size_t)s->o.client_kv_pages;
+}
+
 static struct job *pick_queued(struct sched *s)
 {
 	struct job *best = NULL;
@@ -211,7 +220,7 @@ static struct job *pick_queued(struct sched *s)
 		return NULL;
 	for (struct job *j = s->queued; j; j = j->next)
 		if (j->preempted)
-			return s->active && s->kv_short ? NULL : j;
+			return readmit_fits(s, j) ? j : NULL;
 	for (struct job *j = s->queued; j; j = j->next)
 		if (j->cl->n_active < s->o.client_max_seqs &&
 		    (!best || j->cl->last_admitted < best->cl->last_admitted))
@@ -232,7 +241,7 @@ static void drop_locked(struct sched *s, struct job *j, bool active)
 	client_release(s, j->cl);
 }
 
-static void retire(struct sched *s, struct job *j)
+void sched_retire(struct sched *s, struct job *j)
 {
 	pthread_mutex_lock(&s->mu);
 	drop_locked(s, j, true);
@@ -323,7 +332,7 @@ static void run_alone(struct sched *s, int n)
 		if (rc < 0)
 			log_fail(s, i, &err);
 		if (job_advance(s->staged[i], &s->env, rc))
-			retire(s, s->staged[i]);
+			sched_retire(s, s->staged[i]);
 	}
 }
 
@@ -339,6 +348,7 @@ static void unstage(struct sched *s, int *m, int i)
  * generated, then goes on (a preempted request never fails). */
 static void preempt(struct sched *s, struct job *j)
 {
+	split_forget(s, j);
 	gen_reset(j->g);
 	pthread_mutex_lock(&s->mu);
 	unlink_job(&s->active, j);
@@ -364,7 +374,7 @@ static void preempt(struct sched *s, struct job *j)
  * in the pool that still cannot grow ends with the context stop: the
  * budget is its context. */
 /* Pages j holds (a page shared with others counts for each holder). */
-static size_t held(const struct job *j, size_t page_tokens)
+size_t sched_held(const struct job *j, size_t page_tokens)
 {
 	int len = j->g ? qvl_seq_len(gen_seq(j->g)) : 0;
 	return ((size_t)len + page_tokens - 1) / page_tokens;
@@ -378,7 +388,7 @@ static struct job *victim(struct sched *s, const struct sched_client *k, size_t 
 
 	*holders = 0;
 	for (struct job *j = s->active; j; j = j->next)
-		if ((!k || j->cl == k) && held(j, pt)) {
+		if ((!k || j->cl == k) && sched_held(j, pt)) {
 			(*holders)++;
 			if (!v || j->admit_tick >= v->admit_tick)
 				v = j;
@@ -413,9 +423,11 @@ static void make_room(struct sched *s, int *m, const struct sched_client *k, siz
 		unstage(s, m, at);
 	if (holders > 1) {
 		preempt(s, v);
-	} else if (job_advance(v, &s->env, -ENOSPC)) {
-		retire(s, v);
+		return;
 	}
+	split_forget(s, v);
+	if (job_advance(v, &s->env, -ENOSPC))
+		sched_retire(s, v);
 }
 
 /* client_kv_pages: a client whose sequences would hold more pages than that
@@ -432,7 +444,7 @@ static bool client_fit(struct sched *s, int *m, size_t pt)
 		int drop = -1, n_k = 0;
 		for (struct job *j = s->active; j; j = j->next)
 			if (j->cl == k)
-				use += held(j, pt);
+				use += sched_held(j, pt);
 		for (int t = 0; t < *m; t++)
 			if (s->staged[t]->cl == k) {
 				use += qvl_seq_pages_needed(s->items[t].seq, s->items[t].chunk.n);
@@ -454,12 +466,11 @@ static bool client_fit(struct sched *s, int *m, size_t pt)
 
 static void fit(struct sched *s, int *m)
 {
-	bool short_ = false;
 	struct qvl_kv_usage u0;
 
 	qvl_engine_kv_usage(s->env.e, &u0);
 	while (u0.page_tokens && client_fit(s, m, u0.page_tokens))
-		short_ = true;
+		;
 	for (;;) {
 		struct qvl_kv_usage u;
 		size_t need = 0;
@@ -469,7 +480,6 @@ static void fit(struct sched *s, int *m)
 			need += qvl_seq_pages_needed(s->items[i].seq, s->items[i].chunk.n);
 		if (u.pages_used <= u.pages_total && need <= u.pages_total - u.pages_used)
 			break;
-		short_ = true;
 		/* while something else runs, a prefill chunk can wait a step */
 		int drop = -1;
 		for (int i = *m - 1; i >= 0 && drop < 0 && *m > 1; i--)
@@ -484,17 +494,15 @@ static void fit(struct sched *s, int *m)
 			break;
 		make_room(s, m, NULL, u.page_tokens);
 	}
-	pthread_mutex_lock(&s->mu);
-	s->kv_short = short_;
-	pthread_mutex_unlock(&s->mu);
 }
 
 /* One step, without the lock: stage every job's chunk, one forward pass,
- * advance each. n jobs from snapshot(). */
+ * advance each; then the next part of the split long prefill (sched_split.c).
+ * n jobs from snapshot(). */
 static void step(struct sched *s, int n)
 {
 	struct qvl_err err = {{0}};
-	size_t budget = (size_t)s->o.prefill_chunk, rows = 0;
+	size_t budget = split_plan(s, n), rows = 0;
 	double now = qvl_now();
 	int m = 0;
 
@@ -510,14 +518,19 @@ static void step(struct sched *s, int n)
 		} else {
 			size_t miss = gen_missing(j->g);
 			/* a decode (one position) always runs; prefills share the budget */
-			if (miss > 1 && !budget)
+			if (s->hold[i] || j->in_split || (miss > 1 && !budget))
 				continue;
+			if (s->to_split[i]) {
+				split_stage(s, j, &budget);
+				continue;
+			}
 			rc = job_stage(j, miss > 1 ? budget : 1, &s->items[m]);
 			if (rc > 0) {
 				if (miss > 1)
 					budget -= (size_t)rc;
 				rows += (size_t)rc;
 				s->staged[m++] = j;
+				j->fed = true;
 				j->last_served = s->tick;
 				j->cl->last_served = s->tick;
 				continue;
@@ -525,31 +538,37 @@ static void step(struct sched *s, int n)
 			if (rc == 0)
 				rc = -ECANCELED; /* finished or cancelled inside the session */
 		}
+		split_forget(s, j);
 		if (job_advance(j, &s->env, rc))
-			retire(s, j);
+			sched_retire(s, j);
 	}
 	fit(s, &m);
-	if (!m)
-		return;
-	rows = 0;
-	for (int i = 0; i < m; i++)
-		rows += s->items[i].chunk.n;
-	double t0 = qvl_now();
-	int rc = qvl_engine_forward(s->env.e, s->items, (size_t)m, &err);
-	struct qvl_kv_usage u;
-	qvl_engine_kv_usage(s->env.e, &u);
-	qvld_stats_step(s->env.stats, m, rows, qvl_now() - t0);
-	qvld_stats_kv(s->env.stats, &u, s->preemptions);
-	if (rc < 0 && m > 1) {
-		log_debug("batch of %d: %s; running each alone", m, err.msg);
-		run_alone(s, m);
-		return;
+	if (m) {
+		rows = 0;
+		for (int i = 0; i < m; i++)
+			rows += s->items[i].chunk.n;
+		double t0 = qvl_now();
+		int rc = qvl_engine_forward(s->env.e, s->items, (size_t)m, &err);
+		double dt = qvl_now() - t0;
+		struct qvl_kv_usage u;
+		qvl_engine_kv_usage(s->env.e, &u);
+		qvld_stats_step(s->env.stats, m, rows, dt);
+		qvld_stats_kv(s->env.stats, &u, s->preemptions);
+		if (rc == 0)
+			pace_step(&s->pace, rows, dt);
+		log_debug("step: %d sequences, %zu rows in %.3f s", m, rows, dt);
+		if (rc < 0 && m > 1) {
+			log_debug("batch of %d: %s; running each alone", m, err.msg);
+			run_alone(s, m);
+		} else {
+			if (rc < 0) /* the reason (a weight shard that could not be read...) */
+				log_fail(s, 0, &err);
+			for (int i = 0; i < m; i++)
+				if (job_advance(s->staged[i], &s->env, rc))
+					sched_retire(s, s->staged[i]);
+		}
 	}
-	if (rc < 0) /* the reason (a weight shard that could not be read...) */
-		log_fail(s, 0, &err);
-	for (int i = 0; i < m; i++)
-		if (job_advance(s->staged[i], &s->env, rc))
-			retire(s, s->staged[i]);
+	split_step(s);
 }
 
 static void *worker(void *arg)
@@ -627,6 +646,7 @@ void sched_destroy(struct sched *s)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->th, NULL);
 	}
+	split_abort(s);
 	/* jobs left (stop without drain): complete them as cancelled */
 	while (s->active) {
 		struct job *j = s->active;
@@ -648,6 +668,10 @@ void sched_destroy(struct sched *s)
 	}
 	free(s->run);
 	free(s->cancel);
+	free(s->hold);
+	free(s->to_split);
+	free(s->sitems);
+	free(s->sjobs);
 	free(s->items);
 	free(s->staged);
 	pthread_cond_destroy(&s->cv);

@@ -15,7 +15,10 @@
  *              preempted sequence's re-prefill) share a budget of
  *              prefill_chunk positions, handed out round-robin by client
  *              (the client served least recently first), so a long prompt
- *              costs the others one bounded chunk per step, never a stall.
+ *              costs the others one bounded chunk per step, never a stall;
+ *              and a chunk of more than 16 positions runs a few layers per
+ *              step, beside that forward, so that a step stays about as
+ *              short as a short prompt's (sched_split.c, pace.h).
  *              Then each job advances (sample, stop checks, outputs).
  *              Sequences join and leave the batch at these step
  *              boundaries; a cancel, a dead client or a passed deadline
@@ -45,6 +48,8 @@ struct sched_opts {
 	int max_seqs;	     /* sequences admitted at once */
 	int max_queue;	     /* jobs waiting for admission before -EBUSY */
 	int prefill_chunk;   /* prompt positions per step, all prefills together */
+	double prefill_step; /* long prefills' part of a step, in short steps (pace.h);
+			      * 0: no cut by layers */
 	int client_max_seqs; /* admitted sequences per client (0: max_seqs) */
 	int64_t client_kv_pages; /* KV pages one client's sequences may hold (0: any) */
 	double deadline_s;   /* longest a request may take from submission (0: none) */

@@ -25,6 +25,8 @@ void qvld_stats_refused(struct qvld_stats *s);
 void qvld_log_request_error(struct qvld_stats *s, uint32_t client, uint64_t user_data, int rc,
 			    const char *msg);
 void qvld_stats_set_gauges(struct qvld_stats *s, int queued, int active);
+/* A step ran some layers of a long prefill's chunk (split_parts). */
+void qvld_stats_split_part(struct qvld_stats *s);
 /* The KV pool after a step, and the scheduler's preemptions so far. */
 void qvld_stats_kv(struct qvld_stats *s, const struct qvl_kv_usage *u, uint64_t preemptions);
 /* One batched forward pass: batch sequences, rows (positions) in it. */
