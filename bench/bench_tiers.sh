@@ -12,9 +12,8 @@
 # virtual disk swings 2-3x from one read to the next, and the bound is what
 # the device can do; the median of the two is used).
 #
-# The pack: QVL_BENCH_PACK, else the 2b test model (QVL_BENCH_MODEL, default
-# /work/m2b) packed into QVL_BENCH_SCRATCH (default
-# $QVL_BUILDDIR/bench-scratch) once; several GB, delete it when done.
+# The pack: bench/pack_lib.sh (QVL_BENCH_PACK, else the 2b test model packed
+# once into QVL_BENCH_SCRATCH; several GB, delete it when done).
 # QVL_BENCH_TOKENS (default 8) decode steps each. Skips without a model or
 # without fio.
 set -u
@@ -22,25 +21,12 @@ QVLCTL=${QVLCTL:-./qvlctl}
 QVLD=${QVLD:-${QVL_BUILDDIR:-.}/qvld}
 pct=${QVL_BENCH_CPU_PCT:-25}
 ntok=${QVL_BENCH_TOKENS:-8}
-pack=${QVL_BENCH_PACK:-}
 if ! command -v fio >/dev/null 2>&1; then
 	echo "bench_tiers: SKIP: fio not installed (the device bandwidth is measured with it)"
 	exit 0
 fi
-if [ -z "$pack" ]; then
-	model=${QVL_BENCH_MODEL:-/work/m2b}
-	if [ ! -f "$model/config.json" ]; then
-		echo "bench_tiers: SKIP: no model at $model (set QVL_BENCH_MODEL or QVL_BENCH_PACK)"
-		exit 0
-	fi
-	scratch=${QVL_BENCH_SCRATCH:-${QVL_BUILDDIR:-.}/bench-scratch}
-	mkdir -p "$scratch" || exit 1
-	pack=$scratch/$(basename "$model").qvl
-	if [ ! -f "$pack" ]; then
-		echo "bench_tiers: packing $model into $pack (once)"
-		"$QVLCTL" pack "$model" -o "$pack" --quiet >/dev/null || exit 1
-	fi
-fi
+. "$(dirname "$0")/pack_lib.sh"
+bench_pack_file bench_tiers
 bytes=$(wc -c <"$pack")
 cpu=$((bytes / 100 * pct))
 TMP=$(mktemp -d) || exit 1
