@@ -29,7 +29,7 @@ grep -c '^\(not \)\?ok - ' "$TMP/node.out" >/dev/null || true
 awk '/^(not )?ok - / { n++; sub(/ - /, " " n " - "); print; next } { print "# " $0 }' \
 	"$TMP/node.out" >"$TMP/tap"
 m=$(grep -c '^\(not \)\?ok ' "$TMP/tap")
-echo "1..$((m + 7))"
+echo "1..$((m + 8))"
 cat "$TMP/tap"
 n=$m
 res "$st" "the node client ran to the end (status $st)"
@@ -68,6 +68,14 @@ gen --prompt "Repeat after me: la la la la la la la la la la la la" --greedy --i
 	--max-tokens 24 --frequency-penalty 2 --no-stream >"$TMP/gen_freq.txt" 2>"$TMP/gen_freq.err"
 same "$TMP/freq.txt" "$TMP/gen_freq.txt"
 res $? "frequency_penalty: the text equals qvlctl generate --frequency-penalty's"
+
+# /metrics: the bridge's own counters after the requests above, its CPU time
+# (bench_http.sh reads it) a positive number of seconds
+curl -s -m 10 -H "Authorization: Bearer $KEY" "$BASE/metrics" >"$TMP/metrics"
+cpu=$(sed -n 's/^qvl_http_cpu_seconds_total //p' "$TMP/metrics")
+ok2=$(sed -n 's/^qvl_http_responses_total{class="2xx"} //p' "$TMP/metrics")
+awk -v c="$cpu" -v k="$ok2" 'BEGIN { exit !(c ~ /^[0-9]+\.[0-9]+$/ && c > 0 && k + 0 > 0) }'
+res $? "/metrics: qvl_http_cpu_seconds_total '$cpu' > 0 after $ok2 successful answers"
 
 stop_http
 [ "$HSTATUS" = 0 ]
