@@ -13,8 +13,9 @@
  *   prefix   time to first token with a 2000-id system prompt seen for the
  *            first time vs seen before (target >= 20x), and the same for a
  *            repeated 448x448 image
+ *   image    the image half of prefix alone
  * One JSON line per figure on stdout, a human summary on stderr.
- *   bench_batch [decode|ttft|prefix]...   (default: all three) */
+ *   bench_batch [decode|ttft|prefix|image]...   (default: all three) */
 #include "config.h"
 
 #include <stdbool.h>
@@ -285,36 +286,48 @@ static double image_ttft(uint64_t seed, const char *text)
 	return t;
 }
 
+/* A cold / reused pair of figures and their ratio (target 20x). */
+static void print_reuse(const char *cold_name, const char *warm_name, const char *what,
+			const char *words, double *cold, double *warm)
+{
+	struct fig c = summarize(cold, reps), w = summarize(warm, reps);
+	char extra[96];
+
+	print_fig(cold_name, "s", c, NULL);
+	snprintf(extra, sizeof(extra), "\"speedup\":%.2f,\"target\":20",
+		 w.med > 0 ? c.med / w.med : 0);
+	print_fig(warm_name, "s", w, extra);
+	fprintf(stderr, "%s: TTFT %s %.3f s (%.3f..%.3f) vs %.3f s (%.3f..%.3f): %.1fx\n", what,
+		words, c.med, c.lo, c.hi, w.med, w.lo, w.hi, w.med > 0 ? c.med / w.med : 0);
+}
+
+/* The image half of `prefix`: a 448x448 image first seen, then again with
+ * other text after it (cold and repeated interleaved, rep by rep). */
+static void bench_image(void)
+{
+	double cold[16], warm[16];
+
+	for (int i = 0; i < reps; i++) {
+		uint64_t s = 7000 + (uint64_t)i + (uint64_t)getpid() * 100;
+		cold[i] = image_ttft(s, "What is this?");
+		warm[i] = image_ttft(s, "Describe it.");
+	}
+	print_reuse("image_ttft_cold_s", "image_ttft_repeated_s", "448x448 image",
+		    "first, repeated", cold, warm);
+}
+
 static void bench_prefix(void)
 {
-	double cold[16], warm[16], icold[16], iwarm[16];
-	char extra[96];
+	double cold[16], warm[16];
 
 	for (int i = 0; i < reps; i++) {
 		uint64_t s = 7000 + (uint64_t)i + (uint64_t)getpid() * 100;
 		cold[i] = sys_ttft(s, 1);
 		warm[i] = sys_ttft(s, 2);
-		icold[i] = image_ttft(s, "What is this?");
-		iwarm[i] = image_ttft(s, "Describe it.");
 	}
-	struct fig c = summarize(cold, reps), w = summarize(warm, reps);
-	struct fig ic = summarize(icold, reps), iw = summarize(iwarm, reps);
-	print_fig("prefix_ttft_cold_2000_s", "s", c, NULL);
-	snprintf(extra, sizeof(extra), "\"speedup\":%.2f,\"target\":20",
-		 w.med > 0 ? c.med / w.med : 0);
-	print_fig("prefix_ttft_reused_2000_s", "s", w, extra);
-	print_fig("image_ttft_cold_s", "s", ic, NULL);
-	snprintf(extra, sizeof(extra), "\"speedup\":%.2f,\"target\":20",
-		 iw.med > 0 ? ic.med / iw.med : 0);
-	print_fig("image_ttft_repeated_s", "s", iw, extra);
-	fprintf(stderr,
-		"2000-id system prompt: TTFT cold %.3f s (%.3f..%.3f), reused %.3f s (%.3f..%.3f): "
-		"%.1fx\n",
-		c.med, c.lo, c.hi, w.med, w.lo, w.hi, w.med > 0 ? c.med / w.med : 0);
-	fprintf(stderr,
-		"448x448 image: TTFT first %.3f s (%.3f..%.3f), repeated %.3f s (%.3f..%.3f): "
-		"%.1fx\n",
-		ic.med, ic.lo, ic.hi, iw.med, iw.lo, iw.hi, iw.med > 0 ? ic.med / iw.med : 0);
+	print_reuse("prefix_ttft_cold_2000_s", "prefix_ttft_reused_2000_s",
+		    "2000-id system prompt", "cold, reused", cold, warm);
+	bench_image();
 }
 
 int main(int argc, char **argv)
@@ -344,6 +357,8 @@ int main(int argc, char **argv)
 			bench_ttft();
 		if (all || !strcmp(what, "prefix"))
 			bench_prefix();
+		if (!strcmp(what, "image"))
+			bench_image();
 	}
 	qvl_disconnect(q);
 	return 0;

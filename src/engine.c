@@ -357,11 +357,10 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	rc = kv_init(e, opts, err);
 	if (rc < 0)
 		goto fail;
-	if (opts && opts->vision_cache_bytes) {
-		rc = mm_cache_create(&e->vcache, opts->vision_cache_bytes);
-		if (rc < 0)
-			goto fail;
-	}
+	/* always: image keys and the vision tower live there (mm_cache.h) */
+	rc = mm_cache_create(&e->vcache, opts ? opts->vision_cache_bytes : 0);
+	if (rc < 0)
+		goto fail;
 	*out = e;
 	return 0;
 fail:
