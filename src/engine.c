@@ -458,6 +458,7 @@ void qvl_seq_destroy(struct qvl_seq *s)
 {
 	if (!s)
 		return;
+	kv_seq_release(s); /* publishes its last page (prefix reuse) */
 	kv_seq_free(s->e->kv, &s->kv);
 	free(s);
 }
