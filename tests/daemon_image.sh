@@ -17,19 +17,11 @@ COMMON="--precision exact --kv-type f32 --ctx 2048 --kv-mem 64M"
 run_set() { # run_set NAME ARGS...: start, run the requests into $TMP/NAME
 	name=$1
 	shift
-	if ! start_qvld $COMMON "$@"; then
-		echo "# qvld $* did not start"
-		return 1
-	fi
+	start_qvld $COMMON "$@" || { echo "# qvld $* did not start"; return 1; }
 	QVL_SOCKET=$SOCK timeout 300 "$D" >"$TMP/$name" 2>"$TMP/$name.err"
 	rst=$?
-	stop_qvld
-	if ! san_clean || [ "$QSTATUS" != 0 ]; then
-		echo "# qvld exit $QSTATUS or sanitizer report:"
-		sed 's/^/# /' "$LOG" | tail -20
-		return 1
-	fi
-	: >"$LOG"
+	stop_clean || return 1
+	: >"$LOG" # the next daemon's report is its own
 	[ $rst = 77 ] && { echo "# $(cat "$TMP/$name.err")"; return 77; }
 	return $rst
 }
