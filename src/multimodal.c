@@ -288,8 +288,9 @@ static int mm_rows(struct qvl_engine *e, const struct qvl_mm_src *s, struct mm_i
 		return 0;
 	}
 	rc = mm_decode(s, im, err);
-	if (!rc)
-		rc = qvl_preprocess(&im->im, pp, qvl_engine_pool(e), &px, NULL, err);
+	if (rc)
+		return rc;
+	rc = qvl_preprocess(&im->im, pp, qvl_engine_pool(e), &px, NULL, err);
 	if (rc)
 		return qvl_err_prefix(err, rc, "%s", src_name(s));
 	if (memcmp(px.grid, grid, sizeof(px.grid))) {
@@ -371,8 +372,9 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 		int rh, rw;
 
 		rc = mm_identify(eng_vcache(e), &srcs[i], &pp, &img[i], err);
-		if (!rc)
-			rc = qvl_pp_smart_resize(img[i].h, img[i].w, &pp, &rh, &rw, err);
+		if (rc) /* the decoder's message names the image */
+			goto out;
+		rc = qvl_pp_smart_resize(img[i].h, img[i].w, &pp, &rh, &rw, err);
 		if (rc) {
 			qvl_err_prefix(err, rc, "%s", src_name(&srcs[i]));
 			goto out;
