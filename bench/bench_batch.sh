@@ -49,7 +49,7 @@ printf '[qvld]\nmax_inflight = 256\n' >"$TMP/qvl.conf"
 QPID=$!
 . "$(dirname "$0")/qvld_wait.sh"
 qvld_wait bench_batch "$SOCK" "$QPID" "$TMP/qvld.log"
-QVL_SOCKET=$SOCK timeout 1800 "$QVL_BUILDDIR/bench/bench_batch" "$@" >"$TMP/qvl.json"
+QVL_BENCH_QVLD_PID=$QPID QVL_SOCKET=$SOCK timeout 1800 "$QVL_BUILDDIR/bench/bench_batch" "$@" >"$TMP/qvl.json"
 st=$?
 cat "$TMP/qvl.json"
 "$QVLCTL" --socket "$SOCK" stats | grep -E "^(batch_size|preemptions|prefix_|kv_pages)" >&2

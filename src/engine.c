@@ -357,11 +357,10 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	rc = kv_init(e, opts, err);
 	if (rc < 0)
 		goto fail;
-	if (opts && opts->vision_cache_bytes) {
-		rc = mm_cache_create(&e->vcache, opts->vision_cache_bytes);
-		if (rc < 0)
-			goto fail;
-	}
+	/* always: image keys and the vision tower live there (mm_cache.h) */
+	rc = mm_cache_create(&e->vcache, opts ? opts->vision_cache_bytes : 0);
+	if (rc < 0)
+		goto fail;
 	*out = e;
 	return 0;
 fail:
@@ -459,6 +458,7 @@ void qvl_seq_destroy(struct qvl_seq *s)
 {
 	if (!s)
 		return;
+	kv_seq_release(s); /* publishes its last page (prefix reuse) */
 	kv_seq_free(s->e->kv, &s->kv);
 	free(s);
 }

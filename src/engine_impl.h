@@ -82,7 +82,7 @@ struct qvl_engine {
 	void *progress_ctx;
 
 	struct kv_pool *kv;	    /* kvpool.c */
-	struct mm_cache *vcache; /* mm_cache.c, or NULL */
+	struct mm_cache *vcache; /* mm_cache.c */
 	struct qvl_weight_src wsrc; /* .begin NULL: every layer resident */
 };
 

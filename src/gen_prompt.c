@@ -136,8 +136,8 @@ int gen_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
 				"prompt: the model has no tokenizer (send token ids)");
 	if (p->raw) {
 		if (p->n_images) {
-			rc = qvl_mm_prompt_build_images(e, tok, p->raw, true, p->images, NULL,
-							p->n_images, mm, err);
+			rc = qvl_mm_prompt_build_src(e, tok, p->raw, true, p->images, p->n_images,
+						     NULL, mm, err);
 			if (rc == 0)
 				*c = mm->chunk;
 			return rc;
@@ -150,8 +150,8 @@ int gen_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
 		if (p->n_images && p->n_msgs == 1 && !strcmp(p->msgs[0].role, "user") &&
 		    images_first(&p->msgs[0])) {
 			/* cmd_run.c's image path */
-			rc = qvl_mm_prompt_build_images(e, tok, p->msgs[0].text, false, p->images,
-							NULL, p->n_images, mm, err);
+			rc = qvl_mm_prompt_build_src(e, tok, p->msgs[0].text, false, p->images,
+						     p->n_images, NULL, mm, err);
 			if (rc == 0)
 				*c = mm->chunk;
 			return rc;
@@ -161,8 +161,8 @@ int gen_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
 			rc = render_chat(p, &text, err);
 			if (rc < 0)
 				return rc;
-			rc = qvl_mm_prompt_build_images(e, tok, text, true, p->images, NULL,
-							p->n_images, mm, err);
+			rc = qvl_mm_prompt_build_src(e, tok, text, true, p->images, p->n_images,
+						     NULL, mm, err);
 			free(text);
 			if (rc == 0)
 				*c = mm->chunk;

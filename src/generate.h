@@ -35,7 +35,7 @@
 #include "sample.h"
 
 struct qvl_tokenizer;
-struct qvl_image;
+struct qvl_mm_src;
 
 enum gen_stop {
 	GEN_RUNNING = 0,
@@ -70,7 +70,9 @@ struct gen_prompt {
 	const int32_t *ids;
 	size_t n_ids;
 	const struct qvl_chunk *chunk;
-	const struct qvl_image *images; /* decoded, in order of appearance */
+	/* in order of appearance, as the client gave them (multimodal.h: an
+	 * image seen before is not decoded again) */
+	const struct qvl_mm_src *images;
 	int n_images;
 };
 

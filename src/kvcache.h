@@ -18,7 +18,11 @@
  * page's token ids, their M-RoPE positions, the content key of each image
  * row in it). A later sequence whose prompt starts with the same ids,
  * positions and images attaches those pages (qvl_seq_attach_prefix()) and
- * starts its prefill after them. Pages are reference-counted; a page held
+ * starts its prefill after them. A sequence that ends (or is reset)
+ * publishes its last page too when it is not full, under a key of its
+ * own, so that a prompt sharing part of it (the same image, other text
+ * after it) reuses everything up to the divergence: attach shares such a
+ * page up to where the records differ. Pages are reference-counted; a page held
  * by several sequences (or published) is copied before a sequence writes
  * into it. With a budget, a page nobody holds stays cached until the pool
  * needs it, the least recently used going first; without one, nothing
@@ -100,9 +104,10 @@ struct qvl_prefix {
 int qvl_seq_attach_prefix(struct qvl_engine *e, struct qvl_seq *s, const struct qvl_prefix *p,
 			  size_t *n_reused, struct qvl_err *err);
 
-/* Content key of an image for img_keys: a hash of its preprocessed pixels
- * and grid (what the vision tower reads), so equal keys mean equal
- * embeddings. data may be anything the caller hashes the same way. */
+/* A 64-bit hash (not cryptographic: for keys the engine derives itself,
+ * and tests). The image keys of multimodal prompts are serial numbers of
+ * the engine's image cache instead (mm_cache.h), which clients cannot make
+ * collide. */
 uint64_t qvl_kv_hash(const void *data, size_t len, uint64_t seed);
 
 #endif

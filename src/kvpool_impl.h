@@ -17,6 +17,8 @@ struct kv_tok {
 struct kv_page {
 	uint64_t key, parent; /* when published */
 	uint32_t ref;
+	uint32_t filled; /* positions whose records are valid: page_tokens for a
+			  * full page, fewer for a published last page */
 	bool published;
 	uint32_t hnext, pnext;	     /* chains of by_key / by_parent */
 	uint32_t lru_prev, lru_next; /* when cached (published, ref 0) */

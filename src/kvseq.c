@@ -34,10 +34,13 @@ void kv_seq_free(struct kv_pool *p, struct kv_seq *ks)
 	ks->n_pages = 0;
 }
 
+static void publish_tail(struct qvl_seq *s);
+
 void kv_seq_release(struct qvl_seq *s)
 {
 	struct kv_seq *ks = &s->kv;
 
+	publish_tail(s);
 	for (size_t i = 0; i < ks->n_pages; i++)
 		kv_page_unref(s->e->kv, ks->pages[i]);
 	ks->n_pages = 0;
@@ -170,10 +173,47 @@ void kv_seq_publish(struct qvl_seq *s, const struct qvl_chunk *c, int32_t len0, 
 		if ((int64_t)((ks->n_keyed + 1) * P) > ks->nokey_from)
 			break; /* an image without a key: no later page is shareable */
 		key = page_key(ks->chain, kv_page_toks(p, id), P);
-		if (!p->meta[id].published)
-			kv_page_publish(p, id, ks->chain, key);
+		if (!p->meta[id].published && kv_page_publish(p, id, ks->chain, key))
+			p->meta[id].filled = (uint32_t)P;
 		ks->chain = key;
 	}
+}
+
+/* A sequence that lets its pages go (finished, preempted) publishes its
+ * last page when it is not full, under its own key, so that a prompt that
+ * repeats its start (the same image, followed by other text) reuses all of
+ * it, not only its full pages: a repeated image then recomputes only the
+ * text after it. Another sequence attaching it copies the part it shares
+ * on its first write (kv_seq_reserve). Not when a page already published
+ * under the same chain holds the same records (the same prompt again). */
+static void publish_tail(struct qvl_seq *s)
+{
+	struct kv_pool *p = s->e->kv;
+	struct kv_seq *ks = &s->kv;
+	size_t P = p->g.page_tokens, len = (size_t)s->len, r = len % P, i = len / P;
+	const struct kv_tok *t;
+	uint32_t id;
+
+	if (!r || i != ks->n_keyed || i >= ks->n_pages || (int64_t)len > ks->nokey_from)
+		return;
+	id = ks->pages[i];
+	if (p->meta[id].published)
+		return;
+	t = kv_page_toks(p, id);
+	for (uint32_t o = kv_page_first_child(p, ks->chain); o != KV_NONE; o = p->meta[o].pnext) {
+		const struct kv_tok *u = kv_page_toks(p, o);
+		size_t k = 0;
+
+		if (p->meta[o].parent != ks->chain || p->meta[o].filled < r)
+			continue;
+		while (k < r && tok_eq(&u[k], &t[k]))
+			k++;
+		if (k == r)
+			return;
+	}
+	/* a key no full page has: page_key() over r records, then r itself */
+	if (kv_page_publish(p, id, ks->chain, mix(page_key(ks->chain, t, r), ~(uint64_t)r)))
+		p->meta[id].filled = (uint32_t)r;
 }
 
 /* The prompt's records for positions [i0, i0 + n), image ranks counted from
@@ -229,7 +269,8 @@ int kv_prefix_attach(struct kv_pool *p, struct qvl_seq *s, const struct qvl_pref
 			uint64_t key = page_key(ks->chain, buf, P);
 
 			id = kv_page_find(p, key);
-			if (id != KV_NONE && p->meta[id].parent == ks->chain) {
+			if (id != KV_NONE && p->meta[id].parent == ks->chain &&
+			    p->meta[id].filled == P) {
 				size_t r = 0;
 				const struct kv_tok *t = kv_page_toks(p, id);
 
@@ -252,7 +293,7 @@ int kv_prefix_attach(struct kv_pool *p, struct qvl_seq *s, const struct qvl_pref
 
 			if (p->meta[id].parent != ks->chain)
 				continue;
-			while (r < valid && tok_eq(&t[r], &buf[r]))
+			while (r < valid && r < p->meta[id].filled && tok_eq(&t[r], &buf[r]))
 				r++;
 			if (r > best) {
 				best = r;

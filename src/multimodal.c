@@ -14,6 +14,7 @@
 #include "preprocess.h"
 #include "tokenizer.h"
 #include "mm_cache.h"
+#include "util.h"
 #include "vision.h"
 
 #define MM_MAX_IMAGES 256
@@ -196,54 +197,158 @@ static int mm_ids(const struct qvl_tokenizer *tok, const char *text, bool raw,
 	return qvl_chat_encode(tok, msgs, nm, ntok, true, &out->ids, &out->chunk.n, err);
 }
 
-/* One preprocessed image's tower rows into the prompt at image row `at`
- * (of n_img rows): from the engine's cache when it has them, else encoded
- * and offered to the cache. Its rows' content keys go to out->img_keys. */
-static int mm_encode(struct qvl_engine *e, struct qvl_vision *v, const struct qvl_pixels *px,
-		     struct qvl_mm_prompt *out, size_t at, size_t n_img, struct qvl_err *err)
-{
-	struct mm_cache *c = eng_vcache(e);
-	const size_t H = (size_t)qvl_vision_out_dim(v), M = (size_t)qvl_vision_merge(v);
-	const size_t n = (size_t)px->n / (M * M);
-	const int K = qvl_vision_n_deepstack(v);
-	uint64_t key = mm_cache_key(px);
-	float *main = out->embd + at * H, *ds = out->deepstack + at * H;
-	int rc;
-
-	for (size_t r = 0; r < n; r++)
-		out->img_keys[at + r] = key;
-	if (c && mm_cache_get(c, key, px->grid, n, H, K, main, ds, n_img * H) == 0) {
-		out->vcache_hits++;
-		return 0;
-	}
-	rc = qvl_vision_encode(v, px, main, ds, n_img * H, err);
-	if (!rc && c)
-		mm_cache_put(c, key, px->grid, n, H, K, main, ds, n_img * H);
-	return rc;
-}
-
 void qvl_mm_cache_stats(const struct qvl_engine *e, struct qvl_mm_cache_stats *st)
 {
 	mm_cache_stats(eng_vcache(e), st);
 }
 
-/* Every grid comes from smart_resize on the decoded size alone, so the
- * prompt's length is known, and checked against opts->max_tokens, before
- * any image is resized or goes through the tower. */
+/* One image of a build: its key, decoded size and serial, and its pixels
+ * once something needed them. */
+struct mm_img {
+	struct mm_key key;
+	int w, h;
+	uint64_t serial;
+	struct qvl_image im; /* im.rgb NULL until decoded */
+	bool own;	     /* im.rgb is a decode of ours, not the source's rows */
+};
+
+static void mm_img_free(struct mm_img *im, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (im[i].own)
+			qvl_image_free(&im[i].im);
+	free(im);
+}
+
+static const char *src_name(const struct qvl_mm_src *s)
+{
+	return s->name ? s->name : "image";
+}
+
+/* RGB rows are used where they are; a file is decoded. */
+static int mm_decode(const struct qvl_mm_src *s, struct mm_img *im, struct qvl_err *err)
+{
+	int rc;
+
+	if (im->im.rgb)
+		return 0;
+	if (s->w) {
+		im->im = (struct qvl_image){.w = s->w, .h = s->h, .rgb = (uint8_t *)s->data};
+		return 0;
+	}
+	rc = qvl_image_decode(&im->im, s->data, s->len, src_name(s), NULL, err);
+	im->own = rc == 0;
+	return rc;
+}
+
+/* Image i's key, then its size: known from an earlier build (nothing
+ * decoded), or from decoding it now. */
+static int mm_identify(struct mm_cache *c, const struct qvl_mm_src *s,
+		       const struct qvl_pp_params *pp, struct mm_img *im, struct qvl_err *err)
+{
+	int rc;
+
+	if (s->w && (s->w <= 0 || s->h <= 0 || s->len / 3 / (size_t)s->w != (size_t)s->h ||
+		     s->len % ((size_t)s->w * 3)))
+		return qvl_errf(err, -EINVAL, "%s: %zu bytes for %dx%d RGB", src_name(s), s->len,
+				s->w, s->h);
+	mm_key_make(&im->key, s->data, s->len, s->w, s->h, (size_t)s->w * 3, pp);
+	if (mm_cache_known(c, &im->key, &im->w, &im->h, &im->serial))
+		return 0;
+	rc = mm_decode(s, im, err);
+	if (rc)
+		return rc;
+	im->w = im->im.w;
+	im->h = im->im.h;
+	im->serial = mm_cache_intern(c, &im->key, im->w, im->h);
+	return 0;
+}
+
+/* Image i's tower rows into the prompt at image row `at` (of n_img rows):
+ * from the engine's cache when it has them, else decoded (if not yet),
+ * preprocessed and encoded, and offered to the cache. */
+static int mm_rows(struct qvl_engine *e, const struct qvl_mm_src *s, struct mm_img *im,
+		   const struct qvl_pp_params *pp, const int grid[3], struct mm_progress *prog,
+		   struct qvl_mm_prompt *out, size_t at, size_t n_img, struct qvl_err *err)
+{
+	const struct qvl_model *m = qvl_engine_model(e);
+	struct mm_cache *c = eng_vcache(e);
+	const size_t H = (size_t)m->config.text.hidden_size;
+	const int K = out->chunk.n_deepstack;
+	const size_t n = (size_t)grid[1] * (size_t)grid[2] / ((size_t)pp->merge * (size_t)pp->merge);
+	float *main = out->embd + at * H, *ds = out->deepstack + at * H;
+	struct qvl_pixels px = {0};
+	struct qvl_vision *v;
+	int rc;
+
+	for (size_t r = 0; r < n; r++)
+		out->img_keys[at + r] = im->serial;
+	if (mm_cache_get(c, &im->key, grid, n, H, K, main, ds, n_img * H) == 0) {
+		out->vcache_hits++;
+		return 0;
+	}
+	rc = mm_decode(s, im, err);
+	if (rc)
+		return rc;
+	rc = qvl_preprocess(&im->im, pp, qvl_engine_pool(e), &px, NULL, err);
+	if (rc)
+		return qvl_err_prefix(err, rc, "%s", src_name(s));
+	if (memcmp(px.grid, grid, sizeof(px.grid))) {
+		rc = qvl_errf(err, -EPROTO, "%s: grid %dx%d, predicted %dx%d", src_name(s),
+			      px.grid[1], px.grid[2], grid[1], grid[2]);
+		goto out;
+	}
+	rc = mm_cache_vision_get(c, m, qvl_engine_pool(e), qvl_engine_precision(e), &v, err);
+	if (rc)
+		goto out;
+	if (prog->o->progress)
+		qvl_vision_set_progress(v, mm_vis_progress, prog);
+	rc = qvl_vision_encode(v, &px, main, ds, n_img * H, err);
+	qvl_vision_set_progress(v, NULL, NULL);
+	mm_cache_vision_put(c);
+	if (!rc)
+		mm_cache_put(c, &im->key, grid, n, H, K, main, ds, n_img * H);
+out:
+	qvl_pixels_free(&px);
+	return rc;
+}
+
+/* The tower's shape, from the engine's tower (built on the first image). */
+static int mm_shape(struct qvl_engine *e, int *K, int *M, struct qvl_err *err)
+{
+	const struct qvl_model *m = qvl_engine_model(e);
+	struct mm_cache *c = eng_vcache(e);
+	struct qvl_vision *v;
+	int rc = mm_cache_vision_get(c, m, qvl_engine_pool(e), qvl_engine_precision(e), &v, err);
+	int H;
+
+	if (rc)
+		return rc;
+	*K = qvl_vision_n_deepstack(v);
+	*M = qvl_vision_merge(v);
+	H = qvl_vision_out_dim(v);
+	mm_cache_vision_put(c);
+	if (H != m->config.text.hidden_size)
+		return qvl_errf(err, -EINVAL, "%s: vision out_hidden_size %d != text hidden size %d",
+				m->path, H, m->config.text.hidden_size);
+	return 0;
+}
+
+/* Every grid comes from smart_resize on the decoded size alone (known
+ * without decoding for an image seen before), so the prompt's length is
+ * known, and checked against opts->max_tokens, before any image is resized
+ * or goes through the tower. */
 static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const char *text,
-		    bool raw, const struct qvl_image *images, const char *const *names,
-		    int n_images, const struct qvl_mm_opts *opts, struct qvl_mm_prompt *out,
-		    struct qvl_err *err)
+		    bool raw, const struct qvl_mm_src *srcs, int n_images,
+		    const struct qvl_mm_opts *opts, struct qvl_mm_prompt *out, struct qvl_err *err)
 {
 	static const struct qvl_mm_opts none;
 	const struct qvl_mm_opts *o = opts ? opts : &none;
 	const struct qvl_model *m = qvl_engine_model(e);
-	struct qvl_pool *pool = qvl_engine_pool(e);
-	struct qvl_pixels px = {0};
-	struct qvl_vision *v = NULL;
+	struct mm_img *img = NULL;
 	struct qvl_pp_params pp;
-	int *ntok = NULL, (*merged)[2] = NULL, rc, K, H;
-	size_t n_img_tok = 0, done = 0;
+	int *ntok = NULL, (*merged)[2] = NULL, rc, K = 0, M = 0;
+	size_t n_img_tok = 0, done = 0, H = (size_t)m->config.text.hidden_size;
 
 	memset(out, 0, sizeof(*out));
 	if (n_images < 0 || n_images > MM_MAX_IMAGES)
@@ -256,19 +361,22 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 		return rc;
 	ntok = calloc((size_t)n_images + 1, sizeof(*ntok));
 	merged = calloc((size_t)n_images + 1, sizeof(*merged));
-	if (!ntok || !merged) {
+	img = calloc((size_t)n_images + 1, sizeof(*img));
+	if (!ntok || !merged || !img) {
 		rc = qvl_errf(err, -ENOMEM, "prompt: out of memory");
 		goto out;
 	}
 	for (int i = 0; i < n_images; i++) {
 		const int f = pp.patch * pp.merge;
-		const char *name = names && names[i] ? names[i] : "image";
-		struct qvl_mm_image_info info = {.index = i, .name = name};
+		struct qvl_mm_image_info info = {.index = i, .name = src_name(&srcs[i])};
 		int rh, rw;
 
-		rc = qvl_pp_smart_resize(images[i].h, images[i].w, &pp, &rh, &rw, err);
+		rc = mm_identify(eng_vcache(e), &srcs[i], &pp, &img[i], err);
+		if (rc) /* the decoder's message names the image */
+			goto out;
+		rc = qvl_pp_smart_resize(img[i].h, img[i].w, &pp, &rh, &rw, err);
 		if (rc) {
-			qvl_err_prefix(err, rc, "%s", name);
+			qvl_err_prefix(err, rc, "%s", src_name(&srcs[i]));
 			goto out;
 		}
 		merged[i][0] = rh / f;
@@ -276,12 +384,12 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 		ntok[i] = merged[i][0] * merged[i][1];
 		n_img_tok += (size_t)ntok[i];
 		if (o->on_image) {
-			info.w = images[i].w;
-			info.h = images[i].h;
+			info.w = img[i].w;
+			info.h = img[i].h;
 			info.rw = rw;
 			info.rh = rh;
 			info.tokens = ntok[i];
-			info.downscaled = qvl_pp_over_budget(images[i].h, images[i].w, &pp);
+			info.downscaled = qvl_pp_over_budget(img[i].h, img[i].w, &pp);
 			o->on_image(o->ctx, &info);
 		}
 	}
@@ -304,50 +412,37 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 	rc = qvl_mm_positions(out->ids, out->chunk.n, m->config.image_token_id,
 			      (const int(*)[2])merged, n_images, out->pos, &out->chunk.next_pos,
 			      err);
-	/* the tower multiplies at the engine's precision */
-	struct qvl_vision_opts vo = {.precision = qvl_engine_precision(e)};
-	if (rc || (rc = qvl_vision_create(&v, m, pool, &vo, err)))
+	if (rc || (n_images && (rc = mm_shape(e, &K, &M, err))))
 		goto out;
-	K = qvl_vision_n_deepstack(v);
-	H = qvl_vision_out_dim(v);
-	if (H != m->config.text.hidden_size) {
-		rc = qvl_errf(err, -EINVAL, "%s: vision out_hidden_size %d != text hidden size %d",
-			      m->path, H, m->config.text.hidden_size);
+	if (n_images && M != pp.merge) {
+		rc = qvl_errf(err, -EINVAL, "%s: vision merge %d != preprocessor merge %d",
+			      m->path, M, pp.merge);
 		goto out;
 	}
+	out->chunk.n_deepstack = K;
 	out->img_keys = malloc((n_img_tok ? n_img_tok : 1) * sizeof(*out->img_keys));
-	out->embd = malloc((n_img_tok ? n_img_tok : 1) * (size_t)H * sizeof(float));
-	out->deepstack =
-	    malloc((n_img_tok ? n_img_tok : 1) * (size_t)H * (size_t)(K ? K : 1) * sizeof(float));
+	out->embd = malloc((n_img_tok ? n_img_tok : 1) * H * sizeof(float));
+	out->deepstack = malloc((n_img_tok ? n_img_tok : 1) * H * (size_t)(K ? K : 1) * sizeof(float));
 	if (!out->embd || !out->deepstack || !out->img_keys) {
 		rc =
 		    qvl_errf(err, -ENOMEM, "prompt: out of memory for %zu image tokens", n_img_tok);
 		goto out;
 	}
 	struct mm_progress prog = {.o = o, .total = (double)n_img_tok};
-	if (o->progress)
-		qvl_vision_set_progress(v, mm_vis_progress, &prog);
 	for (int i = 0; i < n_images; i++) {
-		const int M = pp.merge;
+		const int grid[3] = {1, merged[i][0] * pp.merge, merged[i][1] * pp.merge};
 
-		rc = qvl_preprocess(&images[i], &pp, pool, &px, NULL, err);
-		if (rc) {
-			qvl_err_prefix(err, rc, "%s", names && names[i] ? names[i] : "image");
-			goto out;
-		}
-		if (px.grid[1] != merged[i][0] * M || px.grid[2] != merged[i][1] * M) {
-			rc = qvl_errf(err, -EPROTO, "image %d: grid %dx%d, predicted %dx%d", i + 1,
-				      px.grid[1], px.grid[2], merged[i][0] * M, merged[i][1] * M);
-			goto out;
-		}
 		if (i < 16)
-			memcpy(out->grid[i], px.grid, sizeof(out->grid[i]));
+			memcpy(out->grid[i], grid, sizeof(out->grid[i]));
 		prog.base = (double)done;
 		prog.ntok = ntok[i];
 		if (o->progress)
 			o->progress(o->ctx, prog.base, prog.total);
-		rc = mm_encode(e, v, &px, out, done, n_img_tok, err);
-		qvl_pixels_free(&px);
+		rc = mm_rows(e, &srcs[i], &img[i], &pp, grid, &prog, out, done, n_img_tok, err);
+		if (img[i].own) { /* its pixels are not needed any more */
+			qvl_image_free(&img[i].im);
+			img[i].own = false;
+		}
 		if (rc)
 			goto out;
 		done += (size_t)ntok[i];
@@ -356,17 +451,24 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 	out->chunk.embd = out->embd;
 	out->chunk.n_img = n_img_tok;
 	out->chunk.deepstack = out->deepstack;
-	out->chunk.n_deepstack = K;
 	out->chunk.pos = (const int32_t(*)[3])out->pos;
 	out->chunk.img_keys = out->img_keys;
 out:
-	qvl_pixels_free(&px);
 	free(ntok);
 	free(merged);
-	qvl_vision_destroy(v);
+	if (img)
+		mm_img_free(img, n_images);
 	if (rc)
 		qvl_mm_prompt_free(out);
 	return rc;
+}
+
+int qvl_mm_prompt_build_src(struct qvl_engine *e, const struct qvl_tokenizer *tok,
+			    const char *text, bool raw, const struct qvl_mm_src *srcs,
+			    int n_images, const struct qvl_mm_opts *opts,
+			    struct qvl_mm_prompt *out, struct qvl_err *err)
+{
+	return mm_build(e, tok, text, raw, srcs, n_images, opts, out, err);
 }
 
 int qvl_mm_prompt_build_images(struct qvl_engine *e, const struct qvl_tokenizer *tok,
@@ -374,7 +476,25 @@ int qvl_mm_prompt_build_images(struct qvl_engine *e, const struct qvl_tokenizer 
 			       const char *const *names, int n_images, struct qvl_mm_prompt *out,
 			       struct qvl_err *err)
 {
-	return mm_build(e, tok, text, raw, images, names, n_images, NULL, out, err);
+	struct qvl_mm_src *src;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (n_images < 0 || n_images > MM_MAX_IMAGES)
+		return qvl_errf(err, -EINVAL, "prompt: %d images (at most %d)", n_images,
+				MM_MAX_IMAGES);
+	src = calloc((size_t)n_images + 1, sizeof(*src));
+	if (!src)
+		return qvl_errf(err, -ENOMEM, "prompt: out of memory");
+	for (int i = 0; i < n_images; i++)
+		src[i] = (struct qvl_mm_src){.data = images[i].rgb,
+					     .len = (size_t)images[i].w * (size_t)images[i].h * 3,
+					     .w = images[i].w,
+					     .h = images[i].h,
+					     .name = names ? names[i] : NULL};
+	rc = mm_build(e, tok, text, raw, src, n_images, NULL, out, err);
+	free(src);
+	return rc;
 }
 
 int qvl_mm_prompt_build_opts(struct qvl_engine *e, const struct qvl_tokenizer *tok,
@@ -382,23 +502,33 @@ int qvl_mm_prompt_build_opts(struct qvl_engine *e, const struct qvl_tokenizer *t
 			     int n_images, const struct qvl_mm_opts *opts,
 			     struct qvl_mm_prompt *out, struct qvl_err *err)
 {
-	struct qvl_image *im;
-	int rc = 0;
+	struct qvl_mm_src *src;
+	struct qvl_map *map;
+	int rc = 0, mapped = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (n_images < 0 || n_images > MM_MAX_IMAGES)
 		return qvl_errf(err, -EINVAL, "prompt: %d images (at most %d)", n_images,
 				MM_MAX_IMAGES);
-	im = calloc((size_t)n_images + 1, sizeof(*im));
-	if (!im)
-		return qvl_errf(err, -ENOMEM, "prompt: out of memory");
-	for (int i = 0; i < n_images && !rc; i++)
-		rc = qvl_image_load(&im[i], image_paths[i], NULL, err);
-	if (!rc)
-		rc = mm_build(e, tok, text, raw, im, image_paths, n_images, opts, out, err);
-	for (int i = 0; i < n_images; i++)
-		qvl_image_free(&im[i]);
-	free(im);
+	src = calloc((size_t)n_images + 1, sizeof(*src));
+	map = calloc((size_t)n_images + 1, sizeof(*map));
+	if (!src || !map)
+		rc = qvl_errf(err, -ENOMEM, "prompt: out of memory");
+	/* the files as they are: an image seen before is not decoded */
+	for (; mapped < n_images && !rc; mapped++) {
+		rc = qvl_map_file(&map[mapped], image_paths[mapped], err);
+		src[mapped] = (struct qvl_mm_src){.data = map[mapped].data,
+						  .len = map[mapped].size,
+						  .name = image_paths[mapped]};
+	}
+	if (rc)
+		mapped--;
+	else
+		rc = mm_build(e, tok, text, raw, src, n_images, opts, out, err);
+	for (int i = 0; i < mapped; i++)
+		qvl_unmap(&map[i]);
+	free(map);
+	free(src);
 	return rc;
 }
 

@@ -65,6 +65,23 @@ int qvl_mm_prompt_build_opts(struct qvl_engine *e, const struct qvl_tokenizer *t
 			     int n_images, const struct qvl_mm_opts *opts,
 			     struct qvl_mm_prompt *out, struct qvl_err *err);
 
+/* An image as a client gives it: an encoded file (PNG, JPEG; w == 0) or
+ * packed RGB8 rows (w x h, len == w * h * 3). Its bytes are its identity in
+ * the engine's image cache (mm_cache.h): an image seen before is not
+ * decoded, preprocessed or encoded again when its rows are still cached. */
+struct qvl_mm_src {
+	const void *data;
+	size_t len;
+	int w, h;
+	const char *name; /* labels errors; may be NULL */
+};
+
+/* qvl_mm_prompt_build_opts with images as sources. */
+int qvl_mm_prompt_build_src(struct qvl_engine *e, const struct qvl_tokenizer *tok,
+			    const char *text, bool raw, const struct qvl_mm_src *srcs,
+			    int n_images, const struct qvl_mm_opts *opts,
+			    struct qvl_mm_prompt *out, struct qvl_err *err);
+
 struct qvl_image;
 
 /* As qvl_mm_prompt_build with images already decoded (names, may be NULL,
@@ -83,12 +100,14 @@ struct qvl_pixels;
 int qvl_mm_encode_wide(struct qvl_vision *v, const struct qvl_pixels *px, float **out,
 		       size_t *n_tok, struct qvl_err *err);
 
-/* The engine's vision-output cache (engine option vision_cache_bytes): an
- * image whose preprocessed pixels and grid were encoded before gets the
- * stored rows instead of a tower pass (the same values, bit for bit). */
+/* The engine's image cache (mm_cache.h; rows bounded by the engine option
+ * vision_cache_bytes): an image whose bytes were encoded before gets the
+ * stored rows instead of a decode, preprocessing and tower pass (the same
+ * values, bit for bit). entries: images with rows kept; keys: images
+ * known (rows or not). */
 struct qvl_mm_cache_stats {
 	uint64_t hits, misses, evictions;
-	size_t bytes, entries, max_bytes;
+	size_t bytes, entries, max_bytes, keys;
 };
 void qvl_mm_cache_stats(const struct qvl_engine *e, struct qvl_mm_cache_stats *st);
 

@@ -24,7 +24,9 @@ void stats_prometheus(FILE *f, const struct json_doc *d)
 					 "prefix_hits",
 					 "prefix_tokens_reused",
 					 "kv_evictions",
-					 "split_parts"};
+					 "split_parts",
+					 "vision_cache_hits",
+					 "vision_cache_misses"};
 	uint32_t c = 1;
 
 	for (uint32_t i = 0; i < d->tok[0].count; i++) {

@@ -7,7 +7,9 @@
  * boundary (the shared last page is copied on write), two prompts that
  * diverge inside a shared page (copy on write), an image prompt (keys of
  * the image rows; the M-RoPE text position after the image restored), a
- * different image key (no reuse), and LRU eviction under a tiny budget. */
+ * different image key (no reuse), the last page of a sequence that ended
+ * (published when not full: reused up to the divergence), and LRU
+ * eviction under a tiny budget. */
 #include "config.h"
 
 #include "engine_common.h"
@@ -17,14 +19,16 @@
 
 static size_t V;
 
-/* Fresh sequence: chunks [0, split) and [split, n) of (ids, pos, image
- * rows) with the given keys; last logits into out. */
-static int recompute(struct qvl_engine *e, const struct qvl_chunk *whole, size_t split, float *out)
+/* Fresh sequence: chunks [0, split), [split, split2) when split2 is not 0,
+ * and the rest of (ids, pos, image rows) with the given keys; last logits
+ * into out. */
+static int recompute2(struct qvl_engine *e, const struct qvl_chunk *whole, size_t split,
+		      size_t split2, float *out)
 {
 	struct qvl_err err = {{0}};
 	struct qvl_seq *s;
 	int rc = qvl_seq_create(e, 1024, &s, &err);
-	struct qvl_chunk a = *whole, b = *whole;
+	struct qvl_chunk a = *whole, b = *whole, b2;
 
 	a.n = split;
 	a.next_pos = whole->pos ? whole->pos[split - 1][0] + 1 : 0; /* unused: b has pos */
@@ -39,12 +43,26 @@ static int recompute(struct qvl_engine *e, const struct qvl_chunk *whole, size_t
 	b.img_keys = NULL;
 	if (rc >= 0)
 		rc = qvl_seq_forward(e, s, &a, out, false, &err);
+	if (rc >= 0 && split2) {
+		b2 = b;
+		b2.n = split2 - split;
+		b.ids += b2.n;
+		b.n -= b2.n;
+		if (b.pos)
+			b.pos += b2.n;
+		rc = qvl_seq_forward(e, s, &b2, out, false, &err);
+	}
 	if (rc >= 0)
 		rc = qvl_seq_forward(e, s, &b, out, false, &err);
 	if (rc < 0)
 		diag("recompute: %s", err.msg);
 	qvl_seq_destroy(s);
 	return rc;
+}
+
+static int recompute(struct qvl_engine *e, const struct qvl_chunk *whole, size_t split, float *out)
+{
+	return recompute2(e, whole, split, 0, out);
 }
 
 /* A sequence that attaches what it can of `whole`, then runs the rest
@@ -139,10 +157,14 @@ static void text(struct qvl_engine *e, const int32_t *ids, const char *tag)
 	ok(recompute(e, &pq, 150, b) == 0 && same(a, b),
 	   "%s: diverged prompt's logits = recomputation", tag);
 	/* the owner's page was not touched by the copy: reusing it again
-	 * still gives the recomputed logits */
+	 * still gives the recomputed logits; the sequences of p200 that ended
+	 * published their last page (8 positions, computed as a chunk of its
+	 * own after the 192 reused): all but the last position is reused now */
 	rc = reuse(e, &p200, false, &nr, a, NULL);
-	ok(rc == 0 && nr == 192 && recompute(e, &p200, 192, b) == 0 && same(a, b),
-	   "%s: the shared page is intact after the other sequence diverged", tag);
+	ok(rc == 0 && nr == 199 && recompute2(e, &p200, 192, 199, b) == 0 && same(a, b),
+	   "%s: the shared page is intact after the other sequence diverged, and the last "
+	   "page of one that ended is reused too (%zu positions)",
+	   tag, nr);
 	qvl_seq_destroy(s2);
 	qvl_seq_destroy(owner);
 	free(a);
@@ -207,12 +229,12 @@ static void image(struct qvl_engine *e, const struct qvl_model *m, const int32_t
 	qvl_seq_reset(nokey);
 	qvl_engine_kv_usage(e, &u);
 	qvl_seq_destroy(nokey);
-	c.img_keys = other; /* the same with keys: its 2 full pages stay cached */
+	c.img_keys = other; /* with keys: its 2 full pages and its last stay cached */
 	first_fill(e, &c, &nokey);
 	qvl_seq_destroy(nokey);
 	struct qvl_kv_usage u2;
 	qvl_engine_kv_usage(e, &u2);
-	ok(u.pages_cached == u0.pages_cached && u2.pages_cached == u.pages_cached + 2,
+	ok(u.pages_cached == u0.pages_cached && u2.pages_cached == u.pages_cached + 3,
 	   "image rows without keys publish no page (cached %zu -> %zu; with keys -> %zu)",
 	   u0.pages_cached, u.pages_cached, u2.pages_cached);
 	qvl_seq_destroy(owner);
@@ -237,18 +259,19 @@ static size_t attach_only(struct qvl_engine *e, const struct qvl_chunk *c)
 	return nr;
 }
 
-/* 6 pages: A (200 tokens: 3 published + 1) and F (130: 2 + 1) reset, then
- * G needs 3: the free page and the 2 least recently used (A's first two). */
+/* 8 pages: A (200 tokens: 3 full pages + a last of 8) and F (130: 2 + 2)
+ * reset, all 7 published, then G needs 3: the free page and the 2 least
+ * recently used (A's first two). */
 static void eviction(const struct qvl_model *m, const int32_t *ids)
 {
-	struct qvl_engine *e = kv_engine(m, NULL, PG, 6, QVL_DT_F32, QVL_PREC_EXACT);
+	struct qvl_engine *e = kv_engine(m, NULL, PG, 8, QVL_DT_F32, QVL_PREC_EXACT);
 	struct qvl_seq *a = NULL, *f = NULL, *g = NULL;
 	struct qvl_chunk ca = {.ids = ids, .n = 200}, cf = {.ids = ids + 300, .n = 130};
 	struct qvl_chunk cg = {.ids = ids + 500, .n = 150};
 	struct qvl_kv_usage u;
 
 	if (!e) {
-		ok(0, "engine with 6 pages");
+		ok(0, "engine with 8 pages");
 		return;
 	}
 	first_fill(e, &ca, &a);
@@ -256,14 +279,14 @@ static void eviction(const struct qvl_model *m, const int32_t *ids)
 	first_fill(e, &cf, &f);
 	qvl_seq_reset(f);
 	qvl_engine_kv_usage(e, &u);
-	ok(u.pages_used == 0 && u.pages_cached == 5, "A and F reset: 5 pages cached, 0 used");
+	ok(u.pages_used == 0 && u.pages_cached == 7, "A and F reset: 7 pages cached, 0 used");
 	first_fill(e, &cg, &g);
 	qvl_engine_kv_usage(e, &u);
-	ok(u.pages_used == 3 && u.evictions == 2 && u.pages_cached == 3,
+	ok(u.pages_used == 3 && u.evictions == 2 && u.pages_cached == 5,
 	   "G took the free page and evicted 2 (%llu evictions, %zu cached)",
 	   (unsigned long long)u.evictions, u.pages_cached);
 	ok(attach_only(e, &ca) == 0, "A's first page was the least recently used: gone");
-	ok(attach_only(e, &cf) == 128, "F's pages survive");
+	ok(attach_only(e, &cf) == 129, "F's pages survive, its last one too");
 	qvl_seq_destroy(a);
 	qvl_seq_destroy(f);
 	qvl_seq_destroy(g);

@@ -96,11 +96,17 @@ jfield() { # jfield FILE KEY
 run_client() {
 	QVL_SOCKET=$SOCK timeout "${QVL_CLIENT_TIMEOUT:-120}" "$@"
 	cst=$?
+	stop_clean || exit 1
+	exit $cst
+}
+
+# stop_clean: stop_qvld; non-zero, with the log's tail as TAP comments,
+# when the daemon did not exit cleanly or its log has a sanitizer report
+stop_clean() {
 	stop_qvld
 	if ! san_clean || [ "$QSTATUS" != 0 ]; then
 		echo "# qvld exit $QSTATUS or sanitizer report:"
 		sed 's/^/# /' "$LOG" | tail -30
-		exit 1
+		return 1
 	fi
-	exit $cst
 }

@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "image.h"
 #include "model.h"
+#include "multimodal.h"
 #include "util.h"
 
 /* What job_start copies out of the arena. */
@@ -25,7 +26,13 @@ struct job_inputs {
 	char *raw;
 	int32_t *ids;
 	size_t n_ids;
+	/* as the client sent them: encoded files copied (decoded later, and
+	 * only when the engine's image cache does not know them), RGB rows
+	 * copied into images[] */
+	struct qvl_mm_src srcs[QVL_MAX_IMAGES];
 	struct qvl_image images[QVL_MAX_IMAGES];
+	void *files[QVL_MAX_IMAGES];
+	char names[QVL_MAX_IMAGES][24];
 	uint32_t image_at[QVL_MAX_IMAGES]; /* text_at of each, validated <= its message */
 	int n_images;
 	char *stops[QVL_MAX_STOPS];
@@ -36,8 +43,10 @@ static void inputs_free(struct job_inputs *in)
 {
 	for (int i = 0; i < in->n_texts; i++)
 		free(in->texts[i]);
-	for (int i = 0; i < in->n_images; i++)
+	for (int i = 0; i < in->n_images; i++) {
 		qvl_image_free(&in->images[i]);
+		free(in->files[i]);
+	}
 	for (int i = 0; i < in->n_stops; i++)
 		free(in->stops[i]);
 	free(in->raw);
@@ -162,26 +171,32 @@ static int read_inputs(const struct shm_request *req, struct job_inputs *in, str
 		}
 		case QVL_PART_IMAGE:
 		case QVL_PART_IMAGE_RGB: {
-			struct qvl_image *im = &in->images[in->n_images];
-			if (in->n_images == (int)QVL_MAX_IMAGES)
+			const int k = in->n_images;
+			struct qvl_image *im = &in->images[k];
+			if (k == (int)QVL_MAX_IMAGES)
 				return qvl_errf(err, -E2BIG, "more than %u images", QVL_MAX_IMAGES);
+			snprintf(in->names[k], sizeof(in->names[k]), "image %d", k + 1);
 			if (p->kind == QVL_PART_IMAGE_RGB) {
 				rc = qvl_image_from_rgb(im, src, p->len, (int)p->width,
 							(int)p->height, p->stride, NULL, err);
+				if (rc < 0)
+					return rc;
+				in->srcs[k] = (struct qvl_mm_src){
+				    .data = im->rgb,
+				    .len = (size_t)im->w * (size_t)im->h * 3,
+				    .w = im->w,
+				    .h = im->h,
+				    .name = in->names[k]};
 			} else {
-				/* decode a private copy: a decoder must not see
-				 * bytes change under it */
-				void *copy = malloc(p->len ? p->len : 1);
-				if (!copy)
+				/* a private copy: its hash and a decoder must not
+				 * see bytes change under them */
+				in->files[k] = malloc(p->len ? p->len : 1);
+				if (!in->files[k])
 					return qvl_errf(err, -ENOMEM, "out of memory");
-				memcpy(copy, src, p->len);
-				char name[32];
-				snprintf(name, sizeof(name), "image %d", in->n_images + 1);
-				rc = qvl_image_decode(im, copy, p->len, name, NULL, err);
-				free(copy);
+				memcpy(in->files[k], src, p->len);
+				in->srcs[k] = (struct qvl_mm_src){
+				    .data = in->files[k], .len = p->len, .name = in->names[k]};
 			}
-			if (rc < 0)
-				return rc;
 			in->image_at[in->n_images++] = p->text_at;
 			pending_images++;
 			break;
@@ -330,7 +345,7 @@ int job_start(struct job *j, const struct job_env *env)
 		p.msgs = in->msgs;
 		p.n_msgs = (size_t)in->n_msgs;
 	}
-	p.images = in->images;
+	p.images = in->srcs;
 	p.n_images = in->n_images;
 	rc = gen_create(&j->g, env->e, env->tok, &p, &gp, &err);
 	if (rc < 0)

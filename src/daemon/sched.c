@@ -13,6 +13,7 @@
 #include "daemon/sched_impl.h"
 #include "daemon/stats.h"
 #include "engine.h"
+#include "multimodal.h"
 #include "util.h"
 
 int sched_create(struct sched **out, const struct job_env *env, const struct sched_opts *o,
@@ -280,6 +281,9 @@ static void admit(struct sched *s)
 			rc = job_start(j, &s->env);
 		if (rc == 0 && s->o.prefix_cache)
 			job_attach(j);
+		struct qvl_mm_cache_stats vc;
+		qvl_mm_cache_stats(s->env.e, &vc);
+		qvld_stats_vision(s->env.stats, &vc);
 		pthread_mutex_lock(&s->mu);
 		if (rc != 0) { /* failed, or done in one go (TOKENIZE, EMBED_IMAGE) */
 			drop_locked(s, j, true);

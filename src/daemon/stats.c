@@ -14,6 +14,7 @@
 #include "daemon/log.h"
 #include "daemon/stats.h"
 #include "kvcache.h"
+#include "multimodal.h"
 #include "util.h"
 
 #define LAT_N	    1024
@@ -48,6 +49,8 @@ struct qvld_stats {
 	/* the KV pool, as of the last step */
 	uint64_t preemptions, prefix_hits, prefix_tokens, kv_used, kv_total, kv_cached, evictions;
 	uint64_t split_parts; /* steps that ran layers of a long prefill (sched_split.c) */
+	/* the image cache: tower rows reused / computed, images with rows kept */
+	uint64_t vc_hits, vc_misses, vc_entries;
 	/* tokens/s over the last window: (gen_tokens at t_win, t_win) */
 	uint64_t win_tokens;
 	double win_t, rate;
@@ -200,6 +203,15 @@ void qvld_stats_kv(struct qvld_stats *s, const struct qvl_kv_usage *u, uint64_t 
 	pthread_mutex_unlock(&s->mu);
 }
 
+void qvld_stats_vision(struct qvld_stats *s, const struct qvl_mm_cache_stats *v)
+{
+	pthread_mutex_lock(&s->mu);
+	s->vc_hits = v->hits;
+	s->vc_misses = v->misses;
+	s->vc_entries = v->entries;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void qvld_stats_split_part(struct qvld_stats *s)
 {
 	pthread_mutex_lock(&s->mu);
@@ -317,13 +329,17 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 	    "\"steps\":%llu,\"step_rows\":%llu,\"step_s\":%.6f,\"batch_size_max\":%d,"
 	    "\"batch_size_mean\":%.3f,\"preemptions\":%llu,\"prefix_hits\":%llu,"
 	    "\"prefix_tokens_reused\":%llu,\"kv_pages_used\":%llu,\"kv_pages_total\":%llu,"
-	    "\"kv_pages_cached\":%llu,\"kv_evictions\":%llu,\"split_parts\":%llu,",
+	    "\"kv_pages_cached\":%llu,\"kv_evictions\":%llu,\"split_parts\":%llu,"
+	    "\"vision_cache_hits\":%llu,\"vision_cache_misses\":%llu,"
+	    "\"vision_cache_entries\":%llu,",
 	    (unsigned long long)s->steps, (unsigned long long)s->step_rows, s->step_s, s->batch_max,
 	    s->steps ? (double)s->step_seqs / (double)s->steps : 0.0,
 	    (unsigned long long)s->preemptions, (unsigned long long)s->prefix_hits,
 	    (unsigned long long)s->prefix_tokens, (unsigned long long)s->kv_used,
 	    (unsigned long long)s->kv_total, (unsigned long long)s->kv_cached,
-	    (unsigned long long)s->evictions, (unsigned long long)s->split_parts);
+	    (unsigned long long)s->evictions, (unsigned long long)s->split_parts,
+	    (unsigned long long)s->vc_hits, (unsigned long long)s->vc_misses,
+	    (unsigned long long)s->vc_entries);
 	put(&o, "\"by_opcode\":{");
 	for (int i = 0; i < 8; i++)
 		put(&o, "%s\"%s\":%llu", i ? "," : "", ops[i], (unsigned long long)s->by_op[i]);

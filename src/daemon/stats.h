@@ -29,6 +29,9 @@ void qvld_stats_set_gauges(struct qvld_stats *s, int queued, int active);
 void qvld_stats_split_part(struct qvld_stats *s);
 /* The KV pool after a step, and the scheduler's preemptions so far. */
 void qvld_stats_kv(struct qvld_stats *s, const struct qvl_kv_usage *u, uint64_t preemptions);
+struct qvl_mm_cache_stats;
+/* The engine's image cache (multimodal.h), after a request's admission. */
+void qvld_stats_vision(struct qvld_stats *s, const struct qvl_mm_cache_stats *v);
 /* One batched forward pass: batch sequences, rows (positions) in it. */
 void qvld_stats_step(struct qvld_stats *s, int batch, size_t rows, double seconds);
 
