@@ -7,8 +7,10 @@
  * and the ratio to one sequence. With QVL_PROFILE=B the engine's per-stage
  * table of the B-row steps goes to stderr at the end (profile.h).
  *
- *   bench_step --model DIR [--threads N] [--batch 1,4,16] [--steps S]
- *              [--rounds R] [--precision bf16|exact] [--kv-type f16|bf16|f32] */
+ *   bench_step [--model DIR] [--threads N] [--batch 1,4,16] [--steps S]
+ *              [--rounds R] [--precision bf16|exact] [--kv-type f16|bf16|f32]
+ * Without --model: QVL_BENCH_2B_DIR (default /work/m2b, as bench_batch.sh),
+ * skipped when it holds no model. */
 #include "config.h"
 
 #include <getopt.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "model.h"
@@ -159,8 +162,22 @@ int main(int argc, char **argv)
 			goto usage;
 		}
 	}
-	if (!r.model || steps < 1 || steps > MAXS || rounds < 1 || rounds > 16)
+	if (steps < 1 || steps > MAXS || rounds < 1 || rounds > 16)
 		goto usage;
+	if (!r.model) {
+		/* make bench: the 2b model of bench_batch.sh, or nothing to do */
+		static char cfg[4200];
+		const char *d = getenv("QVL_BENCH_2B_DIR");
+
+		r.model = d && *d ? d : "/work/m2b";
+		snprintf(cfg, sizeof(cfg), "%s/config.json", r.model);
+		if (access(cfg, R_OK) != 0) {
+			printf(
+			    "bench_step: SKIP: no 2b model at %s (--model or QVL_BENCH_2B_DIR)\n",
+			    r.model);
+			return 0;
+		}
+	}
 	r.quiet = true;
 	if (run_open(&r))
 		return 1;
@@ -178,8 +195,17 @@ int main(int argc, char **argv)
 				goto fail;
 
 	double base = 0;
-	fprintf(stderr, "bench_step: %s, %d threads, precision %s, load %s\n", r.model,
-		qvl_engine_threads(r.e), qvl_precision_name(r.prec), "(see uptime)");
+	char load[64] = "?";
+	FILE *la = fopen("/proc/loadavg", "r");
+
+	if (la) {
+		if (!fgets(load, sizeof(load), la))
+			snprintf(load, sizeof(load), "?");
+		load[strcspn(load, "\n")] = 0;
+		fclose(la);
+	}
+	fprintf(stderr, "bench_step: %s, %d threads, precision %s, load average %s\n", r.model,
+		qvl_engine_threads(r.e), qvl_precision_name(r.prec), load);
 	for (int i = 0; i < nsz; i++) {
 		int n = bt[i].n;
 		double lo = bt[i].wall[0], hi = bt[i].wall[0];
@@ -198,7 +224,8 @@ int main(int argc, char **argv)
 		       bt[i].b, w * 1e3, lo * 1e3, hi * 1e3, cp * 1e3, tps,
 		       base > 0 ? tps / base : 0.0);
 		fprintf(stderr,
-			"  %2d seqs: step %.1f ms (%.1f..%.1f), CPU %.1f ms, %.2f tok/s, %.2fx "
+			"  %2d seqs: step %.1f ms (%.1f..%.1f), CPU %.1f ms (all threads), %.2f "
+			"tok/s, %.2fx "
 			"of 1\n",
 			bt[i].b, w * 1e3, lo * 1e3, hi * 1e3, cp * 1e3, tps,
 			base > 0 ? tps / base : 0.0);
@@ -216,7 +243,7 @@ fail:
 	run_close(&r);
 	return 1;
 usage:
-	fprintf(stderr, "usage: bench_step --model DIR [--threads N] [--batch 1,4,16] [--steps S "
+	fprintf(stderr, "usage: bench_step [--model DIR] [--threads N] [--batch 1,4,16] [--steps S "
 			"(1..64)] [--rounds R (1..16)] [--precision bf16|exact] "
 			"[--kv-type f16|bf16|f32]\n");
 	return 2;
