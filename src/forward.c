@@ -26,6 +26,11 @@
 /* Row-wise steps on fewer rows than this run on the caller: a dispatch costs
  * more than normalising a handful of rows. */
 #define ROWS_INLINE 4
+/* The residual adds and norms between the matmuls of a decode batch run on
+ * the caller up to this many rows: 16 rows of the 2b shape are ~0.5 MB of
+ * L2-resident f32, ~10-20 us on one core, while a dispatch wakes the worker
+ * and waits for it (under load, for its CPU): 56 dispatches a step fewer. */
+#define NORM_INLINE 16
 
 /* Up to this many rows the attention block of a layer is one dispatch
  * (qkv_attn_task): the matmuls stream W (m <= 16, see the kernels), and the
@@ -38,7 +43,7 @@ struct fwd {
 	size_t nout; /* rows gathered for output in the last layer */
 	int l;
 	const struct eng_layer *ly; /* layer l's weights for this pass */
-	bool last; /* this is the last layer */
+	bool last;		    /* this is the last layer */
 	/* current matmul */
 	const struct eng_mat *w[3];
 	const float *X;
@@ -50,12 +55,19 @@ struct fwd {
 	bool share; /* columns handed out through e->claims (claim.h) */
 };
 
-static void run(struct fwd *f, qvl_task_fn fn, size_t rows)
+/* On the caller below inline_rows rows (or with one thread), else on the
+ * pool. */
+static void run_min(struct fwd *f, qvl_task_fn fn, size_t rows, size_t inline_rows)
 {
-	if (rows < ROWS_INLINE || f->e->nth == 1)
+	if (rows < inline_rows || f->e->nth == 1)
 		fn(f, 0, 1);
 	else
 		qvl_pool_run(f->e->pool, fn, f);
+}
+
+static void run(struct fwd *f, qvl_task_fn fn, size_t rows)
+{
+	run_min(f, fn, rows, ROWS_INLINE);
 }
 
 /* Always on the pool (the caller alone when it is one thread). */
@@ -118,9 +130,20 @@ static size_t matmul_cols(const struct fwd *f)
 
 /* Few rows (decode): W is streamed, so chunks of columns can move between
  * threads at no cost in reuse; f->share says the claims are set up. Many
- * rows: the static split, whole packed panels per thread. */
-#define SHARE_MAX_ROWS 16
-#define SHARE_CHUNK    64
+ * rows: the static split, whole packed panels per thread. A decode batch
+ * (m > 1) takes larger chunks: each kernel call rounds its m activation rows
+ * to bf16 first (16 x 2048 values for 64 columns of gate/up was ~5 % of the
+ * step), and 192 columns are whole tiles of the 6-row bf16 kernel (64 end
+ * with a 4-row tile computed as 6). One row keeps 64 (its conversion is one
+ * row; finer chunks balance better). */
+#define SHARE_MAX_ROWS	 16
+#define SHARE_CHUNK	 64
+#define SHARE_CHUNK_ROWS 192
+
+static size_t share_chunk(size_t m)
+{
+	return m > 1 ? SHARE_CHUNK_ROWS : SHARE_CHUNK;
+}
 
 static void matmul_task(void *arg, int ith, int nth)
 {
@@ -128,7 +151,7 @@ static void matmul_task(void *arg, int ith, int nth)
 	size_t lo, hi;
 
 	if (f->share) {
-		while (claim_next(f->e->claims, ith, nth, SHARE_CHUNK, &lo, &hi))
+		while (claim_next(f->e->claims, ith, nth, share_chunk(f->m), &lo, &hi))
 			matmul_range(f, lo, hi);
 		return;
 	}
@@ -370,31 +393,35 @@ static size_t gather_out_rows(struct qvl_engine *e, size_t n)
 
 /* Fused greedy output: logits of f->m rows (xb rows from f->X) over the
  * vocabulary tiles this thread claims (its own slice first, claim.h),
- * ARG_TILE ids at a time into a tile that stays in L1, each tile reduced to
- * its maximum at once. The thread's best per row goes to
+ * ARG_TILE ids at a time into a tile that stays in L1 (ARG_TILE_ROWS for
+ * several rows: in L2), each tile reduced to its maximum at once. The thread's best per row goes to
  * arg_val/arg_idx[ith]; argmax_reduce() combines them. A thread that got
  * no tile keeps -inf and id SIZE_MAX. */
 #define ARG_TILE 256
+/* Several rows: tiles of 768 ids (whole 6-row kernel tiles; the rows'
+ * rounding to bf16 is paid per tile), 48 KB of logits for 16 rows. */
+#define ARG_TILE_ROWS 768
 
 static void argmax_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
 	const struct eng_mat *w = &e->out;
-	float tile[ENG_LOGIT_ROWS * ARG_TILE];
+	float tile[ENG_LOGIT_ROWS * ARG_TILE_ROWS];
 	float *best = e->arg_val + (size_t)ith * ENG_LOGIT_ROWS;
 	size_t lo, hi, *bidx = e->arg_idx + (size_t)ith * ENG_LOGIT_ROWS;
+	size_t ts = f->m > 1 ? ARG_TILE_ROWS : ARG_TILE;
 
 	for (size_t r = 0; r < f->m; r++) {
 		best[r] = -INFINITY;
 		bidx[r] = SIZE_MAX;
 	}
-	while (claim_next(e->claims, ith, nth, ARG_TILE, &lo, &hi)) {
-		e->k.matmul(tile, ARG_TILE, f->X, f->ldx, mat_row(w, lo), w->type, w->k, NULL, f->m,
+	while (claim_next(e->claims, ith, nth, ts, &lo, &hi)) {
+		e->k.matmul(tile, ts, f->X, f->ldx, mat_row(w, lo), w->type, w->k, NULL, f->m,
 			    hi - lo, w->k);
 		for (size_t r = 0; r < f->m; r++) {
 			float v;
-			size_t i = lo + e->k.argmax(tile + r * ARG_TILE, hi - lo, &v);
+			size_t i = lo + e->k.argmax(tile + r * ts, hi - lo, &v);
 
 			/* tiles come in any order: ties go to the lower id */
 			if (v > best[r] || (v == best[r] && i < bidx[r])) {
@@ -569,7 +596,7 @@ int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qv
 		f.w[0] = &ly->wo, f.Y[0] = e->tmp, f.ldy[0] = H;
 		matmul(&f);
 		eng_prof_mark(e->prof, EST_OPROJ);
-		run(&f, post_attn_task, m);
+		run_min(&f, post_attn_task, m, NORM_INLINE + 1);
 		eng_prof_mark(e->prof, EST_RES1);
 
 		set_mm(&f, e->xb, H, m);
@@ -586,7 +613,7 @@ int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qv
 		matmul(&f);
 		eng_prof_mark(e->prof, EST_DOWN);
 		eng_layer_end(e, l); /* the post-MLP step uses only norms */
-		run(&f, post_mlp_task, m);
+		run_min(&f, post_mlp_task, m, NORM_INLINE + 1);
 		eng_prof_mark(e->prof, f.last ? EST_FINAL : EST_RES2);
 	}
 	if (l1 == e->L)

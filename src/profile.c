@@ -18,6 +18,7 @@ enum { PC_RUNS = EST_N, PC_OWN, PC_WAIT, PC_WAKE, PC_TOTAL, PC_N };
 
 struct eng_prof {
 	uint64_t t_last, t_begin, t_end_prev;
+	size_t rows; /* the passes recorded: those of exactly this many rows */
 	bool on, prev_decode;
 	int pos_lo, pos_hi;
 	uint64_t cur[EST_N];
@@ -63,6 +64,9 @@ int eng_prof_create(struct eng_prof **out, struct qvl_pool *pool)
 		free(p);
 		return -ENOMEM;
 	}
+	p->rows = strtoul(v, NULL, 10);
+	if (p->rows < 1 || p->rows > 4096)
+		p->rows = 1;
 	qvl_pool_set_prof(pool, &p->pool);
 	*out = p;
 	return 0;
@@ -76,14 +80,14 @@ void eng_prof_begin(struct eng_prof *p, size_t rows, int pos)
 		return;
 	memset(p->cur, 0, sizeof(p->cur));
 	memset(&p->pool, 0, sizeof(p->pool));
-	p->on = rows == 1 && p->n < PROF_MAX_STEPS;
+	p->on = rows == p->rows && p->n < PROF_MAX_STEPS;
 	if (p->on && p->prev_decode && t - p->t_end_prev < CALLER_MAX_NS)
 		p->cur[EST_CALLER] = t - p->t_end_prev;
 	if (p->on) {
 		p->pos_lo = p->n ? (pos < p->pos_lo ? pos : p->pos_lo) : pos;
 		p->pos_hi = p->n ? (pos > p->pos_hi ? pos : p->pos_hi) : pos;
 	}
-	p->prev_decode = rows == 1;
+	p->prev_decode = rows == p->rows;
 	p->t_begin = p->t_last = t;
 }
 
@@ -158,10 +162,11 @@ void eng_prof_report(const struct eng_prof *p, FILE *f, int threads, const char 
 		return;
 	quantiles(p, PC_TOTAL, tmp, total);
 	fprintf(f,
-		"qvl profile: %zu decode steps at positions %d..%d, %d threads, kernels %s\n"
+		"qvl profile: %zu decode steps of %zu rows at positions %d..%d, %d threads, "
+		"kernels %s\n"
 		"  %-40s %9s %9s %9s %7s\n",
-		p->n, p->pos_lo, p->pos_hi, threads, kernels, "stage (per step)", "median", "p10",
-		"p90", "share");
+		p->n, p->rows, p->pos_lo, p->pos_hi, threads, kernels, "stage (per step)", "median",
+		"p10", "p90", "share");
 	for (int s = 0; s < EST_N; s++) {
 		quantiles(p, s, tmp, q);
 		if (q[2] > 0)

@@ -5,6 +5,7 @@
  * split on the calling thread, so a stage that is a pool dispatch includes
  * waiting for the slowest thread), and the pool reports its dispatch costs
  * (struct qvl_pool_prof). Forward passes of one row (decode steps) are kept,
+ * or of exactly N rows with QVL_PROFILE=N (a decode batch of N sequences),
  * up to PROF_MAX_STEPS; the time between two of them (the caller's sampling
  * and bookkeeping) is a stage of its own. When the engine is destroyed the
  * table of medians and spread per stage goes to stderr. Internal to the
@@ -40,7 +41,8 @@ enum eng_stage {
 struct eng_prof;
 
 /* NULL in *out (and 0) unless QVL_PROFILE is set to something other than
- * "0"; -ENOMEM. The pool's dispatch costs are collected while it lives. */
+ * "0" (a number N > 1: record the passes of N rows, else of 1); -ENOMEM.
+ * The pool's dispatch costs are collected while it lives. */
 int eng_prof_create(struct eng_prof **out, struct qvl_pool *pool);
 /* Start of a forward pass of `rows` rows at cache position pos (of the
  * first row). */
