@@ -24,8 +24,11 @@
 
 #include "qrepack.h"
 
-#ifndef QX_PF
-#define QX_PF 0
+/* the VNNI decode on 512-bit vectors (two chunks per vector) or, 0, on
+ * 256-bit ones as AVX2's with vpdpbusd (as fast streamed, slower in cache:
+ * docs/todo-qdot.md) */
+#ifndef QX_ZMM
+#define QX_ZMM QD_VNNI
 #endif
 #define QX_INL static inline __attribute__((always_inline)) QD_T
 
@@ -46,11 +49,11 @@ QX_INL void qx_act_make(struct qx_act *o, const struct qvl_q8a *x, size_t nb)
 {
 	for (size_t i = 0; i < nb; i++) {
 		o[i].d = x[i].d;
-		o[i].c = (QD_VNNI ? 4.0f : 8.0f) * (float)x[i].s * x[i].d;
+		o[i].c = (QX_ZMM ? 4.0f : 8.0f) * (float)x[i].s * x[i].d;
 	}
 }
 
-#if QD_VNNI
+#if QX_ZMM
 /* vpermd indices: the block's activation dwords for the lanes of chunk
  * pair 0 (steps 0, 1; high nibbles 4, 5) and pair 1 (2, 3; 6, 7) */
 static const uint32_t qx_perm[4][16]
@@ -83,11 +86,6 @@ QX_INL void qx_rows(const int G, const uint8_t *w, size_t wrow, const struct qvl
 #pragma GCC unroll 2
 		for (int g = 0; g < G; g++) {
 			const uint8_t *b = w + g * QVL_X8_ROWS * wrow + i * QVL_X8_BLK;
-#if QX_PF
-			_mm_prefetch((const char *)b + QX_PF, _MM_HINT_T0);
-			_mm_prefetch((const char *)b + QX_PF + 64, _MM_HINT_T0);
-			_mm_prefetch((const char *)b + QX_PF + 128, _MM_HINT_T0);
-#endif
 			__m512i v0 = _mm512_loadu_si512(b + 16), v1 = _mm512_loadu_si512(b + 80);
 			__m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
 							 _mm512_and_si512(v0, f), xs[0]);
@@ -110,7 +108,8 @@ QX_INL void qx_rows(const int G, const uint8_t *w, size_t wrow, const struct qvl
 							  _mm256_castpd_ps(_mm512_extractf64x4_pd(
 							      _mm512_castps_pd(acc[g]), 1))));
 }
-#else
+#endif
+
 QX_INL __m256i qx_bcast4(const int8_t *p)
 {
 	int32_t v;
@@ -131,15 +130,8 @@ QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t wrow, const struct
 	for (size_t i = 0; i < nb; i++) {
 		__m256i p[2];
 #pragma GCC unroll 2
-		for (int g = 0; g < G; g++) {
+		for (int g = 0; g < G; g++)
 			p[g] = _mm256_setzero_si256();
-#if QX_PF
-			const uint8_t *b = w + g * QVL_X8_ROWS * wrow + i * QVL_X8_BLK;
-			_mm_prefetch((const char *)b + QX_PF, _MM_HINT_T0);
-			_mm_prefetch((const char *)b + QX_PF + 64, _MM_HINT_T0);
-			_mm_prefetch((const char *)b + QX_PF + 128, _MM_HINT_T0);
-#endif
-		}
 #pragma GCC unroll 4
 		for (int c = 0; c < 4; c++) {
 			__m256i xl = qx_bcast4(xq[i].q + 4 * c),
@@ -148,6 +140,12 @@ QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t wrow, const struct
 			for (int g = 0; g < G; g++) {
 				const uint8_t *b = w + g * QVL_X8_ROWS * wrow + i * QVL_X8_BLK;
 				__m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
+#if QD_VNNI
+				p[g] = _mm256_dpbusd_epi32(p[g], _mm256_and_si256(v, f), xl);
+				p[g] = _mm256_dpbusd_epi32(
+				    p[g], _mm256_and_si256(_mm256_srli_epi16(v, 4), f), xh);
+				continue;
+#endif
 				p[g] = _mm256_add_epi16(
 				    p[g], _mm256_maddubs_epi16(_mm256_and_si256(v, f), xl));
 				p[g] = _mm256_add_epi16(
@@ -159,8 +157,9 @@ QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t wrow, const struct
 		for (int g = 0; g < G; g++) {
 			const uint8_t *b = w + g * QVL_X8_ROWS * wrow + i * QVL_X8_BLK;
 			__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
-			__m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p[g], one)),
-						   _mm256_set1_ps(x[i].d), _mm256_set1_ps(x[i].c));
+			__m256i is = QD_VNNI ? p[g] : _mm256_madd_epi16(p[g], one);
+			__m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(x[i].d),
+						   _mm256_set1_ps(x[i].c));
 			acc[g] = _mm256_fmadd_ps(dw, t, acc[g]);
 		}
 	}
@@ -168,7 +167,6 @@ QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t wrow, const struct
 	for (int g = 0; g < G; g++)
 		_mm256_storeu_ps(y + 8 * g, acc[g]);
 }
-#endif
 
 /* QX_G groups of 8 rows per pass over the activation */
 #ifndef QX_G
@@ -181,7 +179,7 @@ static QD_T void qx_decode(const uint8_t *w, size_t wrow, const struct qvl_q8a *
 	size_t j = 0;
 
 	qx_act_make(x, xq, nb);
-#if QD_VNNI
+#if QX_ZMM
 	for (; j + QX_G * 8 <= n; j += QX_G * 8)
 		qx_rows(QX_G, w + j * wrow, wrow, xq, x, nb, y + j);
 	for (; j < n; j += 8)
