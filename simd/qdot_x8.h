@@ -214,12 +214,89 @@ QX_INL void qx_panel(struct qd_panel *p, const uint8_t *g, size_t nb)
 	}
 }
 
+#if QX_ZMM
+/* Prefill on 512-bit vectors: a panel of two groups (16 rows), per block 8
+ * steps of 64 bytes (lanes 0-7 the first group's rows, 8-15 the second's:
+ * one vpdpbusd with 4 broadcast activation bytes feeds 16 rows) and 16 f32
+ * scales. */
+static inline size_t qx_pan16_bytes(size_t nb)
+{
+	return nb * (512 + 64);
+}
+
+QX_INL void qx_panel16(uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g1, size_t nb)
+{
+	const __m512i f = _mm512_set1_epi8(15);
+
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *a = g0 + i * QVL_X8_BLK, *b = g1 + i * QVL_X8_BLK;
+#pragma GCC unroll 4
+		for (int c = 0; c < 4; c++) {
+			__m512i v = _mm512_inserti64x4(
+			    _mm512_castsi256_si512(
+				_mm256_loadu_si256((const __m256i *)(a + 16 + 32 * c))),
+			    _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c)), 1);
+			_mm512_storeu_si512(q + i * 512 + 64 * c, _mm512_and_si512(v, f));
+			_mm512_storeu_si512(q + i * 512 + 64 * (c + 4),
+					    _mm512_and_si512(_mm512_srli_epi16(v, 4), f));
+		}
+		_mm512_storeu_ps(d + i * 16,
+				 _mm512_cvtph_ps(_mm256_inserti128_si256(
+				     _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+				     _mm_loadu_si128((const __m128i *)b), 1)));
+	}
+}
+
+/* RX activation rows x the panel's 16 weight rows */
+QX_INL void qx_gemm16(const int RX, const uint8_t *pq, const float *pd, const struct qvl_q8a *x,
+		      size_t xrow, size_t nb, float *y, size_t ldy)
+{
+	__m512 acc[8];
+
+#pragma GCC unroll 8
+	for (int q = 0; q < RX; q++)
+		acc[q] = _mm512_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		__m512i is[8];
+#pragma GCC unroll 8
+		for (int q = 0; q < RX; q++)
+			is[q] = _mm512_set1_epi32(-8 * x[q * xrow + i].s);
+#pragma GCC unroll 8
+		for (int s = 0; s < 8; s++) {
+			__m512i u = _mm512_loadu_si512(pq + i * 512 + 64 * s);
+#pragma GCC unroll 8
+			for (int q = 0; q < RX; q++) {
+				int32_t v;
+				memcpy(&v, x[q * xrow + i].q + 4 * s, 4);
+				is[q] = _mm512_dpbusd_epi32(is[q], u, _mm512_set1_epi32(v));
+			}
+		}
+		__m512 dv = _mm512_loadu_ps(pd + i * 16);
+#pragma GCC unroll 8
+		for (int q = 0; q < RX; q++)
+			acc[q] = _mm512_fmadd_ps(
+			    _mm512_cvtepi32_ps(is[q]),
+			    _mm512_mul_ps(dv, _mm512_set1_ps(x[q * xrow + i].d)), acc[q]);
+	}
+#pragma GCC unroll 8
+	for (int q = 0; q < RX; q++)
+		_mm512_storeu_ps(y + q * ldy, acc[q]);
+}
+#else
+static inline size_t qx_pan16_bytes(size_t nb)
+{
+	(void)nb;
+	return 0;
+}
+#endif
+
 static QD_T int QD_FN(qd_matmul_x8)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 				    size_t ldw, const float *bias, size_t m, size_t n, size_t k)
 {
 	size_t nb = k / 32, wrow = ldw / 32 * 18, rb = qvl_qdot_act_bytes(QVL_DT_Q4_0, k);
 	size_t xbytes = (m * rb + 63) & ~(size_t)63;
-	size_t extra = m == 1 ? qx_act_bytes(nb) : qd_panel_bytes(QVL_DT_Q4_0, nb);
+	size_t pan = qd_panel_bytes(QVL_DT_Q4_0, nb), p16 = qx_pan16_bytes(nb);
+	size_t extra = m == 1 ? qx_act_bytes(nb) : pan > p16 ? pan : p16;
 	uint8_t *xq = qvl_qact_scratch(xbytes + extra);
 	const uint8_t *w = W;
 
@@ -240,7 +317,20 @@ static QD_T int QD_FN(qd_matmul_x8)(float *Y, size_t ldy, const float *X, size_t
 		for (size_t i0 = 0; i0 < m; i0 += mc) {
 			size_t i1 = i0 + mc < m ? i0 + mc : m;
 			const struct qvl_q8a *x = (const struct qvl_q8a *)(xq + i0 * rb);
-			for (size_t j = 0; j < n; j += QVL_X8_ROWS) {
+			size_t j = 0;
+#if QX_ZMM
+			for (; j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS) {
+				size_t i = 0;
+				float *y = Y + i0 * ldy + j,
+				      *pd = (float *)(void *)(scr + nb * 512);
+				qx_panel16(scr, pd, w + j * wrow, w + (j + 8) * wrow, nb);
+				for (; i + 8 <= i1 - i0; i += 8)
+					qx_gemm16(8, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
+				for (; i < i1 - i0; i++)
+					qx_gemm16(1, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
+			}
+#endif
+			for (; j < n; j += QVL_X8_ROWS) {
 				size_t i = 0;
 				float *y = Y + i0 * ldy + j;
 				qx_panel(&p, w + j * wrow, nb);

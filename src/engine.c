@@ -85,7 +85,7 @@ static void repack_task(void *arg, int ith, int nth)
 	qvl_split(t->w->n / QVL_X8_ROWS, 1, ith, nth, &g0, &g1);
 	off = g0 * QVL_X8_ROWS * t->w->row_bytes;
 	t->ok[ith] = g1 <= g0 || qvl_repack(t->dst + off, t->rt, t->w->data + off, t->w->type,
-					     (g1 - g0) * QVL_X8_ROWS, t->w->k) == 0;
+					    (g1 - g0) * QVL_X8_ROWS, t->w->k) == 0;
 }
 
 /* The matrix in the layout e's matmul_fast streams fastest (simd/qrepack.h),
@@ -121,12 +121,14 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 	w->type = t.rt;
 }
 
-/* The resident layers' matrices repacked: only the fast precision reads the
+/* The layers' matrices repacked: only the fast precision reads the
  * repacked types, and the splits of a matmul's rows between threads
- * (forward.c: multiples of 16 and of head_dim) must not cut a group. */
+ * (forward.c: multiples of 16 and of head_dim) must not cut a group. Not
+ * with a weight source (tiered or streamed layers): its memory budget
+ * does not count a second copy. */
 static void eng_repack(struct qvl_engine *e)
 {
-	if (e->prec != QVL_PREC_BF16 || e->hd % QVL_X8_ROWS)
+	if (e->prec != QVL_PREC_BF16 || e->hd % QVL_X8_ROWS || e->wsrc.home)
 		return;
 	for (int l = 0; l < e->L; l++) {
 		struct eng_layer *ly = &e->layers[l];
@@ -139,7 +141,8 @@ static void eng_repack(struct qvl_engine *e)
 
 static void layer_free_repacked(struct eng_layer *ly)
 {
-	const struct eng_mat *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wg, &ly->wu, &ly->wd};
+	const struct eng_mat *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
+				      &ly->wg, &ly->wu, &ly->wd};
 
 	for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
 		if (qvl_dtype_is_repacked(ws[i]->type))
