@@ -18,7 +18,9 @@
  *    the 8 vpmaddubsw int16 products of a block are summed in int16
  *    (8 x 2 x 15 x 127 < 2^15) before one vpmaddwd.
  * Prefill (m > 1): the 8-row panel of the template (qd_gemm32) made from
- * a group without a transpose (the layout is the panel's, nibble-packed). */
+ * a group without a transpose (the layout is the panel's, nibble-packed);
+ * with VNNI, panels of two groups on 512-bit vectors (qx_gemm16: one
+ * vpdpbusd feeds 16 rows), a last group of 8 on the 256-bit panel. */
 #ifndef QVL_QDOT_X8_H
 #define QVL_QDOT_X8_H
 
