@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "../simd/kern_impl.h"
+#include "../simd/qrepack.h"
 #include "pool.h"
 #include "probe.h"
 #include "util.h"
@@ -41,22 +42,35 @@ struct mf_task {
 	bool exact;
 };
 
+/* the file type a repacked weight type is made from (its bytes per row) */
+static enum qvl_dtype file_type(enum qvl_dtype t)
+{
+	return t == QVL_DT_Q4_0_X8 ? QVL_DT_Q4_0 : t;
+}
+
+static const char *type_name(enum qvl_dtype t)
+{
+	return t == QVL_DT_Q4_0_X8 ? "Q4_0_X8" : qvl_dtype_name(t);
+}
+
 static void mf_run(void *arg, int ith, int nth)
 {
 	const struct mf_task *a = arg;
 	size_t lo, hi;
 
-	qvl_split(a->n, a->m == 1 ? 4 : 64, ith, nth, &lo, &hi);
+	/* a repacked matrix is split at its groups of 8 rows */
+	qvl_split(a->n, a->m == 1 ? 8 : 64, ith, nth, &lo, &hi);
 	if (lo < hi)
 		(a->exact ? qvl_kern.matmul : qvl_kern.matmul_fast)(
-		    a->Y + lo, a->n, a->X, a->k, qvl_wrow(a->W, a->t, a->k, lo), a->t, a->k, NULL,
-		    a->m, hi - lo, a->k);
+		    a->Y + lo, a->n, a->X, a->k, qvl_wrow(a->W, file_type(a->t), a->k, lo), a->t,
+		    a->k, NULL, a->m, hi - lo, a->k);
 }
 
-/* n rows of type t, one row repeated */
+/* n rows of type t, one row repeated (a repacked type: of its file type,
+ * then repacked) */
 static uint8_t *make_w(enum qvl_dtype t, size_t n, size_t k)
 {
-	size_t row = (size_t)(qvl_wrow(NULL, t, k, 1) - (const uint8_t *)NULL);
+	size_t row = (size_t)(qvl_wrow(NULL, file_type(t), k, 1) - (const uint8_t *)NULL);
 	uint8_t *w = xalloc(n * row);
 
 	/* the speed does not depend on the values: a pattern whose every
@@ -65,12 +79,22 @@ static uint8_t *make_w(enum qvl_dtype t, size_t n, size_t k)
 		w[i] = (uint8_t)(0x11 + (i * 7) % 31);
 	for (size_t j = 1; j < n; j++)
 		memcpy(w + j * row, w, row);
+	if (t != file_type(t)) {
+		uint8_t *r = xalloc(n * row);
+		if (qvl_repack(r, t, w, file_type(t), n, k) < 0) {
+			fprintf(stderr, "bench_qdot: cannot repack %zu x %zu\n", n, k);
+			exit(1);
+		}
+		free(w);
+		w = r;
+	}
 	return w;
 }
 
 static void run_matvec(struct qvl_pool *pool, const char *tag, enum qvl_dtype t, size_t n, size_t k)
 {
-	size_t row = (size_t)(qvl_wrow(NULL, t, k, 1) - (const uint8_t *)NULL), one = n * row;
+	size_t row = (size_t)(qvl_wrow(NULL, file_type(t), k, 1) - (const uint8_t *)NULL);
+	size_t one = n * row;
 	/* about 128 MiB of weights in turn, as a model's layers are: well past
 	 * any L3 (hwloc's L3 figure on a VM can be the whole socket's) */
 	size_t nmat = (((size_t)128 << 20) + one - 1) / one;
@@ -101,11 +125,11 @@ static void run_matvec(struct qvl_pool *pool, const char *tag, enum qvl_dtype t,
 	printf("{\"name\":\"qdot_matvec_%s\",\"type\":\"%s\",\"n\":%zu,\"k\":%zu,\"threads\":%d,"
 	       "\"value\":%.4g,\"unit\":\"GB/s\",\"min\":%.4g,\"max\":%.4g,\"reps\":%d,"
 	       "\"bound\":\"mem_read_bw\",\"ratio\":%.3f,\"ratio_min\":%.3f,\"ratio_max\":%.3f}\n",
-	       tag, qvl_dtype_name(t), n, k, nth, sg.med, sg.lo, sg.hi, reps, sr.med, sr.lo, sr.hi);
+	       tag, type_name(t), n, k, nth, sg.med, sg.lo, sg.hi, reps, sr.med, sr.lo, sr.hi);
 	fprintf(stderr,
 		"matvec %-6s %6zux%zu %dT: %5.1f GB/s [%5.1f-%5.1f] = %.2f of read bw "
 		"[%.2f-%.2f]\n",
-		qvl_dtype_name(t), n, k, nth, sg.med, sg.lo, sg.hi, sr.med, sr.lo, sr.hi);
+		type_name(t), n, k, nth, sg.med, sg.lo, sg.hi, sr.med, sr.lo, sr.hi);
 	for (size_t j = 0; j < nmat; j++)
 		free(W[j]);
 	free(W), free(x), free(y);
@@ -139,14 +163,14 @@ static void run_prefill(struct qvl_pool *pool, enum qvl_dtype t, size_t m, size_
 	printf("{\"name\":\"qdot_prefill\",\"type\":\"%s\",\"m\":%zu,\"n\":%zu,\"k\":%zu,"
 	       "\"threads\":%d,\"value\":%.4g,\"unit\":\"GOP/s\",\"min\":%.4g,\"max\":%.4g,"
 	       "\"reps\":%d",
-	       qvl_dtype_name(t), m, n, k, nth, sg.med, sg.lo, sg.hi, reps);
+	       type_name(t), m, n, k, nth, sg.med, sg.lo, sg.hi, reps);
 	if (has_exact)
 		printf(
 		    ",\"peer\":\"exact matmul (f32-widened)\",\"peer_value\":%.4g,\"ratio\":%.3f",
 		    se.med, sg.med / se.med);
 	printf("}\n");
-	fprintf(stderr, "prefill %-6s m %zu %zux%zu %dT: %6.1f GOP/s [%.1f-%.1f]",
-		qvl_dtype_name(t), m, n, k, nth, sg.med, sg.lo, sg.hi);
+	fprintf(stderr, "prefill %-6s m %zu %zux%zu %dT: %6.1f GOP/s [%.1f-%.1f]", type_name(t), m,
+		n, k, nth, sg.med, sg.lo, sg.hi);
 	if (has_exact)
 		fprintf(stderr, " vs exact %.1f (%.2fx)", se.med, sg.med / se.med);
 	fprintf(stderr, "\n");
@@ -155,8 +179,9 @@ static void run_prefill(struct qvl_pool *pool, enum qvl_dtype t, size_t m, size_
 
 int main(int argc, char **argv)
 {
-	static const enum qvl_dtype types[] = {QVL_DT_Q8_0, QVL_DT_Q4_0, QVL_DT_Q6_K, QVL_DT_Q4_K,
-					       QVL_DT_Q5_K};
+	/* Q4_0_X8: Q4_0 as the engine repacks it at load (simd/qrepack.h) */
+	static const enum qvl_dtype types[] = {QVL_DT_Q8_0, QVL_DT_Q4_0, QVL_DT_Q4_0_X8,
+					       QVL_DT_Q6_K, QVL_DT_Q4_K, QVL_DT_Q5_K};
 	struct qvl_err err = {{0}};
 	struct qvl_pool *pools[2] = {NULL, NULL};
 	struct qvl_cache_info ci;

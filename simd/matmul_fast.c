@@ -8,6 +8,7 @@
 
 #include "kern_impl.h"
 #include "qdot.h"
+#include "qrepack.h"
 
 /* k must be whole activation blocks (a 32-multiple type's rows need not be
  * whole 256-blocks: those types pair with 32-blocks) */
@@ -16,14 +17,31 @@ static bool use_qdot(enum qvl_dtype wtype, size_t k)
 	return qvl_qdot_has(wtype) && k % qvl_qdot_act_blk(wtype) == 0;
 }
 
-/* One level's matmul_fast: the int8 kernel for block types (exact matmul
- * when it cannot get its scratch), PRE for what the level sends elsewhere
- * first (a statement that returns), the level's exact matmul for the rest. */
+/* the ref level's kernel of the repacked types, in the levels' signature */
+static int x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+		  enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+{
+	qvl_qmatmul_x8_ref(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+	return 0;
+}
+
+#define qvl_qmatmul_x8_ref x8_ref
+
+/* One level's matmul_fast: the repacked types (qrepack.h: only this reads
+ * them; the ref kernel, which needs no scratch, when the level's cannot
+ * get its scratch), the int8 kernel for block types (exact matmul when it
+ * cannot get its scratch), PRE for what the level sends elsewhere first (a
+ * statement that returns), the level's exact matmul for the rest. */
 #define QVL_MATMUL_FAST(lvl, PRE)                                                                  \
 	void qvl_matmul_fast_##lvl(float *Y, size_t ldy, const float *X, size_t ldx,               \
 				   const void *W, enum qvl_dtype wtype, size_t ldw,                \
 				   const float *bias, size_t m, size_t n, size_t k)                \
 	{                                                                                          \
+		if (qvl_dtype_is_repacked(wtype)) {                                                \
+			if (qvl_qmatmul_x8_##lvl(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k))    \
+				x8_ref(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);              \
+			return;                                                                    \
+		}                                                                                  \
 		PRE;                                                                               \
 		if (use_qdot(wtype, k) &&                                                          \
 		    !qvl_qmatmul_##lvl(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k))              \

@@ -11,11 +11,22 @@
 #define QD_FN(name) name##_avx2
 #include "qdot_tmpl.h"
 #include "qdot_ymm.h"
+#include "qdot_x8.h"
 
 int qvl_qmatmul_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 		     enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
 		     size_t k)
 {
 	return qd_matmul_avx2(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+}
+#endif
+
+#ifdef HAVE_AVX2_KERNELS
+int qvl_qmatmul_x8_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+			size_t k)
+{
+	(void)wtype;
+	return qd_matmul_x8_avx2(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 }
 #endif

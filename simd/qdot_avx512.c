@@ -14,6 +14,7 @@
 #define QD_FN(name) name##_avx512
 #include "qdot_tmpl.h"
 #include "qdot_zmm.h"
+#include "qdot_x8.h"
 #endif
 
 #ifdef HAVE_AVX512_KERNELS
@@ -28,5 +29,18 @@ int qvl_qmatmul_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const v
 		return qd_matmul_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
 #endif
 	return qvl_qmatmul_avx2(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+}
+#endif
+
+#ifdef HAVE_AVX512_KERNELS
+int qvl_qmatmul_x8_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			  enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+			  size_t k)
+{
+#ifdef HAVE_AVX512VNNI_KERNELS
+	if (qvl_cpu_has_avx512vnni())
+		return qd_matmul_x8_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
+#endif
+	return qvl_qmatmul_x8_avx2(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
 }
 #endif

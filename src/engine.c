@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "../simd/qrepack.h"
 #include "engine_impl.h"
 #include "mm_cache.h"
 #include "pool.h"
@@ -66,6 +68,86 @@ static int vec_f32(float **out, const struct qvl_tensor *t, size_t n, const char
 
 static const struct qvl_tensor *at(const struct qvl_tensor *t, struct qvl_tensor *tmp,
 				   const uint8_t *home, const uint8_t *base);
+
+/* One matrix being repacked by the pool: rows [8 g0, 8 g1) per thread. */
+struct repack_task {
+	const struct eng_mat *w;
+	enum qvl_dtype rt;
+	uint8_t *dst;
+	bool *ok; /* [nth] */
+};
+
+static void repack_task(void *arg, int ith, int nth)
+{
+	struct repack_task *t = arg;
+	size_t g0, g1, off;
+
+	qvl_split(t->w->n / QVL_X8_ROWS, 1, ith, nth, &g0, &g1);
+	off = g0 * QVL_X8_ROWS * t->w->row_bytes;
+	t->ok[ith] = g1 <= g0 || qvl_repack(t->dst + off, t->rt, t->w->data + off, t->w->type,
+					    (g1 - g0) * QVL_X8_ROWS, t->w->k) == 0;
+}
+
+/* The matrix in the layout e's matmul_fast streams fastest (simd/qrepack.h),
+ * a copy the engine owns (freed by qvl_engine_destroy), written by the pool
+ * threads (in huge pages where the kernel gives them: the copy's page
+ * faults, not the copying, were the time); the file's layout when there is
+ * none or no memory for it (slower, same result). */
+static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
+{
+	const size_t huge = (size_t)2 << 20;
+	struct repack_task t = {w, qvl_repack_type(&e->k, w->type, w->n, w->k), NULL, NULL};
+	size_t bytes = (w->n * w->row_bytes + huge - 1) & ~(huge - 1);
+	bool ok = true;
+
+	if (t.rt == w->type || !(t.ok = calloc((size_t)e->nth, sizeof(bool))))
+		return;
+	if (!(t.dst = aligned_alloc(huge, bytes))) {
+		free(t.ok);
+		return;
+	}
+#ifdef MADV_HUGEPAGE
+	(void)madvise(t.dst, bytes, MADV_HUGEPAGE); /* a hint: failure changes nothing */
+#endif
+	qvl_pool_run(e->pool, repack_task, &t);
+	for (int i = 0; i < e->nth; i++)
+		ok = ok && t.ok[i];
+	free(t.ok);
+	if (!ok) {
+		free(t.dst);
+		return;
+	}
+	w->data = t.dst;
+	w->type = t.rt;
+}
+
+/* The layers' matrices repacked: only the fast precision reads the
+ * repacked types, and the splits of a matmul's rows between threads
+ * (forward.c: multiples of 16 and of head_dim) must not cut a group. Not
+ * with a weight source (tiered or streamed layers): its memory budget
+ * does not count a second copy. */
+static void eng_repack(struct qvl_engine *e)
+{
+	if (e->prec != QVL_PREC_BF16 || e->hd % QVL_X8_ROWS || e->wsrc.home)
+		return;
+	for (int l = 0; l < e->L; l++) {
+		struct eng_layer *ly = &e->layers[l];
+		struct eng_mat *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
+					&ly->wg, &ly->wu, &ly->wd};
+		for (size_t i = 0; !ly->home && i < sizeof(ws) / sizeof(ws[0]); i++)
+			mat_repack(e, ws[i]);
+	}
+}
+
+static void layer_free_repacked(struct eng_layer *ly)
+{
+	const struct eng_mat *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
+				      &ly->wg, &ly->wu, &ly->wd};
+
+	for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
+		if (qvl_dtype_is_repacked(ws[i]->type))
+			free((void *)(uintptr_t)ws[i]->data);
+}
 
 static int layer_init(struct qvl_engine *e, int l, struct qvl_err *err)
 {
@@ -351,6 +433,7 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	if (!e->arg_val || !e->arg_idx || !e->claims)
 		goto fail;
 	qvl_pool_run(e->pool, touch_task, e);
+	eng_repack(e);
 	rc = eng_prof_create(&e->prof, e->pool);
 	if (rc < 0)
 		goto fail;
@@ -386,6 +469,7 @@ void qvl_engine_destroy(struct qvl_engine *e)
 			free(e->layers[l].ffn_norm);
 			free(e->layers[l].q_norm);
 			free(e->layers[l].k_norm);
+			layer_free_repacked(&e->layers[l]);
 		}
 	free(e->layers);
 	free(e->out_norm);

@@ -1,0 +1,355 @@
+/* matmul_fast() of the repacked Q4_0 layout (QVL_DT_Q4_0_X8, qrepack.h),
+ * included by qdot_avx2.c and qdot_avx512.c after the template
+ * (qdot_tmpl.h). Same integer sums as the reference (qdot.h), per block:
+ * isum = Σ n x - 8 s, y += dw dx isum.
+ *
+ * Decode (m == 1) streams the matrix in address order, one group of 8
+ * rows after the other (the hardware prefetcher sees one sequential
+ * stream): per block of a group, the 128 nibble bytes are 8 rows x 32
+ * quants in 4-byte lanes, so the integer products need only an AND (low
+ * nibbles) or a shift and an AND (high) per 64 (zmm) or 32 (ymm) bytes,
+ * and the 8 scales, the int-to-float conversion and the multiply-add are
+ * one vector for 8 rows; the lanes are the rows: no horizontal sum.
+ *  - VNNI (zmm): lanes 0-7 and 8-15 hold two chunks (two 4-quant steps) of
+ *    the 8 rows; the activation is made once per call into the matching
+ *    vectors (struct qx_act: each step's 4 bytes in its 8 lanes) with the
+ *    offset 8 s dx split over the two halves; 4 vpdpbusd per block.
+ *  - AVX2 (ymm): one step per vector, its 4 activation bytes broadcast;
+ *    the 8 vpmaddubsw int16 products of a block are summed in int16
+ *    (8 x 2 x 15 x 127 < 2^15) before one vpmaddwd.
+ * Prefill (m > 1): the 8-row panel of the template (qd_gemm32) made from
+ * a group without a transpose (the layout is the panel's, nibble-packed);
+ * with VNNI, panels of two groups on 512-bit vectors (qx_gemm16: one
+ * vpdpbusd feeds 16 rows), a last group of 8 on the 256-bit panel. */
+#ifndef QVL_QDOT_X8_H
+#define QVL_QDOT_X8_H
+
+#include "qrepack.h"
+
+/* the VNNI decode on 512-bit vectors (two chunks per vector) or, 0, on
+ * 256-bit ones as AVX2's with vpdpbusd (as fast streamed, slower in cache:
+ * docs/todo-qdot.md) */
+#ifndef QX_ZMM
+#define QX_ZMM QD_VNNI
+#endif
+#define QX_INL static inline __attribute__((always_inline)) QD_T
+
+/* Per activation block: dx and the offset term (8 s dx; the zmm kernel
+ * puts half in each of a row's two lanes). The quants are read from the
+ * quantized row itself: a copy per lane layout (4 x 64 bytes per block)
+ * would be read from L2 at more than twice the weights' rate. */
+struct qx_act {
+	float d, c;
+};
+
+static inline size_t qx_act_bytes(size_t nb)
+{
+	return nb * sizeof(struct qx_act);
+}
+
+QX_INL void qx_act_make(struct qx_act *o, const struct qvl_q8a *x, size_t nb)
+{
+	for (size_t i = 0; i < nb; i++) {
+		o[i].d = x[i].d;
+		o[i].c = (QX_ZMM ? 4.0f : 8.0f) * (float)x[i].s * x[i].d;
+	}
+}
+
+#if QX_ZMM
+/* vpermd indices: the block's activation dwords for the lanes of chunk
+ * pair 0 (steps 0, 1; high nibbles 4, 5) and pair 1 (2, 3; 6, 7) */
+static const uint32_t qx_perm[4][16]
+    __attribute__((aligned(64))) = {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
+				    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
+				    {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+				    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
+
+/* G groups of 8 rows (G x 8 x wrow bytes from w) against the activation */
+QX_INL void qx_rows(const int G, const uint8_t *w, size_t wrow, const struct qvl_q8a *xq,
+		    const struct qx_act *x, size_t nb, float *y)
+{
+	const __m512i f = _mm512_set1_epi8(15);
+	__m512i pi[4];
+	__m512 acc[2];
+
+#pragma GCC unroll 4
+	for (int c = 0; c < 4; c++)
+		pi[c] = _mm512_load_si512(qx_perm[c]);
+
+#pragma GCC unroll 2
+	for (int g = 0; g < G; g++)
+		acc[g] = _mm512_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		__m512i xv = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)xq[i].q)),
+			xs[4];
+#pragma GCC unroll 4
+		for (int c = 0; c < 4; c++)
+			xs[c] = _mm512_permutexvar_epi32(pi[c], xv);
+#pragma GCC unroll 2
+		for (int g = 0; g < G; g++) {
+			const uint8_t *b = w + g * QVL_X8_ROWS * wrow + i * QVL_X8_BLK;
+			__m512i v0 = _mm512_loadu_si512(b + 16), v1 = _mm512_loadu_si512(b + 80);
+			__m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+							 _mm512_and_si512(v0, f), xs[0]);
+			__m512i s1 = _mm512_dpbusd_epi32(
+			    _mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(v0, 4), f),
+			    xs[1]);
+			s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v1, f), xs[2]);
+			s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v1, 4), f),
+						 xs[3]);
+			__m512 dw = _mm512_cvtph_ps(
+			    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b)));
+			__m512 t = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
+						   _mm512_set1_ps(x[i].d), _mm512_set1_ps(x[i].c));
+			acc[g] = _mm512_fmadd_ps(dw, t, acc[g]);
+		}
+	}
+#pragma GCC unroll 2
+	for (int g = 0; g < G; g++)
+		_mm256_storeu_ps(y + 8 * g, _mm256_add_ps(_mm512_castps512_ps256(acc[g]),
+							  _mm256_castpd_ps(_mm512_extractf64x4_pd(
+							      _mm512_castps_pd(acc[g]), 1))));
+}
+#endif
+
+QX_INL __m256i qx_bcast4(const int8_t *p)
+{
+	int32_t v;
+
+	memcpy(&v, p, 4);
+	return _mm256_set1_epi32(v);
+}
+
+QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t wrow, const struct qvl_q8a *xq,
+			const struct qx_act *x, size_t nb, float *y)
+{
+	const __m256i f = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1);
+	__m256 acc[2];
+
+#pragma GCC unroll 2
+	for (int g = 0; g < G; g++)
+		acc[g] = _mm256_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		__m256i p[2];
+#pragma GCC unroll 2
+		for (int g = 0; g < G; g++)
+			p[g] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+		for (int c = 0; c < 4; c++) {
+			__m256i xl = qx_bcast4(xq[i].q + 4 * c),
+				xh = qx_bcast4(xq[i].q + 16 + 4 * c);
+#pragma GCC unroll 2
+			for (int g = 0; g < G; g++) {
+				const uint8_t *b = w + g * QVL_X8_ROWS * wrow + i * QVL_X8_BLK;
+				__m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
+#if QD_VNNI
+				p[g] = _mm256_dpbusd_epi32(p[g], _mm256_and_si256(v, f), xl);
+				p[g] = _mm256_dpbusd_epi32(
+				    p[g], _mm256_and_si256(_mm256_srli_epi16(v, 4), f), xh);
+				continue;
+#endif
+				p[g] = _mm256_add_epi16(
+				    p[g], _mm256_maddubs_epi16(_mm256_and_si256(v, f), xl));
+				p[g] = _mm256_add_epi16(
+				    p[g], _mm256_maddubs_epi16(
+					      _mm256_and_si256(_mm256_srli_epi16(v, 4), f), xh));
+			}
+		}
+#pragma GCC unroll 2
+		for (int g = 0; g < G; g++) {
+			const uint8_t *b = w + g * QVL_X8_ROWS * wrow + i * QVL_X8_BLK;
+			__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
+			__m256i is = QD_VNNI ? p[g] : _mm256_madd_epi16(p[g], one);
+			__m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(x[i].d),
+						   _mm256_set1_ps(x[i].c));
+			acc[g] = _mm256_fmadd_ps(dw, t, acc[g]);
+		}
+	}
+#pragma GCC unroll 2
+	for (int g = 0; g < G; g++)
+		_mm256_storeu_ps(y + 8 * g, acc[g]);
+}
+
+/* QX_G groups of 8 rows per pass over the activation */
+#ifndef QX_G
+#define QX_G 1
+#endif
+
+static QD_T void qx_decode(const uint8_t *w, size_t wrow, const struct qvl_q8a *xq, size_t nb,
+			   float *y, size_t n, struct qx_act *x)
+{
+	size_t j = 0;
+
+	qx_act_make(x, xq, nb);
+#if QX_ZMM
+	for (; j + QX_G * 8 <= n; j += QX_G * 8)
+		qx_rows(QX_G, w + j * wrow, wrow, xq, x, nb, y + j);
+	for (; j < n; j += 8)
+		qx_rows(1, w + j * wrow, wrow, xq, x, nb, y + j);
+#else
+	for (; j + QX_G * 8 <= n; j += QX_G * 8)
+		qx_rows_ymm(QX_G, w + j * wrow, wrow, xq, x, nb, y + j);
+	for (; j < n; j += 8)
+		qx_rows_ymm(1, w + j * wrow, wrow, xq, x, nb, y + j);
+#endif
+}
+
+/* The template's 8-row panel (struct qd_panel) of one group: chunk c's low
+ * nibbles are step c, its high nibbles step c + 4. */
+QX_INL void qx_panel(struct qd_panel *p, const uint8_t *g, size_t nb)
+{
+	const __m256i f = _mm256_set1_epi8(15);
+
+	p->off = 8;
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *b = g + i * QVL_X8_BLK;
+#pragma GCC unroll 4
+		for (int c = 0; c < 4; c++) {
+			__m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
+			_mm256_storeu_si256((__m256i *)(p->q + i * 256 + 32 * c),
+					    _mm256_and_si256(v, f));
+			_mm256_storeu_si256((__m256i *)(p->q + i * 256 + 32 * (c + 4)),
+					    _mm256_and_si256(_mm256_srli_epi16(v, 4), f));
+		}
+		_mm256_storeu_ps(p->d + i * 8,
+				 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b)));
+	}
+}
+
+#if QX_ZMM
+/* Prefill on 512-bit vectors: a panel of two groups (16 rows), per block 8
+ * steps of 64 bytes (lanes 0-7 the first group's rows, 8-15 the second's:
+ * one vpdpbusd with 4 broadcast activation bytes feeds 16 rows) and 16 f32
+ * scales. */
+static inline size_t qx_pan16_bytes(size_t nb)
+{
+	return nb * (512 + 64);
+}
+
+QX_INL void qx_panel16(uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g1, size_t nb)
+{
+	const __m512i f = _mm512_set1_epi8(15);
+
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *a = g0 + i * QVL_X8_BLK, *b = g1 + i * QVL_X8_BLK;
+#pragma GCC unroll 4
+		for (int c = 0; c < 4; c++) {
+			__m512i v = _mm512_inserti64x4(
+			    _mm512_castsi256_si512(
+				_mm256_loadu_si256((const __m256i *)(a + 16 + 32 * c))),
+			    _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c)), 1);
+			_mm512_storeu_si512(q + i * 512 + 64 * c, _mm512_and_si512(v, f));
+			_mm512_storeu_si512(q + i * 512 + 64 * (c + 4),
+					    _mm512_and_si512(_mm512_srli_epi16(v, 4), f));
+		}
+		_mm512_storeu_ps(d + i * 16,
+				 _mm512_cvtph_ps(_mm256_inserti128_si256(
+				     _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+				     _mm_loadu_si128((const __m128i *)b), 1)));
+	}
+}
+
+/* RX activation rows x the panel's 16 weight rows */
+QX_INL void qx_gemm16(const int RX, const uint8_t *pq, const float *pd, const struct qvl_q8a *x,
+		      size_t xrow, size_t nb, float *y, size_t ldy)
+{
+	__m512 acc[8];
+
+#pragma GCC unroll 8
+	for (int q = 0; q < RX; q++)
+		acc[q] = _mm512_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		__m512i is[8];
+#pragma GCC unroll 8
+		for (int q = 0; q < RX; q++)
+			is[q] = _mm512_set1_epi32(-8 * x[q * xrow + i].s);
+#pragma GCC unroll 8
+		for (int s = 0; s < 8; s++) {
+			__m512i u = _mm512_loadu_si512(pq + i * 512 + 64 * s);
+#pragma GCC unroll 8
+			for (int q = 0; q < RX; q++) {
+				int32_t v;
+				memcpy(&v, x[q * xrow + i].q + 4 * s, 4);
+				is[q] = _mm512_dpbusd_epi32(is[q], u, _mm512_set1_epi32(v));
+			}
+		}
+		__m512 dv = _mm512_loadu_ps(pd + i * 16);
+#pragma GCC unroll 8
+		for (int q = 0; q < RX; q++)
+			acc[q] = _mm512_fmadd_ps(
+			    _mm512_cvtepi32_ps(is[q]),
+			    _mm512_mul_ps(dv, _mm512_set1_ps(x[q * xrow + i].d)), acc[q]);
+	}
+#pragma GCC unroll 8
+	for (int q = 0; q < RX; q++)
+		_mm512_storeu_ps(y + q * ldy, acc[q]);
+}
+#else
+static inline size_t qx_pan16_bytes(size_t nb)
+{
+	(void)nb;
+	return 0;
+}
+#endif
+
+static QD_T int QD_FN(qd_matmul_x8)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+				    size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+{
+	size_t nb = k / 32, wrow = ldw / 32 * 18, rb = qvl_qdot_act_bytes(QVL_DT_Q4_0, k);
+	size_t xbytes = (m * rb + 63) & ~(size_t)63;
+	size_t pan = qd_panel_bytes(QVL_DT_Q4_0, nb), p16 = qx_pan16_bytes(nb);
+	size_t extra = m == 1 ? qx_act_bytes(nb) : pan > p16 ? pan : p16;
+	uint8_t *xq = qvl_qact_scratch(xbytes + extra);
+	const uint8_t *w = W;
+
+	if (!xq)
+		return -ENOMEM;
+	if (n % QVL_X8_ROWS || k % 32)
+		return -EINVAL;
+	for (size_t i = 0; i < m; i++)
+		qvl_qact_row_avx2(xq + i * rb, QVL_DT_Q4_0, X + i * ldx, k);
+	if (m == 1) {
+		qx_decode(w, wrow, (const struct qvl_q8a *)xq, nb, Y, n,
+			  (struct qx_act *)(void *)(xq + xbytes));
+	} else {
+		uint8_t *scr = xq + xbytes;
+		struct qd_panel p = {scr, (float *)(void *)(scr + nb * 256), NULL, NULL, 8};
+		size_t mc = (256 << 10) / rb;
+		mc = mc < QD_GX ? QD_GX : mc;
+		for (size_t i0 = 0; i0 < m; i0 += mc) {
+			size_t i1 = i0 + mc < m ? i0 + mc : m;
+			const struct qvl_q8a *x = (const struct qvl_q8a *)(xq + i0 * rb);
+			size_t j = 0;
+#if QX_ZMM
+			for (; j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS) {
+				size_t i = 0;
+				float *y = Y + i0 * ldy + j,
+				      *pd = (float *)(void *)(scr + nb * 512);
+				qx_panel16(scr, pd, w + j * wrow, w + (j + 8) * wrow, nb);
+				for (; i + 8 <= i1 - i0; i += 8)
+					qx_gemm16(8, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
+				for (; i < i1 - i0; i++)
+					qx_gemm16(1, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
+			}
+#endif
+			for (; j < n; j += QVL_X8_ROWS) {
+				size_t i = 0;
+				float *y = Y + i0 * ldy + j;
+				qx_panel(&p, w + j * wrow, nb);
+				for (; i + QD_GX <= i1 - i0; i += QD_GX)
+					qd_gemm32(QVL_DT_Q4_0, QD_GX, &p, x + i * nb, nb, nb,
+						  y + i * ldy, ldy);
+				for (; i < i1 - i0; i++)
+					qd_gemm32(QVL_DT_Q4_0, 1, &p, x + i * nb, nb, nb,
+						  y + i * ldy, ldy);
+			}
+		}
+	}
+	if (bias)
+		for (size_t i = 0; i < m; i++)
+			for (size_t j = 0; j < n; j++)
+				Y[i * ldy + j] += bias[j];
+	return 0;
+}
+
+#endif

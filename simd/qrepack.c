@@ -1,0 +1,129 @@
+/* Load-time weight repacking (layouts in qrepack.h), and the scalar
+ * reference of the repacked types' matmul_fast(): each row gathered back
+ * to its GGUF blocks and multiplied by qdot_ref.c's arithmetic, so the ref
+ * level gives the same bits for a repacked matrix as for the file's. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "kern_impl.h"
+#include "qdot.h"
+#include "qrepack.h"
+
+#define Q40_BYTES 18
+
+enum qvl_dtype qvl_repack_type(const struct qvl_kernels *kt, enum qvl_dtype t, size_t n, size_t k)
+{
+	const char *env = getenv("QVL_REPACK");
+	bool builtin = kt->matmul_fast == qvl_matmul_fast_ref;
+
+#ifdef HAVE_AVX2_KERNELS
+	builtin = builtin || kt->matmul_fast == qvl_matmul_fast_avx2;
+#endif
+#ifdef HAVE_AVX512_KERNELS
+	builtin = builtin || kt->matmul_fast == qvl_matmul_fast_avx512;
+#endif
+	/* QVL_REPACK=0: the file's layout (A/B measurements) */
+	if (env && env[0] == '0' && !env[1])
+		return t;
+	if (builtin && t == QVL_DT_Q4_0 && n % QVL_X8_ROWS == 0 && k % 32 == 0 && k > 0)
+		return QVL_DT_Q4_0_X8;
+	return t;
+}
+
+/* Block i of row r of group g in the repacked layout <-> the plain one:
+ * to_x8 copies the plain 18 bytes at p into the group at x, else back. */
+static void move_q40(uint8_t *x, uint8_t *p, int r, bool to_x8)
+{
+	if (to_x8) {
+		memcpy(x + 2 * r, p, 2);
+		for (int c = 0; c < 4; c++)
+			memcpy(x + 16 + 32 * c + 4 * r, p + 2 + 4 * c, 4);
+	} else {
+		memcpy(p, x + 2 * r, 2);
+		for (int c = 0; c < 4; c++)
+			memcpy(p + 2 + 4 * c, x + 16 + 32 * c + 4 * r, 4);
+	}
+}
+
+static int convert(uint8_t *x8, uint8_t *plain, enum qvl_dtype t, enum qvl_dtype rt, size_t n,
+		   size_t k, bool to_x8)
+{
+	size_t nb = k / 32, wrow = nb * Q40_BYTES;
+
+	if (t != QVL_DT_Q4_0 || rt != QVL_DT_Q4_0_X8 || n % QVL_X8_ROWS || k % 32 || !k)
+		return -EINVAL;
+	for (size_t g = 0; g < n / QVL_X8_ROWS; g++) {
+		uint8_t *xg = x8 + g * QVL_X8_ROWS * wrow, *pg = plain + g * QVL_X8_ROWS * wrow;
+		for (size_t i = 0; i < nb; i++)
+			for (int r = 0; r < QVL_X8_ROWS; r++)
+				move_q40(xg + i * QVL_X8_BLK, pg + r * wrow + i * Q40_BYTES, r,
+					 to_x8);
+	}
+	return 0;
+}
+
+int qvl_repack(void *dst, enum qvl_dtype rt, const void *src, enum qvl_dtype t, size_t n, size_t k)
+{
+	/* convert() only reads the side it copies from */
+	return convert(dst, (uint8_t *)(uintptr_t)src, t, rt, n, k, true);
+}
+
+int qvl_unrepack(void *dst, enum qvl_dtype t, const void *src, enum qvl_dtype rt, size_t n,
+		 size_t k)
+{
+	return convert((uint8_t *)(uintptr_t)src, dst, t, rt, n, k, false);
+}
+
+/* Row j of a Q4_0_X8 matrix (row stride wrow) as plain Q4_0 blocks. */
+static const uint8_t *x8_group(const void *W, size_t wrow, size_t j)
+{
+	return (const uint8_t *)W + j / QVL_X8_ROWS * QVL_X8_ROWS * wrow;
+}
+
+static void gather_row(uint8_t *dst, const void *W, size_t wrow, size_t nb, size_t j)
+{
+	const uint8_t *g = x8_group(W, wrow, j);
+
+	for (size_t i = 0; i < nb; i++)
+		move_q40((uint8_t *)(uintptr_t)(g + i * QVL_X8_BLK), dst + i * Q40_BYTES,
+			 (int)(j % QVL_X8_ROWS), false);
+}
+
+void qvl_qmatmul_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+			size_t k)
+{
+	size_t nb = k / 32, wrow = ldw / 32 * Q40_BYTES;
+	size_t rb = qvl_qdot_act_bytes(QVL_DT_Q4_0, k), xb = (m * rb + 63) & ~(size_t)63;
+	uint8_t *xq = qvl_qact_scratch(xb + nb * Q40_BYTES);
+	uint8_t row[Q40_BYTES];
+
+	(void)wtype;
+	if (!xq) {
+		/* no scratch: the exact product, one block at a time */
+		for (size_t j = 0; j < n; j++)
+			for (size_t i = 0; i < m; i++) {
+				float s = bias ? bias[j] : 0.0f, w[32];
+				for (size_t b = 0; b < nb; b++) {
+					const uint8_t *g = x8_group(W, wrow, j);
+					move_q40((uint8_t *)(uintptr_t)(g + b * QVL_X8_BLK), row,
+						 (int)(j % QVL_X8_ROWS), false);
+					qvl_deq_block(w, row, QVL_DT_Q4_0);
+					for (int c = 0; c < 32; c++)
+						s += w[c] * X[i * ldx + 32 * b + (size_t)c];
+				}
+				Y[i * ldy + j] = s;
+			}
+		return;
+	}
+	for (size_t i = 0; i < m; i++)
+		qvl_qact_row_ref(xq + i * rb, QVL_DT_Q4_0, X + i * ldx, k);
+	for (size_t j = 0; j < n; j++) {
+		gather_row(xq + xb, W, wrow, nb, j);
+		for (size_t i = 0; i < m; i++)
+			Y[i * ldy + j] = qvl_qdot_row_ref(QVL_DT_Q4_0, xq + xb, xq + i * rb, k) +
+					 (bias ? bias[j] : 0.0f);
+	}
+}

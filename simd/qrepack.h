@@ -1,0 +1,61 @@
+/* Weight layouts repacked once at engine load for the int8 kernels
+ * (simd/qdot*.c), and the matmul_fast() of those layouts. A repacked
+ * matrix is a kernel-internal weight type beyond enum qvl_dtype's GGUF
+ * types: only matmul_fast() of every level reads it (the engine keeps the
+ * file's bytes for anything else: embeddings, the exact precision).
+ *
+ * QVL_DT_Q4_0_X8: Q4_0 rows in groups of 8, the same bytes per row
+ * (k / 32 x 18). Group g (8 x wrow bytes, wrow = ldw / 32 x 18, at
+ * 8 g wrow) holds, per block i at 144 i: the 8 rows' f16 scales (16 bytes,
+ * row order), then 4 chunks of 32 bytes; chunk c is, for r = 0..7, bytes
+ * 4c .. 4c + 3 of row r's 16 nibble bytes. A 32-byte chunk's low nibbles
+ * are quants 4c .. 4c + 3 of the 8 rows (one per 4-byte lane), its high
+ * nibbles quants 16 + 4c .. 16 + 4c + 3: one AND (or shift + AND) gives
+ * 8 rows x 4 quants against 4 broadcast activation bytes, one scale
+ * conversion and one float multiply-add serve 8 rows. A call's W starts at
+ * a group and its n is a multiple of 8 (the engine repacks only matrices
+ * whose row splits are multiples of 8; docs/todo-qdot.md). */
+#ifndef QVL_QREPACK_H
+#define QVL_QREPACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#define QVL_DT_Q4_0_X8 ((enum qvl_dtype)(QVL_DT_COUNT + 1))
+#define QVL_X8_ROWS    8
+#define QVL_X8_BLK     144 /* bytes of one block of 8 rows */
+
+/* The repacked type matmul_fast() of table k reads for weight type t with
+ * rows of k values, n rows: t itself when there is none (or k is not
+ * matmul_fast of a built-in level, or n is not a multiple of 8). */
+enum qvl_dtype qvl_repack_type(const struct qvl_kernels *kt, enum qvl_dtype t, size_t n, size_t k);
+
+/* dst (n rows of k values, same bytes as src) = src (type t, rows k values
+ * apart) in the layout of rt = qvl_repack_type(t, ...); 0 or -EINVAL. */
+int qvl_repack(void *dst, enum qvl_dtype rt, const void *src, enum qvl_dtype t, size_t n, size_t k);
+/* The inverse (tests): row j of the repacked matrix back to type t. */
+int qvl_unrepack(void *dst, enum qvl_dtype t, const void *src, enum qvl_dtype rt, size_t n,
+		 size_t k);
+
+/* matmul_fast() for a repacked weight type (same arguments). The SIMD
+ * levels return -ENOMEM when they cannot get their scratch (the caller
+ * then runs the ref one, which has a path without scratch). */
+void qvl_qmatmul_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+			size_t k);
+int qvl_qmatmul_x8_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+			size_t k);
+int qvl_qmatmul_x8_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			  enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
+			  size_t k);
+
+static inline bool qvl_dtype_is_repacked(enum qvl_dtype t)
+{
+	return t == QVL_DT_Q4_0_X8;
+}
+
+#endif
