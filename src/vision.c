@@ -22,7 +22,8 @@
 
 #define VIS_PREFIX "model.visual."
 #define VIS_QB	   64  /* queries per attention block */
-#define VIS_MC	   256 /* rows per bf16 weight-product call (struct qvl_vision) */
+#define VIS_MC	   256 /* rows per weight-product call (struct qvl_vision) */
+#define VIS_MC_MIN 128
 
 struct vis_lin {
 	const void *w;
@@ -58,11 +59,15 @@ struct qvl_vision {
 		    size_t k);
 	bool bf16attn; /* attention on vdpbf16ps (simd/vattn.h): QVL_PREC_BF16 where the
 			* kernels multiply bf16 weights with it, else the exact f32 GEMMs */
-	/* rows per weight-product call at bf16 precision (0: all of a thread's
-	 * rows at once, the exact path): the packed-panel kernel re-reads the
-	 * activation rows of its call for every 32-column weight panel, so a
-	 * block that stays in L2 saves streaming all of them from memory per
-	 * panel; QVL_VIS_MC overrides (benchmarks) */
+	/* rows per weight-product call (0: all of a thread's rows at once): the
+	 * packed-panel kernels re-read the activation rows of their call for
+	 * every 32-column weight panel, so a block that stays in L2 saves
+	 * streaming all of them from memory per panel (1.2-1.5x on the 2b
+	 * tower's MLP, docs/todo-vision.md). A row's sums do not depend on
+	 * the rows beside it in a packed-panel call, and every block has at
+	 * least VIS_MC_MIN rows (above the kernels' small-m and bf16 batch
+	 * switches), so the exact tower's bits do not change.
+	 * QVL_VIS_MC overrides (benchmarks; below VIS_MC_MIN: no blocks) */
 	size_t mc;
 	int Dv, Iv, nv, hv, depth, P, T, M, S, Do, K, patch_dim;
 	int ds_of_block[64]; /* DeepStack merger index after block j, or -1 */
@@ -223,10 +228,9 @@ int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct
 	v->wmm = opts->precision == QVL_PREC_BF16 ? v->k->matmul_fast : v->k->matmul;
 	v->bf16attn = opts->precision == QVL_PREC_BF16 && qvl_kernels_bf16dot(v->k) &&
 		      qvl_vattn_bf16_available();
-	if (v->bf16attn) {
-		const char *e = getenv("QVL_VIS_MC");
-		v->mc = e && *e ? strtoul(e, NULL, 10) : VIS_MC;
-	}
+	const char *mce = getenv("QVL_VIS_MC");
+	v->mc = mce && *mce ? strtoul(mce, NULL, 10) : VIS_MC;
+	v->mc = v->mc < VIS_MC_MIN ? 0 : v->mc;
 	v->Dv = c->hidden_size;
 	v->Iv = c->intermediate_size;
 	v->nv = c->num_heads;
