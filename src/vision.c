@@ -695,7 +695,10 @@ int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *
 			 w0 = v->prof ? vis_prof_wall_ns() : 0;
 		vis_pos(v, gh, gw, N, x, cs, sn);
 		if (v->prof) {
-			v->prof->cpu_ns[VST_POS] += vis_prof_thread_ns() - t0;
+			/* relaxed, on the caller thread between pool runs (their
+			 * barriers order it with the workers' adds in vis_task) */
+			atomic_fetch_add_explicit(&v->prof->cpu_ns[VST_POS],
+						  vis_prof_thread_ns() - t0, memory_order_relaxed);
 			v->prof->wall_ns[VST_POS] += vis_prof_wall_ns() - w0;
 			v->prof->calls[VST_POS]++;
 		}
