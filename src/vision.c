@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,9 +17,13 @@
 #include "model.h"
 #include "pool.h"
 #include "preprocess.h"
+#include "vattn.h"
+#include "vision_prof.h"
 
 #define VIS_PREFIX "model.visual."
-#define VIS_QB	   64 /* queries per attention block */
+#define VIS_QB	   64  /* queries per attention block */
+#define VIS_MC	   256 /* rows per weight-product call (struct qvl_vision) */
+#define VIS_MC_MIN 128
 
 struct vis_lin {
 	const void *w;
@@ -52,6 +57,18 @@ struct qvl_vision {
 	void (*wmm)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 		    enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
 		    size_t k);
+	bool bf16attn; /* attention on vdpbf16ps (simd/vattn.h): QVL_PREC_BF16 where the
+			* kernels multiply bf16 weights with it, else the exact f32 GEMMs */
+	/* rows per weight-product call (0: all of a thread's rows at once): the
+	 * packed-panel kernels re-read the activation rows of their call for
+	 * every 32-column weight panel, so a block that stays in L2 saves
+	 * streaming all of them from memory per panel (1.2-1.5x on the 2b
+	 * tower's MLP, docs/todo-vision.md). A row's sums do not depend on
+	 * the rows beside it in a packed-panel call, and every block has at
+	 * least VIS_MC_MIN rows (above the kernels' small-m and bf16 batch
+	 * switches), so the exact tower's bits do not change.
+	 * QVL_VIS_MC overrides (benchmarks; below VIS_MC_MIN: no blocks) */
+	size_t mc;
 	int Dv, Iv, nv, hv, depth, P, T, M, S, Do, K, patch_dim;
 	int ds_of_block[64]; /* DeepStack merger index after block j, or -1 */
 	float eps;
@@ -62,6 +79,7 @@ struct qvl_vision {
 	struct vis_merger merger, ds[QVL_MAX_DEEPSTACK];
 	void (*progress)(void *ctx, int done, int depth);
 	void *progress_ctx;
+	struct vis_prof *prof; /* QVL_PROFILE: per-stage CPU time, else NULL */
 };
 
 /* ---- weights -------------------------------------------------------------- */
@@ -101,8 +119,9 @@ static int vis_lin(const struct qvl_model *m, const char *base, int n, int k, bo
 				m->path, name, n, k);
 	/* any dtype the kernels take (all of them), in whole blocks per row */
 	if (!qvl_dtype_info(t->dtype) || k % qvl_dtype_info(t->dtype)->blk)
-		return qvl_errf(err, -ENOTSUP, "%s: tensor %s: dtype %s with rows of %d not supported",
-				m->path, name, qvl_dtype_name(t->dtype), k);
+		return qvl_errf(err, -ENOTSUP,
+				"%s: tensor %s: dtype %s with rows of %d not supported", m->path,
+				name, qvl_dtype_name(t->dtype), k);
 	l->w = t->data;
 	l->dt = t->dtype;
 	l->row_bytes = qvl_dtype_bytes(t->dtype, (uint64_t)k, &ok);
@@ -160,6 +179,8 @@ void qvl_vision_destroy(struct qvl_vision *v)
 {
 	if (!v)
 		return;
+	vis_prof_report(v->prof, v->pool ? qvl_pool_size(v->pool) : 1);
+	free(v->prof);
 	free(v->patch.b);
 	free(v->pos);
 	free(v->inv_freq);
@@ -202,8 +223,14 @@ int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct
 		return qvl_errf(err, -ENOMEM, "vision: out of memory");
 	v->m = m;
 	v->pool = pool;
+	v->prof = vis_prof_create();
 	v->k = opts->kern ? opts->kern : &qvl_kern;
 	v->wmm = opts->precision == QVL_PREC_BF16 ? v->k->matmul_fast : v->k->matmul;
+	v->bf16attn = opts->precision == QVL_PREC_BF16 && qvl_kernels_bf16dot(v->k) &&
+		      qvl_vattn_bf16_available();
+	const char *mce = getenv("QVL_VIS_MC");
+	v->mc = mce && *mce ? strtoul(mce, NULL, 10) : VIS_MC;
+	v->mc = v->mc < VIS_MC_MIN ? 0 : v->mc;
 	v->Dv = c->hidden_size;
 	v->Iv = c->intermediate_size;
 	v->nv = c->num_heads;
@@ -216,8 +243,8 @@ int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct
 	v->eps = (float)c->layer_norm_eps;
 	v->patch_dim = c->in_channels * v->T * v->P * v->P;
 	v->S = (int)lrint(sqrt((double)c->num_position_embeddings));
-	if (v->nv <= 0 || v->Dv % v->nv || (v->hv = v->Dv / v->nv) % 4 || v->M != 2 ||
-	    v->S * v->S != c->num_position_embeddings || v->S < 2 || v->depth > 64 ||
+	if (v->nv <= 0 || v->Dv % v->nv || (v->hv = v->Dv / v->nv) % 4 || v->hv > 1024 ||
+	    v->M != 2 || v->S * v->S != c->num_position_embeddings || v->S < 2 || v->depth > 64 ||
 	    v->depth <= 0 || v->K < 0 || v->K > QVL_MAX_DEEPSTACK) {
 		rc = qvl_errf(err, -EINVAL,
 			      "%s: vision config not supported (hidden %d, heads %d, merge %d, "
@@ -300,25 +327,41 @@ double qvl_vision_flops(const struct qvl_vision *v, int n)
 
 /* ---- parallel pieces ------------------------------------------------------ */
 
-enum vis_op { VIS_MATMUL, VIS_LN, VIS_ROPE, VIS_ATTN, VIS_GELU_TANH, VIS_GELU_ERF, VIS_ADD };
+enum vis_op {
+	VIS_NONE,
+	VIS_MATMUL,
+	VIS_LN,
+	VIS_ROPE,
+	VIS_ATTN,
+	VIS_GELU_TANH,
+	VIS_GELU_ERF,
+	VIS_ADD
+};
 
 struct vis_job {
 	const struct qvl_vision *v;
 	enum vis_op op;
-	size_t rows;	/* rows of the operation (m for matmuls) */
-	float *y;	/* output (or in/out) */
-	size_t ldy;	/* row stride of y */
-	const float *x; /* input */
-	size_t ldx;	/* row stride of x */
+	enum vis_stage st; /* for the profile */
+	enum vis_op act;   /* VIS_MATMUL: 0 or VIS_GELU_TANH / VIS_GELU_ERF after it */
+	size_t rows;	   /* rows of the operation (m for matmuls) */
+	float *y;	   /* output (or in/out) */
+	size_t ldy;	   /* row stride of y */
+	const float *x;	   /* input */
+	size_t ldx;	   /* row stride of x */
 	const struct vis_lin *lin;
 	const struct vis_norm *norm;
 	size_t width;	      /* elements per row for LN / activations / add */
 	const float *cs, *sn; /* RoPE tables [rows][hv/2] */
 	float *kb, *vb;	      /* attention: K [nv][N][hv], V transposed [nv][hv][N] */
 	float *sc;	      /* attention scores, [VIS_QB][N] per thread */
+	/* bf16 attention (v->bf16attn): Q rows [N][D], K and V laid out per head
+	 * (kps, vps words apart), scratch scs floats per thread */
+	uint16_t *qb;
+	uint32_t *kp, *vp;
+	size_t kps, vps, scs;
 };
 
-static void vis_task(void *arg, int ith, int nth)
+static void vis_work(void *arg, int ith, int nth)
 {
 	const struct vis_job *j = arg;
 	const struct qvl_vision *v = j->v;
@@ -327,21 +370,31 @@ static void vis_task(void *arg, int ith, int nth)
 
 	switch (j->op) {
 	case VIS_MATMUL: {
+		/* split the output columns when there are enough of them (every
+		 * thread then streams only its share of the weights), else the
+		 * rows; the thread's rows in blocks of v->mc (see there), each
+		 * block's activation (fused: the block is still in cache) */
 		const struct vis_lin *l = j->lin;
-		/* split the output columns when there are enough of them: every
-		 * thread then streams only its share of the weights */
-		if ((size_t)l->n >= (size_t)nth * 64) {
-			qvl_split((size_t)l->n, 16, ith, nth, &lo, &hi);
-			if (lo < hi)
-				v->wmm(j->y + lo, j->ldy, j->x, j->ldx,
-				       (const char *)l->w + lo * l->row_bytes, l->dt, (size_t)l->k,
-				       l->b ? l->b + lo : NULL, j->rows, hi - lo, (size_t)l->k);
-		} else {
-			qvl_split(j->rows, 1, ith, nth, &lo, &hi);
-			if (lo < hi)
-				v->wmm(j->y + lo * j->ldy, j->ldy, j->x + lo * j->ldx, j->ldx, l->w,
-				       l->dt, (size_t)l->k, l->b, hi - lo, (size_t)l->n,
-				       (size_t)l->k);
+		size_t c0 = 0, c1 = (size_t)l->n, r0 = 0, r1 = j->rows;
+		if ((size_t)l->n >= (size_t)nth * 64)
+			qvl_split((size_t)l->n, 16, ith, nth, &c0, &c1);
+		else
+			qvl_split(j->rows, 1, ith, nth, &r0, &r1);
+		if (c0 >= c1 || r0 >= r1)
+			return;
+		size_t nb = v->mc ? (r1 - r0) / v->mc : 1;
+		nb = nb ? nb : 1;
+		for (size_t b = 0; b < nb; b++) {
+			size_t a = r0 + (r1 - r0) * b / nb, e = r0 + (r1 - r0) * (b + 1) / nb;
+			v->wmm(j->y + a * j->ldy + c0, j->ldy, j->x + a * j->ldx, j->ldx,
+			       (const char *)l->w + c0 * l->row_bytes, l->dt, (size_t)l->k,
+			       l->b ? l->b + c0 : NULL, e - a, c1 - c0, (size_t)l->k);
+			for (size_t r = a; r < e && j->act; r++) {
+				if (j->act == VIS_GELU_TANH)
+					k->gelu_tanh(j->y + r * j->ldy + c0, c1 - c0);
+				else
+					k->gelu_erf(j->y + r * j->ldy + c0, c1 - c0);
+			}
 		}
 		return;
 	}
@@ -352,11 +405,17 @@ static void vis_task(void *arg, int ith, int nth)
 		const size_t N = j->rows, hv = (size_t)v->hv, D = (size_t)v->Dv;
 		const size_t nqb = (N + VIS_QB - 1) / VIS_QB;
 		const float scale = 1.0f / sqrtf((float)hv);
-		float *S = j->sc + (size_t)ith * VIS_QB * N;
+		float *S = j->sc + (size_t)ith * (v->bf16attn ? j->scs : VIS_QB * N);
 		qvl_split(nqb * (size_t)v->nv, 1, ith, nth, &lo, &hi);
 		for (size_t it = lo; it < hi; it++) {
 			const size_t h = it / nqb, q0 = it % nqb * VIS_QB;
 			const size_t qn = N - q0 < VIS_QB ? N - q0 : VIS_QB;
+			if (v->bf16attn) {
+				qvl_vattn_bf16(j->y + q0 * D + h * hv, D, j->qb + q0 * D + h * hv,
+					       D, qn, j->kp + h * j->kps, j->vp + h * j->vps, N, hv,
+					       S);
+				continue;
+			}
 			k->matmul(S, N, j->x + q0 * 3 * D + h * hv, 3 * D, j->kb + h * N * hv,
 				  QVL_DT_F32, hv, NULL, qn, N, hv);
 			for (size_t r = 0; r < qn; r++) {
@@ -381,12 +440,6 @@ static void vis_task(void *arg, int ith, int nth)
 			k->layernorm(y, j->x + r * j->ldx, j->norm->w, j->norm->b, j->width,
 				     v->eps);
 			break;
-		case VIS_GELU_TANH:
-			k->gelu_tanh(y, j->width);
-			break;
-		case VIS_GELU_ERF:
-			k->gelu_erf(y, j->width);
-			break;
 		case VIS_ADD:
 			k->add(y, j->x + r * j->ldx, j->width);
 			break;
@@ -395,6 +448,16 @@ static void vis_task(void *arg, int ith, int nth)
 			 * and v to the per-head buffers */
 			const size_t hv = (size_t)v->hv, D = (size_t)v->Dv, N = j->rows;
 			const float *cs = j->cs + r * hv / 2, *sn = j->sn + r * hv / 2;
+			if (v->bf16attn) {
+				for (int h = 0; h < v->nv; h++) {
+					k->rope(y + h * hv, cs, sn, hv / 2);
+					k->rope(y + D + h * hv, cs, sn, hv / 2);
+				}
+				qvl_vattn_store_row(j->qb + r * D, j->kp, j->kps, j->vp, j->vps, y,
+						    y + D, y + 2 * D, 1.0f / sqrtf((float)hv), r, N,
+						    (size_t)v->nv, hv);
+				break;
+			}
 			for (int h = 0; h < v->nv; h++) {
 				float *q = y + h * hv, *kk = y + D + h * hv;
 				k->rope(q, cs, sn, hv / 2);
@@ -411,36 +474,68 @@ static void vis_task(void *arg, int ith, int nth)
 	}
 }
 
+static void vis_task(void *arg, int ith, int nth)
+{
+	const struct vis_job *j = arg;
+	struct vis_prof *p = j->v->prof;
+	if (!p) {
+		vis_work(arg, ith, nth);
+		return;
+	}
+	uint64_t t0 = vis_prof_thread_ns();
+	vis_work(arg, ith, nth);
+	/* relaxed: the totals are read after qvl_pool_run() returned, whose
+	 * completion barrier orders these adds before the read */
+	atomic_fetch_add_explicit(&p->cpu_ns[j->st], vis_prof_thread_ns() - t0,
+				  memory_order_relaxed);
+}
+
 static void vis_run(const struct qvl_vision *v, struct vis_job *j)
 {
+	uint64_t t0 = v->prof ? vis_prof_wall_ns() : 0;
 	j->v = v;
 	if (v->pool)
 		qvl_pool_run(v->pool, vis_task, j);
 	else
 		vis_task(j, 0, 1);
+	if (v->prof) {
+		v->prof->wall_ns[j->st] += vis_prof_wall_ns() - t0;
+		v->prof->calls[j->st]++;
+	}
 }
 
-static void vis_matmul(const struct qvl_vision *v, float *y, size_t ldy, const float *x, size_t ldx,
-		       const struct vis_lin *l, size_t m)
-{
-	struct vis_job j = {
-	    .op = VIS_MATMUL, .rows = m, .y = y, .ldy = ldy, .x = x, .ldx = ldx, .lin = l};
-	vis_run(v, &j);
-}
-
-static void vis_rows(const struct qvl_vision *v, enum vis_op op, float *y, size_t ldy,
-		     const float *x, size_t ldx, size_t rows, size_t width,
-		     const struct vis_norm *norm)
+static void vis_rows_lin(const struct qvl_vision *v, enum vis_op op, enum vis_stage st, float *y,
+			 size_t ldy, const float *x, size_t ldx, size_t rows, size_t width,
+			 const struct vis_norm *norm, const struct vis_lin *lin, enum vis_op act)
 {
 	struct vis_job j = {.op = op,
+			    .act = act,
+			    .st = st,
 			    .rows = rows,
 			    .y = y,
 			    .ldy = ldy,
 			    .x = x,
 			    .ldx = ldx,
 			    .width = width,
-			    .norm = norm};
+			    .norm = norm,
+			    .lin = lin};
 	vis_run(v, &j);
+}
+
+/* y = x · Wᵀ + b, then the activation act (VIS_NONE, VIS_GELU_TANH,
+ * VIS_GELU_ERF) */
+static void vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, size_t ldy,
+		       const float *x, size_t ldx, const struct vis_lin *l, size_t m,
+		       enum vis_op act)
+{
+	vis_rows_lin(v, VIS_MATMUL, st, y, ldy, x, ldx, m, 0, NULL, l, act);
+}
+
+static void vis_rows(const struct qvl_vision *v, enum vis_op op, enum vis_stage st, float *y,
+		     size_t ldy, const float *x, size_t ldx, size_t rows, size_t width,
+		     const struct vis_norm *norm)
+{
+	vis_rows_lin(v, op, st, y, ldy, x, ldx, rows, width, norm, NULL, VIS_NONE);
 }
 
 /* ---- position embedding and rotary tables (§4.2, §4.3) ------------------ */
@@ -497,18 +592,45 @@ static void vis_pos(const struct qvl_vision *v, int gh, int gw, size_t N, float 
 
 /* ---- encode --------------------------------------------------------------- */
 
+/* The bf16 attention's buffers (simd/vattn.h) for N patches into j: Q rows,
+ * per-head K and V layouts, per-thread scratch; one allocation at *mem.
+ * -ENOMEM (also when the sizes overflow). */
+static int vis_bf16attn_alloc(const struct qvl_vision *v, size_t N, size_t nth, struct vis_job *j,
+			      void **mem)
+{
+	const size_t D = (size_t)v->Dv, hv = (size_t)v->hv, nv = (size_t)v->nv;
+	size_t qw, kw, vw, sw, tot;
+	j->kps = qvl_vattn_kp_words(N, hv);
+	j->vps = qvl_vattn_vp_words(N, hv);
+	j->scs = (qvl_vattn_scratch_floats(N) + 15) & ~(size_t)15; /* 64-byte apart */
+	/* all in 4-byte words: Q is N*D bf16 = N*D/2 words (D even) */
+	if (__builtin_mul_overflow(N, D / 2, &qw) || __builtin_mul_overflow(nv, j->kps, &kw) ||
+	    __builtin_mul_overflow(nv, j->vps, &vw) || __builtin_mul_overflow(nth, j->scs, &sw) ||
+	    __builtin_add_overflow(qw, kw, &tot) || __builtin_add_overflow(tot, vw, &tot) ||
+	    __builtin_add_overflow(tot, sw + 16, &tot) || tot > SIZE_MAX / 4)
+		return -ENOMEM;
+	uint32_t *w = malloc(tot * 4);
+	if (!w)
+		return -ENOMEM;
+	*mem = w;
+	j->qb = (uint16_t *)(void *)w;
+	j->kp = w + qw;
+	j->vp = j->kp + kw;
+	j->sc = (float *)(void *)(j->vp + vw);
+	return 0;
+}
+
 static void vis_merge(const struct qvl_vision *v, const struct vis_merger *mg, bool post_norm,
 		      const float *x, size_t N, float *u, float *t, float *out)
 {
 	const size_t D = (size_t)v->Dv, w4 = 4 * D, nt = N / 4;
 	if (post_norm)
-		vis_rows(v, VIS_LN, u, w4, x, w4, nt, w4, &mg->norm);
+		vis_rows(v, VIS_LN, VST_MERGE, u, w4, x, w4, nt, w4, &mg->norm);
 	else
-		vis_rows(v, VIS_LN, u, D, x, D, N, D, &mg->norm);
+		vis_rows(v, VIS_LN, VST_MERGE, u, D, x, D, N, D, &mg->norm);
 	/* u viewed [N/4][4D]: one 2x2 merge window per row */
-	vis_matmul(v, t, w4, u, w4, &mg->fc1, nt);
-	vis_rows(v, VIS_GELU_ERF, t, w4, NULL, 0, nt, w4, NULL);
-	vis_matmul(v, out, (size_t)v->Do, t, w4, &mg->fc2, nt);
+	vis_matmul(v, VST_MERGE, t, w4, u, w4, &mg->fc1, nt, VIS_GELU_ERF);
+	vis_matmul(v, VST_MERGE, out, (size_t)v->Do, t, w4, &mg->fc2, nt, VIS_NONE);
 }
 
 void qvl_vision_set_progress(struct qvl_vision *v, void (*fn)(void *ctx, int done, int depth),
@@ -551,32 +673,55 @@ int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *
 	cs = h + N * hsz;
 	sn = cs + N * (size_t)(v->hv / 2);
 	sc = sn + N * (size_t)(v->hv / 2);
+	struct vis_job aj = {.op = VIS_ATTN,
+			     .st = VST_ATTN,
+			     .rows = N,
+			     .y = att,
+			     .x = qkv,
+			     .kb = kb,
+			     .vb = vb,
+			     .sc = sc};
+	void *ab = NULL;
+	if (v->bf16attn && vis_bf16attn_alloc(v, N, nth, &aj, &ab)) {
+		free(x);
+		return qvl_errf(err, -ENOMEM,
+				"vision: cannot allocate bf16 attention buffers for %zu patches",
+				N);
+	}
 
-	vis_matmul(v, x, D, px->x, (size_t)px->dim, &v->patch, N);
-	vis_pos(v, gh, gw, N, x, cs, sn);
+	vis_matmul(v, VST_PATCH, x, D, px->x, (size_t)px->dim, &v->patch, N, VIS_NONE);
+	{
+		uint64_t t0 = v->prof ? vis_prof_thread_ns() : 0,
+			 w0 = v->prof ? vis_prof_wall_ns() : 0;
+		vis_pos(v, gh, gw, N, x, cs, sn);
+		if (v->prof) {
+			/* relaxed, on the caller thread between pool runs (their
+			 * barriers order it with the workers' adds in vis_task) */
+			atomic_fetch_add_explicit(&v->prof->cpu_ns[VST_POS],
+						  vis_prof_thread_ns() - t0, memory_order_relaxed);
+			v->prof->wall_ns[VST_POS] += vis_prof_wall_ns() - w0;
+			v->prof->calls[VST_POS]++;
+		}
+	}
 	for (int b = 0; b < v->depth; b++) {
 		const struct vis_block *bk = &v->blk[b];
-		vis_rows(v, VIS_LN, u, D, x, D, N, D, &bk->n1);
-		vis_matmul(v, qkv, 3 * D, u, D, &bk->qkv, N);
-		struct vis_job rj = {.op = VIS_ROPE,
-				     .rows = N,
-				     .y = qkv,
-				     .ldy = 3 * D,
-				     .cs = cs,
-				     .sn = sn,
-				     .kb = kb,
-				     .vb = vb};
+		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n1);
+		vis_matmul(v, VST_QKV, qkv, 3 * D, u, D, &bk->qkv, N, VIS_NONE);
+		struct vis_job rj = aj;
+		rj.op = VIS_ROPE;
+		rj.st = VST_ROPE;
+		rj.y = qkv;
+		rj.ldy = 3 * D;
+		rj.cs = cs;
+		rj.sn = sn;
 		vis_run(v, &rj);
-		struct vis_job aj = {
-		    .op = VIS_ATTN, .rows = N, .y = att, .x = qkv, .kb = kb, .vb = vb, .sc = sc};
 		vis_run(v, &aj);
-		vis_matmul(v, u, D, att, D, &bk->proj, N);
-		vis_rows(v, VIS_ADD, x, D, u, D, N, D, NULL);
-		vis_rows(v, VIS_LN, u, D, x, D, N, D, &bk->n2);
-		vis_matmul(v, h, I, u, D, &bk->fc1, N);
-		vis_rows(v, VIS_GELU_TANH, h, I, NULL, 0, N, I, NULL);
-		vis_matmul(v, u, D, h, I, &bk->fc2, N);
-		vis_rows(v, VIS_ADD, x, D, u, D, N, D, NULL);
+		vis_matmul(v, VST_PROJ, u, D, att, D, &bk->proj, N, VIS_NONE);
+		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
+		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n2);
+		vis_matmul(v, VST_FC1, h, I, u, D, &bk->fc1, N, VIS_GELU_TANH);
+		vis_matmul(v, VST_FC2, u, D, h, I, &bk->fc2, N, VIS_NONE);
+		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
 		int k = v->ds_of_block[b];
 		if (k >= 0 && ds)
 			vis_merge(v, &v->ds[k], true, x, N, u, att, ds + (size_t)k * ds_stride);
@@ -584,6 +729,9 @@ int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *
 			v->progress(v->progress_ctx, b + 1, v->depth);
 	}
 	vis_merge(v, &v->merger, false, x, N, u, att, main);
+	if (v->prof)
+		v->prof->images++;
+	free(ab);
 	free(x);
 	return 0;
 }

@@ -23,7 +23,9 @@ struct qvl_vision_opts {
 					 * must have run) */
 	enum qvl_precision precision;	/* of the weight products (patch embedding, qkv,
 					 * projections, MLPs, mergers): QVL_PREC_BF16 (= 0)
-					 * or QVL_PREC_EXACT; attention stays f32 */
+					 * or QVL_PREC_EXACT; where bf16 weights take
+					 * vdpbf16ps, so do the two attention products
+					 * (simd/vattn.h), with an f32 softmax */
 };
 
 int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct qvl_pool *pool,

@@ -60,5 +60,22 @@ res $? "embed-image without an image: usage, exit 2"
 "$QVLCTL" embed-image --model "$MODEL" --pixels-from "$G/grad_64x64.png" --size 7x7 >/dev/null 2>"$TMP/err"
 [ $? = 1 ]
 res $? "embed-image --pixels-from with the wrong size: exit 1"
+# The tower's weight products in blocks of QVL_VIS_MC rows (default 256) give
+# the exact precision's bits of one call (784 patches on one thread: 3 blocks
+# whether a product is split by columns or, for the narrow ones of the tiny
+# tower, by rows), at the default SIMD level and at avx2 where the CPU has it.
+head -c $((448 * 448 * 3)) /dev/urandom >"$TMP/big.rgb"
+for lvl in "" avx2; do
+	if [ -n "$lvl" ] && ! grep -qw avx2 /proc/cpuinfo; then
+		res 0 "# SKIP QVL_SIMD=avx2: the CPU has no AVX2"
+		continue
+	fi
+	QVL_SIMD=$lvl QVL_VIS_MC=0 "$QVLCTL" embed-image --model "$MODEL" --pixels-from "$TMP/big.rgb" \
+		--size 448x448 --precision exact --threads 1 -o "$TMP/mc0.f32" >/dev/null 2>"$TMP/err" &&
+		QVL_SIMD=$lvl "$QVLCTL" embed-image --model "$MODEL" --pixels-from "$TMP/big.rgb" \
+			--size 448x448 --precision exact --threads 1 -o "$TMP/mc.f32" >/dev/null 2>>"$TMP/err" &&
+		cmp -s "$TMP/mc0.f32" "$TMP/mc.f32"
+	res $? "exact tower, QVL_SIMD=${lvl:-default}: row blocks give the bits of one call"
+done
 echo "1..$n"
 exit $fail

@@ -1,0 +1,215 @@
+/* The vision tower's bf16 attention (see vattn.h). For a tile of up to
+ * VATTN_MR queries: S = Q·Kᵀ over every key (8 x 32 register tile, one
+ * vdpbf16ps per key-dimension pair: the 16 accumulators of the packed GEMM
+ * ukern in matmul_bf16dot.c), then each row's f32 softmax written as bf16
+ * key pairs, then O = P·V (8 x 32 tile again, one vdpbf16ps per key pair),
+ * scaled by 1 / Σ at the end. K and V are laid out once per block by
+ * qvl_vattn_store_row(), so nothing is transposed per query tile; the S
+ * rows of a tile (8 x n floats: 96 KiB at n = 3072) stay in L2.
+ *
+ * The exact tower runs its attention as two f32 GEMMs on the exact matmul,
+ * whose weight-panel packing and widening were half of its cost
+ * (docs/todo-vision.md). */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "vattn.h"
+
+#define KP 32 /* keys per K panel */
+
+size_t qvl_vattn_kp_words(size_t n, size_t hv)
+{
+	return (n + KP - 1) / KP * KP * (hv / 2);
+}
+
+size_t qvl_vattn_vp_words(size_t n, size_t hv)
+{
+	return (n + 1) / 2 * hv;
+}
+
+size_t qvl_vattn_scratch_floats(size_t n)
+{
+	size_t np = (n + KP - 1) / KP * KP;
+	/* S [MR][np] f32, P [MR][np] bf16 */
+	return VATTN_MR * np + VATTN_MR * np / 2;
+}
+
+#ifdef HAVE_AVX512BF16_KERNELS
+#include "vec_avx512.h"
+
+#define TBF __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
+
+bool qvl_vattn_bf16_available(void)
+{
+	return qvl_cpu_has_avx512bf16();
+}
+
+/* n values of x to bf16 at o (round to nearest even) */
+static TBF void to_bf16(uint16_t *o, const float *x, size_t n, float s)
+{
+	const __m512 sv = _mm512_set1_ps(s);
+	for (size_t c = 0; c < n; c += 32) {
+		__mmask16 l = v16_mask(n - c), h = v16_mask(n > c + 16 ? n - c - 16 : 0);
+		__m512bh v =
+		    _mm512_cvtne2ps_pbh(_mm512_mul_ps(_mm512_maskz_loadu_ps(h, x + c + 16), sv),
+					_mm512_mul_ps(_mm512_maskz_loadu_ps(l, x + c), sv));
+		__mmask32 st = n - c >= 32 ? (__mmask32)~0u : (__mmask32)((1u << (n - c)) - 1);
+		_mm512_mask_storeu_epi16(o + c, st, (__m512i)v);
+	}
+}
+
+TBF void qvl_vattn_store_row(uint16_t *qb, uint32_t *kp, size_t kps, uint32_t *vp, size_t vps,
+			     const float *q, const float *k, const float *v, float qscale, size_t r,
+			     size_t n, size_t nh, size_t hv)
+{
+	_Alignas(64) uint16_t kb[1024], vb[1024];
+	const size_t hp = hv / 2, D = nh * hv, cw = 1024 / hv * hv; /* whole heads */
+
+	to_bf16(qb, q, D, qscale);
+	for (size_t c = 0; c < D; c += cw) {
+		size_t w = D - c < cw ? D - c : cw;
+		to_bf16(kb, k + c, w, 1.0f);
+		to_bf16(vb, v + c, w, 1.0f);
+		for (size_t e = 0; e < w; e += hv) {
+			size_t h = (c + e) / hv;
+			const uint32_t *kw = (const uint32_t *)(const void *)(kb + e);
+			uint32_t *kd = kp + h * kps + r / KP * KP * hp + r % KP;
+			uint16_t *vd = (uint16_t *)(void *)(vp + h * vps + r / 2 * hv) + (r & 1);
+			for (size_t p = 0; p < hp; p++)
+				kd[p * KP] = kw[p];
+			for (size_t d = 0; d < hv; d++)
+				vd[2 * d] = vb[e + d];
+			if ((r & 1) == 0 && r + 1 == n) /* no partner row: zero half */
+				for (size_t d = 0; d < hv; d++)
+					vd[2 * d + 1] = 0;
+		}
+	}
+}
+
+/* C[r][0..32) = (Σ_p A[r][p] · B[p][0..32)) · rs[r] (rs NULL: 1) for mr rows:
+ * A's words are bf16 pairs (lda words a row), B's rows ldb words apart hold
+ * the matching pairs of 32 columns (m0, m1: the valid ones). S = Q·Kᵀ with
+ * A = Q, B = a K panel; O = P·V with A = P, B = V's word rows. */
+static inline __attribute__((always_inline)) TBF void
+tile(const int mr, float *C, size_t ldc, const uint32_t *A, size_t lda, const uint32_t *B,
+     size_t ldb, size_t nk, __mmask16 m0, __mmask16 m1, const float *rs)
+{
+	__m512 c0[VATTN_MR], c1[VATTN_MR];
+#pragma GCC unroll 8
+	for (int r = 0; r < mr; r++)
+		c0[r] = c1[r] = _mm512_setzero_ps();
+	for (size_t p = 0; p < nk; p++) {
+		__m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, B + p * ldb);
+		__m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, B + p * ldb + 16);
+#pragma GCC unroll 8
+		for (int r = 0; r < mr; r++) {
+			__m512bh a = (__m512bh)_mm512_set1_epi32((int)A[r * lda + p]);
+			c0[r] = _mm512_dpbf16_ps(c0[r], a, b0);
+			c1[r] = _mm512_dpbf16_ps(c1[r], a, b1);
+		}
+	}
+#pragma GCC unroll 8
+	for (int r = 0; r < mr; r++) {
+		__m512 s = _mm512_set1_ps(rs ? rs[r] : 1.0f);
+		_mm512_mask_storeu_ps(C + r * ldc, m0, _mm512_mul_ps(c0[r], s));
+		_mm512_mask_storeu_ps(C + r * ldc + 16, m1, _mm512_mul_ps(c1[r], s));
+	}
+}
+
+static TBF void tile_any(int mr, float *C, size_t ldc, const uint32_t *A, size_t lda,
+			 const uint32_t *B, size_t ldb, size_t nk, __mmask16 m0, __mmask16 m1,
+			 const float *rs)
+{
+	switch (mr) {
+#define C(R)                                                                                       \
+	case R:                                                                                    \
+		tile(R, C, ldc, A, lda, B, ldb, nk, m0, m1, rs);                                   \
+		break;
+		C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
+#undef C
+	}
+}
+
+/* row's softmax numerators exp(s - max) as bf16 at o (zero past n, up to
+ * np), returns 1 / Σ of the rounded numerators' f32 values */
+static TBF float softmax_row(uint16_t *o, const float *s, size_t n, size_t np)
+{
+	__m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
+	for (size_t i = 0; i < n; i += 16) {
+		__mmask16 mk = v16_mask(n - i);
+		mx = _mm512_mask_max_ps(mx, mk, mx, _mm512_maskz_loadu_ps(mk, s + i));
+	}
+	const __m512 m = _mm512_set1_ps(v16_hmax(mx));
+	for (size_t i = 0; i < np; i += 32) {
+		__mmask16 l = v16_mask(n > i ? n - i : 0),
+			  h = v16_mask(n > i + 16 ? n - i - 16 : 0);
+		__m512 e0 =
+		    _mm512_maskz_mov_ps(l, v16_exp(_mm512_sub_ps(_mm512_loadu_ps(s + i), m)));
+		__m512 e1 =
+		    _mm512_maskz_mov_ps(h, v16_exp(_mm512_sub_ps(_mm512_loadu_ps(s + i + 16), m)));
+		__m512bh b = _mm512_cvtne2ps_pbh(e1, e0);
+		_mm512_storeu_si512(o + i, (__m512i)b);
+		/* Σ over what P·V really multiplies: the rounded values */
+		__m512i w = (__m512i)b;
+		sum = _mm512_add_ps(sum, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+		sum = _mm512_add_ps(sum, _mm512_castsi512_ps(_mm512_and_si512(
+					     w, _mm512_set1_epi32((int)0xffff0000u))));
+	}
+	return 1.0f / _mm512_reduce_add_ps(sum);
+}
+
+static TBF void vattn_tile(int mr, float *out, size_t ldo, const uint32_t *q, size_t ldq,
+			   const uint32_t *kp, const uint32_t *vp, size_t n, size_t hv,
+			   float *scratch)
+{
+	const size_t hp = hv / 2, np = (n + KP - 1) / KP * KP, npair = (n + 1) / 2;
+	float *S = scratch, rs[VATTN_MR];
+	uint16_t *Pb = (uint16_t *)(void *)(scratch + VATTN_MR * np);
+
+	for (size_t b = 0; b < np; b += KP)
+		tile_any(mr, S + b, np, q, ldq, kp + b * hp, KP, hp, 0xffff, 0xffff, NULL);
+	for (int r = 0; r < mr; r++)
+		rs[r] = softmax_row(Pb + r * np, S + r * np, n, np);
+	const uint32_t *pw = (const uint32_t *)(const void *)Pb;
+	for (size_t d = 0; d < hv; d += 32)
+		tile_any(mr, out + d, ldo, pw, np / 2, vp + d, hv, npair, v16_mask(hv - d),
+			 v16_mask(hv > d + 16 ? hv - d - 16 : 0), rs);
+}
+
+TBF void qvl_vattn_bf16(float *out, size_t ldo, const uint16_t *q, size_t ldq, size_t nq,
+			const uint32_t *kp, const uint32_t *vp, size_t n, size_t hv, float *scratch)
+{
+	const uint32_t *q32 = (const uint32_t *)(const void *)q;
+	for (size_t i = 0; i < nq; i += VATTN_MR) {
+		int mr = nq - i >= VATTN_MR ? VATTN_MR : (int)(nq - i);
+		vattn_tile(mr, out + i * ldo, ldo, q32 + i * ldq / 2, ldq / 2, kp, vp, n, hv,
+			   scratch);
+	}
+}
+
+#else /* no AVX512-BF16 kernels in this build: never called (not available) */
+
+bool qvl_vattn_bf16_available(void)
+{
+	return false;
+}
+
+void qvl_vattn_store_row(uint16_t *qb, uint32_t *kp, size_t kps, uint32_t *vp, size_t vps,
+			 const float *q, const float *k, const float *v, float qscale, size_t r,
+			 size_t n, size_t nh, size_t hv)
+{
+	(void)qb, (void)kp, (void)kps, (void)vp, (void)vps, (void)q, (void)k, (void)v;
+	(void)qscale, (void)r, (void)n, (void)nh, (void)hv;
+}
+
+void qvl_vattn_bf16(float *out, size_t ldo, const uint16_t *q, size_t ldq, size_t nq,
+		    const uint32_t *kp, const uint32_t *vp, size_t n, size_t hv, float *scratch)
+{
+	(void)out, (void)ldo, (void)q, (void)ldq, (void)nq, (void)kp, (void)vp, (void)n;
+	(void)hv, (void)scratch;
+}
+#endif
