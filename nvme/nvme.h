@@ -65,6 +65,17 @@ struct nv_opts {
 	 * own when NULL; a caller's lets it cancel the load from outside (the
 	 * unread shards are then -ECANCELED). */
 	atomic_bool *stop;
+	/* destination memory made ready ahead of the reads (nv_read_threads
+	 * with fill): a read into [ready_base, ready_base + ready_len) is
+	 * issued only once *ready (bytes from ready_base) covers it; NULL:
+	 * no such wait */
+	const uint8_t *ready_base;
+	size_t ready_len;
+	const _Atomic size_t *ready;
+	/* nv_read_threads: fault the destinations in (MADV_POPULATE_WRITE) on
+	 * a thread per run, ahead of its reads, instead of all at once when
+	 * they are registered (QVL_IO_FILL=0|1) */
+	bool fill;
 };
 
 /* One extent to read and check. off is NV_ALIGN-aligned; the reader reads
@@ -98,6 +109,11 @@ struct nv_stats {
 	 * wall time the CRC costs. Over several threads, the largest. */
 	double crc_exposed_seconds;
 	unsigned threads; /* I/O threads that read (nv_read_threads) */
+	/* destination memory (nv_read_threads): seconds spent faulting it in
+	 * (summed over threads: the fill threads', or registering it all when
+	 * not filling) and seconds a reader had nothing in flight waiting for
+	 * its next destination (the largest over threads) */
+	double fill_seconds, fill_wait_seconds;
 };
 
 struct nv_reader;
@@ -147,8 +163,8 @@ int nv_read_threads(const char *path, const struct nv_opts *o, struct nv_shard *
 unsigned nv_default_threads(void);
 
 /* Defaults from the environment (QVL_IO_QD, QVL_IO_CHUNK in KiB,
- * QVL_IO_BUFFERED=1, QVL_IO_THREADS), for loads that have no command-line options; invalid
- * values are ignored with a warning. */
+ * QVL_IO_BUFFERED=1, QVL_IO_THREADS, QVL_IO_FILL), for loads that have no command-line options;
+ * invalid values are ignored with a warning. */
 void nv_opts_from_env(struct nv_opts *o);
 
 #endif

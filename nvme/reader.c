@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -124,6 +125,8 @@ void nv_opts_from_env(struct nv_opts *o)
 		o->buffered = v;
 	if (env_uint("QVL_IO_THREADS", 1, NV_MAX_THREADS, &v))
 		o->threads = (unsigned)v;
+	if (env_uint("QVL_IO_FILL", 0, 1, &v))
+		o->fill = v;
 }
 
 void nv_get_opts(const struct nv_reader *r, struct nv_opts *o)
@@ -328,6 +331,7 @@ struct nv_run {
 	double crc_t;
 	double last_hash; /* seconds of the latest hash, not yet judged */
 	double exposed;	  /* hashing after which nothing was in flight */
+	double fill_wait; /* idle, waiting for a destination to be filled */
 };
 
 static int nv_fail(struct nv_run *x, struct nv_shard *s, int rc, const char *fmt, ...)
@@ -371,6 +375,31 @@ static bool nv_stopped(struct nv_run *x)
 	return x->stop;
 }
 
+/* Whether [buf, buf + n) may be read into now: outside the memory being
+ * filled (nv_opts.ready), or already faulted in. */
+static bool nv_dst_ready(const struct nv_reader *r, const uint8_t *buf, size_t n)
+{
+	const uint8_t *b = r->o.ready_base;
+
+	if (!r->o.ready || buf < b || buf >= b + r->o.ready_len)
+		return true;
+	/* acquire: pairs with the release in nv_fill_main (threads.c) after
+	 * its madvise; the kernel orders the page tables themselves */
+	return (size_t)(buf + n - b) <= atomic_load_explicit(r->o.ready, memory_order_acquire);
+}
+
+/* Nothing in flight and the next destination not filled yet: wait for it
+ * (the fill thread always advances to the end of its span). */
+static void nv_wait_dst(struct nv_run *x, const uint8_t *buf, size_t n)
+{
+	struct timespec ts = {0, 20000};
+	double t0 = qvl_now();
+
+	while (!nv_dst_ready(x->r, buf, n) && !nv_stopped(x))
+		nanosleep(&ts, NULL);
+	x->fill_wait += qvl_now() - t0;
+}
+
 /* Fill free slots with the next chunks, in file order. */
 static void nv_issue(struct nv_run *x)
 {
@@ -383,6 +412,9 @@ static void nv_issue(struct nv_run *x)
 		struct nv_shard *s = &x->s[x->next];
 		uint64_t alen = nv_alen(s->len), left = alen - x->pos;
 		struct nv_slot *sl = &r->slot[(x->head + x->queued) % r->nslots];
+		uint32_t len = (uint32_t)(left < r->o.chunk ? left : r->o.chunk);
+		uint8_t *buf = s->dst ? (uint8_t *)s->dst + x->pos
+				      : r->staging + (size_t)(sl - r->slot) * r->o.chunk;
 
 		if (s->len == 0) {
 			if (s->crc)
@@ -391,13 +423,18 @@ static void nv_issue(struct nv_run *x)
 			x->next++;
 			continue;
 		}
+		if (!nv_dst_ready(r, buf, len)) {
+			if (x->queued) /* come back after a completion or a hash */
+				break;
+			nv_wait_dst(x, buf, len);
+			continue;
+		}
 		*sl = (struct nv_slot){
 		    .shard = x->next,
 		    .pos = x->pos,
-		    .len = (uint32_t)(left < r->o.chunk ? left : r->o.chunk),
+		    .len = len,
+		    .buf = buf,
 		};
-		sl->buf = s->dst ? (uint8_t *)s->dst + x->pos
-				 : r->staging + (size_t)(sl - r->slot) * r->o.chunk;
 		nv_prep(r, sl, s);
 		x->queued++;
 		x->busy++;
@@ -539,6 +576,7 @@ int nv_read(struct nv_reader *r, struct nv_shard *s, size_t n, bool keep_going, 
 	x.st->seconds += qvl_now() - t0;
 	x.st->crc_seconds += x.crc_t;
 	x.st->crc_exposed_seconds += x.exposed;
+	x.st->fill_wait_seconds += x.fill_wait;
 	x.st->threads = x.st->threads ? x.st->threads : 1;
 	x.st->direct = r->direct;
 	x.st->fixed_bufs = r->bufs_registered;

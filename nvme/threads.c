@@ -14,9 +14,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "util.h"
+
+/* Bytes faulted in per madvise: the readers wait for the first piece only,
+ * then find each next one done while the device reads the previous. */
+#define NV_FILL_PIECE (16u << 20)
+
+/* One run's destination span, faulted in ahead of its reads. */
+struct nv_fill {
+	uint8_t *lo;
+	size_t len;
+	_Atomic size_t ready; /* bytes from lo faulted in */
+	atomic_bool *stop;
+	double seconds;
+	pthread_t tid;
+	bool started;
+};
 
 struct nv_job {
 	const char *path;
@@ -77,11 +93,59 @@ static void *nv_job_run(void *arg)
 			atomic_store_explicit(j->o.stop, true, memory_order_relaxed);
 		return NULL;
 	}
-	if (span)
+	if (span && !j->o.ready) {
+		/* registering pins, which faults the whole span in now, before
+		 * the first read; filled destinations are read unregistered */
+		double t0 = qvl_now();
+
 		nv_register(r, lo, span); /* optional: unregistered reads work too */
+		j->st.fill_seconds += qvl_now() - t0;
+	}
 	j->rc = nv_read(r, j->s, j->n, j->keep_going, &j->st, &j->err);
 	nv_close(r);
 	return NULL;
+}
+
+/* Fault f's span in, piece by piece in read order, publishing each: the
+ * kernel's zeroing of fresh pages (and, in a VM, the host's faults behind
+ * them) overlaps the device reading the pieces before. */
+static void *nv_fill_main(void *arg)
+{
+	struct nv_fill *f = arg;
+	double t0 = qvl_now();
+	size_t done = 0;
+
+	while (done < f->len) {
+		size_t n = f->len - done < NV_FILL_PIECE ? f->len - done : NV_FILL_PIECE;
+
+		/* relaxed: as nv_stopped's load, a hint; the readers drain */
+		if (atomic_load_explicit(f->stop, memory_order_relaxed))
+			break;
+		/* an older kernel (EINVAL) or no memory: the readers fault the
+		 * rest in themselves, as without filling */
+		if (madvise(f->lo + done, n, MADV_POPULATE_WRITE) < 0)
+			done = f->len;
+		else
+			done += n;
+		/* release: pairs with the acquire in nv_dst_ready (reader.c) */
+		atomic_store_explicit(&f->ready, done, memory_order_release);
+	}
+	f->seconds = qvl_now() - t0;
+	return NULL;
+}
+
+static void nv_fill_start(struct nv_fill *f, struct nv_job *j)
+{
+	uint8_t *lo;
+
+	*f = (struct nv_fill){.len = nv_dst_span(j->s, j->n, &lo), .stop = j->o.stop};
+	f->lo = lo;
+	if (!f->len || pthread_create(&f->tid, NULL, nv_fill_main, f))
+		return; /* nothing to fill, or the reads fault it in */
+	f->started = true;
+	j->o.ready_base = f->lo;
+	j->o.ready_len = f->len;
+	j->o.ready = &f->ready;
 }
 
 /* Cut s[0, n) into at most t contiguous runs of about equal bytes: run k
@@ -109,6 +173,9 @@ static void nv_merge(struct nv_stats *st, const struct nv_stats *j)
 	st->bad_shards += j->bad_shards;
 	st->io_errors += j->io_errors;
 	st->crc_seconds += j->crc_seconds;
+	st->fill_seconds += j->fill_seconds;
+	if (j->fill_wait_seconds > st->fill_wait_seconds)
+		st->fill_wait_seconds = j->fill_wait_seconds;
 	if (j->crc_exposed_seconds > st->crc_exposed_seconds)
 		st->crc_exposed_seconds = j->crc_exposed_seconds;
 	st->direct = j->direct;
@@ -124,6 +191,7 @@ int nv_read_threads(const char *path, const struct nv_opts *o, struct nv_shard *
 	size_t start[NV_MAX_THREADS + 1];
 	struct nv_job job[NV_MAX_THREADS];
 	pthread_t tid[NV_MAX_THREADS];
+	struct nv_fill fill[NV_MAX_THREADS];
 	bool started[NV_MAX_THREADS] = {0};
 	atomic_bool own_stop = false, *stop = o && o->stop ? o->stop : &own_stop;
 	unsigned runs, qd, qd_sum = 0;
@@ -145,6 +213,9 @@ int nv_read_threads(const char *path, const struct nv_opts *o, struct nv_shard *
 		/* the total depth shared out, at least 2 each */
 		job[k].o.qd = (qd + runs - 1) / runs < 2 ? 2 : (qd + runs - 1) / runs;
 		job[k].o.stop = stop;
+		fill[k].started = false;
+		if (job[k].o.fill)
+			nv_fill_start(&fill[k], &job[k]);
 		/* one thread reads in the caller's; the others get their own */
 		if (k + 1 < runs)
 			started[k] = pthread_create(&tid[k], NULL, nv_job_run, &job[k]) == 0;
@@ -154,6 +225,10 @@ int nv_read_threads(const char *path, const struct nv_opts *o, struct nv_shard *
 	for (unsigned k = 0; k < runs; k++) {
 		if (started[k])
 			pthread_join(tid[k], NULL);
+		if (fill[k].started) {
+			pthread_join(fill[k].tid, NULL);
+			job[k].st.fill_seconds += fill[k].seconds;
+		}
 		nv_merge(out, &job[k].st);
 		qd_sum += job[k].o.qd;
 		/* the first failing shard in file order; a cancelled run is not
