@@ -4,7 +4,8 @@
  *  - greedy decoding of a batch of 8 sequences gives the same ids whether
  *    every layer is resident, most are streamed, or some are on the
  *    simulated device, and each batched step takes each streamed layer
- *    from the window once (not once per sequence);
+ *    from the window once (not once per sequence), and creating the
+ *    engine reads none of them (the norms are read apart);
  *  - a byte flipped on disk inside a streamed shard fails the step with
  *    -EBADMSG naming the shard, the sequences unchanged; once repaired the
  *    next step works and continues exactly;
@@ -163,7 +164,7 @@ int main(void)
 
 	if (!tiny || access(tiny, F_OK))
 		skip_all("no tiny model (QVL_TINY)");
-	plan(22);
+	plan(23);
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(path, sizeof(path), "%s/t.qvl", dir);
@@ -199,6 +200,12 @@ int main(void)
 	       counter(&r, "buffers") == 2,
 	   "--cpu-mem of the embeddings + 3 layers, 2 buffers: 1 resident, 3 streamed (%s)",
 	   rc ? err.msg : "ok");
+	/* the engine widened the streamed layers' norms from the few bytes the
+	 * pool read, not from a pass through the window: nothing served yet,
+	 * and only the window's first reads (at most its buffers) issued */
+	ok(rc == 0 && counter(&r, "layers_served") == 0 && counter(&r, "stream_reads") <= 2,
+	   "engine start-up reads no streamed shard (%" PRId64 " served, %" PRId64 " reads)",
+	   counter(&r, "layers_served"), counter(&r, "stream_reads"));
 	rc = rc ? rc : rig_prefill(&r, &err);
 	bool same = rc == 0;
 	int64_t served0 = counter(&r, "layers_served"), served1 = served0;

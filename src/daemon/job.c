@@ -404,6 +404,11 @@ static void write_top(uint8_t *top, uint32_t i, const struct gen_out *o, uint32_
 
 int job_advance(struct job *j, const struct job_env *env, int rc)
 {
+	return job_advance_why(j, env, rc, NULL);
+}
+
+int job_advance_why(struct job *j, const struct job_env *env, int rc, const char *why)
+{
 	struct shm_request *req = j->req;
 	struct qvl_err err = {{0}};
 	struct gen_out o;
@@ -414,6 +419,8 @@ int job_advance(struct job *j, const struct job_env *env, int rc)
 	if (rc == -ECANCELED || rc == -ETIMEDOUT)
 		gen_cancel(j->g);
 	rc = gen_advance(j->g, rc == -ETIMEDOUT ? -ECANCELED : rc, &o, &err);
+	if (rc < 0 && !err.msg[0] && why && *why)
+		qvl_errf(&err, rc, "%s: %s", qvl_strerror(rc), why);
 	if (rc < 0) {
 		qvld_log_request_error(env->stats, shm_client_id(req->client), req->user_data, rc,
 				       err.msg);
