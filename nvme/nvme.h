@@ -65,13 +65,10 @@ struct nv_opts {
 	 * own when NULL; a caller's lets it cancel the load from outside (the
 	 * unread shards are then -ECANCELED). */
 	atomic_bool *stop;
-	/* destination memory made ready ahead of the reads (nv_read_threads
-	 * with fill): a read into [ready_base, ready_base + ready_len) is
-	 * issued only once *ready (bytes from ready_base) covers it; NULL:
-	 * no such wait */
-	const uint8_t *ready_base;
-	size_t ready_len;
-	const _Atomic size_t *ready;
+	/* destination memory made ready ahead of the reads (set by
+	 * nv_read_threads with fill): a read into the filler's span is issued
+	 * only once that part is faulted in; NULL: no such wait */
+	struct nv_fill *filler;
 	/* nv_read_threads: fault the destinations in (MADV_POPULATE_WRITE) on
 	 * a thread per run, ahead of its reads, instead of all at once when
 	 * they are registered (QVL_IO_FILL=0|1) */
@@ -117,6 +114,13 @@ struct nv_stats {
 };
 
 struct nv_reader;
+struct nv_fill;
+
+/* For the reader (threads.c defines them): whether [p, p + n) may be read
+ * into now (outside f's span, or faulted in), and a wait until it may or
+ * *stop is raised. */
+bool nv_fill_ready(struct nv_fill *f, const void *p, size_t n);
+void nv_fill_wait(struct nv_fill *f, const void *p, size_t n, const atomic_bool *stop);
 
 /* Open path for reading (O_DIRECT unless o->buffered) and set up the ring. */
 int nv_open(struct nv_reader **out, const char *path, const struct nv_opts *o, struct qvl_err *err);

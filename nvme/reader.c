@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -375,28 +374,14 @@ static bool nv_stopped(struct nv_run *x)
 	return x->stop;
 }
 
-/* Whether [buf, buf + n) may be read into now: outside the memory being
- * filled (nv_opts.ready), or already faulted in. */
-static bool nv_dst_ready(const struct nv_reader *r, const uint8_t *buf, size_t n)
-{
-	const uint8_t *b = r->o.ready_base;
-
-	if (!r->o.ready || buf < b || buf >= b + r->o.ready_len)
-		return true;
-	/* acquire: pairs with the release in nv_fill_main (threads.c) after
-	 * its madvise; the kernel orders the page tables themselves */
-	return (size_t)(buf + n - b) <= atomic_load_explicit(r->o.ready, memory_order_acquire);
-}
-
 /* Nothing in flight and the next destination not filled yet: wait for it
- * (the fill thread always advances to the end of its span). */
+ * (the fill thread always advances to the end of its span, or stops with
+ * the load). */
 static void nv_wait_dst(struct nv_run *x, const uint8_t *buf, size_t n)
 {
-	struct timespec ts = {0, 20000};
 	double t0 = qvl_now();
 
-	while (!nv_dst_ready(x->r, buf, n) && !nv_stopped(x))
-		nanosleep(&ts, NULL);
+	nv_fill_wait(x->r->o.filler, buf, n, x->r->o.stop);
 	x->fill_wait += qvl_now() - t0;
 }
 
@@ -423,10 +408,12 @@ static void nv_issue(struct nv_run *x)
 			x->next++;
 			continue;
 		}
-		if (!nv_dst_ready(r, buf, len)) {
+		if (r->o.filler && !nv_fill_ready(r->o.filler, buf, len)) {
 			if (x->queued) /* come back after a completion or a hash */
 				break;
 			nv_wait_dst(x, buf, len);
+			if (nv_stopped(x))
+				break;
 			continue;
 		}
 		*sl = (struct nv_slot){

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -27,12 +28,49 @@
 struct nv_fill {
 	uint8_t *lo;
 	size_t len;
-	_Atomic size_t ready; /* bytes from lo faulted in */
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* broadcast at each piece */
+	size_t ready;	   /* bytes from lo faulted in (under mu) */
 	atomic_bool *stop;
 	double seconds;
 	pthread_t tid;
 	bool started;
 };
+
+bool nv_fill_ready(struct nv_fill *f, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	bool ok;
+
+	if (b < f->lo || b >= f->lo + f->len)
+		return true;
+	pthread_mutex_lock(&f->mu);
+	ok = (size_t)(b + n - f->lo) <= f->ready;
+	pthread_mutex_unlock(&f->mu);
+	return ok;
+}
+
+void nv_fill_wait(struct nv_fill *f, const void *p, size_t n, const atomic_bool *stop)
+{
+	const uint8_t *b = p;
+	size_t need = (size_t)(b + n - f->lo);
+
+	if (b < f->lo || b >= f->lo + f->len)
+		return;
+	pthread_mutex_lock(&f->mu);
+	/* relaxed: as nv_stopped's load, a hint; another reader raises it
+	 * without this condition variable, hence the timeout */
+	while (f->ready < need && !(stop && atomic_load_explicit(stop, memory_order_relaxed))) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000; /* 10 ms */
+		if (ts.tv_nsec >= 1000000000)
+			ts.tv_sec++, ts.tv_nsec -= 1000000000;
+		pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+	}
+	pthread_mutex_unlock(&f->mu);
+}
 
 struct nv_job {
 	const char *path;
@@ -93,7 +131,7 @@ static void *nv_job_run(void *arg)
 			atomic_store_explicit(j->o.stop, true, memory_order_relaxed);
 		return NULL;
 	}
-	if (span && !j->o.ready) {
+	if (span && !j->o.filler) {
 		/* registering pins, which faults the whole span in now, before
 		 * the first read; filled destinations are read unregistered */
 		double t0 = qvl_now();
@@ -127,9 +165,16 @@ static void *nv_fill_main(void *arg)
 			done = f->len;
 		else
 			done += n;
-		/* release: pairs with the acquire in nv_dst_ready (reader.c) */
-		atomic_store_explicit(&f->ready, done, memory_order_release);
+		pthread_mutex_lock(&f->mu);
+		f->ready = done;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
 	}
+	/* stopped early: let no reader wait for the rest */
+	pthread_mutex_lock(&f->mu);
+	f->ready = f->len;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
 	f->seconds = qvl_now() - t0;
 	return NULL;
 }
@@ -140,12 +185,12 @@ static void nv_fill_start(struct nv_fill *f, struct nv_job *j)
 
 	*f = (struct nv_fill){.len = nv_dst_span(j->s, j->n, &lo), .stop = j->o.stop};
 	f->lo = lo;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
 	if (!f->len || pthread_create(&f->tid, NULL, nv_fill_main, f))
 		return; /* nothing to fill, or the reads fault it in */
 	f->started = true;
-	j->o.ready_base = f->lo;
-	j->o.ready_len = f->len;
-	j->o.ready = &f->ready;
+	j->o.filler = f;
 }
 
 /* Cut s[0, n) into at most t contiguous runs of about equal bytes: run k
@@ -228,6 +273,10 @@ int nv_read_threads(const char *path, const struct nv_opts *o, struct nv_shard *
 		if (fill[k].started) {
 			pthread_join(fill[k].tid, NULL);
 			job[k].st.fill_seconds += fill[k].seconds;
+		}
+		if (job[k].o.fill) {
+			pthread_mutex_destroy(&fill[k].mu);
+			pthread_cond_destroy(&fill[k].cv);
 		}
 		nv_merge(out, &job[k].st);
 		qd_sum += job[k].o.qd;
