@@ -28,6 +28,8 @@
 struct nv_fill {
 	uint8_t *lo;
 	size_t len;
+	const struct nv_shard *s; /* the run's shards, whose dst lie in the span */
+	size_t n;
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* broadcast at each piece */
 	size_t ready;	   /* bytes from lo faulted in (under mu) */
@@ -115,6 +117,16 @@ static size_t nv_dst_span(const struct nv_shard *s, size_t n, uint8_t **lo)
 	return a ? (size_t)(b - a) : 0;
 }
 
+/* The bytes the destinations of s[0, n) take. */
+static size_t nv_dst_bytes(const struct nv_shard *s, size_t n)
+{
+	size_t b = 0;
+
+	for (size_t i = 0; i < n; i++)
+		b += s[i].dst ? nv_span(&s[i]) : 0;
+	return b;
+}
+
 static void *nv_job_run(void *arg)
 {
 	struct nv_job *j = arg;
@@ -131,9 +143,11 @@ static void *nv_job_run(void *arg)
 			atomic_store_explicit(j->o.stop, true, memory_order_relaxed);
 		return NULL;
 	}
-	if (span && !j->o.filler) {
+	if (span && !j->o.filler && span == nv_dst_bytes(j->s, j->n)) {
 		/* registering pins, which faults the whole span in now, before
-		 * the first read; filled destinations are read unregistered */
+		 * the first read; filled destinations are read unregistered,
+		 * and so are destinations with gaps between them (memory this
+		 * load does not read must stay unfaulted) */
 		double t0 = qvl_now();
 
 		nv_register(r, lo, span); /* optional: unregistered reads work too */
@@ -147,34 +161,44 @@ static void *nv_job_run(void *arg)
 /* Fault f's span in, piece by piece in read order, publishing each: the
  * kernel's zeroing of fresh pages (and, in a VM, the host's faults behind
  * them) overlaps the device reading the pieces before. */
+static void nv_fill_publish(struct nv_fill *f, size_t ready)
+{
+	pthread_mutex_lock(&f->mu);
+	if (ready > f->ready)
+		f->ready = ready;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
 static void *nv_fill_main(void *arg)
 {
 	struct nv_fill *f = arg;
 	double t0 = qvl_now();
-	size_t done = 0;
+	bool fail = false;
 
-	while (done < f->len) {
-		size_t n = f->len - done < NV_FILL_PIECE ? f->len - done : NV_FILL_PIECE;
+	/* the shards' destinations only: between them may lie memory this
+	 * load does not read (the tiered pool's streamed layers), which must
+	 * stay unfaulted */
+	for (size_t i = 0; i < f->n && !fail; i++) {
+		uint8_t *d = f->s[i].dst;
+		size_t len = nv_span(&f->s[i]);
 
-		/* relaxed: as nv_stopped's load, a hint; the readers drain */
-		if (atomic_load_explicit(f->stop, memory_order_relaxed))
-			break;
-		/* an older kernel (EINVAL) or no memory: the readers fault the
-		 * rest in themselves, as without filling */
-		if (madvise(f->lo + done, n, MADV_POPULATE_WRITE) < 0)
-			done = f->len;
-		else
+		for (size_t done = 0; d && done < len && !fail;) {
+			size_t n = len - done < NV_FILL_PIECE ? len - done : NV_FILL_PIECE;
+
+			/* relaxed: as nv_stopped's load, a hint; the readers drain */
+			if (atomic_load_explicit(f->stop, memory_order_relaxed))
+				fail = true;
+			/* an older kernel (EINVAL) or no memory: the readers fault
+			 * the rest in themselves, as without filling */
+			else if (madvise(d + done, n, MADV_POPULATE_WRITE) < 0)
+				fail = true;
 			done += n;
-		pthread_mutex_lock(&f->mu);
-		f->ready = done;
-		pthread_cond_broadcast(&f->cv);
-		pthread_mutex_unlock(&f->mu);
+			nv_fill_publish(f, (size_t)(d + done - f->lo));
+		}
 	}
-	/* stopped early: let no reader wait for the rest */
-	pthread_mutex_lock(&f->mu);
-	f->ready = f->len;
-	pthread_cond_broadcast(&f->cv);
-	pthread_mutex_unlock(&f->mu);
+	/* done, or stopped early: let no reader wait for the rest */
+	nv_fill_publish(f, f->len);
 	f->seconds = qvl_now() - t0;
 	return NULL;
 }
@@ -183,7 +207,8 @@ static void nv_fill_start(struct nv_fill *f, struct nv_job *j)
 {
 	uint8_t *lo;
 
-	*f = (struct nv_fill){.len = nv_dst_span(j->s, j->n, &lo), .stop = j->o.stop};
+	*f = (struct nv_fill){
+	    .len = nv_dst_span(j->s, j->n, &lo), .s = j->s, .n = j->n, .stop = j->o.stop};
 	f->lo = lo;
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);

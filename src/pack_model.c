@@ -118,6 +118,15 @@ static int pack_arena(struct qvl_model *m, const char *path, const struct pack_i
 		 * DMA'd 4 KiB pages ran at 0.2-0.4 GB/s, of huge pages at 8-20
 		 * GB/s); advice only, ignored where THP is off */
 		madvise(a, alen, MADV_HUGEPAGE);
+		/* but for the shards not read here (streamed by offload/): a
+		 * huge page faulted in beside or inside them (their norms are
+		 * read into place) would take up to 2 MiB of memory the budget
+		 * left out */
+		for (uint32_t i = 0; want && i < p->n_shards; i++)
+			if (!want[i])
+				madvise(a + (p->shards[i].off - p->data_off),
+					(p->shards[i].len + NV_ALIGN - 1) / NV_ALIGN * NV_ALIGN,
+					MADV_NOHUGEPAGE);
 	}
 	src = qvl_model_add_source(m, path, a, alen, err);
 	if (src < 0) {
