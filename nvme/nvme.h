@@ -154,8 +154,13 @@ void nv_set_fault(nv_fault_fn fn, void *ctx);
 
 /* Read and check the shards (in file order) with o->threads I/O threads, one
  * reader each on a contiguous run of shards of about equal bytes. Shards
- * with a dst are read into it, and each thread registers the span of its
- * run's destinations as its fixed buffers. Results as nv_read: every shard's
+ * with a dst are read into it. With o->fill, a fill thread per run faults
+ * the run's destinations in (MADV_POPULATE_WRITE, 16 MiB at a time, in read
+ * order) ahead of its reader, which reads into them unregistered; without,
+ * each thread registers the span of its run's destinations as its fixed
+ * buffers when they have no gaps (registering pins: it faults the span in
+ * before the first read). Memory between destinations is never faulted in
+ * by either. Results as nv_read: every shard's
  * status set; 0 or the error of the first failing shard in file order
  * (others in that load are -ECANCELED when they were never read); st (may
  * be NULL) accumulates bytes, reads and CPU-seconds of CRC over threads,
