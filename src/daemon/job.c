@@ -252,6 +252,13 @@ static void post_final(struct job *j, const struct job_env *env, int res, uint32
 		size_t n = strlen(msg);
 		uint64_t asize, fixed = out_fixed(j->req);
 		uint8_t *out = shm_request_arena(j->req, &asize) + j->req->out_off;
+		/* a region too small for all of it (a short --max-tokens) gets
+		 * its beginning, cut where a UTF-8 sequence starts */
+		if (fixed <= j->req->out_len && n > j->req->out_len - fixed) {
+			n = (size_t)(j->req->out_len - fixed);
+			while (n && ((unsigned char)msg[n] & 0xC0) == 0x80)
+				n--;
+		}
 		if (fixed <= j->req->out_len && n <= j->req->out_len - fixed) {
 			memcpy(out + fixed, msg, n);
 			c.text_len = (uint32_t)n;
