@@ -142,12 +142,40 @@ static void print_fig(const char *name, const char *unit, struct fig f, const ch
 	fflush(stdout);
 }
 
+/* The sequence counts of `decode`: 1, 4, 16 and 64, or QVL_BENCH_SEQS (a
+ * comma-separated list: bench_tiers.sh asks for 8 alone). */
+static size_t decode_counts(int *ns, size_t cap)
+{
+	const char *v = getenv("QVL_BENCH_SEQS");
+	size_t n = 0;
+
+	if (!v || !*v) {
+		static const int def[] = {1, 4, 16, 64};
+		memcpy(ns, def, sizeof(def));
+		return 4;
+	}
+	while (*v && n < cap) {
+		char *end;
+		long x = strtol(v, &end, 10);
+		if (end == v || x < 1 || x > MAXN) {
+			fprintf(stderr, "bench_batch: QVL_BENCH_SEQS: counts 1..%d\n", MAXN);
+			return 0;
+		}
+		ns[n++] = (int)x;
+		v = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			return 0;
+	}
+	return n;
+}
+
 static void bench_decode(void)
 {
-	static const int ns[] = {1, 4, 16, 64};
+	int ns[8];
+	size_t nn = decode_counts(ns, 8);
 	double one = 0;
 
-	for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+	for (size_t k = 0; k < nn; k++) {
 		double v[16];
 		for (int i = 0; i < reps; i++)
 			v[i] = decode_once(ns[k]);

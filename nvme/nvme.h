@@ -65,6 +65,14 @@ struct nv_opts {
 	 * own when NULL; a caller's lets it cancel the load from outside (the
 	 * unread shards are then -ECANCELED). */
 	atomic_bool *stop;
+	/* destination memory made ready ahead of the reads (set by
+	 * nv_read_threads with fill): a read into the filler's span is issued
+	 * only once that part is faulted in; NULL: no such wait */
+	struct nv_fill *filler;
+	/* nv_read_threads: fault the destinations in (MADV_POPULATE_WRITE) on
+	 * a thread per run, ahead of its reads, instead of all at once when
+	 * they are registered (QVL_IO_FILL=0|1) */
+	bool fill;
 };
 
 /* One extent to read and check. off is NV_ALIGN-aligned; the reader reads
@@ -98,9 +106,21 @@ struct nv_stats {
 	 * wall time the CRC costs. Over several threads, the largest. */
 	double crc_exposed_seconds;
 	unsigned threads; /* I/O threads that read (nv_read_threads) */
+	/* destination memory (nv_read_threads): seconds spent faulting it in
+	 * (summed over threads: the fill threads', or registering it all when
+	 * not filling) and seconds a reader had nothing in flight waiting for
+	 * its next destination (the largest over threads) */
+	double fill_seconds, fill_wait_seconds;
 };
 
 struct nv_reader;
+struct nv_fill;
+
+/* For the reader (threads.c defines them): whether [p, p + n) may be read
+ * into now (outside f's span, or faulted in), and a wait until it may or
+ * *stop is raised. */
+bool nv_fill_ready(struct nv_fill *f, const void *p, size_t n);
+void nv_fill_wait(struct nv_fill *f, const void *p, size_t n, const atomic_bool *stop);
 
 /* Open path for reading (O_DIRECT unless o->buffered) and set up the ring. */
 int nv_open(struct nv_reader **out, const char *path, const struct nv_opts *o, struct qvl_err *err);
@@ -134,8 +154,13 @@ void nv_set_fault(nv_fault_fn fn, void *ctx);
 
 /* Read and check the shards (in file order) with o->threads I/O threads, one
  * reader each on a contiguous run of shards of about equal bytes. Shards
- * with a dst are read into it, and each thread registers the span of its
- * run's destinations as its fixed buffers. Results as nv_read: every shard's
+ * with a dst are read into it. With o->fill, a fill thread per run faults
+ * the run's destinations in (MADV_POPULATE_WRITE, 16 MiB at a time, in read
+ * order) ahead of its reader, which reads into them unregistered; without,
+ * each thread registers the span of its run's destinations as its fixed
+ * buffers when they have no gaps (registering pins: it faults the span in
+ * before the first read). Memory between destinations is never faulted in
+ * by either. Results as nv_read: every shard's
  * status set; 0 or the error of the first failing shard in file order
  * (others in that load are -ECANCELED when they were never read); st (may
  * be NULL) accumulates bytes, reads and CPU-seconds of CRC over threads,
@@ -147,8 +172,8 @@ int nv_read_threads(const char *path, const struct nv_opts *o, struct nv_shard *
 unsigned nv_default_threads(void);
 
 /* Defaults from the environment (QVL_IO_QD, QVL_IO_CHUNK in KiB,
- * QVL_IO_BUFFERED=1, QVL_IO_THREADS), for loads that have no command-line options; invalid
- * values are ignored with a warning. */
+ * QVL_IO_BUFFERED=1, QVL_IO_THREADS, QVL_IO_FILL), for loads that have no command-line options;
+ * invalid values are ignored with a warning. */
 void nv_opts_from_env(struct nv_opts *o);
 
 #endif

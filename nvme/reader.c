@@ -124,6 +124,8 @@ void nv_opts_from_env(struct nv_opts *o)
 		o->buffered = v;
 	if (env_uint("QVL_IO_THREADS", 1, NV_MAX_THREADS, &v))
 		o->threads = (unsigned)v;
+	if (env_uint("QVL_IO_FILL", 0, 1, &v))
+		o->fill = v;
 }
 
 void nv_get_opts(const struct nv_reader *r, struct nv_opts *o)
@@ -328,6 +330,7 @@ struct nv_run {
 	double crc_t;
 	double last_hash; /* seconds of the latest hash, not yet judged */
 	double exposed;	  /* hashing after which nothing was in flight */
+	double fill_wait; /* idle, waiting for a destination to be filled */
 };
 
 static int nv_fail(struct nv_run *x, struct nv_shard *s, int rc, const char *fmt, ...)
@@ -371,6 +374,17 @@ static bool nv_stopped(struct nv_run *x)
 	return x->stop;
 }
 
+/* Nothing in flight and the next destination not filled yet: wait for it
+ * (the fill thread always advances to the end of its span, or stops with
+ * the load). */
+static void nv_wait_dst(struct nv_run *x, const uint8_t *buf, size_t n)
+{
+	double t0 = qvl_now();
+
+	nv_fill_wait(x->r->o.filler, buf, n, x->r->o.stop);
+	x->fill_wait += qvl_now() - t0;
+}
+
 /* Fill free slots with the next chunks, in file order. */
 static void nv_issue(struct nv_run *x)
 {
@@ -383,6 +397,9 @@ static void nv_issue(struct nv_run *x)
 		struct nv_shard *s = &x->s[x->next];
 		uint64_t alen = nv_alen(s->len), left = alen - x->pos;
 		struct nv_slot *sl = &r->slot[(x->head + x->queued) % r->nslots];
+		uint32_t len = (uint32_t)(left < r->o.chunk ? left : r->o.chunk);
+		uint8_t *buf = s->dst ? (uint8_t *)s->dst + x->pos
+				      : r->staging + (size_t)(sl - r->slot) * r->o.chunk;
 
 		if (s->len == 0) {
 			if (s->crc)
@@ -391,13 +408,20 @@ static void nv_issue(struct nv_run *x)
 			x->next++;
 			continue;
 		}
+		if (r->o.filler && !nv_fill_ready(r->o.filler, buf, len)) {
+			if (x->queued) /* come back after a completion or a hash */
+				break;
+			nv_wait_dst(x, buf, len);
+			if (nv_stopped(x))
+				break;
+			continue;
+		}
 		*sl = (struct nv_slot){
 		    .shard = x->next,
 		    .pos = x->pos,
-		    .len = (uint32_t)(left < r->o.chunk ? left : r->o.chunk),
+		    .len = len,
+		    .buf = buf,
 		};
-		sl->buf = s->dst ? (uint8_t *)s->dst + x->pos
-				 : r->staging + (size_t)(sl - r->slot) * r->o.chunk;
 		nv_prep(r, sl, s);
 		x->queued++;
 		x->busy++;
@@ -539,6 +563,7 @@ int nv_read(struct nv_reader *r, struct nv_shard *s, size_t n, bool keep_going, 
 	x.st->seconds += qvl_now() - t0;
 	x.st->crc_seconds += x.crc_t;
 	x.st->crc_exposed_seconds += x.exposed;
+	x.st->fill_wait_seconds += x.fill_wait;
 	x.st->threads = x.st->threads ? x.st->threads : 1;
 	x.st->direct = r->direct;
 	x.st->fixed_bufs = r->bufs_registered;

@@ -14,9 +14,65 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
+
+/* Bytes faulted in per madvise: the readers wait for the first piece only,
+ * then find each next one done while the device reads the previous. */
+#define NV_FILL_PIECE (16u << 20)
+
+/* One run's destination span, faulted in ahead of its reads. */
+struct nv_fill {
+	uint8_t *lo;
+	size_t len;
+	const struct nv_shard *s; /* the run's shards, whose dst lie in the span */
+	size_t n;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* broadcast at each piece */
+	size_t ready;	   /* bytes from lo faulted in (under mu) */
+	atomic_bool *stop;
+	double seconds;
+	pthread_t tid;
+	bool started;
+};
+
+bool nv_fill_ready(struct nv_fill *f, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	bool ok;
+
+	if (b < f->lo || b >= f->lo + f->len)
+		return true;
+	pthread_mutex_lock(&f->mu);
+	ok = (size_t)(b + n - f->lo) <= f->ready;
+	pthread_mutex_unlock(&f->mu);
+	return ok;
+}
+
+void nv_fill_wait(struct nv_fill *f, const void *p, size_t n, const atomic_bool *stop)
+{
+	const uint8_t *b = p;
+	size_t need = (size_t)(b + n - f->lo);
+
+	if (b < f->lo || b >= f->lo + f->len)
+		return;
+	pthread_mutex_lock(&f->mu);
+	/* relaxed: as nv_stopped's load, a hint; another reader raises it
+	 * without this condition variable, hence the timeout */
+	while (f->ready < need && !(stop && atomic_load_explicit(stop, memory_order_relaxed))) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000; /* 10 ms */
+		if (ts.tv_nsec >= 1000000000)
+			ts.tv_sec++, ts.tv_nsec -= 1000000000;
+		pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+	}
+	pthread_mutex_unlock(&f->mu);
+}
 
 struct nv_job {
 	const char *path;
@@ -61,6 +117,16 @@ static size_t nv_dst_span(const struct nv_shard *s, size_t n, uint8_t **lo)
 	return a ? (size_t)(b - a) : 0;
 }
 
+/* The bytes the destinations of s[0, n) take. */
+static size_t nv_dst_bytes(const struct nv_shard *s, size_t n)
+{
+	size_t b = 0;
+
+	for (size_t i = 0; i < n; i++)
+		b += s[i].dst ? nv_span(&s[i]) : 0;
+	return b;
+}
+
 static void *nv_job_run(void *arg)
 {
 	struct nv_job *j = arg;
@@ -77,11 +143,79 @@ static void *nv_job_run(void *arg)
 			atomic_store_explicit(j->o.stop, true, memory_order_relaxed);
 		return NULL;
 	}
-	if (span)
+	if (span && !j->o.filler && span == nv_dst_bytes(j->s, j->n)) {
+		/* registering pins, which faults the whole span in now, before
+		 * the first read; filled destinations are read unregistered,
+		 * and so are destinations with gaps between them (memory this
+		 * load does not read must stay unfaulted) */
+		double t0 = qvl_now();
+
 		nv_register(r, lo, span); /* optional: unregistered reads work too */
+		j->st.fill_seconds += qvl_now() - t0;
+	}
 	j->rc = nv_read(r, j->s, j->n, j->keep_going, &j->st, &j->err);
 	nv_close(r);
 	return NULL;
+}
+
+/* Fault f's span in, piece by piece in read order, publishing each: the
+ * kernel's zeroing of fresh pages (and, in a VM, the host's faults behind
+ * them) overlaps the device reading the pieces before. */
+static void nv_fill_publish(struct nv_fill *f, size_t ready)
+{
+	pthread_mutex_lock(&f->mu);
+	if (ready > f->ready)
+		f->ready = ready;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void *nv_fill_main(void *arg)
+{
+	struct nv_fill *f = arg;
+	double t0 = qvl_now();
+	bool fail = false;
+
+	/* the shards' destinations only: between them may lie memory this
+	 * load does not read (the tiered pool's streamed layers), which must
+	 * stay unfaulted */
+	for (size_t i = 0; i < f->n && !fail; i++) {
+		uint8_t *d = f->s[i].dst;
+		size_t len = nv_span(&f->s[i]);
+
+		for (size_t done = 0; d && done < len && !fail;) {
+			size_t n = len - done < NV_FILL_PIECE ? len - done : NV_FILL_PIECE;
+
+			/* relaxed: as nv_stopped's load, a hint; the readers drain */
+			if (atomic_load_explicit(f->stop, memory_order_relaxed))
+				fail = true;
+			/* an older kernel (EINVAL) or no memory: the readers fault
+			 * the rest in themselves, as without filling */
+			else if (madvise(d + done, n, MADV_POPULATE_WRITE) < 0)
+				fail = true;
+			done += n;
+			nv_fill_publish(f, (size_t)(d + done - f->lo));
+		}
+	}
+	/* done, or stopped early: let no reader wait for the rest */
+	nv_fill_publish(f, f->len);
+	f->seconds = qvl_now() - t0;
+	return NULL;
+}
+
+static void nv_fill_start(struct nv_fill *f, struct nv_job *j)
+{
+	uint8_t *lo;
+
+	*f = (struct nv_fill){
+	    .len = nv_dst_span(j->s, j->n, &lo), .s = j->s, .n = j->n, .stop = j->o.stop};
+	f->lo = lo;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	if (!f->len || pthread_create(&f->tid, NULL, nv_fill_main, f))
+		return; /* nothing to fill, or the reads fault it in */
+	f->started = true;
+	j->o.filler = f;
 }
 
 /* Cut s[0, n) into at most t contiguous runs of about equal bytes: run k
@@ -109,6 +243,9 @@ static void nv_merge(struct nv_stats *st, const struct nv_stats *j)
 	st->bad_shards += j->bad_shards;
 	st->io_errors += j->io_errors;
 	st->crc_seconds += j->crc_seconds;
+	st->fill_seconds += j->fill_seconds;
+	if (j->fill_wait_seconds > st->fill_wait_seconds)
+		st->fill_wait_seconds = j->fill_wait_seconds;
 	if (j->crc_exposed_seconds > st->crc_exposed_seconds)
 		st->crc_exposed_seconds = j->crc_exposed_seconds;
 	st->direct = j->direct;
@@ -124,6 +261,7 @@ int nv_read_threads(const char *path, const struct nv_opts *o, struct nv_shard *
 	size_t start[NV_MAX_THREADS + 1];
 	struct nv_job job[NV_MAX_THREADS];
 	pthread_t tid[NV_MAX_THREADS];
+	struct nv_fill fill[NV_MAX_THREADS];
 	bool started[NV_MAX_THREADS] = {0};
 	atomic_bool own_stop = false, *stop = o && o->stop ? o->stop : &own_stop;
 	unsigned runs, qd, qd_sum = 0;
@@ -145,6 +283,9 @@ int nv_read_threads(const char *path, const struct nv_opts *o, struct nv_shard *
 		/* the total depth shared out, at least 2 each */
 		job[k].o.qd = (qd + runs - 1) / runs < 2 ? 2 : (qd + runs - 1) / runs;
 		job[k].o.stop = stop;
+		fill[k].started = false;
+		if (job[k].o.fill)
+			nv_fill_start(&fill[k], &job[k]);
 		/* one thread reads in the caller's; the others get their own */
 		if (k + 1 < runs)
 			started[k] = pthread_create(&tid[k], NULL, nv_job_run, &job[k]) == 0;
@@ -154,6 +295,14 @@ int nv_read_threads(const char *path, const struct nv_opts *o, struct nv_shard *
 	for (unsigned k = 0; k < runs; k++) {
 		if (started[k])
 			pthread_join(tid[k], NULL);
+		if (fill[k].started) {
+			pthread_join(fill[k].tid, NULL);
+			job[k].st.fill_seconds += fill[k].seconds;
+		}
+		if (job[k].o.fill) {
+			pthread_mutex_destroy(&fill[k].mu);
+			pthread_cond_destroy(&fill[k].cv);
+		}
 		nv_merge(out, &job[k].st);
 		qd_sum += job[k].o.qd;
 		/* the first failing shard in file order; a cancelled run is not

@@ -94,7 +94,7 @@ int tier_parse_size(const char *opt, const char *v, bool pct_ok, uint64_t *out, 
 	if (!n || parse_scaled(v, strip_tail(v, n, false), 1024, out) < 0)
 		return qvl_errf(err, -EINVAL,
 				"%s: '%s': not a size (like 8G, 512M, 64K or bytes%s)", opt,
-				v ? v : "", pct_ok ? ", or 25%% of RAM" : "");
+				v ? v : "", pct_ok ? ", or 25% of RAM" : "");
 	return 0;
 }
 

@@ -5,12 +5,15 @@
 #define _GNU_SOURCE
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "devtier.h"
 #include "nvme.h"
@@ -19,11 +22,20 @@
 #include "tiers.h"
 #include "util.h"
 
+/* A 1-D tensor (a norm) of a layer not in host memory: kept at home. */
+struct tier_vec {
+	uint64_t off, len; /* within the shard */
+};
+
 struct tier_layer {
 	enum tier_kind kind;
 	const uint8_t *home; /* the shard's nominal address (in the model's arena) */
 	void *dev;	     /* its device copy (TIER_DEV) */
 	uint64_t dev_len;
+	const char *name; /* the shard's */
+	uint64_t off;	  /* its offset in the file */
+	struct tier_vec *vec;
+	unsigned nvec;
 };
 
 struct tier_pool {
@@ -54,12 +66,27 @@ static const uint8_t *hook_home(void *ctx, int l)
 static int hook_begin(void *ctx, int l, const uint8_t **base, struct qvl_err *err)
 {
 	struct tier_pool *t = ctx;
+	const struct tier_layer *y = &t->layer[l];
+	int rc;
 
-	if (t->layer[l].kind == TIER_DEV) {
-		*base = t->layer[l].dev;
+	if (y->kind == TIER_DEV) {
+		*base = y->dev;
 		return 0;
 	}
-	return tier_stream_begin(t->stream, l, base, err);
+	rc = tier_stream_begin(t->stream, l, base, err);
+	/* the norms the engine widened at start-up came from a plain read of
+	 * the file (read_vecs): they must be the bytes of the shard just
+	 * CRC-checked, or nothing computes on them */
+	for (unsigned i = 0; i < y->nvec && rc == 0; i++)
+		if (memcmp(*base + y->vec[i].off, y->home + y->vec[i].off, y->vec[i].len)) {
+			tier_stream_end(t->stream, l);
+			rc = qvl_errf(err, -EBADMSG,
+				      "%s: shard '%s': the norms read at start-up (%" PRIu64
+				      " bytes at offset %" PRIu64
+				      ") differ from the CRC-checked shard: changed since",
+				      t->path, y->name, y->vec[i].len, y->off + y->vec[i].off);
+		}
+	return rc;
 }
 
 static void hook_end(void *ctx, int l)
@@ -106,6 +133,69 @@ static void fault_from_env(void)
 	nv_set_fault(fault_hook, NULL);
 }
 
+/* ---- the norms of the layers not in host memory ----
+ * The engine widens each layer's 1-D tensors once, at creation, from their
+ * home in the arena (qvl_weight_src.vecs_home). For a streamed layer they
+ * are read there from the file, a few KiB per layer instead of the whole
+ * shard (no start-up I/O the size of the streamed set), and every pass
+ * compares them with the shard's bytes just CRC-checked (hook_begin). For
+ * a layer on the device they are kept when its host copy is given back. */
+
+static int collect_vecs(struct tier_pool *t)
+{
+	for (uint32_t i = 0; i < t->p.n_tensors; i++) {
+		const struct pack_tensor *x = &t->p.tensors[i];
+		int l = t->plan.layer[x->shard];
+		struct tier_layer *y;
+
+		if (x->ndim != 1 || l < 0 || l >= t->L || t->layer[l].kind == TIER_HOST)
+			continue;
+		y = &t->layer[l];
+		struct tier_vec *v = realloc(y->vec, (y->nvec + 1) * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		y->vec = v;
+		y->vec[y->nvec++] = (struct tier_vec){.off = x->off, .len = x->nbytes};
+	}
+	return 0;
+}
+
+static int read_vecs(struct tier_pool *t, struct qvl_err *err)
+{
+	int fd = open(t->path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return qvl_errf(err, -errno, "%s: %s", t->path, strerror(errno));
+	/* a few KiB here and there: no readahead into the page cache */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+	for (int l = 0; l < t->L && !rc; l++) {
+		const struct tier_layer *y = &t->layer[l];
+
+		for (unsigned i = 0; y->kind == TIER_SSD && i < y->nvec && !rc; i++) {
+			/* the table is checked: the tensor lies inside its shard */
+			uint8_t *dst = (uint8_t *)y->home + y->vec[i].off;
+			uint64_t got = 0, len = y->vec[i].len;
+
+			while (got < len) {
+				ssize_t n = pread(fd, dst + got, len - got,
+						  (off_t)(y->off + y->vec[i].off + got));
+
+				if (n <= 0) {
+					rc = qvl_errf(err, n < 0 ? -errno : -EBADMSG,
+						      "%s: shard '%s': cannot read its norms: %s",
+						      t->path, y->name,
+						      n < 0 ? strerror(errno) : "truncated");
+					break;
+				}
+				got += (uint64_t)n;
+			}
+		}
+	}
+	close(fd);
+	return rc;
+}
+
 /* ---- opening ---- */
 
 static int place_device(struct tier_pool *t, const struct qvl_model *m, struct qvl_err *err)
@@ -130,10 +220,28 @@ static int place_device(struct tier_pool *t, const struct qvl_model *m, struct q
 	if (last)
 		t->dev->ops->wait(t->dev, last);
 	/* the host copies were only the way in: give their pages back (the
-	 * arena is anonymous memory; what is left reads as zeros) */
-	for (int l = 0; l < t->L; l++)
-		if (t->layer[l].kind == TIER_DEV)
-			madvise((void *)t->layer[l].home, t->layer[l].dev_len, MADV_DONTNEED);
+	 * arena is anonymous memory; what is left reads as zeros), but for the
+	 * norms, which the engine widens from there */
+	for (int l = 0; l < t->L; l++) {
+		struct tier_layer *y = &t->layer[l];
+		uint64_t vb = 0;
+
+		if (y->kind != TIER_DEV)
+			continue;
+		for (unsigned i = 0; i < y->nvec; i++)
+			vb += y->vec[i].len;
+		uint8_t *keep = malloc(vb ? vb : 1), *k = keep;
+
+		if (!keep)
+			return qvl_errf(err, -ENOMEM, "%s: out of memory", t->path);
+		for (unsigned i = 0; i < y->nvec; k += y->vec[i++].len)
+			memcpy(k, y->home + y->vec[i].off, y->vec[i].len);
+		madvise((void *)y->home, y->dev_len, MADV_DONTNEED);
+		k = keep;
+		for (unsigned i = 0; i < y->nvec; k += y->vec[i++].len)
+			memcpy((uint8_t *)y->home + y->vec[i].off, k, y->vec[i].len);
+		free(keep);
+	}
 	t->load_dev_s = qvl_now() - t0;
 	(void)m;
 	return 0;
@@ -177,7 +285,9 @@ static int build(struct tier_pool *t, struct qvl_model **mp, struct qvl_err *err
 		t->layer[l] = (struct tier_layer){
 		    .kind = t->plan.kind[i],
 		    .home = (const uint8_t *)m->sources[0].map + (s->off - t->p.data_off),
-		    .dev_len = (s->len + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN};
+		    .dev_len = (s->len + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN,
+		    .name = s->name,
+		    .off = s->off};
 		if (t->plan.kind[i] == TIER_SSD)
 			t->sl[t->n_stream++] = (struct tier_stream_layer){.layer = l,
 									  .name = s->name,
@@ -185,7 +295,11 @@ static int build(struct tier_pool *t, struct qvl_model **mp, struct qvl_err *err
 									  .len = s->len,
 									  .crc = s->crc};
 	}
+	if (collect_vecs(t) < 0)
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", t->path);
 	if (t->plan.n_dev && (rc = place_device(t, m, err)) < 0)
+		return rc;
+	if (t->plan.n_ssd && (rc = read_vecs(t, err)) < 0)
 		return rc;
 	if (t->n_stream) {
 		fault_from_env();
@@ -211,7 +325,7 @@ int tier_open(struct tier_pool **out, struct qvl_model **mp, const char *path,
 	}
 	t->o = *o;
 	t->wsrc = (struct qvl_weight_src){
-	    .ctx = t, .home = hook_home, .begin = hook_begin, .end = hook_end};
+	    .ctx = t, .home = hook_home, .begin = hook_begin, .end = hook_end, .vecs_home = true};
 	rc = pack_read_head(path, &t->p, &t->head, &fsize, err);
 	if (rc < 0) {
 		free(t->path);
@@ -262,6 +376,8 @@ void tier_close(struct tier_pool *t)
 				t->dev->ops->free(t->dev, t->layer[l].dev, t->layer[l].dev_len);
 		t->dev->ops->destroy(t->dev);
 	}
+	for (int l = 0; t->layer && l < t->L; l++)
+		free(t->layer[l].vec);
 	free(t->layer);
 	free(t->sl);
 	tier_plan_free(&t->plan);

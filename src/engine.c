@@ -183,8 +183,8 @@ static int layer_init(struct qvl_engine *e, int l, struct qvl_err *err)
 	MAT(wu, "mlp.up_proj.weight", I, H);
 	MAT(wd, "mlp.down_proj.weight", H, I);
 	/* the norms of a layer not resident are widened from its bytes, read
-	 * once here (which also checks them before the first request) */
-	if (e->wsrc.home && (ly->home = e->wsrc.home(e->wsrc.ctx, l))) {
+	 * once here, unless the source keeps them at home (vecs_home) */
+	if (e->wsrc.home && (ly->home = e->wsrc.home(e->wsrc.ctx, l)) && !e->wsrc.vecs_home) {
 		rc = e->wsrc.begin(e->wsrc.ctx, l, &base, err);
 		if (rc < 0)
 			return rc;

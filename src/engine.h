@@ -31,6 +31,10 @@ struct qvl_weight_src {
 	const uint8_t *(*home)(void *ctx, int l);
 	int (*begin)(void *ctx, int l, const uint8_t **base, struct qvl_err *err);
 	void (*end)(void *ctx, int l);
+	/* the layers' 1-D tensors (norms) are at home even for a layer not
+	 * resident: the engine widens them from there at creation, without
+	 * begin() (which would read every such layer once at start-up) */
+	bool vecs_home;
 };
 
 struct qvl_engine_opts {

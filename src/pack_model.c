@@ -71,6 +71,7 @@ static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t
 {
 	struct nv_shard *s = calloc(p->n_shards, sizeof(*s));
 	struct nv_opts o = {0};
+	struct nv_stats st = {0};
 	uint32_t n = 0;
 	int rc;
 
@@ -80,9 +81,18 @@ static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t
 	for (uint32_t i = 0; i < p->n_shards; i++)
 		if (!want || want[i])
 			s[n++] = s[i];
+	o.fill = true; /* fault the arena in ahead of the reads (QVL_IO_FILL=0: not) */
 	nv_opts_from_env(&o);
-	rc = nv_read_threads(path, &o, s, n, false, NULL, err);
+	rc = nv_read_threads(path, &o, s, n, false, &st, err);
 	free(s);
+	if (getenv("QVL_LOAD_TRACE"))
+		fprintf(stderr,
+			"qvl: %s: read %" PRIu64 " bytes in %.3f s (%u I/O threads, %s), CRC "
+			"%.3f s, memory %.3f s (%s), readers waited on memory %.3f s\n",
+			path, st.bytes, st.seconds, st.threads,
+			st.fixed_bufs ? "registered" : "unregistered", st.crc_seconds,
+			st.fill_seconds, o.fill ? "filled ahead" : "registered up front",
+			st.fill_wait_seconds);
 	return rc;
 }
 
@@ -108,6 +118,15 @@ static int pack_arena(struct qvl_model *m, const char *path, const struct pack_i
 		 * DMA'd 4 KiB pages ran at 0.2-0.4 GB/s, of huge pages at 8-20
 		 * GB/s); advice only, ignored where THP is off */
 		madvise(a, alen, MADV_HUGEPAGE);
+		/* but for the shards not read here (streamed by offload/): a
+		 * huge page faulted in beside or inside them (their norms are
+		 * read into place) would take up to 2 MiB of memory the budget
+		 * left out */
+		for (uint32_t i = 0; want && i < p->n_shards; i++)
+			if (!want[i])
+				madvise(a + (p->shards[i].off - p->data_off),
+					(p->shards[i].len + NV_ALIGN - 1) / NV_ALIGN * NV_ALIGN,
+					MADV_NOHUGEPAGE);
 	}
 	src = qvl_model_add_source(m, path, a, alen, err);
 	if (src < 0) {

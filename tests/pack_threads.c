@@ -3,7 +3,8 @@
  * a failing read in one thread stops the others (a read of the last shard
  * is held until the stop flag is up, so that its thread must cancel the
  * rest of its run), every thread drains and the load fails naming the
- * shard; the next load works; a caller's stop flag cancels a load; a bad
+ * shard; the next load works; a caller's stop flag cancels a load; the
+ * destinations filled ahead of the reads hold the same bytes; a bad
  * QVL_IO_THREADS is ignored. */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,7 +82,7 @@ int main(void)
 
 	if (!tiny || access(tiny, F_OK))
 		skip_all("no tiny model (QVL_TINY)");
-	plan(14);
+	plan(15);
 	rc = pack_tiny(tiny, dir, path, sizeof(path), &err);
 	ok(rc == 0, "pack the tiny model (%s)", rc ? err.msg : "ok");
 	rc = rc ? rc : pack_read_head(path, &p, &head, &fsize, &err);
@@ -120,6 +122,33 @@ int main(void)
 	}
 	ok(!rc, "1..4 threads, staged or into memory: the same CRCs, the bytes in place");
 
+	/* destinations filled ahead of the reads (nv_opts.fill): fresh memory
+	 * of a new mapping each time, the same bytes, the fill timed */
+	rc = 0;
+	for (unsigned t = 1; t <= 4; t++) {
+		struct nv_opts o = {
+		    .threads = t, .qd = 8, .chunk = 65536, .quiet = true, .fill = true};
+		struct nv_stats st = {0};
+		uint8_t *fresh =
+		    mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		int r;
+
+		if (fresh == MAP_FAILED)
+			return 1;
+		pack_nv_shards(&p, fresh, s);
+		r = nv_read_threads(path, &o, s, p.n_shards, false, &st, &err);
+		for (uint32_t i = 0; i < p.n_shards && !r; i++)
+			if (nv_crc64(0, s[i].dst, s[i].len) != p.shards[i].crc)
+				r = -EBADMSG;
+		if (r || st.fill_seconds <= 0) {
+			diag("fill, %u threads: %d (%s), fill %.6f s", t, r, r ? err.msg : "ok",
+			     st.fill_seconds);
+			rc = 1;
+		}
+		munmap(fresh, span);
+	}
+	ok(!rc, "1..4 threads filling fresh memory ahead of the reads: the bytes in place");
+
 	/* the same model whatever QVL_IO_THREADS */
 	rc = 0;
 	for (int t = 1; t <= 4; t++) {
@@ -151,7 +180,9 @@ int main(void)
 				    .quiet = true,
 				    .fault = hold_hook,
 				    .fault_ctx = &h,
-				    .stop = &stop};
+				    .stop = &stop,
+				    /* 4 threads: the fill threads stop too */
+				    .fill = t == 4};
 		struct nv_stats st = {0};
 		bool set = true;
 

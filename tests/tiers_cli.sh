@@ -48,8 +48,9 @@ res "$(has "$TMP/ids.v" "layers_streamed: 4" && echo 0)" "--verbose: the report 
 
 # bad budgets
 t_run run --model "$P" --prompt hi --cpu-mem 12X
-res "$([ $st = 2 ] && has "$TMP/err" "--cpu-mem: '12X': not a size" && echo 0)" \
-	"--cpu-mem 12X: exit 2 naming the option and the value"
+res "$([ $st = 2 ] && has "$TMP/err" "--cpu-mem: '12X': not a size" &&
+	has "$TMP/err" "or 25% of RAM)" && ! has "$TMP/err" "%%" && echo 0)" \
+	"--cpu-mem 12X: exit 2 naming the option and the value (one % sign)"
 t_run run --model "$P" --prompt hi --cpu-mem 101%
 res "$([ $st = 2 ] && has "$TMP/err" "--cpu-mem: '101%': a share of RAM is 1%..100%" && echo 0)" \
 	"--cpu-mem 101%: exit 2"

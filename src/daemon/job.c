@@ -267,6 +267,13 @@ static void post_final(struct job *j, const struct job_env *env, int res, uint32
 		size_t n = strlen(msg);
 		uint64_t asize, fixed = out_fixed(j->req);
 		uint8_t *out = shm_request_arena(j->req, &asize) + j->req->out_off;
+		/* a region too small for all of it (a short --max-tokens) gets
+		 * its beginning, cut where a UTF-8 sequence starts */
+		if (fixed <= j->req->out_len && n > j->req->out_len - fixed) {
+			n = (size_t)(j->req->out_len - fixed);
+			while (n && ((unsigned char)msg[n] & 0xC0) == 0x80)
+				n--;
+		}
 		if (fixed <= j->req->out_len && n <= j->req->out_len - fixed) {
 			memcpy(out + fixed, msg, n);
 			c.text_len = (uint32_t)n;
@@ -419,6 +426,11 @@ static void write_top(uint8_t *top, uint32_t i, const struct gen_out *o, uint32_
 
 int job_advance(struct job *j, const struct job_env *env, int rc)
 {
+	return job_advance_why(j, env, rc, NULL);
+}
+
+int job_advance_why(struct job *j, const struct job_env *env, int rc, const char *why)
+{
 	struct shm_request *req = j->req;
 	struct qvl_err err = {{0}};
 	struct gen_out o;
@@ -429,6 +441,8 @@ int job_advance(struct job *j, const struct job_env *env, int rc)
 	if (rc == -ECANCELED || rc == -ETIMEDOUT)
 		gen_cancel(j->g);
 	rc = gen_advance(j->g, rc == -ETIMEDOUT ? -ECANCELED : rc, &o, &err);
+	if (rc < 0 && !err.msg[0] && why && *why)
+		qvl_errf(&err, rc, "%s: %s", qvl_strerror(rc), why);
 	if (rc < 0) {
 		qvld_log_request_error(env->stats, shm_client_id(req->client), req->user_data, rc,
 				       err.msg);

@@ -68,6 +68,10 @@ int job_stage(struct job *j, size_t budget, struct qvl_batch_item *it);
  * -ETIMEDOUT): outputs written, a MORE CQE when streaming. Returns 1 when
  * the job has finished (final CQE posted, req released). */
 int job_advance(struct job *j, const struct job_env *env, int rc);
+/* The same, with why (may be NULL) the reason of a failed pass (the
+ * forward's message: a weight shard that could not be read...), which the
+ * client is sent after the errno's text. */
+int job_advance_why(struct job *j, const struct job_env *env, int rc, const char *why);
 /* Finish a job that never started (cancelled while queued, client gone,
  * draining): post its final CQE with res and stop. */
 void job_abort(struct job *j, const struct job_env *env, int res, uint32_t stop);

@@ -335,7 +335,7 @@ static void run_alone(struct sched *s, int n)
 		int rc = qvl_engine_forward(s->env.e, &s->items[i], 1, &err);
 		if (rc < 0)
 			log_fail(s, i, &err);
-		if (job_advance(s->staged[i], &s->env, rc))
+		if (job_advance_why(s->staged[i], &s->env, rc, rc < 0 ? err.msg : NULL))
 			sched_retire(s, s->staged[i]);
 	}
 }
@@ -568,7 +568,8 @@ static void step(struct sched *s, int n)
 			if (rc < 0) /* the reason (a weight shard that could not be read...) */
 				log_fail(s, 0, &err);
 			for (int i = 0; i < m; i++)
-				if (job_advance(s->staged[i], &s->env, rc))
+				if (job_advance_why(s->staged[i], &s->env, rc,
+						    rc < 0 ? err.msg : NULL))
 					sched_retire(s, s->staged[i]);
 		}
 	}

@@ -171,7 +171,7 @@ void split_step(struct sched *s)
 	for (int i = 0; i < n; i++) {
 		struct job *j = s->sjobs[i];
 		j->in_split = false;
-		if (job_advance(j, &s->env, rc < 0 ? rc : 0))
+		if (job_advance_why(j, &s->env, rc < 0 ? rc : 0, rc < 0 ? err.msg : NULL))
 			sched_retire(s, j);
 	}
 }
