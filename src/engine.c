@@ -121,6 +121,15 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 	w->type = t.rt;
 }
 
+#define LAYER_MATS 7
+
+/* A layer's seven weight matrices, in one place for every walk over them. */
+static void layer_mats(struct eng_layer *ly, struct eng_mat *out[LAYER_MATS])
+{
+	out[0] = &ly->wq, out[1] = &ly->wk, out[2] = &ly->wv, out[3] = &ly->wo;
+	out[4] = &ly->wg, out[5] = &ly->wu, out[6] = &ly->wd;
+}
+
 /* The layers' matrices repacked: only the fast precision reads the
  * repacked types, and the splits of a matmul's rows between threads
  * (forward.c: multiples of 16 and of head_dim) must not cut a group. Not
@@ -132,19 +141,19 @@ static void eng_repack(struct qvl_engine *e)
 		return;
 	for (int l = 0; l < e->L; l++) {
 		struct eng_layer *ly = &e->layers[l];
-		struct eng_mat *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
-					&ly->wg, &ly->wu, &ly->wd};
-		for (size_t i = 0; !ly->home && i < sizeof(ws) / sizeof(ws[0]); i++)
+		struct eng_mat *ws[LAYER_MATS];
+		layer_mats(ly, ws);
+		for (size_t i = 0; !ly->home && i < LAYER_MATS; i++)
 			mat_repack(e, ws[i]);
 	}
 }
 
 static void layer_free_repacked(struct eng_layer *ly)
 {
-	const struct eng_mat *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
-				      &ly->wg, &ly->wu, &ly->wd};
+	struct eng_mat *ws[LAYER_MATS];
 
-	for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
+	layer_mats(ly, ws);
+	for (size_t i = 0; i < LAYER_MATS; i++)
 		if (qvl_dtype_is_repacked(ws[i]->type))
 			free((void *)(uintptr_t)ws[i]->data);
 }
@@ -226,9 +235,9 @@ int eng_layer_begin(struct qvl_engine *e, int l, struct eng_layer *tmp,
 	if (rc < 0)
 		return rc;
 	*tmp = *ly;
-	struct eng_mat *w[] = {&tmp->wq, &tmp->wk, &tmp->wv, &tmp->wo,
-			       &tmp->wg, &tmp->wu, &tmp->wd};
-	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+	struct eng_mat *w[LAYER_MATS];
+	layer_mats(tmp, w);
+	for (size_t i = 0; i < LAYER_MATS; i++)
 		w[i]->data = base + (w[i]->data - ly->home);
 	*out = tmp;
 	return 0;
