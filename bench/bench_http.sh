@@ -138,8 +138,13 @@ print(json.dumps({"name": "http_decode_vs_ring", "value": round(ratio, 4), "unit
                   "http_tok_s": round(med(h), 3), "ring_tok_s": round(med(g), 3),
                   "bridge_cpu_ms_per_token": round(med(per_tok), 4) if per_tok else None,
                   "tokens": int(ntok), "reps": reps}))
+# The bridge's two halves and the reaper's wake-up (CQE posted -> seen),
+# per sample, to tell which handoff an outlier waited in.
+halves = {k: [x.get(f"bridge_{k}_ms") for x in http] for k in ("submit", "wake", "write")}
 print(json.dumps({"name": "http_ttft_added", "value": round(med(added), 3), "unit": "ms",
                   "bound": 1.0, "samples_ms": [round(a, 3) for a in added],
+                  **{f"{k}_ms": [None if v is None else round(v, 3) for v in vs]
+                     for k, vs in halves.items()},
                   "client_ttft_minus_daemon_ms": round(med(outside), 3)}))
 print(f"bench_http: decode through HTTP {med(h):.2f} tok/s (spread {spread(h):.0f}%) vs qvlctl generate "
       f"{med(g):.2f} tok/s (spread {spread(g):.0f}%): median of the {len(pairs)} run pairs' ratios "

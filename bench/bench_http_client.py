@@ -58,4 +58,7 @@ if timings:
     out["server_decode_tok_s"] = timings.get("predicted_per_second")
     if "qvl_http_ttft_ms" in timings:
         out["bridge_ttft_ms"] = timings["qvl_http_ttft_ms"]
+        for k in ("submit", "wake", "write"):
+            if f"qvl_http_{k}_ms" in timings:
+                out[f"bridge_{k}_ms"] = timings[f"qvl_http_{k}_ms"]
 print(json.dumps(out))

@@ -131,7 +131,7 @@ struct qvl_cqe {
 	uint64_t prefill_ns; /* 32 */
 	uint64_t decode_ns;  /* 40 */
 	uint64_t queue_ns;   /* 48 */
-	uint64_t rsvd;	     /* 56 */
+	uint64_t post_ns;    /* 56: CLOCK_MONOTONIC ns when the daemon posted it */
 };
 
 /* Request block flags (struct qvl_gen_req.flags). */

@@ -334,8 +334,12 @@ int shm_cq_post(struct shm_client *c, const struct qvl_cqe *cqes, uint32_t n, in
 		rc = -EPROTO;
 		goto out;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		memcpy(&c->cqes[(c->cq_tail + i) & mask], &cqes[i], sizeof(cqes[i]));
+	uint64_t posted = ring_now_ns();
+	for (uint32_t i = 0; i < n; i++) {
+		struct qvl_cqe *slot = &c->cqes[(c->cq_tail + i) & mask];
+		memcpy(slot, &cqes[i], sizeof(cqes[i]));
+		slot->post_ns = posted; /* the client's wake-up delay: its clock minus this */
+	}
 	c->cq_tail += n;
 	/* release: pairs with the load-acquire of cq_tail in qvl_cqe_peek():
 	 * the CQE stores above are visible before the new tail */

@@ -25,7 +25,7 @@ st=$?
 awk '/^(not )?ok - / { n++; sub(/ - /, " " n " - "); print; next } { print "# " $0 }' \
 	"$TMP/py.out" >"$TMP/tap"
 m=$(grep -c '^\(not \)\?ok ' "$TMP/tap")
-echo "1..$((m + 10))"
+echo "1..$((m + 13))"
 cat "$TMP/tap"
 n=$m
 res "$st" "the hostile client ran to the end (status $st)"
@@ -66,6 +66,30 @@ res $? "--listen nope: exit 2 naming the option"
 "$QVL_HTTP" --max-body 2G >"$TMP/o" 2>&1
 [ $? = 2 ] && grep -q -- "--max-body" "$TMP/o"
 res $? "--max-body 2G: exit 2 naming the option"
+"$QVL_HTTP" --rt-priority 100 >"$TMP/o" 2>&1
+[ $? = 2 ] && grep -q -- "--rt-priority: invalid value '100'" "$TMP/o"
+res $? "--rt-priority 100: exit 2 naming the option"
+
+# the relay threads run SCHED_FIFO 1 where allowed (root here, or
+# RLIMIT_RTPRIO), else normally with a note; --rt-priority 0 never asks
+classes() { ps -L -o cls= -p "$1" | sort -u | tr -d ' \n'; }
+if [ "$(id -u)" = 0 ] || [ "$(ulimit -r 2>/dev/null || echo 0)" != 0 ]; then
+	[ "$(classes "$HPID")" = FF ] && [ "$(ps -L -o rtprio= -p "$HPID" | sort -u | tr -d ' \n')" = 1 ]
+	res $? "qvl-http's threads are SCHED_FIFO 1 (classes: $(classes "$HPID"))"
+else
+	[ "$(classes "$HPID")" = TS ] && grep -q "no real-time priority" "$HLOG"
+	res $? "no right to real-time: normal scheduling and a note (classes: $(classes "$HPID"))"
+fi
+"$QVL_HTTP" --socket "$SOCK" --listen 127.0.0.1:0 --rt-priority 0 >"$TMP/o0" 2>&1 &
+p0=$!
+i=0
+until grep -q "listening on" "$TMP/o0" || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+c0=$(classes $p0)
+kill -TERM $p0 2>/dev/null
+wait $p0 2>/dev/null
+[ "$c0" = TS ] && ! grep -q "real-time" "$TMP/o0"
+res $? "--rt-priority 0: normal scheduling, no note (classes: ${c0:-none})"
+
 timeout 10 "$QVL_HTTP" --socket "$SOCK" --listen 192.0.2.1:0 >"$TMP/o" 2>&1
 [ $? = 1 ] && grep -q "cannot listen there" "$TMP/o"
 res $? "--listen on an address of another host: exit 1"

@@ -129,7 +129,8 @@ static void two_threads(int sleep)
 	struct testsrv s;
 	pthread_t t;
 	uint32_t seen = 0;
-	int bad = 0, rc;
+	int bad = 0, badpost = 0, rc;
+	uint64_t t0 = ring_now_ns(), last = 0;
 
 	if (ts_start(&s, &pol) || qvl_connect(s.path, &o, &h.q)) {
 		ok(0, "two threads: setup");
@@ -147,12 +148,23 @@ static void two_threads(int sleep)
 			diag("cqe %u: user_data %llu", seen, (unsigned long long)c->user_data);
 			bad = 1;
 		}
+		/* post_ns: the daemon's clock when it posted, in order, before now */
+		uint64_t now = ring_now_ns();
+		if (c->post_ns < t0 || c->post_ns < last || c->post_ns > now) {
+			if (!badpost++)
+				diag("cqe %u: post_ns %llu outside [%llu, %llu]", seen,
+				     (unsigned long long)c->post_ns, (unsigned long long)last,
+				     (unsigned long long)now);
+		}
+		last = c->post_ns;
 		seen++;
 		qvl_cqe_seen(h.q);
 	}
 	pthread_join(t, NULL);
 	ok(!bad && seen == h.total, "two threads (%s): %u NOPs each once, in order",
 	   sleep ? "futex" : "spin", seen);
+	ok(!badpost, "two threads (%s): every CQE's post_ns between the start and its reading, in order",
+	   sleep ? "futex" : "spin");
 	qvl_disconnect(h.q);
 	ts_stop(&s);
 }

@@ -501,8 +501,10 @@ static void on_cqe(struct bridge *b, const struct qvl_cqe *c, struct job **rl)
 
 	if (c->user_data & CANCEL_BIT || !(j = find(b, c->user_data)))
 		return;
-	if (!j->t_cqe)
+	if (!j->t_cqe) {
 		j->t_cqe = qvl_now();
+		j->t_post = (double)c->post_ns * 1e-9;
+	}
 	if (j->kind == JOB_GENERATE) {
 		if (!j->conn_gone)
 			respond_generate(j, c, j->r, &b->vocab);

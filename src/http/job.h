@@ -60,8 +60,10 @@ struct job {
 	size_t out_n, out_cap, out_sent;
 	bool oom; /* an append failed: the answer is cut short */
 	/* the bridge's own share of the time to first token (qvl_now()):
-	 * body complete -> submitted, and first CQE -> first byte to the socket */
-	double t_start, t_submit, t_cqe, t_sent;
+	 * body complete -> submitted, and first CQE -> first byte to the socket;
+	 * t_post is when qvld posted that first CQE (its post_ns), so that
+	 * t_cqe - t_post is the reaper's wake-up delay */
+	double t_start, t_submit, t_post, t_cqe, t_sent;
 };
 
 /* Append n bytes to j->out (sets j->oom on failure). */

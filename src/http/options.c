@@ -26,6 +26,8 @@ static void usage(FILE *f)
 		   "  --max-connections N    connections at once (default 4096)\n"
 		   "  --timeout S            idle connection timeout (default 60)\n"
 		   "  --arena-mb N           ring arena to ask qvld for (default 256)\n"
+		   "  --rt-priority N        SCHED_FIFO priority of the two relay threads\n"
+		   "                         (default 1 where allowed; 0: normal scheduling)\n"
 		   "  --help, --version\n");
 }
 
@@ -120,7 +122,7 @@ static int read_key(const char *path, struct http_opts *o)
 
 int http_parse_options(int argc, char **argv, struct http_opts *o)
 {
-	enum { SOCK = 256, LISTEN, KEY, BODY, IMAGE, CONNS, TMO, ARENA, HELP, OPT_VERSION };
+	enum { SOCK = 256, LISTEN, KEY, BODY, IMAGE, CONNS, TMO, ARENA, RTPRIO, HELP, OPT_VERSION };
 	static const struct option lo[] = {
 	    {"socket", 1, NULL, SOCK},
 	    {"listen", 1, NULL, LISTEN},
@@ -130,6 +132,7 @@ int http_parse_options(int argc, char **argv, struct http_opts *o)
 	    {"max-connections", 1, NULL, CONNS},
 	    {"timeout", 1, NULL, TMO},
 	    {"arena-mb", 1, NULL, ARENA},
+	    {"rt-priority", 1, NULL, RTPRIO},
 	    {"help", 0, NULL, HELP},
 	    {"version", 0, NULL, OPT_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -144,6 +147,8 @@ int http_parse_options(int argc, char **argv, struct http_opts *o)
 	o->max_conns = 4096;
 	o->timeout_s = 60;
 	o->arena_size = 256ull << 20;
+	o->rt_priority = 1;
+	o->rt_explicit = false;
 	parse_listen(o->listen, o);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -184,6 +189,12 @@ int http_parse_options(int argc, char **argv, struct http_opts *o)
 			if (qvl_parse_i64(optarg, 1, 65536, &v) < 0)
 				return bad("--arena-mb", optarg, "1..65536");
 			o->arena_size = (uint64_t)v << 20;
+			break;
+		case RTPRIO:
+			if (qvl_parse_i64(optarg, 0, 99, &v) < 0)
+				return bad("--rt-priority", optarg, "0..99 (0: normal scheduling)");
+			o->rt_priority = (int)v;
+			o->rt_explicit = true;
 			break;
 		case HELP:
 			usage(stdout);

@@ -2,6 +2,7 @@
 #ifndef QVL_HTTP_OPTIONS_H
 #define QVL_HTTP_OPTIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -15,6 +16,8 @@ struct http_opts {
 	size_t max_body, max_image;
 	unsigned max_conns, timeout_s;
 	uint64_t arena_size;
+	int rt_priority;  /* SCHED_FIFO priority of the relay threads, 0: off */
+	bool rt_explicit; /* given on the command line: failing to get it is an error */
 };
 
 /* 0 to run, 1 after --help / --version (exit 0), or 2 after a usage

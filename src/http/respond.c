@@ -288,15 +288,20 @@ static void timings(FILE *f, const struct job *j, const struct qvl_cqe *c)
 {
 	double pre = (double)c->prefill_ns / 1e6, dec = (double)c->decode_ns / 1e6;
 	/* the bridge's share of the first token's latency (qvl_http_ttft_ms):
-	 * translation and submission, then first CQE to first byte written */
-	double br = (j->t_submit - j->t_start) + (j->t_sent ? j->t_sent - j->t_cqe : 0);
+	 * translation and submission, then first CQE seen to first byte
+	 * written; the reaper's wake-up (CQE posted -> seen) apart, since any
+	 * ring client waits for it too */
+	double sub = j->t_submit - j->t_start, wr = j->t_sent ? j->t_sent - j->t_cqe : 0;
+	double wake = j->t_post > 0 && j->t_cqe > j->t_post ? j->t_cqe - j->t_post : 0;
 
 	fprintf(f,
 		",\"timings\":{\"queue_ms\":%.3f,\"prompt_n\":%u,\"prompt_ms\":%.3f,"
 		"\"predicted_n\":%u,\"predicted_ms\":%.3f,\"predicted_per_second\":%.3f,"
-		"\"qvl_http_ttft_ms\":%.3f}",
+		"\"qvl_http_ttft_ms\":%.3f,\"qvl_http_submit_ms\":%.3f,\"qvl_http_wake_ms\":%.3f,"
+		"\"qvl_http_write_ms\":%.3f}",
 		(double)c->queue_ns / 1e6, c->n_prompt, pre, c->n_tokens, dec,
-		c->n_tokens > 1 && dec > 0 ? (c->n_tokens - 1) / (dec / 1e3) : 0.0, br * 1e3);
+		c->n_tokens > 1 && dec > 0 ? (c->n_tokens - 1) / (dec / 1e3) : 0.0,
+		(sub + wr) * 1e3, sub * 1e3, wake * 1e3, wr * 1e3);
 }
 
 /* One SSE chunk with the text and tokens that arrived since the last. */
