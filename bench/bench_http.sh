@@ -159,9 +159,19 @@ if llama:
     lt = [x["decode_tok_s"] for x in l]
     lf = [x["ttft_s"] * 1e3 for x in l]
     qf = [x["ttft_s"] * 1e3 for x in http]
+    # each server's own count (timings.predicted_per_second) beside the
+    # client's clock: a server that holds chunks back and sends them in a
+    # burst looks faster on the client's clock than it decodes
+    def own(v): return [x["server_decode_tok_s"] for x in v if x.get("server_decode_tok_s")]
+    lo, qo = own(l), own(http)
     print(json.dumps({"name": "http_decode_vs_llama_server", "value": round(med(h) / med(lt), 4),
                       "unit": "x", "qvl_tok_s": round(med(h), 3), "llama_server_tok_s": round(med(lt), 3),
+                      "qvl_own_tok_s": round(med(qo), 3) if qo else None,
+                      "llama_server_own_tok_s": round(med(lo), 3) if lo else None,
+                      "llama_server_chunks": [x["content_chunks"] for x in l],
+                      "llama_server_tokens": [x["completion_tokens"] for x in l],
                       "qvl_ttft_ms": round(med(qf), 2), "llama_server_ttft_ms": round(med(lf), 2)}))
-    print(f"bench_http: llama-server {med(lt):.2f} tok/s, TTFT {med(lf):.1f} ms; qvl-http {med(h):.2f} tok/s, "
-          f"TTFT {med(qf):.1f} ms")
+    print(f"bench_http: llama-server {med(lt):.2f} tok/s (its own count "
+          f"{med(lo) if lo else float('nan'):.2f}), TTFT {med(lf):.1f} ms; qvl-http {med(h):.2f} tok/s "
+          f"(qvld's count {med(qo) if qo else float('nan'):.2f}), TTFT {med(qf):.1f} ms")
 PYEOF
