@@ -12,6 +12,13 @@
  * 2048x2048); m = 1 is decode, 4..64 decode batches (the streamed tiles),
  * 512 prefill (the packed panels). The weights cycle through 6 matrices
  * (144 MiB for gate/up) so that they come from memory, as in a model.
+ *
+ * For 2 <= m <= 64 the same call also runs on 192 weight rows that stay in
+ * L2 (the engine's claim size): "hot" is the products alone, and
+ *   overlap = (t(m = 1) + t_hot - t) / min(t(m = 1), t_hot)
+ * says how much of the weight stream (taken as the m = 1 time) runs under
+ * the products: 0 when the call costs their sum, 1 when it costs their
+ * maximum (docs/todo-smallm.md).
  * One JSON object per line on stdout, a summary on stderr.
  * Usage: bench_bf16dot [--reps N] [--quick] (--threads is ignored). */
 #include "config.h"
@@ -65,8 +72,10 @@ static TBF double peak_once(void)
 	return 24.0 * 64 * PK_ITERS / dt / 1e9;
 }
 
+#define HOT_ROWS 192
+
 static void emit(const char *name, struct bench_stat s, double peak, double gbs, size_t m, size_t n,
-		 size_t k)
+		 size_t k, double hot, double overlap)
 {
 	printf("{\"name\":\"%s\",\"value\":%.4g,\"unit\":\"GFLOP/s\",\"min\":%.4g,\"max\":%.4g,"
 	       "\"reps\":%d,\"threads\":1,\"clock\":\"thread cpu time\"",
@@ -75,8 +84,30 @@ static void emit(const char *name, struct bench_stat s, double peak, double gbs,
 		printf(",\"bound\":\"bf16dot_peak_core\",\"bound_value\":%.4g,\"ratio\":%.3f,"
 		       "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"weight_gbs\":%.3g",
 		       peak, s.med / peak, m, n, k, gbs);
+	if (hot > 0)
+		printf(",\"hot_gflops\":%.4g,\"overlap\":%.3f", hot, overlap);
 	printf("}\n");
 	fflush(stdout);
+}
+
+/* GFLOP/s of m rows against HOT_ROWS weight rows called again and again
+ * (they stay in L2 after the first call): the products without the stream.
+ * Median of reps timings of enough calls to fill ~1 ms each. */
+static double hot_gflops(float *Y, const float *X, const uint16_t *W, size_t m, size_t k)
+{
+	double v[64];
+	double fl = 2.0 * (double)m * HOT_ROWS * (double)k;
+	int calls = (int)(2e8 / fl) + 1;
+
+	qvl_matmul_bf16dot_avx512(Y, HOT_ROWS, X, k, W, QVL_DT_BF16, k, NULL, m, HOT_ROWS, k);
+	for (int r = 0; r < reps; r++) {
+		double t0 = cpu_now();
+		for (int c = 0; c < calls; c++)
+			qvl_matmul_bf16dot_avx512(Y, HOT_ROWS, X, k, W, QVL_DT_BF16, k, NULL, m,
+						  HOT_ROWS, k);
+		v[r] = fl * calls / (cpu_now() - t0) / 1e9;
+	}
+	return bench_stats(v, reps).med;
 }
 
 static void run_shape(const char *label, size_t n, size_t k, double peak, int quick)
@@ -86,6 +117,7 @@ static void run_shape(const char *label, size_t n, size_t k, double peak, int qu
 	float *X = bench_xalloc("bench_bf16dot", 512 * k * 4),
 	      *Y = bench_xalloc("bench_bf16dot", 512 * n * 4);
 	int wi = 0;
+	double t1 = 0; /* s per call at m = 1: the weight stream */
 
 	for (int w = 0; w < NW; w++) {
 		W[w] = bench_xalloc("bench_bf16dot", n * k * 2);
@@ -102,6 +134,8 @@ static void run_shape(const char *label, size_t n, size_t k, double peak, int qu
 
 		if (quick && m != 1 && m != 16 && m != 512)
 			continue;
+		double hot = 0, overlap = 0, t = 0;
+
 		for (int r = 0; r < reps; r++) {
 			double t0 = cpu_now();
 			for (int c = 0; c < calls; c++) {
@@ -114,12 +148,23 @@ static void run_shape(const char *label, size_t n, size_t k, double peak, int qu
 			gb[r] = (double)n * (double)k * 2 / dt / 1e9;
 		}
 		struct bench_stat s = bench_stats(v, reps), g = bench_stats(gb, reps);
+		t = 2.0 * (double)m * (double)n * (double)k / s.med / 1e9; /* s per call */
+		if (m == 1)
+			t1 = t;
+		if (m >= 2 && m <= 64 && n >= HOT_ROWS) {
+			hot = hot_gflops(Y, X, W[0], m, k);
+			double th = 2.0 * (double)m * (double)n * (double)k / hot / 1e9;
+			overlap = (t1 + th - t) / (t1 < th ? t1 : th);
+		}
 		snprintf(name, sizeof(name), "bf16dot_%s_m%zu", label, m);
-		emit(name, s, peak, g.med, m, n, k);
-		fprintf(
-		    stderr,
-		    "%-9s m=%-4zu %6.1f GFLOP/s [%.1f-%.1f] = %.2f of peak, weights %5.1f GB/s\n",
-		    label, m, s.med, s.lo, s.hi, s.med / peak, g.med);
+		emit(name, s, peak, g.med, m, n, k, hot, overlap);
+		fprintf(stderr,
+			"%-9s m=%-4zu %6.1f GFLOP/s [%.1f-%.1f] = %.2f of peak, weights %5.1f GB/s",
+			label, m, s.med, s.lo, s.hi, s.med / peak, g.med);
+		if (hot > 0)
+			fprintf(stderr, "; hot %.1f (%.2f), overlap %.2f", hot, hot / peak,
+				overlap);
+		fprintf(stderr, "\n");
 	}
 	for (int w = 0; w < NW; w++)
 		free(W[w]);
@@ -147,7 +192,7 @@ int main(int argc, char **argv)
 		for (int r = 0; r < reps; r++)
 			pv[r] = peak_once();
 		struct bench_stat p = bench_stats(pv, reps);
-		emit("bf16dot_peak_core", p, 0, 0, 0, 0, 0);
+		emit("bf16dot_peak_core", p, 0, 0, 0, 0, 0, 0, 0);
 		fprintf(stderr, "vdpbf16ps peak, one thread: %.1f GFLOP/s [%.1f-%.1f]\n", p.med,
 			p.lo, p.hi);
 		run_shape("gateup_2b", 6144, 2048, p.med, o.quick);
