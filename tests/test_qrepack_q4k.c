@@ -29,11 +29,9 @@
 #include "quant.h"
 #include "rng.h"
 #include "tap.h"
+#include "repack_check.h"
 
 #define BB 144 /* bytes of a Q4_K block */
-
-static struct qvl_kernels lv[3];
-static int nlv;
 
 /* n rows of ldw values of Q4_K blocks; pow2: random bytes with d and dmin
  * 0.5 or 1, else quantized by quant.c from random data */
@@ -60,13 +58,12 @@ static uint8_t *make_w(size_t n, size_t ldw, bool pow2)
 	return w;
 }
 
+static const struct rp_type q4k = {QVL_DT_Q4_K, QVL_DT_Q4_K_X8, "Q4_K", "Q4_K_X8", 256, BB,
+				   6,		make_w};
+
 static uint8_t *repacked(const uint8_t *w, size_t n, size_t ldw)
 {
-	uint8_t *r = xmalloc(n * (ldw / 256) * BB);
-
-	if (qvl_repack(r, QVL_DT_Q4_K_X8, w, QVL_DT_Q4_K, n, ldw) != 0)
-		exit(97);
-	return r;
+	return rp_repacked(&q4k, w, n, ldw);
 }
 
 /* 6-bit value at index i of SC (mn false) or MN of a block, as the
@@ -129,127 +126,32 @@ static void test_layout(void)
 
 static void test_type(void)
 {
-	struct qvl_kernels custom = lv[0];
+	struct qvl_kernels custom = rp_lv[0];
 	bool all = true;
 
-	for (int l = 0; l < nlv; l++)
-		all = all && qvl_repack_type(&lv[l], QVL_DT_Q4_K, 64, 2048) == QVL_DT_Q4_K_X8;
+	for (int l = 0; l < rp_nlv; l++)
+		all = all && qvl_repack_type(&rp_lv[l], QVL_DT_Q4_K, 64, 2048) == QVL_DT_Q4_K_X8;
 	ok(all, "every level's table repacks Q4_K [64][2048]");
-	ok(qvl_repack_type(&lv[0], QVL_DT_Q4_K, 60, 2048) == QVL_DT_Q4_K,
+	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q4_K, 60, 2048) == QVL_DT_Q4_K,
 	   "Q4_K with 60 rows kept as it is");
-	ok(qvl_repack_type(&lv[0], QVL_DT_Q5_K, 64, 2048) == QVL_DT_Q5_K, "Q5_K kept as it is");
+	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q5_K, 64, 2048) == QVL_DT_Q5_K, "Q5_K kept as it is");
 	custom.matmul_fast = custom.matmul;
 	ok(qvl_repack_type(&custom, QVL_DT_Q4_K, 64, 2048) == QVL_DT_Q4_K,
 	   "a table whose matmul_fast is not a built-in level's: no repacking");
 	setenv("QVL_REPACK", "0", 1);
-	ok(qvl_repack_type(&lv[0], QVL_DT_Q4_K, 64, 2048) == QVL_DT_Q4_K,
+	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q4_K, 64, 2048) == QVL_DT_Q4_K,
 	   "QVL_REPACK=0 keeps the file's layout");
 	unsetenv("QVL_REPACK");
 	ok(qvl_dtype_is_repacked(QVL_DT_Q4_K_X8) && QVL_DT_Q4_K_X8 != QVL_DT_Q4_0_X8,
 	   "Q4_K_X8 is a repacked type of its own");
 }
 
-/* activations of scale exactly 1: -1, 0, 1 and one ±127 per 256-block */
-static float *exact_x(size_t m, size_t k)
-{
-	float *x = xmalloc(m * k * sizeof(float));
-
-	for (size_t i = 0; i < m * k; i++)
-		x[i] = (float)((int)(rnd() % 3) - 1);
-	for (size_t i = 0; i < m * k; i += 256)
-		x[i + rnd() % 256] = rnd() & 1 ? 127.0f : -127.0f;
-	return x;
-}
-
-static void test_exact(size_t m, size_t n)
-{
-	const size_t k = 256 * 3;
-	uint8_t *w = make_w(n, k, true), *r = repacked(w, n, k);
-	float *x = exact_x(m, k), *y0 = xmalloc(m * n * sizeof(float));
-	float *y = xmalloc(m * n * sizeof(float));
-
-	lv[0].matmul_fast(y0, n, x, k, w, QVL_DT_Q4_K, k, NULL, m, n, k);
-	for (int l = 0; l < nlv; l++) {
-		memset(y, 0xff, m * n * sizeof(float));
-		lv[l].matmul_fast(y, n, x, k, r, QVL_DT_Q4_K_X8, k, NULL, m, n, k);
-		ok(!memcmp(y0, y, m * n * sizeof(float)),
-		   "exact, m %zu n %zu: %s on Q4_K_X8 == ref on Q4_K bit for bit", m, n,
-		   lv[l].name);
-	}
-	free(w);
-	free(r);
-	free(x);
-	free(y0);
-	free(y);
-}
-
-static void test_random(void)
-{
-	bool lvl_ok[3] = {true, true, true};
-	static const size_t ms[] = {1, 1, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 19};
-
-	for (size_t c = 0; c < sizeof(ms) / sizeof(ms[0]); c++) {
-		size_t m = ms[c], n = 8 * urand(1, 7), k = 256 * urand(1, 6);
-		size_t ldw = k + 256 * (rnd() % 2), ldx = k + rnd() % 5, ldy = n + rnd() % 3;
-		uint8_t *w = make_w(n, ldw, false), *r = repacked(w, n, ldw);
-		float *x = xmalloc(m * ldx * sizeof(float)), *bias = xmalloc(n * sizeof(float));
-		float *y0 = xmalloc(m * ldy * sizeof(float)), *y = xmalloc(m * ldy * sizeof(float));
-		float ymax = 0;
-
-		for (size_t i = 0; i < m * ldx; i++)
-			x[i] = frand(2.0f) * (float)(1 + i % 7);
-		for (size_t j = 0; j < n; j++)
-			bias[j] = frand(1.0f);
-		lv[0].matmul_fast(y0, ldy, x, ldx, w, QVL_DT_Q4_K, ldw, bias, m, n, k);
-		for (size_t i = 0; i < m; i++)
-			for (size_t j = 0; j < n; j++)
-				ymax = fmaxf(ymax, fabsf(y0[i * ldy + j]));
-		for (int l = 0; l < nlv; l++) {
-			lv[l].matmul_fast(y, ldy, x, ldx, r, QVL_DT_Q4_K_X8, ldw, bias, m, n, k);
-			for (size_t i = 0; i < m; i++)
-				for (size_t j = 0; j < n; j++)
-					if (!(fabsf(y[i * ldy + j] - y0[i * ldy + j]) <=
-					      1e-5f * ymax + 1e-6f)) {
-						if (lvl_ok[l])
-							diag(
-							    "m %zu n %zu k %zu [%zu][%zu]: %s %.8g "
-							    "ref %.8g",
-							    m, n, k, i, j, lv[l].name,
-							    y[i * ldy + j], y0[i * ldy + j]);
-						lvl_ok[l] = false;
-					}
-		}
-		free(w);
-		free(r);
-		free(x);
-		free(bias);
-		free(y0);
-		free(y);
-	}
-	for (int l = 0; l < nlv; l++)
-		ok(lvl_ok[l],
-		   "random, ragged m, k, strides: %s on Q4_K_X8 within 1e-5 of ref on Q4_K",
-		   lv[l].name);
-}
-
 int main(void)
 {
 	rng_seed(0x4b1d9e07c3a25f61ull);
-	for (int l = QVL_SIMD_REF; l <= QVL_SIMD_AVX512; l++)
-		if (!qvl_kernels_get(&lv[nlv], (enum qvl_simd_level)l))
-			nlv++;
-	diag("levels: %d (%s), avx512vnni %d", nlv, lv[nlv - 1].name, qvl_cpu_has_avx512vnni());
+	rp_levels();
 	test_layout();
 	test_type();
-	/* decode: 1, 3 and 5 groups */
-	test_exact(1, 8);
-	test_exact(1, 24);
-	test_exact(1, 40);
-	/* prefill: panels of two groups with passes of 4 activation rows (VNNI)
-	 * or 2 (AVX2) and their tails, a group of 8 left over */
-	test_exact(9, 16);
-	test_exact(20, 8);
-	test_exact(6, 24);
-	test_random();
+	rp_test_kernels(&q4k, 256 * 3);
 	return done_testing();
 }
