@@ -14,7 +14,24 @@
  * 8 rows x 4 quants against 4 broadcast activation bytes, one scale
  * conversion and one float multiply-add serve 8 rows. A call's W starts at
  * a group and its n is a multiple of 8 (the engine repacks only matrices
- * whose row splits are multiples of 8; docs/todo-qdot.md). */
+ * whose row splits are multiples of 8; docs/todo-qdot.md).
+ *
+ * QVL_DT_Q4_K_X8: Q4_K rows in groups of 8, the same bytes per row
+ * (k / 256 x 144). Group g (8 x wrow bytes at 8 g wrow) holds, per block i
+ * of 256 values at 1152 i: the 8 rows' f16 d (16 bytes, row order), their
+ * f16 dmin (16), the 6-bit scales and mins decoded (96 bytes, below), then
+ * 32 pieces of 32 bytes: piece p is, for r = 0..7, bytes 4p .. 4p + 3 of
+ * row r's 128 nibble bytes, so its low nibbles are quants 64 (p / 8) +
+ * 4 (p % 8) + 0..3 of sub-block 2 (p / 8), its high nibbles the same + 32
+ * of sub-block 2 (p / 8) + 1, in 4-byte lanes = rows (as Q4_0_X8).
+ * Scales: SC[8 j + r] is row r's sub-block j scale, MN[16 (j / 2) + 2 r +
+ * j % 2] its min (pairs of sub-blocks per row: one 16-bit pair per 32-bit
+ * lane against the activation's pair of sub-block sums); byte 32 + i holds
+ * SC[i] & 15 (low nibble) and MN[i] & 15 (high), byte 96 + b holds the top
+ * two bits of SC[b] (bits 0-1), SC[b + 32] (2-3), MN[b] (4-5), MN[b + 32]
+ * (6-7): a few shifts and masks per 8 rows give both arrays as bytes (the
+ * file's 12-byte encoding needs a shuffle per row). simd/qdot_x8_q4k.h
+ * has the kernels. */
 #ifndef QVL_QREPACK_H
 #define QVL_QREPACK_H
 
@@ -27,6 +44,9 @@
 #define QVL_DT_Q4_0_X8 ((enum qvl_dtype)(QVL_DT_COUNT + 1))
 #define QVL_X8_ROWS    8
 #define QVL_X8_BLK     144 /* bytes of one block of 8 rows */
+/* after Q4_0_X8: COUNT + 2 (the next repacked type takes COUNT + 3) */
+#define QVL_DT_Q4_K_X8	   ((enum qvl_dtype)(QVL_DT_COUNT + 2))
+#define QVL_X8_Q4K_BLK	   1152 /* bytes of one Q4_K block of 8 rows */
 
 /* The repacked type matmul_fast() of table k reads for weight type t with
  * rows of k values, n rows: t itself when there is none (or k is not
@@ -53,9 +73,17 @@ int qvl_qmatmul_x8_avx512(float *Y, size_t ldy, const float *X, size_t ldx, cons
 			  enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
 			  size_t k);
 
+/* The Q4_K case (qrepack_q4k.c): convert n rows of k values either way
+ * (to: plain -> x8), 0 or -EINVAL; row r of one block of 8 rows back to
+ * its 144 file bytes; the ref matmul_fast of Q4_K_X8. */
+int qvl_q4k_x8_convert(uint8_t *x8, uint8_t *plain, size_t n, size_t k, bool to);
+void qvl_q4k_x8_row(uint8_t *p, const uint8_t *x, int r);
+void qvl_qmatmul_q4k_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			    size_t ldw, const float *bias, size_t m, size_t n, size_t k);
+
 static inline bool qvl_dtype_is_repacked(enum qvl_dtype t)
 {
-	return t == QVL_DT_Q4_0_X8;
+	return t == QVL_DT_Q4_0_X8 || t == QVL_DT_Q4_K_X8;
 }
 
 #endif

@@ -26,11 +26,9 @@
 #include "quant.h"
 #include "rng.h"
 #include "tap.h"
+#include "repack_check.h"
 
 #define BB 18 /* bytes of a Q4_0 block */
-
-static struct qvl_kernels lv[3];
-static int nlv;
 
 /* n rows of ldw values of random Q4_0 blocks; pow2: scales 0.5 or 1,
  * else quantized by quant.c from random data */
@@ -56,13 +54,12 @@ static uint8_t *make_w(size_t n, size_t ldw, bool pow2)
 	return w;
 }
 
+static const struct rp_type q40 = {QVL_DT_Q4_0, QVL_DT_Q4_0_X8, "Q4_0", "Q4_0_X8", 32, BB,
+				   40,		make_w};
+
 static uint8_t *repacked(const uint8_t *w, size_t n, size_t ldw)
 {
-	uint8_t *r = xmalloc(n * (ldw / 32) * BB);
-
-	if (qvl_repack(r, QVL_DT_Q4_0_X8, w, QVL_DT_Q4_0, n, ldw) != 0)
-		exit(97);
-	return r;
+	return rp_repacked(&q40, w, n, ldw);
 }
 
 static void test_layout(void)
@@ -98,121 +95,28 @@ static void test_layout(void)
 
 static void test_type(void)
 {
-	struct qvl_kernels custom = lv[0];
+	struct qvl_kernels custom = rp_lv[0];
 	bool all = true;
 
-	for (int l = 0; l < nlv; l++)
-		all = all && qvl_repack_type(&lv[l], QVL_DT_Q4_0, 64, 2048) == QVL_DT_Q4_0_X8;
+	for (int l = 0; l < rp_nlv; l++)
+		all = all && qvl_repack_type(&rp_lv[l], QVL_DT_Q4_0, 64, 2048) == QVL_DT_Q4_0_X8;
 	ok(all, "every level's table repacks Q4_0 [64][2048]");
-	ok(qvl_repack_type(&lv[0], QVL_DT_Q4_0, 60, 2048) == QVL_DT_Q4_0,
+	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q4_0, 60, 2048) == QVL_DT_Q4_0,
 	   "Q4_0 with 60 rows kept as it is");
-	ok(qvl_repack_type(&lv[0], QVL_DT_Q8_0, 64, 2048) == QVL_DT_Q8_0 &&
-	       qvl_repack_type(&lv[0], QVL_DT_BF16, 64, 2048) == QVL_DT_BF16,
+	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q8_0, 64, 2048) == QVL_DT_Q8_0 &&
+	       qvl_repack_type(&rp_lv[0], QVL_DT_BF16, 64, 2048) == QVL_DT_BF16,
 	   "Q8_0 and bf16 kept as they are");
 	custom.matmul_fast = custom.matmul;
 	ok(qvl_repack_type(&custom, QVL_DT_Q4_0, 64, 2048) == QVL_DT_Q4_0,
 	   "a table whose matmul_fast is not a built-in level's: no repacking");
 }
 
-/* activations of scale exactly 1: small integers and one ±127 per block */
-static float *exact_x(size_t m, size_t k)
-{
-	float *x = xmalloc(m * k * sizeof(float));
-
-	for (size_t i = 0; i < m * k; i++)
-		x[i] = (float)((int)(rnd() % 3) - 1);
-	for (size_t i = 0; i < m * k; i += 32)
-		x[i + rnd() % 32] = rnd() & 1 ? 127.0f : -127.0f;
-	return x;
-}
-
-static void test_exact(size_t m, size_t n)
-{
-	const size_t k = 32 * 21;
-	uint8_t *w = make_w(n, k, true), *r = repacked(w, n, k);
-	float *x = exact_x(m, k), *y0 = xmalloc(m * n * sizeof(float));
-	float *y = xmalloc(m * n * sizeof(float));
-
-	lv[0].matmul_fast(y0, n, x, k, w, QVL_DT_Q4_0, k, NULL, m, n, k);
-	for (int l = 0; l < nlv; l++) {
-		memset(y, 0xff, m * n * sizeof(float));
-		lv[l].matmul_fast(y, n, x, k, r, QVL_DT_Q4_0_X8, k, NULL, m, n, k);
-		ok(!memcmp(y0, y, m * n * sizeof(float)),
-		   "exact, m %zu n %zu: %s on Q4_0_X8 == ref on Q4_0 bit for bit", m, n,
-		   lv[l].name);
-	}
-	free(w);
-	free(r);
-	free(x);
-	free(y0);
-	free(y);
-}
-
-static void test_random(void)
-{
-	bool lvl_ok[3] = {true, true, true};
-	static const size_t ms[] = {1, 1, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 19};
-
-	for (size_t c = 0; c < sizeof(ms) / sizeof(ms[0]); c++) {
-		size_t m = ms[c], n = 8 * urand(1, 7), k = 32 * urand(1, 40);
-		size_t ldw = k + 32 * (rnd() % 2), ldx = k + rnd() % 5, ldy = n + rnd() % 3;
-		uint8_t *w = make_w(n, ldw, false), *r = repacked(w, n, ldw);
-		float *x = xmalloc(m * ldx * sizeof(float)), *bias = xmalloc(n * sizeof(float));
-		float *y0 = xmalloc(m * ldy * sizeof(float)), *y = xmalloc(m * ldy * sizeof(float));
-		float ymax = 0;
-
-		for (size_t i = 0; i < m * ldx; i++)
-			x[i] = frand(2.0f) * (float)(1 + i % 7);
-		for (size_t j = 0; j < n; j++)
-			bias[j] = frand(1.0f);
-		lv[0].matmul_fast(y0, ldy, x, ldx, w, QVL_DT_Q4_0, ldw, bias, m, n, k);
-		for (size_t i = 0; i < m; i++)
-			for (size_t j = 0; j < n; j++)
-				ymax = fmaxf(ymax, fabsf(y0[i * ldy + j]));
-		for (int l = 0; l < nlv; l++) {
-			lv[l].matmul_fast(y, ldy, x, ldx, r, QVL_DT_Q4_0_X8, ldw, bias, m, n, k);
-			for (size_t i = 0; i < m; i++)
-				for (size_t j = 0; j < n; j++)
-					if (!(fabsf(y[i * ldy + j] - y0[i * ldy + j]) <=
-					      1e-5f * ymax + 1e-6f)) {
-						if (lvl_ok[l])
-							diag(
-							    "m %zu n %zu k %zu [%zu][%zu]: %s %.8g "
-							    "ref %.8g",
-							    m, n, k, i, j, lv[l].name,
-							    y[i * ldy + j], y0[i * ldy + j]);
-						lvl_ok[l] = false;
-					}
-		}
-		free(w);
-		free(r);
-		free(x);
-		free(bias);
-		free(y0);
-		free(y);
-	}
-	for (int l = 0; l < nlv; l++)
-		ok(lvl_ok[l],
-		   "random, ragged m, k, strides: %s on Q4_0_X8 within 1e-5 of ref on Q4_0",
-		   lv[l].name);
-}
-
 int main(void)
 {
 	rng_seed(0x9d2c5680a5c3f1e7ull);
-	for (int l = QVL_SIMD_REF; l <= QVL_SIMD_AVX512; l++)
-		if (!qvl_kernels_get(&lv[nlv], (enum qvl_simd_level)l))
-			nlv++;
-	diag("levels: %d (%s), avx512vnni %d", nlv, lv[nlv - 1].name, qvl_cpu_has_avx512vnni());
+	rp_levels();
 	test_layout();
 	test_type();
-	/* decode: one group, the 2-group passes and their tail */
-	test_exact(1, 8);
-	test_exact(1, 24);
-	test_exact(1, 40);
-	/* prefill: 8-row panels, activation rows in passes of 4 or 8 and a tail */
-	test_exact(9, 16);
-	test_exact(20, 8);
-	test_random();
+	rp_test_kernels(&q40, 32 * 21);
 	return done_testing();
 }
