@@ -81,7 +81,9 @@ SOCK=$TMP/qvld.sock
 batch8() { # batch8 TAG QVLD-ARGS...: tok/s in $TMP/b.TAG, `qvlctl tiers` in $TMP/tiers.TAG
 	_tag=$1
 	shift
-	"$QVLD" --foreground --model "$pack" --socket "$SOCK" --max-seqs 8 "$@" \
+	# the vision tower read before the socket (QVL_VISION_LATE=0): read
+	# behind it, it would share the device and the cores with the decode
+	QVL_VISION_LATE=0 "$QVLD" --foreground --model "$pack" --socket "$SOCK" --max-seqs 8 "$@" \
 		>"$TMP/qvld.$_tag.log" 2>&1 &
 	QPID=$!
 	qvld_wait bench_tiers "$SOCK" "$QPID" "$TMP/qvld.$_tag.log"

@@ -103,6 +103,10 @@ static void *late_main(void *arg)
 	struct qvl_err err = {{0}};
 	int rc;
 
+	/* one I/O thread (and its fill thread) unless QVL_IO_THREADS says:
+	 * requests are being served beside it, and on a machine where fresh
+	 * memory is the bound a second one gains nothing (docs/todo-cold.md) */
+	o.threads = 1;
 	nv_opts_from_env(&o);
 	o.stop = &l->stop;
 	hold(l);
