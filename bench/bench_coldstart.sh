@@ -14,6 +14,11 @@
 # bytes of fresh anonymous memory faulted in), and the cold start is also
 # given against max(bytes / fio, bytes / that rate), what the machine allows.
 #
+# qvld reads a pack's vision tower after its socket is up (a text prompt
+# does not need it; QVL_VISION_LATE=0: before, with the rest): each
+# repetition starts qvld both ways, alternating, and gives the time until
+# the vision tower is in place too (qvld's log).
+#
 # With LLAMA_CPP_DIR (a llama.cpp build, with llama-server in it or its
 # bin/), llama.cpp's cold start side by side: llama-server on the bf16 GGUF
 # and its mmproj (QVL_BENCH_GGUF, default /work/bench/qvl-2b-bf16.gguf: the
@@ -104,14 +109,15 @@ def wait_for(cond, proc, what, limit=600):
             sys.exit(f"bench_coldstart: {what} not ready after {limit} s")
         time.sleep(0.005)
 
-def qvl_cold():
+def qvl_cold(late=True):
     sock, log = f"{tmp}/qvld.sock", f"{tmp}/qvld.log"
     evict(pack)  # the head is read buffered; the shards bypass the cache
     t0 = time.monotonic()
     p = subprocess.Popen([qvld, "--foreground", "--model", pack, "--socket", sock,
                           "--max-seqs", "1", "--log-level", "2"],
                          stdout=subprocess.DEVNULL, stderr=open(log, "w"),
-                         env=dict(os.environ, QVL_LOAD_TRACE="1"))
+                         env=dict(os.environ, QVL_LOAD_TRACE="1",
+                                  QVL_VISION_LATE="1" if late else "0"))
     try:
         wait_for(lambda: os.path.exists(sock), p, "qvld")
         t_up = time.monotonic()
@@ -125,10 +131,16 @@ def qvl_cold():
         else:
             sys.exit(f"bench_coldstart: qvlctl generate failed: {g.stderr}")
         t1 = time.monotonic()
+        # the vision tower read behind the socket: its end (qvld logs it at
+        # its next 1 s tick)
+        vis = r"vision tower read in ([0-9.]+) s"
+        if late:
+            wait_for(lambda: re.search(vis, open(log).read()), p, "qvld's vision tower")
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=120)
     text = open(log).read()
+    v = re.search(vis, text) if late else None
     m = re.search(r"loaded .* in ([0-9.]+) s", text)
     # QVL_LOAD_TRACE: the shards' read (wall), the memory (fill threads'
     # seconds, summed) and the readers' wait for it
@@ -138,7 +150,9 @@ def qvl_cold():
             "up": t_up - t0, "first_token": t1 - t_up,
             "read": float(tr.group(1)) if tr else None,
             "fill": float(tr.group(2)) if tr else None,
-            "fill_wait": float(tr.group(3)) if tr else None}
+            "fill_wait": float(tr.group(3)) if tr else None,
+            # the socket was up at t_up; the late read started just before
+            "vision": (t_up - t0) + float(v.group(1)) if v else None}
 
 def llama_cold():
     how = evict(*[f for f in (gguf, mmproj) if f])
@@ -171,19 +185,24 @@ def llama_cold():
         p.wait(timeout=120)
     return {"total": t1 - t0, "up": t_up - t0, "first_token": t1 - t_up}, how
 
-fio, fill, qvl, ver, llama, llama_how = [], [], [], [], [], None
+fio, fill, qvl, qvl0, ver, llama, llama_how = [], [], [], [], [], [], None
 def settle():
     """Both the loader and the fresh-memory figure start after the same
     pause: memory a process just freed is cheap to take again, until the
     guest hands it back to its host (free page reporting, ~2 s later)."""
     time.sleep(float(os.environ.get("QVL_BENCH_SETTLE", "6")))
 
-for _ in range(reps):
+for rep in range(reps):
     fio.append(fio_mbs())
     ver.append(verify_s())
     settle()
-    qvl.append(qvl_cold())
-    settle()
+    # the order alternates: in two loaded runs with the late start first,
+    # the second start (vision first, 19% more bytes before the socket)
+    # loaded 1.3-1.5x faster: the pause may not hand all of the first
+    # start's memory back to the host, so neither side always goes second
+    for late in ((True, False) if rep % 2 == 0 else (False, True)):
+        (qvl if late else qvl0).append(qvl_cold(late=late))
+        settle()
     f = fill_mbs()
     if f:
         fill.append(f)
@@ -204,6 +223,12 @@ def fig(name, vals, unit, **kw):
     print(json.dumps(d))
 fig("coldstart_qvl", tot, "s", what="qvld start to first token, 2b pack, O_DIRECT",
     bytes=nbytes, loadavg=round(la, 1))
+fig("coldstart_qvl_vision_first", [r["total"] for r in qvl0], "s",
+    what="the same with QVL_VISION_LATE=0 (the vision tower read before the socket)")
+vis = [r["vision"] for r in qvl if r.get("vision") is not None]
+if vis:
+    fig("coldstart_qvl_all_resident", vis, "s",
+        what="qvld start to the vision tower read too (behind the socket)")
 fig("coldstart_fio_read", [nbytes / (f * 1e6) for f in fio], "s", what="model bytes / fio bw",
     fio_jobs=io_threads, fio_iodepth_per_job=io_qd, bs="1MiB")
 print(json.dumps({"name": "coldstart_ratio_qvl_ideal", "value": round(med(tot) / ideal, 3),
@@ -236,7 +261,8 @@ elif server:
     print(f"# llama.cpp cold start skipped: {llama_how}")
 print(f"# cold start of {nbytes / 1e9:.2f} GB, median of {reps}: qvl {med(tot):.2f} s "
       f"(load {med(load) if load else float('nan'):.2f} s, of which read + CRC ~{med(ver):.2f} s), "
-      f"ideal {ideal:.2f} s at fio's {med(fio):.0f} MB/s: {med(tot) / ideal:.2f}x"
+      f"ideal {ideal:.2f} s at fio's {med(fio):.0f} MB/s: {med(tot) / ideal:.2f}x; "
+      f"vision tower first {med([r['total'] for r in qvl0]):.2f} s"
       + (f"; fresh memory {med(fill):.0f} MB/s ({nbytes / (med(fill) * 1e6):.2f} s)" if fill
          else "")
       + (f"; llama-server {med([r['total'] for r in llama]):.2f} s" if llama else "")

@@ -346,12 +346,35 @@ int tier_open(struct tier_pool **out, struct qvl_model **mp, const char *path,
 	return 0;
 }
 
+/* A pack with its vision tower read later (the text model now). */
+static int open_late(struct qvl_model **out, const char *path, struct qvl_err *err)
+{
+	struct qvl_model *m = calloc(1, sizeof(*m));
+	int rc;
+
+	*out = NULL;
+	if (!m || !(m->path = strdup(path))) {
+		free(m);
+		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
+	}
+	rc = qvl_pack_open_late(m, path, err);
+	if (rc < 0) {
+		qvl_model_close(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
 int tier_model_open(struct qvl_model **m, struct tier_pool **pool, const char *path,
 		    const char *mmproj, const struct tier_opts *o, struct qvl_err *err)
 {
 	size_t n = strlen(path);
 
 	*pool = NULL;
+	if (o && !o->cpu_mem && !o->gpu_mem && o->vision_late && !mmproj && n > 4 &&
+	    !strcmp(path + n - 4, ".qvl"))
+		return open_late(m, path, err);
 	if (!o || (!o->cpu_mem && !o->gpu_mem))
 		return qvl_model_open(m, path, mmproj, err);
 	*m = NULL;
@@ -444,6 +467,11 @@ size_t tier_json(struct tier_pool *t, char *buf, size_t cap)
 	    ss.direct ? "true" : "false", ss.reads, ss.bytes,
 	    ss.busy_s > 0 ? (double)ss.bytes / ss.busy_s / 1e6 : 0.0, ss.failed, ss.served,
 	    ss.stalls, ss.stall_s, ss.resets);
+	/* the file range the window reads (bench_tiers measures the device
+	 * there, as the stream reads it); 0, 0 when nothing streams */
+	uint64_t s0 = t->n_stream ? t->sl[0].off : 0;
+	uint64_t s1 = t->n_stream ? t->sl[t->n_stream - 1].off + t->sl[t->n_stream - 1].len : 0;
+	put(&o, ",\"stream_file_off\":%" PRIu64 ",\"stream_file_end\":%" PRIu64, s0, s1);
 	put(&o, ",\"placement\":{");
 	for (uint32_t i = 0; i < pl->n; i++)
 		put(&o, "%s\"%s\":\"%s\"", i ? "," : "", t->p.shards[i].name,

@@ -42,6 +42,10 @@ struct tier_opts {
 	uint64_t gpu_mem; /* bytes of the simulated device; 0: no device tier */
 	uint64_t sim_bw;  /* bytes/s of its copy engine; 0: TIER_SIM_BW_DEFAULT */
 	unsigned bufs;	  /* staging buffers (TIER_MIN_BUFS..TIER_MAX_BUFS); 0: chosen */
+	/* without budgets, a .qvl: the vision tower's shards are read after
+	 * open (qvl_pack_open_late; the caller starts the read with
+	 * qvl_model_load_late) */
+	bool vision_late;
 };
 
 /* "8G", "512M", "64K", "4096" (powers of 1024; a trailing B or iB is
@@ -87,7 +91,8 @@ int tier_open(struct tier_pool **out, struct qvl_model **m, const char *path,
 	      const struct tier_opts *o, struct qvl_err *err);
 void tier_close(struct tier_pool *t);
 /* What the commands call: qvl_model_open() without a budget in o (pool
- * NULL), tier_open() with one (a .qvl only). */
+ * NULL; qvl_pack_open_late() for a .qvl with o->vision_late), tier_open()
+ * with one (a .qvl only). */
 int tier_model_open(struct qvl_model **m, struct tier_pool **pool, const char *path,
 		    const char *mmproj, const struct tier_opts *o, struct qvl_err *err);
 /* The engine hook (qvl_engine_opts.wsrc): NULL when every layer is in

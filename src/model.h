@@ -183,7 +183,33 @@ struct qvl_model {
 	 * first by qvl_model_close(); NULL if the reader needs none. Sources are
 	 * unmapped and owned buffers freed by qvl_model_close() itself. */
 	void (*release)(struct qvl_model *m);
+
+	/* Shards read after open (a pack opened by qvl_pack_open_late: the
+	 * vision tower's), or NULL when everything was read at open. */
+	struct qvl_late *late;
 };
+
+/* A model with parts read after open (src/pack_late.c). Start reading them
+ * now (nothing to do without such parts; idempotent). */
+int qvl_model_load_late(struct qvl_model *m, struct qvl_err *err);
+/* Before anything reads the vision tower's weights: 0 at once when they were
+ * read at open, else waits for the late read (starting it if nobody did) and
+ * returns its result: 0, or the error naming the shard (-EBADMSG, -EIO). */
+int qvl_model_vision_wait(const struct qvl_model *m, struct qvl_err *err);
+/* Whether qvl_model_vision_wait() would return at once (the read has ended,
+ * well or not, or there was none). */
+bool qvl_model_vision_ready(const struct qvl_model *m);
+struct qvl_late_status {
+	bool started, pending; /* the read was started; it has not finished */
+	int rc;		       /* its error once finished, else 0 */
+	uint32_t shards;
+	uint64_t bytes;
+	double seconds;			   /* start to end, once finished */
+	double read_seconds, fill_seconds; /* the reader's figures (nv_stats) */
+	char msg[512];			   /* the error's message (struct qvl_err's) */
+};
+/* 1 and *s filled when m has late parts, else 0. */
+int qvl_model_late_status(const struct qvl_model *m, struct qvl_late_status *s);
 
 /* Open MODEL: a Hugging Face directory, a GGUF directory (text GGUF and
  * optional mmproj-*.gguf), or a text .gguf file (mmproj may name its mmproj).

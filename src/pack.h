@@ -168,5 +168,18 @@ void pack_nv_shards(const struct pack_info *p, uint8_t *arena, struct nv_shard *
  * memory until something puts their bytes elsewhere (offload/). */
 int qvl_pack_open_some(struct qvl_model *m, const char *path, const bool *want, uint32_t n_want,
 		       struct qvl_err *err);
+/* qvl_pack_open without the vision tower's shards: they are read later into
+ * their place (qvl_model_load_late), and qvl_model_vision_wait() waits for
+ * them (src/pack_late.c). A pack without vision opens as qvl_pack_open. */
+int qvl_pack_open_late(struct qvl_model *m, const char *path, struct qvl_err *err);
+
+/* pack_late.c: a shard of the vision tower ("vision.*"); the late read of
+ * the shards i with later[i] into arena (not started: qvl_model_load_late);
+ * its end (cancels and joins the read). */
+bool pack_shard_is_vision(const char *name);
+struct qvl_late;
+int pack_late_create(struct qvl_late **out, const char *path, const struct pack_info *p,
+		     uint8_t *arena, const bool *later, struct qvl_err *err);
+void pack_late_destroy(struct qvl_late *l);
 
 #endif

@@ -19,6 +19,9 @@
 
 static void pack_release(struct qvl_model *m)
 {
+	/* first: the late read writes into the arena, unmapped after this */
+	pack_late_destroy(m->late);
+	m->late = NULL;
 	if (m->gguf_text)
 		gguf_close(m->gguf_text);
 	m->gguf_text = NULL;
@@ -100,7 +103,7 @@ static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t
  * read and checked shard by shard; with load false (a description), no
  * memory and no reads: the tensors' data are NULL. */
 static int pack_arena(struct qvl_model *m, const char *path, const struct pack_info *p, bool load,
-		      const bool *want, uint8_t **arena, struct qvl_err *err)
+		      const bool *want, const bool *later, uint8_t **arena, struct qvl_err *err)
 {
 	uint64_t alen = load ? p->file_bytes - p->data_off : 0;
 	uint8_t *a = NULL;
@@ -123,7 +126,7 @@ static int pack_arena(struct qvl_model *m, const char *path, const struct pack_i
 		 * read into place) would take up to 2 MiB of memory the budget
 		 * left out */
 		for (uint32_t i = 0; want && i < p->n_shards; i++)
-			if (!want[i])
+			if (!want[i] && !(later && later[i]))
 				madvise(a + (p->shards[i].off - p->data_off),
 					(p->shards[i].len + NV_ALIGN - 1) / NV_ALIGN * NV_ALIGN,
 					MADV_NOHUGEPAGE);
@@ -138,14 +141,32 @@ static int pack_arena(struct qvl_model *m, const char *path, const struct pack_i
 	return load ? pack_load_shards(path, p, a, want, err) : 0;
 }
 
+/* The shards read later (the vision tower's, pack_late.c) and the ones read
+ * now, in later[] and want[] (n_shards each); false when there are none. */
+static bool split_late(const struct pack_info *p, bool **later, bool **want)
+{
+	bool any = false;
+
+	*later = calloc(p->n_shards ? p->n_shards : 1, sizeof(**later));
+	*want = calloc(p->n_shards ? p->n_shards : 1, sizeof(**want));
+	for (uint32_t i = 0; *later && *want && i < p->n_shards; i++) {
+		(*later)[i] = pack_shard_is_vision(p->shards[i].name);
+		(*want)[i] = !(*later)[i];
+		any |= (*later)[i];
+	}
+	return any;
+}
+
 /* load false: the head alone; want: the shards to read (NULL: all), the
  * others' tensors point at unread (zero) memory until something puts their
- * bytes elsewhere (offload/); n_want: the shard count the caller saw */
+ * bytes elsewhere (offload/); n_want: the shard count the caller saw; late
+ * (with want NULL): the vision tower's shards read later (pack_late.c) */
 static int pack_open(struct qvl_model *m, const char *path, bool load, const bool *want,
-		     uint32_t n_want, struct qvl_err *err)
+		     uint32_t n_want, bool late, struct qvl_err *err)
 {
 	struct pack_info p;
 	uint8_t *head = NULL, *arena = NULL;
+	bool *later = NULL, *now = NULL;
 	uint64_t fsize;
 	int rc;
 
@@ -171,8 +192,24 @@ static int pack_open(struct qvl_model *m, const char *path, bool load, const boo
 		rc = qvl_errf(err, -ESTALE,
 			      "%s: %" PRIu32 " shards, %" PRIu32 " expected: changed while opening",
 			      path, p.n_shards, n_want);
+	if (!rc && load && late && !want) {
+		if (split_late(&p, &later, &now))
+			want = now;
+		else if (!later || !now)
+			rc = qvl_errf(err, -ENOMEM, "%s: out of memory", path);
+		else
+			late = false; /* no vision tower: read everything now */
+	} else {
+		late = false;
+	}
 	if (!rc)
-		rc = pack_arena(m, path, &p, load, want, &arena, err);
+		rc = pack_arena(m, path, &p, load, want, later, &arena, err);
+	if (!rc && late) {
+		rc = pack_late_create(&m->late, path, &p, arena, later, err);
+		m->release = pack_release;
+	}
+	free(later);
+	free(now);
 	/* the only source: index 0 */
 	for (uint32_t i = 0; i < p.n_tensors && !rc; i++) {
 		const struct pack_tensor *x = &p.tensors[i];
@@ -200,13 +237,18 @@ out:
 
 int qvl_pack_open(struct qvl_model *m, const char *path, struct qvl_err *err)
 {
-	return pack_open(m, path, true, NULL, 0, err);
+	return pack_open(m, path, true, NULL, 0, false, err);
+}
+
+int qvl_pack_open_late(struct qvl_model *m, const char *path, struct qvl_err *err)
+{
+	return pack_open(m, path, true, NULL, 0, true, err);
 }
 
 int qvl_pack_open_some(struct qvl_model *m, const char *path, const bool *want, uint32_t n_want,
 		       struct qvl_err *err)
 {
-	return pack_open(m, path, true, want, n_want, err);
+	return pack_open(m, path, true, want, n_want, false, err);
 }
 
 int qvl_pack_describe(struct qvl_model **out, const char *path, struct qvl_err *err)
@@ -219,7 +261,7 @@ int qvl_pack_describe(struct qvl_model **out, const char *path, struct qvl_err *
 		free(m);
 		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
 	}
-	rc = pack_open(m, path, false, NULL, 0, err);
+	rc = pack_open(m, path, false, NULL, 0, false, err);
 	if (rc) {
 		qvl_model_close(m);
 		return rc;

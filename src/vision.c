@@ -218,6 +218,11 @@ int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct
 	if (opts->precision != QVL_PREC_BF16 && opts->precision != QVL_PREC_EXACT)
 		return qvl_errf(err, -EINVAL, "vision: precision %d: use bf16 or exact",
 				(int)opts->precision);
+	/* a pack opened with its vision tower read later (qvld): its bytes,
+	 * CRC-checked, or the read's error naming the shard */
+	rc = qvl_model_vision_wait(m, err);
+	if (rc < 0)
+		return rc;
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return qvl_errf(err, -ENOMEM, "vision: out of memory");

@@ -220,6 +220,7 @@ struct daemon {
 	struct qvld_placement pl;
 	pthread_t poller_th;
 	bool poller_started;
+	bool late_pending; /* the vision tower's late read not reported yet */
 	int lock_fd, listen_fd, shutdown_fd, sig_fd, timer_fd, ep;
 	char *model_path;
 };
@@ -301,6 +302,10 @@ static int start(struct daemon *d, struct qvl_err *err)
 		tier_parse_size("gpu_mem", d->o.gpu_mem, false, &to.gpu_mem, NULL);
 	if (d->o.sim_device_bw)
 		tier_parse_bw("sim_device_bw", d->o.sim_device_bw, &to.sim_bw, NULL);
+	/* a text prompt needs no vision tower: a pack's is read once the
+	 * socket is up (QVL_VISION_LATE=0: with the rest, before) */
+	const char *vl = getenv("QVL_VISION_LATE");
+	to.vision_late = !vl || strcmp(vl, "0");
 	double t0 = qvl_now();
 	if ((rc = qvl_kernels_init(err)) < 0 ||
 	    (rc = tier_model_open(&d->m, &d->tiers, d->model_path, d->o.mmproj, &to, err)) < 0)
@@ -388,7 +393,32 @@ static int start(struct daemon *d, struct qvl_err *err)
 	if (rc)
 		return qvl_errf(err, -rc, "poller thread: %s", strerror(rc));
 	d->poller_started = true;
+	struct qvl_late_status ls;
+	if (qvl_model_late_status(d->m, &ls)) {
+		if ((rc = qvl_model_load_late(d->m, err)) < 0)
+			return rc;
+		d->late_pending = true;
+		log_info("reading the vision tower (%u shards, %.0f MB) behind the socket: image "
+			 "requests wait for it",
+			 ls.shards, (double)ls.bytes / 1e6);
+	}
 	return 0;
+}
+
+/* Once, when the vision tower's late read has ended: how it went. */
+static void check_late(struct daemon *d)
+{
+	struct qvl_late_status ls;
+
+	if (!d->late_pending || !qvl_model_late_status(d->m, &ls) || ls.pending)
+		return;
+	d->late_pending = false;
+	if (ls.rc < 0)
+		log_err("vision tower: %s: image requests fail, text requests go on", ls.msg);
+	else
+		log_info("vision tower read in %.3f s (%.1f MB, CRC checked; read %.3f s, memory "
+			 "%.3f s)",
+			 ls.seconds, (double)ls.bytes / 1e6, ls.read_seconds, ls.fill_seconds);
 }
 
 static int setup_fds(struct daemon *d, struct qvl_err *err)
@@ -452,6 +482,7 @@ static void main_loop(struct daemon *d)
 				int q, a;
 				if (read(fd, &v, sizeof(v)) < 0)
 					continue;
+				check_late(d);
 				sched_counts(d->sched, &q, &a);
 				qvld_stats_set_gauges(d->stats, q, a);
 			}

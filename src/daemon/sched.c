@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/log.h"
 #include "daemon/placement.h"
@@ -213,10 +214,24 @@ static bool readmit_fits(struct sched *s, const struct job *j)
 	return use + need <= (size_t)s->o.client_kv_pages;
 }
 
+/* A job that builds the vision tower (images, EMBED_IMAGE) while the
+ * model's is still being read after start-up (a pack's, read behind the
+ * socket): it stays queued, so that it never blocks the worker, and text
+ * jobs go on meanwhile. */
+static bool vision_wait(struct sched *s, const struct job *j)
+{
+	if (!j->req || (!j->req->n_images && j->req->opcode != QVL_OP_EMBED_IMAGE) ||
+	    qvl_model_vision_ready(qvl_engine_model(s->env.e)))
+		return false;
+	s->vision_held = true;
+	return true;
+}
+
 static struct job *pick_queued(struct sched *s)
 {
 	struct job *best = NULL;
 
+	s->vision_held = false;
 	if (s->n_active >= s->o.max_seqs)
 		return NULL;
 	for (struct job *j = s->queued; j; j = j->next)
@@ -224,7 +239,7 @@ static struct job *pick_queued(struct sched *s)
 			return readmit_fits(s, j) ? j : NULL;
 	for (struct job *j = s->queued; j; j = j->next)
 		if (j->cl->n_active < s->o.client_max_seqs &&
-		    (!best || j->cl->last_admitted < best->cl->last_admitted))
+		    (!best || j->cl->last_admitted < best->cl->last_admitted) && !vision_wait(s, j))
 			best = j;
 	return best;
 }
@@ -594,7 +609,16 @@ static void *worker(void *arg)
 			qvld_stats_kv(s->env.stats, &u, s->preemptions);
 			if (s->draining && !s->queued)
 				break;
-			pthread_cond_wait(&s->cv, &s->mu);
+			if (s->vision_held) { /* the read ends without a signal here */
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += 20000000;
+				ts.tv_sec += ts.tv_nsec / 1000000000;
+				ts.tv_nsec %= 1000000000;
+				pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+			} else {
+				pthread_cond_wait(&s->cv, &s->mu);
+			}
 			continue;
 		}
 		s->tick++;

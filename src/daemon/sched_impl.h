@@ -47,6 +47,9 @@ struct sched {
 	double split_s;	  /* seconds its parts took so far */
 	bool held_long;	  /* the last step ran newcomers without the long prefill */
 	bool split_nospc; /* the last split found no KV pages: one step the old way */
+	/* a queued job needs the vision tower, which is still being read
+	 * (qvl_model_vision_ready): the idle worker polls for it */
+	bool vision_held;
 };
 
 /* sched.c: a job that has finished leaves the batch and is freed. */
