@@ -136,7 +136,8 @@ static void run_shape(const char *label, size_t n, size_t k, double peak, int qu
 static void run_gemm(const char *label, size_t m, size_t n, size_t k, double peak)
 {
 	uint16_t *W = bench_xalloc("bench_bf16dot", n * k * 2);
-	float *X = bench_xalloc("bench_bf16dot", m * k * 4), *Y = bench_xalloc("bench_bf16dot", m * n * 4);
+	float *X = bench_xalloc("bench_bf16dot", m * k * 4),
+	      *Y = bench_xalloc("bench_bf16dot", m * n * 4);
 	double v[64];
 	char name[64];
 
@@ -164,10 +165,11 @@ static void run_gemms(double peak, int quick)
 		const char *label;
 		size_t m, n, k;
 	} sh[] = {
-	    {"pf_qo", 256, 1024, 2048},	   {"pf_gateup", 256, 3072, 2048}, {"pf_down", 256, 1024, 6144},
-	    {"vis_qkv", 256, 1536, 1024}, {"vis_proj", 256, 512, 1024},  {"vis_fc1", 256, 2048, 1024},
-	    {"vis_fc2", 256, 512, 4096},  {"rag_gateup", 65, 3072, 2048}, {"rag_gateup", 100, 3072, 2048},
-	    {"rag_fc1", 300, 2048, 1024},
+	    {"pf_qo", 256, 1024, 2048},	     {"pf_gateup", 256, 3072, 2048},
+	    {"pf_down", 256, 1024, 6144},    {"vis_qkv", 256, 1536, 1024},
+	    {"vis_proj", 256, 512, 1024},    {"vis_fc1", 256, 2048, 1024},
+	    {"vis_fc2", 256, 512, 4096},     {"rag_gateup", 65, 3072, 2048},
+	    {"rag_gateup", 100, 3072, 2048}, {"rag_fc1", 300, 2048, 1024},
 	};
 	for (size_t i = 0; i < sizeof(sh) / sizeof(sh[0]); i++)
 		if (!quick || i < 7)

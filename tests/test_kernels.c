@@ -469,8 +469,8 @@ static int bf16_run(float *Y, float *Y0, size_t ldy, float *X, size_t ldx, const
 				bound += fabs(X[i * ldx + p] * qvl_bf16_to_f32(W[j * ldw + p]));
 			double e = fabs((double)Y[i * ldy + j] - Y0[i * ldy + j]);
 			if (!(e <= 4e-3 * bound + 1e-30) && bad++ < 3)
-				diag("bf16dot m=%zu n=%zu k=%zu [%zu][%zu] %g ref %g", m, n, k, i, j,
-				     Y[i * ldy + j], Y0[i * ldy + j]);
+				diag("bf16dot m=%zu n=%zu k=%zu [%zu][%zu] %g ref %g", m, n, k, i,
+				     j, Y[i * ldy + j], Y0[i * ldy + j]);
 		}
 	return bad;
 }
@@ -486,7 +486,8 @@ static void test_bf16_gemm(void)
 	int bad = 0, variant = 0;
 
 	for (int c = 0; c < 8; c++) {
-		size_t m = c == 7 ? urand(513, 600) : urand(65, 300), n = c % 4 ? urand(33, 100) : 32,
+		size_t m = c == 7 ? urand(513, 600) : urand(65, 300),
+		       n = c % 4 ? urand(33, 100) : 32,
 		       k = c % 2 ? 2 * urand(1, 650) - 1 : urand(1, 1300);
 		size_t ldw = k + urand(0, 3), ldx = k + urand(0, 3), ldy = n + urand(0, 3);
 		float *X = xmalloc(m * ldx * 4), *Y = xmalloc(m * ldy * 4),
@@ -497,8 +498,8 @@ static void test_bf16_gemm(void)
 
 		bad += bf16_run(Y, Y0, ldy, X, ldx, W, ldw, bias, m, n, k);
 		/* rows a.. alone, columns j0.. apart from the first ones */
-		qvl_matmul_bf16dot_avx512(Y0, ldy, X + a * ldx, ldx, W, QVL_DT_BF16, ldw, bias, m - a,
-					  j0, k);
+		qvl_matmul_bf16dot_avx512(Y0, ldy, X + a * ldx, ldx, W, QVL_DT_BF16, ldw, bias,
+					  m - a, j0, k);
 		qvl_matmul_bf16dot_avx512(Y0 + j0, ldy, X + a * ldx, ldx, W + j0 * ldw, QVL_DT_BF16,
 					  ldw, bias ? bias + j0 : NULL, m - a, n - j0, k);
 		for (size_t i = a; i < m; i++)
@@ -510,7 +511,8 @@ static void test_bf16_gemm(void)
 		free(X), free(Y), free(Y0), free(bias), free(W);
 	}
 	ok(!bad, "bf16 GEMM (m 65..600, ragged n, odd k) within bf16 rounding of the exact result");
-	ok(!variant, "bf16 GEMM: a row's sums do not depend on the other rows or columns of the call");
+	ok(!variant,
+	   "bf16 GEMM: a row's sums do not depend on the other rows or columns of the call");
 }
 #endif
 
@@ -551,7 +553,8 @@ static void test_bf16dot(void)
 		free(X), free(Y), free(Y0), free(bias), free(W);
 	}
 	ok(!bad, "bf16dot matmul (--precision bf16) within bf16 rounding of the exact result");
-	ok(!variant, "bf16dot: every row of a batch of up to 64 equals that row alone, bit for bit");
+	ok(!variant,
+	   "bf16dot: every row of a batch of up to 64 equals that row alone, bit for bit");
 	test_bf16_gemm();
 	rng_seed(rng_after);
 #else
