@@ -20,6 +20,11 @@
  * the products: 0 when the call costs their sum, 1 when it costs their
  * maximum (docs/todo-smallm.md).
  * One JSON object per line on stdout, a summary on stderr.
+ * With QVL_BENCH_GEMM=1 it measures instead the many-row GEMM
+ * (simd/gemm_bf16_avx512.c) at one thread's share of the 2-thread shapes
+ * (half the columns): the prefill chunk (m 256) on the 2b decoder's
+ * matrices and the vision tower's 256-row blocks (qkv, proj, fc1, fc2),
+ * plus ragged m (65, 100, 300).
  * Usage: bench_bf16dot [--reps N] [--quick] (--threads is ignored). */
 #include "config.h"
 
@@ -170,6 +175,51 @@ static void run_shape(const char *label, size_t n, size_t k, double peak, int qu
 		free(W[w]);
 	free(X), free(Y);
 }
+
+/* One GEMM shape: GFLOP/s per CPU second of one call, W, X and Y reused
+ * (W beyond L2 for every shape but vision proj: it comes from L3). */
+static void run_gemm(const char *label, size_t m, size_t n, size_t k, double peak)
+{
+	uint16_t *W = bench_xalloc("bench_bf16dot", n * k * 2);
+	float *X = bench_xalloc("bench_bf16dot", m * k * 4),
+	      *Y = bench_xalloc("bench_bf16dot", m * n * 4);
+	double v[64];
+	char name[64];
+
+	for (size_t i = 0; i < n * k; i++)
+		W[i] = (uint16_t)(0x3f40 + (i * 40503u) % 127);
+	for (size_t i = 0; i < m * k; i++)
+		X[i] = (float)((i * 7u) % 13) / 13.0f - 0.5f;
+	qvl_matmul_bf16dot_avx512(Y, n, X, k, W, QVL_DT_BF16, k, NULL, m, n, k); /* warm */
+	for (int r = 0; r < reps; r++) {
+		double t0 = cpu_now();
+		qvl_matmul_bf16dot_avx512(Y, n, X, k, W, QVL_DT_BF16, k, NULL, m, n, k);
+		v[r] = 2.0 * (double)m * (double)n * (double)k / (cpu_now() - t0) / 1e9;
+	}
+	struct bench_stat s = bench_stats(v, reps);
+	snprintf(name, sizeof(name), "gemm_%s_m%zu", label, m);
+	emit(name, s, peak, 0, m, n, k);
+	fprintf(stderr, "%-12s m=%-4zu n=%-5zu k=%-5zu %6.1f GFLOP/s [%.1f-%.1f] = %.2f of peak\n",
+		label, m, n, k, s.med, s.lo, s.hi, s.med / peak);
+	free(W), free(X), free(Y);
+}
+
+static void run_gemms(double peak, int quick)
+{
+	static const struct {
+		const char *label;
+		size_t m, n, k;
+	} sh[] = {
+	    {"pf_qo", 256, 1024, 2048},	     {"pf_gateup", 256, 3072, 2048},
+	    {"pf_down", 256, 1024, 6144},    {"vis_qkv", 256, 1536, 1024},
+	    {"vis_proj", 256, 512, 1024},    {"vis_fc1", 256, 2048, 1024},
+	    {"vis_fc2", 256, 512, 4096},     {"rag_gateup", 65, 3072, 2048},
+	    {"rag_gateup", 100, 3072, 2048}, {"rag_fc1", 300, 2048, 1024},
+	};
+	for (size_t i = 0; i < sizeof(sh) / sizeof(sh[0]); i++)
+		if (!quick || i < 7)
+			run_gemm(sh[i].label, sh[i].m, sh[i].n, sh[i].k, peak);
+}
 #endif
 
 int main(int argc, char **argv)
@@ -195,6 +245,11 @@ int main(int argc, char **argv)
 		emit("bf16dot_peak_core", p, 0, 0, 0, 0, 0, 0, 0);
 		fprintf(stderr, "vdpbf16ps peak, one thread: %.1f GFLOP/s [%.1f-%.1f]\n", p.med,
 			p.lo, p.hi);
+		const char *g = getenv("QVL_BENCH_GEMM");
+		if (g && *g == '1') {
+			run_gemms(p.med, o.quick);
+			return 0;
+		}
 		run_shape("gateup_2b", 6144, 2048, p.med, o.quick);
 		if (!o.quick) {
 			run_shape("down_2b", 2048, 6144, p.med, 0);

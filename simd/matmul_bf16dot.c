@@ -4,92 +4,20 @@
  * the result is NOT the exact-weights f32 computation the golden tests
  * check (relative error ~2^-9 per product); `--precision exact` keeps it
  * out (docs/precision.md has what it costs). Only bf16 weights take this
- * path (decode batches of up to DP_MAX_M rows through matmul_dp()); everything else goes to
+ * path (decode batches of up to DP_MAX_M rows through matmul_dp(), more rows
+ * through the packed GEMM of gemm_bf16_avx512.c); everything else goes to
  * the exact AVX-512 kernel.
  *
  * Layout: X is converted to bf16 once per call (a row's consecutive pairs
- * are the 32-bit words vdpbf16ps wants); a panel of 32 W rows x kcp pairs is
- * transposed as 32-bit words (W[j][2p], W[j][2p+1] are already adjacent in a
- * bf16 row) so that one vector holds pair p of 16 columns. */
+ * are the 32-bit words vdpbf16ps wants). */
 #include "config.h"
 
 #ifdef HAVE_AVX512BF16_KERNELS
+#include "gemm_bf16.h"
 #include "qdot.h"
 #include "vec_avx512.h"
 
-#define TBF	__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
-#define MR	8
-#define NR	32
-#define KCP_MAX 512
-
-/* P[p][jj] = pair (W[j0+jj][k0+2p], W[j0+jj][k0+2p+1]), zero beyond k and nr. */
-static TBF void pack_pairs(uint32_t *P, const uint16_t *W, size_t ldw, size_t j0, int nr, size_t k0,
-			   size_t kcp, size_t k)
-{
-	for (int jb = 0; jb < NR; jb += 16) {
-		for (size_t p = 0; p < kcp; p += 16) {
-			size_t kk = k0 + 2 * p, rem = k - kk; /* bf16 values left in the row */
-			__mmask32 mk = rem >= 32 ? (__mmask32)~0u : (__mmask32)((1u << rem) - 1);
-			__m512 v[16];
-			for (int r = 0; r < 16; r++)
-				v[r] = jb + r < nr
-					   ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
-						 mk, W + (j0 + (size_t)(jb + r)) * ldw + kk))
-					   : _mm512_setzero_ps();
-			v16_transpose(v);
-			size_t e = kcp - p < 16 ? kcp - p : 16;
-			for (size_t c = 0; c < e; c++)
-				_mm512_store_ps((float *)(P + (p + c) * NR + jb), v[c]);
-		}
-	}
-}
-
-static inline __attribute__((always_inline)) TBF void
-ukern(const int mr, float *Y, size_t ldy, const uint32_t *Xb, size_t ldxp, const uint32_t *P,
-      size_t kcp, __mmask16 m0, __mmask16 m1, const float *bias, int first)
-{
-	__m512 c0[MR], c1[MR];
-
-#pragma GCC unroll 8
-	for (int r = 0; r < mr; r++) {
-		if (first) {
-			c0[r] = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-			c1[r] = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-		} else {
-			c0[r] = _mm512_maskz_loadu_ps(m0, Y + r * ldy);
-			c1[r] = _mm512_maskz_loadu_ps(m1, Y + r * ldy + 16);
-		}
-	}
-	for (size_t p = 0; p < kcp; p++) {
-		__m512bh b0 = (__m512bh)_mm512_load_si512(P + p * NR);
-		__m512bh b1 = (__m512bh)_mm512_load_si512(P + p * NR + 16);
-#pragma GCC unroll 8
-		for (int r = 0; r < mr; r++) {
-			__m512bh a = (__m512bh)_mm512_set1_epi32((int)Xb[r * ldxp + p]);
-			c0[r] = _mm512_dpbf16_ps(c0[r], a, b0);
-			c1[r] = _mm512_dpbf16_ps(c1[r], a, b1);
-		}
-	}
-#pragma GCC unroll 8
-	for (int r = 0; r < mr; r++) {
-		_mm512_mask_storeu_ps(Y + r * ldy, m0, c0[r]);
-		_mm512_mask_storeu_ps(Y + r * ldy + 16, m1, c1[r]);
-	}
-}
-
-static TBF void ukern_any(int mr, float *Y, size_t ldy, const uint32_t *Xb, size_t ldxp,
-			  const uint32_t *P, size_t kcp, __mmask16 m0, __mmask16 m1,
-			  const float *bias, int first)
-{
-	switch (mr) {
-#define C(R)                                                                                       \
-	case R:                                                                                    \
-		ukern(R, Y, ldy, Xb, ldxp, P, kcp, m0, m1, bias, first);                           \
-		break;
-		C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
-#undef C
-	}
-}
+#define TBF __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
 
 /* X rows to bf16 (round to nearest even), padded with zeros to 2 * kp,
  * row i at Xb + i * xs (xs >= 2 * kp). */
@@ -117,7 +45,7 @@ static TBF void x_to_bf16(uint16_t *Xb, size_t xs, size_t kp, const float *X, si
  * pass. The exact matvec widens every weight pair with a shift and an and
  * and does two FMAs; this does one instruction, which matters when the two
  * vCPUs share a core and the weight stream is waiting on issue slots. The
- * packed-panel path below pays a transpose of every panel per call, which
+ * packed GEMM (gemm_bf16_avx512.c) pays a transpose of every panel per call, which
  * only many activation rows amortize: for a batch of 16 decodes it cost
  * more than the products, and up to 64 rows this tile is faster.
  *
@@ -272,42 +200,23 @@ TBF void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t 
 				   enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
 				   size_t n, size_t k)
 {
-	_Alignas(64) uint32_t P[KCP_MAX * NR];
-	size_t kp = (k + 1) / 2, kcpb = qvl_gemm_blk.kc;
-	size_t xs = m <= DP_MAX_M ? 2 * kp + DP_XPAD : 2 * kp; /* packed panels: kp pairs */
+	size_t kp = (k + 1) / 2, xs = 2 * kp + DP_XPAD;
 	uint16_t *Xb;
 
+	if (wtype == QVL_DT_BF16 && k > 0 && m > DP_MAX_M &&
+	    qvl_gemm_bf16_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k) == 0)
+		return;
 	/* the thread's scratch (qact.c), grown once: no allocation per call */
-	if (wtype != QVL_DT_BF16 || k == 0 || !(Xb = qvl_qact_scratch(m * xs * 2))) {
+	if (wtype != QVL_DT_BF16 || k == 0 || m > DP_MAX_M ||
+	    !(Xb = qvl_qact_scratch(m * xs * 2))) {
 		qvl_matmul_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
 		return;
 	}
-	if (kcpb > KCP_MAX)
-		kcpb = KCP_MAX;
 	x_to_bf16(Xb, xs, kp, X, ldx, m, k);
 	if (m == 1) {
 		matvec_dp(Y, Xb, W, ldw, bias, n, k);
 		return;
 	}
-	if (m <= DP_MAX_M) {
-		matmul_dp(Y, ldy, Xb, xs, W, ldw, bias, m, n, k);
-		return;
-	}
-	const uint32_t *X32 = (const uint32_t *)(const void *)Xb;
-	for (size_t j0 = 0; j0 < n; j0 += NR) {
-		int nr = n - j0 >= NR ? NR : (int)(n - j0);
-		__mmask16 m0 = v16_mask((size_t)nr), m1 = v16_mask(nr > 16 ? (size_t)nr - 16 : 0);
-		const float *bj = bias ? bias + j0 : NULL;
-
-		for (size_t p0 = 0; p0 < kp; p0 += kcpb) {
-			size_t kcp = kp - p0 < kcpb ? kp - p0 : kcpb;
-			pack_pairs(P, W, ldw, j0, nr, 2 * p0, kcp, k);
-			for (size_t i0 = 0; i0 < m; i0 += MR) {
-				int mr = m - i0 >= MR ? MR : (int)(m - i0);
-				ukern_any(mr, Y + i0 * ldy + j0, ldy, X32 + i0 * kp + p0, kp, P,
-					  kcp, m0, m1, bj, p0 == 0);
-			}
-		}
-	}
+	matmul_dp(Y, ldy, Xb, xs, W, ldw, bias, m, n, k);
 }
 #endif

@@ -446,6 +446,76 @@ static void test_dispatch(void)
 	qvl_kernels_init(&err);
 }
 
+#ifdef HAVE_AVX512BF16_KERNELS
+/* The bf16 kernel on random X (and bias) against the reference: |Y - ref|
+ * of every output within 4e-3 of its sum |x w| (+ |bias|), the bf16 rounding
+ * of each x and f32 accumulation. Returns how many are off; Y0 holds the
+ * reference. */
+static int bf16_run(float *Y, float *Y0, size_t ldy, float *X, size_t ldx, const uint16_t *W,
+		    size_t ldw, float *bias, size_t m, size_t n, size_t k)
+{
+	int bad = 0;
+
+	for (size_t i = 0; i < m * ldx; i++)
+		X[i] = frand(2.0f);
+	for (size_t i = 0; bias && i < n; i++)
+		bias[i] = frand(1.0f);
+	qvl_matmul_ref(Y0, ldy, X, ldx, W, QVL_DT_BF16, ldw, bias, m, n, k);
+	qvl_matmul_bf16dot_avx512(Y, ldy, X, ldx, W, QVL_DT_BF16, ldw, bias, m, n, k);
+	for (size_t i = 0; i < m; i++)
+		for (size_t j = 0; j < n; j++) {
+			double bound = bias ? fabs(bias[j]) : 0;
+			for (size_t p = 0; p < k; p++)
+				bound += fabs(X[i * ldx + p] * qvl_bf16_to_f32(W[j * ldw + p]));
+			double e = fabs((double)Y[i * ldy + j] - Y0[i * ldy + j]);
+			if (!(e <= 4e-3 * bound + 1e-30) && bad++ < 3)
+				diag("bf16dot m=%zu n=%zu k=%zu [%zu][%zu] %g ref %g", m, n, k, i,
+				     j, Y[i * ldy + j], Y0[i * ldy + j]);
+		}
+	return bad;
+}
+
+/* The packed GEMM (more than 64 rows, simd/gemm_bf16_avx512.c) at its
+ * edges: row panels of 13-14 and ragged ones (m 65..300, one case beyond
+ * its 512-row blocks), n not a multiple of its 32-column panels, odd k and
+ * several 256-pair k blocks (k up to 1300); and its sums do not depend on
+ * the other rows of the call (the last rows alone, still > 64, bit for
+ * bit) nor on the columns beside them (the pool's column split). */
+static void test_bf16_gemm(void)
+{
+	int bad = 0, variant = 0;
+
+	for (int c = 0; c < 8; c++) {
+		size_t m = c == 7 ? urand(513, 600) : urand(65, 300),
+		       n = c % 4 ? urand(33, 100) : 32,
+		       k = c % 2 ? 2 * urand(1, 650) - 1 : urand(1, 1300);
+		size_t ldw = k + urand(0, 3), ldx = k + urand(0, 3), ldy = n + urand(0, 3);
+		float *X = xmalloc(m * ldx * 4), *Y = xmalloc(m * ldy * 4),
+		      *Y0 = xmalloc(m * ldy * 4);
+		float *bias = c & 2 ? xmalloc(n * 4) : NULL;
+		uint16_t *W = make_w(QVL_DT_BF16, n, ldw);
+		size_t a = urand(0, m - 65), j0 = urand(1, n - 1);
+
+		bad += bf16_run(Y, Y0, ldy, X, ldx, W, ldw, bias, m, n, k);
+		/* rows a.. alone, columns j0.. apart from the first ones */
+		qvl_matmul_bf16dot_avx512(Y0, ldy, X + a * ldx, ldx, W, QVL_DT_BF16, ldw, bias,
+					  m - a, j0, k);
+		qvl_matmul_bf16dot_avx512(Y0 + j0, ldy, X + a * ldx, ldx, W + j0 * ldw, QVL_DT_BF16,
+					  ldw, bias ? bias + j0 : NULL, m - a, n - j0, k);
+		for (size_t i = a; i < m; i++)
+			if (memcmp(Y0 + (i - a) * ldy, Y + i * ldy, n * sizeof(float)) &&
+			    variant++ < 3)
+				diag("bf16 gemm m=%zu n=%zu k=%zu: row %zu differs in rows %zu.. "
+				     "columns split at %zu",
+				     m, n, k, i, a, j0);
+		free(X), free(Y), free(Y0), free(bias), free(W);
+	}
+	ok(!bad, "bf16 GEMM (m 65..600, ragged n, odd k) within bf16 rounding of the exact result");
+	ok(!variant,
+	   "bf16 GEMM: a row's sums do not depend on the other rows or columns of the call");
+}
+#endif
+
 /* The bf16 dot-product matmul (--precision bf16) rounds X to bf16: error within
  * 2^-8 of sum |x w| (one rounding of each x, f32 accumulation). */
 static void test_bf16dot(void)
@@ -457,7 +527,7 @@ static void test_bf16dot(void)
 	uint64_t rng_after = rng;
 
 	if (!qvl_cpu_has_avx512bf16()) {
-		skip(2, "no AVX512-BF16");
+		skip(4, "no AVX512-BF16");
 		return;
 	}
 	for (int c = 0; c < 30; c++) {
@@ -471,23 +541,7 @@ static void test_bf16dot(void)
 		float *bias = c & 1 ? xmalloc(n * 4) : NULL;
 		uint16_t *W = make_w(QVL_DT_BF16, n, ldw);
 
-		for (size_t i = 0; i < m * ldx; i++)
-			X[i] = frand(2.0f);
-		for (size_t i = 0; bias && i < n; i++)
-			bias[i] = frand(1.0f);
-		qvl_matmul_ref(Y0, ldy, X, ldx, W, QVL_DT_BF16, ldw, bias, m, n, k);
-		qvl_matmul_bf16dot_avx512(Y, ldy, X, ldx, W, QVL_DT_BF16, ldw, bias, m, n, k);
-		for (size_t i = 0; i < m; i++)
-			for (size_t j = 0; j < n; j++) {
-				double bound = bias ? fabs(bias[j]) : 0;
-				for (size_t p = 0; p < k; p++)
-					bound +=
-					    fabs(X[i * ldx + p] * qvl_bf16_to_f32(W[j * ldw + p]));
-				double e = fabs((double)Y[i * ldy + j] - Y0[i * ldy + j]);
-				if (!(e <= 4e-3 * bound + 1e-30) && bad++ < 3)
-					diag("bf16dot m=%zu n=%zu k=%zu [%zu][%zu] %g ref %g", m, n,
-					     k, i, j, Y[i * ldy + j], Y0[i * ldy + j]);
-			}
+		bad += bf16_run(Y, Y0, ldy, X, ldx, W, ldw, bias, m, n, k);
 		/* batch invariance: up to 64 rows, each row as if alone (m = 1) */
 		for (size_t i = 0; m <= 64 && i < m; i++) {
 			qvl_matmul_bf16dot_avx512(Y0, ldy, X + i * ldx, ldx, W, QVL_DT_BF16, ldw,
@@ -499,10 +553,12 @@ static void test_bf16dot(void)
 		free(X), free(Y), free(Y0), free(bias), free(W);
 	}
 	ok(!bad, "bf16dot matmul (--precision bf16) within bf16 rounding of the exact result");
-	ok(!variant, "bf16dot: every row of a batch of up to 64 equals that row alone, bit for bit");
+	ok(!variant,
+	   "bf16dot: every row of a batch of up to 64 equals that row alone, bit for bit");
+	test_bf16_gemm();
 	rng_seed(rng_after);
 #else
-	skip(2, "AVX512-BF16 kernels not built");
+	skip(4, "AVX512-BF16 kernels not built");
 #endif
 }
 
