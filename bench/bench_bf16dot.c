@@ -198,7 +198,7 @@ static void run_gemm(const char *label, size_t m, size_t n, size_t k, double pea
 	}
 	struct bench_stat s = bench_stats(v, reps);
 	snprintf(name, sizeof(name), "gemm_%s_m%zu", label, m);
-	emit(name, s, peak, 0, m, n, k);
+	emit(name, s, peak, 0, m, n, k, 0, 0);
 	fprintf(stderr, "%-12s m=%-4zu n=%-5zu k=%-5zu %6.1f GFLOP/s [%.1f-%.1f] = %.2f of peak\n",
 		label, m, n, k, s.med, s.lo, s.hi, s.med / peak);
 	free(W), free(X), free(Y);
