@@ -29,6 +29,8 @@ enum qvl_dtype qvl_repack_type(const struct qvl_kernels *kt, enum qvl_dtype t, s
 		return t;
 	if (builtin && t == QVL_DT_Q4_0 && n % QVL_X8_ROWS == 0 && k % 32 == 0 && k > 0)
 		return QVL_DT_Q4_0_X8;
+	if (builtin && t == QVL_DT_Q6_K && n % QVL_X8_ROWS == 0 && k % 256 == 0 && k > 0)
+		return QVL_DT_Q6_K_X8;
 	return t;
 }
 
@@ -52,6 +54,10 @@ static int convert(uint8_t *x8, uint8_t *plain, enum qvl_dtype t, enum qvl_dtype
 {
 	size_t nb = k / 32, wrow = nb * Q40_BYTES;
 
+	if (t == QVL_DT_Q6_K && rt == QVL_DT_Q6_K_X8 && n % QVL_X8_ROWS == 0 && k % 256 == 0 && k) {
+		qvl_q6x_convert(x8, plain, n, k, to_x8);
+		return 0;
+	}
 	if (t != QVL_DT_Q4_0 || rt != QVL_DT_Q4_0_X8 || n % QVL_X8_ROWS || k % 32 || !k)
 		return -EINVAL;
 	for (size_t g = 0; g < n / QVL_X8_ROWS; g++) {
@@ -95,12 +101,16 @@ void qvl_qmatmul_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const 
 			enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
 			size_t k)
 {
+	if (wtype == QVL_DT_Q6_K_X8) {
+		qvl_q6x_matmul_ref(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
+		return;
+	}
+
 	size_t nb = k / 32, wrow = ldw / 32 * Q40_BYTES;
 	size_t rb = qvl_qdot_act_bytes(QVL_DT_Q4_0, k), xb = (m * rb + 63) & ~(size_t)63;
 	uint8_t *xq = qvl_qact_scratch(xb + nb * Q40_BYTES);
 	uint8_t row[Q40_BYTES];
 
-	(void)wtype;
 	if (!xq) {
 		/* no scratch: the exact product, one block at a time */
 		for (size_t j = 0; j < n; j++)
