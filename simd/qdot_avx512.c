@@ -16,6 +16,7 @@
 #include "qdot_zmm.h"
 #include "qdot_x8.h"
 #include "qdot_x8_q4k.h"
+#include "qdot_x8_q6k.h"
 #endif
 
 #ifdef HAVE_AVX512_KERNELS
@@ -41,6 +42,8 @@ int qvl_qmatmul_x8_avx512(float *Y, size_t ldy, const float *X, size_t ldx, cons
 #ifdef HAVE_AVX512VNNI_KERNELS
 	if (qvl_cpu_has_avx512vnni() && wtype == QVL_DT_Q4_K_X8)
 		return qk_matmul_x8_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
+	if (qvl_cpu_has_avx512vnni() && wtype == QVL_DT_Q6_K_X8)
+		return qd_matmul_x8q6_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 	if (qvl_cpu_has_avx512vnni())
 		return qd_matmul_x8_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 #endif

@@ -31,6 +31,8 @@ enum qvl_dtype qvl_repack_type(const struct qvl_kernels *kt, enum qvl_dtype t, s
 		return QVL_DT_Q4_0_X8;
 	if (builtin && t == QVL_DT_Q4_K && n % QVL_X8_ROWS == 0 && k % 256 == 0 && k > 0)
 		return QVL_DT_Q4_K_X8;
+	if (builtin && t == QVL_DT_Q6_K && n % QVL_X8_ROWS == 0 && k % 256 == 0 && k > 0)
+		return QVL_DT_Q6_K_X8;
 	return t;
 }
 
@@ -56,6 +58,10 @@ static int convert(uint8_t *x8, uint8_t *plain, enum qvl_dtype t, enum qvl_dtype
 
 	if (t == QVL_DT_Q4_K && rt == QVL_DT_Q4_K_X8)
 		return qvl_q4k_x8_convert(x8, plain, n, k, to_x8);
+	if (t == QVL_DT_Q6_K && rt == QVL_DT_Q6_K_X8 && n % QVL_X8_ROWS == 0 && k % 256 == 0 && k) {
+		qvl_q6x_convert(x8, plain, n, k, to_x8);
+		return 0;
+	}
 	if (t != QVL_DT_Q4_0 || rt != QVL_DT_Q4_0_X8 || n % QVL_X8_ROWS || k % 32 || !k)
 		return -EINVAL;
 	for (size_t g = 0; g < n / QVL_X8_ROWS; g++) {
@@ -136,6 +142,8 @@ void qvl_qmatmul_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const 
 {
 	if (wtype == QVL_DT_Q4_K_X8)
 		qvl_qmatmul_q4k_x8_ref(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
+	else if (wtype == QVL_DT_Q6_K_X8)
+		qvl_q6x_matmul_ref(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 	else
 		q40_x8_ref(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 }

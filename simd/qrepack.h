@@ -31,7 +31,26 @@
  * two bits of SC[b] (bits 0-1), SC[b + 32] (2-3), MN[b] (4-5), MN[b + 32]
  * (6-7): a few shifts and masks per 8 rows give both arrays as bytes (the
  * file's 12-byte encoding needs a shuffle per row). simd/qdot_x8_q4k.h
- * has the kernels. */
+ * has the kernels.
+ *
+ * QVL_DT_Q6_K_X8: Q6_K rows in groups of 8, the same bytes per row
+ * (k / 256 x 210). Group g at 8 g wrow holds, per block i at 1680 i:
+ *  - 16 bytes: the 8 rows' f16 d (row order);
+ *  - 128 bytes: per unit u = 0..7 (values 32u .. 32u + 31 of the block,
+ *    sub-blocks a = 2u and b = 2u + 1) 16 bytes: row r's int8 scales
+ *    sc[a], sc[b] at 2r;
+ *  - 8 units of 192 bytes (at 144 + 192 u): 3 planes of 64 bytes, row r's
+ *    8 bytes at 8r. Quant vector v (0..3) of a row's unit is 8 bytes,
+ *    byte e = the 6-bit quant of value 32u + 16 (e / 2 % 2) + 4v +
+ *    2 (e / 4) + e % 2: a, a, b, b, a, a, b, b, so that vpmaddubsw's
+ *    16-bit pairs alternate between the two sub-blocks and one 16-bit
+ *    multiply-add with the words (sc[a], sc[b]) applies both scales. Plane
+ *    p (0..2) holds vector p in the low 6 bits of each byte and, in bits
+ *    6-7, bits 2p, 2p + 1 of the same byte of vector 3.
+ * A 64-byte plane is 8 rows x 8 quants against one broadcast 8-byte
+ * activation word (the activation's bytes reordered the same way once per
+ * call): the rows are the lanes, no horizontal sum; 3 loads and 9 bitwise
+ * operations unpack 32 quants of 8 rows. */
 #ifndef QVL_QREPACK_H
 #define QVL_QREPACK_H
 
@@ -44,9 +63,10 @@
 #define QVL_DT_Q4_0_X8 ((enum qvl_dtype)(QVL_DT_COUNT + 1))
 #define QVL_X8_ROWS    8
 #define QVL_X8_BLK     144 /* bytes of one block of 8 rows */
-/* after Q4_0_X8: COUNT + 2 (the next repacked type takes COUNT + 3) */
-#define QVL_DT_Q4_K_X8	   ((enum qvl_dtype)(QVL_DT_COUNT + 2))
-#define QVL_X8_Q4K_BLK	   1152 /* bytes of one Q4_K block of 8 rows */
+#define QVL_DT_Q4_K_X8 ((enum qvl_dtype)(QVL_DT_COUNT + 2))
+#define QVL_X8_Q4K_BLK 1152 /* bytes of one Q4_K block of 8 rows */
+#define QVL_DT_Q6_K_X8 ((enum qvl_dtype)(QVL_DT_COUNT + 3))
+#define QVL_Q6X_BLK    1680 /* bytes of one Q6_K block of 8 rows */
 
 /* The repacked type matmul_fast() of table k reads for weight type t with
  * rows of k values, n rows: t itself when there is none (or k is not
@@ -81,9 +101,15 @@ void qvl_q4k_x8_row(uint8_t *p, const uint8_t *x, int r);
 void qvl_qmatmul_q4k_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 			    size_t ldw, const float *bias, size_t m, size_t n, size_t k);
 
+/* The Q6_K case of qvl_repack / qvl_unrepack / qvl_qmatmul_x8_ref
+ * (qrepack_q6k.c; arguments checked by the callers) */
+void qvl_q6x_convert(uint8_t *x8, uint8_t *plain, size_t n, size_t k, bool to_x8);
+void qvl_q6x_matmul_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			size_t ldw, const float *bias, size_t m, size_t n, size_t k);
+
 static inline bool qvl_dtype_is_repacked(enum qvl_dtype t)
 {
-	return t == QVL_DT_Q4_0_X8 || t == QVL_DT_Q4_K_X8;
+	return t == QVL_DT_Q4_0_X8 || t == QVL_DT_Q4_K_X8 || t == QVL_DT_Q6_K_X8;
 }
 
 #endif

@@ -146,6 +146,10 @@ static void eng_repack(struct qvl_engine *e)
 		for (size_t i = 0; !ly->home && i < LAYER_MATS; i++)
 			mat_repack(e, ws[i]);
 	}
+	/* the output matrix too (Q6_K in llama.cpp's presets): a copy even when
+	 * tied, the embedding lookup reads the file's rows; its row splits
+	 * (forward.c: logits and argmax tiles) are multiples of 16 */
+	mat_repack(e, &e->out);
 }
 
 static void layer_free_repacked(struct eng_layer *ly)
@@ -481,6 +485,8 @@ void qvl_engine_destroy(struct qvl_engine *e)
 			layer_free_repacked(&e->layers[l]);
 		}
 	free(e->layers);
+	if (qvl_dtype_is_repacked(e->out.type))
+		free((void *)(uintptr_t)e->out.data);
 	free(e->out_norm);
 	free(e->inv_freq);
 	free(e->stream);

@@ -1,0 +1,292 @@
+/* Q6_K weights repacked at load (QVL_DT_Q6_K_X8, simd/qrepack.h) at every
+ * SIMD level this CPU has:
+ * - the layout, byte for byte, from the format's description (8 scales d,
+ *   the scale pairs per unit, the three planes with vector 3's bits in
+ *   their top bits), each quant decoded here from ggml's block definition,
+ *   and back to the file's blocks;
+ * - which weights get repacked (Q6_K with whole groups of 8 rows, k a
+ *   multiple of 256, only by the built-in tables, not under QVL_REPACK=0);
+ * - integer sums exactly: power-of-two d and activations whose blocks hold
+ *   one ±127 (scale exactly 1) make every float operation exact, so every
+ *   level's product of the repacked matrix must give the bits of the
+ *   reference's product of the file's, at decode (m 1: 1, 3, 5 groups) and
+ *   prefill (passes of activation rows and their tail);
+ * - the int16 limits: quants 63 and 0, scales -128 and 127, activations
+ *   ±127 (the largest vpmaddubsw pair sums);
+ * - random weights quantized by quant.c on ragged shapes (m 1..19, k 256
+ *   .. 1280, odd strides, bias) within a tight tolerance of the reference
+ *   on the file's layout (only the float summation order differs). */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern_impl.h"
+#include "qdot.h"
+#include "qrepack.h"
+#include "quant.h"
+#include "rng.h"
+#include "tap.h"
+
+#define BB 210 /* bytes of a Q6_K block */
+
+static struct qvl_kernels lv[3];
+static int nlv;
+
+/* n rows of ldw values of Q6_K blocks; pow2: random quants and scales, d
+ * 0.5 or 1; else quantized by quant.c from random data */
+static uint8_t *make_w(size_t n, size_t ldw, bool pow2)
+{
+	size_t nblk = n * (ldw / 256);
+	uint8_t *w = xmalloc(nblk * BB);
+	float *f = xmalloc(ldw * sizeof(float));
+
+	for (size_t i = 0; i < nblk * BB; i++)
+		w[i] = (uint8_t)rnd();
+	for (size_t b = 0; pow2 && b < nblk; b++) {
+		uint16_t h = rnd() & 1 ? 0x3800 : 0x3c00;
+		memcpy(w + b * BB + 208, &h, 2);
+	}
+	for (size_t j = 0; !pow2 && j < n; j++) {
+		for (size_t i = 0; i < ldw; i++)
+			f[i] = frand(0.05f) + (i % 17 == 0 ? frand(0.3f) : 0.0f);
+		if (qvl_quantize_row(QVL_DT_Q6_K, f, w + j * (ldw / 256) * BB, ldw))
+			exit(98);
+	}
+	free(f);
+	return w;
+}
+
+static uint8_t *repacked(const uint8_t *w, size_t n, size_t ldw)
+{
+	uint8_t *r = xmalloc(n * (ldw / 256) * BB);
+
+	if (qvl_repack(r, QVL_DT_Q6_K_X8, w, QVL_DT_Q6_K, n, ldw) != 0)
+		exit(97);
+	return r;
+}
+
+/* value v of a Q6_K block as ggml's dequantize_row_q6_K reads it */
+static int ggml_q6(const uint8_t *b, int v)
+{
+	int h = v / 128, l = v % 32, c = v % 128 / 32;
+	const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+	int lo = c == 0	  ? ql[l] & 15
+		 : c == 1 ? ql[l + 32] & 15
+		 : c == 2 ? ql[l] >> 4
+			  : ql[l + 32] >> 4;
+
+	return lo | (qh[l] >> (2 * c) & 3) << 4;
+}
+
+/* the same value in the repacked block g of its group (row r) */
+static int x8_q6(const uint8_t *g, int r, int v)
+{
+	int u = v / 32, w = v % 32, sub = w / 16, i = w % 16, vec = i / 4;
+	int e = 4 * (i % 4 / 2) + 2 * sub + i % 2;
+	const uint8_t *p = g + 144 + 192 * u + 8 * r + e;
+
+	if (vec < 3)
+		return p[64 * vec] & 63;
+	return (p[0] >> 6) | (p[64] >> 6) << 2 | (p[128] >> 6) << 4;
+}
+
+static void test_layout(void)
+{
+	const size_t n = 16, k = 512, nb = k / 256, wrow = nb * BB;
+	uint8_t *w = make_w(n, k, false), *r = repacked(w, n, k), *back = xmalloc(n * wrow);
+	bool d = true, sc = true, q = true;
+
+	for (size_t j = 0; j < n; j++)
+		for (size_t i = 0; i < nb; i++) {
+			const uint8_t *g = r + j / 8 * 8 * wrow + 1680 * i,
+				      *b = w + j * wrow + i * BB;
+			int rr = (int)(j % 8);
+			d = d && !memcmp(g + 2 * rr, b + 208, 2);
+			for (int u = 0; u < 8; u++)
+				sc = sc && !memcmp(g + 16 + 16 * u + 2 * rr, b + 192 + 2 * u, 2);
+			for (int v = 0; v < 256; v++)
+				q = q && x8_q6(g, rr, v) == ggml_q6(b, v);
+		}
+	ok(d, "Q6_K_X8 layout: the 8 rows' d first");
+	ok(sc, "Q6_K_X8 layout: per unit, each row's two sub-block scales");
+	ok(q, "Q6_K_X8 layout: every quant where the description puts it");
+	ok(qvl_unrepack(back, QVL_DT_Q6_K, r, QVL_DT_Q6_K_X8, n, k) == 0 &&
+	       !memcmp(back, w, n * wrow),
+	   "unrepack gives the file's bytes back");
+	ok(qvl_repack(back, QVL_DT_Q6_K_X8, w, QVL_DT_Q6_K, 12, k) == -EINVAL,
+	   "12 rows (not whole groups) refused");
+	ok(qvl_repack(back, QVL_DT_Q6_K_X8, w, QVL_DT_Q6_K, 8, 384) == -EINVAL,
+	   "k 384 (not whole blocks) refused");
+	ok(qvl_repack(back, QVL_DT_Q6_K_X8, w, QVL_DT_Q4_0, 16, k) == -EINVAL,
+	   "a Q4_0 source refused");
+	free(w);
+	free(r);
+	free(back);
+}
+
+static void test_type(void)
+{
+	struct qvl_kernels custom = lv[0];
+	bool all = true;
+
+	for (int l = 0; l < nlv; l++)
+		all = all && qvl_repack_type(&lv[l], QVL_DT_Q6_K, 64, 2048) == QVL_DT_Q6_K_X8;
+	ok(all, "every level's table repacks Q6_K [64][2048]");
+	ok(qvl_repack_type(&lv[0], QVL_DT_Q6_K, 60, 2048) == QVL_DT_Q6_K,
+	   "Q6_K with 60 rows kept as it is");
+	custom.matmul_fast = custom.matmul;
+	ok(qvl_repack_type(&custom, QVL_DT_Q6_K, 64, 2048) == QVL_DT_Q6_K,
+	   "a table whose matmul_fast is not a built-in level's: no repacking");
+	setenv("QVL_REPACK", "0", 1);
+	ok(qvl_repack_type(&lv[0], QVL_DT_Q6_K, 64, 2048) == QVL_DT_Q6_K, "QVL_REPACK=0: kept");
+	unsetenv("QVL_REPACK");
+	ok(qvl_dtype_is_repacked(QVL_DT_Q6_K_X8) && !qvl_dtype_is_repacked(QVL_DT_Q6_K),
+	   "Q6_K_X8 is a repacked type, Q6_K is not");
+}
+
+/* activations of scale exactly 1: -1, 0, 1 and one ±127 per 256-block */
+static float *exact_x(size_t m, size_t k)
+{
+	float *x = xmalloc(m * k * sizeof(float));
+
+	for (size_t i = 0; i < m * k; i++)
+		x[i] = (float)((int)(rnd() % 3) - 1);
+	for (size_t i = 0; i < m * k; i += 256)
+		x[i + rnd() % 256] = rnd() & 1 ? 127.0f : -127.0f;
+	return x;
+}
+
+/* A product's shape: m x n, k values, strides, bias (or NULL). */
+struct shape {
+	size_t m, n, k, ldw, ldx, ldy;
+	const float *bias;
+};
+
+/* every level on the repacked w (r) against ref on w: bit for bit (tol 0)
+ * or within tol of the largest |y|; true if all agree */
+static bool check(const char *what, const uint8_t *w, const uint8_t *r, const float *x,
+		  const struct shape *s, float tol)
+{
+	size_t m = s->m, n = s->n, ldy = s->ldy;
+	float *y0 = xmalloc(m * ldy * sizeof(float)), *y = xmalloc(m * ldy * sizeof(float));
+	float ymax = 0;
+	bool all = true;
+
+	lv[0].matmul_fast(y0, ldy, x, s->ldx, w, QVL_DT_Q6_K, s->ldw, s->bias, m, n, s->k);
+	for (size_t i = 0; i < m; i++)
+		for (size_t j = 0; j < n; j++)
+			ymax = fmaxf(ymax, fabsf(y0[i * ldy + j]));
+	for (int l = 0; l < nlv; l++) {
+		bool same = true;
+		memset(y, 0xff, m * ldy * sizeof(float));
+		lv[l].matmul_fast(y, ldy, x, s->ldx, r, QVL_DT_Q6_K_X8, s->ldw, s->bias, m, n,
+				  s->k);
+		for (size_t i = 0; i < m; i++)
+			for (size_t j = 0; j < n; j++) {
+				float a = y[i * ldy + j], b = y0[i * ldy + j];
+				if (tol == 0 ? !memcmp(&a, &b, sizeof(a))
+					     : fabsf(a - b) <= tol * ymax + 1e-6f)
+					continue;
+				if (same)
+					diag("%s m %zu n %zu k %zu [%zu][%zu]: %s %.9g ref %.9g",
+					     what ? what : "random", m, n, s->k, i, j, lv[l].name,
+					     a, b);
+				same = false;
+			}
+		if (what)
+			ok(same, "%s, m %zu n %zu k %zu: %s on Q6_K_X8 == ref on Q6_K%s", what, m,
+			   n, s->k, lv[l].name, tol == 0 ? " bit for bit" : " (1e-6)");
+		all = all && same;
+	}
+	free(y0);
+	free(y);
+	return all;
+}
+
+static void test_exact(size_t m, size_t n)
+{
+	const size_t k = 256 * 3;
+	uint8_t *w = make_w(n, k, true), *r = repacked(w, n, k);
+	float *x = exact_x(m, k);
+
+	check("exact", w, r, x, &(struct shape){m, n, k, k, k, n, NULL}, 0);
+	free(w);
+	free(r);
+	free(x);
+}
+
+/* the largest int16 pair sums: quants 63 or 0, scales -128 or 127, d 1,
+ * activations ±127 */
+static void test_limits(void)
+{
+	const size_t m = 5, n = 16, k = 512, nblk = n * k / 256;
+	uint8_t *w = make_w(n, k, true), *r;
+	float *x = xmalloc(m * k * sizeof(float));
+
+	for (size_t b = 0; b < nblk; b++) {
+		uint8_t *p = w + b * BB;
+		memset(p, b % 3 ? 0xff : 0, 192);
+		for (int j = 0; j < 16; j++)
+			p[192 + j] = (rnd() & 1) ? 0x80 : 0x7f;
+		p[208] = 0, p[209] = 0x3c;
+	}
+	for (size_t i = 0; i < m * k; i++)
+		x[i] = i % 5 == 4 ? -127.0f : 127.0f;
+	r = repacked(w, n, k);
+	check("limits", w, r, x, &(struct shape){m, n, k, k, k, n, NULL}, 1e-6f);
+	free(w);
+	free(r);
+	free(x);
+}
+
+static void test_random(void)
+{
+	static const size_t ms[] = {1, 1, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 19};
+	bool all = true;
+
+	for (size_t c = 0; c < sizeof(ms) / sizeof(ms[0]); c++) {
+		struct shape s = {ms[c], 8 * urand(1, 7), 256 * urand(1, 5), 0, 0, 0, NULL};
+		s.ldw = s.k + 256 * (rnd() % 2), s.ldx = s.k + rnd() % 5, s.ldy = s.n + rnd() % 3;
+		uint8_t *w = make_w(s.n, s.ldw, false), *r = repacked(w, s.n, s.ldw);
+		float *x = xmalloc(s.m * s.ldx * sizeof(float)),
+		      *bias = xmalloc(s.n * sizeof(float));
+
+		for (size_t i = 0; i < s.m * s.ldx; i++)
+			x[i] = frand(2.0f) * (float)(1 + i % 7);
+		for (size_t j = 0; j < s.n; j++)
+			bias[j] = frand(1.0f);
+		s.bias = bias;
+		all = check(NULL, w, r, x, &s, 1e-5f) && all;
+		free(w);
+		free(r);
+		free(x);
+		free(bias);
+	}
+	ok(all, "random, ragged m, k, strides, bias: every level on Q6_K_X8 within 1e-5 of ref "
+		"on Q6_K");
+}
+
+int main(void)
+{
+	rng_seed(0x6b51c0de2f9a4417ull);
+	for (int l = QVL_SIMD_REF; l <= QVL_SIMD_AVX512; l++)
+		if (!qvl_kernels_get(&lv[nlv], (enum qvl_simd_level)l))
+			nlv++;
+	diag("levels: %d (%s), avx512vnni %d", nlv, lv[nlv - 1].name, qvl_cpu_has_avx512vnni());
+	test_layout();
+	test_type();
+	/* decode: 1, 3 and 5 groups */
+	test_exact(1, 8);
+	test_exact(1, 24);
+	test_exact(1, 40);
+	/* prefill: passes of 4 (VNNI) or 2 (AVX2) activation rows and a tail */
+	test_exact(9, 16);
+	test_exact(7, 8);
+	test_limits();
+	test_random();
+	return done_testing();
+}
