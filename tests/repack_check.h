@@ -12,6 +12,7 @@
 
 #include "kern_impl.h"
 #include "qrepack.h"
+#include "quant.h"
 #include "rng.h"
 #include "tap.h"
 
@@ -24,6 +25,34 @@ struct rp_type {
 	 * exact product stays exact, else quantized from random data */
 	uint8_t *(*make_w)(size_t n, size_t ldw, bool pow2);
 };
+
+/* n rows of ldw values of type t (blocks of blk values, bb bytes). pow2:
+ * random bytes, each block's nd f16 scales (at the offsets d_off) 0.5 or
+ * 1, so that every float operation of an exact product stays exact; else
+ * quantized from random data. */
+static uint8_t *rp_make_w(enum qvl_dtype t, size_t blk, size_t bb, const size_t *d_off, int nd,
+			  size_t n, size_t ldw, bool pow2)
+{
+	size_t nblk = n * (ldw / blk);
+	uint8_t *w = xmalloc(nblk * bb);
+	float *f = xmalloc(ldw * sizeof(float));
+
+	for (size_t i = 0; i < nblk * bb; i++)
+		w[i] = (uint8_t)rnd();
+	for (size_t b = 0; pow2 && b < nblk; b++)
+		for (int h = 0; h < nd; h++) {
+			uint16_t v = rnd() & 1 ? 0x3800 : 0x3c00;
+			memcpy(w + b * bb + d_off[h], &v, 2);
+		}
+	for (size_t j = 0; !pow2 && j < n; j++) {
+		for (size_t i = 0; i < ldw; i++)
+			f[i] = frand(0.05f) + (i % 17 == 0 ? frand(0.3f) : 0.0f);
+		if (qvl_quantize_row(t, f, w + j * (ldw / blk) * bb, ldw))
+			exit(98);
+	}
+	free(f);
+	return w;
+}
 
 static struct qvl_kernels rp_lv[3];
 static int rp_nlv;

@@ -34,24 +34,9 @@
  * else quantized by quant.c from random data */
 static uint8_t *make_w(size_t n, size_t ldw, bool pow2)
 {
-	size_t nblk = n * (ldw / 32);
-	uint8_t *w = xmalloc(nblk * BB);
-	float *f = xmalloc(ldw * sizeof(float));
+	static const size_t d_off[] = {0}; /* the block's f16 scales */
 
-	for (size_t i = 0; i < nblk * BB; i++)
-		w[i] = (uint8_t)rnd();
-	for (size_t b = 0; pow2 && b < nblk; b++) {
-		uint16_t h = rnd() & 1 ? 0x3800 : 0x3c00;
-		memcpy(w + b * BB, &h, 2);
-	}
-	for (size_t j = 0; !pow2 && j < n; j++) {
-		for (size_t i = 0; i < ldw; i++)
-			f[i] = frand(0.05f) + (i % 17 == 0 ? frand(0.3f) : 0.0f);
-		if (qvl_quantize_row(QVL_DT_Q4_0, f, w + j * (ldw / 32) * BB, ldw))
-			exit(98);
-	}
-	free(f);
-	return w;
+	return rp_make_w(QVL_DT_Q4_0, 32, BB, d_off, 1, n, ldw, pow2);
 }
 
 static const struct rp_type q40 = {QVL_DT_Q4_0, QVL_DT_Q4_0_X8, "Q4_0", "Q4_0_X8", 32, BB,

@@ -24,49 +24,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kern_impl.h"
 #include "qdot.h"
-#include "qrepack.h"
 #include "quant.h"
-#include "rng.h"
-#include "tap.h"
+#include "repack_check.h"
 
 #define BB 210 /* bytes of a Q6_K block */
-
-static struct qvl_kernels lv[3];
-static int nlv;
 
 /* n rows of ldw values of Q6_K blocks; pow2: random quants and scales, d
  * 0.5 or 1; else quantized by quant.c from random data */
 static uint8_t *make_w(size_t n, size_t ldw, bool pow2)
 {
-	size_t nblk = n * (ldw / 256);
-	uint8_t *w = xmalloc(nblk * BB);
-	float *f = xmalloc(ldw * sizeof(float));
+	static const size_t d_off[] = {208}; /* the block's f16 scales */
 
-	for (size_t i = 0; i < nblk * BB; i++)
-		w[i] = (uint8_t)rnd();
-	for (size_t b = 0; pow2 && b < nblk; b++) {
-		uint16_t h = rnd() & 1 ? 0x3800 : 0x3c00;
-		memcpy(w + b * BB + 208, &h, 2);
-	}
-	for (size_t j = 0; !pow2 && j < n; j++) {
-		for (size_t i = 0; i < ldw; i++)
-			f[i] = frand(0.05f) + (i % 17 == 0 ? frand(0.3f) : 0.0f);
-		if (qvl_quantize_row(QVL_DT_Q6_K, f, w + j * (ldw / 256) * BB, ldw))
-			exit(98);
-	}
-	free(f);
-	return w;
+	return rp_make_w(QVL_DT_Q6_K, 256, BB, d_off, 1, n, ldw, pow2);
 }
+
+static const struct rp_type q6k = {QVL_DT_Q6_K, QVL_DT_Q6_K_X8, "Q6_K", "Q6_K_X8", 256, BB,
+				   5,		make_w};
 
 static uint8_t *repacked(const uint8_t *w, size_t n, size_t ldw)
 {
-	uint8_t *r = xmalloc(n * (ldw / 256) * BB);
-
-	if (qvl_repack(r, QVL_DT_Q6_K_X8, w, QVL_DT_Q6_K, n, ldw) != 0)
-		exit(97);
-	return r;
+	return rp_repacked(&q6k, w, n, ldw);
 }
 
 /* value v of a Q6_K block as ggml's dequantize_row_q6_K reads it */
@@ -130,34 +108,22 @@ static void test_layout(void)
 
 static void test_type(void)
 {
-	struct qvl_kernels custom = lv[0];
+	struct qvl_kernels custom = rp_lv[0];
 	bool all = true;
 
-	for (int l = 0; l < nlv; l++)
-		all = all && qvl_repack_type(&lv[l], QVL_DT_Q6_K, 64, 2048) == QVL_DT_Q6_K_X8;
+	for (int l = 0; l < rp_nlv; l++)
+		all = all && qvl_repack_type(&rp_lv[l], QVL_DT_Q6_K, 64, 2048) == QVL_DT_Q6_K_X8;
 	ok(all, "every level's table repacks Q6_K [64][2048]");
-	ok(qvl_repack_type(&lv[0], QVL_DT_Q6_K, 60, 2048) == QVL_DT_Q6_K,
+	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q6_K, 60, 2048) == QVL_DT_Q6_K,
 	   "Q6_K with 60 rows kept as it is");
 	custom.matmul_fast = custom.matmul;
 	ok(qvl_repack_type(&custom, QVL_DT_Q6_K, 64, 2048) == QVL_DT_Q6_K,
 	   "a table whose matmul_fast is not a built-in level's: no repacking");
 	setenv("QVL_REPACK", "0", 1);
-	ok(qvl_repack_type(&lv[0], QVL_DT_Q6_K, 64, 2048) == QVL_DT_Q6_K, "QVL_REPACK=0: kept");
+	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q6_K, 64, 2048) == QVL_DT_Q6_K, "QVL_REPACK=0: kept");
 	unsetenv("QVL_REPACK");
 	ok(qvl_dtype_is_repacked(QVL_DT_Q6_K_X8) && !qvl_dtype_is_repacked(QVL_DT_Q6_K),
 	   "Q6_K_X8 is a repacked type, Q6_K is not");
-}
-
-/* activations of scale exactly 1: -1, 0, 1 and one ±127 per 256-block */
-static float *exact_x(size_t m, size_t k)
-{
-	float *x = xmalloc(m * k * sizeof(float));
-
-	for (size_t i = 0; i < m * k; i++)
-		x[i] = (float)((int)(rnd() % 3) - 1);
-	for (size_t i = 0; i < m * k; i += 256)
-		x[i + rnd() % 256] = rnd() & 1 ? 127.0f : -127.0f;
-	return x;
 }
 
 /* A product's shape: m x n, k values, strides, bias (or NULL). */
@@ -176,14 +142,14 @@ static bool check(const char *what, const uint8_t *w, const uint8_t *r, const fl
 	float ymax = 0;
 	bool all = true;
 
-	lv[0].matmul_fast(y0, ldy, x, s->ldx, w, QVL_DT_Q6_K, s->ldw, s->bias, m, n, s->k);
+	rp_lv[0].matmul_fast(y0, ldy, x, s->ldx, w, QVL_DT_Q6_K, s->ldw, s->bias, m, n, s->k);
 	for (size_t i = 0; i < m; i++)
 		for (size_t j = 0; j < n; j++)
 			ymax = fmaxf(ymax, fabsf(y0[i * ldy + j]));
-	for (int l = 0; l < nlv; l++) {
+	for (int l = 0; l < rp_nlv; l++) {
 		bool same = true;
 		memset(y, 0xff, m * ldy * sizeof(float));
-		lv[l].matmul_fast(y, ldy, x, s->ldx, r, QVL_DT_Q6_K_X8, s->ldw, s->bias, m, n,
+		rp_lv[l].matmul_fast(y, ldy, x, s->ldx, r, QVL_DT_Q6_K_X8, s->ldw, s->bias, m, n,
 				  s->k);
 		for (size_t i = 0; i < m; i++)
 			for (size_t j = 0; j < n; j++) {
@@ -193,30 +159,18 @@ static bool check(const char *what, const uint8_t *w, const uint8_t *r, const fl
 					continue;
 				if (same)
 					diag("%s m %zu n %zu k %zu [%zu][%zu]: %s %.9g ref %.9g",
-					     what ? what : "random", m, n, s->k, i, j, lv[l].name,
+					     what ? what : "random", m, n, s->k, i, j, rp_lv[l].name,
 					     a, b);
 				same = false;
 			}
 		if (what)
 			ok(same, "%s, m %zu n %zu k %zu: %s on Q6_K_X8 == ref on Q6_K%s", what, m,
-			   n, s->k, lv[l].name, tol == 0 ? " bit for bit" : " (1e-6)");
+			   n, s->k, rp_lv[l].name, tol == 0 ? " bit for bit" : " (1e-6)");
 		all = all && same;
 	}
 	free(y0);
 	free(y);
 	return all;
-}
-
-static void test_exact(size_t m, size_t n)
-{
-	const size_t k = 256 * 3;
-	uint8_t *w = make_w(n, k, true), *r = repacked(w, n, k);
-	float *x = exact_x(m, k);
-
-	check("exact", w, r, x, &(struct shape){m, n, k, k, k, n, NULL}, 0);
-	free(w);
-	free(r);
-	free(x);
 }
 
 /* the largest int16 pair sums: quants 63 or 0, scales -128 or 127, d 1,
@@ -243,50 +197,15 @@ static void test_limits(void)
 	free(x);
 }
 
-static void test_random(void)
-{
-	static const size_t ms[] = {1, 1, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 19};
-	bool all = true;
-
-	for (size_t c = 0; c < sizeof(ms) / sizeof(ms[0]); c++) {
-		struct shape s = {ms[c], 8 * urand(1, 7), 256 * urand(1, 5), 0, 0, 0, NULL};
-		s.ldw = s.k + 256 * (rnd() % 2), s.ldx = s.k + rnd() % 5, s.ldy = s.n + rnd() % 3;
-		uint8_t *w = make_w(s.n, s.ldw, false), *r = repacked(w, s.n, s.ldw);
-		float *x = xmalloc(s.m * s.ldx * sizeof(float)),
-		      *bias = xmalloc(s.n * sizeof(float));
-
-		for (size_t i = 0; i < s.m * s.ldx; i++)
-			x[i] = frand(2.0f) * (float)(1 + i % 7);
-		for (size_t j = 0; j < s.n; j++)
-			bias[j] = frand(1.0f);
-		s.bias = bias;
-		all = check(NULL, w, r, x, &s, 1e-5f) && all;
-		free(w);
-		free(r);
-		free(x);
-		free(bias);
-	}
-	ok(all, "random, ragged m, k, strides, bias: every level on Q6_K_X8 within 1e-5 of ref "
-		"on Q6_K");
-}
-
 int main(void)
 {
 	rng_seed(0x6b51c0de2f9a4417ull);
-	for (int l = QVL_SIMD_REF; l <= QVL_SIMD_AVX512; l++)
-		if (!qvl_kernels_get(&lv[nlv], (enum qvl_simd_level)l))
-			nlv++;
-	diag("levels: %d (%s), avx512vnni %d", nlv, lv[nlv - 1].name, qvl_cpu_has_avx512vnni());
+	rp_levels();
 	test_layout();
 	test_type();
-	/* decode: 1, 3 and 5 groups */
-	test_exact(1, 8);
-	test_exact(1, 24);
-	test_exact(1, 40);
-	/* prefill: passes of 4 (VNNI) or 2 (AVX2) activation rows and a tail */
-	test_exact(9, 16);
-	test_exact(7, 8);
+	/* decode (1, 3, 5 groups), prefill (passes of 4 (VNNI) or 2 (AVX2)
+	 * activation rows and their tails), then random ragged shapes */
+	rp_test_kernels(&q6k, 3 * 256);
 	test_limits();
-	test_random();
 	return done_testing();
 }
