@@ -24,6 +24,7 @@ struct eng_mat {
 	enum qvl_dtype type;
 	size_t n, k;	  /* rows (outputs), columns (inputs) */
 	size_t row_bytes; /* bytes between rows */
+	bool owned;	  /* data is the engine's copy (repacked or aligned): freed with it */
 };
 
 struct eng_layer {
