@@ -50,6 +50,16 @@ struct qvl_q8k {
 /* Weight types the int8 path serves (others go to the exact matmul). */
 bool qvl_qdot_has(enum qvl_dtype t);
 /* Activation block length the weight type pairs with: 32 or 256. */
+/* Y[i][j] += bias[j] for m rows of n outputs: the kernels that write
+ * their sums first add the bias after (no bias: nothing). */
+static inline void qvl_qdot_add_bias(float *Y, size_t ldy, const float *bias, size_t m, size_t n)
+{
+	if (bias)
+		for (size_t i = 0; i < m; i++)
+			for (size_t j = 0; j < n; j++)
+				Y[i * ldy + j] += bias[j];
+}
+
 static inline size_t qvl_qdot_act_blk(enum qvl_dtype t)
 {
 	return t >= QVL_DT_Q2_K && t <= QVL_DT_Q6_K ? QVL_QK_BLK

@@ -736,9 +736,6 @@ static QD_T int QD_FN(qd_matmul)(float *Y, size_t ldy, const float *X, size_t ld
 			}
 		}
 	}
-	if (bias)
-		for (size_t i = 0; i < m; i++)
-			for (size_t j = 0; j < n; j++)
-				Y[i * ldy + j] += bias[j];
+	qvl_qdot_add_bias(Y, ldy, bias, m, n);
 	return 0;
 }

@@ -238,10 +238,7 @@ static QD_T int QD_FN(qd_matmul_x8q6)(float *Y, size_t ldy, const float *X, size
 				q6x_tile(1, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
 		}
 	}
-	if (bias)
-		for (size_t i = 0; i < m; i++)
-			for (size_t j = 0; j < n; j++)
-				Y[i * ldy + j] += bias[j];
+	qvl_qdot_add_bias(Y, ldy, bias, m, n);
 	return 0;
 }
 

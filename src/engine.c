@@ -78,6 +78,23 @@ struct repack_task {
 	bool *ok; /* [nth] */
 };
 
+/* A copy's memory: 2 MiB-aligned, rounded up to whole huge pages, which
+ * the kernel is asked for (the copies' page faults, not the copying, were
+ * the time); NULL without memory. */
+static void *huge_alloc(size_t bytes)
+{
+	const size_t huge = (size_t)2 << 20;
+	void *p;
+
+	bytes = (bytes + huge - 1) & ~(huge - 1);
+	if (!(p = aligned_alloc(huge, bytes)))
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	(void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: failure changes nothing */
+#endif
+	return p;
+}
+
 static void repack_task(void *arg, int ith, int nth)
 {
 	struct repack_task *t = arg;
@@ -91,25 +108,19 @@ static void repack_task(void *arg, int ith, int nth)
 
 /* The matrix in the layout e's matmul_fast streams fastest (simd/qrepack.h),
  * a copy the engine owns (freed by qvl_engine_destroy), written by the pool
- * threads (in huge pages where the kernel gives them: the copy's page
- * faults, not the copying, were the time); the file's layout when there is
- * none or no memory for it (slower, same result). */
+ * threads into huge_alloc() memory; the file's layout when there is none or
+ * no memory for it (slower, same result). */
 static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 {
-	const size_t huge = (size_t)2 << 20;
 	struct repack_task t = {w, qvl_repack_type(&e->k, w->type, w->n, w->k), NULL, NULL};
-	size_t bytes = (w->n * w->row_bytes + huge - 1) & ~(huge - 1);
 	bool ok = true;
 
 	if (t.rt == w->type || !(t.ok = calloc((size_t)e->nth, sizeof(bool))))
 		return;
-	if (!(t.dst = aligned_alloc(huge, bytes))) {
+	if (!(t.dst = huge_alloc(w->n * w->row_bytes))) {
 		free(t.ok);
 		return;
 	}
-#ifdef MADV_HUGEPAGE
-	(void)madvise(t.dst, bytes, MADV_HUGEPAGE); /* a hint: failure changes nothing */
-#endif
 	qvl_pool_run(e->pool, repack_task, &t);
 	for (int i = 0; i < e->nth; i++)
 		ok = ok && t.ok[i];
@@ -148,16 +159,12 @@ static void copy_task(void *arg, int ith, int nth)
  * cache: a tied embedding's lookups fault their rows back). */
 static void mat_align(struct qvl_engine *e, struct eng_mat *w)
 {
-	const size_t huge = (size_t)2 << 20, page = 4096;
+	const size_t page = 4096;
 	struct copy_task t = {NULL, w->data, w->n * w->row_bytes};
-	size_t bytes = (t.bytes + huge - 1) & ~(huge - 1);
 
 	if (w->owned || !((uintptr_t)w->data & 63) || w->row_bytes & 63 || !t.bytes ||
-	    !(t.dst = aligned_alloc(huge, bytes)))
+	    !(t.dst = huge_alloc(t.bytes)))
 		return; /* aligned already, or rows that stay unaligned, or no memory: as is */
-#ifdef MADV_HUGEPAGE
-	(void)madvise(t.dst, bytes, MADV_HUGEPAGE); /* a hint: failure changes nothing */
-#endif
 	qvl_pool_run(e->pool, copy_task, &t);
 	uintptr_t a = ((uintptr_t)w->data + page - 1) & ~(page - 1);
 	uintptr_t z = ((uintptr_t)w->data + t.bytes) & ~(page - 1);
