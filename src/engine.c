@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,21 +151,58 @@ static void copy_task(void *arg, int ith, int nth)
 		memcpy(t->dst + b0, t->src + b0, b1 - b0);
 }
 
-/* A matrix whose rows do not start on a cache line: a safetensors file
- * packs its tensors after a JSON header of any length (every tensor of the
- * 2b model is 24 bytes past a line), and then each 64-byte vector load of
- * the weight stream touches two lines: its decode ran 15-19% slower than
- * from the same weights in a GGUF. Copied once into aligned memory by the
- * pool threads; the file's pages are dropped from the mapping (clean page
- * cache: a tied embedding's lookups fault their rows back). */
-static void mat_align(struct qvl_engine *e, struct eng_mat *w)
+/* Whether w's rows are pages of a file its reader mapped (GGUF,
+ * safetensors) rather than memory the process owns (a pack's arena). */
+static bool mat_file_mapped(const struct qvl_model *m, const struct eng_mat *w)
+{
+	for (size_t i = 0; i < m->nsources; i++) {
+		const uint8_t *b = m->sources[i].map;
+		if (b && w->data >= b && w->data < b + m->sources[i].size)
+			return !m->sources[i].anon;
+	}
+	return false;
+}
+
+/* QVL_WEIGHT_COPY: 1 (default) copies every file-mapped matrix, 0 only
+ * those off a cache line (the A/B of mat_own); another value is named
+ * on stderr once and taken as the default. */
+static bool weight_copy_all(void)
+{
+	static _Atomic int warned; /* relaxed: only dedups the message */
+	const char *v = getenv("QVL_WEIGHT_COPY");
+
+	if (!v || !strcmp(v, "1"))
+		return true;
+	if (!strcmp(v, "0"))
+		return false;
+	if (!atomic_exchange_explicit(&warned, 1, memory_order_relaxed))
+		fprintf(stderr, "qvl: QVL_WEIGHT_COPY='%s' is not 0 or 1: taken as 1\n", v);
+	return true;
+}
+
+/* A resident matrix read from the file's mapping is copied once, by the
+ * pool threads, into huge_alloc() memory the engine owns:
+ * - the mapping's 4 KiB page-cache pages cost the weight stream a TLB
+ *   walk per 4 KiB row, and the walks' page tables (8 bytes per 4 KiB:
+ *   6.7 MB for the 2b model) do not stay in cache: from 2 MiB pages a bf16
+ *   GGUF decoded 1.7-2.4x faster on a loaded machine (docs/status.md has
+ *   the quiet figures);
+ * - a safetensors file packs its tensors after a JSON header of any length
+ *   (every tensor of the 2b model is 24 bytes past a line), and a 64-byte
+ *   vector load off a line touches two.
+ * The file's pages are dropped from the mapping (clean page cache: a tied
+ * embedding's lookups fault their rows back). A pack's arena is not
+ * copied (huge pages already), nor rows whose length keeps them off a line
+ * anyway, nor anything when memory is short (same result, slower). */
+static void mat_own(struct qvl_engine *e, struct eng_mat *w, bool copy_all)
 {
 	const size_t page = 4096;
 	struct copy_task t = {NULL, w->data, w->n * w->row_bytes};
+	bool aligned = !((uintptr_t)w->data & 63);
 
-	if (w->owned || !((uintptr_t)w->data & 63) || w->row_bytes & 63 || !t.bytes ||
-	    !(t.dst = huge_alloc(t.bytes)))
-		return; /* aligned already, or rows that stay unaligned, or no memory: as is */
+	if (w->owned || !t.bytes || w->row_bytes & 63 || !mat_file_mapped(e->m, w) ||
+	    (aligned && !copy_all) || !(t.dst = huge_alloc(t.bytes)))
+		return;
 	qvl_pool_run(e->pool, copy_task, &t);
 	uintptr_t a = ((uintptr_t)w->data + page - 1) & ~(page - 1);
 	uintptr_t z = ((uintptr_t)w->data + t.bytes) & ~(page - 1);
@@ -183,8 +221,8 @@ static void layer_mats(struct eng_layer *ly, struct eng_mat *out[LAYER_MATS])
 	out[4] = &ly->wg, out[5] = &ly->wu, out[6] = &ly->wd;
 }
 
-/* The layers' matrices repacked (then any left off a cache line copied
- * aligned: mat_align): only the fast precision reads the
+/* The layers' matrices repacked (then the rest of the file-mapped ones
+ * copied into huge pages: mat_own): only the fast precision reads the
  * repacked types, and the splits of a matmul's rows between threads
  * (forward.c: multiples of 16 and of head_dim) must not cut a group. Not
  * with a weight source (tiered or streamed layers): its memory budget
@@ -192,6 +230,7 @@ static void layer_mats(struct eng_layer *ly, struct eng_mat *out[LAYER_MATS])
 static void eng_repack(struct qvl_engine *e)
 {
 	bool repack = e->prec == QVL_PREC_BF16 && e->hd % QVL_X8_ROWS == 0;
+	bool copy_all = weight_copy_all();
 
 	if (e->wsrc.home)
 		return;
@@ -202,7 +241,7 @@ static void eng_repack(struct qvl_engine *e)
 		for (size_t i = 0; !ly->home && i < LAYER_MATS; i++) {
 			if (repack)
 				mat_repack(e, ws[i]);
-			mat_align(e, ws[i]);
+			mat_own(e, ws[i], copy_all);
 		}
 	}
 	/* the output matrix too (Q6_K in llama.cpp's presets): a copy even when
@@ -210,7 +249,7 @@ static void eng_repack(struct qvl_engine *e)
 	 * (forward.c: logits and argmax tiles) are multiples of 16 */
 	if (repack)
 		mat_repack(e, &e->out);
-	mat_align(e, &e->out);
+	mat_own(e, &e->out, copy_all);
 }
 
 static void layer_free_repacked(struct eng_layer *ly)

@@ -227,6 +227,7 @@ int qvl_model_add_source(struct qvl_model *m, const char *path, void *map, size_
 	s[m->nsources].path = p;
 	s[m->nsources].map = map;
 	s[m->nsources].size = size;
+	s[m->nsources].anon = false;
 	return (int)m->nsources++;
 }
 

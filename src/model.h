@@ -149,6 +149,10 @@ struct qvl_source {
 	char *path;
 	void *map; /* mmap of the whole file (NULL if not mapped) */
 	size_t size;
+	/* map is memory of the process's own (a pack's arena, huge pages
+	 * advised), not the file's page cache mapped: the engine copies only
+	 * weights that are file pages (engine.c, mat_own) */
+	bool anon;
 };
 
 struct gguf_file; /* src/gguf.h */

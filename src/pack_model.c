@@ -137,6 +137,7 @@ static int pack_arena(struct qvl_model *m, const char *path, const struct pack_i
 			munmap(a, alen);
 		return src;
 	}
+	m->sources[src].anon = true;
 	*arena = a;
 	return load ? pack_load_shards(path, p, a, want, err) : 0;
 }
