@@ -88,9 +88,9 @@ static void test_type(void)
 	ok(all, "every level's table repacks Q4_0 [64][2048]");
 	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q4_0, 60, 2048) == QVL_DT_Q4_0,
 	   "Q4_0 with 60 rows kept as it is");
-	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q8_0, 64, 2048) == QVL_DT_Q8_0 &&
+	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q4_1, 64, 2048) == QVL_DT_Q4_1 &&
 	       qvl_repack_type(&rp_lv[0], QVL_DT_BF16, 64, 2048) == QVL_DT_BF16,
-	   "Q8_0 and bf16 kept as they are");
+	   "Q4_1 and bf16 kept as they are");
 	custom.matmul_fast = custom.matmul;
 	ok(qvl_repack_type(&custom, QVL_DT_Q4_0, 64, 2048) == QVL_DT_Q4_0,
 	   "a table whose matmul_fast is not a built-in level's: no repacking");
