@@ -249,9 +249,10 @@ QX_INL void qx_panel16(uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g
 	}
 }
 
-/* RX activation rows x the panel's 16 weight rows */
-QX_INL void qx_gemm16(const int RX, const uint8_t *pq, const float *pd, const struct qvl_q8a *x,
-		      size_t xrow, size_t nb, float *y, size_t ldy)
+/* RX activation rows x the panel's 16 weight rows; off: the quants'
+ * offset (8 for Q4_0, 128 for Q8_0 made unsigned), -off s per lane */
+QX_INL void qx_gemm16(const int RX, const int off, const uint8_t *pq, const float *pd,
+		      const struct qvl_q8a *x, size_t xrow, size_t nb, float *y, size_t ldy)
 {
 	__m512 acc[8];
 
@@ -262,7 +263,7 @@ QX_INL void qx_gemm16(const int RX, const uint8_t *pq, const float *pd, const st
 		__m512i is[8];
 #pragma GCC unroll 8
 		for (int q = 0; q < RX; q++)
-			is[q] = _mm512_set1_epi32(-8 * x[q * xrow + i].s);
+			is[q] = _mm512_set1_epi32(-off * x[q * xrow + i].s);
 #pragma GCC unroll 8
 		for (int s = 0; s < 8; s++) {
 			__m512i u = _mm512_loadu_si512(pq + i * 512 + 64 * s);
@@ -327,9 +328,11 @@ static QD_T int QD_FN(qd_matmul_x8)(float *Y, size_t ldy, const float *X, size_t
 				      *pd = (float *)(void *)(scr + nb * 512);
 				qx_panel16(scr, pd, w + j * wrow, w + (j + 8) * wrow, nb);
 				for (; i + 8 <= i1 - i0; i += 8)
-					qx_gemm16(8, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
+					qx_gemm16(8, 8, scr, pd, x + i * nb, nb, nb, y + i * ldy,
+						  ldy);
 				for (; i < i1 - i0; i++)
-					qx_gemm16(1, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
+					qx_gemm16(1, 8, scr, pd, x + i * nb, nb, nb, y + i * ldy,
+						  ldy);
 			}
 #endif
 			for (; j < n; j += QVL_X8_ROWS) {

@@ -18,7 +18,9 @@
  *    vpmaddwd per chunk (two chunks' pairs would overflow).
  * Prefill (m > 1): the template's 8-row panel (qd_gemm32) made from a
  * group without a transpose: the layout is the panel's (VNNI: w ^ 0x80
- * with the offset 128; AVX2: |w| and w beside it). */
+ * with the offset 128; AVX2: |w| and w beside it). With VNNI, panels of
+ * two groups on 512-bit vectors first (qdot_x8.h's qx_gemm16: one vpdpbusd
+ * feeds 16 rows), a last group of 8 on the 256-bit panel. */
 #ifndef QVL_QDOT_X8_Q80_H
 #define QVL_QDOT_X8_Q80_H
 
@@ -63,9 +65,9 @@ Q8X_INL void q8x_rows(const uint8_t *g, const struct qvl_q8a *xq, size_t nb, flo
 		acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
 				      _mm512_mul_ps(dw, _mm512_set1_ps(xq[i].d)), acc);
 	}
-	_mm256_storeu_ps(y, _mm256_add_ps(_mm512_castps512_ps256(acc),
-					  _mm256_castpd_ps(_mm512_extractf64x4_pd(
-					      _mm512_castps_pd(acc), 1))));
+	_mm256_storeu_ps(
+	    y, _mm256_add_ps(_mm512_castps512_ps256(acc),
+			     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1))));
 }
 #else
 Q8X_INL void q8x_rows(const uint8_t *g, const struct qvl_q8a *xq, size_t nb, float *y)
@@ -115,13 +117,41 @@ Q8X_INL void q8x_panel(struct qd_panel *p, const uint8_t *g, size_t nb)
 	}
 }
 
+#if QD_VNNI
+/* Prefill on 512-bit vectors: a panel of two groups (16 rows) in
+ * qx_gemm16's layout (per block 8 steps of 64 bytes, lanes 0-7 the first
+ * group's rows, 8-15 the second's, made unsigned; 16 f32 scales) */
+Q8X_INL void q8x_panel16(uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g1, size_t nb)
+{
+	const __m512i sg = _mm512_set1_epi8((char)0x80);
+
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *a = g0 + i * QVL_Q8X_BLK, *b = g1 + i * QVL_Q8X_BLK;
+#pragma GCC unroll 8
+		for (int c = 0; c < 8; c++) {
+			__m512i v = _mm512_inserti64x4(
+			    _mm512_castsi256_si512(
+				_mm256_loadu_si256((const __m256i *)(a + 16 + 32 * c))),
+			    _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c)), 1);
+			_mm512_storeu_si512(q + i * 512 + 64 * c, _mm512_xor_si512(v, sg));
+		}
+		_mm512_storeu_ps(d + i * 16,
+				 _mm512_cvtph_ps(_mm256_inserti128_si256(
+				     _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+				     _mm_loadu_si128((const __m128i *)b), 1)));
+	}
+}
+#endif
+
 static QD_T int QD_FN(qd_matmul_x8q8)(float *Y, size_t ldy, const float *X, size_t ldx,
 				      const void *W, size_t ldw, const float *bias, size_t m,
 				      size_t n, size_t k)
 {
 	size_t nb = k / 32, wrow = ldw / 32 * 34, rb = qvl_qdot_act_bytes(QVL_DT_Q8_0, k);
 	size_t xbytes = (m * rb + 63) & ~(size_t)63;
-	size_t pan = m == 1 ? 0 : qd_panel_bytes(QVL_DT_Q8_0, nb);
+	size_t pan = qd_panel_bytes(QVL_DT_Q8_0, nb), p16 = qx_pan16_bytes(nb);
+
+	pan = m == 1 ? 0 : pan > p16 ? pan : p16;
 	uint8_t *xq = qvl_qact_scratch(xbytes + pan);
 	const uint8_t *w = W;
 
@@ -143,7 +173,22 @@ static QD_T int QD_FN(qd_matmul_x8q8)(float *Y, size_t ldy, const float *X, size
 		for (size_t i0 = 0; i0 < m; i0 += mc) {
 			size_t i1 = i0 + mc < m ? i0 + mc : m;
 			const struct qvl_q8a *x = (const struct qvl_q8a *)(xq + i0 * rb);
-			for (size_t j = 0; j < n; j += QVL_X8_ROWS) {
+			size_t j = 0;
+#if QD_VNNI
+			for (; j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS) {
+				size_t i = 0;
+				float *y = Y + i0 * ldy + j,
+				      *pd = (float *)(void *)(scr + nb * 512);
+				q8x_panel16(scr, pd, w + j * wrow, w + (j + 8) * wrow, nb);
+				for (; i + 8 <= i1 - i0; i += 8)
+					qx_gemm16(8, 128, scr, pd, x + i * nb, nb, nb, y + i * ldy,
+						  ldy);
+				for (; i < i1 - i0; i++)
+					qx_gemm16(1, 128, scr, pd, x + i * nb, nb, nb, y + i * ldy,
+						  ldy);
+			}
+#endif
+			for (; j < n; j += QVL_X8_ROWS) {
 				size_t i = 0;
 				float *y = Y + i0 * ldy + j;
 				q8x_panel(&p, w + j * wrow, nb);

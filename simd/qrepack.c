@@ -84,8 +84,7 @@ static int convert(uint8_t *x8, uint8_t *plain, enum qvl_dtype t, enum qvl_dtype
 		uint8_t *xg = x8 + g * QVL_X8_ROWS * wrow, *pg = plain + g * QVL_X8_ROWS * wrow;
 		for (size_t i = 0; i < nb; i++)
 			for (int r = 0; r < QVL_X8_ROWS; r++)
-				move32(f, xg + i * f->gblk, pg + r * wrow + i * f->bytes, r,
-				       to_x8);
+				move32(f, xg + i * f->gblk, pg + r * wrow + i * f->bytes, r, to_x8);
 	}
 	return 0;
 }
@@ -157,6 +156,6 @@ void qvl_qmatmul_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const 
 	else if (wtype == QVL_DT_Q6_K_X8)
 		qvl_q6x_matmul_ref(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 	else
-		x32_ref(wtype == QVL_DT_Q8_0_X8 ? &x32_q80 : &x32_q40, Y, ldy, X, ldx, W, ldw,
-			bias, m, n, k);
+		x32_ref(wtype == QVL_DT_Q8_0_X8 ? &x32_q80 : &x32_q40, Y, ldy, X, ldx, W, ldw, bias,
+			m, n, k);
 }

@@ -114,8 +114,8 @@ void qvl_qmatmul_q4k_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, co
 /* The Q6_K case of qvl_repack / qvl_unrepack / qvl_qmatmul_x8_ref
  * (qrepack_q6k.c; arguments checked by the callers) */
 void qvl_q6x_convert(uint8_t *x8, uint8_t *plain, size_t n, size_t k, bool to_x8);
-void qvl_q6x_matmul_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
-			size_t ldw, const float *bias, size_t m, size_t n, size_t k);
+void qvl_q6x_matmul_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W, size_t ldw,
+			const float *bias, size_t m, size_t n, size_t k);
 
 static inline bool qvl_dtype_is_repacked(enum qvl_dtype t)
 {
