@@ -293,6 +293,57 @@ static inline size_t qx_pan16_bytes(size_t nb)
 }
 #endif
 
+/* Makers of a 32-value X8 type's 8-row panel (the template's struct
+ * qd_panel, its off set) and 16-row panel (qx_gemm16's layout) from groups
+ * of rows; Q8_0's are in qdot_x8_q80.h. */
+typedef void (*qx_pan_fn)(struct qd_panel *p, const uint8_t *g, size_t nb);
+typedef void (*qx_pan16_fn)(uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g1, size_t nb);
+#if QX_ZMM
+#define QX_PAN16(f) (f)
+#else
+#define QX_PAN16(f) NULL
+#endif
+
+/* Prefill (m > 1) of 32-value X8 type t (offset off, per lane -off s, in
+ * the 16-row panels): the activation rows (quantized at xq, rb bytes
+ * each) in chunks whose bytes stay in L2; per chunk and pair of groups a
+ * 16-row panel on 512-bit vectors, a group left over on the 8-row panel
+ * (all groups without VNNI); scr: the panel scratch. */
+QX_INL void qx_prefill(enum qvl_dtype t, int off, qx_pan_fn pan, qx_pan16_fn pan16,
+		       const uint8_t *w, size_t wrow, const uint8_t *xq, size_t rb, size_t nb,
+		       float *Y, size_t ldy, size_t m, size_t n, uint8_t *scr)
+{
+	struct qd_panel p = {scr, (float *)(void *)(scr + nb * 256), NULL, scr + nb * 320, 0};
+	size_t mc = (256 << 10) / rb;
+
+	(void)off, (void)pan16;
+	mc = mc < QD_GX ? QD_GX : mc;
+	for (size_t i0 = 0; i0 < m; i0 += mc) {
+		size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
+		const struct qvl_q8a *x = (const struct qvl_q8a *)(xq + i0 * rb);
+#if QX_ZMM
+		for (; j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS) {
+			size_t i = 0;
+			float *y = Y + i0 * ldy + j, *pd = (float *)(void *)(scr + nb * 512);
+			pan16(scr, pd, w + j * wrow, w + (j + 8) * wrow, nb);
+			for (; i + 8 <= i1 - i0; i += 8)
+				qx_gemm16(8, off, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
+			for (; i < i1 - i0; i++)
+				qx_gemm16(1, off, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
+		}
+#endif
+		for (; j < n; j += QVL_X8_ROWS) {
+			size_t i = 0;
+			float *y = Y + i0 * ldy + j;
+			pan(&p, w + j * wrow, nb);
+			for (; i + QD_GX <= i1 - i0; i += QD_GX)
+				qd_gemm32(t, QD_GX, &p, x + i * nb, nb, nb, y + i * ldy, ldy);
+			for (; i < i1 - i0; i++)
+				qd_gemm32(t, 1, &p, x + i * nb, nb, nb, y + i * ldy, ldy);
+		}
+	}
+}
+
 static QD_T int QD_FN(qd_matmul_x8)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 				    size_t ldw, const float *bias, size_t m, size_t n, size_t k)
 {
@@ -313,40 +364,8 @@ static QD_T int QD_FN(qd_matmul_x8)(float *Y, size_t ldy, const float *X, size_t
 		qx_decode(w, wrow, (const struct qvl_q8a *)xq, nb, Y, n,
 			  (struct qx_act *)(void *)(xq + xbytes));
 	} else {
-		uint8_t *scr = xq + xbytes;
-		struct qd_panel p = {scr, (float *)(void *)(scr + nb * 256), NULL, NULL, 8};
-		size_t mc = (256 << 10) / rb;
-		mc = mc < QD_GX ? QD_GX : mc;
-		for (size_t i0 = 0; i0 < m; i0 += mc) {
-			size_t i1 = i0 + mc < m ? i0 + mc : m;
-			const struct qvl_q8a *x = (const struct qvl_q8a *)(xq + i0 * rb);
-			size_t j = 0;
-#if QX_ZMM
-			for (; j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS) {
-				size_t i = 0;
-				float *y = Y + i0 * ldy + j,
-				      *pd = (float *)(void *)(scr + nb * 512);
-				qx_panel16(scr, pd, w + j * wrow, w + (j + 8) * wrow, nb);
-				for (; i + 8 <= i1 - i0; i += 8)
-					qx_gemm16(8, 8, scr, pd, x + i * nb, nb, nb, y + i * ldy,
-						  ldy);
-				for (; i < i1 - i0; i++)
-					qx_gemm16(1, 8, scr, pd, x + i * nb, nb, nb, y + i * ldy,
-						  ldy);
-			}
-#endif
-			for (; j < n; j += QVL_X8_ROWS) {
-				size_t i = 0;
-				float *y = Y + i0 * ldy + j;
-				qx_panel(&p, w + j * wrow, nb);
-				for (; i + QD_GX <= i1 - i0; i += QD_GX)
-					qd_gemm32(QVL_DT_Q4_0, QD_GX, &p, x + i * nb, nb, nb,
-						  y + i * ldy, ldy);
-				for (; i < i1 - i0; i++)
-					qd_gemm32(QVL_DT_Q4_0, 1, &p, x + i * nb, nb, nb,
-						  y + i * ldy, ldy);
-			}
-		}
+		qx_prefill(QVL_DT_Q4_0, 8, qx_panel, QX_PAN16(qx_panel16), w, wrow, xq, rb, nb, Y,
+			   ldy, m, n, xq + xbytes);
 	}
 	qvl_qdot_add_bias(Y, ldy, bias, m, n);
 	return 0;

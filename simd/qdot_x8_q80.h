@@ -117,7 +117,7 @@ Q8X_INL void q8x_panel(struct qd_panel *p, const uint8_t *g, size_t nb)
 	}
 }
 
-#if QD_VNNI
+#if QX_ZMM
 /* Prefill on 512-bit vectors: a panel of two groups (16 rows) in
  * qx_gemm16's layout (per block 8 steps of 64 bytes, lanes 0-7 the first
  * group's rows, 8-15 the second's, made unsigned; 16 f32 scales) */
@@ -165,41 +165,8 @@ static QD_T int QD_FN(qd_matmul_x8q8)(float *Y, size_t ldy, const float *X, size
 		for (size_t j = 0; j < n; j += QVL_X8_ROWS)
 			q8x_rows(w + j * wrow, (const struct qvl_q8a *)xq, nb, Y + j);
 	} else {
-		uint8_t *scr = xq + xbytes;
-		struct qd_panel p = {scr, (float *)(void *)(scr + nb * 256), NULL, scr + nb * 320,
-				     0};
-		size_t mc = (256 << 10) / rb;
-		mc = mc < QD_GX ? QD_GX : mc;
-		for (size_t i0 = 0; i0 < m; i0 += mc) {
-			size_t i1 = i0 + mc < m ? i0 + mc : m;
-			const struct qvl_q8a *x = (const struct qvl_q8a *)(xq + i0 * rb);
-			size_t j = 0;
-#if QD_VNNI
-			for (; j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS) {
-				size_t i = 0;
-				float *y = Y + i0 * ldy + j,
-				      *pd = (float *)(void *)(scr + nb * 512);
-				q8x_panel16(scr, pd, w + j * wrow, w + (j + 8) * wrow, nb);
-				for (; i + 8 <= i1 - i0; i += 8)
-					qx_gemm16(8, 128, scr, pd, x + i * nb, nb, nb, y + i * ldy,
-						  ldy);
-				for (; i < i1 - i0; i++)
-					qx_gemm16(1, 128, scr, pd, x + i * nb, nb, nb, y + i * ldy,
-						  ldy);
-			}
-#endif
-			for (; j < n; j += QVL_X8_ROWS) {
-				size_t i = 0;
-				float *y = Y + i0 * ldy + j;
-				q8x_panel(&p, w + j * wrow, nb);
-				for (; i + QD_GX <= i1 - i0; i += QD_GX)
-					qd_gemm32(QVL_DT_Q8_0, QD_GX, &p, x + i * nb, nb, nb,
-						  y + i * ldy, ldy);
-				for (; i < i1 - i0; i++)
-					qd_gemm32(QVL_DT_Q8_0, 1, &p, x + i * nb, nb, nb,
-						  y + i * ldy, ldy);
-			}
-		}
+		qx_prefill(QVL_DT_Q8_0, 128, q8x_panel, QX_PAN16(q8x_panel16), w, wrow, xq, rb, nb,
+			   Y, ldy, m, n, xq + xbytes);
 	}
 	qvl_qdot_add_bias(Y, ldy, bias, m, n);
 	return 0;
