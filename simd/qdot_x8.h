@@ -293,6 +293,31 @@ static inline size_t qx_pan16_bytes(size_t nb)
 }
 #endif
 
+/* The thread's scratch with the m activation rows quantized for type t
+ * (rows *rb bytes apart from the start) and extra bytes after them at
+ * *xbytes, or NULL. */
+QX_INL uint8_t *qx_act_rows(enum qvl_dtype t, const float *X, size_t ldx, size_t m, size_t k,
+			    size_t extra, size_t *rb, size_t *xbytes)
+{
+	uint8_t *xq;
+
+	*rb = qvl_qdot_act_bytes(t, k);
+	*xbytes = (m * *rb + 63) & ~(size_t)63;
+	if (!(xq = qvl_qact_scratch(*xbytes + extra)))
+		return NULL;
+	for (size_t i = 0; i < m; i++)
+		qvl_qact_row_avx2(xq + i * *rb, t, X + i * ldx, k);
+	return xq;
+}
+
+/* scratch bytes of qx_prefill's panels */
+QX_INL size_t qx_prefill_bytes(enum qvl_dtype t, size_t nb)
+{
+	size_t pan = qd_panel_bytes(t, nb), p16 = qx_pan16_bytes(nb);
+
+	return pan > p16 ? pan : p16;
+}
+
 /* Makers of a 32-value X8 type's 8-row panel (the template's struct
  * qd_panel, its off set) and 16-row panel (qx_gemm16's layout) from groups
  * of rows; Q8_0's are in qdot_x8_q80.h. */
@@ -347,19 +372,17 @@ QX_INL void qx_prefill(enum qvl_dtype t, int off, qx_pan_fn pan, qx_pan16_fn pan
 static QD_T int QD_FN(qd_matmul_x8)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 				    size_t ldw, const float *bias, size_t m, size_t n, size_t k)
 {
-	size_t nb = k / 32, wrow = ldw / 32 * 18, rb = qvl_qdot_act_bytes(QVL_DT_Q4_0, k);
-	size_t xbytes = (m * rb + 63) & ~(size_t)63;
-	size_t pan = qd_panel_bytes(QVL_DT_Q4_0, nb), p16 = qx_pan16_bytes(nb);
-	size_t extra = m == 1 ? qx_act_bytes(nb) : pan > p16 ? pan : p16;
-	uint8_t *xq = qvl_qact_scratch(xbytes + extra);
+	size_t nb = k / 32, wrow = ldw / 32 * 18, rb, xbytes;
 	const uint8_t *w = W;
+	uint8_t *xq;
 
-	if (!xq)
-		return -ENOMEM;
 	if (n % QVL_X8_ROWS || k % 32)
 		return -EINVAL;
-	for (size_t i = 0; i < m; i++)
-		qvl_qact_row_avx2(xq + i * rb, QVL_DT_Q4_0, X + i * ldx, k);
+	xq = qx_act_rows(QVL_DT_Q4_0, X, ldx, m, k,
+			 m == 1 ? qx_act_bytes(nb) : qx_prefill_bytes(QVL_DT_Q4_0, nb), &rb,
+			 &xbytes);
+	if (!xq)
+		return -ENOMEM;
 	if (m == 1) {
 		qx_decode(w, wrow, (const struct qvl_q8a *)xq, nb, Y, n,
 			  (struct qx_act *)(void *)(xq + xbytes));

@@ -147,20 +147,16 @@ static QD_T int QD_FN(qd_matmul_x8q8)(float *Y, size_t ldy, const float *X, size
 				      const void *W, size_t ldw, const float *bias, size_t m,
 				      size_t n, size_t k)
 {
-	size_t nb = k / 32, wrow = ldw / 32 * 34, rb = qvl_qdot_act_bytes(QVL_DT_Q8_0, k);
-	size_t xbytes = (m * rb + 63) & ~(size_t)63;
-	size_t pan = qd_panel_bytes(QVL_DT_Q8_0, nb), p16 = qx_pan16_bytes(nb);
-
-	pan = m == 1 ? 0 : pan > p16 ? pan : p16;
-	uint8_t *xq = qvl_qact_scratch(xbytes + pan);
+	size_t nb = k / 32, wrow = ldw / 32 * 34, rb, xbytes;
 	const uint8_t *w = W;
+	uint8_t *xq;
 
-	if (!xq)
-		return -ENOMEM;
 	if (n % QVL_X8_ROWS || k % 32)
 		return -EINVAL;
-	for (size_t i = 0; i < m; i++)
-		qvl_qact_row_avx2(xq + i * rb, QVL_DT_Q8_0, X + i * ldx, k);
+	xq = qx_act_rows(QVL_DT_Q8_0, X, ldx, m, k, m == 1 ? 0 : qx_prefill_bytes(QVL_DT_Q8_0, nb),
+			 &rb, &xbytes);
+	if (!xq)
+		return -ENOMEM;
 	if (m == 1) {
 		for (size_t j = 0; j < n; j += QVL_X8_ROWS)
 			q8x_rows(w + j * wrow, (const struct qvl_q8a *)xq, nb, Y + j);

@@ -73,26 +73,6 @@ static void test_layout(void)
 	free(back);
 }
 
-static void test_type(void)
-{
-	struct qvl_kernels custom = rp_lv[0];
-	bool all = true;
-
-	for (int l = 0; l < rp_nlv; l++)
-		all = all && qvl_repack_type(&rp_lv[l], QVL_DT_Q8_0, 64, 2048) == QVL_DT_Q8_0_X8;
-	ok(all, "every level's table repacks Q8_0 [64][2048]");
-	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q8_0, 60, 2048) == QVL_DT_Q8_0,
-	   "Q8_0 with 60 rows kept as it is");
-	custom.matmul_fast = custom.matmul;
-	ok(qvl_repack_type(&custom, QVL_DT_Q8_0, 64, 2048) == QVL_DT_Q8_0,
-	   "a table whose matmul_fast is not a built-in level's: no repacking");
-	setenv("QVL_REPACK", "0", 1);
-	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q8_0, 64, 2048) == QVL_DT_Q8_0, "QVL_REPACK=0: kept");
-	unsetenv("QVL_REPACK");
-	ok(qvl_dtype_is_repacked(QVL_DT_Q8_0_X8) && !qvl_dtype_is_repacked(QVL_DT_Q8_0),
-	   "Q8_0_X8 is a repacked type, Q8_0 is not");
-}
-
 /* quants at the extremes (-128, -127, 0, 127), scale 1, activations ±127:
  * every level bit for bit against ref, decode and prefill */
 static void test_limits(void)
@@ -133,7 +113,7 @@ int main(void)
 	rng_seed(0x5a80c0de77e1b2d3ull);
 	rp_levels();
 	test_layout();
-	test_type();
+	rp_test_type(&q80);
 	rp_test_kernels(&q80, 32 * 21);
 	test_limits();
 	return done_testing();
