@@ -45,13 +45,19 @@ struct mf_task {
 /* the file type a repacked weight type is made from (its bytes per row) */
 static enum qvl_dtype file_type(enum qvl_dtype t)
 {
-	return t == QVL_DT_Q4_0_X8 ? QVL_DT_Q4_0 : t == QVL_DT_Q4_K_X8 ? QVL_DT_Q4_K : t;
+	return t == QVL_DT_Q4_0_X8   ? QVL_DT_Q4_0
+	       : t == QVL_DT_Q4_K_X8 ? QVL_DT_Q4_K
+	       : t == QVL_DT_Q6_K_X8 ? QVL_DT_Q6_K
+	       : t == QVL_DT_Q8_0_X8 ? QVL_DT_Q8_0
+				     : t;
 }
 
 static const char *type_name(enum qvl_dtype t)
 {
 	return t == QVL_DT_Q4_0_X8   ? "Q4_0_X8"
 	       : t == QVL_DT_Q4_K_X8 ? "Q4_K_X8"
+	       : t == QVL_DT_Q6_K_X8 ? "Q6_K_X8"
+	       : t == QVL_DT_Q8_0_X8 ? "Q8_0_X8"
 				     : qvl_dtype_name(t);
 }
 
@@ -181,11 +187,11 @@ static void run_prefill(struct qvl_pool *pool, enum qvl_dtype t, size_t m, size_
 
 int main(int argc, char **argv)
 {
-	/* Q4_0_X8, Q4_K_X8: Q4_0, Q4_K as the engine repacks them at load
+	/* the _X8 types: the file's types as the engine repacks them at load
 	 * (simd/qrepack.h) */
-	static const enum qvl_dtype types[] = {QVL_DT_Q8_0, QVL_DT_Q4_0, QVL_DT_Q4_0_X8,
-					       QVL_DT_Q6_K, QVL_DT_Q4_K, QVL_DT_Q4_K_X8,
-					       QVL_DT_Q5_K};
+	static const enum qvl_dtype types[] = {QVL_DT_Q8_0,    QVL_DT_Q8_0_X8, QVL_DT_Q4_0,
+					       QVL_DT_Q4_0_X8, QVL_DT_Q6_K,    QVL_DT_Q6_K_X8,
+					       QVL_DT_Q4_K,    QVL_DT_Q4_K_X8, QVL_DT_Q5_K};
 	struct qvl_err err = {{0}};
 	struct qvl_pool *pools[2] = {NULL, NULL};
 	struct qvl_cache_info ci;

@@ -14,6 +14,7 @@
 #include "qdot_x8.h"
 #include "qdot_x8_q4k.h"
 #include "qdot_x8_q6k.h"
+#include "qdot_x8_q80.h"
 
 int qvl_qmatmul_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 		     enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
@@ -32,6 +33,8 @@ int qvl_qmatmul_x8_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const 
 		return qk_matmul_x8_avx2(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 	if (wtype == QVL_DT_Q6_K_X8)
 		return qd_matmul_x8q6_avx2(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
+	if (wtype == QVL_DT_Q8_0_X8)
+		return qd_matmul_x8q8_avx2(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 	return qd_matmul_x8_avx2(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 }
 #endif

@@ -17,6 +17,7 @@
 #include "qdot_x8.h"
 #include "qdot_x8_q4k.h"
 #include "qdot_x8_q6k.h"
+#include "qdot_x8_q80.h"
 #endif
 
 #ifdef HAVE_AVX512_KERNELS
@@ -44,6 +45,8 @@ int qvl_qmatmul_x8_avx512(float *Y, size_t ldy, const float *X, size_t ldx, cons
 		return qk_matmul_x8_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 	if (qvl_cpu_has_avx512vnni() && wtype == QVL_DT_Q6_K_X8)
 		return qd_matmul_x8q6_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
+	if (qvl_cpu_has_avx512vnni() && wtype == QVL_DT_Q8_0_X8)
+		return qd_matmul_x8q8_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 	if (qvl_cpu_has_avx512vnni())
 		return qd_matmul_x8_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 #endif

@@ -249,9 +249,10 @@ QX_INL void qx_panel16(uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g
 	}
 }
 
-/* RX activation rows x the panel's 16 weight rows */
-QX_INL void qx_gemm16(const int RX, const uint8_t *pq, const float *pd, const struct qvl_q8a *x,
-		      size_t xrow, size_t nb, float *y, size_t ldy)
+/* RX activation rows x the panel's 16 weight rows; off: the quants'
+ * offset (8 for Q4_0, 128 for Q8_0 made unsigned), -off s per lane */
+QX_INL void qx_gemm16(const int RX, const int off, const uint8_t *pq, const float *pd,
+		      const struct qvl_q8a *x, size_t xrow, size_t nb, float *y, size_t ldy)
 {
 	__m512 acc[8];
 
@@ -262,7 +263,7 @@ QX_INL void qx_gemm16(const int RX, const uint8_t *pq, const float *pd, const st
 		__m512i is[8];
 #pragma GCC unroll 8
 		for (int q = 0; q < RX; q++)
-			is[q] = _mm512_set1_epi32(-8 * x[q * xrow + i].s);
+			is[q] = _mm512_set1_epi32(-off * x[q * xrow + i].s);
 #pragma GCC unroll 8
 		for (int s = 0; s < 8; s++) {
 			__m512i u = _mm512_loadu_si512(pq + i * 512 + 64 * s);
@@ -292,58 +293,102 @@ static inline size_t qx_pan16_bytes(size_t nb)
 }
 #endif
 
+/* The thread's scratch with the m activation rows quantized for type t
+ * (rows *rb bytes apart from the start) and extra bytes after them at
+ * *xbytes, or NULL. */
+QX_INL uint8_t *qx_act_rows(enum qvl_dtype t, const float *X, size_t ldx, size_t m, size_t k,
+			    size_t extra, size_t *rb, size_t *xbytes)
+{
+	uint8_t *xq;
+
+	*rb = qvl_qdot_act_bytes(t, k);
+	*xbytes = (m * *rb + 63) & ~(size_t)63;
+	if (!(xq = qvl_qact_scratch(*xbytes + extra)))
+		return NULL;
+	for (size_t i = 0; i < m; i++)
+		qvl_qact_row_avx2(xq + i * *rb, t, X + i * ldx, k);
+	return xq;
+}
+
+/* scratch bytes of qx_prefill's panels */
+QX_INL size_t qx_prefill_bytes(enum qvl_dtype t, size_t nb)
+{
+	size_t pan = qd_panel_bytes(t, nb), p16 = qx_pan16_bytes(nb);
+
+	return pan > p16 ? pan : p16;
+}
+
+/* Makers of a 32-value X8 type's 8-row panel (the template's struct
+ * qd_panel, its off set) and 16-row panel (qx_gemm16's layout) from groups
+ * of rows; Q8_0's are in qdot_x8_q80.h. */
+typedef void (*qx_pan_fn)(struct qd_panel *p, const uint8_t *g, size_t nb);
+typedef void (*qx_pan16_fn)(uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g1, size_t nb);
+#if QX_ZMM
+#define QX_PAN16(f) (f)
+#else
+#define QX_PAN16(f) NULL
+#endif
+
+/* Prefill (m > 1) of 32-value X8 type t (offset off, per lane -off s, in
+ * the 16-row panels): the activation rows (quantized at xq, rb bytes
+ * each) in chunks whose bytes stay in L2; per chunk and pair of groups a
+ * 16-row panel on 512-bit vectors, a group left over on the 8-row panel
+ * (all groups without VNNI); scr: the panel scratch. */
+QX_INL void qx_prefill(enum qvl_dtype t, int off, qx_pan_fn pan, qx_pan16_fn pan16,
+		       const uint8_t *w, size_t wrow, const uint8_t *xq, size_t rb, size_t nb,
+		       float *Y, size_t ldy, size_t m, size_t n, uint8_t *scr)
+{
+	struct qd_panel p = {scr, (float *)(void *)(scr + nb * 256), NULL, scr + nb * 320, 0};
+	size_t mc = (256 << 10) / rb;
+
+	(void)off, (void)pan16;
+	mc = mc < QD_GX ? QD_GX : mc;
+	for (size_t i0 = 0; i0 < m; i0 += mc) {
+		size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
+		const struct qvl_q8a *x = (const struct qvl_q8a *)(xq + i0 * rb);
+#if QX_ZMM
+		for (; j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS) {
+			size_t i = 0;
+			float *y = Y + i0 * ldy + j, *pd = (float *)(void *)(scr + nb * 512);
+			pan16(scr, pd, w + j * wrow, w + (j + 8) * wrow, nb);
+			for (; i + 8 <= i1 - i0; i += 8)
+				qx_gemm16(8, off, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
+			for (; i < i1 - i0; i++)
+				qx_gemm16(1, off, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
+		}
+#endif
+		for (; j < n; j += QVL_X8_ROWS) {
+			size_t i = 0;
+			float *y = Y + i0 * ldy + j;
+			pan(&p, w + j * wrow, nb);
+			for (; i + QD_GX <= i1 - i0; i += QD_GX)
+				qd_gemm32(t, QD_GX, &p, x + i * nb, nb, nb, y + i * ldy, ldy);
+			for (; i < i1 - i0; i++)
+				qd_gemm32(t, 1, &p, x + i * nb, nb, nb, y + i * ldy, ldy);
+		}
+	}
+}
+
 static QD_T int QD_FN(qd_matmul_x8)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 				    size_t ldw, const float *bias, size_t m, size_t n, size_t k)
 {
-	size_t nb = k / 32, wrow = ldw / 32 * 18, rb = qvl_qdot_act_bytes(QVL_DT_Q4_0, k);
-	size_t xbytes = (m * rb + 63) & ~(size_t)63;
-	size_t pan = qd_panel_bytes(QVL_DT_Q4_0, nb), p16 = qx_pan16_bytes(nb);
-	size_t extra = m == 1 ? qx_act_bytes(nb) : pan > p16 ? pan : p16;
-	uint8_t *xq = qvl_qact_scratch(xbytes + extra);
+	size_t nb = k / 32, wrow = ldw / 32 * 18, rb, xbytes;
 	const uint8_t *w = W;
+	uint8_t *xq;
 
-	if (!xq)
-		return -ENOMEM;
 	if (n % QVL_X8_ROWS || k % 32)
 		return -EINVAL;
-	for (size_t i = 0; i < m; i++)
-		qvl_qact_row_avx2(xq + i * rb, QVL_DT_Q4_0, X + i * ldx, k);
+	xq = qx_act_rows(QVL_DT_Q4_0, X, ldx, m, k,
+			 m == 1 ? qx_act_bytes(nb) : qx_prefill_bytes(QVL_DT_Q4_0, nb), &rb,
+			 &xbytes);
+	if (!xq)
+		return -ENOMEM;
 	if (m == 1) {
 		qx_decode(w, wrow, (const struct qvl_q8a *)xq, nb, Y, n,
 			  (struct qx_act *)(void *)(xq + xbytes));
 	} else {
-		uint8_t *scr = xq + xbytes;
-		struct qd_panel p = {scr, (float *)(void *)(scr + nb * 256), NULL, NULL, 8};
-		size_t mc = (256 << 10) / rb;
-		mc = mc < QD_GX ? QD_GX : mc;
-		for (size_t i0 = 0; i0 < m; i0 += mc) {
-			size_t i1 = i0 + mc < m ? i0 + mc : m;
-			const struct qvl_q8a *x = (const struct qvl_q8a *)(xq + i0 * rb);
-			size_t j = 0;
-#if QX_ZMM
-			for (; j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS) {
-				size_t i = 0;
-				float *y = Y + i0 * ldy + j,
-				      *pd = (float *)(void *)(scr + nb * 512);
-				qx_panel16(scr, pd, w + j * wrow, w + (j + 8) * wrow, nb);
-				for (; i + 8 <= i1 - i0; i += 8)
-					qx_gemm16(8, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
-				for (; i < i1 - i0; i++)
-					qx_gemm16(1, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
-			}
-#endif
-			for (; j < n; j += QVL_X8_ROWS) {
-				size_t i = 0;
-				float *y = Y + i0 * ldy + j;
-				qx_panel(&p, w + j * wrow, nb);
-				for (; i + QD_GX <= i1 - i0; i += QD_GX)
-					qd_gemm32(QVL_DT_Q4_0, QD_GX, &p, x + i * nb, nb, nb,
-						  y + i * ldy, ldy);
-				for (; i < i1 - i0; i++)
-					qd_gemm32(QVL_DT_Q4_0, 1, &p, x + i * nb, nb, nb,
-						  y + i * ldy, ldy);
-			}
-		}
+		qx_prefill(QVL_DT_Q4_0, 8, qx_panel, QX_PAN16(qx_panel16), w, wrow, xq, rb, nb, Y,
+			   ldy, m, n, xq + xbytes);
 	}
 	qvl_qdot_add_bias(Y, ldy, bias, m, n);
 	return 0;

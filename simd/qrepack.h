@@ -16,6 +16,14 @@
  * a group and its n is a multiple of 8 (the engine repacks only matrices
  * whose row splits are multiples of 8; docs/todo-qdot.md).
  *
+ * QVL_DT_Q8_0_X8: Q8_0 rows in groups of 8, the same bytes per row
+ * (k / 32 x 34), laid out as Q4_0_X8 with 8 chunks of int8 instead of 4
+ * of nibbles: per block i of a group at 272 i, the 8 rows' f16 scales (16
+ * bytes), then chunk c (0..7) = bytes 4c .. 4c + 3 of each row's 32
+ * quants (32 bytes, 4-byte lanes = rows). A chunk is 8 rows x 4 quants
+ * against 4 broadcast activation bytes with no unpacking; it is also the
+ * template's prefill panel step c. simd/qdot_x8_q80.h has the kernels.
+ *
  * QVL_DT_Q4_K_X8: Q4_K rows in groups of 8, the same bytes per row
  * (k / 256 x 144). Group g (8 x wrow bytes at 8 g wrow) holds, per block i
  * of 256 values at 1152 i: the 8 rows' f16 d (16 bytes, row order), their
@@ -67,6 +75,8 @@
 #define QVL_X8_Q4K_BLK 1152 /* bytes of one Q4_K block of 8 rows */
 #define QVL_DT_Q6_K_X8 ((enum qvl_dtype)(QVL_DT_COUNT + 3))
 #define QVL_Q6X_BLK    1680 /* bytes of one Q6_K block of 8 rows */
+#define QVL_DT_Q8_0_X8 ((enum qvl_dtype)(QVL_DT_COUNT + 4))
+#define QVL_Q8X_BLK    272 /* bytes of one Q8_0 block of 8 rows */
 
 /* The repacked type matmul_fast() of table k reads for weight type t with
  * rows of k values, n rows: t itself when there is none (or k is not
@@ -104,12 +114,13 @@ void qvl_qmatmul_q4k_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, co
 /* The Q6_K case of qvl_repack / qvl_unrepack / qvl_qmatmul_x8_ref
  * (qrepack_q6k.c; arguments checked by the callers) */
 void qvl_q6x_convert(uint8_t *x8, uint8_t *plain, size_t n, size_t k, bool to_x8);
-void qvl_q6x_matmul_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
-			size_t ldw, const float *bias, size_t m, size_t n, size_t k);
+void qvl_q6x_matmul_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W, size_t ldw,
+			const float *bias, size_t m, size_t n, size_t k);
 
 static inline bool qvl_dtype_is_repacked(enum qvl_dtype t)
 {
-	return t == QVL_DT_Q4_0_X8 || t == QVL_DT_Q4_K_X8 || t == QVL_DT_Q6_K_X8;
+	return t == QVL_DT_Q4_0_X8 || t == QVL_DT_Q4_K_X8 || t == QVL_DT_Q6_K_X8 ||
+	       t == QVL_DT_Q8_0_X8;
 }
 
 #endif

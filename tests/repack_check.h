@@ -75,6 +75,28 @@ static uint8_t *rp_repacked(const struct rp_type *c, const uint8_t *w, size_t n,
 	return r;
 }
 
+/* which weights get repacked: type t with whole groups of 8 rows by every
+ * built-in level's table, not by a custom table nor under QVL_REPACK=0 */
+static void rp_test_type(const struct rp_type *c)
+{
+	struct qvl_kernels custom = rp_lv[0];
+	bool all = true;
+
+	for (int l = 0; l < rp_nlv; l++)
+		all = all && qvl_repack_type(&rp_lv[l], c->t, 64, 2048) == c->rt;
+	ok(all, "every level's table repacks %s [64][2048]", c->tn);
+	ok(qvl_repack_type(&rp_lv[0], c->t, 60, 2048) == c->t, "%s with 60 rows kept as it is",
+	   c->tn);
+	custom.matmul_fast = custom.matmul;
+	ok(qvl_repack_type(&custom, c->t, 64, 2048) == c->t,
+	   "a table whose matmul_fast is not a built-in level's: no repacking");
+	setenv("QVL_REPACK", "0", 1);
+	ok(qvl_repack_type(&rp_lv[0], c->t, 64, 2048) == c->t, "QVL_REPACK=0: kept");
+	unsetenv("QVL_REPACK");
+	ok(qvl_dtype_is_repacked(c->rt) && !qvl_dtype_is_repacked(c->t),
+	   "%s is a repacked type, %s is not", c->rtn, c->tn);
+}
+
 /* activations of scale exactly 1: -1, 0, 1 and one ±127 per block of blk */
 static float *rp_exact_x(size_t m, size_t k, size_t blk)
 {

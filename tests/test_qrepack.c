@@ -78,22 +78,13 @@ static void test_layout(void)
 	free(back);
 }
 
+/* beyond rp_test_type: Q4_1 and bf16 have no layout */
 static void test_type(void)
 {
-	struct qvl_kernels custom = rp_lv[0];
-	bool all = true;
-
-	for (int l = 0; l < rp_nlv; l++)
-		all = all && qvl_repack_type(&rp_lv[l], QVL_DT_Q4_0, 64, 2048) == QVL_DT_Q4_0_X8;
-	ok(all, "every level's table repacks Q4_0 [64][2048]");
-	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q4_0, 60, 2048) == QVL_DT_Q4_0,
-	   "Q4_0 with 60 rows kept as it is");
-	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q8_0, 64, 2048) == QVL_DT_Q8_0 &&
+	rp_test_type(&q40);
+	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q4_1, 64, 2048) == QVL_DT_Q4_1 &&
 	       qvl_repack_type(&rp_lv[0], QVL_DT_BF16, 64, 2048) == QVL_DT_BF16,
-	   "Q8_0 and bf16 kept as they are");
-	custom.matmul_fast = custom.matmul;
-	ok(qvl_repack_type(&custom, QVL_DT_Q4_0, 64, 2048) == QVL_DT_Q4_0,
-	   "a table whose matmul_fast is not a built-in level's: no repacking");
+	   "Q4_1 and bf16 kept as they are");
 }
 
 int main(void)

@@ -108,26 +108,12 @@ static void test_layout(void)
 	free(rr);
 }
 
+/* beyond rp_test_type: Q5_K has no layout, Q4_K_X8 is not Q4_0_X8 */
 static void test_type(void)
 {
-	struct qvl_kernels custom = rp_lv[0];
-	bool all = true;
-
-	for (int l = 0; l < rp_nlv; l++)
-		all = all && qvl_repack_type(&rp_lv[l], QVL_DT_Q4_K, 64, 2048) == QVL_DT_Q4_K_X8;
-	ok(all, "every level's table repacks Q4_K [64][2048]");
-	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q4_K, 60, 2048) == QVL_DT_Q4_K,
-	   "Q4_K with 60 rows kept as it is");
+	rp_test_type(&q4k);
 	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q5_K, 64, 2048) == QVL_DT_Q5_K, "Q5_K kept as it is");
-	custom.matmul_fast = custom.matmul;
-	ok(qvl_repack_type(&custom, QVL_DT_Q4_K, 64, 2048) == QVL_DT_Q4_K,
-	   "a table whose matmul_fast is not a built-in level's: no repacking");
-	setenv("QVL_REPACK", "0", 1);
-	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q4_K, 64, 2048) == QVL_DT_Q4_K,
-	   "QVL_REPACK=0 keeps the file's layout");
-	unsetenv("QVL_REPACK");
-	ok(qvl_dtype_is_repacked(QVL_DT_Q4_K_X8) && QVL_DT_Q4_K_X8 != QVL_DT_Q4_0_X8,
-	   "Q4_K_X8 is a repacked type of its own");
+	ok(QVL_DT_Q4_K_X8 != QVL_DT_Q4_0_X8, "Q4_K_X8 is a repacked type of its own");
 }
 
 int main(void)

@@ -106,26 +106,6 @@ static void test_layout(void)
 	free(back);
 }
 
-static void test_type(void)
-{
-	struct qvl_kernels custom = rp_lv[0];
-	bool all = true;
-
-	for (int l = 0; l < rp_nlv; l++)
-		all = all && qvl_repack_type(&rp_lv[l], QVL_DT_Q6_K, 64, 2048) == QVL_DT_Q6_K_X8;
-	ok(all, "every level's table repacks Q6_K [64][2048]");
-	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q6_K, 60, 2048) == QVL_DT_Q6_K,
-	   "Q6_K with 60 rows kept as it is");
-	custom.matmul_fast = custom.matmul;
-	ok(qvl_repack_type(&custom, QVL_DT_Q6_K, 64, 2048) == QVL_DT_Q6_K,
-	   "a table whose matmul_fast is not a built-in level's: no repacking");
-	setenv("QVL_REPACK", "0", 1);
-	ok(qvl_repack_type(&rp_lv[0], QVL_DT_Q6_K, 64, 2048) == QVL_DT_Q6_K, "QVL_REPACK=0: kept");
-	unsetenv("QVL_REPACK");
-	ok(qvl_dtype_is_repacked(QVL_DT_Q6_K_X8) && !qvl_dtype_is_repacked(QVL_DT_Q6_K),
-	   "Q6_K_X8 is a repacked type, Q6_K is not");
-}
-
 /* A product's shape: m x n, k values, strides, bias (or NULL). */
 struct shape {
 	size_t m, n, k, ldw, ldx, ldy;
@@ -150,7 +130,7 @@ static bool check(const char *what, const uint8_t *w, const uint8_t *r, const fl
 		bool same = true;
 		memset(y, 0xff, m * ldy * sizeof(float));
 		rp_lv[l].matmul_fast(y, ldy, x, s->ldx, r, QVL_DT_Q6_K_X8, s->ldw, s->bias, m, n,
-				  s->k);
+				     s->k);
 		for (size_t i = 0; i < m; i++)
 			for (size_t j = 0; j < n; j++) {
 				float a = y[i * ldy + j], b = y0[i * ldy + j];
@@ -159,8 +139,8 @@ static bool check(const char *what, const uint8_t *w, const uint8_t *r, const fl
 					continue;
 				if (same)
 					diag("%s m %zu n %zu k %zu [%zu][%zu]: %s %.9g ref %.9g",
-					     what ? what : "random", m, n, s->k, i, j, rp_lv[l].name,
-					     a, b);
+					     what ? what : "random", m, n, s->k, i, j,
+					     rp_lv[l].name, a, b);
 				same = false;
 			}
 		if (what)
@@ -202,7 +182,7 @@ int main(void)
 	rng_seed(0x6b51c0de2f9a4417ull);
 	rp_levels();
 	test_layout();
-	test_type();
+	rp_test_type(&q6k);
 	/* decode (1, 3, 5 groups), prefill (passes of 4 (VNNI) or 2 (AVX2)
 	 * activation rows and their tails), then random ragged shapes */
 	rp_test_kernels(&q6k, 3 * 256);
