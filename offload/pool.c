@@ -371,6 +371,8 @@ int tier_open(struct tier_pool **out, struct qvl_model **mp, const char *path,
 		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
 	}
 	t->o = *o;
+	/* budgets place the layers themselves: no fill behind them */
+	t->o.stream_start = o->stream_start && !o->cpu_mem && !o->gpu_mem;
 	pthread_mutex_init(&t->mu, NULL);
 	atomic_init(&t->all_resident, false);
 	atomic_init(&t->fill.stop, false);

@@ -1,5 +1,5 @@
 #!/bin/sh
-# qvld's streamed start (QVL_STREAM_START=1, offload/fill.c) on the tiny
+# qvld's streamed start (the default; offload/fill.c) on the tiny
 # model packed: every text layer is served from the streaming window until
 # its resident copy is read behind the socket. With the fill held back
 # (QVL_STREAM_HOLD, the test hook: the file holds how many layers may be
@@ -8,8 +8,8 @@
 # resident and the window gone; each equals the in-process run, bit for
 # bit, and so does a long request that runs while the fill is released. A
 # byte flipped in a layer's shard: the request fails naming the shard, the
-# fill stops at it and qvld logs it; QVL_STREAM_START=0 (the default
-# today) refuses that pack at start-up as before. A q4_0 pack (layers the
+# fill stops at it and qvld logs it; QVL_STREAM_START=0 refuses that pack
+# at start-up as before. A q4_0 pack (layers the
 # engine repacks at load) starts with everything resident.
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
 need_model
@@ -47,13 +47,14 @@ wait_filled() { # wait_filled N: bounded wait until qvlctl tiers says N layers f
 }
 
 echo 0 >"$TMP/hold"
-export QVL_STREAM_START=1 QVL_STREAM_HOLD="$TMP/hold"
+unset QVL_STREAM_START
+export QVL_STREAM_HOLD="$TMP/hold"
 start_qvld --precision exact
 st=$?
 tiers >"$TMP/t0"
 grep -q "streamed start: the text layers are served from the streaming window" "$LOG" &&
 	grep -q '"layers_streamed":4,.*"resident_fill":"filling","layers_filled":0,' "$TMP/t0"
-res $(($? | st)) "QVL_STREAM_START=1: qvld serves with every layer streamed, the fill held back"
+res $(($? | st)) "qvld serves with every layer streamed, the fill held back"
 
 # shellcheck disable=SC2086
 gen $TXT >"$TMP/gen0" 2>"$TMP/err"

@@ -311,7 +311,7 @@ static int start(struct daemon *d, struct qvl_err *err)
 	 * copy is read behind the socket (offload/fill.c; QVL_STREAM_START=0:
 	 * the whole text model is read before) */
 	const char *ss = getenv("QVL_STREAM_START");
-	to.stream_start = ss && !strcmp(ss, "1");
+	to.stream_start = !ss || strcmp(ss, "0");
 	double t0 = qvl_now();
 	if ((rc = qvl_kernels_init(err)) < 0 ||
 	    (rc = tier_model_open(&d->m, &d->tiers, d->model_path, d->o.mmproj, &to, err)) < 0)
