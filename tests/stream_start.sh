@@ -27,15 +27,6 @@ for a in TXT LONG; do
 done
 MODEL=$P
 
-wait_log() { # bounded wait for a line of the daemon's log
-	i=0
-	while ! grep -q "$1" "$LOG" && [ $i -lt 600 ]; do
-		kill -0 "$QPID" 2>/dev/null || return 1
-		sleep 0.1
-		i=$((i + 1))
-	done
-	grep -q "$1" "$LOG" || { echo "# too slow: no '$1' in qvld's log after 60 s"; return 1; }
-}
 tiers() { timeout 10 "$QVLCTL" --socket "$SOCK" tiers --json 2>/dev/null; }
 wait_filled() { # wait_filled N: bounded wait until qvlctl tiers says N layers filled
 	i=0
@@ -95,11 +86,7 @@ res $? "qvld stops cleanly (no sanitizer report)"
 : >"$LOG"
 
 # a byte flipped in the middle of text.layer.2
-off=$("$QVLCTL" verify "$P" --shards 2>/dev/null |
-	sed -n 's/^shard text.layer.2 offset \([0-9]*\) .*/\1/p')
-b=$(dd if="$P" bs=1 skip=$((off + 5000)) count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
-printf "$(printf '\\%03o' $((b ^ 64)))" |
-	dd of="$P" bs=1 seek=$((off + 5000)) count=1 conv=notrunc 2>/dev/null
+flip_byte "$P" text.layer.2 5000
 unset QVL_STREAM_HOLD
 start_qvld --precision exact
 st=$?
