@@ -15,9 +15,16 @@
 # given against max(bytes / fio, bytes / that rate), what the machine allows.
 #
 # qvld reads a pack's vision tower after its socket is up (a text prompt
-# does not need it; QVL_VISION_LATE=0: before, with the rest): each
-# repetition starts qvld both ways, alternating, and gives the time until
-# the vision tower is in place too (qvld's log).
+# does not need it; QVL_VISION_LATE=0: before, with the rest). With
+# QVL_STREAM_START=1 (offload/fill.c) it also serves the text layers from
+# the streaming window until their resident copies are read behind the
+# socket. Each repetition starts qvld the three ways, the order rotating
+# from one repetition to the next: streamed ("coldstart_qvl_streamed"),
+# the whole text model read first ("coldstart_qvl", QVL_STREAM_START=0),
+# and everything read first ("coldstart_qvl_vision_first"); and gives the
+# time until everything is in place too (qvld's log). The pack's pages are
+# dropped from the page cache before each start with posix_fadvise (the
+# shards are read O_DIRECT; only its head goes through the cache).
 #
 # With LLAMA_CPP_DIR (a llama.cpp build, with llama-server in it or its
 # bin/), llama.cpp's cold start side by side: llama-server on the bf16 GGUF
@@ -109,15 +116,29 @@ def wait_for(cond, proc, what, limit=600):
             sys.exit(f"bench_coldstart: {what} not ready after {limit} s")
         time.sleep(0.005)
 
-def qvl_cold(late=True):
+def uncache(path):
+    """The file's clean pages out of the page cache, this file only (the
+    head is read buffered; the shards bypass the cache)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+def qvl_cold(mode):
+    """mode: "stream" (QVL_STREAM_START=1), "late" (the text model read
+    before the socket, the vision tower behind it), "early" (everything
+    before)."""
+    late, stream = mode != "early", mode == "stream"
     sock, log = f"{tmp}/qvld.sock", f"{tmp}/qvld.log"
-    evict(pack)  # the head is read buffered; the shards bypass the cache
+    uncache(pack)
     t0 = time.monotonic()
     p = subprocess.Popen([qvld, "--foreground", "--model", pack, "--socket", sock,
                           "--max-seqs", "1", "--log-level", "2"],
                          stdout=subprocess.DEVNULL, stderr=open(log, "w"),
                          env=dict(os.environ, QVL_LOAD_TRACE="1",
-                                  QVL_VISION_LATE="1" if late else "0"))
+                                  QVL_VISION_LATE="1" if late else "0",
+                                  QVL_STREAM_START="1" if stream else "0"))
     try:
         wait_for(lambda: os.path.exists(sock), p, "qvld")
         t_up = time.monotonic()
@@ -134,6 +155,7 @@ def qvl_cold(late=True):
         # the vision tower read behind the socket: its end (qvld logs it at
         # its next 1 s tick)
         vis = r"vision tower read in ([0-9.]+) s"
+        fil = r"resident fill: .* in ([0-9.]+) s"
         if late:
             wait_for(lambda: re.search(vis, open(log).read()), p, "qvld's vision tower")
     finally:
@@ -141,6 +163,7 @@ def qvl_cold(late=True):
         p.wait(timeout=120)
     text = open(log).read()
     v = re.search(vis, text) if late else None
+    f = re.search(fil, text) if stream else None
     m = re.search(r"loaded .* in ([0-9.]+) s", text)
     # QVL_LOAD_TRACE: the shards' read (wall), the memory (fill threads'
     # seconds, summed) and the readers' wait for it
@@ -152,7 +175,10 @@ def qvl_cold(late=True):
             "fill": float(tr.group(2)) if tr else None,
             "fill_wait": float(tr.group(3)) if tr else None,
             # the socket was up at t_up; the late read started just before
-            "vision": (t_up - t0) + float(v.group(1)) if v else None}
+            # (streamed: after the text layers' fill, which started there)
+            "text_resident": (t_up - t0) + float(f.group(1)) if f else None,
+            "vision": (t_up - t0) + (float(f.group(1)) if f else 0) + float(v.group(1))
+            if v else None}
 
 def llama_cold():
     how = evict(*[f for f in (gguf, mmproj) if f])
@@ -185,7 +211,8 @@ def llama_cold():
         p.wait(timeout=120)
     return {"total": t1 - t0, "up": t_up - t0, "first_token": t1 - t_up}, how
 
-fio, fill, qvl, qvl0, ver, llama, llama_how = [], [], [], [], [], [], None
+fio, fill, ver, llama, llama_how = [], [], [], [], None
+runs = {"stream": [], "late": [], "early": []}
 def settle():
     """Both the loader and the fresh-memory figure start after the same
     pause: memory a process just freed is cheap to take again, until the
@@ -196,12 +223,13 @@ for rep in range(reps):
     fio.append(fio_mbs())
     ver.append(verify_s())
     settle()
-    # the order alternates: in two loaded runs with the late start first,
+    # the order rotates: in two loaded runs with the late start first,
     # the second start (vision first, 19% more bytes before the socket)
     # loaded 1.3-1.5x faster: the pause may not hand all of the first
-    # start's memory back to the host, so neither side always goes second
-    for late in ((True, False) if rep % 2 == 0 else (False, True)):
-        (qvl if late else qvl0).append(qvl_cold(late=late))
+    # start's memory back to the host, so no variant always goes first
+    modes = ["stream", "late", "early"]
+    for mode in modes[rep % 3:] + modes[:rep % 3]:
+        runs[mode].append(qvl_cold(mode))
         settle()
     f = fill_mbs()
     if f:
@@ -211,6 +239,7 @@ for rep in range(reps):
         if r:
             llama.append(r)
 
+qvl, qvl0, qvls = runs["late"], runs["early"], runs["stream"]
 med = statistics.median
 ideal = nbytes / (med(fio) * 1e6)
 tot = [r["total"] for r in qvl]
@@ -221,14 +250,31 @@ def fig(name, vals, unit, **kw):
          "max": round(max(vals), 3), "n": len(vals)}
     d.update(kw)
     print(json.dumps(d))
-fig("coldstart_qvl", tot, "s", what="qvld start to first token, 2b pack, O_DIRECT",
+fig("coldstart_qvl_streamed", [r["total"] for r in qvls], "s",
+    what="qvld start to first token with QVL_STREAM_START=1 (the layers streamed until "
+    "their resident copies are read behind the socket)", bytes=nbytes, loadavg=round(la, 1))
+fig("coldstart_qvl", tot, "s", what="qvld start to first token, 2b pack, O_DIRECT, "
+    "QVL_STREAM_START=0 (the text model read before the socket)",
     bytes=nbytes, loadavg=round(la, 1))
+print(json.dumps({"name": "coldstart_ratio_streamed_read_first",
+                  "value": round(med([r["total"] for r in qvls]) / med(tot), 3), "unit": "x",
+                  "peer": "the same start with QVL_STREAM_START=0"}))
+fig("coldstart_qvl_streamed_first_token", [r["first_token"] for r in qvls], "s",
+    what="streamed start: socket up to first token (every layer read from the device)")
+fig("coldstart_qvl_streamed_up", [r["up"] for r in qvls], "s",
+    what="streamed start: qvld start to its socket (embeddings and head read, engine)")
 fig("coldstart_qvl_vision_first", [r["total"] for r in qvl0], "s",
     what="the same with QVL_VISION_LATE=0 (the vision tower read before the socket)")
-vis = [r["vision"] for r in qvl if r.get("vision") is not None]
-if vis:
-    fig("coldstart_qvl_all_resident", vis, "s",
-        what="qvld start to the vision tower read too (behind the socket)")
+for name, rs, key, what in (
+        ("coldstart_qvl_streamed_text_resident", qvls, "text_resident",
+         "streamed start: qvld start until every text layer is resident"),
+        ("coldstart_qvl_streamed_all_resident", qvls, "vision",
+         "streamed start: qvld start until the vision tower is read too"),
+        ("coldstart_qvl_all_resident", qvl, "vision",
+         "qvld start to the vision tower read too (behind the socket)")):
+    v = [r[key] for r in rs if r.get(key) is not None]
+    if v:
+        fig(name, v, "s", what=what)
 fig("coldstart_fio_read", [nbytes / (f * 1e6) for f in fio], "s", what="model bytes / fio bw",
     fio_jobs=io_threads, fio_iodepth_per_job=io_qd, bs="1MiB")
 print(json.dumps({"name": "coldstart_ratio_qvl_ideal", "value": round(med(tot) / ideal, 3),
@@ -239,6 +285,10 @@ if fill:
         what="model bytes of fresh anonymous memory faulted in (MADV_POPULATE_WRITE)")
     print(json.dumps({"name": "coldstart_ratio_qvl_machine", "value":
                       round(med(tot) / max(ideal, fill_s), 3), "unit": "x",
+                      "peer": "max(model bytes / fio bw, model bytes / fresh-memory rate)"}))
+    print(json.dumps({"name": "coldstart_ratio_qvl_streamed_machine", "value":
+                      round(med([r["total"] for r in qvls]) / max(ideal, fill_s), 3),
+                      "unit": "x",
                       "peer": "max(model bytes / fio bw, model bytes / fresh-memory rate)"}))
 for k, what in (("read", "qvld's shard reads (wall, QVL_LOAD_TRACE)"),
                 ("fill", "memory faulted in, fill threads' seconds summed"),
@@ -259,7 +309,9 @@ if llama:
                       "unit": "x", "peer": "llama-server (mmap)"}))
 elif server:
     print(f"# llama.cpp cold start skipped: {llama_how}")
-print(f"# cold start of {nbytes / 1e9:.2f} GB, median of {reps}: qvl {med(tot):.2f} s "
+print(f"# cold start of {nbytes / 1e9:.2f} GB, median of {reps}: streamed "
+      f"{med([r['total'] for r in qvls]):.2f} s (socket {med([r['up'] for r in qvls]):.2f} s), "
+      f"qvl {med(tot):.2f} s "
       f"(load {med(load) if load else float('nan'):.2f} s, of which read + CRC ~{med(ver):.2f} s), "
       f"ideal {ideal:.2f} s at fio's {med(fio):.0f} MB/s: {med(tot) / ideal:.2f}x; "
       f"vision tower first {med([r['total'] for r in qvl0]):.2f} s"

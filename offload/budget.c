@@ -127,6 +127,41 @@ void tier_plan_free(struct tier_plan *pl)
 	memset(pl, 0, sizeof(*pl));
 }
 
+/* A text layer has matrices of a type the engine repacks at load for its
+ * fast kernels (src/engine.c eng_repack(), simd/qrepack.c): not with a
+ * weight source, so a streamed start would keep the slower layout after
+ * the layers are resident. Such a pack starts as before (everything
+ * resident). */
+static bool repacked_layers(const struct pack_info *p, const struct tier_plan *pl)
+{
+	for (uint32_t i = 0; i < p->n_tensors; i++) {
+		enum qvl_dtype d = p->tensors[i].dtype;
+
+		if (pl->layer[p->tensors[i].shard] >= 0 &&
+		    (d == QVL_DT_Q4_0 || d == QVL_DT_Q4_K || d == QVL_DT_Q6_K))
+			return true;
+	}
+	return false;
+}
+
+/* The streamed start: every text layer streams (until fill.c has read its
+ * resident copy), 3 buffers (see tier_place) of the largest layer. */
+static int place_streamed_start(struct tier_plan *pl, const struct pack_info *p, uint64_t fixed,
+				uint64_t lmax, unsigned bufs)
+{
+	pl->nbuf = bufs ? bufs : 3;
+	pl->buf_bytes = lmax;
+	pl->host_bytes = fixed + pl->nbuf * lmax;
+	for (uint32_t i = 0; i < pl->n; i++) {
+		if (pl->layer[i] < 0)
+			continue;
+		pl->kind[i] = TIER_SSD;
+		pl->stream_bytes += p->shards[i].len;
+		pl->n_ssd++;
+	}
+	return 0;
+}
+
 /* Which shard goes where. Text layers fill the simulated device first (up to
  * --gpu-mem, in layer order), then host memory; with a host budget, the
  * embeddings and head are resident, the staging buffers are taken, and the
@@ -171,6 +206,8 @@ int tier_place(struct tier_plan *pl, const struct pack_info *p, const struct tie
 		lmax = len > lmax ? len : lmax;
 	}
 	pl->host_bytes = fixed + layers;
+	if (o->stream_start && !o->cpu_mem && !o->gpu_mem && lmax && !repacked_layers(p, pl))
+		return place_streamed_start(pl, p, fixed, lmax, o->bufs);
 	if (!o->cpu_mem || fixed + layers <= o->cpu_mem) {
 		pl->n_host = 0;
 		for (uint32_t i = 0; i < pl->n; i++)

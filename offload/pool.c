@@ -18,41 +18,10 @@
 #include "devtier.h"
 #include "nvme.h"
 #include "pack.h"
+#include "pool_impl.h"
 #include "stream.h"
 #include "tiers.h"
 #include "util.h"
-
-/* A 1-D tensor (a norm) of a layer not in host memory: kept at home. */
-struct tier_vec {
-	uint64_t off, len; /* within the shard */
-};
-
-struct tier_layer {
-	enum tier_kind kind;
-	const uint8_t *home; /* the shard's nominal address (in the model's arena) */
-	void *dev;	     /* its device copy (TIER_DEV) */
-	uint64_t dev_len;
-	const char *name; /* the shard's */
-	uint64_t off;	  /* its offset in the file */
-	struct tier_vec *vec;
-	unsigned nvec;
-};
-
-struct tier_pool {
-	char *path;
-	struct pack_info p;
-	uint8_t *head;
-	struct tier_opts o;
-	struct tier_plan plan;
-	int L;
-	struct tier_layer *layer; /* [L] */
-	struct tier_stream_layer *sl;
-	int n_stream;
-	struct tier_stream *stream;
-	struct dev_tier *dev;
-	struct qvl_weight_src wsrc;
-	double load_dev_s; /* time to fill the device */
-};
 
 /* ---- the engine hook ---- */
 
@@ -63,29 +32,74 @@ static const uint8_t *hook_home(void *ctx, int l)
 	return l >= 0 && l < t->L && t->layer[l].kind != TIER_HOST ? t->layer[l].home : NULL;
 }
 
+/* Every layer has its resident copy: the window is not needed any more.
+ * Called by compute between layers (it holds no buffer then). */
+static void drop_stream(struct tier_pool *t)
+{
+	struct tier_stream *s = t->stream;
+
+	pthread_mutex_lock(&t->mu);
+	tier_stream_stats(s, &t->last_ss);
+	t->stream = NULL;
+	pthread_mutex_unlock(&t->mu);
+	tier_stream_destroy(s);
+}
+
+/* The norms read at start-up against the shard's checked bytes at base. */
+int tier_check_vecs(const struct tier_pool *t, const struct tier_layer *y, const uint8_t *base,
+		    struct qvl_err *err)
+{
+	const uint8_t *k = y->vkeep;
+
+	for (unsigned i = 0; i < y->nvec; k += y->vec[i++].len)
+		if (memcmp(base + y->vec[i].off, k, y->vec[i].len))
+			return qvl_errf(err, -EBADMSG,
+					"%s: shard '%s': the norms read at start-up (%" PRIu64
+					" bytes at offset %" PRIu64
+					") differ from the CRC-checked shard: changed since",
+					t->path, y->name, y->vec[i].len, y->off + y->vec[i].off);
+	return 0;
+}
+
 static int hook_begin(void *ctx, int l, const uint8_t **base, struct qvl_err *err)
 {
 	struct tier_pool *t = ctx;
-	const struct tier_layer *y = &t->layer[l];
-	int rc;
+	struct tier_layer *y = &t->layer[l];
+	int rc = 0;
 
 	if (y->kind == TIER_DEV) {
 		*base = y->dev;
 		return 0;
 	}
-	rc = tier_stream_begin(t->stream, l, base, err);
+	/* acquire: pairs with the release in fill_main() after the last layer */
+	if (t->stream && atomic_load_explicit(&t->all_resident, memory_order_acquire))
+		drop_stream(t);
+	y->held = false;
+	*base = NULL;
+	if (t->stream) {
+		/* in order even for a resident layer: the window's reads stay
+		 * in step with the pass (a skipped read costs nothing) */
+		rc = tier_stream_begin(t->stream, l, base, err);
+		y->held = rc == 0;
+	}
+	/* acquire: pairs with the release in fill_main() once home holds the
+	 * checked shard; the window's copy (if any) has the same bytes */
+	if (atomic_load_explicit(&y->resident, memory_order_acquire)) {
+		*base = y->home;
+		return 0;
+	}
+	if (rc == 0 && !*base) /* a skipped read is only ever a resident layer's */
+		rc = qvl_errf(err, -EIO, "%s: shard '%s': no copy to compute from", t->path,
+			      y->name);
 	/* the norms the engine widened at start-up came from a plain read of
 	 * the file (read_vecs): they must be the bytes of the shard just
 	 * CRC-checked, or nothing computes on them */
-	for (unsigned i = 0; i < y->nvec && rc == 0; i++)
-		if (memcmp(*base + y->vec[i].off, y->home + y->vec[i].off, y->vec[i].len)) {
-			tier_stream_end(t->stream, l);
-			rc = qvl_errf(err, -EBADMSG,
-				      "%s: shard '%s': the norms read at start-up (%" PRIu64
-				      " bytes at offset %" PRIu64
-				      ") differ from the CRC-checked shard: changed since",
-				      t->path, y->name, y->vec[i].len, y->off + y->vec[i].off);
-		}
+	if (rc == 0)
+		rc = tier_check_vecs(t, y, *base, err);
+	if (rc < 0 && y->held) {
+		tier_stream_end(t->stream, l);
+		y->held = false;
+	}
 	return rc;
 }
 
@@ -93,8 +107,9 @@ static void hook_end(void *ctx, int l)
 {
 	struct tier_pool *t = ctx;
 
-	if (t->layer[l].kind == TIER_SSD)
+	if (t->layer[l].held)
 		tier_stream_end(t->stream, l);
+	t->layer[l].held = false;
 }
 
 const struct qvl_weight_src *tier_weight_src(struct tier_pool *t)
@@ -161,6 +176,22 @@ static int collect_vecs(struct tier_pool *t)
 	return 0;
 }
 
+/* y's norms, copied from home one after the other (malloc'd; NULL: out of
+ * memory). */
+static uint8_t *vecs_copy(const struct tier_layer *y)
+{
+	uint64_t vb = 0;
+	uint8_t *keep, *k;
+
+	for (unsigned i = 0; i < y->nvec; i++)
+		vb += y->vec[i].len;
+	if (!(keep = k = malloc(vb ? vb : 1)))
+		return NULL;
+	for (unsigned i = 0; i < y->nvec; k += y->vec[i++].len)
+		memcpy(k, y->home + y->vec[i].off, y->vec[i].len);
+	return keep;
+}
+
 static int read_vecs(struct tier_pool *t, struct qvl_err *err)
 {
 	int fd = open(t->path, O_RDONLY | O_CLOEXEC), rc = 0;
@@ -193,6 +224,10 @@ static int read_vecs(struct tier_pool *t, struct qvl_err *err)
 		}
 	}
 	close(fd);
+	/* the copies every checked shard is compared with */
+	for (int l = 0; l < t->L && !rc; l++)
+		if (t->layer[l].kind == TIER_SSD && !(t->layer[l].vkeep = vecs_copy(&t->layer[l])))
+			return qvl_errf(err, -ENOMEM, "%s: out of memory", t->path);
 	return rc;
 }
 
@@ -224,18 +259,13 @@ static int place_device(struct tier_pool *t, const struct qvl_model *m, struct q
 	 * norms, which the engine widens from there */
 	for (int l = 0; l < t->L; l++) {
 		struct tier_layer *y = &t->layer[l];
-		uint64_t vb = 0;
 
 		if (y->kind != TIER_DEV)
 			continue;
-		for (unsigned i = 0; i < y->nvec; i++)
-			vb += y->vec[i].len;
-		uint8_t *keep = malloc(vb ? vb : 1), *k = keep;
+		uint8_t *keep = vecs_copy(y), *k;
 
 		if (!keep)
 			return qvl_errf(err, -ENOMEM, "%s: out of memory", t->path);
-		for (unsigned i = 0; i < y->nvec; k += y->vec[i++].len)
-			memcpy(k, y->home + y->vec[i].off, y->vec[i].len);
 		madvise((void *)y->home, y->dev_len, MADV_DONTNEED);
 		k = keep;
 		for (unsigned i = 0; i < y->nvec; k += y->vec[i++].len)
@@ -251,6 +281,7 @@ static int build(struct tier_pool *t, struct qvl_model **mp, struct qvl_err *err
 {
 	struct qvl_model *m;
 	bool *want = calloc(t->p.n_shards ? t->p.n_shards : 1, sizeof(*want));
+	double t0 = qvl_now();
 	int rc;
 
 	if (!want || !(m = calloc(1, sizeof(*m))) || !(m->path = strdup(t->path))) {
@@ -261,9 +292,13 @@ static int build(struct tier_pool *t, struct qvl_model **mp, struct qvl_err *err
 	}
 	for (uint32_t i = 0; i < t->p.n_shards; i++)
 		want[i] = t->plan.kind[i] != TIER_SSD;
-	rc = qvl_pack_open_some(m, t->path, want, t->p.n_shards, err);
+	/* the streamed start reads the vision tower after the text layers'
+	 * resident copies (fill.c) */
+	rc = qvl_pack_open_some(m, t->path, want, t->p.n_shards,
+				t->o.stream_start && t->o.vision_late, err);
 	free(want);
 	*mp = m;
+	t->m = m;
 	if (rc < 0)
 		return rc;
 	if (m->nsources < 1 || !m->sources[0].map)
@@ -287,26 +322,38 @@ static int build(struct tier_pool *t, struct qvl_model **mp, struct qvl_err *err
 		    .home = (const uint8_t *)m->sources[0].map + (s->off - t->p.data_off),
 		    .dev_len = (s->len + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN,
 		    .name = s->name,
-		    .off = s->off};
+		    .off = s->off,
+		    .len = s->len,
+		    .crc = s->crc};
 		if (t->plan.kind[i] == TIER_SSD)
-			t->sl[t->n_stream++] = (struct tier_stream_layer){.layer = l,
-									  .name = s->name,
-									  .off = s->off,
-									  .len = s->len,
-									  .crc = s->crc};
+			t->sl[t->n_stream++] = (struct tier_stream_layer){
+			    .layer = l,
+			    .name = s->name,
+			    .off = s->off,
+			    .len = s->len,
+			    .crc = s->crc,
+			    .resident = &t->layer[l].resident};
 	}
 	if (collect_vecs(t) < 0)
 		return qvl_errf(err, -ENOMEM, "%s: out of memory", t->path);
 	if (t->plan.n_dev && (rc = place_device(t, m, err)) < 0)
 		return rc;
+	double t1 = qvl_now();
 	if (t->plan.n_ssd && (rc = read_vecs(t, err)) < 0)
 		return rc;
+	double t2 = qvl_now();
 	if (t->n_stream) {
 		fault_from_env();
 		/* layer order: the shard table is in file order, which is layer order */
 		rc = tier_stream_create(&t->stream, t->path, t->sl, t->n_stream, t->plan.nbuf,
 					t->plan.buf_bytes, err);
 	}
+	if (getenv("QVL_LOAD_TRACE"))
+		fprintf(stderr,
+			"qvl: %s: tiers: resident shards read in %.3f s, norms of %d streamed "
+			"layers %.3f s, window (%u buffers of %" PRIu64 " bytes) %.3f s\n",
+			t->path, t1 - t0, t->n_stream, t2 - t1, t->plan.nbuf, t->plan.buf_bytes,
+			qvl_now() - t2);
 	return rc;
 }
 
@@ -324,10 +371,16 @@ int tier_open(struct tier_pool **out, struct qvl_model **mp, const char *path,
 		return qvl_errf(err, -ENOMEM, "%s: out of memory", path);
 	}
 	t->o = *o;
+	/* budgets place the layers themselves: no fill behind them */
+	t->o.stream_start = o->stream_start && !o->cpu_mem && !o->gpu_mem;
+	pthread_mutex_init(&t->mu, NULL);
+	atomic_init(&t->all_resident, false);
+	atomic_init(&t->fill.stop, false);
 	t->wsrc = (struct qvl_weight_src){
 	    .ctx = t, .home = hook_home, .begin = hook_begin, .end = hook_end, .vecs_home = true};
 	rc = pack_read_head(path, &t->p, &t->head, &fsize, err);
 	if (rc < 0) {
+		pthread_mutex_destroy(&t->mu);
 		free(t->path);
 		free(t);
 		return rc;
@@ -372,8 +425,11 @@ int tier_model_open(struct qvl_model **m, struct tier_pool **pool, const char *p
 	size_t n = strlen(path);
 
 	*pool = NULL;
-	if (o && !o->cpu_mem && !o->gpu_mem && o->vision_late && !mmproj && n > 4 &&
-	    !strcmp(path + n - 4, ".qvl"))
+	bool pack = n > 4 && !strcmp(path + n - 4, ".qvl");
+
+	if (o && !o->cpu_mem && !o->gpu_mem && o->stream_start && !mmproj && pack)
+		return tier_open(pool, m, path, o, err);
+	if (o && !o->cpu_mem && !o->gpu_mem && o->vision_late && !mmproj && pack)
 		return open_late(m, path, err);
 	if (!o || (!o->cpu_mem && !o->gpu_mem))
 		return qvl_model_open(m, path, mmproj, err);
@@ -392,6 +448,7 @@ void tier_close(struct tier_pool *t)
 {
 	if (!t)
 		return;
+	tier_fill_stop(t); /* first: it writes into the model's arena */
 	tier_stream_destroy(t->stream);
 	if (t->dev) {
 		for (int l = 0; l < t->L; l++)
@@ -399,8 +456,11 @@ void tier_close(struct tier_pool *t)
 				t->dev->ops->free(t->dev, t->layer[l].dev, t->layer[l].dev_len);
 		t->dev->ops->destroy(t->dev);
 	}
-	for (int l = 0; t->layer && l < t->L; l++)
+	for (int l = 0; t->layer && l < t->L; l++) {
 		free(t->layer[l].vec);
+		free(t->layer[l].vkeep);
+	}
+	pthread_mutex_destroy(&t->mu);
 	free(t->layer);
 	free(t->sl);
 	tier_plan_free(&t->plan);
@@ -442,8 +502,12 @@ size_t tier_json(struct tier_pool *t, char *buf, size_t cap)
 	if (!cap)
 		return 0;
 	buf[0] = 0;
+	pthread_mutex_lock(&t->mu);
 	if (t->stream)
 		tier_stream_stats(t->stream, &ss);
+	else
+		ss = t->last_ss;
+	pthread_mutex_unlock(&t->mu);
 	if (t->dev)
 		t->dev->stats(t->dev, &ds);
 	put(&o,
@@ -472,6 +536,13 @@ size_t tier_json(struct tier_pool *t, char *buf, size_t cap)
 	uint64_t s0 = t->n_stream ? t->sl[0].off : 0;
 	uint64_t s1 = t->n_stream ? t->sl[t->n_stream - 1].off + t->sl[t->n_stream - 1].len : 0;
 	put(&o, ",\"stream_file_off\":%" PRIu64 ",\"stream_file_end\":%" PRIu64, s0, s1);
+	struct tier_fill_status fs;
+	if (tier_fill_status(t, &fs))
+		put(&o,
+		    ",\"streamed_start\":true,\"resident_fill\":\"%s\",\"layers_filled\":%u"
+		    ",\"fill_bytes\":%" PRIu64 ",\"fill_s\":%.3f",
+		    !fs.started ? "waiting" : fs.pending ? "filling" : fs.rc < 0 ? "failed" : "done",
+		    fs.filled, fs.bytes, fs.seconds);
 	put(&o, ",\"placement\":{");
 	for (uint32_t i = 0; i < pl->n; i++)
 		put(&o, "%s\"%s\":\"%s\"", i ? "," : "", t->p.shards[i].name,

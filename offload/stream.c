@@ -34,6 +34,7 @@
 struct slot {
 	uint64_t q; /* the read it holds */
 	bool done;
+	bool skipped; /* the layer was resident: nothing read */
 	int status;
 	struct qvl_err err;
 };
@@ -109,6 +110,15 @@ static void *io_main(void *arg)
 		double t0 = qvl_now();
 		int got;
 
+		/* acquire: pairs with the release that raised it after the
+		 * resident copy was checked (offload/fill.c); it stays up */
+		if (L->resident && atomic_load_explicit(L->resident, memory_order_acquire)) {
+			sl->q = q;
+			sl->done = sl->skipped = true;
+			sl->status = 0;
+			pthread_cond_broadcast(&s->cv);
+			continue;
+		}
 		s->reading++;
 		pthread_mutex_unlock(&s->mu);
 		got = nv_read(r, &sh, 1, false, &ns, &err);
@@ -120,6 +130,7 @@ static void *io_main(void *arg)
 		if (gen == s->gen) {
 			sl->q = q;
 			sl->done = true;
+			sl->skipped = false;
 			sl->status = got;
 			sl->err = err;
 			s->st.reads++;
@@ -179,7 +190,7 @@ int tier_stream_begin(struct tier_stream *s, int l, const uint8_t **base, struct
 			*err = sl->err;
 		reset_locked(s);
 	} else {
-		*base = s->bufs + (s->cons % s->nbuf) * s->buf_bytes;
+		*base = sl->skipped ? NULL : s->bufs + (s->cons % s->nbuf) * s->buf_bytes;
 		s->cons++;
 		s->st.served++;
 	}

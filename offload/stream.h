@@ -3,6 +3,7 @@
 #ifndef QVL_TIER_STREAM_H
 #define QVL_TIER_STREAM_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,9 @@ struct tier_stream_layer {
 	int layer;	  /* text layer, increasing */
 	const char *name; /* the shard's, kept by the caller */
 	uint64_t off, len, crc;
+	/* NULL, or raised (for good) once the layer has a resident copy: its
+	 * reads are then skipped, and begin() hands out NULL for it */
+	const atomic_bool *resident;
 };
 
 struct tier_stream_stats {
@@ -34,8 +38,10 @@ int tier_stream_create(struct tier_stream **out, const char *path,
 		       struct qvl_err *err);
 void tier_stream_destroy(struct tier_stream *s);
 /* Layer l's bytes (its shard, CRC checked) for compute: waits for its read
- * if needed. A failed read (-EIO, -EBADMSG) is returned with err naming the
- * shard; the window restarts from the first layer. */
+ * if needed; *base NULL when the read was skipped (the layer's resident
+ * flag was up: its resident copy is the one to use). A failed read (-EIO,
+ * -EBADMSG) is returned with err naming the shard; the window restarts
+ * from the first layer. */
 int tier_stream_begin(struct tier_stream *s, int l, const uint8_t **base, struct qvl_err *err);
 /* Compute is done with layer l: its buffer takes the next read. */
 void tier_stream_end(struct tier_stream *s, int l);

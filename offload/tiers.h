@@ -19,7 +19,8 @@
  *
  * Files: budget.c (sizes, placement), stream.c (the window), simdev.c
  * (the simulated device), pool.c (opening a pack with placement, the
- * engine hook, the report). */
+ * engine hook, the report), fill.c (qvld's streamed start: every layer
+ * streamed until its resident copy is read behind the socket). */
 #ifndef QVL_TIERS_H
 #define QVL_TIERS_H
 
@@ -46,6 +47,12 @@ struct tier_opts {
 	 * open (qvl_pack_open_late; the caller starts the read with
 	 * qvl_model_load_late) */
 	bool vision_late;
+	/* without budgets, a .qvl (qvld's streamed start, fill.c): every text
+	 * layer is served from the streaming window until its resident copy
+	 * has been read behind it (tier_fill_start), so that the first token
+	 * needs the embeddings and head and the window's buffers, not the
+	 * whole model, in fresh memory */
+	bool stream_start;
 };
 
 /* "8G", "512M", "64K", "4096" (powers of 1024; a trailing B or iB is
@@ -98,6 +105,32 @@ int tier_model_open(struct qvl_model **m, struct tier_pool **pool, const char *p
 /* The engine hook (qvl_engine_opts.wsrc): NULL when every layer is in
  * host memory. */
 const struct qvl_weight_src *tier_weight_src(struct tier_pool *t);
+/* ---- the streamed start (fill.c) ---- */
+
+/* t was opened with stream_start and streams its layers (NULL: false; a
+ * pack whose layers the engine repacks at load opens with all of them
+ * resident instead). */
+bool tier_streamed_start(const struct tier_pool *t);
+/* Read the streamed layers into their resident place behind the window,
+ * layer by layer in layer order, each one's CRC checked before it is used
+ * from there (at compute's next begin() of it: a step boundary for that
+ * layer); then the vision tower's late read (qvl_model_load_late). On a
+ * thread of its own 5 nice levels below the process; once (later calls: 0). A
+ * pool without stream_start: nothing. */
+int tier_fill_start(struct tier_pool *t, struct qvl_err *err);
+
+struct tier_fill_status {
+	bool started, pending;
+	int rc;		/* 0, or the error that stopped the fill (msg names the shard) */
+	unsigned filled, layers;
+	uint64_t bytes; /* filled so far */
+	double seconds; /* from the start to the end (0 while pending) */
+	double read_seconds, mem_seconds; /* the reads' wall time, faulting the memory in */
+	char msg[512];			  /* struct qvl_err's */
+};
+/* 1 and *s filled for a pool with stream_start, else 0. */
+int tier_fill_status(struct tier_pool *t, struct tier_fill_status *s);
+
 /* The placement and the counters as one JSON object (what `qvlctl tiers`
  * prints); bytes written, at most cap - 1 (always NUL-terminated). */
 size_t tier_json(struct tier_pool *t, char *buf, size_t cap);

@@ -165,9 +165,10 @@ struct nv_shard;
 void pack_nv_shards(const struct pack_info *p, uint8_t *arena, struct nv_shard *s);
 /* qvl_pack_open reading only the shards i with want[i] (n_want: the count
  * the caller saw in the head); the others' tensors point at unread (zero)
- * memory until something puts their bytes elsewhere (offload/). */
+ * memory until something puts their bytes elsewhere (offload/). late: the
+ * wanted vision shards are read later, as qvl_pack_open_late does. */
 int qvl_pack_open_some(struct qvl_model *m, const char *path, const bool *want, uint32_t n_want,
-		       struct qvl_err *err);
+		       bool late, struct qvl_err *err);
 /* qvl_pack_open without the vision tower's shards: they are read later into
  * their place (qvl_model_load_late), and qvl_model_vision_wait() waits for
  * them (src/pack_late.c). A pack without vision opens as qvl_pack_open. */

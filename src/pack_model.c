@@ -143,16 +143,19 @@ static int pack_arena(struct qvl_model *m, const char *path, const struct pack_i
 }
 
 /* The shards read later (the vision tower's, pack_late.c) and the ones read
- * now, in later[] and want[] (n_shards each); false when there are none. */
-static bool split_late(const struct pack_info *p, bool **later, bool **want)
+ * now, in later[] and want[] (n_shards each), among the shards the caller
+ * wants (in: NULL for all); false when there are none. */
+static bool split_late(const struct pack_info *p, const bool *in, bool **later, bool **want)
 {
 	bool any = false;
 
 	*later = calloc(p->n_shards ? p->n_shards : 1, sizeof(**later));
 	*want = calloc(p->n_shards ? p->n_shards : 1, sizeof(**want));
 	for (uint32_t i = 0; *later && *want && i < p->n_shards; i++) {
-		(*later)[i] = pack_shard_is_vision(p->shards[i].name);
-		(*want)[i] = !(*later)[i];
+		bool w = !in || in[i];
+
+		(*later)[i] = w && pack_shard_is_vision(p->shards[i].name);
+		(*want)[i] = w && !(*later)[i];
 		any |= (*later)[i];
 	}
 	return any;
@@ -160,8 +163,8 @@ static bool split_late(const struct pack_info *p, bool **later, bool **want)
 
 /* load false: the head alone; want: the shards to read (NULL: all), the
  * others' tensors point at unread (zero) memory until something puts their
- * bytes elsewhere (offload/); n_want: the shard count the caller saw; late
- * (with want NULL): the vision tower's shards read later (pack_late.c) */
+ * bytes elsewhere (offload/); n_want: the shard count the caller saw; late:
+ * the vision tower's shards (of those wanted) read later (pack_late.c) */
 static int pack_open(struct qvl_model *m, const char *path, bool load, const bool *want,
 		     uint32_t n_want, bool late, struct qvl_err *err)
 {
@@ -193,8 +196,8 @@ static int pack_open(struct qvl_model *m, const char *path, bool load, const boo
 		rc = qvl_errf(err, -ESTALE,
 			      "%s: %" PRIu32 " shards, %" PRIu32 " expected: changed while opening",
 			      path, p.n_shards, n_want);
-	if (!rc && load && late && !want) {
-		if (split_late(&p, &later, &now))
+	if (!rc && load && late) {
+		if (split_late(&p, want, &later, &now))
 			want = now;
 		else if (!later || !now)
 			rc = qvl_errf(err, -ENOMEM, "%s: out of memory", path);
@@ -247,9 +250,9 @@ int qvl_pack_open_late(struct qvl_model *m, const char *path, struct qvl_err *er
 }
 
 int qvl_pack_open_some(struct qvl_model *m, const char *path, const bool *want, uint32_t n_want,
-		       struct qvl_err *err)
+		       bool late, struct qvl_err *err)
 {
-	return pack_open(m, path, true, want, n_want, false, err);
+	return pack_open(m, path, true, want, n_want, late, err);
 }
 
 int qvl_pack_describe(struct qvl_model **out, const char *path, struct qvl_err *err)

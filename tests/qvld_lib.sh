@@ -110,3 +110,23 @@ stop_clean() {
 		return 1
 	fi
 }
+
+# wait_log PATTERN: bounded wait (60 s) for a line of the daemon's log
+wait_log() {
+	i=0
+	while ! grep -q "$1" "$LOG" && [ $i -lt 600 ]; do
+		kill -0 "$QPID" 2>/dev/null || return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	grep -q "$1" "$LOG" || { echo "# too slow: no '$1' in qvld's log after 60 s"; return 1; }
+}
+
+# flip_byte PACK SHARD AT: flip a bit of the byte AT bytes into SHARD
+flip_byte() {
+	_off=$("$QVLCTL" verify "$1" --shards 2>/dev/null |
+		sed -n "s/^shard $2 offset \([0-9]*\) .*/\1/p")
+	_b=$(dd if="$1" bs=1 skip=$((_off + $3)) count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+	printf "$(printf '\\%03o' $((_b ^ 64)))" |
+		dd of="$1" bs=1 seek=$((_off + $3)) count=1 conv=notrunc 2>/dev/null
+}

@@ -221,6 +221,7 @@ struct daemon {
 	pthread_t poller_th;
 	bool poller_started;
 	bool late_pending; /* the vision tower's late read not reported yet */
+	bool fill_pending; /* the streamed start's resident fill not reported yet */
 	int lock_fd, listen_fd, shutdown_fd, sig_fd, timer_fd, ep;
 	char *model_path;
 };
@@ -306,6 +307,11 @@ static int start(struct daemon *d, struct qvl_err *err)
 	 * socket is up (QVL_VISION_LATE=0: with the rest, before) */
 	const char *vl = getenv("QVL_VISION_LATE");
 	to.vision_late = !vl || strcmp(vl, "0");
+	/* and without budgets, every text layer streams until its resident
+	 * copy is read behind the socket (offload/fill.c; QVL_STREAM_START=0:
+	 * the whole text model is read before) */
+	const char *ss = getenv("QVL_STREAM_START");
+	to.stream_start = !ss || strcmp(ss, "0");
 	double t0 = qvl_now();
 	if ((rc = qvl_kernels_init(err)) < 0 ||
 	    (rc = tier_model_open(&d->m, &d->tiers, d->model_path, d->o.mmproj, &to, err)) < 0)
@@ -315,13 +321,24 @@ static int start(struct daemon *d, struct qvl_err *err)
 		return rc;
 	if (d->tiers)
 		log_tiers(d->tiers);
+	if (to.stream_start && !to.cpu_mem && !to.gpu_mem && !tier_streamed_start(d->tiers))
+		log_info("streamed start: not for this model (a .qvl pack whose layers the engine "
+			 "does not repack at load): the text model was read before the socket");
+	if (tier_streamed_start(d->tiers))
+		log_info("streamed start: the text layers are served from the streaming window "
+			 "until their resident copies are read behind the socket (loaded in %.3f "
+			 "s)",
+			 qvl_now() - t0);
 	if (qvl_tok_load(&d->tok, d->m, err) < 0) {
 		log_warn("%s: no tokenizer (%s): only token-id prompts will work", d->model_path,
 			 err->msg);
 		d->tok = NULL;
 		err->msg[0] = 0;
 	}
-	rc = self_check(d, err);
+	/* a streamed start's check would read every layer once more before the
+	 * socket: the first request checks them (each shard's CRC before
+	 * compute reads it, as always) */
+	rc = tier_streamed_start(d->tiers) ? 0 : self_check(d, err);
 	if (rc < 0)
 		return qvl_err_prefix(err, rc, "self-check");
 	log_info("loaded %s (%s) in %.3f s, kernels %s, precision %s, KV cache %s", d->model_path,
@@ -342,7 +359,9 @@ static int start(struct daemon *d, struct qvl_err *err)
 	qvld_stats_set_info(d->stats, d->model_path, d->o.socket, placement,
 			    qvl_engine_threads(d->e), (int)d->o.ctx, (int)d->o.max_seqs);
 
-	if (eo.wsrc && d->o.prefill_step_pct) {
+	/* (not for a streamed start: its window goes once the layers are
+	 * resident; until then a cut costs a restart of the window's reads) */
+	if (eo.wsrc && !tier_streamed_start(d->tiers) && d->o.prefill_step_pct) {
 		/* the streaming window reads layers in the cyclic order of whole
 		 * passes; a prefill cut by layers between other steps would make
 		 * it restart at every cut */
@@ -393,8 +412,17 @@ static int start(struct daemon *d, struct qvl_err *err)
 	if (rc)
 		return qvl_errf(err, -rc, "poller thread: %s", strerror(rc));
 	d->poller_started = true;
+	if (tier_streamed_start(d->tiers)) {
+		/* the vision tower follows the text layers (fill.c) */
+		if ((rc = tier_fill_start(d->tiers, err)) < 0)
+			return rc;
+		d->fill_pending = true;
+		log_info("reading the text layers' resident copies behind the socket");
+	}
 	struct qvl_late_status ls;
-	if (qvl_model_late_status(d->m, &ls)) {
+	if (tier_streamed_start(d->tiers) && qvl_model_late_status(d->m, &ls)) {
+		d->late_pending = true;
+	} else if (qvl_model_late_status(d->m, &ls)) {
 		if ((rc = qvl_model_load_late(d->m, err)) < 0)
 			return rc;
 		d->late_pending = true;
@@ -405,12 +433,31 @@ static int start(struct daemon *d, struct qvl_err *err)
 	return 0;
 }
 
+/* Once, when the streamed start's resident fill has ended: how it went. */
+static void check_fill(struct daemon *d)
+{
+	struct tier_fill_status fs;
+
+	if (!d->fill_pending || !tier_fill_status(d->tiers, &fs) || fs.pending)
+		return;
+	d->fill_pending = false;
+	if (fs.rc < 0)
+		log_err("resident fill stopped after %u of %u layers: %s: requests that reach "
+			"that layer fail",
+			fs.filled, fs.layers, fs.msg);
+	else
+		log_info("resident fill: %u layers (%.1f MB, CRC checked) in %.3f s (read %.3f "
+			 "s, memory %.3f s): every layer computes from its resident copy now",
+			 fs.filled, (double)fs.bytes / 1e6, fs.seconds, fs.read_seconds,
+			 fs.mem_seconds);
+}
+
 /* Once, when the vision tower's late read has ended: how it went. */
 static void check_late(struct daemon *d)
 {
 	struct qvl_late_status ls;
 
-	if (!d->late_pending || !qvl_model_late_status(d->m, &ls) || ls.pending)
+	if (!d->late_pending || !qvl_model_late_status(d->m, &ls) || !ls.started || ls.pending)
 		return;
 	d->late_pending = false;
 	if (ls.rc < 0)
@@ -482,6 +529,7 @@ static void main_loop(struct daemon *d)
 				int q, a;
 				if (read(fd, &v, sizeof(v)) < 0)
 					continue;
+				check_fill(d);
 				check_late(d);
 				sched_counts(d->sched, &q, &a);
 				qvld_stats_set_gauges(d->stats, q, a);

@@ -1,0 +1,84 @@
+/* The tiered pool's insides, shared by pool.c (opening, the engine hook,
+ * the report) and fill.c (the streamed start's resident fill). */
+#ifndef QVL_TIER_POOL_IMPL_H
+#define QVL_TIER_POOL_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pack.h"
+#include "stream.h"
+#include "tiers.h"
+
+/* A 1-D tensor (a norm) of a layer not in host memory: kept at home. */
+struct tier_vec {
+	uint64_t off, len; /* within the shard */
+};
+
+struct tier_layer {
+	enum tier_kind kind;
+	const uint8_t *home; /* the shard's nominal address (in the model's arena) */
+	void *dev;	     /* its device copy (TIER_DEV) */
+	uint64_t dev_len;
+	const char *name; /* the shard's */
+	uint64_t off;	  /* its offset in the file */
+	uint64_t len, crc; /* the shard's bytes and their CRC-64 */
+	struct tier_vec *vec;
+	unsigned nvec;
+	/* a streamed layer's norms as read at start-up (the engine widened
+	 * them from home then): what every CRC-checked copy is compared with,
+	 * kept apart since fill.c rewrites home behind compute */
+	uint8_t *vkeep;
+	/* raised by fill.c (release) once home holds the CRC-checked shard;
+	 * never lowered: compute uses home from its next begin() on */
+	atomic_bool resident;
+	bool held; /* compute holds the window's buffer for it (begin..end) */
+};
+
+/* The streamed start's fill (fill.c); under mu but for stop. */
+struct tier_fill {
+	pthread_t th;
+	bool started;
+	bool pending;
+	int rc;
+	struct qvl_err err;
+	unsigned filled;
+	uint64_t bytes;
+	double t0, seconds, read_s, mem_s;
+	atomic_bool stop; /* raised by tier_close: the reads stop, the thread is joined */
+};
+
+struct tier_pool {
+	char *path;
+	struct pack_info p;
+	uint8_t *head;
+	struct tier_opts o;
+	struct tier_plan plan;
+	int L;
+	struct tier_layer *layer; /* [L] */
+	struct tier_stream_layer *sl;
+	int n_stream;
+	/* the window: only compute's thread changes it (hook_begin drops it once
+	 * every layer is resident), under mu, which the report takes to read it */
+	struct tier_stream *stream;
+	struct tier_stream_stats last_ss; /* its counters when it was dropped */
+	pthread_mutex_t mu;
+	struct qvl_model *m; /* the model the pool serves (its vision tower's late read) */
+	/* raised (release) by fill.c after the last layer's resident flag */
+	atomic_bool all_resident;
+	struct tier_fill fill;
+	struct dev_tier *dev;
+	struct qvl_weight_src wsrc;
+	double load_dev_s; /* time to fill the device */
+};
+
+/* pool.c: y's norms as read at start-up equal the checked shard at base
+ * (else -EBADMSG naming it) */
+int tier_check_vecs(const struct tier_pool *t, const struct tier_layer *y, const uint8_t *base,
+		    struct qvl_err *err);
+/* fill.c: stop the fill and join it (tier_close) */
+void tier_fill_stop(struct tier_pool *t);
+
+#endif
