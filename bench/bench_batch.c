@@ -14,8 +14,16 @@
  *            first time vs seen before (target >= 20x), and the same for a
  *            repeated 448x448 image
  *   image    the image half of prefix alone
+ *   visstep  a decode's inter-token gap while an image first seen is
+ *            encoded and prefilled (QVL_BENCH_IMAGE, WxH, default 448x448):
+ *            the longest gap between the image's submission and its first
+ *            token vs the decode's median gap before it (issue 18: the
+ *            encode cut by tower blocks; --prefill-step-pct 0 or an older
+ *            qvld encodes at admission, stalling the decode), the image's
+ *            TTFT and the daemon's CPU seconds over that window
  * One JSON line per figure on stdout, a human summary on stderr.
- *   bench_batch [decode|ttft|prefix|image]...   (default: all three) */
+ *   bench_batch [decode|ttft|prefix|image|visstep]...   (default: the first
+ *   three) */
 #include "config.h"
 
 #include <stdbool.h>
@@ -383,6 +391,128 @@ static void bench_image(void)
 			    "first, repeated", ccpu, wcpu);
 }
 
+/* One rep of visstep: a streaming decode; after its 8th token an image
+ * request of w x h seeded pixels; the decode's gaps until the image's first
+ * token, then the decode is cancelled. */
+static int visstep_once(int w, int h, uint64_t seed, double *gap_max, double *gap_base,
+			double *img_ttft, double *cpu)
+{
+	uint8_t *px = malloc((size_t)w * (size_t)h * 3);
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1, dud = next_ud++, iud = next_ud++;
+	double t_tok[64], t_last = 0, t_sub = 0, c0 = -1;
+	int n_tok = 0, rc = -1;
+	uint32_t dec = 0;
+	bool img_done = false, dec_done = false, first = false;
+	struct qvl_req *rd = NULL, *ri = NULL;
+	struct qvl_sqe *sqe;
+	int32_t ids[16];
+
+	*gap_max = 0;
+	if (!px)
+		return -1;
+	for (size_t i = 0; i < (size_t)w * (size_t)h * 3; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		px[i] = (uint8_t)(x >> 56);
+	}
+	dc_ids(ids, 16, seed);
+	if (dc_submit_ids(q, dud, ids, 16, 4000, QVL_GEN_STREAM, &rd) < 0)
+		goto out;
+	while (!img_done || !dec_done) {
+		struct qvl_cqe c;
+		if (dc_next(q, &c, 600) < 0)
+			goto out;
+		double now = qvl_now();
+		if (c.user_data == dud) {
+			dec_done = !(c.flags & QVL_CQE_F_MORE);
+			if (c.n_tokens <= dec)
+				continue;
+			dec = c.n_tokens;
+			if (!t_sub && n_tok < 64)
+				t_tok[n_tok++] = now;
+			if (t_sub && !first && t_last && now - t_last > *gap_max)
+				*gap_max = now - t_last;
+			t_last = now;
+			if (!ri && dec >= 8) {
+				if (qvl_req_new(q, QVL_OP_GENERATE, &ri) < 0)
+					goto out;
+				qvl_req_add_image_rgb(ri, px, (uint32_t)w, (uint32_t)h,
+						      (uint32_t)w * 3);
+				qvl_req_add_text(ri, QVL_PART_USER, "What is this?", 13);
+				qvl_req_set_flags(ri, QVL_GEN_GREEDY | QVL_GEN_IGNORE_EOS |
+							  QVL_GEN_STREAM);
+				qvl_req_set_max_tokens(ri, 1);
+				sqe = qvl_sqe_get(q);
+				c0 = daemon_cpu();
+				t_sub = qvl_now();
+				if (!sqe || qvl_req_prep(ri, sqe, iud, 4096) < 0 ||
+				    qvl_submit(q) < 0)
+					goto out;
+			}
+		} else if (c.user_data == iud) {
+			if (!first && c.n_tokens > 0) {
+				first = true;
+				*img_ttft = now - t_sub;
+				*cpu = c0 >= 0 ? daemon_cpu() - c0 : -1;
+				/* the gap in progress counts too */
+				if (now - t_last > *gap_max)
+					*gap_max = now - t_last;
+				dc_cancel(q, next_ud++, dud);
+			}
+			img_done = !(c.flags & QVL_CQE_F_MORE);
+		}
+	}
+	/* the decode's median gap before the image came (tokens 2..8) */
+	double g[64];
+	int ng = 0;
+	for (int i = 2; i < n_tok; i++)
+		g[ng++] = t_tok[i] - t_tok[i - 1];
+	*gap_base = ng ? summarize(g, ng).med : -1;
+	rc = first ? 0 : -1;
+out:
+	if (rd)
+		qvl_release(rd);
+	if (ri)
+		qvl_release(ri);
+	free(px);
+	return rc;
+}
+
+static void bench_visstep(void)
+{
+	const char *sz = getenv("QVL_BENCH_IMAGE");
+	double mx[16], base[16], tt[16], cpu[16], ratio[16];
+	int w = 448, h = 448, n = 0;
+	char what[64];
+
+	if (sz && (sscanf(sz, "%dx%d", &w, &h) != 2 || w < 16 || h < 16 || w > 4096 || h > 4096)) {
+		fprintf(stderr, "bench_batch: QVL_BENCH_IMAGE %s: WxH, 16..4096\n", sz);
+		return;
+	}
+	for (int i = 0; i < reps; i++) {
+		uint64_t s = 9000 + (uint64_t)i + (uint64_t)getpid() * 100;
+		if (visstep_once(w, h, s, &mx[n], &base[n], &tt[n], &cpu[n]) == 0) {
+			ratio[n] = base[n] > 0 ? mx[n] / base[n] : -1;
+			n++;
+		}
+	}
+	if (!n) {
+		fprintf(stderr, "bench_batch: visstep: no run completed\n");
+		return;
+	}
+	snprintf(what, sizeof(what), "%dx%d", w, h);
+	struct fig fm = summarize(mx, n), fb = summarize(base, n), fr = summarize(ratio, n),
+		   ft = summarize(tt, n), fc = summarize(cpu, n);
+	print_fig("visstep_decode_gap_max_s", "s", fm, NULL);
+	print_fig("visstep_decode_gap_base_s", "s", fb, NULL);
+	print_fig("visstep_gap_ratio", "x", fr, NULL);
+	print_fig("visstep_image_ttft_s", "s", ft, NULL);
+	print_fig("visstep_qvld_cpu_s", "s", fc, NULL);
+	fprintf(stderr,
+		"%s image beside a decode: its longest gap %.3f s (%.3f..%.3f) vs %.3f s "
+		"before: %.1fx; image TTFT %.3f s, qvld CPU %.2f s\n",
+		what, fm.med, fm.lo, fm.hi, fb.med, fr.med, ft.med, fc.med);
+}
+
 static void bench_prefix(void)
 {
 	double cold[16], warm[16];
@@ -426,6 +556,8 @@ int main(int argc, char **argv)
 			bench_prefix();
 		if (!strcmp(what, "image"))
 			bench_image();
+		if (!strcmp(what, "visstep"))
+			bench_visstep();
 	}
 	qvl_disconnect(q);
 	return 0;

@@ -17,7 +17,8 @@
 #
 # Knobs: QVL_BENCH_REPS (3), QVL_BENCH_TOKENS (8 decoded ids per sequence),
 # QVL_BENCH_CHUNK (--prefill-chunk, 256), QVL_BENCH_STEP_PCT
-# (--prefill-step-pct, 100; 0: chunks not cut by layers), QVL_BENCH_LONG (the long
+# (--prefill-step-pct, 100; 0: chunks not cut by layers, images encoded at
+# admission), QVL_BENCH_IMAGE (visstep: WxH, 448x448), QVL_BENCH_LONG (the long
 # prompt of the TTFT figure, 4096 ids), QVL_BENCH_THREADS (2),
 # QVL_BENCH_KV_MEM (4G).
 : "${QVLCTL:=./qvlctl}"

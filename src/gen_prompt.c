@@ -112,6 +112,7 @@ int gen_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
 		     const struct gen_prompt *p, struct qvl_mm_prompt *mm, int32_t **ids,
 		     struct qvl_chunk *c, struct qvl_err *err)
 {
+	const struct qvl_mm_opts mo = {.defer_encode = p->defer_encode};
 	int kinds = !!p->msgs + !!p->raw + !!p->ids + !!p->chunk;
 	size_t n = 0;
 	int rc;
@@ -137,7 +138,7 @@ int gen_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
 	if (p->raw) {
 		if (p->n_images) {
 			rc = qvl_mm_prompt_build_src(e, tok, p->raw, true, p->images, p->n_images,
-						     NULL, mm, err);
+						     &mo, mm, err);
 			if (rc == 0)
 				*c = mm->chunk;
 			return rc;
@@ -151,7 +152,7 @@ int gen_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
 		    images_first(&p->msgs[0])) {
 			/* cmd_run.c's image path */
 			rc = qvl_mm_prompt_build_src(e, tok, p->msgs[0].text, false, p->images,
-						     p->n_images, NULL, mm, err);
+						     p->n_images, &mo, mm, err);
 			if (rc == 0)
 				*c = mm->chunk;
 			return rc;
@@ -162,7 +163,7 @@ int gen_prompt_build(struct qvl_engine *e, const struct qvl_tokenizer *tok,
 			if (rc < 0)
 				return rc;
 			rc = qvl_mm_prompt_build_src(e, tok, text, true, p->images, p->n_images,
-						     NULL, mm, err);
+						     &mo, mm, err);
 			free(text);
 			if (rc == 0)
 				*c = mm->chunk;

@@ -346,6 +346,8 @@ int gen_next(struct gen_session *g, size_t budget, struct qvl_batch_item *it)
 	memset(it, 0, sizeof(*it));
 	if (g->stop != GEN_RUNNING || g->cancel)
 		return 0;
+	if (g->mm.pending) /* image rows not there yet: gen_encode_step() first */
+		return -EBUSY;
 	/* never past the prompt's end in one chunk: prompt positions carry
 	 * images and M-RoPE positions, generated ids are plain text */
 	if (g->fed < g->prompt.n)
@@ -593,6 +595,21 @@ int gen_attach_prefix(struct gen_session *g, size_t *reused, struct qvl_err *err
 size_t gen_missing(const struct gen_session *g)
 {
 	return g->stop == GEN_RUNNING ? total_in(g) - g->fed : 0;
+}
+
+int gen_encode_left(const struct gen_session *g)
+{
+	return g->stop == GEN_RUNNING ? qvl_mm_pending_blocks(&g->mm) : 0;
+}
+
+size_t gen_encode_patches(const struct gen_session *g)
+{
+	return qvl_mm_pending_patches(&g->mm);
+}
+
+int gen_encode_step(struct gen_session *g, int blocks, struct qvl_err *err)
+{
+	return qvl_mm_encode_step(g->e, &g->mm, blocks, err);
 }
 
 size_t gen_n_prompt(const struct gen_session *g)

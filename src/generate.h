@@ -74,6 +74,10 @@ struct gen_prompt {
 	 * image seen before is not decoded again) */
 	const struct qvl_mm_src *images;
 	int n_images;
+	/* images not in the engine's cache: their tower passes left to
+	 * gen_encode_step() instead of run by gen_create() (multimodal.h,
+	 * qvl_mm_opts.defer_encode) */
+	bool defer_encode;
 };
 
 #define GEN_MAX_STOPS	 16
@@ -119,7 +123,8 @@ void gen_destroy(struct gen_session *g);
  * step). Only a chunk that reaches the end of the input asks for logits (or
  * the argmax alone, for greedy sessions without logprobs). Returns the
  * positions staged, 0 when the session has finished (or is cancelled:
- * gen_advance(-ECANCELED) ends it), -ENOMEM. Staging changes nothing that
+ * gen_advance(-ECANCELED) ends it), -ENOMEM, -EBUSY while image passes
+ * are pending (gen_encode_left()). Staging changes nothing that
  * a forward that failed would have to undo: call it again for a retry. */
 int gen_next(struct gen_session *g, size_t budget, struct qvl_batch_item *it);
 /* gen_next() without a budget, for a caller that runs the chunk itself
@@ -152,6 +157,13 @@ int gen_step(struct gen_session *g, struct gen_out *out, struct qvl_err *err);
 void gen_cancel(struct gen_session *g);
 
 bool gen_done(const struct gen_session *g);
+/* A prompt built with gen_prompt.defer_encode: tower blocks its images
+ * still need (0: none, nothing to wait for), the patches of the image that
+ * runs next (the cost of one of its blocks), and the next `blocks` of them
+ * (qvl_mm_encode_step(): blocks left, or -errno). */
+int gen_encode_left(const struct gen_session *g);
+size_t gen_encode_patches(const struct gen_session *g);
+int gen_encode_step(struct gen_session *g, int blocks, struct qvl_err *err);
 struct qvl_seq *gen_seq(struct gen_session *g);
 size_t gen_n_prompt(const struct gen_session *g);
 /* Seconds spent in the first forward (prefill) and after it (decode). */

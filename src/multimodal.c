@@ -156,10 +156,132 @@ int qvl_mm_encode_wide(struct qvl_vision *v, const struct qvl_pixels *px, float 
 	return 0;
 }
 
+/* One image whose tower pass is pending: its key, grid, rows in the prompt
+ * and pixels (freed once its pass has begun). */
+struct mm_pend_img {
+	struct mm_key key;
+	int grid[3];
+	size_t n, at; /* merged tokens, first image row */
+	struct qvl_pixels px;
+};
+
+struct mm_pending {
+	struct mm_pend_img *img;
+	int n, cap, cur;	    /* images, allocated, the one running */
+	struct qvl_vision_run *run; /* img[cur]'s pass, begun */
+	size_t n_img;		    /* image rows of the prompt (DeepStack stride) */
+	int depth;
+};
+
+static void mm_pending_free(struct mm_pending *pd)
+{
+	if (!pd)
+		return;
+	qvl_vision_end(pd->run);
+	for (int i = 0; i < pd->n; i++)
+		qvl_pixels_free(&pd->img[i].px);
+	free(pd->img);
+	free(pd);
+}
+
+int qvl_mm_pending_blocks(const struct qvl_mm_prompt *p)
+{
+	const struct mm_pending *pd = p->pending;
+
+	if (!pd)
+		return 0;
+	return (pd->n - pd->cur) * pd->depth -
+	       (pd->run ? pd->depth - qvl_vision_blocks_left(pd->run) : 0);
+}
+
+size_t qvl_mm_pending_patches(const struct qvl_mm_prompt *p)
+{
+	const struct mm_pending *pd = p->pending;
+
+	return pd && pd->cur < pd->n ? (size_t)pd->img[pd->cur].grid[1] * pd->img[pd->cur].grid[2]
+				     : 0;
+}
+
+int qvl_mm_encode_step(struct qvl_engine *e, struct qvl_mm_prompt *p, int blocks,
+		       struct qvl_err *err)
+{
+	const struct qvl_model *m = qvl_engine_model(e);
+	struct mm_cache *c = eng_vcache(e);
+	struct mm_pending *pd = p->pending;
+	const size_t H = (size_t)m->config.text.hidden_size;
+	const int K = p->chunk.n_deepstack;
+	struct qvl_vision *v;
+	int rc;
+
+	if (!pd)
+		return 0;
+	rc = mm_cache_vision_get(c, m, qvl_engine_pool(e), qvl_engine_precision(e), &v, err);
+	if (rc)
+		return rc;
+	for (blocks = blocks < 1 ? 1 : blocks; blocks > 0 && pd->cur < pd->n;) {
+		struct mm_pend_img *im = &pd->img[pd->cur];
+		if (!pd->run) {
+			rc = qvl_vision_begin(v, &im->px, p->embd + im->at * H,
+					      p->deepstack + im->at * H, pd->n_img * H, &pd->run,
+					      err);
+			if (rc)
+				break;
+			qvl_pixels_free(&im->px); /* the pass holds what it needs */
+		}
+		int before = qvl_vision_blocks_left(pd->run);
+		int left = qvl_vision_run(pd->run, blocks);
+		blocks -= before - left;
+		if (left)
+			break;
+		rc = qvl_vision_end(pd->run);
+		pd->run = NULL;
+		if (rc)
+			break;
+		mm_cache_put(c, &im->key, im->grid, im->n, H, K, p->embd + im->at * H,
+			     p->deepstack + im->at * H, pd->n_img * H);
+		pd->cur++;
+	}
+	mm_cache_vision_put(c);
+	if (rc)
+		return rc;
+	if (pd->cur < pd->n)
+		return qvl_mm_pending_blocks(p);
+	mm_pending_free(pd);
+	p->pending = NULL;
+	return 0;
+}
+
+/* Leave the pass of the image of key (pixels px, taken) pending in out. */
+static int mm_defer(struct qvl_mm_prompt *out, const struct mm_key *key, const int grid[3],
+		    size_t n, size_t at, size_t n_img, int depth, struct qvl_pixels *px,
+		    struct qvl_err *err)
+{
+	struct mm_pending *pd = out->pending;
+
+	if (!pd && !(pd = out->pending = calloc(1, sizeof(*pd))))
+		return qvl_errf(err, -ENOMEM, "prompt: out of memory");
+	if (pd->n == pd->cap) {
+		int cap = pd->cap ? 2 * pd->cap : 4;
+		struct mm_pend_img *a = realloc(pd->img, (size_t)cap * sizeof(*a));
+		if (!a)
+			return qvl_errf(err, -ENOMEM, "prompt: out of memory");
+		pd->img = a;
+		pd->cap = cap;
+	}
+	pd->n_img = n_img;
+	pd->depth = depth;
+	pd->img[pd->n] = (struct mm_pend_img){.key = *key, .n = n, .at = at, .px = *px};
+	memcpy(pd->img[pd->n].grid, grid, sizeof(pd->img[pd->n].grid));
+	pd->n++;
+	*px = (struct qvl_pixels){0};
+	return 0;
+}
+
 void qvl_mm_prompt_free(struct qvl_mm_prompt *p)
 {
 	if (!p)
 		return;
+	mm_pending_free(p->pending);
 	free(p->ids);
 	free(p->embd);
 	free(p->deepstack);
@@ -172,6 +294,7 @@ void qvl_mm_prompt_free(struct qvl_mm_prompt *p)
 struct mm_progress {
 	const struct qvl_mm_opts *o;
 	double base, ntok, total; /* tokens before this image, in it, in all */
+	int depth;		  /* the tower's blocks */
 };
 
 static void mm_vis_progress(void *ctx, int done, int depth)
@@ -298,6 +421,10 @@ static int mm_rows(struct qvl_engine *e, const struct qvl_mm_src *s, struct mm_i
 			      px.grid[1], px.grid[2], grid[1], grid[2]);
 		goto out;
 	}
+	if (prog->o->defer_encode) {
+		rc = mm_defer(out, &im->key, grid, n, at, n_img, prog->depth, &px, err);
+		goto out;
+	}
 	rc = mm_cache_vision_get(c, m, qvl_engine_pool(e), qvl_engine_precision(e), &v, err);
 	if (rc)
 		goto out;
@@ -314,7 +441,7 @@ out:
 }
 
 /* The tower's shape, from the engine's tower (built on the first image). */
-static int mm_shape(struct qvl_engine *e, int *K, int *M, struct qvl_err *err)
+static int mm_shape(struct qvl_engine *e, int *K, int *M, int *depth, struct qvl_err *err)
 {
 	const struct qvl_model *m = qvl_engine_model(e);
 	struct mm_cache *c = eng_vcache(e);
@@ -326,6 +453,7 @@ static int mm_shape(struct qvl_engine *e, int *K, int *M, struct qvl_err *err)
 		return rc;
 	*K = qvl_vision_n_deepstack(v);
 	*M = qvl_vision_merge(v);
+	*depth = qvl_vision_depth(v);
 	H = qvl_vision_out_dim(v);
 	mm_cache_vision_put(c);
 	if (H != m->config.text.hidden_size)
@@ -347,7 +475,7 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 	const struct qvl_model *m = qvl_engine_model(e);
 	struct mm_img *img = NULL;
 	struct qvl_pp_params pp;
-	int *ntok = NULL, (*merged)[2] = NULL, rc, K = 0, M = 0;
+	int *ntok = NULL, (*merged)[2] = NULL, rc, K = 0, M = 0, depth = 0;
 	size_t n_img_tok = 0, done = 0, H = (size_t)m->config.text.hidden_size;
 
 	memset(out, 0, sizeof(*out));
@@ -412,7 +540,7 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 	rc = qvl_mm_positions(out->ids, out->chunk.n, m->config.image_token_id,
 			      (const int(*)[2])merged, n_images, out->pos, &out->chunk.next_pos,
 			      err);
-	if (rc || (n_images && (rc = mm_shape(e, &K, &M, err))))
+	if (rc || (n_images && (rc = mm_shape(e, &K, &M, &depth, err))))
 		goto out;
 	if (n_images && M != pp.merge) {
 		rc = qvl_errf(err, -EINVAL, "%s: vision merge %d != preprocessor merge %d",
@@ -428,7 +556,7 @@ static int mm_build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const
 		    qvl_errf(err, -ENOMEM, "prompt: out of memory for %zu image tokens", n_img_tok);
 		goto out;
 	}
-	struct mm_progress prog = {.o = o, .total = (double)n_img_tok};
+	struct mm_progress prog = {.o = o, .total = (double)n_img_tok, .depth = depth};
 	for (int i = 0; i < n_images; i++) {
 		const int grid[3] = {1, merged[i][0] * pp.merge, merged[i][1] * pp.merge};
 

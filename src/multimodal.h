@@ -11,6 +11,7 @@
 #include "err.h"
 
 struct qvl_tokenizer;
+struct mm_pending;
 
 /* A prompt ready for qvl_seq_forward: owns every array the chunk points to. */
 struct qvl_mm_prompt {
@@ -24,6 +25,9 @@ struct qvl_mm_prompt {
 	 * here), for prefix reuse (qvl_prefix.img_keys, kvcache.h) */
 	uint64_t *img_keys;
 	int vcache_hits; /* images whose tower output came from the cache */
+	/* the tower passes a build with qvl_mm_opts.defer_encode left to
+	 * qvl_mm_encode_step() (NULL: the rows are all there) */
+	struct mm_pending *pending;
 };
 
 /* Build the prompt for `text` with images at image_paths[0..n_images).
@@ -57,7 +61,24 @@ struct qvl_mm_opts {
 	void (*on_image)(void *ctx, const struct qvl_mm_image_info *info);
 	qvl_progress_fn progress; /* vision tower: image tokens encoded, total */
 	void *ctx;		  /* for on_image and progress */
+	/* the images the cache does not hold are decoded and preprocessed,
+	 * their tower passes left pending: the prompt's ids, positions and
+	 * keys are complete, its image rows only once qvl_mm_encode_step()
+	 * said so (issue 18: a scheduler runs them a few blocks per step) */
+	bool defer_encode;
 };
+
+/* Tower blocks the prompt's pending passes still have to run (0: none). */
+int qvl_mm_pending_blocks(const struct qvl_mm_prompt *p);
+/* Patches of the image whose pass runs next (its blocks' cost), 0: none. */
+size_t qvl_mm_pending_patches(const struct qvl_mm_prompt *p);
+/* Run at most `blocks` (at least 1) blocks of the pending passes, in image
+ * order; an image whose pass ends has its rows (bit for bit those of a
+ * build without defer_encode) offered to the engine's image cache. Returns
+ * the blocks left (0: the prompt is complete), or -errno. On the thread
+ * that owns the prompt; the engine's tower is borrowed for the call only. */
+int qvl_mm_encode_step(struct qvl_engine *e, struct qvl_mm_prompt *p, int blocks,
+		       struct qvl_err *err);
 
 /* qvl_mm_prompt_build with options. */
 int qvl_mm_prompt_build_opts(struct qvl_engine *e, const struct qvl_tokenizer *tok,

@@ -645,14 +645,31 @@ void qvl_vision_set_progress(struct qvl_vision *v, void (*fn)(void *ctx, int don
 	v->progress_ctx = ctx;
 }
 
-int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *main, float *ds,
-		      size_t ds_stride, struct qvl_err *err)
+/* A tower pass in progress (qvl_vision_begin): the activations, rope tables
+ * and attention scratch of one image, kept between the calls that run its
+ * blocks, so that a pass cut anywhere gives the bits of one uncut pass (the
+ * same operations in the same order on the same buffers). */
+struct qvl_vision_run {
+	struct qvl_vision *v;
+	size_t N;
+	float *x, *u, *att, *qkv, *h, *cs, *sn;
+	void *ab; /* the bf16 attention's buffers, or NULL */
+	struct vis_job aj;
+	float *main, *ds;
+	size_t ds_stride;
+	int b; /* blocks done */
+};
+
+int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *main, float *ds,
+		     size_t ds_stride, struct qvl_vision_run **out, struct qvl_err *err)
 {
 	const size_t N = (size_t)px->n, D = (size_t)v->Dv, I = (size_t)v->Iv;
 	const int gh = px->grid[1], gw = px->grid[2];
-	float *x, *u, *qkv, *att, *h, *kb, *vb, *cs, *sn, *sc;
+	struct qvl_vision_run *r;
+	float *kb, *vb, *sc;
 	size_t nfl;
 
+	*out = NULL;
 	if (px->dim != v->patch_dim || px->grid[0] != 1 || gh <= 0 || gw <= 0 || gh % v->M ||
 	    gw % v->M || (size_t)gh * (size_t)gw != N)
 		return qvl_errf(
@@ -665,40 +682,47 @@ int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *
 	const size_t hsz = I > D ? I : D, nth = v->pool ? (size_t)qvl_pool_size(v->pool) : 1;
 	if (__builtin_mul_overflow(N, 8 * D + hsz + (size_t)v->hv + VIS_QB * nth, &nfl))
 		return qvl_errf(err, -EFBIG, "vision: %zu patches is too many", N);
-	x = malloc(nfl * sizeof(float));
-	if (!x)
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->x = malloc(nfl * sizeof(float)))) {
+		free(r);
 		return qvl_errf(err, -ENOMEM, "vision: cannot allocate activations for %zu patches",
 				N);
-	u = x + N * D;
-	att = u + N * D;
-	kb = att + N * D;
+	}
+	r->v = v;
+	r->N = N;
+	r->main = main;
+	r->ds = ds;
+	r->ds_stride = ds_stride;
+	r->u = r->x + N * D;
+	r->att = r->u + N * D;
+	kb = r->att + N * D;
 	vb = kb + N * D;
-	qkv = vb + N * D;
-	h = qkv + 3 * N * D;
-	cs = h + N * hsz;
-	sn = cs + N * (size_t)(v->hv / 2);
-	sc = sn + N * (size_t)(v->hv / 2);
-	struct vis_job aj = {.op = VIS_ATTN,
-			     .st = VST_ATTN,
-			     .rows = N,
-			     .y = att,
-			     .x = qkv,
-			     .kb = kb,
-			     .vb = vb,
-			     .sc = sc};
-	void *ab = NULL;
-	if (v->bf16attn && vis_bf16attn_alloc(v, N, nth, &aj, &ab)) {
-		free(x);
+	r->qkv = vb + N * D;
+	r->h = r->qkv + 3 * N * D;
+	r->cs = r->h + N * hsz;
+	r->sn = r->cs + N * (size_t)(v->hv / 2);
+	sc = r->sn + N * (size_t)(v->hv / 2);
+	r->aj = (struct vis_job){.op = VIS_ATTN,
+				 .st = VST_ATTN,
+				 .rows = N,
+				 .y = r->att,
+				 .x = r->qkv,
+				 .kb = kb,
+				 .vb = vb,
+				 .sc = sc};
+	if (v->bf16attn && vis_bf16attn_alloc(v, N, nth, &r->aj, &r->ab)) {
+		free(r->x);
+		free(r);
 		return qvl_errf(err, -ENOMEM,
 				"vision: cannot allocate bf16 attention buffers for %zu patches",
 				N);
 	}
 
-	vis_matmul(v, VST_PATCH, x, D, px->x, (size_t)px->dim, &v->patch, N, VIS_NONE);
+	vis_matmul(v, VST_PATCH, r->x, D, px->x, (size_t)px->dim, &v->patch, N, VIS_NONE);
 	{
 		uint64_t t0 = v->prof ? vis_prof_thread_ns() : 0,
 			 w0 = v->prof ? vis_prof_wall_ns() : 0;
-		vis_pos(v, gh, gw, N, x, cs, sn);
+		vis_pos(v, gh, gw, N, r->x, r->cs, r->sn);
 		if (v->prof) {
 			/* relaxed, on the caller thread between pool runs (their
 			 * barriers order it with the workers' adds in vis_task) */
@@ -708,35 +732,84 @@ int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *
 			v->prof->calls[VST_POS]++;
 		}
 	}
-	for (int b = 0; b < v->depth; b++) {
+	*out = r;
+	return 0;
+}
+
+int qvl_vision_blocks_left(const struct qvl_vision_run *r)
+{
+	return r->v->depth - r->b;
+}
+
+int qvl_vision_run(struct qvl_vision_run *r, int k)
+{
+	struct qvl_vision *v = r->v;
+	const size_t N = r->N, D = (size_t)v->Dv, I = (size_t)v->Iv;
+	float *x = r->x, *u = r->u, *att = r->att, *qkv = r->qkv, *h = r->h;
+
+	for (; k > 0 && r->b < v->depth; k--, r->b++) {
+		const int b = r->b;
 		const struct vis_block *bk = &v->blk[b];
 		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n1);
 		vis_matmul(v, VST_QKV, qkv, 3 * D, u, D, &bk->qkv, N, VIS_NONE);
-		struct vis_job rj = aj;
+		struct vis_job rj = r->aj;
 		rj.op = VIS_ROPE;
 		rj.st = VST_ROPE;
 		rj.y = qkv;
 		rj.ldy = 3 * D;
-		rj.cs = cs;
-		rj.sn = sn;
+		rj.cs = r->cs;
+		rj.sn = r->sn;
 		vis_run(v, &rj);
-		vis_run(v, &aj);
+		vis_run(v, &r->aj);
 		vis_matmul(v, VST_PROJ, u, D, att, D, &bk->proj, N, VIS_NONE);
 		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
 		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n2);
 		vis_matmul(v, VST_FC1, h, I, u, D, &bk->fc1, N, VIS_GELU_TANH);
 		vis_matmul(v, VST_FC2, u, D, h, I, &bk->fc2, N, VIS_NONE);
 		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
-		int k = v->ds_of_block[b];
-		if (k >= 0 && ds)
-			vis_merge(v, &v->ds[k], true, x, N, u, att, ds + (size_t)k * ds_stride);
+		int ki = v->ds_of_block[b];
+		if (ki >= 0 && r->ds)
+			vis_merge(v, &v->ds[ki], true, x, N, u, att,
+				  r->ds + (size_t)ki * r->ds_stride);
 		if (v->progress)
 			v->progress(v->progress_ctx, b + 1, v->depth);
 	}
-	vis_merge(v, &v->merger, false, x, N, u, att, main);
-	if (v->prof)
-		v->prof->images++;
-	free(ab);
-	free(x);
-	return 0;
+	return v->depth - r->b;
+}
+
+int qvl_vision_end(struct qvl_vision_run *r)
+{
+	int rc = -ECANCELED;
+
+	if (!r)
+		return rc;
+	if (r->b == r->v->depth) {
+		vis_merge(r->v, &r->v->merger, false, r->x, r->N, r->u, r->att, r->main);
+		if (r->v->prof)
+			r->v->prof->images++;
+		rc = 0;
+	}
+	free(r->ab);
+	free(r->x);
+	free(r);
+	return rc;
+}
+
+/* The uncut pass is the cut one run in one go: one code path, so the two
+ * cannot drift apart. */
+int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *main, float *ds,
+		      size_t ds_stride, struct qvl_err *err)
+{
+	struct qvl_vision_run *r;
+	int rc = qvl_vision_begin(v, px, main, ds, ds_stride, &r, err);
+
+	if (rc)
+		return rc;
+	qvl_vision_run(r, v->depth);
+	return qvl_vision_end(r);
+}
+
+int qvl_vision_depth(const struct qvl_vision *v)
+{
+	return v->depth;
 }

@@ -41,6 +41,27 @@ int qvl_vision_merge(const struct qvl_vision *v);	/* spatial merge size M */
 int qvl_vision_encode(struct qvl_vision *v, const struct qvl_pixels *px, float *main, float *ds,
 		      size_t ds_stride, struct qvl_err *err);
 
+/* The same pass cut by blocks (issue 18: an image's encode runs a few
+ * blocks per scheduler step beside the others' decodes):
+ *   qvl_vision_begin()  the patch embedding and position tables into a run
+ *                       that keeps the activations (px is not needed after);
+ *   qvl_vision_run()    the next k blocks (DeepStack mergers as their blocks
+ *                       pass); returns the blocks left;
+ *   qvl_vision_end()    with none left: the main merger (0); frees the run
+ *                       in any case (-ECANCELED when blocks were left).
+ * main and ds must stay valid until the end. Cut anywhere, the rows are bit
+ * for bit those of qvl_vision_encode (tests/vis_cut). Other passes (and
+ * other work on the pool) may run between the calls; one thread at a time
+ * per tower. */
+struct qvl_vision_run;
+int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *main, float *ds,
+		     size_t ds_stride, struct qvl_vision_run **out, struct qvl_err *err);
+int qvl_vision_run(struct qvl_vision_run *r, int k);
+int qvl_vision_blocks_left(const struct qvl_vision_run *r);
+int qvl_vision_end(struct qvl_vision_run *r);
+/* Depth (blocks) of the tower. */
+int qvl_vision_depth(const struct qvl_vision *v);
+
 /* Progress of qvl_vision_encode: fn(ctx, blocks done, depth) after each
  * block, on the calling thread (the tower of a large image runs for
  * minutes). fn NULL: none. */

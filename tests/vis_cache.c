@@ -8,21 +8,9 @@
 
 #include "engine_common.h"
 #include "image.h"
+#include "picture.h"
 #include "multimodal.h"
 #include "tokenizer.h"
-
-/* A w x h test picture; seed varies the pattern. */
-static struct qvl_image picture(int w, int h, int seed)
-{
-	struct qvl_image im = {.w = w, .h = h, .rgb = malloc((size_t)w * (size_t)h * 3)};
-
-	for (int y = 0; y < h; y++)
-		for (int x = 0; x < w; x++)
-			for (int c = 0; c < 3; c++)
-				im.rgb[((size_t)y * (size_t)w + (size_t)x) * 3 + (size_t)c] =
-				    (uint8_t)(x * (c + 1) + y * seed + c * 40);
-	return im;
-}
 
 static int build(struct qvl_engine *e, const struct qvl_tokenizer *tok, const struct qvl_image *im,
 		 struct qvl_mm_prompt *p)

@@ -354,6 +354,7 @@ int job_start(struct job *j, const struct job_env *env)
 	}
 	p.images = in->srcs;
 	p.n_images = in->n_images;
+	p.defer_encode = env->defer_encode;
 	rc = gen_create(&j->g, env->e, env->tok, &p, &gp, &err);
 	if (rc < 0)
 		goto fail;
@@ -486,6 +487,11 @@ int job_advance_why(struct job *j, const struct job_env *env, int rc, const char
 		shm_post_more(req, &c);
 	}
 	return 0;
+}
+
+bool job_encoding(const struct job *j)
+{
+	return j->g && gen_encode_left(j->g) > 0;
 }
 
 void job_free(struct job *j)

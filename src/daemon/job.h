@@ -22,6 +22,9 @@ struct job_env {
 	const struct qvl_tokenizer *tok;
 	int n_ctx;
 	struct qvld_stats *stats;
+	/* images' tower passes run by the scheduler a few blocks per step
+	 * (sched_encode.c), not inside job_start() */
+	bool defer_encode;
 };
 
 struct job {
@@ -76,5 +79,8 @@ int job_advance_why(struct job *j, const struct job_env *env, int rc, const char
  * draining): post its final CQE with res and stop. */
 void job_abort(struct job *j, const struct job_env *env, int res, uint32_t stop);
 void job_free(struct job *j);
+/* Its images' tower passes are not done (env->defer_encode): the scheduler
+ * runs them (gen_encode_step()) and stages nothing of it meanwhile. */
+bool job_encoding(const struct job *j);
 
 #endif

@@ -30,10 +30,27 @@ void pace_split(struct pace *p, size_t rows, int layers, double seconds)
 		mean_add(&p->n_split, &p->u, seconds / ((double)rows * layers));
 }
 
+/* Units (layers, blocks) of cost u per row that fit in ratio short steps. */
+static int fit(const struct pace *p, double n_meas, double u, size_t rows, int n)
+{
+	if (!p->n_small || !n_meas || !rows || n < 1)
+		return 1;
+	double k = p->ratio * p->t_small / (u * (double)rows);
+	return k < 1 ? 1 : k >= n ? n : (int)k;
+}
+
 int pace_layers(const struct pace *p, size_t rows, int n_layers)
 {
-	if (!p->n_small || !p->n_split || !rows || n_layers < 1)
-		return 1;
-	double k = p->ratio * p->t_small / (p->u * (double)rows);
-	return k < 1 ? 1 : k >= n_layers ? n_layers : (int)k;
+	return fit(p, p->n_split, p->u, rows, n_layers);
+}
+
+void pace_vision(struct pace *p, size_t patches, int blocks, double seconds)
+{
+	if (patches && blocks > 0 && seconds > 0)
+		mean_add(&p->n_vis, &p->uv, seconds / ((double)patches * blocks));
+}
+
+int pace_blocks(const struct pace *p, size_t patches, int n_blocks)
+{
+	return fit(p, p->n_vis, p->uv, patches, n_blocks);
 }

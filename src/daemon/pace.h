@@ -29,6 +29,7 @@ struct pace {
 	double ratio;		 /* the long-prefill part of a step, in short steps; <= 0: off */
 	double n_small, t_small; /* short steps seen, their mean seconds */
 	double n_split, u;	 /* split parts seen, their mean seconds per layer and row */
+	double n_vis, uv;	 /* image encode parts seen, mean seconds per block and patch */
 };
 
 void pace_init(struct pace *p, double ratio);
@@ -38,5 +39,12 @@ void pace_step(struct pace *p, size_t rows, double seconds);
 void pace_split(struct pace *p, size_t rows, int layers, double seconds);
 /* Layers of a split of rows rows the next step runs (1..n_layers). */
 int pace_layers(const struct pace *p, size_t rows, int n_layers);
+/* The same for an image's encode cut by tower blocks (sched_encode.c): a
+ * part of `blocks` blocks over an image of `patches` patches took seconds;
+ * blocks the next step runs (1..n_blocks). A block's cost grows with the
+ * patches (its matmuls linearly, attention quadratically: the mean per
+ * patch follows the images of the moment). */
+void pace_vision(struct pace *p, size_t patches, int blocks, double seconds);
+int pace_blocks(const struct pace *p, size_t patches, int n_blocks);
 
 #endif

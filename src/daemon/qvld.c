@@ -369,7 +369,13 @@ static int start(struct daemon *d, struct qvl_err *err)
 			 "layers stream)", (long long)d->o.prefill_step_pct);
 		d->o.prefill_step_pct = 0;
 	}
-	struct job_env env = {.e = d->e, .tok = d->tok, .n_ctx = (int)d->o.ctx, .stats = d->stats};
+	/* images encoded a few tower blocks per step, as long prompts are
+	 * prefilled a few layers per step; 0: inside job_start(), as before */
+	struct job_env env = {.e = d->e,
+			      .tok = d->tok,
+			      .n_ctx = (int)d->o.ctx,
+			      .stats = d->stats,
+			      .defer_encode = d->o.prefill_step_pct > 0};
 	struct sched_opts so = {.max_seqs = (int)d->o.max_seqs,
 				.max_queue = (int)d->o.max_queue,
 				.prefill_chunk = (int)d->o.prefill_chunk,

@@ -537,7 +537,7 @@ static void step(struct sched *s, int n)
 		} else {
 			size_t miss = gen_missing(j->g);
 			/* a decode (one position) always runs; prefills share the budget */
-			if (s->hold[i] || j->in_split || (miss > 1 && !budget))
+			if (s->hold[i] || j->in_split || job_encoding(j) || (miss > 1 && !budget))
 				continue;
 			if (s->to_split[i]) {
 				split_stage(s, j, &budget);
@@ -589,6 +589,7 @@ static void step(struct sched *s, int n)
 		}
 	}
 	split_step(s);
+	encode_step(s);
 }
 
 static void *worker(void *arg)

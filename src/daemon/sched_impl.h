@@ -52,6 +52,11 @@ struct sched {
 	bool vision_held;
 };
 
+/* sched_encode.c. After the step's forward (and split part): the next
+ * blocks of the first admitted job whose images' tower passes are pending,
+ * paced like the split (pace.h); at their end the job prefills. */
+void encode_step(struct sched *s);
+
 /* sched.c: a job that has finished leaves the batch and is freed. */
 void sched_retire(struct sched *s, struct job *j);
 /* Pages j holds (a page shared with others counts for each holder). */

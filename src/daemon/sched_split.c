@@ -34,12 +34,14 @@ size_t split_plan(struct sched *s, int n)
 	s->split_nospc = false;
 	for (int i = 0; i < n; i++) {
 		struct job *j = s->run[i];
-		size_t miss = s->cancel[i] || j->in_split ? 0 : gen_missing(j->g);
+		bool enc = !s->cancel[i] && job_encoding(j);
+		size_t miss = s->cancel[i] || j->in_split || enc ? 0 : gen_missing(j->g);
 
 		s->hold[i] = false;
 		s->to_split[i] = cut && miss > PACE_REF;
 		fresh |= miss > 1 && miss <= PACE_REF && !j->fed;
-		longs |= s->to_split[i] || j->in_split;
+		/* an image's encode (sched_encode.c) yields to a newcomer too */
+		longs |= s->to_split[i] || j->in_split || enc;
 	}
 	if (!cut)
 		return (size_t)s->o.prefill_chunk;

@@ -48,7 +48,8 @@ struct qvld_stats {
 	double step_s;
 	/* the KV pool, as of the last step */
 	uint64_t preemptions, prefix_hits, prefix_tokens, kv_used, kv_total, kv_cached, evictions;
-	uint64_t split_parts; /* steps that ran layers of a long prefill (sched_split.c) */
+	uint64_t split_parts;  /* steps that ran layers of a long prefill (sched_split.c) */
+	uint64_t encode_parts; /* steps that ran blocks of an image's encode (sched_encode.c) */
 	/* the image cache: tower rows reused / computed, images with rows kept */
 	uint64_t vc_hits, vc_misses, vc_entries;
 	/* tokens/s over the last window: (gen_tokens at t_win, t_win) */
@@ -219,6 +220,13 @@ void qvld_stats_split_part(struct qvld_stats *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
+void qvld_stats_encode_part(struct qvld_stats *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->encode_parts++;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void qvld_stats_step(struct qvld_stats *s, int batch, size_t rows, double seconds)
 {
 	pthread_mutex_lock(&s->mu);
@@ -330,7 +338,7 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 	    "\"batch_size_mean\":%.3f,\"preemptions\":%llu,\"prefix_hits\":%llu,"
 	    "\"prefix_tokens_reused\":%llu,\"kv_pages_used\":%llu,\"kv_pages_total\":%llu,"
 	    "\"kv_pages_cached\":%llu,\"kv_evictions\":%llu,\"split_parts\":%llu,"
-	    "\"vision_cache_hits\":%llu,\"vision_cache_misses\":%llu,"
+	    "\"encode_parts\":%llu,\"vision_cache_hits\":%llu,\"vision_cache_misses\":%llu,"
 	    "\"vision_cache_entries\":%llu,",
 	    (unsigned long long)s->steps, (unsigned long long)s->step_rows, s->step_s, s->batch_max,
 	    s->steps ? (double)s->step_seqs / (double)s->steps : 0.0,
@@ -338,8 +346,8 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 	    (unsigned long long)s->prefix_tokens, (unsigned long long)s->kv_used,
 	    (unsigned long long)s->kv_total, (unsigned long long)s->kv_cached,
 	    (unsigned long long)s->evictions, (unsigned long long)s->split_parts,
-	    (unsigned long long)s->vc_hits, (unsigned long long)s->vc_misses,
-	    (unsigned long long)s->vc_entries);
+	    (unsigned long long)s->encode_parts, (unsigned long long)s->vc_hits,
+	    (unsigned long long)s->vc_misses, (unsigned long long)s->vc_entries);
 	put(&o, "\"by_opcode\":{");
 	for (int i = 0; i < 8; i++)
 		put(&o, "%s\"%s\":%llu", i ? "," : "", ops[i], (unsigned long long)s->by_op[i]);

@@ -27,6 +27,8 @@ void qvld_log_request_error(struct qvld_stats *s, uint32_t client, uint64_t user
 void qvld_stats_set_gauges(struct qvld_stats *s, int queued, int active);
 /* A step ran some layers of a long prefill's chunk (split_parts). */
 void qvld_stats_split_part(struct qvld_stats *s);
+/* A step ran some blocks of an image's encode (encode_parts). */
+void qvld_stats_encode_part(struct qvld_stats *s);
 /* The KV pool after a step, and the scheduler's preemptions so far. */
 void qvld_stats_kv(struct qvld_stats *s, const struct qvl_kv_usage *u, uint64_t preemptions);
 struct qvl_mm_cache_stats;

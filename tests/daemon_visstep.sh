@@ -1,0 +1,62 @@
+#!/bin/sh
+# An image's encode never stalls the others' decodes (issue 18;
+# tests/daemon_visstep.c). With --prefill-step-pct 1 every step runs one
+# tower block (or one layer of a long prefill) beside the decodes, so the
+# count is the same on any machine: the decode streams a token per step
+# through the 3 images x 4 blocks of the tiny tower and the 4 layers of the
+# prompt's prefill. With --prefill-step-pct 0 (the old way, the encode
+# inside the admission) it streams none during the encode: the gap bound
+# below fails there, which the second daemon checks. Ids are those of the
+# requests alone, and equal across the two daemons. Cancel and SIGKILL
+# during an encode free the sequences and KV pages (ASan: the log is
+# clean). Exact precision and an f32 KV cache: batched and alone agree bit
+# for bit; no image or prefix cache, so every run encodes.
+. "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
+need_model
+echo "1..8"
+D=${QVL_BUILDDIR:-.}/tests/daemon_visstep
+COMMON="--precision exact --kv-type f32 --ctx 2048 --kv-mem 64M --vision-cache 0 --prefix-cache false"
+# decode tokens the old way streams between the image's submission and its
+# first token: at most ~2 around the admission + 4 layer steps; the cut
+# encode adds one per block (12)
+GAP=10
+
+run_set() { # run_set NAME ARGS...
+	name=$1
+	shift
+	start_qvld $COMMON "$@" || { echo "# qvld $* did not start"; return 1; }
+	QVL_SOCKET=$SOCK timeout 300 "$D" >"$TMP/$name" 2>"$TMP/$name.err"
+	rst=$?
+	san_clean || { echo "# sanitizer report in the log"; rst=1; }
+	stop_clean || return 1
+	: >"$LOG"
+	return $rst
+}
+get() { sed -n "s/^$2 //p" "$TMP/$1"; }
+
+run_set cut --prefill-step-pct 1
+res $? "cut encode: every request ends as it should ($(head -c 200 "$TMP/cut.err"))"
+sed 's/^/# /' "$TMP/cut"
+[ -n "$(get cut alone_dec)" ] && [ "$(get cut alone_dec)" = "$(get cut beside_dec)" ] &&
+	[ -n "$(get cut alone_img)" ] && [ "$(get cut alone_img)" = "$(get cut beside_img)" ]
+res $? "the decode's and the image request's ids beside each other equal theirs alone"
+g=$(get cut gap)
+[ -n "$g" ] && [ "$g" -ge $GAP ]
+res $? "the decode streamed $g tokens between the image's submission and its first (>= $GAP)"
+set -- $(get cut cancel)
+[ "${1:-0}" -ge 1 ] && [ "${1:-99}" -lt 12 ] && [ "${2:-1}" = 0 ]
+res $? "cancelled during its encode ($1 of 12 block parts ran): ends with no token"
+k=$(get cut kill)
+[ "${k:-0}" -ge 1 ] && [ "$(get cut idle)" = "0 0" ]
+res $? "a client killed during its encode ($k parts ran): no sequence or KV page left ($(get cut idle))"
+
+run_set old --prefill-step-pct 0
+res $? "--prefill-step-pct 0 (encode at admission): every request ends ($(head -c 200 "$TMP/old.err"))"
+sed 's/^/# /' "$TMP/old"
+[ "$(get old alone_img)" = "$(get cut alone_img)" ] && [ "$(get old beside_dec)" = "$(get cut alone_dec)" ] &&
+	[ "$(get old beside_img)" = "$(get cut alone_img)" ]
+res $? "the same ids with the encode at admission"
+go=$(get old gap)
+[ "$(get old parts)" = 0 ] && [ -n "$go" ] && [ "$go" -lt $GAP ]
+res $? "with the encode at admission: no encode part, a gap of $go tokens (< $GAP: the bound catches the stall)"
+exit $fail
