@@ -138,7 +138,7 @@ static bool repacked_layers(const struct pack_info *p, const struct tier_plan *p
 		enum qvl_dtype d = p->tensors[i].dtype;
 
 		if (pl->layer[p->tensors[i].shard] >= 0 &&
-		    (d == QVL_DT_Q4_0 || d == QVL_DT_Q4_K || d == QVL_DT_Q6_K))
+		    (d == QVL_DT_Q8_0 || d == QVL_DT_Q4_0 || d == QVL_DT_Q4_K || d == QVL_DT_Q6_K))
 			return true;
 	}
 	return false;
