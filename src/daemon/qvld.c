@@ -36,6 +36,7 @@
 #include "daemon/serve.h"
 #include "daemon/stats.h"
 #include "engine.h"
+#include "env.h"
 #include "generate.h"
 #include "model.h"
 #include "pool.h"
@@ -304,8 +305,7 @@ static int start(struct daemon *d, struct qvl_err *err)
 		tier_parse_bw("sim_device_bw", d->o.sim_device_bw, &to.sim_bw, NULL);
 	/* a text prompt needs no vision tower: a pack's is read once the
 	 * socket is up (QVL_VISION_LATE=0: with the rest, before) */
-	const char *vl = getenv("QVL_VISION_LATE");
-	to.vision_late = !vl || strcmp(vl, "0");
+	to.vision_late = qvl_env_flag("QVL_VISION_LATE", true);
 	double t0 = qvl_now();
 	if ((rc = qvl_kernels_init(err)) < 0 ||
 	    (rc = tier_model_open(&d->m, &d->tiers, d->model_path, d->o.mmproj, &to, err)) < 0)
