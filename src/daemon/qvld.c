@@ -298,11 +298,11 @@ static int start(struct daemon *d, struct qvl_err *err)
 	/* the tiered pool's budgets: each was checked when set (options.c) */
 	struct tier_opts to = {0};
 	if (d->o.cpu_mem)
-		tier_parse_size("cpu_mem", d->o.cpu_mem, true, &to.cpu_mem, NULL);
+		qvl_parse_size("cpu_mem", d->o.cpu_mem, true, &to.cpu_mem, NULL);
 	if (d->o.gpu_mem)
-		tier_parse_size("gpu_mem", d->o.gpu_mem, false, &to.gpu_mem, NULL);
+		qvl_parse_size("gpu_mem", d->o.gpu_mem, false, &to.gpu_mem, NULL);
 	if (d->o.sim_device_bw)
-		tier_parse_bw("sim_device_bw", d->o.sim_device_bw, &to.sim_bw, NULL);
+		qvl_parse_bw("sim_device_bw", d->o.sim_device_bw, &to.sim_bw, NULL);
 	/* a text prompt needs no vision tower: a pack's is read once the
 	 * socket is up (QVL_VISION_LATE=0: with the rest, before) */
 	to.vision_late = qvl_env_flag("QVL_VISION_LATE", true);
