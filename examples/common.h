@@ -4,7 +4,9 @@
 #define QVL_EXAMPLES_COMMON_H
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <qvl.h>
 
@@ -45,6 +47,24 @@ static int run_request(struct qvl *q, struct qvl_req *r, const char *prog)
 		}
 		qvl_cqe_seen(q);
 	}
+}
+
+/* -n MAX_TOKENS: digits only, 1 or more. strtoul alone takes "-1" as
+ * 2^64-1 and "5x" as 5, and the request went out with that. */
+static int parse_max_tokens(const char *s, uint32_t *out, const char *prog)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = s[0] >= '0' && s[0] <= '9' ? strtoull(s, &end, 10) : 0;
+	if (!v || errno || *end || v > UINT32_MAX) {
+		fprintf(stderr, "%s: -n '%s': want a number of tokens from 1 to %u\n", prog, s,
+			UINT32_MAX);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
 }
 
 static struct qvl *connect_or_explain(const char *path, const char *prog)

@@ -28,7 +28,7 @@ static int read_all(const char *path, char **buf, size_t *len)
 int main(int argc, char **argv)
 {
 	const char *sock = NULL;
-	unsigned long max = 256;
+	uint32_t max = 256;
 	struct qvl_req *r;
 	struct qvl *q;
 	char *img = NULL;
@@ -41,7 +41,8 @@ int main(int argc, char **argv)
 			sock = optarg;
 			break;
 		case 'n':
-			max = strtoul(optarg, NULL, 10);
+			if (parse_max_tokens(optarg, &max, "qvl-image"))
+				return 2;
 			break;
 		default:
 			goto usage;
@@ -59,7 +60,7 @@ int main(int argc, char **argv)
 	    (rc = qvl_req_add_image(r, img, len)) < 0 ||
 	    (rc = qvl_req_add_text(r, QVL_PART_USER, argv[optind + 1], strlen(argv[optind + 1]))) <
 		0 ||
-	    (rc = qvl_req_set_max_tokens(r, (uint32_t)max)) < 0 ||
+	    (rc = qvl_req_set_max_tokens(r, max)) < 0 ||
 	    (rc = qvl_req_set_flags(r, QVL_GEN_STREAM | QVL_GEN_MODEL_DEFAULTS)) < 0) {
 		fprintf(stderr, "qvl-image: building the request: %s\n", qvl_strerror(rc));
 		qvl_disconnect(q);

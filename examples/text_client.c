@@ -10,7 +10,7 @@
 int main(int argc, char **argv)
 {
 	const char *sock = NULL, *sys = NULL;
-	unsigned long max = 256;
+	uint32_t max = 256;
 	struct qvl_req *r;
 	struct qvl *q;
 	int opt, rc;
@@ -24,7 +24,8 @@ int main(int argc, char **argv)
 			sys = optarg;
 			break;
 		case 'n':
-			max = strtoul(optarg, NULL, 10);
+			if (parse_max_tokens(optarg, &max, "qvl-text"))
+				return 2;
 			break;
 		default:
 			goto usage;
@@ -37,7 +38,7 @@ int main(int argc, char **argv)
 	if ((rc = qvl_req_new(q, QVL_OP_GENERATE, &r)) < 0 ||
 	    (sys && (rc = qvl_req_add_text(r, QVL_PART_SYSTEM, sys, strlen(sys))) < 0) ||
 	    (rc = qvl_req_add_text(r, QVL_PART_USER, argv[optind], strlen(argv[optind]))) < 0 ||
-	    (rc = qvl_req_set_max_tokens(r, (uint32_t)max)) < 0 ||
+	    (rc = qvl_req_set_max_tokens(r, max)) < 0 ||
 	    (rc = qvl_req_set_flags(r, QVL_GEN_STREAM | QVL_GEN_MODEL_DEFAULTS)) < 0) {
 		fprintf(stderr, "qvl-text: building the request: %s\n", qvl_strerror(rc));
 		qvl_disconnect(q);

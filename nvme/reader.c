@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "util.h"
 
 #define NV_MAX_REG   (1ull << 30) /* the kernel's limit on one registered buffer */
@@ -92,40 +93,18 @@ uint64_t nv_crc64(uint64_t crc, const void *p, size_t n)
 	return crc64_ecma_refl(crc, p, n);
 }
 
-static int env_uint(const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	const char *s = getenv(name);
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s)
-		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < lo || v > hi) {
-		fprintf(stderr,
-			"qvl: %s=%s ignored: expected an integer in [%" PRIu64 ", %" PRIu64 "]\n",
-			name, s, lo, hi);
-		return 0;
-	}
-	*out = v;
-	return 1;
-}
-
 void nv_opts_from_env(struct nv_opts *o)
 {
 	uint64_t v;
 
-	if (env_uint("QVL_IO_QD", 1, NV_MAX_QD, &v))
+	if (qvl_env_uint("QVL_IO_QD", 1, NV_MAX_QD, &v))
 		o->qd = (unsigned)v;
-	if (env_uint("QVL_IO_CHUNK", NV_ALIGN / 1024, NV_MAX_CHUNK / 1024, &v))
+	if (qvl_env_uint("QVL_IO_CHUNK", NV_ALIGN / 1024, NV_MAX_CHUNK / 1024, &v))
 		o->chunk = (size_t)(v * 1024 / NV_ALIGN * NV_ALIGN);
-	if (env_uint("QVL_IO_BUFFERED", 0, 1, &v))
-		o->buffered = v;
-	if (env_uint("QVL_IO_THREADS", 1, NV_MAX_THREADS, &v))
+	o->buffered = qvl_env_flag("QVL_IO_BUFFERED", o->buffered);
+	if (qvl_env_uint("QVL_IO_THREADS", 1, NV_MAX_THREADS, &v))
 		o->threads = (unsigned)v;
-	if (env_uint("QVL_IO_FILL", 0, 1, &v))
-		o->fill = v;
+	o->fill = qvl_env_flag("QVL_IO_FILL", o->fill);
 }
 
 void nv_get_opts(const struct nv_reader *r, struct nv_opts *o)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "devtier.h"
+#include "env.h"
 #include "nvme.h"
 #include "pack.h"
 #include "pool_impl.h"
@@ -140,11 +141,18 @@ static void fault_from_env(void)
 	const char *v = getenv("QVL_TIER_FAULT"), *c;
 	static bool done;
 
-	if (done || !v || !(c = strrchr(v, ':')) || (size_t)(c - v) >= sizeof(fault.shard))
+	int64_t nth;
+
+	if (done || !v || !*v)
 		return;
 	done = true;
+	if (!(c = strrchr(v, ':')) || c == v || (size_t)(c - v) >= sizeof(fault.shard) ||
+	    qvl_parse_i64(c + 1, 1, INT32_MAX, &nth)) {
+		qvl_env_warn("QVL_TIER_FAULT", v, "SHARD:N, N from 1");
+		return;
+	}
 	memcpy(fault.shard, v, (size_t)(c - v));
-	fault.nth = atol(c + 1);
+	fault.nth = (long)nth;
 	nv_set_fault(fault_hook, NULL);
 }
 

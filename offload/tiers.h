@@ -55,14 +55,6 @@ struct tier_opts {
 	bool stream_start;
 };
 
-/* "8G", "512M", "64K", "4096" (powers of 1024; a trailing B or iB is
- * accepted), or with pct_ok "25%" of the machine's RAM. err names the
- * option and the value. */
-int tier_parse_size(const char *opt, const char *v, bool pct_ok, uint64_t *out,
-		    struct qvl_err *err);
-/* A bandwidth: "25G", "12.5G", "800M" (bytes per second, powers of 1000; a
- * trailing "B/s" or "/s" is accepted). */
-int tier_parse_bw(const char *opt, const char *v, uint64_t *out, struct qvl_err *err);
 /* "1.50 GiB" */
 const char *tier_fmt_bytes(uint64_t b, char *buf, size_t cap);
 

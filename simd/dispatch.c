@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kern_impl.h"
+#include "env.h"
 #include "pool.h"
 
 struct qvl_kernels qvl_kern;
@@ -60,9 +61,9 @@ static void blocking_init(void)
 	qvl_gemm_blk.x_bytes = ci.l3 / 2 / (size_t)(ci.physical_cores > 0 ? ci.physical_cores : 1);
 	/* Streaming W (m <= small_m) beats packing it: see the measurement in
 	 * matmul_avx512.c. QVL_GEMM_SMALL_M overrides (benchmarks). */
-	const char *e = getenv("QVL_GEMM_SMALL_M");
-	if (e && *e)
-		qvl_gemm_blk.small_m = (size_t)strtoul(e, NULL, 10);
+	uint64_t sm;
+	if (qvl_env_uint("QVL_GEMM_SMALL_M", 0, 1u << 20, &sm))
+		qvl_gemm_blk.small_m = (size_t)sm;
 }
 
 int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)

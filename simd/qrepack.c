@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "kern_impl.h"
+#include "env.h"
 #include "qdot.h"
 #include "qrepack.h"
 
@@ -16,7 +17,6 @@
 
 enum qvl_dtype qvl_repack_type(const struct qvl_kernels *kt, enum qvl_dtype t, size_t n, size_t k)
 {
-	const char *env = getenv("QVL_REPACK");
 	bool builtin = kt->matmul_fast == qvl_matmul_fast_ref;
 
 #ifdef HAVE_AVX2_KERNELS
@@ -26,7 +26,7 @@ enum qvl_dtype qvl_repack_type(const struct qvl_kernels *kt, enum qvl_dtype t, s
 	builtin = builtin || kt->matmul_fast == qvl_matmul_fast_avx512;
 #endif
 	/* QVL_REPACK=0: the file's layout (A/B measurements) */
-	if (env && env[0] == '0' && !env[1])
+	if (!qvl_env_flag("QVL_REPACK", true))
 		return t;
 	if (builtin && t == QVL_DT_Q4_0 && n % QVL_X8_ROWS == 0 && k % 32 == 0 && k > 0)
 		return QVL_DT_Q4_0_X8;

@@ -303,8 +303,9 @@ static const char *stop_name(uint32_t s)
 	return s < 7 ? n[s] : "?";
 }
 
+/* ttft_s < 0: not measured (no streaming: the one CQE is the end) */
 static void print_json(const struct qvl_req *r, const struct qvl_cqe *c, bool lp, double wall,
-		       double client_rate)
+		       double client_rate, double ttft_s)
 {
 	const int32_t *ids = qvl_req_ids(r);
 	double pre = (double)c->prefill_ns / 1e9, dec = (double)c->decode_ns / 1e9;
@@ -323,10 +324,14 @@ static void print_json(const struct qvl_req *r, const struct qvl_cqe *c, bool lp
 	}
 	printf(",\"n_prompt\":%u,\"n_gen\":%u,\"stop\":\"%s\",\"queue_s\":%.4f,"
 	       "\"prefill_s\":%.4f,\"prefill_tok_s\":%.2f,\"decode_s\":%.4f,"
-	       "\"decode_tok_s\":%.2f,\"wall_s\":%.4f,\"client_decode_tok_s\":%.2f}\n",
+	       "\"decode_tok_s\":%.2f,\"wall_s\":%.4f,\"client_decode_tok_s\":%.2f,\"ttft_ms\":",
 	       c->n_prompt, c->n_tokens, stop_name(c->stop), (double)c->queue_ns / 1e9, pre,
 	       pre > 0 ? c->n_prompt / pre : 0.0, dec,
 	       c->n_tokens > 1 && dec > 0 ? (c->n_tokens - 1) / dec : 0.0, wall, client_rate);
+	if (ttft_s >= 0)
+		printf("%.3f}\n", ttft_s * 1e3);
+	else
+		printf("null}\n");
 }
 
 int cmd_generate(int argc, char **argv)
@@ -338,7 +343,7 @@ int cmd_generate(int argc, char **argv)
 	int32_t *ids = NULL;
 	size_t n_ids = 0;
 	uint32_t shown = 0, n_first = 0;
-	double t_start, t_first = 0, t_end = 0;
+	double t_start, t_first = 0, t_tok = 0, t_end = 0;
 	int rc, status;
 
 	rc = parse(argc, argv, &a);
@@ -391,6 +396,11 @@ int cmd_generate(int argc, char **argv)
 		/* the client's own clock: first streamed chunk -> final CQE,
 		 * what a caller of the daemon observes (bench_serving.sh uses
 		 * it); the final CQE alone (no streaming) times nothing */
+		/* time to first token, the client's: submit -> the first CQE
+		 * that carries one (streamed, or the final one if it is the
+		 * first), what an interactive caller waits */
+		if (cq.n_tokens >= 1 && t_tok == 0)
+			t_tok = qvl_now();
 		if ((cq.flags & QVL_CQE_F_MORE) && cq.n_tokens >= 1 && t_first == 0) {
 			t_first = qvl_now();
 			n_first = cq.n_tokens;
@@ -420,7 +430,8 @@ int cmd_generate(int argc, char **argv)
 		print_json(r, &fin, a.logprobs, t_end - t_start,
 			   t_first > 0 && t_end > t_first && fin.n_tokens > n_first
 			       ? (fin.n_tokens - n_first) / (t_end - t_first)
-			       : 0.0);
+			       : 0.0,
+			   a.stream && t_tok > 0 ? t_tok - t_start : -1);
 	} else if (a.print_ids) {
 		const int32_t *out = qvl_req_ids(r);
 		for (uint32_t i = 0; i < fin.n_tokens; i++)

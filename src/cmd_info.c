@@ -251,12 +251,7 @@ int cmd_info(int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage("info", "expected exactly one MODEL");
 	/* a pack describes itself from its head: no shard is read */
-	size_t len = strlen(argv[optind]);
-
-	if (!mmproj && len > 4 && !strcmp(argv[optind] + len - 4, ".qvl"))
-		rc = qvl_pack_describe(&m, argv[optind], &err);
-	else
-		rc = qvl_model_open(&m, argv[optind], mmproj, &err);
+	rc = qvl_model_describe(&m, argv[optind], mmproj, &err);
 	if (rc)
 		return cli_fail("info", rc, &err);
 	info_print(m, json);

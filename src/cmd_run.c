@@ -305,9 +305,11 @@ static int parse_one(int c, struct run_args *a, struct run_load *r, const struct
 	case O_SIM_BW: {
 		struct qvl_err e = {{0}};
 
-		rc = c == O_CPU_MEM   ? tier_parse_size("--cpu-mem", optarg, true, &r->tiers.cpu_mem, &e)
-		     : c == O_GPU_MEM ? tier_parse_size("--gpu-mem", optarg, false, &r->tiers.gpu_mem, &e)
-				      : tier_parse_bw("--sim-device-bw", optarg, &r->tiers.sim_bw, &e);
+		rc = c == O_CPU_MEM
+			 ? qvl_parse_size("--cpu-mem", optarg, true, &r->tiers.cpu_mem, &e)
+		     : c == O_GPU_MEM
+			 ? qvl_parse_size("--gpu-mem", optarg, false, &r->tiers.gpu_mem, &e)
+			 : qvl_parse_bw("--sim-device-bw", optarg, &r->tiers.sim_bw, &e);
 		if (rc < 0)
 			return cli_usage(cmd, "%s", e.msg);
 		break;

@@ -42,7 +42,8 @@ static int open_tokenizer(const char *model, struct qvl_tokenizer **t, struct qv
 		rc = qvl_tok_load_json(t, tj, err);
 	} else {
 		struct qvl_model *m;
-		rc = qvl_model_open(&m, model, NULL, err);
+		/* the tokenizer only: a pack's head, not its shards */
+		rc = qvl_model_describe(&m, model, NULL, err);
 		if (!rc) {
 			rc = qvl_tok_load(t, m, err);
 			qvl_model_close(m);

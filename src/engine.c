@@ -5,7 +5,6 @@
 
 #include <inttypes.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "../simd/qrepack.h"
 #include "engine_impl.h"
+#include "env.h"
 #include "mm_cache.h"
 #include "pool.h"
 
@@ -163,23 +163,6 @@ static bool mat_file_mapped(const struct qvl_model *m, const struct eng_mat *w)
 	return false;
 }
 
-/* QVL_WEIGHT_COPY: 1 (default) copies every file-mapped matrix, 0 only
- * those off a cache line (the A/B of mat_own); another value is named
- * on stderr once and taken as the default. */
-static bool weight_copy_all(void)
-{
-	static _Atomic int warned; /* relaxed: only dedups the message */
-	const char *v = getenv("QVL_WEIGHT_COPY");
-
-	if (!v || !strcmp(v, "1"))
-		return true;
-	if (!strcmp(v, "0"))
-		return false;
-	if (!atomic_exchange_explicit(&warned, 1, memory_order_relaxed))
-		fprintf(stderr, "qvl: QVL_WEIGHT_COPY='%s' is not 0 or 1: taken as 1\n", v);
-	return true;
-}
-
 /* A resident matrix read from the file's mapping is copied once, by the
  * pool threads, into huge_alloc() memory the engine owns:
  * - the mapping's 4 KiB page-cache pages cost the weight stream a TLB
@@ -230,7 +213,8 @@ static void layer_mats(struct eng_layer *ly, struct eng_mat *out[LAYER_MATS])
 static void eng_repack(struct qvl_engine *e)
 {
 	bool repack = e->prec == QVL_PREC_BF16 && e->hd % QVL_X8_ROWS == 0;
-	bool copy_all = weight_copy_all();
+	/* QVL_WEIGHT_COPY=0: only the matrices off a cache line (the A/B) */
+	bool copy_all = qvl_env_flag("QVL_WEIGHT_COPY", true);
 
 	if (e->wsrc.home)
 		return;

@@ -185,6 +185,15 @@ int qvl_model_open(struct qvl_model **out, const char *path, const char *mmproj,
 	return 0;
 }
 
+int qvl_model_describe(struct qvl_model **out, const char *path, const char *mmproj,
+		       struct qvl_err *err)
+{
+	/* a 2b pack is 4.27 GB of shards behind a head of a few MB */
+	if (!mmproj && ends_with(path, ".qvl") && is_file(path))
+		return qvl_pack_describe(out, path, err);
+	return qvl_model_open(out, path, mmproj, err);
+}
+
 void qvl_model_close(struct qvl_model *m)
 {
 	if (!m)

@@ -220,6 +220,13 @@ int qvl_model_late_status(const struct qvl_model *m, struct qvl_late_status *s);
  * Validates everything; on failure returns a negative errno with err set. */
 int qvl_model_open(struct qvl_model **out, const char *path, const char *mmproj,
 		   struct qvl_err *err);
+/* MODEL for what describes it alone (config, tokenizer, tensor names and
+ * shapes): a .qvl pack from its head, no shard read and every tensor's data
+ * NULL (qvl_pack_describe); anything else as qvl_model_open, whose readers
+ * map their files without reading them. For qvlctl info and the tokenizer
+ * commands, never for compute. */
+int qvl_model_describe(struct qvl_model **out, const char *path, const char *mmproj,
+		       struct qvl_err *err);
 void qvl_model_close(struct qvl_model *m);
 
 /* Binary search by HF name; NULL if absent. */

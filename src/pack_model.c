@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "env.h"
 #include "gguf.h"
 #include "nvme.h"
 #include "util.h"
@@ -88,7 +89,7 @@ static int pack_load_shards(const char *path, const struct pack_info *p, uint8_t
 	nv_opts_from_env(&o);
 	rc = nv_read_threads(path, &o, s, n, false, &st, err);
 	free(s);
-	if (getenv("QVL_LOAD_TRACE"))
+	if (qvl_env_flag("QVL_LOAD_TRACE", false))
 		fprintf(stderr,
 			"qvl: %s: read %" PRIu64 " bytes in %.3f s (%u I/O threads, %s), CRC "
 			"%.3f s, memory %.3f s (%s), readers waited on memory %.3f s\n",

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "pool.h"
 
 #define POOL_MAX_THREADS 1024
@@ -475,9 +476,7 @@ out:
 
 static bool verbose(void)
 {
-	const char *v = getenv("QVL_POOL_VERBOSE");
-
-	return v && *v && strcmp(v, "0");
+	return qvl_env_flag("QVL_POOL_VERBOSE", false);
 }
 
 static void affinity_task(void *arg, int ith, int nth)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "env.h"
 #include "profile.h"
 
 /* Pool columns kept per step after the stages. */
@@ -53,20 +54,19 @@ static uint64_t now_ns(void)
 
 int eng_prof_create(struct eng_prof **out, struct qvl_pool *pool)
 {
-	const char *v = getenv("QVL_PROFILE");
+	uint64_t rows = 0;
 	struct eng_prof *p;
 
 	*out = NULL;
-	if (!v || !*v || !strcmp(v, "0"))
+	/* 1: decode steps; N: forward passes of exactly N rows */
+	if (!qvl_env_uint("QVL_PROFILE", 0, PROF_MAX_ROWS, &rows) || !rows)
 		return 0;
 	p = calloc(1, sizeof(*p));
 	if (!p || !(p->steps = calloc(PROF_MAX_STEPS, sizeof(*p->steps)))) {
 		free(p);
 		return -ENOMEM;
 	}
-	p->rows = strtoul(v, NULL, 10);
-	if (p->rows < 1 || p->rows > 4096)
-		p->rows = 1;
+	p->rows = rows;
 	qvl_pool_set_prof(pool, &p->pool);
 	*out = p;
 	return 0;

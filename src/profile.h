@@ -37,6 +37,8 @@ enum eng_stage {
 };
 
 #define PROF_MAX_STEPS 4096
+/* QVL_PROFILE=N: at most this many rows per profiled forward pass */
+#define PROF_MAX_ROWS 4096
 
 struct eng_prof;
 

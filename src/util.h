@@ -27,6 +27,13 @@ int qvl_read_file(const char *path, size_t max_bytes, char **out, size_t *len,
 int qvl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 int qvl_parse_u64(const char *s, uint64_t *out); /* decimal or 0x hex */
 int qvl_parse_double(const char *s, double *out);
+/* "8G", "512M", "64K", "4096" (powers of 1024; a trailing B or iB is
+ * accepted), or with pct_ok "25%" of the machine's RAM. err names the
+ * option and the value. */
+int qvl_parse_size(const char *opt, const char *v, bool pct_ok, uint64_t *out, struct qvl_err *err);
+/* A bandwidth: "25G", "12.5G", "800M" (bytes per second, powers of 1000; a
+ * trailing "B/s" or "/s" is accepted). */
+int qvl_parse_bw(const char *opt, const char *v, uint64_t *out, struct qvl_err *err);
 
 /* Seconds from CLOCK_MONOTONIC. */
 double qvl_now(void);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env.h"
 #include "kernels.h"
 #include "model.h"
 #include "pool.h"
@@ -233,9 +234,9 @@ int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct
 	v->wmm = opts->precision == QVL_PREC_BF16 ? v->k->matmul_fast : v->k->matmul;
 	v->bf16attn = opts->precision == QVL_PREC_BF16 && qvl_kernels_bf16dot(v->k) &&
 		      qvl_vattn_bf16_available();
-	const char *mce = getenv("QVL_VIS_MC");
-	v->mc = mce && *mce ? strtoul(mce, NULL, 10) : VIS_MC;
-	v->mc = v->mc < VIS_MC_MIN ? 0 : v->mc;
+	uint64_t mc = VIS_MC;
+	qvl_env_uint("QVL_VIS_MC", 0, 1u << 20, &mc);
+	v->mc = mc < VIS_MC_MIN ? 0 : (size_t)mc;
 	v->Dv = c->hidden_size;
 	v->Iv = c->intermediate_size;
 	v->nv = c->num_heads;

@@ -6,6 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "env.h"
+#include "profile.h"
+
 static const char *const vis_stage_name[VST_N] = {
     "patch embed", "pos + rope tables", "layernorms", "qkv",	 "rope + K/V layout", "attention",
     "attn proj",   "mlp fc1",		"gelu",	      "mlp fc2", "residual adds",     "mergers",
@@ -13,8 +16,10 @@ static const char *const vis_stage_name[VST_N] = {
 
 struct vis_prof *vis_prof_create(void)
 {
-	const char *e = getenv("QVL_PROFILE");
-	if (!e || !*e || !strcmp(e, "0"))
+	uint64_t rows = 0;
+
+	/* the vision tower's table does not depend on the rows (profile.c) */
+	if (!qvl_env_uint("QVL_PROFILE", 0, PROF_MAX_ROWS, &rows) || !rows)
 		return NULL;
 	return calloc(1, sizeof(struct vis_prof));
 }

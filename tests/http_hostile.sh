@@ -25,7 +25,7 @@ st=$?
 awk '/^(not )?ok - / { n++; sub(/ - /, " " n " - "); print; next } { print "# " $0 }' \
 	"$TMP/py.out" >"$TMP/tap"
 m=$(grep -c '^\(not \)\?ok ' "$TMP/tap")
-echo "1..$((m + 13))"
+echo "1..$((m + 15))"
 cat "$TMP/tap"
 n=$m
 res "$st" "the hostile client ran to the end (status $st)"
@@ -66,6 +66,12 @@ res $? "--listen nope: exit 2 naming the option"
 "$QVL_HTTP" --max-body 2G >"$TMP/o" 2>&1
 [ $? = 2 ] && grep -q -- "--max-body" "$TMP/o"
 res $? "--max-body 2G: exit 2 naming the option"
+# the sizes qvlctl and qvl.conf take (qvl_parse_size), messages included
+"$QVL_HTTP" --max-body 1.5MiB --max-image 512k --help >"$TMP/o" 2>&1
+res $? "--max-body 1.5MiB --max-image 512k accepted"
+"$QVL_HTTP" --max-image 5x >"$TMP/o" 2>&1
+[ $? = 2 ] && grep -q -- "--max-image: '5x': not a size (like 8G, 512M, 64K or bytes)" "$TMP/o"
+res $? "--max-image 5x: exit 2, the size parser's message"
 "$QVL_HTTP" --rt-priority 100 >"$TMP/o" 2>&1
 [ $? = 2 ] && grep -q -- "--rt-priority: invalid value '100'" "$TMP/o"
 res $? "--rt-priority 100: exit 2 naming the option"

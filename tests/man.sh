@@ -99,12 +99,16 @@ for s in $sections; do
 	if grep -q "^\.Sh $s\$" "$page"; then ok "qvlctl(8) has $s"; else notok "qvlctl(8) has no $s"; fi
 done
 
-vars=$(grep -rhoE --include='*.c' --include='*.h' 'getenv\("[A-Za-z_0-9]+"\)' \
-	"$QVL_SRCDIR/src" "$QVL_SRCDIR/simd" | sed 's/getenv("\(.*\)")/\1/' | sort -u)
+# getenv, and the developer knobs' parser (src/env.h), in every source folder
+vars=$(grep -rhoE --include='*.c' --include='*.h' \
+	'(getenv|qvl_env_flag|qvl_env_uint|qvl_env_warn)\("[A-Za-z_0-9]+"' \
+	"$QVL_SRCDIR/src" "$QVL_SRCDIR/simd" "$QVL_SRCDIR/nvme" "$QVL_SRCDIR/offload" |
+	sed 's/.*("\(.*\)"/\1/' | sort -u)
 env_sec=$(section ENVIRONMENT)
 miss=
 for v in $vars; do
-	echo "$env_sec" | grep -q "^\.It Ev $v\$" || miss="$miss $v"
+	# an entry may name several: .It Ev QVL_IO_QD , QVL_IO_CHUNK
+	echo "$env_sec" | grep -qE "^\.It Ev (.* , )?$v( , .*)?\$" || miss="$miss $v"
 done
 if [ -z "$miss" ]; then
 	ok "ENVIRONMENT names every variable read: $(echo $vars)"

@@ -3,8 +3,8 @@
 # in each shard in turn (all of the tiny model's 12), the header, the
 # metadata and the tensor table damaged, the file truncated. verify exits 1
 # and names the problem; run refuses to load with exit 1 and the same name.
-# info reads only the head: it describes a pack whose every shard is
-# damaged, which verify names shard by shard.
+# info and the tokenizer commands read only the head: they work on a pack
+# whose every shard is damaged, which verify names shard by shard.
 . "${QVL_SRCDIR:-.}/tests/cli_lib.sh"
 P=$TMP/good.qvl
 "$QVLCTL" pack "$MODEL" -o "$P" --quiet >/dev/null 2>&1 || { echo "1..0 # SKIP pack failed"; exit 0; }
@@ -43,6 +43,19 @@ EOS
 t_run info "$TMP/bad.qvl"
 res "$([ $st = 0 ] && has "$TMP/out" "tensors: 115" && has "$TMP/out" "format: pack" && echo 0)" \
 	"info describes a pack with every shard damaged (no shard read)"
+# the tokenizer commands need only the head's tokenizer record too (a 2b
+# pack is 4.27 GB of shards behind it)
+t_run tokenize --model "$P" "Hello, world"
+good=$(cat "$TMP/out")
+t_run tokenize --model "$TMP/bad.qvl" "Hello, world"
+res "$([ $st = 0 ] && [ -n "$good" ] && [ "$(cat "$TMP/out")" = "$good" ] && echo 0)" \
+	"tokenize reads a pack with every shard damaged (no shard read)"
+t_run detokenize --model "$TMP/bad.qvl" $good
+res "$([ $st = 0 ] && [ "$(cat "$TMP/out")" = "Hello, world" ] && echo 0)" \
+	"detokenize reads a pack with every shard damaged"
+t_run chat-format --model "$TMP/bad.qvl" --prompt hi --text
+res "$([ $st = 0 ] && has "$TMP/out" "<|im_start|>user" && echo 0)" \
+	"chat-format reads a pack with every shard damaged"
 t_run verify "$TMP/bad.qvl"
 named=0
 while read -r _ name _ _ _ _ _ _; do

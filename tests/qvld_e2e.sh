@@ -6,7 +6,7 @@
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
 need_model
 [ -n "$PYTHON3" ] || { echo "1..0 # SKIP python3 not found (JSON comparison)"; exit 0; }
-echo "1..18"
+echo "1..19"
 P="Describe a quiet morning by the sea."
 
 # exact precision on both sides: under bf16 a product's rounding depends on
@@ -34,6 +34,15 @@ bound = st["n_gen"] / st["decode_s"] * 20 if st["decode_s"] > 0 else 0
 sys.exit(0 if ns["client_decode_tok_s"] == 0 and 0 < st["client_decode_tok_s"] <= bound else 1)
 PY
 res $? "client_decode_tok_s: 0 without --stream, a plausible rate with it ($(jfield "$TMP/gen.json" client_decode_tok_s), $(jfield "$TMP/sj.json" client_decode_tok_s))"
+# ttft_ms: submit -> the first CQE with a token on the client's clock; null
+# without streaming, with it positive and within the request's wall time
+"$PYTHON3" - "$TMP/gen.json" "$TMP/sj.json" <<'PY'
+import json, sys
+ns, st = (json.load(open(f)) for f in sys.argv[1:3])
+t = st["ttft_ms"]
+sys.exit(0 if ns["ttft_ms"] is None and t is not None and 0 < t <= st["wall_s"] * 1e3 else 1)
+PY
+res $? "ttft_ms: null without --stream, within the wall time with it ($(jfield "$TMP/sj.json" ttft_ms) ms of $(jfield "$TMP/sj.json" wall_s) s)"
 
 # --timeout: exit 1 and the message says the timeout as given
 gen --prompt "$P" --max-tokens 5000 --ignore-eos --no-stream --timeout 0.05 >/dev/null 2>"$TMP/to.err"

@@ -27,6 +27,7 @@
 #include "pack.h"
 #include "tap.h"
 #include "tiers.h"
+#include "util.h"
 
 #define NSEQ  8
 #define STEPS 6
@@ -355,25 +356,25 @@ int main(void)
 	ok(rc == -EINVAL && strstr(err.msg, "--cpu-mem") && strstr(err.msg, "minimum"),
 	   "a budget below the embeddings + 2 buffers: -EINVAL naming --cpu-mem (%s)", err.msg);
 	uint64_t v;
-	ok(tier_parse_size("--cpu-mem", "8G", true, &v, &err) == 0 && v == 8ull << 30 &&
-	       tier_parse_size("--cpu-mem", "1.5M", true, &v, &err) == 0 && v == 3ull << 19 &&
-	       tier_parse_size("--gpu-mem", "512MiB", false, &v, &err) == 0 && v == 512ull << 20,
+	ok(qvl_parse_size("--cpu-mem", "8G", true, &v, &err) == 0 && v == 8ull << 30 &&
+	       qvl_parse_size("--cpu-mem", "1.5M", true, &v, &err) == 0 && v == 3ull << 19 &&
+	       qvl_parse_size("--gpu-mem", "512MiB", false, &v, &err) == 0 && v == 512ull << 20,
 	   "sizes: 8G, 1.5M, 512MiB");
-	ok(tier_parse_size("--cpu-mem", "25%", true, &v, &err) == 0 && v > 0 &&
-	       tier_parse_size("--cpu-mem", "0%", true, &v, &err) == -EINVAL &&
-	       tier_parse_size("--cpu-mem", "101%", true, &v, &err) == -EINVAL,
+	ok(qvl_parse_size("--cpu-mem", "25%", true, &v, &err) == 0 && v > 0 &&
+	       qvl_parse_size("--cpu-mem", "0%", true, &v, &err) == -EINVAL &&
+	       qvl_parse_size("--cpu-mem", "101%", true, &v, &err) == -EINVAL,
 	   "shares of RAM: 25%% yes, 0%% and 101%% no");
-	rc = tier_parse_size("--gpu-mem", "12X", false, &v, &err);
-	rc = rc == -EINVAL && tier_parse_size("--gpu-mem", " 8G", false, &v, NULL) == -EINVAL &&
-		     tier_parse_size("--gpu-mem", "8 ", false, &v, NULL) == -EINVAL &&
-		     tier_parse_size("--gpu-mem", "", false, &v, NULL) == -EINVAL
+	rc = qvl_parse_size("--gpu-mem", "12X", false, &v, &err);
+	rc = rc == -EINVAL && qvl_parse_size("--gpu-mem", " 8G", false, &v, NULL) == -EINVAL &&
+		     qvl_parse_size("--gpu-mem", "8 ", false, &v, NULL) == -EINVAL &&
+		     qvl_parse_size("--gpu-mem", "", false, &v, NULL) == -EINVAL
 		 ? -EINVAL
 		 : 0;
 	ok(rc == -EINVAL && strstr(err.msg, "--gpu-mem") && strstr(err.msg, "'12X'"),
 	   "a bad size names the option and the value (%s)", err.msg);
-	ok(tier_parse_bw("--sim-device-bw", "25G", &v, &err) == 0 && v == 25000000000ull &&
-	       tier_parse_bw("--sim-device-bw", "0", &v, &err) == -EINVAL &&
-	       tier_parse_bw("--sim-device-bw", "-1G", &v, &err) == -EINVAL,
+	ok(qvl_parse_bw("--sim-device-bw", "25G", &v, &err) == 0 && v == 25000000000ull &&
+	       qvl_parse_bw("--sim-device-bw", "0", &v, &err) == -EINVAL &&
+	       qvl_parse_bw("--sim-device-bw", "-1G", &v, &err) == -EINVAL,
 	   "bandwidths: 25G is 25e9 bytes/s; 0 and negatives refused");
 
 	pack_free(&p);

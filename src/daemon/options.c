@@ -182,7 +182,7 @@ static int set_one(struct qvld_opts *o, const struct opt *t, const char *v, cons
 	}
 	case T_BW: {
 		uint64_t bps;
-		if (tier_parse_bw(t->name, v, &bps, err) < 0)
+		if (qvl_parse_bw(t->name, v, &bps, err) < 0)
 			return qvl_err_prefix(err, -EINVAL, "%s", where);
 		goto str;
 	}
@@ -249,7 +249,7 @@ int qvld_opt_set(struct qvld_opts *o, const char *key, const char *value, const 
 
 int qvld_parse_mem(const char *v, uint64_t *bytes)
 {
-	return tier_parse_size("", v, true, bytes, NULL); /* offload/: sizes parsed once */
+	return qvl_parse_size("", v, true, bytes, NULL); /* offload/: sizes parsed once */
 }
 
 static char *user_dir(const char *env, const char *home_sub, const char *leaf)

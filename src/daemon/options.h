@@ -43,7 +43,7 @@ int qvld_conf_load(struct qvld_opts *o, const char *path, struct qvl_err *err);
 
 /* --kv-mem, --cpu-mem: "N" bytes, with a K, M, G or T suffix (powers of
  * 1024; fractions and a trailing B or iB allowed), or "N%" of the machine's
- * RAM (1..100). -EINVAL. tier_parse_size() (offload/tiers.h) does it. */
+ * RAM (1..100). -EINVAL. qvl_parse_size() (offload/tiers.h) does it. */
 int qvld_parse_mem(const char *v, uint64_t *bytes);
 
 /* Every key = value, as a qvl.conf that would reproduce o. */

@@ -36,6 +36,7 @@
 #include "daemon/serve.h"
 #include "daemon/stats.h"
 #include "engine.h"
+#include "env.h"
 #include "generate.h"
 #include "model.h"
 #include "pool.h"
@@ -298,20 +299,18 @@ static int start(struct daemon *d, struct qvl_err *err)
 	/* the tiered pool's budgets: each was checked when set (options.c) */
 	struct tier_opts to = {0};
 	if (d->o.cpu_mem)
-		tier_parse_size("cpu_mem", d->o.cpu_mem, true, &to.cpu_mem, NULL);
+		qvl_parse_size("cpu_mem", d->o.cpu_mem, true, &to.cpu_mem, NULL);
 	if (d->o.gpu_mem)
-		tier_parse_size("gpu_mem", d->o.gpu_mem, false, &to.gpu_mem, NULL);
+		qvl_parse_size("gpu_mem", d->o.gpu_mem, false, &to.gpu_mem, NULL);
 	if (d->o.sim_device_bw)
-		tier_parse_bw("sim_device_bw", d->o.sim_device_bw, &to.sim_bw, NULL);
+		qvl_parse_bw("sim_device_bw", d->o.sim_device_bw, &to.sim_bw, NULL);
 	/* a text prompt needs no vision tower: a pack's is read once the
 	 * socket is up (QVL_VISION_LATE=0: with the rest, before) */
-	const char *vl = getenv("QVL_VISION_LATE");
-	to.vision_late = !vl || strcmp(vl, "0");
+	to.vision_late = qvl_env_flag("QVL_VISION_LATE", true);
 	/* and without budgets, every text layer streams until its resident
 	 * copy is read behind the socket (offload/fill.c; QVL_STREAM_START=0:
 	 * the whole text model is read before) */
-	const char *ss = getenv("QVL_STREAM_START");
-	to.stream_start = !ss || strcmp(ss, "0");
+	to.stream_start = qvl_env_flag("QVL_STREAM_START", true);
 	double t0 = qvl_now();
 	if ((rc = qvl_kernels_init(err)) < 0 ||
 	    (rc = tier_model_open(&d->m, &d->tiers, d->model_path, d->o.mmproj, &to, err)) < 0)

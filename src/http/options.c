@@ -38,28 +38,22 @@ static int bad(const char *opt, const char *v, const char *why)
 	return 2;
 }
 
-/* "123", "64K", "32M", "1G" (binary units). */
-static int parse_size(const char *s, size_t *out)
+/* A size option of 1 byte to 1 GiB: the forms and messages of
+ * qvl_parse_size (util.h), like qvlctl's and qvld's. */
+static int size_opt(const char *opt, const char *v, size_t *out)
 {
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
+	struct qvl_err err = {{0}};
+	uint64_t x;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return -EINVAL;
-	if (*end == 'K' || *end == 'k')
-		shift = 10;
-	else if (*end == 'M' || *end == 'm')
-		shift = 20;
-	else if (*end == 'G' || *end == 'g')
-		shift = 30;
-	if (shift)
-		end++;
-	if (*end || !v || v > (SIZE_MAX >> shift))
-		return -EINVAL;
-	*out = (size_t)(v << shift);
+	if (qvl_parse_size(opt, v, false, &x, &err) < 0) {
+		fprintf(stderr, "qvl-http: %s\n", err.msg);
+		return 2;
+	}
+	if (x < 1 || x > (1ull << 30)) {
+		fprintf(stderr, "qvl-http: %s: '%s': not 1 byte to 1G\n", opt, v);
+		return 2;
+	}
+	*out = (size_t)x;
 	return 0;
 }
 
@@ -168,12 +162,12 @@ int http_parse_options(int argc, char **argv, struct http_opts *o)
 				return rc;
 			break;
 		case BODY:
-			if (parse_size(optarg, &o->max_body) < 0 || o->max_body > (1ull << 30))
-				return bad("--max-body", optarg, "1..1G");
+			if ((rc = size_opt("--max-body", optarg, &o->max_body)))
+				return rc;
 			break;
 		case IMAGE:
-			if (parse_size(optarg, &o->max_image) < 0 || o->max_image > (1ull << 30))
-				return bad("--max-image", optarg, "1..1G");
+			if ((rc = size_opt("--max-image", optarg, &o->max_image)))
+				return rc;
 			break;
 		case CONNS:
 			if (qvl_parse_i64(optarg, 1, 1000000, &v) < 0)
