@@ -54,8 +54,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "qvl-image: %s: %s\n", argv[optind], qvl_strerror(rc));
 		return 1;
 	}
-	if (!(q = connect_or_explain(sock, "qvl-image")))
+	if (!(q = connect_or_explain(sock, "qvl-image"))) {
+		free(img);
 		return 1;
+	}
 	if ((rc = qvl_req_new(q, QVL_OP_GENERATE, &r)) < 0 ||
 	    (rc = qvl_req_add_image(r, img, len)) < 0 ||
 	    (rc = qvl_req_add_text(r, QVL_PART_USER, argv[optind + 1], strlen(argv[optind + 1]))) <
@@ -63,6 +65,7 @@ int main(int argc, char **argv)
 	    (rc = qvl_req_set_max_tokens(r, max)) < 0 ||
 	    (rc = qvl_req_set_flags(r, QVL_GEN_STREAM | QVL_GEN_MODEL_DEFAULTS)) < 0) {
 		fprintf(stderr, "qvl-image: building the request: %s\n", qvl_strerror(rc));
+		free(img);
 		qvl_disconnect(q);
 		return 1;
 	}
