@@ -600,7 +600,8 @@ int main(int argc, char **argv)
 	if (rc < 0) {
 		const char *msg = err.msg[0] ? err.msg : qvl_strerror(rc);
 		log_err("%s", msg);
-		if (d.o.foreground)
+		/* the log already went to stderr when no log file is set */
+		if (d.o.foreground && !qvld_log_on_stderr())
 			fprintf(stderr, "qvld: %s\n", msg);
 		qvld_daemon_ready(rc, msg);
 		stop(&d);
