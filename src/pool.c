@@ -405,6 +405,25 @@ static void unpin_caller(struct qvl_pool *p)
 	caller_saved = NULL;
 }
 
+int qvl_cpulist_check(const char *cpulist, struct qvl_err *err)
+{
+	hwloc_topology_t topo;
+	hwloc_bitmap_t usable;
+	int *cpus = NULL, n = 0, rc;
+
+	if (hwloc_topology_init(&topo) < 0)
+		return qvl_errf(err, -ENODEV, "cpulist: hwloc cannot read the topology");
+	if (hwloc_topology_load(topo) < 0 || !(usable = usable_cpus(topo))) {
+		hwloc_topology_destroy(topo);
+		return qvl_errf(err, -ENODEV, "cpulist: hwloc cannot read the topology");
+	}
+	rc = parse_cpulist(cpulist, usable, &cpus, &n, err);
+	free(cpus);
+	hwloc_bitmap_free(usable);
+	hwloc_topology_destroy(topo);
+	return rc;
+}
+
 /* Decide where each thread goes: w[i].set/pu/core. Default: one thread per
  * physical core that has a usable PU, on its first usable PU. */
 static int pool_place(struct qvl_pool *p, int nthreads, const char *cpulist, struct qvl_err *err)

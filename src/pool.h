@@ -26,6 +26,10 @@ typedef void (*qvl_task_fn)(void *arg, int ith, int nth);
  * thread really runs on (sched_getaffinity read by the thread itself) to
  * stderr: "qvl pool: thread I of N: affinity 0-3". */
 int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist, struct qvl_err *err);
+/* Check a cpulist as qvl_pool_create would (syntax, CPUs allowed to this
+ * process, no repeats), without creating anything: for option parsers that
+ * must name the flag or file:line. */
+int qvl_cpulist_check(const char *cpulist, struct qvl_err *err);
 void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg);
 int qvl_pool_size(const struct qvl_pool *p);
 /* Describe the placement ("thread 1 -> PU 1 (core 1)", ...) into buf. */

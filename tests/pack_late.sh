@@ -9,7 +9,7 @@
 # QVL_VISION_LATE=0 the same pack is refused at start-up, as before.
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
 need_model
-echo "1..12"
+echo "1..15"
 P=$TMP/tiny.qvl
 IMG=$QVL_SHARED/golden/vision/grad_64x64.png
 "$QVLCTL" pack "$MODEL" -o "$P" --quiet >/dev/null 2>&1
@@ -38,6 +38,9 @@ st=$?
 unset QVL_LATE_HOLD
 grep -q "reading the vision tower ([0-9]* shards" "$LOG" && ! grep -q "vision tower read in" "$LOG"
 res $(($? | st)) "qvld serves with its vision tower not read yet (held back)"
+"$QVLCTL" --socket "$SOCK" status >"$TMP/status" 2>&1
+grep -q "^vision.state: reading$" "$TMP/status"
+res $? "qvlctl status: vision.state reading while held ($(grep '^vision' "$TMP/status" | tr '\n' ' '))"
 
 # shellcheck disable=SC2086
 gen $TXT >"$TMP/gen.txt" 2>"$TMP/err"
@@ -65,6 +68,9 @@ else
 fi
 wait_log "vision tower read in [0-9.]* s"
 res $? "qvld logs the vision tower's read ($(grep -o 'vision tower read in.*' "$LOG"))"
+"$QVLCTL" --socket "$SOCK" status --json >"$TMP/status" 2>&1
+grep -q '"vision":{"state":"ready","late_shards":[1-9]' "$TMP/status"
+res $? "qvlctl status --json: the vision tower ready, its late shards counted"
 
 if [ $have_img = 1 ]; then
 	# shellcheck disable=SC2086
@@ -84,6 +90,9 @@ start_qvld --precision exact
 st=$?
 wait_log "vision tower: .*vision.block.0.*CRC-64 mismatch"
 res $(($? | st)) "a corrupt vision shard: qvld starts, its log names the shard"
+"$QVLCTL" --socket "$SOCK" status >"$TMP/status" 2>&1
+grep -q "^vision.state: failed$" "$TMP/status" && grep -q "^vision.error: .*vision.block.0" "$TMP/status"
+res $? "qvlctl status: vision.state failed, the error names the shard"
 # shellcheck disable=SC2086
 gen $TXT >"$TMP/gen3.txt" 2>"$TMP/err"
 cmp -s "$TMP/run.txt" "$TMP/gen3.txt"

@@ -3,7 +3,7 @@
 # stop startup with exit 1; flags override the file; --dump-config prints
 # every key of the options table, and qvl.conf(5) documents each of them.
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
-echo "1..18"
+echo "1..21"
 C=$TMP/qvl.conf
 
 printf '[qvld]\nctx = 1024\nthreads = many\n' >"$C"
@@ -75,6 +75,25 @@ for k in $keys; do
 done
 [ -n "$keys" ] && [ -z "$missing" ]
 res $? "qvl.conf(5) documents every key of the options table (missing:${missing:- none})"
+
+# --cpus / cpus = are checked while the options are read (naming the flag or
+# file:line), not when the pool is made after the socket is claimed
+"$QVLD" --cpus 99999 --dump-config >"$TMP/out" 2>"$TMP/err"
+st=$?
+grep -q -- "--cpus: cpus: cpulist '99999': CPU 99999 is not available" "$TMP/err"
+res $(( $? + (st != 2) )) "--cpus 99999: exit 2 naming the flag and the CPU ($st: $(head -c 200 "$TMP/err"))"
+printf '[qvld]\nctx = 1024\ncpus = 0-x\n' >"$C"
+"$QVLD" --config "$C" --dump-config >"$TMP/out" 2>"$TMP/err"
+st=$?
+grep -q "qvl.conf:3: cpus: cpulist '0-x': bad syntax" "$TMP/err"
+res $(( $? + (st != 1) )) "cpus = 0-x in qvl.conf: exit 1 naming file:line ($st)"
+
+# a start-up error in the foreground with the log on stderr is said once
+"$QVLD" --foreground --model "$TMP/absent-model" --socket "$TMP/once.sock" >/dev/null 2>"$TMP/err"
+st=$?
+lines=$(grep -c "absent-model" "$TMP/err")
+[ $st = 1 ] && [ "$lines" = 1 ]
+res $? "start-up error printed once on stderr (exit $st, $lines lines)"
 
 "$QVLD" --no-such-flag >/dev/null 2>&1
 res $(( $? != 2 )) "unknown flag: exit 2"

@@ -13,10 +13,17 @@
 #include <unistd.h>
 
 #include "daemon/options.h"
+#include "pool.h"
 #include "tiers.h"
 #include "util.h"
 
-enum opt_type { T_STR, T_INT, T_BOOL, T_MODE, T_UIDS, T_GIDS, T_KV, T_PREC, T_MEM, T_BW };
+enum opt_type { T_STR, T_INT, T_BOOL, T_MODE, T_UIDS, T_GIDS, T_KV, T_PREC, T_MEM, T_BW, T_CPUS };
+
+/* Types whose value is kept as the string given (checked, then strdup'd). */
+static bool held_as_string(enum opt_type t)
+{
+	return t == T_STR || t == T_KV || t == T_PREC || t == T_MEM || t == T_BW || t == T_CPUS;
+}
 
 /* The words a string of a choice type may be, space separated. */
 static const char *const choice_words[] = {[T_KV] = "f16 bf16 f32", [T_PREC] = "bf16 exact"};
@@ -46,7 +53,7 @@ static const struct opt table[] = {
     {"foreground", T_BOOL, O(foreground), 0, 1, "false",
      "stay in the foreground (systemd Type=notify)"},
     {"threads", T_INT, O(threads), 0, 4096, "0", "compute threads (0: one per physical core)"},
-    {"cpus", T_STR, O(cpus), 0, 0, NULL, "explicit CPU list for the compute threads"},
+    {"cpus", T_CPUS, O(cpus), 0, 0, NULL, "explicit CPU list for the compute threads"},
     {"kv_type", T_KV, O(kv_type), 0, 0, "f16", "KV cache type: f16, bf16 or f32"},
     {"precision", T_PREC, O(precision), 0, 0, "bf16",
      "matrix products: bf16 (bf16 activations where the CPU has AVX512-BF16) or exact"},
@@ -186,6 +193,12 @@ static int set_one(struct qvld_opts *o, const struct opt *t, const char *v, cons
 			return qvl_err_prefix(err, -EINVAL, "%s", where);
 		goto str;
 	}
+	case T_CPUS:
+		/* checked here, where the flag or file:line is known, not when
+		 * the pool is made after the socket is claimed */
+		if (*v && qvl_cpulist_check(v, err) < 0)
+			return qvl_err_prefix(err, -EINVAL, "%s: %s", where, t->name);
+		goto str;
 	case T_KV:
 	case T_PREC:
 		if (!is_choice(choice_words[t->type], v))
@@ -285,8 +298,7 @@ int qvld_opts_defaults(struct qvld_opts *o)
 void qvld_opts_free(struct qvld_opts *o)
 {
 	for (size_t i = 0; i < N_OPTS; i++)
-		if (table[i].type == T_STR || table[i].type == T_KV || table[i].type == T_PREC ||
-		    table[i].type == T_MEM || table[i].type == T_BW)
+		if (held_as_string(table[i].type))
 			free(*(char **)((char *)o + table[i].off));
 	free(o->config);
 	memset(o, 0, sizeof(*o));
@@ -371,7 +383,8 @@ void qvld_opts_dump(const struct qvld_opts *o, FILE *f)
 		case T_KV:
 		case T_PREC:
 		case T_MEM:
-		case T_BW: {
+		case T_BW:
+		case T_CPUS: {
 			const char *s = *(char *const *)base;
 			fprintf(f, "%s", s ? s : "");
 			break;

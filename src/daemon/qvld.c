@@ -209,6 +209,42 @@ static size_t tiers_json(void *ctx, char *buf, size_t cap)
 	return tier_json(ctx, buf, cap);
 }
 
+/* The vision tower's state for `qvlctl status`: none (a text-only model),
+ * resident (read at open), or the late read's: waiting (not started),
+ * reading, ready, failed (with the error naming the shard). */
+static size_t vision_json(void *ctx, char *buf, size_t cap)
+{
+	const struct qvl_model *m = ctx;
+	struct qvl_late_status ls;
+	const char *state;
+	size_t n;
+
+	memset(&ls, 0, sizeof(ls));
+	if (!m->config.vision.present)
+		state = "none";
+	else if (!qvl_model_late_status(m, &ls))
+		state = "resident";
+	else if (!ls.started)
+		state = "waiting";
+	else if (ls.pending)
+		state = "reading";
+	else
+		state = ls.rc < 0 ? "failed" : "ready";
+	n = (size_t)snprintf(buf, cap, "{\"state\":\"%s\"", state);
+	if (n < cap && ls.shards)
+		n += (size_t)snprintf(buf + n, cap - n,
+				      ",\"late_shards\":%u,\"late_bytes\":%llu,\"read_s\":%.3f",
+				      ls.shards, (unsigned long long)ls.bytes, ls.seconds);
+	if (n < cap && ls.rc < 0) {
+		n += (size_t)snprintf(buf + n, cap - n, ",\"error\":");
+		if (n < cap)
+			n += qvld_json_str(buf + n, cap - n, ls.msg);
+	}
+	if (n < cap)
+		n += (size_t)snprintf(buf + n, cap - n, "}");
+	return n < cap ? n : cap ? cap - 1 : 0;
+}
+
 struct daemon {
 	struct qvld_opts o;
 	struct qvl_model *m;
@@ -355,6 +391,7 @@ static int start(struct daemon *d, struct qvl_err *err)
 		return qvl_errf(err, rc, "out of memory");
 	if (d->tiers)
 		qvld_stats_set_tiers(d->stats, tiers_json, d->tiers);
+	qvld_stats_set_vision(d->stats, vision_json, d->m);
 	qvld_stats_set_info(d->stats, d->model_path, d->o.socket, placement,
 			    qvl_engine_threads(d->e), (int)d->o.ctx, (int)d->o.max_seqs);
 
@@ -600,7 +637,8 @@ int main(int argc, char **argv)
 	if (rc < 0) {
 		const char *msg = err.msg[0] ? err.msg : qvl_strerror(rc);
 		log_err("%s", msg);
-		if (d.o.foreground)
+		/* the log already went to stderr when no log file is set */
+		if (d.o.foreground && !qvld_log_on_stderr())
 			fprintf(stderr, "qvld: %s\n", msg);
 		qvld_daemon_ready(rc, msg);
 		stop(&d);

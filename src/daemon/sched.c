@@ -588,8 +588,19 @@ static void step(struct sched *s, int n)
 					sched_retire(s, s->staged[i]);
 		}
 	}
-	split_step(s);
-	encode_step(s);
+	/* one long part per step: a step that carried a split part and an
+	 * encode part would take two shares of the bound (pace.h); when both
+	 * wait they take turns. A split staged in this step begins in it (its
+	 * jobs' chunks are taken). */
+	bool staged = s->n_sjobs && !s->split;
+	if (s->encode_turn && !staged && encode_step(s)) {
+		s->encode_turn = false;
+		return;
+	}
+	if (split_step(s))
+		s->encode_turn = true;
+	else if (!s->encode_turn || staged) /* not tried above */
+		encode_step(s);
 }
 
 static void *worker(void *arg)

@@ -19,17 +19,17 @@
 #include "multimodal.h"
 #include "util.h"
 
-void encode_step(struct sched *s)
+bool encode_step(struct sched *s)
 {
 	struct job *j = s->active;
 
 	if (s->held_long)
-		return;
+		return false;
 	/* s->active changes on this thread only (admit, retire, preempt) */
 	while (j && (!j->req || !job_encoding(j)))
 		j = j->next;
 	if (!j)
-		return;
+		return false;
 	size_t patches = gen_encode_patches(j->g);
 	int left = gen_encode_left(j->g);
 	int k = pace_blocks(&s->pace, patches, left);
@@ -46,14 +46,15 @@ void encode_step(struct sched *s)
 	if (rc >= 0 && (rc == 0 || gen_encode_patches(j->g) == patches))
 		pace_vision(&s->pace, patches, left - rc, dt);
 	if (rc > 0)
-		return;
+		return true;
 	struct qvl_mm_cache_stats vc;
 	qvl_mm_cache_stats(s->env.e, &vc);
 	qvld_stats_vision(s->env.stats, &vc);
 	if (rc == 0)
-		return;
+		return true;
 	/* the pass failed (out of memory...): the job ends with the reason */
 	split_forget(s, j);
 	if (job_advance_why(j, &s->env, rc, err.msg))
 		sched_retire(s, j);
+	return true;
 }

@@ -47,15 +47,16 @@ struct sched {
 	double split_s;	  /* seconds its parts took so far */
 	bool held_long;	  /* the last step ran newcomers without the long prefill */
 	bool split_nospc; /* the last split found no KV pages: one step the old way */
+	bool encode_turn; /* both a split and an encode wait: the encode's step next */
 	/* a queued job needs the vision tower, which is still being read
 	 * (qvl_model_vision_ready): the idle worker polls for it */
 	bool vision_held;
 };
 
-/* sched_encode.c. After the step's forward (and split part): the next
- * blocks of the first admitted job whose images' tower passes are pending,
- * paced like the split (pace.h); at their end the job prefills. */
-void encode_step(struct sched *s);
+/* sched_encode.c. After the step's forward: the next blocks of the first
+ * admitted job whose images' tower passes are pending, paced like the
+ * split (pace.h); at their end the job prefills. Whether a part ran. */
+bool encode_step(struct sched *s);
 
 /* sched.c: a job that has finished leaves the batch and is freed. */
 void sched_retire(struct sched *s, struct job *j);
@@ -69,8 +70,8 @@ size_t split_plan(struct sched *s, int n);
 /* Stage j's next chunk into the split to begin (out of *budget). */
 void split_stage(struct sched *s, struct job *j, size_t *budget);
 /* After the step's forward: begin the staged split, run its next layers;
- * at its end advance its jobs. */
-void split_step(struct sched *s);
+ * at its end advance its jobs. Whether a part ran. */
+bool split_step(struct sched *s);
 /* Drop the split in flight (its jobs keep their sessions and re-stage the
  * chunk later); for a cancel, a preemption or the end. */
 void split_abort(struct sched *s);

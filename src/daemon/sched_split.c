@@ -139,12 +139,12 @@ static int split_begin(struct sched *s)
 	return 0;
 }
 
-void split_step(struct sched *s)
+bool split_step(struct sched *s)
 {
 	if (!s->split && (!s->n_sjobs || split_begin(s) < 0))
-		return;
+		return false;
 	if (s->held_long)
-		return;
+		return false;
 	size_t rows = qvl_split_rows(s->split);
 	int k = pace_layers(&s->pace, rows, qvl_split_layers_left(s->split));
 	double t0 = qvl_now();
@@ -158,7 +158,7 @@ void split_step(struct sched *s)
 	log_debug("split: %zu rows, %d layers in %.3f s (short step %.3f s)", rows, k, dt,
 		  s->pace.t_small);
 	if (rc == 0)
-		return;
+		return true;
 	struct qvl_kv_usage u;
 	qvl_engine_kv_usage(s->env.e, &u);
 	qvld_stats_step(s->env.stats, s->n_sjobs, rows, s->split_s);
@@ -176,4 +176,5 @@ void split_step(struct sched *s)
 		if (job_advance_why(j, &s->env, rc < 0 ? rc : 0, rc < 0 ? err.msg : NULL))
 			sched_retire(s, j);
 	}
+	return true;
 }

@@ -62,6 +62,9 @@ struct qvld_stats {
 	/* the tiered pool's report (qvld_stats_set_tiers), or NULL */
 	size_t (*tiers)(void *ctx, char *buf, size_t cap);
 	void *tiers_ctx;
+	/* the vision tower's state (qvld_stats_set_vision), or NULL */
+	size_t (*vision)(void *ctx, char *buf, size_t cap);
+	void *vision_ctx;
 };
 
 int qvld_stats_create(struct qvld_stats **out)
@@ -261,6 +264,15 @@ void qvld_stats_set_tiers(struct qvld_stats *s, size_t (*fn)(void *ctx, char *bu
 	pthread_mutex_unlock(&s->mu);
 }
 
+void qvld_stats_set_vision(struct qvld_stats *s, size_t (*fn)(void *ctx, char *buf, size_t cap),
+			   void *ctx)
+{
+	pthread_mutex_lock(&s->mu);
+	s->vision = fn;
+	s->vision_ctx = ctx;
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* A bounded appender: output past cap is dropped, the length still counts. */
 struct out {
 	char *b;
@@ -292,6 +304,25 @@ static void put_str(struct out *o, const char *s)
 			put(o, "%c", c);
 	}
 	put(o, "\"");
+}
+
+size_t qvld_json_str(char *buf, size_t cap, const char *s)
+{
+	struct out o = {buf, cap, 0};
+
+	put_str(&o, s);
+	return o.n < cap ? o.n : cap ? cap - 1 : 0;
+}
+
+/* ,"name":{...} from a callback that writes the object, when there is one */
+static void put_object(struct out *o, const char *name,
+		       size_t (*fn)(void *ctx, char *buf, size_t cap), void *ctx)
+{
+	if (!fn || o->n >= o->cap)
+		return;
+	put(o, ",\"%s\":", name);
+	if (o->n < o->cap)
+		o->n += fn(ctx, o->b + o->n, o->cap - o->n);
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -370,11 +401,7 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 	}
 	put(&o, "],\"placement\":");
 	put_str(&o, s->placement);
-	if (s->tiers && o.n < o.cap) {
-		put(&o, ",\"tiers\":");
-		if (o.n < o.cap)
-			o.n += s->tiers(s->tiers_ctx, o.b + o.n, o.cap - o.n);
-	}
+	put_object(&o, "tiers", s->tiers, s->tiers_ctx);
 	put(&o, "}");
 	pthread_mutex_unlock(&s->mu);
 	return finish(&o);
@@ -398,11 +425,8 @@ size_t qvld_status_json(struct qvld_stats *s, char *buf, size_t cap)
 	    "\"active_sequences\":%d,\"placement\":",
 	    s->threads, s->ctx, s->max_seqs, clients, s->queued, s->active);
 	put_str(&o, s->placement);
-	if (s->tiers && o.n < o.cap) {
-		put(&o, ",\"tiers\":");
-		if (o.n < o.cap)
-			o.n += s->tiers(s->tiers_ctx, o.b + o.n, o.cap - o.n);
-	}
+	put_object(&o, "tiers", s->tiers, s->tiers_ctx);
+	put_object(&o, "vision", s->vision, s->vision_ctx);
 	put(&o, "}");
 	pthread_mutex_unlock(&s->mu);
 	return finish(&o);

@@ -42,8 +42,16 @@ void qvld_stats_step(struct qvld_stats *s, int batch, size_t rows, double second
  * "tiers" (what `qvlctl tiers` shows); fn is called under the stats lock. */
 void qvld_stats_set_tiers(struct qvld_stats *s, size_t (*fn)(void *ctx, char *buf, size_t cap),
 			  void *ctx);
+/* The vision tower's state object ("vision" in the status): fn is called
+ * under the stats lock. */
+void qvld_stats_set_vision(struct qvld_stats *s, size_t (*fn)(void *ctx, char *buf, size_t cap),
+			   void *ctx);
 void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *socket,
 			 const char *placement, int threads, int ctx, int max_seqs);
+
+/* s as a quoted, escaped JSON string into buf (NUL-terminated, truncated at
+ * cap). Returns the length written. */
+size_t qvld_json_str(char *buf, size_t cap, const char *s);
 
 /* JSON into buf (NUL-terminated, truncated at cap). Returns the length. */
 size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap);
