@@ -169,7 +169,9 @@ def llama(tag, r, kind):
     raise SystemExit(f"bench_llama: no {kind} result in llama-bench output {tag}.{r}")
 out = {}
 # read bandwidth: the median of every round's median (GB/s)
-bw = [json.load(open(f"{d}/bw.{r}"))["value"] for r in R if os.path.exists(f"{d}/bw.{r}")]
+# (a probe that printed nothing, as bench_qdot at the reference level: none)
+bw = [json.loads(t)["value"] for t in (open(f"{d}/bw.{r}").read() for r in R
+                                       if os.path.exists(f"{d}/bw.{r}")) if t.strip()]
 if bw:
     out["read_bw_gbs"] = statistics.median(bw)
 for tag in ["native"] + ([avx2] if avx2 else []):
