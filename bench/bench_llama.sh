@@ -26,6 +26,13 @@
 # Knobs: QVL_BENCH_REPS (3), QVL_BENCH_THREADS (2), QVL_BENCH_PP (512),
 # QVL_BENCH_TG (32), QVL_BENCH_VISION=0 to skip the vision figures,
 # QVL_BENCH_EXACT=0 to skip the --precision exact prefill (slow on K-quants).
+#
+# The decode bound: each round also measures the machine's read bandwidth
+# (`bench/bench_qdot --bandwidth` on the same threads, beside qvlctl: built
+# with `make bench/bench_qdot` when missing, or QVL_BENCH_BW names it), and
+# the summary prints each side's decode as a fraction of `bandwidth / weight
+# bytes read per token` (issue 17 asks qvl for 0.9). llama.cpp reads the
+# same file's tensors per token, so the same byte count is used for both.
 : "${QVLCTL:=./qvlctl}"
 DIR=${QVL_BENCH_DIR:-/tmp/qvl-bench-llama}
 TYPE=${QVL_BENCH_TYPE:-bf16}
@@ -60,6 +67,11 @@ if [ -n "$LLAMA_CPP_AVX2_DIR" ]; then
 		exit 1
 	}
 fi
+BWP=${QVL_BENCH_BW:-$(dirname "$QVLCTL")/bench/bench_qdot}
+if [ ! -x "$BWP" ] && [ -z "$QVL_BENCH_BW" ] && [ -f "$(dirname "$QVLCTL")/Makefile" ]; then
+	make -C "$(dirname "$QVLCTL")" bench/bench_qdot >/dev/null 2>&1
+fi
+[ -x "$BWP" ] || { echo "bench_llama: no $BWP: the decode bound is not measured" >&2; BWP=; }
 command -v "$PY" >/dev/null || { echo "bench_llama: python3 needed for the statistics: skipped"; exit 0; }
 
 mkdir -p "$DIR" || exit 1
@@ -118,6 +130,16 @@ vision_round() { # REP WxH
 }
 
 for r in $(seq "$REPS"); do
+	# the bandwidth between the timed runs, so drift hits it too
+	if [ -n "$BWP" ]; then
+		# (a stale bench_qdot without --bandwidth: the figures without the bound)
+		"$BWP" --bandwidth --threads "$TH" --reps 5 >"$TMP/bw.$r" 2>"$TMP/err" || {
+			cat "$TMP/err" >&2
+			echo "bench_llama: $BWP --bandwidth failed: the decode bound is not measured" >&2
+			rm -f "$TMP"/bw.*
+			BWP=
+		}
+	fi
 	text_round "$r" native "$LB" "" || exit 1
 	[ -n "$LB2" ] && { text_round "$r" avx2 "$LB2" avx2 || exit 1; }
 done
@@ -151,6 +173,12 @@ def llama(tag, r, kind):
             return t["avg_ts"]
     raise SystemExit(f"bench_llama: no {kind} result in llama-bench output {tag}.{r}")
 out = {}
+# read bandwidth: the median of every round's median (GB/s)
+# (a probe that printed nothing, as bench_qdot at the reference level: none)
+bw = [json.loads(t)["value"] for t in (open(f"{d}/bw.{r}").read() for r in R
+                                       if os.path.exists(f"{d}/bw.{r}")) if t.strip()]
+if bw:
+    out["read_bw_gbs"] = statistics.median(bw)
 for tag in ["native"] + ([avx2] if avx2 else []):
     q = [json.load(open(f"{d}/{tag}.qvl.{r}")) for r in R]
     rows = [("decode tok/s (tg%d)" % tg, [j["decode_tok_s"] for j in q], [llama(tag, r, "tg") for r in R]),
@@ -167,7 +195,16 @@ for tag in ["native"] + ([avx2] if avx2 else []):
         print(f"{name:24s} {fmt(a):>22s} {fmt(b):>22s} {ratio:6.2f}")
     wb = q[0].get("weight_bytes_per_token")
     if wb:
-        print(f"decode reads {wb / 1e9:.2f} GB of weights per token: qvl {statistics.median([j['decode_tok_s'] for j in q]) * wb / 1e9:.1f} GB/s")
+        tq = statistics.median([j["decode_tok_s"] for j in q])
+        tl = statistics.median([llama(tag, r, "tg") for r in R])
+        print(f"decode reads {wb / 1e9:.2f} GB of weights per token: qvl {tq * wb / 1e9:.1f} GB/s,"
+              f" llama.cpp {tl * wb / 1e9:.1f} GB/s")
+        if bw:
+            b = statistics.median(bw)
+            out[f"{tag} decode of bound qvl"] = tq * wb / 1e9 / b
+            out[f"{tag} decode of bound llama.cpp"] = tl * wb / 1e9 / b
+            print(f"read bandwidth {fmt(bw).strip()} GB/s, bound {b * 1e9 / wb:.2f} tok/s:"
+                  f" decode at {tq * wb / 1e9 / b:.3f} of it (qvl), {tl * wb / 1e9 / b:.3f} (llama.cpp)")
 for sz in vis:
     q = [json.load(open(f"{d}/vis.{sz}.qvl.{r}")) for r in R]
     tot = [j["preprocess_s"] + j["tower_s"] for j in q]

@@ -11,7 +11,10 @@
  *
  * on all pool threads and on one. One JSON object per line per figure on
  * stdout (median of the repetitions, min, max), a summary on stderr.
- * Usage: bench_qdot [--reps N] [--threads N] [--quick] */
+ * --bandwidth measures only the read bandwidth (N repetitions on the pool):
+ * bench/bench_llama.sh takes it in the same run as its decode figures, as
+ * the bound `bandwidth / bytes per token` they are a fraction of.
+ * Usage: bench_qdot [--bandwidth] [--reps N] [--threads N] [--quick] */
 #include "config.h"
 
 #include <stdio.h>
@@ -185,6 +188,39 @@ static void run_prefill(struct qvl_pool *pool, enum qvl_dtype t, size_t m, size_
 	free(W), free(X), free(Y);
 }
 
+/* --bandwidth: the probe alone, one JSON line */
+static void run_bandwidth(struct qvl_pool *pool)
+{
+	double g[64];
+
+	bench_bw_init(pool, (size_t)256 << 20);
+	for (int i = 0; i < reps; i++)
+		g[i] = bench_bw_once(pool);
+	bench_bw_free();
+	struct bench_stat s = bench_stats(g, reps);
+	printf("{\"name\":\"mem_read_bw\",\"threads\":%d,\"value\":%.4g,\"unit\":\"GB/s\","
+	       "\"min\":%.4g,\"max\":%.4g,\"reps\":%d}\n",
+	       qvl_pool_size(pool), s.med, s.lo, s.hi, reps);
+}
+
+/* Takes --bandwidth out of argv (the shared parser does not know it);
+ * returns whether it was there. */
+static bool take_bandwidth_opt(int *argc, char **argv)
+{
+	bool seen = false;
+	int j = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		if (!strcmp(argv[i], "--bandwidth"))
+			seen = true;
+		else
+			argv[j++] = argv[i];
+	}
+	*argc = j;
+	argv[j] = NULL;
+	return seen;
+}
+
 int main(int argc, char **argv)
 {
 	/* the _X8 types: the file's types as the engine repacks them at load
@@ -196,6 +232,7 @@ int main(int argc, char **argv)
 	struct qvl_pool *pools[2] = {NULL, NULL};
 	struct qvl_cache_info ci;
 	struct bench_opts o;
+	bool bw_only = take_bandwidth_opt(&argc, argv);
 	int rc = bench_parse_opts(&o, "bench_qdot", argc, argv), quick = o.quick;
 
 	if (rc >= 0)
@@ -208,6 +245,12 @@ int main(int argc, char **argv)
 	}
 	if (qvl_kern.level == QVL_SIMD_REF) {
 		fprintf(stderr, "bench_qdot: reference kernels only; nothing to measure\n");
+		qvl_pool_destroy(pools[1]);
+		qvl_pool_destroy(pools[0]);
+		return 0;
+	}
+	if (bw_only) {
+		run_bandwidth(pools[0]);
 		qvl_pool_destroy(pools[1]);
 		qvl_pool_destroy(pools[0]);
 		return 0;
