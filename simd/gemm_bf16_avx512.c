@@ -36,9 +36,13 @@
 #define TBF   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
 #define GB_MR 14
 #define GB_NR 32
+#ifndef GB_KC
 #define GB_KC 256 /* pairs per k block: a W panel of 32 KiB */
+#endif
 #define GB_NC 256 /* columns per block: T of 512 rows is 512 KiB */
+#ifndef GB_MC
 #define GB_MC 512 /* rows per block: X block of 512 rows x GB_KC pairs 512 KiB */
+#endif
 
 /* P[p][jj] = pair (W[j0+jj][k0+2p], W[j0+jj][k0+2p+1]), zero beyond k and nr. */
 static TBF void pack_w(uint32_t *P, const uint16_t *W, size_t ldw, size_t j0, int nr, size_t k0,

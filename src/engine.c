@@ -15,6 +15,7 @@
 #include "env.h"
 #include "mm_cache.h"
 #include "pool.h"
+#include "util.h"
 
 #define LM "model.language_model."
 
@@ -79,23 +80,6 @@ struct repack_task {
 	bool *ok; /* [nth] */
 };
 
-/* A copy's memory: 2 MiB-aligned, rounded up to whole huge pages, which
- * the kernel is asked for (the copies' page faults, not the copying, were
- * the time); NULL without memory. */
-static void *huge_alloc(size_t bytes)
-{
-	const size_t huge = (size_t)2 << 20;
-	void *p;
-
-	bytes = (bytes + huge - 1) & ~(huge - 1);
-	if (!(p = aligned_alloc(huge, bytes)))
-		return NULL;
-#ifdef MADV_HUGEPAGE
-	(void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: failure changes nothing */
-#endif
-	return p;
-}
-
 static void repack_task(void *arg, int ith, int nth)
 {
 	struct repack_task *t = arg;
@@ -109,7 +93,7 @@ static void repack_task(void *arg, int ith, int nth)
 
 /* The matrix in the layout e's matmul_fast streams fastest (simd/qrepack.h),
  * a copy the engine owns (freed by qvl_engine_destroy), written by the pool
- * threads into huge_alloc() memory; the file's layout when there is none or
+ * threads into qvl_huge_alloc() memory; the file's layout when there is none or
  * no memory for it (slower, same result). */
 static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 {
@@ -118,7 +102,7 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 
 	if (t.rt == w->type || !(t.ok = calloc((size_t)e->nth, sizeof(bool))))
 		return;
-	if (!(t.dst = huge_alloc(w->n * w->row_bytes))) {
+	if (!(t.dst = qvl_huge_alloc(w->n * w->row_bytes))) {
 		free(t.ok);
 		return;
 	}
@@ -135,36 +119,8 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 	w->owned = true;
 }
 
-struct copy_task {
-	uint8_t *dst;
-	const uint8_t *src;
-	size_t bytes;
-};
-
-static void copy_task(void *arg, int ith, int nth)
-{
-	struct copy_task *t = arg;
-	size_t b0, b1;
-
-	qvl_split(t->bytes, 4096, ith, nth, &b0, &b1);
-	if (b1 > b0)
-		memcpy(t->dst + b0, t->src + b0, b1 - b0);
-}
-
-/* Whether w's rows are pages of a file its reader mapped (GGUF,
- * safetensors) rather than memory the process owns (a pack's arena). */
-static bool mat_file_mapped(const struct qvl_model *m, const struct eng_mat *w)
-{
-	for (size_t i = 0; i < m->nsources; i++) {
-		const uint8_t *b = m->sources[i].map;
-		if (b && w->data >= b && w->data < b + m->sources[i].size)
-			return !m->sources[i].anon;
-	}
-	return false;
-}
-
 /* A resident matrix read from the file's mapping is copied once, by the
- * pool threads, into huge_alloc() memory the engine owns:
+ * pool threads, into qvl_huge_alloc() memory the engine owns:
  * - the mapping's 4 KiB page-cache pages cost the weight stream a TLB
  *   walk per 4 KiB row, and the walks' page tables (8 bytes per 4 KiB:
  *   6.7 MB for the 2b model) do not stay in cache: from 2 MiB pages a bf16
@@ -179,19 +135,16 @@ static bool mat_file_mapped(const struct qvl_model *m, const struct eng_mat *w)
  * anyway, nor anything when memory is short (same result, slower). */
 static void mat_own(struct qvl_engine *e, struct eng_mat *w, bool copy_all)
 {
-	const size_t page = 4096;
-	struct copy_task t = {NULL, w->data, w->n * w->row_bytes};
+	size_t bytes = w->n * w->row_bytes;
 	bool aligned = !((uintptr_t)w->data & 63);
+	uint8_t *dst;
 
-	if (w->owned || !t.bytes || w->row_bytes & 63 || !mat_file_mapped(e->m, w) ||
-	    (aligned && !copy_all) || !(t.dst = huge_alloc(t.bytes)))
+	if (w->owned || !bytes || w->row_bytes & 63 || !qvl_model_file_page(e->m, w->data) ||
+	    (aligned && !copy_all) || !(dst = qvl_huge_alloc(bytes)))
 		return;
-	qvl_pool_run(e->pool, copy_task, &t);
-	uintptr_t a = ((uintptr_t)w->data + page - 1) & ~(page - 1);
-	uintptr_t z = ((uintptr_t)w->data + t.bytes) & ~(page - 1);
-	if (z > a) /* a hint: the mapping reads the file again if touched */
-		(void)madvise((void *)a, z - a, MADV_DONTNEED);
-	w->data = t.dst;
+	qvl_pool_copy(e->pool, dst, w->data, bytes);
+	qvl_model_drop_pages(w->data, bytes);
+	w->data = dst;
 	w->owned = true;
 }
 

@@ -194,6 +194,28 @@ int qvl_model_describe(struct qvl_model **out, const char *path, const char *mmp
 	return qvl_model_open(out, path, mmproj, err);
 }
 
+bool qvl_model_file_page(const struct qvl_model *m, const void *p)
+{
+	const uint8_t *q = p;
+
+	for (size_t i = 0; i < m->nsources; i++) {
+		const uint8_t *b = m->sources[i].map;
+		if (b && q >= b && q < b + m->sources[i].size)
+			return !m->sources[i].anon;
+	}
+	return false;
+}
+
+void qvl_model_drop_pages(const void *p, size_t bytes)
+{
+	const uintptr_t page = 4096;
+	uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1);
+	uintptr_t z = ((uintptr_t)p + bytes) & ~(page - 1);
+
+	if (z > a)
+		(void)madvise((void *)a, z - a, MADV_DONTNEED);
+}
+
 void qvl_model_close(struct qvl_model *m)
 {
 	if (!m)

@@ -203,6 +203,14 @@ int qvl_model_vision_wait(const struct qvl_model *m, struct qvl_err *err);
 /* Whether qvl_model_vision_wait() would return at once (the read has ended,
  * well or not, or there was none). */
 bool qvl_model_vision_ready(const struct qvl_model *m);
+/* Whether p points into a file a reader mapped (GGUF, safetensors: page
+ * cache in 4 KiB pages) rather than memory the process owns (a pack's
+ * arena, in huge pages): what is worth copying into qvl_huge_alloc()
+ * memory at load. */
+bool qvl_model_file_page(const struct qvl_model *m, const void *p);
+/* After such a copy: drop the whole pages of [p, p + bytes) from the
+ * mapping (a hint; the page cache stays, a later touch faults them back). */
+void qvl_model_drop_pages(const void *p, size_t bytes);
 struct qvl_late_status {
 	bool started, pending; /* the read was started; it has not finished */
 	int rc;		       /* its error once finished, else 0 */

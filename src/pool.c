@@ -639,6 +639,32 @@ void qvl_pool_describe(const struct qvl_pool *p, char *buf, size_t cap)
 	}
 }
 
+struct pool_copy {
+	uint8_t *dst;
+	const uint8_t *src;
+	size_t bytes;
+};
+
+static void pool_copy_task(void *arg, int ith, int nth)
+{
+	struct pool_copy *t = arg;
+	size_t b0, b1;
+
+	qvl_split(t->bytes, 4096, ith, nth, &b0, &b1);
+	if (b1 > b0)
+		memcpy(t->dst + b0, t->src + b0, b1 - b0);
+}
+
+void qvl_pool_copy(struct qvl_pool *p, void *dst, const void *src, size_t bytes)
+{
+	struct pool_copy t = {dst, src, bytes};
+
+	if (p)
+		qvl_pool_run(p, pool_copy_task, &t);
+	else
+		pool_copy_task(&t, 0, 1);
+}
+
 void qvl_split(size_t n, size_t align, int ith, int nth, size_t *lo, size_t *hi)
 {
 	if (align < 1)

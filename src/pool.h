@@ -53,6 +53,11 @@ void qvl_pool_set_prof(struct qvl_pool *p, struct qvl_pool_prof *prof);
  * (align >= 1); thread ith gets [*lo, *hi). */
 void qvl_split(size_t n, size_t align, int ith, int nth, size_t *lo, size_t *hi);
 
+/* memcpy of bytes from src to dst, split over the pool's threads in
+ * 4 KiB-aligned ranges (pool NULL: on the caller): copying weights into
+ * memory of one's own at load. */
+void qvl_pool_copy(struct qvl_pool *p, void *dst, const void *src, size_t bytes);
+
 /* Cache sizes from hwloc (bytes; sensible defaults if hwloc cannot tell). */
 struct qvl_cache_info {
 	size_t l1d, l2, l3;

@@ -59,6 +59,22 @@ void qvl_unmap(struct qvl_map *m)
 	m->size = 0;
 }
 
+void *qvl_huge_alloc(size_t bytes)
+{
+	const size_t huge = (size_t)2 << 20;
+	void *p;
+
+	if (bytes > SIZE_MAX - huge)
+		return NULL;
+	bytes = (bytes + huge - 1) & ~(huge - 1);
+	if (!(p = aligned_alloc(huge, bytes)))
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	(void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: failure changes nothing */
+#endif
+	return p;
+}
+
 int qvl_read_file(const char *path, size_t max_bytes, char **out, size_t *len,
 		  struct qvl_err *err)
 {

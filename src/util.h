@@ -17,6 +17,12 @@ struct qvl_map {
 int qvl_map_file(struct qvl_map *m, const char *path, struct qvl_err *err);
 void qvl_unmap(struct qvl_map *m);
 
+/* Memory for a copy of weights: 2 MiB-aligned, rounded up to whole huge
+ * pages, which the kernel is asked for (MADV_HUGEPAGE: the copies' page
+ * faults, not the copying, were the time, and a weight stream from 4 KiB
+ * pages pays a TLB walk per page); free() it. NULL without memory. */
+void *qvl_huge_alloc(size_t bytes);
+
 /* Read a whole file into a malloc'd buffer with a NUL appended; max_bytes
  * bounds what a hostile file may make us allocate. */
 int qvl_read_file(const char *path, size_t max_bytes, char **out, size_t *len,

@@ -18,6 +18,7 @@
 #include "model.h"
 #include "pool.h"
 #include "preprocess.h"
+#include "util.h"
 #include "vattn.h"
 #include "vision_prof.h"
 
@@ -81,6 +82,7 @@ struct qvl_vision {
 	void (*progress)(void *ctx, int done, int depth);
 	void *progress_ctx;
 	struct vis_prof *prof; /* QVL_PROFILE: per-stage CPU time, else NULL */
+	void *wmem;	       /* the weight matrices' copy (vis_own), or NULL */
 };
 
 /* ---- weights -------------------------------------------------------------- */
@@ -182,6 +184,7 @@ void qvl_vision_destroy(struct qvl_vision *v)
 		return;
 	vis_prof_report(v->prof, v->pool ? qvl_pool_size(v->pool) : 1);
 	free(v->prof);
+	free(v->wmem);
 	free(v->patch.b);
 	free(v->pos);
 	free(v->inv_freq);
@@ -200,6 +203,52 @@ void qvl_vision_destroy(struct qvl_vision *v)
 	for (int k = 0; k < v->K; k++)
 		vis_free_merger(&v->ds[k]);
 	free(v);
+}
+
+/* The weight matrices that are pages of a mapped file (GGUF mmproj,
+ * safetensors) copied once into one huge-page arena the tower owns, as the
+ * text engine does (engine.c, mat_own): from the mapping, every image paid
+ * a page fault per 64 KiB of weights the first time they were read (~9 % of
+ * a one-shot 448x448 encode's CPU time in the kernel), and the GEMM's
+ * panel packing, which reads 32 rows 2-8 KiB apart, a TLB walk per 4 KiB
+ * row piece. QVL_WEIGHT_COPY=0 keeps the mapping (the A/B); a pack's
+ * arena (huge pages already) and a failed allocation keep it too (same
+ * results: the bytes are the same). */
+static void vis_own(struct qvl_vision *v)
+{
+	struct vis_lin *ls[4 * 64 + 2 * (1 + QVL_MAX_DEEPSTACK) + 1];
+	size_t n = 0, tot = 0, off = 0;
+
+	if (!qvl_env_flag("QVL_WEIGHT_COPY", true))
+		return;
+	ls[n++] = &v->patch;
+	for (int j = 0; j < v->depth; j++) {
+		ls[n++] = &v->blk[j].qkv;
+		ls[n++] = &v->blk[j].proj;
+		ls[n++] = &v->blk[j].fc1;
+		ls[n++] = &v->blk[j].fc2;
+	}
+	ls[n++] = &v->merger.fc1;
+	ls[n++] = &v->merger.fc2;
+	for (int k = 0; k < v->K; k++) {
+		ls[n++] = &v->ds[k].fc1;
+		ls[n++] = &v->ds[k].fc2;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (qvl_model_file_page(v->m, ls[i]->w))
+			tot += (ls[i]->row_bytes * (size_t)ls[i]->n + 63) & ~(size_t)63;
+	if (!tot || !(v->wmem = qvl_huge_alloc(tot)))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		size_t bytes = ls[i]->row_bytes * (size_t)ls[i]->n;
+		if (!qvl_model_file_page(v->m, ls[i]->w))
+			continue;
+		uint8_t *dst = (uint8_t *)v->wmem + off;
+		qvl_pool_copy(v->pool, dst, ls[i]->w, bytes);
+		qvl_model_drop_pages(ls[i]->w, bytes);
+		ls[i]->w = dst;
+		off += (bytes + 63) & ~(size_t)63;
+	}
 }
 
 int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct qvl_pool *pool,
@@ -300,6 +349,7 @@ int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct
 		if ((rc = vis_merger(v, name, true, &v->ds[k], err)))
 			goto fail;
 	}
+	vis_own(v);
 	*out = v;
 	return 0;
 fail:
