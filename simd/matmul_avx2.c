@@ -16,6 +16,10 @@
 #define MR     6
 #define NR     16
 #define KC_MAX 512
+/* Floats ahead in the packed X stream that the tile prefetches: 16 lines,
+ * across the end of a strip into the next one (strips are contiguous). A
+ * prefetch past the buffer's end does not fault. */
+#define XPF 256
 
 /* ---- m == 1 ----------------------------------------------------------- */
 
@@ -326,6 +330,8 @@ static inline __attribute__((always_inline)) T256 void ukern(const int mr, const
 	}
 	for (size_t kk = 0; kk < kc; kk++) {
 		__m256 b0 = _mm256_load_ps(P + kk * NR), b1 = _mm256_load_ps(P + kk * NR + 8);
+		if (xp)
+			_mm_prefetch((const char *)(X + kk * MR + XPF), _MM_HINT_T0);
 #pragma GCC unroll 6
 		for (int r = 0; r < mr; r++) {
 			__m256 a = _mm256_broadcast_ss(xp ? X + kk * MR + r : X + r * ldx + kk);
@@ -405,8 +411,9 @@ static T256 void gemm(float *Y, size_t ldy, const float *X, size_t ldx, const vo
 		mc = m;
 	/* The block's kc columns of X packed into MR-row strips (the thread's
 	 * scratch, qact.c): the tile then reads one sequential stream instead
-	 * of MR rows ldx apart, which cost ~10% (X rows 8 or 24 KiB apart share
-	 * L1 sets with the panel). Without the memory, X is read in place. */
+	 * of MR rows ldx apart, which cost 0-10% (X rows 8 or 24 KiB apart share
+	 * L1 sets with the panel; most when other processes share the caches). Without the memory,
+	 * X is read in place. */
 	size_t xfl, xbytes;
 	float *Xp = NULL;
 	if (!__builtin_mul_overflow((mc + MR - 1) / MR * MR, kcb, &xfl) &&

@@ -12,34 +12,15 @@
 #include <string.h>
 
 #include "kern_impl.h"
-#include "quant.h"
+#include "make_w.h"
 #include "rng.h"
 #include "tap.h"
 
 /* Random weights of type t (n rows, ldw apart) and their exact f32 values. */
-static void *make_w(enum qvl_dtype t, size_t n, size_t ldw, float *wf)
+static void *make_w_f32(enum qvl_dtype t, size_t n, size_t ldw, float *wf)
 {
-	size_t bytes = (size_t)(qvl_wrow(NULL, t, ldw, n) - (const uint8_t *)NULL);
-	uint8_t *w = xmalloc(bytes);
+	void *w = make_w(t, n, ldw);
 
-	if (t == QVL_DT_Q8_0 || t == QVL_DT_Q4_0) {
-		size_t bsz = t == QVL_DT_Q8_0 ? 34 : 18;
-		for (size_t b = 0; b < bytes / bsz; b++) {
-			uint16_t d = qvl_f32_to_f16(frand(0.05f));
-			memcpy(w + b * bsz, &d, 2);
-			for (size_t i = 2; i < bsz; i++)
-				w[b * bsz + i] = (uint8_t)rnd();
-		}
-	} else {
-		for (size_t i = 0; i < n * ldw; i++) {
-			float v = frand(1.0f);
-			uint16_t h = t == QVL_DT_BF16 ? qvl_f32_to_bf16(v) : qvl_f32_to_f16(v);
-			if (t == QVL_DT_F32)
-				memcpy(w + 4 * i, &v, 4);
-			else
-				memcpy(w + 2 * i, &h, 2);
-		}
-	}
 	for (size_t j = 0; j < n; j++)
 		qvl_to_f32_ref(wf + j * ldw, qvl_wrow(w, t, ldw, j), t, ldw);
 	return w;
@@ -81,7 +62,7 @@ int main(void)
 			size_t ldx = k + urand(0, 5), ldy = n + urand(0, 5);
 			float *X = xmalloc(m * ldx * 4), *Y = xmalloc(m * ldy * 4);
 			float *wf = xmalloc(n * ldw * 4), *bias = c & 1 ? xmalloc(n * 4) : NULL;
-			void *W = make_w(t, n, ldw, wf);
+			void *W = make_w_f32(t, n, ldw, wf);
 
 			for (size_t i = 0; i < m * ldx; i++)
 				X[i] = frand(2.0f);
