@@ -2,16 +2,24 @@
  * 16 registers: m == 1 streams four W rows at a time (next four prefetched
  * into L2), 1 < m <= 16 streams W against 4 X rows at a time, larger m
  * packs a panel of NR = 16 W rows × kc to f32 (8x8 in-register transposes)
- * and runs a 6×16 register tile (12 accumulators) over it. bf16 widens with
+ * and the block's X rows into 6-row strips, and runs a 6×16 register tile
+ * (12 accumulators) over them. bf16 widens with
  * a zero-extend and a shift, f16 with F16C. */
 #include "config.h"
 
 #ifdef HAVE_AVX2_KERNELS
+#include <stdint.h>
+
+#include "qdot.h"
 #include "vec_avx2.h"
 
 #define MR     6
 #define NR     16
 #define KC_MAX 512
+/* Floats ahead in the packed X stream that the tile prefetches: 16 lines,
+ * across the end of a strip into the next one (strips are contiguous). A
+ * prefetch past the buffer's end does not fault. */
+#define XPF 256
 
 /* ---- m == 1 ----------------------------------------------------------- */
 
@@ -291,8 +299,13 @@ static T256 void pack_panel(float *P, const void *W, enum qvl_dtype t, size_t ld
 	}
 }
 
-static inline __attribute__((always_inline)) T256 void ukern(const int mr, float *Y, size_t ldy,
-							     const float *X, size_t ldx,
+/* The 6x16 tile: Y[0..mr) x [0..nr) (+)= X strip · P over kc. X is either
+ * packed (xp: value (r, kk) at X[kk * MR + r], one sequential stream) or
+ * the caller's rows (X[r * ldx + kk]). Either way each output is summed
+ * over kk in order, one FMA per product, so the result does not depend on
+ * the layout, kc or the tile position. */
+static inline __attribute__((always_inline)) T256 void ukern(const int mr, const int xp, float *Y,
+							     size_t ldy, const float *X, size_t ldx,
 							     const float *P, size_t kc, int nr,
 							     const float *bias, int first)
 {
@@ -300,42 +313,82 @@ static inline __attribute__((always_inline)) T256 void ukern(const int mr, float
 	__m256i m0 = v8_mask((size_t)(nr > 8 ? 8 : nr)),
 		m1 = v8_mask((size_t)(nr > 8 ? nr - 8 : 0));
 
+	/* Full tiles use plain loads and stores: vmaskmovps is microcoded on
+	 * AMD and slow on Intel before Ice Lake. */
 #pragma GCC unroll 6
 	for (int r = 0; r < mr; r++) {
-		if (first) {
-			c0[r] = bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();
-			c1[r] = bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();
+		const float *src = first ? bias : Y + r * ldy;
+		if (!src) {
+			c0[r] = c1[r] = _mm256_setzero_ps();
+		} else if (nr == NR) {
+			c0[r] = _mm256_loadu_ps(src);
+			c1[r] = _mm256_loadu_ps(src + 8);
 		} else {
-			c0[r] = _mm256_maskload_ps(Y + r * ldy, m0);
-			c1[r] = _mm256_maskload_ps(Y + r * ldy + 8, m1);
+			c0[r] = _mm256_maskload_ps(src, m0);
+			c1[r] = _mm256_maskload_ps(src + 8, m1);
 		}
 	}
 	for (size_t kk = 0; kk < kc; kk++) {
 		__m256 b0 = _mm256_load_ps(P + kk * NR), b1 = _mm256_load_ps(P + kk * NR + 8);
+		if (xp)
+			_mm_prefetch((const char *)(X + kk * MR + XPF), _MM_HINT_T0);
 #pragma GCC unroll 6
 		for (int r = 0; r < mr; r++) {
-			__m256 a = _mm256_broadcast_ss(X + r * ldx + kk);
+			__m256 a = _mm256_broadcast_ss(xp ? X + kk * MR + r : X + r * ldx + kk);
 			c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
 			c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
 		}
 	}
 #pragma GCC unroll 6
 	for (int r = 0; r < mr; r++) {
-		_mm256_maskstore_ps(Y + r * ldy, m0, c0[r]);
-		_mm256_maskstore_ps(Y + r * ldy + 8, m1, c1[r]);
+		if (nr == NR) {
+			_mm256_storeu_ps(Y + r * ldy, c0[r]);
+			_mm256_storeu_ps(Y + r * ldy + 8, c1[r]);
+		} else {
+			_mm256_maskstore_ps(Y + r * ldy, m0, c0[r]);
+			_mm256_maskstore_ps(Y + r * ldy + 8, m1, c1[r]);
+		}
 	}
 }
 
-static T256 void ukern_any(int mr, float *Y, size_t ldy, const float *X, size_t ldx, const float *P,
-			   size_t kc, int nr, const float *bias, int first)
+static T256 void ukern_any(int mr, int xp, float *Y, size_t ldy, const float *X, size_t ldx,
+			   const float *P, size_t kc, int nr, const float *bias, int first)
 {
-	switch (mr) {
+	switch (mr * 2 + !!xp) {
 #define C(R)                                                                                       \
-	case R:                                                                                    \
-		ukern(R, Y, ldy, X, ldx, P, kc, nr, bias, first);                                  \
+	case 2 * R:                                                                                \
+		ukern(R, 0, Y, ldy, X, ldx, P, kc, nr, bias, first);                               \
+		break;                                                                             \
+	case 2 * R + 1:                                                                            \
+		ukern(R, 1, Y, ldy, X, ldx, P, kc, nr, bias, first);                               \
 		break;
 		C(6) C(5) C(4) C(3) C(2) C(1)
 #undef C
+	}
+}
+
+/* Xp = rows [0, m) x columns [0, kc) of X in MR-row strips, value (r, kk)
+ * of strip s at Xp[s * MR * kc + kk * MR + r] (rows past m are left
+ * unwritten: the tile reads only its mr rows). 8 columns of 8 rows are
+ * transposed in registers and stored as 8 overlapping vectors, each
+ * position's MR values followed by 2 that the next store overwrites, so
+ * Xp needs 8 floats of slack past the last strip. */
+static T256 void pack_x(float *Xp, const float *X, size_t ldx, size_t m, size_t kc)
+{
+	for (size_t i0 = 0; i0 < m; i0 += MR) {
+		size_t mr = m - i0 < MR ? m - i0 : MR;
+		float *d = Xp + i0 * kc;
+
+		for (size_t kk = 0; kk < kc; kk += 8) {
+			size_t e = kc - kk < 8 ? kc - kk : 8;
+			__m256 v[8];
+			for (size_t r = 0; r < 8; r++)
+				v[r] = r < mr ? v8_loadf(X + (i0 + r) * ldx + kk, e)
+					      : _mm256_setzero_ps();
+			transpose8(v);
+			for (size_t c = 0; c < e; c++)
+				_mm256_storeu_ps(d + (kk + c) * MR, v[c]);
+		}
 	}
 }
 
@@ -354,19 +407,36 @@ static T256 void gemm(float *Y, size_t ldy, const float *X, size_t ldx, const vo
 	 * per block, which costs ~1% at mc >= 64. */
 	size_t mc = qvl_gemm_blk.x_bytes / (k * 4);
 	mc = mc < 8 * MR ? 8 * MR : mc - mc % MR;
+	if (mc > m)
+		mc = m;
+	/* The block's kc columns of X packed into MR-row strips (the thread's
+	 * scratch, qact.c): the tile then reads one sequential stream instead
+	 * of MR rows ldx apart, which cost 0-10% (X rows 8 or 24 KiB apart share
+	 * L1 sets with the panel; most when other processes share the caches). Without the memory,
+	 * X is read in place. */
+	size_t xfl, xbytes;
+	float *Xp = NULL;
+	if (!__builtin_mul_overflow((mc + MR - 1) / MR * MR, kcb, &xfl) &&
+	    !__builtin_mul_overflow(xfl + 8, sizeof(float), &xbytes))
+		Xp = qvl_qact_scratch(xbytes);
 	for (size_t ib = 0; ib < m; ib += mc) {
 		size_t ie = m - ib < mc ? m : ib + mc;
-		for (size_t j0 = 0; j0 < n; j0 += NR) {
-			int nr = n - j0 >= NR ? NR : (int)(n - j0);
-			const float *bj = bias ? bias + j0 : NULL;
+		for (size_t k0 = 0; k0 < k; k0 += kcb) {
+			size_t kc = k - k0 < kcb ? k - k0 : kcb;
 
-			for (size_t k0 = 0; k0 < k; k0 += kcb) {
-				size_t kc = k - k0 < kcb ? k - k0 : kcb;
+			if (Xp)
+				pack_x(Xp, X + ib * ldx + k0, ldx, ie - ib, kc);
+			for (size_t j0 = 0; j0 < n; j0 += NR) {
+				int nr = n - j0 >= NR ? NR : (int)(n - j0);
+				const float *bj = bias ? bias + j0 : NULL;
+
 				pack_panel(P, W, t, ldw, j0, nr, k0, kc);
 				for (size_t i0 = ib; i0 < ie; i0 += MR) {
 					int mr = ie - i0 >= MR ? MR : (int)(ie - i0);
-					ukern_any(mr, Y + i0 * ldy + j0, ldy, X + i0 * ldx + k0,
-						  ldx, P, kc, nr, bj, k0 == 0);
+					const float *x =
+					    Xp ? Xp + (i0 - ib) * kc : X + i0 * ldx + k0;
+					ukern_any(mr, Xp != NULL, Y + i0 * ldy + j0, ldy, x, ldx, P,
+						  kc, nr, bj, k0 == 0);
 				}
 			}
 		}
