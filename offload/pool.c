@@ -122,6 +122,22 @@ static void hook_end(void *ctx, int l)
 	t->layer[l].held = false;
 }
 
+/* A pass that embeds or computes logits waits for the embeddings' read
+ * (embed.c); it counts as begun from here for the fill (fill.c waits for
+ * the first pass's end, and this wait is part of that pass). */
+static int hook_shared(void *ctx, struct qvl_err *err)
+{
+	struct tier_pool *t = ctx;
+	int rc;
+
+	/* relaxed: counts fill.c polls; nothing is published through them */
+	atomic_fetch_add_explicit(&t->passes_begun, 1, memory_order_relaxed);
+	rc = tier_embed_wait(t, err);
+	if (rc < 0)
+		atomic_fetch_add_explicit(&t->passes_ended, 1, memory_order_relaxed);
+	return rc;
+}
+
 const struct qvl_weight_src *tier_weight_src(struct tier_pool *t)
 {
 	return t && (t->plan.n_dev || t->plan.n_ssd) ? &t->wsrc : NULL;
@@ -420,7 +436,7 @@ int tier_open(struct tier_pool **out, struct qvl_model **mp, const char *path,
 					  .home = hook_home,
 					  .begin = hook_begin,
 					  .end = hook_end,
-					  .shared = tier_embed_wait,
+					  .shared = hook_shared,
 					  .vecs_home = true};
 	rc = pack_read_head(path, &t->p, &t->head, &fsize, err);
 	if (rc < 0) {

@@ -88,8 +88,9 @@ struct tier_pool {
 	atomic_bool all_resident;
 	struct tier_fill fill;
 	struct tier_embed embed;
-	/* passes that began at the first streamed layer, and that ended (the
-	 * last one's end, or a failure): the fill waits for the first token */
+	/* passes that began (waiting for the embeddings, or at the first
+	 * streamed layer) and that ended (the last one's end, or a failure):
+	 * the fill waits for the first token */
 	atomic_uint passes_begun, passes_ended;
 	struct dev_tier *dev;
 	struct qvl_weight_src wsrc;

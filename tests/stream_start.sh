@@ -102,6 +102,13 @@ stop_clean
 res $? "qvld stops cleanly (no sanitizer report)"
 : >"$LOG"
 
+bad_gen() { # bad_gen SHARD: a request fails naming SHARD's CRC mismatch (exit in gs)
+	# shellcheck disable=SC2086
+	gen $TXT >/dev/null 2>"$TMP/err"
+	gs=$?
+	[ $gs != 0 ] && grep -q "$1.*CRC-64 mismatch" "$TMP/err"
+}
+
 # a byte flipped in the token embeddings (read behind the open)
 E=$TMP/tiny-e.qvl
 cp "$P" "$E"
@@ -109,16 +116,9 @@ flip_byte "$E" text.embed 3000
 MODEL=$E
 start_qvld --precision exact
 st=$?
-# shellcheck disable=SC2086
-gen $TXT >/dev/null 2>"$TMP/err"
-gs=$?
-[ $st = 0 ] && [ $gs != 0 ] && grep -q "text.embed.*CRC-64 mismatch" "$TMP/err"
+bad_gen text.embed && [ $st = 0 ]
 res $? "a corrupt text.embed: the request fails naming the shard (exit $gs: $(head -c 200 "$TMP/err"))"
-# shellcheck disable=SC2086
-gen $TXT >/dev/null 2>"$TMP/err"
-gs=$?
-[ $gs != 0 ] && grep -q "text.embed.*CRC-64 mismatch" "$TMP/err" && kill -0 "$QPID" &&
-	tiers | grep -q '"embed_read":"failed"'
+bad_gen text.embed && kill -0 "$QPID" && tiers | grep -q '"embed_read":"failed"'
 res $? "and the next one too; qvld is still serving (exit $gs)"
 stop_clean
 : >"$LOG"
@@ -129,10 +129,7 @@ flip_byte "$P" text.layer.2 5000
 unset QVL_STREAM_HOLD
 start_qvld --precision exact
 st=$?
-# shellcheck disable=SC2086
-gen $TXT >/dev/null 2>"$TMP/err"
-gs=$?
-[ $st = 0 ] && [ $gs != 0 ] && grep -q "text.layer.2.*CRC-64 mismatch" "$TMP/err"
+bad_gen text.layer.2 && [ $st = 0 ]
 res $? "a corrupt layer: the request fails naming the shard (exit $gs: $(head -c 200 "$TMP/err"))"
 wait_log "resident fill stopped after 2 of 4 layers: .*text.layer.2.*CRC-64 mismatch"
 res $? "the fill stops at it and qvld logs it"
