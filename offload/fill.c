@@ -31,6 +31,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "model.h"
 #include "nvme.h"
 #include "pool_impl.h"
@@ -41,30 +42,6 @@ bool tier_streamed_start(const struct tier_pool *t)
 	/* a pack whose layers the engine repacks opens with every layer
 	 * resident (budget.c): no window, nothing to fill */
 	return t && t->o.stream_start && t->n_stream > 0;
-}
-
-/* Tests: QVL_STREAM_HOLD=FILE holds the fill back before layer i while FILE
- * exists and holds a number <= i (empty or not a number: 0), so that a
- * test can run a request with every layer streamed, then with the first n
- * resident, then all; at most ten minutes, never past tier_close. */
-static void hold(struct tier_pool *t, unsigned i)
-{
-	const char *f = getenv("QVL_STREAM_HOLD");
-
-	for (int k = 0; f && *f && k < 60000; k++) {
-		FILE *fp = fopen(f, "r");
-		unsigned long n = 0;
-
-		if (!fp)
-			return;
-		if (fscanf(fp, "%lu", &n) != 1)
-			n = 0;
-		fclose(fp);
-		/* relaxed: a flag; the join in tier_fill_stop orders the rest */
-		if (n > i || atomic_load_explicit(&t->fill.stop, memory_order_relaxed))
-			return;
-		usleep(10000);
-	}
 }
 
 /* Layer y read into home and checked; 0 or the error naming the shard. */
@@ -96,6 +73,34 @@ static int fill_layer(struct tier_pool *t, struct tier_layer *y, struct nv_stats
 	return rc;
 }
 
+/* The fill reads 2.8 GB (the 2b pack) into fresh memory: started with the
+ * socket it competed with the first request's pass for the device, the
+ * cores and the host's page faults, and that pass is the first token. So it
+ * waits until the first pass has ended (its first token), or until no pass
+ * has begun FILL_IDLE_S after the socket (nobody asked: nothing to wait
+ * for), and at most FILL_WAIT_MAX_S (a long prefill's first token must not
+ * hold back the decode that streams every layer until the fill ends). */
+#define FILL_IDLE_S	0.5
+#define FILL_WAIT_MAX_S 10.0
+
+static void wait_first_pass(struct tier_pool *t)
+{
+	double t0 = qvl_now();
+
+	/* relaxed: counts and a flag; the fill publishes through its own
+	 * release (the resident flags), not through these */
+	while (!atomic_load_explicit(&t->fill.stop, memory_order_relaxed) &&
+	       !atomic_load_explicit(&t->passes_ended, memory_order_relaxed)) {
+		double w = qvl_now() - t0;
+
+		if (w > FILL_WAIT_MAX_S ||
+		    (w > FILL_IDLE_S &&
+		     !atomic_load_explicit(&t->passes_begun, memory_order_relaxed)))
+			break;
+		usleep(2000);
+	}
+}
+
 static void *fill_main(void *arg)
 {
 	struct tier_pool *t = arg;
@@ -113,13 +118,19 @@ static void *fill_main(void *arg)
 	int nice = getpriority(PRIO_PROCESS, 0);
 	if (errno == 0)
 		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), nice + 5 > 19 ? 19 : nice + 5);
+	wait_first_pass(t);
+	pthread_mutex_lock(&t->mu);
+	f->wait_s = qvl_now() - f->t0;
+	pthread_mutex_unlock(&t->mu);
 	for (int l = 0; l < t->L && rc == 0; l++) {
 		struct tier_layer *y = &t->layer[l];
 		struct nv_stats st = {0};
 
 		if (y->kind != TIER_SSD)
 			continue;
-		hold(t, i++);
+		/* tests: QVL_STREAM_HOLD=FILE holds layer i back while FILE
+		 * holds a number <= i (0, then 2, then all layers resident) */
+		qvl_env_hold("QVL_STREAM_HOLD", (long)i++, &t->fill.stop);
 		rc = fill_layer(t, y, &st, &err);
 		if (rc == 0)
 			/* release: the shard's bytes at home (written by the
@@ -189,6 +200,7 @@ int tier_fill_status(struct tier_pool *t, struct tier_fill_status *s)
 	s->seconds = t->fill.pending ? 0 : t->fill.seconds;
 	s->read_seconds = t->fill.read_s;
 	s->mem_seconds = t->fill.mem_s;
+	s->wait_seconds = t->fill.wait_s;
 	if (t->fill.rc < 0)
 		snprintf(s->msg, sizeof(s->msg), "%s", t->fill.err.msg);
 	pthread_mutex_unlock(&t->mu);

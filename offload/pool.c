@@ -77,6 +77,9 @@ static int hook_begin(void *ctx, int l, const uint8_t **base, struct qvl_err *er
 		drop_stream(t);
 	y->held = false;
 	*base = NULL;
+	/* relaxed: a count fill.c polls; nothing is published through it */
+	if (t->n_stream && l == t->sl[0].layer)
+		atomic_fetch_add_explicit(&t->passes_begun, 1, memory_order_relaxed);
 	if (t->stream) {
 		/* in order even for a resident layer: the window's reads stay
 		 * in step with the pass (a skipped read costs nothing) */
@@ -101,6 +104,8 @@ static int hook_begin(void *ctx, int l, const uint8_t **base, struct qvl_err *er
 		tier_stream_end(t->stream, l);
 		y->held = false;
 	}
+	if (rc < 0) /* relaxed: as above; the pass ends here */
+		atomic_fetch_add_explicit(&t->passes_ended, 1, memory_order_relaxed);
 	return rc;
 }
 
@@ -108,9 +113,29 @@ static void hook_end(void *ctx, int l)
 {
 	struct tier_pool *t = ctx;
 
+	/* relaxed: a count fill.c polls; nothing is published through it */
+	if (t->n_stream && l == t->sl[t->n_stream - 1].layer)
+		atomic_fetch_add_explicit(&t->passes_ended, 1, memory_order_relaxed);
+
 	if (t->layer[l].held)
 		tier_stream_end(t->stream, l);
 	t->layer[l].held = false;
+}
+
+/* A pass that embeds or computes logits waits for the embeddings' read
+ * (embed.c); it counts as begun from here for the fill (fill.c waits for
+ * the first pass's end, and this wait is part of that pass). */
+static int hook_shared(void *ctx, struct qvl_err *err)
+{
+	struct tier_pool *t = ctx;
+	int rc;
+
+	/* relaxed: counts fill.c polls; nothing is published through them */
+	atomic_fetch_add_explicit(&t->passes_begun, 1, memory_order_relaxed);
+	rc = tier_embed_wait(t, err);
+	if (rc < 0)
+		atomic_fetch_add_explicit(&t->passes_ended, 1, memory_order_relaxed);
+	return rc;
 }
 
 const struct qvl_weight_src *tier_weight_src(struct tier_pool *t)
@@ -298,8 +323,15 @@ static int build(struct tier_pool *t, struct qvl_model **mp, struct qvl_err *err
 			free(m);
 		return qvl_errf(err, -ENOMEM, "%s: out of memory", t->path);
 	}
-	for (uint32_t i = 0; i < t->p.n_shards; i++)
+	/* the streamed start reads the token embeddings behind the open too
+	 * (embed.c): nothing before the first pass reads them */
+	int embed = -1;
+	for (uint32_t i = 0; i < t->p.n_shards; i++) {
 		want[i] = t->plan.kind[i] != TIER_SSD;
+		if (t->o.stream_start && t->plan.n_ssd &&
+		    !strcmp(t->p.shards[i].name, "text.embed"))
+			want[i] = false, embed = (int)i;
+	}
 	/* the streamed start reads the vision tower after the text layers'
 	 * resident copies (fill.c) */
 	rc = qvl_pack_open_some(m, t->path, want, t->p.n_shards,
@@ -344,6 +376,17 @@ static int build(struct tier_pool *t, struct qvl_model **mp, struct qvl_err *err
 	}
 	if (collect_vecs(t) < 0)
 		return qvl_errf(err, -ENOMEM, "%s: out of memory", t->path);
+	if (embed >= 0) {
+		const struct pack_shard *s = &t->p.shards[embed];
+		struct nv_shard sh = {.name = s->name,
+				      .off = s->off,
+				      .len = s->len,
+				      .crc = s->crc,
+				      .dst = (uint8_t *)m->sources[0].map + (s->off - t->p.data_off)};
+
+		if ((rc = tier_embed_start(t, &sh, err)) < 0)
+			return rc;
+	}
 	if (t->plan.n_dev && (rc = place_device(t, m, err)) < 0)
 		return rc;
 	double t1 = qvl_now();
@@ -384,11 +427,21 @@ int tier_open(struct tier_pool **out, struct qvl_model **mp, const char *path,
 	pthread_mutex_init(&t->mu, NULL);
 	atomic_init(&t->all_resident, false);
 	atomic_init(&t->fill.stop, false);
-	t->wsrc = (struct qvl_weight_src){
-	    .ctx = t, .home = hook_home, .begin = hook_begin, .end = hook_end, .vecs_home = true};
+	atomic_init(&t->passes_begun, 0);
+	atomic_init(&t->passes_ended, 0);
+	pthread_cond_init(&t->embed.cv, NULL);
+	atomic_init(&t->embed.ready, false);
+	atomic_init(&t->embed.stop, false);
+	t->wsrc = (struct qvl_weight_src){.ctx = t,
+					  .home = hook_home,
+					  .begin = hook_begin,
+					  .end = hook_end,
+					  .shared = hook_shared,
+					  .vecs_home = true};
 	rc = pack_read_head(path, &t->p, &t->head, &fsize, err);
 	if (rc < 0) {
 		pthread_mutex_destroy(&t->mu);
+		pthread_cond_destroy(&t->embed.cv);
 		free(t->path);
 		free(t);
 		return rc;
@@ -456,7 +509,9 @@ void tier_close(struct tier_pool *t)
 {
 	if (!t)
 		return;
-	tier_fill_stop(t); /* first: it writes into the model's arena */
+	/* first: they write into the model's arena */
+	tier_embed_stop(t);
+	tier_fill_stop(t);
 	tier_stream_destroy(t->stream);
 	if (t->dev) {
 		for (int l = 0; l < t->L; l++)
@@ -469,6 +524,7 @@ void tier_close(struct tier_pool *t)
 		free(t->layer[l].vkeep);
 	}
 	pthread_mutex_destroy(&t->mu);
+	pthread_cond_destroy(&t->embed.cv);
 	free(t->layer);
 	free(t->sl);
 	tier_plan_free(&t->plan);
@@ -551,6 +607,11 @@ size_t tier_json(struct tier_pool *t, char *buf, size_t cap)
 		    ",\"fill_bytes\":%" PRIu64 ",\"fill_s\":%.3f",
 		    !fs.started ? "waiting" : fs.pending ? "filling" : fs.rc < 0 ? "failed" : "done",
 		    fs.filled, fs.bytes, fs.seconds);
+	int es;
+	double esec;
+	if (tier_embed_status(t, &es, &esec))
+		put(&o, ",\"embed_read\":\"%s\",\"embed_s\":%.3f",
+		    es > 0 ? "reading" : es < 0 ? "failed" : "done", esec);
 	put(&o, ",\"placement\":{");
 	for (uint32_t i = 0; i < pl->n; i++)
 		put(&o, "%s\"%s\":\"%s\"", i ? "," : "", t->p.shards[i].name,

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "nvme.h"
 #include "pack.h"
 #include "stream.h"
 #include "tiers.h"
@@ -22,8 +23,8 @@ struct tier_layer {
 	const uint8_t *home; /* the shard's nominal address (in the model's arena) */
 	void *dev;	     /* its device copy (TIER_DEV) */
 	uint64_t dev_len;
-	const char *name; /* the shard's */
-	uint64_t off;	  /* its offset in the file */
+	const char *name;  /* the shard's */
+	uint64_t off;	   /* its offset in the file */
 	uint64_t len, crc; /* the shard's bytes and their CRC-64 */
 	struct tier_vec *vec;
 	unsigned nvec;
@@ -47,7 +48,24 @@ struct tier_fill {
 	unsigned filled;
 	uint64_t bytes;
 	double t0, seconds, read_s, mem_s;
+	double wait_s;	  /* before the first layer: waiting for the first pass */
 	atomic_bool stop; /* raised by tier_close: the reads stop, the thread is joined */
+};
+
+/* The streamed start's embeddings read behind the open (embed.c); under
+ * the pool's mu but for ready and stop; started and sh are set before the
+ * engine exists and not changed after. */
+struct tier_embed {
+	pthread_t th;
+	bool started;
+	struct nv_shard sh;
+	pthread_cond_t cv; /* broadcast when state leaves 1 */
+	int state;	   /* 1 reading, 0 read and checked, < 0 the error */
+	struct qvl_err err;
+	struct nv_stats st;
+	double t0, seconds;
+	atomic_bool ready; /* raised (release) with state 0: the lock-free check */
+	atomic_bool stop;  /* raised by tier_close: the reads stop, the thread is joined */
 };
 
 struct tier_pool {
@@ -69,6 +87,11 @@ struct tier_pool {
 	/* raised (release) by fill.c after the last layer's resident flag */
 	atomic_bool all_resident;
 	struct tier_fill fill;
+	struct tier_embed embed;
+	/* passes that began (waiting for the embeddings, or at the first
+	 * streamed layer) and that ended (the last one's end, or a failure):
+	 * the fill waits for the first token */
+	atomic_uint passes_begun, passes_ended;
 	struct dev_tier *dev;
 	struct qvl_weight_src wsrc;
 	double load_dev_s; /* time to fill the device */
@@ -78,6 +101,14 @@ struct tier_pool {
  * (else -EBADMSG naming it) */
 int tier_check_vecs(const struct tier_pool *t, const struct tier_layer *y, const uint8_t *base,
 		    struct qvl_err *err);
+/* embed.c: start the read of shard sh (the token embeddings) into its home;
+ * wait for it (qvl_weight_src.shared: 0, or the error naming the shard);
+ * stop and join it (tier_close); its state (1 reading, 0 done, < 0 failed)
+ * and seconds, false when nothing was read behind the open */
+int tier_embed_start(struct tier_pool *t, const struct nv_shard *sh, struct qvl_err *err);
+int tier_embed_wait(void *ctx, struct qvl_err *err);
+void tier_embed_stop(struct tier_pool *t);
+bool tier_embed_status(struct tier_pool *t, int *state, double *seconds);
 /* fill.c: stop the fill and join it (tier_close) */
 void tier_fill_stop(struct tier_pool *t);
 

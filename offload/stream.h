@@ -31,8 +31,9 @@ struct tier_stream_stats {
 };
 
 /* n layers (in layer order) of the file at path, nbuf buffers of buf_bytes
- * (a multiple of 4096) each; starts the I/O thread, which begins reading
- * the first layers at once. */
+ * (a multiple of 4096) each; starts the I/O threads, which set up their
+ * readers and begin reading the first layers at once, without the caller
+ * waiting for them (a reader that cannot open fails begin()). */
 int tier_stream_create(struct tier_stream **out, const char *path,
 		       const struct tier_stream_layer *ly, int n, unsigned nbuf, uint64_t buf_bytes,
 		       struct qvl_err *err);

@@ -113,11 +113,12 @@ int tier_fill_start(struct tier_pool *t, struct qvl_err *err);
 
 struct tier_fill_status {
 	bool started, pending;
-	int rc;		/* 0, or the error that stopped the fill (msg names the shard) */
+	int rc; /* 0, or the error that stopped the fill (msg names the shard) */
 	unsigned filled, layers;
-	uint64_t bytes; /* filled so far */
-	double seconds; /* from the start to the end (0 while pending) */
+	uint64_t bytes;			  /* filled so far */
+	double seconds;			  /* from the start to the end (0 while pending) */
 	double read_seconds, mem_seconds; /* the reads' wall time, faulting the memory in */
+	double wait_seconds;		  /* waiting for the first pass before reading */
 	char msg[512];			  /* struct qvl_err's */
 };
 /* 1 and *s filled for a pool with stream_start, else 0. */

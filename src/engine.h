@@ -35,6 +35,12 @@ struct qvl_weight_src {
 	 * resident: the engine widens them from there at creation, without
 	 * begin() (which would read every such layer once at start-up) */
 	bool vecs_home;
+	/* NULL, or: wait until the weights outside the layers (the embeddings
+	 * and the output head) are in place and checked; a negative errno
+	 * (err naming the shard) fails the pass before it starts, the
+	 * sequences unchanged. Called by every pass that embeds tokens or
+	 * computes logits, before it reads them. */
+	int (*shared)(void *ctx, struct qvl_err *err);
 };
 
 struct qvl_engine_opts {

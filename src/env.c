@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "env.h"
 #include "util.h"
@@ -64,4 +65,24 @@ bool qvl_env_uint(const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
 	snprintf(want, sizeof(want), "an integer in [%" PRIu64 ", %" PRIu64 "]", lo, hi);
 	qvl_env_warn(name, v, want);
 	return false;
+}
+
+void qvl_env_hold(const char *name, long at, const atomic_bool *stop)
+{
+	const char *f = getenv(name);
+
+	for (int k = 0; f && *f && k < 60000; k++) {
+		FILE *fp = fopen(f, "r");
+		long n = 0;
+
+		if (!fp)
+			return;
+		if (fscanf(fp, "%ld", &n) != 1)
+			n = 0;
+		fclose(fp);
+		/* relaxed: a flag; the caller's join orders the rest */
+		if (n > at || (stop && atomic_load_explicit(stop, memory_order_relaxed)))
+			return;
+		usleep(10000);
+	}
 }

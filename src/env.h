@@ -7,6 +7,7 @@
 #ifndef QVL_ENV_H
 #define QVL_ENV_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -20,5 +21,11 @@ bool qvl_env_uint(const char *name, uint64_t lo, uint64_t hi, uint64_t *out);
  * ignored: expected WANT". Printed once per variable and value however
  * often the knob is read (some are read per tensor). */
 void qvl_env_warn(const char *name, const char *value, const char *want);
+
+/* Tests' hold hooks (QVL_STREAM_HOLD, QVL_LATE_HOLD, QVL_EMBED_HOLD): while
+ * the file NAME names exists and holds a number <= at (empty or not a
+ * number: 0), wait; at most ten minutes, and not once *stop is up (NULL:
+ * no stop). Unset or empty NAME: no wait. */
+void qvl_env_hold(const char *name, long at, const atomic_bool *stop);
 
 #endif

@@ -548,6 +548,14 @@ int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qv
 	bool fuse_attn = n <= FUSE_ATTN_ROWS && e->nkv % e->nth == 0;
 
 	f.m = n;
+	/* the embeddings and head may still be landing (a streamed start
+	 * reads them behind the open: offload/embed.c) */
+	if ((l0 == 0 || l1 == e->L) && e->wsrc.shared) {
+		int rc = e->wsrc.shared(e->wsrc.ctx, err);
+
+		if (rc < 0)
+			return rc;
+	}
 	eng_prof_begin(e->prof, n, e->rows[0].pos);
 	if (l0 == 0) {
 		run(&f, embed_task, n);

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "model.h"
 #include "nvme.h"
 #include "pack.h"
@@ -80,21 +82,6 @@ int pack_late_create(struct qvl_late **out, const char *path, const struct pack_
 	return 0;
 }
 
-/* Tests: QVL_LATE_HOLD=FILE holds the late read back while FILE exists (a
- * request can then be sent while the vision tower is known to be unread);
- * at most ten minutes, and never past pack_late_destroy. */
-static void hold(struct qvl_late *l)
-{
-	const char *f = getenv("QVL_LATE_HOLD");
-
-	for (int i = 0; f && *f && i < 60000 && access(f, F_OK) == 0; i++) {
-		/* relaxed: a flag; the join in pack_late_destroy orders the rest */
-		if (atomic_load_explicit(&l->stop, memory_order_relaxed))
-			break;
-		usleep(10000);
-	}
-}
-
 static void *late_main(void *arg)
 {
 	struct qvl_late *l = arg;
@@ -109,7 +96,9 @@ static void *late_main(void *arg)
 	o.threads = 1;
 	nv_opts_from_env(&o);
 	o.stop = &l->stop;
-	hold(l);
+	/* tests: QVL_LATE_HOLD=FILE holds the read back while FILE exists (a
+	 * request can then be sent while the vision tower is known unread) */
+	qvl_env_hold("QVL_LATE_HOLD", LONG_MAX, &l->stop);
 	rc = nv_read_threads(l->path, &o, l->s, l->n, false, &st, &err);
 	pthread_mutex_lock(&l->mu);
 	l->state = rc < 0 ? rc : 0;

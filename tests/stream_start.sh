@@ -9,11 +9,15 @@
 # bit, and so does a long request that runs while the fill is released. A
 # byte flipped in a layer's shard: the request fails naming the shard, the
 # fill stops at it and qvld logs it; QVL_STREAM_START=0 refuses that pack
-# at start-up as before. A q4_0 pack (layers the
+# at start-up as before. The token embeddings (and the tied head) are read
+# behind the open too (offload/embed.c): with that read held back
+# (QVL_EMBED_HOLD) the socket comes up and the first request waits for it,
+# then gives the same ids; a byte flipped in text.embed fails each request
+# naming the shard while qvld keeps running. A q4_0 pack (layers the
 # engine repacks at load) starts with everything resident.
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
 need_model
-echo "1..12"
+echo "1..15"
 P=$TMP/tiny.qvl
 QVL_TINY_SRC=$MODEL
 "$QVLCTL" pack "$MODEL" -o "$P" --quiet >/dev/null 2>&1
@@ -38,20 +42,33 @@ wait_filled() { # wait_filled N: bounded wait until qvlctl tiers says N layers f
 }
 
 echo 0 >"$TMP/hold"
+: >"$TMP/ehold"
 unset QVL_STREAM_START
-export QVL_STREAM_HOLD="$TMP/hold"
+export QVL_STREAM_HOLD="$TMP/hold" QVL_EMBED_HOLD="$TMP/ehold"
 start_qvld --precision exact
 st=$?
 tiers >"$TMP/t0"
 grep -q "streamed start: the text layers are served from the streaming window" "$LOG" &&
-	grep -q '"layers_streamed":4,.*"resident_fill":"filling","layers_filled":0,' "$TMP/t0"
-res $(($? | st)) "qvld serves with every layer streamed, the fill held back"
+	grep -q '"layers_streamed":4,.*"resident_fill":"[a-z]*","layers_filled":0,' "$TMP/t0" &&
+	grep -q '"embed_read":"reading"' "$TMP/t0"
+res $(($? | st)) "qvld serves with every layer streamed, the fill and the embeddings held back"
 
+# the first request waits for the embeddings' read
 # shellcheck disable=SC2086
-gen $TXT >"$TMP/gen0" 2>"$TMP/err"
+timeout 120 "$QVLCTL" --socket "$SOCK" generate $TXT >"$TMP/gen0" 2>"$TMP/err" &
+gpid=$!
+sleep 0.5
+kill -0 "$gpid" 2>/dev/null && [ ! -s "$TMP/gen0" ]
+wt=$?
+rm -f "$TMP/ehold"
+wait "$gpid"
+gs=$?
+[ $wt = 0 ] && [ $gs = 0 ] && tiers | grep -q '"embed_read":"done"'
+res $? "a request sent before the embeddings are read waits for them (waited: $wt, exit $gs)"
 [ -s "$TMP/run.TXT" ] && cmp -s "$TMP/run.TXT" "$TMP/gen0" &&
 	tiers | grep -q '"layers_served":[1-9].*"layers_filled":0,'
 res $? "every layer streamed: equals the in-process run ($(cat "$TMP/gen0"))"
+unset QVL_EMBED_HOLD
 
 echo 2 >"$TMP/hold"
 wait_filled 2
@@ -85,15 +102,34 @@ stop_clean
 res $? "qvld stops cleanly (no sanitizer report)"
 : >"$LOG"
 
+bad_gen() { # bad_gen SHARD: a request fails naming SHARD's CRC mismatch (exit in gs)
+	# shellcheck disable=SC2086
+	gen $TXT >/dev/null 2>"$TMP/err"
+	gs=$?
+	[ $gs != 0 ] && grep -q "$1.*CRC-64 mismatch" "$TMP/err"
+}
+
+# a byte flipped in the token embeddings (read behind the open)
+E=$TMP/tiny-e.qvl
+cp "$P" "$E"
+flip_byte "$E" text.embed 3000
+MODEL=$E
+start_qvld --precision exact
+st=$?
+bad_gen text.embed && [ $st = 0 ]
+res $? "a corrupt text.embed: the request fails naming the shard (exit $gs: $(head -c 200 "$TMP/err"))"
+bad_gen text.embed && kill -0 "$QPID" && tiers | grep -q '"embed_read":"failed"'
+res $? "and the next one too; qvld is still serving (exit $gs)"
+stop_clean
+: >"$LOG"
+MODEL=$P
+
 # a byte flipped in the middle of text.layer.2
 flip_byte "$P" text.layer.2 5000
 unset QVL_STREAM_HOLD
 start_qvld --precision exact
 st=$?
-# shellcheck disable=SC2086
-gen $TXT >/dev/null 2>"$TMP/err"
-gs=$?
-[ $st = 0 ] && [ $gs != 0 ] && grep -q "text.layer.2.*CRC-64 mismatch" "$TMP/err"
+bad_gen text.layer.2 && [ $st = 0 ]
 res $? "a corrupt layer: the request fails naming the shard (exit $gs: $(head -c 200 "$TMP/err"))"
 wait_log "resident fill stopped after 2 of 4 layers: .*text.layer.2.*CRC-64 mismatch"
 res $? "the fill stops at it and qvld logs it"

@@ -297,6 +297,26 @@ static void *poller_main(void *arg)
 	return NULL;
 }
 
+/* The tokenizer loaded on a thread of its own (start()). */
+struct tok_job {
+	pthread_t th;
+	const struct qvl_model *m;
+	struct qvl_tokenizer *tok; /* NULL: none (err says why) */
+	struct qvl_err err;
+	double seconds;
+};
+
+static void *tok_main(void *arg)
+{
+	struct tok_job *j = arg;
+	double t0 = qvl_now();
+
+	if (qvl_tok_load(&j->tok, j->m, &j->err) < 0)
+		j->tok = NULL;
+	j->seconds = qvl_now() - t0;
+	return NULL;
+}
+
 static int start(struct daemon *d, struct qvl_err *err)
 {
 	struct qvl_engine_opts eo = {.threads = (int)d->o.threads, .cpus = d->o.cpus};
@@ -351,9 +371,26 @@ static int start(struct daemon *d, struct qvl_err *err)
 	if ((rc = qvl_kernels_init(err)) < 0 ||
 	    (rc = tier_model_open(&d->m, &d->tiers, d->model_path, d->o.mmproj, &to, err)) < 0)
 		return rc;
+	double t_open = qvl_now();
+	/* the tokenizer's parse (0.3 s quiet, over a second loaded) beside the
+	 * engine's set-up: neither needs the other */
+	struct tok_job tj = {.m = d->m};
+	bool tok_th = pthread_create(&tj.th, NULL, tok_main, &tj) == 0;
+	if (!tok_th)
+		tok_main(&tj);
 	eo.wsrc = tier_weight_src(d->tiers);
-	if ((rc = qvl_engine_create(&d->e, d->m, &eo, err)) < 0)
+	rc = qvl_engine_create(&d->e, d->m, &eo, err);
+	double t_engine = qvl_now();
+	if (tok_th)
+		pthread_join(tj.th, NULL);
+	d->tok = tj.tok;
+	if (rc < 0)
 		return rc;
+	if (qvl_env_flag("QVL_LOAD_TRACE", false))
+		fprintf(stderr,
+			"qvl: qvld: model opened in %.3f s, engine %.3f s, tokenizer %.3f s "
+			"(beside it), both done %.3f s after the open\n",
+			t_open - t0, t_engine - t_open, tj.seconds, qvl_now() - t_open);
 	if (d->tiers)
 		log_tiers(d->tiers);
 	if (to.stream_start && !to.cpu_mem && !to.gpu_mem && !tier_streamed_start(d->tiers))
@@ -364,12 +401,9 @@ static int start(struct daemon *d, struct qvl_err *err)
 			 "until their resident copies are read behind the socket (loaded in %.3f "
 			 "s)",
 			 qvl_now() - t0);
-	if (qvl_tok_load(&d->tok, d->m, err) < 0) {
+	if (!d->tok)
 		log_warn("%s: no tokenizer (%s): only token-id prompts will work", d->model_path,
-			 err->msg);
-		d->tok = NULL;
-		err->msg[0] = 0;
-	}
+			 tj.err.msg);
 	/* a streamed start's check would read every layer once more before the
 	 * socket: the first request checks them (each shard's CRC before
 	 * compute reads it, as always) */
@@ -489,9 +523,10 @@ static void check_fill(struct daemon *d)
 			fs.filled, fs.layers, fs.msg);
 	else
 		log_info("resident fill: %u layers (%.1f MB, CRC checked) in %.3f s (read %.3f "
-			 "s, memory %.3f s): every layer computes from its resident copy now",
+			 "s, memory %.3f s, first waiting %.3f s for the first pass): every "
+			 "layer computes from its resident copy now",
 			 fs.filled, (double)fs.bytes / 1e6, fs.seconds, fs.read_seconds,
-			 fs.mem_seconds);
+			 fs.mem_seconds, fs.wait_seconds);
 }
 
 /* Once, when the vision tower's late read has ended: how it went. */
