@@ -677,6 +677,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "qvld: %s\n", msg);
 		qvld_daemon_ready(rc, msg);
 		stop(&d);
+		free(d.model_path);
 		qvld_opts_free(&d.o);
 		return 1;
 	}
