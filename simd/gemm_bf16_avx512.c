@@ -15,6 +15,11 @@
  * p two panel vectors and 14 embedded broadcasts ({1to16}) for 28
  * vdpbf16ps (the previous 8 x 32 tile: 10 loads per 16).
  *
+ * W may instead come packed once for all calls (qvl_gemm_bf16_pack(): the
+ * same panel words, all k pairs of a panel consecutive), which saves the
+ * packing per call (the vision tower: pack_w was 6 % of its cycles, its
+ * products 7-10 % faster without, docs/todo-vattn2.md); same bits.
+ *
  * Blocking (Zen 5: L1d 48 KiB, L2 1 MiB per core): the k pairs in blocks of
  * at most GB_KC (the X block of all rows x kc pairs stays in L2 while every
  * W panel of the column block passes), the columns in blocks of GB_NC (the
@@ -26,16 +31,23 @@
  * n and of the thread split, but not the order of the m <= 64 tiles. */
 #include "config.h"
 
-#ifdef HAVE_AVX512BF16_KERNELS
 #include <errno.h>
 
 #include "gemm_bf16.h"
+
+#define GB_MR 14
+#define GB_NR 32
+
+size_t qvl_gemm_bf16_packed_words(size_t n, size_t k)
+{
+	return (n + GB_NR - 1) / GB_NR * ((k + 1) / 2) * GB_NR;
+}
+
+#ifdef HAVE_AVX512BF16_KERNELS
 #include "qdot.h"
 #include "vec_avx512.h"
 
-#define TBF   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
-#define GB_MR 14
-#define GB_NR 32
+#define TBF __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
 #ifndef GB_KC
 #define GB_KC 256 /* pairs per k block: a W panel of 32 KiB */
 #endif
@@ -182,12 +194,23 @@ static inline void prefetch_w(const uint16_t *W, size_t ldw, size_t j0, size_t n
 	}
 }
 
+/* Part i of np of the lines of a pre-packed panel block (kcp pairs x 32
+ * words, contiguous) into L2, as prefetch_w() does for the rows. */
+static inline void prefetch_p(const uint32_t *P, size_t kcp, size_t i, size_t np)
+{
+	size_t nl = kcp * GB_NR / 16, t = nl * i / np, te = nl * (i + 1) / np;
+
+	for (; t < te; t++)
+		_mm_prefetch((const char *)(P + 16 * t), _MM_HINT_T1);
+}
+
 /* Rows [0, m) of one row block: X packed at Xp (kp pairs per row), the
  * column blocks of GB_NC through the accumulators T (m x GB_NC floats). */
 static TBF void gemm_block(float *Y, size_t ldy, const uint32_t *Xp, float *T, const uint16_t *W,
-			   size_t ldw, const float *bias, size_t m, size_t n, size_t k, size_t kc)
+			   size_t ldw, const uint32_t *Wp, const float *bias, size_t m, size_t n,
+			   size_t k, size_t kc)
 {
-	_Alignas(64) uint32_t P[GB_KC * GB_NR];
+	_Alignas(64) uint32_t Pb[GB_KC * GB_NR];
 	size_t kp = (k + 1) / 2, np = (m + GB_MR - 1) / GB_MR;
 
 	for (size_t jc = 0; jc < n; jc += GB_NC) {
@@ -209,9 +232,18 @@ static TBF void gemm_block(float *Y, size_t ldy, const uint32_t *Xp, float *T, c
 				size_t kcn = pn < kp ? (kp - pn < kc ? kp - pn : kc) : 0;
 				size_t nrn = jce - jn < GB_NR ? jce - jn : GB_NR;
 
-				pack_w(P, W, ldw, j0, nr, 2 * p0, kcp, k);
+				/* the panel's k block: packed here, or where
+				 * qvl_gemm_bf16_pack() put it (the same words) */
+				const uint32_t *P = Pb;
+				if (Wp)
+					P = Wp + (j0 / GB_NR * kp + p0) * GB_NR;
+				else
+					pack_w(Pb, W, ldw, j0, nr, 2 * p0, kcp, k);
 				for (size_t i = 0; i < np; i++) {
-					if (kcn)
+					if (kcn && Wp)
+						prefetch_p(Wp + (jn / GB_NR * kp + pn) * GB_NR, kcn,
+							   i, np);
+					else if (kcn)
 						prefetch_w(W, ldw, jn, nrn, pn, kcn, i, np);
 					size_t r0 = panel_row(m, np, i),
 					       r1 = panel_row(m, np, i + 1);
@@ -225,8 +257,8 @@ static TBF void gemm_block(float *Y, size_t ldy, const uint32_t *Xp, float *T, c
 	}
 }
 
-TBF int qvl_gemm_bf16_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const uint16_t *W,
-			     size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+static TBF int gemm(float *Y, size_t ldy, const float *X, size_t ldx, const uint16_t *W, size_t ldw,
+		    const uint32_t *Wp, const float *bias, size_t m, size_t n, size_t k)
 {
 	size_t kp = (k + 1) / 2, nkb, kc, nmb, mb, xw;
 	uint32_t *Xp;
@@ -247,8 +279,44 @@ TBF int qvl_gemm_bf16_avx512(float *Y, size_t ldy, const float *X, size_t ldx, c
 			size_t r0 = panel_row(e - a, np, i), r1 = panel_row(e - a, np, i + 1);
 			pack_x(Xp + r0 * kp, X + (a + r0) * ldx, ldx, (int)(r1 - r0), k, kp);
 		}
-		gemm_block(Y + a * ldy, ldy, Xp, (float *)(Xp + xw), W, ldw, bias, e - a, n, k, kc);
+		gemm_block(Y + a * ldy, ldy, Xp, (float *)(Xp + xw), W, ldw, Wp, bias, e - a, n, k,
+			   kc);
 	}
 	return 0;
+}
+
+TBF int qvl_gemm_bf16_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const uint16_t *W,
+			     size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+{
+	return gemm(Y, ldy, X, ldx, W, ldw, NULL, bias, m, n, k);
+}
+
+TBF void qvl_gemm_bf16_pack(uint32_t *Wp, const uint16_t *W, size_t ldw, size_t n, size_t k)
+{
+	size_t kp = (k + 1) / 2;
+
+	for (size_t j0 = 0; j0 < n; j0 += GB_NR)
+		pack_w(Wp + j0 / GB_NR * kp * GB_NR, W, ldw, j0,
+		       n - j0 >= GB_NR ? GB_NR : (int)(n - j0), 0, kp, k);
+}
+
+TBF int qvl_gemm_bf16_packed_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
+				    const uint32_t *Wp, const float *bias, size_t m, size_t n,
+				    size_t k)
+{
+	return gemm(Y, ldy, X, ldx, NULL, 0, Wp, bias, m, n, k);
+}
+#else /* no AVX512-BF16 kernels in this build: never called (qvl_kernels_bf16dot() false) */
+
+void qvl_gemm_bf16_pack(uint32_t *Wp, const uint16_t *W, size_t ldw, size_t n, size_t k)
+{
+	(void)Wp, (void)W, (void)ldw, (void)n, (void)k;
+}
+
+int qvl_gemm_bf16_packed_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
+				const uint32_t *Wp, const float *bias, size_t m, size_t n, size_t k)
+{
+	(void)Y, (void)ldy, (void)X, (void)ldx, (void)Wp, (void)bias, (void)m, (void)n, (void)k;
+	return -ENOTSUP;
 }
 #endif

@@ -69,6 +69,7 @@ static TBF void x_to_bf16(uint16_t *Xb, size_t xs, size_t kp, const float *X, si
 #define DP_W	 6
 #define DP_ROWS	 4
 #define DP_MAX_M 64
+_Static_assert(GEMM_BF16_MIN_M == DP_MAX_M + 1, "gemm_bf16.h: the GEMM's row threshold");
 /* Activation rows of the streamed tiles are 2 * kp + DP_XPAD bf16 apart: k
  * is usually a multiple of 2048 (rows of 4 KiB, the L1 way size), and the 4
  * rows of a tile, read at the same offset, would otherwise share one L1 set

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "env.h"
+#include "gemm_bf16.h"
 #include "kernels.h"
 #include "model.h"
 #include "pool.h"
@@ -29,6 +30,7 @@
 
 struct vis_lin {
 	const void *w;
+	const uint32_t *wp; /* bf16 W as the GEMM's panels (vis_own), or NULL */
 	enum qvl_dtype dt;
 	size_t row_bytes;
 	float *b;
@@ -213,11 +215,37 @@ void qvl_vision_destroy(struct qvl_vision *v)
  * panel packing, which reads 32 rows 2-8 KiB apart, a TLB walk per 4 KiB
  * row piece. QVL_WEIGHT_COPY=0 keeps the mapping (the A/B); a pack's
  * arena (huge pages already) and a failed allocation keep it too (same
- * results: the bytes are the same). */
+ * results: the bytes are the same).
+ *
+ * Where the products run on the bf16 GEMM (`--precision bf16` with
+ * vdpbf16ps), a bf16 matrix is copied as the GEMM's panels instead
+ * (qvl_gemm_bf16_pack()), which the GEMM otherwise builds for every call
+ * (pack_w: 6 % of a 1024x768 encode's cycles; the packed tower took 10 %
+ * less CPU at 448x448, docs/todo-vattn2.md), and the panels are read as one
+ * stream. Same bits. The row-major W stays the file's mapping (its pages
+ * dropped, read again only by calls of at most 64 rows: tiny images). */
+struct vis_pack_job {
+	uint32_t *wp;
+	const uint16_t *w;
+	size_t n, k;
+};
+
+static void vis_pack_task(void *arg, int ith, int nth)
+{
+	const struct vis_pack_job *j = arg;
+	size_t np = (j->n + 31) / 32, lo, hi, pw = qvl_gemm_bf16_packed_words(32, j->k);
+
+	qvl_split(np, 1, ith, nth, &lo, &hi);
+	if (lo < hi)
+		qvl_gemm_bf16_pack(j->wp + lo * pw, j->w + lo * 32 * j->k, j->k,
+				   (hi * 32 < j->n ? hi * 32 : j->n) - lo * 32, j->k);
+}
+
 static void vis_own(struct qvl_vision *v)
 {
 	struct vis_lin *ls[4 * 64 + 2 * (1 + QVL_MAX_DEEPSTACK) + 1];
-	size_t n = 0, tot = 0, off = 0;
+	size_t n = 0, tot = 0, off = 0, sz[sizeof(ls) / sizeof(ls[0])];
+	const bool gemm = v->wmm == v->k->matmul_fast && qvl_kernels_bf16dot(v->k);
 
 	if (!qvl_env_flag("QVL_WEIGHT_COPY", true))
 		return;
@@ -234,20 +262,38 @@ static void vis_own(struct qvl_vision *v)
 		ls[n++] = &v->ds[k].fc1;
 		ls[n++] = &v->ds[k].fc2;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (qvl_model_file_page(v->m, ls[i]->w))
-			tot += (ls[i]->row_bytes * (size_t)ls[i]->n + 63) & ~(size_t)63;
+	for (size_t i = 0; i < n; i++) {
+		sz[i] = 0;
+		if (!qvl_model_file_page(v->m, ls[i]->w))
+			continue;
+		if (gemm && ls[i]->dt == QVL_DT_BF16)
+			sz[i] = 4 * qvl_gemm_bf16_packed_words((size_t)ls[i]->n, (size_t)ls[i]->k);
+		else
+			sz[i] = ls[i]->row_bytes * (size_t)ls[i]->n;
+		tot += (sz[i] + 63) & ~(size_t)63;
+	}
 	if (!tot || !(v->wmem = qvl_huge_alloc(tot)))
 		return;
 	for (size_t i = 0; i < n; i++) {
 		size_t bytes = ls[i]->row_bytes * (size_t)ls[i]->n;
-		if (!qvl_model_file_page(v->m, ls[i]->w))
+		if (!sz[i])
 			continue;
 		uint8_t *dst = (uint8_t *)v->wmem + off;
-		qvl_pool_copy(v->pool, dst, ls[i]->w, bytes);
-		qvl_model_drop_pages(ls[i]->w, bytes);
-		ls[i]->w = dst;
-		off += (bytes + 63) & ~(size_t)63;
+		const void *src = ls[i]->w;
+		if (gemm && ls[i]->dt == QVL_DT_BF16) {
+			struct vis_pack_job pj = {(uint32_t *)(void *)dst, src, (size_t)ls[i]->n,
+						  (size_t)ls[i]->k};
+			if (v->pool)
+				qvl_pool_run(v->pool, vis_pack_task, &pj);
+			else
+				vis_pack_task(&pj, 0, 1);
+			ls[i]->wp = pj.wp;
+		} else {
+			qvl_pool_copy(v->pool, dst, src, bytes);
+			ls[i]->w = dst;
+		}
+		qvl_model_drop_pages(src, bytes);
+		off += (sz[i] + 63) & ~(size_t)63;
 	}
 }
 
@@ -432,8 +478,8 @@ static void vis_work(void *arg, int ith, int nth)
 		 * block's activation (fused: the block is still in cache) */
 		const struct vis_lin *l = j->lin;
 		size_t c0 = 0, c1 = (size_t)l->n, r0 = 0, r1 = j->rows;
-		if ((size_t)l->n >= (size_t)nth * 64)
-			qvl_split((size_t)l->n, 16, ith, nth, &c0, &c1);
+		if ((size_t)l->n >= (size_t)nth * 64) /* packed: whole panels */
+			qvl_split((size_t)l->n, l->wp ? 32 : 16, ith, nth, &c0, &c1);
 		else
 			qvl_split(j->rows, 1, ith, nth, &r0, &r1);
 		if (c0 >= c1 || r0 >= r1)
@@ -442,9 +488,16 @@ static void vis_work(void *arg, int ith, int nth)
 		nb = nb ? nb : 1;
 		for (size_t b = 0; b < nb; b++) {
 			size_t a = r0 + (r1 - r0) * b / nb, e = r0 + (r1 - r0) * (b + 1) / nb;
-			v->wmm(j->y + a * j->ldy + c0, j->ldy, j->x + a * j->ldx, j->ldx,
-			       (const char *)l->w + c0 * l->row_bytes, l->dt, (size_t)l->k,
-			       l->b ? l->b + c0 : NULL, e - a, c1 - c0, (size_t)l->k);
+			/* the packed panels where wmm() would run the GEMM (same
+			 * bits), else the row-major W */
+			if (!l->wp || e - a < GEMM_BF16_MIN_M ||
+			    qvl_gemm_bf16_packed_avx512(
+				j->y + a * j->ldy + c0, j->ldy, j->x + a * j->ldx, j->ldx,
+				l->wp + c0 / 32 * qvl_gemm_bf16_packed_words(32, (size_t)l->k),
+				l->b ? l->b + c0 : NULL, e - a, c1 - c0, (size_t)l->k))
+				v->wmm(j->y + a * j->ldy + c0, j->ldy, j->x + a * j->ldx, j->ldx,
+				       (const char *)l->w + c0 * l->row_bytes, l->dt, (size_t)l->k,
+				       l->b ? l->b + c0 : NULL, e - a, c1 - c0, (size_t)l->k);
 			for (size_t r = a; r < e && j->act; r++) {
 				if (j->act == VIS_GELU_TANH)
 					k->gelu_tanh(j->y + r * j->ldy + c0, c1 - c0);

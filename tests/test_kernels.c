@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_bf16.h"
 #include "kern_impl.h"
 #include "make_w.h"
 #include "quant.h"
@@ -445,7 +446,7 @@ static int bf16_run(float *Y, float *Y0, size_t ldy, float *X, size_t ldx, const
  * bit) nor on the columns beside them (the pool's column split). */
 static void test_bf16_gemm(void)
 {
-	int bad = 0, variant = 0;
+	int bad = 0, variant = 0, packed = 0;
 
 	/* c 8, 9: 513..1100 rows (2-3 row blocks of up to 512) over k <= 1024,
 	 * n across several 32-column panels; their rows a.. alone are often
@@ -474,11 +475,27 @@ static void test_bf16_gemm(void)
 				diag("bf16 gemm m=%zu n=%zu k=%zu: row %zu differs in rows %zu.. "
 				     "columns split at %zu",
 				     m, n, k, i, a, j0);
-		free(X), free(Y), free(Y0), free(bias), free(W);
+		/* W packed once (the vision tower's weights): the same bits, all
+		 * columns and from a 32-column panel on */
+		size_t pw = qvl_gemm_bf16_packed_words(32, k), jp = 32 * urand(0, (n - 1) / 32);
+		uint32_t *Wp = aligned_alloc(64, (qvl_gemm_bf16_packed_words(n, k) * 4 + 63) & ~63ul);
+		memset(Y0, 0xff, m * ldy * 4);
+		qvl_gemm_bf16_pack(Wp, W, ldw, n, k);
+		if (qvl_gemm_bf16_packed_avx512(Y0, ldy, X, ldx, Wp, bias, m, jp, k) ||
+		    qvl_gemm_bf16_packed_avx512(Y0 + jp, ldy, X, ldx, Wp + jp / 32 * pw,
+						bias ? bias + jp : NULL, m, n - jp, k))
+			packed++;
+		for (size_t i = 0; i < m; i++)
+			if (memcmp(Y0 + i * ldy, Y + i * ldy, n * sizeof(float)) && packed++ < 3)
+				diag("bf16 gemm packed m=%zu n=%zu k=%zu: row %zu differs "
+				     "(columns split at %zu)",
+				     m, n, k, i, jp);
+		free(X), free(Y), free(Y0), free(bias), free(W), free(Wp);
 	}
 	ok(!bad, "bf16 GEMM (m 65..1100, ragged n, odd k) within bf16 rounding of the exact result");
 	ok(!variant,
 	   "bf16 GEMM: a row's sums do not depend on the other rows or columns of the call");
+	ok(!packed, "bf16 GEMM on W packed once = packed per call, bit for bit");
 }
 #endif
 
@@ -493,7 +510,7 @@ static void test_bf16dot(void)
 	uint64_t rng_after = rng;
 
 	if (!qvl_cpu_has_avx512bf16()) {
-		skip(4, "no AVX512-BF16");
+		skip(5, "no AVX512-BF16");
 		return;
 	}
 	for (int c = 0; c < 30; c++) {
@@ -524,7 +541,7 @@ static void test_bf16dot(void)
 	test_bf16_gemm();
 	rng_seed(rng_after);
 #else
-	skip(4, "AVX512-BF16 kernels not built");
+	skip(5, "AVX512-BF16 kernels not built");
 #endif
 }
 
