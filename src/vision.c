@@ -211,15 +211,16 @@ void qvl_vision_destroy(struct qvl_vision *v)
  * a page fault per 64 KiB of weights the first time they were read (~9 % of
  * a one-shot 448x448 encode's CPU time in the kernel), and the GEMM's
  * panel packing, which reads 32 rows 2-8 KiB apart, a TLB walk per 4 KiB
- * row piece. QVL_WEIGHT_COPY=0 keeps the mapping (the A/B); a pack's
- * arena (huge pages already) and a failed allocation keep it too (same
- * results: the bytes are the same). */
-static void vis_own(struct qvl_vision *v)
+ * row piece. Only when asked (copy: opts.copy_weights, or QVL_WEIGHT_COPY=1;
+ * 0 keeps the mapping: the A/B): for one image the copy costs more than it
+ * saves. A pack's arena (huge pages already) and a failed allocation keep
+ * the mapping too (same results: the bytes are the same). */
+static void vis_own(struct qvl_vision *v, bool copy)
 {
 	struct vis_lin *ls[4 * 64 + 2 * (1 + QVL_MAX_DEEPSTACK) + 1];
 	size_t n = 0, tot = 0, off = 0;
 
-	if (!qvl_env_flag("QVL_WEIGHT_COPY", true))
+	if (!qvl_env_flag("QVL_WEIGHT_COPY", copy))
 		return;
 	ls[n++] = &v->patch;
 	for (int j = 0; j < v->depth; j++) {
@@ -349,7 +350,7 @@ int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct
 		if ((rc = vis_merger(v, name, true, &v->ds[k], err)))
 			goto fail;
 	}
-	vis_own(v);
+	vis_own(v, opts->copy_weights);
 	*out = v;
 	return 0;
 fail:

@@ -319,7 +319,10 @@ static void *tok_main(void *arg)
 
 static int start(struct daemon *d, struct qvl_err *err)
 {
-	struct qvl_engine_opts eo = {.threads = (int)d->o.threads, .cpus = d->o.cpus};
+	/* a daemon serves many tokens: its weights are worth the copy into
+	 * huge pages at start (engine.h) */
+	struct qvl_engine_opts eo = {
+	    .threads = (int)d->o.threads, .cpus = d->o.cpus, .copy_weights = true};
 	int stale, rc;
 
 	rc = qvld_socket_claim(d->o.socket, &d->lock_fd, &stale, err);
