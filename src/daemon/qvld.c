@@ -34,6 +34,7 @@
 #include "daemon/placement.h"
 #include "daemon/sched.h"
 #include "daemon/serve.h"
+#include "daemon/json_out.h"
 #include "daemon/stats.h"
 #include "engine.h"
 #include "env.h"
@@ -215,9 +216,9 @@ static size_t tiers_json(void *ctx, char *buf, size_t cap)
 static size_t vision_json(void *ctx, char *buf, size_t cap)
 {
 	const struct qvl_model *m = ctx;
+	struct json_out o = {buf, cap, 0};
 	struct qvl_late_status ls;
 	const char *state;
-	size_t n;
 
 	memset(&ls, 0, sizeof(ls));
 	if (!m->config.vision.present)
@@ -230,19 +231,16 @@ static size_t vision_json(void *ctx, char *buf, size_t cap)
 		state = "reading";
 	else
 		state = ls.rc < 0 ? "failed" : "ready";
-	n = (size_t)snprintf(buf, cap, "{\"state\":\"%s\"", state);
-	if (n < cap && ls.shards)
-		n += (size_t)snprintf(buf + n, cap - n,
-				      ",\"late_shards\":%u,\"late_bytes\":%llu,\"read_s\":%.3f",
-				      ls.shards, (unsigned long long)ls.bytes, ls.seconds);
-	if (n < cap && ls.rc < 0) {
-		n += (size_t)snprintf(buf + n, cap - n, ",\"error\":");
-		if (n < cap)
-			n += qvld_json_str(buf + n, cap - n, ls.msg);
+	json_put(&o, "{\"state\":\"%s\"", state);
+	if (ls.shards)
+		json_put(&o, ",\"late_shards\":%u,\"late_bytes\":%llu,\"read_s\":%.3f", ls.shards,
+			 (unsigned long long)ls.bytes, ls.seconds);
+	if (ls.rc < 0) {
+		json_put(&o, ",\"error\":");
+		json_put_str(&o, ls.msg);
 	}
-	if (n < cap)
-		n += (size_t)snprintf(buf + n, cap - n, "}");
-	return n < cap ? n : cap ? cap - 1 : 0;
+	json_put(&o, "}");
+	return json_finish(&o);
 }
 
 struct daemon {

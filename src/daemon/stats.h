@@ -49,10 +49,6 @@ void qvld_stats_set_vision(struct qvld_stats *s, size_t (*fn)(void *ctx, char *b
 void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *socket,
 			 const char *placement, int threads, int ctx, int max_seqs);
 
-/* s as a quoted, escaped JSON string into buf (NUL-terminated, truncated at
- * cap). Returns the length written. */
-size_t qvld_json_str(char *buf, size_t cap, const char *s);
-
 /* JSON into buf (NUL-terminated, truncated at cap). Returns the length. */
 size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap);
 size_t qvld_status_json(struct qvld_stats *s, char *buf, size_t cap);
