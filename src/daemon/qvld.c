@@ -425,8 +425,8 @@ static int start(struct daemon *d, struct qvl_err *err)
 	if ((rc = qvld_stats_create(&d->stats)) < 0)
 		return qvl_errf(err, rc, "out of memory");
 	if (d->tiers)
-		qvld_stats_set_tiers(d->stats, tiers_json, d->tiers);
-	qvld_stats_set_vision(d->stats, vision_json, d->m);
+		qvld_stats_set_section(d->stats, QVLD_SECTION_TIERS, tiers_json, d->tiers);
+	qvld_stats_set_section(d->stats, QVLD_SECTION_VISION, vision_json, d->m);
 	qvld_stats_set_info(d->stats, d->model_path, d->o.socket, placement,
 			    qvl_engine_threads(d->e), (int)d->o.ctx, (int)d->o.max_seqs);
 

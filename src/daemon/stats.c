@@ -59,12 +59,12 @@ struct qvld_stats {
 	int n_cl;
 	char model[1024], socket[1024], placement[1024];
 	int threads, ctx, max_seqs;
-	/* the tiered pool's report (qvld_stats_set_tiers), or NULL */
-	size_t (*tiers)(void *ctx, char *buf, size_t cap);
-	void *tiers_ctx;
-	/* the vision tower's state (qvld_stats_set_vision), or NULL */
-	size_t (*vision)(void *ctx, char *buf, size_t cap);
-	void *vision_ctx;
+	/* the objects other modules add (qvld_stats_set_section); fn NULL:
+	 * none */
+	struct {
+		size_t (*fn)(void *ctx, char *buf, size_t cap);
+		void *ctx;
+	} sec[QVLD_SECTIONS];
 };
 
 int qvld_stats_create(struct qvld_stats **out)
@@ -255,33 +255,26 @@ void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *so
 	pthread_mutex_unlock(&s->mu);
 }
 
-void qvld_stats_set_tiers(struct qvld_stats *s, size_t (*fn)(void *ctx, char *buf, size_t cap),
-			  void *ctx)
+void qvld_stats_set_section(struct qvld_stats *s, enum qvld_section sec,
+			    size_t (*fn)(void *ctx, char *buf, size_t cap), void *ctx)
 {
 	pthread_mutex_lock(&s->mu);
-	s->tiers = fn;
-	s->tiers_ctx = ctx;
+	s->sec[sec].fn = fn;
+	s->sec[sec].ctx = ctx;
 	pthread_mutex_unlock(&s->mu);
 }
 
-void qvld_stats_set_vision(struct qvld_stats *s, size_t (*fn)(void *ctx, char *buf, size_t cap),
-			   void *ctx)
+/* ,"name":{...} from section sec's callback, when there is one (called
+ * with s->mu held) */
+static void put_section(struct json_out *o, const struct qvld_stats *s, enum qvld_section sec)
 {
-	pthread_mutex_lock(&s->mu);
-	s->vision = fn;
-	s->vision_ctx = ctx;
-	pthread_mutex_unlock(&s->mu);
-}
+	static const char *const names[QVLD_SECTIONS] = {"tiers", "vision"};
 
-/* ,"name":{...} from a callback that writes the object, when there is one */
-static void put_object(struct json_out *o, const char *name,
-		       size_t (*fn)(void *ctx, char *buf, size_t cap), void *ctx)
-{
-	if (!fn || o->n >= o->cap)
+	if (!s->sec[sec].fn || o->n >= o->cap)
 		return;
-	json_put(o, ",\"%s\":", name);
+	json_put(o, ",\"%s\":", names[sec]);
 	if (o->n < o->cap)
-		o->n += fn(ctx, o->b + o->n, o->cap - o->n);
+		o->n += s->sec[sec].fn(s->sec[sec].ctx, o->b + o->n, o->cap - o->n);
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -355,7 +348,7 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 	}
 	json_put(&o, "],\"placement\":");
 	json_put_str(&o, s->placement);
-	put_object(&o, "tiers", s->tiers, s->tiers_ctx);
+	put_section(&o, s, QVLD_SECTION_TIERS);
 	json_put(&o, "}");
 	pthread_mutex_unlock(&s->mu);
 	return json_finish(&o);
@@ -379,8 +372,8 @@ size_t qvld_status_json(struct qvld_stats *s, char *buf, size_t cap)
 		 "\"active_sequences\":%d,\"placement\":",
 		 s->threads, s->ctx, s->max_seqs, clients, s->queued, s->active);
 	json_put_str(&o, s->placement);
-	put_object(&o, "tiers", s->tiers, s->tiers_ctx);
-	put_object(&o, "vision", s->vision, s->vision_ctx);
+	put_section(&o, s, QVLD_SECTION_TIERS);
+	put_section(&o, s, QVLD_SECTION_VISION);
 	json_put(&o, "}");
 	pthread_mutex_unlock(&s->mu);
 	return json_finish(&o);
