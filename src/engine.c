@@ -16,6 +16,7 @@
 #include "mm_cache.h"
 #include "pool.h"
 #include "util.h"
+#include "weight_copy.h"
 
 #define LM "model.language_model."
 
@@ -120,7 +121,8 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 }
 
 /* A resident matrix read from the file's mapping is copied once, by the
- * pool threads, into qvl_huge_alloc() memory the engine owns:
+ * pool threads, into qvl_huge_alloc() memory the engine owns
+ * (qvl_weight_copy: read from the file):
  * - the mapping's 4 KiB page-cache pages cost the weight stream a TLB
  *   walk per 4 KiB row, and the walks' page tables (8 bytes per 4 KiB:
  *   6.7 MB for the 2b model) do not stay in cache: from 2 MiB pages a bf16
@@ -144,8 +146,7 @@ static void mat_own(struct qvl_engine *e, struct eng_mat *w)
 	if (w->owned || !bytes || w->row_bytes & 63 || !qvl_model_file_page(e->m, w->data) ||
 	    (aligned && !e->copy_weights) || !(dst = qvl_huge_alloc(bytes)))
 		return;
-	qvl_pool_copy(e->pool, dst, w->data, bytes);
-	qvl_model_drop_pages(w->data, bytes);
+	qvl_weight_copy(e->m, e->pool, dst, w->data, bytes);
 	w->data = dst;
 	w->owned = true;
 }

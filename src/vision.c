@@ -21,6 +21,7 @@
 #include "util.h"
 #include "vattn.h"
 #include "vision_prof.h"
+#include "weight_copy.h"
 
 #define VIS_PREFIX "model.visual."
 #define VIS_QB	   64  /* queries per attention block */
@@ -245,8 +246,7 @@ static void vis_own(struct qvl_vision *v, bool copy)
 		if (!qvl_model_file_page(v->m, ls[i]->w))
 			continue;
 		uint8_t *dst = (uint8_t *)v->wmem + off;
-		qvl_pool_copy(v->pool, dst, ls[i]->w, bytes);
-		qvl_model_drop_pages(ls[i]->w, bytes);
+		qvl_weight_copy(v->m, v->pool, dst, ls[i]->w, bytes);
 		ls[i]->w = dst;
 		off += (bytes + 63) & ~(size_t)63;
 	}

@@ -82,15 +82,21 @@ for lvl in "" avx2; do
 	res $? "exact tower, QVL_SIMD=${lvl:-default}: row blocks give the bits of one call"
 done
 # With --copy-weights the tower copies its file-mapped weight matrices into
-# huge pages when it is created (vision.c, vis_own): the copy gives the bits of the mapping, at both
-# precisions and on 2 threads (a matrix copied to a wrong offset would not).
+# huge pages when it is created (vision.c, vis_own), read from the file with
+# pread() (weight_copy.c) or, with QVL_WEIGHT_PREAD=0, through the mapping:
+# either copy gives the bits of the mapping, at both precisions and on 2
+# threads (a matrix copied to a wrong offset would not).
 for prec in bf16 exact; do
 	QVL_WEIGHT_COPY=0 "$QVLCTL" embed-image --model "$MODEL" --pixels-from "$TMP/big.rgb" \
 		--size 448x448 --precision $prec --threads 2 -o "$TMP/map.f32" >/dev/null 2>"$TMP/err" &&
 		"$QVLCTL" embed-image --model "$MODEL" --pixels-from "$TMP/big.rgb" --copy-weights \
 			--size 448x448 --precision $prec --threads 2 -o "$TMP/own.f32" >/dev/null 2>>"$TMP/err" &&
 		cmp -s "$TMP/map.f32" "$TMP/own.f32"
-	res $? "$prec tower: weights copied at creation give the bits of the mapped file"
+	res $? "$prec tower: weights read into the copy at creation give the bits of the mapped file"
+	QVL_WEIGHT_PREAD=0 "$QVLCTL" embed-image --model "$MODEL" --pixels-from "$TMP/big.rgb" \
+		--copy-weights --size 448x448 --precision $prec --threads 2 -o "$TMP/own.f32" \
+		>/dev/null 2>>"$TMP/err" && cmp -s "$TMP/map.f32" "$TMP/own.f32"
+	res $? "$prec tower: copied through the mapping (QVL_WEIGHT_PREAD=0), the same bits"
 done
 echo "1..$n"
 exit $fail
