@@ -3,9 +3,12 @@
 # serves the weights) to its first generated token (`qvlctl generate`, one
 # token of a 3-token prompt), against model bytes / fio's O_DIRECT
 # sequential read bandwidth of the same file measured in the same run.
-# Issue 14's bar: at most 1.15x. fio reads as the loader does: one job per
-# I/O thread (QVL_IO_THREADS, default min(4, CPUs)) on its own contiguous
-# part, the loader's 16 reads in flight shared among them, 1 MiB reads.
+# Issue 14's bar: at most 1.15x. fio reads twice: as the loader does (one
+# job per I/O thread, QVL_IO_THREADS, default min(4, CPUs), on its own
+# contiguous part, the loader's 16 reads in flight shared among them, 1 MiB
+# reads), and as fast as it can (2 jobs x 16 in flight, registered buffers
+# and file); on this VM the second reads faster than the first and than our
+# own reader, so the ratios are against the faster of the two.
 # Where the time goes: qvld's load (of which the shards' read and the
 # memory they land in, from QVL_LOAD_TRACE, and reading + CRC alone as
 # `qvlctl verify` measures it) and the first token after the socket is up
@@ -75,15 +78,23 @@ def evict(*files):
 # same depth per job and read size, all jobs' bytes over the wall time.
 io_threads = int(os.environ.get("QVL_IO_THREADS") or min(4, os.cpu_count() or 1))
 io_qd = max(2, -(-16 // io_threads))
-part = nbytes // io_threads // (1 << 20) * (1 << 20)
 
-def fio_mbs():
+def fio_mbs(jobs, qd, best=False):
+    """fio's O_DIRECT io_uring read of the pack, jobs each on its part at qd
+    in flight. best: registered buffers and file (--fixedbufs
+    --registerfiles), which on this VM read faster than the plain fio and
+    than our own reader: the bound the ratios are taken against."""
+    p = nbytes // jobs // (1 << 20) * (1 << 20)
     r = subprocess.run(["fio", "--name=seqread", f"--filename={pack}", "--rw=read", "--bs=1024k",
-                        "--direct=1", "--ioengine=io_uring", f"--iodepth={io_qd}",
-                        f"--numjobs={io_threads}", f"--size={part}", f"--offset_increment={part}",
-                        "--group_reporting", "--output-format=terse", "--terse-version=3"],
+                        "--direct=1", "--ioengine=io_uring", f"--iodepth={qd}",
+                        f"--numjobs={jobs}", f"--size={p}", f"--offset_increment={p}",
+                        "--group_reporting", "--output-format=terse", "--terse-version=3"]
+                       + (["--fixedbufs=1", "--registerfiles=1"] if best else []),
                        capture_output=True, text=True, check=True)
     return float(r.stdout.split(";")[6]) * 1024 / 1e6  # terse v3 field 7: KiB/s
+
+# the stronger fio: 2 jobs x 16 in flight, registered buffers and file
+BEST_JOBS, BEST_QD = 2, 16
 
 def fill_mbs():
     """Fresh anonymous memory faulted in (huge pages advised, as the loader's
@@ -211,7 +222,7 @@ def llama_cold():
         p.wait(timeout=120)
     return {"total": t1 - t0, "up": t_up - t0, "first_token": t1 - t_up}, how
 
-fio, fill, ver, llama, llama_how = [], [], [], [], None
+fio, fio_best, fill, ver, llama, llama_how = [], [], [], [], [], None
 runs = {"stream": [], "late": [], "early": []}
 def settle():
     """Both the loader and the fresh-memory figure start after the same
@@ -220,7 +231,8 @@ def settle():
     time.sleep(float(os.environ.get("QVL_BENCH_SETTLE", "6")))
 
 for rep in range(reps):
-    fio.append(fio_mbs())
+    fio.append(fio_mbs(io_threads, io_qd))
+    fio_best.append(fio_mbs(BEST_JOBS, BEST_QD, best=True))
     ver.append(verify_s())
     settle()
     # the order rotates: in two loaded runs with the late start first,
@@ -241,7 +253,9 @@ for rep in range(reps):
 
 qvl, qvl0, qvls = runs["late"], runs["early"], runs["stream"]
 med = statistics.median
-ideal = nbytes / (med(fio) * 1e6)
+# the bound: the faster of the two fios (their medians)
+fio_bw = max(med(fio), med(fio_best))
+ideal = nbytes / (fio_bw * 1e6)
 tot = [r["total"] for r in qvl]
 load = [r["load"] for r in qvl if r["load"] is not None]
 la = os.getloadavg()[0]
@@ -275,10 +289,18 @@ for name, rs, key, what in (
     v = [r[key] for r in rs if r.get(key) is not None]
     if v:
         fig(name, v, "s", what=what)
-fig("coldstart_fio_read", [nbytes / (f * 1e6) for f in fio], "s", what="model bytes / fio bw",
-    fio_jobs=io_threads, fio_iodepth_per_job=io_qd, bs="1MiB")
+fig("coldstart_fio_read", [nbytes / (f * 1e6) for f in fio], "s",
+    what="model bytes / fio bw, read as the loader does", fio_jobs=io_threads,
+    fio_iodepth_per_job=io_qd, bs="1MiB")
+fig("coldstart_fio_best_read", [nbytes / (f * 1e6) for f in fio_best], "s",
+    what="model bytes / fio bw, registered buffers and file", fio_jobs=BEST_JOBS,
+    fio_iodepth_per_job=BEST_QD, bs="1MiB", fixedbufs=1, registerfiles=1)
 print(json.dumps({"name": "coldstart_ratio_qvl_ideal", "value": round(med(tot) / ideal, 3),
-                  "unit": "x", "bound": 1.15, "peer": "model bytes / fio O_DIRECT bandwidth"}))
+                  "unit": "x", "bound": 1.15,
+                  "peer": "model bytes / the faster fio's O_DIRECT bandwidth"}))
+print(json.dumps({"name": "coldstart_ratio_qvl_streamed_ideal",
+                  "value": round(med([r["total"] for r in qvls]) / ideal, 3), "unit": "x",
+                  "peer": "model bytes / the faster fio's O_DIRECT bandwidth"}))
 if fill:
     fill_s = nbytes / (med(fill) * 1e6)
     fig("coldstart_fresh_memory", [nbytes / (f * 1e6) for f in fill], "s",
@@ -313,7 +335,8 @@ print(f"# cold start of {nbytes / 1e9:.2f} GB, median of {reps}: streamed "
       f"{med([r['total'] for r in qvls]):.2f} s (socket {med([r['up'] for r in qvls]):.2f} s), "
       f"qvl {med(tot):.2f} s "
       f"(load {med(load) if load else float('nan'):.2f} s, of which read + CRC ~{med(ver):.2f} s), "
-      f"ideal {ideal:.2f} s at fio's {med(fio):.0f} MB/s: {med(tot) / ideal:.2f}x; "
+      f"ideal {ideal:.2f} s at fio's {fio_bw:.0f} MB/s (plain {med(fio):.0f}, registered "
+      f"{med(fio_best):.0f}): {med(tot) / ideal:.2f}x; "
       f"vision tower first {med([r['total'] for r in qvl0]):.2f} s"
       + (f"; fresh memory {med(fill):.0f} MB/s ({nbytes / (med(fill) * 1e6):.2f} s)" if fill
          else "")

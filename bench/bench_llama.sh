@@ -123,8 +123,11 @@ PY
 
 vision_round() { # REP WxH
 	r=$1 sz=$2 img=$TMP/img-$2.png
+	# --copy-weights: the tower's weights in huge pages before the timed
+	# encode, as qvld keeps them (the figure is the encode, not the load)
 	"$QVLCTL" embed-image --model "$GGUF" --mmproj "$MMPROJ" --image "$img" --threads "$TH" --quiet \
-		--json >"$TMP/vis.$sz.qvl.$r" 2>"$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+		--copy-weights --json >"$TMP/vis.$sz.qvl.$r" 2>"$TMP/err" ||
+		{ cat "$TMP/err" >&2; return 1; }
 	"$MTMD" -m "$GGUF" --mmproj "$MMPROJ" --image "$img" -p "Describe." -n 1 -c 4096 -t "$TH" \
 		>"$TMP/vis.$sz.llama.$r" 2>&1 || { tail -5 "$TMP/vis.$sz.llama.$r" >&2; return 1; }
 }

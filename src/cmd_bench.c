@@ -155,7 +155,10 @@ static int one_rep(struct run_load *r, const int32_t *prompt, int np, int ng, fl
 
 int cmd_bench(int argc, char **argv)
 {
-	struct run_load r = {.cmd = "bench", .kv = QVL_DT_F16, .prec = QVL_PREC_BF16};
+	/* the weights copied into huge pages, as qvld does: bench measures the
+	 * decode a daemon serves (QVL_WEIGHT_COPY=0 is the A/B) */
+	struct run_load r = {
+	    .cmd = "bench", .kv = QVL_DT_F16, .prec = QVL_PREC_BF16, .copy_weights = true};
 	int64_t np = 512, ng = 128, reps = 3, v;
 	uint64_t seed = 1;
 	bool json = false;

@@ -24,7 +24,8 @@ static void ei_usage(FILE *f)
 	fprintf(f, "Usage: qvlctl embed-image --model MODEL (--image PATH | --pixels-from RAW "
 		   "--size WxH)\n"
 		   "                          [-o FILE] [--json] [--threads N] [--mmproj FILE]\n"
-		   "                          [--image-max-tokens N] [--precision P] [--quiet]\n\n"
+		   "                          [--image-max-tokens N] [--precision P]\n"
+		   "                          [--copy-weights] [--quiet]\n\n"
 		   "Preprocess one image as Hugging Face does (smart_resize, Pillow bicubic,\n"
 		   "normalise, patchify) and run the vision tower. Writes f32 rows, one per\n"
 		   "merged image token: the main merger output followed by each DeepStack\n"
@@ -45,6 +46,8 @@ static void ei_usage(FILE *f)
 		   "                     than the usable CPUs are clamped)\n"
 		   "  --precision P      matrix products: bf16 (default) or exact (f32, what\n"
 		   "                     the golden tests check)\n"
+		   "  --copy-weights     copy the tower's weights into huge pages first (as qvld\n"
+		   "                     does): the encode runs faster, the load takes longer\n"
 		   "  --quiet            no progress line (shown only when stderr is a terminal)\n"
 		   "  --help             show this help\n");
 }
@@ -90,6 +93,7 @@ int cmd_embed_image(int argc, char **argv)
 		O_IMAGE_MAX,
 		O_PRECISION,
 		O_QUIET,
+		O_COPY_WEIGHTS,
 		O_HELP
 	};
 	static const struct option opts[] = {
@@ -103,6 +107,7 @@ int cmd_embed_image(int argc, char **argv)
 	    {"image-max-tokens", required_argument, NULL, O_IMAGE_MAX},
 	    {"precision", required_argument, NULL, O_PRECISION},
 	    {"quiet", no_argument, NULL, O_QUIET},
+	    {"copy-weights", no_argument, NULL, O_COPY_WEIGHTS},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -166,6 +171,9 @@ int cmd_embed_image(int argc, char **argv)
 			break;
 		case O_QUIET:
 			quiet = true;
+			break;
+		case O_COPY_WEIGHTS:
+			vo.copy_weights = true;
 			break;
 		case O_HELP:
 			ei_usage(stdout);

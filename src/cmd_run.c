@@ -86,6 +86,9 @@ static void usage(FILE *f)
 	    "  --gpu-mem SIZE          text layers placed on the simulated device first\n"
 	    "  --sim-device-bw BW      the simulated device's copy bandwidth, bytes/s (default\n"
 	    "                          25G, PCIe 4.0 x16-like)\n"
+	    "  --copy-weights          copy the weights into huge pages at load (as qvld and\n"
+	    "                          bench do): seconds more to load, faster decode for a\n"
+	    "                          long generation\n"
 	    "  --verbose               the tiers report on stdout (it goes to stderr otherwise)\n"
 	    "  --json                  one JSON object on stdout with ids, text and timings\n"
 	    "  --quiet                 no progress line (shown only when stderr is a terminal)\n"
@@ -127,6 +130,7 @@ enum {
 	O_GPU_MEM,
 	O_SIM_BW,
 	O_VERBOSE,
+	O_COPY_WEIGHTS,
 	O_HELP,
 };
 
@@ -165,6 +169,7 @@ static const struct option longopts[] = {
     {"gpu-mem", required_argument, NULL, O_GPU_MEM},
     {"sim-device-bw", required_argument, NULL, O_SIM_BW},
     {"verbose", no_argument, NULL, O_VERBOSE},
+    {"copy-weights", no_argument, NULL, O_COPY_WEIGHTS},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -299,6 +304,9 @@ static int parse_one(int c, struct run_args *a, struct run_load *r, const struct
 		break;
 	case O_VERBOSE:
 		a->verbose = true;
+		break;
+	case O_COPY_WEIGHTS:
+		r->copy_weights = true;
 		break;
 	case O_CPU_MEM:
 	case O_GPU_MEM:

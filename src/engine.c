@@ -16,6 +16,7 @@
 #include "mm_cache.h"
 #include "pool.h"
 #include "util.h"
+#include "weight_copy.h"
 
 #define LM "model.language_model."
 
@@ -120,7 +121,8 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 }
 
 /* A resident matrix read from the file's mapping is copied once, by the
- * pool threads, into qvl_huge_alloc() memory the engine owns:
+ * pool threads, into qvl_huge_alloc() memory the engine owns
+ * (qvl_weight_copy: read from the file):
  * - the mapping's 4 KiB page-cache pages cost the weight stream a TLB
  *   walk per 4 KiB row, and the walks' page tables (8 bytes per 4 KiB:
  *   6.7 MB for the 2b model) do not stay in cache: from 2 MiB pages a bf16
@@ -132,18 +134,19 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
  * The file's pages are dropped from the mapping (clean page cache: a tied
  * embedding's lookups fault their rows back). A pack's arena is not
  * copied (huge pages already), nor rows whose length keeps them off a line
- * anyway, nor anything when memory is short (same result, slower). */
-static void mat_own(struct qvl_engine *e, struct eng_mat *w, bool copy_all)
+ * anyway, nor anything when memory is short (same result, slower).
+ * Without e->copy_weights (a one-shot command: the copy of a 2b model costs
+ * more seconds than its few tokens gain) only the matrices off a line. */
+static void mat_own(struct qvl_engine *e, struct eng_mat *w)
 {
 	size_t bytes = w->n * w->row_bytes;
 	bool aligned = !((uintptr_t)w->data & 63);
 	uint8_t *dst;
 
 	if (w->owned || !bytes || w->row_bytes & 63 || !qvl_model_file_page(e->m, w->data) ||
-	    (aligned && !copy_all) || !(dst = qvl_huge_alloc(bytes)))
+	    (aligned && !e->copy_weights) || !(dst = qvl_huge_alloc(bytes)))
 		return;
-	qvl_pool_copy(e->pool, dst, w->data, bytes);
-	qvl_model_drop_pages(w->data, bytes);
+	qvl_weight_copy(e->m, e->pool, dst, w->data, bytes);
 	w->data = dst;
 	w->owned = true;
 }
@@ -166,8 +169,6 @@ static void layer_mats(struct eng_layer *ly, struct eng_mat *out[LAYER_MATS])
 static void eng_repack(struct qvl_engine *e)
 {
 	bool repack = e->prec == QVL_PREC_BF16 && e->hd % QVL_X8_ROWS == 0;
-	/* QVL_WEIGHT_COPY=0: only the matrices off a cache line (the A/B) */
-	bool copy_all = qvl_env_flag("QVL_WEIGHT_COPY", true);
 
 	if (e->wsrc.home)
 		return;
@@ -178,7 +179,7 @@ static void eng_repack(struct qvl_engine *e)
 		for (size_t i = 0; !ly->home && i < LAYER_MATS; i++) {
 			if (repack)
 				mat_repack(e, ws[i]);
-			mat_own(e, ws[i], copy_all);
+			mat_own(e, ws[i]);
 		}
 	}
 	/* the output matrix too (Q6_K in llama.cpp's presets): a copy even when
@@ -186,7 +187,7 @@ static void eng_repack(struct qvl_engine *e)
 	 * (forward.c: logits and argmax tiles) are multiples of 16 */
 	if (repack)
 		mat_repack(e, &e->out);
-	mat_own(e, &e->out, copy_all);
+	mat_own(e, &e->out);
 }
 
 static void layer_free_repacked(struct eng_layer *ly)
@@ -408,6 +409,9 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	e->n_deepstack_max = e->L < QVL_MAX_DEEPSTACK ? e->L : QVL_MAX_DEEPSTACK;
 	e->kv_dtype = opts ? opts->kv_dtype : QVL_DT_F16;
 	e->prec = opts ? opts->precision : QVL_PREC_BF16;
+	/* QVL_WEIGHT_COPY=0|1 overrides the option (the A/B): 0 copies only
+	 * the matrices off a cache line */
+	e->copy_weights = qvl_env_flag("QVL_WEIGHT_COPY", opts && opts->copy_weights);
 	if (opts && opts->wsrc)
 		e->wsrc = *opts->wsrc;
 	if (e->kv_dtype != QVL_DT_F32 && e->kv_dtype != QVL_DT_F16 && e->kv_dtype != QVL_DT_BF16) {
@@ -576,6 +580,11 @@ struct qvl_pool *qvl_engine_pool(struct qvl_engine *e)
 enum qvl_precision qvl_engine_precision(const struct qvl_engine *e)
 {
 	return e->prec;
+}
+
+bool qvl_engine_copies_weights(const struct qvl_engine *e)
+{
+	return e->copy_weights;
 }
 
 int qvl_engine_threads(const struct qvl_engine *e)

@@ -65,6 +65,13 @@ struct qvl_engine_opts {
 	size_t vision_cache_bytes;
 	/* Layers not resident (NULL: all are): see struct qvl_weight_src. */
 	const struct qvl_weight_src *wsrc;
+	/* Copy every weight matrix read from a file's mapping into huge pages
+	 * at creation (engine.c, mat_own): decode streams them faster, at
+	 * seconds of load time for a 2b model. For an engine that serves or
+	 * measures many tokens (qvld, qvlctl bench); false (one-shot commands):
+	 * only the matrices off a cache line are copied. QVL_WEIGHT_COPY=0|1
+	 * overrides it either way (the A/B). */
+	bool copy_weights;
 };
 
 struct qvl_engine;
@@ -79,6 +86,9 @@ int qvl_engine_threads(const struct qvl_engine *e);
 /* The precision the engine was created with (a vision tower sharing the
  * engine's pool takes the same, see multimodal.c). */
 enum qvl_precision qvl_engine_precision(const struct qvl_engine *e);
+/* Whether the engine copied its weights (opts.copy_weights after the
+ * QVL_WEIGHT_COPY override): a vision tower made beside it does the same. */
+bool qvl_engine_copies_weights(const struct qvl_engine *e);
 
 /* A sequence of at most n_ctx positions. Its KV cache is a list of pages of
  * the engine's pool (kvcache.h), taken as positions are written; creating a

@@ -46,6 +46,7 @@ struct qvl_engine {
 	int nth;
 	enum qvl_dtype kv_dtype;
 	enum qvl_precision prec;
+	bool copy_weights; /* opts.copy_weights, QVL_WEIGHT_COPY applied */
 
 	int H, L, nh, nkv, hd, I, V;
 	int n_deepstack_max; /* layers that may receive DeepStack rows */

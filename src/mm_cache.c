@@ -300,16 +300,14 @@ void mm_cache_stats(struct mm_cache *c, struct qvl_mm_cache_stats *st)
 }
 
 int mm_cache_vision_get(struct mm_cache *c, const struct qvl_model *m, struct qvl_pool *pool,
-			enum qvl_precision prec, struct qvl_vision **v, struct qvl_err *err)
+			const struct qvl_vision_opts *vo, struct qvl_vision **v,
+			struct qvl_err *err)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&c->vlock);
-	if (!c->v) {
-		const struct qvl_vision_opts vo = {.precision = prec};
-
-		rc = qvl_vision_create(&c->v, m, pool, &vo, err);
-	}
+	if (!c->v)
+		rc = qvl_vision_create(&c->v, m, pool, vo, err);
 	if (rc) {
 		pthread_mutex_unlock(&c->vlock);
 		*v = NULL;

@@ -33,6 +33,7 @@ struct qvl_pp_params;
 struct qvl_model;
 struct qvl_pool;
 struct qvl_vision;
+struct qvl_vision_opts;
 
 struct mm_key {
 	uint8_t digest[QVL_SHA256_LEN];
@@ -65,10 +66,11 @@ void mm_cache_put(struct mm_cache *c, const struct mm_key *k, const int grid[3],
 		  int K, const float *main, const float *ds, size_t ds_stride);
 void mm_cache_stats(struct mm_cache *c, struct qvl_mm_cache_stats *st);
 
-/* Borrow the engine's vision tower (built on the first call, for model m at
- * precision prec over pool); give it back with mm_cache_vision_put(). */
+/* Borrow the engine's vision tower (built on the first call, for model m
+ * with options vo over pool); give it back with mm_cache_vision_put(). */
 int mm_cache_vision_get(struct mm_cache *c, const struct qvl_model *m, struct qvl_pool *pool,
-			enum qvl_precision prec, struct qvl_vision **v, struct qvl_err *err);
+			const struct qvl_vision_opts *vo, struct qvl_vision **v,
+			struct qvl_err *err);
 void mm_cache_vision_put(struct mm_cache *c);
 
 struct qvl_engine;

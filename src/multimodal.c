@@ -173,6 +173,17 @@ struct mm_pending {
 	int depth;
 };
 
+/* Borrow e's vision tower: it multiplies at the engine's precision and
+ * copies its weights into huge pages when the engine did (qvld, bench). */
+static int tower_get(struct qvl_engine *e, struct qvl_vision **v, struct qvl_err *err)
+{
+	const struct qvl_vision_opts vo = {.precision = qvl_engine_precision(e),
+					   .copy_weights = qvl_engine_copies_weights(e)};
+
+	return mm_cache_vision_get(eng_vcache(e), qvl_engine_model(e), qvl_engine_pool(e), &vo, v,
+				   err);
+}
+
 static void mm_pending_free(struct mm_pending *pd)
 {
 	if (!pd)
@@ -215,7 +226,7 @@ int qvl_mm_encode_step(struct qvl_engine *e, struct qvl_mm_prompt *p, int blocks
 
 	if (!pd)
 		return 0;
-	rc = mm_cache_vision_get(c, m, qvl_engine_pool(e), qvl_engine_precision(e), &v, err);
+	rc = tower_get(e, &v, err);
 	if (rc)
 		return rc;
 	for (blocks = blocks < 1 ? 1 : blocks; blocks > 0 && pd->cur < pd->n;) {
@@ -425,7 +436,7 @@ static int mm_rows(struct qvl_engine *e, const struct qvl_mm_src *s, struct mm_i
 		rc = mm_defer(out, &im->key, grid, n, at, n_img, prog->depth, &px, err);
 		goto out;
 	}
-	rc = mm_cache_vision_get(c, m, qvl_engine_pool(e), qvl_engine_precision(e), &v, err);
+	rc = tower_get(e, &v, err);
 	if (rc)
 		goto out;
 	if (prog->o->progress)
@@ -446,7 +457,7 @@ static int mm_shape(struct qvl_engine *e, int *K, int *M, int *depth, struct qvl
 	const struct qvl_model *m = qvl_engine_model(e);
 	struct mm_cache *c = eng_vcache(e);
 	struct qvl_vision *v;
-	int rc = mm_cache_vision_get(c, m, qvl_engine_pool(e), qvl_engine_precision(e), &v, err);
+	int rc = tower_get(e, &v, err);
 	int H;
 
 	if (rc)

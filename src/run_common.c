@@ -113,8 +113,11 @@ uint64_t run_kv_bytes(const struct qvl_model *m, int64_t n_ctx, enum qvl_dtype k
 
 int run_open(struct run_load *r)
 {
-	struct qvl_engine_opts o = {
-	    .threads = r->threads, .cpus = r->cpus, .kv_dtype = r->kv, .precision = r->prec};
+	struct qvl_engine_opts o = {.threads = r->threads,
+				    .cpus = r->cpus,
+				    .kv_dtype = r->kv,
+				    .precision = r->prec,
+				    .copy_weights = r->copy_weights};
 	struct qvl_err err = {{0}};
 	double t0 = qvl_now();
 	int rc;

@@ -19,6 +19,8 @@ struct run_load {
 	enum qvl_dtype kv;  /* --kv-type */
 	enum qvl_precision prec; /* --precision (0: bf16, the default) */
 	bool quiet;	    /* no progress on stderr */
+	bool copy_weights;  /* --copy-weights (run) / always (bench): see
+			     * qvl_engine_opts.copy_weights */
 	/* --cpu-mem / --gpu-mem / --sim-device-bw (offload/tiers.h): with a
 	 * budget, a .qvl model is opened through the tiered pool */
 	struct tier_opts tiers;

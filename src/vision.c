@@ -22,6 +22,7 @@
 #include "util.h"
 #include "vattn.h"
 #include "vision_prof.h"
+#include "weight_copy.h"
 
 #define VIS_PREFIX "model.visual."
 #define VIS_QB	   64  /* queries per attention block */
@@ -213,9 +214,10 @@ void qvl_vision_destroy(struct qvl_vision *v)
  * a page fault per 64 KiB of weights the first time they were read (~9 % of
  * a one-shot 448x448 encode's CPU time in the kernel), and the GEMM's
  * panel packing, which reads 32 rows 2-8 KiB apart, a TLB walk per 4 KiB
- * row piece. QVL_WEIGHT_COPY=0 keeps the mapping (the A/B); a pack's
- * arena (huge pages already) and a failed allocation keep it too (same
- * results: the bytes are the same).
+ * row piece. Only when asked (copy: opts.copy_weights, or QVL_WEIGHT_COPY=1;
+ * 0 keeps the mapping: the A/B): for one image the copy costs more than it
+ * saves. A pack's arena (huge pages already) and a failed allocation keep
+ * the mapping too (same results: the bytes are the same).
  *
  * Where the products run on the bf16 GEMM (`--precision bf16` with
  * vdpbf16ps), a bf16 matrix is copied as the GEMM's panels instead
@@ -241,13 +243,13 @@ static void vis_pack_task(void *arg, int ith, int nth)
 				   (hi * 32 < j->n ? hi * 32 : j->n) - lo * 32, j->k);
 }
 
-static void vis_own(struct qvl_vision *v)
+static void vis_own(struct qvl_vision *v, bool copy)
 {
 	struct vis_lin *ls[4 * 64 + 2 * (1 + QVL_MAX_DEEPSTACK) + 1];
 	size_t n = 0, tot = 0, off = 0, sz[sizeof(ls) / sizeof(ls[0])];
 	const bool gemm = v->wmm == v->k->matmul_fast && qvl_kernels_bf16dot(v->k);
 
-	if (!qvl_env_flag("QVL_WEIGHT_COPY", true))
+	if (!qvl_env_flag("QVL_WEIGHT_COPY", copy))
 		return;
 	ls[n++] = &v->patch;
 	for (int j = 0; j < v->depth; j++) {
@@ -288,11 +290,11 @@ static void vis_own(struct qvl_vision *v)
 			else
 				vis_pack_task(&pj, 0, 1);
 			ls[i]->wp = pj.wp;
+			qvl_model_drop_pages(src, bytes);
 		} else {
-			qvl_pool_copy(v->pool, dst, src, bytes);
+			qvl_weight_copy(v->m, v->pool, dst, src, bytes);
 			ls[i]->w = dst;
 		}
-		qvl_model_drop_pages(src, bytes);
 		off += (sz[i] + 63) & ~(size_t)63;
 	}
 }
@@ -395,7 +397,7 @@ int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct
 		if ((rc = vis_merger(v, name, true, &v->ds[k], err)))
 			goto fail;
 	}
-	vis_own(v);
+	vis_own(v, opts->copy_weights);
 	*out = v;
 	return 0;
 fail:

@@ -26,6 +26,12 @@ struct qvl_vision_opts {
 					 * or QVL_PREC_EXACT; where bf16 weights take
 					 * vdpbf16ps, so do the two attention products
 					 * (simd/vattn.h), with an f32 softmax */
+	bool copy_weights;		/* copy the weight matrices read from a file's
+					 * mapping into huge pages at creation (vision.c,
+					 * vis_own): every later encode runs faster, at 1.5-2 s
+					 * of CPU for the 2b tower; for a tower that encodes
+					 * many images (qvld, bench). QVL_WEIGHT_COPY=0|1
+					 * overrides it either way (the A/B). */
 };
 
 int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct qvl_pool *pool,

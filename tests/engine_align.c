@@ -4,11 +4,13 @@
  * past a line, every layer matrix and the output matrix must be 64-byte
  * aligned and the engine's own copy, at both precisions (the golden tests
  * check that the logits are unchanged). From llama.cpp's GGUF of it they
- * are copied too, and with QVL_WEIGHT_COPY=0 only those off a line in the
- * file; a bad value is taken as the default. */
+ * are copied when the engine is asked to (qvld, bench), else only those off
+ * a line in the file; QVL_WEIGHT_COPY=0|1 overrides, a bad value is taken as
+ * the option. */
 #include "config.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #include "engine_common.h"
 #include "engine_impl.h"
@@ -27,7 +29,7 @@ static bool all_owned(const struct qvl_engine *e)
 	return owned;
 }
 
-/* With QVL_WEIGHT_COPY=0 only the matrices off a cache line in the file
+/* Not asked to copy, only the matrices off a cache line in the file
  * are copied (a GGUF aligns its tensors to 32 bytes): each layer matrix is
  * the engine's copy exactly when the file's tensor is off a line. */
 static bool owned_iff_unaligned(const struct qvl_model *m, const struct qvl_engine *e)
@@ -51,7 +53,7 @@ static bool owned_iff_unaligned(const struct qvl_model *m, const struct qvl_engi
 			copied += ws[i]->owned;
 		}
 	}
-	diag("QVL_WEIGHT_COPY=0: %d of %d layer matrices copied (off a line in the file)",
+	diag("not asked to copy: %d of %d layer matrices copied (off a line in the file)",
 	     copied, e->L * 7);
 	return good;
 }
@@ -82,12 +84,12 @@ static void check(const struct qvl_model *m, enum qvl_precision p, const char *p
 	qvl_engine_destroy(e);
 }
 
-/* The GGUF: copied by default, only the matrices off a line with
- * QVL_WEIGHT_COPY=0, all again for a value that is neither. */
+/* The GGUF: with opts.copy_weights (qvld, bench) every matrix is copied,
+ * without it (one-shot commands) only those off a line; QVL_WEIGHT_COPY=0|1
+ * overrides the option either way, a value that is neither leaves it. */
 static void check_gguf(const char *path)
 {
 	static const char *const vals[] = {NULL, "0", "1", "yes"};
-	static const bool want[] = {true, false, true, true};
 	struct qvl_model *m = NULL;
 	struct qvl_err err = {{0}};
 
@@ -95,22 +97,31 @@ static void check_gguf(const char *path)
 		ok(0, "open %s: %s", path, err.msg);
 		return;
 	}
-	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
-		struct qvl_engine *e;
-		if (vals[i])
-			setenv("QVL_WEIGHT_COPY", vals[i], 1);
-		else
-			unsetenv("QVL_WEIGHT_COPY");
-		e = test_engine(m, NULL, 2, QVL_DT_F16, QVL_PREC_EXACT);
-		if (!e) {
-			ok(0, "gguf engine");
-			continue;
+	for (int opt = 0; opt < 2; opt++)
+		for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+			struct qvl_engine_opts o = {.threads = 2,
+						    .kv_dtype = QVL_DT_F16,
+						    .precision = QVL_PREC_EXACT,
+						    .copy_weights = opt};
+			bool want = vals[i] && !strcmp(vals[i], "0")   ? false
+				    : vals[i] && !strcmp(vals[i], "1") ? true
+								       : opt;
+			struct qvl_engine *e;
+			if (vals[i])
+				setenv("QVL_WEIGHT_COPY", vals[i], 1);
+			else
+				unsetenv("QVL_WEIGHT_COPY");
+			if (qvl_engine_create(&e, m, &o, &err) < 0) {
+				ok(0, "gguf engine: %s", err.msg);
+				continue;
+			}
+			ok((want ? all_owned(e) : owned_iff_unaligned(m, e)) &&
+			       qvl_engine_copies_weights(e) == want,
+			   "gguf, copy_weights %d, QVL_WEIGHT_COPY=%s: the matrices are %s", opt,
+			   vals[i] ? vals[i] : "(unset)",
+			   want ? "the engine's copies" : "the file's pages");
+			qvl_engine_destroy(e);
 		}
-		ok(want[i] ? all_owned(e) : owned_iff_unaligned(m, e),
-		   "gguf, QVL_WEIGHT_COPY=%s: the matrices are %s", vals[i] ? vals[i] : "(unset)",
-		   want[i] ? "the engine's copies" : "the file's pages");
-		qvl_engine_destroy(e);
-	}
 	unsetenv("QVL_WEIGHT_COPY");
 	qvl_model_close(m);
 }

@@ -1,16 +1,18 @@
 /* The kernel checks every repacked weight type (simd/qrepack.h) passes,
  * shared by tests/test_qrepack*.c: exact integer sums bit for bit against
  * the reference on the file's layout, and random quantized weights on
- * ragged shapes within a tight tolerance of it. A test fills struct
- * rp_type and the level tables. */
+ * ragged shapes within a tight tolerance of it, both through one
+ * comparison (rp_check). A test fills struct rp_type and the level tables. */
 #ifndef QVL_TEST_REPACK_CHECK_H
 #define QVL_TEST_REPACK_CHECK_H
 
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "kern_impl.h"
+#include "make_w.h"
 #include "qrepack.h"
 #include "quant.h"
 #include "rng.h"
@@ -21,37 +23,14 @@ struct rp_type {
 	const char *tn, *rtn;  /* their names */
 	size_t blk, blk_bytes; /* values and bytes of one block */
 	size_t kmax;	       /* random shapes: k up to kmax blocks */
-	/* n rows of ldw values of type t; pow2: every float operation of an
-	 * exact product stays exact, else quantized from random data */
-	uint8_t *(*make_w)(size_t n, size_t ldw, bool pow2);
+	size_t d_off[2];       /* where a block's f16 scales are (make_w_blocks) */
+	int nd;		       /* how many */
 };
 
-/* n rows of ldw values of type t (blocks of blk values, bb bytes). pow2:
- * random bytes, each block's nd f16 scales (at the offsets d_off) 0.5 or
- * 1, so that every float operation of an exact product stays exact; else
- * quantized from random data. */
-static uint8_t *rp_make_w(enum qvl_dtype t, size_t blk, size_t bb, const size_t *d_off, int nd,
-			  size_t n, size_t ldw, bool pow2)
+/* n rows of ldw values of type c->t: make_w_blocks() */
+static uint8_t *rp_make_w(const struct rp_type *c, size_t n, size_t ldw, bool pow2)
 {
-	size_t nblk = n * (ldw / blk);
-	uint8_t *w = xmalloc(nblk * bb);
-	float *f = xmalloc(ldw * sizeof(float));
-
-	for (size_t i = 0; i < nblk * bb; i++)
-		w[i] = (uint8_t)rnd();
-	for (size_t b = 0; pow2 && b < nblk; b++)
-		for (int h = 0; h < nd; h++) {
-			uint16_t v = rnd() & 1 ? 0x3800 : 0x3c00;
-			memcpy(w + b * bb + d_off[h], &v, 2);
-		}
-	for (size_t j = 0; !pow2 && j < n; j++) {
-		for (size_t i = 0; i < ldw; i++)
-			f[i] = frand(0.05f) + (i % 17 == 0 ? frand(0.3f) : 0.0f);
-		if (qvl_quantize_row(t, f, w + j * (ldw / blk) * bb, ldw))
-			exit(98);
-	}
-	free(f);
-	return w;
+	return make_w_blocks(c->t, c->blk, c->blk_bytes, c->d_off, c->nd, n, ldw, pow2);
 }
 
 static struct qvl_kernels rp_lv[3];
@@ -73,6 +52,26 @@ static uint8_t *rp_repacked(const struct rp_type *c, const uint8_t *w, size_t n,
 	if (qvl_repack(r, c->rt, w, c->t, n, ldw) != 0)
 		exit(97);
 	return r;
+}
+
+/* what every repacked type shares past its layout: unrepack gives w (n
+ * rows of k values, r its repacked copy) back; rows not whole groups, k not
+ * whole blocks and a source of type other refused */
+static void rp_test_roundtrip(const struct rp_type *c, const uint8_t *w, const uint8_t *r, size_t n,
+			      size_t k, enum qvl_dtype other)
+{
+	size_t wrow = k / c->blk * c->blk_bytes, kbad = c->blk + c->blk / 2;
+	uint8_t *back = xmalloc(n * wrow);
+
+	ok(qvl_unrepack(back, c->t, r, c->rt, n, k) == 0 && !memcmp(back, w, n * wrow),
+	   "unrepack gives the file's bytes back");
+	ok(qvl_repack(back, c->rt, w, c->t, 12, k) == -EINVAL,
+	   "12 rows (not whole groups) refused");
+	ok(qvl_repack(back, c->rt, w, c->t, 8, kbad) == -EINVAL, "k %zu (not whole blocks) refused",
+	   kbad);
+	ok(qvl_repack(back, c->rt, w, other, n, k) == -EINVAL, "a %s source refused",
+	   qvl_dtype_name(other));
+	free(back);
 }
 
 /* which weights get repacked: type t with whole groups of 8 rows by every
@@ -109,26 +108,69 @@ static float *rp_exact_x(size_t m, size_t k, size_t blk)
 	return x;
 }
 
+/* A product's shape: m x n, k values, strides, bias (or NULL). */
+struct rp_shape {
+	size_t m, n, k, ldw, ldx, ldy;
+	const float *bias;
+};
+
+/* Every level on the repacked w (r) against ref on w: bit for bit (tol 0)
+ * or within tol of the largest |y|. what: an ok() per level named so;
+ * lvl_ok: and-ed per level (NULL: none). The first disagreement of each
+ * level is diag()'d. True if all agree. */
+static bool rp_check(const struct rp_type *c, const char *what, const uint8_t *w, const uint8_t *r,
+		     const float *x, const struct rp_shape *s, float tol, bool *lvl_ok)
+{
+	size_t m = s->m, n = s->n, ldy = s->ldy;
+	float *y0 = xmalloc(m * ldy * sizeof(float)), *y = xmalloc(m * ldy * sizeof(float));
+	float ymax = 0;
+	bool all = true;
+
+	rp_lv[0].matmul_fast(y0, ldy, x, s->ldx, w, c->t, s->ldw, s->bias, m, n, s->k);
+	for (size_t i = 0; i < m; i++)
+		for (size_t j = 0; j < n; j++)
+			ymax = fmaxf(ymax, fabsf(y0[i * ldy + j]));
+	for (int l = 0; l < rp_nlv; l++) {
+		bool same = true;
+		memset(y, 0xff, m * ldy * sizeof(float));
+		rp_lv[l].matmul_fast(y, ldy, x, s->ldx, r, c->rt, s->ldw, s->bias, m, n, s->k);
+		for (size_t i = 0; i < m; i++)
+			for (size_t j = 0; j < n; j++) {
+				float a = y[i * ldy + j], b = y0[i * ldy + j];
+				if (tol == 0 ? !memcmp(&a, &b, sizeof(a))
+					     : fabsf(a - b) <= tol * ymax + 1e-6f)
+					continue;
+				if (same)
+					diag("%s m %zu n %zu k %zu [%zu][%zu]: %s %.9g ref %.9g",
+					     what ? what : "random", m, n, s->k, i, j,
+					     rp_lv[l].name, a, b);
+				same = false;
+			}
+		if (what && tol == 0)
+			ok(same, "%s, m %zu n %zu k %zu: %s on %s == ref on %s bit for bit", what,
+			   m, n, s->k, rp_lv[l].name, c->rtn, c->tn);
+		else if (what)
+			ok(same, "%s, m %zu n %zu k %zu: %s on %s within %g of ref on %s", what, m,
+			   n, s->k, rp_lv[l].name, c->rtn, tol, c->tn);
+		if (lvl_ok)
+			lvl_ok[l] = lvl_ok[l] && same;
+		all = all && same;
+	}
+	free(y0);
+	free(y);
+	return all;
+}
+
 /* every level on the repacked matrix == ref on the file's, bit for bit */
 static void rp_test_exact(const struct rp_type *c, size_t m, size_t n, size_t k)
 {
-	uint8_t *w = c->make_w(n, k, true), *r = rp_repacked(c, w, n, k);
-	float *x = rp_exact_x(m, k, c->blk), *y0 = xmalloc(m * n * sizeof(float));
-	float *y = xmalloc(m * n * sizeof(float));
+	uint8_t *w = rp_make_w(c, n, k, true), *r = rp_repacked(c, w, n, k);
+	float *x = rp_exact_x(m, k, c->blk);
 
-	rp_lv[0].matmul_fast(y0, n, x, k, w, c->t, k, NULL, m, n, k);
-	for (int l = 0; l < rp_nlv; l++) {
-		memset(y, 0xff, m * n * sizeof(float));
-		rp_lv[l].matmul_fast(y, n, x, k, r, c->rt, k, NULL, m, n, k);
-		ok(!memcmp(y0, y, m * n * sizeof(float)),
-		   "exact, m %zu n %zu: %s on %s == ref on %s bit for bit", m, n, rp_lv[l].name,
-		   c->rtn, c->tn);
-	}
+	rp_check(c, "exact", w, r, x, &(struct rp_shape){m, n, k, k, k, n, NULL}, 0, NULL);
 	free(w);
 	free(r);
 	free(x);
-	free(y0);
-	free(y);
 }
 
 static void rp_test_random(const struct rp_type *c)
@@ -139,40 +181,19 @@ static void rp_test_random(const struct rp_type *c)
 	for (size_t s = 0; s < sizeof(ms) / sizeof(ms[0]); s++) {
 		size_t m = ms[s], n = 8 * urand(1, 7), k = c->blk * urand(1, c->kmax);
 		size_t ldw = k + c->blk * (rnd() % 2), ldx = k + rnd() % 5, ldy = n + rnd() % 3;
-		uint8_t *w = c->make_w(n, ldw, false), *r = rp_repacked(c, w, n, ldw);
+		uint8_t *w = rp_make_w(c, n, ldw, false), *r = rp_repacked(c, w, n, ldw);
 		float *x = xmalloc(m * ldx * sizeof(float)), *bias = xmalloc(n * sizeof(float));
-		float *y0 = xmalloc(m * ldy * sizeof(float)), *y = xmalloc(m * ldy * sizeof(float));
-		float ymax = 0;
 
 		for (size_t i = 0; i < m * ldx; i++)
 			x[i] = frand(2.0f) * (float)(1 + i % 7);
 		for (size_t j = 0; j < n; j++)
 			bias[j] = frand(1.0f);
-		rp_lv[0].matmul_fast(y0, ldy, x, ldx, w, c->t, ldw, bias, m, n, k);
-		for (size_t i = 0; i < m; i++)
-			for (size_t j = 0; j < n; j++)
-				ymax = fmaxf(ymax, fabsf(y0[i * ldy + j]));
-		for (int l = 0; l < rp_nlv; l++) {
-			rp_lv[l].matmul_fast(y, ldy, x, ldx, r, c->rt, ldw, bias, m, n, k);
-			for (size_t i = 0; i < m; i++)
-				for (size_t j = 0; j < n; j++)
-					if (!(fabsf(y[i * ldy + j] - y0[i * ldy + j]) <=
-					      1e-5f * ymax + 1e-6f)) {
-						if (lvl_ok[l])
-							diag(
-							    "m %zu n %zu k %zu [%zu][%zu]: %s %.8g "
-							    "ref %.8g",
-							    m, n, k, i, j, rp_lv[l].name,
-							    y[i * ldy + j], y0[i * ldy + j]);
-						lvl_ok[l] = false;
-					}
-		}
+		rp_check(c, NULL, w, r, x, &(struct rp_shape){m, n, k, ldw, ldx, ldy, bias}, 1e-5f,
+			 lvl_ok);
 		free(w);
 		free(r);
 		free(x);
 		free(bias);
-		free(y0);
-		free(y);
 	}
 	for (int l = 0; l < rp_nlv; l++)
 		ok(lvl_ok[l], "random, ragged m, k, strides: %s on %s within 1e-5 of ref on %s",

@@ -30,27 +30,13 @@
 
 #define BB 18 /* bytes of a Q4_0 block */
 
-/* n rows of ldw values of random Q4_0 blocks; pow2: scales 0.5 or 1,
- * else quantized by quant.c from random data */
-static uint8_t *make_w(size_t n, size_t ldw, bool pow2)
-{
-	static const size_t d_off[] = {0}; /* the block's f16 scales */
-
-	return rp_make_w(QVL_DT_Q4_0, 32, BB, d_off, 1, n, ldw, pow2);
-}
-
-static const struct rp_type q40 = {QVL_DT_Q4_0, QVL_DT_Q4_0_X8, "Q4_0", "Q4_0_X8", 32, BB,
-				   40,		make_w};
-
-static uint8_t *repacked(const uint8_t *w, size_t n, size_t ldw)
-{
-	return rp_repacked(&q40, w, n, ldw);
-}
+static const struct rp_type q40 = {
+    QVL_DT_Q4_0, QVL_DT_Q4_0_X8, "Q4_0", "Q4_0_X8", 32, BB, 40, {0}, 1};
 
 static void test_layout(void)
 {
 	const size_t n = 16, k = 96, nb = k / 32, wrow = nb * BB;
-	uint8_t *w = make_w(n, k, false), *r = repacked(w, n, k), *back = xmalloc(n * wrow);
+	uint8_t *w = rp_make_w(&q40, n, k, false), *r = rp_repacked(&q40, w, n, k);
 	bool lay = true;
 
 	/* row j, block i: scale at group + 144 i + 2 (j % 8), nibble byte l
@@ -66,16 +52,9 @@ static void test_layout(void)
 					lay = false;
 		}
 	ok(lay, "Q4_0_X8 layout: scales of 8 rows, then 4-byte lanes of 8 rows");
-	ok(qvl_unrepack(back, QVL_DT_Q4_0, r, QVL_DT_Q4_0_X8, n, k) == 0 &&
-	       !memcmp(back, w, n * wrow),
-	   "unrepack gives the file's bytes back");
-	ok(qvl_repack(back, QVL_DT_Q4_0_X8, w, QVL_DT_Q4_0, 12, k) == -EINVAL,
-	   "12 rows (not whole groups) refused");
-	ok(qvl_repack(back, QVL_DT_Q4_0_X8, w, QVL_DT_Q8_0, 16, k) == -EINVAL,
-	   "a Q8_0 source refused");
+	rp_test_roundtrip(&q40, w, r, n, k, QVL_DT_Q8_0);
 	free(w);
 	free(r);
-	free(back);
 }
 
 /* beyond rp_test_type: Q4_1 and bf16 have no layout */

@@ -30,22 +30,8 @@
 
 #define BB 210 /* bytes of a Q6_K block */
 
-/* n rows of ldw values of Q6_K blocks; pow2: random quants and scales, d
- * 0.5 or 1; else quantized by quant.c from random data */
-static uint8_t *make_w(size_t n, size_t ldw, bool pow2)
-{
-	static const size_t d_off[] = {208}; /* the block's f16 scales */
-
-	return rp_make_w(QVL_DT_Q6_K, 256, BB, d_off, 1, n, ldw, pow2);
-}
-
 static const struct rp_type q6k = {QVL_DT_Q6_K, QVL_DT_Q6_K_X8, "Q6_K", "Q6_K_X8", 256, BB,
-				   5,		make_w};
-
-static uint8_t *repacked(const uint8_t *w, size_t n, size_t ldw)
-{
-	return rp_repacked(&q6k, w, n, ldw);
-}
+				   5,		{208},		1};
 
 /* value v of a Q6_K block as ggml's dequantize_row_q6_K reads it */
 static int ggml_q6(const uint8_t *b, int v)
@@ -75,7 +61,7 @@ static int x8_q6(const uint8_t *g, int r, int v)
 static void test_layout(void)
 {
 	const size_t n = 16, k = 512, nb = k / 256, wrow = nb * BB;
-	uint8_t *w = make_w(n, k, false), *r = repacked(w, n, k), *back = xmalloc(n * wrow);
+	uint8_t *w = rp_make_w(&q6k, n, k, false), *r = rp_repacked(&q6k, w, n, k);
 	bool d = true, sc = true, q = true;
 
 	for (size_t j = 0; j < n; j++)
@@ -92,65 +78,9 @@ static void test_layout(void)
 	ok(d, "Q6_K_X8 layout: the 8 rows' d first");
 	ok(sc, "Q6_K_X8 layout: per unit, each row's two sub-block scales");
 	ok(q, "Q6_K_X8 layout: every quant where the description puts it");
-	ok(qvl_unrepack(back, QVL_DT_Q6_K, r, QVL_DT_Q6_K_X8, n, k) == 0 &&
-	       !memcmp(back, w, n * wrow),
-	   "unrepack gives the file's bytes back");
-	ok(qvl_repack(back, QVL_DT_Q6_K_X8, w, QVL_DT_Q6_K, 12, k) == -EINVAL,
-	   "12 rows (not whole groups) refused");
-	ok(qvl_repack(back, QVL_DT_Q6_K_X8, w, QVL_DT_Q6_K, 8, 384) == -EINVAL,
-	   "k 384 (not whole blocks) refused");
-	ok(qvl_repack(back, QVL_DT_Q6_K_X8, w, QVL_DT_Q4_0, 16, k) == -EINVAL,
-	   "a Q4_0 source refused");
+	rp_test_roundtrip(&q6k, w, r, n, k, QVL_DT_Q4_0);
 	free(w);
 	free(r);
-	free(back);
-}
-
-/* A product's shape: m x n, k values, strides, bias (or NULL). */
-struct shape {
-	size_t m, n, k, ldw, ldx, ldy;
-	const float *bias;
-};
-
-/* every level on the repacked w (r) against ref on w: bit for bit (tol 0)
- * or within tol of the largest |y|; true if all agree */
-static bool check(const char *what, const uint8_t *w, const uint8_t *r, const float *x,
-		  const struct shape *s, float tol)
-{
-	size_t m = s->m, n = s->n, ldy = s->ldy;
-	float *y0 = xmalloc(m * ldy * sizeof(float)), *y = xmalloc(m * ldy * sizeof(float));
-	float ymax = 0;
-	bool all = true;
-
-	rp_lv[0].matmul_fast(y0, ldy, x, s->ldx, w, QVL_DT_Q6_K, s->ldw, s->bias, m, n, s->k);
-	for (size_t i = 0; i < m; i++)
-		for (size_t j = 0; j < n; j++)
-			ymax = fmaxf(ymax, fabsf(y0[i * ldy + j]));
-	for (int l = 0; l < rp_nlv; l++) {
-		bool same = true;
-		memset(y, 0xff, m * ldy * sizeof(float));
-		rp_lv[l].matmul_fast(y, ldy, x, s->ldx, r, QVL_DT_Q6_K_X8, s->ldw, s->bias, m, n,
-				     s->k);
-		for (size_t i = 0; i < m; i++)
-			for (size_t j = 0; j < n; j++) {
-				float a = y[i * ldy + j], b = y0[i * ldy + j];
-				if (tol == 0 ? !memcmp(&a, &b, sizeof(a))
-					     : fabsf(a - b) <= tol * ymax + 1e-6f)
-					continue;
-				if (same)
-					diag("%s m %zu n %zu k %zu [%zu][%zu]: %s %.9g ref %.9g",
-					     what ? what : "random", m, n, s->k, i, j,
-					     rp_lv[l].name, a, b);
-				same = false;
-			}
-		if (what)
-			ok(same, "%s, m %zu n %zu k %zu: %s on Q6_K_X8 == ref on Q6_K%s", what, m,
-			   n, s->k, rp_lv[l].name, tol == 0 ? " bit for bit" : " (1e-6)");
-		all = all && same;
-	}
-	free(y0);
-	free(y);
-	return all;
 }
 
 /* the largest int16 pair sums: quants 63 or 0, scales -128 or 127, d 1,
@@ -158,7 +88,7 @@ static bool check(const char *what, const uint8_t *w, const uint8_t *r, const fl
 static void test_limits(void)
 {
 	const size_t m = 5, n = 16, k = 512, nblk = n * k / 256;
-	uint8_t *w = make_w(n, k, true), *r;
+	uint8_t *w = rp_make_w(&q6k, n, k, true), *r;
 	float *x = xmalloc(m * k * sizeof(float));
 
 	for (size_t b = 0; b < nblk; b++) {
@@ -170,8 +100,8 @@ static void test_limits(void)
 	}
 	for (size_t i = 0; i < m * k; i++)
 		x[i] = i % 5 == 4 ? -127.0f : 127.0f;
-	r = repacked(w, n, k);
-	check("limits", w, r, x, &(struct shape){m, n, k, k, k, n, NULL}, 1e-6f);
+	r = rp_repacked(&q6k, w, n, k);
+	rp_check(&q6k, "limits", w, r, x, &(struct rp_shape){m, n, k, k, k, n, NULL}, 1e-6f, NULL);
 	free(w);
 	free(r);
 	free(x);

@@ -28,23 +28,13 @@
 
 #define BB 34 /* bytes of a Q8_0 block */
 
-/* n rows of ldw values of Q8_0 blocks; pow2: random quants, scales 0.5 or
- * 1; else quantized by quant.c from random data */
-static uint8_t *make_w(size_t n, size_t ldw, bool pow2)
-{
-	static const size_t d_off[] = {0}; /* the block's f16 scale */
-
-	return rp_make_w(QVL_DT_Q8_0, 32, BB, d_off, 1, n, ldw, pow2);
-}
-
-static const struct rp_type q80 = {QVL_DT_Q8_0, QVL_DT_Q8_0_X8, "Q8_0", "Q8_0_X8", 32, BB,
-				   40,		make_w};
+static const struct rp_type q80 = {
+    QVL_DT_Q8_0, QVL_DT_Q8_0_X8, "Q8_0", "Q8_0_X8", 32, BB, 40, {0}, 1};
 
 static void test_layout(void)
 {
 	const size_t n = 16, k = 96, nb = k / 32, wrow = nb * BB;
-	uint8_t *w = make_w(n, k, false), *r = rp_repacked(&q80, w, n, k);
-	uint8_t *back = xmalloc(n * wrow);
+	uint8_t *w = rp_make_w(&q80, n, k, false), *r = rp_repacked(&q80, w, n, k);
 	bool sc = true, q = true;
 
 	/* row j, block i: scale at group + 272 i + 2 (j % 8), quant l at
@@ -59,18 +49,9 @@ static void test_layout(void)
 		}
 	ok(sc, "Q8_0_X8 layout: the 8 rows' scales first");
 	ok(q, "Q8_0_X8 layout: 8 chunks of 4-byte lanes of 8 rows");
-	ok(qvl_unrepack(back, QVL_DT_Q8_0, r, QVL_DT_Q8_0_X8, n, k) == 0 &&
-	       !memcmp(back, w, n * wrow),
-	   "unrepack gives the file's bytes back");
-	ok(qvl_repack(back, QVL_DT_Q8_0_X8, w, QVL_DT_Q8_0, 12, k) == -EINVAL,
-	   "12 rows (not whole groups) refused");
-	ok(qvl_repack(back, QVL_DT_Q8_0_X8, w, QVL_DT_Q8_0, 8, 48) == -EINVAL,
-	   "k 48 (not whole blocks) refused");
-	ok(qvl_repack(back, QVL_DT_Q8_0_X8, w, QVL_DT_Q4_0, 16, k) == -EINVAL,
-	   "a Q4_0 source refused");
+	rp_test_roundtrip(&q80, w, r, n, k, QVL_DT_Q4_0);
 	free(w);
 	free(r);
-	free(back);
 }
 
 /* quants at the extremes (-128, -127, 0, 127), scale 1, activations ±127:
@@ -79,9 +60,8 @@ static void test_limits(void)
 {
 	static const uint8_t qs[] = {0x80, 0x81, 0, 0x7f};
 	const size_t n = 24, k = 256, nblk = n * k / 32;
-	uint8_t *w = make_w(n, k, true), *r;
-	float *x = xmalloc(9 * k * sizeof(float)), *y0 = xmalloc(9 * n * sizeof(float));
-	float *y = xmalloc(9 * n * sizeof(float));
+	uint8_t *w = rp_make_w(&q80, n, k, true), *r;
+	float *x = xmalloc(9 * k * sizeof(float));
 
 	for (size_t b = 0; b < nblk; b++) {
 		w[b * BB] = 0, w[b * BB + 1] = 0x3c;
@@ -91,21 +71,12 @@ static void test_limits(void)
 	for (size_t i = 0; i < 9 * k; i++)
 		x[i] = i % 7 == 3 ? -127.0f : 127.0f;
 	r = rp_repacked(&q80, w, n, k);
-	for (size_t m = 1; m <= 9; m += 8) {
-		rp_lv[0].matmul_fast(y0, n, x, k, w, QVL_DT_Q8_0, k, NULL, m, n, k);
-		for (int l = 0; l < rp_nlv; l++) {
-			memset(y, 0xff, m * n * sizeof(float));
-			rp_lv[l].matmul_fast(y, n, x, k, r, QVL_DT_Q8_0_X8, k, NULL, m, n, k);
-			ok(!memcmp(y0, y, m * n * sizeof(float)),
-			   "limits (-128..127 x ±127), m %zu: %s == ref bit for bit", m,
-			   rp_lv[l].name);
-		}
-	}
+	for (size_t m = 1; m <= 9; m += 8)
+		rp_check(&q80, "limits (-128..127 x ±127)", w, r, x,
+			 &(struct rp_shape){m, n, k, k, k, n, NULL}, 0, NULL);
 	free(w);
 	free(r);
 	free(x);
-	free(y0);
-	free(y);
 }
 
 int main(void)

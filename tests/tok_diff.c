@@ -7,9 +7,11 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "tok_testutil.h"
 
 #define NSTR 3000
@@ -131,21 +133,6 @@ static uint32_t rnd(uint32_t n)
 	return (uint32_t)(rng % n);
 }
 
-static void json_esc(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 int main(void)
 {
 	const char *node = test_env("NODE", "node");
@@ -186,7 +173,7 @@ int main(void)
 		}
 		special[i] = rnd(4) != 0;
 		fprintf(f, "%s{\"text\":", i ? "," : "");
-		json_esc(f, strs[i]);
+		json_write_string(f, strs[i], strlen(strs[i]));
 		fprintf(f, ",\"special\":%s}", special[i] ? "true" : "false");
 	}
 	fputs("]\n", f);
@@ -222,7 +209,7 @@ int main(void)
 			if (bad++ < 5) {
 				printf("# string %d (special %d) differs at id %zu: ", i,
 				       special[i], diff);
-				json_esc(stdout, strs[i]);
+				json_write_string(stdout, strs[i], strlen(strs[i]));
 				printf("\n");
 				tt_diag_ids("qvl", ids, n);
 			}

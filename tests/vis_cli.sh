@@ -41,10 +41,14 @@ if [ -f "$RGB" ]; then
 else
 	n=$((n + 1)); echo "ok $n # SKIP no $RGB"
 fi
-"$QVLCTL" run --model "$MODEL" --image "$G/grad_64x64.png" --prompt "Describe." --max-tokens 2 \
-	--greedy --ignore-eos --print-ids --kv-type f32 --precision exact >"$TMP/out" 2>"$TMP/err"
-grep -q "^111105 105676" "$TMP/out"
-res $? "run --image: greedy ids 111105 105676 (golden)"
+# and with the weights (text and tower) copied into huge pages at load
+for copy in "" --copy-weights; do
+	"$QVLCTL" run --model "$MODEL" --image "$G/grad_64x64.png" --prompt "Describe." \
+		--max-tokens 2 --greedy --ignore-eos --print-ids --kv-type f32 --precision exact \
+		$copy >"$TMP/out" 2>"$TMP/err"
+	grep -q "^111105 105676" "$TMP/out"
+	res $? "run --image $copy: greedy ids 111105 105676 (golden)"
+done
 "$QVLCTL" run --model "$MODEL" --image "$G/grad_64x64.png" --raw --prompt "no placeholder" \
 	--max-tokens 1 >"$TMP/out" 2>"$TMP/err"
 [ $? = 1 ] && grep -q "placeholder" "$TMP/err"
@@ -77,16 +81,22 @@ for lvl in "" avx2; do
 		cmp -s "$TMP/mc0.f32" "$TMP/mc.f32"
 	res $? "exact tower, QVL_SIMD=${lvl:-default}: row blocks give the bits of one call"
 done
-# The tower copies its file-mapped weight matrices into huge pages when it is
-# created (vision.c, vis_own): the copy gives the bits of the mapping, at both
-# precisions and on 2 threads (a matrix copied to a wrong offset would not).
+# With --copy-weights the tower copies its file-mapped weight matrices into
+# huge pages when it is created (vision.c, vis_own), read from the file with
+# pread() (weight_copy.c) or, with QVL_WEIGHT_PREAD=0, through the mapping:
+# either copy gives the bits of the mapping, at both precisions and on 2
+# threads (a matrix copied to a wrong offset would not).
 for prec in bf16 exact; do
 	QVL_WEIGHT_COPY=0 "$QVLCTL" embed-image --model "$MODEL" --pixels-from "$TMP/big.rgb" \
 		--size 448x448 --precision $prec --threads 2 -o "$TMP/map.f32" >/dev/null 2>"$TMP/err" &&
-		"$QVLCTL" embed-image --model "$MODEL" --pixels-from "$TMP/big.rgb" \
+		"$QVLCTL" embed-image --model "$MODEL" --pixels-from "$TMP/big.rgb" --copy-weights \
 			--size 448x448 --precision $prec --threads 2 -o "$TMP/own.f32" >/dev/null 2>>"$TMP/err" &&
 		cmp -s "$TMP/map.f32" "$TMP/own.f32"
-	res $? "$prec tower: weights copied at creation give the bits of the mapped file"
+	res $? "$prec tower: weights read into the copy at creation give the bits of the mapped file"
+	QVL_WEIGHT_PREAD=0 "$QVLCTL" embed-image --model "$MODEL" --pixels-from "$TMP/big.rgb" \
+		--copy-weights --size 448x448 --precision $prec --threads 2 -o "$TMP/own.f32" \
+		>/dev/null 2>>"$TMP/err" && cmp -s "$TMP/map.f32" "$TMP/own.f32"
+	res $? "$prec tower: copied through the mapping (QVL_WEIGHT_PREAD=0), the same bits"
 done
 echo "1..$n"
 exit $fail

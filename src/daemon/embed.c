@@ -63,7 +63,9 @@ int job_embed(struct job *j, const struct job_env *env)
 	float *wide = NULL;
 	size_t ntok = 0;
 	double t0 = qvl_now();
-	/* the tower multiplies at the engine's precision (qvld's --precision) */
+	/* the tower multiplies at the engine's precision (qvld's --precision);
+	 * made for this one image, it reads its weights from the mapping (a
+	 * huge-page copy per request would cost more than the encode gains) */
 	const struct qvl_vision_opts vo = {.precision = qvl_engine_precision(env->e)};
 	int rc;
 

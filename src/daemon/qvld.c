@@ -34,6 +34,7 @@
 #include "daemon/placement.h"
 #include "daemon/sched.h"
 #include "daemon/serve.h"
+#include "daemon/json_out.h"
 #include "daemon/stats.h"
 #include "engine.h"
 #include "env.h"
@@ -215,9 +216,9 @@ static size_t tiers_json(void *ctx, char *buf, size_t cap)
 static size_t vision_json(void *ctx, char *buf, size_t cap)
 {
 	const struct qvl_model *m = ctx;
+	struct json_out o = {buf, cap, 0};
 	struct qvl_late_status ls;
 	const char *state;
-	size_t n;
 
 	memset(&ls, 0, sizeof(ls));
 	if (!m->config.vision.present)
@@ -230,19 +231,16 @@ static size_t vision_json(void *ctx, char *buf, size_t cap)
 		state = "reading";
 	else
 		state = ls.rc < 0 ? "failed" : "ready";
-	n = (size_t)snprintf(buf, cap, "{\"state\":\"%s\"", state);
-	if (n < cap && ls.shards)
-		n += (size_t)snprintf(buf + n, cap - n,
-				      ",\"late_shards\":%u,\"late_bytes\":%llu,\"read_s\":%.3f",
-				      ls.shards, (unsigned long long)ls.bytes, ls.seconds);
-	if (n < cap && ls.rc < 0) {
-		n += (size_t)snprintf(buf + n, cap - n, ",\"error\":");
-		if (n < cap)
-			n += qvld_json_str(buf + n, cap - n, ls.msg);
+	json_put(&o, "{\"state\":\"%s\"", state);
+	if (ls.shards)
+		json_put(&o, ",\"late_shards\":%u,\"late_bytes\":%llu,\"read_s\":%.3f", ls.shards,
+			 (unsigned long long)ls.bytes, ls.seconds);
+	if (ls.rc < 0) {
+		json_put(&o, ",\"error\":");
+		json_put_str(&o, ls.msg);
 	}
-	if (n < cap)
-		n += (size_t)snprintf(buf + n, cap - n, "}");
-	return n < cap ? n : cap ? cap - 1 : 0;
+	json_put(&o, "}");
+	return json_finish(&o);
 }
 
 struct daemon {
@@ -319,7 +317,10 @@ static void *tok_main(void *arg)
 
 static int start(struct daemon *d, struct qvl_err *err)
 {
-	struct qvl_engine_opts eo = {.threads = (int)d->o.threads, .cpus = d->o.cpus};
+	/* a daemon serves many tokens: its weights are worth the copy into
+	 * huge pages at start (engine.h) */
+	struct qvl_engine_opts eo = {
+	    .threads = (int)d->o.threads, .cpus = d->o.cpus, .copy_weights = true};
 	int stale, rc;
 
 	rc = qvld_socket_claim(d->o.socket, &d->lock_fd, &stale, err);
@@ -424,8 +425,8 @@ static int start(struct daemon *d, struct qvl_err *err)
 	if ((rc = qvld_stats_create(&d->stats)) < 0)
 		return qvl_errf(err, rc, "out of memory");
 	if (d->tiers)
-		qvld_stats_set_tiers(d->stats, tiers_json, d->tiers);
-	qvld_stats_set_vision(d->stats, vision_json, d->m);
+		qvld_stats_set_section(d->stats, QVLD_SECTION_TIERS, tiers_json, d->tiers);
+	qvld_stats_set_section(d->stats, QVLD_SECTION_VISION, vision_json, d->m);
 	qvld_stats_set_info(d->stats, d->model_path, d->o.socket, placement,
 			    qvl_engine_threads(d->e), (int)d->o.ctx, (int)d->o.max_seqs);
 

@@ -4,13 +4,13 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/json_out.h"
 #include "daemon/log.h"
 #include "daemon/stats.h"
 #include "kvcache.h"
@@ -59,12 +59,12 @@ struct qvld_stats {
 	int n_cl;
 	char model[1024], socket[1024], placement[1024];
 	int threads, ctx, max_seqs;
-	/* the tiered pool's report (qvld_stats_set_tiers), or NULL */
-	size_t (*tiers)(void *ctx, char *buf, size_t cap);
-	void *tiers_ctx;
-	/* the vision tower's state (qvld_stats_set_vision), or NULL */
-	size_t (*vision)(void *ctx, char *buf, size_t cap);
-	void *vision_ctx;
+	/* the objects other modules add (qvld_stats_set_section); fn NULL:
+	 * none */
+	struct {
+		size_t (*fn)(void *ctx, char *buf, size_t cap);
+		void *ctx;
+	} sec[QVLD_SECTIONS];
 };
 
 int qvld_stats_create(struct qvld_stats **out)
@@ -255,74 +255,26 @@ void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *so
 	pthread_mutex_unlock(&s->mu);
 }
 
-void qvld_stats_set_tiers(struct qvld_stats *s, size_t (*fn)(void *ctx, char *buf, size_t cap),
-			  void *ctx)
+void qvld_stats_set_section(struct qvld_stats *s, enum qvld_section sec,
+			    size_t (*fn)(void *ctx, char *buf, size_t cap), void *ctx)
 {
 	pthread_mutex_lock(&s->mu);
-	s->tiers = fn;
-	s->tiers_ctx = ctx;
+	s->sec[sec].fn = fn;
+	s->sec[sec].ctx = ctx;
 	pthread_mutex_unlock(&s->mu);
 }
 
-void qvld_stats_set_vision(struct qvld_stats *s, size_t (*fn)(void *ctx, char *buf, size_t cap),
-			   void *ctx)
+/* ,"name":{...} from section sec's callback, when there is one (called
+ * with s->mu held) */
+static void put_section(struct json_out *o, const struct qvld_stats *s, enum qvld_section sec)
 {
-	pthread_mutex_lock(&s->mu);
-	s->vision = fn;
-	s->vision_ctx = ctx;
-	pthread_mutex_unlock(&s->mu);
-}
+	static const char *const names[QVLD_SECTIONS] = {"tiers", "vision"};
 
-/* A bounded appender: output past cap is dropped, the length still counts. */
-struct out {
-	char *b;
-	size_t cap, n;
-};
-
-__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int r = vsnprintf(o->b + (o->n < o->cap ? o->n : o->cap), o->n < o->cap ? o->cap - o->n : 0,
-			  fmt, ap);
-	va_end(ap);
-	if (r > 0)
-		o->n += (size_t)r;
-}
-
-/* JSON string body (the daemon's own strings: paths, placement). */
-static void put_str(struct out *o, const char *s)
-{
-	put(o, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			put(o, "\\%c", c);
-		else if (c < 0x20)
-			put(o, "\\u%04x", c);
-		else
-			put(o, "%c", c);
-	}
-	put(o, "\"");
-}
-
-size_t qvld_json_str(char *buf, size_t cap, const char *s)
-{
-	struct out o = {buf, cap, 0};
-
-	put_str(&o, s);
-	return o.n < cap ? o.n : cap ? cap - 1 : 0;
-}
-
-/* ,"name":{...} from a callback that writes the object, when there is one */
-static void put_object(struct out *o, const char *name,
-		       size_t (*fn)(void *ctx, char *buf, size_t cap), void *ctx)
-{
-	if (!fn || o->n >= o->cap)
+	if (!s->sec[sec].fn || o->n >= o->cap)
 		return;
-	put(o, ",\"%s\":", name);
+	json_put(o, ",\"%s\":", names[sec]);
 	if (o->n < o->cap)
-		o->n += fn(ctx, o->b + o->n, o->cap - o->n);
+		o->n += s->sec[sec].fn(s->sec[sec].ctx, o->b + o->n, o->cap - o->n);
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -331,18 +283,11 @@ static int cmp_d(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static size_t finish(struct out *o)
-{
-	if (o->cap)
-		o->b[o->n < o->cap ? o->n : o->cap - 1] = 0;
-	return o->n < o->cap ? o->n : o->cap - 1;
-}
-
 size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 {
 	static const char *ops[8] = {"nop",    "generate", "tokenize", "embed_image",
 				     "cancel", "stats",	   "status",   "shutdown"};
-	struct out o = {buf, cap, 0};
+	struct json_out o = {buf, cap, 0};
 	double lat[LAT_N], p50 = 0, p99 = 0;
 
 	pthread_mutex_lock(&s->mu);
@@ -353,81 +298,83 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 		p50 = lat[(n - 1) / 2];
 		p99 = lat[(n - 1) * 99 / 100];
 	}
-	put(&o,
-	    "{\"uptime_s\":%.3f,\"requests\":%llu,\"completed\":%llu,\"failed\":%llu,"
-	    "\"refused_connections\":%llu,\"queued\":%d,\"active_sequences\":%d,"
-	    "\"prompt_tokens\":%llu,\"generated_tokens\":%llu,\"tokens_per_s\":%.2f,"
-	    "\"decode_tokens_per_s\":%.2f,\"latency_p50_s\":%.6f,\"latency_p99_s\":%.6f,"
-	    "\"latency_samples\":%zu,",
-	    qvl_now() - s->t_start, (unsigned long long)s->requests,
-	    (unsigned long long)s->completed, (unsigned long long)s->failed,
-	    (unsigned long long)s->refused, s->queued, s->active,
-	    (unsigned long long)s->prompt_tokens, (unsigned long long)s->gen_tokens, s->rate,
-	    s->decode_s > 0 ? (double)s->gen_tokens / s->decode_s : 0.0, p50, p99, n);
-	put(&o,
-	    "\"steps\":%llu,\"step_rows\":%llu,\"step_s\":%.6f,\"batch_size_max\":%d,"
-	    "\"batch_size_mean\":%.3f,\"preemptions\":%llu,\"prefix_hits\":%llu,"
-	    "\"prefix_tokens_reused\":%llu,\"kv_pages_used\":%llu,\"kv_pages_total\":%llu,"
-	    "\"kv_pages_cached\":%llu,\"kv_evictions\":%llu,\"split_parts\":%llu,"
-	    "\"encode_parts\":%llu,\"vision_cache_hits\":%llu,\"vision_cache_misses\":%llu,"
-	    "\"vision_cache_entries\":%llu,",
-	    (unsigned long long)s->steps, (unsigned long long)s->step_rows, s->step_s, s->batch_max,
-	    s->steps ? (double)s->step_seqs / (double)s->steps : 0.0,
-	    (unsigned long long)s->preemptions, (unsigned long long)s->prefix_hits,
-	    (unsigned long long)s->prefix_tokens, (unsigned long long)s->kv_used,
-	    (unsigned long long)s->kv_total, (unsigned long long)s->kv_cached,
-	    (unsigned long long)s->evictions, (unsigned long long)s->split_parts,
-	    (unsigned long long)s->encode_parts, (unsigned long long)s->vc_hits,
-	    (unsigned long long)s->vc_misses, (unsigned long long)s->vc_entries);
-	put(&o, "\"by_opcode\":{");
+	json_put(&o,
+		 "{\"uptime_s\":%.3f,\"requests\":%llu,\"completed\":%llu,\"failed\":%llu,"
+		 "\"refused_connections\":%llu,\"queued\":%d,\"active_sequences\":%d,"
+		 "\"prompt_tokens\":%llu,\"generated_tokens\":%llu,\"tokens_per_s\":%.2f,"
+		 "\"decode_tokens_per_s\":%.2f,\"latency_p50_s\":%.6f,\"latency_p99_s\":%.6f,"
+		 "\"latency_samples\":%zu,",
+		 qvl_now() - s->t_start, (unsigned long long)s->requests,
+		 (unsigned long long)s->completed, (unsigned long long)s->failed,
+		 (unsigned long long)s->refused, s->queued, s->active,
+		 (unsigned long long)s->prompt_tokens, (unsigned long long)s->gen_tokens, s->rate,
+		 s->decode_s > 0 ? (double)s->gen_tokens / s->decode_s : 0.0, p50, p99, n);
+	json_put(&o,
+		 "\"steps\":%llu,\"step_rows\":%llu,\"step_s\":%.6f,\"batch_size_max\":%d,"
+		 "\"batch_size_mean\":%.3f,\"preemptions\":%llu,\"prefix_hits\":%llu,"
+		 "\"prefix_tokens_reused\":%llu,\"kv_pages_used\":%llu,\"kv_pages_total\":%llu,"
+		 "\"kv_pages_cached\":%llu,\"kv_evictions\":%llu,\"split_parts\":%llu,"
+		 "\"encode_parts\":%llu,\"vision_cache_hits\":%llu,\"vision_cache_misses\":%llu,"
+		 "\"vision_cache_entries\":%llu,",
+		 (unsigned long long)s->steps, (unsigned long long)s->step_rows, s->step_s,
+		 s->batch_max, s->steps ? (double)s->step_seqs / (double)s->steps : 0.0,
+		 (unsigned long long)s->preemptions, (unsigned long long)s->prefix_hits,
+		 (unsigned long long)s->prefix_tokens, (unsigned long long)s->kv_used,
+		 (unsigned long long)s->kv_total, (unsigned long long)s->kv_cached,
+		 (unsigned long long)s->evictions, (unsigned long long)s->split_parts,
+		 (unsigned long long)s->encode_parts, (unsigned long long)s->vc_hits,
+		 (unsigned long long)s->vc_misses, (unsigned long long)s->vc_entries);
+	json_put(&o, "\"by_opcode\":{");
 	for (int i = 0; i < 8; i++)
-		put(&o, "%s\"%s\":%llu", i ? "," : "", ops[i], (unsigned long long)s->by_op[i]);
-	put(&o, "},\"errors\":{");
+		json_put(&o, "%s\"%s\":%llu", i ? "," : "", ops[i],
+			 (unsigned long long)s->by_op[i]);
+	json_put(&o, "},\"errors\":{");
 	for (int i = 0, k = 0; i < N_ERR; i++)
 		if (s->errs[i].n)
-			put(&o, "%s\"%s\":%llu", k++ ? "," : "",
-			    strerrorname_np(-s->errs[i].code) ? strerrorname_np(-s->errs[i].code)
-							      : "other",
-			    (unsigned long long)s->errs[i].n);
-	put(&o, "},\"clients\":[");
+			json_put(&o, "%s\"%s\":%llu", k++ ? "," : "",
+				 strerrorname_np(-s->errs[i].code)
+				     ? strerrorname_np(-s->errs[i].code)
+				     : "other",
+				 (unsigned long long)s->errs[i].n);
+	json_put(&o, "},\"clients\":[");
 	for (int i = 0; i < s->n_cl; i++) {
 		const struct client_stats *c = &s->cl[i];
-		put(&o,
-		    "%s{\"id\":%u,\"pid\":%d,\"uid\":%u,\"connected\":%s,\"requests\":%llu,"
-		    "\"tokens\":%llu,\"errors\":%llu}",
-		    i ? "," : "", c->id, (int)c->pid, (unsigned)c->uid,
-		    c->connected ? "true" : "false", (unsigned long long)c->requests,
-		    (unsigned long long)c->tokens, (unsigned long long)c->errors);
+		json_put(&o,
+			 "%s{\"id\":%u,\"pid\":%d,\"uid\":%u,\"connected\":%s,\"requests\":%llu,"
+			 "\"tokens\":%llu,\"errors\":%llu}",
+			 i ? "," : "", c->id, (int)c->pid, (unsigned)c->uid,
+			 c->connected ? "true" : "false", (unsigned long long)c->requests,
+			 (unsigned long long)c->tokens, (unsigned long long)c->errors);
 	}
-	put(&o, "],\"placement\":");
-	put_str(&o, s->placement);
-	put_object(&o, "tiers", s->tiers, s->tiers_ctx);
-	put(&o, "}");
+	json_put(&o, "],\"placement\":");
+	json_put_str(&o, s->placement);
+	put_section(&o, s, QVLD_SECTION_TIERS);
+	json_put(&o, "}");
 	pthread_mutex_unlock(&s->mu);
-	return finish(&o);
+	return json_finish(&o);
 }
 
 size_t qvld_status_json(struct qvld_stats *s, char *buf, size_t cap)
 {
-	struct out o = {buf, cap, 0};
+	struct json_out o = {buf, cap, 0};
 	int clients = 0;
 
 	pthread_mutex_lock(&s->mu);
 	for (int i = 0; i < s->n_cl; i++)
 		clients += s->cl[i].connected;
-	put(&o, "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%.3f,\"model\":", PACKAGE_VERSION,
-	    (int)getpid(), qvl_now() - s->t_start);
-	put_str(&o, s->model);
-	put(&o, ",\"socket\":");
-	put_str(&o, s->socket);
-	put(&o,
-	    ",\"threads\":%d,\"ctx\":%d,\"max_seqs\":%d,\"clients\":%d,\"queued\":%d,"
-	    "\"active_sequences\":%d,\"placement\":",
-	    s->threads, s->ctx, s->max_seqs, clients, s->queued, s->active);
-	put_str(&o, s->placement);
-	put_object(&o, "tiers", s->tiers, s->tiers_ctx);
-	put_object(&o, "vision", s->vision, s->vision_ctx);
-	put(&o, "}");
+	json_put(&o, "{\"version\":\"%s\",\"pid\":%d,\"uptime_s\":%.3f,\"model\":", PACKAGE_VERSION,
+		 (int)getpid(), qvl_now() - s->t_start);
+	json_put_str(&o, s->model);
+	json_put(&o, ",\"socket\":");
+	json_put_str(&o, s->socket);
+	json_put(&o,
+		 ",\"threads\":%d,\"ctx\":%d,\"max_seqs\":%d,\"clients\":%d,\"queued\":%d,"
+		 "\"active_sequences\":%d,\"placement\":",
+		 s->threads, s->ctx, s->max_seqs, clients, s->queued, s->active);
+	json_put_str(&o, s->placement);
+	put_section(&o, s, QVLD_SECTION_TIERS);
+	put_section(&o, s, QVLD_SECTION_VISION);
+	json_put(&o, "}");
 	pthread_mutex_unlock(&s->mu);
-	return finish(&o);
+	return json_finish(&o);
 }

@@ -38,20 +38,16 @@ void qvld_stats_vision(struct qvld_stats *s, const struct qvl_mm_cache_stats *v)
 void qvld_stats_step(struct qvld_stats *s, int batch, size_t rows, double seconds);
 
 /* Static facts for STATUS: set once at startup. */
-/* The tiered pool's JSON object (tier_json()) goes into the status as
- * "tiers" (what `qvlctl tiers` shows); fn is called under the stats lock. */
-void qvld_stats_set_tiers(struct qvld_stats *s, size_t (*fn)(void *ctx, char *buf, size_t cap),
-			  void *ctx);
-/* The vision tower's state object ("vision" in the status): fn is called
- * under the stats lock. */
-void qvld_stats_set_vision(struct qvld_stats *s, size_t (*fn)(void *ctx, char *buf, size_t cap),
-			   void *ctx);
+/* The JSON objects other modules add to the replies, by name: "tiers", the
+ * tiered pool's report (tier_json(), what `qvlctl tiers` shows), in STATS
+ * and STATUS; "vision", the vision tower's state, in STATUS. */
+enum qvld_section { QVLD_SECTION_TIERS, QVLD_SECTION_VISION, QVLD_SECTIONS };
+/* Section sec is written by fn (NUL-terminated into buf, truncated at cap,
+ * returning the length), called under the stats lock. */
+void qvld_stats_set_section(struct qvld_stats *s, enum qvld_section sec,
+			    size_t (*fn)(void *ctx, char *buf, size_t cap), void *ctx);
 void qvld_stats_set_info(struct qvld_stats *s, const char *model, const char *socket,
 			 const char *placement, int threads, int ctx, int max_seqs);
-
-/* s as a quoted, escaped JSON string into buf (NUL-terminated, truncated at
- * cap). Returns the length written. */
-size_t qvld_json_str(char *buf, size_t cap, const char *s);
 
 /* JSON into buf (NUL-terminated, truncated at cap). Returns the length. */
 size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap);
