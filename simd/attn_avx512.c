@@ -36,9 +36,26 @@ struct src {
 	size_t stride;
 };
 
-/* K and V of the block at j0: its rows are rows *jj.. of the returned bases.
- * Pages hold whole blocks (page_rows % 64 == 0). */
-INL512 void blk_base(const struct src *s, size_t j0, const void **K, const void **V, size_t *jj)
+/* Pages are not adjacent: at the start of each page the hardware
+ * prefetcher has lost the stream. Ask for the first ATT_B rows of K and V
+ * of the next page (at most `rows` rows) while this one is computed. */
+static inline __attribute__((always_inline)) void prefetch_page(const struct qvl_kv_view *kv,
+								size_t page, size_t rows)
+{
+	const uint8_t *pg = kv->base + (size_t)kv->ids[page] * kv->page_bytes;
+	size_t es = kv->type == QVL_DT_F32 ? 4 : 2;
+	size_t bytes = (rows < ATT_B ? rows : ATT_B) * kv->stride * es;
+
+	for (size_t o = 0; o < bytes; o += 64) {
+		_mm_prefetch((const char *)(pg + kv->k_off + o), _MM_HINT_T1);
+		_mm_prefetch((const char *)(pg + kv->v_off + o), _MM_HINT_T1);
+	}
+}
+
+/* K and V of the block at j0 (of `last` rows): its rows are rows *jj.. of
+ * the returned bases. Pages hold whole blocks (page_rows % 64 == 0). */
+INL512 void blk_base(const struct src *s, size_t j0, size_t last, const void **K, const void **V,
+		     size_t *jj)
 {
 	if (!s->kv) {
 		*K = s->K, *V = s->V, *jj = j0;
@@ -49,6 +66,8 @@ INL512 void blk_base(const struct src *s, size_t j0, const void **K, const void 
 	*K = pg + kv->k_off;
 	*V = pg + kv->v_off;
 	*jj = j0 % kv->page_rows;
+	if (*jj == 0 && j0 + kv->page_rows < last)
+		prefetch_page(kv, j0 / kv->page_rows + 1, last - j0 - kv->page_rows);
 }
 
 /* F[j][d] (rows ld floats apart) = row jj + j of X, dims d0 + d, for
@@ -298,7 +317,7 @@ static T512 void run_pass(const struct pass *p, const struct src *s)
 		/* vectors whose rows end before this block are done */
 		while (vec_lim(p, v0) <= j0)
 			v0++;
-		blk_base(s, j0, &K, &V, &jj);
+		blk_base(s, j0, last, &K, &V, &jj);
 		block_scores(p, acc, Kf, K, s, jj, nb, v0);
 		for (size_t v = v0; v < p->nv; v++)
 			corr[v] = block_softmax(acc + v * ATT_B, vec_lim(p, v) - j0, &m[v], &l[v]);

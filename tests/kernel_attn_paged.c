@@ -34,55 +34,8 @@ static void put(void *dst, enum qvl_dtype t, size_t i, float v)
 	memcpy((uint16_t *)dst + i, &h, 2);
 }
 
-/* One case: returns true when paged == contiguous bit for bit. */
-static bool one(const struct qvl_kernels *k, enum qvl_dtype t, size_t dim, size_t nq, size_t n,
-		size_t P)
-{
-	size_t es = t == QVL_DT_F32 ? 4 : 2, np = (n + P - 1) / P, pool_pages = np * 2 + 1;
-	size_t pb = 2 * P * dim * es; /* K rows then V rows */
-	uint8_t *K = malloc(n * dim * es), *V = malloc(n * dim * es);
-	uint8_t *pool = calloc(pool_pages, pb);
-	uint32_t *ids = malloc(np * sizeof(*ids));
-	float *q = malloc(nq * dim * sizeof(float)), *a = malloc(nq * dim * sizeof(float));
-	float *b = malloc(nq * dim * sizeof(float));
-	bool same;
-
-	for (size_t i = 0; i < n * dim; i++) {
-		put(K, t, i, frand());
-		put(V, t, i, frand());
-	}
-	for (size_t i = 0; i < nq * dim; i++)
-		q[i] = frand();
-	/* pages 2i + 1 in reverse order: none adjacent, none in order */
-	for (size_t p = 0; p < np; p++)
-		ids[p] = (uint32_t)(2 * (np - 1 - p) + 1);
-	for (size_t j = 0; j < n; j++) {
-		uint8_t *pg = pool + (size_t)ids[j / P] * pb;
-		memcpy(pg + (j % P) * dim * es, K + j * dim * es, dim * es);
-		memcpy(pg + P * dim * es + (j % P) * dim * es, V + j * dim * es, dim * es);
-	}
-	struct qvl_kv_view v = {.base = pool,
-				.ids = ids,
-				.page_bytes = pb,
-				.page_rows = P,
-				.k_off = 0,
-				.v_off = P * dim * es,
-				.stride = dim,
-				.type = t};
-	k->attn_gqa(a, q, nq, K, V, t, dim, n, dim, 0.125f);
-	k->attn_paged(b, q, nq, &v, n, dim, 0.125f);
-	same = !memcmp(a, b, nq * dim * sizeof(float));
-	free(K);
-	free(V);
-	free(pool);
-	free(ids);
-	free(q);
-	free(a);
-	free(b);
-	return same;
-}
-
-/* A paged pool holding n rows of random K and V, pages in reverse order. */
+/* A paged pool holding n rows of random K and V: pages 2i + 1 in reverse
+ * order, none adjacent, none in order. */
 struct pages {
 	uint8_t *pool;
 	uint32_t *ids;
@@ -91,12 +44,12 @@ struct pages {
 
 static void pages_make(struct pages *pg, enum qvl_dtype t, size_t dim, size_t n, size_t P)
 {
-	size_t es = t == QVL_DT_F32 ? 4 : 2, np = (n + P - 1) / P + 1, pb = 2 * P * dim * es;
+	size_t es = t == QVL_DT_F32 ? 4 : 2, np = (n + P - 1) / P, pb = 2 * P * dim * es;
 
-	pg->pool = calloc(np, pb);
-	pg->ids = malloc(np * sizeof(*pg->ids));
+	pg->pool = calloc(2 * np + 1, pb);
+	pg->ids = malloc((np ? np : 1) * sizeof(*pg->ids));
 	for (size_t p = 0; p < np; p++)
-		pg->ids[p] = (uint32_t)(np - 1 - p);
+		pg->ids[p] = (uint32_t)(2 * (np - 1 - p) + 1);
 	for (size_t j = 0; j < n; j++) {
 		uint8_t *b = pg->pool + (size_t)pg->ids[j / P] * pb;
 		for (size_t d = 0; d < dim; d++) {
@@ -112,6 +65,40 @@ static void pages_make(struct pages *pg, enum qvl_dtype t, size_t dim, size_t n,
 				     .v_off = P * dim * es,
 				     .stride = dim,
 				     .type = t};
+}
+
+/* One case: returns true when paged == contiguous bit for bit. */
+static bool one(const struct qvl_kernels *k, enum qvl_dtype t, size_t dim, size_t nq, size_t n,
+		size_t P)
+{
+	size_t es = t == QVL_DT_F32 ? 4 : 2, pb = 2 * P * dim * es; /* K rows then V rows */
+	uint8_t *K = malloc(n * dim * es + 1), *V = malloc(n * dim * es + 1);
+	float *q = malloc(nq * dim * sizeof(float)), *a = malloc(nq * dim * sizeof(float));
+	float *b = malloc(nq * dim * sizeof(float));
+	struct pages pg;
+	bool same;
+
+	pages_make(&pg, t, dim, n, P);
+	for (size_t i = 0; i < nq * dim; i++)
+		q[i] = frand();
+	/* the same rows stored contiguously */
+	for (size_t j = 0; j < n; j++) {
+		const uint8_t *r = pg.pool + (size_t)pg.ids[j / P] * pb + (j % P) * dim * es;
+		memcpy(K + j * dim * es, r, dim * es);
+		memcpy(V + j * dim * es, r + P * dim * es, dim * es);
+	}
+	struct qvl_kv_view v = pg.v;
+	k->attn_gqa(a, q, nq, K, V, t, dim, n, dim, 0.125f);
+	k->attn_paged(b, q, nq, &v, n, dim, 0.125f);
+	same = !memcmp(a, b, nq * dim * sizeof(float));
+	free(K);
+	free(V);
+	free(pg.pool);
+	free(pg.ids);
+	free(q);
+	free(a);
+	free(b);
+	return same;
 }
 
 /* rows x nq heads from position nkv0 - 1: tile = attn_paged row by row. */
