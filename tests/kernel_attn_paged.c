@@ -67,6 +67,12 @@ static void pages_make(struct pages *pg, enum qvl_dtype t, size_t dim, size_t n,
 				     .type = t};
 }
 
+static void pages_free(struct pages *pg)
+{
+	free(pg->pool);
+	free(pg->ids);
+}
+
 /* One case: returns true when paged == contiguous bit for bit. */
 static bool one(const struct qvl_kernels *k, enum qvl_dtype t, size_t dim, size_t nq, size_t n,
 		size_t P)
@@ -93,8 +99,7 @@ static bool one(const struct qvl_kernels *k, enum qvl_dtype t, size_t dim, size_
 	same = !memcmp(a, b, nq * dim * sizeof(float));
 	free(K);
 	free(V);
-	free(pg.pool);
-	free(pg.ids);
+	pages_free(&pg);
 	free(q);
 	free(a);
 	free(b);
@@ -119,8 +124,7 @@ static bool tile_one(const struct qvl_kernels *k, enum qvl_dtype t, size_t dim, 
 		k->attn_paged(b, q + r * ld, nq, &pg.v, nkv0 + r, dim, 0.09f);
 		same = !memcmp(a + r * ld, b, nq * dim * sizeof(float));
 	}
-	free(pg.pool);
-	free(pg.ids);
+	pages_free(&pg);
 	free(q);
 	free(a);
 	free(b);
