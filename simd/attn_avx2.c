@@ -1,213 +1,206 @@
-/* AVX2 attention for one query head over the KV cache, blockwise with an
- * online softmax: scores for a block of ATT_B positions, one max/rescale per
- * block instead of per position, then the block's V rows are accumulated
- * into `out` (which stays in L1). No score matrix, K and V read once.
- * Same algorithm as attn_avx512.c, 8 lanes. */
+/* AVX2 causal attention over the KV cache for a tile of query vectors (the
+ * heads of one KV group at one or more consecutive positions), flash style,
+ * as attn_avx512.c with 8 lanes: per block of ATT_B KV rows, K and V are
+ * widened to f32 once, then every query vector of the tile takes its scores
+ * (up to 4 vectors x 2 rows of fma chains per pass, one transposing
+ * horizontal sum for the 8 of them), the online-softmax update and its p·V
+ * from L1. Before, each K/V row was widened again for every query head and
+ * every query row, and every score paid its own horizontal sum.
+ *
+ * The arithmetic of one query vector does not depend on the tile around it:
+ * its score for KV row j is an fma chain over d in each of 8 lanes, summed
+ * by one fixed tree (hsum8) and scaled; one max/exp/sum per block of ATT_B
+ * rows (the rows past its own position masked out); out = out·corr +
+ * Σ_j p_j V_j in j order. Decode (one position) runs the same code with a
+ * tile of one row, so a row gives the same bits alone, in any prefill chunk
+ * or in a batch. */
 #include "config.h"
 
 #ifdef HAVE_AVX2_KERNELS
 #include <math.h>
+#include <string.h>
 
 #include "vec_avx2.h"
 
-#define ATT_B	64
-#define GQA_MAX 16
+#define ATT_B 32  /* KV rows per block: four registers of scores */
+#define ATT_D 128 /* dims of V widened per chunk */
 
-/* q · K_j for one row (scaled by the caller). */
-static inline __attribute__((always_inline)) T256 float
-dot_row(const float *q, const void *K, const enum qvl_dtype t, size_t off, size_t dim)
+/* F[j][d] (rows ld floats apart) = row jj + j of X, dims d0 + d, for
+ * j < nb, d < dc (0 up to the next multiple of 8); t a constant in each
+ * instantiation, no type switch per load. */
+INL256 void widen_t(const enum qvl_dtype t, float *F, size_t ld, const void *X, size_t stride,
+		    size_t jj, size_t nb, size_t d0, size_t dc)
 {
-	__m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
-	size_t d = 0;
-
-	for (; d + 16 <= dim; d += 16) {
-		a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), v8_load(K, t, off + d, 8), a);
-		b = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), v8_load(K, t, off + d + 8, 8), b);
-	}
-	for (; d < dim; d += 8)
-		a = _mm256_fmadd_ps(v8_loadf(q + d, dim - d), v8_load(K, t, off + d, dim - d), a);
-	return v8_hsum(_mm256_add_ps(a, b));
+	for (size_t j = 0; j < nb; j++)
+		for (size_t c = 0; c < dc; c += 8)
+			_mm256_store_ps(F + j * ld + c,
+					v8_load(X, t, (jj + j) * stride + d0 + c, dc - c));
 }
 
-/* One block of nb KV rows from j0 for one query head: scores, the online
- * softmax update of (*mp, *lp), out = out * corr + sum_j p_j V_j. */
-static inline __attribute__((always_inline)) T256 void
-attn_block(float *out, const float *q, const void *K, const void *V, const enum qvl_dtype kvtype,
-	   size_t kv_stride, size_t j0, size_t nb, size_t dim, float scale, float *mp, float *lp,
-	   float *s)
+/* Sums of 8 accumulators, lane i = Σ of a[i]'s lanes, by one fixed tree
+ * for every slot: ((l0 + l2) + (l1 + l3)) within each 128-bit half, then
+ * the two halves. */
+INL256 __m256 hsum8(const __m256 a[8])
 {
-	float bm = -INFINITY;
+	__m256 t[4], w[2];
 
-	for (size_t j = 0; j < nb; j++) {
-		s[j] = dot_row(q, K, kvtype, (j0 + j) * kv_stride, dim) * scale;
-		bm = s[j] > bm ? s[j] : bm;
+#pragma GCC unroll 4
+	for (int i = 0; i < 4; i++)
+		t[i] = _mm256_add_ps(_mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+				     _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+#pragma GCC unroll 2
+	for (int i = 0; i < 2; i++)
+		w[i] = _mm256_add_ps(_mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0x44),
+				     _mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0xee));
+	return _mm256_add_ps(_mm256_permute2f128_ps(w[0], w[1], 0x20),
+			     _mm256_permute2f128_ps(w[0], w[1], 0x31));
+}
+
+/* Scores of R query vectors (R = 1, 2, 4) with the 8 / R KV rows from
+ * block row j (rows past nb count as zero rows, never read): one fma chain
+ * per (vector, row) over d in 8 lanes (lane l takes d = l mod 8), then
+ * hsum8, whatever R. K rows are `ks` elements apart, of type t (f32 from
+ * the widened block, or the cache's own rows: the same values).
+ * s[r * ATT_B + j + i] = score of vector r with row j + i. */
+INL256 void score8(const size_t R, const enum qvl_dtype t, float *s, const float *const *qv,
+		   const void *K, size_t ks, size_t j, size_t nb, size_t dim, float scale)
+{
+	const size_t NR = 8 / R;
+	__m256 a[8];
+	_Alignas(32) float z[8];
+
+#pragma GCC unroll 8
+	for (int i = 0; i < 8; i++)
+		a[i] = _mm256_setzero_ps();
+	for (size_t d = 0; d < dim; d += 8) {
+		__m256 qq[4];
+#pragma GCC unroll 4
+		for (size_t r = 0; r < R; r++)
+			qq[r] = v8_loadf(qv[r] + d, dim - d);
+#pragma GCC unroll 8
+		for (size_t i = 0; i < NR; i++) {
+			__m256 k = j + i < nb ? v8_load(K, t, (j + i) * ks + d, dim - d)
+					      : _mm256_setzero_ps();
+#pragma GCC unroll 4
+			for (size_t r = 0; r < R; r++)
+				a[r * NR + i] = _mm256_fmadd_ps(qq[r], k, a[r * NR + i]);
+		}
 	}
+	_mm256_store_ps(z, _mm256_mul_ps(hsum8(a), _mm256_set1_ps(scale)));
+	for (size_t r = 0; r < R; r++)
+		memcpy(s + r * ATT_B + j, z + r * NR, NR * sizeof(float));
+}
+
+/* Scores of R vectors with all ATT_B rows of the block. */
+INL256 void score_rows(const size_t R, const enum qvl_dtype t, float *s, const float *const *qv,
+		       const void *K, size_t ks, size_t nb, size_t dim, float scale)
+{
+	for (size_t j = 0; j < ATT_B; j += 8 / R)
+		score8(R, t, s, qv, K, ks, j, nb, dim, scale);
+}
+
+/* Online-softmax update of one vector with its block scores a[0..32):
+ * a becomes p_j = exp(s_j - m_new) (0 past its position); returns corr. */
+INL256 float block_softmax(float *a, size_t lim, float *mp, float *lp)
+{
+	__m256 s[4], e[4], mk[4];
+
+	/* rows past the vector's position: -inf, out of the max */
+#pragma GCC unroll 4
+	for (int i = 0; i < 4; i++) {
+		mk[i] = _mm256_castsi256_ps(v8_mask(lim > 8 * (size_t)i ? lim - 8 * (size_t)i : 0));
+		s[i] =
+		    _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_load_ps(a + 8 * i), mk[i]);
+	}
+	float bm = v8_hmax(_mm256_max_ps(_mm256_max_ps(s[0], s[1]), _mm256_max_ps(s[2], s[3])));
 	float m = *mp, mn = bm > m ? bm : m;
-	__m256 mv = _mm256_set1_ps(mn), sum = _mm256_setzero_ps();
-	for (size_t j = 0; j < nb; j += 8) {
-		__m256 e = v8_exp(_mm256_sub_ps(v8_loadf(s + j, nb - j), mv));
-		e = _mm256_and_ps(e, _mm256_castsi256_ps(v8_mask(nb - j)));
-		v8_storef(s + j, e, nb - j);
-		sum = _mm256_add_ps(sum, e);
+	__m256 mv = _mm256_set1_ps(mn);
+#pragma GCC unroll 4
+	for (int i = 0; i < 4; i++) {
+		e[i] = _mm256_and_ps(v8_exp(_mm256_sub_ps(s[i], mv)), mk[i]);
+		_mm256_store_ps(a + 8 * i, e[i]);
 	}
-	float corr = expf(m - mn);
-	*lp = *lp * corr + v8_hsum(sum);
+	/* the vector exp on one value: no libm call per vector and block */
+	float corr = _mm256_cvtss_f32(v8_exp(_mm256_set1_ps(m - mn)));
+	*lp = fmaf(*lp, corr,
+		   v8_hsum(_mm256_add_ps(_mm256_add_ps(e[0], e[1]), _mm256_add_ps(e[2], e[3]))));
 	*mp = mn;
-	/* 64 dims (8 registers) at a time: 8 independent FMA chains per V row */
-	__m256 cv = _mm256_set1_ps(corr);
-	for (size_t d0 = 0; d0 < dim; d0 += 64) {
-		size_t dc = dim - d0 < 64 ? dim - d0 : 64;
-		__m256 acc[8];
-#pragma GCC unroll 8
-		for (int v = 0; v < 8; v++) {
-			size_t r = dc > 8 * (size_t)v ? dc - 8 * (size_t)v : 0;
-			acc[v] = r ? _mm256_mul_ps(v8_loadf(out + d0 + 8 * v, r), cv)
-				   : _mm256_setzero_ps();
-		}
-		for (size_t j = 0; j < nb; j++) {
-			__m256 p = _mm256_set1_ps(s[j]);
-			size_t off = (j0 + j) * kv_stride + d0;
-#pragma GCC unroll 8
-			for (int v = 0; v < 8; v++) {
-				size_t r = dc > 8 * (size_t)v ? dc - 8 * (size_t)v : 0;
-				if (r)
-					acc[v] = _mm256_fmadd_ps(
-					    p, v8_load(V, kvtype, off + 8 * (size_t)v, r), acc[v]);
-			}
-		}
-#pragma GCC unroll 8
-		for (int v = 0; v < 8; v++) {
-			size_t r = dc > 8 * (size_t)v ? dc - 8 * (size_t)v : 0;
-			if (r)
-				v8_storef(out + d0 + 8 * v, acc[v], r);
-		}
-	}
+	return corr;
 }
 
-#define ATTN_BLOCK_T(T)                                                                            \
-	static T256 void attn_block_##T(float *out, const float *q, const void *K, const void *V,  \
-					size_t kv_stride, size_t j0, size_t nb, size_t dim,        \
-					float scale, float *mp, float *lp, float *s)               \
-	{                                                                                          \
-		attn_block(out, q, K, V, T, kv_stride, j0, nb, dim, scale, mp, lp, s);             \
-	}
-ATTN_BLOCK_T(QVL_DT_BF16)
-ATTN_BLOCK_T(QVL_DT_F16)
-ATTN_BLOCK_T(QVL_DT_F32)
-
-/* One instantiation per KV type: no type switch per load. */
-static T256 void attn_block_any(float *out, const float *q, const void *K, const void *V,
-				enum qvl_dtype t, size_t kv_stride, size_t j0, size_t nb,
-				size_t dim, float scale, float *mp, float *lp, float *s)
+/* out = out * corr + Σ_{j < nb} p_j V_j over dims [c, c + 32) ∩ [0, dc),
+ * for NP (1 or 2) vectors with the same nb: each V load feeds NP chains.
+ * V rows are ld elements apart, of type t (the widened block, or the
+ * cache's rows when only one or two vectors read them: the same values). */
+INL256 void block_pv(const size_t NP, const enum qvl_dtype t, float *const *out,
+		     const float *const *pj, const float *corr, const void *V, size_t ld, size_t nb,
+		     size_t c, size_t dc)
 {
-	if (t == QVL_DT_BF16)
-		attn_block_QVL_DT_BF16(out, q, K, V, kv_stride, j0, nb, dim, scale, mp, lp, s);
-	else if (t == QVL_DT_F16)
-		attn_block_QVL_DT_F16(out, q, K, V, kv_stride, j0, nb, dim, scale, mp, lp, s);
-	else
-		attn_block_QVL_DT_F32(out, q, K, V, kv_stride, j0, nb, dim, scale, mp, lp, s);
+	__m256 acc[2][4];
+	size_t rem[4];
+
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++) {
+		size_t d = c + 8 * (size_t)k;
+		rem[k] = dc > d ? dc - d : 0;
+#pragma GCC unroll 2
+		for (size_t n = 0; n < NP; n++)
+			acc[n][k] = rem[k] ? _mm256_mul_ps(v8_loadf(out[n] + d, rem[k]),
+							   _mm256_set1_ps(corr[n]))
+					   : _mm256_setzero_ps();
+	}
+	for (size_t j = 0; j < nb; j++) {
+		__m256 p[2];
+#pragma GCC unroll 2
+		for (size_t n = 0; n < NP; n++)
+			p[n] = _mm256_broadcast_ss(pj[n] + j);
+#pragma GCC unroll 4
+		for (int k = 0; k < 4; k++)
+			if (rem[k]) {
+				__m256 w = v8_load(V, t, j * ld + c + 8 * (size_t)k, rem[k]);
+#pragma GCC unroll 2
+				for (size_t n = 0; n < NP; n++)
+					acc[n][k] = _mm256_fmadd_ps(p[n], w, acc[n][k]);
+			}
+	}
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++)
+#pragma GCC unroll 2
+		for (size_t n = 0; n < NP; n++)
+			if (rem[k])
+				v8_storef(out[n] + c + 8 * (size_t)k, acc[n][k], rem[k]);
 }
 
-static T256 void attn_zero(float *out, size_t dim)
+#define PV_T(T)                                                                                    \
+	static T256 void pv_##T(size_t np, float *const *out, const float *const *pj,              \
+				const float *corr, const void *V, size_t ld, size_t nb, size_t dc) \
+	{                                                                                          \
+		for (size_t c = 0; c < dc; c += 32) {                                              \
+			if (np == 2)                                                               \
+				block_pv(2, T, out, pj, corr, V, ld, nb, c, dc);                   \
+			else                                                                       \
+				block_pv(1, T, out, pj, corr, V, ld, nb, c, dc);                   \
+		}                                                                                  \
+	}
+PV_T(QVL_DT_F32)
+PV_T(QVL_DT_F16)
+PV_T(QVL_DT_BF16)
+
+INL256 void out_zero(float *o, size_t dim)
 {
 	for (size_t d = 0; d < dim; d += 8)
-		v8_storef(out + d, _mm256_setzero_ps(), dim - d);
+		v8_storef(o + d, _mm256_setzero_ps(), dim - d);
 }
 
-static T256 void attn_finish(float *out, size_t dim, float l)
+INL256 void out_scale(float *o, size_t dim, float r)
 {
-	if (l > 0.0f) {
-		__m256 r = _mm256_set1_ps(1.0f / l);
-		for (size_t d = 0; d < dim; d += 8)
-			v8_storef(out + d, _mm256_mul_ps(v8_loadf(out + d, dim - d), r), dim - d);
-	}
+	for (size_t d = 0; d < dim; d += 8)
+		v8_storef(o + d, _mm256_mul_ps(v8_loadf(o + d, dim - d), _mm256_set1_ps(r)),
+			  dim - d);
 }
 
-T256 void qvl_attn_head_avx2(float *out, const float *q, const void *K, const void *V,
-			     enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
-			     float scale)
-{
-	_Alignas(64) float s[ATT_B];
-	float m = -INFINITY, l = 0.0f;
-
-	attn_zero(out, dim);
-	for (size_t j0 = 0; j0 < nkv; j0 += ATT_B)
-		attn_block_any(out, q, K, V, kvtype, kv_stride, j0,
-			       nkv - j0 < ATT_B ? nkv - j0 : ATT_B, dim, scale, &m, &l, s);
-	attn_finish(out, dim, l);
-}
-
-/* Pages are not adjacent: at the start of each page the hardware
- * prefetcher has lost the stream. Ask for the first ATT_B rows of K and V
- * of the next page (at most `rows` rows) while this one is computed. */
-static inline __attribute__((always_inline)) void prefetch_page(const struct qvl_kv_view *kv,
-								size_t page, size_t rows)
-{
-	const uint8_t *pg = kv->base + (size_t)kv->ids[page] * kv->page_bytes;
-	size_t es = kv->type == QVL_DT_F32 ? 4 : 2;
-	size_t bytes = (rows < ATT_B ? rows : ATT_B) * kv->stride * es;
-
-	for (size_t o = 0; o < bytes; o += 64) {
-		_mm_prefetch((const char *)(pg + kv->k_off + o), _MM_HINT_T1);
-		_mm_prefetch((const char *)(pg + kv->v_off + o), _MM_HINT_T1);
-	}
-}
-
-/* GQA: the query heads of a group take turns on each block of KV rows, so
- * the block is read from memory once and from L1/L2 by the other heads.
- * With a page view (kv != NULL) each block's rows are found through the
- * page table; pages hold whole blocks (page_rows % ATT_B == 0), so the
- * blocks, and the result, are those of a contiguous cache. */
-INL256 void gqa(float *out, const float *q, size_t nq, const void *K, const void *V,
-		enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim, float scale,
-		const struct qvl_kv_view *kv)
-{
-	_Alignas(64) float s[ATT_B];
-	float m[GQA_MAX], l[GQA_MAX];
-
-	for (size_t h0 = 0; h0 < nq; h0 += GQA_MAX) {
-		size_t g = nq - h0 < GQA_MAX ? nq - h0 : GQA_MAX;
-		float *o = out + h0 * dim;
-		const float *qq = q + h0 * dim;
-
-		for (size_t h = 0; h < g; h++) {
-			m[h] = -INFINITY;
-			l[h] = 0.0f;
-			attn_zero(o + h * dim, dim);
-		}
-		for (size_t j0 = 0; j0 < nkv; j0 += ATT_B) {
-			size_t nb = nkv - j0 < ATT_B ? nkv - j0 : ATT_B, jj = j0;
-			const void *Kb = K, *Vb = V;
-
-			if (kv) {
-				const uint8_t *pg =
-				    kv->base + (size_t)kv->ids[j0 / kv->page_rows] * kv->page_bytes;
-				Kb = pg + kv->k_off;
-				Vb = pg + kv->v_off;
-				jj = j0 % kv->page_rows;
-				if (jj == 0 && j0 + kv->page_rows < nkv)
-					prefetch_page(kv, j0 / kv->page_rows + 1,
-						      nkv - j0 - kv->page_rows);
-			}
-			for (size_t h = 0; h < g; h++)
-				attn_block_any(o + h * dim, qq + h * dim, Kb, Vb, kvtype, kv_stride,
-					       jj, nb, dim, scale, &m[h], &l[h], s);
-		}
-		for (size_t h = 0; h < g; h++)
-			attn_finish(o + h * dim, dim, l[h]);
-	}
-}
-
-T256 void qvl_attn_gqa_avx2(float *out, const float *q, size_t nq, const void *K, const void *V,
-			    enum qvl_dtype kvtype, size_t kv_stride, size_t nkv, size_t dim,
-			    float scale)
-{
-	gqa(out, q, nq, K, V, kvtype, kv_stride, nkv, dim, scale, NULL);
-}
-
-T256 void qvl_attn_paged_avx2(float *out, const float *q, size_t nq, const struct qvl_kv_view *kv,
-			      size_t nkv, size_t dim, float scale)
-{
-	gqa(out, q, nq, NULL, NULL, kv->type, kv->stride, nkv, dim, scale, kv);
-}
+#define ATT_INL	  INL256
+#define ATT_T	  T256
+#define ATT_FN(x) qvl_attn_##x##_avx2
+#include "attn_tile.h"
 #endif

@@ -41,6 +41,7 @@ const char *qvl_simd_name(enum qvl_simd_level level)
 		(k)->from_f32 = qvl_from_f32_##isa;                                                \
 		(k)->argmax = qvl_argmax_##isa;                                                    \
 		(k)->attn_paged = qvl_attn_paged_##isa;                                            \
+		(k)->attn_tile = qvl_attn_tile_##isa;                                              \
 	} while (0)
 
 /* Panel depth for the packed kernels, from the L1d size: a 32-row panel of

@@ -82,7 +82,10 @@ static inline void qvl_deq_block(float *dst, const uint8_t *blk, enum qvl_dtype 
 	size_t qvl_argmax_##isa(const float *x, size_t n, float *max);                            \
 	void qvl_attn_paged_##isa(float *out, const float *q, size_t nq,                          \
 				  const struct qvl_kv_view *kv, size_t nkv, size_t dim,           \
-				  float scale)
+				  float scale);                                                   \
+	void qvl_attn_tile_##isa(float *out, size_t ldo, const float *q, size_t ldq, size_t nq,   \
+				 size_t rows, const struct qvl_kv_view *kv, size_t nkv0,           \
+				 size_t dim, float scale)
 
 /* Weight types every level's matmul widens in registers itself; the others
  * go through qvl_matmul_deq (simd/matmul_deq.c). */

@@ -136,6 +136,16 @@ struct qvl_kernels {
 	 * multiple of 64 (the blocks of the online softmax). */
 	void (*attn_paged)(float *out, const float *q, size_t nq, const struct qvl_kv_view *kv,
 			   size_t nkv, size_t dim, float scale);
+
+	/* attn_paged() for `rows` consecutive positions of one sequence (causal
+	 * prefill): row r's nq query heads are at q + r * ldq, its output at
+	 * out + r * ldo, and it sees the first nkv0 + r rows of kv. Each row's
+	 * result is bit for bit attn_paged() of that row alone (the decode
+	 * step), whatever the number of rows: the tile only shares the widening
+	 * of each K/V block among its rows and heads. */
+	void (*attn_tile)(float *out, size_t ldo, const float *q, size_t ldq, size_t nq,
+			  size_t rows, const struct qvl_kv_view *kv, size_t nkv0, size_t dim,
+			  float scale);
 };
 
 /* The active table, valid after qvl_kernels_init(). */

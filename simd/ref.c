@@ -264,3 +264,12 @@ void qvl_from_f32_ref(void *dst, enum qvl_dtype type, const float *src, size_t n
 		}
 	}
 }
+
+/* Row by row: each row is attn_paged_ref of that row, so the tile is
+ * trivially the decode step. */
+void qvl_attn_tile_ref(float *out, size_t ldo, const float *q, size_t ldq, size_t nq, size_t rows,
+		       const struct qvl_kv_view *kv, size_t nkv0, size_t dim, float scale)
+{
+	for (size_t r = 0; r < rows; r++)
+		qvl_attn_paged_ref(out + r * ldo, q + r * ldq, nq, kv, nkv0 + r, dim, scale);
+}

@@ -257,11 +257,14 @@ static void qk_task(void *arg, int ith, int nth)
 	qk_rows(f, lo, hi, 0, (size_t)f->e->nkv);
 }
 
-/* Causal GQA attention of row i with KV head g and its group of query
- * heads, so K and V are read once per group (attn_paged), not once per
- * query head. A row sees its own sequence's cache up to and including its
- * position, through the sequence's page table. */
-static void attn_item(struct fwd *f, size_t i, size_t g)
+/* Causal GQA attention of rows [i0, i0 + nr) (one sequence, consecutive
+ * positions) with KV head g and its group of query heads: one attn_tile, so
+ * each K/V block is widened once for the tile's rows and heads, not once
+ * per row and query head. A row sees its own sequence's cache up to and
+ * including its position, through the sequence's page table; its result
+ * does not depend on the tile (attn_tile's contract), so a row computes
+ * the same alone in decode, in any prefill chunk and in a batch. */
+static void attn_rows(struct fwd *f, size_t i0, size_t nr, size_t g)
 {
 	struct qvl_engine *e = f->e;
 	size_t hd = (size_t)e->hd, qd = (size_t)e->nh * hd, group = (size_t)(e->nh / e->nkv);
@@ -270,7 +273,7 @@ static void attn_item(struct fwd *f, size_t i, size_t g)
 	const uint8_t *base = kv_page_rows(p, 0, 0, 0, 0);
 	struct qvl_kv_view kv = {
 	    .base = base,
-	    .ids = e->rows[i].s->kv.pages,
+	    .ids = e->rows[i0].s->kv.pages,
 	    .page_bytes = kv_pool_page_bytes(p),
 	    .page_rows = p->g.page_tokens,
 	    .k_off = (size_t)(kv_page_rows(p, 0, f->l, 0, (int)g) - base),
@@ -278,19 +281,38 @@ static void attn_item(struct fwd *f, size_t i, size_t g)
 	    .stride = hd,
 	    .type = e->kv_dtype};
 
-	e->k.attn_paged(e->att + i * qd + g * group * hd, e->q + i * qd + g * group * hd, group,
-			&kv, (size_t)e->rows[i].pos + 1, hd, scale);
+	e->k.attn_tile(e->att + i0 * qd + g * group * hd, qd, e->q + i0 * qd + g * group * hd, qd,
+		       group, nr, &kv, (size_t)e->rows[i0].pos + 1, hd, scale);
 }
 
-/* Items t = (row, KV head) dealt round-robin, so that the long rows at the
- * end of a prefill slice are shared out evenly. */
+/* Rows after i0 that continue its tile: same sequence, next position, at
+ * most ATTN_TILE_ROWS rows (two passes of the kernel's 64 query vectors at
+ * 2 heads a group; longer tiles would balance worse between threads). */
+#define ATTN_TILE_ROWS 32
+static size_t tile_len(const struct qvl_engine *e, size_t i0, size_t n)
+{
+	size_t r = 1;
+
+	while (i0 + r < n && r < ATTN_TILE_ROWS && e->rows[i0 + r].s == e->rows[i0].s &&
+	       e->rows[i0 + r].pos == e->rows[i0].pos + (int)r)
+		r++;
+	return r;
+}
+
+/* Items (tile, KV head) dealt round-robin: each thread takes its share of
+ * the KV heads of every tile, so the long tiles at the end of a prefill
+ * slice are shared out evenly. Every thread walks the same tiling. */
 static void attn_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
-	size_t nkv = (size_t)f->e->nkv, items = f->n * nkv;
+	size_t nkv = (size_t)f->e->nkv, t = 0;
 
-	for (size_t t = (size_t)ith; t < items; t += (size_t)nth)
-		attn_item(f, t / nkv, t % nkv);
+	for (size_t i0 = 0, nr; i0 < f->n; i0 += nr) {
+		nr = tile_len(f->e, i0, f->n);
+		for (size_t g = 0; g < nkv; g++, t++)
+			if (t % (size_t)nth == (size_t)ith)
+				attn_rows(f, i0, nr, g);
+	}
 }
 
 /* Decode (few rows): the whole attention block of a layer in one dispatch.
@@ -319,7 +341,7 @@ static void qkv_attn_task(void *arg, int ith, int nth)
 	qk_rows(f, 0, f->n, g0, g1);
 	for (size_t i = 0; i < f->n; i++)
 		for (size_t g = g0; g < g1; g++)
-			attn_item(f, i, g);
+			attn_rows(f, i, 1, g);
 }
 
 /* x += o_proj output, then the post-attention norm, in one pass over x. */
