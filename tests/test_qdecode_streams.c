@@ -12,24 +12,11 @@
 #include "qdot.h"
 #include "repack_check.h"
 
-/* n rows of ldw values of type t (bb bytes per block of blk, nd f16
- * scales at d_off) */
-#define MAKE_W(name, t, blk, bb, nd, ...)                                                          \
-	static uint8_t *name(size_t n, size_t ldw, bool pow2)                                      \
-	{                                                                                          \
-		static const size_t d_off[] = {__VA_ARGS__};                                       \
-		return rp_make_w(t, blk, bb, d_off, nd, n, ldw, pow2);                             \
-	}
-MAKE_W(make_q40, QVL_DT_Q4_0, 32, 18, 1, 0)
-MAKE_W(make_q6k, QVL_DT_Q6_K, 256, 210, 1, 208)
-MAKE_W(make_q4k, QVL_DT_Q4_K, 256, 144, 2, 0, 2)
-MAKE_W(make_q80, QVL_DT_Q8_0, 32, 34, 1, 0)
-
 static const struct rp_type types[] = {
-    {QVL_DT_Q4_0, QVL_DT_Q4_0_X8, "Q4_0", "Q4_0_X8", 32, 18, 40, make_q40},
-    {QVL_DT_Q6_K, QVL_DT_Q6_K_X8, "Q6_K", "Q6_K_X8", 256, 210, 5, make_q6k},
-    {QVL_DT_Q4_K, QVL_DT_Q4_K_X8, "Q4_K", "Q4_K_X8", 256, 144, 6, make_q4k},
-    {QVL_DT_Q8_0, QVL_DT_Q8_0_X8, "Q8_0", "Q8_0_X8", 32, 34, 40, make_q80},
+    {QVL_DT_Q4_0, QVL_DT_Q4_0_X8, "Q4_0", "Q4_0_X8", 32, 18, 40, {0}, 1},
+    {QVL_DT_Q6_K, QVL_DT_Q6_K_X8, "Q6_K", "Q6_K_X8", 256, 210, 5, {208}, 1},
+    {QVL_DT_Q4_K, QVL_DT_Q4_K_X8, "Q4_K", "Q4_K_X8", 256, 144, 6, {0, 2}, 2},
+    {QVL_DT_Q8_0, QVL_DT_Q8_0_X8, "Q8_0", "Q8_0_X8", 32, 34, 40, {0}, 1},
 };
 
 int main(void)
@@ -38,7 +25,7 @@ int main(void)
 	static const size_t ns[] = {32, 64, 72, 88, 304};
 
 	/* the layouts and small shapes: tests/test_qrepack*.c */
-	(void)rp_test_type, (void)rp_test_kernels;
+	(void)rp_test_type, (void)rp_test_kernels, (void)rp_test_roundtrip;
 	rng_seed(0x51e7a2b6c0d49e13ull);
 	rp_levels();
 	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
