@@ -3,9 +3,9 @@
  * (qdot_tmpl.h). Same integer sums as the reference (qdot.h), per block:
  * isum = Σ n x - 8 s, y += dw dx isum.
  *
- * Decode (m == 1) reads the groups of 8 rows in address order, on 512-bit
- * vectors from QX_S far-apart parts of the matrix at once (one group of
- * each, block by block in turn; below): per block of a group, the 128 nibble bytes are 8 rows x 32
+ * Decode (m == 1) streams the matrix in address order, one group of 8
+ * rows after the other (the hardware prefetcher sees one sequential
+ * stream): per block of a group, the 128 nibble bytes are 8 rows x 32
  * quants in 4-byte lanes, so the integer products need only an AND (low
  * nibbles) or a shift and an AND (high) per 64 (zmm) or 32 (ymm) bytes,
  * and the 8 scales, the int-to-float conversion and the multiply-add are
@@ -33,16 +33,6 @@
 #define QX_ZMM QD_VNNI
 #endif
 #define QX_INL static inline __attribute__((always_inline)) QD_T
-
-/* Read streams of the decode: the rows are cut into QX_S parts of whole
- * groups and a pass takes one group of each, block by block in turn. One
- * core keeps more lines in flight over several far-apart streams than over
- * one (as bench/probe.c's 4 streams): the 512-bit kernel streamed 1.15-1.3x
- * faster on one thread with 4 (docs/todo-q4avx2.md). Adjacent groups read
- * together (two streams ~9 KiB apart) were 1.5x slower instead. */
-#ifndef QX_S
-#define QX_S (QX_ZMM ? 4 : 1)
-#endif
 
 /* Per activation block: dx and the offset term (8 s dx; the zmm kernel
  * puts half in each of a row's two lanes). The quants are read from the
@@ -74,21 +64,19 @@ static const uint32_t qx_perm[4][16]
 				    {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
 				    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
 
-/* G groups of 8 rows, far bytes apart from w (outputs far / wrow apart
- * from y), against the activation, block by block in turn: G read streams
- * in flight (qx_decode) */
-QX_INL void qx_rows(const int G, const uint8_t *w, size_t wrow, size_t far,
-		    const struct qvl_q8a *xq, const struct qx_act *x, size_t nb, float *y)
+/* G groups of 8 rows (G x 8 x wrow bytes from w) against the activation */
+QX_INL void qx_rows(const int G, const uint8_t *w, size_t wrow, const struct qvl_q8a *xq,
+		    const struct qx_act *x, size_t nb, float *y)
 {
 	const __m512i f = _mm512_set1_epi8(15);
 	__m512i pi[4];
-	__m512 acc[QX_S];
+	__m512 acc[2];
 
 #pragma GCC unroll 4
 	for (int c = 0; c < 4; c++)
 		pi[c] = _mm512_load_si512(qx_perm[c]);
 
-#pragma GCC unroll 4
+#pragma GCC unroll 2
 	for (int g = 0; g < G; g++)
 		acc[g] = _mm512_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
@@ -97,9 +85,9 @@ QX_INL void qx_rows(const int G, const uint8_t *w, size_t wrow, size_t far,
 #pragma GCC unroll 4
 		for (int c = 0; c < 4; c++)
 			xs[c] = _mm512_permutexvar_epi32(pi[c], xv);
-#pragma GCC unroll 4
+#pragma GCC unroll 2
 		for (int g = 0; g < G; g++) {
-			const uint8_t *b = w + g * far + i * QVL_X8_BLK;
+			const uint8_t *b = w + g * QVL_X8_ROWS * wrow + i * QVL_X8_BLK;
 			__m512i v0 = _mm512_loadu_si512(b + 16), v1 = _mm512_loadu_si512(b + 80);
 			__m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
 							 _mm512_and_si512(v0, f), xs[0]);
@@ -116,12 +104,11 @@ QX_INL void qx_rows(const int G, const uint8_t *w, size_t wrow, size_t far,
 			acc[g] = _mm512_fmadd_ps(dw, t, acc[g]);
 		}
 	}
-#pragma GCC unroll 4
+#pragma GCC unroll 2
 	for (int g = 0; g < G; g++)
-		_mm256_storeu_ps(y + g * (far / wrow),
-				 _mm256_add_ps(_mm512_castps512_ps256(acc[g]),
-					       _mm256_castpd_ps(_mm512_extractf64x4_pd(
-						   _mm512_castps_pd(acc[g]), 1))));
+		_mm256_storeu_ps(y + 8 * g, _mm256_add_ps(_mm512_castps512_ps256(acc[g]),
+							  _mm256_castpd_ps(_mm512_extractf64x4_pd(
+							      _mm512_castps_pd(acc[g]), 1))));
 }
 #endif
 
@@ -183,20 +170,26 @@ QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t wrow, const struct
 		_mm256_storeu_ps(y + 8 * g, acc[g]);
 }
 
+/* QX_G groups of 8 rows per pass over the activation */
+#ifndef QX_G
+#define QX_G 1
+#endif
+
 static QD_T void qx_decode(const uint8_t *w, size_t wrow, const struct qvl_q8a *xq, size_t nb,
 			   float *y, size_t n, struct qx_act *x)
 {
-	size_t j = 0, part = n / (QX_S * QVL_X8_ROWS) * QVL_X8_ROWS;
+	size_t j = 0;
 
 	qx_act_make(x, xq, nb);
 #if QX_ZMM
-	for (; j < part; j += QVL_X8_ROWS)
-		qx_rows(QX_S, w + j * wrow, wrow, part * wrow, xq, x, nb, y + j);
-	for (j = QX_S * part; j < n; j += QVL_X8_ROWS)
-		qx_rows(1, w + j * wrow, wrow, 0, xq, x, nb, y + j);
+	for (; j + QX_G * 8 <= n; j += QX_G * 8)
+		qx_rows(QX_G, w + j * wrow, wrow, xq, x, nb, y + j);
+	for (; j < n; j += 8)
+		qx_rows(1, w + j * wrow, wrow, xq, x, nb, y + j);
 #else
-	(void)part;
-	for (; j < n; j += QVL_X8_ROWS)
+	for (; j + QX_G * 8 <= n; j += QX_G * 8)
+		qx_rows_ymm(QX_G, w + j * wrow, wrow, xq, x, nb, y + j);
+	for (; j < n; j += 8)
 		qx_rows_ymm(1, w + j * wrow, wrow, xq, x, nb, y + j);
 #endif
 }

@@ -9,11 +9,9 @@
  * words interleaved) and the 16 sub-block sums replaced by -16 s_j (16 x
  * 2032 < 2^15).
  *
- * One routine serves decode (m == 1: RX = 1, one group from each of Q6X_S
- * far-apart parts of the matrix at once, block by block in turn: several
- * read streams per core, as qdot_x8.h's QX_S) and prefill (RX activation
+ * One routine serves decode (m == 1: RX = 1) and prefill (RX activation
  * rows per pass over a group's blocks, which stay in L1 between passes),
- * reading each group in address order. Per unit (32 values of 8 rows, 192
+ * reading the group in address order. Per unit (32 values of 8 rows, 192
  * bytes): 3 loads, the three planes' low 6 bits by one AND each, vector 3
  * from their top bits by 3 shifts, 2 bit selects (vpternlogd; AVX2: ANDs and
  * ORs) and one AND; per activation row, one vpmaddubsw per 8 rows x 8 quants
@@ -63,12 +61,9 @@ Q6X_INL int32_t q6x_ld4(const int16_t *p)
 }
 
 #if QD_VNNI
-/* RX activation rows (xrow blocks apart) x S groups of 8 rows (RX x S <=
- * 4), the first at g, the others far bytes apart (outputs ys apart), taken
- * block by block in turn: S read streams in flight (qx_decode's QX_S) */
-Q6X_INL void q6x_tile(const int RX, const int S, const uint8_t *g, size_t far,
-		      const struct qvl_q8k *x, size_t xrow, size_t nb, float *y, size_t ldy,
-		      size_t ys)
+/* RX activation rows (xrow blocks apart) x the group of 8 rows at g */
+Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, size_t xrow,
+		      size_t nb, float *y, size_t ldy)
 {
 	const __m512i m6 = _mm512_set1_epi8(63), m2 = _mm512_set1_epi8(3),
 		      m4 = _mm512_set1_epi8(15);
@@ -76,171 +71,141 @@ Q6X_INL void q6x_tile(const int RX, const int S, const uint8_t *g, size_t far,
 	__m256 acc[4];
 
 #pragma GCC unroll 4
-	for (int q = 0; q < RX * S; q++)
+	for (int q = 0; q < RX; q++)
 		acc[q] = _mm256_setzero_ps();
-	for (size_t i = 0; i < nb; i++)
-#pragma GCC unroll 4
-		for (int st = 0; st < S; st++) {
-			const uint8_t *b = g + st * far + i * QVL_Q6X_BLK;
-			__m512i is[4];
-#pragma GCC unroll 4
-			for (int q = 0; q < RX; q++)
-				is[q] = _mm512_setzero_si512();
-#pragma GCC unroll 2
-			for (int u = 0; u < 8; u++) {
-				const uint8_t *pl = b + 144 + 192 * u;
-				__m512i p0 = _mm512_loadu_si512(pl),
-					p1 = _mm512_loadu_si512(pl + 64),
-					p2 = _mm512_loadu_si512(pl + 128), v[4];
-				__m512i sc = _mm512_permutexvar_epi32(
-				    dup, _mm512_castsi256_si512(_mm256_cvtepi8_epi16(
-					     _mm_loadu_si128((const __m128i *)(b + 16 + 16 * u)))));
-				/* select: bits where the third operand is set from the first */
-				__m512i t = _mm512_ternarylogic_epi32(
-				    _mm512_srli_epi16(p0, 6), _mm512_srli_epi16(p1, 4), m2, 0xe4);
-				t = _mm512_ternarylogic_epi32(t, _mm512_srli_epi16(p2, 2), m4,
-							      0xe4);
-				v[0] = _mm512_and_si512(p0, m6);
-				v[1] = _mm512_and_si512(p1, m6);
-				v[2] = _mm512_and_si512(p2, m6);
-				v[3] = _mm512_and_si512(t, m6);
-#pragma GCC unroll 4
-				for (int q = 0; q < RX; q++) {
-					const struct qvl_q8k *xb = x + q * xrow + i;
-					const int8_t *xu = xb->q + 32 * u;
-					__m512i s01 = _mm512_add_epi16(
-					    _mm512_maddubs_epi16(v[0],
-								 _mm512_set1_epi64(q6x_ld8(xu))),
-					    _mm512_maddubs_epi16(
-						v[1], _mm512_set1_epi64(q6x_ld8(xu + 8))));
-					__m512i s23 = _mm512_add_epi16(
-					    _mm512_maddubs_epi16(
-						v[2], _mm512_set1_epi64(q6x_ld8(xu + 16))),
-					    _mm512_maddubs_epi16(
-						v[3], _mm512_set1_epi64(q6x_ld8(xu + 24))));
-					is[q] = _mm512_dpwssd_epi32(is[q], s01, sc);
-					is[q] = _mm512_dpwssd_epi32(is[q], s23, sc);
-					is[q] = _mm512_dpwssd_epi32(
-					    is[q], sc,
-					    _mm512_set1_epi32(q6x_ld4(xb->bsum + 2 * u)));
-				}
-			}
-			__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
-#pragma GCC unroll 4
-			for (int q = 0; q < RX; q++) {
-				/* row r = lanes 2r + 2r + 1 */
-				__m512i s =
-				    _mm512_add_epi32(is[q], _mm512_shuffle_epi32(is[q], 0xb1));
-				__m256 f = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(s));
-				acc[st * RX + q] = _mm256_fmadd_ps(
-				    f, _mm256_mul_ps(dw, _mm256_set1_ps(x[q * xrow + i].d)),
-				    acc[st * RX + q]);
-			}
-		}
-#pragma GCC unroll 4
-	for (int st = 0; st < S; st++)
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *b = g + i * QVL_Q6X_BLK;
+		__m512i is[4];
 #pragma GCC unroll 4
 		for (int q = 0; q < RX; q++)
-			_mm256_storeu_ps(y + st * ys + q * ldy, acc[st * RX + q]);
+			is[q] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+		for (int u = 0; u < 8; u++) {
+			const uint8_t *pl = b + 144 + 192 * u;
+			__m512i p0 = _mm512_loadu_si512(pl), p1 = _mm512_loadu_si512(pl + 64),
+				p2 = _mm512_loadu_si512(pl + 128), v[4];
+			__m512i sc = _mm512_permutexvar_epi32(
+			    dup, _mm512_castsi256_si512(_mm256_cvtepi8_epi16(
+				     _mm_loadu_si128((const __m128i *)(b + 16 + 16 * u)))));
+			/* select: bits where the third operand is set from the first */
+			__m512i t = _mm512_ternarylogic_epi32(_mm512_srli_epi16(p0, 6),
+							      _mm512_srli_epi16(p1, 4), m2, 0xe4);
+			t = _mm512_ternarylogic_epi32(t, _mm512_srli_epi16(p2, 2), m4, 0xe4);
+			v[0] = _mm512_and_si512(p0, m6);
+			v[1] = _mm512_and_si512(p1, m6);
+			v[2] = _mm512_and_si512(p2, m6);
+			v[3] = _mm512_and_si512(t, m6);
+#pragma GCC unroll 4
+			for (int q = 0; q < RX; q++) {
+				const struct qvl_q8k *xb = x + q * xrow + i;
+				const int8_t *xu = xb->q + 32 * u;
+				__m512i s01 = _mm512_add_epi16(
+				    _mm512_maddubs_epi16(v[0], _mm512_set1_epi64(q6x_ld8(xu))),
+				    _mm512_maddubs_epi16(v[1], _mm512_set1_epi64(q6x_ld8(xu + 8))));
+				__m512i s23 = _mm512_add_epi16(
+				    _mm512_maddubs_epi16(v[2], _mm512_set1_epi64(q6x_ld8(xu + 16))),
+				    _mm512_maddubs_epi16(v[3],
+							 _mm512_set1_epi64(q6x_ld8(xu + 24))));
+				is[q] = _mm512_dpwssd_epi32(is[q], s01, sc);
+				is[q] = _mm512_dpwssd_epi32(is[q], s23, sc);
+				is[q] = _mm512_dpwssd_epi32(
+				    is[q], sc, _mm512_set1_epi32(q6x_ld4(xb->bsum + 2 * u)));
+			}
+		}
+		__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
+#pragma GCC unroll 4
+		for (int q = 0; q < RX; q++) {
+			/* row r = lanes 2r + 2r + 1 */
+			__m512i s = _mm512_add_epi32(is[q], _mm512_shuffle_epi32(is[q], 0xb1));
+			__m256 f = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(s));
+			acc[q] = _mm256_fmadd_ps(
+			    f, _mm256_mul_ps(dw, _mm256_set1_ps(x[q * xrow + i].d)), acc[q]);
+		}
+	}
+#pragma GCC unroll 4
+	for (int q = 0; q < RX; q++)
+		_mm256_storeu_ps(y + q * ldy, acc[q]);
 }
 #define Q6X_RX 4
-/* decode streams: 1.1-1.2x the one-stream rate on two threads at k 6144,
- * within the spread at 2048 (docs/todo-q4avx2.md) */
-#ifndef Q6X_S
-#define Q6X_S 4
-#endif
 #else
 /* AVX2: the 8 rows as two halves of 4 (32 bytes of each plane) */
-Q6X_INL void q6x_tile(const int RX, const int S, const uint8_t *g, size_t far,
-		      const struct qvl_q8k *x, size_t xrow, size_t nb, float *y, size_t ldy,
-		      size_t ys)
+Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, size_t xrow,
+		      size_t nb, float *y, size_t ldy)
 {
 	const __m256i m6 = _mm256_set1_epi8(63), m2 = _mm256_set1_epi8(3),
 		      m12 = _mm256_set1_epi8(12), m30 = _mm256_set1_epi8(0x30);
 	const __m256i dup[2] = {_mm256_set_epi32(3, 3, 2, 2, 1, 1, 0, 0),
 				_mm256_set_epi32(7, 7, 6, 6, 5, 5, 4, 4)};
-	__m256 acc[4];
+	__m256 acc[2];
 
-#pragma GCC unroll 4
-	for (int q = 0; q < RX * S; q++)
+#pragma GCC unroll 2
+	for (int q = 0; q < RX; q++)
 		acc[q] = _mm256_setzero_ps();
-	for (size_t i = 0; i < nb; i++)
-#pragma GCC unroll 4
-		for (int st = 0; st < S; st++) {
-			const uint8_t *b = g + st * far + i * QVL_Q6X_BLK;
-			__m256i is[2][2];
-#pragma GCC unroll 2
-			for (int q = 0; q < RX; q++)
-				is[q][0] = is[q][1] = _mm256_setzero_si256();
-			for (int u = 0; u < 8; u++) {
-				const uint8_t *pl = b + 144 + 192 * u;
-				__m256i sc8 = _mm256_cvtepi8_epi16(
-				    _mm_loadu_si128((const __m128i *)(b + 16 + 16 * u)));
-#pragma GCC unroll 2
-				for (int h = 0; h < 2; h++) {
-					__m256i p0 = _mm256_loadu_si256(
-						    (const __m256i *)(pl + 32 * h)),
-						p1 = _mm256_loadu_si256(
-						    (const __m256i *)(pl + 64 + 32 * h)),
-						p2 = _mm256_loadu_si256(
-						    (const __m256i *)(pl + 128 + 32 * h));
-					__m256i sc = _mm256_permutevar8x32_epi32(sc8, dup[h]), v[4];
-					v[3] = _mm256_or_si256(
-					    _mm256_or_si256(
-						_mm256_and_si256(_mm256_srli_epi16(p0, 6), m2),
-						_mm256_and_si256(_mm256_srli_epi16(p1, 4), m12)),
-					    _mm256_and_si256(_mm256_srli_epi16(p2, 2), m30));
-					v[0] = _mm256_and_si256(p0, m6);
-					v[1] = _mm256_and_si256(p1, m6);
-					v[2] = _mm256_and_si256(p2, m6);
-#pragma GCC unroll 2
-					for (int q = 0; q < RX; q++) {
-						const struct qvl_q8k *xb = x + q * xrow + i;
-						const int8_t *xu = xb->q + 32 * u;
-						__m256i s01 = _mm256_add_epi16(
-						    _mm256_maddubs_epi16(
-							v[0], _mm256_set1_epi64x(q6x_ld8(xu))),
-						    _mm256_maddubs_epi16(
-							v[1], _mm256_set1_epi64x(q6x_ld8(xu + 8))));
-						__m256i s23 = _mm256_add_epi16(
-						    _mm256_maddubs_epi16(
-							v[2], _mm256_set1_epi64x(q6x_ld8(xu + 16))),
-						    _mm256_maddubs_epi16(
-							v[3],
-							_mm256_set1_epi64x(q6x_ld8(xu + 24))));
-						__m256i s =
-						    _mm256_add_epi32(_mm256_madd_epi16(s01, sc),
-								     _mm256_madd_epi16(s23, sc));
-						s = _mm256_add_epi32(
-						    s,
-						    _mm256_madd_epi16(sc, _mm256_set1_epi32(q6x_ld4(
-									      xb->bsum + 2 * u))));
-						is[q][h] = _mm256_add_epi32(is[q][h], s);
-					}
-				}
-			}
-			__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
-#pragma GCC unroll 2
-			for (int q = 0; q < RX; q++) {
-				/* pairs of lanes: rows 0 1 4 5 | 2 3 6 7, then in order */
-				__m256i s = _mm256_permute4x64_epi64(
-				    _mm256_hadd_epi32(is[q][0], is[q][1]), 0xd8);
-				acc[st * RX + q] = _mm256_fmadd_ps(
-				    _mm256_cvtepi32_ps(s),
-				    _mm256_mul_ps(dw, _mm256_set1_ps(x[q * xrow + i].d)),
-				    acc[st * RX + q]);
-			}
-		}
-#pragma GCC unroll 4
-	for (int st = 0; st < S; st++)
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *b = g + i * QVL_Q6X_BLK;
+		__m256i is[2][2];
 #pragma GCC unroll 2
 		for (int q = 0; q < RX; q++)
-			_mm256_storeu_ps(y + st * ys + q * ldy, acc[st * RX + q]);
+			is[q][0] = is[q][1] = _mm256_setzero_si256();
+		for (int u = 0; u < 8; u++) {
+			const uint8_t *pl = b + 144 + 192 * u;
+			__m256i sc8 = _mm256_cvtepi8_epi16(
+			    _mm_loadu_si128((const __m128i *)(b + 16 + 16 * u)));
+#pragma GCC unroll 2
+			for (int h = 0; h < 2; h++) {
+				__m256i p0 = _mm256_loadu_si256((const __m256i *)(pl + 32 * h)),
+					p1 =
+					    _mm256_loadu_si256((const __m256i *)(pl + 64 + 32 * h)),
+					p2 = _mm256_loadu_si256(
+					    (const __m256i *)(pl + 128 + 32 * h));
+				__m256i sc = _mm256_permutevar8x32_epi32(sc8, dup[h]), v[4];
+				v[3] = _mm256_or_si256(
+				    _mm256_or_si256(
+					_mm256_and_si256(_mm256_srli_epi16(p0, 6), m2),
+					_mm256_and_si256(_mm256_srli_epi16(p1, 4), m12)),
+				    _mm256_and_si256(_mm256_srli_epi16(p2, 2), m30));
+				v[0] = _mm256_and_si256(p0, m6);
+				v[1] = _mm256_and_si256(p1, m6);
+				v[2] = _mm256_and_si256(p2, m6);
+#pragma GCC unroll 2
+				for (int q = 0; q < RX; q++) {
+					const struct qvl_q8k *xb = x + q * xrow + i;
+					const int8_t *xu = xb->q + 32 * u;
+					__m256i s01 = _mm256_add_epi16(
+					    _mm256_maddubs_epi16(v[0],
+								 _mm256_set1_epi64x(q6x_ld8(xu))),
+					    _mm256_maddubs_epi16(
+						v[1], _mm256_set1_epi64x(q6x_ld8(xu + 8))));
+					__m256i s23 = _mm256_add_epi16(
+					    _mm256_maddubs_epi16(
+						v[2], _mm256_set1_epi64x(q6x_ld8(xu + 16))),
+					    _mm256_maddubs_epi16(
+						v[3], _mm256_set1_epi64x(q6x_ld8(xu + 24))));
+					__m256i s = _mm256_add_epi32(_mm256_madd_epi16(s01, sc),
+								     _mm256_madd_epi16(s23, sc));
+					s = _mm256_add_epi32(
+					    s, _mm256_madd_epi16(sc, _mm256_set1_epi32(q6x_ld4(
+									 xb->bsum + 2 * u))));
+					is[q][h] = _mm256_add_epi32(is[q][h], s);
+				}
+			}
+		}
+		__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
+#pragma GCC unroll 2
+		for (int q = 0; q < RX; q++) {
+			/* pairs of lanes: rows 0 1 4 5 | 2 3 6 7, then in order */
+			__m256i s =
+			    _mm256_permute4x64_epi64(_mm256_hadd_epi32(is[q][0], is[q][1]), 0xd8);
+			acc[q] = _mm256_fmadd_ps(
+			    _mm256_cvtepi32_ps(s),
+			    _mm256_mul_ps(dw, _mm256_set1_ps(x[q * xrow + i].d)), acc[q]);
+		}
+	}
+#pragma GCC unroll 2
+	for (int q = 0; q < RX; q++)
+		_mm256_storeu_ps(y + q * ldy, acc[q]);
 }
 #define Q6X_RX 2
-#ifndef Q6X_S
-#define Q6X_S 4
-#endif
 #endif
 
 static QD_T int QD_FN(qd_matmul_x8q6)(float *Y, size_t ldy, const float *X, size_t ldx,
@@ -262,24 +227,15 @@ static QD_T int QD_FN(qd_matmul_x8q6)(float *Y, size_t ldy, const float *X, size
 		qvl_qact_row_avx2(xq + i * nb, QVL_DT_Q6_K, X + i * ldx, k);
 	q6x_act(xq, m * nb);
 	mc = mc < Q6X_RX ? Q6X_RX : mc;
-	if (m == 1) {
-		/* decode: Q6X_S read streams, as qx_decode */
-		size_t part = n / (Q6X_S * QVL_X8_ROWS) * QVL_X8_ROWS, j = 0;
-		for (; j < part; j += QVL_X8_ROWS)
-			q6x_tile(1, Q6X_S, w + j * wrow, part * wrow, xq, nb, nb, Y + j, ldy, part);
-		for (j = Q6X_S * part; j < n; j += QVL_X8_ROWS)
-			q6x_tile(1, 1, w + j * wrow, 0, xq, nb, nb, Y + j, ldy, 0);
-	}
-	for (size_t i0 = 0; m > 1 && i0 < m; i0 += mc) {
+	for (size_t i0 = 0; i0 < m; i0 += mc) {
 		size_t i1 = i0 + mc < m ? i0 + mc : m;
 		for (size_t j = 0; j < n; j += QVL_X8_ROWS) {
 			const uint8_t *g = w + j * wrow;
 			size_t i = i0;
 			for (; i + Q6X_RX <= i1; i += Q6X_RX)
-				q6x_tile(Q6X_RX, 1, g, 0, xq + i * nb, nb, nb, Y + i * ldy + j, ldy,
-					 0);
+				q6x_tile(Q6X_RX, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
 			for (; i < i1; i++)
-				q6x_tile(1, 1, g, 0, xq + i * nb, nb, nb, Y + i * ldy + j, ldy, 0);
+				q6x_tile(1, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
 		}
 	}
 	qvl_qdot_add_bias(Y, ldy, bias, m, n);

@@ -1,12 +1,11 @@
-/* The repacked decode kernels that read several row streams at once
- * (simd/qdot_x8.h's QX_S, simd/qdot_x8_q6k.h's Q6X_S): a matrix-vector
- * product (m 1) cut into streams of whole groups of 8 rows with groups
- * left over. Every level's output on the repacked matrix equals the
- * reference on the file's layout bit for bit, for row counts that give
- * streams of 1, 2 and 9 groups with 0 to 3 groups left over, so that an
- * output written to the wrong row or a group read from the wrong stream
- * fails. (tests/test_qrepack*.c check the layouts and the shapes below
- * one group per stream.) */
+/* The repacked decode kernels (simd/qdot_x8.h, simd/qdot_x8_q6k.h) on a
+ * matrix-vector product (m 1) whose row count is several groups of 8 rows,
+ * with groups left over: every level's output on the repacked matrix
+ * equals the reference on the file's layout bit for bit, at row counts of
+ * 4, 8, 9, 11 and 38 groups, so that an output written to the wrong row or
+ * a group read at the wrong offset fails. (Written for a kernel that read
+ * 4 row streams at once, reverted: docs/todo-q4avx2.md; tests/test_qrepack*.c
+ * check the layouts and the smaller shapes.) */
 #include "config.h"
 
 #include "qdot.h"
@@ -21,7 +20,7 @@ static const struct rp_type types[] = {
 
 int main(void)
 {
-	/* groups: 4 streams of 1 / 2 / 2 + 1 left / 2 + 3 left / 9 + 2 left */
+	/* 4, 8, 9, 11 and 38 groups of 8 rows */
 	static const size_t ns[] = {32, 64, 72, 88, 304};
 
 	/* the layouts and small shapes: tests/test_qrepack*.c */
