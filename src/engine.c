@@ -137,7 +137,7 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
  * anyway, nor anything when memory is short (same result, slower).
  * Without e->copy_weights (a one-shot command: the copy of a 2b model costs
  * more seconds than its few tokens gain) only the matrices off a line. */
-static void mat_own(struct qvl_engine *e, struct eng_mat *w)
+static void mat_own(struct qvl_engine *e, struct eng_mat *w, struct qvl_weight_reader *rd)
 {
 	size_t bytes = w->n * w->row_bytes;
 	bool aligned = !((uintptr_t)w->data & 63);
@@ -146,7 +146,7 @@ static void mat_own(struct qvl_engine *e, struct eng_mat *w)
 	if (w->owned || !bytes || w->row_bytes & 63 || !qvl_model_file_page(e->m, w->data) ||
 	    (aligned && !e->copy_weights) || !(dst = qvl_huge_alloc(bytes)))
 		return;
-	qvl_weight_copy(e->m, e->pool, dst, w->data, bytes);
+	qvl_weight_copy(rd, e->pool, dst, w->data, bytes);
 	w->data = dst;
 	w->owned = true;
 }
@@ -169,9 +169,11 @@ static void layer_mats(struct eng_layer *ly, struct eng_mat *out[LAYER_MATS])
 static void eng_repack(struct qvl_engine *e)
 {
 	bool repack = e->prec == QVL_PREC_BF16 && e->hd % QVL_X8_ROWS == 0;
+	struct qvl_weight_reader rd;
 
 	if (e->wsrc.home)
 		return;
+	qvl_weight_reader_init(&rd, e->m);
 	for (int l = 0; l < e->L; l++) {
 		struct eng_layer *ly = &e->layers[l];
 		struct eng_mat *ws[LAYER_MATS];
@@ -179,7 +181,7 @@ static void eng_repack(struct qvl_engine *e)
 		for (size_t i = 0; !ly->home && i < LAYER_MATS; i++) {
 			if (repack)
 				mat_repack(e, ws[i]);
-			mat_own(e, ws[i]);
+			mat_own(e, ws[i], &rd);
 		}
 	}
 	/* the output matrix too (Q6_K in llama.cpp's presets): a copy even when
@@ -187,7 +189,8 @@ static void eng_repack(struct qvl_engine *e)
 	 * (forward.c: logits and argmax tiles) are multiples of 16 */
 	if (repack)
 		mat_repack(e, &e->out);
-	mat_own(e, &e->out);
+	mat_own(e, &e->out, &rd);
+	qvl_weight_reader_close(&rd);
 }
 
 static void layer_free_repacked(struct eng_layer *ly)

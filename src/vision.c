@@ -248,6 +248,7 @@ static void vis_own(struct qvl_vision *v, bool copy)
 	struct vis_lin *ls[4 * 64 + 2 * (1 + QVL_MAX_DEEPSTACK) + 1];
 	size_t n = 0, tot = 0, off = 0, sz[sizeof(ls) / sizeof(ls[0])];
 	const bool gemm = v->wmm == v->k->matmul_fast && qvl_kernels_bf16dot(v->k);
+	struct qvl_weight_reader rd;
 
 	if (!qvl_env_flag("QVL_WEIGHT_COPY", copy))
 		return;
@@ -276,6 +277,7 @@ static void vis_own(struct qvl_vision *v, bool copy)
 	}
 	if (!tot || !(v->wmem = qvl_huge_alloc(tot)))
 		return;
+	qvl_weight_reader_init(&rd, v->m);
 	for (size_t i = 0; i < n; i++) {
 		size_t bytes = ls[i]->row_bytes * (size_t)ls[i]->n;
 		if (!sz[i])
@@ -292,11 +294,12 @@ static void vis_own(struct qvl_vision *v, bool copy)
 			ls[i]->wp = pj.wp;
 			qvl_model_drop_pages(src, bytes);
 		} else {
-			qvl_weight_copy(v->m, v->pool, dst, src, bytes);
+			qvl_weight_copy(&rd, v->pool, dst, src, bytes);
 			ls[i]->w = dst;
 		}
 		off += (sz[i] + 63) & ~(size_t)63;
 	}
+	qvl_weight_reader_close(&rd);
 }
 
 int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct qvl_pool *pool,

@@ -39,37 +39,54 @@ static void pread_task(void *arg, int ith, int nth)
 	}
 }
 
-/* The file whose mapping holds [src, src + bytes), opened, with the offset
- * of src in it: 0, or -1 when there is none or it cannot be opened. */
-static int open_source(const struct qvl_model *m, const uint8_t *src, size_t bytes, int *fd,
-		       off_t *off)
+void qvl_weight_reader_init(struct qvl_weight_reader *r, const struct qvl_model *m)
 {
-	for (size_t i = 0; i < m->nsources; i++) {
-		const struct qvl_source *s = &m->sources[i];
+	r->m = m;
+	r->fd = -1;
+	r->isrc = 0;
+}
+
+void qvl_weight_reader_close(struct qvl_weight_reader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
+
+/* The file whose mapping holds [src, src + bytes), open in r (kept open
+ * for the next matrix of the same file), with the offset of src in it: 0,
+ * or -1 when there is none or it cannot be opened. */
+static int open_source(struct qvl_weight_reader *r, const uint8_t *src, size_t bytes, off_t *off)
+{
+	for (size_t i = 0; i < r->m->nsources; i++) {
+		const struct qvl_source *s = &r->m->sources[i];
 		const uint8_t *b = s->map;
 		if (!b || s->anon || !s->path || src < b || bytes > s->size ||
 		    (size_t)(src - b) > s->size - bytes)
 			continue;
 		*off = (off_t)(src - b);
-		*fd = open(s->path, O_RDONLY | O_CLOEXEC);
-		return *fd < 0 ? -1 : 0;
+		if (r->fd >= 0 && r->isrc == i)
+			return 0;
+		qvl_weight_reader_close(r);
+		r->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+		r->isrc = i;
+		return r->fd < 0 ? -1 : 0;
 	}
 	return -1;
 }
 
-static bool copy_pread(const struct qvl_model *m, struct qvl_pool *pool, void *dst,
+static bool copy_pread(struct qvl_weight_reader *r, struct qvl_pool *pool, void *dst,
 		       const void *src, size_t bytes)
 {
 	struct pread_task t = {-1, dst, 0, bytes, NULL};
 	int nth = pool ? qvl_pool_size(pool) : 1;
 	bool ok = true;
 
-	if (!qvl_env_flag("QVL_WEIGHT_PREAD", true) || open_source(m, src, bytes, &t.fd, &t.off))
+	if (!qvl_env_flag("QVL_WEIGHT_PREAD", true) || open_source(r, src, bytes, &t.off))
 		return false;
-	if (!(t.ok = calloc((size_t)nth, sizeof(bool)))) {
-		close(t.fd);
+	t.fd = r->fd;
+	if (!(t.ok = calloc((size_t)nth, sizeof(bool))))
 		return false;
-	}
 	if (pool)
 		qvl_pool_run(pool, pread_task, &t);
 	else
@@ -77,14 +94,13 @@ static bool copy_pread(const struct qvl_model *m, struct qvl_pool *pool, void *d
 	for (int i = 0; i < nth; i++)
 		ok = ok && t.ok[i];
 	free(t.ok);
-	close(t.fd);
 	return ok;
 }
 
-void qvl_weight_copy(const struct qvl_model *m, struct qvl_pool *pool, void *dst, const void *src,
+void qvl_weight_copy(struct qvl_weight_reader *r, struct qvl_pool *pool, void *dst, const void *src,
 		     size_t bytes)
 {
-	if (!copy_pread(m, pool, dst, src, bytes))
+	if (!copy_pread(r, pool, dst, src, bytes))
 		qvl_pool_copy(pool, dst, src, bytes);
 	qvl_model_drop_pages(src, bytes);
 }
