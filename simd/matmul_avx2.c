@@ -1,6 +1,6 @@
 /* AVX2 matmul: the same structure as matmul_avx512.c with 8-wide vectors and
- * 16 registers: m == 1 streams four W rows at a time (next four prefetched
- * into L2), 1 < m <= 16 streams W against 4 X rows at a time, larger m
+ * 16 registers: m == 1 streams four far-apart W rows at a time
+ * (qvl_far_row()), 1 < m <= 16 streams W against 4 X rows at a time, larger m
  * packs a panel of NR = 16 W rows × kc to f32 (8x8 in-register transposes)
  * and the block's X rows into 6-row strips, and runs a 6×16 register tile
  * (12 accumulators) over them. bf16 widens with
@@ -23,11 +23,10 @@
 
 /* ---- m == 1 ----------------------------------------------------------- */
 
-static T256 void matvec_4(float *y, const float *x, const uint8_t *w[4], enum qvl_dtype t, size_t k,
-			  size_t pfd)
+static T256 void matvec_4(float *y, const float *x, const uint8_t *w[4], enum qvl_dtype t, size_t k)
 {
 	__m256 a0[4], a1[4];
-	size_t i = 0, es = t == QVL_DT_F32 ? 4 : 2;
+	size_t i = 0;
 
 	for (int r = 0; r < 4; r++)
 		a0[r] = a1[r] = _mm256_setzero_ps();
@@ -35,7 +34,6 @@ static T256 void matvec_4(float *y, const float *x, const uint8_t *w[4], enum qv
 		__m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
 #pragma GCC unroll 4
 		for (int r = 0; r < 4; r++) {
-			_mm_prefetch((const char *)(w[r] + es * i + pfd), _MM_HINT_T1);
 			a0[r] = _mm256_fmadd_ps(v8_load(w[r], t, i, 8), x0, a0[r]);
 			a1[r] = _mm256_fmadd_ps(v8_load(w[r], t, i + 8, 8), x1, a1[r]);
 		}
@@ -92,23 +90,26 @@ static T256 void matvec_q(float *y, const float *x, const uint8_t *w, enum qvl_d
 static T256 void matvec(float *y, const float *x, const void *W, enum qvl_dtype t, size_t ldw,
 			const float *bias, size_t n, size_t k)
 {
-	/* Prefetch the next block of 4 rows into L2: see matmul_avx512.c. */
-	size_t pfd = (size_t)(qvl_wrow(W, t, ldw, 4) - qvl_wrow(W, t, ldw, 0));
+	/* 4 far-apart rows per step (qvl_far_row()), no software prefetch */
+	size_t q = (n + 3) / 4;
 
-	for (size_t j = 0; j < n; j += 4) {
-		int nr = n - j >= 4 ? 4 : (int)(n - j);
+	for (size_t j = 0; j < q; j++) {
 		const uint8_t *w[4];
 		float out[4];
+		int nr = 1;
+
+		while (nr < 4 && j + (size_t)nr * q < n)
+			nr++;
 
 		for (int r = 0; r < 4; r++)
-			w[r] = qvl_wrow(W, t, ldw, j + (size_t)(r < nr ? r : 0));
+			w[r] = qvl_wrow(W, t, ldw, qvl_far_row(j, r, q, n));
 		if (t == QVL_DT_F32 || t == QVL_DT_F16 || t == QVL_DT_BF16)
-			matvec_4(out, x, w, t, k, pfd);
+			matvec_4(out, x, w, t, k);
 		else
 			for (int r = 0; r < nr; r++)
 				matvec_q(&out[r], x, w[r], t, k);
 		for (int r = 0; r < nr; r++)
-			y[j + r] = out[r] + (bias ? bias[j + r] : 0.0f);
+			y[j + r * q] = out[r] + (bias ? bias[j + r * q] : 0.0f);
 	}
 }
 

@@ -4,8 +4,8 @@
  * m == 1 (decode) is bound by the weight stream: four W rows are read at a
  * time, each once, with independent accumulators; bf16 is widened with one
  * shift and one mask per 32 values (even/odd lanes), and x is split into its
- * even/odd lanes once per 32 values for the four rows. The next four rows
- * are prefetched into L2 (see matvec()).
+ * even/odd lanes once per 32 values for the four rows. The four rows are
+ * far apart (qvl_far_row()), so the hardware prefetcher streams them.
  *
  * 1 < m <= 16 (batched decode, short chunks) streams W the same way against
  * up to 4 X rows at a time (small_m()).
@@ -27,7 +27,7 @@
 
 /* One 32-value step of matvec_bf16_4 (mk: the valid lanes). */
 INL512 void bf16_step(__m512 ae[4], __m512 ao[4], const float *x, const uint8_t *const w[4],
-		      size_t i, size_t pfd, __mmask32 mk, bool full)
+		      size_t i, __mmask32 mk, bool full)
 {
 	const __m512i idx_e =
 	    _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
@@ -44,8 +44,6 @@ INL512 void bf16_step(__m512 ae[4], __m512 ao[4], const float *x, const uint8_t 
 	for (int r = 0; r < 4; r++) {
 		__m512i v = full ? _mm512_loadu_si512(w[r] + 2 * i)
 				 : _mm512_maskz_loadu_epi16(mk, w[r] + 2 * i);
-		if (full)
-			_mm_prefetch((const char *)(w[r] + 2 * i + pfd), _MM_HINT_T1);
 		ae[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), xe, ae[r]);
 		ao[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), xo, ao[r]);
 	}
@@ -55,7 +53,7 @@ INL512 void bf16_step(__m512 ae[4], __m512 ao[4], const float *x, const uint8_t 
  * that a row's 32 bf16 widen with a shift (even) and an and (odd). Full
  * blocks unmasked (masked loads in the hot loop cost 25% here), then one
  * masked block for the tail. */
-static T512 void matvec_bf16_4(float *y, const float *x, const uint8_t *w[4], size_t k, size_t pfd)
+static T512 void matvec_bf16_4(float *y, const float *x, const uint8_t *w[4], size_t k)
 {
 	__m512 ae[4], ao[4];
 	size_t i = 0;
@@ -63,16 +61,16 @@ static T512 void matvec_bf16_4(float *y, const float *x, const uint8_t *w[4], si
 	for (int r = 0; r < 4; r++)
 		ae[r] = ao[r] = _mm512_setzero_ps();
 	for (; i + 32 <= k; i += 32)
-		bf16_step(ae, ao, x, w, i, pfd, (__mmask32)~0u, true);
+		bf16_step(ae, ao, x, w, i, (__mmask32)~0u, true);
 	if (i < k)
-		bf16_step(ae, ao, x, w, i, pfd, (__mmask32)((1u << (k - i)) - 1), false);
+		bf16_step(ae, ao, x, w, i, (__mmask32)((1u << (k - i)) - 1), false);
 	for (int r = 0; r < 4; r++)
 		y[r] = _mm512_reduce_add_ps(_mm512_add_ps(ae[r], ao[r]));
 }
 
 /* f32 / f16 rows, 16 values at a time, two accumulators per row. */
 static T512 void matvec_gen_4(float *y, const float *x, const uint8_t *w[4], int nr,
-			      enum qvl_dtype t, size_t k, size_t pfd)
+			      enum qvl_dtype t, size_t k)
 {
 	__m512 a0[4], a1[4];
 	size_t i = 0;
@@ -82,10 +80,6 @@ static T512 void matvec_gen_4(float *y, const float *x, const uint8_t *w[4], int
 	for (; i + 32 <= k; i += 32) {
 		__m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
 		for (int r = 0; r < nr; r++) {
-			_mm_prefetch((const char *)(w[r] + (t == QVL_DT_F32 ? 4 : 2) * i + pfd),
-				     _MM_HINT_T1);
-			if (t == QVL_DT_F32)
-				_mm_prefetch((const char *)(w[r] + 4 * i + 64 + pfd), _MM_HINT_T1);
 			a0[r] = _mm512_fmadd_ps(v16_load(w[r], t, i, 0xffff), x0, a0[r]);
 			a1[r] = _mm512_fmadd_ps(v16_load(w[r], t, i + 16, 0xffff), x1, a1[r]);
 		}
@@ -137,27 +131,28 @@ static T512 void matvec_q(float *y, const float *x, const uint8_t *w, enum qvl_d
 static T512 void matvec(float *y, const float *x, const void *W, enum qvl_dtype t, size_t ldw,
 			const float *bias, size_t n, size_t k)
 {
-	/* Software prefetch of the same offset in the next block of 4 rows
-	 * (into L2): each row is a new 4 KiB page for the hardware prefetcher,
-	 * which then trains too late; measured 16 -> 26 GB/s on Zen 4. */
-	size_t pfd = (size_t)(qvl_wrow(W, t, ldw, 4) - qvl_wrow(W, t, ldw, 0));
+	/* 4 far-apart rows per step (qvl_far_row()), no software prefetch */
+	size_t q = (n + 3) / 4;
 
-	for (size_t j = 0; j < n; j += 4) {
-		int nr = n - j >= 4 ? 4 : (int)(n - j);
+	for (size_t j = 0; j < q; j++) {
 		const uint8_t *w[4];
 		float out[4];
+		int nr = 1;
+
+		while (nr < 4 && j + (size_t)nr * q < n)
+			nr++;
 
 		for (int r = 0; r < 4; r++)
-			w[r] = qvl_wrow(W, t, ldw, j + (size_t)(r < nr ? r : 0));
+			w[r] = qvl_wrow(W, t, ldw, qvl_far_row(j, r, q, n));
 		if (t == QVL_DT_BF16)
-			matvec_bf16_4(out, x, w, k, pfd);
+			matvec_bf16_4(out, x, w, k);
 		else if (t == QVL_DT_F32 || t == QVL_DT_F16)
-			matvec_gen_4(out, x, w, nr, t, k, pfd);
+			matvec_gen_4(out, x, w, nr, t, k);
 		else
 			for (int r = 0; r < nr; r++)
 				matvec_q(&out[r], x, w[r], t, k);
 		for (int r = 0; r < nr; r++)
-			y[j + r] = out[r] + (bias ? bias[j + r] : 0.0f);
+			y[j + r * q] = out[r] + (bias ? bias[j + r * q] : 0.0f);
 	}
 }
 

@@ -163,10 +163,8 @@ static TBF void matmul_dp(float *Y, size_t ldy, const uint16_t *xb, size_t ldxb,
  * (bit for bit, tests/engine_batchinv), written apart because the
  * interleaving of one x load per chunk with the 4 weight rows' loads and
  * products is ~10% faster than dp_tile(1, ...) when single-threaded.
- * The 4 rows are far apart (one from each quarter of the slice): 4
- * independent page streams keep more misses in flight than 4 adjacent
- * rows do, ~1.2x the stream rate on Zen 5 (no software prefetch: the
- * hardware prefetcher follows each stream, and the prefetches slowed it). */
+ * The 4 rows are far apart (qvl_far_row()), with no software prefetch: the
+ * hardware prefetcher follows each stream, and prefetches slowed it. */
 static TBF void matvec_dp(float *y, const uint16_t *xb, const uint16_t *W, size_t ldw,
 			  const float *bias, size_t n, size_t k)
 {
@@ -178,9 +176,8 @@ static TBF void matvec_dp(float *y, const uint16_t *xb, const uint16_t *W, size_
 		const uint16_t *w[4];
 		__m512 a[4];
 
-		/* rows past n repeat row j: computed, never stored */
 		for (int r = 0; r < 4; r++) {
-			w[r] = W + (j + r * q < n ? j + r * q : j) * ldw;
+			w[r] = W + qvl_far_row(j, r, q, n) * ldw;
 			a[r] = _mm512_setzero_ps();
 		}
 		for (size_t i = 0; i < kf; i += 32) {
