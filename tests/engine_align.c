@@ -42,9 +42,9 @@ static bool copied(const struct qvl_model *m, const struct qvl_engine *e, bool w
 
 	for (size_t i = 0; i < n; i++) {
 		owned += ws[i]->owned;
-		good = good && ws[i]->owned == want &&
-		       (want ? (uintptr_t)ws[i]->data % 64 == 0
-			     : qvl_model_file_page(m, ws[i]->data));
+		good =
+		    good && ws[i]->owned == want &&
+		    (want ? (uintptr_t)ws[i]->data % 64 == 0 : qvl_model_file_page(m, ws[i]->data));
 	}
 	diag("copy %s: %zu of %zu matrices the engine's copies", want ? "asked" : "not asked",
 	     owned, n);
