@@ -73,6 +73,15 @@ struct nv_opts {
 	 * a thread per run, ahead of its reads, instead of all at once when
 	 * they are registered (QVL_IO_FILL=0|1) */
 	bool fill;
+	/* nv_read_threads: a reader the caller keeps across loads of the same
+	 * file (the resident fill reads a layer per load): the run read on the
+	 * calling thread uses *keep, opened there on first use, so that its
+	 * ring, file and staging buffers are set up once; later loads give it
+	 * their own stop, filler and fault hook (nv_rebind), its depth, read
+	 * size and O_DIRECT stay as opened. A ring belongs to the thread that
+	 * made it (SINGLE_ISSUER): one kept reader per calling thread. The
+	 * caller nv_close()s it. NULL: each load opens and closes its own. */
+	struct nv_reader **keep;
 };
 
 /* One extent to read and check. off is NV_ALIGN-aligned; the reader reads
@@ -111,6 +120,7 @@ struct nv_stats {
 	 * not filling) and seconds a reader had nothing in flight waiting for
 	 * its next destination (the largest over threads) */
 	double fill_seconds, fill_wait_seconds;
+	unsigned opens; /* readers opened (rings set up); a kept one counts once */
 };
 
 struct nv_reader;
@@ -125,6 +135,10 @@ void nv_fill_wait(struct nv_fill *f, const void *p, size_t n, const atomic_bool 
 /* Open path for reading (O_DIRECT unless o->buffered) and set up the ring. */
 int nv_open(struct nv_reader **out, const char *path, const struct nv_opts *o, struct qvl_err *err);
 void nv_close(struct nv_reader *r);
+/* A kept reader (nv_opts.keep) taking the next load over path: that load's
+ * stop flag, filler and fault hook, and no destinations of an earlier load
+ * registered. -EINVAL when r reads another file. */
+int nv_rebind(struct nv_reader *r, const char *path, const struct nv_opts *o, struct qvl_err *err);
 /* Register [base, base + len) (NV_ALIGN-aligned) as the destination of later
  * reads, so that they use fixed buffers. Optional: when the kernel refuses
  * (RLIMIT_MEMLOCK), reads into that memory still work, unregistered. */

@@ -246,6 +246,22 @@ void nv_close(struct nv_reader *r)
 	free(r);
 }
 
+int nv_rebind(struct nv_reader *r, const char *path, const struct nv_opts *o, struct qvl_err *err)
+{
+	if (strcmp(path, r->path))
+		return qvl_errf(err, -EINVAL, "%s: the kept reader reads %s", path, r->path);
+	r->o.stop = o->stop;
+	r->o.filler = o->filler;
+	r->o.fault = o->fault;
+	r->o.fault_ctx = o->fault_ctx;
+	r->o.fill = o->fill;
+	if (r->niov > r->nslots) { /* the last load's destinations, pinned */
+		r->niov = r->nslots;
+		nv_register_bufs(r);
+	}
+	return 0;
+}
+
 int nv_register(struct nv_reader *r, void *base, size_t len)
 {
 	uint8_t *p = base;

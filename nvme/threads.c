@@ -3,7 +3,8 @@
  * own reader (ring, registered file, staging slots), registers the span of
  * its run's destinations and reads its run with nv_read. One shared stop
  * flag makes the first error stop every reader from issuing more; each
- * drains its own reads before its thread exits. */
+ * drains its own reads before its thread exits. The run read on the
+ * caller's thread may use a reader the caller keeps (nv_opts.keep). */
 #define _GNU_SOURCE
 #include "config.h"
 
@@ -80,6 +81,7 @@ struct nv_job {
 	struct nv_shard *s;
 	size_t n;
 	bool keep_going;
+	struct nv_reader **keep; /* the caller's kept reader, or NULL */
 	struct nv_stats st;
 	struct qvl_err err;
 	int rc;
@@ -134,7 +136,14 @@ static void *nv_job_run(void *arg)
 	uint8_t *lo;
 	size_t span = nv_dst_span(j->s, j->n, &lo);
 
-	j->rc = nv_open(&r, j->path, &j->o, &j->err);
+	if (j->keep && *j->keep) {
+		r = *j->keep;
+		j->rc = nv_rebind(r, j->path, &j->o, &j->err);
+	} else if ((j->rc = nv_open(&r, j->path, &j->o, &j->err)) == 0) {
+		j->st.opens++;
+		if (j->keep)
+			*j->keep = r;
+	}
 	if (j->rc) {
 		for (size_t i = 0; i < j->n; i++)
 			j->s[i].status = j->rc;
@@ -154,7 +163,8 @@ static void *nv_job_run(void *arg)
 		j->st.fill_seconds += qvl_now() - t0;
 	}
 	j->rc = nv_read(r, j->s, j->n, j->keep_going, &j->st, &j->err);
-	nv_close(r);
+	if (!j->keep)
+		nv_close(r);
 	return NULL;
 }
 
@@ -244,6 +254,7 @@ static void nv_merge(struct nv_stats *st, const struct nv_stats *j)
 	st->io_errors += j->io_errors;
 	st->crc_seconds += j->crc_seconds;
 	st->fill_seconds += j->fill_seconds;
+	st->opens += j->opens;
 	if (j->fill_wait_seconds > st->fill_wait_seconds)
 		st->fill_wait_seconds = j->fill_wait_seconds;
 	if (j->crc_exposed_seconds > st->crc_exposed_seconds)
@@ -280,6 +291,10 @@ int nv_read_threads(const char *path, const struct nv_opts *o, struct nv_shard *
 					 .keep_going = keep_going};
 		if (o)
 			job[k].o = *o;
+		job[k].o.keep = NULL;
+		/* the kept reader for the run on this thread, read last */
+		if (k + 1 == runs && o)
+			job[k].keep = o->keep;
 		/* the total depth shared out, at least 2 each */
 		job[k].o.qd = (qd + runs - 1) / runs < 2 ? 2 : (qd + runs - 1) / runs;
 		job[k].o.stop = stop;

@@ -6,7 +6,9 @@
  * start that put the whole model in memory first. This thread then reads
  * each layer's shard into its place in the model's arena, in layer order,
  * through the same io_uring reader as a load (huge pages faulted in ahead
- * of the reads, the CRC-64 checked as the bytes land), compares the norms
+ * of the reads, the CRC-64 checked as the bytes land; one reader, its ring,
+ * O_DIRECT file and staging buffers set up once for all the layers, not per
+ * layer: nv_opts.keep), compares the norms
  * the engine widened at start-up with the checked bytes, and only then
  * raises the layer's resident flag. Compute reads the flag at its next
  * begin() of the layer (a step boundary for that layer: a layer is never
@@ -44,11 +46,12 @@ bool tier_streamed_start(const struct tier_pool *t)
 	return t && t->o.stream_start && t->n_stream > 0;
 }
 
-/* Layer y read into home and checked; 0 or the error naming the shard. */
-static int fill_layer(struct tier_pool *t, struct tier_layer *y, struct nv_stats *st,
-		      struct qvl_err *err)
+/* Layer y read into home and checked, through *rd (opened by the first
+ * layer, kept for the next); 0 or the error naming the shard. */
+static int fill_layer(struct tier_pool *t, struct tier_layer *y, struct nv_reader **rd,
+		      struct nv_stats *st, struct qvl_err *err)
 {
-	struct nv_opts o = {.fill = true};
+	struct nv_opts o = {.fill = true, .keep = rd};
 	struct nv_shard sh = {
 	    .name = y->name, .off = y->off, .len = y->len, .crc = y->crc, .dst = (void *)y->home};
 	int rc;
@@ -106,6 +109,7 @@ static void *fill_main(void *arg)
 	struct tier_pool *t = arg;
 	struct tier_fill *f = &t->fill;
 	struct qvl_err err = {{0}};
+	struct nv_reader *rd = NULL; /* the fill's one reader (this thread's ring) */
 	unsigned i = 0;
 	int rc = 0;
 
@@ -131,7 +135,7 @@ static void *fill_main(void *arg)
 		/* tests: QVL_STREAM_HOLD=FILE holds layer i back while FILE
 		 * holds a number <= i (0, then 2, then all layers resident) */
 		qvl_env_hold("QVL_STREAM_HOLD", (long)i++, &t->fill.stop);
-		rc = fill_layer(t, y, &st, &err);
+		rc = fill_layer(t, y, &rd, &st, &err);
 		if (rc == 0)
 			/* release: the shard's bytes at home (written by the
 			 * reader, joined in nv_read_threads) before the flag;
@@ -143,8 +147,10 @@ static void *fill_main(void *arg)
 		f->bytes += rc == 0 ? y->len : 0;
 		f->read_s += st.seconds;
 		f->mem_s += st.fill_seconds;
+		f->readers += st.opens;
 		pthread_mutex_unlock(&t->mu);
 	}
+	nv_close(rd);
 	if (rc == 0)
 		/* release: after every layer's flag; pairs with the acquire in
 		 * hook_begin(), which then drops the window */
@@ -201,6 +207,7 @@ int tier_fill_status(struct tier_pool *t, struct tier_fill_status *s)
 	s->read_seconds = t->fill.read_s;
 	s->mem_seconds = t->fill.mem_s;
 	s->wait_seconds = t->fill.wait_s;
+	s->readers = t->fill.readers;
 	if (t->fill.rc < 0)
 		snprintf(s->msg, sizeof(s->msg), "%s", t->fill.err.msg);
 	pthread_mutex_unlock(&t->mu);

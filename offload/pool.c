@@ -604,9 +604,12 @@ size_t tier_json(struct tier_pool *t, char *buf, size_t cap)
 	if (tier_fill_status(t, &fs))
 		put(&o,
 		    ",\"streamed_start\":true,\"resident_fill\":\"%s\",\"layers_filled\":%u"
-		    ",\"fill_bytes\":%" PRIu64 ",\"fill_s\":%.3f",
-		    !fs.started ? "waiting" : fs.pending ? "filling" : fs.rc < 0 ? "failed" : "done",
-		    fs.filled, fs.bytes, fs.seconds);
+		    ",\"fill_bytes\":%" PRIu64 ",\"fill_s\":%.3f,\"fill_readers\":%u",
+		    !fs.started	 ? "waiting"
+		    : fs.pending ? "filling"
+		    : fs.rc < 0	 ? "failed"
+				 : "done",
+		    fs.filled, fs.bytes, fs.seconds, fs.readers);
 	int es;
 	double esec;
 	if (tier_embed_status(t, &es, &esec))

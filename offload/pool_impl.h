@@ -46,6 +46,7 @@ struct tier_fill {
 	int rc;
 	struct qvl_err err;
 	unsigned filled;
+	unsigned readers; /* readers (io_uring set-ups) opened: 1 for a whole fill */
 	uint64_t bytes;
 	double t0, seconds, read_s, mem_s;
 	double wait_s;	  /* before the first layer: waiting for the first pass */

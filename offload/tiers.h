@@ -115,6 +115,7 @@ struct tier_fill_status {
 	bool started, pending;
 	int rc; /* 0, or the error that stopped the fill (msg names the shard) */
 	unsigned filled, layers;
+	unsigned readers;		  /* io_uring readers set up: 1 for the whole fill */
 	uint64_t bytes;			  /* filled so far */
 	double seconds;			  /* from the start to the end (0 while pending) */
 	double read_seconds, mem_seconds; /* the reads' wall time, faulting the memory in */

@@ -12,7 +12,6 @@
 
 #include "../simd/qrepack.h"
 #include "engine_impl.h"
-#include "env.h"
 #include "mm_cache.h"
 #include "pool.h"
 #include "util.h"
@@ -120,31 +119,20 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 	w->owned = true;
 }
 
-/* A resident matrix read from the file's mapping is copied once, by the
- * pool threads, into qvl_huge_alloc() memory the engine owns
- * (qvl_weight_copy: read from the file):
- * - the mapping's 4 KiB page-cache pages cost the weight stream a TLB
- *   walk per 4 KiB row, and the walks' page tables (8 bytes per 4 KiB:
- *   6.7 MB for the 2b model) do not stay in cache: from 2 MiB pages a bf16
- *   GGUF decoded 1.7-2.4x faster on a loaded machine (docs/status.md has
- *   the quiet figures);
- * - a safetensors file packs its tensors after a JSON header of any length
- *   (every tensor of the 2b model is 24 bytes past a line), and a 64-byte
- *   vector load off a line touches two.
- * The file's pages are dropped from the mapping (clean page cache: a tied
- * embedding's lookups fault their rows back). A pack's arena is not
- * copied (huge pages already), nor rows whose length keeps them off a line
- * anyway, nor anything when memory is short (same result, slower).
- * Without e->copy_weights (a one-shot command: the copy of a 2b model costs
- * more seconds than its few tokens gain) only the matrices off a line. */
+/* A resident matrix read from the file's mapping, copied once by the pool
+ * threads into qvl_huge_alloc() memory the engine owns when the engine
+ * copies its weights: the policy and its reasons are in weight_copy.h
+ * (from 2 MiB pages a bf16 GGUF decoded 1.7-2.4x faster on a loaded
+ * machine, docs/status.md has the quiet figures). The file's pages are
+ * dropped from the mapping (clean page cache: a tied embedding's lookups
+ * fault their rows back). */
 static void mat_own(struct qvl_engine *e, struct eng_mat *w, struct qvl_weight_reader *rd)
 {
 	size_t bytes = w->n * w->row_bytes;
-	bool aligned = !((uintptr_t)w->data & 63);
 	uint8_t *dst;
 
-	if (w->owned || !bytes || w->row_bytes & 63 || !qvl_model_file_page(e->m, w->data) ||
-	    (aligned && !e->copy_weights) || !(dst = qvl_huge_alloc(bytes)))
+	if (!e->copy_weights || w->owned || !bytes || w->row_bytes & 63 ||
+	    !qvl_model_file_page(e->m, w->data) || !(dst = qvl_huge_alloc(bytes)))
 		return;
 	qvl_weight_copy(rd, e->pool, dst, w->data, bytes);
 	w->data = dst;
@@ -412,9 +400,8 @@ int qvl_engine_create(struct qvl_engine **out, const struct qvl_model *m,
 	e->n_deepstack_max = e->L < QVL_MAX_DEEPSTACK ? e->L : QVL_MAX_DEEPSTACK;
 	e->kv_dtype = opts ? opts->kv_dtype : QVL_DT_F16;
 	e->prec = opts ? opts->precision : QVL_PREC_BF16;
-	/* QVL_WEIGHT_COPY=0|1 overrides the option (the A/B): 0 copies only
-	 * the matrices off a cache line */
-	e->copy_weights = qvl_env_flag("QVL_WEIGHT_COPY", opts && opts->copy_weights);
+	/* the weight-copy policy: weight_copy.h */
+	e->copy_weights = qvl_weight_copy_asked(opts && opts->copy_weights);
 	if (opts && opts->wsrc)
 		e->wsrc = *opts->wsrc;
 	if (e->kv_dtype != QVL_DT_F32 && e->kv_dtype != QVL_DT_F16 && e->kv_dtype != QVL_DT_BF16) {

@@ -66,11 +66,9 @@ struct qvl_engine_opts {
 	/* Layers not resident (NULL: all are): see struct qvl_weight_src. */
 	const struct qvl_weight_src *wsrc;
 	/* Copy every weight matrix read from a file's mapping into huge pages
-	 * at creation (engine.c, mat_own): decode streams them faster, at
-	 * seconds of load time for a 2b model. For an engine that serves or
-	 * measures many tokens (qvld, qvlctl bench); false (one-shot commands):
-	 * only the matrices off a cache line are copied. QVL_WEIGHT_COPY=0|1
-	 * overrides it either way (the A/B). */
+	 * at creation, for an engine that serves or measures many tokens (qvld,
+	 * qvlctl bench); false (one-shot commands): none, the kernels read the
+	 * mapping. The policy, with QVL_WEIGHT_COPY's override: weight_copy.h. */
 	bool copy_weights;
 };
 

@@ -567,19 +567,38 @@ const char *json_type_name(enum json_type t)
 	return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }
 
-void json_write_string(FILE *f, const char *s, size_t n)
+void json_escape(json_sink *put, void *ctx, const char *s, size_t n)
 {
-	fputc('"', f);
+	size_t run = 0; /* start of the bytes not written yet */
+
+	put(ctx, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", f);
+
+		if (ch >= 0x20 && ch != '"' && ch != '\\')
+			continue; /* the common case: part of the run */
+		char esc[8] = {'\\', (char)ch};
+		size_t elen = 2;
+		if (ch == '\n')
+			esc[1] = 'n';
 		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
+			elen = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", ch);
+		if (i > run)
+			put(ctx, s + run, i - run);
+		put(ctx, esc, elen);
+		run = i + 1;
 	}
-	fputc('"', f);
+	if (n > run)
+		put(ctx, s + run, n - run);
+	put(ctx, "\"", 1);
+}
+
+static void file_sink(void *ctx, const char *p, size_t n)
+{
+	fwrite(p, 1, n, ctx);
+}
+
+void json_write_string(FILE *f, const char *s, size_t n)
+{
+	json_escape(file_sink, f, s, n);
 }

@@ -76,9 +76,14 @@ bool json_str_eq(const struct json_doc *doc, uint32_t t, const char *s, size_t n
 
 const char *json_type_name(enum json_type t);
 
-/* Write s[0..n) to f as a JSON string literal: quotes, '"' and '\\'
- * escaped, control characters as \n or \u00XX; other bytes (UTF-8) as they
- * are. */
+/* Where json_escape() writes: n bytes at p (not NUL-terminated). */
+typedef void json_sink(void *ctx, const char *p, size_t n);
+/* THE JSON string escaper (every writer of JSON strings uses it, whatever it
+ * writes into): s[0..n) as a string literal, in quotes, '"' and '\\'
+ * escaped, '\n' as \n, other control characters as \u00XX, every other byte
+ * (UTF-8) as it is; the unescaped runs go to put() whole. */
+void json_escape(json_sink *put, void *ctx, const char *s, size_t n);
+/* json_escape() into a FILE. */
 void json_write_string(FILE *f, const char *s, size_t n);
 
 #endif

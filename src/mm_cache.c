@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,7 @@ struct mm_cache {
 	uint64_t hits, misses, evictions;
 	pthread_mutex_t vlock; /* the tower: built and lent under it */
 	struct qvl_vision *v;
+	_Atomic uint64_t towers; /* towers built (tests: one per engine) */
 };
 
 int mm_cache_create(struct mm_cache **out, size_t max_bytes)
@@ -297,6 +299,8 @@ void mm_cache_stats(struct mm_cache *c, struct qvl_mm_cache_stats *st)
 	st->max_bytes = c->max_bytes;
 	st->keys = c->keys;
 	pthread_mutex_unlock(&c->lock);
+	/* relaxed: a count; the tower itself is published under vlock */
+	st->towers_built = atomic_load_explicit(&c->towers, memory_order_relaxed);
 }
 
 int mm_cache_vision_get(struct mm_cache *c, const struct qvl_model *m, struct qvl_pool *pool,
@@ -306,8 +310,9 @@ int mm_cache_vision_get(struct mm_cache *c, const struct qvl_model *m, struct qv
 	int rc = 0;
 
 	pthread_mutex_lock(&c->vlock);
-	if (!c->v)
-		rc = qvl_vision_create(&c->v, m, pool, vo, err);
+	if (!c->v && (rc = qvl_vision_create(&c->v, m, pool, vo, err)) == 0)
+		/* relaxed: pairs with the load in mm_cache_stats(), a count */
+		atomic_fetch_add_explicit(&c->towers, 1, memory_order_relaxed);
 	if (rc) {
 		pthread_mutex_unlock(&c->vlock);
 		*v = NULL;

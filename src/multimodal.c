@@ -175,13 +175,18 @@ struct mm_pending {
 
 /* Borrow e's vision tower: it multiplies at the engine's precision and
  * copies its weights into huge pages when the engine did (qvld, bench). */
-static int tower_get(struct qvl_engine *e, struct qvl_vision **v, struct qvl_err *err)
+int qvl_mm_tower_get(struct qvl_engine *e, struct qvl_vision **v, struct qvl_err *err)
 {
 	const struct qvl_vision_opts vo = {.precision = qvl_engine_precision(e),
 					   .copy_weights = qvl_engine_copies_weights(e)};
 
 	return mm_cache_vision_get(eng_vcache(e), qvl_engine_model(e), qvl_engine_pool(e), &vo, v,
 				   err);
+}
+
+void qvl_mm_tower_put(struct qvl_engine *e)
+{
+	mm_cache_vision_put(eng_vcache(e));
 }
 
 static void mm_pending_free(struct mm_pending *pd)
@@ -226,7 +231,7 @@ int qvl_mm_encode_step(struct qvl_engine *e, struct qvl_mm_prompt *p, int blocks
 
 	if (!pd)
 		return 0;
-	rc = tower_get(e, &v, err);
+	rc = qvl_mm_tower_get(e, &v, err);
 	if (rc)
 		return rc;
 	for (blocks = blocks < 1 ? 1 : blocks; blocks > 0 && pd->cur < pd->n;) {
@@ -436,7 +441,7 @@ static int mm_rows(struct qvl_engine *e, const struct qvl_mm_src *s, struct mm_i
 		rc = mm_defer(out, &im->key, grid, n, at, n_img, prog->depth, &px, err);
 		goto out;
 	}
-	rc = tower_get(e, &v, err);
+	rc = qvl_mm_tower_get(e, &v, err);
 	if (rc)
 		goto out;
 	if (prog->o->progress)
@@ -457,7 +462,7 @@ static int mm_shape(struct qvl_engine *e, int *K, int *M, int *depth, struct qvl
 	const struct qvl_model *m = qvl_engine_model(e);
 	struct mm_cache *c = eng_vcache(e);
 	struct qvl_vision *v;
-	int rc = tower_get(e, &v, err);
+	int rc = qvl_mm_tower_get(e, &v, err);
 	int H;
 
 	if (rc)

@@ -115,6 +115,14 @@ int qvl_mm_prompt_build_images(struct qvl_engine *e, const struct qvl_tokenizer 
 struct qvl_vision;
 struct qvl_pixels;
 
+/* Borrow the engine's vision tower: built on the first call with the
+ * engine's precision and weight copy (qvl_engine_copies_weights), then kept
+ * until the engine is destroyed; every image path of the engine (prompt
+ * images, the daemon's EMBED_IMAGE) uses this one tower. It is lent to one
+ * caller at a time (a second waits) until qvl_mm_tower_put(). */
+int qvl_mm_tower_get(struct qvl_engine *e, struct qvl_vision **v, struct qvl_err *err);
+void qvl_mm_tower_put(struct qvl_engine *e);
+
 /* Encode one preprocessed image into the wide layout of llama.cpp's
  * mtmd_get_output_embd (golden/README.md): out[tok][(1 + K) * Do] with
  * columns main | DeepStack 0 | ... | DeepStack K-1. *out is malloc'd. */
@@ -129,6 +137,7 @@ int qvl_mm_encode_wide(struct qvl_vision *v, const struct qvl_pixels *px, float 
 struct qvl_mm_cache_stats {
 	uint64_t hits, misses, evictions;
 	size_t bytes, entries, max_bytes, keys;
+	uint64_t towers_built; /* vision towers built: 0 or 1 per engine */
 };
 void qvl_mm_cache_stats(const struct qvl_engine *e, struct qvl_mm_cache_stats *st);
 

@@ -214,10 +214,10 @@ void qvl_vision_destroy(struct qvl_vision *v)
  * a page fault per 64 KiB of weights the first time they were read (~9 % of
  * a one-shot 448x448 encode's CPU time in the kernel), and the GEMM's
  * panel packing, which reads 32 rows 2-8 KiB apart, a TLB walk per 4 KiB
- * row piece. Only when asked (copy: opts.copy_weights, or QVL_WEIGHT_COPY=1;
- * 0 keeps the mapping: the A/B): for one image the copy costs more than it
- * saves. A pack's arena (huge pages already) and a failed allocation keep
- * the mapping too (same results: the bytes are the same).
+ * row piece. Only when asked (the policy, with QVL_WEIGHT_COPY's override:
+ * weight_copy.h): for one image the copy costs more than it saves. A
+ * pack's arena (huge pages already) and a failed allocation keep the
+ * mapping too (same results: the bytes are the same).
  *
  * Where the products run on the bf16 GEMM (`--precision bf16` with
  * vdpbf16ps), a bf16 matrix is copied as the GEMM's panels instead
@@ -250,7 +250,7 @@ static void vis_own(struct qvl_vision *v, bool copy)
 	const bool gemm = v->wmm == v->k->matmul_fast && qvl_kernels_bf16dot(v->k);
 	struct qvl_weight_reader rd;
 
-	if (!qvl_env_flag("QVL_WEIGHT_COPY", copy))
+	if (!qvl_weight_copy_asked(copy))
 		return;
 	ls[n++] = &v->patch;
 	for (int j = 0; j < v->depth; j++) {

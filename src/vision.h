@@ -30,8 +30,8 @@ struct qvl_vision_opts {
 					 * mapping into huge pages at creation (vision.c,
 					 * vis_own): every later encode runs faster, at 1.5-2 s
 					 * of CPU for the 2b tower; for a tower that encodes
-					 * many images (qvld, bench). QVL_WEIGHT_COPY=0|1
-					 * overrides it either way (the A/B). */
+					 * many images (qvld, bench). The policy, with
+					 * QVL_WEIGHT_COPY's override: weight_copy.h */
 };
 
 int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct qvl_pool *pool,

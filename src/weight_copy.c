@@ -104,3 +104,8 @@ void qvl_weight_copy(struct qvl_weight_reader *r, struct qvl_pool *pool, void *d
 		qvl_pool_copy(pool, dst, src, bytes);
 	qvl_model_drop_pages(src, bytes);
 }
+
+bool qvl_weight_copy_asked(bool asked)
+{
+	return qvl_env_flag("QVL_WEIGHT_COPY", asked);
+}

@@ -1,12 +1,12 @@
-/* Weight matrices read from a file's mapping are copied at load into
- * memory the engine owns (src/engine.c, mat_own: huge pages, rows on a
- * cache line). On the tiny model, whose safetensors tensors sit 32 bytes
- * past a line, every layer matrix and the output matrix must be 64-byte
- * aligned and the engine's own copy, at both precisions (the golden tests
- * check that the logits are unchanged). From llama.cpp's GGUF of it they
- * are copied when the engine is asked to (qvld, bench), else only those off
- * a line in the file; QVL_WEIGHT_COPY=0|1 overrides, a bad value is taken as
- * the option. */
+/* The weight-copy policy (src/weight_copy.h): an engine asked to copy
+ * (opts.copy_weights: qvld, bench, --copy-weights) copies every weight
+ * matrix its file's mapping holds into memory it owns (src/engine.c,
+ * mat_own: huge pages, rows on a cache line); one not asked copies none,
+ * whatever the file's alignment: the kernels read the mapping (the golden
+ * tests check that the logits are the same either way). On the tiny model,
+ * whose safetensors tensors sit 32 bytes past a line, and on llama.cpp's
+ * GGUF of it (32-byte aligned), at both precisions; QVL_WEIGHT_COPY=0|1
+ * overrides the option either way, a value that is neither leaves it. */
 #include "config.h"
 
 #include <stdint.h>
@@ -15,78 +15,73 @@
 #include "engine_common.h"
 #include "engine_impl.h"
 
-/* Whether every layer matrix and the output matrix of e are the engine's
- * own copies. */
-static bool all_owned(const struct qvl_engine *e)
+/* The layer matrices and the output matrix of e. */
+static size_t mats(const struct qvl_engine *e, const struct eng_mat **out, size_t cap)
 {
-	bool owned = e->out.owned;
-
-	for (int l = 0; l < e->L; l++) {
-		const struct eng_layer *ly = &e->layers[l];
-		owned = owned && ly->wq.owned && ly->wk.owned && ly->wv.owned && ly->wo.owned &&
-			ly->wg.owned && ly->wu.owned && ly->wd.owned;
-	}
-	return owned;
-}
-
-/* Not asked to copy, only the matrices off a cache line in the file
- * are copied (a GGUF aligns its tensors to 32 bytes): each layer matrix is
- * the engine's copy exactly when the file's tensor is off a line. */
-static bool owned_iff_unaligned(const struct qvl_model *m, const struct qvl_engine *e)
-{
-	static const char *const names[] = {"self_attn.q_proj", "self_attn.k_proj",
-					    "self_attn.v_proj", "self_attn.o_proj",
-					    "mlp.gate_proj",	"mlp.up_proj",
-					    "mlp.down_proj"};
-	bool good = true;
-	int copied = 0;
+	size_t n = 0;
 
 	for (int l = 0; l < e->L; l++) {
 		const struct eng_layer *ly = &e->layers[l];
 		const struct eng_mat *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
 					      &ly->wg, &ly->wu, &ly->wd};
-		for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
-			const struct qvl_tensor *t = qvl_model_findf(
-			    m, "model.language_model.layers.%d.%s.weight", l, names[i]);
-			bool off = t && (uintptr_t)t->data % 64 != 0;
-			good = good && t && ws[i]->owned == off;
-			copied += ws[i]->owned;
-		}
+		for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]) && n < cap; i++)
+			out[n++] = ws[i];
 	}
-	diag("not asked to copy: %d of %d layer matrices copied (off a line in the file)",
-	     copied, e->L * 7);
+	if (n < cap)
+		out[n++] = &e->out;
+	return n;
+}
+
+/* Every matrix the engine's copy on a cache line (want), or none its copy,
+ * each where the file's mapping holds it (!want). */
+static bool copied(const struct qvl_model *m, const struct qvl_engine *e, bool want)
+{
+	const struct eng_mat *ws[7 * 64 + 1];
+	size_t n = mats(e, ws, sizeof(ws) / sizeof(ws[0])), owned = 0;
+	bool good = n == (size_t)e->L * 7 + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		owned += ws[i]->owned;
+		good =
+		    good && ws[i]->owned == want &&
+		    (want ? (uintptr_t)ws[i]->data % 64 == 0 : qvl_model_file_page(m, ws[i]->data));
+	}
+	diag("copy %s: %zu of %zu matrices the engine's copies", want ? "asked" : "not asked",
+	     owned, n);
 	return good;
 }
 
+/* The tiny model's safetensors: off a line in the file, the matrices are
+ * read there unless the engine is asked to copy. */
 static void check(const struct qvl_model *m, enum qvl_precision p, const char *pn)
 {
 	const struct qvl_tensor *t =
 	    qvl_model_find(m, "model.language_model.layers.0.mlp.up_proj.weight");
-	struct qvl_engine *e = test_engine(m, NULL, 2, QVL_DT_F16, p);
-	bool aligned = true;
 
-	if (!e || !t) {
-		ok(0, "%s: engine and tensor", pn);
-		return;
+	ok(t && (uintptr_t)t->data % 64 != 0,
+	   "%s: the file's up_proj is off a cache line (%ju mod 64)", pn,
+	   (uintmax_t)(t ? (uintptr_t)t->data % 64 : 0));
+	for (int copy = 0; copy < 2; copy++) {
+		struct qvl_engine_opts o = {
+		    .threads = 2, .kv_dtype = QVL_DT_F16, .precision = p, .copy_weights = copy};
+		struct qvl_err err = {{0}};
+		struct qvl_engine *e;
+
+		if (qvl_engine_create(&e, m, &o, &err) < 0) {
+			ok(0, "%s engine: %s", pn, err.msg);
+			continue;
+		}
+		ok(copied(m, e, copy) && qvl_engine_copies_weights(e) == copy,
+		   copy ? "%s, asked: every layer matrix and the output matrix are the engine's "
+			  "copies, on a cache line"
+			: "%s, not asked: every matrix is read where the file's mapping holds it, "
+			  "off a line",
+		   pn);
+		qvl_engine_destroy(e);
 	}
-	ok((uintptr_t)t->data % 64 != 0, "%s: the file's up_proj is off a cache line (%ju mod 64)",
-	   pn, (uintmax_t)((uintptr_t)t->data % 64));
-	for (int l = 0; l < e->L; l++) {
-		const struct eng_layer *ly = &e->layers[l];
-		const struct eng_mat *ws[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo,
-					      &ly->wg, &ly->wu, &ly->wd};
-		for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
-			aligned = aligned && (uintptr_t)ws[i]->data % 64 == 0;
-	}
-	ok(aligned && (uintptr_t)e->out.data % 64 == 0,
-	   "%s: every layer matrix and the output matrix start on a cache line", pn);
-	ok(all_owned(e), "%s: each is the engine's copy (freed with it)", pn);
-	qvl_engine_destroy(e);
 }
 
-/* The GGUF: with opts.copy_weights (qvld, bench) every matrix is copied,
- * without it (one-shot commands) only those off a line; QVL_WEIGHT_COPY=0|1
- * overrides the option either way, a value that is neither leaves it. */
+/* The GGUF: copy_weights 0 and 1 under each QVL_WEIGHT_COPY value. */
 static void check_gguf(const char *path)
 {
 	static const char *const vals[] = {NULL, "0", "1", "yes"};
@@ -115,8 +110,7 @@ static void check_gguf(const char *path)
 				ok(0, "gguf engine: %s", err.msg);
 				continue;
 			}
-			ok((want ? all_owned(e) : owned_iff_unaligned(m, e)) &&
-			       qvl_engine_copies_weights(e) == want,
+			ok(copied(m, e, want) && qvl_engine_copies_weights(e) == want,
 			   "gguf, copy_weights %d, QVL_WEIGHT_COPY=%s: the matrices are %s", opt,
 			   vals[i] ? vals[i] : "(unset)",
 			   want ? "the engine's copies" : "the file's pages");

@@ -4,8 +4,10 @@
  * is held until the stop flag is up, so that its thread must cancel the
  * rest of its run), every thread drains and the load fails naming the
  * shard; the next load works; a caller's stop flag cancels a load; the
- * destinations filled ahead of the reads hold the same bytes; a bad
- * QVL_IO_THREADS is ignored. */
+ * destinations filled ahead of the reads hold the same bytes; a reader kept
+ * across loads of one shard each (the resident fill's) is opened once, takes
+ * each load's fault hook, works after a failed load and refuses another
+ * file; a bad QVL_IO_THREADS is ignored. */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -82,7 +84,7 @@ int main(void)
 
 	if (!tiny || access(tiny, F_OK))
 		skip_all("no tiny model (QVL_TINY)");
-	plan(15);
+	plan(17);
 	rc = pack_tiny(tiny, dir, path, sizeof(path), &err);
 	ok(rc == 0, "pack the tiny model (%s)", rc ? err.msg : "ok");
 	rc = rc ? rc : pack_read_head(path, &p, &head, &fsize, &err);
@@ -148,6 +150,59 @@ int main(void)
 		munmap(fresh, span);
 	}
 	ok(!rc, "1..4 threads filling fresh memory ahead of the reads: the bytes in place");
+
+	/* one kept reader (nv_opts.keep) for a load per shard into fresh
+	 * memory, filled ahead, as offload/fill.c reads a layer per load;
+	 * the second load's own hook fails it, the third works */
+	{
+		struct nv_reader *kept = NULL, *first = NULL;
+		struct hold h = {.fail = p.shards[1].name, .hold = ""};
+		atomic_bool never = false;
+		unsigned opens = 0;
+		bool good = p.n_shards >= 3;
+		uint8_t *fresh =
+		    mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (fresh == MAP_FAILED)
+			return 1;
+		h.stop = &never;
+		pack_nv_shards(&p, fresh, s);
+		for (uint32_t i = 0; i < p.n_shards; i++) {
+			atomic_bool stop = false;
+			struct nv_opts o = {.threads = 2,
+					    .qd = 4,
+					    .chunk = 65536,
+					    .quiet = true,
+					    .fill = true,
+					    .stop = &stop,
+					    .keep = &kept};
+			struct nv_stats st = {0};
+			int r;
+
+			if (i == 1) {
+				o.fault = hold_hook;
+				o.fault_ctx = &h;
+			}
+			r = nv_read_threads(path, &o, &s[i], 1, false, &st, &err);
+			opens += st.opens;
+			first = i ? first : kept;
+			if (i == 1 ? r != -EIO || s[1].status != -EIO
+				   : r || nv_crc64(0, s[i].dst, s[i].len) != p.shards[i].crc) {
+				diag("kept reader, shard %u: %d (%s)", i, r, r ? err.msg : "bytes");
+				good = false;
+			}
+		}
+		ok(good && kept && kept == first && opens == 1,
+		   "a kept reader: %u loads of a shard each, %u reader opened, the second "
+		   "load's fault hook failed it alone",
+		   p.n_shards, opens);
+		struct nv_opts o = {.quiet = true, .keep = &kept};
+		rc = nv_read_threads("/nonexistent.qvl", &o, s, 1, false, NULL, &err);
+		ok(rc == -EINVAL && strstr(err.msg, "kept reader"),
+		   "a kept reader of another file: %s", err.msg);
+		nv_close(kept);
+		munmap(fresh, span);
+	}
 
 	/* the same model whatever QVL_IO_THREADS */
 	rc = 0;

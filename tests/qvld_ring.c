@@ -6,7 +6,8 @@
  * output region too small for the text ends with QVL_STOP_LENGTH and whole
  * UTF-8 sequences; TOKENIZE equals the tokenizer; a malformed request fails
  * alone with the daemon's message in the text area; EMBED_IMAGE writes the
- * vision tower's output; a stop string with a NUL inside is refused; an
+ * vision tower's output, the same bytes twice, through the engine's one
+ * tower (STATS: vision_towers_built 1); a stop string with a NUL inside is refused; an
  * image placed inside a UTF-8 character is refused; VOCAB's token bytes
  * spell what TOKENIZE cut; greedy top logprobs start with the chosen id. */
 #include "config.h"
@@ -85,7 +86,7 @@ int main(void)
 	struct qvl_cqe c;
 	int rc;
 
-	plan(18);
+	plan(19);
 	rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &a);
 	if (rc == 0)
 		rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &b);
@@ -333,22 +334,53 @@ int main(void)
 	snprintf(img, sizeof(img), "%s/golden/vision/grad_64x64.png",
 		 test_env("QVL_SHARED", "../shared"));
 	if (qvl_read_file(img, 1 << 20, &data, &len, &err) == 0) {
-		qvl_req_new(b, QVL_OP_EMBED_IMAGE, &r);
-		qvl_req_add_image(r, data, len);
+		const size_t eb = 64 * 192 * sizeof(float);
+		float *first = malloc(eb);
+		bool same = first != NULL;
+		for (int rep = 0; rep < 2; rep++) {
+			qvl_req_new(b, QVL_OP_EMBED_IMAGE, &r);
+			qvl_req_add_image(r, data, len);
+			sqe = qvl_sqe_get(b);
+			qvl_req_prep(r, sqe, 700 + (uint64_t)rep, eb);
+			qvl_submit(b);
+			rc = final(b, 700 + (uint64_t)rep, &c);
+			const float *e = qvl_req_out(r, NULL);
+			bool fin_ok = rc == 0 && c.res == 0 && c.text_len == eb;
+			for (uint32_t i = 0; fin_ok && i < 64 * 192; i++)
+				fin_ok = isfinite(e[i]);
+			if (rep == 0) {
+				ok(fin_ok && c.n_tokens == 64,
+				   "EMBED_IMAGE: %u tokens, %u bytes, all finite (res %d)",
+				   c.n_tokens, c.text_len, c.res);
+				if (fin_ok && first)
+					memcpy(first, e, eb);
+				else
+					same = false;
+			} else {
+				same = same && fin_ok && !memcmp(first, e, eb);
+			}
+			qvl_release(r);
+		}
+		/* the engine's tower served both (before: a tower per request,
+		 * none in the engine's cache) */
+		unsigned long long towers = ~0ull;
+		qvl_req_new(b, QVL_OP_STATS, &r);
 		sqe = qvl_sqe_get(b);
-		qvl_req_prep(r, sqe, 700, 64 * 192 * 4);
+		qvl_req_prep(r, sqe, 702, 0);
 		qvl_submit(b);
-		rc = final(b, 700, &c);
-		const float *e = qvl_req_out(r, NULL);
-		bool fin_ok = rc == 0 && c.res == 0 && c.text_len == 64 * 192 * 4;
-		for (uint32_t i = 0; fin_ok && i < 64 * 192; i++)
-			fin_ok = isfinite(e[i]);
-		ok(fin_ok && c.n_tokens == 64,
-		   "EMBED_IMAGE: %u tokens, %u bytes, all finite (res %d)", c.n_tokens, c.text_len,
-		   c.res);
+		if (final(b, 702, &c) == 0 && c.res == 0) {
+			const char *t = strstr(qvl_req_text(r), "\"vision_towers_built\":");
+			if (t)
+				towers = strtoull(t + strlen("\"vision_towers_built\":"), NULL, 10);
+		}
 		qvl_release(r);
+		ok(same && towers == 1,
+		   "a second EMBED_IMAGE: the same %zu bytes (%d), one tower built (%llu)", eb,
+		   same, towers);
+		free(first);
 		free(data);
 	} else {
+		ok(1, "# SKIP no %s", img);
 		ok(1, "# SKIP no %s", img);
 	}
 

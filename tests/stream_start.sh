@@ -12,7 +12,8 @@
 # at start-up as before. The token embeddings (and the tied head) are read
 # behind the open too (offload/embed.c): with that read held back
 # (QVL_EMBED_HOLD) the socket comes up and the first request waits for it,
-# then gives the same ids; a byte flipped in text.embed fails each request
+# then gives the same ids; the fill sets up one io_uring reader for all the
+# layers; a byte flipped in text.embed fails each request
 # naming the shard while qvld keeps running. A q4_0 pack (layers the
 # engine repacks at load) starts with everything resident.
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
@@ -94,8 +95,9 @@ res $? "qvld logs the fill's end ($(grep -o 'resident fill:.*' "$LOG"))"
 # shellcheck disable=SC2086
 gen $TXT >"$TMP/gen4" 2>>"$TMP/err"
 cmp -s "$TMP/run.TXT" "$TMP/gen4" && tiers >"$TMP/t4" &&
-	grep -q '"resident_fill":"done","layers_filled":4,' "$TMP/t4"
-res $? "every layer resident (the window dropped): the same ids"
+	grep -q '"resident_fill":"done","layers_filled":4,' "$TMP/t4" &&
+	grep -q '"fill_readers":1[,}]' "$TMP/t4"
+res $? "every layer resident (the window dropped, one reader for the fill): the same ids"
 wait_log "vision tower read in [0-9.]* s"
 res $? "the vision tower is read after the text layers"
 stop_clean

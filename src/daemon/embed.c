@@ -3,7 +3,15 @@
  * f32 [n_tokens][(1 + K) * D] in the layout of `qvlctl embed-image`
  * (llama.cpp's mtmd_get_output_embd: main | DeepStack 0 | ... | K-1).
  * It runs on the scheduler thread (the engine's pool is its to use) as one
- * job that finishes in its start step. */
+ * job that finishes in its start step.
+ *
+ * The tower is the engine's own (qvl_mm_tower_get): built once, on the
+ * first image of any kind, with the engine's weight copy, and kept with the
+ * engine, which outlives the scheduler (qvld.c stop()). The scheduler's
+ * image prefill borrows the same tower, from this thread too, between
+ * steps; a pass it left pending (qvl_vision_run) holds its own activations,
+ * not the tower's, so an EMBED_IMAGE between two of its steps changes
+ * nothing in it. The borrow is held over the encode only. */
 #include "config.h"
 
 #include <errno.h>
@@ -58,25 +66,24 @@ int job_embed(struct job *j, const struct job_env *env)
 	struct qvl_image im = {0};
 	struct qvl_pixels px = {0};
 	struct qvl_pp_params pp;
-	struct qvl_vision *v = NULL;
+	struct qvl_vision *v = NULL; /* borrowed from the engine */
 	struct qvl_cqe c = {0};
 	float *wide = NULL;
 	size_t ntok = 0;
+	uint64_t bytes = 0;
 	double t0 = qvl_now();
-	/* the tower multiplies at the engine's precision (qvld's --precision);
-	 * made for this one image, it reads its weights from the mapping (a
-	 * huge-page copy per request would cost more than the encode gains) */
-	const struct qvl_vision_opts vo = {.precision = qvl_engine_precision(env->e)};
 	int rc;
 
 	if ((rc = load_image(req, &im, &err)) == 0 &&
 	    (rc = qvl_pp_params_from_model(&pp, m, &err)) == 0 &&
-	    (rc = qvl_vision_create(&v, m, qvl_engine_pool(env->e), &vo, &err)) == 0 &&
-	    (rc = qvl_preprocess(&im, &pp, qvl_engine_pool(env->e), &px, NULL, &err)) == 0)
+	    (rc = qvl_preprocess(&im, &pp, qvl_engine_pool(env->e), &px, NULL, &err)) == 0 &&
+	    (rc = qvl_mm_tower_get(env->e, &v, &err)) == 0) {
 		rc = qvl_mm_encode_wide(v, &px, &wide, &ntok, &err);
+		bytes = (uint64_t)ntok * (uint64_t)(1 + qvl_vision_n_deepstack(v)) *
+			(uint64_t)qvl_vision_out_dim(v) * sizeof(float);
+		qvl_mm_tower_put(env->e);
+	}
 	if (rc == 0) {
-		uint64_t bytes = (uint64_t)ntok * (uint64_t)(1 + qvl_vision_n_deepstack(v)) *
-				 (uint64_t)qvl_vision_out_dim(v) * sizeof(float);
 		uint64_t asize;
 		c.n_tokens = (uint32_t)ntok;
 		c.text_len = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
@@ -101,7 +108,6 @@ int job_embed(struct job *j, const struct job_env *env)
 	j->req = NULL;
 	free(wide);
 	qvl_pixels_free(&px);
-	qvl_vision_destroy(v);
 	qvl_image_free(&im);
 	return 1;
 }

@@ -3,8 +3,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "daemon/json_out.h"
+#include "json.h"
 
 void json_put(struct json_out *o, const char *fmt, ...)
 {
@@ -17,19 +19,19 @@ void json_put(struct json_out *o, const char *fmt, ...)
 		o->n += (size_t)r;
 }
 
+/* json_escape()'s sink: what fits before cap, the whole length counted */
+static void out_sink(void *ctx, const char *p, size_t n)
+{
+	struct json_out *o = ctx;
+
+	if (o->n < o->cap)
+		memcpy(o->b + o->n, p, o->cap - o->n < n ? o->cap - o->n : n);
+	o->n += n;
+}
+
 void json_put_str(struct json_out *o, const char *s)
 {
-	json_put(o, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			json_put(o, "\\%c", c);
-		else if (c < 0x20)
-			json_put(o, "\\u%04x", c);
-		else
-			json_put(o, "%c", c);
-	}
-	json_put(o, "\"");
+	json_escape(out_sink, o, s, strlen(s));
 }
 
 size_t json_finish(struct json_out *o)

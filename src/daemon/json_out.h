@@ -14,8 +14,8 @@ struct json_out {
 
 /* printf-style append. */
 __attribute__((format(printf, 2, 3))) void json_put(struct json_out *o, const char *fmt, ...);
-/* s as a quoted JSON string: '"' and '\\' escaped, control characters as
- * \u00XX (the daemon's own strings: paths, placement, error messages). */
+/* s as a quoted JSON string, escaped by json_escape() (src/json.h), the one
+ * escaper of qvl (the daemon's own strings: paths, placement, error messages). */
 void json_put_str(struct json_out *o, const char *s);
 /* NUL-terminate (truncating at cap) and return the length written. */
 size_t json_finish(struct json_out *o);

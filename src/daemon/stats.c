@@ -51,7 +51,7 @@ struct qvld_stats {
 	uint64_t split_parts;  /* steps that ran layers of a long prefill (sched_split.c) */
 	uint64_t encode_parts; /* steps that ran blocks of an image's encode (sched_encode.c) */
 	/* the image cache: tower rows reused / computed, images with rows kept */
-	uint64_t vc_hits, vc_misses, vc_entries;
+	uint64_t vc_hits, vc_misses, vc_entries, vc_towers;
 	/* tokens/s over the last window: (gen_tokens at t_win, t_win) */
 	uint64_t win_tokens;
 	double win_t, rate;
@@ -213,6 +213,7 @@ void qvld_stats_vision(struct qvld_stats *s, const struct qvl_mm_cache_stats *v)
 	s->vc_hits = v->hits;
 	s->vc_misses = v->misses;
 	s->vc_entries = v->entries;
+	s->vc_towers = v->towers_built;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -315,7 +316,7 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 		 "\"prefix_tokens_reused\":%llu,\"kv_pages_used\":%llu,\"kv_pages_total\":%llu,"
 		 "\"kv_pages_cached\":%llu,\"kv_evictions\":%llu,\"split_parts\":%llu,"
 		 "\"encode_parts\":%llu,\"vision_cache_hits\":%llu,\"vision_cache_misses\":%llu,"
-		 "\"vision_cache_entries\":%llu,",
+		 "\"vision_cache_entries\":%llu,\"vision_towers_built\":%llu,",
 		 (unsigned long long)s->steps, (unsigned long long)s->step_rows, s->step_s,
 		 s->batch_max, s->steps ? (double)s->step_seqs / (double)s->steps : 0.0,
 		 (unsigned long long)s->preemptions, (unsigned long long)s->prefix_hits,
@@ -323,7 +324,8 @@ size_t qvld_stats_json(struct qvld_stats *s, char *buf, size_t cap)
 		 (unsigned long long)s->kv_total, (unsigned long long)s->kv_cached,
 		 (unsigned long long)s->evictions, (unsigned long long)s->split_parts,
 		 (unsigned long long)s->encode_parts, (unsigned long long)s->vc_hits,
-		 (unsigned long long)s->vc_misses, (unsigned long long)s->vc_entries);
+		 (unsigned long long)s->vc_misses, (unsigned long long)s->vc_entries,
+		 (unsigned long long)s->vc_towers);
 	json_put(&o, "\"by_opcode\":{");
 	for (int i = 0; i < 8; i++)
 		json_put(&o, "%s\"%s\":%llu", i ? "," : "", ops[i],
