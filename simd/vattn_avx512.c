@@ -79,15 +79,24 @@ TBF void qvl_vattn_store_row(uint16_t *qb, uint32_t *kp, size_t kps, uint32_t *v
 			size_t h = (c + e) / hv;
 			const uint32_t *kw = (const uint32_t *)(const void *)(kb + e);
 			uint32_t *kd = kp + h * kps + r / KP * KP * hp + r % KP;
-			uint16_t *vd = (uint16_t *)(void *)(vp + h * vps + r / 2 * 32) + (r & 1);
+			uint32_t *vd = vp + h * vps + r / 2 * 32;
 			for (size_t p = 0; p < hp; p++)
 				kd[p * KP] = kw[p];
-			/* value d in block d / 32 (npair rows of 32 words) */
-			for (size_t d = 0; d < hv; d++)
-				vd[2 * (d / 32 * npair * 32 + d % 32)] = vb[e + d];
-			if ((r & 1) == 0 && r + 1 == n) /* no partner row: zero half */
-				for (size_t d = 0; d < hv; d++)
-					vd[2 * (d / 32 * npair * 32 + d % 32) + 1] = 0;
+			/* values d .. d + 16 of block d / 32 (npair rows of 32
+			 * words) into the row's 16-bit halves of 16 words: one
+			 * masked store (a zero other half past an odd n) */
+			const __mmask32 half = r & 1 ? 0xaaaaaaaau : 0x55555555u;
+			const __mmask32 zero = (r & 1) == 0 && r + 1 == n ? 0xaaaaaaaau : 0;
+			for (size_t d = 0; d < hv; d += 16) {
+				size_t nw = hv - d < 16 ? hv - d : 16;
+				__m512i vw = _mm512_cvtepu16_epi32(
+				    _mm256_maskz_loadu_epi16(v16_mask(nw), vb + e + d));
+				if (r & 1)
+					vw = _mm512_slli_epi32(vw, 16);
+				__mmask32 wm = nw == 16 ? ~0u : (1u << 2 * nw) - 1; /* nw words */
+				_mm512_mask_storeu_epi16(vd + d / 32 * npair * 32 + d % 32,
+							 wm & (half | zero), vw);
+			}
 		}
 	}
 }
@@ -96,9 +105,10 @@ TBF void qvl_vattn_store_row(uint16_t *qb, uint32_t *kp, size_t kps, uint32_t *v
  * words, lda apart; B: one K panel, hp pairs of 32 words), and the running
  * row maxima mx[r] over the first nv columns (the panel's real keys: the
  * zero keys past n must not count). */
-static inline __attribute__((always_inline)) TBF void
-tile_s(const int mr, float *S, size_t lds, const uint32_t *A, size_t lda, const uint32_t *B,
-       size_t hp, __mmask16 v0, __mmask16 v1, float *mx)
+static inline __attribute__((always_inline)) TBF void tile_s(const int mr, float *S, size_t lds,
+							     const uint32_t *A, size_t lda,
+							     const uint32_t *B, size_t hp,
+							     __mmask16 v0, __mmask16 v1, float *mx)
 {
 	__m512 c0[VATTN_MR], c1[VATTN_MR];
 #pragma GCC unroll 8
@@ -214,8 +224,7 @@ static TBF float softmax_row(uint16_t *o, const float *s, size_t n, size_t np, f
  * tiles waited on their V rows, 256 bytes apart, from L2: 1.12-1.25x less
  * CPU at 3072 keys, docs/todo-vattn3.md). */
 static TBF void vattn_tile(int mr, float *out, size_t ldo, const uint32_t *q, size_t ldq,
-			   const uint32_t *kp, const uint32_t *vp, size_t n, size_t hv,
-			   float *S)
+			   const uint32_t *kp, const uint32_t *vp, size_t n, size_t hv, float *S)
 {
 	const size_t hp = hv / 2, np = (n + KP - 1) / KP * KP, npair = (n + 1) / 2;
 	float mx[VATTN_MR], rs[VATTN_MR];

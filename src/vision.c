@@ -441,7 +441,7 @@ enum vis_op {
 	VIS_ROPE,
 	VIS_ATTN,
 	VIS_GELU_TANH,
-	VIS_GELU_ERF
+	VIS_GELU_ERF,
 };
 
 struct vis_job {
