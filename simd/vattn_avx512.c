@@ -101,48 +101,14 @@ TBF void qvl_vattn_store_row(uint16_t *qb, uint32_t *kp, size_t kps, uint32_t *v
 	}
 }
 
-/* S[r][0..32) = Σ_p Q[r][p] · Kpanel[p][0..32) for mr query rows (A: Q's
- * words, lda apart; B: one K panel, hp pairs of 32 words), and the running
- * row maxima mx[r] over the first nv columns (the panel's real keys: the
- * zero keys past n must not count). */
-static inline __attribute__((always_inline)) TBF void tile_s(const int mr, float *S, size_t lds,
-							     const uint32_t *A, size_t lda,
-							     const uint32_t *B, size_t hp,
-							     __mmask16 v0, __mmask16 v1, float *mx)
+/* c[r] = Σ_p A[r][p] · B[p][0..32) for mr rows, in pair order: A's words
+ * are bf16 pairs (lda words a row), B's rows of 32 words hold the matching
+ * pairs of 32 columns (c0: the first 16, c1: the rest). Both tiles below:
+ * S = Q·Kᵀ (B a K panel), O = P·V (B a V block). */
+static inline __attribute__((always_inline)) TBF void dot_tile(const int mr, __m512 *c0, __m512 *c1,
+							       const uint32_t *A, size_t lda,
+							       const uint32_t *B, size_t np)
 {
-	__m512 c0[VATTN_MR], c1[VATTN_MR];
-#pragma GCC unroll 8
-	for (int r = 0; r < mr; r++)
-		c0[r] = c1[r] = _mm512_setzero_ps();
-	for (size_t p = 0; p < hp; p++) {
-		__m512bh b0 = (__m512bh)_mm512_loadu_si512(B + p * KP);
-		__m512bh b1 = (__m512bh)_mm512_loadu_si512(B + p * KP + 16);
-#pragma GCC unroll 8
-		for (int r = 0; r < mr; r++) {
-			__m512bh a = (__m512bh)_mm512_set1_epi32((int)A[r * lda + p]);
-			c0[r] = _mm512_dpbf16_ps(c0[r], a, b0);
-			c1[r] = _mm512_dpbf16_ps(c1[r], a, b1);
-		}
-	}
-#pragma GCC unroll 8
-	for (int r = 0; r < mr; r++) {
-		_mm512_storeu_ps(S + r * lds, c0[r]);
-		_mm512_storeu_ps(S + r * lds + 16, c1[r]);
-		__m512 m = _mm512_mask_max_ps(_mm512_set1_ps(-INFINITY), v0, c0[r], c0[r]);
-		m = _mm512_mask_max_ps(m, v1, m, c1[r]);
-		float t = _mm512_reduce_max_ps(m);
-		mx[r] = t > mx[r] ? t : mx[r];
-	}
-}
-
-/* O[r][0..32) = (Σ_p P[r][p] · V[p][0..32)) · rs[r] over np pairs for mr
- * rows (A: P's words, lda apart; B: a V block's pair rows of 32 words, one
- * contiguous stream), stored to O (ldo, columns m0 / m1). */
-static inline __attribute__((always_inline)) TBF void
-tile_o(const int mr, float *O, size_t ldo, const uint32_t *A, size_t lda, const uint32_t *B,
-       size_t np, __mmask16 m0, __mmask16 m1, const float *rs)
-{
-	__m512 c0[VATTN_MR], c1[VATTN_MR];
 #pragma GCC unroll 8
 	for (int r = 0; r < mr; r++)
 		c0[r] = c1[r] = _mm512_setzero_ps();
@@ -156,6 +122,38 @@ tile_o(const int mr, float *O, size_t ldo, const uint32_t *A, size_t lda, const 
 			c1[r] = _mm512_dpbf16_ps(c1[r], a, b1);
 		}
 	}
+}
+
+/* S's 32 columns of a K panel (hp pairs) for mr query rows (Q's words lda
+ * apart), stored lds apart, and the running row maxima mx[r] over the
+ * panel's real keys (v0 / v1: the zero keys past n must not count). */
+static inline __attribute__((always_inline)) TBF void tile_s(const int mr, float *S, size_t lds,
+							     const uint32_t *A, size_t lda,
+							     const uint32_t *B, size_t hp,
+							     __mmask16 v0, __mmask16 v1, float *mx)
+{
+	__m512 c0[VATTN_MR], c1[VATTN_MR];
+	dot_tile(mr, c0, c1, A, lda, B, hp);
+#pragma GCC unroll 8
+	for (int r = 0; r < mr; r++) {
+		_mm512_storeu_ps(S + r * lds, c0[r]);
+		_mm512_storeu_ps(S + r * lds + 16, c1[r]);
+		__m512 m = _mm512_mask_max_ps(_mm512_set1_ps(-INFINITY), v0, c0[r], c0[r]);
+		m = _mm512_mask_max_ps(m, v1, m, c1[r]);
+		float t = _mm512_reduce_max_ps(m);
+		mx[r] = t > mx[r] ? t : mx[r];
+	}
+}
+
+/* O[r][0..32) = (P[r] · the V block's np pair rows) · rs[r] for mr rows (P's
+ * words lda apart; the block one contiguous stream), stored to O (ldo,
+ * columns m0 / m1). */
+static inline __attribute__((always_inline)) TBF void
+tile_o(const int mr, float *O, size_t ldo, const uint32_t *A, size_t lda, const uint32_t *B,
+       size_t np, __mmask16 m0, __mmask16 m1, const float *rs)
+{
+	__m512 c0[VATTN_MR], c1[VATTN_MR];
+	dot_tile(mr, c0, c1, A, lda, B, np);
 #pragma GCC unroll 8
 	for (int r = 0; r < mr; r++) {
 		__m512 s = _mm512_set1_ps(rs[r]);
