@@ -621,11 +621,9 @@ static void vis_run(const struct qvl_vision *v, struct vis_job *j)
 
 static void vis_rows_lin(const struct qvl_vision *v, enum vis_op op, enum vis_stage st, float *y,
 			 size_t ldy, const float *x, size_t ldx, size_t rows, size_t width,
-			 const struct vis_norm *norm, const struct vis_lin *lin, enum vis_op act,
-			 float *res)
+			 const struct vis_norm *norm, const struct vis_lin *lin, enum vis_op act)
 {
 	struct vis_job j = {.op = op,
-			    .res = res,
 			    .act = act,
 			    .st = st,
 			    .rows = rows,
@@ -645,7 +643,7 @@ static void vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, 
 		       const float *x, size_t ldx, const struct vis_lin *l, size_t m,
 		       enum vis_op act)
 {
-	vis_rows_lin(v, VIS_MATMUL, st, y, ldy, x, ldx, m, 0, NULL, l, act, NULL);
+	vis_rows_lin(v, VIS_MATMUL, st, y, ldy, x, ldx, m, 0, NULL, l, act);
 }
 
 /* y = x · Wᵀ + b, then res += y (res rows ldy apart): the residual add
@@ -655,14 +653,23 @@ static void vis_matmul_res(const struct qvl_vision *v, enum vis_stage st, float 
 			   const float *x, size_t ldx, const struct vis_lin *l, size_t m,
 			   float *res)
 {
-	vis_rows_lin(v, VIS_MATMUL, st, y, ldy, x, ldx, m, 0, NULL, l, VIS_NONE, res);
+	struct vis_job j = {.op = VIS_MATMUL,
+			    .st = st,
+			    .rows = m,
+			    .y = y,
+			    .ldy = ldy,
+			    .x = x,
+			    .ldx = ldx,
+			    .res = res,
+			    .lin = l};
+	vis_run(v, &j);
 }
 
 static void vis_rows(const struct qvl_vision *v, enum vis_op op, enum vis_stage st, float *y,
 		     size_t ldy, const float *x, size_t ldx, size_t rows, size_t width,
 		     const struct vis_norm *norm)
 {
-	vis_rows_lin(v, op, st, y, ldy, x, ldx, rows, width, norm, NULL, VIS_NONE, NULL);
+	vis_rows_lin(v, op, st, y, ldy, x, ldx, rows, width, norm, NULL, VIS_NONE);
 }
 
 /* ---- position embedding and rotary tables (§4.2, §4.3) ------------------ */
