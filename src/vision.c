@@ -442,6 +442,7 @@ enum vis_op {
 	VIS_ATTN,
 	VIS_GELU_TANH,
 	VIS_GELU_ERF,
+	VIS_ADD
 };
 
 struct vis_job {
@@ -454,7 +455,6 @@ struct vis_job {
 	size_t ldy;	   /* row stride of y */
 	const float *x;	   /* input */
 	size_t ldx;	   /* row stride of x */
-	float *res;	   /* VIS_MATMUL: NULL, or the residual rows (ldy apart) += y */
 	const struct vis_lin *lin;
 	const struct vis_norm *norm;
 	size_t width;	      /* elements per row for LN / activations / add */
@@ -509,10 +509,6 @@ static void vis_work(void *arg, int ith, int nth)
 				else
 					k->gelu_erf(j->y + r * j->ldy + c0, c1 - c0);
 			}
-			/* the residual add on the block while it is in cache:
-			 * the same per-element adds as a pass of its own */
-			for (size_t r = a; r < e && j->res; r++)
-				k->add(j->res + r * j->ldy + c0, j->y + r * j->ldy + c0, c1 - c0);
 		}
 		return;
 	}
@@ -557,6 +553,9 @@ static void vis_work(void *arg, int ith, int nth)
 		case VIS_LN:
 			k->layernorm(y, j->x + r * j->ldx, j->norm->w, j->norm->b, j->width,
 				     v->eps);
+			break;
+		case VIS_ADD:
+			k->add(y, j->x + r * j->ldx, j->width);
 			break;
 		case VIS_ROPE: {
 			/* y = qkv row: rotate q and k of every head, then copy k
@@ -644,25 +643,6 @@ static void vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, 
 		       enum vis_op act)
 {
 	vis_rows_lin(v, VIS_MATMUL, st, y, ldy, x, ldx, m, 0, NULL, l, act);
-}
-
-/* y = x · Wᵀ + b, then res += y (res rows ldy apart): the residual add
- * fused into the product's row blocks (it was a pass over both matrices
- * of its own, from L3) */
-static void vis_matmul_res(const struct qvl_vision *v, enum vis_stage st, float *y, size_t ldy,
-			   const float *x, size_t ldx, const struct vis_lin *l, size_t m,
-			   float *res)
-{
-	struct vis_job j = {.op = VIS_MATMUL,
-			    .st = st,
-			    .rows = m,
-			    .y = y,
-			    .ldy = ldy,
-			    .x = x,
-			    .ldx = ldx,
-			    .res = res,
-			    .lin = l};
-	vis_run(v, &j);
 }
 
 static void vis_rows(const struct qvl_vision *v, enum vis_op op, enum vis_stage st, float *y,
@@ -890,10 +870,12 @@ int qvl_vision_run(struct qvl_vision_run *r, int k)
 		rj.sn = r->sn;
 		vis_run(v, &rj);
 		vis_run(v, &r->aj);
-		vis_matmul_res(v, VST_PROJ, u, D, att, D, &bk->proj, N, x);
+		vis_matmul(v, VST_PROJ, u, D, att, D, &bk->proj, N, VIS_NONE);
+		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
 		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n2);
 		vis_matmul(v, VST_FC1, h, I, u, D, &bk->fc1, N, VIS_GELU_TANH);
-		vis_matmul_res(v, VST_FC2, u, D, h, I, &bk->fc2, N, x);
+		vis_matmul(v, VST_FC2, u, D, h, I, &bk->fc2, N, VIS_NONE);
+		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
 		int ki = v->ds_of_block[b];
 		if (ki >= 0 && r->ds)
 			vis_merge(v, &v->ds[ki], true, x, N, u, att,

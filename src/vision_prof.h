@@ -17,11 +17,11 @@ enum vis_stage {
 	VST_QKV,   /* qkv matmul */
 	VST_ROPE,  /* 2-D RoPE on q and k, K/V to the per-head layout */
 	VST_ATTN,  /* attention (Q·Kᵀ, softmax, P·V) */
-	VST_PROJ,  /* attention output projection (with its residual add) */
+	VST_PROJ,  /* attention output projection */
 	VST_FC1,   /* MLP up (with its GELU when fused) */
 	VST_GELU,  /* GELU when separate */
-	VST_FC2,   /* MLP down (with its residual add) */
-	VST_ADD,   /* residual adds when separate (none now: in proj and fc2) */
+	VST_FC2,   /* MLP down */
+	VST_ADD,   /* residual adds */
 	VST_MERGE, /* DeepStack mergers and the main merger */
 	VST_N
 };
