@@ -8,8 +8,10 @@
  *   Q:  bf16 rows, the head's hv values consecutive, pre-scaled by 1/sqrt(hv);
  *   Kp: qvl_vattn_kp_words(n, hv) words per head: panels of 32 keys, word
  *       [panel][p][jj] = (K[32 panel + jj][2p], K[...][2p + 1]);
- *   Vp: qvl_vattn_vp_words(n, hv) words per head: word [i][d] =
- *       (V[2i][d], V[2i + 1][d]), a zero high half past an odd n.
+ *   Vp: qvl_vattn_vp_words(n, hv) words per head: blocks of 32 values,
+ *       word [d / 32][i][d % 32] = (V[2i][d], V[2i + 1][d]) (i < (n + 1) / 2),
+ *       a zero high half past an odd n; each block contiguous, so that
+ *       the P·V tiles stream it.
  * Keys past n inside the last panel are masked out of the softmax. */
 #ifndef QVL_VATTN_H
 #define QVL_VATTN_H

@@ -28,14 +28,14 @@ size_t qvl_vattn_kp_words(size_t n, size_t hv)
 
 size_t qvl_vattn_vp_words(size_t n, size_t hv)
 {
-	return (n + 1) / 2 * hv;
+	return (n + 1) / 2 * ((hv + 31) / 32 * 32);
 }
 
 size_t qvl_vattn_scratch_floats(size_t n)
 {
 	size_t np = (n + KP - 1) / KP * KP;
-	/* S [MR][np] f32, P [MR][np] bf16 */
-	return VATTN_MR * np + VATTN_MR * np / 2;
+	/* S [MR][np] f32, P's bf16 rows over it */
+	return VATTN_MR * np;
 }
 
 #ifdef HAVE_AVX512BF16_KERNELS
@@ -68,6 +68,7 @@ TBF void qvl_vattn_store_row(uint16_t *qb, uint32_t *kp, size_t kps, uint32_t *v
 {
 	_Alignas(64) uint16_t kb[1024], vb[1024];
 	const size_t hp = hv / 2, D = nh * hv, cw = 1024 / hv * hv; /* whole heads */
+	const size_t npair = (n + 1) / 2;
 
 	to_bf16(qb, q, D, qscale);
 	for (size_t c = 0; c < D; c += cw) {
@@ -78,33 +79,42 @@ TBF void qvl_vattn_store_row(uint16_t *qb, uint32_t *kp, size_t kps, uint32_t *v
 			size_t h = (c + e) / hv;
 			const uint32_t *kw = (const uint32_t *)(const void *)(kb + e);
 			uint32_t *kd = kp + h * kps + r / KP * KP * hp + r % KP;
-			uint16_t *vd = (uint16_t *)(void *)(vp + h * vps + r / 2 * hv) + (r & 1);
+			uint32_t *vd = vp + h * vps + r / 2 * 32;
 			for (size_t p = 0; p < hp; p++)
 				kd[p * KP] = kw[p];
-			for (size_t d = 0; d < hv; d++)
-				vd[2 * d] = vb[e + d];
-			if ((r & 1) == 0 && r + 1 == n) /* no partner row: zero half */
-				for (size_t d = 0; d < hv; d++)
-					vd[2 * d + 1] = 0;
+			/* values d .. d + 16 of block d / 32 (npair rows of 32
+			 * words) into the row's 16-bit halves of 16 words: one
+			 * masked store (a zero other half past an odd n) */
+			const __mmask32 half = r & 1 ? 0xaaaaaaaau : 0x55555555u;
+			const __mmask32 zero = (r & 1) == 0 && r + 1 == n ? 0xaaaaaaaau : 0;
+			for (size_t d = 0; d < hv; d += 16) {
+				size_t nw = hv - d < 16 ? hv - d : 16;
+				__m512i vw = _mm512_cvtepu16_epi32(
+				    _mm256_maskz_loadu_epi16(v16_mask(nw), vb + e + d));
+				if (r & 1)
+					vw = _mm512_slli_epi32(vw, 16);
+				__mmask32 wm = nw == 16 ? ~0u : (1u << 2 * nw) - 1; /* nw words */
+				_mm512_mask_storeu_epi16(vd + d / 32 * npair * 32 + d % 32,
+							 wm & (half | zero), vw);
+			}
 		}
 	}
 }
 
-/* C[r][0..32) = (Σ_p A[r][p] · B[p][0..32)) · rs[r] (rs NULL: 1) for mr rows:
- * A's words are bf16 pairs (lda words a row), B's rows ldb words apart hold
- * the matching pairs of 32 columns (m0, m1: the valid ones). S = Q·Kᵀ with
- * A = Q, B = a K panel; O = P·V with A = P, B = V's word rows. */
-static inline __attribute__((always_inline)) TBF void
-tile(const int mr, float *C, size_t ldc, const uint32_t *A, size_t lda, const uint32_t *B,
-     size_t ldb, size_t nk, __mmask16 m0, __mmask16 m1, const float *rs)
+/* c[r] = Σ_p A[r][p] · B[p][0..32) for mr rows, in pair order: A's words
+ * are bf16 pairs (lda words a row), B's rows of 32 words hold the matching
+ * pairs of 32 columns (c0: the first 16, c1: the rest). Both tiles below:
+ * S = Q·Kᵀ (B a K panel), O = P·V (B a V block). */
+static inline __attribute__((always_inline)) TBF void dot_tile(const int mr, __m512 *c0, __m512 *c1,
+							       const uint32_t *A, size_t lda,
+							       const uint32_t *B, size_t np)
 {
-	__m512 c0[VATTN_MR], c1[VATTN_MR];
 #pragma GCC unroll 8
 	for (int r = 0; r < mr; r++)
 		c0[r] = c1[r] = _mm512_setzero_ps();
-	for (size_t p = 0; p < nk; p++) {
-		__m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, B + p * ldb);
-		__m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, B + p * ldb + 16);
+	for (size_t p = 0; p < np; p++) {
+		__m512bh b0 = (__m512bh)_mm512_loadu_si512(B + p * 32);
+		__m512bh b1 = (__m512bh)_mm512_loadu_si512(B + p * 32 + 16);
 #pragma GCC unroll 8
 		for (int r = 0; r < mr; r++) {
 			__m512bh a = (__m512bh)_mm512_set1_epi32((int)A[r * lda + p]);
@@ -112,38 +122,81 @@ tile(const int mr, float *C, size_t ldc, const uint32_t *A, size_t lda, const ui
 			c1[r] = _mm512_dpbf16_ps(c1[r], a, b1);
 		}
 	}
+}
+
+/* S's 32 columns of a K panel (hp pairs) for mr query rows (Q's words lda
+ * apart), stored lds apart, and the running row maxima mx[r] over the
+ * panel's real keys (v0 / v1: the zero keys past n must not count). */
+static inline __attribute__((always_inline)) TBF void tile_s(const int mr, float *S, size_t lds,
+							     const uint32_t *A, size_t lda,
+							     const uint32_t *B, size_t hp,
+							     __mmask16 v0, __mmask16 v1, float *mx)
+{
+	__m512 c0[VATTN_MR], c1[VATTN_MR];
+	dot_tile(mr, c0, c1, A, lda, B, hp);
 #pragma GCC unroll 8
 	for (int r = 0; r < mr; r++) {
-		__m512 s = _mm512_set1_ps(rs ? rs[r] : 1.0f);
-		_mm512_mask_storeu_ps(C + r * ldc, m0, _mm512_mul_ps(c0[r], s));
-		_mm512_mask_storeu_ps(C + r * ldc + 16, m1, _mm512_mul_ps(c1[r], s));
+		_mm512_storeu_ps(S + r * lds, c0[r]);
+		_mm512_storeu_ps(S + r * lds + 16, c1[r]);
+		__m512 m = _mm512_mask_max_ps(_mm512_set1_ps(-INFINITY), v0, c0[r], c0[r]);
+		m = _mm512_mask_max_ps(m, v1, m, c1[r]);
+		float t = _mm512_reduce_max_ps(m);
+		mx[r] = t > mx[r] ? t : mx[r];
 	}
 }
 
-static TBF void tile_any(int mr, float *C, size_t ldc, const uint32_t *A, size_t lda,
-			 const uint32_t *B, size_t ldb, size_t nk, __mmask16 m0, __mmask16 m1,
-			 const float *rs)
+/* O[r][0..32) = (P[r] · the V block's np pair rows) · rs[r] for mr rows (P's
+ * words lda apart; the block one contiguous stream), stored to O (ldo,
+ * columns m0 / m1). */
+static inline __attribute__((always_inline)) TBF void
+tile_o(const int mr, float *O, size_t ldo, const uint32_t *A, size_t lda, const uint32_t *B,
+       size_t np, __mmask16 m0, __mmask16 m1, const float *rs)
+{
+	__m512 c0[VATTN_MR], c1[VATTN_MR];
+	dot_tile(mr, c0, c1, A, lda, B, np);
+#pragma GCC unroll 8
+	for (int r = 0; r < mr; r++) {
+		__m512 s = _mm512_set1_ps(rs[r]);
+		_mm512_mask_storeu_ps(O + r * ldo, m0, _mm512_mul_ps(c0[r], s));
+		_mm512_mask_storeu_ps(O + r * ldo + 16, m1, _mm512_mul_ps(c1[r], s));
+	}
+}
+
+static TBF void tile_s_any(int mr, float *S, size_t lds, const uint32_t *A, size_t lda,
+			   const uint32_t *B, size_t hp, __mmask16 v0, __mmask16 v1, float *mx)
 {
 	switch (mr) {
 #define C(R)                                                                                       \
 	case R:                                                                                    \
-		tile(R, C, ldc, A, lda, B, ldb, nk, m0, m1, rs);                                   \
+		tile_s(R, S, lds, A, lda, B, hp, v0, v1, mx);                                      \
 		break;
 		C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
 #undef C
 	}
 }
 
-/* row's softmax numerators exp(s - max) as bf16 at o (zero past n, up to
- * np), returns 1 / Σ of the rounded numerators' f32 values */
-static TBF float softmax_row(uint16_t *o, const float *s, size_t n, size_t np)
+static TBF void tile_o_any(int mr, float *O, size_t ldo, const uint32_t *A, size_t lda,
+			   const uint32_t *B, size_t np, __mmask16 m0, __mmask16 m1,
+			   const float *rs)
 {
-	__m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
-	for (size_t i = 0; i < n; i += 16) {
-		__mmask16 mk = v16_mask(n - i);
-		mx = _mm512_mask_max_ps(mx, mk, mx, _mm512_maskz_loadu_ps(mk, s + i));
+	switch (mr) {
+#define C(R)                                                                                       \
+	case R:                                                                                    \
+		tile_o(R, O, ldo, A, lda, B, np, m0, m1, rs);                                      \
+		break;
+		C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
+#undef C
 	}
-	const __m512 m = _mm512_set1_ps(v16_hmax(mx));
+}
+
+/* The row's softmax numerators exp(s - mx) as bf16 at o (zero past n, up
+ * to np); o may be s itself (each 32-value step reads its floats before it
+ * writes their 64 bytes, at or below them). Returns 1 / Σ of the rounded
+ * numerators' f32 values. */
+static TBF float softmax_row(uint16_t *o, const float *s, size_t n, size_t np, float mx)
+{
+	__m512 sum = _mm512_setzero_ps();
+	const __m512 m = _mm512_set1_ps(mx);
 	for (size_t i = 0; i < np; i += 32) {
 		__mmask16 l = v16_mask(n > i ? n - i : 0),
 			  h = v16_mask(n > i + 16 ? n - i - 16 : 0);
@@ -162,22 +215,29 @@ static TBF float softmax_row(uint16_t *o, const float *s, size_t n, size_t np)
 	return 1.0f / _mm512_reduce_add_ps(sum);
 }
 
+/* A tile of mr <= VATTN_MR queries: S against every key with the row
+ * maxima taken as the tiles store it (no pass of its own), each row's
+ * softmax in place (P's bf16 over S's floats: 32 KiB less of L2 at 3072
+ * keys), then O by 32-value blocks of V, each one contiguous stream (the
+ * tiles waited on their V rows, 256 bytes apart, from L2: 1.12-1.25x less
+ * CPU at 3072 keys, docs/todo-vattn3.md). */
 static TBF void vattn_tile(int mr, float *out, size_t ldo, const uint32_t *q, size_t ldq,
-			   const uint32_t *kp, const uint32_t *vp, size_t n, size_t hv,
-			   float *scratch)
+			   const uint32_t *kp, const uint32_t *vp, size_t n, size_t hv, float *S)
 {
 	const size_t hp = hv / 2, np = (n + KP - 1) / KP * KP, npair = (n + 1) / 2;
-	float *S = scratch, rs[VATTN_MR];
-	uint16_t *Pb = (uint16_t *)(void *)(scratch + VATTN_MR * np);
+	float mx[VATTN_MR], rs[VATTN_MR];
+	const uint32_t *pw = (const uint32_t *)(const void *)S; /* P rows np words apart */
 
-	for (size_t b = 0; b < np; b += KP)
-		tile_any(mr, S + b, np, q, ldq, kp + b * hp, KP, hp, 0xffff, 0xffff, NULL);
 	for (int r = 0; r < mr; r++)
-		rs[r] = softmax_row(Pb + r * np, S + r * np, n, np);
-	const uint32_t *pw = (const uint32_t *)(const void *)Pb;
+		mx[r] = -INFINITY;
+	for (size_t b = 0; b < np; b += KP)
+		tile_s_any(mr, S + b, np, q, ldq, kp + b * hp, hp, v16_mask(n - b),
+			   v16_mask(n > b + 16 ? n - b - 16 : 0), mx);
+	for (int r = 0; r < mr; r++)
+		rs[r] = softmax_row((uint16_t *)(void *)(S + r * np), S + r * np, n, np, mx[r]);
 	for (size_t d = 0; d < hv; d += 32)
-		tile_any(mr, out + d, ldo, pw, np / 2, vp + d, hv, npair, v16_mask(hv - d),
-			 v16_mask(hv > d + 16 ? hv - d - 16 : 0), rs);
+		tile_o_any(mr, out + d, ldo, pw, np, vp + d * npair, npair, v16_mask(hv - d),
+			   v16_mask(hv > d + 16 ? hv - d - 16 : 0), rs);
 }
 
 TBF void qvl_vattn_bf16(float *out, size_t ldo, const uint16_t *q, size_t ldq, size_t nq,
