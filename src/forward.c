@@ -6,12 +6,15 @@
  * Every step is one pool dispatch: matmuls split by output columns (weight
  * rows: each weight byte is read by exactly one thread, which is what decode
  * at memory bandwidth needs; in decode the columns are shared out in chunks,
- * claim.h), attention by (token, KV head), row-wise steps by tokens. The
+ * claim.h), attention by (row tile, KV head), row-wise steps by tokens. The
  * whole slice goes through each matmul at once (m = slice length), never
  * token by token. Decode takes four dispatches a layer: q/k/v with q/k norm,
  * rope, KV append and attention (threads own whole KV groups), o_proj,
  * gate/up with SiLU·up, down; the residual adds and norms run on the caller
- * between them. Greedy callers get the argmax of the logits fused into the
+ * between them. A prefill takes seven: q/k/v with the q/k norm, rope and KV
+ * append as its epilogue (qkv_epilogue), attention by (row tile, KV head),
+ * o_proj, residual + norm, gate/up with SiLU·up, down, residual + norm.
+ * Greedy callers get the argmax of the logits fused into the
  * output projection (argmax_task), the logits never written. QVL_PROFILE
  * times each of these stages (profile.h). */
 #include "config.h"
