@@ -7,8 +7,7 @@
  *
  * A run is a generation: the caller publishes fn/arg, sets `pending` to the
  * number of workers and bumps `gen`. Workers spin on `gen` for a while
- * (POOL_SPIN_NS, longer after long runs: a futex wake costs far more than a
- * run) and then sleep on it
+ * (POOL_SPIN_NS: a futex wake costs far more than a run) and then sleep on it
  * with FUTEX_WAIT. Each worker decrements `pending` when done; the caller
  * spins, then sleeps, on it.
  *
@@ -44,14 +43,6 @@
  * takes well under this, so workers stay hot through a generation, while an
  * idle engine stops burning its cores 300 us after its last run. */
 #define POOL_SPIN_NS 300000
-/* After a long run (a prefill's products take 1-20 ms each) the threads
- * finish up to a few hundred us apart, and the next run follows at once: a
- * thread that went to sleep at 300 us is then woken through the futex for
- * every product (the profile's "worker wake-up latency", 1-4 % of pp512
- * under load). So an idle thread spins for a quarter of the last run's
- * length when that is longer, up to this bound: at most a few ms of
- * spinning after a prefill, while decode's short runs keep 300 us. */
-#define POOL_SPIN_MAX_NS 2000000
 
 struct pool_worker {
 	alignas(64) pthread_t th;
@@ -85,9 +76,6 @@ struct qvl_pool {
 	alignas(64) _Atomic uint32_t gen;
 	_Atomic uint32_t sleepers;
 	_Atomic bool stop;
-	/* how long to spin before sleeping (ns): set by the caller after each
-	 * run from its length, read by idle threads (spin_bound()) */
-	_Atomic uint64_t spin_ns;
 	alignas(64) _Atomic uint32_t pending;
 	_Atomic uint32_t caller_sleeping;
 };
@@ -110,26 +98,10 @@ static inline void cpu_relax(void)
 	__builtin_ia32_pause();
 }
 
-static uint64_t spin_bound(struct qvl_pool *p)
-{
-	/* relaxed: a hint; a stale value only changes how long we spin */
-	return atomic_load_explicit(&p->spin_ns, memory_order_relaxed);
-}
-
-/* The caller, after a run of run_ns: the next spin bound (POOL_SPIN_MAX_NS). */
-static void set_spin(struct qvl_pool *p, uint64_t run_ns)
-{
-	uint64_t s = run_ns / 4;
-
-	s = s < POOL_SPIN_NS ? POOL_SPIN_NS : s > POOL_SPIN_MAX_NS ? POOL_SPIN_MAX_NS : s;
-	/* relaxed: a hint read by spin_bound(), no data hangs on it */
-	atomic_store_explicit(&p->spin_ns, s, memory_order_relaxed);
-}
-
 /* Wait until gen != seen; returns the new gen. */
 static uint32_t wait_gen(struct qvl_pool *p, uint32_t seen)
 {
-	uint64_t t0 = now_ns(), spin = spin_bound(p);
+	uint64_t t0 = now_ns();
 	uint32_t g;
 
 	for (unsigned i = 1;; i++) {
@@ -140,7 +112,7 @@ static uint32_t wait_gen(struct qvl_pool *p, uint32_t seen)
 		if (g != seen)
 			return g;
 		cpu_relax();
-		if (!(i & 63) && now_ns() - t0 > spin)
+		if (!(i & 63) && now_ns() - t0 > POOL_SPIN_NS)
 			break;
 	}
 	/* seq_cst: the increment of sleepers and the caller's increment of
@@ -209,7 +181,7 @@ static void pool_wait(struct qvl_pool *p);
 
 void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg)
 {
-	uint64_t t_own = 0, t_pub;
+	uint64_t t_own = 0;
 
 	if (p->nth == 1) {
 		fn(arg, 0, 1);
@@ -217,9 +189,8 @@ void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg)
 	}
 	p->fn = fn;
 	p->arg = arg;
-	t_pub = now_ns();
 	if (p->prof)
-		p->t_pub = t_pub;
+		p->t_pub = now_ns();
 	/* relaxed: published by the seq_cst (release) increment of gen below */
 	atomic_store_explicit(&p->pending, (uint32_t)p->nth - 1, memory_order_relaxed);
 	/* seq_cst: release pairs with the acquire load in wait_gen(); seq_cst
@@ -233,7 +204,6 @@ void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg)
 	pool_wait(p);
 	if (p->prof)
 		prof_run(p, t_own);
-	set_spin(p, now_ns() - t_pub);
 }
 
 void qvl_pool_set_prof(struct qvl_pool *p, struct qvl_pool_prof *prof)
@@ -244,7 +214,7 @@ void qvl_pool_set_prof(struct qvl_pool *p, struct qvl_pool_prof *prof)
 /* Until every worker has finished the current run: spin, then sleep. */
 static void pool_wait(struct qvl_pool *p)
 {
-	uint64_t t0 = now_ns(), spin = spin_bound(p);
+	uint64_t t0 = now_ns();
 	uint32_t v;
 
 	for (unsigned i = 1;; i++) {
@@ -253,7 +223,7 @@ static void pool_wait(struct qvl_pool *p)
 		if (!atomic_load_explicit(&p->pending, memory_order_acquire))
 			return;
 		cpu_relax();
-		if (!(i & 63) && now_ns() - t0 > spin)
+		if (!(i & 63) && now_ns() - t0 > POOL_SPIN_NS)
 			break;
 	}
 	/* seq_cst: Dekker pair with the worker's fetch_sub + load of
@@ -600,7 +570,6 @@ int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist, st
 	/* relaxed: no thread exists yet; pthread_create orders these stores */
 	atomic_store_explicit(&p->gen, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->stop, false, memory_order_relaxed);
-	atomic_store_explicit(&p->spin_ns, POOL_SPIN_NS, memory_order_relaxed);
 
 	/* Without a CPU list the caller (thread 0) is not pinned: with the
 	 * workers on the other cores, the scheduler leaves core 0's PU to it.
