@@ -6,15 +6,12 @@
  * Every step is one pool dispatch: matmuls split by output columns (weight
  * rows: each weight byte is read by exactly one thread, which is what decode
  * at memory bandwidth needs; in decode the columns are shared out in chunks,
- * claim.h), attention by (row tile, KV head), row-wise steps by tokens. The
+ * claim.h), attention by (token, KV head), row-wise steps by tokens. The
  * whole slice goes through each matmul at once (m = slice length), never
  * token by token. Decode takes four dispatches a layer: q/k/v with q/k norm,
  * rope, KV append and attention (threads own whole KV groups), o_proj,
  * gate/up with SiLU·up, down; the residual adds and norms run on the caller
- * between them. A prefill takes seven: q/k/v with the q/k norm, rope and KV
- * append as its epilogue (qkv_epilogue), attention by (row tile, KV head),
- * o_proj, residual + norm, gate/up with SiLU·up, down, residual + norm.
- * Greedy callers get the argmax of the logits fused into the
+ * between them. Greedy callers get the argmax of the logits fused into the
  * output projection (argmax_task), the logits never written. QVL_PROFILE
  * times each of these stages (profile.h). */
 #include "config.h"
@@ -55,8 +52,7 @@ struct fwd {
 	size_t ldy[3];
 	int nw;
 	bool silu;
-	bool share;  /* columns handed out through e->claims (claim.h) */
-	bool qk_epi; /* q/k/v with its norm/rope/KV append (qkv_epilogue) */
+	bool share; /* columns handed out through e->claims (claim.h) */
 };
 
 /* On the caller below inline_rows rows (or with one thread), else on the
@@ -132,75 +128,6 @@ static size_t matmul_cols(const struct fwd *f)
 	return n;
 }
 
-/* Row i: q heads [q0, q1) and K heads [k0, k1) RMSNormed and rotated by
- * M-RoPE in one pass each (rmsnorm_rope: the bits of rmsnorm then rope),
- * K heads [k0, k1) and V heads [v0, v1) appended to the cache in its dtype
- * while they are in L1. */
-static void qk_row(struct fwd *f, size_t i, size_t q0, size_t q1, size_t k0, size_t k1, size_t v0,
-		   size_t v1)
-{
-	struct qvl_engine *e = f->e;
-	const struct eng_layer *ly = &e->layers[f->l];
-	size_t hd = (size_t)e->hd, half = hd / 2;
-	size_t qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
-	const struct qvl_seq *s = e->rows[i].s;
-	size_t pos = (size_t)e->rows[i].pos, P = e->kv->g.page_tokens;
-	uint32_t page = s->kv.pages[pos / P];
-	size_t off = (pos % P) * e->kv->g.row_bytes;
-	const float *cs = e->cs + i * hd;
-	float *q = e->q + i * qd, *k = e->kk + i * kd, *v = e->vv + i * kd;
-
-	for (size_t h = q0; h < q1; h++)
-		e->k.rmsnorm_rope(q + h * hd, ly->q_norm, cs, cs + half, half, e->eps);
-	for (size_t g = k0; g < k1; g++) {
-		e->k.rmsnorm_rope(k + g * hd, ly->k_norm, cs, cs + half, half, e->eps);
-		e->k.from_f32(kv_page_rows(e->kv, page, f->l, 0, (int)g) + off, e->kv_dtype,
-			      k + g * hd, hd);
-	}
-	for (size_t g = v0; g < v1; g++)
-		e->k.from_f32(kv_page_rows(e->kv, page, f->l, 1, (int)g) + off, e->kv_dtype,
-			      v + g * hd, hd);
-}
-
-/* Rows [i0, i1), KV groups [g0, g1) with their query heads. */
-static void qk_rows(struct fwd *f, size_t i0, size_t i1, size_t g0, size_t g1)
-{
-	size_t group = (size_t)(f->e->nh / f->e->nkv);
-
-	for (size_t i = i0; i < i1; i++)
-		qk_row(f, i, g0 * group, g1 * group, g0, g1, g0, g1);
-}
-
-static void qk_task(void *arg, int ith, int nth)
-{
-	struct fwd *f = arg;
-	size_t lo, hi;
-
-	qvl_split(f->n, 1, ith, nth, &lo, &hi);
-	qk_rows(f, lo, hi, 0, (size_t)f->e->nkv);
-}
-
-/* The q/k/v product's epilogue (f->qk_epi): columns [lo, hi) of q|k|v,
- * whole heads (the split is aligned to the head size), normed, rotated and
- * appended by the thread that just wrote them, in the same dispatch: one
- * pool run (and its barrier) a layer fewer than a separate qk_task, and
- * each thread's share of this work follows its share of the product. */
-static void qkv_epilogue(struct fwd *f, size_t lo, size_t hi)
-{
-	struct qvl_engine *e = f->e;
-	size_t hd = (size_t)e->hd, nh = (size_t)e->nh, nkv = (size_t)e->nkv;
-	size_t h0 = lo / hd, h1 = hi / hd;
-	/* heads [h0, h1) of q (0..nh), k (nh..nh+nkv), v (nh+nkv..) */
-	size_t q0 = h0 < nh ? h0 : nh, q1 = h1 < nh ? h1 : nh;
-	size_t k0 = h0 < nh ? 0 : h0 - nh, k1 = h1 < nh ? 0 : h1 - nh;
-	size_t v0 = k0 < nkv ? 0 : k0 - nkv, v1 = k1 < nkv ? 0 : k1 - nkv;
-
-	k0 = k0 < nkv ? k0 : nkv;
-	k1 = k1 < nkv ? k1 : nkv;
-	for (size_t i = 0; i < f->n; i++)
-		qk_row(f, i, q0, q1, k0, k1, v0, v1);
-}
-
 /* Few rows (decode): W is streamed, so chunks of columns can move between
  * threads at no cost in reuse; f->share says the claims are set up. Many
  * rows: the static split, whole packed panels per thread. A decode batch
@@ -228,11 +155,9 @@ static void matmul_task(void *arg, int ith, int nth)
 			matmul_range(f, lo, hi);
 		return;
 	}
-	qvl_split(matmul_cols(f), f->qk_epi ? (size_t)f->e->hd : 16, ith, nth, &lo, &hi);
+	qvl_split(matmul_cols(f), 16, ith, nth, &lo, &hi);
 	if (hi > lo)
 		matmul_range(f, lo, hi);
-	if (f->qk_epi && hi > lo)
-		qkv_epilogue(f, lo, hi);
 }
 
 static void matmul(struct fwd *f)
@@ -288,6 +213,48 @@ static void embed_task(void *arg, int ith, int nth)
 		}
 		e->k.rmsnorm(e->xb + i * H, x, e->layers[0].attn_norm, H, e->eps);
 	}
+}
+
+/* Rows [i0, i1), KV groups [g0, g1) (with their query heads): q/k head
+ * RMSNorm then M-RoPE (each head normalised and rotated while in L1), and
+ * K/V appended to the cache in its dtype. */
+static void qk_rows(struct fwd *f, size_t i0, size_t i1, size_t g0, size_t g1)
+{
+	struct qvl_engine *e = f->e;
+	const struct eng_layer *ly = &e->layers[f->l];
+	size_t hd = (size_t)e->hd, half = hd / 2, group = (size_t)(e->nh / e->nkv);
+	size_t qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
+
+	for (size_t i = i0; i < i1; i++) {
+		const struct qvl_seq *s = e->rows[i].s;
+		size_t pos = (size_t)e->rows[i].pos, P = e->kv->g.page_tokens;
+		uint32_t page = s->kv.pages[pos / P];
+		size_t off = (pos % P) * e->kv->g.row_bytes;
+		const float *cs = e->cs + i * hd;
+		float *q = e->q + i * qd, *k = e->kk + i * kd, *v = e->vv + i * kd;
+
+		for (size_t h = g0 * group; h < g1 * group; h++) {
+			e->k.rmsnorm(q + h * hd, q + h * hd, ly->q_norm, hd, e->eps);
+			e->k.rope(q + h * hd, cs, cs + half, half);
+		}
+		for (size_t g = g0; g < g1; g++) {
+			e->k.rmsnorm(k + g * hd, k + g * hd, ly->k_norm, hd, e->eps);
+			e->k.rope(k + g * hd, cs, cs + half, half);
+			e->k.from_f32(kv_page_rows(e->kv, page, f->l, 0, (int)g) + off, e->kv_dtype,
+				      k + g * hd, hd);
+			e->k.from_f32(kv_page_rows(e->kv, page, f->l, 1, (int)g) + off, e->kv_dtype,
+				      v + g * hd, hd);
+		}
+	}
+}
+
+static void qk_task(void *arg, int ith, int nth)
+{
+	struct fwd *f = arg;
+	size_t lo, hi;
+
+	qvl_split(f->n, 1, ith, nth, &lo, &hi);
+	qk_rows(f, lo, hi, 0, (size_t)f->e->nkv);
 }
 
 /* Causal GQA attention of rows [i0, i0 + nr) (one sequence, consecutive
@@ -422,7 +389,6 @@ static void set_mm(struct fwd *f, const float *X, size_t ldx, size_t m)
 	f->ldx = ldx;
 	f->m = m;
 	f->silu = false;
-	f->qk_epi = false;
 }
 
 /* Last layer: only rows whose logits or argmax are wanted go on through
@@ -639,12 +605,9 @@ int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qv
 			f.w[0] = &ly->wq, f.Y[0] = e->q, f.ldy[0] = qd;
 			f.w[1] = &ly->wk, f.Y[1] = e->kk, f.ldy[1] = kd;
 			f.w[2] = &ly->wv, f.Y[2] = e->vv, f.ldy[2] = kd;
-			f.qk_epi = n > SHARE_MAX_ROWS;
 			matmul(&f);
 			eng_prof_mark(e->prof, EST_QKV);
-			if (!f.qk_epi)
-				run(&f, qk_task, n);
-			f.qk_epi = false;
+			run(&f, qk_task, n);
 			eng_prof_mark(e->prof, EST_QKROPE);
 			run(&f, attn_task, n * (size_t)e->nkv);
 			eng_prof_mark(e->prof, EST_ATTN);
