@@ -314,9 +314,11 @@ static void test_convert(const struct qvl_kernels *K, const struct qvl_kernels *
 	for (int c = 0; c < 30; c++) {
 		size_t n = urand(1, 300);
 		float *x = xmalloc(n * 4), *y = xmalloc(n * 4), *y0 = xmalloc(n * 4);
-		uint8_t *a = xmalloc(n * 4), *b = xmalloc(n * 4);
+		uint8_t *a = xmalloc(n * 4 + 64), *b = xmalloc(n * 4);
 		enum qvl_dtype t = kt[c % 3];
 		size_t es = t == QVL_DT_F32 ? 4 : 2;
+
+		memset(a + n * es, 0xab, 64); /* nothing past n may be written */
 
 		for (size_t i = 0; i < n; i++) {
 			uint32_t u = rnd();
@@ -330,6 +332,12 @@ static void test_convert(const struct qvl_kernels *K, const struct qvl_kernels *
 		R->from_f32(b, t, x, n);
 		if (memcmp(a, b, n * es) && bad++ < 3)
 			diag("%s from_f32 %s differs", K->name, qvl_dtype_name(t));
+		for (size_t i = 0; i < 64; i++)
+			if (a[n * es + i] != 0xab && bad++ < 3) {
+				diag("%s from_f32 %s wrote past n = %zu", K->name,
+				     qvl_dtype_name(t), n);
+				break;
+			}
 		K->to_f32(y, a, t, n);
 		R->to_f32(y0, b, t, n);
 		if (memcmp(y, y0, n * 4) && bad++ < 3)
