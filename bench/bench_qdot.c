@@ -2,7 +2,8 @@
  * each figure beside a bound or the path it replaces, measured in the same
  * run on the same pool:
  *
- *   matvec GB/s (m == 1)       weight bytes read per second vs the measured
+ *   matvec GB/s (m == 1)       weight bytes read per second (64-row calls,
+ *                              as the engine makes them) vs the measured
  *                              streaming read bandwidth (taken right before
  *                              each repetition), 2048x2048, 6144x2048 and
  *                              151936x2048; 128 MiB weight sets (> L3)
@@ -64,17 +65,25 @@ static const char *type_name(enum qvl_dtype t)
 				     : qvl_dtype_name(t);
 }
 
+/* Decode (m == 1) calls the kernel per MF_CHUNK rows of the thread's slice,
+ * as the engine's work sharing does (src/forward.c SHARE_CHUNK): a kernel's
+ * rate per call over a whole slice was ~10 % above the engine's, and a
+ * change that only helps long calls (far-apart row streams, 8e0b666) looked
+ * like a gain here and lost in the engine (docs/todo-qfar.md). */
+#define MF_CHUNK 64
+
 static void mf_run(void *arg, int ith, int nth)
 {
 	const struct mf_task *a = arg;
-	size_t lo, hi;
+	size_t lo, hi, step;
 
 	/* a repacked matrix is split at its groups of 8 rows */
 	qvl_split(a->n, a->m == 1 ? 8 : 64, ith, nth, &lo, &hi);
-	if (lo < hi)
+	step = a->m == 1 ? MF_CHUNK : hi - lo;
+	for (size_t j = lo; j < hi; j += step)
 		(a->exact ? qvl_kern.matmul : qvl_kern.matmul_fast)(
-		    a->Y + lo, a->n, a->X, a->k, qvl_wrow(a->W, file_type(a->t), a->k, lo), a->t,
-		    a->k, NULL, a->m, hi - lo, a->k);
+		    a->Y + j, a->n, a->X, a->k, qvl_wrow(a->W, file_type(a->t), a->k, j), a->t,
+		    a->k, NULL, a->m, hi - j < step ? hi - j : step, a->k);
 }
 
 /* n rows of type t, one row repeated (a repacked type: of its file type,

@@ -6,9 +6,11 @@
  * Also the per-thread scratch the quantized rows live in. */
 #include "config.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "qdot.h"
 
@@ -192,5 +194,89 @@ T256 void qvl_qact_row_avx2(void *dst, enum qvl_dtype t, const float *x, size_t 
 			b->bsum[2 * c + 1] = (int16_t)_mm_extract_epi32(h, 1);
 		}
 	}
+}
+
+/* ---- the last row quantized, per thread --------------------------------- */
+
+/* A decode matmul reaches the kernels in chunks of 64 weight rows (the work
+ * sharing of src/forward.c), each chunk a call with the same activation row,
+ * and q/k/v and gate/up take the same row again: quantizing it per call was
+ * 7-14 % of a 64-row call's CPU time (docs/todo-qfar.md). One slot per
+ * block size (32, 256): a file can mix the two (Q4_0 layers, Q6_K output). */
+struct qa_slot {
+	float *x;      /* the k floats the slot was made from */
+	void *q;       /* their quantized blocks; valid when k != 0 */
+	size_t k, cap; /* cap: floats the buffers hold */
+};
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct qa_slot *cache;
+
+static void cache_free(void *p)
+{
+	struct qa_slot *s = p;
+
+	for (int i = 0; i < 2; i++) {
+		free(s[i].x);
+		free(s[i].q);
+	}
+	free(s);
+}
+
+static void cache_key_init(void)
+{
+	if (pthread_key_create(&cache_key, cache_free))
+		cache_key = (pthread_key_t)-1;
+}
+
+static int slot_reserve(struct qa_slot *s, size_t k)
+{
+	/* cap: a multiple of both block sizes; qb: the larger row of the two */
+	size_t cap = (k + 1023) & ~(size_t)1023, qa = qvl_qdot_act_bytes(QVL_DT_Q8_0, cap),
+	       qk = qvl_qdot_act_bytes(QVL_DT_Q6_K, cap), qb = qa > qk ? qa : qk;
+	float *x;
+	void *q;
+
+	if (k <= s->cap)
+		return 0;
+	x = aligned_alloc(64, cap * sizeof(float));
+	q = aligned_alloc(64, (qb + 63) & ~(size_t)63);
+	if (!x || !q) {
+		free(x);
+		free(q);
+		return -ENOMEM;
+	}
+	free(s->x);
+	free(s->q);
+	s->x = x;
+	s->q = q;
+	s->cap = cap;
+	return 0;
+}
+
+T256 const void *qvl_qact_row_cached(enum qvl_dtype t, const float *x, size_t k)
+{
+	struct qa_slot *s;
+
+	if (!cache) {
+		pthread_once(&cache_once, cache_key_init);
+		if (!(cache = calloc(2, sizeof(*cache))))
+			return NULL;
+		/* the key's destructor frees the slots when a pool thread exits */
+		if (cache_key != (pthread_key_t)-1)
+			pthread_setspecific(cache_key, cache);
+	}
+	s = &cache[qvl_qdot_act_blk(t) == QVL_QK_BLK];
+	/* the same bytes quantize to the same blocks: a hit is exact */
+	if (s->k == k && !memcmp(s->x, x, k * sizeof(float)))
+		return s->q;
+	s->k = 0;
+	if (slot_reserve(s, k))
+		return NULL;
+	qvl_qact_row_avx2(s->q, t, x, k);
+	memcpy(s->x, x, k * sizeof(float));
+	s->k = k;
+	return s->q;
 }
 #endif

@@ -293,20 +293,29 @@ static inline size_t qx_pan16_bytes(size_t nb)
 }
 #endif
 
-/* The thread's scratch with the m activation rows quantized for type t
- * (rows *rb bytes apart from the start) and extra bytes after them at
- * *xbytes, or NULL. */
-QX_INL uint8_t *qx_act_rows(enum qvl_dtype t, const float *X, size_t ldx, size_t m, size_t k,
-			    size_t extra, size_t *rb, size_t *xbytes)
+/* The m activation rows quantized for type t (*rb bytes apart) and in *scr
+ * the thread's scratch of extra bytes; NULL if out of memory. One row
+ * (decode) is the thread's cached one (qvl_qact_row_cached: the engine
+ * calls a decode matmul per 64 weight rows with the same row). */
+QX_INL const uint8_t *qx_act_rows(enum qvl_dtype t, const float *X, size_t ldx, size_t m, size_t k,
+				  size_t extra, size_t *rb, uint8_t **scr)
 {
+	size_t xbytes;
 	uint8_t *xq;
 
 	*rb = qvl_qdot_act_bytes(t, k);
-	*xbytes = (m * *rb + 63) & ~(size_t)63;
-	if (!(xq = qvl_qact_scratch(*xbytes + extra)))
+	if (m == 1) {
+		const uint8_t *q = qvl_qact_row_cached(t, X, k);
+
+		*scr = qvl_qact_scratch(extra ? extra : 64);
+		return *scr ? q : NULL;
+	}
+	xbytes = (m * *rb + 63) & ~(size_t)63;
+	if (!(xq = qvl_qact_scratch(xbytes + extra)))
 		return NULL;
 	for (size_t i = 0; i < m; i++)
 		qvl_qact_row_avx2(xq + i * *rb, t, X + i * ldx, k);
+	*scr = xq + xbytes;
 	return xq;
 }
 
@@ -372,23 +381,22 @@ QX_INL void qx_prefill(enum qvl_dtype t, int off, qx_pan_fn pan, qx_pan16_fn pan
 static QD_T int QD_FN(qd_matmul_x8)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 				    size_t ldw, const float *bias, size_t m, size_t n, size_t k)
 {
-	size_t nb = k / 32, wrow = ldw / 32 * 18, rb, xbytes;
-	const uint8_t *w = W;
-	uint8_t *xq;
+	size_t nb = k / 32, wrow = ldw / 32 * 18, rb;
+	const uint8_t *w = W, *xq;
+	uint8_t *scr;
 
 	if (n % QVL_X8_ROWS || k % 32)
 		return -EINVAL;
 	xq = qx_act_rows(QVL_DT_Q4_0, X, ldx, m, k,
-			 m == 1 ? qx_act_bytes(nb) : qx_prefill_bytes(QVL_DT_Q4_0, nb), &rb,
-			 &xbytes);
+			 m == 1 ? qx_act_bytes(nb) : qx_prefill_bytes(QVL_DT_Q4_0, nb), &rb, &scr);
 	if (!xq)
 		return -ENOMEM;
 	if (m == 1) {
 		qx_decode(w, wrow, (const struct qvl_q8a *)xq, nb, Y, n,
-			  (struct qx_act *)(void *)(xq + xbytes));
+			  (struct qx_act *)(void *)scr);
 	} else {
 		qx_prefill(QVL_DT_Q4_0, 8, qx_panel, QX_PAN16(qx_panel16), w, wrow, xq, rb, nb, Y,
-			   ldy, m, n, xq + xbytes);
+			   ldy, m, n, scr);
 	}
 	qvl_qdot_add_bias(Y, ldy, bias, m, n);
 	return 0;

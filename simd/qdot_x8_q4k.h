@@ -374,18 +374,26 @@ static QD_T int QD_FN(qk_matmul_x8)(float *Y, size_t ldy, const float *X, size_t
 {
 	size_t nb = k / QVL_QK_BLK, wrow = ldw / QVL_QK_BLK * 144;
 	size_t rb = qvl_qdot_act_bytes(QVL_DT_Q4_K, k), xbytes = (m * rb + 63) & ~(size_t)63;
-	uint8_t *xq = qvl_qact_scratch(xbytes + m * nb * sizeof(struct qk_act));
 	const uint8_t *w = W;
+	const struct qvl_q8k *x;
+	struct qk_act *sa;
+	uint8_t *xq;
 
-	if (!xq)
-		return -ENOMEM;
 	if (n % QVL_X8_ROWS || k % QVL_QK_BLK)
 		return -EINVAL;
-	for (size_t i = 0; i < m; i++)
-		qvl_qact_row_avx2(xq + i * rb, QVL_DT_Q4_K, X + i * ldx, k);
-
-	const struct qvl_q8k *x = (const struct qvl_q8k *)(const void *)xq;
-	struct qk_act *sa = (struct qk_act *)(void *)(xq + xbytes);
+	/* one row (decode): the thread's cached one (qvl_qact_row_cached) */
+	if (!(xq = qvl_qact_scratch((m > 1 ? xbytes : 0) + m * nb * sizeof(struct qk_act))))
+		return -ENOMEM;
+	if (m == 1) {
+		if (!(x = qvl_qact_row_cached(QVL_DT_Q4_K, X, k)))
+			return -ENOMEM;
+		sa = (struct qk_act *)(void *)xq;
+	} else {
+		for (size_t i = 0; i < m; i++)
+			qvl_qact_row_avx2(xq + i * rb, QVL_DT_Q4_K, X + i * ldx, k);
+		x = (const struct qvl_q8k *)(const void *)xq;
+		sa = (struct qk_act *)(void *)(xq + xbytes);
+	}
 	/* activation rows per pass over a panel: their blocks stay in L2 */
 	size_t mc = (256 << 10) / rb;
 

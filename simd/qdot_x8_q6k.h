@@ -28,19 +28,20 @@
 
 #define Q6X_INL static inline __attribute__((always_inline)) QD_T
 
-/* The activation rows (m rows of nb blocks at xq) in the kernels' order. */
-Q6X_INL void q6x_act(struct qvl_q8k *x, size_t nblocks)
+/* The activation blocks x in the kernels' order at o (o may be x). */
+Q6X_INL void q6x_act(struct qvl_q8k *o, const struct qvl_q8k *x, size_t nblocks)
 {
 	for (size_t i = 0; i < nblocks; i++) {
+		o[i].d = x[i].d;
 		for (int u = 0; u < 8; u++) {
 			__m128i a = _mm_loadu_si128((const __m128i *)(x[i].q + 32 * u)),
 				b = _mm_loadu_si128((const __m128i *)(x[i].q + 32 * u + 16));
-			_mm_storeu_si128((__m128i *)(x[i].q + 32 * u), _mm_unpacklo_epi16(a, b));
-			_mm_storeu_si128((__m128i *)(x[i].q + 32 * u + 16),
+			_mm_storeu_si128((__m128i *)(o[i].q + 32 * u), _mm_unpacklo_epi16(a, b));
+			_mm_storeu_si128((__m128i *)(o[i].q + 32 * u + 16),
 					 _mm_unpackhi_epi16(a, b));
 		}
 		for (int j = 0; j < 16; j++)
-			x[i].bsum[j] = (int16_t)(-16 * x[i].bsum[j]);
+			o[i].bsum[j] = (int16_t)(-16 * x[i].bsum[j]);
 	}
 }
 
@@ -223,9 +224,17 @@ static QD_T int QD_FN(qd_matmul_x8q6)(float *Y, size_t ldy, const float *X, size
 		return -ENOMEM;
 	if (n % QVL_X8_ROWS || k % 256)
 		return -EINVAL;
-	for (size_t i = 0; i < m; i++)
-		qvl_qact_row_avx2(xq + i * nb, QVL_DT_Q6_K, X + i * ldx, k);
-	q6x_act(xq, m * nb);
+	if (m == 1) {
+		/* decode: from the thread's cached row (qvl_qact_row_cached) */
+		const struct qvl_q8k *c = qvl_qact_row_cached(QVL_DT_Q6_K, X, k);
+		if (!c)
+			return -ENOMEM;
+		q6x_act(xq, c, nb);
+	} else {
+		for (size_t i = 0; i < m; i++)
+			qvl_qact_row_avx2(xq + i * nb, QVL_DT_Q6_K, X + i * ldx, k);
+		q6x_act(xq, xq, m * nb);
+	}
 	mc = mc < Q6X_RX ? Q6X_RX : mc;
 	for (size_t i0 = 0; i0 < m; i0 += mc) {
 		size_t i1 = i0 + mc < m ? i0 + mc : m;

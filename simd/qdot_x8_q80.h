@@ -147,14 +147,14 @@ static QD_T int QD_FN(qd_matmul_x8q8)(float *Y, size_t ldy, const float *X, size
 				      const void *W, size_t ldw, const float *bias, size_t m,
 				      size_t n, size_t k)
 {
-	size_t nb = k / 32, wrow = ldw / 32 * 34, rb, xbytes;
-	const uint8_t *w = W;
-	uint8_t *xq;
+	size_t nb = k / 32, wrow = ldw / 32 * 34, rb;
+	const uint8_t *w = W, *xq;
+	uint8_t *scr;
 
 	if (n % QVL_X8_ROWS || k % 32)
 		return -EINVAL;
 	xq = qx_act_rows(QVL_DT_Q8_0, X, ldx, m, k, m == 1 ? 0 : qx_prefill_bytes(QVL_DT_Q8_0, nb),
-			 &rb, &xbytes);
+			 &rb, &scr);
 	if (!xq)
 		return -ENOMEM;
 	if (m == 1) {
@@ -162,7 +162,7 @@ static QD_T int QD_FN(qd_matmul_x8q8)(float *Y, size_t ldy, const float *X, size
 			q8x_rows(w + j * wrow, (const struct qvl_q8a *)xq, nb, Y + j);
 	} else {
 		qx_prefill(QVL_DT_Q8_0, 128, q8x_panel, QX_PAN16(q8x_panel16), w, wrow, xq, rb, nb,
-			   Y, ldy, m, n, xq + xbytes);
+			   Y, ldy, m, n, scr);
 	}
 	qvl_qdot_add_bias(Y, ldy, bias, m, n);
 	return 0;
