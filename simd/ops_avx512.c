@@ -227,23 +227,25 @@ T512 void qvl_from_f32_avx512(void *dst, enum qvl_dtype type, const float *src, 
 		 * Zen 4/5 (2.8x the register form in L1, a measured 2.4 % of
 		 * pp512's CPU as the KV append). Two conversions are joined into
 		 * one 64-byte store; the tail keeps a masked store behind an
-		 * empty asm so it cannot be folded either. */
-		const int rc = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+		 * empty asm so it cannot be folded either. The rounding is a
+		 * macro: clang wants the immediate a constant expression. */
+#define F16_RC (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 		size_t i = 0;
 
 		for (; i + 32 <= n; i += 32) {
-			__m256i a = _mm512_cvtps_ph(_mm512_loadu_ps(src + i), rc);
-			__m256i b = _mm512_cvtps_ph(_mm512_loadu_ps(src + i + 16), rc);
+			__m256i a = _mm512_cvtps_ph(_mm512_loadu_ps(src + i), F16_RC);
+			__m256i b = _mm512_cvtps_ph(_mm512_loadu_ps(src + i + 16), F16_RC);
 			_mm512_storeu_si512(d + 2 * i,
 					    _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1));
 		}
 		for (; i < n; i += 16) {
 			__mmask16 mk = v16_mask(n - i);
-			__m256i a = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(mk, src + i), rc);
+			__m256i a = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(mk, src + i), F16_RC);
 
 			__asm__("" : "+v"(a));
 			_mm256_mask_storeu_epi16(d + 2 * i, mk, a);
 		}
+#undef F16_RC
 		break;
 	}
 	default:
