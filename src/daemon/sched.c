@@ -575,7 +575,8 @@ static void step(struct sched *s, int n)
 		qvld_stats_kv(s->env.stats, &u, s->preemptions);
 		if (rc == 0)
 			pace_step(&s->pace, rows, dt);
-		log_debug("step: %d sequences, %zu rows in %.3f s", m, rows, dt);
+		log_debug("step %llu: %d sequences, %zu rows in %.3f s",
+			  (unsigned long long)s->tick, m, rows, dt);
 		if (rc < 0 && m > 1) {
 			log_debug("batch of %d: %s; running each alone", m, err.msg);
 			run_alone(s, m);

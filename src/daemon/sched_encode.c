@@ -39,8 +39,8 @@ bool encode_step(struct sched *s)
 	double dt = qvl_now() - t0;
 
 	qvld_stats_encode_part(s->env.stats);
-	log_debug("encode: %zu patches, %d of %d blocks in %.3f s (short step %.3f s)", patches, k,
-		  left, dt, s->pace.t_small);
+	log_debug("encode in step %llu: %zu patches, %d of %d blocks in %.3f s (short step %.3f s)",
+		  (unsigned long long)s->tick, patches, k, left, dt, s->pace.t_small);
 	/* a part that crossed into the next image measured other patches:
 	 * only a part within one image teaches the pace */
 	if (rc >= 0 && (rc == 0 || gen_encode_patches(j->g) == patches))

@@ -155,8 +155,8 @@ bool split_step(struct sched *s)
 	pace_split(&s->pace, rows, k, dt);
 	qvld_stats_split_part(s->env.stats);
 	s->split_s += dt;
-	log_debug("split: %zu rows, %d layers in %.3f s (short step %.3f s)", rows, k, dt,
-		  s->pace.t_small);
+	log_debug("split in step %llu: %zu rows, %d layers in %.3f s (short step %.3f s)",
+		  (unsigned long long)s->tick, rows, k, dt, s->pace.t_small);
 	if (rc == 0)
 		return true;
 	struct qvl_kv_usage u;
