@@ -17,6 +17,7 @@
 
 #include "devtier.h"
 #include "env.h"
+#include "json.h"
 #include "nvme.h"
 #include "pack.h"
 #include "pool_impl.h"
@@ -556,6 +557,20 @@ __attribute__((format(printf, 2, 3))) static void put(struct out *o, const char 
 		o->len = o->cap - 1;
 }
 
+/* json_escape()'s sink: like put(), what fits before the NUL is kept */
+static void out_sink(void *ctx, const char *p, size_t n)
+{
+	struct out *o = ctx;
+
+	if (o->len + 1 >= o->cap)
+		return;
+	if (n > o->cap - 1 - o->len)
+		n = o->cap - 1 - o->len;
+	memcpy(o->p + o->len, p, n);
+	o->len += n;
+	o->p[o->len] = 0;
+}
+
 size_t tier_json(struct tier_pool *t, char *buf, size_t cap)
 {
 	struct out o = {buf, cap, 0};
@@ -616,9 +631,13 @@ size_t tier_json(struct tier_pool *t, char *buf, size_t cap)
 		put(&o, ",\"embed_read\":\"%s\",\"embed_s\":%.3f",
 		    es > 0 ? "reading" : es < 0 ? "failed" : "done", esec);
 	put(&o, ",\"placement\":{");
-	for (uint32_t i = 0; i < pl->n; i++)
-		put(&o, "%s\"%s\":\"%s\"", i ? "," : "", t->p.shards[i].name,
-		    tier_kind_name(pl->kind[i]));
+	/* the shard names come from the pack's name pool: any byte but NUL */
+	for (uint32_t i = 0; i < pl->n; i++) {
+		if (i)
+			put(&o, ",");
+		json_escape(out_sink, &o, t->p.shards[i].name, strlen(t->p.shards[i].name));
+		put(&o, ":\"%s\"", tier_kind_name(pl->kind[i]));
+	}
 	put(&o, "}}");
 	return o.len;
 }

@@ -11,7 +11,9 @@
  *    -EBADMSG naming the shard, the sequences unchanged; once repaired the
  *    next step works and continues exactly;
  *  - an injected failing read (the reader's fault hook) fails a step with
- *    -EIO naming the shard, and the next step works. */
+ *    -EIO naming the shard, and the next step works;
+ *  - the report stays JSON whatever bytes a shard name holds (a pack's
+ *    name pool may hold any byte but NUL). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,6 +27,7 @@
 #include "json.h"
 #include "nvme.h"
 #include "pack.h"
+#include "pool_impl.h"
 #include "tap.h"
 #include "tiers.h"
 #include "util.h"
@@ -202,7 +205,7 @@ int main(void)
 
 	if (!tiny || access(tiny, F_OK))
 		skip_all("no tiny model (QVL_TINY)");
-	plan(24);
+	plan(25);
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(path, sizeof(path), "%s/t.qvl", dir);
@@ -343,6 +346,21 @@ int main(void)
 	ok(strstr(js, "simulated device") && strstr(js, "\"text.layer.0\":\"sim-device\"") &&
 	       counter(&r, "sim_device_copied") == (int64_t)lay,
 	   "named a simulation; layer 0 copied through its copy engine");
+	/* a shard name with a quote, a backslash and control bytes: the
+	 * report parses and the placement key decodes to the name */
+	static char odd[] = "text.\"layer\\.0\n\x01\x1f";
+	char *name0 = r.t->p.shards[0].name;
+	struct json_doc d;
+	bool odd_ok = false;
+	r.t->p.shards[0].name = odd;
+	tier_json(r.t, js, sizeof(js));
+	r.t->p.shards[0].name = name0;
+	if (json_parse(&d, js, strlen(js), "tiers", &err) == 0) {
+		uint32_t pl = json_get(&d, 0, "placement");
+		odd_ok = pl != JSON_NONE && json_get(&d, pl, odd) != JSON_NONE;
+		json_free(&d);
+	}
+	ok(odd_ok, "a shard name with a quote and control bytes: the report is JSON and names it");
 	rc = rc ? rc : rig_prefill(&r, &err);
 	same = rc == 0;
 	for (int s = 0; s < STEPS && same; s++)
