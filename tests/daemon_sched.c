@@ -18,6 +18,9 @@
 #include "util.h"
 
 #define LONG 3000 /* tokens: seconds of decoding, never reached in a test */
+/* positions of the prompt cancelled mid-prefill: the most the --ctx 4096
+ * daemon takes with its 8 tokens */
+#define PREFILL 4000
 
 static const char *sock;
 static struct qvl *qs; /* for STATS polls: its CQEs are its own */
@@ -58,26 +61,47 @@ static double wait_stat(const char *key, double want, double timeout_s)
 	return -1;
 }
 
+/* Poll STATS until key > above (or timeout_s); the seconds waited or -1. */
+static double wait_above(const char *key, double above, double timeout_s)
+{
+	double t0 = qvl_now();
+	static uint64_t ud = 2000000;
+
+	while (qvl_now() - t0 < timeout_s) {
+		char *js = dc_stats(qs, QVL_OP_STATS, ud++);
+		double v = dc_num(js, key);
+		free(js);
+		if (v > above)
+			return qvl_now() - t0;
+		usleep(1000);
+	}
+	return -1;
+}
+
 static void cancel_tests(struct qvl *q)
 {
-	static int32_t ids[2000];
+	static int32_t ids[PREFILL];
 	struct qvl_req *r;
 	struct qvl_cqe c = {0};
 	double t0;
 	int rc;
 
-	/* mid-prefill: 2000 positions in chunks of 32 are ~60 steps */
-	dc_ids(ids, 2000, 1);
-	rc = dc_submit_ids(q, 1, ids, 2000, 8, 0, &r);
-	usleep(20000);
+	/* mid-prefill: PREFILL positions in chunks of 32 are 125 steps. The
+	 * cancel goes once the prefill holds KV pages (not after a sleep that
+	 * had to be long enough: a cancel before the admission passes without
+	 * testing a prefill, one after the prefill would see a token) */
+	dc_ids(ids, PREFILL, 1);
+	rc = dc_submit_ids(q, 1, ids, PREFILL, 8, 0, &r);
+	bool started = rc == 0 && wait_above("kv_pages_used", 0, 10) >= 0;
 	t0 = qvl_now();
 	if (rc == 0)
 		rc = dc_cancel(q, 2, 1);
 	if (rc == 0)
 		rc = final_of(q, 1, &c, 30);
-	ok(rc == 0 && c.stop == QVL_STOP_CANCELLED && c.n_tokens == 0 && c.res == 0,
-	   "cancel mid-prefill: ends cancelled with no token (stop %u, %u tokens) in %.3f s",
-	   c.stop, c.n_tokens, qvl_now() - t0);
+	ok(rc == 0 && started && c.stop == QVL_STOP_CANCELLED && c.n_tokens == 0 && c.res == 0,
+	   "cancel mid-prefill (started %d): ends cancelled with no token (stop %u, %u tokens) in "
+	   "%.3f s",
+	   started, c.stop, c.n_tokens, qvl_now() - t0);
 	if (rc == 0)
 		qvl_release(r);
 
