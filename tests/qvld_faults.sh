@@ -23,9 +23,12 @@ wait_for() {
 	return 1
 }
 # a streaming client that has produced output. Not under timeout(1): the
-# kill must reach qvlctl itself (it exits on its own when the daemon goes)
-stream_client() { # stream_client OUTFILE [MAX_TOKENS]
-	"$QVLCTL" --socket "$SOCK" generate --prompt "Count slowly." --max-tokens "${2:-400}" --ignore-eos --greedy --stream >"$1" 2>&1 &
+# kill must reach qvlctl itself (it exits on its own when the daemon goes).
+# 4000 tokens, seconds at any speed (each is killed long before its end):
+# the 400 it was are 0.25 s on our quiet machine, and a client must still
+# stream when this script, polling at 0.1 s, gets to kill it
+stream_client() { # stream_client OUTFILE
+	"$QVLCTL" --socket "$SOCK" generate --prompt "Count slowly." --max-tokens 4000 --ignore-eos --greedy --stream >"$1" 2>&1 &
 	CPID=$!
 	wait_for test -s "$1"
 }
@@ -67,21 +70,23 @@ res $? "SIGHUP reopens the log file"
 
 # SIGTERM with two requests in flight: both complete in full. Both must be
 # running when the signal comes (a request submitted after it is refused),
-# so they are long enough for the wait to see two active sequences (0.4 s
-# idle; ASan on a loaded machine can make it 30x that, hence the long waits).
-gen --prompt "one" --max-tokens 300 --ignore-eos --greedy --json >"$TMP/t1.json" 2>&1 &
+# so they are long enough for the wait (polling at 0.1 s, a qvlctl each
+# time) to see two active sequences on a machine several times as fast as
+# ours: 1000 tokens, 0.6 s on our quiet machine (the 300 they were, 0.2 s).
+# ASan on a loaded machine can make it 30x that, hence the long waits.
+gen --prompt "one" --max-tokens 1000 --ignore-eos --greedy --json >"$TMP/t1.json" 2>&1 &
 c1=$!
-gen --prompt "two" --max-tokens 300 --ignore-eos --greedy --json >"$TMP/t2.json" 2>&1 &
+gen --prompt "two" --max-tokens 1000 --ignore-eos --greedy --json >"$TMP/t2.json" 2>&1 &
 c2=$!
 wait_for sh -c "timeout 5 '$QVLCTL' --socket '$SOCK' stats | grep -q '^active_sequences: 2'"
 [ $? = 0 ] && both=yes || both=no
-STOP_WAIT=900 stop_qvld
+STOP_WAIT=1800 stop_qvld
 wait "$c1"
 s1=$?
 wait "$c2"
 s2=$?
-[ $both = yes ] && [ $s1 = 0 ] && [ $s2 = 0 ] && grep -q '"n_gen":300' "$TMP/t1.json" && grep -q '"n_gen":300' "$TMP/t2.json"
-res $? "SIGTERM drains: both requests in flight complete with 300 tokens (both seen running: $both; exits $s1, $s2)"
+[ $both = yes ] && [ $s1 = 0 ] && [ $s2 = 0 ] && grep -q '"n_gen":1000' "$TMP/t1.json" && grep -q '"n_gen":1000' "$TMP/t2.json"
+res $? "SIGTERM drains: both requests in flight complete with 1000 tokens (both seen running: $both; exits $s1, $s2)"
 [ $s1 = 0 ] || tail -c 300 "$TMP/t1.json" | sed "s/^/# /"
 [ $s2 = 0 ] || tail -c 300 "$TMP/t2.json" | sed "s/^/# /"
 res $(( QSTATUS != 0 )) "qvld exits 0 after the drain (got $QSTATUS)"
@@ -104,7 +109,7 @@ res $? "the stale socket is detected and replaced"
 
 # one slot: a client whose request waits in the queue dies; its memory is
 # reclaimed at once, while the running request goes on
-stream_client "$TMP/a.out" 4000
+stream_client "$TMP/a.out"
 APID=$CPID
 mem_a=$(memfds)
 "$QVLCTL" --socket "$SOCK" generate --prompt "queued" --max-tokens 8 >/dev/null 2>&1 &
