@@ -414,7 +414,12 @@ int main(void)
 	hellos();
 	not_allowed();
 	before = __atomic_load_n(&good_done, __ATOMIC_RELAXED);
-	usleep(50000);
+	/* a NOP more after the hostile clients: waited for (10 s at most),
+	 * not slept for (50 ms could pass on a loaded core before the good
+	 * client's thread ran at all) */
+	for (int i = 0;
+	     i < 10000 && __atomic_load_n(&good_done, __ATOMIC_RELAXED) == before && !good_bad; i++)
+		usleep(1000);
 	__atomic_store_n(&good_stop, 1, __ATOMIC_RELAXED);
 	pthread_join(good, NULL);
 	ok(!good_bad && good_done > before,
