@@ -41,41 +41,30 @@ static int final_of(struct qvl *q, uint64_t ud, struct qvl_cqe *out, double time
 	return -ETIMEDOUT;
 }
 
-/* Poll STATS until key == want (or timeout_s); returns the seconds waited,
- * or -1 on timeout. */
-static double wait_stat(const char *key, double want, double timeout_s)
+/* Poll STATS until key == v (or, above, key > v) within timeout_s; returns
+ * the seconds waited, or -1 on timeout. Polls every 2 ms: a poll must see
+ * a prefill of PREFILL positions under way on a fast machine. */
+static double poll_stat(const char *key, double v, bool above, double timeout_s)
 {
 	double t0 = qvl_now();
 	static uint64_t ud = 1000000;
 
 	while (qvl_now() - t0 < timeout_s) {
 		char *js = dc_stats(qs, QVL_OP_STATS, ud++);
-		double v = dc_num(js, key);
+		double x = dc_num(js, key);
 		if (getenv("DBG"))
-			diag("%s = %g in %.120s", key, v, js ? js : "(null)");
+			diag("%s = %g in %.120s", key, x, js ? js : "(null)");
 		free(js);
-		if (v == want)
+		if (above ? x > v : x == v)
 			return qvl_now() - t0;
-		usleep(10000);
+		usleep(2000);
 	}
 	return -1;
 }
 
-/* Poll STATS until key > above (or timeout_s); the seconds waited or -1. */
-static double wait_above(const char *key, double above, double timeout_s)
+static double wait_stat(const char *key, double want, double timeout_s)
 {
-	double t0 = qvl_now();
-	static uint64_t ud = 2000000;
-
-	while (qvl_now() - t0 < timeout_s) {
-		char *js = dc_stats(qs, QVL_OP_STATS, ud++);
-		double v = dc_num(js, key);
-		free(js);
-		if (v > above)
-			return qvl_now() - t0;
-		usleep(1000);
-	}
-	return -1;
+	return poll_stat(key, want, false, timeout_s);
 }
 
 static void cancel_tests(struct qvl *q)
@@ -92,7 +81,7 @@ static void cancel_tests(struct qvl *q)
 	 * testing a prefill, one after the prefill would see a token) */
 	dc_ids(ids, PREFILL, 1);
 	rc = dc_submit_ids(q, 1, ids, PREFILL, 8, 0, &r);
-	bool started = rc == 0 && wait_above("kv_pages_used", 0, 10) >= 0;
+	bool started = rc == 0 && poll_stat("kv_pages_used", 0, true, 10) >= 0;
 	t0 = qvl_now();
 	if (rc == 0)
 		rc = dc_cancel(q, 2, 1);
