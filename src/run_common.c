@@ -117,7 +117,8 @@ int run_open(struct run_load *r)
 				    .cpus = r->cpus,
 				    .kv_dtype = r->kv,
 				    .precision = r->prec,
-				    .copy_weights = r->copy_weights};
+				    .copy_weights = r->copy_weights,
+				    .kv_pages = r->kv_pages};
 	struct qvl_err err = {{0}};
 	double t0 = qvl_now();
 	int rc;

@@ -25,6 +25,9 @@ struct run_load {
 	 * budget, a .qvl model is opened through the tiered pool */
 	struct tier_opts tiers;
 	struct tier_pool *pool;
+	/* the KV pool's page budget (qvl_engine_opts.kv_pages; 0: none): with
+	 * one, a sequence's freed pages stay mapped for the next, as in qvld */
+	size_t kv_pages;
 
 	struct qvl_model *m;
 	struct qvl_engine *e;
