@@ -35,6 +35,26 @@ static inline size_t qvl_far_row(size_t j, int r, size_t q, size_t n)
 	return row < n ? row : j;
 }
 
+/* How many of the nf far rows of step j (j, j + q, j + 2q, ...) are below
+ * n: the ones a step stores (the others map to row j and are dropped).
+ * Always at least 1, since j < q <= n. */
+static inline int qvl_far_count(size_t j, int nf, size_t q, size_t n)
+{
+	int nr = 1;
+
+	while (nr < nf && j + (size_t)nr * q < n)
+		nr++;
+	return nr;
+}
+
+/* y[j + r * q] = out[r] (+ bias) for the nr stored far rows of step j. */
+static inline void qvl_far_store(float *y, const float *out, int nr, size_t j, size_t q,
+				 const float *bias)
+{
+	for (int r = 0; r < nr; r++)
+		y[j + (size_t)r * q] = out[r] + (bias ? bias[j + (size_t)r * q] : 0.0f);
+}
+
 static inline uint16_t qvl_load_u16(const void *p)
 {
 	uint16_t v;

@@ -96,10 +96,7 @@ static T256 void matvec(float *y, const float *x, const void *W, enum qvl_dtype 
 	for (size_t j = 0; j < q; j++) {
 		const uint8_t *w[4];
 		float out[4];
-		int nr = 1;
-
-		while (nr < 4 && j + (size_t)nr * q < n)
-			nr++;
+		int nr = qvl_far_count(j, 4, q, n);
 
 		for (int r = 0; r < 4; r++)
 			w[r] = qvl_wrow(W, t, ldw, qvl_far_row(j, r, q, n));
@@ -108,8 +105,7 @@ static T256 void matvec(float *y, const float *x, const void *W, enum qvl_dtype 
 		else
 			for (int r = 0; r < nr; r++)
 				matvec_q(&out[r], x, w[r], t, k);
-		for (int r = 0; r < nr; r++)
-			y[j + r * q] = out[r] + (bias ? bias[j + r * q] : 0.0f);
+		qvl_far_store(y, out, nr, j, q, bias);
 	}
 }
 

@@ -146,10 +146,8 @@ static TBF void matmul_dp(float *Y, size_t ldy, const uint16_t *xb, size_t ldxb,
 
 	for (size_t j = 0; j < q; j++) {
 		const uint16_t *w[DP_W];
-		int nr = 1;
+		int nr = qvl_far_count(j, DP_W, q, n);
 
-		while (nr < DP_W && j + (size_t)nr * q < n)
-			nr++;
 		for (int r = 0; r < DP_W; r++)
 			w[r] = W + qvl_far_row(j, r, q, n) * ldw;
 		for (size_t i0 = 0; i0 < m; i0 += DP_ROWS) {
@@ -176,6 +174,7 @@ static TBF void matvec_dp(float *y, const uint16_t *xb, const uint16_t *W, size_
 	for (size_t j = 0; j < q; j++) {
 		const uint16_t *w[4];
 		__m512 a[4];
+		float out[4];
 
 		for (int r = 0; r < 4; r++) {
 			w[r] = W + qvl_far_row(j, r, q, n) * ldw;
@@ -192,12 +191,9 @@ static TBF void matvec_dp(float *y, const uint16_t *xb, const uint16_t *W, size_
 			for (int r = 0; r < 4; r++)
 				a[r] = _mm512_dpbf16_ps(
 				    a[r], (__m512bh)_mm512_maskz_loadu_epi16(mt, w[r] + kf), xt);
-		for (int r = 0; r < 4; r++) {
-			size_t row = j + r * q;
-
-			if (row < n)
-				y[row] = _mm512_reduce_add_ps(a[r]) + (bias ? bias[row] : 0.0f);
-		}
+		for (int r = 0; r < 4; r++)
+			out[r] = _mm512_reduce_add_ps(a[r]);
+		qvl_far_store(y, out, qvl_far_count(j, 4, q, n), j, q, bias);
 	}
 }
 
