@@ -12,7 +12,7 @@
 #include "pool.h"
 
 struct qvl_kernels qvl_kern;
-struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20};
+struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20, QVL_QDEC_STREAMS};
 
 static const char *const level_names[] = {"ref", "avx2", "avx512"};
 
@@ -44,6 +44,14 @@ const char *qvl_simd_name(enum qvl_simd_level level)
 		(k)->attn_tile = qvl_attn_tile_##isa;                                              \
 	} while (0)
 
+/* the prepared-activation matmul (kernels.h act_bytes): not at ref */
+#define FILL_ACT(k, isa)                                                                           \
+	do {                                                                                       \
+		(k)->act_bytes = qvl_act_bytes_##isa;                                              \
+		(k)->act_make = qvl_act_make_##isa;                                                \
+		(k)->matmul_act = qvl_matmul_act_##isa;                                            \
+	} while (0)
+
 /* Panel depth for the packed kernels, from the L1d size: a 32-row panel of
  * kc f32 values is L1d-sized (32 KiB -> kc = 256), refilled from L2 while
  * the 8 X rows it meets stream from L1. On Zen 4 (512x2048x2048 and
@@ -65,6 +73,10 @@ static void blocking_init(void)
 	uint64_t sm;
 	if (qvl_env_uint("QVL_GEMM_SMALL_M", 0, 1u << 20, &sm))
 		qvl_gemm_blk.small_m = (size_t)sm;
+	/* QVL_QDECODE_STREAMS: the repacked decode's far row streams
+	 * (qdot_x8_act.h; benchmarks) */
+	if (qvl_env_uint("QVL_QDECODE_STREAMS", 1, 4, &sm))
+		qvl_gemm_blk.qdec_streams = (int)sm;
 }
 
 int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)
@@ -84,11 +96,13 @@ int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)
 #ifdef HAVE_AVX2_KERNELS
 	case QVL_SIMD_AVX2:
 		FILL(k, avx2);
+		FILL_ACT(k, avx2);
 		return 0;
 #endif
 #ifdef HAVE_AVX512_KERNELS
 	case QVL_SIMD_AVX512:
 		FILL(k, avx512);
+		FILL_ACT(k, avx512);
 		return 0;
 #endif
 	default:

@@ -92,6 +92,12 @@ static inline void qvl_deq_block(float *dst, const uint8_t *blk, enum qvl_dtype 
 	void qvl_matmul_fast_##isa(float *Y, size_t ldy, const float *X, size_t ldx,               \
 				   const void *W, enum qvl_dtype wtype, size_t ldw,                \
 				   const float *bias, size_t m, size_t n, size_t k);               \
+	size_t qvl_act_bytes_##isa(enum qvl_dtype wtype, size_t m, size_t k);                      \
+	void qvl_act_make_##isa(void *xa, enum qvl_dtype wtype, const float *X, size_t ldx,        \
+				size_t m, size_t k);                                               \
+	void qvl_matmul_act_##isa(float *Y, size_t ldy, const float *X, size_t ldx,                \
+				  const void *xa, const void *W, enum qvl_dtype wtype, size_t ldw, \
+				  const float *bias, size_t m, size_t n, size_t k);                \
 	void qvl_rmsnorm_##isa(float *y, const float *x, const float *w, size_t n, float eps);     \
 	void qvl_add_rmsnorm_##isa(float *y, float *x, const float *r, const float *w, size_t n,   \
 				   float eps);                                                     \
@@ -149,10 +155,17 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
 
 /* Blocking parameters for the m > 1 kernels, derived once from the cache
  * sizes (simd/dispatch.c). */
+/* Default of qvl_gemm_blk.qdec_streams: far-apart row streams of a
+ * repacked decode call (qdot_x8_act.h) */
+#define QVL_QDEC_STREAMS 1
+
 struct qvl_gemm_blocking {
 	size_t kc;	/* depth of one packed panel */
 	size_t small_m; /* m up to this streams W (no packing) */
 	size_t x_bytes; /* per-thread share of L3 for a block of X rows */
+	/* repacked (X8) decode: row streams read at once, far apart (1-4;
+	 * qdot_x8_act.h) */
+	int qdec_streams;
 };
 extern struct qvl_gemm_blocking qvl_gemm_blk;
 

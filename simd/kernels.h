@@ -72,6 +72,22 @@ struct qvl_kernels {
 			    enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
 			    size_t n, size_t k);
 
+	/* matmul_fast() in two halves, for one product taken in many calls
+	 * with the same X (the decode's work sharing, src/forward.c): X
+	 * prepared once by act_make() into act_bytes() bytes (int8 blocks and
+	 * the per-block terms the kernel reads), then matmul_act() on it for
+	 * each slice of W: bit for bit matmul_fast() on X, without quantizing
+	 * X again per call. act_bytes() is 0 where matmul_fast() has no such
+	 * path (then call it); NULL (all three) at the ref level. matmul_act()
+	 * also takes X for its fallback (matmul_fast()) when the slice is not
+	 * a shape the kernel takes or its scratch cannot be had. */
+	size_t (*act_bytes)(enum qvl_dtype wtype, size_t m, size_t k);
+	void (*act_make)(void *xa, enum qvl_dtype wtype, const float *X, size_t ldx, size_t m,
+			 size_t k);
+	void (*matmul_act)(float *Y, size_t ldy, const float *X, size_t ldx, const void *xa,
+			   const void *W, enum qvl_dtype wtype, size_t ldw, const float *bias,
+			   size_t m, size_t n, size_t k);
+
 	/* y = x / sqrt(mean(x²) + eps) ⊙ w, over n elements; y may equal x. */
 	void (*rmsnorm)(float *y, const float *x, const float *w, size_t n, float eps);
 	/* Residual add fused with the next norm: x += r, then y = rmsnorm(x) ⊙ w.

@@ -51,8 +51,29 @@ static int x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *
 
 QVL_MATMUL_FAST(ref, (void)0)
 
+/* One level's act_bytes, act_make and matmul_act (kernels.h): the
+ * repacked types only (qrepack.h, qdot_x8_act.h), the decode's types. */
+#define QVL_MATMUL_ACT(lvl)                                                                        \
+	size_t qvl_act_bytes_##lvl(enum qvl_dtype wtype, size_t m, size_t k)                       \
+	{                                                                                          \
+		return qvl_qact_x8_bytes_##lvl(wtype, m, k);                                       \
+	}                                                                                          \
+	void qvl_act_make_##lvl(void *xa, enum qvl_dtype wtype, const float *X, size_t ldx,        \
+				size_t m, size_t k)                                                \
+	{                                                                                          \
+		qvl_qact_x8_make_##lvl(xa, wtype, X, ldx, m, k);                                   \
+	}                                                                                          \
+	void qvl_matmul_act_##lvl(float *Y, size_t ldy, const float *X, size_t ldx,                \
+				  const void *xa, const void *W, enum qvl_dtype wtype, size_t ldw, \
+				  const float *bias, size_t m, size_t n, size_t k)                 \
+	{                                                                                          \
+		if (qvl_qmatmul_x8_act_##lvl(Y, ldy, xa, W, wtype, ldw, bias, m, n, k))            \
+			qvl_matmul_fast_##lvl(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);       \
+	}
+
 #ifdef HAVE_AVX2_KERNELS
 QVL_MATMUL_FAST(avx2, (void)0)
+QVL_MATMUL_ACT(avx2)
 #endif
 
 #ifdef HAVE_AVX512_KERNELS
@@ -69,4 +90,5 @@ QVL_MATMUL_FAST(avx2, (void)0)
 #define QVL_BF16DOT (void)0
 #endif
 QVL_MATMUL_FAST(avx512, QVL_BF16DOT)
+QVL_MATMUL_ACT(avx512)
 #endif

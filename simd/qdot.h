@@ -79,13 +79,6 @@ static inline size_t qvl_qdot_act_bytes(enum qvl_dtype t, size_t k)
 void qvl_qact_row_ref(void *dst, enum qvl_dtype t, const float *x, size_t k);
 void qvl_qact_row_avx2(void *dst, enum qvl_dtype t, const float *x, size_t k);
 
-/* qvl_qact_row_avx2() of x into a buffer of the calling thread, kept with a
- * copy of x: a call with the same k and the same bytes of x as the last one
- * for t's block size (32 or 256) returns the same blocks without quantizing
- * again. Valid until the thread's next call for that block size; NULL if
- * out of memory. */
-const void *qvl_qact_row_cached(enum qvl_dtype t, const float *x, size_t k);
-
 /* The calling thread's scratch buffer of at least `bytes` (grown, kept for
  * the thread's life, freed at thread exit); NULL if out of memory. */
 void *qvl_qact_scratch(size_t bytes);

@@ -15,6 +15,7 @@
 #include "qdot_x8_q4k.h"
 #include "qdot_x8_q6k.h"
 #include "qdot_x8_q80.h"
+#include "qdot_x8_act.h"
 
 int qvl_qmatmul_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 		     enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
@@ -29,12 +30,24 @@ int qvl_qmatmul_x8_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const 
 			enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
 			size_t k)
 {
-	if (wtype == QVL_DT_Q4_K_X8)
-		return qk_matmul_x8_avx2(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
-	if (wtype == QVL_DT_Q6_K_X8)
-		return qd_matmul_x8q6_avx2(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
-	if (wtype == QVL_DT_Q8_0_X8)
-		return qd_matmul_x8q8_avx2(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
-	return qd_matmul_x8_avx2(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
+	return x8_matmul_avx2(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+}
+
+size_t qvl_qact_x8_bytes_avx2(enum qvl_dtype rt, size_t m, size_t k)
+{
+	return x8_shape_ok(rt, 0, k) ? x8_act_bytes(rt, m, k) : 0;
+}
+
+void qvl_qact_x8_make_avx2(void *xa, enum qvl_dtype rt, const float *X, size_t ldx, size_t m,
+			   size_t k)
+{
+	x8_act_make_avx2(xa, rt, X, ldx, m, k);
+}
+
+int qvl_qmatmul_x8_act_avx2(float *Y, size_t ldy, const void *xa, const void *W,
+			    enum qvl_dtype rt, size_t ldw, const float *bias, size_t m, size_t n,
+			    size_t k)
+{
+	return x8_matmul_act_avx2(Y, ldy, xa, W, rt, ldw, bias, m, n, k);
 }
 #endif

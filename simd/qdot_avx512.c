@@ -18,6 +18,7 @@
 #include "qdot_x8_q4k.h"
 #include "qdot_x8_q6k.h"
 #include "qdot_x8_q80.h"
+#include "qdot_x8_act.h"
 #endif
 
 #ifdef HAVE_AVX512_KERNELS
@@ -36,20 +37,46 @@ int qvl_qmatmul_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const v
 #endif
 
 #ifdef HAVE_AVX512_KERNELS
+#include "qrepack.h"
+
+/* Without VNNI the AVX2 kernels, for both halves alike (the Q4_0_X8
+ * prepared terms differ between the two: qdot_x8.h struct qx_act). */
 int qvl_qmatmul_x8_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 			  enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
 			  size_t k)
 {
 #ifdef HAVE_AVX512VNNI_KERNELS
-	if (qvl_cpu_has_avx512vnni() && wtype == QVL_DT_Q4_K_X8)
-		return qk_matmul_x8_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
-	if (qvl_cpu_has_avx512vnni() && wtype == QVL_DT_Q6_K_X8)
-		return qd_matmul_x8q6_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
-	if (qvl_cpu_has_avx512vnni() && wtype == QVL_DT_Q8_0_X8)
-		return qd_matmul_x8q8_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
 	if (qvl_cpu_has_avx512vnni())
-		return qd_matmul_x8_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
+		return x8_matmul_avx512(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
 #endif
 	return qvl_qmatmul_x8_avx2(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
+}
+
+size_t qvl_qact_x8_bytes_avx512(enum qvl_dtype rt, size_t m, size_t k)
+{
+	return qvl_qact_x8_bytes_avx2(rt, m, k);
+}
+
+void qvl_qact_x8_make_avx512(void *xa, enum qvl_dtype rt, const float *X, size_t ldx, size_t m,
+			     size_t k)
+{
+#ifdef HAVE_AVX512VNNI_KERNELS
+	if (qvl_cpu_has_avx512vnni()) {
+		x8_act_make_avx512(xa, rt, X, ldx, m, k);
+		return;
+	}
+#endif
+	qvl_qact_x8_make_avx2(xa, rt, X, ldx, m, k);
+}
+
+int qvl_qmatmul_x8_act_avx512(float *Y, size_t ldy, const void *xa, const void *W,
+			      enum qvl_dtype rt, size_t ldw, const float *bias, size_t m, size_t n,
+			      size_t k)
+{
+#ifdef HAVE_AVX512VNNI_KERNELS
+	if (qvl_cpu_has_avx512vnni())
+		return x8_matmul_act_avx512(Y, ldy, xa, W, rt, ldw, bias, m, n, k);
+#endif
+	return qvl_qmatmul_x8_act_avx2(Y, ldy, xa, W, rt, ldw, bias, m, n, k);
 }
 #endif

@@ -33,6 +33,8 @@
 #define QX_ZMM QD_VNNI
 #endif
 #define QX_INL static inline __attribute__((always_inline)) QD_T
+/* at most this many groups at once (qx_rows) */
+#define QX_GMAX 4
 
 /* Per activation block: dx and the offset term (8 s dx; the zmm kernel
  * puts half in each of a row's two lanes). The quants are read from the
@@ -64,19 +66,20 @@ static const uint32_t qx_perm[4][16]
 				    {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
 				    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
 
-/* G groups of 8 rows (G x 8 x wrow bytes from w) against the activation */
-QX_INL void qx_rows(const int G, const uint8_t *w, size_t wrow, const struct qvl_q8a *xq,
-		    const struct qx_act *x, size_t nb, float *y)
+/* G groups of 8 rows (gs bytes apart from w) against the activation; group
+ * g's outputs at y + g * ys */
+QX_INL void qx_rows(const int G, const uint8_t *w, size_t gs, const struct qvl_q8a *xq,
+		    const struct qx_act *x, size_t nb, float *y, size_t ys)
 {
 	const __m512i f = _mm512_set1_epi8(15);
 	__m512i pi[4];
-	__m512 acc[2];
+	__m512 acc[QX_GMAX];
 
 #pragma GCC unroll 4
 	for (int c = 0; c < 4; c++)
 		pi[c] = _mm512_load_si512(qx_perm[c]);
 
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 	for (int g = 0; g < G; g++)
 		acc[g] = _mm512_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
@@ -85,9 +88,9 @@ QX_INL void qx_rows(const int G, const uint8_t *w, size_t wrow, const struct qvl
 #pragma GCC unroll 4
 		for (int c = 0; c < 4; c++)
 			xs[c] = _mm512_permutexvar_epi32(pi[c], xv);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 		for (int g = 0; g < G; g++) {
-			const uint8_t *b = w + g * QVL_X8_ROWS * wrow + i * QVL_X8_BLK;
+			const uint8_t *b = w + g * gs + i * QVL_X8_BLK;
 			__m512i v0 = _mm512_loadu_si512(b + 16), v1 = _mm512_loadu_si512(b + 80);
 			__m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
 							 _mm512_and_si512(v0, f), xs[0]);
@@ -104,9 +107,9 @@ QX_INL void qx_rows(const int G, const uint8_t *w, size_t wrow, const struct qvl
 			acc[g] = _mm512_fmadd_ps(dw, t, acc[g]);
 		}
 	}
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 	for (int g = 0; g < G; g++)
-		_mm256_storeu_ps(y + 8 * g, _mm256_add_ps(_mm512_castps512_ps256(acc[g]),
+		_mm256_storeu_ps(y + g * ys, _mm256_add_ps(_mm512_castps512_ps256(acc[g]),
 							  _mm256_castpd_ps(_mm512_extractf64x4_pd(
 							      _mm512_castps_pd(acc[g]), 1))));
 }
@@ -120,27 +123,27 @@ QX_INL __m256i qx_bcast4(const int8_t *p)
 	return _mm256_set1_epi32(v);
 }
 
-QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t wrow, const struct qvl_q8a *xq,
-			const struct qx_act *x, size_t nb, float *y)
+QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t gs, const struct qvl_q8a *xq,
+			const struct qx_act *x, size_t nb, float *y, size_t ys)
 {
 	const __m256i f = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1);
-	__m256 acc[2];
+	__m256 acc[QX_GMAX];
 
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 	for (int g = 0; g < G; g++)
 		acc[g] = _mm256_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
-		__m256i p[2];
-#pragma GCC unroll 2
+		__m256i p[QX_GMAX];
+#pragma GCC unroll 4
 		for (int g = 0; g < G; g++)
 			p[g] = _mm256_setzero_si256();
 #pragma GCC unroll 4
 		for (int c = 0; c < 4; c++) {
 			__m256i xl = qx_bcast4(xq[i].q + 4 * c),
 				xh = qx_bcast4(xq[i].q + 16 + 4 * c);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 			for (int g = 0; g < G; g++) {
-				const uint8_t *b = w + g * QVL_X8_ROWS * wrow + i * QVL_X8_BLK;
+				const uint8_t *b = w + g * gs + i * QVL_X8_BLK;
 				__m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
 #if QD_VNNI
 				p[g] = _mm256_dpbusd_epi32(p[g], _mm256_and_si256(v, f), xl);
@@ -155,9 +158,9 @@ QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t wrow, const struct
 					      _mm256_and_si256(_mm256_srli_epi16(v, 4), f), xh));
 			}
 		}
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 		for (int g = 0; g < G; g++) {
-			const uint8_t *b = w + g * QVL_X8_ROWS * wrow + i * QVL_X8_BLK;
+			const uint8_t *b = w + g * gs + i * QVL_X8_BLK;
 			__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
 			__m256i is = QD_VNNI ? p[g] : _mm256_madd_epi16(p[g], one);
 			__m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(x[i].d),
@@ -165,33 +168,36 @@ QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t wrow, const struct
 			acc[g] = _mm256_fmadd_ps(dw, t, acc[g]);
 		}
 	}
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 	for (int g = 0; g < G; g++)
-		_mm256_storeu_ps(y + 8 * g, acc[g]);
+		_mm256_storeu_ps(y + g * ys, acc[g]);
 }
 
-/* QX_G groups of 8 rows per pass over the activation */
-#ifndef QX_G
-#define QX_G 1
-#endif
-
 static QD_T void qx_decode(const uint8_t *w, size_t wrow, const struct qvl_q8a *xq, size_t nb,
-			   float *y, size_t n, struct qx_act *x)
+			   float *y, size_t n, const struct qx_act *x, int S)
 {
-	size_t j = 0;
+	size_t ng = n / QVL_X8_ROWS, L = S > 1 ? ng / (size_t)S : 0, j = 0;
+	size_t gs = L * QVL_X8_ROWS * wrow, ys = L * QVL_X8_ROWS;
 
-	qx_act_make(x, xq, nb);
+	/* S far-apart streams: group j of each of S parts of L groups */
 #if QX_ZMM
-	for (; j + QX_G * 8 <= n; j += QX_G * 8)
-		qx_rows(QX_G, w + j * wrow, wrow, xq, x, nb, y + j);
-	for (; j < n; j += 8)
-		qx_rows(1, w + j * wrow, wrow, xq, x, nb, y + j);
+#define QX_R qx_rows
 #else
-	for (; j + QX_G * 8 <= n; j += QX_G * 8)
-		qx_rows_ymm(QX_G, w + j * wrow, wrow, xq, x, nb, y + j);
-	for (; j < n; j += 8)
-		qx_rows_ymm(1, w + j * wrow, wrow, xq, x, nb, y + j);
+#define QX_R qx_rows_ymm
 #endif
+	for (size_t g = 0; g < L; g++) {
+		const uint8_t *b = w + g * QVL_X8_ROWS * wrow;
+		float *yg = y + g * QVL_X8_ROWS;
+		if (S == 4)
+			QX_R(4, b, gs, xq, x, nb, yg, ys);
+		else if (S == 3)
+			QX_R(3, b, gs, xq, x, nb, yg, ys);
+		else
+			QX_R(2, b, gs, xq, x, nb, yg, ys);
+	}
+	for (j = (size_t)S * L * QVL_X8_ROWS; j < n; j += 8)
+		QX_R(1, w + j * wrow, 0, xq, x, nb, y + j, 0);
+#undef QX_R
 }
 
 /* The template's 8-row panel (struct qd_panel) of one group: chunk c's low
@@ -293,32 +299,6 @@ static inline size_t qx_pan16_bytes(size_t nb)
 }
 #endif
 
-/* The m activation rows quantized for type t (*rb bytes apart) and in *scr
- * the thread's scratch of extra bytes; NULL if out of memory. One row
- * (decode) is the thread's cached one (qvl_qact_row_cached: the engine
- * calls a decode matmul per 64 weight rows with the same row). */
-QX_INL const uint8_t *qx_act_rows(enum qvl_dtype t, const float *X, size_t ldx, size_t m, size_t k,
-				  size_t extra, size_t *rb, uint8_t **scr)
-{
-	size_t xbytes;
-	uint8_t *xq;
-
-	*rb = qvl_qdot_act_bytes(t, k);
-	if (m == 1) {
-		const uint8_t *q = qvl_qact_row_cached(t, X, k);
-
-		*scr = qvl_qact_scratch(extra ? extra : 64);
-		return *scr ? q : NULL;
-	}
-	xbytes = (m * *rb + 63) & ~(size_t)63;
-	if (!(xq = qvl_qact_scratch(xbytes + extra)))
-		return NULL;
-	for (size_t i = 0; i < m; i++)
-		qvl_qact_row_avx2(xq + i * *rb, t, X + i * ldx, k);
-	*scr = xq + xbytes;
-	return xq;
-}
-
 /* scratch bytes of qx_prefill's panels */
 QX_INL size_t qx_prefill_bytes(enum qvl_dtype t, size_t nb)
 {
@@ -378,28 +358,20 @@ QX_INL void qx_prefill(enum qvl_dtype t, int off, qx_pan_fn pan, qx_pan16_fn pan
 	}
 }
 
-static QD_T int QD_FN(qd_matmul_x8)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
-				    size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+/* Q4_0_X8 on the prepared activation (qdot_x8_act.h: the rows quantized,
+ * for one row its struct qx_act after them at xo); scr: the panels of
+ * qx_prefill. */
+QX_INL void qx_run(float *Y, size_t ldy, const uint8_t *xa, size_t xo, const uint8_t *w,
+		   size_t ldw, size_t m, size_t n, size_t k, uint8_t *scr, int S)
 {
-	size_t nb = k / 32, wrow = ldw / 32 * 18, rb;
-	const uint8_t *w = W, *xq;
-	uint8_t *scr;
+	size_t nb = k / 32, wrow = ldw / 32 * 18;
 
-	if (n % QVL_X8_ROWS || k % 32)
-		return -EINVAL;
-	xq = qx_act_rows(QVL_DT_Q4_0, X, ldx, m, k,
-			 m == 1 ? qx_act_bytes(nb) : qx_prefill_bytes(QVL_DT_Q4_0, nb), &rb, &scr);
-	if (!xq)
-		return -ENOMEM;
-	if (m == 1) {
-		qx_decode(w, wrow, (const struct qvl_q8a *)xq, nb, Y, n,
-			  (struct qx_act *)(void *)scr);
-	} else {
-		qx_prefill(QVL_DT_Q4_0, 8, qx_panel, QX_PAN16(qx_panel16), w, wrow, xq, rb, nb, Y,
-			   ldy, m, n, scr);
-	}
-	qvl_qdot_add_bias(Y, ldy, bias, m, n);
-	return 0;
+	if (m == 1)
+		qx_decode(w, wrow, (const struct qvl_q8a *)(const void *)xa, nb, Y, n,
+			  (const struct qx_act *)(const void *)(xa + xo), S);
+	else
+		qx_prefill(QVL_DT_Q4_0, 8, qx_panel, QX_PAN16(qx_panel16), w, wrow, xa,
+			   qvl_qdot_act_bytes(QVL_DT_Q4_0, k), nb, Y, ldy, m, n, scr);
 }
 
 #endif

@@ -369,35 +369,18 @@ QK_INL void qk_gemm16(const int RX, const uint8_t *g0, const uint8_t *g1, const 
 }
 #endif
 
-static QD_T int QD_FN(qk_matmul_x8)(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
-				    size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+/* Q4_K_X8 on the prepared activation (qdot_x8_act.h: the rows quantized,
+ * their struct qk_act at xo) */
+QK_INL void qk_run(float *Y, size_t ldy, const uint8_t *xa, size_t xo, const uint8_t *w,
+		   size_t ldw, size_t m, size_t n, size_t k)
 {
 	size_t nb = k / QVL_QK_BLK, wrow = ldw / QVL_QK_BLK * 144;
-	size_t rb = qvl_qdot_act_bytes(QVL_DT_Q4_K, k), xbytes = (m * rb + 63) & ~(size_t)63;
-	const uint8_t *w = W;
-	const struct qvl_q8k *x;
-	struct qk_act *sa;
-	uint8_t *xq;
-
-	if (n % QVL_X8_ROWS || k % QVL_QK_BLK)
-		return -EINVAL;
-	/* one row (decode): the thread's cached one (qvl_qact_row_cached) */
-	if (!(xq = qvl_qact_scratch((m > 1 ? xbytes : 0) + m * nb * sizeof(struct qk_act))))
-		return -ENOMEM;
-	if (m == 1) {
-		if (!(x = qvl_qact_row_cached(QVL_DT_Q4_K, X, k)))
-			return -ENOMEM;
-		sa = (struct qk_act *)(void *)xq;
-	} else {
-		for (size_t i = 0; i < m; i++)
-			qvl_qact_row_avx2(xq + i * rb, QVL_DT_Q4_K, X + i * ldx, k);
-		x = (const struct qvl_q8k *)(const void *)xq;
-		sa = (struct qk_act *)(void *)(xq + xbytes);
-	}
+	size_t rb = qvl_qdot_act_bytes(QVL_DT_Q4_K, k);
+	const struct qvl_q8k *x = (const struct qvl_q8k *)(const void *)xa;
+	const struct qk_act *sa = (const struct qk_act *)(const void *)(xa + xo);
 	/* activation rows per pass over a panel: their blocks stay in L2 */
 	size_t mc = (256 << 10) / rb;
 
-	qk_act_make(sa, x, m * nb);
 	mc = mc < 4 ? 4 : mc;
 	for (size_t i0 = 0; i0 < m; i0 += mc) {
 		size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
@@ -428,8 +411,6 @@ static QD_T int QD_FN(qk_matmul_x8)(float *Y, size_t ldy, const float *X, size_t
 		}
 #endif
 	}
-	qvl_qdot_add_bias(Y, ldy, bias, m, n);
-	return 0;
 }
 
 #endif

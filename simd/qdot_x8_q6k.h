@@ -209,32 +209,17 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
 #define Q6X_RX 2
 #endif
 
-static QD_T int QD_FN(qd_matmul_x8q6)(float *Y, size_t ldy, const float *X, size_t ldx,
-				      const void *W, size_t ldw, const float *bias, size_t m,
-				      size_t n, size_t k)
+/* Q6_K_X8 on the prepared activation (qdot_x8_act.h: the rows quantized
+ * and rearranged by q6x_act) */
+Q6X_INL void q6x_run(float *Y, size_t ldy, const uint8_t *xa, const uint8_t *w, size_t ldw,
+		     size_t m, size_t n, size_t k)
 {
 	size_t nb = k / 256, wrow = ldw / 256 * 210, rb = qvl_qdot_act_bytes(QVL_DT_Q6_K, k);
-	struct qvl_q8k *xq = qvl_qact_scratch(m * rb);
-	const uint8_t *w = W;
+	const struct qvl_q8k *xq = (const struct qvl_q8k *)(const void *)xa;
 	/* activation rows per chunk: the chunk's rows stay in L2 while the
 	 * groups pass over them */
 	size_t mc = (256 << 10) / rb;
 
-	if (!xq)
-		return -ENOMEM;
-	if (n % QVL_X8_ROWS || k % 256)
-		return -EINVAL;
-	if (m == 1) {
-		/* decode: from the thread's cached row (qvl_qact_row_cached) */
-		const struct qvl_q8k *c = qvl_qact_row_cached(QVL_DT_Q6_K, X, k);
-		if (!c)
-			return -ENOMEM;
-		q6x_act(xq, c, nb);
-	} else {
-		for (size_t i = 0; i < m; i++)
-			qvl_qact_row_avx2(xq + i * nb, QVL_DT_Q6_K, X + i * ldx, k);
-		q6x_act(xq, xq, m * nb);
-	}
 	mc = mc < Q6X_RX ? Q6X_RX : mc;
 	for (size_t i0 = 0; i0 < m; i0 += mc) {
 		size_t i1 = i0 + mc < m ? i0 + mc : m;
@@ -247,8 +232,6 @@ static QD_T int QD_FN(qd_matmul_x8q6)(float *Y, size_t ldy, const float *X, size
 				q6x_tile(1, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
 		}
 	}
-	qvl_qdot_add_bias(Y, ldy, bias, m, n);
-	return 0;
 }
 
 #endif

@@ -37,59 +37,83 @@ static const uint32_t q8x_perm[4][16]
 				    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
 				    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
 
-/* One group of 8 rows (at g) against the activation: y[0..7] */
-Q8X_INL void q8x_rows(const uint8_t *g, const struct qvl_q8a *xq, size_t nb, float *y)
+/* S groups of 8 rows (gs bytes apart from g) against the activation:
+ * group s's outputs at y + s * ys */
+Q8X_INL void q8x_rows(const int S, const uint8_t *g, size_t gs, const struct qvl_q8a *xq,
+		      size_t nb, float *y, size_t ys)
 {
 	const __m512i sg = _mm512_set1_epi8((char)0x80);
 	__m512i pi[4];
-	__m512 acc = _mm512_setzero_ps();
+	__m512 acc[4];
 
 #pragma GCC unroll 4
 	for (int p = 0; p < 4; p++)
 		pi[p] = _mm512_load_si512(q8x_perm[p]);
-	for (size_t i = 0; i < nb; i++) {
-		const uint8_t *b = g + i * QVL_Q8X_BLK;
-		__m512i xv = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)xq[i].q));
-		__m512i s0 = _mm512_set1_epi32(-64 * xq[i].s), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
-		for (int p = 0; p < 4; p++) {
-			__m512i v = _mm512_xor_si512(_mm512_loadu_si512(b + 16 + 64 * p), sg);
-			__m512i xs = _mm512_permutexvar_epi32(pi[p], xv);
-			if (p % 2)
-				s1 = _mm512_dpbusd_epi32(s1, v, xs);
-			else
-				s0 = _mm512_dpbusd_epi32(s0, v, xs);
+	for (int s = 0; s < S; s++)
+		acc[s] = _mm512_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		__m512i xv = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)xq[i].q)), xs[4];
+		__m512 dx = _mm512_set1_ps(xq[i].d);
+#pragma GCC unroll 4
+		for (int p = 0; p < 4; p++)
+			xs[p] = _mm512_permutexvar_epi32(pi[p], xv);
+#pragma GCC unroll 4
+		for (int s = 0; s < S; s++) {
+			const uint8_t *b = g + s * gs + i * QVL_Q8X_BLK;
+			__m512i s0 = _mm512_set1_epi32(-64 * xq[i].s), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+			for (int p = 0; p < 4; p++) {
+				__m512i v = _mm512_xor_si512(_mm512_loadu_si512(b + 16 + 64 * p), sg);
+				if (p % 2)
+					s1 = _mm512_dpbusd_epi32(s1, v, xs[p]);
+				else
+					s0 = _mm512_dpbusd_epi32(s0, v, xs[p]);
+			}
+			__m512 dw = _mm512_cvtph_ps(
+			    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b)));
+			acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
+						 _mm512_mul_ps(dw, dx), acc[s]);
 		}
-		__m512 dw = _mm512_cvtph_ps(
-		    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b)));
-		acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
-				      _mm512_mul_ps(dw, _mm512_set1_ps(xq[i].d)), acc);
 	}
-	_mm256_storeu_ps(
-	    y, _mm256_add_ps(_mm512_castps512_ps256(acc),
-			     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1))));
+#pragma GCC unroll 4
+	for (int s = 0; s < S; s++)
+		_mm256_storeu_ps(y + s * ys,
+				 _mm256_add_ps(_mm512_castps512_ps256(acc[s]),
+					       _mm256_castpd_ps(_mm512_extractf64x4_pd(
+						   _mm512_castps_pd(acc[s]), 1))));
 }
 #else
-Q8X_INL void q8x_rows(const uint8_t *g, const struct qvl_q8a *xq, size_t nb, float *y)
+Q8X_INL void q8x_rows(const int S, const uint8_t *g, size_t gs, const struct qvl_q8a *xq,
+		      size_t nb, float *y, size_t ys)
 {
 	const __m256i one = _mm256_set1_epi16(1);
-	__m256 acc = _mm256_setzero_ps();
+	__m256 acc[4];
 
+#pragma GCC unroll 4
+	for (int s = 0; s < S; s++)
+		acc[s] = _mm256_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
-		const uint8_t *b = g + i * QVL_Q8X_BLK;
-		__m256i s[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+		__m256 dx = _mm256_set1_ps(xq[i].d);
+#pragma GCC unroll 4
+		for (int s = 0; s < S; s++) {
+			const uint8_t *b = g + s * gs + i * QVL_Q8X_BLK;
+			__m256i t[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
 #pragma GCC unroll 8
-		for (int c = 0; c < 8; c++) {
-			__m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
-			__m256i p = _mm256_maddubs_epi16(
-			    _mm256_abs_epi8(v), _mm256_sign_epi8(qx_bcast4(xq[i].q + 4 * c), v));
-			s[c % 2] = _mm256_add_epi32(s[c % 2], _mm256_madd_epi16(p, one));
+			for (int c = 0; c < 8; c++) {
+				__m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
+				__m256i p = _mm256_maddubs_epi16(
+				    _mm256_abs_epi8(v), _mm256_sign_epi8(qx_bcast4(xq[i].q + 4 * c), v));
+				t[c % 2] = _mm256_add_epi32(t[c % 2], _mm256_madd_epi16(p, one));
+			}
+			__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
+			acc[s] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(t[0], t[1])),
+						 _mm256_mul_ps(dw, dx), acc[s]);
 		}
-		__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
-		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s[0], s[1])),
-				      _mm256_mul_ps(dw, _mm256_set1_ps(xq[i].d)), acc);
 	}
-	_mm256_storeu_ps(y, acc);
+#pragma GCC unroll 4
+	for (int s = 0; s < S; s++)
+		_mm256_storeu_ps(y + s * ys, acc[s]);
 }
 #endif
 
@@ -143,29 +167,34 @@ Q8X_INL void q8x_panel16(uint8_t *q, float *d, const uint8_t *g0, const uint8_t 
 }
 #endif
 
-static QD_T int QD_FN(qd_matmul_x8q8)(float *Y, size_t ldy, const float *X, size_t ldx,
-				      const void *W, size_t ldw, const float *bias, size_t m,
-				      size_t n, size_t k)
+/* Q8_0_X8 on the prepared activation (qdot_x8_act.h: the rows quantized);
+ * scr: the panels of qx_prefill. */
+Q8X_INL void q8x_run(float *Y, size_t ldy, const uint8_t *xa, const uint8_t *w, size_t ldw,
+		     size_t m, size_t n, size_t k, uint8_t *scr, int S)
 {
-	size_t nb = k / 32, wrow = ldw / 32 * 34, rb;
-	const uint8_t *w = W, *xq;
-	uint8_t *scr;
+	size_t nb = k / 32, wrow = ldw / 32 * 34;
+	const struct qvl_q8a *x = (const struct qvl_q8a *)(const void *)xa;
 
-	if (n % QVL_X8_ROWS || k % 32)
-		return -EINVAL;
-	xq = qx_act_rows(QVL_DT_Q8_0, X, ldx, m, k, m == 1 ? 0 : qx_prefill_bytes(QVL_DT_Q8_0, nb),
-			 &rb, &scr);
-	if (!xq)
-		return -ENOMEM;
 	if (m == 1) {
-		for (size_t j = 0; j < n; j += QVL_X8_ROWS)
-			q8x_rows(w + j * wrow, (const struct qvl_q8a *)xq, nb, Y + j);
+		/* S far-apart streams: group g of each of S parts of L groups */
+		size_t ng = n / QVL_X8_ROWS, L = S > 1 ? ng / (size_t)S : 0;
+		size_t gs = L * QVL_X8_ROWS * wrow, ys = L * QVL_X8_ROWS;
+		for (size_t g = 0; g < L; g++) {
+			const uint8_t *b = w + g * QVL_X8_ROWS * wrow;
+			float *yg = Y + g * QVL_X8_ROWS;
+			if (S == 4)
+				q8x_rows(4, b, gs, x, nb, yg, ys);
+			else if (S == 3)
+				q8x_rows(3, b, gs, x, nb, yg, ys);
+			else
+				q8x_rows(2, b, gs, x, nb, yg, ys);
+		}
+		for (size_t j = (size_t)S * L * QVL_X8_ROWS; j < n; j += QVL_X8_ROWS)
+			q8x_rows(1, w + j * wrow, 0, x, nb, Y + j, 0);
 	} else {
-		qx_prefill(QVL_DT_Q8_0, 128, q8x_panel, QX_PAN16(q8x_panel16), w, wrow, xq, rb, nb,
-			   Y, ldy, m, n, scr);
+		qx_prefill(QVL_DT_Q8_0, 128, q8x_panel, QX_PAN16(q8x_panel16), w, wrow, xa,
+			   qvl_qdot_act_bytes(QVL_DT_Q8_0, k), nb, Y, ldy, m, n, scr);
 	}
-	qvl_qdot_add_bias(Y, ldy, bias, m, n);
-	return 0;
 }
 
 #endif

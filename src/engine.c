@@ -549,6 +549,7 @@ void qvl_engine_destroy(struct qvl_engine *e)
 	free(e->arg_idx);
 	free(e->claims);
 	free(e->lscratch);
+	free(e->xa);
 	free(e);
 }
 

@@ -77,6 +77,8 @@ struct qvl_engine {
 	size_t *arg_idx;      /* [nth][ENG_LOGIT_ROWS] and their ids */
 	struct eng_claim *claims; /* [nth]: work sharing of a dispatch (claim.h) */
 	float *lscratch;      /* [ENG_LOGIT_ROWS][V]: logits of scattered rows */
+	void *xa;	      /* decode activations prepared once per matmul (forward.c) */
+	size_t xa_cap;	      /* its bytes */
 
 	struct eng_prof *prof; /* QVL_PROFILE: per-stage timers, else NULL */
 

@@ -17,9 +17,12 @@
 #include "config.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine_impl.h"
+#include "env.h"
 #include "kvpool_impl.h"
 #include "pool.h"
 
@@ -53,6 +56,9 @@ struct fwd {
 	int nw;
 	bool silu;
 	bool share; /* columns handed out through e->claims (claim.h) */
+	/* w[p]'s activation prepared once for its type (act_prep), or NULL:
+	 * the kernel quantizes X itself */
+	const void *xa[3];
 };
 
 /* On the caller below inline_rows rows (or with one thread), else on the
@@ -84,6 +90,76 @@ static const uint8_t *mat_row(const struct eng_mat *w, size_t j)
 	return w->data + j * w->row_bytes;
 }
 
+/* Decode (a few rows) calls a matmul once per chunk of weight rows, and
+ * q/k/v and gate/up share X: X is prepared (quantized) here, once per
+ * matmul and weight type, on the caller before the dispatch, and every
+ * call takes the prepared bytes (kernels.h act_make) instead of
+ * quantizing X again (7-14 % of a 64-row call: docs/todo-qfar.md). Only
+ * under the fast precision (k.matmul is matmul_fast) and for the types
+ * the level prepares; f->xa[p] NULL otherwise, also when the buffer
+ * cannot grow (the kernels then quantize per call, as before). */
+static void act_prep(struct fwd *f, const float *X, size_t ldx, size_t m)
+{
+	struct qvl_engine *e = f->e;
+	const struct qvl_kernels *k = &e->k;
+	size_t off[3], need = 0;
+
+	for (int p = 0; p < 3; p++)
+		f->xa[p] = NULL;
+	if (!k->act_bytes || k->matmul != k->matmul_fast)
+		return;
+	for (int p = 0; p < f->nw; p++) {
+		size_t b = k->act_bytes(f->w[p]->type, m, f->w[p]->k);
+
+		off[p] = SIZE_MAX;
+		for (int q = 0; q < p; q++)
+			if (f->w[q]->type == f->w[p]->type && f->w[q]->k == f->w[p]->k)
+				off[p] = off[q]; /* same type: the same bytes */
+		if (off[p] == SIZE_MAX && b) {
+			off[p] = need;
+			need += (b + 63) & ~(size_t)63;
+		}
+	}
+	if (!need)
+		return;
+	if (need > e->xa_cap) {
+		void *n = aligned_alloc(64, need);
+
+		if (!n)
+			return;
+		free(e->xa);
+		e->xa = n;
+		e->xa_cap = need;
+	}
+	for (int p = 0; p < f->nw; p++) {
+		bool made = false;
+
+		if (off[p] == SIZE_MAX)
+			continue;
+		for (int q = 0; q < p; q++)
+			made = made || (f->xa[q] && off[q] == off[p]);
+		f->xa[p] = (uint8_t *)e->xa + off[p];
+		if (!made)
+			k->act_make((uint8_t *)e->xa + off[p], f->w[p]->type, X, ldx, m,
+				    f->w[p]->k);
+	}
+}
+
+/* f->X times rows [lo, lo + n) of weight p into Y (ldy): on the prepared
+ * activation when there is one */
+static void mm(const struct fwd *f, int p, float *Y, size_t ldy, size_t lo, size_t n)
+{
+	const struct qvl_kernels *k = &f->e->k;
+	const struct eng_mat *w = f->w[p];
+
+	if (f->xa[p])
+		k->matmul_act(Y, ldy, f->X, f->ldx, f->xa[p], mat_row(w, lo), w->type, w->k, NULL,
+			      f->m, n, w->k);
+	else
+		k->matmul(Y, ldy, f->X, f->ldx, mat_row(w, lo), w->type, w->k, NULL, f->m, n,
+			  w->k);
+}
+
 /* Columns [lo, hi) of the current matmul. The weights listed in f->w are
  * split over their concatenated rows so q, k and v (or gate and up) share
  * one dispatch. With f->silu: gate and up over the same columns, then
@@ -96,12 +172,8 @@ static void matmul_range(struct fwd *f, size_t lo, size_t hi)
 	size_t base = 0;
 
 	if (f->silu) {
-		const struct eng_mat *g = f->w[0], *u = f->w[1];
-
-		k->matmul(f->Y[0] + lo, f->ldy[0], f->X, f->ldx, mat_row(g, lo), g->type, g->k,
-			  NULL, f->m, hi - lo, g->k);
-		k->matmul(f->Y[1] + lo, f->ldy[1], f->X, f->ldx, mat_row(u, lo), u->type, u->k,
-			  NULL, f->m, hi - lo, u->k);
+		mm(f, 0, f->Y[0] + lo, f->ldy[0], lo, hi - lo);
+		mm(f, 1, f->Y[1] + lo, f->ldy[1], lo, hi - lo);
 		for (size_t i = 0; i < f->m; i++)
 			k->silu_mul(f->Y[0] + i * f->ldy[0] + lo, f->Y[0] + i * f->ldy[0] + lo,
 				    f->Y[1] + i * f->ldy[1] + lo, hi - lo);
@@ -112,8 +184,7 @@ static void matmul_range(struct fwd *f, size_t lo, size_t hi)
 		size_t a = lo > base ? lo - base : 0, b = hi - base < w->n ? hi - base : w->n;
 
 		if (hi > base && lo < base + w->n && b > a)
-			k->matmul(f->Y[p] + a, f->ldy[p], f->X, f->ldx, mat_row(w, a), w->type,
-				  w->k, NULL, f->m, b - a, w->k);
+			mm(f, p, f->Y[p] + a, f->ldy[p], a, b - a);
 		base += w->n;
 	}
 }
@@ -140,9 +211,30 @@ static size_t matmul_cols(const struct fwd *f)
 #define SHARE_CHUNK	 64
 #define SHARE_CHUNK_ROWS 192
 
-static size_t share_chunk(size_t m)
+/* A one-row product on a prepared activation (act_prep: the repacked
+ * quantized types) costs a call per chunk but no quantization: chunks of
+ * SHARE_CHUNK_Q rows (QVL_QDECODE_ROWS, benchmarks), which let the kernel
+ * read far-apart row streams inside a chunk (qdot_x8_act.h), and tiles of
+ * as many rows for the logits (argmax_task). */
+#define SHARE_CHUNK_Q 64
+static size_t chunk_q = SHARE_CHUNK_Q;
+static pthread_once_t chunk_q_once = PTHREAD_ONCE_INIT;
+
+static void chunk_q_init(void)
 {
-	return m > 1 ? SHARE_CHUNK_ROWS : SHARE_CHUNK;
+	uint64_t v;
+
+	if (qvl_env_uint("QVL_QDECODE_ROWS", 16, 8192, &v))
+		chunk_q = (size_t)v & ~(size_t)15;
+}
+
+static size_t share_chunk(const struct fwd *f)
+{
+	if (f->m == 1 && f->xa[0]) {
+		pthread_once(&chunk_q_once, chunk_q_init);
+		return chunk_q;
+	}
+	return f->m > 1 ? SHARE_CHUNK_ROWS : SHARE_CHUNK;
 }
 
 static void matmul_task(void *arg, int ith, int nth)
@@ -151,7 +243,7 @@ static void matmul_task(void *arg, int ith, int nth)
 	size_t lo, hi;
 
 	if (f->share) {
-		while (claim_next(f->e->claims, ith, nth, share_chunk(f->m), &lo, &hi))
+		while (claim_next(f->e->claims, ith, nth, share_chunk(f), &lo, &hi))
 			matmul_range(f, lo, hi);
 		return;
 	}
@@ -166,6 +258,8 @@ static void matmul(struct fwd *f)
 
 	/* one thread is enough for a tiny matrix; otherwise split */
 	f->share = false;
+	for (int p = 0; p < 3; p++)
+		f->xa[p] = NULL;
 	if (f->e->nth == 1 || n * f->w[0]->k * f->m < 4096) {
 		matmul_task(f, 0, 1);
 		return;
@@ -173,6 +267,7 @@ static void matmul(struct fwd *f)
 	if (f->m <= SHARE_MAX_ROWS) {
 		claim_init(f->e->claims, f->e->nth, n, 16);
 		f->share = true;
+		act_prep(f, f->X, f->ldx, f->m);
 	}
 	qvl_pool_run(f->e->pool, matmul_task, f);
 }
@@ -324,20 +419,17 @@ static void qkv_attn_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
-	const struct eng_layer *ly = f->ly;
 	size_t hd = (size_t)e->hd, group = (size_t)(e->nh / e->nkv), g0, g1;
-	size_t H = (size_t)e->H, qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
+	size_t qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
 	size_t qr = group * hd;
 
 	qvl_split((size_t)e->nkv, 1, ith, nth, &g0, &g1);
 	if (g1 <= g0)
 		return;
-	e->k.matmul(e->q + g0 * qr, qd, e->xb, H, mat_row(&ly->wq, g0 * qr), ly->wq.type, H, NULL,
-		    f->n, (g1 - g0) * qr, H);
-	e->k.matmul(e->kk + g0 * hd, kd, e->xb, H, mat_row(&ly->wk, g0 * hd), ly->wk.type, H, NULL,
-		    f->n, (g1 - g0) * hd, H);
-	e->k.matmul(e->vv + g0 * hd, kd, e->xb, H, mat_row(&ly->wv, g0 * hd), ly->wv.type, H, NULL,
-		    f->n, (g1 - g0) * hd, H);
+	/* f->w: wq, wk, wv; f->X: xb (qkv_attn) */
+	mm(f, 0, e->q + g0 * qr, qd, g0 * qr, (g1 - g0) * qr);
+	mm(f, 1, e->kk + g0 * hd, kd, g0 * hd, (g1 - g0) * hd);
+	mm(f, 2, e->vv + g0 * hd, kd, g0 * hd, (g1 - g0) * hd);
 	qk_rows(f, 0, f->n, g0, g1);
 	for (size_t i = 0; i < f->n; i++)
 		for (size_t g = g0; g < g1; g++)
@@ -391,6 +483,18 @@ static void set_mm(struct fwd *f, const float *X, size_t ldx, size_t m)
 	f->silu = false;
 }
 
+/* The decode's attention block (qkv_attn_task) with its X prepared once. */
+static void qkv_attn(struct fwd *f)
+{
+	const struct eng_layer *ly = f->ly;
+
+	set_mm(f, f->e->xb, (size_t)f->e->H, f->n);
+	f->nw = 3;
+	f->w[0] = &ly->wq, f->w[1] = &ly->wk, f->w[2] = &ly->wv;
+	act_prep(f, f->X, f->ldx, f->m);
+	run_all(f, qkv_attn_task);
+}
+
 /* Last layer: only rows whose logits or argmax are wanted go on through
  * o_proj and the MLP. Move them (x, attention output, row description) to
  * the front; j <= i, so copying in order never overwrites a row still to be
@@ -428,19 +532,25 @@ static void argmax_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
-	const struct eng_mat *w = &e->out;
 	float tile[ENG_LOGIT_ROWS * ARG_TILE_ROWS];
 	float *best = e->arg_val + (size_t)ith * ENG_LOGIT_ROWS;
 	size_t lo, hi, *bidx = e->arg_idx + (size_t)ith * ENG_LOGIT_ROWS;
 	size_t ts = f->m > 1 ? ARG_TILE_ROWS : ARG_TILE;
+
+	/* prepared (act_prep): the decode chunk, up to the tile's room */
+	if (f->m == 1 && f->xa[0]) {
+		size_t c = share_chunk(f);
+		ts = c < ARG_TILE ? ARG_TILE : c > ENG_LOGIT_ROWS * ARG_TILE_ROWS
+						   ? ENG_LOGIT_ROWS * ARG_TILE_ROWS
+						   : c;
+	}
 
 	for (size_t r = 0; r < f->m; r++) {
 		best[r] = -INFINITY;
 		bidx[r] = SIZE_MAX;
 	}
 	while (claim_next(e->claims, ith, nth, ts, &lo, &hi)) {
-		e->k.matmul(tile, ts, f->X, f->ldx, mat_row(w, lo), w->type, w->k, NULL, f->m,
-			    hi - lo, w->k);
+		mm(f, 0, tile, ts, lo, hi - lo);
 		for (size_t r = 0; r < f->m; r++) {
 			float v;
 			size_t i = lo + e->k.argmax(tile + r * ts, hi - lo, &v);
@@ -482,6 +592,7 @@ static void argmax_out(struct fwd *f, size_t j0, size_t m)
 	int nth = e->nth;
 
 	set_mm(f, e->xb + j0 * (size_t)e->H, (size_t)e->H, m);
+	act_prep(f, f->X, f->ldx, m); /* f->w[0] is e->out (logits_out) */
 	claim_init(e->claims, nth, e->out.n, 16);
 	if (nth == 1)
 		argmax_task(f, 0, 1);
@@ -597,7 +708,7 @@ int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qv
 		f.ly = ly;
 		f.last = l == e->L - 1;
 		if (fuse_attn) {
-			run_all(&f, qkv_attn_task);
+			qkv_attn(&f);
 			eng_prof_mark(e->prof, EST_QKV);
 		} else {
 			set_mm(&f, e->xb, H, n);

@@ -22,6 +22,7 @@ knob QVL_PROFILE=5000 "above 4096 rows" $R
 knob QVL_REPACK=yes "read per matrix, warned once" $R
 knob QVL_POOL_VERBOSE=2 "a flag is 0 or 1" $R
 knob QVL_GEMM_SMALL_M=-1 "negative" $R
+knob QVL_QDECODE_STREAMS=5 "above 4 streams" $R
 knob QVL_VIS_MC=5x "trailing garbage" embed-image --model "$MODEL" \
 	--image "$G/grad_64x64.png" -o "$TMP/a.f32"
 env QVL_PROFILE=abc $QVLCTL $R >/dev/null 2>"$TMP/err"
@@ -29,7 +30,8 @@ res "$(has "$TMP/err" "qvl: QVL_PROFILE='abc' ignored: expected an integer in [0
 	echo 0)" "the warning says what is expected"
 
 # good values: no warning
-env QVL_PROFILE=0 QVL_REPACK=0 QVL_POOL_VERBOSE=0 QVL_GEMM_SMALL_M=8 $QVLCTL $R \
+env QVL_PROFILE=0 QVL_REPACK=0 QVL_POOL_VERBOSE=0 QVL_GEMM_SMALL_M=8 QVL_QDECODE_STREAMS=4 \
+	$QVLCTL $R \
 	>/dev/null 2>"$TMP/err"
 res "$([ $? = 0 ] && ! grep -q "ignored" "$TMP/err" && echo 0)" "good values are silent"
 

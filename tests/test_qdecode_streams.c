@@ -5,9 +5,12 @@
  * 4, 8, 9, 11 and 38 groups, so that an output written to the wrong row or
  * a group read at the wrong offset fails. (Written for a kernel that read
  * 4 row streams at once, reverted: docs/todo-q4avx2.md; tests/test_qrepack*.c
- * check the layouts and the smaller shapes.) Then the thread's cached
- * activation row (qvl_qact_row_cached): one buffer changed in place between
- * calls of every type in turn must never give the last row's products. */
+ * check the layouts and the smaller shapes.) Then the activation
+ * prepared once (kernels.h act_make, simd/qdot_x8_act.h) and taken by
+ * matmul_act in the engine's chunks of weight rows: bit for bit
+ * matmul_fast over the whole matrix, at m 1 (decode) and a batch; and one
+ * x buffer changed in place between calls of every type in turn never
+ * gives the last row's products (no state kept between calls). */
 #include "config.h"
 
 #include "qdot.h"
@@ -21,9 +24,9 @@ static const struct rp_type types[] = {
 };
 
 /* One x buffer (same pointer, same k) for every type in turn, one value
- * changed before each call: a cache keyed on less than the row's bytes
- * returns the last row's blocks and fails; a Q6_K call that rearranged the
- * cached blocks in place fails at its next hit. */
+ * changed before each call: a kernel keeping the last row's blocks (as
+ * the per-thread cache before the prepared activation did, keyed on less
+ * than the row's bytes) returns them and fails. */
 static void test_cached_row(void)
 {
 	enum { N = 64, K = 512, ROUNDS = 3 };
@@ -63,6 +66,60 @@ static void test_cached_row(void)
 	free(x);
 }
 
+/* Every level with act_make: X (m rows, ldx apart) prepared once, then
+ * matmul_act over the n rows in chunks of `chunk` rows (the last one
+ * shorter), Y and W offset as src/forward.c does == matmul_fast of the
+ * whole matrix on the same level, bit for bit (same code, same sums). */
+static void test_prepared(const struct rp_type *c, size_t m, size_t n, size_t k, size_t chunk)
+{
+	size_t ldw = k + c->blk, ldx = k + 3, ldy = n + 5, wrow = ldw / c->blk * c->blk_bytes;
+	uint8_t *w = rp_make_w(c, n, ldw, false), *r = rp_repacked(c, w, n, ldw);
+	float *x = xmalloc(m * ldx * sizeof(float)), *bias = xmalloc(n * sizeof(float));
+	float *y0 = xmalloc(m * ldy * sizeof(float)), *y = xmalloc(m * ldy * sizeof(float));
+
+	for (size_t i = 0; i < m * ldx; i++)
+		x[i] = frand(2.0f) * (float)(1 + i % 7);
+	for (size_t j = 0; j < n; j++)
+		bias[j] = frand(1.0f);
+	for (int l = 0; l < rp_nlv; l++) {
+		const struct qvl_kernels *kt = &rp_lv[l];
+		size_t ab;
+		void *xa;
+
+		if (!kt->act_bytes) {
+			ok(!kt->act_make && !kt->matmul_act, "%s: no prepared activation", kt->name);
+			continue;
+		}
+		ab = kt->act_bytes(c->rt, m, k);
+		xa = xmalloc(ab ? ab : 1);
+		kt->matmul_fast(y0, ldy, x, ldx, r, c->rt, ldw, bias, m, n, k);
+		memset(y, 0xff, m * ldy * sizeof(float));
+		kt->act_make(xa, c->rt, x, ldx, m, k);
+		for (size_t lo = 0; lo < n; lo += chunk) {
+			size_t nn = n - lo < chunk ? n - lo : chunk;
+			kt->matmul_act(y + lo, ldy, x, ldx, xa, r + lo * wrow, c->rt, ldw, bias + lo,
+				       m, nn, k);
+		}
+		bool same = ab > 0;
+		for (size_t i = 0; i < m; i++)
+			for (size_t j = 0; j < n; j++)
+				same = same && !memcmp(&y[i * ldy + j], &y0[i * ldy + j], sizeof(float));
+		ok(same, "%s %s m %zu n %zu k %zu: prepared once, %zu-row calls == matmul_fast bit "
+			 "for bit",
+		   kt->name, c->rtn, m, n, k, chunk);
+		ok(kt->act_bytes(c->t, m, k) == 0 && kt->act_bytes(c->rt, m, k + c->blk / 2) == 0,
+		   "%s: act_bytes 0 for %s (not repacked) and for k not whole blocks", kt->name,
+		   c->tn);
+		free(xa);
+	}
+	free(w);
+	free(r);
+	free(x);
+	free(bias);
+	free(y0);
+	free(y);
+}
+
 int main(void)
 {
 	/* 4, 8, 9, 11 and 38 groups of 8 rows */
@@ -75,6 +132,13 @@ int main(void)
 	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
 		for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
 			rp_test_exact(&types[t], 1, ns[i], types[t].blk == 32 ? 96 : 512);
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		size_t k = types[t].blk == 32 ? 96 : 512;
+		test_prepared(&types[t], 1, 304, k, 64);
+		test_prepared(&types[t], 1, 304, k, 256);
+		test_prepared(&types[t], 3, 88, k, 16);
+		test_prepared(&types[t], 16, 200, k, 192);
+	}
 	test_cached_row();
 	return done_testing();
 }
