@@ -24,10 +24,11 @@
 #include "vision_prof.h"
 #include "weight_copy.h"
 
-#define VIS_PREFIX "model.visual."
-#define VIS_QB	   64  /* queries per attention block */
-#define VIS_MC	   256 /* rows per weight-product call (struct qvl_vision) */
-#define VIS_MC_MIN 128
+#define VIS_PREFIX	"model.visual."
+#define VIS_QB		64  /* queries per attention block */
+#define VIS_MC		256 /* rows per weight-product call (struct qvl_vision) */
+#define VIS_MC_MIN	128
+#define VIS_XPACK_MAX_N 1024 /* patches: X packed once per product up to this (begin) */
 
 struct vis_lin {
 	const void *w;
@@ -907,8 +908,12 @@ int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *m
 	/* packed X (vis_matmul): xp of the inputs, N rows of k = patch_dim or
 	 * D (the mergers' N / 4 rows of 4 D are N D / 2 words too), xh of the
 	 * hidden rows (I wide; the mergers' 4 D: N D / 2 words). None: each
-	 * thread packs its own, from the f32 rows. */
-	if (v->packed) {
+	 * thread packs its own, from the f32 rows. Only up to VIS_XPACK_MAX_N
+	 * patches: measured quiet (docs/todo-vis4.md), 448x448 (784 patches,
+	 * fc2's packed X 6.4 MB) 3.5 % less tower time with them, 1024x768
+	 * (3072, 25 MB: out of the caches between the pass that writes it and
+	 * the product that reads it) ~1.5 % more. */
+	if (v->packed && N <= VIS_XPACK_MAX_N) {
 		size_t kx = (size_t)v->patch_dim > D ? (size_t)v->patch_dim : D, xw, hw;
 		if (!__builtin_mul_overflow(N, (kx + 1) / 2, &xw) && xw <= SIZE_MAX / 4 &&
 		    !__builtin_mul_overflow(N, (hsz + 1) / 2, &hw) && hw <= SIZE_MAX / 4 &&
