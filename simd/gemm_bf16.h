@@ -32,4 +32,40 @@ int qvl_gemm_bf16_packed_avx512(float *Y, size_t ldy, const float *X, size_t ldx
 				const uint32_t *Wp, const float *bias, size_t m, size_t n,
 				size_t k);
 
+/* X[m][k] (ldx) packed for qvl_gemm_bf16_packed_xw_avx512() over m rows:
+ * qvl_gemm_bf16_x_words(m, k) words at Xp, in row order (rows a.. of a
+ * call of m rows start at Xp + a * ((k + 1) / 2) only at the GEMM's row
+ * panel boundaries, hence one layout per m). Part `part` of nparts: the
+ * row panels split so that nparts threads pack one X together, each
+ * writing only its own words. */
+static inline size_t qvl_gemm_bf16_x_words(size_t m, size_t k)
+{
+	return m * ((k + 1) / 2);
+}
+void qvl_gemm_bf16_pack_x(uint32_t *Xp, const float *X, size_t ldx, size_t m, size_t k, int part,
+			  int nparts);
+
+/* Where qvl_gemm_bf16_packed_xw_avx512() puts its output: the rows y (ldy
+ * apart), act (NULL: none) applied to every row's n values of each tile
+ * as the tile is stored, in place; and, when xo is not NULL, the same
+ * values (after act) packed as qvl_gemm_bf16_pack_x() would pack rows of
+ * kn values for a next product over the same m rows, these n columns
+ * being columns xc.. (xc even) of those rows: each thread of a column
+ * split writes its own words of one packed X. */
+struct qvl_gemm_bf16_out {
+	float *y;
+	size_t ldy;
+	void (*act)(float *y, size_t n);
+	uint32_t *xo;
+	size_t kn, xc;
+};
+
+/* qvl_gemm_bf16_packed_avx512() on X packed by qvl_gemm_bf16_pack_x() for
+ * these m rows, the output to *o: the same bits as the call on X followed
+ * by act over the rows (and pack_x of them). -ENOMEM (the thread's
+ * scratch), -ENOTSUP without the kernels: nothing written then. */
+int qvl_gemm_bf16_packed_xw_avx512(const struct qvl_gemm_bf16_out *o, const uint32_t *Xp,
+				   const uint32_t *Wp, const float *bias, size_t m, size_t n,
+				   size_t k);
+
 #endif

@@ -20,6 +20,13 @@
  * packing per call (the vision tower: pack_w was 6 % of its cycles, its
  * products 7-10 % faster without, docs/todo-vattn2.md); same bits.
  *
+ * X may come packed too (qvl_gemm_bf16_pack_x(), the same words; the
+ * vision tower packs each product's X once, its threads splitting the rows,
+ * where each thread packed every row for its column half), and an
+ * activation may run on each tile as its last k block stores it, and the
+ * tile be packed there as the X of the next product (the MLP's fc1 -> fc2:
+ * from L1, where a pass of its own read the 4 x wider hidden rows from L3).
+ *
  * Blocking (Zen 5: L1d 48 KiB, L2 1 MiB per core): the k pairs in blocks of
  * at most GB_KC (the X block of all rows x kc pairs stays in L2 while every
  * W panel of the column block passes), the columns in blocks of GB_NC (the
@@ -208,8 +215,10 @@ static inline void prefetch_p(const uint32_t *P, size_t kcp, size_t i, size_t np
  * column blocks of GB_NC through the accumulators T (m x GB_NC floats). */
 static TBF void gemm_block(float *Y, size_t ldy, const uint32_t *Xp, float *T, const uint16_t *W,
 			   size_t ldw, const uint32_t *Wp, const float *bias, size_t m, size_t n,
-			   size_t k, size_t kc)
+			   size_t k, size_t kc, const struct qvl_gemm_bf16_out *o)
 {
+	void (*act)(float *y, size_t n) = o ? o->act : NULL;
+	const size_t kpo = o && o->xo ? (o->kn + 1) / 2 : 0;
 	_Alignas(64) uint32_t Pb[GB_KC * GB_NR];
 	size_t kp = (k + 1) / 2, np = (m + GB_MR - 1) / GB_MR;
 
@@ -251,36 +260,66 @@ static TBF void gemm_block(float *Y, size_t ldy, const uint32_t *Xp, float *T, c
 					ukern_any(mr, Y + r0 * ldy + j0, ldy, Tj + r0 * GB_NR,
 						  Xp + r0 * kp + p0 * (size_t)mr, P, kcp, m0, m1,
 						  bj, p0 == 0, p0 + kcp == kp);
+					/* the activation on the tile just stored, still
+					 * in L1 (a pass of its own re-read it from L3) */
+					for (int r = 0; act && p0 + kcp == kp && r < mr; r++)
+						act(Y + (r0 + (size_t)r) * ldy + j0, (size_t)nr);
+					/* and as the next product's X: this row
+					 * panel's pairs of these columns */
+					if (kpo && p0 + kcp == kp)
+						pack_x(o->xo + r0 * kpo +
+							   (o->xc + j0) / 2 * (size_t)mr,
+						       Y + r0 * ldy + j0, ldy, mr, (size_t)nr,
+						       ((size_t)nr + 1) / 2);
 				}
 			}
 		}
 	}
 }
 
-static TBF int gemm(float *Y, size_t ldy, const float *X, size_t ldx, const uint16_t *W, size_t ldw,
-		    const uint32_t *Wp, const float *bias, size_t m, size_t n, size_t k)
+/* The row blocks of a call of m rows: nmb of at most GB_MC rows, block b
+ * rows [m b / nmb, m (b + 1) / nmb); the packed X of a block is its row
+ * panels in order, panel rows r0..r1 at Xp + r0 * kp (so the blocks, and
+ * the call, are m * kp words in row order). */
+static inline size_t row_blocks(size_t m)
+{
+	return (m + GB_MC - 1) / GB_MC;
+}
+
+/* Xq: X packed by qvl_gemm_bf16_pack_x() (X unused), or NULL: packed here
+ * per row block into the thread's scratch. */
+static TBF int gemm(float *Y, size_t ldy, const float *X, size_t ldx, const uint32_t *Xq,
+		    const uint16_t *W, size_t ldw, const uint32_t *Wp, const float *bias, size_t m,
+		    size_t n, size_t k, const struct qvl_gemm_bf16_out *o)
 {
 	size_t kp = (k + 1) / 2, nkb, kc, nmb, mb, xw;
 	uint32_t *Xp;
 
 	nkb = (kp + GB_KC - 1) / GB_KC;
 	kc = ((kp + nkb - 1) / nkb + 15) & ~(size_t)15; /* whole 16-pair transposes */
-	nmb = (m + GB_MC - 1) / GB_MC;			/* row blocks of at most GB_MC, even */
-	mb = (m + nmb - 1) / nmb;			/* rows of the largest */
-	/* the thread's scratch (qact.c), grown once: packed X, then T */
+	nmb = row_blocks(m);
+	mb = (m + nmb - 1) / nmb; /* rows of the largest */
+	/* the thread's scratch (qact.c), grown once: packed X (unless given),
+	 * then T */
 	if (mb > SIZE_MAX / 4 / (kp + GB_NC))
 		return -ENOMEM;
-	xw = (mb * kp + 15) & ~(size_t)15;
+	xw = Xq ? 0 : (mb * kp + 15) & ~(size_t)15;
 	if (!(Xp = qvl_qact_scratch((xw + mb * GB_NC) * 4)))
 		return -ENOMEM;
 	for (size_t b = 0; b < nmb; b++) {
 		size_t a = m * b / nmb, e = m * (b + 1) / nmb, np = (e - a + GB_MR - 1) / GB_MR;
-		for (size_t i = 0; i < np; i++) {
+		struct qvl_gemm_bf16_out ob = {0};
+		for (size_t i = 0; !Xq && i < np; i++) {
 			size_t r0 = panel_row(e - a, np, i), r1 = panel_row(e - a, np, i + 1);
 			pack_x(Xp + r0 * kp, X + (a + r0) * ldx, ldx, (int)(r1 - r0), k, kp);
 		}
-		gemm_block(Y + a * ldy, ldy, Xp, (float *)(Xp + xw), W, ldw, Wp, bias, e - a, n, k,
-			   kc);
+		if (o) { /* this row block's rows of the packed output */
+			ob = *o;
+			if (ob.xo)
+				ob.xo += a * ((ob.kn + 1) / 2);
+		}
+		gemm_block(Y + a * ldy, ldy, Xq ? Xq + a * kp : Xp, (float *)(Xp + xw), W, ldw, Wp,
+			   bias, e - a, n, k, kc, o ? &ob : NULL);
 	}
 	return 0;
 }
@@ -288,7 +327,7 @@ static TBF int gemm(float *Y, size_t ldy, const float *X, size_t ldx, const uint
 TBF int qvl_gemm_bf16_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const uint16_t *W,
 			     size_t ldw, const float *bias, size_t m, size_t n, size_t k)
 {
-	return gemm(Y, ldy, X, ldx, W, ldw, NULL, bias, m, n, k);
+	return gemm(Y, ldy, X, ldx, NULL, W, ldw, NULL, bias, m, n, k, NULL);
 }
 
 TBF void qvl_gemm_bf16_pack(uint32_t *Wp, const uint16_t *W, size_t ldw, size_t n, size_t k)
@@ -304,7 +343,30 @@ TBF int qvl_gemm_bf16_packed_avx512(float *Y, size_t ldy, const float *X, size_t
 				    const uint32_t *Wp, const float *bias, size_t m, size_t n,
 				    size_t k)
 {
-	return gemm(Y, ldy, X, ldx, NULL, 0, Wp, bias, m, n, k);
+	return gemm(Y, ldy, X, ldx, NULL, NULL, 0, Wp, bias, m, n, k, NULL);
+}
+
+TBF void qvl_gemm_bf16_pack_x(uint32_t *Xp, const float *X, size_t ldx, size_t m, size_t k,
+			      int part, int nparts)
+{
+	size_t kp = (k + 1) / 2, nmb = row_blocks(m);
+
+	for (size_t b = 0; b < nmb; b++) {
+		size_t a = m * b / nmb, e = m * (b + 1) / nmb, np = (e - a + GB_MR - 1) / GB_MR;
+		size_t i0 = np * (size_t)part / (size_t)nparts,
+		       i1 = np * (size_t)(part + 1) / (size_t)nparts;
+		for (size_t i = i0; i < i1; i++) {
+			size_t r0 = panel_row(e - a, np, i), r1 = panel_row(e - a, np, i + 1);
+			pack_x(Xp + (a + r0) * kp, X + (a + r0) * ldx, ldx, (int)(r1 - r0), k, kp);
+		}
+	}
+}
+
+TBF int qvl_gemm_bf16_packed_xw_avx512(const struct qvl_gemm_bf16_out *o, const uint32_t *Xp,
+				       const uint32_t *Wp, const float *bias, size_t m, size_t n,
+				       size_t k)
+{
+	return gemm(o->y, o->ldy, NULL, 0, Xp, NULL, 0, Wp, bias, m, n, k, o);
 }
 #else /* no AVX512-BF16 kernels in this build: never called (qvl_kernels_bf16dot() false) */
 
@@ -317,6 +379,20 @@ int qvl_gemm_bf16_packed_avx512(float *Y, size_t ldy, const float *X, size_t ldx
 				const uint32_t *Wp, const float *bias, size_t m, size_t n, size_t k)
 {
 	(void)Y, (void)ldy, (void)X, (void)ldx, (void)Wp, (void)bias, (void)m, (void)n, (void)k;
+	return -ENOTSUP;
+}
+
+void qvl_gemm_bf16_pack_x(uint32_t *Xp, const float *X, size_t ldx, size_t m, size_t k, int part,
+			  int nparts)
+{
+	(void)Xp, (void)X, (void)ldx, (void)m, (void)k, (void)part, (void)nparts;
+}
+
+int qvl_gemm_bf16_packed_xw_avx512(const struct qvl_gemm_bf16_out *o, const uint32_t *Xp,
+				   const uint32_t *Wp, const float *bias, size_t m, size_t n,
+				   size_t k)
+{
+	(void)o, (void)Xp, (void)Wp, (void)bias, (void)m, (void)n, (void)k;
 	return -ENOTSUP;
 }
 #endif

@@ -162,33 +162,6 @@ tile_o(const int mr, float *O, size_t ldo, const uint32_t *A, size_t lda, const 
 	}
 }
 
-static TBF void tile_s_any(int mr, float *S, size_t lds, const uint32_t *A, size_t lda,
-			   const uint32_t *B, size_t hp, __mmask16 v0, __mmask16 v1, float *mx)
-{
-	switch (mr) {
-#define C(R)                                                                                       \
-	case R:                                                                                    \
-		tile_s(R, S, lds, A, lda, B, hp, v0, v1, mx);                                      \
-		break;
-		C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
-#undef C
-	}
-}
-
-static TBF void tile_o_any(int mr, float *O, size_t ldo, const uint32_t *A, size_t lda,
-			   const uint32_t *B, size_t np, __mmask16 m0, __mmask16 m1,
-			   const float *rs)
-{
-	switch (mr) {
-#define C(R)                                                                                       \
-	case R:                                                                                    \
-		tile_o(R, O, ldo, A, lda, B, np, m0, m1, rs);                                      \
-		break;
-		C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
-#undef C
-	}
-}
-
 /* The row's softmax numerators exp(s - mx) as bf16 at o (zero past n, up
  * to np); o may be s itself (each 32-value step reads its floats before it
  * writes their 64 bytes, at or below them). Returns 1 / Σ of the rounded
@@ -221,8 +194,9 @@ static TBF float softmax_row(uint16_t *o, const float *s, size_t n, size_t np, f
  * keys), then O by 32-value blocks of V, each one contiguous stream (the
  * tiles waited on their V rows, 256 bytes apart, from L2: 1.12-1.25x less
  * CPU at 3072 keys, docs/todo-vattn3.md). */
-static TBF void vattn_tile(int mr, float *out, size_t ldo, const uint32_t *q, size_t ldq,
-			   const uint32_t *kp, const uint32_t *vp, size_t n, size_t hv, float *S)
+static inline __attribute__((always_inline)) TBF void
+vattn_tile(const int mr, float *out, size_t ldo, const uint32_t *q, size_t ldq, const uint32_t *kp,
+	   const uint32_t *vp, size_t n, size_t hv, float *S)
 {
 	const size_t hp = hv / 2, np = (n + KP - 1) / KP * KP, npair = (n + 1) / 2;
 	float mx[VATTN_MR], rs[VATTN_MR];
@@ -231,13 +205,29 @@ static TBF void vattn_tile(int mr, float *out, size_t ldo, const uint32_t *q, si
 	for (int r = 0; r < mr; r++)
 		mx[r] = -INFINITY;
 	for (size_t b = 0; b < np; b += KP)
-		tile_s_any(mr, S + b, np, q, ldq, kp + b * hp, hp, v16_mask(n - b),
-			   v16_mask(n > b + 16 ? n - b - 16 : 0), mx);
+		tile_s(mr, S + b, np, q, ldq, kp + b * hp, hp, v16_mask(n - b),
+		       v16_mask(n > b + 16 ? n - b - 16 : 0), mx);
 	for (int r = 0; r < mr; r++)
 		rs[r] = softmax_row((uint16_t *)(void *)(S + r * np), S + r * np, n, np, mx[r]);
 	for (size_t d = 0; d < hv; d += 32)
-		tile_o_any(mr, out + d, ldo, pw, np, vp + d * npair, npair, v16_mask(hv - d),
-			   v16_mask(hv > d + 16 ? hv - d - 16 : 0), rs);
+		tile_o(mr, out + d, ldo, pw, np, vp + d * npair, npair, v16_mask(hv - d),
+		       v16_mask(hv > d + 16 ? hv - d - 16 : 0), rs);
+}
+
+/* vattn_tile() compiled for each mr (the tiles' accumulators in registers):
+ * one switch per tile of queries, for both of its products. */
+static TBF void vattn_tile_any(int mr, float *out, size_t ldo, const uint32_t *q, size_t ldq,
+			       const uint32_t *kp, const uint32_t *vp, size_t n, size_t hv,
+			       float *S)
+{
+	switch (mr) {
+#define C(R)                                                                                       \
+	case R:                                                                                    \
+		vattn_tile(R, out, ldo, q, ldq, kp, vp, n, hv, S);                                 \
+		break;
+		C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
+#undef C
+	}
 }
 
 TBF void qvl_vattn_bf16(float *out, size_t ldo, const uint16_t *q, size_t ldq, size_t nq,
@@ -246,8 +236,8 @@ TBF void qvl_vattn_bf16(float *out, size_t ldo, const uint16_t *q, size_t ldq, s
 	const uint32_t *q32 = (const uint32_t *)(const void *)q;
 	for (size_t i = 0; i < nq; i += VATTN_MR) {
 		int mr = nq - i >= VATTN_MR ? VATTN_MR : (int)(nq - i);
-		vattn_tile(mr, out + i * ldo, ldo, q32 + i * ldq / 2, ldq / 2, kp, vp, n, hv,
-			   scratch);
+		vattn_tile_any(mr, out + i * ldo, ldo, q32 + i * ldq / 2, ldq / 2, kp, vp, n, hv,
+			       scratch);
 	}
 }
 

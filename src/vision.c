@@ -24,10 +24,11 @@
 #include "vision_prof.h"
 #include "weight_copy.h"
 
-#define VIS_PREFIX "model.visual."
-#define VIS_QB	   64  /* queries per attention block */
-#define VIS_MC	   256 /* rows per weight-product call (struct qvl_vision) */
-#define VIS_MC_MIN 128
+#define VIS_PREFIX	"model.visual."
+#define VIS_QB		64  /* queries per attention block */
+#define VIS_MC		256 /* rows per weight-product call (struct qvl_vision) */
+#define VIS_MC_MIN	128
+#define VIS_XPACK_MAX_N 1024 /* patches: X packed once per product up to this (begin) */
 
 struct vis_lin {
 	const void *w;
@@ -86,6 +87,7 @@ struct qvl_vision {
 	void *progress_ctx;
 	struct vis_prof *prof; /* QVL_PROFILE: per-stage CPU time, else NULL */
 	void *wmem;	       /* the weight matrices' copy (vis_own), or NULL */
+	bool packed;	       /* some matrices are the GEMM's panels (vis_own) */
 };
 
 /* ---- weights -------------------------------------------------------------- */
@@ -292,6 +294,7 @@ static void vis_own(struct qvl_vision *v, bool copy)
 			else
 				vis_pack_task(&pj, 0, 1);
 			ls[i]->wp = pj.wp;
+			v->packed = true;
 			qvl_model_drop_pages(src, bytes);
 		} else {
 			qvl_weight_copy(&rd, v->pool, dst, src, bytes);
@@ -442,7 +445,8 @@ enum vis_op {
 	VIS_ATTN,
 	VIS_GELU_TANH,
 	VIS_GELU_ERF,
-	VIS_ADD
+	VIS_ADD,
+	VIS_PACKX
 };
 
 struct vis_job {
@@ -456,6 +460,9 @@ struct vis_job {
 	const float *x;	   /* input */
 	size_t ldx;	   /* row stride of x */
 	const struct vis_lin *lin;
+	uint32_t *xp;	      /* VIS_PACKX, VIS_MATMUL: x packed once for the GEMM, or NULL */
+	uint32_t *xo;	      /* VIS_MATMUL with xp: y packed too, as the next product's x */
+	atomic_int *unpacked; /* with xo: set when a thread wrote y only */
 	const struct vis_norm *norm;
 	size_t width;	      /* elements per row for LN / activations / add */
 	const float *cs, *sn; /* RoPE tables [rows][hv/2] */
@@ -467,6 +474,21 @@ struct vis_job {
 	uint32_t *kp, *vp;
 	size_t kps, vps, scs;
 };
+
+/* A product's split over nth threads: by output columns when there are
+ * enough of them (every thread then streams only its share of the
+ * weights), else by rows. */
+static bool vis_col_split(const struct vis_lin *l, int nth)
+{
+	return (size_t)l->n >= (size_t)nth * 64;
+}
+
+/* The row blocks of v->mc (see there) that a thread's `rows` rows run in. */
+static size_t vis_row_blocks(const struct qvl_vision *v, size_t rows)
+{
+	size_t nb = v->mc ? rows / v->mc : 1;
+	return nb ? nb : 1;
+}
 
 static void vis_work(void *arg, int ith, int nth)
 {
@@ -482,33 +504,61 @@ static void vis_work(void *arg, int ith, int nth)
 		 * rows; the thread's rows in blocks of v->mc (see there), each
 		 * block's activation (fused: the block is still in cache) */
 		const struct vis_lin *l = j->lin;
+		void (*act)(float *, size_t) = j->act == VIS_GELU_TANH	? k->gelu_tanh
+					       : j->act == VIS_GELU_ERF ? k->gelu_erf
+									: NULL;
 		size_t c0 = 0, c1 = (size_t)l->n, r0 = 0, r1 = j->rows;
-		if ((size_t)l->n >= (size_t)nth * 64) /* packed: whole panels */
+		if (vis_col_split(l, nth)) /* packed: whole panels */
 			qvl_split((size_t)l->n, l->wp ? 32 : 16, ith, nth, &c0, &c1);
 		else
 			qvl_split(j->rows, 1, ith, nth, &r0, &r1);
 		if (c0 >= c1 || r0 >= r1)
 			return;
-		size_t nb = v->mc ? (r1 - r0) / v->mc : 1;
-		nb = nb ? nb : 1;
+		const size_t nb = vis_row_blocks(v, r1 - r0), kp = ((size_t)l->k + 1) / 2;
+		const uint32_t *wp =
+		    l->wp ? l->wp + c0 / 32 * qvl_gemm_bf16_packed_words(32, (size_t)l->k) : NULL;
 		for (size_t b = 0; b < nb; b++) {
 			size_t a = r0 + (r1 - r0) * b / nb, e = r0 + (r1 - r0) * (b + 1) / nb;
+			/* X packed once by VIS_PACKX (vis_matmul), the
+			 * activation on each tile as it is stored */
+			const struct qvl_gemm_bf16_out o = {
+			    .y = j->y + a * j->ldy + c0,
+			    .ldy = j->ldy,
+			    .act = act,
+			    .xo = j->xo ? j->xo + a * (((size_t)l->n + 1) / 2) : NULL,
+			    .kn = (size_t)l->n,
+			    .xc = c0};
+			if (j->xp && qvl_gemm_bf16_packed_xw_avx512(&o, j->xp + a * kp, wp,
+								    l->b ? l->b + c0 : NULL, e - a,
+								    c1 - c0, (size_t)l->k) == 0)
+				continue;
+			/* relaxed: read after qvl_pool_run() returned, whose
+			 * completion barrier orders it */
+			if (j->unpacked)
+				atomic_store_explicit(j->unpacked, 1, memory_order_relaxed);
 			/* the packed panels where wmm() would run the GEMM (same
 			 * bits), else the row-major W */
 			if (!l->wp || e - a < GEMM_BF16_MIN_M ||
 			    qvl_gemm_bf16_packed_avx512(
-				j->y + a * j->ldy + c0, j->ldy, j->x + a * j->ldx, j->ldx,
-				l->wp + c0 / 32 * qvl_gemm_bf16_packed_words(32, (size_t)l->k),
+				j->y + a * j->ldy + c0, j->ldy, j->x + a * j->ldx, j->ldx, wp,
 				l->b ? l->b + c0 : NULL, e - a, c1 - c0, (size_t)l->k))
 				v->wmm(j->y + a * j->ldy + c0, j->ldy, j->x + a * j->ldx, j->ldx,
 				       (const char *)l->w + c0 * l->row_bytes, l->dt, (size_t)l->k,
 				       l->b ? l->b + c0 : NULL, e - a, c1 - c0, (size_t)l->k);
-			for (size_t r = a; r < e && j->act; r++) {
-				if (j->act == VIS_GELU_TANH)
-					k->gelu_tanh(j->y + r * j->ldy + c0, c1 - c0);
-				else
-					k->gelu_erf(j->y + r * j->ldy + c0, c1 - c0);
-			}
+			for (size_t r = a; r < e && act; r++)
+				act(j->y + r * j->ldy + c0, c1 - c0);
+		}
+		return;
+	}
+	case VIS_PACKX: {
+		/* X of a column-split product for the GEMM, in the row blocks
+		 * VIS_MATMUL will call it with, each thread a share of every
+		 * block's row panels (both threads packed every row before) */
+		const size_t nb = vis_row_blocks(v, j->rows), kk = (size_t)j->lin->k;
+		for (size_t b = 0; b < nb; b++) {
+			size_t a = j->rows * b / nb, e = j->rows * (b + 1) / nb;
+			qvl_gemm_bf16_pack_x(j->xp + a * ((kk + 1) / 2), j->x + a * j->ldx, j->ldx,
+					     e - a, kk, ith, nth);
 		}
 		return;
 	}
@@ -618,38 +668,61 @@ static void vis_run(const struct qvl_vision *v, struct vis_job *j)
 	}
 }
 
-static void vis_rows_lin(const struct qvl_vision *v, enum vis_op op, enum vis_stage st, float *y,
-			 size_t ldy, const float *x, size_t ldx, size_t rows, size_t width,
-			 const struct vis_norm *norm, const struct vis_lin *lin, enum vis_op act)
+/* A job over rows of y and x, the rest of it zero. */
+static struct vis_job vis_job_rows(enum vis_op op, enum vis_stage st, float *y, size_t ldy,
+				   const float *x, size_t ldx, size_t rows)
 {
-	struct vis_job j = {.op = op,
-			    .act = act,
-			    .st = st,
-			    .rows = rows,
-			    .y = y,
-			    .ldy = ldy,
-			    .x = x,
-			    .ldx = ldx,
-			    .width = width,
-			    .norm = norm,
-			    .lin = lin};
-	vis_run(v, &j);
+	return (struct vis_job){
+	    .op = op, .st = st, .rows = rows, .y = y, .ldy = ldy, .x = x, .ldx = ldx};
 }
 
 /* y = x · Wᵀ + b, then the activation act (VIS_NONE, VIS_GELU_TANH,
- * VIS_GELU_ERF) */
-static void vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, size_t ldy,
+ * VIS_GELU_ERF). Where the product runs on the GEMM over packed panels,
+ * split by columns, x packed once: xin when a previous product left it
+ * there (its return value), else in a pass of its own into room (a pool
+ * run: ~1 us while the workers spin) instead of by each thread for every
+ * row; and y packed into xout too for the next product (NULL: not). Same
+ * bits: the same packed words, the same tiles. Returns whether xout holds
+ * y packed (room NULL: never). */
+static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, size_t ldy,
 		       const float *x, size_t ldx, const struct vis_lin *l, size_t m,
-		       enum vis_op act)
+		       enum vis_op act, uint32_t *room, uint32_t *xin, uint32_t *xout)
 {
-	vis_rows_lin(v, VIS_MATMUL, st, y, ldy, x, ldx, m, 0, NULL, l, act);
+	struct vis_job j = vis_job_rows(VIS_MATMUL, st, y, ldy, x, ldx, m);
+	const int nth = v->pool ? qvl_pool_size(v->pool) : 1;
+	atomic_int unpacked = 0;
+
+	j.act = act;
+	j.lin = l;
+	if (!room || !l->wp || !vis_col_split(l, nth) ||
+	    m / vis_row_blocks(v, m) < GEMM_BF16_MIN_M) {
+		vis_run(v, &j);
+		return false;
+	}
+	if (xin) {
+		j.xp = xin;
+	} else {
+		struct vis_job pj = j;
+		pj.op = VIS_PACKX;
+		pj.xp = j.xp = room;
+		vis_run(v, &pj);
+	}
+	j.xo = xout;
+	j.unpacked = &unpacked;
+	vis_run(v, &j);
+	/* relaxed: the pool run's completion barrier orders the workers' stores */
+	return xout && !atomic_load_explicit(&unpacked, memory_order_relaxed);
 }
 
 static void vis_rows(const struct qvl_vision *v, enum vis_op op, enum vis_stage st, float *y,
 		     size_t ldy, const float *x, size_t ldx, size_t rows, size_t width,
 		     const struct vis_norm *norm)
 {
-	vis_rows_lin(v, op, st, y, ldy, x, ldx, rows, width, norm, NULL, VIS_NONE);
+	struct vis_job j = vis_job_rows(op, st, y, ldy, x, ldx, rows);
+
+	j.width = width;
+	j.norm = norm;
+	vis_run(v, &j);
 }
 
 /* ---- position embedding and rotary tables (§4.2, §4.3) ------------------ */
@@ -735,7 +808,8 @@ static int vis_bf16attn_alloc(const struct qvl_vision *v, size_t N, size_t nth, 
 }
 
 static void vis_merge(const struct qvl_vision *v, const struct vis_merger *mg, bool post_norm,
-		      const float *x, size_t N, float *u, float *t, float *out)
+		      const float *x, size_t N, float *u, float *t, float *out, uint32_t *room,
+		      uint32_t *xo)
 {
 	const size_t D = (size_t)v->Dv, w4 = 4 * D, nt = N / 4;
 	if (post_norm)
@@ -743,8 +817,10 @@ static void vis_merge(const struct qvl_vision *v, const struct vis_merger *mg, b
 	else
 		vis_rows(v, VIS_LN, VST_MERGE, u, D, x, D, N, D, &mg->norm);
 	/* u viewed [N/4][4D]: one 2x2 merge window per row */
-	vis_matmul(v, VST_MERGE, t, w4, u, w4, &mg->fc1, nt, VIS_GELU_ERF);
-	vis_matmul(v, VST_MERGE, out, (size_t)v->Do, t, w4, &mg->fc2, nt, VIS_NONE);
+	bool pk =
+	    vis_matmul(v, VST_MERGE, t, w4, u, w4, &mg->fc1, nt, VIS_GELU_ERF, room, NULL, xo);
+	vis_matmul(v, VST_MERGE, out, (size_t)v->Do, t, w4, &mg->fc2, nt, VIS_NONE, room,
+		   pk ? xo : NULL, NULL);
 }
 
 void qvl_vision_set_progress(struct qvl_vision *v, void (*fn)(void *ctx, int done, int depth),
@@ -762,7 +838,9 @@ struct qvl_vision_run {
 	struct qvl_vision *v;
 	size_t N;
 	float *x, *u, *att, *qkv, *h, *cs, *sn;
-	void *ab; /* the bf16 attention's buffers, or NULL */
+	void *ab;     /* the bf16 attention's buffers, or NULL */
+	uint32_t *xp; /* room for a product's X packed once (vis_matmul), or NULL */
+	uint32_t *xh; /* fc1's output packed as fc2's X (vis_matmul), or NULL */
 	struct vis_job aj;
 	float *main, *ds;
 	size_t ds_stride;
@@ -827,7 +905,25 @@ int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *m
 				N);
 	}
 
-	vis_matmul(v, VST_PATCH, r->x, D, px->x, (size_t)px->dim, &v->patch, N, VIS_NONE);
+	/* packed X (vis_matmul): xp of the inputs, N rows of k = patch_dim or
+	 * D (the mergers' N / 4 rows of 4 D are N D / 2 words too), xh of the
+	 * hidden rows (I wide; the mergers' 4 D: N D / 2 words). None: each
+	 * thread packs its own, from the f32 rows. Only up to VIS_XPACK_MAX_N
+	 * patches: measured quiet (docs/todo-vis4.md), 448x448 (784 patches,
+	 * fc2's packed X 6.4 MB) 3.5 % less tower time with them, 1024x768
+	 * (3072, 25 MB: out of the caches between the pass that writes it and
+	 * the product that reads it) ~1.5 % more. */
+	if (v->packed && N <= VIS_XPACK_MAX_N) {
+		size_t kx = (size_t)v->patch_dim > D ? (size_t)v->patch_dim : D, xw, hw;
+		if (!__builtin_mul_overflow(N, (kx + 1) / 2, &xw) && xw <= SIZE_MAX / 4 &&
+		    !__builtin_mul_overflow(N, (hsz + 1) / 2, &hw) && hw <= SIZE_MAX / 4 &&
+		    (r->xp = malloc(xw * 4)) && !(r->xh = malloc(hw * 4))) {
+			free(r->xp);
+			r->xp = NULL;
+		}
+	}
+	vis_matmul(v, VST_PATCH, r->x, D, px->x, (size_t)px->dim, &v->patch, N, VIS_NONE, r->xp,
+		   NULL, NULL);
 	{
 		uint64_t t0 = v->prof ? vis_prof_thread_ns() : 0,
 			 w0 = v->prof ? vis_prof_wall_ns() : 0;
@@ -860,7 +956,7 @@ int qvl_vision_run(struct qvl_vision_run *r, int k)
 		const int b = r->b;
 		const struct vis_block *bk = &v->blk[b];
 		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n1);
-		vis_matmul(v, VST_QKV, qkv, 3 * D, u, D, &bk->qkv, N, VIS_NONE);
+		vis_matmul(v, VST_QKV, qkv, 3 * D, u, D, &bk->qkv, N, VIS_NONE, r->xp, NULL, NULL);
 		struct vis_job rj = r->aj;
 		rj.op = VIS_ROPE;
 		rj.st = VST_ROPE;
@@ -870,16 +966,18 @@ int qvl_vision_run(struct qvl_vision_run *r, int k)
 		rj.sn = r->sn;
 		vis_run(v, &rj);
 		vis_run(v, &r->aj);
-		vis_matmul(v, VST_PROJ, u, D, att, D, &bk->proj, N, VIS_NONE);
+		vis_matmul(v, VST_PROJ, u, D, att, D, &bk->proj, N, VIS_NONE, r->xp, NULL, NULL);
 		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
 		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n2);
-		vis_matmul(v, VST_FC1, h, I, u, D, &bk->fc1, N, VIS_GELU_TANH);
-		vis_matmul(v, VST_FC2, u, D, h, I, &bk->fc2, N, VIS_NONE);
+		bool pk = vis_matmul(v, VST_FC1, h, I, u, D, &bk->fc1, N, VIS_GELU_TANH, r->xp,
+				     NULL, r->xh);
+		vis_matmul(v, VST_FC2, u, D, h, I, &bk->fc2, N, VIS_NONE, r->xp, pk ? r->xh : NULL,
+			   NULL);
 		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
 		int ki = v->ds_of_block[b];
 		if (ki >= 0 && r->ds)
 			vis_merge(v, &v->ds[ki], true, x, N, u, att,
-				  r->ds + (size_t)ki * r->ds_stride);
+				  r->ds + (size_t)ki * r->ds_stride, r->xp, r->xh);
 		if (v->progress)
 			v->progress(v->progress_ctx, b + 1, v->depth);
 	}
@@ -893,12 +991,15 @@ int qvl_vision_end(struct qvl_vision_run *r)
 	if (!r)
 		return rc;
 	if (r->b == r->v->depth) {
-		vis_merge(r->v, &r->v->merger, false, r->x, r->N, r->u, r->att, r->main);
+		vis_merge(r->v, &r->v->merger, false, r->x, r->N, r->u, r->att, r->main, r->xp,
+			  r->xh);
 		if (r->v->prof)
 			r->v->prof->images++;
 		rc = 0;
 	}
 	free(r->ab);
+	free(r->xp);
+	free(r->xh);
 	free(r->x);
 	free(r);
 	return rc;

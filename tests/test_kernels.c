@@ -454,7 +454,7 @@ static int bf16_run(float *Y, float *Y0, size_t ldy, float *X, size_t ldx, const
  * bit) nor on the columns beside them (the pool's column split). */
 static void test_bf16_gemm(void)
 {
-	int bad = 0, variant = 0, packed = 0;
+	int bad = 0, variant = 0, packed = 0, xpk = 0;
 
 	/* c 8, 9: 513..1100 rows (2-3 row blocks of up to 512) over k <= 1024,
 	 * n across several 32-column panels; their rows a.. alone are often
@@ -498,12 +498,39 @@ static void test_bf16_gemm(void)
 				diag("bf16 gemm packed m=%zu n=%zu k=%zu: row %zu differs "
 				     "(columns split at %zu)",
 				     m, n, k, i, jp);
+		/* X packed once by two "threads" (the vision tower's column
+		 * split), the GELU on each tile and the output packed as the
+		 * next product's X: = the per-call GEMM, the GELU over the rows
+		 * and qvl_gemm_bf16_pack_x() of them, bit for bit */
+		size_t xw = qvl_gemm_bf16_x_words(m, k), hw = qvl_gemm_bf16_x_words(m, n);
+		uint32_t *Xp = xmalloc(xw * 4), *Xo = xmalloc(hw * 4), *Xr = xmalloc(hw * 4);
+		memset(Xp, 0xff, xw * 4), memset(Xo, 0xff, hw * 4), memset(Y0, 0xff, m * ldy * 4);
+		qvl_gemm_bf16_pack_x(Xp, X, ldx, m, k, 1, 2);
+		qvl_gemm_bf16_pack_x(Xp, X, ldx, m, k, 0, 2);
+		struct qvl_gemm_bf16_out o0 = {Y0, ldy, qvl_gelu_tanh_avx512, Xo, n, 0},
+					 o1 = {Y0 + jp, ldy, qvl_gelu_tanh_avx512, Xo, n, jp};
+		if (qvl_gemm_bf16_packed_xw_avx512(&o0, Xp, Wp, bias, m, jp, k) ||
+		    qvl_gemm_bf16_packed_xw_avx512(&o1, Xp, Wp + jp / 32 * pw,
+						   bias ? bias + jp : NULL, m, n - jp, k))
+			xpk++;
+		for (size_t i = 0; i < m; i++)
+			qvl_gelu_tanh_avx512(Y + i * ldy, n);
+		qvl_gemm_bf16_pack_x(Xr, Y, ldy, m, n, 0, 1);
+		for (size_t i = 0; i < m; i++)
+			if (memcmp(Y0 + i * ldy, Y + i * ldy, n * sizeof(float)) && xpk++ < 3)
+				diag("bf16 gemm on packed X m=%zu n=%zu k=%zu: row %zu differs", m,
+				     n, k, i);
+		if (memcmp(Xo, Xr, hw * 4) && xpk++ < 3)
+			diag("bf16 gemm m=%zu n=%zu k=%zu: output packed differs", m, n, k);
+		free(Xp), free(Xo), free(Xr);
 		free(X), free(Y), free(Y0), free(bias), free(W), free(Wp);
 	}
 	ok(!bad, "bf16 GEMM (m 65..1100, ragged n, odd k) within bf16 rounding of the exact result");
 	ok(!variant,
 	   "bf16 GEMM: a row's sums do not depend on the other rows or columns of the call");
 	ok(!packed, "bf16 GEMM on W packed once = packed per call, bit for bit");
+	ok(!xpk, "bf16 GEMM on X packed in parts, GELU and output packed on the tiles = "
+		 "per call + GELU + packing, bit for bit");
 }
 #endif
 
@@ -518,7 +545,7 @@ static void test_bf16dot(void)
 	uint64_t rng_after = rng;
 
 	if (!qvl_cpu_has_avx512bf16()) {
-		skip(5, "no AVX512-BF16");
+		skip(6, "no AVX512-BF16");
 		return;
 	}
 	for (int c = 0; c < 30; c++) {
@@ -549,7 +576,7 @@ static void test_bf16dot(void)
 	test_bf16_gemm();
 	rng_seed(rng_after);
 #else
-	skip(5, "AVX512-BF16 kernels not built");
+	skip(6, "AVX512-BF16 kernels not built");
 #endif
 }
 
