@@ -153,11 +153,14 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
 			       enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
 			       size_t n, size_t k);
 
+/* Default of qvl_gemm_blk.qdec_streams: far-apart row streams of a
+ * repacked decode call (qdot_x8_act.h). 4 with 512-row calls (SHARE_CHUNK_Q,
+ * src/forward.c): q4_0 decode 35.6 -> 40.8 tok/s, q8_0 at avx2 22.7 -> 25.3
+ * (alternated, quiet, tenth session; docs/status.md). */
+#define QVL_QDEC_STREAMS 4
+
 /* Blocking parameters for the m > 1 kernels, derived once from the cache
  * sizes (simd/dispatch.c). */
-/* Default of qvl_gemm_blk.qdec_streams: far-apart row streams of a
- * repacked decode call (qdot_x8_act.h) */
-#define QVL_QDEC_STREAMS 1
 
 struct qvl_gemm_blocking {
 	size_t kc;	/* depth of one packed panel */
