@@ -103,6 +103,16 @@ int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)
 	case QVL_SIMD_AVX512:
 		FILL(k, avx512);
 		FILL_ACT(k, avx512);
+#ifdef HAVE_AVX2_KERNELS
+		/* The decode's prepared-activation products (m <= 16, every
+		 * decode step and batch) in their 256-bit form: on Zen 5 they
+		 * stream faster, q4_0 39.6 -> 42.0 and q8_0 19.7 -> 21.7 tok/s,
+		 * q4_k_m even (tenth session, alternated; docs/todo-qisa.md).
+		 * Their sums are the AVX2 level's bits, not the 512-bit
+		 * matmul_fast's. QVL_QDECODE_AVX512=1 keeps the 512-bit form. */
+		if (!getenv("QVL_QDECODE_AVX512"))
+			FILL_ACT(k, avx2);
+#endif
 		return 0;
 #endif
 	default:

@@ -69,7 +69,8 @@ static void test_cached_row(void)
 /* Every level with act_make: X (m rows, ldx apart) prepared once, then
  * matmul_act over the n rows in chunks of `chunk` rows (the last one
  * shorter), Y and W offset as src/forward.c does == matmul_fast of the
- * whole matrix on the same level, bit for bit (same code, same sums). */
+ * whole matrix on the level the prepared kernels come from, bit for bit
+ * (same code, same sums). */
 static void test_prepared(const struct rp_type *c, size_t m, size_t n, size_t k, size_t chunk)
 {
 	size_t ldw = k + c->blk, ldx = k + 3, ldy = n + 5, wrow = ldw / c->blk * c->blk_bytes;
@@ -90,9 +91,17 @@ static void test_prepared(const struct rp_type *c, size_t m, size_t n, size_t k,
 			ok(!kt->act_make && !kt->matmul_act, "%s: no prepared activation", kt->name);
 			continue;
 		}
+		/* the reference: matmul_fast of the level whose kernels these are
+		 * (the avx512 table takes the avx2 ones, simd/dispatch.c) */
+		const struct qvl_kernels *kf = kt;
+		for (int j = 0; j < rp_nlv; j++)
+			if (rp_lv[j].matmul_act == kt->matmul_act) {
+				kf = &rp_lv[j];
+				break;
+			}
 		ab = kt->act_bytes(c->rt, m, k);
 		xa = xmalloc(ab ? ab : 1);
-		kt->matmul_fast(y0, ldy, x, ldx, r, c->rt, ldw, bias, m, n, k);
+		kf->matmul_fast(y0, ldy, x, ldx, r, c->rt, ldw, bias, m, n, k);
 		memset(y, 0xff, m * ldy * sizeof(float));
 		kt->act_make(xa, c->rt, x, ldx, m, k);
 		for (size_t lo = 0; lo < n; lo += chunk) {
