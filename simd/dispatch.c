@@ -12,7 +12,7 @@
 #include "pool.h"
 
 struct qvl_kernels qvl_kern;
-struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20, QVL_QDEC_STREAMS};
+struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20, QVL_QDEC_STREAMS, 0};
 
 static const char *const level_names[] = {"ref", "avx2", "avx512"};
 
@@ -77,6 +77,15 @@ static void blocking_init(void)
 	 * (qdot_x8_act.h; benchmarks) */
 	if (qvl_env_uint("QVL_QDECODE_STREAMS", 1, 4, &sm))
 		qvl_gemm_blk.qdec_streams = (int)sm;
+	/* QVL_QDECODE_ROWS: the rows of one such call, exactly (benchmarks;
+	 * whole 16-row groups, so never 0 = not set) */
+	if (qvl_env_uint("QVL_QDECODE_ROWS", 16, 8192, &sm))
+		qvl_gemm_blk.qdec_rows = (size_t)sm & ~(size_t)15;
+}
+
+size_t qvl_qdecode_rows(void)
+{
+	return qvl_gemm_blk.qdec_rows;
 }
 
 int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)
