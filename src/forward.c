@@ -101,6 +101,7 @@ static void act_prep(struct fwd *f, const float *X, size_t ldx, size_t m)
 	struct qvl_engine *e = f->e;
 	const struct qvl_kernels *k = &e->k;
 	size_t off[3], need = 0;
+	bool first[3]; /* w[p] is the first of its type: it makes the bytes */
 
 	for (int p = 0; p < 3; p++)
 		f->xa[p] = NULL;
@@ -110,11 +111,13 @@ static void act_prep(struct fwd *f, const float *X, size_t ldx, size_t m)
 		size_t b = k->act_bytes(f->w[p]->type, m, f->w[p]->k);
 
 		off[p] = SIZE_MAX;
+		first[p] = false;
 		for (int q = 0; q < p; q++)
 			if (f->w[q]->type == f->w[p]->type && f->w[q]->k == f->w[p]->k)
 				off[p] = off[q]; /* same type: the same bytes */
 		if (off[p] == SIZE_MAX && b) {
 			off[p] = need;
+			first[p] = true;
 			need += (b + 63) & ~(size_t)63;
 		}
 	}
@@ -130,14 +133,10 @@ static void act_prep(struct fwd *f, const float *X, size_t ldx, size_t m)
 		e->xa_cap = need;
 	}
 	for (int p = 0; p < f->nw; p++) {
-		bool made = false;
-
 		if (off[p] == SIZE_MAX)
 			continue;
-		for (int q = 0; q < p; q++)
-			made = made || (f->xa[q] && off[q] == off[p]);
 		f->xa[p] = (uint8_t *)e->xa + off[p];
-		if (!made)
+		if (first[p])
 			k->act_make((uint8_t *)e->xa + off[p], f->w[p]->type, X, ldx, m,
 				    f->w[p]->k);
 	}
