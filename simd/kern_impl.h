@@ -92,12 +92,6 @@ static inline void qvl_deq_block(float *dst, const uint8_t *blk, enum qvl_dtype 
 	void qvl_matmul_fast_##isa(float *Y, size_t ldy, const float *X, size_t ldx,               \
 				   const void *W, enum qvl_dtype wtype, size_t ldw,                \
 				   const float *bias, size_t m, size_t n, size_t k);               \
-	size_t qvl_act_bytes_##isa(enum qvl_dtype wtype, size_t m, size_t k);                      \
-	void qvl_act_make_##isa(void *xa, enum qvl_dtype wtype, const float *X, size_t ldx,        \
-				size_t m, size_t k);                                               \
-	void qvl_matmul_act_##isa(float *Y, size_t ldy, const float *X, size_t ldx,                \
-				  const void *xa, const void *W, enum qvl_dtype wtype, size_t ldw, \
-				  const float *bias, size_t m, size_t n, size_t k);                \
 	void qvl_rmsnorm_##isa(float *y, const float *x, const float *w, size_t n, float eps);     \
 	void qvl_add_rmsnorm_##isa(float *y, float *x, const float *r, const float *w, size_t n,   \
 				   float eps);                                                     \
@@ -147,6 +141,20 @@ void qvl_matmul_deq(qvl_matmul_fn f32mm, float *Y, size_t ldy, const float *X, s
 QVL_KERN_DECL(ref);
 QVL_KERN_DECL(avx2);
 QVL_KERN_DECL(avx512);
+
+/* The prepared-activation matmul (kernels.h act_bytes, act_make,
+ * matmul_act; simd/matmul_fast.c QVL_MATMUL_ACT): the SIMD levels only,
+ * ref has none. */
+#define QVL_KERN_ACT_DECL(isa)                                                                     \
+	size_t qvl_act_bytes_##isa(enum qvl_dtype wtype, size_t m, size_t k);                      \
+	void qvl_act_make_##isa(void *xa, enum qvl_dtype wtype, const float *X, size_t ldx,        \
+				size_t m, size_t k);                                               \
+	void qvl_matmul_act_##isa(float *Y, size_t ldy, const float *X, size_t ldx,                \
+				  const void *xa, const void *W, enum qvl_dtype wtype, size_t ldw, \
+				  const float *bias, size_t m, size_t n, size_t k)
+
+QVL_KERN_ACT_DECL(avx2);
+QVL_KERN_ACT_DECL(avx512);
 
 /* AVX512-BF16 opt-in matmul (activations rounded to bf16; not exact). */
 void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
