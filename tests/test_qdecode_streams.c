@@ -146,10 +146,10 @@ static void test_act_level(void)
 	int rc = qvl_kernels_get(&k5own, QVL_SIMD_AVX512);
 	unsetenv("QVL_QDECODE_AVX512");
 	ok(k5.act_bytes == k2.act_bytes && k5.act_make == k2.act_make &&
-		   k5.matmul_act == k2.matmul_act && k5.matmul_fast != k2.matmul_fast,
+	       k5.matmul_act == k2.matmul_act && k5.matmul_fast != k2.matmul_fast,
 	   "avx512: the AVX2 act kernels, its own matmul_fast");
 	ok(!rc && k5own.act_make && k5own.act_make != k2.act_make &&
-		   k5own.matmul_act != k2.matmul_act && k5own.matmul_fast == k5.matmul_fast,
+	       k5own.matmul_act != k2.matmul_act && k5own.matmul_fast == k5.matmul_fast,
 	   "avx512 with QVL_QDECODE_AVX512: its own act kernels");
 }
 
