@@ -12,7 +12,7 @@
 #include "pool.h"
 
 struct qvl_kernels qvl_kern;
-struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20, QVL_QDEC_STREAMS};
+struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20, QVL_QDEC_STREAMS, 0};
 
 static const char *const level_names[] = {"ref", "avx2", "avx512"};
 
@@ -77,6 +77,49 @@ static void blocking_init(void)
 	 * (qdot_x8_act.h; benchmarks) */
 	if (qvl_env_uint("QVL_QDECODE_STREAMS", 1, 4, &sm))
 		qvl_gemm_blk.qdec_streams = (int)sm;
+	/* QVL_QDECODE_ROWS: the rows of one such call, exactly (benchmarks;
+	 * whole 16-row groups, so never 0 = not set) */
+	if (qvl_env_uint("QVL_QDECODE_ROWS", 16, 8192, &sm))
+		qvl_gemm_blk.qdec_rows = (size_t)sm & ~(size_t)15;
+}
+
+size_t qvl_qdecode_rows(void)
+{
+	return qvl_gemm_blk.qdec_rows;
+}
+
+/* The level whose prepared-activation kernels (kernels.h act_bytes,
+ * act_make, matmul_act) serve `level`: its own, except at avx512, which
+ * takes the AVX2 ones (the decode's products, m <= 16, every decode step
+ * and batch). On Zen 5 the 256-bit form streams faster: q4_0 39.6 -> 42.0
+ * and q8_0 19.7 -> 21.7 tok/s, q4_k_m even (tenth session, alternated;
+ * docs/todo-qisa.md); its sums are the AVX2 level's bits, not the 512-bit
+ * matmul_fast's. QVL_QDECODE_AVX512 (set) keeps the 512-bit form. */
+static enum qvl_simd_level act_level(enum qvl_simd_level level)
+{
+#ifdef HAVE_AVX2_KERNELS
+	if (level == QVL_SIMD_AVX512 && !getenv("QVL_QDECODE_AVX512"))
+		return QVL_SIMD_AVX2;
+#endif
+	return level;
+}
+
+static void fill_act(struct qvl_kernels *k, enum qvl_simd_level level)
+{
+	switch (act_level(level)) {
+#ifdef HAVE_AVX2_KERNELS
+	case QVL_SIMD_AVX2:
+		FILL_ACT(k, avx2);
+		break;
+#endif
+#ifdef HAVE_AVX512_KERNELS
+	case QVL_SIMD_AVX512:
+		FILL_ACT(k, avx512);
+		break;
+#endif
+	default: /* ref: the kernels quantize X themselves */
+		break;
+	}
 }
 
 int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)
@@ -92,32 +135,22 @@ int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)
 	switch (level) {
 	case QVL_SIMD_REF:
 		FILL(k, ref);
-		return 0;
+		break;
 #ifdef HAVE_AVX2_KERNELS
 	case QVL_SIMD_AVX2:
 		FILL(k, avx2);
-		FILL_ACT(k, avx2);
-		return 0;
+		break;
 #endif
 #ifdef HAVE_AVX512_KERNELS
 	case QVL_SIMD_AVX512:
 		FILL(k, avx512);
-		FILL_ACT(k, avx512);
-#ifdef HAVE_AVX2_KERNELS
-		/* The decode's prepared-activation products (m <= 16, every
-		 * decode step and batch) in their 256-bit form: on Zen 5 they
-		 * stream faster, q4_0 39.6 -> 42.0 and q8_0 19.7 -> 21.7 tok/s,
-		 * q4_k_m even (tenth session, alternated; docs/todo-qisa.md).
-		 * Their sums are the AVX2 level's bits, not the 512-bit
-		 * matmul_fast's. QVL_QDECODE_AVX512=1 keeps the 512-bit form. */
-		if (!getenv("QVL_QDECODE_AVX512"))
-			FILL_ACT(k, avx2);
-#endif
-		return 0;
+		break;
 #endif
 	default:
 		return -ENOTSUP;
 	}
+	fill_act(k, level);
+	return 0;
 }
 
 int qvl_kernels_init(struct qvl_err *err)

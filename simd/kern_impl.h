@@ -92,12 +92,6 @@ static inline void qvl_deq_block(float *dst, const uint8_t *blk, enum qvl_dtype 
 	void qvl_matmul_fast_##isa(float *Y, size_t ldy, const float *X, size_t ldx,               \
 				   const void *W, enum qvl_dtype wtype, size_t ldw,                \
 				   const float *bias, size_t m, size_t n, size_t k);               \
-	size_t qvl_act_bytes_##isa(enum qvl_dtype wtype, size_t m, size_t k);                      \
-	void qvl_act_make_##isa(void *xa, enum qvl_dtype wtype, const float *X, size_t ldx,        \
-				size_t m, size_t k);                                               \
-	void qvl_matmul_act_##isa(float *Y, size_t ldy, const float *X, size_t ldx,                \
-				  const void *xa, const void *W, enum qvl_dtype wtype, size_t ldw, \
-				  const float *bias, size_t m, size_t n, size_t k);                \
 	void qvl_rmsnorm_##isa(float *y, const float *x, const float *w, size_t n, float eps);     \
 	void qvl_add_rmsnorm_##isa(float *y, float *x, const float *r, const float *w, size_t n,   \
 				   float eps);                                                     \
@@ -148,6 +142,20 @@ QVL_KERN_DECL(ref);
 QVL_KERN_DECL(avx2);
 QVL_KERN_DECL(avx512);
 
+/* The prepared-activation matmul (kernels.h act_bytes, act_make,
+ * matmul_act; simd/matmul_fast.c QVL_MATMUL_ACT): the SIMD levels only,
+ * ref has none. */
+#define QVL_KERN_ACT_DECL(isa)                                                                     \
+	size_t qvl_act_bytes_##isa(enum qvl_dtype wtype, size_t m, size_t k);                      \
+	void qvl_act_make_##isa(void *xa, enum qvl_dtype wtype, const float *X, size_t ldx,        \
+				size_t m, size_t k);                                               \
+	void qvl_matmul_act_##isa(float *Y, size_t ldy, const float *X, size_t ldx,                \
+				  const void *xa, const void *W, enum qvl_dtype wtype, size_t ldw, \
+				  const float *bias, size_t m, size_t n, size_t k)
+
+QVL_KERN_ACT_DECL(avx2);
+QVL_KERN_ACT_DECL(avx512);
+
 /* AVX512-BF16 opt-in matmul (activations rounded to bf16; not exact). */
 void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 			       enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,
@@ -169,6 +177,10 @@ struct qvl_gemm_blocking {
 	/* repacked (X8) decode: row streams read at once, far apart (1-4;
 	 * qdot_x8_act.h) */
 	int qdec_streams;
+	/* rows per claim of a one-row product on a prepared activation
+	 * (QVL_QDECODE_ROWS, a multiple of 16); 0: not set, src/forward.c's
+	 * share_chunk() picks (kernels.h qvl_qdecode_rows()) */
+	size_t qdec_rows;
 };
 extern struct qvl_gemm_blocking qvl_gemm_blk;
 

@@ -96,29 +96,25 @@ int qvl_unrepack(void *dst, enum qvl_dtype t, const void *src, enum qvl_dtype rt
 void qvl_qmatmul_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 			enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
 			size_t k);
-int qvl_qmatmul_x8_avx2(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
-			enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
-			size_t k);
-int qvl_qmatmul_x8_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
-			  enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m, size_t n,
-			  size_t k);
-/* The same in two halves (qdot_x8_act.h; kernels.h act_bytes, act_make,
- * matmul_act): the bytes of m activation rows of k values prepared for
- * repacked type rt (0: rt is not one, or k not whole activation blocks),
- * their making, and the product on them (as qvl_qmatmul_x8_*: -EINVAL for
- * rows not whole groups, -ENOMEM without scratch; nothing written then). */
-size_t qvl_qact_x8_bytes_avx2(enum qvl_dtype rt, size_t m, size_t k);
-size_t qvl_qact_x8_bytes_avx512(enum qvl_dtype rt, size_t m, size_t k);
-void qvl_qact_x8_make_avx2(void *xa, enum qvl_dtype rt, const float *X, size_t ldx, size_t m,
-			   size_t k);
-void qvl_qact_x8_make_avx512(void *xa, enum qvl_dtype rt, const float *X, size_t ldx, size_t m,
-			     size_t k);
-int qvl_qmatmul_x8_act_avx2(float *Y, size_t ldy, const void *xa, const void *W,
-			    enum qvl_dtype rt, size_t ldw, const float *bias, size_t m, size_t n,
-			    size_t k);
-int qvl_qmatmul_x8_act_avx512(float *Y, size_t ldy, const void *xa, const void *W,
-			      enum qvl_dtype rt, size_t ldw, const float *bias, size_t m, size_t n,
-			      size_t k);
+/* A SIMD level's qvl_qmatmul_x8, then the same in two halves
+ * (qdot_x8_act.h; kernels.h act_bytes, act_make, matmul_act): the bytes of
+ * m activation rows of k values prepared for repacked type rt (0: rt is
+ * not one, or k not whole activation blocks), their making, and the
+ * product on them (as qvl_qmatmul_x8_*: -EINVAL for rows not whole groups,
+ * -ENOMEM without scratch; nothing written then). */
+#define QVL_QX8_DECL(isa)                                                                          \
+	int qvl_qmatmul_x8_##isa(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,  \
+				 enum qvl_dtype wtype, size_t ldw, const float *bias, size_t m,    \
+				 size_t n, size_t k);                                              \
+	size_t qvl_qact_x8_bytes_##isa(enum qvl_dtype rt, size_t m, size_t k);                     \
+	void qvl_qact_x8_make_##isa(void *xa, enum qvl_dtype rt, const float *X, size_t ldx,       \
+				    size_t m, size_t k);                                           \
+	int qvl_qmatmul_x8_act_##isa(float *Y, size_t ldy, const void *xa, const void *W,          \
+				     enum qvl_dtype rt, size_t ldw, const float *bias, size_t m,   \
+				     size_t n, size_t k)
+
+QVL_QX8_DECL(avx2);
+QVL_QX8_DECL(avx512);
 
 /* The Q4_K case (qrepack_q4k.c): convert n rows of k values either way
  * (to: plain -> x8), 0 or -EINVAL; row r of one block of 8 rows back to

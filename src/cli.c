@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pool.h"
 #include "util.h"
 
 void cli_init(struct cli *c, const char *cmd, int argc, char **argv, const char *shortopts,
@@ -122,21 +123,9 @@ int cli_real(const char *cmd, const char *opt, const char *s, double lo, bool lo
 	return 0;
 }
 
-/* CPUs this process may run on (its affinity mask; at least 1). */
-static int cli_usable_cpus(void)
-{
-	cpu_set_t set;
-	long n;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-		return CPU_COUNT(&set);
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 && n < 1 << 20 ? (int)n : 1;
-}
-
 int cli_threads(const char *cmd, int threads)
 {
-	int cpus = cli_usable_cpus();
+	int cpus = qvl_cpus_allowed();
 
 	if (threads <= cpus)
 		return threads;

@@ -17,12 +17,10 @@
 #include "config.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine_impl.h"
-#include "env.h"
 #include "kvpool_impl.h"
 #include "pool.h"
 
@@ -103,6 +101,7 @@ static void act_prep(struct fwd *f, const float *X, size_t ldx, size_t m)
 	struct qvl_engine *e = f->e;
 	const struct qvl_kernels *k = &e->k;
 	size_t off[3], need = 0;
+	bool first[3]; /* w[p] is the first of its type: it makes the bytes */
 
 	for (int p = 0; p < 3; p++)
 		f->xa[p] = NULL;
@@ -112,11 +111,13 @@ static void act_prep(struct fwd *f, const float *X, size_t ldx, size_t m)
 		size_t b = k->act_bytes(f->w[p]->type, m, f->w[p]->k);
 
 		off[p] = SIZE_MAX;
+		first[p] = false;
 		for (int q = 0; q < p; q++)
 			if (f->w[q]->type == f->w[p]->type && f->w[q]->k == f->w[p]->k)
 				off[p] = off[q]; /* same type: the same bytes */
 		if (off[p] == SIZE_MAX && b) {
 			off[p] = need;
+			first[p] = true;
 			need += (b + 63) & ~(size_t)63;
 		}
 	}
@@ -132,14 +133,10 @@ static void act_prep(struct fwd *f, const float *X, size_t ldx, size_t m)
 		e->xa_cap = need;
 	}
 	for (int p = 0; p < f->nw; p++) {
-		bool made = false;
-
 		if (off[p] == SIZE_MAX)
 			continue;
-		for (int q = 0; q < p; q++)
-			made = made || (f->xa[q] && off[q] == off[p]);
 		f->xa[p] = (uint8_t *)e->xa + off[p];
-		if (!made)
+		if (first[p])
 			k->act_make((uint8_t *)e->xa + off[p], f->w[p]->type, X, ldx, m,
 				    f->w[p]->k);
 	}
@@ -218,29 +215,19 @@ static size_t matmul_cols(const struct fwd *f)
  * as many rows for the logits (argmax_task). 512 rows in 4 streams: 256-1024
  * measured the same, 64 (one stream of 8 groups) 13 % slower on q4_0. */
 #define SHARE_CHUNK_Q 512
-static size_t chunk_q = SHARE_CHUNK_Q;
-static bool chunk_q_set; /* QVL_QDECODE_ROWS: exactly that */
-static pthread_once_t chunk_q_once = PTHREAD_ONCE_INIT;
-
-static void chunk_q_init(void)
-{
-	uint64_t v;
-
-	if (qvl_env_uint("QVL_QDECODE_ROWS", 16, 8192, &v)) {
-		chunk_q = (size_t)v & ~(size_t)15;
-		chunk_q_set = true;
-	}
-}
 
 static size_t share_chunk(const struct fwd *f)
 {
 	if (f->m == 1 && f->xa[0]) {
-		pthread_once(&chunk_q_once, chunk_q_init);
-		/* by default at least two chunks a thread, so that many threads
-		 * still share a 1024-row product */
-		size_t per = (matmul_cols(f) / (2 * (size_t)f->e->nth)) & ~(size_t)15;
-		if (chunk_q_set || per >= chunk_q)
-			return chunk_q;
+		size_t set = qvl_qdecode_rows(), per;
+
+		if (set)
+			return set; /* QVL_QDECODE_ROWS: exactly that */
+		/* at least two chunks a thread, so that many threads still
+		 * share a 1024-row product */
+		per = (matmul_cols(f) / (2 * (size_t)f->e->nth)) & ~(size_t)15;
+		if (per >= SHARE_CHUNK_Q)
+			return SHARE_CHUNK_Q;
 		return per > SHARE_CHUNK ? per : SHARE_CHUNK;
 	}
 	return f->m > 1 ? SHARE_CHUNK_ROWS : SHARE_CHUNK;

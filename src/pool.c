@@ -493,6 +493,17 @@ out:
 	return rc;
 }
 
+int qvl_cpus_allowed(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN); /* more CPUs than a cpu_set_t holds */
+	return n > 0 && n < 1 << 20 ? (int)n : 1;
+}
+
 static bool verbose(void)
 {
 	return qvl_env_flag("QVL_POOL_VERBOSE", false);

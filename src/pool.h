@@ -30,6 +30,11 @@ int qvl_pool_create(struct qvl_pool **out, int nthreads, const char *cpulist, st
  * process, no repeats), without creating anything: for option parsers that
  * must name the flag or file:line. */
 int qvl_cpulist_check(const char *cpulist, struct qvl_err *err);
+/* The CPUs this process may run on (its affinity mask, e.g. taskset's; at
+ * least 1): the most compute threads worth asking for, since more would
+ * take turns on the same CPUs and the pool's spinning barriers then wait
+ * for descheduled threads. qvlctl and qvld clamp --threads to it. */
+int qvl_cpus_allowed(void);
 void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg);
 int qvl_pool_size(const struct qvl_pool *p);
 /* Describe the placement ("thread 1 -> PU 1 (core 1)", ...) into buf. */

@@ -28,7 +28,7 @@
 #define VIS_QB		64  /* queries per attention block */
 #define VIS_MC		256 /* rows per weight-product call (struct qvl_vision) */
 #define VIS_MC_MIN	128
-#define VIS_XPACK_MAX_N 1024 /* patches: X packed once per product up to this (begin) */
+#define VIS_XPACK_MAX_N 1024 /* patches up to which a run packs X once per product */
 
 struct vis_lin {
 	const void *w;
@@ -678,15 +678,15 @@ static struct vis_job vis_job_rows(enum vis_op op, enum vis_stage st, float *y, 
 
 /* y = x · Wᵀ + b, then the activation act (VIS_NONE, VIS_GELU_TANH,
  * VIS_GELU_ERF). Where the product runs on the GEMM over packed panels,
- * split by columns, x packed once: xin when a previous product left it
- * there (its return value), else in a pass of its own into room (a pool
+ * split by columns, x packed once: x_packed when a previous product left it
+ * there (its return value), else in a pass of its own into xpack (a pool
  * run: ~1 us while the workers spin) instead of by each thread for every
- * row; and y packed into xout too for the next product (NULL: not). Same
- * bits: the same packed words, the same tiles. Returns whether xout holds
- * y packed (room NULL: never). */
+ * row; and y packed into y_pack too for the next product (NULL: not). Same
+ * bits: the same packed words, the same tiles. Returns whether y_pack
+ * holds y packed (xpack NULL: never). */
 static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, size_t ldy,
 		       const float *x, size_t ldx, const struct vis_lin *l, size_t m,
-		       enum vis_op act, uint32_t *room, uint32_t *xin, uint32_t *xout)
+		       enum vis_op act, uint32_t *xpack, uint32_t *x_packed, uint32_t *y_pack)
 {
 	struct vis_job j = vis_job_rows(VIS_MATMUL, st, y, ldy, x, ldx, m);
 	const int nth = v->pool ? qvl_pool_size(v->pool) : 1;
@@ -694,24 +694,24 @@ static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, 
 
 	j.act = act;
 	j.lin = l;
-	if (!room || !l->wp || !vis_col_split(l, nth) ||
+	if (!xpack || !l->wp || !vis_col_split(l, nth) ||
 	    m / vis_row_blocks(v, m) < GEMM_BF16_MIN_M) {
 		vis_run(v, &j);
 		return false;
 	}
-	if (xin) {
-		j.xp = xin;
+	if (x_packed) {
+		j.xp = x_packed;
 	} else {
 		struct vis_job pj = j;
 		pj.op = VIS_PACKX;
-		pj.xp = j.xp = room;
+		pj.xp = j.xp = xpack;
 		vis_run(v, &pj);
 	}
-	j.xo = xout;
+	j.xo = y_pack;
 	j.unpacked = &unpacked;
 	vis_run(v, &j);
 	/* relaxed: the pool run's completion barrier orders the workers' stores */
-	return xout && !atomic_load_explicit(&unpacked, memory_order_relaxed);
+	return y_pack && !atomic_load_explicit(&unpacked, memory_order_relaxed);
 }
 
 static void vis_rows(const struct qvl_vision *v, enum vis_op op, enum vis_stage st, float *y,
@@ -808,8 +808,8 @@ static int vis_bf16attn_alloc(const struct qvl_vision *v, size_t N, size_t nth, 
 }
 
 static void vis_merge(const struct qvl_vision *v, const struct vis_merger *mg, bool post_norm,
-		      const float *x, size_t N, float *u, float *t, float *out, uint32_t *room,
-		      uint32_t *xo)
+		      const float *x, size_t N, float *u, float *t, float *out, uint32_t *xpack,
+		      uint32_t *hpack)
 {
 	const size_t D = (size_t)v->Dv, w4 = 4 * D, nt = N / 4;
 	if (post_norm)
@@ -817,10 +817,10 @@ static void vis_merge(const struct qvl_vision *v, const struct vis_merger *mg, b
 	else
 		vis_rows(v, VIS_LN, VST_MERGE, u, D, x, D, N, D, &mg->norm);
 	/* u viewed [N/4][4D]: one 2x2 merge window per row */
-	bool pk =
-	    vis_matmul(v, VST_MERGE, t, w4, u, w4, &mg->fc1, nt, VIS_GELU_ERF, room, NULL, xo);
-	vis_matmul(v, VST_MERGE, out, (size_t)v->Do, t, w4, &mg->fc2, nt, VIS_NONE, room,
-		   pk ? xo : NULL, NULL);
+	bool t_packed =
+	    vis_matmul(v, VST_MERGE, t, w4, u, w4, &mg->fc1, nt, VIS_GELU_ERF, xpack, NULL, hpack);
+	vis_matmul(v, VST_MERGE, out, (size_t)v->Do, t, w4, &mg->fc2, nt, VIS_NONE, xpack,
+		   t_packed ? hpack : NULL, NULL);
 }
 
 void qvl_vision_set_progress(struct qvl_vision *v, void (*fn)(void *ctx, int done, int depth),
@@ -838,14 +838,36 @@ struct qvl_vision_run {
 	struct qvl_vision *v;
 	size_t N;
 	float *x, *u, *att, *qkv, *h, *cs, *sn;
-	void *ab;     /* the bf16 attention's buffers, or NULL */
-	uint32_t *xp; /* room for a product's X packed once (vis_matmul), or NULL */
-	uint32_t *xh; /* fc1's output packed as fc2's X (vis_matmul), or NULL */
+	void *ab;	 /* the bf16 attention's buffers, or NULL */
+	uint32_t *xpack; /* a product's X packed once (vis_xpack_alloc), or NULL */
+	uint32_t *hpack; /* fc1's output packed as fc2's X, or NULL */
 	struct vis_job aj;
 	float *main, *ds;
 	size_t ds_stride;
 	int b; /* blocks done */
 };
+
+/* The X-pack pass's buffers (vis_matmul): xpack for a product's input, N
+ * rows of kx = max(patch_dim, D) (the mergers' N / 4 rows of 4 D are
+ * N D / 2 words too), hpack for fc1's output as fc2's input, N rows of hsz
+ * = max(I, D) (the mergers' 4 D: N D / 2 words). Both or neither: without
+ * them each thread packs its own rows of X from f32, the same bits. */
+static void vis_xpack_alloc(struct qvl_vision_run *r, size_t kx, size_t hsz)
+{
+	const size_t wb = sizeof(uint32_t);
+	size_t xw, hw;
+
+	if (__builtin_mul_overflow(r->N, (kx + 1) / 2, &xw) || xw > SIZE_MAX / wb ||
+	    __builtin_mul_overflow(r->N, (hsz + 1) / 2, &hw) || hw > SIZE_MAX / wb)
+		return;
+	r->xpack = malloc(xw * wb);
+	r->hpack = malloc(hw * wb);
+	if (!r->xpack || !r->hpack) {
+		free(r->xpack);
+		free(r->hpack);
+		r->xpack = r->hpack = NULL;
+	}
+}
 
 int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *main, float *ds,
 		     size_t ds_stride, struct qvl_vision_run **out, struct qvl_err *err)
@@ -905,24 +927,14 @@ int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *m
 				N);
 	}
 
-	/* packed X (vis_matmul): xp of the inputs, N rows of k = patch_dim or
-	 * D (the mergers' N / 4 rows of 4 D are N D / 2 words too), xh of the
-	 * hidden rows (I wide; the mergers' 4 D: N D / 2 words). None: each
-	 * thread packs its own, from the f32 rows. Only up to VIS_XPACK_MAX_N
-	 * patches: measured quiet (docs/todo-vis4.md), 448x448 (784 patches,
-	 * fc2's packed X 6.4 MB) 3.5 % less tower time with them, 1024x768
-	 * (3072, 25 MB: out of the caches between the pass that writes it and
-	 * the product that reads it) ~1.5 % more. */
-	if (v->packed && N <= VIS_XPACK_MAX_N) {
-		size_t kx = (size_t)v->patch_dim > D ? (size_t)v->patch_dim : D, xw, hw;
-		if (!__builtin_mul_overflow(N, (kx + 1) / 2, &xw) && xw <= SIZE_MAX / 4 &&
-		    !__builtin_mul_overflow(N, (hsz + 1) / 2, &hw) && hw <= SIZE_MAX / 4 &&
-		    (r->xp = malloc(xw * 4)) && !(r->xh = malloc(hw * 4))) {
-			free(r->xp);
-			r->xp = NULL;
-		}
-	}
-	vis_matmul(v, VST_PATCH, r->x, D, px->x, (size_t)px->dim, &v->patch, N, VIS_NONE, r->xp,
+	/* Only up to VIS_XPACK_MAX_N patches: measured quiet
+	 * (docs/todo-vis4.md), 448x448 (784 patches, fc2's packed X 6.4 MB)
+	 * 3.5 % less tower time with them, 1024x768 (3072, 25 MB: out of the
+	 * caches between the pass that writes it and the product that reads
+	 * it) ~1.5 % more. */
+	if (v->packed && N <= VIS_XPACK_MAX_N)
+		vis_xpack_alloc(r, (size_t)v->patch_dim > D ? (size_t)v->patch_dim : D, hsz);
+	vis_matmul(v, VST_PATCH, r->x, D, px->x, (size_t)px->dim, &v->patch, N, VIS_NONE, r->xpack,
 		   NULL, NULL);
 	{
 		uint64_t t0 = v->prof ? vis_prof_thread_ns() : 0,
@@ -956,7 +968,8 @@ int qvl_vision_run(struct qvl_vision_run *r, int k)
 		const int b = r->b;
 		const struct vis_block *bk = &v->blk[b];
 		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n1);
-		vis_matmul(v, VST_QKV, qkv, 3 * D, u, D, &bk->qkv, N, VIS_NONE, r->xp, NULL, NULL);
+		vis_matmul(v, VST_QKV, qkv, 3 * D, u, D, &bk->qkv, N, VIS_NONE, r->xpack, NULL,
+			   NULL);
 		struct vis_job rj = r->aj;
 		rj.op = VIS_ROPE;
 		rj.st = VST_ROPE;
@@ -966,18 +979,18 @@ int qvl_vision_run(struct qvl_vision_run *r, int k)
 		rj.sn = r->sn;
 		vis_run(v, &rj);
 		vis_run(v, &r->aj);
-		vis_matmul(v, VST_PROJ, u, D, att, D, &bk->proj, N, VIS_NONE, r->xp, NULL, NULL);
+		vis_matmul(v, VST_PROJ, u, D, att, D, &bk->proj, N, VIS_NONE, r->xpack, NULL, NULL);
 		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
 		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n2);
-		bool pk = vis_matmul(v, VST_FC1, h, I, u, D, &bk->fc1, N, VIS_GELU_TANH, r->xp,
-				     NULL, r->xh);
-		vis_matmul(v, VST_FC2, u, D, h, I, &bk->fc2, N, VIS_NONE, r->xp, pk ? r->xh : NULL,
-			   NULL);
+		bool h_packed = vis_matmul(v, VST_FC1, h, I, u, D, &bk->fc1, N, VIS_GELU_TANH,
+					   r->xpack, NULL, r->hpack);
+		vis_matmul(v, VST_FC2, u, D, h, I, &bk->fc2, N, VIS_NONE, r->xpack,
+			   h_packed ? r->hpack : NULL, NULL);
 		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
 		int ki = v->ds_of_block[b];
 		if (ki >= 0 && r->ds)
 			vis_merge(v, &v->ds[ki], true, x, N, u, att,
-				  r->ds + (size_t)ki * r->ds_stride, r->xp, r->xh);
+				  r->ds + (size_t)ki * r->ds_stride, r->xpack, r->hpack);
 		if (v->progress)
 			v->progress(v->progress_ctx, b + 1, v->depth);
 	}
@@ -991,15 +1004,15 @@ int qvl_vision_end(struct qvl_vision_run *r)
 	if (!r)
 		return rc;
 	if (r->b == r->v->depth) {
-		vis_merge(r->v, &r->v->merger, false, r->x, r->N, r->u, r->att, r->main, r->xp,
-			  r->xh);
+		vis_merge(r->v, &r->v->merger, false, r->x, r->N, r->u, r->att, r->main, r->xpack,
+			  r->hpack);
 		if (r->v->prof)
 			r->v->prof->images++;
 		rc = 0;
 	}
 	free(r->ab);
-	free(r->xp);
-	free(r->xh);
+	free(r->xpack);
+	free(r->hpack);
 	free(r->x);
 	free(r);
 	return rc;

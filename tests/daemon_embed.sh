@@ -3,9 +3,9 @@
 # embed-image -o` writes for the same image, byte for byte, at each
 # precision: the same preprocessing and the same tower, whether the engine
 # runs it for a socket or in-process. Both with 1 thread: a bf16 result may
-# depend on how the rows are split among threads, and qvlctl clamps
-# --threads to the CPUs it may use where qvld does not (under taskset -c 0
-# the 100x70 image differed at --threads 2). Two images: the square golden
+# depend on how the rows are split among threads, and both clamp --threads
+# to the CPUs they may use (under taskset -c 0, before qvld did, the 100x70
+# image differed at --threads 2). Two images: the square golden
 # gradient and an odd-sized one (100x70, resized).
 . "${QVL_SRCDIR:-.}/tests/qvld_lib.sh"
 need_model

@@ -7,7 +7,8 @@
  *   beside_dec ID...    the decode, with the image request submitted after
  *   beside_img ID...    its third token, streaming both
  *   gap G               decode tokens streamed between the image request's
- *                       submission and its first token
+ *                       hand-off to the scheduler and its first token, in
+ *                       the ring's order (free of this client's lag)
  *   cancel P T          the image request cancelled once an encode part
  *                       ran beside a decode: encode parts it ran, its tokens
  *   kill P              the same request of a child process SIGKILLed:
@@ -37,6 +38,7 @@
 #define N_IMG  6
 #define DEC_UD 1
 #define IMG_UD 2
+#define NOP_UD 3
 
 static struct qvl_image pics[3];
 static struct qvl *q, *qs;
@@ -122,13 +124,35 @@ static int alone(const char *what, bool img)
 	return c.res == 0 && c.n_tokens == (img ? N_IMG : N_DEC) ? 0 : -EPROTO;
 }
 
-/* The decode streams; after its third token the image request comes. */
+/* A NOP behind the image request: the poller completes it at once, after
+ * handing the SQEs before it to the scheduler (shm/poller.c), so the
+ * decode tokens read after its CQE came after the image request reached
+ * the scheduler, whenever this client reads them. */
+static int submit_nop(void)
+{
+	struct qvl_sqe *sqe = qvl_sqe_get(q);
+	int rc;
+
+	if (!sqe)
+		return -EAGAIN;
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = QVL_OP_NOP;
+	sqe->user_data = NOP_UD;
+	rc = qvl_submit(q);
+	return rc < 0 ? rc : 0;
+}
+
+/* The decode streams; after its third token the image request comes. The
+ * gap is counted in the order of the CQ ring, from the NOP behind the
+ * image request (the decode tokens already in the ring when this client
+ * submits, the more the later it reads, do not count): with the encode at
+ * admission it stays small however late this client is. */
 static int beside(void)
 {
 	struct qvl_req *rd, *ri = NULL;
 	struct qvl_cqe c, cd = {0}, ci = {0};
 	uint32_t dec = 0, at = 0;
-	bool got_d = false, got_i = false;
+	bool got_d = false, got_i = false, got_nop = false;
 	int gap = -1, rc = submit_dec(N_DEC, &rd);
 
 	while (rc == 0 && (!got_d || !got_i)) {
@@ -143,10 +167,14 @@ static int beside(void)
 				got_d = true;
 			}
 			if (!ri && (dec >= 3 || got_d) && (rc = submit_img(q, IMG_UD, &ri)) == 0)
-				at = dec;
+				rc = submit_nop();
+		} else if (c.user_data == NOP_UD) {
+			at = dec;
+			got_nop = c.res == 0;
 		} else if (c.user_data == IMG_UD) {
+			/* (no NOP yet: the image's token came first, no gap) */
 			if (gap < 0 && c.n_tokens >= 1)
-				gap = (int)(dec - at);
+				gap = got_nop ? (int)(dec - at) : 0;
 			if (!(c.flags & QVL_CQE_F_MORE)) {
 				ci = c;
 				got_i = true;

@@ -6,7 +6,9 @@
 # through the 3 images x 4 blocks of the tiny tower and the 4 layers of the
 # prompt's prefill. With --prefill-step-pct 0 (the old way, the encode
 # inside the admission) it streams none during the encode: the gap bound
-# below fails there, which the second daemon checks. Ids are those of the
+# below fails there, which the second daemon checks. The gap is counted
+# from a NOP behind the image request (daemon_visstep.c), so a client that
+# reads late does not inflate it. Ids are those of the
 # requests alone, and equal across the two daemons. Cancel and SIGKILL
 # during an encode free the sequences and KV pages (ASan: the log is
 # clean). Exact precision and an f32 KV cache: batched and alone agree bit
@@ -42,7 +44,7 @@ sed 's/^/# /' "$TMP/cut"
 res $? "the decode's and the image request's ids beside each other equal theirs alone"
 g=$(get cut gap)
 [ -n "$g" ] && [ "$g" -ge $GAP ]
-res $? "the decode streamed $g tokens between the image's submission and its first (>= $GAP)"
+res $? "the decode streamed $g tokens between the image's hand-off and its first (>= $GAP)"
 set -- $(get cut cancel)
 [ "${1:-0}" -ge 1 ] && [ "${1:-99}" -lt 12 ] && [ "${2:-1}" = 0 ]
 res $? "cancelled during its encode ($1 of 12 block parts ran): ends with no token"

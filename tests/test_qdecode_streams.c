@@ -10,7 +10,9 @@
  * matmul_act in the engine's chunks of weight rows: bit for bit
  * matmul_fast over the whole matrix, at m 1 (decode) and a batch; and one
  * x buffer changed in place between calls of every type in turn never
- * gives the last row's products (no state kept between calls). */
+ * gives the last row's products (no state kept between calls). Last, the
+ * level whose act kernels the avx512 table takes (simd/dispatch.c
+ * act_level): AVX2's unless QVL_QDECODE_AVX512 is set. */
 #include "config.h"
 
 #include "qdot.h"
@@ -129,6 +131,28 @@ static void test_prepared(const struct rp_type *c, size_t m, size_t n, size_t k,
 	free(y);
 }
 
+/* The avx512 table's prepared-activation kernels are the AVX2 level's
+ * (the faster decode), its own with QVL_QDECODE_AVX512 set; the rest of
+ * the table is avx512's either way. */
+static void test_act_level(void)
+{
+	struct qvl_kernels k2, k5, k5own;
+
+	if (qvl_kernels_get(&k2, QVL_SIMD_AVX2) || qvl_kernels_get(&k5, QVL_SIMD_AVX512)) {
+		skip(2, "no avx512 level here");
+		return;
+	}
+	setenv("QVL_QDECODE_AVX512", "1", 1);
+	int rc = qvl_kernels_get(&k5own, QVL_SIMD_AVX512);
+	unsetenv("QVL_QDECODE_AVX512");
+	ok(k5.act_bytes == k2.act_bytes && k5.act_make == k2.act_make &&
+	       k5.matmul_act == k2.matmul_act && k5.matmul_fast != k2.matmul_fast,
+	   "avx512: the AVX2 act kernels, its own matmul_fast");
+	ok(!rc && k5own.act_make && k5own.act_make != k2.act_make &&
+	       k5own.matmul_act != k2.matmul_act && k5own.matmul_fast == k5.matmul_fast,
+	   "avx512 with QVL_QDECODE_AVX512: its own act kernels");
+}
+
 int main(void)
 {
 	/* 4, 8, 9, 11 and 38 groups of 8 rows */
@@ -149,5 +173,7 @@ int main(void)
 		test_prepared(&types[t], 16, 200, k, 192);
 	}
 	test_cached_row();
+	unsetenv("QVL_QDECODE_AVX512"); /* the default table first */
+	test_act_level();
 	return done_testing();
 }

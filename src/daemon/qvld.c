@@ -315,13 +315,32 @@ static void *tok_main(void *arg)
 	return NULL;
 }
 
+/* More compute threads than CPUs this process may run on (taskset, a
+ * cgroup's cpuset) only take turns on them, and every pass's barrier then
+ * waits for a descheduled thread: clamped, as qvlctl does (src/cli.c). The
+ * default (0: one per physical core with an allowed CPU) is within it. */
+static void clamp_threads(struct daemon *d)
+{
+	int allowed = qvl_cpus_allowed();
+
+	if (d->o.cpus || d->o.threads <= allowed)
+		return;
+	log_warn("threads %d is more than the %d CPU%s this process may run on: using %d "
+		 "(extra threads would only take turns on the same CPUs)",
+		 (int)d->o.threads, allowed, allowed == 1 ? "" : "s", allowed);
+	d->o.threads = allowed;
+}
+
 static int start(struct daemon *d, struct qvl_err *err)
 {
+	struct qvl_engine_opts eo;
+	int stale, rc;
+
+	clamp_threads(d);
 	/* a daemon serves many tokens: its weights are worth the copy into
 	 * huge pages at start (engine.h) */
-	struct qvl_engine_opts eo = {
+	eo = (struct qvl_engine_opts){
 	    .threads = (int)d->o.threads, .cpus = d->o.cpus, .copy_weights = true};
-	int stale, rc;
 
 	rc = qvld_socket_claim(d->o.socket, &d->lock_fd, &stale, err);
 	if (rc < 0)
