@@ -173,31 +173,38 @@ QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t gs, const struct q
 		_mm256_storeu_ps(y + g * ys, acc[g]);
 }
 
+/* The decode of a repacked type in S far-apart streams (1-4): the n rows'
+ * groups of 8 cut into S parts of L groups, group g of every part read in
+ * one step (R(S, ...) with the parts gs bytes and ys outputs apart), the
+ * groups left over one at a time (R(1, ...)). R(G, w, gs, ..., y, ys) is a
+ * type's kernel, always inlined with G constant; each group's arithmetic
+ * is the same whatever G, so a row's result does not depend on S. */
+#define X8_DECODE(R, S, w, wrow, n, y, ...)                                                         \
+	do {                                                                                       \
+		size_t ng_ = (n) / QVL_X8_ROWS, L_ = (S) > 1 ? ng_ / (size_t)(S) : 0;                \
+		size_t gs_ = L_ * QVL_X8_ROWS * (wrow), ys_ = L_ * QVL_X8_ROWS;                    \
+		for (size_t g_ = 0; g_ < L_; g_++) {                                               \
+			const uint8_t *b_ = (w) + g_ * QVL_X8_ROWS * (wrow);                       \
+			float *y_ = (y) + g_ * QVL_X8_ROWS;                                        \
+			if ((S) == 4)                                                              \
+				R(4, b_, gs_, __VA_ARGS__, y_, ys_);                               \
+			else if ((S) == 3)                                                         \
+				R(3, b_, gs_, __VA_ARGS__, y_, ys_);                               \
+			else                                                                       \
+				R(2, b_, gs_, __VA_ARGS__, y_, ys_);                               \
+		}                                                                                  \
+		for (size_t j_ = (size_t)(S) * L_ * QVL_X8_ROWS; j_ < (n); j_ += QVL_X8_ROWS)      \
+			R(1, (w) + j_ * (wrow), 0, __VA_ARGS__, (y) + j_, 0);                      \
+	} while (0)
+
 static QD_T void qx_decode(const uint8_t *w, size_t wrow, const struct qvl_q8a *xq, size_t nb,
 			   float *y, size_t n, const struct qx_act *x, int S)
 {
-	size_t ng = n / QVL_X8_ROWS, L = S > 1 ? ng / (size_t)S : 0, j = 0;
-	size_t gs = L * QVL_X8_ROWS * wrow, ys = L * QVL_X8_ROWS;
-
-	/* S far-apart streams: group j of each of S parts of L groups */
 #if QX_ZMM
-#define QX_R qx_rows
+	X8_DECODE(qx_rows, S, w, wrow, n, y, xq, x, nb);
 #else
-#define QX_R qx_rows_ymm
+	X8_DECODE(qx_rows_ymm, S, w, wrow, n, y, xq, x, nb);
 #endif
-	for (size_t g = 0; g < L; g++) {
-		const uint8_t *b = w + g * QVL_X8_ROWS * wrow;
-		float *yg = y + g * QVL_X8_ROWS;
-		if (S == 4)
-			QX_R(4, b, gs, xq, x, nb, yg, ys);
-		else if (S == 3)
-			QX_R(3, b, gs, xq, x, nb, yg, ys);
-		else
-			QX_R(2, b, gs, xq, x, nb, yg, ys);
-	}
-	for (j = (size_t)S * L * QVL_X8_ROWS; j < n; j += 8)
-		QX_R(1, w + j * wrow, 0, xq, x, nb, y + j, 0);
-#undef QX_R
 }
 
 /* The template's 8-row panel (struct qd_panel) of one group: chunk c's low

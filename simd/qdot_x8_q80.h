@@ -176,21 +176,7 @@ Q8X_INL void q8x_run(float *Y, size_t ldy, const uint8_t *xa, const uint8_t *w, 
 	const struct qvl_q8a *x = (const struct qvl_q8a *)(const void *)xa;
 
 	if (m == 1) {
-		/* S far-apart streams: group g of each of S parts of L groups */
-		size_t ng = n / QVL_X8_ROWS, L = S > 1 ? ng / (size_t)S : 0;
-		size_t gs = L * QVL_X8_ROWS * wrow, ys = L * QVL_X8_ROWS;
-		for (size_t g = 0; g < L; g++) {
-			const uint8_t *b = w + g * QVL_X8_ROWS * wrow;
-			float *yg = Y + g * QVL_X8_ROWS;
-			if (S == 4)
-				q8x_rows(4, b, gs, x, nb, yg, ys);
-			else if (S == 3)
-				q8x_rows(3, b, gs, x, nb, yg, ys);
-			else
-				q8x_rows(2, b, gs, x, nb, yg, ys);
-		}
-		for (size_t j = (size_t)S * L * QVL_X8_ROWS; j < n; j += QVL_X8_ROWS)
-			q8x_rows(1, w + j * wrow, 0, x, nb, Y + j, 0);
+		X8_DECODE(q8x_rows, S, w, wrow, n, Y, x, nb);
 	} else {
 		qx_prefill(QVL_DT_Q8_0, 128, q8x_panel, QX_PAN16(q8x_panel16), w, wrow, xa,
 			   qvl_qdot_act_bytes(QVL_DT_Q8_0, k), nb, Y, ldy, m, n, scr);
