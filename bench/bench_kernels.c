@@ -405,66 +405,92 @@ static void bench_matvec(size_t n, size_t k, size_t l3, double bw)
 	free(W), free(x), free(y);
 }
 
-/* Decode attention over a long context: per layer 8 KV heads x 4096
- * positions x 128 dims (bf16 K and V), 2 query heads per KV head (the 2b
- * shape), attn_gqa spread over the pool by KV head; enough layers that the
- * cache does not fit in L3. Reported as GB/s of KV read vs the bandwidth. */
+/* Decode attention over a long context as the engine runs it: one query
+ * row (attn_tile), 2 query heads per KV head (the 2b shape), K and V in f16
+ * (the default KV type) in 64-position pages laid out as the engine's pool
+ * ([page][layer][K, V][head][64][128]) and handed out in shuffled order,
+ * 4096 positions, the KV heads of each layer spread over the pool; enough
+ * sequences that the cache does not fit in L3. Reported as GB/s of KV
+ * read vs the bandwidth. */
+#define ATT_PAGE 64
 struct att_task {
-	const uint16_t *kv; /* [layer][K|V][head][pos][dim] */
+	const uint8_t *base;
+	const uint32_t *ids; /* [seq][page] */
 	const float *q;
 	float *out;
-	size_t layer, nkvh, npos, dim, nq;
+	size_t seq, layer, nl, nkvh, npos, dim, nq;
 };
 
 static void att_run(void *arg, int ith, int nth)
 {
 	struct att_task *t = arg;
-	size_t lo, hi, head = t->npos * t->dim, layer = 2 * t->nkvh * head;
+	size_t lo, hi, head = ATT_PAGE * t->dim * 2, np = t->npos / ATT_PAGE;
 
 	qvl_split(t->nkvh, 1, ith, nth, &lo, &hi);
 	for (size_t g = lo; g < hi; g++) {
-		const uint16_t *K = t->kv + t->layer * layer + g * head;
-		const uint16_t *V = K + t->nkvh * head;
-		qvl_kern.attn_gqa(t->out + g * t->nq * t->dim, t->q + g * t->nq * t->dim, t->nq, K,
-				  V, QVL_DT_BF16, t->dim, t->npos, t->dim, 0.088f);
+		struct qvl_kv_view kv = {.base = t->base,
+					 .ids = t->ids + t->seq * np,
+					 .page_bytes = t->nl * 2 * t->nkvh * head,
+					 .page_rows = ATT_PAGE,
+					 .k_off = (t->layer * 2 * t->nkvh + g) * head,
+					 .v_off = (t->layer * 2 * t->nkvh + t->nkvh + g) * head,
+					 .stride = t->dim,
+					 .type = QVL_DT_F16};
+
+		qvl_kern.attn_tile(t->out + g * t->nq * t->dim, 0, t->q + g * t->nq * t->dim, 0,
+				   t->nq, 1, &kv, t->npos, t->dim, 0.088f);
 	}
 }
 
 static void bench_attn(size_t l3, double bw)
 {
-	struct att_task t = {.nkvh = 8, .npos = 4096, .dim = 128, .nq = 2};
-	size_t layer_bytes = 2 * t.nkvh * t.npos * t.dim * 2, nl = 4 * l3 / layer_bytes + 1;
-	uint16_t *kv = xalloc(nl * layer_bytes);
+	struct att_task t = {.nkvh = 8, .npos = 4096, .dim = 128, .nq = 2, .nl = 28};
+	size_t np = t.npos / ATT_PAGE, page = t.nl * 2 * t.nkvh * ATT_PAGE * t.dim * 2;
+	size_t seq_bytes = np * page, nseq = 4 * l3 / seq_bytes + 1;
+	uint8_t *kv = xalloc(nseq * seq_bytes);
+	uint32_t *ids = xalloc(nseq * np * sizeof(*ids));
 	float *q = xalloc(t.nkvh * t.nq * t.dim * 4), *out = xalloc(t.nkvh * t.nq * t.dim * 4);
-	double v[64];
-	char extra[160];
+	double v[64], bws[64];
+	char extra[192];
+	uint64_t rnd = 0x9e3779b97f4a7c15u;
 
-	for (size_t i = 0; i < nl * layer_bytes / 2; i++)
-		kv[i] = qvl_f32_to_bf16((float)(i % 101) * 0.01f - 0.5f);
+	for (size_t i = 0; i < nseq * seq_bytes / 2; i++)
+		((uint16_t *)kv)[i] = qvl_f32_to_f16((float)(i % 101) * 0.01f - 0.5f);
+	for (size_t i = 0; i < nseq * np; i++)
+		ids[i] = (uint32_t)i;
+	for (size_t i = nseq * np - 1; i > 0; i--) { /* pages out of order, as a pool's */
+		rnd = rnd * 6364136223846793005u + 1442695040888963407u;
+		size_t j = (size_t)(rnd >> 33) % (i + 1);
+		uint32_t x = ids[i];
+
+		ids[i] = ids[j], ids[j] = x;
+	}
 	for (size_t i = 0; i < t.nkvh * t.nq * t.dim; i++)
 		q[i] = (float)(i % 17) * 0.05f;
-	t.kv = kv, t.q = q, t.out = out;
-	double bws[64];
+	t.base = kv, t.ids = ids, t.q = q, t.out = out;
 	for (int r = -1; r < reps; r++) {
 		double b = bw_once(), t0 = qvl_now();
-		for (t.layer = 0; t.layer < nl; t.layer++)
-			qvl_pool_run(pool, att_run, &t);
+		for (t.seq = 0; t.seq < nseq; t.seq++)
+			for (t.layer = 0; t.layer < t.nl; t.layer++)
+				qvl_pool_run(pool, att_run, &t);
 		if (r >= 0) {
-			v[r] = (double)(nl * layer_bytes) / (qvl_now() - t0) / 1e9;
+			v[r] = (double)(nseq * seq_bytes) / (qvl_now() - t0) / 1e9;
 			bws[r] = b;
 		}
 	}
 	struct bench_stat s, ratio;
 	snprintf(extra, sizeof(extra),
-		 "\"kv_heads\":%zu,\"q_per_kv\":%zu,\"positions\":%zu,\"dim\":%zu,\"layers\":%zu",
-		 t.nkvh, t.nq, t.npos, t.dim, nl);
-	emit_vs_bw("attn_decode_bf16", v, bws, extra, &s, &ratio);
+		 "\"kv_type\":\"f16\",\"page_positions\":%d,\"kv_heads\":%zu,\"q_per_kv\":%zu,"
+		 "\"positions\":%zu,\"dim\":%zu,\"layers\":%zu,\"sequences\":%zu",
+		 ATT_PAGE, t.nkvh, t.nq, t.npos, t.dim, t.nl, nseq);
+	emit_vs_bw("attn_decode_paged", v, bws, extra, &s, &ratio);
 	fprintf(stderr,
-		"decode attention bf16 KV, 4096 positions, %zu layers (%zu MiB): %.1f GB/s of KV "
-		"= %.2f of bandwidth [%.2f-%.2f]\n",
-		nl, nl * layer_bytes >> 20, s.med, ratio.med, ratio.lo, ratio.hi);
+		"decode attention, f16 KV in shuffled 64-position pages, 4096 positions, %zu "
+		"sequences of %zu layers (%zu MiB): %.1f GB/s of KV = %.2f of bandwidth "
+		"[%.2f-%.2f]\n",
+		nseq, t.nl, nseq * seq_bytes >> 20, s.med, ratio.med, ratio.lo, ratio.hi);
 	(void)bw;
-	free(kv), free(q), free(out);
+	free(kv), free(ids), free(q), free(out);
 }
 
 int main(int argc, char **argv)

@@ -25,7 +25,8 @@
 # --shape 2b`, in $QVL_BENCH_DIR, default /tmp/qvl-bench-llama).
 # QVL_BENCH_TYPE=q8_0|q4_0|q4_k_m|... converts to that type instead of bf16.
 # Knobs: QVL_BENCH_REPS (3), QVL_BENCH_THREADS (2), QVL_BENCH_PP (512),
-# QVL_BENCH_TG (32), QVL_BENCH_VISION=0 to skip the vision figures,
+# QVL_BENCH_TG (32), QVL_BENCH_DEPTH (0: none) adds the decode at that many
+# positions of context on both sides (llama-bench -d), QVL_BENCH_VISION=0 to skip the vision figures,
 # QVL_BENCH_EXACT=0 to skip the --precision exact prefill (slow on K-quants).
 #
 # The decode bound: each round also measures the machine's read bandwidth
@@ -43,6 +44,7 @@ REPS=${QVL_BENCH_REPS:-3}
 TH=${QVL_BENCH_THREADS:-2}
 PP=${QVL_BENCH_PP:-512}
 TG=${QVL_BENCH_TG:-32}
+DEPTH=${QVL_BENCH_DEPTH:-0}
 PY=${PYTHON3:-python3}
 
 find_bin() { # DIR NAME: the llama.cpp binary, in DIR/bin or DIR
@@ -98,10 +100,22 @@ echo "bench_llama: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $TH 
 # text REP LEVEL LLAMA_BENCH [SIMD]: one interleaved round of the text figures
 text_round() {
 	r=$1 tag=$2 lb=$3 simd=$4
-	QVL_SIMD=$simd "$QVLCTL" bench --model "$GGUF" --prompt-tokens "$PP" --gen-tokens "$TG" --reps 1 \
+	# llama-bench's tg decodes from an empty context (positions 0..TG-1),
+	# so qvl's decode runs after a one-token prompt, not after the pp
+	# prompt: the same positions, the same attention work
+	QVL_SIMD=$simd "$QVLCTL" bench --model "$GGUF" --prompt-tokens 1 --gen-tokens "$TG" --reps 1 \
 		--threads "$TH" --quiet --json >"$TMP/$tag.qvl.$r" 2>"$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+	QVL_SIMD=$simd "$QVLCTL" bench --model "$GGUF" --prompt-tokens "$PP" --gen-tokens 1 --reps 1 \
+		--threads "$TH" --quiet --json >"$TMP/$tag.qvlpp.$r" 2>"$TMP/err" || { cat "$TMP/err" >&2; return 1; }
 	"$lb" -m "$GGUF" -p "$PP" -n "$TG" -r 1 -t "$TH" -o json >"$TMP/$tag.llama.$r" 2>"$TMP/err" ||
 		{ cat "$TMP/err" >&2; return 1; }
+	if [ "$DEPTH" -gt 0 ]; then
+		QVL_SIMD=$simd "$QVLCTL" bench --model "$GGUF" --prompt-tokens "$DEPTH" --gen-tokens "$TG" \
+			--reps 1 --threads "$TH" --quiet --json >"$TMP/$tag.qvld.$r" 2>"$TMP/err" ||
+			{ cat "$TMP/err" >&2; return 1; }
+		"$lb" -m "$GGUF" -p 0 -n "$TG" -d "$DEPTH" -r 1 -t "$TH" -o json \
+			>"$TMP/$tag.llamad.$r" 2>"$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+	fi
 	[ "${QVL_BENCH_EXACT:-1}" = 0 ] && return 0
 	QVL_SIMD=$simd "$QVLCTL" bench --model "$GGUF" --prompt-tokens "$PP" --gen-tokens 1 --reps 1 \
 		--threads "$TH" --precision exact --quiet --json >"$TMP/$tag.exact.$r" 2>"$TMP/err" ||
@@ -160,9 +174,10 @@ else
 	echo "bench_llama: vision figures skipped (no llama-mtmd-cli, no $MMPROJ, or QVL_BENCH_VISION=0)"
 fi
 
-"$PY" - "$TMP" "$REPS" "$PP" "$TG" "${LB2:+avx2}" "$VIS" <<'PY'
+"$PY" - "$TMP" "$REPS" "$PP" "$TG" "${LB2:+avx2}" "$VIS" "$DEPTH" <<'PY'
 import json, os, re, statistics, sys
 d, reps, pp, tg, avx2, vis = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6].split()
+depth = int(sys.argv[7])
 R = range(1, reps + 1)
 def med(xs):
     return statistics.median(xs), min(xs), max(xs)
@@ -170,6 +185,10 @@ def fmt(xs):
     m, lo, hi = med(xs)
     return f"{m:8.2f} ({lo:.2f}-{hi:.2f})"
 def llama(tag, r, kind):
+    if kind == "tgd":
+        for t in json.load(open(f"{d}/{tag}.llamad.{r}")):
+            if t["n_gen"] == tg and t["n_prompt"] == 0 and t.get("n_depth") == depth:
+                return t["avg_ts"]
     for t in json.load(open(f"{d}/{tag}.llama.{r}")):
         if kind == "pp" and t["n_prompt"] == pp and t["n_gen"] == 0:
             return t["avg_ts"]
@@ -185,8 +204,13 @@ if bw:
     out["read_bw_gbs"] = statistics.median(bw)
 for tag in ["native"] + ([avx2] if avx2 else []):
     q = [json.load(open(f"{d}/{tag}.qvl.{r}")) for r in R]
+    qp = [json.load(open(f"{d}/{tag}.qvlpp.{r}")) for r in R]
     rows = [("decode tok/s (tg%d)" % tg, [j["decode_tok_s"] for j in q], [llama(tag, r, "tg") for r in R]),
-            ("prefill tok/s (pp%d)" % pp, [j["prefill_tok_s"] for j in q], [llama(tag, r, "pp") for r in R])]
+            ("prefill tok/s (pp%d)" % pp, [j["prefill_tok_s"] for j in qp], [llama(tag, r, "pp") for r in R])]
+    if depth > 0:
+        qd = [json.load(open(f"{d}/{tag}.qvld.{r}")) for r in R]
+        rows.append(("decode tg%d @ depth %d" % (tg, depth), [j["decode_tok_s"] for j in qd],
+                     [llama(tag, r, "tgd") for r in R]))
     if os.path.exists(f"{d}/{tag}.exact.1"):
         x = [json.load(open(f"{d}/{tag}.exact.{r}")) for r in R]
         rows.append(("prefill exact (pp%d)" % pp, [j["prefill_tok_s"] for j in x], [llama(tag, r, "pp") for r in R]))
