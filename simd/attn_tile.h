@@ -37,8 +37,8 @@ ATT_INL void blk_base(const struct src *s, size_t j0, const void **K, const void
 	*jj = j0 % kv->page_rows;
 }
 
-/* Ask for every line of the K and V rows of the block at j0 (of `last`
- * rows). Called for this block and the next one before this block's
+/* Ask for every line of nb K and V rows from row jj of the bases K, V.
+ * Run_pass asks for this block and the next one before this block's
  * scores: one query row (decode) does little work per block, and its loads
  * come one dependent pass at a time (scores, then p·V), so without the
  * requests up front few misses are in flight, and a head's rows in a page
@@ -48,16 +48,11 @@ ATT_INL void blk_base(const struct src *s, size_t j0, const void **K, const void
  * page's first block, prefetcht1), 15.9 with this (a plain read of the
  * same bytes 16.4); 7.9 asking for the next block only, 4.0 for none;
  * 4.6 -> 10.5 at 4096 positions, 6.7 -> 10.2 at AVX2. */
-ATT_INL void prefetch_blk(const struct src *s, size_t j0, size_t last)
+ATT_INL void prefetch_rows(const struct src *s, const void *K, const void *V, size_t jj, size_t nb)
 {
-	if (j0 >= last)
-		return;
-	size_t es = s->t == QVL_DT_F32 ? 4 : 2, row = s->stride * es;
-	size_t nb = last - j0 < ATT_B ? last - j0 : ATT_B, jj;
-	const void *K, *V;
-
-	blk_base(s, j0, &K, &V, &jj);
+	size_t row = s->stride * (s->t == QVL_DT_F32 ? 4 : 2);
 	const uint8_t *k = (const uint8_t *)K + jj * row, *v = (const uint8_t *)V + jj * row;
+
 	for (size_t o = 0; o < nb * row; o += 64) {
 		_mm_prefetch((const char *)(k + o), _MM_HINT_T0);
 		_mm_prefetch((const char *)(v + o), _MM_HINT_T0);
@@ -157,8 +152,14 @@ static ATT_T void run_pass(const struct pass *p, const struct src *s)
 		while (vec_lim(p, v0) <= j0)
 			v0++;
 		blk_base(s, j0, &K, &V, &jj);
-		prefetch_blk(s, j0, last);
-		prefetch_blk(s, j0 + ATT_B, last);
+		prefetch_rows(s, K, V, jj, nb);
+		if (j0 + ATT_B < last) {
+			const void *Kn, *Vn;
+			size_t jn, nn = last - j0 - ATT_B;
+
+			blk_base(s, j0 + ATT_B, &Kn, &Vn, &jn);
+			prefetch_rows(s, Kn, Vn, jn, nn < ATT_B ? nn : ATT_B);
+		}
 		block_scores(p, acc, Kf, K, s, jj, nb, v0);
 		for (size_t v = v0; v < p->nv; v++)
 			corr[v] = block_softmax(acc + v * ATT_B, vec_lim(p, v) - j0, &m[v], &l[v]);
