@@ -38,16 +38,21 @@ ATT_INL void blk_base(const struct src *s, size_t j0, const void **K, const void
 }
 
 /* Ask for every line of nb K and V rows from row jj of the bases K, V.
- * Run_pass asks for this block and the next one before this block's
- * scores: one query row (decode) does little work per block, and its loads
- * come one dependent pass at a time (scores, then p·V), so without the
- * requests up front few misses are in flight, and a head's rows in a page
- * are 16 KiB runs, short for the hardware prefetcher. One thread through
+ * A pass of one query row (decode) asks for this block and the next one
+ * before this block's scores: one query row does little work per block,
+ * and its loads come one dependent pass at a time (scores, then p·V), so
+ * without the requests up front few misses are in flight, and a head's
+ * rows in a page are 16 KiB runs, short for the hardware prefetcher. One thread through
  * shuffled 64-position f16 pages, quiet (session 11, scratch
  * /work/bench/s11/ap): 5.1 GB/s of KV with the old prefetch (the next
  * page's first block, prefetcht1), 15.9 with this (a plain read of the
  * same bytes 16.4); 7.9 asking for the next block only, 4.0 for none;
- * 4.6 -> 10.5 at 4096 positions, 6.7 -> 10.2 at AVX2. */
+ * 4.6 -> 10.5 at 4096 positions, 6.7 -> 10.2 at AVX2. A prefill tile (up
+ * to 32 rows, 64 query vectors a pass) does not ask: pp512 on the 2b
+ * shape, its tile calls alternating with and without in one process, CPU
+ * time per call with / without 0.992, 0.999 (bf16 GGUF, avx512 / avx2),
+ * 1.001, 0.998 (q4_0), p10..p90 of each about 0.95..1.04 (session 12,
+ * docs/todo-rev12.md): no gain to keep it for. */
 ATT_INL void prefetch_rows(const struct src *s, const void *K, const void *V, size_t jj, size_t nb)
 {
 	size_t row = s->stride * (s->t == QVL_DT_F32 ? 4 : 2);
@@ -77,6 +82,7 @@ struct pass {
 	const float *q;
 	size_t ldo, ldq, nq, nv, lim0, dim;
 	float scale;
+	bool prefetch; /* ask for each block's rows up front (prefetch_rows) */
 };
 
 ATT_INL size_t vec_lim(const struct pass *p, size_t v)
@@ -152,8 +158,9 @@ static ATT_T void run_pass(const struct pass *p, const struct src *s)
 		while (vec_lim(p, v0) <= j0)
 			v0++;
 		blk_base(s, j0, &K, &V, &jj);
-		prefetch_rows(s, K, V, jj, nb);
-		if (j0 + ATT_B < last) {
+		if (p->prefetch)
+			prefetch_rows(s, K, V, jj, nb);
+		if (p->prefetch && j0 + ATT_B < last) {
 			const void *Kn, *Vn;
 			size_t jn, nn = last - j0 - ATT_B;
 
@@ -203,7 +210,7 @@ static ATT_T void run_pass(const struct pass *p, const struct src *s)
 /* Rows [0, rows) with nq heads each, row r seeing nkv0 + r KV rows, in
  * passes of at most ATT_V vectors (whole rows, or heads of one row). */
 static ATT_T void tile(float *out, size_t ldo, const float *q, size_t ldq, size_t nq, size_t rows,
-		       const struct src *s, size_t nkv0, size_t dim, float scale)
+		       const struct src *s, size_t nkv0, size_t dim, float scale, bool pf)
 {
 	if (!nq || !rows)
 		return;
@@ -211,7 +218,8 @@ static ATT_T void tile(float *out, size_t ldo, const float *q, size_t ldq, size_
 		for (size_t r = 0; r < rows; r++)
 			for (size_t h = 0; h < nq; h += ATT_V)
 				tile(out + r * ldo + h * dim, ldo, q + r * ldq + h * dim, ldq,
-				     nq - h < ATT_V ? nq - h : ATT_V, 1, s, nkv0 + r, dim, scale);
+				     nq - h < ATT_V ? nq - h : ATT_V, 1, s, nkv0 + r, dim, scale,
+				     pf);
 		return;
 	}
 	size_t per = ATT_V / nq;
@@ -226,7 +234,8 @@ static ATT_T void tile(float *out, size_t ldo, const float *q, size_t ldq, size_
 				 .nv = nr * nq,
 				 .lim0 = nkv0 + r,
 				 .dim = dim,
-				 .scale = scale};
+				 .scale = scale,
+				 .prefetch = pf};
 		run_pass(&p, s);
 	}
 }
@@ -236,7 +245,9 @@ ATT_T void ATT_FN(tile)(float *out, size_t ldo, const float *q, size_t ldq, size
 {
 	struct src s = {.kv = kv, .t = kv->type, .stride = kv->stride};
 
-	tile(out, ldo, q, ldq, nq, rows, &s, nkv0, dim, scale);
+	/* the prefetch is decode's (one row); prefill tiles measured no
+	 * gain from it (prefetch_rows) */
+	tile(out, ldo, q, ldq, nq, rows, &s, nkv0, dim, scale, rows == 1);
 }
 
 ATT_T void ATT_FN(paged)(float *out, const float *q, size_t nq, const struct qvl_kv_view *kv,
@@ -250,7 +261,7 @@ ATT_T void ATT_FN(gqa)(float *out, const float *q, size_t nq, const void *K, con
 {
 	struct src s = {.K = K, .V = V, .t = kvtype, .stride = kv_stride};
 
-	tile(out, 0, q, 0, nq, 1, &s, nkv, dim, scale);
+	tile(out, 0, q, 0, nq, 1, &s, nkv, dim, scale, true);
 }
 
 ATT_T void ATT_FN(head)(float *out, const float *q, const void *K, const void *V,

@@ -125,15 +125,12 @@ int cli_real(const char *cmd, const char *opt, const char *s, double lo, bool lo
 
 int cli_threads(const char *cmd, int threads)
 {
-	int cpus = qvl_cpus_allowed();
+	char why[192];
 
-	if (threads <= cpus)
-		return threads;
-	fprintf(stderr,
-		"qvlctl %s: --threads %d is more than the %d CPU%s this process may use: using "
-		"%d (extra threads would only take turns on the same CPUs)\n",
-		cmd, threads, cpus, cpus == 1 ? "" : "s", cpus);
-	return cpus;
+	threads = qvl_threads_fit(threads, why, sizeof(why));
+	if (why[0])
+		fprintf(stderr, "qvlctl %s: %s\n", cmd, why);
+	return threads;
 }
 
 int cli_threads_cpus(const char *cmd, int *threads, const char *cpus)

@@ -67,21 +67,25 @@ bool qvl_env_uint(const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
 	return false;
 }
 
-void qvl_env_hold(const char *name, long at, const atomic_bool *stop)
+bool qvl_env_held(const char *name, long at)
 {
 	const char *f = getenv(name);
+	FILE *fp;
+	long n = 0;
 
-	for (int k = 0; f && *f && k < 60000; k++) {
-		FILE *fp = fopen(f, "r");
-		long n = 0;
+	if (!f || !*f || !(fp = fopen(f, "r")))
+		return false;
+	if (fscanf(fp, "%ld", &n) != 1)
+		n = 0;
+	fclose(fp);
+	return n <= at;
+}
 
-		if (!fp)
-			return;
-		if (fscanf(fp, "%ld", &n) != 1)
-			n = 0;
-		fclose(fp);
+void qvl_env_hold(const char *name, long at, const atomic_bool *stop)
+{
+	for (int k = 0; k < 60000 && qvl_env_held(name, at); k++) {
 		/* relaxed: a flag; the caller's join orders the rest */
-		if (n > at || (stop && atomic_load_explicit(stop, memory_order_relaxed)))
+		if (stop && atomic_load_explicit(stop, memory_order_relaxed))
 			return;
 		usleep(10000);
 	}

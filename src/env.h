@@ -27,5 +27,9 @@ void qvl_env_warn(const char *name, const char *value, const char *want);
  * number: 0), wait; at most ten minutes, and not once *stop is up (NULL:
  * no stop). Unset or empty NAME: no wait. */
 void qvl_env_hold(const char *name, long at, const atomic_bool *stop);
+/* The same test without waiting, for a loop that must go on meanwhile
+ * (QVL_ENCODE_HOLD: the scheduler's other work): true while the file NAME
+ * names exists and holds a number <= at. */
+bool qvl_env_held(const char *name, long at);
 
 #endif

@@ -504,6 +504,22 @@ int qvl_cpus_allowed(void)
 	return n > 0 && n < 1 << 20 ? (int)n : 1;
 }
 
+int qvl_threads_fit(int threads, char *why, size_t cap)
+{
+	int cpus = qvl_cpus_allowed();
+
+	if (cap)
+		why[0] = '\0';
+	if (threads <= cpus)
+		return threads;
+	if (cap)
+		snprintf(why, cap,
+			 "threads %d is more than the %d CPU%s this process may run on: using %d "
+			 "(extra threads would only take turns on the same CPUs)",
+			 threads, cpus, cpus == 1 ? "" : "s", cpus);
+	return cpus;
+}
+
 static bool verbose(void)
 {
 	return qvl_env_flag("QVL_POOL_VERBOSE", false);

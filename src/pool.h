@@ -33,8 +33,14 @@ int qvl_cpulist_check(const char *cpulist, struct qvl_err *err);
 /* The CPUs this process may run on (its affinity mask, e.g. taskset's; at
  * least 1): the most compute threads worth asking for, since more would
  * take turns on the same CPUs and the pool's spinning barriers then wait
- * for descheduled threads. qvlctl and qvld clamp --threads to it. */
+ * for descheduled threads. qvlctl and qvld clamp --threads to it through
+ * qvl_threads_fit. */
 int qvl_cpus_allowed(void);
+/* The clamp qvlctl and qvld apply to a requested thread count: threads if
+ * it is within qvl_cpus_allowed(), else that count, with why (cap bytes,
+ * "" when nothing was clamped) naming both numbers for the caller to print
+ * behind its own prefix, so both programs say it the same way. */
+int qvl_threads_fit(int threads, char *why, size_t cap);
 void qvl_pool_run(struct qvl_pool *p, qvl_task_fn fn, void *arg);
 int qvl_pool_size(const struct qvl_pool *p);
 /* Describe the placement ("thread 1 -> PU 1 (core 1)", ...) into buf. */

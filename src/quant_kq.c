@@ -204,17 +204,27 @@ int quant_enc_q2_k(const float *x, uint8_t *b, const float *imp)
 	return rc;
 }
 
+/* Q3_K and Q6_K: the scale of each of the 16 sub-blocks of 16 values (the
+ * symmetric search with levels -nmax..nmax-1), before the super-block's
+ * scale that quantizes them; L is the search's scratch. */
+static void sym_scales16(const float *x, const float *imp, int nmax, float sc[16], int8_t *L)
+{
+	float w[16];
+
+	for (int s = 0; s < 16; s++) {
+		sym_weights(x + 16 * s, imp ? imp + 16 * s : NULL, 16, w);
+		sc[s] = search_sym(16, nmax, x + 16 * s, w, L);
+	}
+}
+
 int quant_enc_q3_k(const float *x, uint8_t *b, const float *imp)
 {
-	float sc[16], w[16];
+	float sc[16];
 	int8_t L[256];
 	int rc = 0;
 
 	memset(b, 0, 110);
-	for (int s = 0; s < 16; s++) {
-		sym_weights(x + 16 * s, imp ? imp + 16 * s : NULL, 16, w);
-		sc[s] = search_sym(16, 4, x + 16 * s, w, L);
-	}
+	sym_scales16(x, imp, 4, sc, L);
 	float d = store_scale(b + 108, signed_max(sc, 16) / -32, &rc);
 
 	for (int s = 0; s < 16; s++) {
@@ -288,15 +298,12 @@ int quant_enc_q5_k(const float *x, uint8_t *b, const float *imp)
 
 int quant_enc_q6_k(const float *x, uint8_t *b, const float *imp)
 {
-	float sc[16], w[16];
+	float sc[16];
 	int8_t L[256];
 	int rc = 0;
 
 	memset(b, 0, 210);
-	for (int s = 0; s < 16; s++) {
-		sym_weights(x + 16 * s, imp ? imp + 16 * s : NULL, 16, w);
-		sc[s] = search_sym(16, 32, x + 16 * s, w, L);
-	}
+	sym_scales16(x, imp, 32, sc, L);
 	float d = store_scale(b + 208, signed_max(sc, 16) / -128, &rc);
 
 	for (int s = 0; s < 16; s++) {

@@ -80,14 +80,16 @@ done
 if command -v nproc >/dev/null; then
 	cpus=$(nproc)
 	t_run run --model "$MODEL" --tokens "1 2" --max-tokens 1 --threads $((cpus + 62))
-	[ $st = 0 ] && has "$TMP/err" "--threads $((cpus + 62)) is more than the $cpus CPU" &&
+	[ $st = 0 ] && has "$TMP/err" "qvlctl run: threads $((cpus + 62)) is more than the $cpus CPU" &&
+		has "$TMP/err" "may run on: using $cpus (" &&
 		has "$TMP/err" "$cpus threads"
 	res $? "run --threads $((cpus + 62)) on $cpus usable CPUs: warns and uses $cpus"
 	t_run embed-image --model "$MODEL" --image "$G/grad_64x64.png" --threads $((cpus + 1))
-	[ $st = 0 ] && has "$TMP/err" "is more than the $cpus CPU"
+	[ $st = 0 ] && has "$TMP/err" "qvlctl embed-image: threads $((cpus + 1)) is more than the $cpus CPU"
 	res $? "embed-image --threads above the CPUs: warns"
 	t_run mkmodel --shape tiny --threads $((cpus + 1)) -o "$TMP/mk" --json
-	[ $st = 0 ] && has "$TMP/err" "is more than the $cpus CPU" && has "$TMP/out" "\"threads\":$cpus"
+	[ $st = 0 ] && has "$TMP/err" "qvlctl mkmodel: threads $((cpus + 1)) is more than the $cpus CPU" &&
+		has "$TMP/out" "\"threads\":$cpus"
 	res $? "mkmodel --threads above the CPUs: warns and uses $cpus"
 else
 	skip "no nproc"

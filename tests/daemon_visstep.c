@@ -9,8 +9,10 @@
  *   gap G               decode tokens streamed between the image request's
  *                       hand-off to the scheduler and its first token, in
  *                       the ring's order (free of this client's lag)
- *   cancel P T          the image request cancelled once an encode part
- *                       ran beside a decode: encode parts it ran, its tokens
+ *   cancel P T E        the image request cancelled while its encode is
+ *                       held after N_HELD parts (QVL_ENCODE_HOLD) beside a
+ *                       decode: encode parts it ran, its tokens, how it
+ *                       ended (cancelled, stopped, no-final)
  *   kill P              the same request of a child process SIGKILLed:
  *                       encode parts it ran
  *   parts N             encode_parts of the daemon at the end
@@ -195,28 +197,49 @@ static int beside(void)
 	return rc;
 }
 
+/* The encode parts a cut request runs before its cancel or its client's
+ * kill: the daemon holds the encode there (QVL_ENCODE_HOLD, the decodes go
+ * on), so the cancel or kill lands mid-encode however late this client
+ * reads, and exactly this many parts ran (of 12). */
+#define N_HELD 3
+
+/* QVL_ENCODE_HOLD's file: no encode part once `parts` ran in this daemon. */
+static int hold_at(double parts)
+{
+	const char *f = getenv("QVL_ENCODE_HOLD");
+	FILE *fp = f && *f ? fopen(f, "w") : NULL;
+	int rc = fp && fprintf(fp, "%.0f\n", parts) > 0 ? 0 : -EIO;
+
+	if (fp && fclose(fp) != 0)
+		rc = -EIO;
+	return rc;
+}
+
 /* Wait (3 s at most: none come with --prefill-step-pct 0) for encode_parts
- * to pass p0. */
-static double parts_after(double p0)
+ * to reach p0 + N_HELD, where the hold stops it. */
+static double parts_held(double p0)
 {
 	double p = p0, t0 = qvl_now();
 
-	while (p <= p0 && qvl_now() - t0 < 3)
+	while (p < p0 + N_HELD && qvl_now() - t0 < 3)
 		p = stat("encode_parts");
 	return p;
 }
 
 /* The image request cancelled (or its client killed) during its encode,
- * beside a decode; then the decode is cancelled too. */
+ * held after N_HELD parts, beside a decode; then the decode is cancelled
+ * too. The hold stays (main lifts it), so the killed client's request,
+ * reaped later, runs no part past it either. */
 static int cut_short(bool kill_it)
 {
 	struct qvl_req *rd, *ri = NULL;
 	struct qvl_cqe c = {0};
 	double p0 = stat("encode_parts"), p;
-	int rc = submit_dec(100000, &rd), pfd[2];
+	int rc = hold_at(p0 + N_HELD), pfd[2];
+	const char *ended = "no-final"; /* how the cancelled request ended */
 	pid_t pid = -1;
 
-	if (rc < 0)
+	if (rc < 0 || (rc = submit_dec(100000, &rd)) < 0)
 		return rc;
 	if (!kill_it) {
 		rc = submit_img(q, IMG_UD, &ri);
@@ -235,7 +258,7 @@ static int cut_short(bool kill_it)
 		rc = pid > 0 && read(pfd[0], &b, 1) == 1 ? 0 : -EPROTO;
 		close(pfd[0]);
 	}
-	p = rc == 0 ? parts_after(p0) : p0;
+	p = rc == 0 ? parts_held(p0) : p0;
 	if (kill_it && pid > 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -243,8 +266,10 @@ static int cut_short(bool kill_it)
 		dc_cancel(q, 10, IMG_UD);
 		/* without encode parts (the encode at admission) the request
 		 * may have ended before the cancel */
-		if ((rc = wait_final(IMG_UD, &c)) == 0)
+		if ((rc = wait_final(IMG_UD, &c)) == 0) {
 			rc = c.res == 0 && (c.stop == QVL_STOP_CANCELLED || p == p0) ? 0 : -EPROTO;
+			ended = c.stop == QVL_STOP_CANCELLED ? "cancelled" : "stopped";
+		}
 	}
 	/* the decode goes on: two more tokens, then it is cancelled */
 	uint32_t first = 0, img_tokens = c.n_tokens;
@@ -271,7 +296,7 @@ static int cut_short(bool kill_it)
 	if (kill_it)
 		printf("kill %.0f\n", p);
 	else
-		printf("cancel %.0f %u\n", p, img_tokens);
+		printf("cancel %.0f %u %s\n", p, img_tokens, ended);
 	qvl_release(rd);
 	if (ri)
 		qvl_release(ri);
@@ -286,6 +311,11 @@ int main(void)
 	for (int i = 0; i < 3; i++)
 		if (!(pics[i] = picture(sizes[i][0], sizes[i][1], 3 + i)).rgb)
 			return 1;
+	if (!getenv("QVL_ENCODE_HOLD") || !*getenv("QVL_ENCODE_HOLD")) {
+		fprintf(stderr, "daemon_visstep: QVL_ENCODE_HOLD (a file the daemon and this "
+				"client share) is not set\n");
+		return 1;
+	}
 	if ((rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &q)) < 0 ||
 	    (rc = qvl_connect(getenv("QVL_SOCKET"), NULL, &qs)) < 0) {
 		fprintf(stderr, "daemon_visstep: connect %s: %s\n", getenv("QVL_SOCKET"),
@@ -306,6 +336,8 @@ int main(void)
 			usleep(10000);
 	}
 	printf("parts %.0f\nidle %.0f %.0f\n", stat("encode_parts"), a, u);
+	if (unlink(getenv("QVL_ENCODE_HOLD")) < 0)
+		status = 1;
 	qvl_disconnect(qs);
 	qvl_disconnect(q);
 	for (int i = 0; i < 3; i++)

@@ -101,7 +101,7 @@ done
 
 # getenv, and the developer knobs' parser (src/env.h), in every source folder
 vars=$(grep -rhoE --include='*.c' --include='*.h' \
-	'(getenv|qvl_env_flag|qvl_env_uint|qvl_env_warn|qvl_env_hold)\("[A-Za-z_0-9]+"' \
+	'(getenv|qvl_env_flag|qvl_env_uint|qvl_env_warn|qvl_env_hold|qvl_env_held)\("[A-Za-z_0-9]+"' \
 	"$QVL_SRCDIR/src" "$QVL_SRCDIR/simd" "$QVL_SRCDIR/nvme" "$QVL_SRCDIR/offload" |
 	sed 's/.*("\(.*\)"/\1/' | sort -u)
 env_sec=$(section ENVIRONMENT)

@@ -279,6 +279,18 @@ int main(void)
 	char twice[32];
 	snprintf(twice, sizeof(twice), "%d,%d", first, first);
 
+	/* qvlctl's and qvld's --threads clamp: the count within the mask, a
+	 * message naming both numbers only when it clamps */
+	char why[192], head[64];
+	int fit = qvl_threads_fit(naff, why, sizeof(why));
+	ok(fit == naff && !why[0], "qvl_threads_fit(%d) on %d CPUs: %d, no message", naff, naff,
+	   fit);
+	fit = qvl_threads_fit(naff + 3, why, sizeof(why));
+	snprintf(head, sizeof(head), "threads %d is more than the %d CPU%s ", naff + 3, naff,
+		 naff == 1 ? "" : "s");
+	ok(fit == naff && strstr(why, head) == why && strstr(why, "may run on: using "),
+	   "qvl_threads_fit(%d) on %d CPUs: %d, \"%s\"", naff + 3, naff, fit, why);
+
 	rc = qvl_pool_create(&p, 0, NULL, &err);
 	ok(rc == 0 && qvl_pool_size(p) >= 1 && qvl_pool_size(p) <= ci.physical_cores &&
 	       qvl_pool_size(p) <= naff,

@@ -317,18 +317,18 @@ static void *tok_main(void *arg)
 
 /* More compute threads than CPUs this process may run on (taskset, a
  * cgroup's cpuset) only take turns on them, and every pass's barrier then
- * waits for a descheduled thread: clamped, as qvlctl does (src/cli.c). The
- * default (0: one per physical core with an allowed CPU) is within it. */
+ * waits for a descheduled thread: clamped as qvlctl does (pool.h
+ * qvl_threads_fit). The default (0: one per physical core with an allowed
+ * CPU) is within it; --cpus is checked against the mask by the pool. */
 static void clamp_threads(struct daemon *d)
 {
-	int allowed = qvl_cpus_allowed();
+	char why[192];
 
-	if (d->o.cpus || d->o.threads <= allowed)
+	if (d->o.cpus)
 		return;
-	log_warn("threads %d is more than the %d CPU%s this process may run on: using %d "
-		 "(extra threads would only take turns on the same CPUs)",
-		 (int)d->o.threads, allowed, allowed == 1 ? "" : "s", allowed);
-	d->o.threads = allowed;
+	d->o.threads = qvl_threads_fit((int)d->o.threads, why, sizeof(why));
+	if (why[0])
+		log_warn("%s", why);
 }
 
 static int start(struct daemon *d, struct qvl_err *err)

@@ -17,6 +17,19 @@
 #include "multimodal.h"
 #include "util.h"
 
+/* The per-sequence arrays sched_create allocates (any of them NULL). */
+static void free_arrays(struct sched *s)
+{
+	free(s->run);
+	free(s->cancel);
+	free(s->hold);
+	free(s->to_split);
+	free(s->sitems);
+	free(s->sjobs);
+	free(s->items);
+	free(s->staged);
+}
+
 int sched_create(struct sched **out, const struct job_env *env, const struct sched_opts *o,
 		 struct qvl_err *err)
 {
@@ -44,14 +57,7 @@ int sched_create(struct sched **out, const struct job_env *env, const struct sch
 	s->staged = calloc(n, sizeof(*s->staged));
 	if (!s->run || !s->cancel || !s->hold || !s->to_split || !s->sitems || !s->sjobs ||
 	    !s->items || !s->staged) {
-		free(s->run);
-		free(s->cancel);
-		free(s->hold);
-		free(s->to_split);
-		free(s->sitems);
-		free(s->sjobs);
-		free(s->items);
-		free(s->staged);
+		free_arrays(s);
 		free(s);
 		return qvl_errf(err, -ENOMEM, "out of memory");
 	}
@@ -708,14 +714,7 @@ void sched_destroy(struct sched *s)
 		s->clients = k->next;
 		free(k);
 	}
-	free(s->run);
-	free(s->cancel);
-	free(s->hold);
-	free(s->to_split);
-	free(s->sitems);
-	free(s->sjobs);
-	free(s->items);
-	free(s->staged);
+	free_arrays(s);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s);

@@ -13,9 +13,12 @@
  * (split_plan()). Worker thread only. */
 #include "config.h"
 
+#include <unistd.h>
+
 #include "daemon/log.h"
 #include "daemon/sched_impl.h"
 #include "daemon/stats.h"
+#include "env.h"
 #include "multimodal.h"
 #include "util.h"
 
@@ -30,6 +33,15 @@ bool encode_step(struct sched *s)
 		j = j->next;
 	if (!j)
 		return false;
+	/* tests: QVL_ENCODE_HOLD=FILE runs no part while FILE holds a number
+	 * <= the parts run so far, the decodes going on, so that a test's
+	 * cancel lands mid-encode however late its client is; the sleep
+	 * spares a spin on the file when the held job is all there is */
+	if (qvl_env_held("QVL_ENCODE_HOLD", (long)s->encode_parts)) {
+		usleep(1000);
+		return false;
+	}
+	s->encode_parts++;
 	size_t patches = gen_encode_patches(j->g);
 	int left = gen_encode_left(j->g);
 	int k = pace_blocks(&s->pace, patches, left);

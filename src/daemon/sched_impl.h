@@ -38,6 +38,9 @@ struct sched {
 	struct qvl_batch_item *items;
 	struct job **staged;
 	uint64_t preemptions; /* worker thread only */
+	/* steps that ran encode blocks (sched_encode.c, worker thread only):
+	 * what QVL_ENCODE_HOLD counts */
+	uint64_t encode_parts;
 	/* the long prefill cut by layers (sched_split.c), worker thread only */
 	struct pace pace;
 	struct qvl_split *split; /* in flight, or NULL */
