@@ -72,7 +72,8 @@ static int vec_f32(float **out, const struct qvl_tensor *t, size_t n, const char
 static const struct qvl_tensor *at(const struct qvl_tensor *t, struct qvl_tensor *tmp,
 				   const uint8_t *home, const uint8_t *base);
 
-/* One matrix being repacked by the pool: rows [8 g0, 8 g1) per thread. */
+/* One matrix being repacked by the pool: whole groups (8 rows, 16 for the
+ * bf16 panels) per thread. */
 struct repack_task {
 	const struct eng_mat *w;
 	enum qvl_dtype rt;
@@ -83,12 +84,12 @@ struct repack_task {
 static void repack_task(void *arg, int ith, int nth)
 {
 	struct repack_task *t = arg;
-	size_t g0, g1, off;
+	size_t g0, g1, off, gr = qvl_repack_rows(t->rt);
 
-	qvl_split(t->w->n / QVL_X8_ROWS, 1, ith, nth, &g0, &g1);
-	off = g0 * QVL_X8_ROWS * t->w->row_bytes;
+	qvl_split(t->w->n / gr, 1, ith, nth, &g0, &g1);
+	off = g0 * gr * t->w->row_bytes;
 	t->ok[ith] = g1 <= g0 || qvl_repack(t->dst + off, t->rt, t->w->data + off, t->w->type,
-					    (g1 - g0) * QVL_X8_ROWS, t->w->k) == 0;
+					    (g1 - g0) * gr, t->w->k) == 0;
 }
 
 /* The matrix in the layout e's matmul_fast streams fastest (simd/qrepack.h),
@@ -100,6 +101,10 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 	struct repack_task t = {w, qvl_repack_type(&e->k, w->type, w->n, w->k), NULL, NULL};
 	bool ok = true;
 
+	/* the panels also need rows right after each other (the kernel's
+	 * ldw == k) and head_dim splits (forward.c) on whole panels */
+	if (t.rt == QVL_DT_BF16_P16 && (w->row_bytes != 2 * w->k || e->hd % QVL_P16_ROWS))
+		return;
 	if (t.rt == w->type || !(t.ok = calloc((size_t)e->nth, sizeof(bool))))
 		return;
 	if (!(t.dst = qvl_huge_alloc(w->n * w->row_bytes))) {
