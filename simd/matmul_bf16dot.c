@@ -6,7 +6,8 @@
  * out (docs/precision.md has what it costs). Only bf16 weights take this
  * path (decode batches of up to DP_MAX_M rows through matmul_dp(), more rows
  * through the packed GEMM of gemm_bf16_avx512.c); everything else goes to
- * the exact AVX-512 kernel.
+ * the exact AVX-512 kernel. bf16 weights the engine holds as 16-row panels
+ * (QVL_BF16_PANELS) take matmul_bf16p_avx512.c instead.
  *
  * Layout: X is converted to bf16 once per call (a row's consecutive pairs
  * are the 32-bit words vdpbf16ps wants). */

@@ -27,8 +27,32 @@ static int x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *
 
 #define qvl_qmatmul_x8_ref x8_ref
 
+/* The bf16 panels (qrepack.h): the AVX512-BF16 kernel when the level has
+ * it (nonzero: run the reference) */
+static int bf16p_none(float *Y, size_t ldy, const float *X, size_t ldx, const void *W, size_t ldw,
+		      const float *bias, size_t m, size_t n, size_t k)
+{
+	(void)Y, (void)ldy, (void)X, (void)ldx, (void)W, (void)ldw, (void)bias, (void)m, (void)n;
+	(void)k;
+	return -1;
+}
+
+#define bf16p_ref  bf16p_none
+#define bf16p_avx2 bf16p_none
+#ifdef HAVE_AVX512_KERNELS
+static int bf16p_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W, size_t ldw,
+			const float *bias, size_t m, size_t n, size_t k)
+{
+#ifdef HAVE_AVX512BF16_KERNELS
+	if (qvl_cpu_has_avx512bf16())
+		return qvl_matmul_bf16p_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
+#endif
+	return bf16p_none(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
+}
+#endif
+
 /* One level's matmul_fast: the repacked types (qrepack.h: only this reads
- * them; the ref kernel, which needs no scratch, when the level's cannot
+ * them; the bf16 panels first; the ref kernel, which needs no scratch, when the level's cannot
  * get its scratch), the int8 kernel for block types (exact matmul when it
  * cannot get its scratch), PRE for what the level sends elsewhere first (a
  * statement that returns), the level's exact matmul for the rest. */
@@ -37,6 +61,11 @@ static int x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *
 				   const void *W, enum qvl_dtype wtype, size_t ldw,                \
 				   const float *bias, size_t m, size_t n, size_t k)                \
 	{                                                                                          \
+		if (wtype == QVL_DT_BF16_P16) {                                                    \
+			if (bf16p_##lvl(Y, ldy, X, ldx, W, ldw, bias, m, n, k))                    \
+				qvl_matmul_bf16p_ref(Y, ldy, X, ldx, W, ldw, bias, m, n, k);       \
+			return;                                                                    \
+		}                                                                                  \
 		if (qvl_dtype_is_repacked(wtype)) {                                                \
 			if (qvl_qmatmul_x8_##lvl(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k))    \
 				x8_ref(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);              \

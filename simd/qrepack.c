@@ -28,6 +28,15 @@ enum qvl_dtype qvl_repack_type(const struct qvl_kernels *kt, enum qvl_dtype t, s
 	/* QVL_REPACK=0: the file's layout (A/B measurements) */
 	if (!qvl_env_flag("QVL_REPACK", true))
 		return t;
+#ifdef HAVE_AVX512_KERNELS
+	/* QVL_BF16_PANELS=1: bf16 in 16-row panels for the AVX512-BF16 decode
+	 * batches; off by default (docs/todo-b16p.md: what it gains, what it
+	 * costs) */
+	if (t == QVL_DT_BF16 && kt->matmul_fast == qvl_matmul_fast_avx512 &&
+	    qvl_kernels_bf16dot(kt) && n % QVL_P16_ROWS == 0 && k % 2 == 0 && k > 0 &&
+	    qvl_env_flag("QVL_BF16_PANELS", false))
+		return QVL_DT_BF16_P16;
+#endif
 	if (builtin && t == QVL_DT_Q4_0 && n % QVL_X8_ROWS == 0 && k % 32 == 0 && k > 0)
 		return QVL_DT_Q4_0_X8;
 	if (builtin && t == QVL_DT_Q8_0 && n % QVL_X8_ROWS == 0 && k % 32 == 0 && k > 0)
@@ -72,6 +81,12 @@ static int convert(uint8_t *x8, uint8_t *plain, enum qvl_dtype t, enum qvl_dtype
 									 : NULL;
 	size_t nb = k / 32, wrow = nb * (f ? f->bytes : 0);
 
+	if (t == QVL_DT_BF16 && rt == QVL_DT_BF16_P16) {
+		if (n % QVL_P16_ROWS || k % 2 || !k)
+			return -EINVAL;
+		qvl_bf16p_convert((uint16_t *)x8, (uint16_t *)plain, n, k, to_x8);
+		return 0;
+	}
 	if (t == QVL_DT_Q4_K && rt == QVL_DT_Q4_K_X8)
 		return qvl_q4k_x8_convert(x8, plain, n, k, to_x8);
 	if (t == QVL_DT_Q6_K && rt == QVL_DT_Q6_K_X8 && n % QVL_X8_ROWS == 0 && k % 256 == 0 && k) {

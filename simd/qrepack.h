@@ -77,6 +77,15 @@
 #define QVL_Q6X_BLK    1680 /* bytes of one Q6_K block of 8 rows */
 #define QVL_DT_Q8_0_X8 ((enum qvl_dtype)(QVL_DT_COUNT + 4))
 #define QVL_Q8X_BLK    272 /* bytes of one Q8_0 block of 8 rows */
+/* QVL_DT_BF16_P16: bf16 rows (k even) in panels of 16 rows, the same bytes
+ * per row (2k): panel b at row 16 b holds, for pair p = 0 .. k/2 - 1, 16
+ * 32-bit words at 64 p: word c is row 16 b + c's values 2p (low half) and
+ * 2p + 1 (high), the operand vdpbf16ps multiplies with a broadcast
+ * activation pair (simd/matmul_bf16p_avx512.c). Only the AVX512-BF16
+ * table's matmul_fast takes it (`--precision bf16`), with QVL_BF16_PANELS
+ * set: the exact path keeps the rows. */
+#define QVL_DT_BF16_P16 ((enum qvl_dtype)(QVL_DT_COUNT + 5))
+#define QVL_P16_ROWS	16
 
 /* The repacked type matmul_fast() of table k reads for weight type t with
  * rows of k values, n rows: t itself when there is none (or k is not
@@ -130,6 +139,27 @@ void qvl_q6x_convert(uint8_t *x8, uint8_t *plain, size_t n, size_t k, bool to_x8
 void qvl_q6x_matmul_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W, size_t ldw,
 			const float *bias, size_t m, size_t n, size_t k);
 
+/* The bf16 panels (qrepack_bf16p.c): convert n rows of k values either way
+ * (to: rows -> panels; n a multiple of 16, k even), and the scalar
+ * reference of their product: each output one f32 chain over the pairs
+ * in k order (the order of the AVX512-BF16 kernel, whose instruction may
+ * round inside a pair differently), activations rounded to bf16. */
+void qvl_bf16p_convert(uint16_t *p16, uint16_t *rows, size_t n, size_t k, bool to);
+void qvl_matmul_bf16p_ref(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			  size_t ldw, const float *bias, size_t m, size_t n, size_t k);
+/* The AVX512-BF16 kernel (matmul_bf16p_avx512.c): -EINVAL unless k is even
+ * and ldw == k, -ENOMEM without scratch (nothing written then). */
+int qvl_matmul_bf16p_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+			    size_t ldw, const float *bias, size_t m, size_t n, size_t k);
+/* Rows of one repacked group of type rt (the engine splits its repacking
+ * by groups) */
+static inline size_t qvl_repack_rows(enum qvl_dtype rt)
+{
+	return rt == QVL_DT_BF16_P16 ? QVL_P16_ROWS : QVL_X8_ROWS;
+}
+
+/* The quantized X8 layouts (not the bf16 panels: those have their own
+ * kernels, and no prepared activation) */
 static inline bool qvl_dtype_is_repacked(enum qvl_dtype t)
 {
 	return t == QVL_DT_Q4_0_X8 || t == QVL_DT_Q4_K_X8 || t == QVL_DT_Q6_K_X8 ||

@@ -72,37 +72,60 @@ static int vec_f32(float **out, const struct qvl_tensor *t, size_t n, const char
 static const struct qvl_tensor *at(const struct qvl_tensor *t, struct qvl_tensor *tmp,
 				   const uint8_t *home, const uint8_t *base);
 
-/* One matrix being repacked by the pool: rows [8 g0, 8 g1) per thread. */
+/* One matrix being repacked by the pool: whole groups (8 rows, 16 for the
+ * bf16 panels) per thread; in place when tmp is set (a group at a time
+ * through the thread's tmp + ith * group bytes). */
 struct repack_task {
 	const struct eng_mat *w;
 	enum qvl_dtype rt;
-	uint8_t *dst;
+	uint8_t *dst, *tmp;
 	bool *ok; /* [nth] */
 };
 
 static void repack_task(void *arg, int ith, int nth)
 {
 	struct repack_task *t = arg;
-	size_t g0, g1, off;
+	size_t g0, g1, gr = qvl_repack_rows(t->rt), gb = gr * t->w->row_bytes;
 
-	qvl_split(t->w->n / QVL_X8_ROWS, 1, ith, nth, &g0, &g1);
-	off = g0 * QVL_X8_ROWS * t->w->row_bytes;
-	t->ok[ith] = g1 <= g0 || qvl_repack(t->dst + off, t->rt, t->w->data + off, t->w->type,
-					    (g1 - g0) * QVL_X8_ROWS, t->w->k) == 0;
+	qvl_split(t->w->n / gr, 1, ith, nth, &g0, &g1);
+	t->ok[ith] = true;
+	if (!t->tmp) {
+		t->ok[ith] = g1 <= g0 || qvl_repack(t->dst + g0 * gb, t->rt, t->w->data + g0 * gb,
+						    t->w->type, (g1 - g0) * gr, t->w->k) == 0;
+		return;
+	}
+	/* the shape was checked (qvl_repack_type): cannot fail half-way */
+	for (size_t g = g0; g < g1; g++) {
+		uint8_t *tmp = t->tmp + (size_t)ith * gb;
+		memcpy(tmp, t->dst + g * gb, gb);
+		qvl_repack(t->dst + g * gb, t->rt, tmp, t->w->type, gr, t->w->k);
+	}
 }
 
 /* The matrix in the layout e's matmul_fast streams fastest (simd/qrepack.h),
  * a copy the engine owns (freed by qvl_engine_destroy), written by the pool
  * threads into qvl_huge_alloc() memory; the file's layout when there is none or
- * no memory for it (slower, same result). */
+ * no memory for it (slower, same result). A bf16 matrix the engine already
+ * copied (eng_repack) becomes panels in place: a second 3.4 GB of huge pages
+ * for the 2b model cost ~10 s of page clearing at load. */
 static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 {
-	struct repack_task t = {w, qvl_repack_type(&e->k, w->type, w->n, w->k), NULL, NULL};
+	struct repack_task t = {w, qvl_repack_type(&e->k, w->type, w->n, w->k), NULL, NULL, NULL};
 	bool ok = true;
 
+	/* the panels also need rows right after each other (the kernel's
+	 * ldw == k) and head_dim splits (forward.c) on whole panels */
+	if (t.rt == QVL_DT_BF16_P16 && (w->row_bytes != 2 * w->k || e->hd % QVL_P16_ROWS))
+		return;
 	if (t.rt == w->type || !(t.ok = calloc((size_t)e->nth, sizeof(bool))))
 		return;
-	if (!(t.dst = qvl_huge_alloc(w->n * w->row_bytes))) {
+	if (t.rt == QVL_DT_BF16_P16 && w->owned) {
+		t.dst = (uint8_t *)(uintptr_t)w->data;
+		t.tmp = malloc((size_t)e->nth * QVL_P16_ROWS * w->row_bytes);
+	} else {
+		t.dst = qvl_huge_alloc(w->n * w->row_bytes);
+	}
+	if (!t.dst || (w->data == t.dst && !t.tmp)) {
 		free(t.ok);
 		return;
 	}
@@ -110,8 +133,10 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 	for (int i = 0; i < e->nth; i++)
 		ok = ok && t.ok[i];
 	free(t.ok);
+	free(t.tmp);
 	if (!ok) {
-		free(t.dst);
+		if (t.dst != w->data)
+			free(t.dst);
 		return;
 	}
 	w->data = t.dst;
@@ -167,6 +192,10 @@ static void eng_repack(struct qvl_engine *e)
 		struct eng_mat *ws[LAYER_MATS];
 		layer_mats(ly, ws);
 		for (size_t i = 0; !ly->home && i < LAYER_MATS; i++) {
+			/* bf16 copied first: the panels' gather then reads huge
+			 * pages, not the mapping's faults (mat_repack frees the copy) */
+			if (repack && ws[i]->type == QVL_DT_BF16)
+				mat_own(e, ws[i], &rd);
 			if (repack)
 				mat_repack(e, ws[i]);
 			mat_own(e, ws[i], &rd);
@@ -175,6 +204,8 @@ static void eng_repack(struct qvl_engine *e)
 	/* the output matrix too (Q6_K in llama.cpp's presets): a copy even when
 	 * tied, the embedding lookup reads the file's rows; its row splits
 	 * (forward.c: logits and argmax tiles) are multiples of 16 */
+	if (repack && e->out.type == QVL_DT_BF16)
+		mat_own(e, &e->out, &rd);
 	if (repack)
 		mat_repack(e, &e->out);
 	mat_own(e, &e->out, &rd);

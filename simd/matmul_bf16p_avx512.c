@@ -1,0 +1,215 @@
+/* matmul_fast() of bf16 weights held as 16-row panels (QVL_DT_BF16_P16,
+ * qrepack.h) on AVX512-BF16: the decode-batch product of `--precision
+ * bf16` when the engine repacked its bf16 matrices (QVL_BF16_PANELS).
+ *
+ * Why panels: the row-layout tile (matmul_bf16dot.c, dp_tile) reads 16
+ * activation rows of 4 KiB from L2 for every group of 6 weight rows, and
+ * its stream of weights is not hidden under its products. In a panel, pair
+ * p of 16 rows is one zmm (lane c = row c's values 2p, 2p + 1), so one
+ * vdpbf16ps against a broadcast activation pair advances 16 outputs and no
+ * horizontal sum is left. docs/todo-b16p.md has the measurements (2
+ * threads, 1.2 GB of weights streamed, CPU time: 0.68-0.75 of the tile's
+ * time at gate/up and down shapes; the products alone 0.52-0.58).
+ *
+ * Tile: two far panels (b and b + q, two sequential streams) x up to 8
+ * activation rows a pass, 16 accumulators; k in blocks of BP_KB pairs
+ * (2 x 4 KiB of weights, in L1 for the passes after the first), every
+ * 8-row group of the call over one block before the next block, the
+ * accumulators kept between blocks in a stash. Each pair step of each pass
+ * prefetches one line BP_PFB blocks ahead, so the stream runs at one rate
+ * through all passes (a prefetch only in the first pass, or none, left it
+ * idle in the others: 0.8-1.0 of the tile).
+ *
+ * Order: every output is one f32 chain over the pairs in k order from 0
+ * (lane c of its accumulator), plus the bias at the end, whatever m is and
+ * whatever the blocks and passes: m == 1 (bp_matvec) gives the same bits
+ * as any row of a batch (tests/engine_batchinv, tests/test_bf16p). */
+#include "config.h"
+
+#ifdef HAVE_AVX512BF16_KERNELS
+#include <errno.h>
+
+#include "kern_impl.h"
+#include "qdot.h"
+#include "qrepack.h"
+#include "vec_avx512.h"
+
+#define TBF __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
+
+#define BP_KB	64 /* pairs of a k block */
+#define BP_PFB	2  /* prefetch distance, in blocks */
+#define BP_ROWS 8  /* activation rows of a pass */
+/* rows of one bp_matmul: their bf16 rows (4-12 KiB each) stay in L2 while
+ * the weights stream; more rows stream the weights again per 64 (at 64
+ * rows the weights' bytes are 1/32 of the FLOP, far under the products) */
+#define BP_MAX_M 64
+/* activation rows are 2 kp + BP_XPAD bf16 apart: rows of 4 KiB would put
+ * the 8 broadcasts of a pair step in one L1 set (matmul_bf16dot.c DP_XPAD) */
+#define BP_XPAD 32
+
+/* X rows to bf16 pairs (round to nearest even), row i at Xb + i * xs */
+static TBF void bp_x(uint16_t *Xb, size_t xs, const float *X, size_t ldx, size_t m, size_t k)
+{
+	for (size_t i = 0; i < m; i++)
+		for (size_t c = 0; c < k; c += 32) {
+			__mmask16 l = v16_mask(k - c), h = v16_mask(k > c + 16 ? k - c - 16 : 0);
+			__m512bh v =
+			    _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(h, X + i * ldx + c + 16),
+						_mm512_maskz_loadu_ps(l, X + i * ldx + c));
+			__mmask32 st =
+			    k - c >= 32 ? (__mmask32)~0u : (__mmask32)((1u << (k - c)) - 1);
+			_mm512_mask_storeu_epi16(Xb + i * xs + c, st, (__m512i)v);
+		}
+}
+
+static inline TBF __mmask16 bp_cols(size_t n, size_t b)
+{
+	return v16_mask(n - 16 * b);
+}
+
+/* y[0..15] (masked to the call's rows) = a + bias */
+static inline TBF void bp_store(float *y, __m512 a, __mmask16 mk, const float *bias)
+{
+	if (bias)
+		a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(mk, bias));
+	_mm512_mask_storeu_ps(y, mk, a);
+}
+
+/* m == 1: 4 far panels a step (4 streams, the hardware prefetcher on
+ * each), one accumulator each */
+static TBF void bp_matvec(float *y, const uint32_t *x, const uint32_t *P, const float *bias,
+			  size_t n, size_t kp)
+{
+	size_t nb = (n + 15) / 16, q = (nb + 3) / 4;
+
+	for (size_t j = 0; j < q; j++) {
+		const uint32_t *w[4];
+		__m512 a[4];
+
+		for (int r = 0; r < 4; r++) {
+			w[r] = P + qvl_far_row(j, r, q, nb) * kp * 16;
+			a[r] = _mm512_setzero_ps();
+		}
+		for (size_t p = 0; p < kp; p++) {
+			__m512bh xv = (__m512bh)_mm512_set1_epi32((int)x[p]);
+#pragma GCC unroll 4
+			for (int r = 0; r < 4; r++)
+				a[r] = _mm512_dpbf16_ps(
+				    a[r], (__m512bh)_mm512_loadu_si512(w[r] + p * 16), xv);
+		}
+		for (int r = 0, nr = qvl_far_count(j, 4, q, nb); r < nr; r++) {
+			size_t b = j + (size_t)r * q;
+			bp_store(y + 16 * b, a[r], bp_cols(n, b), bias ? bias + 16 * b : NULL);
+		}
+	}
+}
+
+/* One pass: pairs [p0, p1) of panels w0, w1 against nx activation rows
+ * (x, rows xs32 words apart), the accumulators from / to st (zero when
+ * p0 == 0), one prefetch a pair step from pf (a line apart). */
+static inline __attribute__((always_inline)) TBF void
+bp_pass(const int nx, __m512 (*st)[2], const uint32_t *x, size_t xs32, const uint32_t *w0,
+	const uint32_t *w1, size_t p0, size_t p1, const char *pf, const char *pf2)
+{
+	__m512 a[BP_ROWS][2];
+
+#pragma GCC unroll 8
+	for (int i = 0; i < nx; i++) {
+		a[i][0] = p0 ? st[i][0] : _mm512_setzero_ps();
+		a[i][1] = p0 ? st[i][1] : _mm512_setzero_ps();
+	}
+	for (size_t p = p0; p < p1; p++) {
+		__m512bh v0 = (__m512bh)_mm512_loadu_si512(w0 + p * 16);
+		__m512bh v1 = (__m512bh)_mm512_loadu_si512(w1 + p * 16);
+
+		_mm_prefetch(pf + (p - p0) * 64, _MM_HINT_T0);
+		if (pf2)
+			_mm_prefetch(pf2 + (p - p0) * 64, _MM_HINT_T0);
+#pragma GCC unroll 8
+		for (int i = 0; i < nx; i++) {
+			__m512bh xv = (__m512bh)_mm512_set1_epi32((int)x[(size_t)i * xs32 + p]);
+			a[i][0] = _mm512_dpbf16_ps(a[i][0], v0, xv);
+			a[i][1] = _mm512_dpbf16_ps(a[i][1], v1, xv);
+		}
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < nx; i++) {
+		st[i][0] = a[i][0];
+		st[i][1] = a[i][1];
+	}
+}
+
+static TBF void bp_pass_any(int nx, __m512 (*st)[2], const uint32_t *x, size_t xs32,
+			    const uint32_t *w0, const uint32_t *w1, size_t p0, size_t p1,
+			    const char *pf, const char *pf2)
+{
+	switch (nx) {
+#define C(N)                                                                                       \
+	case N:                                                                                    \
+		bp_pass(N, st, x, xs32, w0, w1, p0, p1, pf, pf2);                                  \
+		break;
+		C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
+#undef C
+	}
+}
+
+/* m >= 2: panel pairs (b, b + q), k blocks, 8-row passes (top comment) */
+static TBF void bp_matmul(float *Y, size_t ldy, const uint32_t *x, size_t xs32, __m512 (*st)[2],
+			  const uint32_t *P, const float *bias, size_t m, size_t n, size_t kp)
+{
+	size_t nb = (n + 15) / 16, q = (nb + 1) / 2;
+
+	for (size_t b = 0; b < q; b++) {
+		/* an odd count's last step reads panel b twice and stores it once */
+		size_t b1 = b + q < nb ? b + q : b;
+		const uint32_t *w0 = P + b * kp * 16, *w1 = P + b1 * kp * 16;
+
+		for (size_t p0 = 0; p0 < kp; p0 += BP_KB) {
+			size_t p1 = p0 + BP_KB < kp ? p0 + BP_KB : kp;
+			/* past a panel's end: the start of the next panel, the
+			 * next step's (a prefetch never faults) */
+			const char *f0 = (const char *)(w0 + (p0 + BP_KB * BP_PFB) * 16);
+			const char *f1 = (const char *)(w1 + (p0 + BP_KB * BP_PFB) * 16);
+
+			for (size_t h = 0; h < m; h += BP_ROWS) {
+				int nx = m - h >= BP_ROWS ? BP_ROWS : (int)(m - h);
+				/* one pass: both lines a step; more: alternate */
+				bool one = m <= BP_ROWS, odd = (h / BP_ROWS) & 1;
+				bp_pass_any(nx, st + h, x + h * xs32, xs32, w0, w1, p0, p1,
+					    odd ? f1 : f0, one ? f1 : NULL);
+			}
+		}
+		for (size_t i = 0; i < m; i++) {
+			bp_store(Y + i * ldy + 16 * b, st[i][0], bp_cols(n, b),
+				 bias ? bias + 16 * b : NULL);
+			if (b1 != b)
+				bp_store(Y + i * ldy + 16 * b1, st[i][1], bp_cols(n, b1),
+					 bias ? bias + 16 * b1 : NULL);
+		}
+	}
+}
+
+TBF int qvl_matmul_bf16p_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
+				size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+{
+	size_t xs = k + BP_XPAD, xb = (m * xs * 2 + 63) & ~(size_t)63;
+	uint16_t *Xb;
+
+	if (k % 2 || ldw != k)
+		return -EINVAL;
+	if (!m || !n)
+		return 0;
+	/* the thread's scratch (qact.c): the rows in bf16, then the stash */
+	if (!(Xb = qvl_qact_scratch(xb + BP_MAX_M * 2 * sizeof(__m512))))
+		return -ENOMEM;
+	bp_x(Xb, xs, X, ldx, m, k);
+	if (m == 1)
+		bp_matvec(Y, (const uint32_t *)Xb, W, bias, n, k / 2);
+	else
+		for (size_t i = 0; i < m; i += BP_MAX_M)
+			bp_matmul(Y + i * ldy, ldy, (const uint32_t *)(Xb + i * xs), xs / 2,
+				  (__m512(*)[2])((uint8_t *)Xb + xb), W, bias,
+				  m - i < BP_MAX_M ? m - i : BP_MAX_M, n, k / 2);
+	return 0;
+}
+#endif
