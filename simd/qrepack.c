@@ -29,12 +29,12 @@ enum qvl_dtype qvl_repack_type(const struct qvl_kernels *kt, enum qvl_dtype t, s
 	if (!qvl_env_flag("QVL_REPACK", true))
 		return t;
 #ifdef HAVE_AVX512_KERNELS
-	/* QVL_BF16_PANELS=1: bf16 in 16-row panels for the AVX512-BF16 decode
-	 * batches; off by default (docs/todo-b16p.md: what it gains, what it
-	 * costs) */
+	/* bf16 in 16-row panels for the AVX512-BF16 products (QVL_BF16_PANELS=0:
+	 * the rows): decode batches of 16 at 1.36-1.70x the rows' tok/s, single
+	 * decode and prefill the same (quiet A/B, docs/todo-b16p.md) */
 	if (t == QVL_DT_BF16 && kt->matmul_fast == qvl_matmul_fast_avx512 &&
 	    qvl_kernels_bf16dot(kt) && n % QVL_P16_ROWS == 0 && k % 2 == 0 && k > 0 &&
-	    qvl_env_flag("QVL_BF16_PANELS", false))
+	    qvl_env_flag("QVL_BF16_PANELS", true))
 		return QVL_DT_BF16_P16;
 #endif
 	if (builtin && t == QVL_DT_Q4_0 && n % QVL_X8_ROWS == 0 && k % 32 == 0 && k > 0)

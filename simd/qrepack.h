@@ -82,8 +82,8 @@
  * 32-bit words at 64 p: word c is row 16 b + c's values 2p (low half) and
  * 2p + 1 (high), the operand vdpbf16ps multiplies with a broadcast
  * activation pair (simd/matmul_bf16p_avx512.c). Only the AVX512-BF16
- * table's matmul_fast takes it (`--precision bf16`), with QVL_BF16_PANELS
- * set: the exact path keeps the rows. */
+ * table's matmul_fast takes it (`--precision bf16`; by default,
+ * QVL_BF16_PANELS=0 keeps the rows): the exact path keeps the rows. */
 #define QVL_DT_BF16_P16 ((enum qvl_dtype)(QVL_DT_COUNT + 5))
 #define QVL_P16_ROWS	16
 

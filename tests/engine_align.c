@@ -1,7 +1,8 @@
 /* The weight-copy policy (src/weight_copy.h): an engine asked to copy
  * (opts.copy_weights: qvld, bench, --copy-weights) copies every weight
  * matrix its file's mapping holds into memory it owns (src/engine.c,
- * mat_own: huge pages, rows on a cache line); one not asked copies none,
+ * mat_own: huge pages, rows on a cache line); one not asked copies none
+ * (a matrix converted to a kernel's layout, bf16 panels, is the engine's either way),
  * whatever the file's alignment: the kernels read the mapping (the golden
  * tests check that the logits are the same either way). On the tiny model,
  * whose safetensors tensors sit 32 bytes past a line, and on llama.cpp's
@@ -14,6 +15,7 @@
 
 #include "engine_common.h"
 #include "engine_impl.h"
+#include "../simd/qrepack.h"
 
 /* The layer matrices and the output matrix of e. */
 static size_t mats(const struct qvl_engine *e, const struct eng_mat **out, size_t cap)
@@ -41,10 +43,15 @@ static bool copied(const struct qvl_model *m, const struct qvl_engine *e, bool w
 	bool good = n == (size_t)e->L * 7 + 1;
 
 	for (size_t i = 0; i < n; i++) {
+		/* a matrix in a kernel's layout (bf16 panels under --precision
+		 * bf16, simd/qrepack.h) is a conversion the engine owns, asked
+		 * to copy or not: the policy is about the file's layout */
+		bool conv = ws[i]->type == QVL_DT_BF16_P16 || qvl_dtype_is_repacked(ws[i]->type);
+
 		owned += ws[i]->owned;
-		good =
-		    good && ws[i]->owned == want &&
-		    (want ? (uintptr_t)ws[i]->data % 64 == 0 : qvl_model_file_page(m, ws[i]->data));
+		good = good && ws[i]->owned == (want || conv) &&
+		       (want || conv ? (uintptr_t)ws[i]->data % 64 == 0
+				     : qvl_model_file_page(m, ws[i]->data));
 	}
 	diag("copy %s: %zu of %zu matrices the engine's copies", want ? "asked" : "not asked",
 	     owned, n);

@@ -54,11 +54,14 @@ static void test_choice(void)
 	unsetenv("QVL_BF16_PANELS");
 	unsetenv("QVL_REPACK");
 	if (!bf) {
-		skip(3, "no AVX512-BF16 here");
+		skip(4, "no AVX512-BF16 here");
 		return;
 	}
+	ok(qvl_repack_type(&kt, QVL_DT_BF16, 64, 128) == QVL_DT_BF16_P16,
+	   "bf16 in panels by default");
+	setenv("QVL_BF16_PANELS", "0", 1);
 	ok(qvl_repack_type(&kt, QVL_DT_BF16, 64, 128) == QVL_DT_BF16,
-	   "bf16 keeps its rows by default");
+	   "QVL_BF16_PANELS=0 keeps the rows");
 	setenv("QVL_BF16_PANELS", "1", 1);
 	ok(qvl_repack_type(&kt, QVL_DT_BF16, 64, 128) == QVL_DT_BF16_P16 &&
 	       qvl_repack_type(&kt, QVL_DT_BF16, 72, 128) == QVL_DT_BF16 &&
