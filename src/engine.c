@@ -113,11 +113,13 @@ static void mat_repack(struct qvl_engine *e, struct eng_mat *w)
 	struct repack_task t = {w, qvl_repack_type(&e->k, w->type, w->n, w->k), NULL, NULL, NULL};
 	bool ok = true;
 
-	/* the panels also need rows right after each other (the kernel's
-	 * ldw == k) and head_dim splits (forward.c) on whole panels */
-	if (t.rt == QVL_DT_BF16_P16 && (w->row_bytes != 2 * w->k || e->hd % QVL_P16_ROWS))
+	/* the one shape rule beyond qvl_repack_type's: head_dim splits
+	 * (forward.c) on whole groups of every repacked type, and the panels
+	 * need rows right after each other (their kernel's ldw == k) */
+	if (t.rt == w->type || e->hd % qvl_repack_rows(t.rt) ||
+	    (t.rt == QVL_DT_BF16_P16 && w->row_bytes != 2 * w->k))
 		return;
-	if (t.rt == w->type || !(t.ok = calloc((size_t)e->nth, sizeof(bool))))
+	if (!(t.ok = calloc((size_t)e->nth, sizeof(bool))))
 		return;
 	if (t.rt == QVL_DT_BF16_P16 && w->owned) {
 		t.dst = (uint8_t *)(uintptr_t)w->data;
@@ -181,7 +183,7 @@ static void layer_mats(struct eng_layer *ly, struct eng_mat *out[LAYER_MATS])
  * does not count a second copy. */
 static void eng_repack(struct qvl_engine *e)
 {
-	bool repack = e->prec == QVL_PREC_BF16 && e->hd % QVL_X8_ROWS == 0;
+	bool repack = e->prec == QVL_PREC_BF16; /* mat_repack checks the shapes */
 	struct qvl_weight_reader rd;
 
 	if (e->wsrc.home)
@@ -192,8 +194,9 @@ static void eng_repack(struct qvl_engine *e)
 		struct eng_mat *ws[LAYER_MATS];
 		layer_mats(ly, ws);
 		for (size_t i = 0; !ly->home && i < LAYER_MATS; i++) {
-			/* bf16 copied first: the panels' gather then reads huge
-			 * pages, not the mapping's faults (mat_repack frees the copy) */
+			/* bf16 copied first: mat_repack turns the copy into
+			 * panels in place, reading huge pages, not the mapping's
+			 * faults (without panels the copy is what mat_own makes) */
 			if (repack && ws[i]->type == QVL_DT_BF16)
 				mat_own(e, ws[i], &rd);
 			if (repack)
