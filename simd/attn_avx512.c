@@ -60,7 +60,12 @@ INL512 __m512 hsum16(const __m512 a[16])
 }
 
 /* Scores of R query vectors (R = 1, 2, 4) with the 16 / R KV rows from
- * block row j (rows past nb count as zero rows, never read): one fma
+ * block row j (rows past nb count as zero rows, never read, not even by a
+ * load with an empty mask: past the last row of a page's head run such a
+ * load can address a 4 KiB page of the KV pool nobody touched yet, and
+ * there an empty-mask load took 164 ns instead of 0.7 (Zen 5, session
+ * 13): 40 % of a 16-sequence decode step once rows passed the first
+ * block, the q/k/v + attention stage 53-59 -> 16-22 ms): one fma
  * chain per (vector, row) over d in 16 lanes (lane l takes d = l mod 16),
  * then hsum16, whatever R. K rows are `ks` elements apart, of type t (f32
  * from the widened block, or the cache's own rows: the same values).
@@ -83,7 +88,8 @@ INL512 void score16(const size_t R, const enum qvl_dtype t, float *s, const floa
 			qq[r] = _mm512_maskz_loadu_ps(md, qv[r] + d);
 #pragma GCC unroll 16
 		for (size_t i = 0; i < NR; i++) {
-			__m512 k = v16_load(K, t, (j + i) * ks + d, j + i < nb ? md : 0);
+			__m512 k = j + i < nb ? v16_load(K, t, (j + i) * ks + d, md)
+					      : _mm512_setzero_ps();
 #pragma GCC unroll 4
 			for (size_t r = 0; r < R; r++)
 				a[r * NR + i] = _mm512_fmadd_ps(qq[r], k, a[r * NR + i]);
