@@ -189,10 +189,22 @@ static TBF void bp_matmul(float *Y, size_t ldy, const uint32_t *x, size_t xs32, 
 	}
 }
 
+/* the rows in bf16 (xs apart) times the panels; stash: BP_MAX_M x 2 zmm */
+static TBF void bp_run(float *Y, size_t ldy, const uint16_t *Xb, size_t xs, __m512 (*stash)[2],
+		       const void *W, const float *bias, size_t m, size_t n, size_t k)
+{
+	if (m == 1)
+		bp_matvec(Y, (const uint32_t *)Xb, W, bias, n, k / 2);
+	else
+		for (size_t i = 0; i < m; i += BP_MAX_M)
+			bp_matmul(Y + i * ldy, ldy, (const uint32_t *)(Xb + i * xs), xs / 2, stash,
+				  W, bias, m - i < BP_MAX_M ? m - i : BP_MAX_M, n, k / 2);
+}
+
 TBF int qvl_matmul_bf16p_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 				size_t ldw, const float *bias, size_t m, size_t n, size_t k)
 {
-	size_t xs = k + BP_XPAD, xb = (m * xs * 2 + 63) & ~(size_t)63;
+	size_t xs = k + BP_XPAD, xb = qvl_bf16p_act_bytes(m, k);
 	uint16_t *Xb;
 
 	if (k % 2 || ldw != k)
@@ -203,13 +215,36 @@ TBF int qvl_matmul_bf16p_avx512(float *Y, size_t ldy, const float *X, size_t ldx
 	if (!(Xb = qvl_qact_scratch(xb + BP_MAX_M * 2 * sizeof(__m512))))
 		return -ENOMEM;
 	bp_x(Xb, xs, X, ldx, m, k);
-	if (m == 1)
-		bp_matvec(Y, (const uint32_t *)Xb, W, bias, n, k / 2);
-	else
-		for (size_t i = 0; i < m; i += BP_MAX_M)
-			bp_matmul(Y + i * ldy, ldy, (const uint32_t *)(Xb + i * xs), xs / 2,
-				  (__m512(*)[2])((uint8_t *)Xb + xb), W, bias,
-				  m - i < BP_MAX_M ? m - i : BP_MAX_M, n, k / 2);
+	bp_run(Y, ldy, Xb, xs, (__m512(*)[2])((uint8_t *)Xb + xb), W, bias, m, n, k);
+	return 0;
+}
+
+/* Prepared once per product (matmul_fast.c's act path): the calls on the
+ * columns of one product (the decode's claims of 192 columns, 2 threads)
+ * each rounded the same rows again, 6-11 % of the kernel's CPU at m = 16
+ * (docs/todo-b16k.md). */
+size_t qvl_bf16p_act_bytes(size_t m, size_t k)
+{
+	return (m * (k + BP_XPAD) * 2 + 63) & ~(size_t)63;
+}
+
+TBF void qvl_bf16p_act_make(void *xa, const float *X, size_t ldx, size_t m, size_t k)
+{
+	bp_x(xa, k + BP_XPAD, X, ldx, m, k);
+}
+
+TBF int qvl_matmul_bf16p_act_avx512(float *Y, size_t ldy, const void *xa, const void *W,
+				    size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+{
+	void *stash;
+
+	if (k % 2 || ldw != k)
+		return -EINVAL;
+	if (!m || !n)
+		return 0;
+	if (!(stash = qvl_qact_scratch(BP_MAX_M * 2 * sizeof(__m512))))
+		return -ENOMEM;
+	bp_run(Y, ldy, xa, k + BP_XPAD, stash, W, bias, m, n, k);
 	return 0;
 }
 #endif
