@@ -11,14 +11,22 @@
  * threads, 1.2 GB of weights streamed, CPU time: 0.68-0.75 of the tile's
  * time at gate/up and down shapes; the products alone 0.52-0.58).
  *
- * Tile: two far panels (b and b + q, two sequential streams) x up to 8
- * activation rows a pass, 16 accumulators; k in blocks of BP_KB pairs
- * (2 x 4 KiB of weights, in L1 for the passes after the first), every
- * 8-row group of the call over one block before the next block, the
- * accumulators kept between blocks in a stash. Each pair step of each pass
- * prefetches one line BP_PFB blocks ahead, so the stream runs at one rate
- * through all passes (a prefetch only in the first pass, or none, left it
- * idle in the others: 0.8-1.0 of the tile).
+ * Tile: far panels (b, b + q, b + 2q: sequential streams) x up to 8
+ * activation rows a pass; k in blocks of BP_KB pairs (4 KiB of each
+ * panel, in L1 for the passes after the first), every 8-row group of the
+ * call over one block before the next block, the accumulators kept between
+ * blocks in a stash. Every pass prefetches a line a pair step of one or
+ * more of the streams, so each stream runs at one rate through all passes
+ * (a prefetch only in the first pass, or none, left it idle in the others:
+ * 0.8-1.0 of the tile). Up to 16 rows 3 panels (24 accumulators), one
+ * block ahead; above, 2 panels, two blocks ahead (bp_matmul).
+ *
+ * Where the time goes at m = 16 (2 threads, CPU time, docs/todo-b16k.md):
+ * the product loop with the weights in L2 runs at the measured vdpbf16ps
+ * peak (~2 a cycle); streamed from DRAM it is 0.75-0.85 of that, with the
+ * weights at ~50 GB/s against ~60 for a plain read, so the stream's
+ * overlap is what is left. 3 panels against 2: 0.93-0.95 of the CPU at
+ * gate/up and down shapes, 0.90 at the logits'.
  *
  * Order: every output is one f32 chain over the pairs in k order from 0
  * (lane c of its accumulator), plus the bias at the end, whatever m is and
@@ -36,9 +44,10 @@
 
 #define TBF __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
 
-#define BP_KB	64 /* pairs of a k block */
-#define BP_PFB	2  /* prefetch distance, in blocks */
-#define BP_ROWS 8  /* activation rows of a pass */
+#define BP_KB	    64 /* pairs of a k block */
+#define BP_ROWS	    8  /* activation rows of a pass */
+#define BP_FAR	    3  /* far panels of a pass (bp_matmul): 24 accumulators */
+#define BP_FAR_ROWS 16 /* up to this m */
 /* rows of one bp_matmul: their bf16 rows (4-12 KiB each) stay in L2 while
  * the weights stream; more rows stream the weights again per 64 (at 64
  * rows the weights' bytes are 1/32 of the FLOP, far under the products) */
@@ -46,6 +55,7 @@
 /* activation rows are 2 kp + BP_XPAD bf16 apart: rows of 4 KiB would put
  * the 8 broadcasts of a pair step in one L1 set (matmul_bf16dot.c DP_XPAD) */
 #define BP_XPAD 32
+#define BP_STASH (BP_MAX_M * BP_FAR * sizeof(__m512))
 
 /* X rows to bf16 pairs (round to nearest even), row i at Xb + i * xs */
 static TBF void bp_x(uint16_t *Xb, size_t xs, const float *X, size_t ldx, size_t m, size_t k)
@@ -104,95 +114,123 @@ static TBF void bp_matvec(float *y, const uint32_t *x, const uint32_t *P, const 
 	}
 }
 
-/* One pass: pairs [p0, p1) of panels w0, w1 against nx activation rows
- * (x, rows xs32 words apart), the accumulators from / to st (zero when
- * p0 == 0), one prefetch a pair step from pf (a line apart). */
+/* One pass: pairs [p0, p1) of the nf panels w[] against nx activation
+ * rows (x, rows xs32 words apart), the accumulators from / to st (zero
+ * when p0 == 0), one prefetch a pair step from each of the npf pf[] (a
+ * line apart). */
 static inline __attribute__((always_inline)) TBF void
-bp_pass(const int nx, __m512 (*st)[2], const uint32_t *x, size_t xs32, const uint32_t *w0,
-	const uint32_t *w1, size_t p0, size_t p1, const char *pf, const char *pf2)
+bp_pass(const int nx, const int nf, const int npf, __m512 (*st)[BP_FAR], const uint32_t *x,
+	size_t xs32, const uint32_t *const *w, size_t p0, size_t p1, const char *const *pf)
 {
-	__m512 a[BP_ROWS][2];
+	__m512 a[BP_ROWS][BP_FAR];
 
 #pragma GCC unroll 8
-	for (int i = 0; i < nx; i++) {
-		a[i][0] = p0 ? st[i][0] : _mm512_setzero_ps();
-		a[i][1] = p0 ? st[i][1] : _mm512_setzero_ps();
-	}
+	for (int i = 0; i < nx; i++)
+#pragma GCC unroll 3
+		for (int r = 0; r < nf; r++)
+			a[i][r] = p0 ? st[i][r] : _mm512_setzero_ps();
 	for (size_t p = p0; p < p1; p++) {
-		__m512bh v0 = (__m512bh)_mm512_loadu_si512(w0 + p * 16);
-		__m512bh v1 = (__m512bh)_mm512_loadu_si512(w1 + p * 16);
+		__m512bh v[BP_FAR];
 
-		_mm_prefetch(pf + (p - p0) * 64, _MM_HINT_T0);
-		if (pf2)
-			_mm_prefetch(pf2 + (p - p0) * 64, _MM_HINT_T0);
+#pragma GCC unroll 3
+		for (int r = 0; r < nf; r++)
+			v[r] = (__m512bh)_mm512_loadu_si512(w[r] + p * 16);
+#pragma GCC unroll 3
+		for (int f = 0; f < npf; f++)
+			_mm_prefetch(pf[f] + (p - p0) * 64, _MM_HINT_T0);
 #pragma GCC unroll 8
 		for (int i = 0; i < nx; i++) {
 			__m512bh xv = (__m512bh)_mm512_set1_epi32((int)x[(size_t)i * xs32 + p]);
-			a[i][0] = _mm512_dpbf16_ps(a[i][0], v0, xv);
-			a[i][1] = _mm512_dpbf16_ps(a[i][1], v1, xv);
+#pragma GCC unroll 3
+			for (int r = 0; r < nf; r++)
+				a[i][r] = _mm512_dpbf16_ps(a[i][r], v[r], xv);
 		}
 	}
 #pragma GCC unroll 8
-	for (int i = 0; i < nx; i++) {
-		st[i][0] = a[i][0];
-		st[i][1] = a[i][1];
-	}
+	for (int i = 0; i < nx; i++)
+#pragma GCC unroll 3
+		for (int r = 0; r < nf; r++)
+			st[i][r] = a[i][r];
 }
 
-static TBF void bp_pass_any(int nx, __m512 (*st)[2], const uint32_t *x, size_t xs32,
-			    const uint32_t *w0, const uint32_t *w1, size_t p0, size_t p1,
-			    const char *pf, const char *pf2)
+static TBF void bp_pass_any(int nx, int nf, int npf, __m512 (*st)[BP_FAR], const uint32_t *x,
+			    size_t xs32, const uint32_t *const *w, size_t p0, size_t p1,
+			    const char *const *pf)
 {
-	switch (nx) {
-#define C(N)                                                                                       \
-	case N:                                                                                    \
-		bp_pass(N, st, x, xs32, w0, w1, p0, p1, pf, pf2);                                  \
+	switch ((nx * 4 + nf) * 4 + npf) {
+#define C(N, NF, F)                                                                                \
+	case (N * 4 + NF) * 4 + F:                                                                 \
+		bp_pass(N, NF, F, st, x, xs32, w, p0, p1, pf);                                     \
 		break;
-		C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
+#define C5(N) C(N, 3, 1) C(N, 3, 2) C(N, 3, 3) C(N, 2, 1) C(N, 2, 2)
+		C5(8) C5(7) C5(6) C5(5) C5(4) C5(3) C5(2) C5(1)
+#undef C5
 #undef C
 	}
 }
 
-/* m >= 2: panel pairs (b, b + q), k blocks, 8-row passes (top comment) */
-static TBF void bp_matmul(float *Y, size_t ldy, const uint32_t *x, size_t xs32, __m512 (*st)[2],
-			  const uint32_t *P, const float *bias, size_t m, size_t n, size_t kp)
+/* m >= 2: far panels (b, b + q, ..), k blocks, 8-row passes (top comment).
+ * Up to 16 rows (the decode's batches) 3 far panels, prefetched one block
+ * ahead; more rows (64 a call: prefill) 2, two blocks ahead: 3 panels'
+ * stash of 64 rows and blocks crowd L1 there (m = 512: 1.02-1.05 of 2). */
+static TBF void bp_matmul(float *Y, size_t ldy, const uint32_t *x, size_t xs32,
+			  __m512 (*st)[BP_FAR], const uint32_t *P, const float *bias, size_t m,
+			  size_t n, size_t kp)
 {
-	size_t nb = (n + 15) / 16, q = (nb + 1) / 2;
+	int nf = m <= BP_FAR_ROWS ? BP_FAR : 2;
+	size_t nb = (n + 15) / 16, q = (nb + nf - 1) / nf, ahead = BP_KB * (nf == BP_FAR ? 1 : 2);
+	size_t passes = (m + BP_ROWS - 1) / BP_ROWS, pm = passes < (size_t)nf ? passes : (size_t)nf;
 
 	for (size_t b = 0; b < q; b++) {
-		/* an odd count's last step reads panel b twice and stores it once */
-		size_t b1 = b + q < nb ? b + q : b;
-		const uint32_t *w0 = P + b * kp * 16, *w1 = P + b1 * kp * 16;
+		const uint32_t *w[BP_FAR];
+		size_t bi[BP_FAR];
 
+		/* past the count: panel b again, stored once */
+		for (int r = 0; r < nf; r++) {
+			bi[r] = b + r * q < nb ? b + r * q : b;
+			w[r] = P + bi[r] * kp * 16;
+		}
 		for (size_t p0 = 0; p0 < kp; p0 += BP_KB) {
 			size_t p1 = p0 + BP_KB < kp ? p0 + BP_KB : kp;
-			/* past a panel's end: the start of the next panel, the
-			 * next step's (a prefetch never faults) */
-			const char *f0 = (const char *)(w0 + (p0 + BP_KB * BP_PFB) * 16);
-			const char *f1 = (const char *)(w1 + (p0 + BP_KB * BP_PFB) * 16);
 
-			for (size_t h = 0; h < m; h += BP_ROWS) {
-				int nx = m - h >= BP_ROWS ? BP_ROWS : (int)(m - h);
-				/* one pass: both lines a step; more: alternate */
-				bool one = m <= BP_ROWS, odd = (h / BP_ROWS) & 1;
-				bp_pass_any(nx, st + h, x + h * xs32, xs32, w0, w1, p0, p1,
-					    odd ? f1 : f0, one ? f1 : NULL);
+			for (size_t h = 0, j = 0; h < m; h += BP_ROWS, j++) {
+				int nx = m - h >= BP_ROWS ? BP_ROWS : (int)(m - h), npf = 0;
+				const char *pf[BP_FAR];
+
+				/* every pass asks for the streams r = j (mod
+				 * min(passes, nf)): all of them a block, each at
+				 * one rate; past a panel's end: the next panel's
+				 * start (a prefetch never faults) */
+				for (int r = 0; r < nf; r++)
+					if ((size_t)r % pm == j % pm)
+						pf[npf++] = (const char *)(w[r] + (p0 + ahead) * 16);
+				bp_pass_any(nx, nf, npf, st + h, x + h * xs32, xs32, w, p0, p1, pf);
 			}
 		}
-		for (size_t i = 0; i < m; i++) {
-			bp_store(Y + i * ldy + 16 * b, st[i][0], bp_cols(n, b),
-				 bias ? bias + 16 * b : NULL);
-			if (b1 != b)
-				bp_store(Y + i * ldy + 16 * b1, st[i][1], bp_cols(n, b1),
-					 bias ? bias + 16 * b1 : NULL);
-		}
+		for (size_t i = 0; i < m; i++)
+			for (int r = 0; r < nf; r++)
+				if (!r || bi[r] != b)
+					bp_store(Y + i * ldy + 16 * bi[r], st[i][r], bp_cols(n, bi[r]),
+						 bias ? bias + 16 * bi[r] : NULL);
 	}
+}
+
+/* the rows in bf16 (xs apart) times the panels; stash: BP_STASH bytes */
+static TBF void bp_run(float *Y, size_t ldy, const uint16_t *Xb, size_t xs, __m512 (*stash)[BP_FAR],
+		       const void *W, const float *bias, size_t m, size_t n, size_t k)
+{
+	if (m == 1)
+		bp_matvec(Y, (const uint32_t *)Xb, W, bias, n, k / 2);
+	else
+		for (size_t i = 0; i < m; i += BP_MAX_M)
+			bp_matmul(Y + i * ldy, ldy, (const uint32_t *)(Xb + i * xs), xs / 2, stash,
+				  W, bias, m - i < BP_MAX_M ? m - i : BP_MAX_M, n, k / 2);
 }
 
 TBF int qvl_matmul_bf16p_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 				size_t ldw, const float *bias, size_t m, size_t n, size_t k)
 {
-	size_t xs = k + BP_XPAD, xb = (m * xs * 2 + 63) & ~(size_t)63;
+	size_t xs = k + BP_XPAD, xb = qvl_bf16p_act_bytes(m, k);
 	uint16_t *Xb;
 
 	if (k % 2 || ldw != k)
@@ -200,16 +238,39 @@ TBF int qvl_matmul_bf16p_avx512(float *Y, size_t ldy, const float *X, size_t ldx
 	if (!m || !n)
 		return 0;
 	/* the thread's scratch (qact.c): the rows in bf16, then the stash */
-	if (!(Xb = qvl_qact_scratch(xb + BP_MAX_M * 2 * sizeof(__m512))))
+	if (!(Xb = qvl_qact_scratch(xb + BP_STASH)))
 		return -ENOMEM;
 	bp_x(Xb, xs, X, ldx, m, k);
-	if (m == 1)
-		bp_matvec(Y, (const uint32_t *)Xb, W, bias, n, k / 2);
-	else
-		for (size_t i = 0; i < m; i += BP_MAX_M)
-			bp_matmul(Y + i * ldy, ldy, (const uint32_t *)(Xb + i * xs), xs / 2,
-				  (__m512(*)[2])((uint8_t *)Xb + xb), W, bias,
-				  m - i < BP_MAX_M ? m - i : BP_MAX_M, n, k / 2);
+	bp_run(Y, ldy, Xb, xs, (__m512(*)[BP_FAR])((uint8_t *)Xb + xb), W, bias, m, n, k);
+	return 0;
+}
+
+/* Prepared once per product (matmul_fast.c's act path): the calls on the
+ * columns of one product (the decode's claims of 192 columns, 2 threads)
+ * each rounded the same rows again, 6-11 % of the kernel's CPU at m = 16
+ * (docs/todo-b16k.md). */
+size_t qvl_bf16p_act_bytes(size_t m, size_t k)
+{
+	return (m * (k + BP_XPAD) * 2 + 63) & ~(size_t)63;
+}
+
+TBF void qvl_bf16p_act_make(void *xa, const float *X, size_t ldx, size_t m, size_t k)
+{
+	bp_x(xa, k + BP_XPAD, X, ldx, m, k);
+}
+
+TBF int qvl_matmul_bf16p_act_avx512(float *Y, size_t ldy, const void *xa, const void *W,
+				    size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+{
+	void *stash;
+
+	if (k % 2 || ldw != k)
+		return -EINVAL;
+	if (!m || !n)
+		return 0;
+	if (!(stash = qvl_qact_scratch(BP_STASH)))
+		return -ENOMEM;
+	bp_run(Y, ldy, xa, k + BP_XPAD, stash, W, bias, m, n, k);
 	return 0;
 }
 #endif

@@ -80,25 +80,68 @@ static int bf16p_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const 
 
 QVL_MATMUL_FAST(ref, (void)0)
 
+/* The bf16 panels' prepared activation: their rows in bf16, made once per
+ * product instead of once per call. Panels exist only under the avx512
+ * matmul_fast (qrepack.c), whichever level serves the prepared products
+ * (dispatch.c act_level), so their kernel here is the AVX512-BF16 one.
+ * One row is left to matmul_fast: its rounding is one row, and a prepared
+ * one-row product takes the quantized types' chunks (forward.c). */
+static size_t bf16p_act_bytes(size_t m, size_t k)
+{
+#ifdef HAVE_AVX512BF16_KERNELS
+	if (m > 1 && k % 2 == 0 && qvl_cpu_has_avx512bf16())
+		return qvl_bf16p_act_bytes(m, k);
+#endif
+	(void)m, (void)k;
+	return 0;
+}
+
+static void bf16p_act(float *Y, size_t ldy, const float *X, size_t ldx, const void *xa,
+		      const void *W, size_t ldw, const float *bias, size_t m, size_t n, size_t k)
+{
+#ifdef HAVE_AVX512BF16_KERNELS
+	if (!qvl_matmul_bf16p_act_avx512(Y, ldy, xa, W, ldw, bias, m, n, k))
+		return;
+	if (!qvl_matmul_bf16p_avx512(Y, ldy, X, ldx, W, ldw, bias, m, n, k))
+		return;
+#endif
+	(void)xa;
+	qvl_matmul_bf16p_ref(Y, ldy, X, ldx, W, ldw, bias, m, n, k);
+}
+
 /* One level's act_bytes, act_make and matmul_act (kernels.h): the
- * repacked types only (qrepack.h, qdot_x8_act.h), the decode's types. */
+ * repacked types only (qrepack.h, qdot_x8_act.h, the bf16 panels), the
+ * decode's types. */
 #define QVL_MATMUL_ACT(lvl)                                                                        \
 	size_t qvl_act_bytes_##lvl(enum qvl_dtype wtype, size_t m, size_t k)                       \
 	{                                                                                          \
+		if (wtype == QVL_DT_BF16_P16)                                                      \
+			return bf16p_act_bytes(m, k);                                              \
 		return qvl_qact_x8_bytes_##lvl(wtype, m, k);                                       \
 	}                                                                                          \
 	void qvl_act_make_##lvl(void *xa, enum qvl_dtype wtype, const float *X, size_t ldx,        \
 				size_t m, size_t k)                                                \
 	{                                                                                          \
-		qvl_qact_x8_make_##lvl(xa, wtype, X, ldx, m, k);                                   \
+		if (wtype == QVL_DT_BF16_P16)                                                      \
+			BF16P_ACT_MAKE(xa, X, ldx, m, k);                                          \
+		else                                                                               \
+			qvl_qact_x8_make_##lvl(xa, wtype, X, ldx, m, k);                           \
 	}                                                                                          \
 	void qvl_matmul_act_##lvl(float *Y, size_t ldy, const float *X, size_t ldx,                \
 				  const void *xa, const void *W, enum qvl_dtype wtype, size_t ldw, \
 				  const float *bias, size_t m, size_t n, size_t k)                 \
 	{                                                                                          \
-		if (qvl_qmatmul_x8_act_##lvl(Y, ldy, xa, W, wtype, ldw, bias, m, n, k))            \
+		if (wtype == QVL_DT_BF16_P16)                                                      \
+			bf16p_act(Y, ldy, X, ldx, xa, W, ldw, bias, m, n, k);                      \
+		else if (qvl_qmatmul_x8_act_##lvl(Y, ldy, xa, W, wtype, ldw, bias, m, n, k))       \
 			qvl_matmul_fast_##lvl(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);       \
 	}
+
+#ifdef HAVE_AVX512BF16_KERNELS
+#define BF16P_ACT_MAKE qvl_bf16p_act_make
+#else
+#define BF16P_ACT_MAKE(xa, X, ldx, m, k) (void)0 /* act_bytes is 0 */
+#endif
 
 #ifdef HAVE_AVX2_KERNELS
 QVL_MATMUL_FAST(avx2, (void)0)

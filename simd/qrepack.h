@@ -151,6 +151,13 @@ void qvl_matmul_bf16p_ref(float *Y, size_t ldy, const float *X, size_t ldx, cons
  * and ldw == k, -ENOMEM without scratch (nothing written then). */
 int qvl_matmul_bf16p_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,
 			    size_t ldw, const float *bias, size_t m, size_t n, size_t k);
+/* Its activation prepared once (kernels.h act_make): the m rows of X
+ * rounded to bf16 in act_bytes bytes, then the kernel on them for any
+ * columns of W: bit for bit qvl_matmul_bf16p_avx512 on X. */
+size_t qvl_bf16p_act_bytes(size_t m, size_t k);
+void qvl_bf16p_act_make(void *xa, const float *X, size_t ldx, size_t m, size_t k);
+int qvl_matmul_bf16p_act_avx512(float *Y, size_t ldy, const void *xa, const void *W,
+				size_t ldw, const float *bias, size_t m, size_t n, size_t k);
 /* Rows of one repacked group of type rt (the engine splits its repacking
  * by groups) */
 static inline size_t qvl_repack_rows(enum qvl_dtype rt)
