@@ -229,12 +229,12 @@ static size_t share_chunk(const struct fwd *f)
 	 * share a 1024-row product */
 	size_t per = matmul_cols(f) / (SHARE_SPLITS * (size_t)f->e->nth);
 
+	if (qvl_qdecode_rows())
+		return qvl_qdecode_rows(); /* QVL_QDECODE_ROWS: exactly that */
 	if (f->m > 1) {
 		per &= ~(size_t)63;
 		return per > SHARE_CHUNK_ROWS ? per : SHARE_CHUNK_ROWS;
 	}
-	if (qvl_qdecode_rows())
-		return qvl_qdecode_rows(); /* QVL_QDECODE_ROWS: exactly that */
 	per &= ~(size_t)15;
 	if (per >= SHARE_CHUNK_Q)
 		return SHARE_CHUNK_Q;
