@@ -199,12 +199,13 @@ static size_t matmul_cols(const struct fwd *f)
 /* Few rows (decode): W is streamed, so chunks of columns can move between
  * threads at no cost in reuse; f->share says the claims are set up. Many
  * rows: the static split, whole packed panels per thread. A decode batch
- * (m > 1) takes half a thread's share a chunk (SHARE_SPLITS), in multiples
- * of 64 columns (whole pairs of 16-row bf16 panels), at least
- * SHARE_CHUNK_ROWS: each kernel call rounds its m activation rows to bf16
- * first (m x k values, gate and up each), which at 192 columns a call was
- * ~5 % of a batch of 16's CPU time (perf, bench_step); the ratio of that
- * to the product is m / columns, whatever k. Two chunks a thread still let
+ * (m > 1) takes up to half a thread's share a chunk (SHARE_SPLITS), in
+ * multiples of SHARE_CHUNK_ROWS (whole pairs of 16-row bf16 panels, whole
+ * 6-row tiles), claims halving to SHARE_CHUNK_ROWS at the end: each
+ * kernel call rounds its m activation rows to bf16 first (m x k values,
+ * gate and up each), which at 192 columns a call was ~5 % of a batch of
+ * 16's CPU time (perf, bench_step); the ratio of that to the product is
+ * m / columns, whatever k. Two chunks a thread still let
  * one thread take the other's when it lost its CPU. One row: see
  * SHARE_CHUNK_Q. */
 #define SHARE_MAX_ROWS	 16
@@ -220,7 +221,9 @@ static size_t matmul_cols(const struct fwd *f)
  * the same, 64 (one stream of 8 groups) 13 % slower. bf16 panels: 64 rows
  * (4 adjacent panels, the activation rounded to bf16 per call) 3-7 %
  * slower than 256-1024 (gate/up of the 2b shape, CPU time, one and two
- * threads; docs/todo-npstep.md). */
+ * threads; docs/todo-npstep.md). Claims halve down to SHARE_CHUNK at the
+ * end of a range (share_min), so the threads still finish a dispatch
+ * within a 64-row call of each other. */
 #define SHARE_CHUNK_Q 512
 
 static size_t share_chunk(const struct fwd *f)
@@ -232,7 +235,7 @@ static size_t share_chunk(const struct fwd *f)
 	if (qvl_qdecode_rows())
 		return qvl_qdecode_rows(); /* QVL_QDECODE_ROWS: exactly that */
 	if (f->m > 1) {
-		per &= ~(size_t)63;
+		per = per / SHARE_CHUNK_ROWS * SHARE_CHUNK_ROWS;
 		return per > SHARE_CHUNK_ROWS ? per : SHARE_CHUNK_ROWS;
 	}
 	per &= ~(size_t)15;
@@ -241,13 +244,22 @@ static size_t share_chunk(const struct fwd *f)
 	return per > SHARE_CHUNK ? per : SHARE_CHUNK;
 }
 
+/* The smallest claim (claim_next() halves what is left down to it): the
+ * old fixed chunks, whose tails end a dispatch close together. */
+static size_t share_min(const struct fwd *f)
+{
+	if (qvl_qdecode_rows())
+		return qvl_qdecode_rows();
+	return f->m > 1 ? SHARE_CHUNK_ROWS : SHARE_CHUNK;
+}
+
 static void matmul_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	size_t lo, hi;
 
 	if (f->share) {
-		while (claim_next(f->e->claims, ith, nth, share_chunk(f), &lo, &hi))
+		while (claim_next(f->e->claims, ith, nth, share_chunk(f), share_min(f), &lo, &hi))
 			matmul_range(f, lo, hi);
 		return;
 	}
@@ -432,8 +444,10 @@ static void qkv_attn_task(void *arg, int ith, int nth)
 	size_t qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
 	size_t qr = group * hd, per = (size_t)e->nkv / (SHARE_SPLITS * (size_t)nth);
 
+	per = per ? per : 1;
+
 	/* f->w: wq, wk, wv; f->X: xb (qkv_attn) */
-	while (claim_next(e->claims, ith, nth, per ? per : 1, &g0, &g1)) {
+	while (claim_next(e->claims, ith, nth, per, per, &g0, &g1)) {
 		mm(f, 0, e->q + g0 * qr, qd, g0 * qr, (g1 - g0) * qr);
 		mm(f, 1, e->kk + g0 * hd, kd, g0 * hd, (g1 - g0) * hd);
 		mm(f, 2, e->vv + g0 * hd, kd, g0 * hd, (g1 - g0) * hd);
@@ -546,22 +560,24 @@ static void argmax_task(void *arg, int ith, int nth)
 	float tile1[ARG_TILE_ROWS], *tile = tile1;
 	float *best = e->arg_val + (size_t)ith * ENG_LOGIT_ROWS;
 	size_t lo, hi, *bidx = e->arg_idx + (size_t)ith * ENG_LOGIT_ROWS;
-	size_t ts = ARG_TILE, ld = ARG_TILE;
+	size_t ts, ts_min, ld;
 
 	if (f->m > 1) {
 		ts = ARG_TILE_ROWS;
+		ts_min = ARG_TILE_ROWS / 4;
 		ld = (size_t)e->V;
 	} else {
-		/* the decode chunk, up to the tile's room */
+		/* the decode chunk, up to the tile's room, down to ARG_TILE */
 		size_t c = share_chunk(f);
 		ts = ld = c < ARG_TILE ? ARG_TILE : c > ARG_TILE_ROWS ? ARG_TILE_ROWS : c;
+		ts_min = ts / ARG_TILE * ARG_TILE == ts ? ARG_TILE : ts;
 	}
 
 	for (size_t r = 0; r < f->m; r++) {
 		best[r] = -INFINITY;
 		bidx[r] = SIZE_MAX;
 	}
-	while (claim_next(e->claims, ith, nth, ts, &lo, &hi)) {
+	while (claim_next(e->claims, ith, nth, ts, ts_min, &lo, &hi)) {
 		if (f->m > 1)
 			tile = e->lscratch + lo;
 		mm(f, 0, tile, ld, lo, hi - lo);
