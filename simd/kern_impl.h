@@ -177,9 +177,9 @@ struct qvl_gemm_blocking {
 	/* repacked (X8) decode: row streams read at once, far apart (1-4;
 	 * qdot_x8_act.h) */
 	int qdec_streams;
-	/* rows per claim of a one-row product on a prepared activation
-	 * (QVL_QDECODE_ROWS, a multiple of 16); 0: not set, src/forward.c's
-	 * share_chunk() picks (kernels.h qvl_qdecode_rows()) */
+	/* rows per claim of a decode product (QVL_QDECODE_ROWS, a
+	 * multiple of 16); 0: not set, src/forward.c's share_chunk()
+	 * picks (kernels.h qvl_qdecode_rows()) */
 	size_t qdec_rows;
 };
 extern struct qvl_gemm_blocking qvl_gemm_blk;

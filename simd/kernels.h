@@ -173,11 +173,10 @@ extern struct qvl_kernels qvl_kern;
 int qvl_kernels_init(struct qvl_err *err);
 /* Fill *k with a specific level (tests compare levels). -ENOTSUP if absent. */
 int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level);
-/* QVL_QDECODE_ROWS (benchmarks): the weight rows each call of a one-row
- * product on a prepared activation takes (act_bytes; src/forward.c), a
- * multiple of 16; 0 when not set (forward.c's own policy). Read once with
- * the other blocking knobs (simd/dispatch.c), valid after
- * qvl_kernels_get(). */
+/* QVL_QDECODE_ROWS (benchmarks): the weight rows each call of a decode
+ * product (up to 16 rows; src/forward.c share_chunk) takes, a multiple of
+ * 16; 0 when not set (forward.c's own policy). Read once with the other
+ * blocking knobs (simd/dispatch.c), valid after qvl_kernels_get(). */
 size_t qvl_qdecode_rows(void);
 /* Highest level this CPU and OS support. */
 enum qvl_simd_level qvl_simd_detect(void);

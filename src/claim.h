@@ -21,8 +21,12 @@ struct eng_claim {
 /* Before the dispatch, on the caller: cl[0..nth) = the static split of
  * [0, n) aligned to `align` (qvl_split). */
 void claim_init(struct eng_claim *cl, int nth, size_t n, size_t align);
-/* The next chunk of at most `chunk` columns for thread ith: [*a, *b).
+/* The next chunk for thread ith: [*a, *b), half of what is left of the
+ * range it comes from, in multiples of `min` (chunk a multiple of it),
+ * between min and `chunk` columns: large calls while much is left, small
+ * ones at the end, so that the threads finish a dispatch close together.
  * false when every range is exhausted. */
-bool claim_next(struct eng_claim *cl, int ith, int nth, size_t chunk, size_t *a, size_t *b);
+bool claim_next(struct eng_claim *cl, int ith, int nth, size_t chunk, size_t min, size_t *a,
+		size_t *b);
 
 #endif

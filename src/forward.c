@@ -199,37 +199,57 @@ static size_t matmul_cols(const struct fwd *f)
 /* Few rows (decode): W is streamed, so chunks of columns can move between
  * threads at no cost in reuse; f->share says the claims are set up. Many
  * rows: the static split, whole packed panels per thread. A decode batch
- * (m > 1) takes larger chunks: each kernel call rounds its m activation rows
- * to bf16 first (16 x 2048 values for 64 columns of gate/up was ~5 % of the
- * step), and 192 columns are whole tiles of the 6-row bf16 kernel (64 end
- * with a 4-row tile computed as 6). One row keeps 64 (its conversion is one
- * row; finer chunks balance better). */
+ * (m > 1) takes up to half a thread's share a chunk (SHARE_SPLITS), in
+ * multiples of SHARE_CHUNK_ROWS (whole pairs of 16-row bf16 panels, whole
+ * 6-row tiles), claims halving to SHARE_CHUNK_ROWS at the end: each
+ * kernel call rounds its m activation rows to bf16 first (m x k values,
+ * gate and up each), which at 192 columns a call was ~5 % of a batch of
+ * 16's CPU time (perf, bench_step); the ratio of that to the product is
+ * m / columns, whatever k. Two chunks a thread still let
+ * one thread take the other's when it lost its CPU. One row: see
+ * SHARE_CHUNK_Q. */
 #define SHARE_MAX_ROWS	 16
 #define SHARE_CHUNK	 64
 #define SHARE_CHUNK_ROWS 192
+#define SHARE_SPLITS	 2
 
-/* A one-row product on a prepared activation (act_prep: the repacked
- * quantized types) costs a call per chunk but no quantization: chunks of
- * SHARE_CHUNK_Q rows (QVL_QDECODE_ROWS, benchmarks), which let the kernel
- * read far-apart row streams inside a chunk (qdot_x8_act.h), and tiles of
- * as many rows for the logits (argmax_task). 512 rows in 4 streams: 256-1024
- * measured the same, 64 (one stream of 8 groups) 13 % slower on q4_0. */
+/* A one-row product costs a call per chunk: chunks of SHARE_CHUNK_Q rows
+ * (QVL_QDECODE_ROWS, benchmarks), at least two a thread, which let the
+ * kernel read far-apart row streams inside a chunk (qdot_x8_act.h,
+ * bp_matvec), and tiles of as many rows for the logits (argmax_task).
+ * q4_0 on prepared activations: 512 rows in 4 streams, 256-1024 measured
+ * the same, 64 (one stream of 8 groups) 13 % slower. bf16 panels: 64 rows
+ * (4 adjacent panels, the activation rounded to bf16 per call) 3-7 %
+ * slower than 256-1024 (gate/up of the 2b shape, CPU time, one and two
+ * threads; docs/todo-npstep.md). Claims halve down to SHARE_CHUNK at the
+ * end of a range (share_min), so the threads still finish a dispatch
+ * within a 64-row call of each other. */
 #define SHARE_CHUNK_Q 512
 
 static size_t share_chunk(const struct fwd *f)
 {
-	if (f->m == 1 && f->xa[0]) {
-		size_t set = qvl_qdecode_rows(), per;
+	/* at least SHARE_SPLITS chunks a thread, so that many threads still
+	 * share a 1024-row product */
+	size_t per = matmul_cols(f) / (SHARE_SPLITS * (size_t)f->e->nth);
 
-		if (set)
-			return set; /* QVL_QDECODE_ROWS: exactly that */
-		/* at least two chunks a thread, so that many threads still
-		 * share a 1024-row product */
-		per = (matmul_cols(f) / (2 * (size_t)f->e->nth)) & ~(size_t)15;
-		if (per >= SHARE_CHUNK_Q)
-			return SHARE_CHUNK_Q;
-		return per > SHARE_CHUNK ? per : SHARE_CHUNK;
+	if (qvl_qdecode_rows())
+		return qvl_qdecode_rows(); /* QVL_QDECODE_ROWS: exactly that */
+	if (f->m > 1) {
+		per = per / SHARE_CHUNK_ROWS * SHARE_CHUNK_ROWS;
+		return per > SHARE_CHUNK_ROWS ? per : SHARE_CHUNK_ROWS;
 	}
+	per &= ~(size_t)15;
+	if (per >= SHARE_CHUNK_Q)
+		return SHARE_CHUNK_Q;
+	return per > SHARE_CHUNK ? per : SHARE_CHUNK;
+}
+
+/* The smallest claim (claim_next() halves what is left down to it): the
+ * old fixed chunks, whose tails end a dispatch close together. */
+static size_t share_min(const struct fwd *f)
+{
+	if (qvl_qdecode_rows())
+		return qvl_qdecode_rows();
 	return f->m > 1 ? SHARE_CHUNK_ROWS : SHARE_CHUNK;
 }
 
@@ -239,7 +259,7 @@ static void matmul_task(void *arg, int ith, int nth)
 	size_t lo, hi;
 
 	if (f->share) {
-		while (claim_next(f->e->claims, ith, nth, share_chunk(f), &lo, &hi))
+		while (claim_next(f->e->claims, ith, nth, share_chunk(f), share_min(f), &lo, &hi))
 			matmul_range(f, lo, hi);
 		return;
 	}
@@ -407,29 +427,35 @@ static void attn_task(void *arg, int ith, int nth)
 }
 
 /* Decode (few rows): the whole attention block of a layer in one dispatch.
- * Each thread owns whole KV groups: it computes their q, k and v rows (its
- * share of the three weight matrices, each byte read by one thread), norms
- * and rotates them, appends K/V and attends, with no barrier in between:
- * nothing it reads was written by another thread. */
+ * Work items are whole KV groups: a thread computes their q, k and v rows
+ * (its share of the three weight matrices, each byte read by one thread),
+ * norms and rotates them, appends K/V and attends, with no barrier in
+ * between: nothing it reads was written by another thread. Groups are
+ * claimed (claim.h), each thread's own half first, two groups a claim (the
+ * calls stay 256+ columns: each rounds the rows to bf16), so that on a
+ * loaded machine a thread that lost its CPU no longer holds the stage: with
+ * the static split this stage took 34-40 % of a batch of 16's step for 14 %
+ * of the weights (QVL_PROFILE=16, load 5). */
 static void qkv_attn_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
 	size_t hd = (size_t)e->hd, group = (size_t)(e->nh / e->nkv), g0, g1;
 	size_t qd = (size_t)e->nh * hd, kd = (size_t)e->nkv * hd;
-	size_t qr = group * hd;
+	size_t qr = group * hd, per = (size_t)e->nkv / (SHARE_SPLITS * (size_t)nth);
 
-	qvl_split((size_t)e->nkv, 1, ith, nth, &g0, &g1);
-	if (g1 <= g0)
-		return;
+	per = per ? per : 1;
+
 	/* f->w: wq, wk, wv; f->X: xb (qkv_attn) */
-	mm(f, 0, e->q + g0 * qr, qd, g0 * qr, (g1 - g0) * qr);
-	mm(f, 1, e->kk + g0 * hd, kd, g0 * hd, (g1 - g0) * hd);
-	mm(f, 2, e->vv + g0 * hd, kd, g0 * hd, (g1 - g0) * hd);
-	qk_rows(f, 0, f->n, g0, g1);
-	for (size_t i = 0; i < f->n; i++)
-		for (size_t g = g0; g < g1; g++)
-			attn_rows(f, i, 1, g);
+	while (claim_next(e->claims, ith, nth, per, per, &g0, &g1)) {
+		mm(f, 0, e->q + g0 * qr, qd, g0 * qr, (g1 - g0) * qr);
+		mm(f, 1, e->kk + g0 * hd, kd, g0 * hd, (g1 - g0) * hd);
+		mm(f, 2, e->vv + g0 * hd, kd, g0 * hd, (g1 - g0) * hd);
+		qk_rows(f, 0, f->n, g0, g1);
+		for (size_t i = 0; i < f->n; i++)
+			for (size_t g = g0; g < g1; g++)
+				attn_rows(f, i, 1, g);
+	}
 }
 
 /* x += o_proj output, then the post-attention norm, in one pass over x. */
@@ -488,6 +514,7 @@ static void qkv_attn(struct fwd *f)
 	f->nw = 3;
 	f->w[0] = &ly->wq, f->w[1] = &ly->wk, f->w[2] = &ly->wv;
 	act_prep(f, f->X, f->ldx, f->m);
+	claim_init(f->e->claims, f->e->nth, (size_t)f->e->nkv, 1);
 	run_all(f, qkv_attn_task);
 }
 
@@ -515,41 +542,48 @@ static size_t gather_out_rows(struct qvl_engine *e, size_t n)
 
 /* Fused greedy output: logits of f->m rows (xb rows from f->X) over the
  * vocabulary tiles this thread claims (its own slice first, claim.h),
- * ARG_TILE ids at a time into a tile that stays in L1 (ARG_TILE_ROWS for
- * several rows: in L2), each tile reduced to its maximum at once. The thread's best per row goes to
+ * ARG_TILE ids at a time into a tile that stays in L1, each tile reduced
+ * to its maximum at once. Several rows: tiles of ARG_TILE_ROWS ids written
+ * at their place in e->lscratch (free here: logits_group() runs in its own
+ * dispatch), 256 KB for 16 rows, in L2; each kernel call rounds the rows
+ * to bf16 first, so tiles of 768 ids (198 calls a step) spent ~2 % of a
+ * batch of 16's CPU time on that. The thread's best per row goes to
  * arg_val/arg_idx[ith]; argmax_reduce() combines them. A thread that got
  * no tile keeps -inf and id SIZE_MAX. */
-#define ARG_TILE 256
-/* Several rows: tiles of 768 ids (whole 6-row kernel tiles; the rows'
- * rounding to bf16 is paid per tile), 48 KB of logits for 16 rows. */
-#define ARG_TILE_ROWS 768
+#define ARG_TILE      256
+#define ARG_TILE_ROWS 4096
 
 static void argmax_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
 	struct qvl_engine *e = f->e;
-	float tile[ENG_LOGIT_ROWS * ARG_TILE_ROWS];
+	float tile1[ARG_TILE_ROWS], *tile = tile1;
 	float *best = e->arg_val + (size_t)ith * ENG_LOGIT_ROWS;
 	size_t lo, hi, *bidx = e->arg_idx + (size_t)ith * ENG_LOGIT_ROWS;
-	size_t ts = f->m > 1 ? ARG_TILE_ROWS : ARG_TILE;
+	size_t ts, ts_min, ld;
 
-	/* prepared (act_prep): the decode chunk, up to the tile's room */
-	if (f->m == 1 && f->xa[0]) {
+	if (f->m > 1) {
+		ts = ARG_TILE_ROWS;
+		ts_min = ARG_TILE_ROWS / 4;
+		ld = (size_t)e->V;
+	} else {
+		/* the decode chunk, up to the tile's room, down to ARG_TILE */
 		size_t c = share_chunk(f);
-		ts = c < ARG_TILE ? ARG_TILE : c > ENG_LOGIT_ROWS * ARG_TILE_ROWS
-						   ? ENG_LOGIT_ROWS * ARG_TILE_ROWS
-						   : c;
+		ts = ld = c < ARG_TILE ? ARG_TILE : c > ARG_TILE_ROWS ? ARG_TILE_ROWS : c;
+		ts_min = ts / ARG_TILE * ARG_TILE == ts ? ARG_TILE : ts;
 	}
 
 	for (size_t r = 0; r < f->m; r++) {
 		best[r] = -INFINITY;
 		bidx[r] = SIZE_MAX;
 	}
-	while (claim_next(e->claims, ith, nth, ts, &lo, &hi)) {
-		mm(f, 0, tile, ts, lo, hi - lo);
+	while (claim_next(e->claims, ith, nth, ts, ts_min, &lo, &hi)) {
+		if (f->m > 1)
+			tile = e->lscratch + lo;
+		mm(f, 0, tile, ld, lo, hi - lo);
 		for (size_t r = 0; r < f->m; r++) {
 			float v;
-			size_t i = lo + e->k.argmax(tile + r * ts, hi - lo, &v);
+			size_t i = lo + e->k.argmax(tile + r * ld, hi - lo, &v);
 
 			/* tiles come in any order: ties go to the lower id */
 			if (v > best[r] || (v == best[r] && i < bidx[r])) {

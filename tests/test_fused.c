@@ -107,7 +107,7 @@ static void test_argmax(const struct qvl_kernels *K, const struct qvl_kernels *R
 struct share {
 	struct eng_claim *cl;
 	_Atomic unsigned char *seen;
-	size_t n, chunk, late_got;
+	size_t n, chunk, min, late_got;
 	int late;		/* this thread claims only once the others are done */
 	_Atomic int others_done; /* seq_cst: read by the late thread below */
 };
@@ -126,7 +126,7 @@ static void share_task(void *arg, int ith, int nth)
 		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
-	while (claim_next(s->cl, ith, nth, s->chunk, &a, &b)) {
+	while (claim_next(s->cl, ith, nth, s->chunk, s->min, &a, &b)) {
 		for (size_t i = a; i < b; i++)
 			atomic_fetch_add(&s->seen[i], 1);
 		got += b - a;
@@ -152,6 +152,8 @@ static void test_claim(void)
 		for (int c = 0; c < 40; c++, runs++) {
 			struct share s = {
 			    .cl = cl, .n = rnd() % 5000, .chunk = 1 + rnd() % 100, .late = -1};
+
+			s.min = 1 + rnd() % s.chunk; /* halving claims down to min */
 			s.seen = calloc(s.n + 1, 1);
 			claim_init(cl, nth, s.n, 16);
 			qvl_pool_run(p, share_task, &s);
@@ -160,7 +162,8 @@ static void test_claim(void)
 			free(s.seen);
 		}
 		if (nth > 1) {
-			struct share s = {.cl = cl, .n = 1 << 18, .chunk = 64, .late = nth - 1};
+			struct share s = {
+			    .cl = cl, .n = 1 << 18, .chunk = 64, .min = 16, .late = nth - 1};
 			s.seen = calloc(s.n, 1);
 			claim_init(cl, nth, s.n, 16);
 			qvl_pool_run(p, share_task, &s);
