@@ -94,7 +94,9 @@ size_t qvl_qdecode_rows(void)
  * and batch). On Zen 5 the 256-bit form streams faster: q4_0 39.6 -> 42.0
  * and q8_0 19.7 -> 21.7 tok/s, q4_k_m even (tenth session, alternated;
  * docs/todo-qisa.md); its sums are the AVX2 level's bits, not the 512-bit
- * matmul_fast's. QVL_QDECODE_AVX512 (set) keeps the 512-bit form. */
+ * matmul_fast's. Q6_K_X8 and the Q4_K_X8 decode run on 512-bit vectors
+ * with those bits (matmul_fast.c qvl_matmul_act_avx512a2).
+ * QVL_QDECODE_AVX512 (set) keeps the 512-bit form, its own bits, for all. */
 static enum qvl_simd_level act_level(enum qvl_simd_level level)
 {
 #ifdef HAVE_AVX2_KERNELS
@@ -110,6 +112,11 @@ static void fill_act(struct qvl_kernels *k, enum qvl_simd_level level)
 #ifdef HAVE_AVX2_KERNELS
 	case QVL_SIMD_AVX2:
 		FILL_ACT(k, avx2);
+#ifdef HAVE_AVX512_KERNELS
+		/* the same bits, two types on 512-bit vectors (matmul_fast.c) */
+		if (level == QVL_SIMD_AVX512)
+			k->matmul_act = qvl_matmul_act_avx512a2;
+#endif
 		break;
 #endif
 #ifdef HAVE_AVX512_KERNELS

@@ -155,6 +155,10 @@ QVL_KERN_DECL(avx512);
 
 QVL_KERN_ACT_DECL(avx2);
 QVL_KERN_ACT_DECL(avx512);
+/* the avx512 table's matmul_act (simd/matmul_fast.c) */
+void qvl_matmul_act_avx512a2(float *Y, size_t ldy, const float *X, size_t ldx, const void *xa,
+			     const void *W, enum qvl_dtype wtype, size_t ldw, const float *bias,
+			     size_t m, size_t n, size_t k);
 
 /* AVX512-BF16 opt-in matmul (activations rounded to bf16; not exact). */
 void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,

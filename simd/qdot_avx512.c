@@ -6,6 +6,8 @@
  * the AVX2 kernels. */
 #include "config.h"
 
+#include <errno.h>
+
 #if defined(HAVE_AVX512_KERNELS) && defined(HAVE_AVX512VNNI_KERNELS)
 #include <immintrin.h>
 
@@ -19,6 +21,11 @@
 #include "qdot_x8_q6k.h"
 #include "qdot_x8_q80.h"
 #include "qdot_x8_act.h"
+
+static QD_T void q4k_zx(float *Y, const void *xa, const void *W, size_t ldw, size_t n, size_t k)
+{
+	qk_run_zx(Y, xa, x8_rows_bytes(QVL_DT_Q4_K_X8, 1, k), W, ldw, n, k);
+}
 #endif
 
 #ifdef HAVE_AVX512_KERNELS
@@ -78,5 +85,32 @@ int qvl_qmatmul_x8_act_avx512(float *Y, size_t ldy, const void *xa, const void *
 		return x8_matmul_act_avx512(Y, ldy, xa, W, rt, ldw, bias, m, n, k);
 #endif
 	return qvl_qmatmul_x8_act_avx2(Y, ldy, xa, W, rt, ldw, bias, m, n, k);
+}
+#endif
+
+#ifdef HAVE_AVX512_KERNELS
+/* The products of the AVX2 level's prepared activation that have its bits
+ * on 512-bit vectors: Q6_K_X8 (its own kernel: exact integer sums, the
+ * same float steps per row) and the Q4_K_X8 decode (m 1: the 512-bit sums
+ * folded to AVX2's lanes, qdot_x8_q4k.h qk_rows_zmm ZX). -EINVAL for the rest: the
+ * caller takes the AVX2 kernels (matmul_fast.c qvl_matmul_act_avx512a2). */
+int qvl_qmatmul_x8_act_a2bits_avx512(float *Y, size_t ldy, const void *xa, const void *W,
+				     enum qvl_dtype rt, size_t ldw, const float *bias, size_t m,
+				     size_t n, size_t k)
+{
+#ifdef HAVE_AVX512VNNI_KERNELS
+	if (!qvl_cpu_has_avx512vnni() || !x8_shape_ok(rt, n, k))
+		return -EINVAL;
+	if (rt == QVL_DT_Q6_K_X8)
+		return x8_matmul_act_avx512(Y, ldy, xa, W, rt, ldw, bias, m, n, k);
+	if (rt == QVL_DT_Q4_K_X8 && m == 1) {
+		q4k_zx(Y, xa, W, ldw, n, k);
+		qvl_qdot_add_bias(Y, ldy, bias, m, n);
+		return 0;
+	}
+#endif
+	(void)Y, (void)ldy, (void)xa, (void)W, (void)rt, (void)ldw, (void)bias, (void)m, (void)n;
+	(void)k;
+	return -EINVAL;
 }
 #endif

@@ -16,7 +16,10 @@
  *    pair a lane holds 4 pieces: |sum| <= 4 x 4 x 15 x 127 < 2^15, so one
  *    vpdpwssd with the scale in the low 16 bits (high 0) multiplies it by
  *    the scale and accumulates: exact. Mins: two vpdpwssd of the MN pairs
- *    against the activation's sub-block sum pairs.
+ *    against the activation's sub-block sum pairs. The avx512 table's
+ *    decode (qk_rows_zmm ZX) adds each row's two lanes as integers and then
+ *    takes the AVX2 form's float steps on 8 lanes: the AVX2 level's bits
+ *    at 2x its speed in L2.
  *  - VNNI, prefill: panels of two groups (lanes 0-7 the first's rows, 8-15
  *    the second's: one vpdpbusd with 4 broadcast activation bytes feeds 16
  *    rows), 4 activation rows per pass, the scales applied every 4 pieces
@@ -121,6 +124,18 @@ QK_INL __m256i qk_bcast4(const int8_t *p)
 	return _mm256_set1_epi32(v);
 }
 
+/* The float steps of a block at b for 8 rows: acc + dx (d isum - dmin msum)
+ * (the 512-bit sums with the AVX2 bits take them too: qk_rows_zmm ZX) */
+QK_INL __m256 qk_fstep(const uint8_t *b, __m256i is, __m256i ms, float dx, __m256 acc)
+{
+	__m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
+	__m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16)));
+	__m256 t =
+	    _mm256_fmsub_ps(d, _mm256_cvtepi32_ps(is), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(ms)));
+
+	return _mm256_fmadd_ps(t, _mm256_set1_ps(dx), acc);
+}
+
 /* One group of 8 rows (g, nb blocks) against RX activation rows (x, sa:
  * rows xrow blocks apart): y[a * ldy + r] = the 8 rows' products. */
 QK_INL void qk_tile_ymm(const int RX, const uint8_t *g, const struct qvl_q8k *x,
@@ -167,15 +182,10 @@ QK_INL void qk_tile_ymm(const int RX, const uint8_t *g, const struct qvl_q8k *x,
 				    is[a], _mm256_add_epi32(_mm256_madd_epi16(pl[a], wl),
 							    _mm256_madd_epi16(ph[a], wh)));
 		}
-		__m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
-		__m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16)));
 #pragma GCC unroll 2
-		for (int a = 0; a < RX; a++) {
-			__m256i ms = qk_msum_ymm(mn, sa + a * xrow + i);
-			__m256 t = _mm256_fmsub_ps(d, _mm256_cvtepi32_ps(is[a]),
-						   _mm256_mul_ps(dm, _mm256_cvtepi32_ps(ms)));
-			acc[a] = _mm256_fmadd_ps(t, _mm256_set1_ps(x[a * xrow + i].d), acc[a]);
-		}
+		for (int a = 0; a < RX; a++)
+			acc[a] = qk_fstep(b, is[a], qk_msum_ymm(mn, sa + a * xrow + i),
+					  x[a * xrow + i].d, acc[a]);
 	}
 #pragma GCC unroll 2
 	for (int a = 0; a < RX; a++)
@@ -199,6 +209,12 @@ QK_INL void qk_scmn_zmm(const uint8_t *b, __m512i *sc, __m512i *mn)
 			      _mm512_and_si512(_mm512_srlv_epi16(t, cm), h));
 }
 
+/* row r's integer sum: dwords r + 8 + r */
+QK_INL __m256i qk_fold(__m512i v)
+{
+	return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
 /* sub-block j's 8 scales in dwords r and 8 + r (zero-extended) */
 QK_INL __m512i qk_scd(__m512i sc, int j)
 {
@@ -214,47 +230,72 @@ static const uint32_t qk_perm[8][16] __attribute__((aligned(64))) = {
     {QK_P(8), QK_P(9)}, {QK_P(10), QK_P(11)}, {QK_P(12), QK_P(13)}, {QK_P(14), QK_P(15)}};
 #undef QK_P
 
-/* One group of 8 rows against one activation row (decode) */
-QK_INL void qk_rows_zmm(const uint8_t *g, const struct qvl_q8k *x, const struct qk_act *sa,
-			size_t nb, float *y)
+/* The integer sums of a block at b of a group against activation block x
+ * (sums sa): isum in is, msum in ms, row r's in dwords r (even pieces) and
+ * 8 + r (odd pieces) */
+QK_INL void qk_sums_zmm(const uint8_t *b, const struct qvl_q8k *x, const struct qk_act *sa,
+			const __m512i pi[8], __m512i *is, __m512i *ms)
 {
 	const __m512i f = _mm512_set1_epi8(15);
-	__m512i pi[8];
-	__m512 acc = _mm512_setzero_ps();
+	__m512i sc, mn;
 
+	qk_scmn_zmm(b, &sc, &mn);
+	*is = _mm512_setzero_si512();
+#pragma GCC unroll 4
+	for (int q = 0; q < 4; q++) {
+		__m512i xv = _mm512_loadu_si512(x->q + 64 * q);
+		__m512i dl = _mm512_setzero_si512(), dh = _mm512_setzero_si512();
+#pragma GCC unroll 4
+		for (int t = 0; t < 4; t++) {
+			__m512i v = _mm512_loadu_si512(b + 128 + 256 * q + 64 * t);
+			dl = _mm512_dpbusd_epi32(dl, _mm512_and_si512(v, f),
+						 _mm512_permutexvar_epi32(pi[t], xv));
+			dh = _mm512_dpbusd_epi32(dh, _mm512_and_si512(_mm512_srli_epi16(v, 4), f),
+						 _mm512_permutexvar_epi32(pi[4 + t], xv));
+		}
+		*is = _mm512_dpwssd_epi32(*is, dl, qk_scd(sc, 2 * q));
+		*is = _mm512_dpwssd_epi32(*is, dh, qk_scd(sc, 2 * q + 1));
+	}
+	/* mins: pairs 0, 1 (lanes 0-7, 8-15) and 2, 3 */
+	__m512i s01 = _mm512_permutexvar_epi32(
+	    _mm512_load_si512(qk_perm[0]),
+	    _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)sa->sp)));
+	__m512i s23 = _mm512_permutexvar_epi32(
+	    _mm512_load_si512(qk_perm[1]),
+	    _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)sa->sp)));
+	*ms = _mm512_dpwssd_epi32(
+	    _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_castsi512_si256(mn)), s01),
+	    _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(mn, 1)), s23);
+}
+
+QK_INL void qk_perm_load(__m512i pi[8])
+{
 #pragma GCC unroll 8
 	for (int c = 0; c < 8; c++)
 		pi[c] = _mm512_load_si512(qk_perm[c]);
+}
+
+/* One group of 8 rows against one activation row (decode). ZX: the AVX2
+ * level's bits, each row's two lanes added as integers (exact) and then
+ * qk_tile_ymm's float steps (qk_fstep) on 8 lanes. Read in one stream: 2
+ * and 4 far streams (X8_DECODE) measured 20-30 % slower for ZX
+ * (docs/todo-qdec.md), as for the AVX2 form (docs/todo-kstream.md). */
+QK_INL void qk_rows_zmm(const int ZX, const uint8_t *g, const struct qvl_q8k *x,
+			const struct qk_act *sa, size_t nb, float *y)
+{
+	__m512i pi[8];
+	__m512 acc = _mm512_setzero_ps();
+	__m256 acc8 = _mm256_setzero_ps();
+
+	qk_perm_load(pi);
 	for (size_t i = 0; i < nb; i++) {
 		const uint8_t *b = g + i * QVL_X8_Q4K_BLK;
-		__m512i sc, mn, is = _mm512_setzero_si512();
-		qk_scmn_zmm(b, &sc, &mn);
-#pragma GCC unroll 4
-		for (int q = 0; q < 4; q++) {
-			__m512i xv = _mm512_loadu_si512(x[i].q + 64 * q);
-			__m512i dl = _mm512_setzero_si512(), dh = _mm512_setzero_si512();
-#pragma GCC unroll 4
-			for (int t = 0; t < 4; t++) {
-				__m512i v = _mm512_loadu_si512(b + 128 + 256 * q + 64 * t);
-				dl = _mm512_dpbusd_epi32(dl, _mm512_and_si512(v, f),
-							 _mm512_permutexvar_epi32(pi[t], xv));
-				dh = _mm512_dpbusd_epi32(
-				    dh, _mm512_and_si512(_mm512_srli_epi16(v, 4), f),
-				    _mm512_permutexvar_epi32(pi[4 + t], xv));
-			}
-			is = _mm512_dpwssd_epi32(is, dl, qk_scd(sc, 2 * q));
-			is = _mm512_dpwssd_epi32(is, dh, qk_scd(sc, 2 * q + 1));
+		__m512i is, ms;
+		qk_sums_zmm(b, x + i, sa + i, pi, &is, &ms);
+		if (ZX) {
+			acc8 = qk_fstep(b, qk_fold(is), qk_fold(ms), x[i].d, acc8);
+			continue;
 		}
-		/* mins: pairs 0, 1 (lanes 0-7, 8-15) and 2, 3 */
-		__m512i s01 = _mm512_permutexvar_epi32(
-		    _mm512_load_si512(qk_perm[0]),
-		    _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)sa[i].sp)));
-		__m512i s23 = _mm512_permutexvar_epi32(
-		    _mm512_load_si512(qk_perm[1]),
-		    _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)sa[i].sp)));
-		__m512i ms = _mm512_dpwssd_epi32(
-		    _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_castsi512_si256(mn)), s01),
-		    _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(mn, 1)), s23);
 		__m512 d = _mm512_cvtph_ps(
 		    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b)));
 		__m512 dm = _mm512_cvtph_ps(
@@ -263,9 +304,12 @@ QK_INL void qk_rows_zmm(const uint8_t *g, const struct qvl_q8k *x, const struct 
 					   _mm512_mul_ps(dm, _mm512_cvtepi32_ps(ms)));
 		acc = _mm512_fmadd_ps(t, _mm512_set1_ps(x[i].d), acc);
 	}
-	_mm256_storeu_ps(
-	    y, _mm256_add_ps(_mm512_castps512_ps256(acc),
-			     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1))));
+	if (ZX)
+		_mm256_storeu_ps(y, acc8);
+	else
+		_mm256_storeu_ps(y, _mm256_add_ps(_mm512_castps512_ps256(acc),
+						  _mm256_castpd_ps(_mm512_extractf64x4_pd(
+						      _mm512_castps_pd(acc), 1))));
 }
 
 /* dword indices: 128-bit lane L of the first source (lanes 0-7 of the
@@ -397,7 +441,7 @@ QK_INL void qk_run(float *Y, size_t ldy, const uint8_t *xa, size_t xo, const uin
 		}
 		for (; j < n; j += QVL_X8_ROWS)
 			for (size_t i = i0; i < i1; i++)
-				qk_rows_zmm(w + j * wrow, x + i * nb, sa + i * nb, nb,
+				qk_rows_zmm(0, w + j * wrow, x + i * nb, sa + i * nb, nb,
 					    Y + i * ldy + j);
 #else
 		for (; j < n; j += QVL_X8_ROWS) {
@@ -412,5 +456,19 @@ QK_INL void qk_run(float *Y, size_t ldy, const uint8_t *xa, size_t xo, const uin
 #endif
 	}
 }
+
+#if QD_VNNI
+/* The decode (m 1) with the AVX2 level's bits on 512-bit sums */
+QK_INL void qk_run_zx(float *Y, const uint8_t *xa, size_t xo, const uint8_t *w, size_t ldw,
+		      size_t n, size_t k)
+{
+	size_t nb = k / QVL_QK_BLK, wrow = ldw / QVL_QK_BLK * 144;
+	const struct qvl_q8k *x = (const struct qvl_q8k *)(const void *)xa;
+	const struct qk_act *sa = (const struct qk_act *)(const void *)(xa + xo);
+
+	for (size_t j = 0; j < n; j += QVL_X8_ROWS)
+		qk_rows_zmm(1, w + j * wrow, x, sa, nb, Y + j);
+}
+#endif
 
 #endif

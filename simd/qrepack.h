@@ -124,6 +124,11 @@ void qvl_qmatmul_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const 
 
 QVL_QX8_DECL(avx2);
 QVL_QX8_DECL(avx512);
+/* qdot_avx512.c: the AVX2 level's bits on 512-bit vectors where they can
+ * be had, else -EINVAL */
+int qvl_qmatmul_x8_act_a2bits_avx512(float *Y, size_t ldy, const void *xa, const void *W,
+				     enum qvl_dtype rt, size_t ldw, const float *bias, size_t m,
+				     size_t n, size_t k);
 
 /* The Q4_K case (qrepack_q4k.c): convert n rows of k values either way
  * (to: plain -> x8), 0 or -EINVAL; row r of one block of 8 rows back to

@@ -12,7 +12,9 @@
  * x buffer changed in place between calls of every type in turn never
  * gives the last row's products (no state kept between calls). Last, the
  * level whose act kernels the avx512 table takes (simd/dispatch.c
- * act_level): AVX2's unless QVL_QDECODE_AVX512 is set. And the
+ * act_level): AVX2's unless QVL_QDECODE_AVX512 is set, Q6_K_X8 and the
+ * Q4_K_X8 decode on 512-bit vectors with AVX2's bits (the prepared-path
+ * check above compares them with the AVX2 level's matmul_fast). And the
  * far-apart row streams (QVL_QDECODE_STREAMS, qvl_gemm_blk.qdec_streams)
  * of every X8 type: 1 to 4 streams give the same bits per row, through
  * matmul_fast and the prepared path, on ragged shapes (groups left over,
@@ -100,11 +102,12 @@ static void test_prepared(const struct rp_type *c, size_t m, size_t n, size_t k,
 			ok(!kt->act_make && !kt->matmul_act, "%s: no prepared activation", kt->name);
 			continue;
 		}
-		/* the reference: matmul_fast of the level whose kernels these are
-		 * (the avx512 table takes the avx2 ones, simd/dispatch.c) */
+		/* the reference: matmul_fast of the level whose act_make this
+		 * is (the avx512 table takes the avx2 one, simd/dispatch.c, and
+		 * its matmul_act must give that level's bits) */
 		const struct qvl_kernels *kf = kt;
 		for (int j = 0; j < rp_nlv; j++)
-			if (rp_lv[j].matmul_act == kt->matmul_act) {
+			if (rp_lv[j].act_make == kt->act_make) {
 				kf = &rp_lv[j];
 				break;
 			}
@@ -152,9 +155,14 @@ static void test_act_level(void)
 	setenv("QVL_QDECODE_AVX512", "1", 1);
 	int rc = qvl_kernels_get(&k5own, QVL_SIMD_AVX512);
 	unsetenv("QVL_QDECODE_AVX512");
-	ok(k5.act_bytes == k2.act_bytes && k5.act_make == k2.act_make &&
-	       k5.matmul_act == k2.matmul_act && k5.matmul_fast != k2.matmul_fast,
-	   "avx512: the AVX2 act kernels, its own matmul_fast");
+	bool a2 = false;
+#if defined(HAVE_AVX2_KERNELS) && defined(HAVE_AVX512_KERNELS)
+	a2 = k5.matmul_act == qvl_matmul_act_avx512a2 && k2.matmul_act == qvl_matmul_act_avx2;
+#endif
+	ok(k5.act_bytes == k2.act_bytes && k5.act_make == k2.act_make && a2 &&
+	       k5.matmul_fast != k2.matmul_fast,
+	   "avx512: the AVX2 act kernels (two types on 512-bit vectors, same bits), its own "
+	   "matmul_fast");
 	ok(!rc && k5own.act_make && k5own.act_make != k2.act_make &&
 	       k5own.matmul_act != k2.matmul_act && k5own.matmul_fast == k5.matmul_fast,
 	   "avx512 with QVL_QDECODE_AVX512: its own act kernels");
