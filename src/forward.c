@@ -202,12 +202,12 @@ static size_t matmul_cols(const struct fwd *f)
  * (m > 1) takes up to half a thread's share a chunk (SHARE_SPLITS), in
  * multiples of SHARE_CHUNK_ROWS (whole pairs of 16-row bf16 panels, whole
  * 6-row tiles), claims halving to SHARE_CHUNK_ROWS at the end: each
- * kernel call rounds its m activation rows to bf16 first (m x k values,
- * gate and up each), which at 192 columns a call was ~5 % of a batch of
- * 16's CPU time (perf, bench_step); the ratio of that to the product is
- * m / columns, whatever k. Two chunks a thread still let
- * one thread take the other's when it lost its CPU. One row: see
- * SHARE_CHUNK_Q. */
+ * kernel call restarts its weight streams and, unless act_prep rounded the
+ * rows once for the stage (the bf16 panels, the X8 types), rounds its m
+ * activation rows to bf16 again (m x k values: at 192 columns a call ~5 %
+ * of a batch of 16's CPU time, perf, bench_step). Two chunks a thread
+ * still let one thread take the other's when it lost its CPU. One row:
+ * see SHARE_CHUNK_Q. */
 #define SHARE_MAX_ROWS	 16
 #define SHARE_CHUNK	 64
 #define SHARE_CHUNK_ROWS 192
@@ -432,7 +432,7 @@ static void attn_task(void *arg, int ith, int nth)
  * norms and rotates them, appends K/V and attends, with no barrier in
  * between: nothing it reads was written by another thread. Groups are
  * claimed (claim.h), each thread's own half first, two groups a claim (the
- * calls stay 256+ columns: each rounds the rows to bf16), so that on a
+ * calls stay 256+ columns: each restarts its weight streams), so that on a
  * loaded machine a thread that lost its CPU no longer holds the stage: with
  * the static split this stage took 34-40 % of a batch of 16's step for 14 %
  * of the weights (QVL_PROFILE=16, load 5). */
@@ -545,9 +545,9 @@ static size_t gather_out_rows(struct qvl_engine *e, size_t n)
  * ARG_TILE ids at a time into a tile that stays in L1, each tile reduced
  * to its maximum at once. Several rows: tiles of ARG_TILE_ROWS ids written
  * at their place in e->lscratch (free here: logits_group() runs in its own
- * dispatch), 256 KB for 16 rows, in L2; each kernel call rounds the rows
- * to bf16 first, so tiles of 768 ids (198 calls a step) spent ~2 % of a
- * batch of 16's CPU time on that. The thread's best per row goes to
+ * dispatch), 256 KB for 16 rows, in L2; fewer, longer calls (198 tiles
+ * of 768 ids a step before) restart the weight streams less often. The
+ * thread's best per row goes to
  * arg_val/arg_idx[ith]; argmax_reduce() combines them. A thread that got
  * no tile keeps -inf and id SIZE_MAX. */
 #define ARG_TILE      256
@@ -570,7 +570,7 @@ static void argmax_task(void *arg, int ith, int nth)
 		/* the decode chunk, up to the tile's room, down to ARG_TILE */
 		size_t c = share_chunk(f);
 		ts = ld = c < ARG_TILE ? ARG_TILE : c > ARG_TILE_ROWS ? ARG_TILE_ROWS : c;
-		ts_min = ts / ARG_TILE * ARG_TILE == ts ? ARG_TILE : ts;
+		ts_min = ts % ARG_TILE ? ts : ARG_TILE;
 	}
 
 	for (size_t r = 0; r < f->m; r++) {
