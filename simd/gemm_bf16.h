@@ -51,7 +51,9 @@ void qvl_gemm_bf16_pack_x(uint32_t *Xp, const float *X, size_t ldx, size_t m, si
  * values (after act) packed as qvl_gemm_bf16_pack_x() would pack rows of
  * kn values for a next product over the same m rows, these n columns
  * being columns xc.. (xc even) of those rows: each thread of a column
- * split writes its own words of one packed X. */
+ * split writes its own words of one packed X. y NULL (only with xo): the
+ * rows are not written, only packed (fc1's 4 x wider output, which fc2
+ * reads packed: 12.8 MB of stores less per 448x448 block). */
 struct qvl_gemm_bf16_out {
 	float *y;
 	size_t ldy;

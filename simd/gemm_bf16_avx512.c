@@ -39,6 +39,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 
 #include "gemm_bf16.h"
 
@@ -219,6 +220,9 @@ static TBF void gemm_block(float *Y, size_t ldy, const uint32_t *Xp, float *T, c
 {
 	void (*act)(float *y, size_t n) = o ? o->act : NULL;
 	const size_t kpo = o && o->xo ? (o->kn + 1) / 2 : 0;
+	/* no rows y wanted (only the packed output): the last k block leaves
+	 * each tile in its accumulators T, in L2, instead of writing Y */
+	const bool ty = o && !o->y;
 	_Alignas(64) uint32_t Pb[GB_KC * GB_NR];
 	size_t kp = (k + 1) / 2, np = (m + GB_MR - 1) / GB_MR;
 
@@ -257,20 +261,21 @@ static TBF void gemm_block(float *Y, size_t ldy, const uint32_t *Xp, float *T, c
 					size_t r0 = panel_row(m, np, i),
 					       r1 = panel_row(m, np, i + 1);
 					int mr = (int)(r1 - r0);
-					ukern_any(mr, Y + r0 * ldy + j0, ldy, Tj + r0 * GB_NR,
+					float *Yt = ty ? Tj + r0 * GB_NR : Y + r0 * ldy + j0;
+					size_t ldt = ty ? GB_NR : ldy;
+					ukern_any(mr, Yt, ldt, Tj + r0 * GB_NR,
 						  Xp + r0 * kp + p0 * (size_t)mr, P, kcp, m0, m1,
 						  bj, p0 == 0, p0 + kcp == kp);
 					/* the activation on the tile just stored, still
 					 * in L1 (a pass of its own re-read it from L3) */
 					for (int r = 0; act && p0 + kcp == kp && r < mr; r++)
-						act(Y + (r0 + (size_t)r) * ldy + j0, (size_t)nr);
+						act(Yt + (size_t)r * ldt, (size_t)nr);
 					/* and as the next product's X: this row
 					 * panel's pairs of these columns */
 					if (kpo && p0 + kcp == kp)
 						pack_x(o->xo + r0 * kpo +
 							   (o->xc + j0) / 2 * (size_t)mr,
-						       Y + r0 * ldy + j0, ldy, mr, (size_t)nr,
-						       ((size_t)nr + 1) / 2);
+						       Yt, ldt, mr, (size_t)nr, ((size_t)nr + 1) / 2);
 				}
 			}
 		}
@@ -318,7 +323,7 @@ static TBF int gemm(float *Y, size_t ldy, const float *X, size_t ldx, const uint
 			if (ob.xo)
 				ob.xo += a * ((ob.kn + 1) / 2);
 		}
-		gemm_block(Y + a * ldy, ldy, Xq ? Xq + a * kp : Xp, (float *)(Xp + xw), W, ldw, Wp,
+		gemm_block(Y ? Y + a * ldy : NULL, ldy, Xq ? Xq + a * kp : Xp, (float *)(Xp + xw), W, ldw, Wp,
 			   bias, e - a, n, k, kc, o ? &ob : NULL);
 	}
 	return 0;

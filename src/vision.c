@@ -463,6 +463,7 @@ struct vis_job {
 	uint32_t *xp;	      /* VIS_PACKX, VIS_MATMUL: x packed once for the GEMM, or NULL */
 	uint32_t *xo;	      /* VIS_MATMUL with xp: y packed too, as the next product's x */
 	atomic_int *unpacked; /* with xo: set when a thread wrote y only */
+	bool xo_only;	      /* with xo: y not written (vis_matmul) */
 	const struct vis_norm *norm;
 	size_t width;	      /* elements per row for LN / activations / add */
 	const float *cs, *sn; /* RoPE tables [rows][hv/2] */
@@ -522,7 +523,7 @@ static void vis_work(void *arg, int ith, int nth)
 			/* X packed once by VIS_PACKX (vis_matmul), the
 			 * activation on each tile as it is stored */
 			const struct qvl_gemm_bf16_out o = {
-			    .y = j->y + a * j->ldy + c0,
+			    .y = j->xo_only ? NULL : j->y + a * j->ldy + c0,
 			    .ldy = j->ldy,
 			    .act = act,
 			    .xo = j->xo ? j->xo + a * (((size_t)l->n + 1) / 2) : NULL,
@@ -681,9 +682,11 @@ static struct vis_job vis_job_rows(enum vis_op op, enum vis_stage st, float *y, 
  * split by columns, x packed once: x_packed when a previous product left it
  * there (its return value), else in a pass of its own into xpack (a pool
  * run: ~1 us while the workers spin) instead of by each thread for every
- * row; and y packed into y_pack too for the next product (NULL: not). Same
- * bits: the same packed words, the same tiles. Returns whether y_pack
- * holds y packed (xpack NULL: never). */
+ * row; and y packed into y_pack instead for the next product (NULL: not),
+ * y itself then not written (fc1's 4 x wider rows: 12.8 MB of stores per
+ * 448x448 block that only a fallback read). Same bits: the same packed
+ * words, the same tiles. Returns whether y_pack holds y packed (xpack
+ * NULL: never); y is written only when it returns false. */
 static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, size_t ldy,
 		       const float *x, size_t ldx, const struct vis_lin *l, size_t m,
 		       enum vis_op act, uint32_t *xpack, uint32_t *x_packed, uint32_t *y_pack)
@@ -708,10 +711,19 @@ static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, 
 		vis_run(v, &pj);
 	}
 	j.xo = y_pack;
+	j.xo_only = y_pack != NULL;
 	j.unpacked = &unpacked;
 	vis_run(v, &j);
 	/* relaxed: the pool run's completion barrier orders the workers' stores */
-	return y_pack && !atomic_load_explicit(&unpacked, memory_order_relaxed);
+	if (!y_pack || !atomic_load_explicit(&unpacked, memory_order_relaxed))
+		return y_pack != NULL;
+	/* a thread could not take the GEMM (its scratch): it wrote its rows of
+	 * y, the others only their packed words; y whole again (the same bits) */
+	j.xo = NULL;
+	j.xo_only = false;
+	j.unpacked = NULL;
+	vis_run(v, &j);
+	return false;
 }
 
 static void vis_rows(const struct qvl_vision *v, enum vis_op op, enum vis_stage st, float *y,

@@ -454,7 +454,7 @@ static int bf16_run(float *Y, float *Y0, size_t ldy, float *X, size_t ldx, const
  * bit) nor on the columns beside them (the pool's column split). */
 static void test_bf16_gemm(void)
 {
-	int bad = 0, variant = 0, packed = 0, xpk = 0;
+	int bad = 0, variant = 0, packed = 0, xpk = 0, xonly = 0;
 
 	/* c 8, 9: 513..1100 rows (2-3 row blocks of up to 512) over k <= 1024,
 	 * n across several 32-column panels; their rows a.. alone are often
@@ -522,6 +522,21 @@ static void test_bf16_gemm(void)
 				     n, k, i);
 		if (memcmp(Xo, Xr, hw * 4) && xpk++ < 3)
 			diag("bf16 gemm m=%zu n=%zu k=%zu: output packed differs", m, n, k);
+		/* the packed output alone (y NULL: the tiles left in the
+		 * accumulators, fc1 -> fc2): the same words, no row written */
+		memset(Xo, 0xff, hw * 4), memset(Y0, 0xff, m * ldy * 4);
+		o0.y = o1.y = NULL;
+		if (qvl_gemm_bf16_packed_xw_avx512(&o0, Xp, Wp, bias, m, jp, k) ||
+		    qvl_gemm_bf16_packed_xw_avx512(&o1, Xp, Wp + jp / 32 * pw,
+						   bias ? bias + jp : NULL, m, n - jp, k))
+			xonly++;
+		if (memcmp(Xo, Xr, hw * 4) && xonly++ < 3)
+			diag("bf16 gemm m=%zu n=%zu k=%zu: output packed alone differs", m, n, k);
+		for (size_t i = 0; i < m * ldy; i++)
+			if (((uint32_t *)(void *)Y0)[i] != 0xffffffffu && xonly++ < 3) {
+				diag("bf16 gemm m=%zu n=%zu k=%zu: y written with y NULL", m, n, k);
+				break;
+			}
 		free(Xp), free(Xo), free(Xr);
 		free(X), free(Y), free(Y0), free(bias), free(W), free(Wp);
 	}
@@ -531,6 +546,8 @@ static void test_bf16_gemm(void)
 	ok(!packed, "bf16 GEMM on W packed once = packed per call, bit for bit");
 	ok(!xpk, "bf16 GEMM on X packed in parts, GELU and output packed on the tiles = "
 		 "per call + GELU + packing, bit for bit");
+	ok(!xonly, "bf16 GEMM with the packed output alone (y NULL) = the same words, y "
+		   "untouched");
 }
 #endif
 
