@@ -60,12 +60,22 @@ struct qvl_gemm_bf16_out {
 	void (*act)(float *y, size_t n);
 	uint32_t *xo;
 	size_t kn, xc;
+	/* y NULL, n a multiple of 64: each row panel's tiles handed to pair as
+	 * they finish, two at a time (the vision tower's heads of 64 values:
+	 * its RoPE and attention layouts, with no pass over the rows): rows
+	 * row.. (row + the panel's first row of the call), columns col.. (xc +
+	 * a multiple of 64), lo the first 32 of mr rows, hi the next 32, both
+	 * rows 32 floats apart, after act */
+	void (*pair)(void *ctx, const float *lo, const float *hi, size_t row, int mr, size_t col);
+	void *ctx;
+	size_t row;
 };
 
 /* qvl_gemm_bf16_packed_avx512() on X packed by qvl_gemm_bf16_pack_x() for
  * these m rows, the output to *o: the same bits as the call on X followed
  * by act over the rows (and pack_x of them). -ENOMEM (the thread's
- * scratch), -ENOTSUP without the kernels: nothing written then. */
+ * scratch), -ENOTSUP without the kernels, -EINVAL (pair with y or n not a
+ * multiple of 64): nothing written then. */
 int qvl_gemm_bf16_packed_xw_avx512(const struct qvl_gemm_bf16_out *o, const uint32_t *Xp,
 				   const uint32_t *Wp, const float *bias, size_t m, size_t n,
 				   size_t k);

@@ -276,6 +276,11 @@ static TBF void gemm_block(float *Y, size_t ldy, const uint32_t *Xp, float *T, c
 						pack_x(o->xo + r0 * kpo +
 							   (o->xc + j0) / 2 * (size_t)mr,
 						       Yt, ldt, mr, (size_t)nr, ((size_t)nr + 1) / 2);
+					/* and to the caller with the panel before, still
+					 * in T (L2): 64 columns of these rows */
+					if (ty && o->pair && p0 + kcp == kp && (j0 / GB_NR & 1))
+						o->pair(o->ctx, Yt - GB_NR * m, Yt, o->row + r0, mr,
+							o->xc + j0 - GB_NR);
 				}
 			}
 		}
@@ -322,6 +327,7 @@ static TBF int gemm(float *Y, size_t ldy, const float *X, size_t ldx, const uint
 			ob = *o;
 			if (ob.xo)
 				ob.xo += a * ((ob.kn + 1) / 2);
+			ob.row += a;
 		}
 		gemm_block(Y ? Y + a * ldy : NULL, ldy, Xq ? Xq + a * kp : Xp, (float *)(Xp + xw), W, ldw, Wp,
 			   bias, e - a, n, k, kc, o ? &ob : NULL);
@@ -371,6 +377,8 @@ TBF int qvl_gemm_bf16_packed_xw_avx512(const struct qvl_gemm_bf16_out *o, const 
 				       const uint32_t *Wp, const float *bias, size_t m, size_t n,
 				       size_t k)
 {
+	if (o->pair && (o->y || n % (2 * GB_NR)))
+		return -EINVAL;
 	return gemm(o->y, o->ldy, NULL, 0, Xp, NULL, 0, Wp, bias, m, n, k, o);
 }
 #else /* no AVX512-BF16 kernels in this build: never called (qvl_kernels_bf16dot() false) */

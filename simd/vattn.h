@@ -37,6 +37,14 @@ void qvl_vattn_store_row(uint16_t *qb, uint32_t *kp, size_t kps, uint32_t *vp, s
 			 const float *q, const float *k, const float *v, float qscale, size_t r,
 			 size_t n, size_t nh, size_t hv);
 
+/* One head of row r, x its hv values (f32, already rotated): q (scaled by
+ * qscale) to bf16 at qb, else k into the head's Kp at kph, else v into its
+ * Vp at vph (the others NULL); qvl_vattn_store_row() head by head, the same
+ * words (the vision tower's qkv product stores each head's tile as it
+ * finishes it). */
+void qvl_vattn_store_head(uint16_t *qb, uint32_t *kph, uint32_t *vph, const float *x,
+			  float qscale, size_t r, size_t n, size_t hv);
+
 /* out[i][0..hv) = softmax(Q_i · Kᵀ) · V for the nq query rows at q (rows ldq
  * bf16 apart), one head; out rows ldo floats apart. */
 void qvl_vattn_bf16(float *out, size_t ldo, const uint16_t *q, size_t ldq, size_t nq,

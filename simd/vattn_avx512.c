@@ -62,13 +62,43 @@ static TBF void to_bf16(uint16_t *o, const float *x, size_t n, float s)
 	}
 }
 
+/* One head's k row r (hv bf16 values at kb) into its Kp panel. */
+static TBF void store_k(uint32_t *kph, const uint16_t *kb, size_t r, size_t hv)
+{
+	const uint32_t *kw = (const uint32_t *)(const void *)kb;
+	uint32_t *kd = kph + r / KP * KP * (hv / 2) + r % KP;
+
+	for (size_t p = 0; p < hv / 2; p++)
+		kd[p * KP] = kw[p];
+}
+
+/* One head's v row r (hv bf16 values at vb) into its Vp blocks. */
+static TBF void store_v(uint32_t *vph, const uint16_t *vb, size_t r, size_t n, size_t hv)
+{
+	const size_t npair = (n + 1) / 2;
+	uint32_t *vd = vph + r / 2 * 32;
+	/* values d .. d + 16 of block d / 32 (npair rows of 32 words) into the
+	 * row's 16-bit halves of 16 words: one masked store (a zero other half
+	 * past an odd n) */
+	const __mmask32 half = r & 1 ? 0xaaaaaaaau : 0x55555555u;
+	const __mmask32 zero = (r & 1) == 0 && r + 1 == n ? 0xaaaaaaaau : 0;
+
+	for (size_t d = 0; d < hv; d += 16) {
+		size_t nw = hv - d < 16 ? hv - d : 16;
+		__m512i vw = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(v16_mask(nw), vb + d));
+		if (r & 1)
+			vw = _mm512_slli_epi32(vw, 16);
+		__mmask32 wm = nw == 16 ? ~0u : (1u << 2 * nw) - 1; /* nw words */
+		_mm512_mask_storeu_epi16(vd + d / 32 * npair * 32 + d % 32, wm & (half | zero), vw);
+	}
+}
+
 TBF void qvl_vattn_store_row(uint16_t *qb, uint32_t *kp, size_t kps, uint32_t *vp, size_t vps,
 			     const float *q, const float *k, const float *v, float qscale, size_t r,
 			     size_t n, size_t nh, size_t hv)
 {
 	_Alignas(64) uint16_t kb[1024], vb[1024];
-	const size_t hp = hv / 2, D = nh * hv, cw = 1024 / hv * hv; /* whole heads */
-	const size_t npair = (n + 1) / 2;
+	const size_t D = nh * hv, cw = 1024 / hv * hv; /* whole heads */
 
 	to_bf16(qb, q, D, qscale);
 	for (size_t c = 0; c < D; c += cw) {
@@ -77,28 +107,26 @@ TBF void qvl_vattn_store_row(uint16_t *qb, uint32_t *kp, size_t kps, uint32_t *v
 		to_bf16(vb, v + c, w, 1.0f);
 		for (size_t e = 0; e < w; e += hv) {
 			size_t h = (c + e) / hv;
-			const uint32_t *kw = (const uint32_t *)(const void *)(kb + e);
-			uint32_t *kd = kp + h * kps + r / KP * KP * hp + r % KP;
-			uint32_t *vd = vp + h * vps + r / 2 * 32;
-			for (size_t p = 0; p < hp; p++)
-				kd[p * KP] = kw[p];
-			/* values d .. d + 16 of block d / 32 (npair rows of 32
-			 * words) into the row's 16-bit halves of 16 words: one
-			 * masked store (a zero other half past an odd n) */
-			const __mmask32 half = r & 1 ? 0xaaaaaaaau : 0x55555555u;
-			const __mmask32 zero = (r & 1) == 0 && r + 1 == n ? 0xaaaaaaaau : 0;
-			for (size_t d = 0; d < hv; d += 16) {
-				size_t nw = hv - d < 16 ? hv - d : 16;
-				__m512i vw = _mm512_cvtepu16_epi32(
-				    _mm256_maskz_loadu_epi16(v16_mask(nw), vb + e + d));
-				if (r & 1)
-					vw = _mm512_slli_epi32(vw, 16);
-				__mmask32 wm = nw == 16 ? ~0u : (1u << 2 * nw) - 1; /* nw words */
-				_mm512_mask_storeu_epi16(vd + d / 32 * npair * 32 + d % 32,
-							 wm & (half | zero), vw);
-			}
+			store_k(kp + h * kps, kb + e, r, hv);
+			store_v(vp + h * vps, vb + e, r, n, hv);
 		}
 	}
+}
+
+TBF void qvl_vattn_store_head(uint16_t *qb, uint32_t *kph, uint32_t *vph, const float *x,
+			      float qscale, size_t r, size_t n, size_t hv)
+{
+	_Alignas(64) uint16_t b[1024];
+
+	if (qb) {
+		to_bf16(qb, x, hv, qscale);
+		return;
+	}
+	to_bf16(b, x, hv, 1.0f);
+	if (kph)
+		store_k(kph, b, r, hv);
+	else
+		store_v(vph, b, r, n, hv);
 }
 
 /* c[r] = Σ_p A[r][p] · B[p][0..32) for mr rows, in pair order: A's words
@@ -246,6 +274,12 @@ TBF void qvl_vattn_bf16(float *out, size_t ldo, const uint16_t *q, size_t ldq, s
 bool qvl_vattn_bf16_available(void)
 {
 	return false;
+}
+
+void qvl_vattn_store_head(uint16_t *qb, uint32_t *kph, uint32_t *vph, const float *x,
+			  float qscale, size_t r, size_t n, size_t hv)
+{
+	(void)qb, (void)kph, (void)vph, (void)x, (void)qscale, (void)r, (void)n, (void)hv;
 }
 
 void qvl_vattn_store_row(uint16_t *qb, uint32_t *kp, size_t kps, uint32_t *vp, size_t vps,

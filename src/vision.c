@@ -463,7 +463,9 @@ struct vis_job {
 	uint32_t *xp;	      /* VIS_PACKX, VIS_MATMUL: x packed once for the GEMM, or NULL */
 	uint32_t *xo;	      /* VIS_MATMUL with xp: y packed too, as the next product's x */
 	atomic_int *unpacked; /* with xo: set when a thread wrote y only */
-	bool xo_only;	      /* with xo: y not written (vis_matmul) */
+	bool xo_only;	      /* with xo or heads: y not written (vis_matmul) */
+	bool heads;	      /* with xp: qkv stored by the GEMM as the bf16 attention's
+			       * Q, K, V (vis_qkv_pair), rotated, not as y */
 	const struct vis_norm *norm;
 	size_t width;	      /* elements per row for LN / activations / add */
 	const float *cs, *sn; /* RoPE tables [rows][hv/2] */
@@ -491,6 +493,31 @@ static size_t vis_row_blocks(const struct qvl_vision *v, size_t rows)
 	return nb ? nb : 1;
 }
 
+/* qkv's output as the GEMM finishes it (struct qvl_gemm_bf16_out's pair):
+ * one head of q, k or v for mr rows, in T; q and k rotated, then all three
+ * stored in the bf16 attention's layouts, as the VIS_ROPE pass does from
+ * the rows of y (the same rope, the same stores: the same bits), here
+ * while the tile is in L2 and without y (9.6 MB per 448x448 block). */
+static void vis_qkv_pair(void *ctx, const float *lo, const float *hi, size_t row, int mr,
+			 size_t col)
+{
+	const struct vis_job *j = (const struct vis_job *)ctx;
+	const struct qvl_vision *v = j->v;
+	const size_t hv = (size_t)v->hv, D = (size_t)v->Dv, part = col / D, h = col % D / hv;
+	_Alignas(64) float x[64];
+
+	for (int r = 0; r < mr; r++) {
+		const size_t R = row + (size_t)r;
+		memcpy(x, lo + (size_t)r * 32, 32 * sizeof(float));
+		memcpy(x + 32, hi + (size_t)r * 32, 32 * sizeof(float));
+		if (part < 2)
+			v->k->rope(x, j->cs + R * hv / 2, j->sn + R * hv / 2, hv / 2);
+		qvl_vattn_store_head(part == 0 ? j->qb + R * D + h * hv : NULL,
+				     part == 1 ? j->kp + h * j->kps : NULL, j->vp + h * j->vps, x,
+				     1.0f / sqrtf((float)hv), R, j->rows, hv);
+	}
+}
+
 static void vis_work(void *arg, int ith, int nth)
 {
 	const struct vis_job *j = arg;
@@ -509,8 +536,8 @@ static void vis_work(void *arg, int ith, int nth)
 					       : j->act == VIS_GELU_ERF ? k->gelu_erf
 									: NULL;
 		size_t c0 = 0, c1 = (size_t)l->n, r0 = 0, r1 = j->rows;
-		if (vis_col_split(l, nth)) /* packed: whole panels */
-			qvl_split((size_t)l->n, l->wp ? 32 : 16, ith, nth, &c0, &c1);
+		if (vis_col_split(l, nth)) /* packed: whole panels (heads: whole heads) */
+			qvl_split((size_t)l->n, j->heads ? 64 : l->wp ? 32 : 16, ith, nth, &c0, &c1);
 		else
 			qvl_split(j->rows, 1, ith, nth, &r0, &r1);
 		if (c0 >= c1 || r0 >= r1)
@@ -528,7 +555,10 @@ static void vis_work(void *arg, int ith, int nth)
 			    .act = act,
 			    .xo = j->xo ? j->xo + a * (((size_t)l->n + 1) / 2) : NULL,
 			    .kn = (size_t)l->n,
-			    .xc = c0};
+			    .xc = c0,
+			    .pair = j->heads ? vis_qkv_pair : NULL,
+			    .ctx = (void *)(uintptr_t)j,
+			    .row = a};
 			if (j->xp && qvl_gemm_bf16_packed_xw_avx512(&o, j->xp + a * kp, wp,
 								    l->b ? l->b + c0 : NULL, e - a,
 								    c1 - c0, (size_t)l->k) == 0)
@@ -689,7 +719,8 @@ static struct vis_job vis_job_rows(enum vis_op op, enum vis_stage st, float *y, 
  * NULL: never); y is written only when it returns false. */
 static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, size_t ldy,
 		       const float *x, size_t ldx, const struct vis_lin *l, size_t m,
-		       enum vis_op act, uint32_t *xpack, uint32_t *x_packed, uint32_t *y_pack)
+		       enum vis_op act, uint32_t *xpack, uint32_t *x_packed, uint32_t *y_pack,
+		       const struct vis_job *heads)
 {
 	struct vis_job j = vis_job_rows(VIS_MATMUL, st, y, ldy, x, ldx, m);
 	const int nth = v->pool ? qvl_pool_size(v->pool) : 1;
@@ -702,6 +733,16 @@ static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, 
 		vis_run(v, &j);
 		return false;
 	}
+	if (heads) { /* the attention's buffers and rope tables */
+		j.heads = true;
+		j.qb = heads->qb;
+		j.kp = heads->kp;
+		j.vp = heads->vp;
+		j.kps = heads->kps;
+		j.vps = heads->vps;
+		j.cs = heads->cs;
+		j.sn = heads->sn;
+	}
 	if (x_packed) {
 		j.xp = x_packed;
 	} else {
@@ -711,16 +752,16 @@ static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, 
 		vis_run(v, &pj);
 	}
 	j.xo = y_pack;
-	j.xo_only = y_pack != NULL;
+	j.xo_only = y_pack || heads;
 	j.unpacked = &unpacked;
 	vis_run(v, &j);
 	/* relaxed: the pool run's completion barrier orders the workers' stores */
-	if (!y_pack || !atomic_load_explicit(&unpacked, memory_order_relaxed))
-		return y_pack != NULL;
+	if (!j.xo_only || !atomic_load_explicit(&unpacked, memory_order_relaxed))
+		return j.xo_only;
 	/* a thread could not take the GEMM (its scratch): it wrote its rows of
 	 * y, the others only their packed words; y whole again (the same bits) */
 	j.xo = NULL;
-	j.xo_only = false;
+	j.xo_only = j.heads = false;
 	j.unpacked = NULL;
 	vis_run(v, &j);
 	return false;
@@ -830,9 +871,10 @@ static void vis_merge(const struct qvl_vision *v, const struct vis_merger *mg, b
 		vis_rows(v, VIS_LN, VST_MERGE, u, D, x, D, N, D, &mg->norm);
 	/* u viewed [N/4][4D]: one 2x2 merge window per row */
 	bool t_packed =
-	    vis_matmul(v, VST_MERGE, t, w4, u, w4, &mg->fc1, nt, VIS_GELU_ERF, xpack, NULL, hpack);
+	    vis_matmul(v, VST_MERGE, t, w4, u, w4, &mg->fc1, nt, VIS_GELU_ERF, xpack, NULL, hpack,
+		       NULL);
 	vis_matmul(v, VST_MERGE, out, (size_t)v->Do, t, w4, &mg->fc2, nt, VIS_NONE, xpack,
-		   t_packed ? hpack : NULL, NULL);
+		   t_packed ? hpack : NULL, NULL, NULL);
 }
 
 void qvl_vision_set_progress(struct qvl_vision *v, void (*fn)(void *ctx, int done, int depth),
@@ -947,7 +989,7 @@ int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *m
 	if (v->packed && N <= VIS_XPACK_MAX_N)
 		vis_xpack_alloc(r, (size_t)v->patch_dim > D ? (size_t)v->patch_dim : D, hsz);
 	vis_matmul(v, VST_PATCH, r->x, D, px->x, (size_t)px->dim, &v->patch, N, VIS_NONE, r->xpack,
-		   NULL, NULL);
+		   NULL, NULL, NULL);
 	{
 		uint64_t t0 = v->prof ? vis_prof_thread_ns() : 0,
 			 w0 = v->prof ? vis_prof_wall_ns() : 0;
@@ -980,8 +1022,6 @@ int qvl_vision_run(struct qvl_vision_run *r, int k)
 		const int b = r->b;
 		const struct vis_block *bk = &v->blk[b];
 		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n1);
-		vis_matmul(v, VST_QKV, qkv, 3 * D, u, D, &bk->qkv, N, VIS_NONE, r->xpack, NULL,
-			   NULL);
 		struct vis_job rj = r->aj;
 		rj.op = VIS_ROPE;
 		rj.st = VST_ROPE;
@@ -989,15 +1029,20 @@ int qvl_vision_run(struct qvl_vision_run *r, int k)
 		rj.ldy = 3 * D;
 		rj.cs = r->cs;
 		rj.sn = r->sn;
-		vis_run(v, &rj);
+		/* the rope and the attention's layouts on qkv's tiles where the
+		 * heads are two GEMM panels, else a pass over the rows */
+		if (!vis_matmul(v, VST_QKV, qkv, 3 * D, u, D, &bk->qkv, N, VIS_NONE, r->xpack,
+				NULL, NULL, v->bf16attn && v->hv == 64 ? &rj : NULL))
+			vis_run(v, &rj);
 		vis_run(v, &r->aj);
-		vis_matmul(v, VST_PROJ, u, D, att, D, &bk->proj, N, VIS_NONE, r->xpack, NULL, NULL);
+		vis_matmul(v, VST_PROJ, u, D, att, D, &bk->proj, N, VIS_NONE, r->xpack, NULL, NULL,
+			   NULL);
 		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
 		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n2);
 		bool h_packed = vis_matmul(v, VST_FC1, h, I, u, D, &bk->fc1, N, VIS_GELU_TANH,
-					   r->xpack, NULL, r->hpack);
+					   r->xpack, NULL, r->hpack, NULL);
 		vis_matmul(v, VST_FC2, u, D, h, I, &bk->fc2, N, VIS_NONE, r->xpack,
-			   h_packed ? r->hpack : NULL, NULL);
+			   h_packed ? r->hpack : NULL, NULL, NULL);
 		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
 		int ki = v->ds_of_block[b];
 		if (ki >= 0 && r->ds)

@@ -452,6 +452,77 @@ static int bf16_run(float *Y, float *Y0, size_t ldy, float *X, size_t ldx, const
  * several 256-pair k blocks (k up to 1300); and its sums do not depend on
  * the other rows of the call (the last rows alone, still > 64, bit for
  * bit) nor on the columns beside them (the pool's column split). */
+/* struct qvl_gemm_bf16_out's pair: the two tiles into Z (rows zld apart) */
+struct pair_sink {
+	float *z;
+	size_t zld;
+};
+
+static void pair_copy(void *ctx, const float *lo, const float *hi, size_t row, int mr, size_t col)
+{
+	const struct pair_sink *ps = ctx;
+
+	for (int r = 0; r < mr; r++) {
+		memcpy(ps->z + (row + (size_t)r) * ps->zld + col, lo + r * 32, 32 * sizeof(float));
+		memcpy(ps->z + (row + (size_t)r) * ps->zld + col + 32, hi + r * 32,
+		       32 * sizeof(float));
+	}
+}
+
+/* The output handed over as pairs of tiles (the vision tower's qkv heads):
+ * every value once, the bits of the per-call GEMM, from rows a.. and
+ * columns split at a multiple of 64. */
+static void test_bf16_gemm_pairs(void)
+{
+	int bad = 0;
+
+	for (int c = 0; c < 6; c++) {
+		size_t m = c == 5 ? urand(513, 1100) : urand(65, 300), n = 64 * urand(1, 5),
+		       k = c & 1 ? 2 * urand(1, 400) - 1 : urand(1, 1100), ldx = k + urand(0, 3);
+		size_t jp = 64 * urand(0, n / 64 - 1), xw = qvl_gemm_bf16_x_words(m, k);
+		float *X = xmalloc(m * ldx * 4), *Y = xmalloc(m * n * 4), *Z = xmalloc(m * n * 4);
+		float *bias = c & 2 ? xmalloc(n * 4) : NULL;
+		uint16_t *W = make_w(QVL_DT_BF16, n, k);
+		uint32_t *Wp = aligned_alloc(64, (qvl_gemm_bf16_packed_words(n, k) * 4 + 63) & ~63ul);
+		uint32_t *Xp = xmalloc(xw * 4);
+		size_t pw = qvl_gemm_bf16_packed_words(32, k);
+
+		for (size_t i = 0; i < m * ldx; i++)
+			X[i] = frand(2);
+		for (size_t i = 0; bias && i < n; i++)
+			bias[i] = frand(1);
+		qvl_gemm_bf16_pack(Wp, W, k, n, k);
+		qvl_gemm_bf16_pack_x(Xp, X, ldx, m, k, 0, 1);
+		if (qvl_gemm_bf16_packed_avx512(Y, n, X, ldx, Wp, bias, m, n, k))
+			bad++;
+		memset(Z, 0xff, m * n * 4);
+		struct pair_sink ps = {Z, n};
+		struct qvl_gemm_bf16_out o0 = {.pair = pair_copy, .ctx = &ps},
+					 o1 = {.pair = pair_copy, .ctx = &ps, .xc = jp};
+		if ((jp && qvl_gemm_bf16_packed_xw_avx512(&o0, Xp, Wp, bias, m, jp, k)) ||
+		    qvl_gemm_bf16_packed_xw_avx512(&o1, Xp, Wp + jp / 32 * pw,
+						   bias ? bias + jp : NULL, m, n - jp, k))
+			bad++;
+		if (memcmp(Y, Z, m * n * 4) && bad++ < 3)
+			diag("bf16 gemm pairs m=%zu n=%zu k=%zu (split at %zu): differs", m, n, k,
+			     jp);
+		/* rows from a.. (the row argument; X packed for those rows) */
+		size_t a = urand(0, m - 65);
+		memset(Z, 0xff, m * n * 4);
+		qvl_gemm_bf16_pack_x(Xp, X + a * ldx, ldx, m - a, k, 0, 1);
+		o1.xc = 0, o1.row = a;
+		if (qvl_gemm_bf16_packed_xw_avx512(&o1, Xp, Wp, bias, m - a, n, k) == 0 &&
+		    memcmp(Y + a * n, Z + a * n, (m - a) * n * 4) && bad++ < 3)
+			diag("bf16 gemm pairs m=%zu n=%zu k=%zu from row %zu: differs", m, n, k, a);
+		/* not whole pairs: refused, nothing written */
+		o1.row = 0;
+		if (qvl_gemm_bf16_packed_xw_avx512(&o1, Xp, Wp, bias, m, n - 32, k) != -EINVAL)
+			bad++;
+		free(X), free(Y), free(Z), free(bias), free(W), free(Wp), free(Xp);
+	}
+	ok(!bad, "bf16 GEMM output as pairs of tiles (y NULL) = the per-call GEMM, bit for bit");
+}
+
 static void test_bf16_gemm(void)
 {
 	int bad = 0, variant = 0, packed = 0, xpk = 0, xonly = 0;
@@ -507,8 +578,10 @@ static void test_bf16_gemm(void)
 		memset(Xp, 0xff, xw * 4), memset(Xo, 0xff, hw * 4), memset(Y0, 0xff, m * ldy * 4);
 		qvl_gemm_bf16_pack_x(Xp, X, ldx, m, k, 1, 2);
 		qvl_gemm_bf16_pack_x(Xp, X, ldx, m, k, 0, 2);
-		struct qvl_gemm_bf16_out o0 = {Y0, ldy, qvl_gelu_tanh_avx512, Xo, n, 0},
-					 o1 = {Y0 + jp, ldy, qvl_gelu_tanh_avx512, Xo, n, jp};
+		struct qvl_gemm_bf16_out o0 = {.y = Y0, .ldy = ldy, .act = qvl_gelu_tanh_avx512,
+					       .xo = Xo, .kn = n},
+					 o1 = {.y = Y0 + jp, .ldy = ldy, .act = qvl_gelu_tanh_avx512,
+					       .xo = Xo, .kn = n, .xc = jp};
 		if (qvl_gemm_bf16_packed_xw_avx512(&o0, Xp, Wp, bias, m, jp, k) ||
 		    qvl_gemm_bf16_packed_xw_avx512(&o1, Xp, Wp + jp / 32 * pw,
 						   bias ? bias + jp : NULL, m, n - jp, k))
@@ -591,9 +664,10 @@ static void test_bf16dot(void)
 	ok(!variant,
 	   "bf16dot: every row of a batch of up to 64 equals that row alone, bit for bit");
 	test_bf16_gemm();
+	test_bf16_gemm_pairs();
 	rng_seed(rng_after);
 #else
-	skip(6, "AVX512-BF16 kernels not built");
+	skip(8, "AVX512-BF16 kernels not built");
 #endif
 }
 
