@@ -707,6 +707,18 @@ static struct vis_job vis_job_rows(enum vis_op op, enum vis_stage st, float *y, 
 	    .op = op, .st = st, .rows = rows, .y = y, .ldy = ldy, .x = x, .ldx = ldx};
 }
 
+/* Whether vis_matmul() runs l over m rows on X packed once (xpack: the
+ * run's buffer, or NULL): then it can take a previous product's packed
+ * output as its X, else it reads x's rows. */
+static bool vis_packed_path(const struct qvl_vision *v, const struct vis_lin *l, size_t m,
+			    const uint32_t *xpack)
+{
+	const int nth = v->pool ? qvl_pool_size(v->pool) : 1;
+
+	return xpack && l->wp && vis_col_split(l, nth) &&
+	       m / vis_row_blocks(v, m) >= GEMM_BF16_MIN_M;
+}
+
 /* y = x · Wᵀ + b, then the activation act (VIS_NONE, VIS_GELU_TANH,
  * VIS_GELU_ERF). Where the product runs on the GEMM over packed panels,
  * split by columns, x packed once: x_packed when a previous product left it
@@ -723,13 +735,11 @@ static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, 
 		       const struct vis_job *heads)
 {
 	struct vis_job j = vis_job_rows(VIS_MATMUL, st, y, ldy, x, ldx, m);
-	const int nth = v->pool ? qvl_pool_size(v->pool) : 1;
 	atomic_int unpacked = 0;
 
 	j.act = act;
 	j.lin = l;
-	if (!xpack || !l->wp || !vis_col_split(l, nth) ||
-	    m / vis_row_blocks(v, m) < GEMM_BF16_MIN_M) {
+	if (!vis_packed_path(v, l, m, xpack)) {
 		vis_run(v, &j);
 		return false;
 	}
@@ -870,9 +880,11 @@ static void vis_merge(const struct qvl_vision *v, const struct vis_merger *mg, b
 	else
 		vis_rows(v, VIS_LN, VST_MERGE, u, D, x, D, N, D, &mg->norm);
 	/* u viewed [N/4][4D]: one 2x2 merge window per row */
-	bool t_packed =
-	    vis_matmul(v, VST_MERGE, t, w4, u, w4, &mg->fc1, nt, VIS_GELU_ERF, xpack, NULL, hpack,
-		       NULL);
+	/* t only packed where fc2 reads it packed (the tiny tower's narrow
+	 * fc2 is split by rows: it reads t) */
+	bool t_packed = vis_matmul(v, VST_MERGE, t, w4, u, w4, &mg->fc1, nt, VIS_GELU_ERF, xpack,
+				   NULL, vis_packed_path(v, &mg->fc2, nt, xpack) ? hpack : NULL,
+				   NULL);
 	vis_matmul(v, VST_MERGE, out, (size_t)v->Do, t, w4, &mg->fc2, nt, VIS_NONE, xpack,
 		   t_packed ? hpack : NULL, NULL, NULL);
 }
@@ -1039,8 +1051,9 @@ int qvl_vision_run(struct qvl_vision_run *r, int k)
 			   NULL);
 		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
 		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n2);
-		bool h_packed = vis_matmul(v, VST_FC1, h, I, u, D, &bk->fc1, N, VIS_GELU_TANH,
-					   r->xpack, NULL, r->hpack, NULL);
+		bool h_packed = vis_matmul(
+		    v, VST_FC1, h, I, u, D, &bk->fc1, N, VIS_GELU_TANH, r->xpack, NULL,
+		    vis_packed_path(v, &bk->fc2, N, r->xpack) ? r->hpack : NULL, NULL);
 		vis_matmul(v, VST_FC2, u, D, h, I, &bk->fc2, N, VIS_NONE, r->xpack,
 			   h_packed ? r->hpack : NULL, NULL, NULL);
 		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
