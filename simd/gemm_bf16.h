@@ -80,4 +80,10 @@ int qvl_gemm_bf16_packed_xw_avx512(const struct qvl_gemm_bf16_out *o, const uint
 				   const uint32_t *Wp, const float *bias, size_t m, size_t n,
 				   size_t k);
 
+/* The same with X (ldx) packed per call, as by qvl_gemm_bf16_packed_avx512()
+ * (the vision tower's qkv heads above the size where it packs X once). */
+int qvl_gemm_bf16_packed_out_avx512(const struct qvl_gemm_bf16_out *o, const float *X, size_t ldx,
+				    const uint32_t *Wp, const float *bias, size_t m, size_t n,
+				    size_t k);
+
 #endif

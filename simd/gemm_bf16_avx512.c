@@ -381,6 +381,15 @@ TBF int qvl_gemm_bf16_packed_xw_avx512(const struct qvl_gemm_bf16_out *o, const 
 		return -EINVAL;
 	return gemm(o->y, o->ldy, NULL, 0, Xp, NULL, 0, Wp, bias, m, n, k, o);
 }
+
+TBF int qvl_gemm_bf16_packed_out_avx512(const struct qvl_gemm_bf16_out *o, const float *X,
+					size_t ldx, const uint32_t *Wp, const float *bias, size_t m,
+					size_t n, size_t k)
+{
+	if (o->pair && (o->y || n % (2 * GB_NR)))
+		return -EINVAL;
+	return gemm(o->y, o->ldy, X, ldx, NULL, NULL, 0, Wp, bias, m, n, k, o);
+}
 #else /* no AVX512-BF16 kernels in this build: never called (qvl_kernels_bf16dot() false) */
 
 void qvl_gemm_bf16_pack(uint32_t *Wp, const uint16_t *W, size_t ldw, size_t n, size_t k)
@@ -406,6 +415,14 @@ int qvl_gemm_bf16_packed_xw_avx512(const struct qvl_gemm_bf16_out *o, const uint
 				   size_t k)
 {
 	(void)o, (void)Xp, (void)Wp, (void)bias, (void)m, (void)n, (void)k;
+	return -ENOTSUP;
+}
+
+int qvl_gemm_bf16_packed_out_avx512(const struct qvl_gemm_bf16_out *o, const float *X, size_t ldx,
+				    const uint32_t *Wp, const float *bias, size_t m, size_t n,
+				    size_t k)
+{
+	(void)o, (void)X, (void)ldx, (void)Wp, (void)bias, (void)m, (void)n, (void)k;
 	return -ENOTSUP;
 }
 #endif

@@ -559,9 +559,12 @@ static void vis_work(void *arg, int ith, int nth)
 			    .pair = j->heads ? vis_qkv_pair : NULL,
 			    .ctx = (void *)(uintptr_t)j,
 			    .row = a};
-			if (j->xp && qvl_gemm_bf16_packed_xw_avx512(&o, j->xp + a * kp, wp,
-								    l->b ? l->b + c0 : NULL, e - a,
-								    c1 - c0, (size_t)l->k) == 0)
+			const float *bc = l->b ? l->b + c0 : NULL;
+			if (j->xp ? qvl_gemm_bf16_packed_xw_avx512(&o, j->xp + a * kp, wp, bc, e - a,
+								   c1 - c0, (size_t)l->k) == 0
+				  : j->heads && qvl_gemm_bf16_packed_out_avx512(
+						    &o, j->x + a * j->ldx, j->ldx, wp, bc, e - a,
+						    c1 - c0, (size_t)l->k) == 0)
 				continue;
 			/* relaxed: read after qvl_pool_run() returned, whose
 			 * completion barrier orders it */
@@ -707,16 +710,22 @@ static struct vis_job vis_job_rows(enum vis_op op, enum vis_stage st, float *y, 
 	    .op = op, .st = st, .rows = rows, .y = y, .ldy = ldy, .x = x, .ldx = ldx};
 }
 
+/* Whether l over m rows runs on the bf16 GEMM over packed panels, split by
+ * columns (the products whose output the GEMM can hand over per tile). */
+static bool vis_gemm_path(const struct qvl_vision *v, const struct vis_lin *l, size_t m)
+{
+	const int nth = v->pool ? qvl_pool_size(v->pool) : 1;
+
+	return l->wp && vis_col_split(l, nth) && m / vis_row_blocks(v, m) >= GEMM_BF16_MIN_M;
+}
+
 /* Whether vis_matmul() runs l over m rows on X packed once (xpack: the
  * run's buffer, or NULL): then it can take a previous product's packed
  * output as its X, else it reads x's rows. */
 static bool vis_packed_path(const struct qvl_vision *v, const struct vis_lin *l, size_t m,
 			    const uint32_t *xpack)
 {
-	const int nth = v->pool ? qvl_pool_size(v->pool) : 1;
-
-	return xpack && l->wp && vis_col_split(l, nth) &&
-	       m / vis_row_blocks(v, m) >= GEMM_BF16_MIN_M;
+	return xpack && vis_gemm_path(v, l, m);
 }
 
 /* y = x · Wᵀ + b, then the activation act (VIS_NONE, VIS_GELU_TANH,
@@ -739,7 +748,9 @@ static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, 
 
 	j.act = act;
 	j.lin = l;
-	if (!vis_packed_path(v, l, m, xpack)) {
+	const bool packed = vis_packed_path(v, l, m, xpack);
+	/* the heads also where X is packed per call (above VIS_XPACK_MAX_N) */
+	if (!packed && !(heads && vis_gemm_path(v, l, m))) {
 		vis_run(v, &j);
 		return false;
 	}
@@ -755,7 +766,7 @@ static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, 
 	}
 	if (x_packed) {
 		j.xp = x_packed;
-	} else {
+	} else if (packed) {
 		struct vis_job pj = j;
 		pj.op = VIS_PACKX;
 		pj.xp = j.xp = xpack;

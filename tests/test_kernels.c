@@ -506,6 +506,14 @@ static void test_bf16_gemm_pairs(void)
 		if (memcmp(Y, Z, m * n * 4) && bad++ < 3)
 			diag("bf16 gemm pairs m=%zu n=%zu k=%zu (split at %zu): differs", m, n, k,
 			     jp);
+		/* X packed by the call (qvl_gemm_bf16_packed_out_avx512) */
+		memset(Z, 0xff, m * n * 4);
+		o1.xc = 0;
+		if (qvl_gemm_bf16_packed_out_avx512(&o1, X, ldx, Wp, bias, m, n, k))
+			bad++;
+		else if (memcmp(Y, Z, m * n * 4) && bad++ < 3)
+			diag("bf16 gemm pairs m=%zu n=%zu k=%zu, X packed per call: differs", m, n,
+			     k);
 		/* rows from a.. (the row argument; X packed for those rows) */
 		size_t a = urand(0, m - 65);
 		memset(Z, 0xff, m * n * 4);
