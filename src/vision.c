@@ -562,7 +562,7 @@ static void vis_work(void *arg, int ith, int nth)
 			const float *bc = l->b ? l->b + c0 : NULL;
 			if (j->xp ? qvl_gemm_bf16_packed_xw_avx512(&o, j->xp + a * kp, wp, bc, e - a,
 								   c1 - c0, (size_t)l->k) == 0
-				  : j->heads && qvl_gemm_bf16_packed_out_avx512(
+				  : (j->heads || j->xo) && qvl_gemm_bf16_packed_out_avx512(
 						    &o, j->x + a * j->ldx, j->ldx, wp, bc, e - a,
 						    c1 - c0, (size_t)l->k) == 0)
 				continue;
@@ -749,8 +749,9 @@ static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, 
 	j.act = act;
 	j.lin = l;
 	const bool packed = vis_packed_path(v, l, m, xpack);
-	/* the heads also where X is packed per call (above VIS_XPACK_MAX_N) */
-	if (!packed && !(heads && vis_gemm_path(v, l, m))) {
+	/* the heads and the packed output, and a packed X given, also where
+	 * no X-pack pass runs (above VIS_XPACK_MAX_N) */
+	if (!packed && !((heads || y_pack || x_packed) && vis_gemm_path(v, l, m))) {
 		vis_run(v, &j);
 		return false;
 	}
@@ -894,7 +895,7 @@ static void vis_merge(const struct qvl_vision *v, const struct vis_merger *mg, b
 	/* t only packed where fc2 reads it packed (the tiny tower's narrow
 	 * fc2 is split by rows: it reads t) */
 	bool t_packed = vis_matmul(v, VST_MERGE, t, w4, u, w4, &mg->fc1, nt, VIS_GELU_ERF, xpack,
-				   NULL, vis_packed_path(v, &mg->fc2, nt, xpack) ? hpack : NULL,
+				   NULL, hpack && vis_gemm_path(v, &mg->fc2, nt) ? hpack : NULL,
 				   NULL);
 	vis_matmul(v, VST_MERGE, out, (size_t)v->Do, t, w4, &mg->fc2, nt, VIS_NONE, xpack,
 		   t_packed ? hpack : NULL, NULL, NULL);
@@ -926,10 +927,10 @@ struct qvl_vision_run {
 
 /* The X-pack pass's buffers (vis_matmul): xpack for a product's input, N
  * rows of kx = max(patch_dim, D) (the mergers' N / 4 rows of 4 D are
- * N D / 2 words too), hpack for fc1's output as fc2's input, N rows of hsz
- * = max(I, D) (the mergers' 4 D: N D / 2 words). Both or neither: without
+ * N D / 2 words too), only when x; hpack for fc1's output as fc2's input,
+ * N rows of hsz = max(I, D) (the mergers' 4 D: N D / 2 words). Without
  * them each thread packs its own rows of X from f32, the same bits. */
-static void vis_xpack_alloc(struct qvl_vision_run *r, size_t kx, size_t hsz)
+static void vis_xpack_alloc(struct qvl_vision_run *r, size_t kx, size_t hsz, bool x)
 {
 	const size_t wb = sizeof(uint32_t);
 	size_t xw, hw;
@@ -937,9 +938,9 @@ static void vis_xpack_alloc(struct qvl_vision_run *r, size_t kx, size_t hsz)
 	if (__builtin_mul_overflow(r->N, (kx + 1) / 2, &xw) || xw > SIZE_MAX / wb ||
 	    __builtin_mul_overflow(r->N, (hsz + 1) / 2, &hw) || hw > SIZE_MAX / wb)
 		return;
-	r->xpack = malloc(xw * wb);
+	r->xpack = x ? malloc(xw * wb) : NULL;
 	r->hpack = malloc(hw * wb);
-	if (!r->xpack || !r->hpack) {
+	if ((x && !r->xpack) || !r->hpack) {
 		free(r->xpack);
 		free(r->hpack);
 		r->xpack = r->hpack = NULL;
@@ -1004,13 +1005,16 @@ int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *m
 				N);
 	}
 
-	/* Only up to VIS_XPACK_MAX_N patches: measured quiet
-	 * (docs/todo-vis4.md), 448x448 (784 patches, fc2's packed X 6.4 MB)
-	 * 3.5 % less tower time with them, 1024x768 (3072, 25 MB: out of the
-	 * caches between the pass that writes it and the product that reads
-	 * it) ~1.5 % more. */
-	if (v->packed && N <= VIS_XPACK_MAX_N)
-		vis_xpack_alloc(r, (size_t)v->patch_dim > D ? (size_t)v->patch_dim : D, hsz);
+	/* The X-pack passes only up to VIS_XPACK_MAX_N patches: measured
+	 * quiet (docs/todo-vis4.md), 448x448 (784 patches, fc2's packed X
+	 * 6.4 MB) 3.5 % less tower time with them, 1024x768 (3072, 25 MB: out
+	 * of the caches between the pass that writes it and the product that
+	 * reads it) ~1.5 % more. fc1's output packed for fc2 at every size:
+	 * fc1 then writes only that (25 MB at 1024x768, not its 50 MB of f32
+	 * rows) and fc2 packs nothing (each thread packed every row of them). */
+	if (v->packed)
+		vis_xpack_alloc(r, (size_t)v->patch_dim > D ? (size_t)v->patch_dim : D, hsz,
+				N <= VIS_XPACK_MAX_N);
 	vis_matmul(v, VST_PATCH, r->x, D, px->x, (size_t)px->dim, &v->patch, N, VIS_NONE, r->xpack,
 		   NULL, NULL, NULL);
 	{
@@ -1064,7 +1068,7 @@ int qvl_vision_run(struct qvl_vision_run *r, int k)
 		vis_rows(v, VIS_LN, VST_LN, u, D, x, D, N, D, &bk->n2);
 		bool h_packed = vis_matmul(
 		    v, VST_FC1, h, I, u, D, &bk->fc1, N, VIS_GELU_TANH, r->xpack, NULL,
-		    vis_packed_path(v, &bk->fc2, N, r->xpack) ? r->hpack : NULL, NULL);
+		    r->hpack && vis_gemm_path(v, &bk->fc2, N) ? r->hpack : NULL, NULL);
 		vis_matmul(v, VST_FC2, u, D, h, I, &bk->fc2, N, VIS_NONE, r->xpack,
 			   h_packed ? r->hpack : NULL, NULL, NULL);
 		vis_rows(v, VIS_ADD, VST_ADD, x, D, u, D, N, D, NULL);
