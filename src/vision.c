@@ -734,10 +734,14 @@ static bool vis_packed_path(const struct qvl_vision *v, const struct vis_lin *l,
  * there (its return value), else in a pass of its own into xpack (a pool
  * run: ~1 us while the workers spin) instead of by each thread for every
  * row; and y packed into y_pack instead for the next product (NULL: not),
- * y itself then not written (fc1's 4 x wider rows: 12.8 MB of stores per
- * 448x448 block that only a fallback read). Same bits: the same packed
- * words, the same tiles. Returns whether y_pack holds y packed (xpack
- * NULL: never); y is written only when it returns false. */
+ * or, with heads (qkv: the attention job's buffers and rope tables), q, k
+ * and v rotated into the attention's layouts (vis_qkv_pair), y itself then
+ * not written (fc1's 4 x wider rows: 12.8 MB of stores per 448x448 block
+ * that only a fallback read; qkv's 9.6 MB and the RoPE pass). y_pack,
+ * heads and x_packed work without xpack too (X then packed per call). Same
+ * bits: the same packed words, the same tiles. Returns whether y_pack
+ * holds y packed or the heads are stored; y is written only when it
+ * returns false. */
 static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, size_t ldy,
 		       const float *x, size_t ldx, const struct vis_lin *l, size_t m,
 		       enum vis_op act, uint32_t *xpack, uint32_t *x_packed, uint32_t *y_pack,
