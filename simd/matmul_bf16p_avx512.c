@@ -135,9 +135,13 @@ bp_pass(const int nx, const int nf, const int npf, __m512 (*st)[BP_FAR], const u
 #pragma GCC unroll 3
 		for (int r = 0; r < nf; r++)
 			v[r] = (__m512bh)_mm512_loadu_si512(w[r] + p * 16);
+		/* non-temporal: the block is read from L1 by this call's
+		 * passes and never again; 0.96-0.98 of T0's CPU streamed at m =
+		 * 4-512 (docs/todo-b16s.md), T1 or a second T1 prefetch further
+		 * ahead 1.02-1.04 */
 #pragma GCC unroll 3
 		for (int f = 0; f < npf; f++)
-			_mm_prefetch(pf[f] + (p - p0) * 64, _MM_HINT_T0);
+			_mm_prefetch(pf[f] + (p - p0) * 64, _MM_HINT_NTA);
 #pragma GCC unroll 8
 		for (int i = 0; i < nx; i++) {
 			__m512bh xv = (__m512bh)_mm512_set1_epi32((int)x[(size_t)i * xs32 + p]);
