@@ -26,30 +26,6 @@ static QD_T void q4k_zx(float *Y, const void *xa, const void *W, size_t ldw, siz
 {
 	qk_run_zx(Y, xa, x8_rows_bytes(QVL_DT_Q4_K_X8, 1, k), W, ldw, n, k);
 }
-
-/* The Q4_0_X8 and Q8_0_X8 decode (m 1) on the AVX2 level's prepared
- * activation with its bits, in the AVX2 form's far streams: 2-2.6x its
- * rate in L2 (one core ~40 -> ~86 GB/s for Q4_0, below the ~40 a core
- * streams before; docs/todo-qk5.md). */
-static QD_T void q40_zx(float *Y, const uint8_t *xa, const uint8_t *w, size_t ldw, size_t n,
-			size_t k)
-{
-	size_t nb = k / 32, wrow = ldw / 32 * 18;
-	const struct qvl_q8a *xq = (const struct qvl_q8a *)(const void *)xa;
-	const struct qx_act *x =
-	    (const struct qx_act *)(const void *)(xa + x8_rows_bytes(QVL_DT_Q4_0_X8, 1, k));
-
-	X8_DECODE(qx_rows_zx, qvl_gemm_blk.qdec_streams, w, wrow, n, Y, xq, x, nb);
-}
-
-static QD_T void q80_zx(float *Y, const uint8_t *xa, const uint8_t *w, size_t ldw, size_t n,
-			size_t k)
-{
-	size_t nb = k / 32, wrow = ldw / 32 * 34;
-	const struct qvl_q8a *xq = (const struct qvl_q8a *)(const void *)xa;
-
-	X8_DECODE(q8x_rows_zx, qvl_gemm_blk.qdec_streams, w, wrow, n, Y, xq, nb);
-}
 #endif
 
 #ifdef HAVE_AVX512_KERNELS
@@ -115,10 +91,9 @@ int qvl_qmatmul_x8_act_avx512(float *Y, size_t ldy, const void *xa, const void *
 #ifdef HAVE_AVX512_KERNELS
 /* The products of the AVX2 level's prepared activation that have its bits
  * on 512-bit vectors: Q6_K_X8 (its own kernel: exact integer sums, the
- * same float steps per row) and the decode (m 1) of the other three (the
- * 512-bit sums folded to AVX2's lanes: qk_rows_zmm ZX, qx_rows_zx,
- * q8x_rows_zx). -EINVAL for the rest: the caller takes the AVX2 kernels
- * (matmul_fast.c qvl_matmul_act_avx512a2). */
+ * same float steps per row) and the Q4_K_X8 decode (m 1: the 512-bit sums
+ * folded to AVX2's lanes, qdot_x8_q4k.h qk_rows_zmm ZX). -EINVAL for the rest: the
+ * caller takes the AVX2 kernels (matmul_fast.c qvl_matmul_act_avx512a2). */
 int qvl_qmatmul_x8_act_a2bits_avx512(float *Y, size_t ldy, const void *xa, const void *W,
 				     enum qvl_dtype rt, size_t ldw, const float *bias, size_t m,
 				     size_t n, size_t k)
@@ -128,13 +103,8 @@ int qvl_qmatmul_x8_act_a2bits_avx512(float *Y, size_t ldy, const void *xa, const
 		return -EINVAL;
 	if (rt == QVL_DT_Q6_K_X8)
 		return x8_matmul_act_avx512(Y, ldy, xa, W, rt, ldw, bias, m, n, k);
-	if (m == 1) {
-		if (rt == QVL_DT_Q4_K_X8)
-			q4k_zx(Y, xa, W, ldw, n, k);
-		else if (rt == QVL_DT_Q4_0_X8)
-			q40_zx(Y, xa, W, ldw, n, k);
-		else
-			q80_zx(Y, xa, W, ldw, n, k);
+	if (rt == QVL_DT_Q4_K_X8 && m == 1) {
+		q4k_zx(Y, xa, W, ldw, n, k);
 		qvl_qdot_add_bias(Y, ldy, bias, m, n);
 		return 0;
 	}

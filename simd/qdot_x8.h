@@ -57,21 +57,6 @@ QX_INL void qx_act_make(struct qx_act *o, const struct qvl_q8a *x, size_t nb)
 	}
 }
 
-#if QD_VNNI
-/* a row's two lane halves added: 8 rows' exact sums */
-QX_INL __m256i qx_fold(__m512i s)
-{
-	return _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
-}
-
-/* 16 lanes' float sums to 8 rows' */
-QX_INL __m256 qx_fold_ps(__m512 a)
-{
-	return _mm256_add_ps(_mm512_castps512_ps256(a),
-			     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
-}
-#endif
-
 #if QX_ZMM
 /* vpermd indices: the block's activation dwords for the lanes of chunk
  * pair 0 (steps 0, 1; high nibbles 4, 5) and pair 1 (2, 3; 6, 7) */
@@ -81,33 +66,14 @@ static const uint32_t qx_perm[4][16]
 				    {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
 				    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
 
-/* The integer sums of a group's block b (lanes r and 8 + r: row r's two
- * halves), the activation placed in xs */
-QX_INL __m512i qx_isum(const uint8_t *b, const __m512i *xs, __m512i f)
-{
-	__m512i v0 = _mm512_loadu_si512(b + 16), v1 = _mm512_loadu_si512(b + 80);
-	__m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v0, f), xs[0]);
-	__m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-					 _mm512_and_si512(_mm512_srli_epi16(v0, 4), f), xs[1]);
-
-	s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v1, f), xs[2]);
-	s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v1, 4), f), xs[3]);
-	return _mm512_add_epi32(s0, s1);
-}
-
 /* G groups of 8 rows (gs bytes apart from w) against the activation; group
- * g's outputs at y + g * ys. ZX: qx_rows_ymm's bits (the AVX2 level's
- * prepared activation: x[i].c = 8 s dx), the avx512 table's decode: the
- * integer sums are exact either way, each row's two lanes added, then
- * qx_rows_ymm's float steps on 8 lanes. */
-QX_INL void qx_rows_f(const int ZX, const int G, const uint8_t *w, size_t gs,
-		      const struct qvl_q8a *xq, const struct qx_act *x, size_t nb, float *y,
-		      size_t ys)
+ * g's outputs at y + g * ys */
+QX_INL void qx_rows(const int G, const uint8_t *w, size_t gs, const struct qvl_q8a *xq,
+		    const struct qx_act *x, size_t nb, float *y, size_t ys)
 {
 	const __m512i f = _mm512_set1_epi8(15);
 	__m512i pi[4];
 	__m512 acc[QX_GMAX];
-	__m256 acc8[QX_GMAX];
 
 #pragma GCC unroll 4
 	for (int c = 0; c < 4; c++)
@@ -115,7 +81,7 @@ QX_INL void qx_rows_f(const int ZX, const int G, const uint8_t *w, size_t gs,
 
 #pragma GCC unroll 4
 	for (int g = 0; g < G; g++)
-		acc[g] = _mm512_setzero_ps(), acc8[g] = _mm256_setzero_ps();
+		acc[g] = _mm512_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
 		__m512i xv = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)xq[i].q)),
 			xs[4];
@@ -125,35 +91,27 @@ QX_INL void qx_rows_f(const int ZX, const int G, const uint8_t *w, size_t gs,
 #pragma GCC unroll 4
 		for (int g = 0; g < G; g++) {
 			const uint8_t *b = w + g * gs + i * QVL_X8_BLK;
-			__m128i dh = _mm_loadu_si128((const __m128i *)b);
-			if (ZX) {
-				__m256 t = _mm256_fmsub_ps(
-				    _mm256_cvtepi32_ps(qx_fold(qx_isum(b, xs, f))),
-				    _mm256_set1_ps(x[i].d), _mm256_set1_ps(x[i].c));
-				acc8[g] = _mm256_fmadd_ps(_mm256_cvtph_ps(dh), t, acc8[g]);
-				continue;
-			}
-			__m512 dw = _mm512_cvtph_ps(_mm256_broadcastsi128_si256(dh));
-			__m512 t = _mm512_fmsub_ps(_mm512_cvtepi32_ps(qx_isum(b, xs, f)),
+			__m512i v0 = _mm512_loadu_si512(b + 16), v1 = _mm512_loadu_si512(b + 80);
+			__m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+							 _mm512_and_si512(v0, f), xs[0]);
+			__m512i s1 = _mm512_dpbusd_epi32(
+			    _mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(v0, 4), f),
+			    xs[1]);
+			s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v1, f), xs[2]);
+			s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v1, 4), f),
+						 xs[3]);
+			__m512 dw = _mm512_cvtph_ps(
+			    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b)));
+			__m512 t = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
 						   _mm512_set1_ps(x[i].d), _mm512_set1_ps(x[i].c));
 			acc[g] = _mm512_fmadd_ps(dw, t, acc[g]);
 		}
 	}
 #pragma GCC unroll 4
 	for (int g = 0; g < G; g++)
-		_mm256_storeu_ps(y + g * ys, ZX ? acc8[g] : qx_fold_ps(acc[g]));
-}
-
-QX_INL void qx_rows(const int G, const uint8_t *w, size_t gs, const struct qvl_q8a *xq,
-		    const struct qx_act *x, size_t nb, float *y, size_t ys)
-{
-	qx_rows_f(0, G, w, gs, xq, x, nb, y, ys);
-}
-
-QX_INL void qx_rows_zx(const int G, const uint8_t *w, size_t gs, const struct qvl_q8a *xq,
-		       const struct qx_act *x, size_t nb, float *y, size_t ys)
-{
-	qx_rows_f(1, G, w, gs, xq, x, nb, y, ys);
+		_mm256_storeu_ps(y + g * ys, _mm256_add_ps(_mm512_castps512_ps256(acc[g]),
+							  _mm256_castpd_ps(_mm512_extractf64x4_pd(
+							      _mm512_castps_pd(acc[g]), 1))));
 }
 #endif
 

@@ -209,6 +209,12 @@ QK_INL void qk_scmn_zmm(const uint8_t *b, __m512i *sc, __m512i *mn)
 			      _mm512_and_si512(_mm512_srlv_epi16(t, cm), h));
 }
 
+/* row r's integer sum: dwords r + 8 + r */
+QK_INL __m256i qk_fold(__m512i v)
+{
+	return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
 /* sub-block j's 8 scales in dwords r and 8 + r (zero-extended) */
 QK_INL __m512i qk_scd(__m512i sc, int j)
 {
@@ -287,7 +293,7 @@ QK_INL void qk_rows_zmm(const int ZX, const uint8_t *g, const struct qvl_q8k *x,
 		__m512i is, ms;
 		qk_sums_zmm(b, x + i, sa + i, pi, &is, &ms);
 		if (ZX) {
-			acc8 = qk_fstep(b, qx_fold(is), qx_fold(ms), x[i].d, acc8);
+			acc8 = qk_fstep(b, qk_fold(is), qk_fold(ms), x[i].d, acc8);
 			continue;
 		}
 		__m512 d = _mm512_cvtph_ps(

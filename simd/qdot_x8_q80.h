@@ -37,41 +37,21 @@ static const uint32_t q8x_perm[4][16]
 				    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},
 				    {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7}};
 
-/* The integer sums of a group's block b (lanes r and 8 + r: row r's two
- * halves, each from -64 s), the activation placed in xs, sg: 0x80 */
-Q8X_INL __m512i q8x_isum(const uint8_t *b, const __m512i *xs, int s, __m512i sg)
-{
-	__m512i s0 = _mm512_set1_epi32(-64 * s), s1 = _mm512_setzero_si512();
-
-#pragma GCC unroll 4
-	for (int p = 0; p < 4; p++) {
-		__m512i v = _mm512_xor_si512(_mm512_loadu_si512(b + 16 + 64 * p), sg);
-		if (p % 2)
-			s1 = _mm512_dpbusd_epi32(s1, v, xs[p]);
-		else
-			s0 = _mm512_dpbusd_epi32(s0, v, xs[p]);
-	}
-	return _mm512_add_epi32(s0, s1);
-}
-
 /* S groups of 8 rows (gs bytes apart from g) against the activation:
- * group s's outputs at y + s * ys. ZX: the AVX2 form's bits (below), the
- * avx512 table's decode: a row's two halves added (exact), then its float
- * steps on 8 lanes. */
-Q8X_INL void q8x_rows_f(const int ZX, const int S, const uint8_t *g, size_t gs,
-			const struct qvl_q8a *xq, size_t nb, float *y, size_t ys)
+ * group s's outputs at y + s * ys */
+Q8X_INL void q8x_rows(const int S, const uint8_t *g, size_t gs, const struct qvl_q8a *xq,
+		      size_t nb, float *y, size_t ys)
 {
 	const __m512i sg = _mm512_set1_epi8((char)0x80);
 	__m512i pi[4];
 	__m512 acc[4];
-	__m256 acc8[4];
 
 #pragma GCC unroll 4
 	for (int p = 0; p < 4; p++)
 		pi[p] = _mm512_load_si512(q8x_perm[p]);
 #pragma GCC unroll 4
 	for (int s = 0; s < S; s++)
-		acc[s] = _mm512_setzero_ps(), acc8[s] = _mm256_setzero_ps();
+		acc[s] = _mm512_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
 		__m512i xv = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)xq[i].q)), xs[4];
 		__m512 dx = _mm512_set1_ps(xq[i].d);
@@ -81,34 +61,27 @@ Q8X_INL void q8x_rows_f(const int ZX, const int S, const uint8_t *g, size_t gs,
 #pragma GCC unroll 4
 		for (int s = 0; s < S; s++) {
 			const uint8_t *b = g + s * gs + i * QVL_Q8X_BLK;
-			__m128i dh = _mm_loadu_si128((const __m128i *)b);
-			__m512i is = q8x_isum(b, xs, xq[i].s, sg);
-			if (ZX) {
-				acc8[s] = _mm256_fmadd_ps(
-				    _mm256_cvtepi32_ps(qx_fold(is)),
-				    _mm256_mul_ps(_mm256_cvtph_ps(dh), _mm512_castps512_ps256(dx)),
-				    acc8[s]);
-				continue;
+			__m512i s0 = _mm512_set1_epi32(-64 * xq[i].s), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+			for (int p = 0; p < 4; p++) {
+				__m512i v = _mm512_xor_si512(_mm512_loadu_si512(b + 16 + 64 * p), sg);
+				if (p % 2)
+					s1 = _mm512_dpbusd_epi32(s1, v, xs[p]);
+				else
+					s0 = _mm512_dpbusd_epi32(s0, v, xs[p]);
 			}
-			__m512 dw = _mm512_cvtph_ps(_mm256_broadcastsi128_si256(dh));
-			acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, dx), acc[s]);
+			__m512 dw = _mm512_cvtph_ps(
+			    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b)));
+			acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
+						 _mm512_mul_ps(dw, dx), acc[s]);
 		}
 	}
 #pragma GCC unroll 4
 	for (int s = 0; s < S; s++)
-		_mm256_storeu_ps(y + s * ys, ZX ? acc8[s] : qx_fold_ps(acc[s]));
-}
-
-Q8X_INL void q8x_rows(const int S, const uint8_t *g, size_t gs, const struct qvl_q8a *xq,
-		      size_t nb, float *y, size_t ys)
-{
-	q8x_rows_f(0, S, g, gs, xq, nb, y, ys);
-}
-
-Q8X_INL void q8x_rows_zx(const int S, const uint8_t *g, size_t gs, const struct qvl_q8a *xq,
-			 size_t nb, float *y, size_t ys)
-{
-	q8x_rows_f(1, S, g, gs, xq, nb, y, ys);
+		_mm256_storeu_ps(y + s * ys,
+				 _mm256_add_ps(_mm512_castps512_ps256(acc[s]),
+					       _mm256_castpd_ps(_mm512_extractf64x4_pd(
+						   _mm512_castps_pd(acc[s]), 1))));
 }
 #else
 Q8X_INL void q8x_rows(const int S, const uint8_t *g, size_t gs, const struct qvl_q8a *xq,
