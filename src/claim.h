@@ -22,8 +22,8 @@ struct eng_claim {
  * [0, n) aligned to `align` (qvl_split). */
 void claim_init(struct eng_claim *cl, int nth, size_t n, size_t align);
 /* The next chunk for thread ith: [*a, *b), half of what is left of the
- * range it comes from, in multiples of `min` (chunk a multiple of it),
- * between min and `chunk` columns: large calls while much is left, small
+ * range it comes from, rounded down to a multiple of `min`, between min
+ * and `chunk` columns (a multiple of min only if chunk is one): large calls while much is left, small
  * ones at the end, so that the threads finish a dispatch close together.
  * false when every range is exhausted. */
 bool claim_next(struct eng_claim *cl, int ith, int nth, size_t chunk, size_t min, size_t *a,
