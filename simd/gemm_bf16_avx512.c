@@ -373,11 +373,17 @@ TBF void qvl_gemm_bf16_pack_x(uint32_t *Xp, const float *X, size_t ldx, size_t m
 	}
 }
 
+/* pair takes whole 64-column heads from the tiles, so only without y */
+static bool out_bad(const struct qvl_gemm_bf16_out *o, size_t n)
+{
+	return o->pair && (o->y || n % (2 * GB_NR));
+}
+
 TBF int qvl_gemm_bf16_packed_xw_avx512(const struct qvl_gemm_bf16_out *o, const uint32_t *Xp,
 				       const uint32_t *Wp, const float *bias, size_t m, size_t n,
 				       size_t k)
 {
-	if (o->pair && (o->y || n % (2 * GB_NR)))
+	if (out_bad(o, n))
 		return -EINVAL;
 	return gemm(o->y, o->ldy, NULL, 0, Xp, NULL, 0, Wp, bias, m, n, k, o);
 }
@@ -386,7 +392,7 @@ TBF int qvl_gemm_bf16_packed_out_avx512(const struct qvl_gemm_bf16_out *o, const
 					size_t ldx, const uint32_t *Wp, const float *bias, size_t m,
 					size_t n, size_t k)
 {
-	if (o->pair && (o->y || n % (2 * GB_NR)))
+	if (out_bad(o, n))
 		return -EINVAL;
 	return gemm(o->y, o->ldy, X, ldx, NULL, NULL, 0, Wp, bias, m, n, k, o);
 }

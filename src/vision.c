@@ -309,15 +309,6 @@ static bool vis_gemm_path(const struct qvl_vision *v, const struct vis_lin *l, s
 	return l->wp && vis_col_split(l, nth) && m / vis_row_blocks(v, m) >= GEMM_BF16_MIN_M;
 }
 
-/* Whether vis_matmul() runs l over m rows on X packed once (xpack: the
- * run's buffer, or NULL): then it can take a previous product's packed
- * output as its X, else it reads x's rows. */
-static bool vis_packed_path(const struct qvl_vision *v, const struct vis_lin *l, size_t m,
-			    const uint32_t *xpack)
-{
-	return xpack && vis_gemm_path(v, l, m);
-}
-
 /* y = x · Wᵀ + b, then the activation act (VIS_NONE, VIS_GELU_TANH,
  * VIS_GELU_ERF). Where the product runs on the GEMM over packed panels,
  * split by columns, x packed once: x_packed when a previous product left it
@@ -342,10 +333,11 @@ static bool vis_matmul(const struct qvl_vision *v, enum vis_stage st, float *y, 
 
 	j.act = act;
 	j.lin = l;
-	const bool packed = vis_packed_path(v, l, m, xpack);
-	/* the heads and the packed output, and a packed X given, also where
-	 * no X-pack pass runs (above VIS_XPACK_MAX_N) */
-	if (!packed && !((heads || y_pack || x_packed) && vis_gemm_path(v, l, m))) {
+	/* on the GEMM path: X packed once by a pass of its own when xpack is
+	 * given; the heads, the packed output and a packed X given also
+	 * where no X-pack pass runs (above VIS_XPACK_MAX_N) */
+	const bool gemm = vis_gemm_path(v, l, m), packed = gemm && xpack;
+	if (!packed && !(gemm && (heads || y_pack || x_packed))) {
 		vis_run(v, &j);
 		return false;
 	}
