@@ -30,6 +30,7 @@
 #include "../simd/kernels.h"
 #include "engine.h"
 #include "pool.h"
+#include "probe.h"
 #include "run_common.h"
 #include "sample.h"
 #include "util.h"
@@ -140,26 +141,14 @@ struct bw {
 	float sink[64];
 };
 
-static T512 float read_avx512(const float *p, size_t n)
-{
-	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-
-	for (size_t i = 0; i + 64 <= n; i += 64) {
-		a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
-		a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
-		a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
-		a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
-	}
-	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
 static void bw_task(void *arg, int ith, int nth)
 {
 	struct bw *b = arg;
 	size_t lo, hi;
 
 	qvl_split(b->n, 4096, ith, nth, &lo, &hi);
-	b->sink[ith % 64] += read_avx512(b->buf + lo, hi - lo);
+	/* the same 4-stream read as bench_qdot --bandwidth (bench_llama.sh's bound) */
+	b->sink[ith % 64] += bench_read_streams(b->buf + lo, hi - lo, QVL_SIMD_AVX512);
 }
 
 static void touch_task(void *arg, int ith, int nth)
@@ -353,68 +342,6 @@ static void gemm_compare(struct qvl_pool *p, size_t m, size_t n, size_t k, doubl
 	free(Y);
 	free(Wf);
 	free(Wb);
-}
-
-/* Every weight of one decode step streamed through the same kernel and the
- * same split, without the rest of the forward pass: what the kernel alone
- * reaches, so decode / this = the engine's own efficiency. */
-static double weight_stream_gbs(struct qvl_pool *p, const struct qvl_model *m, uint64_t *bytes)
-{
-	const struct qvl_text_config *tc = &m->config.text;
-	static const char *mats[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-				     "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
-				     "mlp.down_proj"};
-	size_t maxn = (size_t)tc->vocab_size, maxk = 0;
-	float *x, *y;
-	double best = 0;
-
-	for (int i = 0; i < 7; i++) {
-		const struct qvl_tensor *t =
-		    qvl_model_findf(m, "model.language_model.layers.0.%s.weight", mats[i]);
-		if (!t || (t->dtype != QVL_DT_BF16 && t->dtype != QVL_DT_F32))
-			return 0; /* the probe addresses rows of 2- or 4-byte elements */
-		maxk = (size_t)t->shape[1] > maxk ? (size_t)t->shape[1] : maxk;
-		maxn = (size_t)t->shape[0] > maxn ? (size_t)t->shape[0] : maxn;
-	}
-	x = calloc(maxk, sizeof(float));
-	y = calloc(maxn, sizeof(float));
-	for (size_t i = 0; i < maxk; i++)
-		x[i] = 0.01f * (float)(i % 7);
-	for (int rep = 0; rep < 3; rep++) {
-		uint64_t b = 0;
-		double t0 = qvl_now();
-		for (int l = 0; l <= tc->num_layers; l++)
-			for (int i = 0; i < 7; i++) {
-				const struct qvl_tensor *t =
-				    l < tc->num_layers
-					? qvl_model_findf(
-					      m, "model.language_model.layers.%d.%s.weight", l,
-					      mats[i])
-					: (i ? NULL
-					     : qvl_model_find(m, tc->tie_word_embeddings
-								     ? "model.language_model.embed_"
-								       "tokens.weight"
-								     : "lm_head.weight"));
-				if (!t)
-					continue;
-				struct gemm g = {.k = &qvl_kern,
-						 .Y = y,
-						 .X = x,
-						 .W = t->data,
-						 .wt = t->dtype,
-						 .m = 1,
-						 .n = (size_t)t->shape[0],
-						 .kk = (size_t)t->shape[1]};
-				qvl_pool_run(p, gemm_task, &g);
-				b += t->nbytes;
-			}
-		double gbs = (double)b / (qvl_now() - t0) / 1e9;
-		best = gbs > best ? gbs : best;
-		*bytes = b;
-	}
-	free(x);
-	free(y);
-	return best;
 }
 
 /* ---- engine ------------------------------------------------------------ */
@@ -621,8 +548,6 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		gemm_compare(qvl_engine_pool(r.e), (size_t)np, shapes[i][0], shapes[i][1], &o2[i],
 			     &b2[i]);
-	uint64_t stream_bytes = 0;
-	double stream = weight_stream_gbs(qvl_engine_pool(r.e), m, &stream_bytes);
 	uint64_t rss = qvl_peak_rss();
 	double kv_bytes =
 	    2.0 * tc->num_layers * tc->num_kv_heads * tc->head_dim * 2.0 * (np + ng + 1);
@@ -638,10 +563,8 @@ int main(int argc, char **argv)
 		emit("dpbf16_peak", pr.bf16_gflops, pr.bf16_cpu, "GFLOP/s", NULL, 0, 0);
 	emit("decode_tok_s", tg_med, tgc_med, "tok/s", "bandwidth/weight_bytes_per_token",
 	     bound_tok, bound_tok_c);
-	emit("weight_stream_gbs", stream, stream, "GB/s", "mem_read_bandwidth", pr.bw_gbs,
-	     pr.bw_gbs);
-	emit("decode_weight_gbs", tg_med * (double)wb / 1e9, tg_med * (double)wb / 1e9, "GB/s",
-	     "weight_stream_gbs", stream, stream);
+	emit("decode_weight_gbs", tg_med * (double)wb / 1e9, tgc_med * (double)wb / 1e9, "GB/s",
+	     "mem_read_bandwidth", pr.bw_gbs, pr.bw_cpu);
 	emit("prefill_tok_s", pp_med, ppc_med, "tok/s", NULL, 0, 0);
 	emit("prefill_gflops", gflops, gflops_c, "GFLOP/s",
 	     bf16dot ? "dpbf16_peak" : "fma_peak_f32", peak, peak_c);
@@ -666,8 +589,7 @@ int main(int argc, char **argv)
 		"%.1f [%.1f] GFLOP/s\n"
 		"  decode   %.2f (±%.2f) [%.2f] tok/s = %.3f [%.3f] of the bound "
 		"bandwidth / %.1f MB per token\n"
-		"  kernel alone streams the weights at %.1f GB/s (%.3f of bandwidth); decode "
-		"moves them at %.1f GB/s (%.3f of the kernel alone)\n"
+		"  decode moves the weights at %.1f [%.1f] GB/s\n"
 		"  prefill  %.1f (±%.1f) [%.1f] tok/s for %d tokens = %.1f [%.1f] GFLOP/s = %.3f "
 		"[%.3f] of the %s peak\n"
 		"  GEMM %dx%dx%d bf16: ours %.1f GFLOP/s, OpenBLAS sgemm %.1f GFLOP/s (%.2fx)\n"
@@ -677,8 +599,7 @@ int main(int argc, char **argv)
 		    qvl_model_find(m, "model.language_model.layers.0.mlp.up_proj.weight")->dtype),
 		pr.bw_gbs, pr.bw_cpu, pr.fma_gflops, pr.fma_cpu, pr.bf16_gflops, pr.bf16_cpu,
 		tg_med, st2, tgc_med, tg_med / bound_tok, tgc_med / bound_tok_c, (double)wb / 1e6,
-		stream, stream / pr.bw_gbs, tg_med * (double)wb / 1e9,
-		stream > 0 ? tg_med * (double)wb / 1e9 / stream : 0.0, pp_med, sp, ppc_med, np,
+		tg_med * (double)wb / 1e9, tgc_med * (double)wb / 1e9, pp_med, sp, ppc_med, np,
 		gflops, gflops_c, gflops / peak, gflops_c / peak_c,
 		bf16dot ? "bf16 dot" : "f32 FMA", np, tc->intermediate_size, tc->hidden_size, ours,
 		blas, blas > 0 ? ours / blas : 0.0, (double)rss / 1e6,

@@ -27,6 +27,21 @@
 
 #define MAXB 64
 #define MAXS 64
+#define USAGE                                                                                      \
+	"bench_step [--model DIR] [--threads N] [--batch 1,4,16] [--steps S (1..64)] "             \
+	"[--rounds R (1..16)] [--precision bf16|exact] [--kv-type f16|bf16|f32]"
+
+/* FLOP of one token's weight products (q/k/v/o, the MLP, the logits): a
+ * batch step of b rows is b times this, compute bound once the weights'
+ * bytes take less time than the products (the ratio's ceiling) */
+static double product_flop_per_token(const struct qvl_text_config *tc)
+{
+	double h = tc->hidden_size, q = (double)tc->num_heads * tc->head_dim,
+	       kv = (double)tc->num_kv_heads * tc->head_dim, in = tc->intermediate_size;
+
+	return 2.0 * (tc->num_layers * (h * q + 2 * h * kv + q * h + 3 * h * in) +
+		      (double)tc->vocab_size * h);
+}
 
 static double cpu_now(void)
 {
@@ -129,10 +144,14 @@ int main(int argc, char **argv)
 	    {"model", required_argument, NULL, 'm'},   {"threads", required_argument, NULL, 't'},
 	    {"batch", required_argument, NULL, 'b'},   {"steps", required_argument, NULL, 's'},
 	    {"rounds", required_argument, NULL, 'r'},  {"precision", required_argument, NULL, 'P'},
-	    {"kv-type", required_argument, NULL, 'k'}, {NULL, 0, NULL, 0}};
+	    {"kv-type", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
+		case 'h':
+			printf("usage: %s\n", USAGE);
+			return 0;
 		case 'm':
 			r.model = optarg;
 			break;
@@ -219,16 +238,18 @@ int main(int argc, char **argv)
 
 		if (bt[i].b == 1)
 			base = tps;
+		double gf = product_flop_per_token(&r.m->config.text) * tps / 1e9;
+
 		printf("{\"bench\":\"step\",\"batch\":%d,\"step_ms\":%.2f,\"step_min_ms\":%.2f,"
-		       "\"step_max_ms\":%.2f,\"cpu_ms\":%.2f,\"tok_s\":%.2f,\"ratio\":%.2f}\n",
+		       "\"step_max_ms\":%.2f,\"cpu_ms\":%.2f,\"tok_s\":%.2f,\"ratio\":%.2f,"
+		       "\"product_gflops\":%.1f}\n",
 		       bt[i].b, w * 1e3, lo * 1e3, hi * 1e3, cp * 1e3, tps,
-		       base > 0 ? tps / base : 0.0);
+		       base > 0 ? tps / base : 0.0, gf);
 		fprintf(stderr,
 			"  %2d seqs: step %.1f ms (%.1f..%.1f), CPU %.1f ms (all threads), %.2f "
-			"tok/s, %.2fx "
-			"of 1\n",
+			"tok/s, %.2fx of 1, weight products at %.0f GFLOP/s\n",
 			bt[i].b, w * 1e3, lo * 1e3, hi * 1e3, cp * 1e3, tps,
-			base > 0 ? tps / base : 0.0);
+			base > 0 ? tps / base : 0.0, gf);
 	}
 	for (int i = 0; i < nsz; i++) {
 		for (int j = 0; j < bt[i].b; j++)
@@ -243,8 +264,6 @@ fail:
 	run_close(&r);
 	return 1;
 usage:
-	fprintf(stderr, "usage: bench_step [--model DIR] [--threads N] [--batch 1,4,16] [--steps S "
-			"(1..64)] [--rounds R (1..16)] [--precision bf16|exact] "
-			"[--kv-type f16|bf16|f32]\n");
+	fprintf(stderr, "usage: %s\n", USAGE);
 	return 2;
 }

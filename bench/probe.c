@@ -137,9 +137,12 @@ static void bw_run(void *arg, int ith, int nth)
 			bw.buf[i] = (float)(i & 7);
 		return;
 	}
-	bw.sink[ith] = qvl_kern.level >= QVL_SIMD_AVX512 ? read512(bw.buf + lo, hi - lo)
-		       : qvl_kern.level >= QVL_SIMD_AVX2 ? read256(bw.buf + lo, hi - lo)
-							 : bw.buf[lo];
+	bw.sink[ith] = bench_read_streams(bw.buf + lo, hi - lo, qvl_kern.level);
+}
+
+float bench_read_streams(const float *p, size_t n, int level)
+{
+	return level >= QVL_SIMD_AVX512 ? read512(p, n) : level >= QVL_SIMD_AVX2 ? read256(p, n) : p[0];
 }
 
 void bench_bw_init(struct qvl_pool *pool, size_t bytes)

@@ -39,6 +39,10 @@ void *bench_xalloc(const char *prog, size_t n);
 void bench_bw_init(struct qvl_pool *pool, size_t bytes);
 double bench_bw_once(struct qvl_pool *pool); /* GB/s */
 size_t bench_bw_bytes(void);
+/* The probe's read of p[0..n) (64-byte aligned): 4 concurrent streams with
+ * the vectors of `level` (a QVL_SIMD_*); returns a sum so that it is not
+ * optimised out. For benchmarks that probe their own buffer (bench_engine). */
+float bench_read_streams(const float *p, size_t n, int level);
 void bench_bw_free(void);
 
 #endif
