@@ -540,6 +540,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_batch: QVL_BENCH_REPS 1..16, QVL_BENCH_TOKENS 2..4096\n");
 		return 2;
 	}
+	for (int i = 1; i < argc; i++) {
+		static const char *const whats[] = {"all",   "decode", "ttft",
+						    "prefix", "image", "visstep"};
+		bool known = false;
+		for (size_t w = 0; w < sizeof(whats) / sizeof(whats[0]); w++)
+			known |= !strcmp(argv[i], whats[w]);
+		if (!known) {
+			bool help = !strcmp(argv[i], "--help");
+			fprintf(help ? stdout : stderr,
+				"usage: bench_batch [all|decode|ttft|prefix|image|visstep]...  "
+				"(QVL_SOCKET, QVL_BENCH_REPS, QVL_BENCH_TOKENS)\n");
+			return help ? 0 : 2;
+		}
+	}
 	rc = qvl_connect(getenv("QVL_SOCKET"), &o, &q);
 	if (rc < 0) {
 		fprintf(stderr, "bench_batch: connect: %s\n", qvl_strerror(rc));

@@ -406,6 +406,7 @@ int main(int argc, char **argv)
 					   {"gen-tokens", required_argument, NULL, 'g'},
 					   {"reps", required_argument, NULL, 'r'},
 					   {"precision", required_argument, NULL, 'P'},
+					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -432,11 +433,12 @@ int main(int argc, char **argv)
 			if (qvl_precision_parse(optarg, &r.prec) == 0)
 				break;
 			/* fall through */
+		case 'h':
 		default:
-			fprintf(stderr, "usage: bench_engine --model DIR [--threads N] [--cpus L] "
+			fprintf(c == 'h' ? stdout : stderr, "usage: bench_engine --model DIR [--threads N] [--cpus L] "
 					"[--prompt-tokens N] [--gen-tokens N] [--reps R] "
 					"[--precision bf16|exact]\n");
-			return 2;
+			return c == 'h' ? 0 : 2;
 		}
 	}
 	if (np < 1 || ng < 1 || reps < 1 || reps > 100) {

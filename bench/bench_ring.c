@@ -8,7 +8,9 @@
 
 #define _GNU_SOURCE 1
 #include <sched.h>
+#include <stdbool.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "ring_impl.h"
@@ -236,7 +238,7 @@ static int round_trips(struct rtstats *sock, struct rtstats *busy, struct rtstat
 	return rc;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct rtstats busy, slp, half, sock;
 	double tput[MAX_REPS], tcpu[MAX_REPS];
@@ -246,6 +248,12 @@ int main(void)
 	const char *e;
 	int tput_only = getenv("QVL_BENCH_TPUT_ONLY") != NULL; /* for tuning the batch path */
 
+	if (argc > 1) { /* everything comes from the environment */
+		bool help = !strcmp(argv[1], "--help");
+		fprintf(help ? stdout : stderr, "usage: bench_ring   (QVL_BENCH_REPS, QVL_BENCH_ITERS, "
+						"QVL_BENCH_TPUT_ONLY)\n");
+		return help ? 0 : 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if ((e = getenv("QVL_BENCH_REPS")) && atoi(e) > 0)
 		reps = atoi(e) > MAX_REPS ? MAX_REPS : atoi(e);

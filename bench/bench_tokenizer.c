@@ -5,6 +5,7 @@
  *   bench_tokenizer [--tokenizer-json PATH] [--repeat N] [--loads N] FILE */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,10 +52,11 @@ int main(int argc, char **argv)
 		else if (argv[i][0] != '-' && !file)
 			file = argv[i];
 		else {
-			fprintf(stderr,
+			bool help = !strcmp(argv[i], "--help");
+			fprintf(help ? stdout : stderr,
 				"usage: bench_tokenizer [--tokenizer-json PATH] [--repeat N] "
 				"[--loads N] FILE\n");
-			return 2;
+			return help ? 0 : 2;
 		}
 	}
 	if (repeat < 1 || repeat > 1000 || loads < 1 || loads > 1000 || !file) {

@@ -5,6 +5,7 @@
  * JPEG times decode + preprocessing with the bicubic resize. Targets: preprocessing < 10% of the
  * total, tower >= 0.5 of peak. One JSON line per figure on stdout, a summary on stderr. */
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,8 +181,15 @@ static const char *model_dir(void)
 	return dir;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1) { /* everything comes from the environment */
+		bool help = !strcmp(argv[1], "--help");
+		fprintf(help ? stdout : stderr,
+			"usage: bench_vision   (QVL_BENCH_REPS, QVL_BENCH_PRECISION=bf16|exact, "
+			"QVL_2B: the 2b model dir, else written once)\n");
+		return help ? 0 : 2;
+	}
 	struct qvl_err err = {{0}};
 	struct qvl_model *m = NULL;
 	struct qvl_vision *v = NULL;
