@@ -263,6 +263,18 @@ TBF void qvl_bf16p_act_make(void *xa, const float *X, size_t ldx, size_t m, size
 	bp_x(xa, k + BP_XPAD, X, ldx, m, k);
 }
 
+/* Rows [r0, r1) x columns [c0, c1) of X (m x k) into xa as act_make lays
+ * them out: each value is rounded alone, so the stage that writes X can
+ * prepare each part it wrote, on its thread, instead of the caller making
+ * the whole before the product's dispatch (forward.c). */
+TBF void qvl_bf16p_act_part(void *xa, const float *X, size_t ldx, size_t k, size_t r0, size_t r1,
+			    size_t c0, size_t c1)
+{
+	size_t xs = k + BP_XPAD;
+
+	bp_x((uint16_t *)xa + r0 * xs + c0, xs, X + r0 * ldx + c0, ldx, r1 - r0, c1 - c0);
+}
+
 TBF int qvl_matmul_bf16p_act_avx512(float *Y, size_t ldy, const void *xa, const void *W,
 				    size_t ldw, const float *bias, size_t m, size_t n, size_t k)
 {
