@@ -370,6 +370,28 @@ static void embed_task(void *arg, int ith, int nth)
 /* Rows [i0, i1), KV groups [g0, g1) (with their query heads): q/k head
  * RMSNorm then M-RoPE (each head normalised and rotated while in L1), and
  * K/V appended to the cache in its dtype. */
+/* Ask for the cache lines row i appends to (KV groups [g0, g1)): each
+ * 256-byte row lands in a line not yet read, and the append's stores wait
+ * for it. Asked one row ahead: norm + rope + append 1.07-1.15 -> 0.89-1.05
+ * ms a thread a step (bench_step 16 x 32, thread CPU timers, 4 runs each
+ * alternated, 19:28 UTC, load 2.3). */
+static void kv_ask_append(const struct fwd *f, size_t i, size_t g0, size_t g1)
+{
+	const struct qvl_engine *e = f->e;
+	size_t pos = (size_t)e->rows[i].pos, P = e->kv->g.page_tokens, rb = e->kv->g.row_bytes;
+	uint32_t page = e->rows[i].s->kv.pages[pos / P];
+
+	for (size_t g = g0; g < g1; g++) {
+		const char *K = (const char *)kv_page_rows(e->kv, page, f->l, 0, (int)g);
+		const char *V = (const char *)kv_page_rows(e->kv, page, f->l, 1, (int)g);
+
+		for (size_t o = (pos % P) * rb, end = o + rb; o < end; o += 64) {
+			__builtin_prefetch(K + o, 1, 3);
+			__builtin_prefetch(V + o, 1, 3);
+		}
+	}
+}
+
 static void qk_rows(struct fwd *f, size_t i0, size_t i1, size_t g0, size_t g1)
 {
 	struct qvl_engine *e = f->e;
@@ -385,6 +407,8 @@ static void qk_rows(struct fwd *f, size_t i0, size_t i1, size_t g0, size_t g1)
 		const float *cs = e->cs + i * hd;
 		float *q = e->q + i * qd, *k = e->kk + i * kd, *v = e->vv + i * kd;
 
+		if (i + 1 < i1)
+			kv_ask_append(f, i + 1, g0, g1);
 		for (size_t h = g0 * group; h < g1 * group; h++) {
 			e->k.rmsnorm(q + h * hd, q + h * hd, ly->q_norm, hd, e->eps);
 			e->k.rope(q + h * hd, cs, cs + half, half);
