@@ -50,6 +50,7 @@ const char *qvl_simd_name(enum qvl_simd_level level)
 		(k)->act_bytes = qvl_act_bytes_##isa;                                              \
 		(k)->act_make = qvl_act_make_##isa;                                                \
 		(k)->matmul_act = qvl_matmul_act_##isa;                                            \
+		(k)->act_part = qvl_act_part_##isa;                                                \
 	} while (0)
 
 /* Panel depth for the packed kernels, from the L1d size: a 32-row panel of

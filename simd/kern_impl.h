@@ -151,7 +151,9 @@ QVL_KERN_DECL(avx512);
 				size_t m, size_t k);                                               \
 	void qvl_matmul_act_##isa(float *Y, size_t ldy, const float *X, size_t ldx,                \
 				  const void *xa, const void *W, enum qvl_dtype wtype, size_t ldw, \
-				  const float *bias, size_t m, size_t n, size_t k)
+				  const float *bias, size_t m, size_t n, size_t k);                \
+	bool qvl_act_part_##isa(void *xa, enum qvl_dtype wtype, const float *X, size_t ldx,        \
+				size_t m, size_t k, size_t r0, size_t r1, size_t c0, size_t c1)
 
 QVL_KERN_ACT_DECL(avx2);
 QVL_KERN_ACT_DECL(avx512);
@@ -159,6 +161,10 @@ QVL_KERN_ACT_DECL(avx512);
 void qvl_matmul_act_avx512a2(float *Y, size_t ldy, const float *X, size_t ldx, const void *xa,
 			     const void *W, enum qvl_dtype wtype, size_t ldw, const float *bias,
 			     size_t m, size_t n, size_t k);
+
+/* the bf16 panels' act_make in parts (simd/matmul_bf16p_avx512.c) */
+void qvl_bf16p_act_part(void *xa, const float *X, size_t ldx, size_t k, size_t r0, size_t r1,
+			size_t c0, size_t c1);
 
 /* AVX512-BF16 opt-in matmul (activations rounded to bf16; not exact). */
 void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx, const void *W,

@@ -87,6 +87,13 @@ struct qvl_kernels {
 	void (*matmul_act)(float *Y, size_t ldy, const float *X, size_t ldx, const void *xa,
 			   const void *W, enum qvl_dtype wtype, size_t ldw, const float *bias,
 			   size_t m, size_t n, size_t k);
+	/* act_make() in parts: rows [r0, r1) x columns [c0, c1) of X (m x k,
+	 * X its first row) into xa, the bytes act_make() writes for them, so
+	 * that the parts make act_make()'s whole. false (nothing written)
+	 * for the types whose preparation is not per value (the X8 blocks'
+	 * scales); an empty part asks. */
+	bool (*act_part)(void *xa, enum qvl_dtype wtype, const float *X, size_t ldx, size_t m,
+			 size_t k, size_t r0, size_t r1, size_t c0, size_t c1);
 
 	/* y = x / sqrt(mean(x²) + eps) ⊙ w, over n elements; y may equal x. */
 	void (*rmsnorm)(float *y, const float *x, const float *w, size_t n, float eps);

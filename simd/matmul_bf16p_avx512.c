@@ -166,7 +166,7 @@ static TBF void bp_pass_any(int nx, int nf, int npf, __m512 (*st)[BP_FAR], const
 	case (N * 4 + NF) * 4 + F:                                                                 \
 		bp_pass(N, NF, F, st, x, xs32, w, p0, p1, pf);                                     \
 		break;
-#define C5(N) C(N, 3, 1) C(N, 3, 2) C(N, 3, 3) C(N, 2, 1) C(N, 2, 2)
+#define C5(N) C(N, 3, 1) C(N, 3, 2) C(N, 3, 3) C(N, 2, 1) C(N, 2, 2) C(N, 1, 1)
 		C5(8) C5(7) C5(6) C5(5) C5(4) C5(3) C5(2) C5(1)
 #undef C5
 #undef C
@@ -187,13 +187,15 @@ static TBF void bp_matmul(float *Y, size_t ldy, const uint32_t *x, size_t xs32,
 
 	for (size_t b = 0; b < q; b++) {
 		const uint32_t *w[BP_FAR];
-		size_t bi[BP_FAR];
+		/* the far panels below nb only: when nb is not a multiple of
+		 * nf (a decode claim of 256 columns: 16 panels in 6 steps) the
+		 * last steps take 2 or 1, instead of panel b again (2 of 18
+		 * panel products there were repeats) */
+		int nfb = qvl_far_count(b, nf, q, nb);
+		size_t pmb = pm < (size_t)nfb ? pm : (size_t)nfb;
 
-		/* past the count: panel b again, stored once */
-		for (int r = 0; r < nf; r++) {
-			bi[r] = b + r * q < nb ? b + r * q : b;
-			w[r] = P + bi[r] * kp * 16;
-		}
+		for (int r = 0; r < nfb; r++)
+			w[r] = P + (b + r * q) * kp * 16;
 		for (size_t p0 = 0; p0 < kp; p0 += BP_KB) {
 			size_t p1 = p0 + BP_KB < kp ? p0 + BP_KB : kp;
 
@@ -202,20 +204,19 @@ static TBF void bp_matmul(float *Y, size_t ldy, const uint32_t *x, size_t xs32,
 				const char *pf[BP_FAR];
 
 				/* every pass asks for the streams r = j (mod
-				 * min(passes, nf)): all of them a block, each at
-				 * one rate; past a panel's end: the next panel's
-				 * start (a prefetch never faults) */
-				for (int r = 0; r < nf; r++)
-					if ((size_t)r % pm == j % pm)
+				 * min(passes, panels)): all of them a block, each
+				 * at one rate; past a panel's end: the next
+				 * panel's start (a prefetch never faults) */
+				for (int r = 0; r < nfb; r++)
+					if ((size_t)r % pmb == j % pmb)
 						pf[npf++] = (const char *)(w[r] + (p0 + ahead) * 16);
-				bp_pass_any(nx, nf, npf, st + h, x + h * xs32, xs32, w, p0, p1, pf);
+				bp_pass_any(nx, nfb, npf, st + h, x + h * xs32, xs32, w, p0, p1, pf);
 			}
 		}
 		for (size_t i = 0; i < m; i++)
-			for (int r = 0; r < nf; r++)
-				if (!r || bi[r] != b)
-					bp_store(Y + i * ldy + 16 * bi[r], st[i][r], bp_cols(n, bi[r]),
-						 bias ? bias + 16 * bi[r] : NULL);
+			for (int r = 0; r < nfb; r++)
+				bp_store(Y + i * ldy + 16 * (b + r * q), st[i][r], bp_cols(n, b + r * q),
+					 bias ? bias + 16 * (b + r * q) : NULL);
 	}
 }
 
@@ -261,6 +262,18 @@ size_t qvl_bf16p_act_bytes(size_t m, size_t k)
 TBF void qvl_bf16p_act_make(void *xa, const float *X, size_t ldx, size_t m, size_t k)
 {
 	bp_x(xa, k + BP_XPAD, X, ldx, m, k);
+}
+
+/* Rows [r0, r1) x columns [c0, c1) of X (m x k) into xa as act_make lays
+ * them out: each value is rounded alone, so the stage that writes X can
+ * prepare each part it wrote, on its thread, instead of the caller making
+ * the whole before the product's dispatch (forward.c). */
+TBF void qvl_bf16p_act_part(void *xa, const float *X, size_t ldx, size_t k, size_t r0, size_t r1,
+			    size_t c0, size_t c1)
+{
+	size_t xs = k + BP_XPAD;
+
+	bp_x((uint16_t *)xa + r0 * xs + c0, xs, X + r0 * ldx + c0, ldx, r1 - r0, c1 - c0);
 }
 
 TBF int qvl_matmul_bf16p_act_avx512(float *Y, size_t ldy, const void *xa, const void *W,

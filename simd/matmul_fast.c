@@ -135,12 +135,22 @@ static void bf16p_act(float *Y, size_t ldy, const float *X, size_t ldx, const vo
 			bf16p_act(Y, ldy, X, ldx, xa, W, ldw, bias, m, n, k);                      \
 		else if (qvl_qmatmul_x8_act_##lvl(Y, ldy, xa, W, wtype, ldw, bias, m, n, k))       \
 			qvl_matmul_fast_##lvl(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);       \
+	}                                                                                          \
+	bool qvl_act_part_##lvl(void *xa, enum qvl_dtype wtype, const float *X, size_t ldx,        \
+				size_t m, size_t k, size_t r0, size_t r1, size_t c0, size_t c1)    \
+	{                                                                                          \
+		if (wtype != QVL_DT_BF16_P16 || !bf16p_act_bytes(m, k))                            \
+			return false;                                                              \
+		BF16P_ACT_PART(xa, X, ldx, k, r0, r1, c0, c1);                                     \
+		return true;                                                                       \
 	}
 
 #ifdef HAVE_AVX512BF16_KERNELS
 #define BF16P_ACT_MAKE qvl_bf16p_act_make
+#define BF16P_ACT_PART qvl_bf16p_act_part
 #else
 #define BF16P_ACT_MAKE(xa, X, ldx, m, k) (void)0 /* act_bytes is 0 */
+#define BF16P_ACT_PART(xa, X, ldx, k, r0, r1, c0, c1) (void)0
 #endif
 
 #ifdef HAVE_AVX2_KERNELS

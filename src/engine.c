@@ -584,6 +584,7 @@ void qvl_engine_destroy(struct qvl_engine *e)
 	free(e->claims);
 	free(e->lscratch);
 	free(e->xa);
+	free(e->xn);
 	free(e);
 }
 

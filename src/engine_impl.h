@@ -79,6 +79,8 @@ struct qvl_engine {
 	float *lscratch;      /* [ENG_LOGIT_ROWS][V]: logits of scattered rows */
 	void *xa;	      /* decode activations prepared once per matmul (forward.c) */
 	size_t xa_cap;	      /* its bytes */
+	void *xn;	      /* the next product's activations, prepared in parts */
+	size_t xn_cap;	      /* its bytes */
 
 	struct eng_prof *prof; /* QVL_PROFILE: per-stage timers, else NULL */
 

@@ -57,6 +57,11 @@ struct fwd {
 	/* w[p]'s activation prepared once for its type (act_prep), or NULL:
 	 * the kernel quantizes X itself */
 	const void *xa[3];
+	/* the next product's activation, prepared in parts by the threads
+	 * that write its X (next_prep), or NULL; pre: this product's, so
+	 * matmul() does not make it */
+	void *xn;
+	const void *pre;
 };
 
 /* On the caller below inline_rows rows (or with one thread), else on the
@@ -174,6 +179,9 @@ static void matmul_range(struct fwd *f, size_t lo, size_t hi)
 		for (size_t i = 0; i < f->m; i++)
 			k->silu_mul(f->Y[0] + i * f->ldy[0] + lo, f->Y[0] + i * f->ldy[0] + lo,
 				    f->Y[1] + i * f->ldy[1] + lo, hi - lo);
+		if (f->xn) /* down's X */
+			k->act_part(f->xn, f->ly->wd.type, f->Y[0], f->ldy[0], f->m, f->ly->wd.k, 0,
+				    f->m, lo, hi);
 		return;
 	}
 	for (int p = 0; p < f->nw; p++) {
@@ -253,6 +261,36 @@ static size_t share_min(const struct fwd *f)
 	return f->m > 1 ? SHARE_CHUNK_ROWS : SHARE_CHUNK;
 }
 
+/* The decode's o_proj and down take X from the stage before (the
+ * attention output, SiLU(gate)·up), which the threads write in parts:
+ * each thread prepares the parts it wrote (act_part) while they are in its
+ * L1, so the product's dispatch does not start with the caller alone
+ * preparing rows half of which are in the other core's cache (down: 16
+ * rows of 6144, ~33 us a layer at 2 threads, the worker idle). e->xn, or
+ * NULL when w's type is not prepared in parts (act_prep's rules, then
+ * act_part's). */
+static void *next_prep(struct fwd *f, const struct eng_mat *w, size_t m)
+{
+	struct qvl_engine *e = f->e;
+	const struct qvl_kernels *k = &e->k;
+	size_t b;
+
+	if (!k->act_part || k->matmul != k->matmul_fast || e->nth == 1 || m > SHARE_MAX_ROWS ||
+	    !(b = k->act_bytes(w->type, m, w->k)) ||
+	    !k->act_part(e->xn, w->type, NULL, 0, m, w->k, 0, 0, 0, 0))
+		return NULL;
+	if (b > e->xn_cap) {
+		void *n = aligned_alloc(64, (b + 63) & ~(size_t)63);
+
+		if (!n)
+			return NULL;
+		free(e->xn);
+		e->xn = n;
+		e->xn_cap = b;
+	}
+	return e->xn;
+}
+
 static void matmul_task(void *arg, int ith, int nth)
 {
 	struct fwd *f = arg;
@@ -283,7 +321,10 @@ static void matmul(struct fwd *f)
 	if (f->m <= SHARE_MAX_ROWS) {
 		claim_init(f->e->claims, f->e->nth, n, 16);
 		f->share = true;
-		act_prep(f, f->X, f->ldx, f->m);
+		if (f->pre)
+			f->xa[0] = f->pre; /* made by the stage before (next_prep) */
+		else
+			act_prep(f, f->X, f->ldx, f->m);
 	}
 	qvl_pool_run(f->e->pool, matmul_task, f);
 }
@@ -329,6 +370,28 @@ static void embed_task(void *arg, int ith, int nth)
 /* Rows [i0, i1), KV groups [g0, g1) (with their query heads): q/k head
  * RMSNorm then M-RoPE (each head normalised and rotated while in L1), and
  * K/V appended to the cache in its dtype. */
+/* Ask for the cache lines row i appends to (KV groups [g0, g1)): each
+ * 256-byte row lands in a line not yet read, and the append's stores wait
+ * for it. Asked one row ahead: norm + rope + append 1.07-1.15 -> 0.89-1.05
+ * ms a thread a step (bench_step 16 x 32, thread CPU timers, 4 runs each
+ * alternated, 19:28 UTC, load 2.3). */
+static void kv_ask_append(const struct fwd *f, size_t i, size_t g0, size_t g1)
+{
+	const struct qvl_engine *e = f->e;
+	size_t pos = (size_t)e->rows[i].pos, P = e->kv->g.page_tokens, rb = e->kv->g.row_bytes;
+	uint32_t page = e->rows[i].s->kv.pages[pos / P];
+
+	for (size_t g = g0; g < g1; g++) {
+		const char *K = (const char *)kv_page_rows(e->kv, page, f->l, 0, (int)g);
+		const char *V = (const char *)kv_page_rows(e->kv, page, f->l, 1, (int)g);
+
+		for (size_t o = (pos % P) * rb, end = o + rb; o < end; o += 64) {
+			__builtin_prefetch(K + o, 1, 3);
+			__builtin_prefetch(V + o, 1, 3);
+		}
+	}
+}
+
 static void qk_rows(struct fwd *f, size_t i0, size_t i1, size_t g0, size_t g1)
 {
 	struct qvl_engine *e = f->e;
@@ -344,6 +407,8 @@ static void qk_rows(struct fwd *f, size_t i0, size_t i1, size_t g0, size_t g1)
 		const float *cs = e->cs + i * hd;
 		float *q = e->q + i * qd, *k = e->kk + i * kd, *v = e->vv + i * kd;
 
+		if (i + 1 < i1)
+			kv_ask_append(f, i + 1, g0, g1);
 		for (size_t h = g0 * group; h < g1 * group; h++) {
 			e->k.rmsnorm(q + h * hd, q + h * hd, ly->q_norm, hd, e->eps);
 			e->k.rope(q + h * hd, cs, cs + half, half);
@@ -426,6 +491,49 @@ static void attn_task(void *arg, int ith, int nth)
 	}
 }
 
+/* Row i's attention with KV head g, then that part of o_proj's X
+ * prepared (next_prep). */
+static void attn_item(struct fwd *f, size_t i, size_t g)
+{
+	struct qvl_engine *e = f->e;
+	size_t qd = (size_t)e->nh * e->hd, c = (size_t)(e->nh / e->nkv) * e->hd;
+
+	attn_rows(f, i, 1, g);
+	if (f->xn)
+		e->k.act_part(f->xn, f->ly->wo.type, e->att, qd, f->n, qd, i, i + 1, g * c,
+			      (g + 1) * c);
+}
+
+/* Ask for every line of row i's K and V rows of KV head g (its positions
+ * so far), into L1 without displacing L2 (the products' activation rows).
+ * A decode item (one row, one KV group: 2 x 16 KiB at 32 positions) waits
+ * on its misses with little work to cover them, and its kernel's own
+ * requests (attn_tile.h prefetch_rows) start only when it does: asking
+ * for the next item's while one is attended keeps misses in flight across
+ * items. Attention loop of 16 sequences x 28 layers x 8 groups, 2 threads,
+ * CPU time, variants alternated (scratch /work/bench/s15/kvpf/ah.c, load
+ * 2.4-3.7): 32 positions 3.50 -> 2.93 ms a thread (NTA; T0 3.03; 2 items
+ * ahead 3.12; T1 / T2 slower than none, 3.57 / 3.60 against 3.43), 60
+ * positions 4.78 -> 4.83 (the kernel already asks for its second block
+ * ahead). */
+static void kv_ask(const struct fwd *f, size_t i, size_t g)
+{
+	const struct qvl_engine *e = f->e;
+	const struct kv_pool *p = e->kv;
+	size_t n = (size_t)e->rows[i].pos + 1, P = p->g.page_tokens, rb = p->g.row_bytes;
+	const uint32_t *pages = e->rows[i].s->kv.pages;
+
+	for (size_t j0 = 0; j0 < n; j0 += P) {
+		const char *K = (const char *)kv_page_rows(p, pages[j0 / P], f->l, 0, (int)g);
+		const char *V = (const char *)kv_page_rows(p, pages[j0 / P], f->l, 1, (int)g);
+
+		for (size_t o = 0, nb = (n - j0 < P ? n - j0 : P) * rb; o < nb; o += 64) {
+			__builtin_prefetch(K + o, 0, 0);
+			__builtin_prefetch(V + o, 0, 0);
+		}
+	}
+}
+
 /* Decode (few rows): the whole attention block of a layer in one dispatch.
  * Work items are whole KV groups: a thread computes their q, k and v rows
  * (its share of the three weight matrices, each byte read by one thread),
@@ -452,9 +560,14 @@ static void qkv_attn_task(void *arg, int ith, int nth)
 		mm(f, 1, e->kk + g0 * hd, kd, g0 * hd, (g1 - g0) * hd);
 		mm(f, 2, e->vv + g0 * hd, kd, g0 * hd, (g1 - g0) * hd);
 		qk_rows(f, 0, f->n, g0, g1);
-		for (size_t i = 0; i < f->n; i++)
-			for (size_t g = g0; g < g1; g++)
-				attn_rows(f, i, 1, g);
+		/* items (row, group) in row order, the next one asked for
+		 * while this one is attended (kv_ask) */
+		kv_ask(f, 0, g0);
+		for (size_t t = 0, ng = g1 - g0, ni = f->n * ng; t < ni; t++) {
+			if (t + 1 < ni)
+				kv_ask(f, (t + 1) / ng, g0 + (t + 1) % ng);
+			attn_item(f, t / ng, g0 + t % ng);
+		}
 	}
 }
 
@@ -728,6 +841,7 @@ int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qv
 	for (int l = l0; l < l1; l++) {
 		struct eng_layer tmp;
 		const struct eng_layer *ly;
+		void *xn = NULL; /* the next product's X, prepared in parts */
 		int rc = eng_layer_begin(e, l, &tmp, &ly, err);
 
 		if (rc < 0) {
@@ -738,7 +852,9 @@ int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qv
 		f.ly = ly;
 		f.last = l == e->L - 1;
 		if (fuse_attn) {
+			f.xn = next_prep(&f, &ly->wo, n);
 			qkv_attn(&f);
+			xn = f.xn, f.xn = NULL;
 			eng_prof_mark(e->prof, EST_QKV);
 		} else {
 			set_mm(&f, e->xb, H, n);
@@ -756,6 +872,8 @@ int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qv
 
 		if (f.last) {
 			f.nout = m = gather_out_rows(e, n);
+			if (m != n)
+				xn = NULL; /* rows moved: o_proj prepares its own */
 			if (!m) {
 				eng_layer_end(e, l);
 				eng_prof_end(e->prof);
@@ -765,7 +883,9 @@ int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qv
 		set_mm(&f, e->att, qd, m);
 		f.nw = 1;
 		f.w[0] = &ly->wo, f.Y[0] = e->tmp, f.ldy[0] = H;
+		f.pre = xn;
 		matmul(&f);
+		f.pre = NULL;
 		eng_prof_mark(e->prof, EST_OPROJ);
 		run_min(&f, post_attn_task, m, NORM_INLINE + 1);
 		eng_prof_mark(e->prof, EST_RES1);
@@ -775,13 +895,17 @@ int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qv
 		f.silu = true;
 		f.w[0] = &ly->wg, f.Y[0] = e->gate, f.ldy[0] = I;
 		f.w[1] = &ly->wu, f.Y[1] = e->up, f.ldy[1] = I;
+		f.xn = next_prep(&f, &ly->wd, m);
 		matmul(&f);
+		xn = f.xn, f.xn = NULL;
 		eng_prof_mark(e->prof, EST_GATEUP);
 
 		set_mm(&f, e->gate, I, m);
 		f.nw = 1;
 		f.w[0] = &ly->wd, f.Y[0] = e->tmp, f.ldy[0] = H;
+		f.pre = xn;
 		matmul(&f);
+		f.pre = NULL;
 		eng_prof_mark(e->prof, EST_DOWN);
 		eng_layer_end(e, l); /* the post-MLP step uses only norms */
 		run_min(&f, post_mlp_task, m, NORM_INLINE + 1);

@@ -5,7 +5,8 @@
  * bf16 kernel, with the bits of every output independent of the call's
  * other rows (batch invariance: m == 1 and every m up to 130) and of the
  * columns beside it (the pool's column split), and the same bits from its
- * activation prepared once (kernels.h act_make) in the decode's chunks. */
+ * activation prepared once (kernels.h act_make) in the decode's chunks,
+ * also when prepared in parts (act_part). */
 #include "config.h"
 
 #include <errno.h>
@@ -98,7 +99,7 @@ static int near(const float *Y, const float *R, size_t ldy, const float *X, size
 static void test_kernel(void)
 {
 	struct qvl_kernels kt;
-	int bad_ref = 0, bad_rows = 0, bad_inv = 0, bad_cols = 0, bad_pad = 0, bad_act = 0;
+	int bad_ref = 0, bad_rows = 0, bad_inv = 0, bad_cols = 0, bad_pad = 0, bad_act = 0, bad_part = 0;
 	int cases = 0;
 
 	if (qvl_kernels_get(&kt, QVL_SIMD_AVX512) || !qvl_kernels_bf16dot(&kt)) {
@@ -170,7 +171,25 @@ static void test_kernel(void)
 			for (size_t i = 0; i < m; i++)
 				if (memcmp(R + i * ldy, Y + i * ldy, n * 4) && bad_act++ < 3)
 					diag("m %zu n %zu k %zu: prepared row %zu differs", m, n, k, i);
-			free(xa);
+			/* the same bytes made in parts: random row ranges by
+			 * random column cuts, as the stage writing X does */
+			uint8_t *xm = xmalloc(ab), *xp = xmalloc(ab);
+			memset(xm, 0, ab), memset(xp, 0, ab);
+			kt.act_make(xm, QVL_DT_BF16_P16, X, ldx, m, k);
+			for (size_t r0 = 0, r1; r0 < m; r0 = r1) {
+				r1 = r0 + urand(1, m - r0);
+				for (size_t c0 = 0, c1; c0 < k; c0 = c1) {
+					c1 = c0 + urand(1, k - c0);
+					if (!kt.act_part(xp, QVL_DT_BF16_P16, X, ldx, m, k, r0, r1, c0, c1) &&
+					    bad_part++ < 3)
+						diag("m %zu k %zu: act_part refused", m, k);
+				}
+			}
+			if (memcmp(xm, xp, ab) && bad_part++ < 3)
+				diag("m %zu k %zu: act_part's parts differ from act_make", m, k);
+			if (kt.act_part(xp, QVL_DT_Q8_0, X, ldx, m, k, 0, 0, 0, 0) && bad_part++ < 3)
+				diag("act_part takes Q8_0");
+			free(xa), free(xm), free(xp);
 		}
 		free(w), free(p), free(X), free(Y), free(R), free(Y1), free(bias);
 	}
@@ -182,6 +201,7 @@ static void test_kernel(void)
 	ok(!bad_cols, "and of the columns beside it (%d rows differ)", bad_cols);
 	ok(!bad_pad, "nothing written past n (%d)", bad_pad);
 	ok(!bad_act, "prepared activation: the same bits in chunks of columns (%d off)", bad_act);
+	ok(!bad_part, "prepared in parts (act_part): act_make's bytes (%d off)", bad_part);
 }
 
 int main(void)
