@@ -12,7 +12,7 @@
 #include "pool.h"
 
 struct qvl_kernels qvl_kern;
-struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20, QVL_QDEC_STREAMS, 0};
+struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20, QVL_QDEC_STREAMS, 0, QVL_QDEC_PF};
 
 static const char *const level_names[] = {"ref", "avx2", "avx512"};
 
@@ -82,6 +82,9 @@ static void blocking_init(void)
 	 * whole 16-row groups, so never 0 = not set) */
 	if (qvl_env_uint("QVL_QDECODE_ROWS", 16, 8192, &sm))
 		qvl_gemm_blk.qdec_rows = (size_t)sm & ~(size_t)15;
+	/* QVL_QDECODE_PF: the Q4_0_X8 decode's prefetch distance, 0 none */
+	if (qvl_env_uint("QVL_QDECODE_PF", 0, 1 << 20, &sm))
+		qvl_gemm_blk.qdec_pf = (size_t)sm;
 }
 
 size_t qvl_qdecode_rows(void)

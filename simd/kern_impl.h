@@ -177,6 +177,14 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
  * (alternated, quiet, tenth session; docs/status.md). */
 #define QVL_QDEC_STREAMS 4
 
+/* Default of qvl_gemm_blk.qdec_pf: the Q4_0_X8 decode's software prefetch
+ * distance on each stream. Its streams ran at 0.75-0.85 of the bandwidth
+ * probe, and a load-only twin of its accesses no faster (docs/todo-qload.md):
+ * the hardware prefetcher alone keeps too few lines in flight. 2 KiB ahead
+ * (T0): +10-11 % q4_0 decode tok/s in the quiet rounds, alternated; 512 and
+ * 4096 lost. The K types and Q8_0 gained nothing measurable. */
+#define QVL_QDEC_PF 2048
+
 /* Blocking parameters for the m > 1 kernels, derived once from the cache
  * sizes (simd/dispatch.c). */
 
@@ -191,7 +199,24 @@ struct qvl_gemm_blocking {
 	 * multiple of 16); 0: not set, src/forward.c's share_chunk()
 	 * picks (kernels.h qvl_qdecode_rows()) */
 	size_t qdec_rows;
+	/* bytes ahead of each stream the Q4_0_X8 decode prefetches
+	 * (QVL_QDECODE_PF, benchmarks; 0: none) */
+	size_t qdec_pf;
 };
 extern struct qvl_gemm_blocking qvl_gemm_blk;
+
+/* The lines of [p, p + len) qvl_gemm_blk.qdec_pf bytes ahead into L1, for
+ * a decode kernel reading its row streams at p (prefetch never faults, so
+ * past a claim or a matrix is harmless). One prefetch per 48 bytes: every
+ * line of a stream of len-byte steps is asked for once or twice. */
+static inline __attribute__((always_inline)) void qvl_qdec_pf(const uint8_t *p, size_t len)
+{
+	size_t d = qvl_gemm_blk.qdec_pf;
+
+	if (!d)
+		return;
+	for (size_t c = 0; c < len; c += 48)
+		__builtin_prefetch(p + d + c, 0, 3);
+}
 
 #endif
