@@ -577,7 +577,8 @@ int main(int argc, char **argv)
 			 shapes[i][1]);
 		emit(nm, o2[i], o2[i], "GFLOP/s", "openblas_sgemm", b2[i], b2[i]);
 		fprintf(stderr,
-			"  GEMM %dx%zux%zu bf16: ours %.1f GFLOP/s, OpenBLAS sgemm %.1f (%.2fx)\n",
+			"  GEMM %dx%zux%zu, bf16 weights, exact f32 math: ours %.1f GFLOP/s, OpenBLAS "
+			"sgemm %.1f (%.2fx)\n",
 			np, shapes[i][0], shapes[i][1], o2[i], b2[i],
 			b2[i] > 0 ? o2[i] / b2[i] : 0.0);
 	}
@@ -594,7 +595,8 @@ int main(int argc, char **argv)
 		"  decode moves the weights at %.1f [%.1f] GB/s\n"
 		"  prefill  %.1f (±%.1f) [%.1f] tok/s for %d tokens = %.1f [%.1f] GFLOP/s = %.3f "
 		"[%.3f] of the %s peak\n"
-		"  GEMM %dx%dx%d bf16: ours %.1f GFLOP/s, OpenBLAS sgemm %.1f GFLOP/s (%.2fx)\n"
+		"  GEMM %dx%dx%d, bf16 weights, exact f32 math: ours %.1f GFLOP/s, OpenBLAS sgemm "
+		"%.1f GFLOP/s (%.2fx)\n"
 		"  peak RSS %.1f MB = %.3f x model file %.1f MB (KV cache %.1f MB)\n",
 		r.model, nth, qvl_kern.name, qvl_precision_name(r.prec),
 		qvl_dtype_name(
