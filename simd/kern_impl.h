@@ -205,14 +205,14 @@ struct qvl_gemm_blocking {
 };
 extern struct qvl_gemm_blocking qvl_gemm_blk;
 
-/* The lines of [p, p + len) qvl_gemm_blk.qdec_pf bytes ahead into L1, for
- * a decode kernel reading its row streams at p (prefetch never faults, so
- * past a claim or a matrix is harmless). One prefetch per 48 bytes: every
- * line of a stream of len-byte steps is asked for once or twice. */
-static inline __attribute__((always_inline)) void qvl_qdec_pf(const uint8_t *p, size_t len)
+/* The lines of [p, p + len) d bytes ahead into L1 (d: qvl_gemm_blk.qdec_pf,
+ * read once per call by the caller), for a decode kernel reading its row
+ * streams at p (prefetch never faults, so past a claim or a matrix is
+ * harmless). One prefetch per 48 bytes: every line of a stream of len-byte
+ * steps is asked for once or twice. */
+static inline __attribute__((always_inline)) void qvl_qdec_pf(const uint8_t *p, size_t len,
+							       size_t d)
 {
-	size_t d = qvl_gemm_blk.qdec_pf;
-
 	if (!d)
 		return;
 	for (size_t c = 0; c < len; c += 48)

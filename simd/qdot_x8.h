@@ -127,6 +127,7 @@ QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t gs, const struct q
 			const struct qx_act *x, size_t nb, float *y, size_t ys)
 {
 	const __m256i f = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1);
+	const size_t pf = qvl_gemm_blk.qdec_pf; /* not re-read per block */
 	__m256 acc[QX_GMAX];
 
 #pragma GCC unroll 4
@@ -161,7 +162,7 @@ QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t gs, const struct q
 #pragma GCC unroll 4
 		for (int g = 0; g < G; g++) {
 			const uint8_t *b = w + g * gs + i * QVL_X8_BLK;
-			qvl_qdec_pf(b, QVL_X8_BLK);
+			qvl_qdec_pf(b, QVL_X8_BLK, pf);
 			__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
 			__m256i is = QD_VNNI ? p[g] : _mm256_madd_epi16(p[g], one);
 			__m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(x[i].d),

@@ -93,6 +93,23 @@ static const uint8_t *mat_row(const struct eng_mat *w, size_t j)
 	return w->data + j * w->row_bytes;
 }
 
+/* *buf holds at least bytes (64-byte aligned, rounded up to lines), grown
+ * without keeping its contents; false when it cannot grow (*buf unchanged). */
+static bool grow_buf(void **buf, size_t *cap, size_t bytes)
+{
+	void *n;
+
+	if (bytes <= *cap)
+		return true;
+	bytes = (bytes + 63) & ~(size_t)63;
+	if (!(n = aligned_alloc(64, bytes)))
+		return false;
+	free(*buf);
+	*buf = n;
+	*cap = bytes;
+	return true;
+}
+
 /* Decode (a few rows) calls a matmul once per chunk of weight rows, and
  * q/k/v and gate/up share X: X is prepared (quantized) here, once per
  * matmul and weight type, on the caller before the dispatch, and every
@@ -128,15 +145,8 @@ static void act_prep(struct fwd *f, const float *X, size_t ldx, size_t m)
 	}
 	if (!need)
 		return;
-	if (need > e->xa_cap) {
-		void *n = aligned_alloc(64, need);
-
-		if (!n)
-			return;
-		free(e->xa);
-		e->xa = n;
-		e->xa_cap = need;
-	}
+	if (!grow_buf(&e->xa, &e->xa_cap, need))
+		return;
 	for (int p = 0; p < f->nw; p++) {
 		if (off[p] == SIZE_MAX)
 			continue;
@@ -279,15 +289,8 @@ static void *next_prep(struct fwd *f, const struct eng_mat *w, size_t m)
 	    !(b = k->act_bytes(w->type, m, w->k)) ||
 	    !k->act_part(e->xn, w->type, NULL, 0, m, w->k, 0, 0, 0, 0))
 		return NULL;
-	if (b > e->xn_cap) {
-		void *n = aligned_alloc(64, (b + 63) & ~(size_t)63);
-
-		if (!n)
-			return NULL;
-		free(e->xn);
-		e->xn = n;
-		e->xn_cap = b;
-	}
+	if (!grow_buf(&e->xn, &e->xn_cap, b))
+		return NULL;
 	return e->xn;
 }
 
@@ -370,6 +373,26 @@ static void embed_task(void *arg, int ith, int nth)
 /* Rows [i0, i1), KV groups [g0, g1) (with their query heads): q/k head
  * RMSNorm then M-RoPE (each head normalised and rotated while in L1), and
  * K/V appended to the cache in its dtype. */
+/* Prefetch bytes [o, o + nb) of page's K and V rows of layer l, KV group g,
+ * a line of each at a time: for the append's stores (write, kept: T0) or
+ * for the attention's one read (NTA). */
+static inline void kv_ask_lines(const struct kv_pool *p, uint32_t page, int l, int g, size_t o,
+				size_t nb, bool write)
+{
+	const char *K = (const char *)kv_page_rows(p, page, l, 0, g);
+	const char *V = (const char *)kv_page_rows(p, page, l, 1, g);
+
+	for (size_t end = o + nb; o < end; o += 64) {
+		if (write) {
+			__builtin_prefetch(K + o, 1, 3);
+			__builtin_prefetch(V + o, 1, 3);
+		} else {
+			__builtin_prefetch(K + o, 0, 0);
+			__builtin_prefetch(V + o, 0, 0);
+		}
+	}
+}
+
 /* Ask for the cache lines row i appends to (KV groups [g0, g1)): each
  * 256-byte row lands in a line not yet read, and the append's stores wait
  * for it. Asked one row ahead: norm + rope + append 1.07-1.15 -> 0.89-1.05
@@ -381,15 +404,8 @@ static void kv_ask_append(const struct fwd *f, size_t i, size_t g0, size_t g1)
 	size_t pos = (size_t)e->rows[i].pos, P = e->kv->g.page_tokens, rb = e->kv->g.row_bytes;
 	uint32_t page = e->rows[i].s->kv.pages[pos / P];
 
-	for (size_t g = g0; g < g1; g++) {
-		const char *K = (const char *)kv_page_rows(e->kv, page, f->l, 0, (int)g);
-		const char *V = (const char *)kv_page_rows(e->kv, page, f->l, 1, (int)g);
-
-		for (size_t o = (pos % P) * rb, end = o + rb; o < end; o += 64) {
-			__builtin_prefetch(K + o, 1, 3);
-			__builtin_prefetch(V + o, 1, 3);
-		}
-	}
+	for (size_t g = g0; g < g1; g++)
+		kv_ask_lines(e->kv, page, f->l, (int)g, (pos % P) * rb, rb, true);
 }
 
 static void qk_rows(struct fwd *f, size_t i0, size_t i1, size_t g0, size_t g1)
@@ -523,15 +539,8 @@ static void kv_ask(const struct fwd *f, size_t i, size_t g)
 	size_t n = (size_t)e->rows[i].pos + 1, P = p->g.page_tokens, rb = p->g.row_bytes;
 	const uint32_t *pages = e->rows[i].s->kv.pages;
 
-	for (size_t j0 = 0; j0 < n; j0 += P) {
-		const char *K = (const char *)kv_page_rows(p, pages[j0 / P], f->l, 0, (int)g);
-		const char *V = (const char *)kv_page_rows(p, pages[j0 / P], f->l, 1, (int)g);
-
-		for (size_t o = 0, nb = (n - j0 < P ? n - j0 : P) * rb; o < nb; o += 64) {
-			__builtin_prefetch(K + o, 0, 0);
-			__builtin_prefetch(V + o, 0, 0);
-		}
-	}
+	for (size_t j0 = 0; j0 < n; j0 += P)
+		kv_ask_lines(p, pages[j0 / P], f->l, (int)g, 0, (n - j0 < P ? n - j0 : P) * rb, false);
 }
 
 /* Decode (few rows): the whole attention block of a layer in one dispatch.
