@@ -12,7 +12,8 @@
 #include "pool.h"
 
 struct qvl_kernels qvl_kern;
-struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20, QVL_QDEC_STREAMS, 0, QVL_QDEC_PF};
+struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20, QVL_QDEC_STREAMS, 0, QVL_QDEC_PF,
+					  QVL_BF16P_PF};
 
 static const char *const level_names[] = {"ref", "avx2", "avx512"};
 
@@ -85,6 +86,9 @@ static void blocking_init(void)
 	/* QVL_QDECODE_PF: the Q4_0_X8 decode's prefetch distance, 0 none */
 	if (qvl_env_uint("QVL_QDECODE_PF", 0, 1 << 20, &sm))
 		qvl_gemm_blk.qdec_pf = (size_t)sm;
+	/* QVL_BF16P_PF: the bf16 panel matvec's prefetch distance, 0 none */
+	if (qvl_env_uint("QVL_BF16P_PF", 0, 1 << 20, &sm))
+		qvl_gemm_blk.bf16p_pf = (size_t)sm;
 }
 
 size_t qvl_qdecode_rows(void)

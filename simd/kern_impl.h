@@ -185,6 +185,13 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
  * 4096 lost. The K types and Q8_0 gained nothing measurable. */
 #define QVL_QDEC_PF 2048
 
+/* Default of qvl_gemm_blk.bf16p_pf: the bf16 panel matvec's (bp_matvec)
+ * prefetch distance on each of its 4 panel streams, NTA. 1 KiB ahead: +7-13
+ * % of its streaming rate on the 2b shapes, 512-row claims, 2 threads (wall
+ * and CPU time, 18 samples alternated, docs/todo-b16d.md); 512 bytes gained
+ * nothing, 768, 1536 and T0 at 768 less. */
+#define QVL_BF16P_PF 1024
+
 /* Blocking parameters for the m > 1 kernels, derived once from the cache
  * sizes (simd/dispatch.c). */
 
@@ -202,6 +209,9 @@ struct qvl_gemm_blocking {
 	/* bytes ahead of each stream the Q4_0_X8 decode prefetches
 	 * (QVL_QDECODE_PF, benchmarks; 0: none) */
 	size_t qdec_pf;
+	/* bytes ahead of each panel stream the bf16 panel matvec
+	 * prefetches (QVL_BF16P_PF, benchmarks; 0: none) */
+	size_t bf16p_pf;
 };
 extern struct qvl_gemm_blocking qvl_gemm_blk;
 

@@ -36,6 +36,7 @@
 
 #ifdef HAVE_AVX512BF16_KERNELS
 #include <errno.h>
+#include <stdbool.h>
 
 #include "kern_impl.h"
 #include "qdot.h"
@@ -85,10 +86,16 @@ static inline TBF void bp_store(float *y, __m512 a, __mmask16 mk, const float *b
 	_mm512_mask_storeu_ps(y, mk, a);
 }
 
-/* m == 1: 4 far panels a step (4 streams, the hardware prefetcher on
- * each), one accumulator each */
-static TBF void bp_matvec(float *y, const uint32_t *x, const uint32_t *P, const float *bias,
-			  size_t n, size_t kp)
+/* m == 1: 4 far panels a step (4 streams), one accumulator each. The
+ * hardware prefetcher alone left the streams at 0.8-0.95 of the probe
+ * (docs/todo-qload.md): with pf, each stream's line pf words ahead is
+ * asked for (NTA: read once), a line a pair step. A stream's panels are
+ * adjacent (panel j + 1 follows j), so ahead of a panel's end is its next
+ * panel; past the call's last, the next claim's first lines or another
+ * stream's (a prefetch never faults). */
+static inline __attribute__((always_inline)) TBF void
+bp_matvec_k(float *y, const uint32_t *x, const uint32_t *P, const float *bias, size_t n, size_t kp,
+	    bool on, size_t pf)
 {
 	size_t nb = (n + 15) / 16, q = (nb + 3) / 4;
 
@@ -103,15 +110,30 @@ static TBF void bp_matvec(float *y, const uint32_t *x, const uint32_t *P, const 
 		for (size_t p = 0; p < kp; p++) {
 			__m512bh xv = (__m512bh)_mm512_set1_epi32((int)x[p]);
 #pragma GCC unroll 4
-			for (int r = 0; r < 4; r++)
+			for (int r = 0; r < 4; r++) {
+				if (on)
+					_mm_prefetch((const char *)(w[r] + p * 16 + pf), _MM_HINT_NTA);
 				a[r] = _mm512_dpbf16_ps(
 				    a[r], (__m512bh)_mm512_loadu_si512(w[r] + p * 16), xv);
+			}
 		}
 		for (int r = 0, nr = qvl_far_count(j, 4, q, nb); r < nr; r++) {
 			size_t b = j + (size_t)r * q;
 			bp_store(y + 16 * b, a[r], bp_cols(n, b), bias ? bias + 16 * b : NULL);
 		}
 	}
+}
+
+/* the prefetch distance: qvl_gemm_blk.bf16p_pf bytes (0: none) */
+static TBF void bp_matvec(float *y, const uint32_t *x, const uint32_t *P, const float *bias,
+			  size_t n, size_t kp)
+{
+	size_t pf = qvl_gemm_blk.bf16p_pf / sizeof(*P);
+
+	if (pf)
+		bp_matvec_k(y, x, P, bias, n, kp, true, pf);
+	else
+		bp_matvec_k(y, x, P, bias, n, kp, false, 0);
 }
 
 /* One pass: pairs [p0, p1) of the nf panels w[] against nx activation

@@ -139,14 +139,18 @@ static void test_kernel(void)
 		kt.matmul_fast(R, ldy, X, ldx, w, QVL_DT_BF16, k, bias, m, n, k);
 		bad_rows += near(Y, R, ldy, X, ldx, w, bias, m, n, k, 1e-5) != 0;
 		/* every row alone (m == 1: the matvec) and rows a.. of the
-		 * call (another m), bit for bit */
-		size_t a = urand(0, m - 1);
+		 * call (another m), bit for bit; the matvec with its prefetch
+		 * off, at the default distance and at a random one in turn */
+		size_t a = urand(0, m - 1), pf0 = qvl_gemm_blk.bf16p_pf;
 		for (size_t i = 0; i < m; i++) {
+			qvl_gemm_blk.bf16p_pf = i % 3 == 0 ? 0 : i % 3 == 1 ? pf0 : 64 * urand(1, 64);
 			kt.matmul_fast(Y1, ldy, X + i * ldx, ldx, p, QVL_DT_BF16_P16, k, bias, 1, n,
 				       k);
 			if (memcmp(Y1, Y + i * ldy, n * 4) && bad_inv++ < 3)
-				diag("m %zu n %zu k %zu: row %zu alone differs", m, n, k, i);
+				diag("m %zu n %zu k %zu: row %zu alone differs (prefetch %zu)", m, n,
+				     k, i, qvl_gemm_blk.bf16p_pf);
 		}
+		qvl_gemm_blk.bf16p_pf = pf0;
 		kt.matmul_fast(R, ldy, X + a * ldx, ldx, p, QVL_DT_BF16_P16, k, bias, m - a, n, k);
 		for (size_t i = a; i < m; i++)
 			if (memcmp(R + (i - a) * ldy, Y + i * ldy, n * 4) && bad_inv++ < 3)
@@ -196,7 +200,9 @@ static void test_kernel(void)
 	ok(!bad_ref, "panel kernel within 1e-5 of the reference's order (%d of %d shapes off)",
 	   bad_ref, cases);
 	ok(!bad_rows, "panel kernel within 1e-5 of the row-layout bf16 kernel (%d off)", bad_rows);
-	ok(!bad_inv, "each output's bits independent of the call's other rows (%d differ)",
+	ok(!bad_inv,
+	   "each output's bits independent of the call's other rows and of the matvec's "
+	   "prefetch (%d differ)",
 	   bad_inv);
 	ok(!bad_cols, "and of the columns beside it (%d rows differ)", bad_cols);
 	ok(!bad_pad, "nothing written past n (%d)", bad_pad);
