@@ -24,7 +24,8 @@
 
 static QD_T void q4k_zx(float *Y, const void *xa, const void *W, size_t ldw, size_t n, size_t k)
 {
-	qk_run_zx(Y, xa, x8_rows_bytes(QVL_DT_Q4_K_X8, 1, k), W, ldw, n, k);
+	qk_run_zx(Y, xa, x8_rows_bytes(QVL_DT_Q4_K_X8, 1, k), W, ldw, n, k,
+		  qvl_gemm_blk.qdec_streams);
 }
 #endif
 
