@@ -93,7 +93,7 @@ int qvl_qmatmul_x8_act_avx512(float *Y, size_t ldy, const void *xa, const void *
 /* The products of the AVX2 level's prepared activation that have its bits
  * on 512-bit vectors: Q6_K_X8 (its own kernel: exact integer sums, the
  * same float steps per row) and the Q4_K_X8 decode (m 1: the 512-bit sums
- * folded to AVX2's lanes, qdot_x8_q4k.h qk_rows_zmm ZX). -EINVAL for the rest: the
+ * folded to AVX2's lanes, qdot_x8_q4k.h qk_zx_rows). -EINVAL for the rest: the
  * caller takes the AVX2 kernels (matmul_fast.c qvl_matmul_act_avx512a2). */
 int qvl_qmatmul_x8_act_a2bits_avx512(float *Y, size_t ldy, const void *xa, const void *W,
 				     enum qvl_dtype rt, size_t ldw, const float *bias, size_t m,
