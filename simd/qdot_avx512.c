@@ -24,7 +24,8 @@
 
 static QD_T void q4k_zx(float *Y, const void *xa, const void *W, size_t ldw, size_t n, size_t k)
 {
-	qk_run_zx(Y, xa, x8_rows_bytes(QVL_DT_Q4_K_X8, 1, k), W, ldw, n, k);
+	qk_run_zx(Y, xa, x8_rows_bytes(QVL_DT_Q4_K_X8, 1, k), W, ldw, n, k,
+		  qvl_gemm_blk.qdec_streams);
 }
 #endif
 
@@ -92,7 +93,7 @@ int qvl_qmatmul_x8_act_avx512(float *Y, size_t ldy, const void *xa, const void *
 /* The products of the AVX2 level's prepared activation that have its bits
  * on 512-bit vectors: Q6_K_X8 (its own kernel: exact integer sums, the
  * same float steps per row) and the Q4_K_X8 decode (m 1: the 512-bit sums
- * folded to AVX2's lanes, qdot_x8_q4k.h qk_rows_zmm ZX). -EINVAL for the rest: the
+ * folded to AVX2's lanes, qdot_x8_q4k.h qk_zx_rows). -EINVAL for the rest: the
  * caller takes the AVX2 kernels (matmul_fast.c qvl_matmul_act_avx512a2). */
 int qvl_qmatmul_x8_act_a2bits_avx512(float *Y, size_t ldy, const void *xa, const void *W,
 				     enum qvl_dtype rt, size_t ldw, const float *bias, size_t m,

@@ -17,7 +17,7 @@
  *    vpdpwssd with the scale in the low 16 bits (high 0) multiplies it by
  *    the scale and accumulates: exact. Mins: two vpdpwssd of the MN pairs
  *    against the activation's sub-block sum pairs. The avx512 table's
- *    decode (qk_rows_zmm ZX) adds each row's two lanes as integers and then
+ *    decode (qk_zx_rows) adds each row's two lanes as integers and then
  *    takes the AVX2 form's float steps on 8 lanes: the AVX2 level's bits
  *    at 2x its speed in L2.
  *  - VNNI, prefill: panels of two groups (lanes 0-7 the first's rows, 8-15
@@ -125,7 +125,7 @@ QK_INL __m256i qk_bcast4(const int8_t *p)
 }
 
 /* The float steps of a block at b for 8 rows: acc + dx (d isum - dmin msum)
- * (the 512-bit sums with the AVX2 bits take them too: qk_rows_zmm ZX) */
+ * (the 512-bit sums with the AVX2 bits take them too: qk_zx_rows) */
 QK_INL __m256 qk_fstep(const uint8_t *b, __m256i is, __m256i ms, float dx, __m256 acc)
 {
 	__m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
@@ -136,60 +136,86 @@ QK_INL __m256 qk_fstep(const uint8_t *b, __m256i is, __m256i ms, float dx, __m25
 	return _mm256_fmadd_ps(t, _mm256_set1_ps(dx), acc);
 }
 
-/* One group of 8 rows (g, nb blocks) against RX activation rows (x, sa:
- * rows xrow blocks apart): y[a * ldy + r] = the 8 rows' products. */
-QK_INL void qk_tile_ymm(const int RX, const uint8_t *g, const struct qvl_q8k *x,
-			const struct qk_act *sa, size_t xrow, size_t nb, float *y, size_t ldy)
+/* G groups of 8 rows (w, gs bytes apart; RX G <= 4) against RX activation
+ * rows (x, sa: rows xrow blocks apart): y[a * ldy + g * ys + r] = the 8 rows'
+ * products. Each group's steps are the same whatever G; the G far streams
+ * (decode: the X8_DECODE parts) are read in turn 32 bytes at a time. */
+QK_INL void qk_tile_ymm(const int RX, const int G, const uint8_t *w, size_t gs,
+			const struct qvl_q8k *x, const struct qk_act *sa, size_t xrow, size_t nb,
+			float *y, size_t ldy, size_t ys)
 {
 	const __m256i f = _mm256_set1_epi8(15);
-	__m256 acc[2];
+	__m256 acc[4];
 
-#pragma GCC unroll 2
-	for (int a = 0; a < RX; a++)
-		acc[a] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+	for (int c = 0; c < RX * G; c++)
+		acc[c] = _mm256_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
-		const uint8_t *b = g + i * QVL_X8_Q4K_BLK;
-		__m256i sc[2], mn[2], is[2];
-		qk_scmn_ymm(b, sc, mn);
-#pragma GCC unroll 2
-		for (int a = 0; a < RX; a++)
-			is[a] = _mm256_setzero_si256();
+		const uint8_t *b = w + i * QVL_X8_Q4K_BLK;
+		__m256i sc[4][2], mn[4][2], is[4];
+#pragma GCC unroll 4
+		for (int g = 0; g < G; g++)
+			qk_scmn_ymm(b + g * gs, sc[g], mn[g]);
+#pragma GCC unroll 4
+		for (int c = 0; c < RX * G; c++)
+			is[c] = _mm256_setzero_si256();
 #pragma GCC unroll 1
 		for (int q = 0; q < 4; q++) {
-			__m256i pl[2], ph[2];
-#pragma GCC unroll 2
-			for (int a = 0; a < RX; a++)
-				pl[a] = ph[a] = _mm256_setzero_si256();
+			__m256i pl[4], ph[4];
+#pragma GCC unroll 4
+			for (int c = 0; c < RX * G; c++)
+				pl[c] = ph[c] = _mm256_setzero_si256();
 #pragma GCC unroll 8
-			for (int p = 0; p < 8; p++) {
-				__m256i v = _mm256_loadu_si256(
-				    (const __m256i *)(b + 128 + 32 * (8 * q + p)));
-				__m256i lo = _mm256_and_si256(v, f),
-					hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), f);
+			for (int p = 0; p < 8; p++)
+#pragma GCC unroll 4
+				for (int g = 0; g < G; g++) {
+					__m256i v = _mm256_loadu_si256(
+					    (const __m256i *)(b + g * gs + 128 + 32 * (8 * q + p)));
+					__m256i lo = _mm256_and_si256(v, f),
+						hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), f);
+#pragma GCC unroll 2
+					for (int a = 0; a < RX; a++) {
+						const int8_t *xa = x[a * xrow + i].q + 64 * q + 4 * p;
+						int c = g * RX + a;
+						pl[c] = _mm256_add_epi16(
+						    pl[c], _mm256_maddubs_epi16(lo, qk_bcast4(xa)));
+						ph[c] = _mm256_add_epi16(
+						    ph[c], _mm256_maddubs_epi16(hi, qk_bcast4(xa + 32)));
+					}
+				}
+#pragma GCC unroll 4
+			for (int g = 0; g < G; g++) {
+				__m256i wl = qk_scw(sc[g], 2 * q), wh = qk_scw(sc[g], 2 * q + 1);
 #pragma GCC unroll 2
 				for (int a = 0; a < RX; a++) {
-					const int8_t *xa = x[a * xrow + i].q + 64 * q + 4 * p;
-					pl[a] = _mm256_add_epi16(
-					    pl[a], _mm256_maddubs_epi16(lo, qk_bcast4(xa)));
-					ph[a] = _mm256_add_epi16(
-					    ph[a], _mm256_maddubs_epi16(hi, qk_bcast4(xa + 32)));
+					int c = g * RX + a;
+					is[c] = _mm256_add_epi32(
+					    is[c], _mm256_add_epi32(_mm256_madd_epi16(pl[c], wl),
+								    _mm256_madd_epi16(ph[c], wh)));
 				}
 			}
-			__m256i wl = qk_scw(sc, 2 * q), wh = qk_scw(sc, 2 * q + 1);
+		}
+#pragma GCC unroll 4
+		for (int g = 0; g < G; g++)
 #pragma GCC unroll 2
 			for (int a = 0; a < RX; a++)
-				is[a] = _mm256_add_epi32(
-				    is[a], _mm256_add_epi32(_mm256_madd_epi16(pl[a], wl),
-							    _mm256_madd_epi16(ph[a], wh)));
-		}
+				acc[g * RX + a] =
+				    qk_fstep(b + g * gs, is[g * RX + a],
+					     qk_msum_ymm(mn[g], sa + a * xrow + i), x[a * xrow + i].d,
+					     acc[g * RX + a]);
+	}
+#pragma GCC unroll 4
+	for (int g = 0; g < G; g++)
 #pragma GCC unroll 2
 		for (int a = 0; a < RX; a++)
-			acc[a] = qk_fstep(b, is[a], qk_msum_ymm(mn, sa + a * xrow + i),
-					  x[a * xrow + i].d, acc[a]);
-	}
-#pragma GCC unroll 2
-	for (int a = 0; a < RX; a++)
-		_mm256_storeu_ps(y + a * ldy, acc[a]);
+			_mm256_storeu_ps(y + a * ldy + g * ys, acc[g * RX + a]);
+}
+
+/* X8_DECODE's kernel at the AVX2 level: G groups against one row */
+QK_INL void qk_rows_ymm(const int G, const uint8_t *w, size_t gs, const struct qvl_q8k *x,
+			const struct qk_act *sa, size_t nb, float *y, size_t ys)
+{
+	qk_tile_ymm(1, G, w, gs, x, sa, 0, nb, y, 0, ys);
 }
 
 #if QD_VNNI
@@ -230,6 +256,19 @@ static const uint32_t qk_perm[8][16] __attribute__((aligned(64))) = {
     {QK_P(8), QK_P(9)}, {QK_P(10), QK_P(11)}, {QK_P(12), QK_P(13)}, {QK_P(14), QK_P(15)}};
 #undef QK_P
 
+/* msum of a block's MN (mn) against activation block sums sa: row r's in
+ * dwords r (pairs 0, 1) and 8 + r (pairs 2, 3) */
+QK_INL __m512i qk_msum_zmm(__m512i mn, const struct qk_act *sa)
+{
+	__m512i s = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)sa->sp));
+	__m512i s01 = _mm512_permutexvar_epi32(_mm512_load_si512(qk_perm[0]), s);
+	__m512i s23 = _mm512_permutexvar_epi32(_mm512_load_si512(qk_perm[1]), s);
+
+	return _mm512_dpwssd_epi32(
+	    _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_castsi512_si256(mn)), s01),
+	    _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(mn, 1)), s23);
+}
+
 /* The integer sums of a block at b of a group against activation block x
  * (sums sa): isum in is, msum in ms, row r's in dwords r (even pieces) and
  * 8 + r (odd pieces) */
@@ -256,16 +295,7 @@ QK_INL void qk_sums_zmm(const uint8_t *b, const struct qvl_q8k *x, const struct 
 		*is = _mm512_dpwssd_epi32(*is, dl, qk_scd(sc, 2 * q));
 		*is = _mm512_dpwssd_epi32(*is, dh, qk_scd(sc, 2 * q + 1));
 	}
-	/* mins: pairs 0, 1 (lanes 0-7, 8-15) and 2, 3 */
-	__m512i s01 = _mm512_permutexvar_epi32(
-	    _mm512_load_si512(qk_perm[0]),
-	    _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)sa->sp)));
-	__m512i s23 = _mm512_permutexvar_epi32(
-	    _mm512_load_si512(qk_perm[1]),
-	    _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)sa->sp)));
-	*ms = _mm512_dpwssd_epi32(
-	    _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_castsi512_si256(mn)), s01),
-	    _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(mn, 1)), s23);
+	*ms = qk_msum_zmm(mn, sa);
 }
 
 QK_INL void qk_perm_load(__m512i pi[8])
@@ -277,9 +307,8 @@ QK_INL void qk_perm_load(__m512i pi[8])
 
 /* One group of 8 rows against one activation row (decode). ZX: the AVX2
  * level's bits, each row's two lanes added as integers (exact) and then
- * qk_tile_ymm's float steps (qk_fstep) on 8 lanes. Read in one stream: 2
- * and 4 far streams (X8_DECODE) measured 20-30 % slower for ZX
- * (docs/todo-qdec.md), as for the AVX2 form (docs/todo-kstream.md). */
+ * qk_tile_ymm's float steps (qk_fstep) on 8 lanes (qk_zx_rows' one-stream
+ * form: its quarters unrolled, 10-15 % faster in L2). */
 QK_INL void qk_rows_zmm(const int ZX, const uint8_t *g, const struct qvl_q8k *x,
 			const struct qk_act *sa, size_t nb, float *y)
 {
@@ -310,6 +339,76 @@ QK_INL void qk_rows_zmm(const int ZX, const uint8_t *g, const struct qvl_q8k *x,
 		_mm256_storeu_ps(y, _mm256_add_ps(_mm512_castps512_ps256(acc),
 						  _mm256_castpd_ps(_mm512_extractf64x4_pd(
 						      _mm512_castps_pd(acc), 1))));
+}
+
+/* G groups of 8 rows (gs bytes apart; outputs at y + g * ys) against one
+ * activation row (decode) with the AVX2 level's bits (ZX): per group
+ * qk_sums_zmm's exact sums, each row's two lanes added as integers, then
+ * qk_tile_ymm's float steps (qk_fstep) on 8 lanes. The G far streams (the
+ * X8_DECODE parts) are read a line at a time in turn: the 4 groups' block
+ * headers, then line t of quarter q of each group. A load-only twin of
+ * this order streamed at the bf16 panels' rate, X8_DECODE's usual order (a
+ * whole 1152-byte block a stream a step) no faster than one stream
+ * (docs/todo-qload.md, tw4A against tw4); this kernel on the 2b shapes:
+ * 0.74-0.86 of the probe against one stream's 0.66-0.78, CPU time 1.08-1.17x
+ * (docs/todo-qk4s.md). */
+QK_INL void qk_zx_rows(const int G, const uint8_t *w, size_t gs, const struct qvl_q8k *x,
+		       const struct qk_act *sa, size_t nb, float *y, size_t ys)
+{
+	const __m512i f = _mm512_set1_epi8(15);
+	__m256 acc[4];
+
+	if (G == 1) {
+		qk_rows_zmm(1, w, x, sa, nb, y);
+		return;
+	}
+#pragma GCC unroll 4
+	for (int g = 0; g < G; g++)
+		acc[g] = _mm256_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *b = w + i * QVL_X8_Q4K_BLK;
+		__m512i sc[4], mn[4], is[4];
+#pragma GCC unroll 4
+		for (int g = 0; g < G; g++) {
+			qk_scmn_zmm(b + g * gs, &sc[g], &mn[g]);
+			is[g] = _mm512_setzero_si512();
+		}
+#pragma GCC unroll 1
+		for (int q = 0; q < 4; q++) {
+			__m512i xv = _mm512_loadu_si512(x[i].q + 64 * q), dl[4], dh[4];
+#pragma GCC unroll 4
+			for (int g = 0; g < G; g++)
+				dl[g] = dh[g] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+			for (int t = 0; t < 4; t++) {
+				__m512i xl = _mm512_permutexvar_epi32(
+					    _mm512_load_si512(qk_perm[t]), xv),
+					xh = _mm512_permutexvar_epi32(
+					    _mm512_load_si512(qk_perm[4 + t]), xv);
+#pragma GCC unroll 4
+				for (int g = 0; g < G; g++) {
+					__m512i v = _mm512_loadu_si512(b + g * gs + 128 +
+								       256 * q + 64 * t);
+					dl[g] = _mm512_dpbusd_epi32(dl[g], _mm512_and_si512(v, f),
+								    xl);
+					dh[g] = _mm512_dpbusd_epi32(
+					    dh[g], _mm512_and_si512(_mm512_srli_epi16(v, 4), f), xh);
+				}
+			}
+#pragma GCC unroll 4
+			for (int g = 0; g < G; g++) {
+				is[g] = _mm512_dpwssd_epi32(is[g], dl[g], qk_scd(sc[g], 2 * q));
+				is[g] = _mm512_dpwssd_epi32(is[g], dh[g], qk_scd(sc[g], 2 * q + 1));
+			}
+		}
+#pragma GCC unroll 4
+		for (int g = 0; g < G; g++)
+			acc[g] = qk_fstep(b + g * gs, qk_fold(is[g]),
+					  qk_fold(qk_msum_zmm(mn[g], sa + i)), x[i].d, acc[g]);
+	}
+#pragma GCC unroll 4
+	for (int g = 0; g < G; g++)
+		_mm256_storeu_ps(y + g * ys, acc[g]);
 }
 
 /* dword indices: 128-bit lane L of the first source (lanes 0-7 of the
@@ -416,7 +515,7 @@ QK_INL void qk_gemm16(const int RX, const uint8_t *g0, const uint8_t *g1, const 
 /* Q4_K_X8 on the prepared activation (qdot_x8_act.h: the rows quantized,
  * their struct qk_act at xo) */
 QK_INL void qk_run(float *Y, size_t ldy, const uint8_t *xa, size_t xo, const uint8_t *w,
-		   size_t ldw, size_t m, size_t n, size_t k)
+		   size_t ldw, size_t m, size_t n, size_t k, int S)
 {
 	size_t nb = k / QVL_QK_BLK, wrow = ldw / QVL_QK_BLK * 144;
 	size_t rb = qvl_qdot_act_bytes(QVL_DT_Q4_K, k);
@@ -425,6 +524,13 @@ QK_INL void qk_run(float *Y, size_t ldy, const uint8_t *xa, size_t xo, const uin
 	/* activation rows per pass over a panel: their blocks stay in L2 */
 	size_t mc = (256 << 10) / rb;
 
+#if !QD_VNNI
+	if (m == 1) { /* decode: S far streams */
+		X8_DECODE(qk_rows_ymm, S, w, wrow, n, Y, x, sa, nb);
+		return;
+	}
+#endif
+	(void)S;
 	mc = mc < 4 ? 4 : mc;
 	for (size_t i0 = 0; i0 < m; i0 += mc) {
 		size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
@@ -447,27 +553,27 @@ QK_INL void qk_run(float *Y, size_t ldy, const uint8_t *xa, size_t xo, const uin
 		for (; j < n; j += QVL_X8_ROWS) {
 			size_t i = i0;
 			for (; i + 2 <= i1; i += 2)
-				qk_tile_ymm(2, w + j * wrow, x + i * nb, sa + i * nb, nb, nb,
-					    Y + i * ldy + j, ldy);
+				qk_tile_ymm(2, 1, w + j * wrow, 0, x + i * nb, sa + i * nb, nb,
+					    nb, Y + i * ldy + j, ldy, 0);
 			for (; i < i1; i++)
-				qk_tile_ymm(1, w + j * wrow, x + i * nb, sa + i * nb, nb, nb,
-					    Y + i * ldy + j, ldy);
+				qk_tile_ymm(1, 1, w + j * wrow, 0, x + i * nb, sa + i * nb, nb,
+					    nb, Y + i * ldy + j, ldy, 0);
 		}
 #endif
 	}
 }
 
 #if QD_VNNI
-/* The decode (m 1) with the AVX2 level's bits on 512-bit sums */
+/* The decode (m 1) with the AVX2 level's bits on 512-bit sums, in S far
+ * streams (X8_DECODE) */
 QK_INL void qk_run_zx(float *Y, const uint8_t *xa, size_t xo, const uint8_t *w, size_t ldw,
-		      size_t n, size_t k)
+		      size_t n, size_t k, int S)
 {
 	size_t nb = k / QVL_QK_BLK, wrow = ldw / QVL_QK_BLK * 144;
 	const struct qvl_q8k *x = (const struct qvl_q8k *)(const void *)xa;
 	const struct qk_act *sa = (const struct qk_act *)(const void *)(xa + xo);
 
-	for (size_t j = 0; j < n; j += QVL_X8_ROWS)
-		qk_rows_zmm(1, w + j * wrow, x, sa, nb, Y + j);
+	X8_DECODE(qk_zx_rows, S, w, wrow, n, Y, x, sa, nb);
 }
 #endif
 

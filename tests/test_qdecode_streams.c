@@ -18,9 +18,11 @@
  * far-apart row streams (QVL_QDECODE_STREAMS, qvl_gemm_blk.qdec_streams)
  * of every X8 type: 1 to 4 streams give the same bits per row, through
  * matmul_fast and the prepared path, on ragged shapes (groups left over,
- * fewer groups than streams, ldw > k). Q4_K_X8 and Q6_K_X8 read one stream
- * (streams measured slower for them: docs/todo-kstream.md); they are in
- * the test so that streams added to them must keep the bits. */
+ * fewer groups than streams, ldw > k). Q4_K_X8's decode reads its streams
+ * a line at a time in turn (simd/qdot_x8_q4k.h qk_zx_rows, qk_tile_ymm
+ * with G groups; docs/todo-qk4s.md), so its 1 to 4 streams are different
+ * code over the same sums; Q6_K_X8 reads one stream (docs/todo-kstream.md)
+ * and is in the test so that streams added to it must keep the bits. */
 #include "config.h"
 
 #include "kern_impl.h"
