@@ -23,6 +23,8 @@ knob QVL_REPACK=yes "read per matrix, warned once" $R
 knob QVL_POOL_VERBOSE=2 "a flag is 0 or 1" $R
 knob QVL_GEMM_SMALL_M=-1 "negative" $R
 knob QVL_QDECODE_STREAMS=5 "above 4 streams" $R
+knob QVL_QDECODE_PF=2k "not a byte count" $R
+knob QVL_BF16P_PF=2000000 "above 1 MiB" $R
 knob QVL_VIS_MC=5x "trailing garbage" embed-image --model "$MODEL" \
 	--image "$G/grad_64x64.png" -o "$TMP/a.f32"
 env QVL_PROFILE=abc $QVLCTL $R >/dev/null 2>"$TMP/err"
@@ -31,7 +33,7 @@ res "$(has "$TMP/err" "qvl: QVL_PROFILE='abc' ignored: expected an integer in [0
 
 # good values: no warning
 env QVL_PROFILE=0 QVL_REPACK=0 QVL_POOL_VERBOSE=0 QVL_GEMM_SMALL_M=8 QVL_QDECODE_STREAMS=4 \
-	$QVLCTL $R \
+	QVL_QDECODE_PF=2048 QVL_BF16P_PF=0 $QVLCTL $R \
 	>/dev/null 2>"$TMP/err"
 res "$([ $? = 0 ] && ! grep -q "ignored" "$TMP/err" && echo 0)" "good values are silent"
 
