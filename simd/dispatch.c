@@ -103,7 +103,8 @@ size_t qvl_qdecode_rows(void)
  * and q8_0 19.7 -> 21.7 tok/s, q4_k_m even (tenth session, alternated;
  * docs/todo-qisa.md); its sums are the AVX2 level's bits, not the 512-bit
  * matmul_fast's. Q6_K_X8 and the Q4_K_X8 decode run on 512-bit vectors
- * with those bits (matmul_fast.c qvl_matmul_act_avx512a2).
+ * with those bits, decode batches (m > 1) on this level's own VNNI
+ * products (matmul_fast.c qvl_matmul_act_avx512a2, qdot_avx512.c).
  * QVL_QDECODE_AVX512 (set) keeps the 512-bit form, its own bits, for all. */
 static enum qvl_simd_level act_level(enum qvl_simd_level level)
 {

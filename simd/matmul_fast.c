@@ -176,15 +176,15 @@ QVL_MATMUL_ACT(avx512)
 
 #ifdef HAVE_AVX2_KERNELS
 /* The avx512 table's decode (simd/dispatch.c act_level): the AVX2 level's
- * act kernels, with their bits; Q6_K_X8 and the Q4_K_X8 decode on 512-bit
- * vectors (qdot_avx512.c): their AVX2 forms are compute-bound, one core
+ * act kernels, with their bits; decode batches, Q6_K_X8 and the Q4_K_X8
+ * decode on 512-bit vectors (qdot_avx512.c): their AVX2 forms are compute-bound, one core
  * 38-42 (Q6_K) and 32-38 (Q4_K) GB/s in L2 against 54-84 and 73-92, at or
  * below the 37-40 a core streams (docs/todo-qdec.md). */
 void qvl_matmul_act_avx512a2(float *Y, size_t ldy, const float *X, size_t ldx, const void *xa,
 			     const void *W, enum qvl_dtype wtype, size_t ldw, const float *bias,
 			     size_t m, size_t n, size_t k)
 {
-	if (!qvl_qmatmul_x8_act_a2bits_avx512(Y, ldy, xa, W, wtype, ldw, bias, m, n, k))
+	if (!qvl_qmatmul_x8_act_on512_avx512(Y, ldy, xa, W, wtype, ldw, bias, m, n, k))
 		return;
 	qvl_matmul_act_avx2(Y, ldy, X, ldx, xa, W, wtype, ldw, bias, m, n, k);
 }

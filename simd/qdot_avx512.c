@@ -90,19 +90,29 @@ int qvl_qmatmul_x8_act_avx512(float *Y, size_t ldy, const void *xa, const void *
 #endif
 
 #ifdef HAVE_AVX512_KERNELS
-/* The products of the AVX2 level's prepared activation that have its bits
- * on 512-bit vectors: Q6_K_X8 (its own kernel: exact integer sums, the
- * same float steps per row) and the Q4_K_X8 decode (m 1: the 512-bit sums
- * folded to AVX2's lanes, qdot_x8_q4k.h qk_zx_rows). -EINVAL for the rest: the
- * caller takes the AVX2 kernels (matmul_fast.c qvl_matmul_act_avx512a2). */
-int qvl_qmatmul_x8_act_a2bits_avx512(float *Y, size_t ldy, const void *xa, const void *W,
+/* The products of the AVX2 level's prepared activation that run on
+ * 512-bit vectors:
+ *  - decode batches (m > 1) of every type: this level's own VNNI
+ *    products, the bits of its matmul_fast (for Q4_0_X8, Q8_0_X8 and
+ *    Q6_K_X8 also AVX2's: exact integer sums, the same float steps per
+ *    row; Q4_K_X8's differ in the last bits). AVX2's (vpmaddubsw, half
+ *    the work per instruction) made a batch of 16 cost 11-12 one-row
+ *    steps: 1.45-1.57x the tokens of one sequence for q4_0, q8_0 and
+ *    q4_k_m, 3-4.5x on these (bench_step, docs/status.md);
+ *  - one row (the decode): Q6_K_X8 (AVX2's bits) and Q4_K_X8 (the 512-bit
+ *    sums folded to AVX2's lanes, qdot_x8_q4k.h qk_zx_rows).
+ * -EINVAL for the rest (Q4_0_X8 and Q8_0_X8 one-row products, whose
+ * 256-bit form streamed faster here): the caller takes the AVX2 kernels
+ * (matmul_fast.c qvl_matmul_act_avx512a2). A row's bits may differ
+ * between m 1 and m > 1, as they do at every level (tests/engine_batchinv). */
+int qvl_qmatmul_x8_act_on512_avx512(float *Y, size_t ldy, const void *xa, const void *W,
 				     enum qvl_dtype rt, size_t ldw, const float *bias, size_t m,
 				     size_t n, size_t k)
 {
 #ifdef HAVE_AVX512VNNI_KERNELS
 	if (!qvl_cpu_has_avx512vnni() || !x8_shape_ok(rt, n, k))
 		return -EINVAL;
-	if (rt == QVL_DT_Q6_K_X8)
+	if (rt == QVL_DT_Q6_K_X8 || m > 1)
 		return x8_matmul_act_avx512(Y, ldy, xa, W, rt, ldw, bias, m, n, k);
 	if (rt == QVL_DT_Q4_K_X8 && m == 1) {
 		q4k_zx(Y, xa, W, ldw, n, k);

@@ -124,9 +124,10 @@ void qvl_qmatmul_x8_ref(float *Y, size_t ldy, const float *X, size_t ldx, const 
 
 QVL_QX8_DECL(avx2);
 QVL_QX8_DECL(avx512);
-/* qdot_avx512.c: the AVX2 level's bits on 512-bit vectors where they can
- * be had, else -EINVAL */
-int qvl_qmatmul_x8_act_a2bits_avx512(float *Y, size_t ldy, const void *xa, const void *W,
+/* qdot_avx512.c: the products of the AVX2 level's prepared activation
+ * that run on 512-bit vectors (decode batches, Q6_K_X8, the Q4_K_X8
+ * decode), else -EINVAL */
+int qvl_qmatmul_x8_act_on512_avx512(float *Y, size_t ldy, const void *xa, const void *W,
 				     enum qvl_dtype rt, size_t ldw, const float *bias, size_t m,
 				     size_t n, size_t k);
 

@@ -14,7 +14,8 @@
  * level whose act kernels the avx512 table takes (simd/dispatch.c
  * act_level): AVX2's unless QVL_QDECODE_AVX512 is set, Q6_K_X8 and the
  * Q4_K_X8 decode on 512-bit vectors with AVX2's bits (the prepared-path
- * check above compares them with the AVX2 level's matmul_fast). And the
+ * check above compares one row with the AVX2 level's matmul_fast), decode
+ * batches on avx512's own products (compared with its matmul_fast). And the
  * far-apart row streams (QVL_QDECODE_STREAMS, qvl_gemm_blk.qdec_streams)
  * of every X8 type: 1 to 4 streams give the same bits per row, through
  * matmul_fast and the prepared path, on ragged shapes (groups left over,
@@ -104,11 +105,13 @@ static void test_prepared(const struct rp_type *c, size_t m, size_t n, size_t k,
 			ok(!kt->act_make && !kt->matmul_act, "%s: no prepared activation", kt->name);
 			continue;
 		}
-		/* the reference: matmul_fast of the level whose act_make this
-		 * is (the avx512 table takes the avx2 one, simd/dispatch.c, and
-		 * its matmul_act must give that level's bits) */
+		/* the reference: for one row, matmul_fast of the level whose
+		 * act_make this is (the avx512 table takes the avx2 one,
+		 * simd/dispatch.c, and its one-row matmul_act must give that
+		 * level's bits); for a batch, the table's own matmul_fast
+		 * (avx512 runs batches on its VNNI products, qdot_avx512.c) */
 		const struct qvl_kernels *kf = kt;
-		for (int j = 0; j < rp_nlv; j++)
+		for (int j = 0; j < rp_nlv && m == 1; j++)
 			if (rp_lv[j].act_make == kt->act_make) {
 				kf = &rp_lv[j];
 				break;
