@@ -35,6 +35,8 @@
 #define QX_INL static inline __attribute__((always_inline)) QD_T
 /* at most this many groups at once (qx_rows) */
 #define QX_GMAX 4
+/* decode batches up to this many rows stream the weights (qx_small) */
+#define QX_SMALL_M 16
 
 /* Per activation block: dx and the offset term (8 s dx; the zmm kernel
  * puts half in each of a row's two lanes). The quants are read from the
@@ -264,8 +266,41 @@ QX_INL void qx_panel16(uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g
 	}
 }
 
-/* RX activation rows x the panel's 16 weight rows; off: the quants'
- * offset (8 for Q4_0, 128 for Q8_0 made unsigned), -off s per lane */
+/* One block of RX activation rows (x, rows xrow blocks apart, block i)
+ * against 16 weight rows: u the 8 steps of 64 quant bytes (lanes 0-7 the
+ * first group's rows, 8-15 the second's), dv their 16 scales; off: the
+ * quants' offset (8 for Q4_0, 128 for Q8_0 made unsigned), -off s per
+ * lane. Up to 4 rows, each row's 8 steps in two sums (even, odd steps):
+ * one chain of 8 vpdpbusd a row left the core waiting on their latency
+ * at the few rows of a decode batch; the integer sums are exact, so the
+ * split does not change a bit. */
+QX_INL void qx_block16(const int RX, const int off, const __m512i *u, __m512 dv,
+		       const struct qvl_q8a *x, size_t xrow, size_t i, __m512 *acc)
+{
+	const int GS = RX <= 4 ? 2 : 1;
+	__m512i is[8][2];
+
+#pragma GCC unroll 8
+	for (int q = 0; q < RX; q++) {
+		is[q][0] = _mm512_set1_epi32(-off * x[q * xrow + i].s);
+		is[q][1] = _mm512_setzero_si512();
+	}
+#pragma GCC unroll 8
+	for (int s = 0; s < 8; s++)
+#pragma GCC unroll 8
+		for (int q = 0; q < RX; q++) {
+			int32_t v;
+			memcpy(&v, x[q * xrow + i].q + 4 * s, 4);
+			is[q][s % GS] = _mm512_dpbusd_epi32(is[q][s % GS], u[s], _mm512_set1_epi32(v));
+		}
+#pragma GCC unroll 8
+	for (int q = 0; q < RX; q++)
+		acc[q] = _mm512_fmadd_ps(
+		    _mm512_cvtepi32_ps(GS > 1 ? _mm512_add_epi32(is[q][0], is[q][1]) : is[q][0]),
+		    _mm512_mul_ps(dv, _mm512_set1_ps(x[q * xrow + i].d)), acc[q]);
+}
+
+/* RX activation rows x the panel's 16 weight rows */
 QX_INL void qx_gemm16(const int RX, const int off, const uint8_t *pq, const float *pd,
 		      const struct qvl_q8a *x, size_t xrow, size_t nb, float *y, size_t ldy)
 {
@@ -275,30 +310,96 @@ QX_INL void qx_gemm16(const int RX, const int off, const uint8_t *pq, const floa
 	for (int q = 0; q < RX; q++)
 		acc[q] = _mm512_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
-		__m512i is[8];
+		__m512i u[8];
 #pragma GCC unroll 8
-		for (int q = 0; q < RX; q++)
-			is[q] = _mm512_set1_epi32(-off * x[q * xrow + i].s);
-#pragma GCC unroll 8
-		for (int s = 0; s < 8; s++) {
-			__m512i u = _mm512_loadu_si512(pq + i * 512 + 64 * s);
-#pragma GCC unroll 8
-			for (int q = 0; q < RX; q++) {
-				int32_t v;
-				memcpy(&v, x[q * xrow + i].q + 4 * s, 4);
-				is[q] = _mm512_dpbusd_epi32(is[q], u, _mm512_set1_epi32(v));
-			}
-		}
-		__m512 dv = _mm512_loadu_ps(pd + i * 16);
-#pragma GCC unroll 8
-		for (int q = 0; q < RX; q++)
-			acc[q] = _mm512_fmadd_ps(
-			    _mm512_cvtepi32_ps(is[q]),
-			    _mm512_mul_ps(dv, _mm512_set1_ps(x[q * xrow + i].d)), acc[q]);
+		for (int s = 0; s < 8; s++)
+			u[s] = _mm512_loadu_si512(pq + i * 512 + 64 * s);
+		qx_block16(RX, off, u, _mm512_loadu_ps(pd + i * 16), x, xrow, i, acc);
 	}
 #pragma GCC unroll 8
 	for (int q = 0; q < RX; q++)
 		_mm512_storeu_ps(y + q * ldy, acc[q]);
+}
+
+/* qx_gemm16 on the last 1-7 rows in one pass (a decode batch's rows, or
+ * a prefill's last ones), not one pass a row */
+static QD_T void qx_gemm16_any(int rx, int off, const uint8_t *pq, const float *pd,
+			       const struct qvl_q8a *x, size_t nb, float *y, size_t ldy)
+{
+	switch (rx) {
+#define C(R)                                                                                       \
+	case R:                                                                                    \
+		qx_gemm16(R, off, pq, pd, x, nb, nb, y, ldy);                                      \
+		break;
+		C(1) C(2) C(3) C(4) C(5) C(6) C(7)
+#undef C
+	}
+}
+
+/* Rows [0, RX) of a decode batch (RX <= 8) against the 16 weight rows of
+ * groups g0, g1 streamed in place (Q8 0: Q4_0_X8, 1: Q8_0_X8): per block
+ * the two groups' quants are made in registers into qx_gemm16's 8 step
+ * vectors (qx_panel16's, q8x_panel16's layout) and used by every row,
+ * where the panel path wrote them to a scratch panel first, worth it
+ * only when 8-row passes read it again: qx_block16 either way, hence the
+ * same bits. */
+QX_INL void qx_small(const int Q8, const int RX, const uint8_t *g0, const uint8_t *g1,
+		     const struct qvl_q8a *x, size_t nb, float *y, size_t ldy)
+{
+	const size_t blk = Q8 ? QVL_Q8X_BLK : QVL_X8_BLK;
+	const __m512i f = _mm512_set1_epi8(15), sg = _mm512_set1_epi8((char)0x80);
+	const size_t pf = qvl_gemm_blk.qdec_pf; /* not re-read per block */
+	__m512 acc[8];
+
+#pragma GCC unroll 8
+	for (int q = 0; q < RX; q++)
+		acc[q] = _mm512_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *a = g0 + i * blk, *b = g1 + i * blk;
+		__m512i u[8];
+
+		qvl_qdec_pf(a, blk, pf);
+		qvl_qdec_pf(b, blk, pf);
+#pragma GCC unroll 8
+		for (int c = 0; c < 8; c++) {
+			if (!Q8 && c >= 4)
+				break;
+			__m512i v = _mm512_inserti64x4(
+			    _mm512_castsi256_si512(
+				_mm256_loadu_si256((const __m256i *)(a + 16 + 32 * c))),
+			    _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c)), 1);
+			if (Q8) {
+				u[c] = _mm512_xor_si512(v, sg);
+			} else {
+				u[c] = _mm512_and_si512(v, f);
+				u[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), f);
+			}
+		}
+		qx_block16(RX, Q8 ? 128 : 8, u,
+			   _mm512_cvtph_ps(_mm256_inserti128_si256(
+			       _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+			       _mm_loadu_si128((const __m128i *)b), 1)),
+			   x, nb, i, acc);
+	}
+#pragma GCC unroll 8
+	for (int q = 0; q < RX; q++)
+		_mm512_storeu_ps(y + q * ldy, acc[q]);
+}
+
+static QD_T void qx_small_any(int q8, int rx, const uint8_t *g0, const uint8_t *g1,
+			      const struct qvl_q8a *x, size_t nb, float *y, size_t ldy)
+{
+	switch (rx * 2 + !!q8) {
+#define C(R)                                                                                       \
+	case 2 * R:                                                                                \
+		qx_small(0, R, g0, g1, x, nb, y, ldy);                                             \
+		break;                                                                             \
+	case 2 * R + 1:                                                                            \
+		qx_small(1, R, g0, g1, x, nb, y, ldy);                                             \
+		break;
+		C(1) C(2) C(3) C(4) C(5) C(6) C(7) C(8)
+#undef C
+	}
 }
 #else
 static inline size_t qx_pan16_bytes(size_t nb)
@@ -345,14 +446,21 @@ QX_INL void qx_prefill(enum qvl_dtype t, int off, qx_pan_fn pan, qx_pan16_fn pan
 		size_t i1 = i0 + mc < m ? i0 + mc : m, j = 0;
 		const struct qvl_q8a *x = (const struct qvl_q8a *)(xq + i0 * rb);
 #if QX_ZMM
+		for (; m <= QX_SMALL_M && j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS)
+			/* 8 rows a pass; the two groups (2 x 144 or 272 nb
+			 * bytes) are still in L1 / L2 for the second */
+			for (size_t i = 0; i < m; i += 8)
+				qx_small_any(t == QVL_DT_Q8_0, m - i < 8 ? (int)(m - i) : 8, w + j * wrow,
+					     w + (j + 8) * wrow, x + i * nb, nb, Y + i * ldy + j, ldy);
 		for (; j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS) {
 			size_t i = 0;
 			float *y = Y + i0 * ldy + j, *pd = (float *)(void *)(scr + nb * 512);
 			pan16(scr, pd, w + j * wrow, w + (j + 8) * wrow, nb);
 			for (; i + 8 <= i1 - i0; i += 8)
 				qx_gemm16(8, off, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
-			for (; i < i1 - i0; i++)
-				qx_gemm16(1, off, scr, pd, x + i * nb, nb, nb, y + i * ldy, ldy);
+			if (i < i1 - i0)
+				qx_gemm16_any((int)(i1 - i0 - i), off, scr, pd, x + i * nb, nb,
+					      y + i * ldy, ldy);
 		}
 #endif
 		for (; j < n; j += QVL_X8_ROWS) {

@@ -15,7 +15,9 @@
  * act_level): AVX2's unless QVL_QDECODE_AVX512 is set, Q6_K_X8 and the
  * Q4_K_X8 decode on 512-bit vectors with AVX2's bits (the prepared-path
  * check above compares one row with the AVX2 level's matmul_fast), decode
- * batches on avx512's own products (compared with its matmul_fast). And the
+ * batches on avx512's own products (compared with its matmul_fast). The
+ * rows of a Q4_0_X8 or Q8_0_X8 decode batch equal those rows of a larger
+ * product (the streamed and the panel paths agree). And the
  * far-apart row streams (QVL_QDECODE_STREAMS, qvl_gemm_blk.qdec_streams)
  * of every X8 type: 1 to 4 streams give the same bits per row, through
  * matmul_fast and the prepared path, on ragged shapes (groups left over,
@@ -234,6 +236,44 @@ static void test_streams(const struct rp_type *c, size_t n, size_t k, size_t ldw
 	free(y);
 }
 
+/* Q4_0_X8 and Q8_0_X8 at every level: the rows of a decode batch (m 2 to
+ * 16: at avx512 the streamed qx_small, qdot_x8.h) == the same rows of a
+ * 24-row product (the scratch panels, qx_gemm16 / qd_gemm32) bit for bit:
+ * the same integer sums and float steps per row, whichever path. n has a
+ * group left over (pairs of groups, then one). */
+static void test_batch_rows(const struct rp_type *c, size_t n, size_t k)
+{
+	static const size_t ms[] = {2, 3, 4, 5, 8, 9, 13, 16};
+	const size_t big = 24, ldx = k + 3, ldy = n + 5;
+	uint8_t *w = rp_make_w(c, n, k, false), *r = rp_repacked(c, w, n, k);
+	float *x = xmalloc(big * ldx * sizeof(float)), *y0 = xmalloc(big * ldy * sizeof(float));
+	float *y = xmalloc(big * ldy * sizeof(float));
+
+	for (size_t i = 0; i < big * ldx; i++)
+		x[i] = frand(2.0f) * (float)(1 + i % 7);
+	for (int l = 0; l < rp_nlv; l++) {
+		const struct qvl_kernels *kt = &rp_lv[l];
+		bool same = true;
+
+		if (!kt->matmul_fast)
+			continue;
+		kt->matmul_fast(y0, ldy, x, ldx, r, c->rt, k, NULL, big, n, k);
+		for (size_t t = 0; t < sizeof(ms) / sizeof(ms[0]); t++) {
+			memset(y, 0xff, big * ldy * sizeof(float));
+			kt->matmul_fast(y, ldy, x, ldx, r, c->rt, k, NULL, ms[t], n, k);
+			for (size_t i = 0; i < ms[t]; i++)
+				same = same && !memcmp(y + i * ldy, y0 + i * ldy, n * sizeof(float));
+		}
+		ok(same, "%s %s n %zu k %zu: rows of batches of 2-16 == those rows of 24 bit for bit",
+		   kt->name, c->rtn, n, k);
+	}
+	free(w);
+	free(r);
+	free(x);
+	free(y0);
+	free(y);
+}
+
 int main(void)
 {
 	/* 4, 8, 9, 11 and 38 groups of 8 rows */
@@ -253,6 +293,8 @@ int main(void)
 		test_prepared(&types[t], 3, 88, k, 16);
 		test_prepared(&types[t], 16, 200, k, 192);
 	}
+	test_batch_rows(&types[0], 88, 160);
+	test_batch_rows(&types[3], 88, 160);
 	test_cached_row();
 	/* groups: 37 (4 streams of 9, 1 over), 6 (fewer per stream than
 	 * streams), 3 (fewer than streams), 64 in 512-row chunks of 44 + 20 */
