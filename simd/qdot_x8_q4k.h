@@ -430,6 +430,7 @@ QK_INL void qk_gemm16(const int RX, const uint8_t *g0, const uint8_t *g1, const 
 		      const struct qk_act *sa, size_t xrow, size_t nb, float *y, size_t ldy)
 {
 	const __m512i f = _mm512_set1_epi8(15);
+	const size_t pf = qvl_gemm_blk.qdec_pf; /* not re-read per block */
 	__m512 acc[4];
 
 #pragma GCC unroll 4
@@ -438,6 +439,8 @@ QK_INL void qk_gemm16(const int RX, const uint8_t *g0, const uint8_t *g1, const 
 	for (size_t i = 0; i < nb; i++) {
 		const uint8_t *b0 = g0 + i * QVL_X8_Q4K_BLK, *b1 = g1 + i * QVL_X8_Q4K_BLK;
 		__m512i sc0, mn0, sc1, mn1, is[4];
+		qvl_qdec_pf(b0, QVL_X8_Q4K_BLK, pf);
+		qvl_qdec_pf(b1, QVL_X8_Q4K_BLK, pf);
 		qk_scmn_zmm(b0, &sc0, &mn0);
 		qk_scmn_zmm(b1, &sc1, &mn1);
 #pragma GCC unroll 4
@@ -510,6 +513,20 @@ QK_INL void qk_gemm16(const int RX, const uint8_t *g0, const uint8_t *g1, const 
 	for (int a = 0; a < RX; a++)
 		_mm512_storeu_ps(y + a * ldy, acc[a]);
 }
+
+/* qk_gemm16 on the last 1-3 rows in one pass (a decode batch of 2 or 3
+ * read the groups once, not once a row) */
+static QD_T void qk_gemm16_any(int rx, const uint8_t *g0, const uint8_t *g1,
+			       const struct qvl_q8k *x, const struct qk_act *sa, size_t nb,
+			       float *y, size_t ldy)
+{
+	if (rx == 3)
+		qk_gemm16(3, g0, g1, x, sa, nb, nb, y, ldy);
+	else if (rx == 2)
+		qk_gemm16(2, g0, g1, x, sa, nb, nb, y, ldy);
+	else
+		qk_gemm16(1, g0, g1, x, sa, nb, nb, y, ldy);
+}
 #endif
 
 /* Q4_K_X8 on the prepared activation (qdot_x8_act.h: the rows quantized,
@@ -541,9 +558,9 @@ QK_INL void qk_run(float *Y, size_t ldy, const uint8_t *xa, size_t xo, const uin
 			for (; i + 4 <= i1; i += 4)
 				qk_gemm16(4, g0, g1, x + i * nb, sa + i * nb, nb, nb,
 					  Y + i * ldy + j, ldy);
-			for (; i < i1; i++)
-				qk_gemm16(1, g0, g1, x + i * nb, sa + i * nb, nb, nb,
-					  Y + i * ldy + j, ldy);
+			if (i < i1)
+				qk_gemm16_any((int)(i1 - i), g0, g1, x + i * nb, sa + i * nb, nb,
+					      Y + i * ldy + j, ldy);
 		}
 		for (; j < n; j += QVL_X8_ROWS)
 			for (size_t i = i0; i < i1; i++)
