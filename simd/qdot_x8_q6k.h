@@ -69,6 +69,7 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
 	const __m512i m6 = _mm512_set1_epi8(63), m2 = _mm512_set1_epi8(3),
 		      m4 = _mm512_set1_epi8(15);
 	const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+	const size_t pf = qvl_gemm_blk.qdec_pf; /* not re-read per block */
 	__m256 acc[4];
 
 #pragma GCC unroll 4
@@ -77,6 +78,8 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
 	for (size_t i = 0; i < nb; i++) {
 		const uint8_t *b = g + i * QVL_Q6X_BLK;
 		__m512i is[4];
+
+		qvl_qdec_pf(b, QVL_Q6X_BLK, pf);
 #pragma GCC unroll 4
 		for (int q = 0; q < RX; q++)
 			is[q] = _mm512_setzero_si512();
@@ -228,7 +231,13 @@ Q6X_INL void q6x_run(float *Y, size_t ldy, const uint8_t *xa, const uint8_t *w, 
 			size_t i = i0;
 			for (; i + Q6X_RX <= i1; i += Q6X_RX)
 				q6x_tile(Q6X_RX, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
-			for (; i < i1; i++)
+			/* the rows left over in one pass: a decode batch of 2 or
+			 * 3 reads the group once, not once a row */
+			if (Q6X_RX == 4 && i1 - i == 3)
+				q6x_tile(3, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
+			else if (Q6X_RX == 4 && i1 - i == 2)
+				q6x_tile(2, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
+			else if (i < i1)
 				q6x_tile(1, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
 		}
 	}

@@ -236,10 +236,10 @@ static void test_streams(const struct rp_type *c, size_t n, size_t k, size_t ldw
 	free(y);
 }
 
-/* Q4_0_X8, Q8_0_X8 and Q4_K_X8 at every level: the rows of a decode batch
- * (m 2 to 16: at avx512 the streamed qx_small, qdot_x8.h, and qk_gemm16's
- * passes of 1-3 rows) == the same rows of a 24-row product (the scratch
- * panels, qx_gemm16 / qd_gemm32; qk_gemm16's 4-row passes) bit for bit:
+/* Every X8 type at every level: the rows of a decode batch (m 2 to 16: at
+ * avx512 the streamed qx_small, qdot_x8.h, and the 1-3-row passes of
+ * qk_gemm16 and q6x_tile) == the same rows of a 24-row product (the
+ * scratch panels, qx_gemm16 / qd_gemm32; 4-row passes) bit for bit:
  * the same integer sums and float steps per row, whichever path. n has a
  * group left over (pairs of groups, then one). */
 static void test_batch_rows(const struct rp_type *c, size_t n, size_t k)
@@ -297,6 +297,7 @@ int main(void)
 	test_batch_rows(&types[0], 88, 160);
 	test_batch_rows(&types[3], 88, 160);
 	test_batch_rows(&types[2], 88, 512);
+	test_batch_rows(&types[1], 88, 512);
 	test_cached_row();
 	/* groups: 37 (4 streams of 9, 1 over), 6 (fewer per stream than
 	 * streams), 3 (fewer than streams), 64 in 512-row chunks of 44 + 20 */
