@@ -455,6 +455,15 @@ struct qd_panel {
 };
 
 /* the panel keeps |w| and w (AVX2, signed weights) */
+/* Without VNNI: the panel's quants are 0-15 (Q4_0), so a row's 8 steps of
+ * vpmaddubsw pairs fit int16 (8 x 2 x 15 x 128 < 2^15) and are summed
+ * there before one vpmaddwd, as the one-row decode does (qdot_x8.h
+ * qx_rows_ymm); the integer sum is the same, so are the bits. */
+QD_INL bool qd_sum16(enum qvl_dtype t)
+{
+	return !QD_VNNI && t == QVL_DT_Q4_0;
+}
+
 QD_INL bool qd_signpanel(enum qvl_dtype t)
 {
 	return !QD_VNNI && qd_signed32(t);
@@ -547,17 +556,42 @@ QD_INL void qd_gemm32(enum qvl_dtype t, const int RX, const struct qd_panel *p,
 			if (QD_GS > 1)
 				is[q][QD_GS - 1] = _mm256_setzero_si256();
 		}
-#pragma GCC unroll 8
-		for (int s = 0; s < 8; s++) {
-			__m256i u = _mm256_loadu_si256((const __m256i *)(pq + 32 * s)), sg = u;
-			if (qd_signpanel(t))
-				sg =
-				    _mm256_loadu_si256((const __m256i *)(p->sg + i * 256 + 32 * s));
+		if (qd_sum16(t)) {
+			/* the 8 steps' vpmaddubsw pairs summed in int16, one
+			 * vpmaddwd a row: 16 ops a row and block, not 24 */
+			__m256i h[QD_GX];
 #pragma GCC unroll 8
 			for (int q = 0; q < RX; q++)
-				is[q][s % QD_GS] =
-				    qd_dot4(is[q][s % QD_GS], u, x[q * xrow + i].q + 4 * s,
-					    qd_signpanel(t), sg);
+				h[q] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+			for (int s = 0; s < 8; s++) {
+				__m256i u = _mm256_loadu_si256((const __m256i *)(pq + 32 * s));
+#pragma GCC unroll 8
+				for (int q = 0; q < RX; q++) {
+					int32_t v;
+					memcpy(&v, x[q * xrow + i].q + 4 * s, 4);
+					h[q] = _mm256_add_epi16(
+					    h[q], _mm256_maddubs_epi16(u, _mm256_set1_epi32(v)));
+				}
+			}
+#pragma GCC unroll 8
+			for (int q = 0; q < RX; q++)
+				is[q][0] = _mm256_add_epi32(
+				    is[q][0], _mm256_madd_epi16(h[q], _mm256_set1_epi16(1)));
+		} else {
+#pragma GCC unroll 8
+			for (int s = 0; s < 8; s++) {
+				__m256i u = _mm256_loadu_si256((const __m256i *)(pq + 32 * s)),
+					sg = u;
+				if (qd_signpanel(t))
+					sg = _mm256_loadu_si256(
+					    (const __m256i *)(p->sg + i * 256 + 32 * s));
+#pragma GCC unroll 8
+				for (int q = 0; q < RX; q++)
+					is[q][s % QD_GS] = qd_dot4(is[q][s % QD_GS], u,
+								   x[q * xrow + i].q + 4 * s,
+								   qd_signpanel(t), sg);
+			}
 		}
 		__m256 dv = _mm256_loadu_ps(p->d + i * 8);
 #pragma GCC unroll 8
