@@ -411,15 +411,18 @@ static inline size_t qx_pan16_bytes(size_t nb)
 
 #if !QD_VNNI
 /* Without VNNI (the AVX2 level): rows [0, RX) of a decode batch (RX <= 4)
- * against the group of 8 Q4_0 rows at g streamed in place, each chunk's
- * nibbles made in registers and used by every row, the row's 8 steps of
- * vpmaddubsw pairs summed in int16: qd_gemm32's integer sums (qd_sum16)
- * and float steps on its panel (qx_panel), hence its bits, without the
- * panel written and read back for a few rows. */
-QX_INL void qx_small_ymm(const int RX, const uint8_t *g, const struct qvl_q8a *x, size_t nb,
-			 float *y, size_t ldy)
+ * against the group of 8 rows at g streamed in place (Q8 0: Q4_0_X8, 1:
+ * Q8_0_X8), each chunk's quants made in registers and used by every row:
+ * qd_gemm32's integer sums and float steps on its panel (qx_panel,
+ * q8x_panel), hence its bits, without the panel written and read back for
+ * a few rows. Q4_0 sums a row's 8 steps of vpmaddubsw pairs in int16
+ * (qd_sum16); Q8_0 takes |w| against the activation given w's sign and
+ * one vpmaddwd a step (its pairs reach 2 x 128 x 127). */
+QX_INL void qx_small_ymm(const int Q8, const int RX, const uint8_t *g, const struct qvl_q8a *x,
+			 size_t nb, float *y, size_t ldy)
 {
-	const __m256i f = _mm256_set1_epi8(15);
+	const __m256i f = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1);
+	const size_t blk = Q8 ? QVL_Q8X_BLK : QVL_X8_BLK;
 	const size_t pf = qvl_gemm_blk.qdec_pf; /* not re-read per block */
 	__m256 acc[4];
 
@@ -427,16 +430,30 @@ QX_INL void qx_small_ymm(const int RX, const uint8_t *g, const struct qvl_q8a *x
 	for (int q = 0; q < RX; q++)
 		acc[q] = _mm256_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
-		const uint8_t *b = g + i * QVL_X8_BLK;
-		__m256i h[4];
+		const uint8_t *b = g + i * blk;
+		__m256i h[4], is[4];
 
-		qvl_qdec_pf(b, QVL_X8_BLK, pf);
+		qvl_qdec_pf(b, blk, pf);
 #pragma GCC unroll 4
 		for (int q = 0; q < RX; q++)
-			h[q] = _mm256_setzero_si256();
-#pragma GCC unroll 4
-		for (int c = 0; c < 4; c++) {
+			h[q] = is[q] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+		for (int c = 0; c < 8; c++) {
+			if (!Q8 && c >= 4)
+				break;
 			__m256i v = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
+			if (Q8) {
+				__m256i a = _mm256_abs_epi8(v);
+#pragma GCC unroll 4
+				for (int q = 0; q < RX; q++)
+					is[q] = _mm256_add_epi32(
+					    is[q], _mm256_madd_epi16(
+						       _mm256_maddubs_epi16(
+							   a, _mm256_sign_epi8(
+								  qx_bcast4(x[q * nb + i].q + 4 * c), v)),
+						       one));
+				continue;
+			}
 			__m256i lo = _mm256_and_si256(v, f),
 				hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), f);
 #pragma GCC unroll 4
@@ -451,10 +468,11 @@ QX_INL void qx_small_ymm(const int RX, const uint8_t *g, const struct qvl_q8a *x
 		__m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
 #pragma GCC unroll 4
 		for (int q = 0; q < RX; q++) {
-			__m256i is = _mm256_add_epi32(_mm256_set1_epi32(-8 * x[q * nb + i].s),
-						      _mm256_madd_epi16(h[q], _mm256_set1_epi16(1)));
+			if (!Q8)
+				is[q] = _mm256_add_epi32(_mm256_set1_epi32(-8 * x[q * nb + i].s),
+							 _mm256_madd_epi16(h[q], one));
 			acc[q] = _mm256_fmadd_ps(
-			    _mm256_cvtepi32_ps(is),
+			    _mm256_cvtepi32_ps(is[q]),
 			    _mm256_mul_ps(dv, _mm256_broadcast_ss(&x[q * nb + i].d)), acc[q]);
 		}
 	}
@@ -463,13 +481,16 @@ QX_INL void qx_small_ymm(const int RX, const uint8_t *g, const struct qvl_q8a *x
 		_mm256_storeu_ps(y + q * ldy, acc[q]);
 }
 
-static QD_T void qx_small_ymm_any(int rx, const uint8_t *g, const struct qvl_q8a *x, size_t nb,
-				  float *y, size_t ldy)
+static QD_T void qx_small_ymm_any(int q8, int rx, const uint8_t *g, const struct qvl_q8a *x,
+				  size_t nb, float *y, size_t ldy)
 {
-	switch (rx) {
+	switch (rx * 2 + !!q8) {
 #define C(R)                                                                                       \
-	case R:                                                                                    \
-		qx_small_ymm(R, g, x, nb, y, ldy);                                                 \
+	case 2 * R:                                                                                \
+		qx_small_ymm(0, R, g, x, nb, y, ldy);                                              \
+		break;                                                                             \
+	case 2 * R + 1:                                                                            \
+		qx_small_ymm(1, R, g, x, nb, y, ldy);                                              \
 		break;
 		C(1) C(2) C(3) C(4)
 #undef C
@@ -534,10 +555,10 @@ QX_INL void qx_prefill(enum qvl_dtype t, int off, qx_pan_fn pan, qx_pan16_fn pan
 #if !QD_VNNI
 		/* a decode batch's few rows: 4 a pass, the group in L1 for
 		 * the next */
-		for (; t == QVL_DT_Q4_0 && m <= QX_SMALL_M && j < n; j += QVL_X8_ROWS)
+		for (; m <= QX_SMALL_M && j < n; j += QVL_X8_ROWS)
 			for (size_t i = 0; i < m; i += 4)
-				qx_small_ymm_any(m - i < 4 ? (int)(m - i) : 4, w + j * wrow,
-						 x + i * nb, nb, Y + i * ldy + j, ldy);
+				qx_small_ymm_any(t == QVL_DT_Q8_0, m - i < 4 ? (int)(m - i) : 4,
+						 w + j * wrow, x + i * nb, nb, Y + i * ldy + j, ldy);
 #endif
 		for (; j < n; j += QVL_X8_ROWS) {
 			size_t i = 0;
