@@ -536,11 +536,12 @@ QX_INL void qx_prefill(enum qvl_dtype t, int off, qx_pan_fn pan, qx_pan16_fn pan
 		const struct qvl_q8a *x = (const struct qvl_q8a *)(xq + i0 * rb);
 #if QX_ZMM
 		for (; m <= QX_SMALL_M && j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS)
-			/* 8 rows a pass; the two groups (2 x 144 or 272 nb
-			 * bytes) are still in L1 / L2 for the second */
-			for (size_t i = 0; i < m; i += 8)
-				qx_small_any(t == QVL_DT_Q8_0, m - i < 8 ? (int)(m - i) : 8, w + j * wrow,
-					     w + (j + 8) * wrow, x + i * nb, nb, Y + i * ldy + j, ldy);
+			/* the chunk's rows, 8 a pass; the two groups (2 x 144
+			 * or 272 nb bytes) are still in L1 / L2 for the second */
+			for (size_t i = 0; i < i1 - i0; i += 8)
+				qx_small_any(t == QVL_DT_Q8_0, i1 - i0 - i < 8 ? (int)(i1 - i0 - i) : 8,
+					     w + j * wrow, w + (j + 8) * wrow, x + i * nb, nb,
+					     Y + (i0 + i) * ldy + j, ldy);
 		for (; j + 2 * QVL_X8_ROWS <= n; j += 2 * QVL_X8_ROWS) {
 			size_t i = 0;
 			float *y = Y + i0 * ldy + j, *pd = (float *)(void *)(scr + nb * 512);
@@ -556,9 +557,10 @@ QX_INL void qx_prefill(enum qvl_dtype t, int off, qx_pan_fn pan, qx_pan16_fn pan
 		/* a decode batch's few rows: 4 a pass, the group in L1 for
 		 * the next */
 		for (; m <= QX_SMALL_M && j < n; j += QVL_X8_ROWS)
-			for (size_t i = 0; i < m; i += 4)
-				qx_small_ymm_any(t == QVL_DT_Q8_0, m - i < 4 ? (int)(m - i) : 4,
-						 w + j * wrow, x + i * nb, nb, Y + i * ldy + j, ldy);
+			for (size_t i = 0; i < i1 - i0; i += 4)
+				qx_small_ymm_any(t == QVL_DT_Q8_0,
+						 i1 - i0 - i < 4 ? (int)(i1 - i0 - i) : 4, w + j * wrow,
+						 x + i * nb, nb, Y + (i0 + i) * ldy + j, ldy);
 #endif
 		for (; j < n; j += QVL_X8_ROWS) {
 			size_t i = 0;

@@ -298,6 +298,10 @@ int main(void)
 	test_batch_rows(&types[3], 88, 160);
 	test_batch_rows(&types[2], 88, 512);
 	test_batch_rows(&types[1], 88, 512);
+	/* rows long enough that fewer than 16 fit the activation chunk
+	 * (qx_prefill's mc): a batch spans chunks */
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
+		test_batch_rows(&types[t], 24, 16384);
 	test_cached_row();
 	/* groups: 37 (4 streams of 9, 1 over), 6 (fewer per stream than
 	 * streams), 3 (fewer than streams), 64 in 512-row chunks of 44 + 20 */
