@@ -425,12 +425,13 @@ static const uint32_t qk_pair[4][16]
 				    {8, 9, 10, 11, 24, 25, 26, 27},
 				    {12, 13, 14, 15, 28, 29, 30, 31}};
 
-/* Two groups (g0: lanes 0-7, g1: 8-15) against RX activation rows */
+/* Two groups (g0: lanes 0-7, g1: 8-15) against RX activation rows; pf:
+ * the prefetch distance (qk_pf), 0 none */
 QK_INL void qk_gemm16(const int RX, const uint8_t *g0, const uint8_t *g1, const struct qvl_q8k *x,
-		      const struct qk_act *sa, size_t xrow, size_t nb, float *y, size_t ldy)
+		      const struct qk_act *sa, size_t xrow, size_t nb, float *y, size_t ldy,
+		      size_t pf)
 {
 	const __m512i f = _mm512_set1_epi8(15);
-	const size_t pf = qvl_gemm_blk.qdec_pf; /* not re-read per block */
 	__m512 acc[4];
 
 #pragma GCC unroll 4
@@ -518,16 +519,26 @@ QK_INL void qk_gemm16(const int RX, const uint8_t *g0, const uint8_t *g1, const 
  * read the groups once, not once a row) */
 static QD_T void qk_gemm16_any(int rx, const uint8_t *g0, const uint8_t *g1,
 			       const struct qvl_q8k *x, const struct qk_act *sa, size_t nb,
-			       float *y, size_t ldy)
+			       float *y, size_t ldy, size_t pf)
 {
 	if (rx == 3)
-		qk_gemm16(3, g0, g1, x, sa, nb, nb, y, ldy);
+		qk_gemm16(3, g0, g1, x, sa, nb, nb, y, ldy, pf);
 	else if (rx == 2)
-		qk_gemm16(2, g0, g1, x, sa, nb, nb, y, ldy);
+		qk_gemm16(2, g0, g1, x, sa, nb, nb, y, ldy, pf);
 	else
-		qk_gemm16(1, g0, g1, x, sa, nb, nb, y, ldy);
+		qk_gemm16(1, g0, g1, x, sa, nb, nb, y, ldy, pf);
 }
 #endif
+
+/* The prefetch distance of a pass over groups at row i of its chunk: the
+ * one-row decode's (QVL_QDECODE_PF) for the first pass of a decode batch,
+ * which streams the groups from memory; none for the passes after it
+ * (the groups are in L1 / L2) nor for a prefill, whose dozens of passes
+ * over each group are compute-bound (q4_k_m pp512 lost 7 % with it). */
+static inline size_t qk_pf(size_t m, size_t i)
+{
+	return m <= QX_SMALL_M && i == 0 ? qvl_gemm_blk.qdec_pf : 0;
+}
 
 /* Q4_K_X8 on the prepared activation (qdot_x8_act.h: the rows quantized,
  * their struct qk_act at xo) */
@@ -557,10 +568,10 @@ QK_INL void qk_run(float *Y, size_t ldy, const uint8_t *xa, size_t xo, const uin
 			size_t i = i0;
 			for (; i + 4 <= i1; i += 4)
 				qk_gemm16(4, g0, g1, x + i * nb, sa + i * nb, nb, nb,
-					  Y + i * ldy + j, ldy);
+					  Y + i * ldy + j, ldy, qk_pf(m, i - i0));
 			if (i < i1)
 				qk_gemm16_any((int)(i1 - i), g0, g1, x + i * nb, sa + i * nb, nb,
-					      Y + i * ldy + j, ldy);
+					      Y + i * ldy + j, ldy, qk_pf(m, i - i0));
 		}
 		for (; j < n; j += QVL_X8_ROWS)
 			for (size_t i = i0; i < i1; i++)

@@ -64,12 +64,11 @@ Q6X_INL int32_t q6x_ld4(const int16_t *p)
 #if QD_VNNI
 /* RX activation rows (xrow blocks apart) x the group of 8 rows at g */
 Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, size_t xrow,
-		      size_t nb, float *y, size_t ldy)
+		      size_t nb, float *y, size_t ldy, size_t pf)
 {
 	const __m512i m6 = _mm512_set1_epi8(63), m2 = _mm512_set1_epi8(3),
 		      m4 = _mm512_set1_epi8(15);
 	const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-	const size_t pf = qvl_gemm_blk.qdec_pf; /* not re-read per block */
 	__m256 acc[4];
 
 #pragma GCC unroll 4
@@ -134,13 +133,15 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
 #else
 /* AVX2: the 8 rows as two halves of 4 (32 bytes of each plane) */
 Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, size_t xrow,
-		      size_t nb, float *y, size_t ldy)
+		      size_t nb, float *y, size_t ldy, size_t pf)
 {
 	const __m256i m6 = _mm256_set1_epi8(63), m2 = _mm256_set1_epi8(3),
 		      m12 = _mm256_set1_epi8(12), m30 = _mm256_set1_epi8(0x30);
 	const __m256i dup[2] = {_mm256_set_epi32(3, 3, 2, 2, 1, 1, 0, 0),
 				_mm256_set_epi32(7, 7, 6, 6, 5, 5, 4, 4)};
 	__m256 acc[2];
+
+	(void)pf; /* the 2-row passes of the AVX2 level: no prefetch measured */
 
 #pragma GCC unroll 2
 	for (int q = 0; q < RX; q++)
@@ -230,15 +231,19 @@ Q6X_INL void q6x_run(float *Y, size_t ldy, const uint8_t *xa, const uint8_t *w, 
 			const uint8_t *g = w + j * wrow;
 			size_t i = i0;
 			for (; i + Q6X_RX <= i1; i += Q6X_RX)
-				q6x_tile(Q6X_RX, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
+				q6x_tile(Q6X_RX, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy,
+					 qk_pf(m, i - i0));
 			/* the rows left over in one pass: a decode batch of 2 or
 			 * 3 reads the group once, not once a row */
 			if (Q6X_RX == 4 && i1 - i == 3)
-				q6x_tile(3, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
+				q6x_tile(3, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy,
+					 qk_pf(m, i - i0));
 			else if (Q6X_RX == 4 && i1 - i == 2)
-				q6x_tile(2, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
+				q6x_tile(2, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy,
+					 qk_pf(m, i - i0));
 			else if (i < i1)
-				q6x_tile(1, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy);
+				q6x_tile(1, g, xq + i * nb, nb, nb, Y + i * ldy + j, ldy,
+					 qk_pf(m, i - i0));
 		}
 	}
 }
