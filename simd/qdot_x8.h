@@ -243,27 +243,53 @@ static inline size_t qx_pan16_bytes(size_t nb)
 	return nb * (512 + 64);
 }
 
-QX_INL void qx_panel16(uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g1, size_t nb)
+/* Block a (lanes 0-7) and block b (8-15) of two groups as qx_gemm16's 8
+ * step vectors u (Q8 0: Q4_0_X8's nibbles, step c the low ones of chunk
+ * c, step c + 4 its high ones; 1: Q8_0_X8's 8 chunks made unsigned by an
+ * XOR with 0x80), returned: their 16 scales. What the panel makers store
+ * and the streamed batch path (qx_small) keeps in registers. */
+QX_INL __m512 qx_steps16(const int Q8, const uint8_t *a, const uint8_t *b, __m512i u[8])
 {
-	const __m512i f = _mm512_set1_epi8(15);
+	const __m512i f = _mm512_set1_epi8(15), sg = _mm512_set1_epi8((char)0x80);
+
+#pragma GCC unroll 8
+	for (int c = 0; c < 8; c++) {
+		if (!Q8 && c >= 4) /* Q4_0: 4 chunks, 2 steps each */
+			break;
+		__m512i v = _mm512_inserti64x4(
+		    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(a + 16 + 32 * c))),
+		    _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c)), 1);
+		if (Q8) {
+			u[c] = _mm512_xor_si512(v, sg);
+		} else {
+			u[c] = _mm512_and_si512(v, f);
+			u[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), f);
+		}
+	}
+	return _mm512_cvtph_ps(
+	    _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+				    _mm_loadu_si128((const __m128i *)b), 1));
+}
+
+/* qx_steps16 of every block pair, stored: the panel of groups g0, g1 */
+QX_INL void qx_store16(const int Q8, uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g1,
+		       size_t nb)
+{
+	const size_t blk = Q8 ? QVL_Q8X_BLK : QVL_X8_BLK;
 
 	for (size_t i = 0; i < nb; i++) {
-		const uint8_t *a = g0 + i * QVL_X8_BLK, *b = g1 + i * QVL_X8_BLK;
-#pragma GCC unroll 4
-		for (int c = 0; c < 4; c++) {
-			__m512i v = _mm512_inserti64x4(
-			    _mm512_castsi256_si512(
-				_mm256_loadu_si256((const __m256i *)(a + 16 + 32 * c))),
-			    _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c)), 1);
-			_mm512_storeu_si512(q + i * 512 + 64 * c, _mm512_and_si512(v, f));
-			_mm512_storeu_si512(q + i * 512 + 64 * (c + 4),
-					    _mm512_and_si512(_mm512_srli_epi16(v, 4), f));
-		}
-		_mm512_storeu_ps(d + i * 16,
-				 _mm512_cvtph_ps(_mm256_inserti128_si256(
-				     _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
-				     _mm_loadu_si128((const __m128i *)b), 1)));
+		__m512i u[8];
+		__m512 dv = qx_steps16(Q8, g0 + i * blk, g1 + i * blk, u);
+#pragma GCC unroll 8
+		for (int s = 0; s < 8; s++)
+			_mm512_storeu_si512(q + i * 512 + 64 * s, u[s]);
+		_mm512_storeu_ps(d + i * 16, dv);
 	}
+}
+
+QX_INL void qx_panel16(uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g1, size_t nb)
+{
+	qx_store16(0, q, d, g0, g1, nb);
 }
 
 /* One block of RX activation rows (x, rows xrow blocks apart, block i)
@@ -347,7 +373,6 @@ QX_INL void qx_small(const int Q8, const int RX, const uint8_t *g0, const uint8_
 		     const struct qvl_q8a *x, size_t nb, float *y, size_t ldy)
 {
 	const size_t blk = Q8 ? QVL_Q8X_BLK : QVL_X8_BLK;
-	const __m512i f = _mm512_set1_epi8(15), sg = _mm512_set1_epi8((char)0x80);
 	const size_t pf = qvl_gemm_blk.qdec_pf; /* not re-read per block */
 	__m512 acc[8];
 
@@ -360,26 +385,8 @@ QX_INL void qx_small(const int Q8, const int RX, const uint8_t *g0, const uint8_
 
 		qvl_qdec_pf(a, blk, pf);
 		qvl_qdec_pf(b, blk, pf);
-#pragma GCC unroll 8
-		for (int c = 0; c < 8; c++) {
-			if (!Q8 && c >= 4)
-				break;
-			__m512i v = _mm512_inserti64x4(
-			    _mm512_castsi256_si512(
-				_mm256_loadu_si256((const __m256i *)(a + 16 + 32 * c))),
-			    _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c)), 1);
-			if (Q8) {
-				u[c] = _mm512_xor_si512(v, sg);
-			} else {
-				u[c] = _mm512_and_si512(v, f);
-				u[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), f);
-			}
-		}
-		qx_block16(RX, Q8 ? 128 : 8, u,
-			   _mm512_cvtph_ps(_mm256_inserti128_si256(
-			       _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
-			       _mm_loadu_si128((const __m128i *)b), 1)),
-			   x, nb, i, acc);
+		__m512 dv = qx_steps16(Q8, a, b, u);
+		qx_block16(RX, Q8 ? 128 : 8, u, dv, x, nb, i, acc);
 	}
 #pragma GCC unroll 8
 	for (int q = 0; q < RX; q++)

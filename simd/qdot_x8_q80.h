@@ -147,23 +147,7 @@ Q8X_INL void q8x_panel(struct qd_panel *p, const uint8_t *g, size_t nb)
  * group's rows, 8-15 the second's, made unsigned; 16 f32 scales) */
 Q8X_INL void q8x_panel16(uint8_t *q, float *d, const uint8_t *g0, const uint8_t *g1, size_t nb)
 {
-	const __m512i sg = _mm512_set1_epi8((char)0x80);
-
-	for (size_t i = 0; i < nb; i++) {
-		const uint8_t *a = g0 + i * QVL_Q8X_BLK, *b = g1 + i * QVL_Q8X_BLK;
-#pragma GCC unroll 8
-		for (int c = 0; c < 8; c++) {
-			__m512i v = _mm512_inserti64x4(
-			    _mm512_castsi256_si512(
-				_mm256_loadu_si256((const __m256i *)(a + 16 + 32 * c))),
-			    _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c)), 1);
-			_mm512_storeu_si512(q + i * 512 + 64 * c, _mm512_xor_si512(v, sg));
-		}
-		_mm512_storeu_ps(d + i * 16,
-				 _mm512_cvtph_ps(_mm256_inserti128_si256(
-				     _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
-				     _mm_loadu_si128((const __m128i *)b), 1)));
-	}
+	qx_store16(1, q, d, g0, g1, nb);
 }
 #endif
 
