@@ -26,11 +26,12 @@ GAP=10
 # the test hook the client writes to hold the encode (daemon_visstep.c)
 export QVL_ENCODE_HOLD="$TMP/encode_hold"
 
-run_set() { # run_set NAME ARGS...
+run_set() { # run_set NAME CLIENT-ARGS -- QVLD-ARGS...
 	name=$1
-	shift
+	cargs=$2
+	shift 3
 	start_qvld $COMMON "$@" || { echo "# qvld $* did not start"; return 1; }
-	QVL_SOCKET=$SOCK timeout 300 "$D" >"$TMP/$name" 2>"$TMP/$name.err"
+	QVL_SOCKET=$SOCK timeout 300 "$D" $cargs >"$TMP/$name" 2>"$TMP/$name.err"
 	rst=$?
 	san_clean || { echo "# sanitizer report in the log"; rst=1; }
 	stop_clean || return 1
@@ -39,7 +40,7 @@ run_set() { # run_set NAME ARGS...
 }
 get() { sed -n "s/^$2 //p" "$TMP/$1"; }
 
-run_set cut --prefill-step-pct 1
+run_set cut "" -- --prefill-step-pct 1
 res $? "cut encode: every request ends as it should ($(head -c 200 "$TMP/cut.err"))"
 sed 's/^/# /' "$TMP/cut"
 [ -n "$(get cut alone_dec)" ] && [ "$(get cut alone_dec)" = "$(get cut beside_dec)" ] &&
@@ -57,7 +58,7 @@ k=$(get cut kill)
 [ "${k:-0}" = 3 ] && [ "$(get cut idle)" = "0 0" ]
 res $? "a client killed during its encode ($k parts ran, held at 3): no sequence or KV page left ($(get cut idle))"
 
-run_set old --prefill-step-pct 0
+run_set old --encode-at-admission -- --prefill-step-pct 0
 res $? "--prefill-step-pct 0 (encode at admission): every request ends ($(head -c 200 "$TMP/old.err"))"
 sed 's/^/# /' "$TMP/old"
 [ "$(get old alone_img)" = "$(get cut alone_img)" ] && [ "$(get old beside_dec)" = "$(get cut alone_dec)" ] &&
