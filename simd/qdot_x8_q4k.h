@@ -211,6 +211,87 @@ QK_INL void qk_tile_ymm(const int RX, const int G, const uint8_t *w, size_t gs,
 			_mm256_storeu_ps(y + a * ldy + g * ys, acc[g * RX + a]);
 }
 
+/* Decode batches and prefill at the AVX2 level (m > 1): one group of 8 rows
+ * against RX <= 3 activation rows a pass, each 32-byte step of the weights
+ * unpacked once for the RX rows. It was qk_tile_ymm 2 rows a pass: its
+ * steps unrolled 8 times kept its sums on the stack (4 rows a pass were
+ * slower still). Unrolled twice, the 2 RX int16 sums stay in registers:
+ * one thread, the group in L2, 16 rows 135-162 -> 184-210 GOP/s, 64 rows
+ * 158 -> 216 (docs/todo-qbatch.md). The integer sums are exact in any order
+ * and the float steps are qk_fstep in block order: the decode's bits
+ * (qk_rows_ymm). */
+QK_INL void qk_batch_ymm(const int RX, const uint8_t *w, const struct qvl_q8k *x,
+			 const struct qk_act *sa, size_t xrow, size_t nb, float *y, size_t ldy)
+{
+	const __m256i f = _mm256_set1_epi8(15);
+	__m256 acc[3];
+
+#pragma GCC unroll 3
+	for (int a = 0; a < RX; a++)
+		acc[a] = _mm256_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *b = w + i * QVL_X8_Q4K_BLK;
+		__m256i sc[2], mn[2], is[3];
+
+		qk_scmn_ymm(b, sc, mn);
+#pragma GCC unroll 3
+		for (int a = 0; a < RX; a++)
+			is[a] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+		for (int q = 0; q < 4; q++) {
+			__m256i pl[3], ph[3];
+			const uint8_t *bq = b + 128 + 256 * q;
+			const int8_t *xq[3];
+
+#pragma GCC unroll 3
+			for (int a = 0; a < RX; a++) {
+				pl[a] = ph[a] = _mm256_setzero_si256();
+				xq[a] = x[a * xrow + i].q + 64 * q;
+			}
+#pragma GCC unroll 2
+			for (int p = 0; p < 8; p++) {
+				__m256i v = _mm256_loadu_si256((const __m256i *)(bq + 32 * p));
+				__m256i lo = _mm256_and_si256(v, f),
+					hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), f);
+#pragma GCC unroll 3
+				for (int a = 0; a < RX; a++) {
+					pl[a] = _mm256_add_epi16(
+					    pl[a], _mm256_maddubs_epi16(lo, qk_bcast4(xq[a] + 4 * p)));
+					ph[a] = _mm256_add_epi16(
+					    ph[a],
+					    _mm256_maddubs_epi16(hi, qk_bcast4(xq[a] + 4 * p + 32)));
+				}
+			}
+			__m256i wl = qk_scw(sc, 2 * q), wh = qk_scw(sc, 2 * q + 1);
+#pragma GCC unroll 3
+			for (int a = 0; a < RX; a++)
+				is[a] = _mm256_add_epi32(is[a],
+							 _mm256_add_epi32(_mm256_madd_epi16(pl[a], wl),
+									  _mm256_madd_epi16(ph[a], wh)));
+		}
+#pragma GCC unroll 3
+		for (int a = 0; a < RX; a++)
+			acc[a] = qk_fstep(b, is[a], qk_msum_ymm(mn, sa + a * xrow + i),
+					  x[a * xrow + i].d, acc[a]);
+	}
+#pragma GCC unroll 3
+	for (int a = 0; a < RX; a++)
+		_mm256_storeu_ps(y + a * ldy, acc[a]);
+}
+
+#if !QD_VNNI
+static QD_T void qk_batch_any(int rx, const uint8_t *w, const struct qvl_q8k *x,
+			      const struct qk_act *sa, size_t nb, float *y, size_t ldy)
+{
+	if (rx == 3)
+		qk_batch_ymm(3, w, x, sa, nb, nb, y, ldy);
+	else if (rx == 2)
+		qk_batch_ymm(2, w, x, sa, nb, nb, y, ldy);
+	else
+		qk_batch_ymm(1, w, x, sa, nb, nb, y, ldy);
+}
+#endif
+
 /* X8_DECODE's kernel at the AVX2 level: G groups against one row */
 QK_INL void qk_rows_ymm(const int G, const uint8_t *w, size_t gs, const struct qvl_q8k *x,
 			const struct qk_act *sa, size_t nb, float *y, size_t ys)
@@ -579,13 +660,12 @@ QK_INL void qk_run(float *Y, size_t ldy, const uint8_t *xa, size_t xo, const uin
 					    Y + i * ldy + j);
 #else
 		for (; j < n; j += QVL_X8_ROWS) {
-			size_t i = i0;
-			for (; i + 2 <= i1; i += 2)
-				qk_tile_ymm(2, 1, w + j * wrow, 0, x + i * nb, sa + i * nb, nb,
-					    nb, Y + i * ldy + j, ldy, 0);
-			for (; i < i1; i++)
-				qk_tile_ymm(1, 1, w + j * wrow, 0, x + i * nb, sa + i * nb, nb,
-					    nb, Y + i * ldy + j, ldy, 0);
+			for (size_t i = i0, r; i < i1; i += r) {
+				/* 3 rows a pass; 2 + 2 rather than 3 + 1 */
+				r = i1 - i == 4 ? 2 : i1 - i < 3 ? i1 - i : 3;
+				qk_batch_any((int)r, w + j * wrow, x + i * nb, sa + i * nb, nb,
+					     Y + i * ldy + j, ldy);
+			}
 		}
 #endif
 	}
