@@ -19,7 +19,7 @@
  * (2 x 2 x 63 x 127 < 2^15), one 16-bit multiply-add with the rows' scale
  * words (sc[a], sc[b]) per two (VNNI: vpdpwssd), and the offset as one more
  * multiply-add of the scale words with (-16 s_a, -16 s_b) in each of a
- * row's two 32-bit lanes. Per block: the two lanes of each row added, one
+ * row's two 32-bit lanes (AVX2: once a unit for the 8 rows). Per block: the two lanes of each row added, one
  * int-to-float conversion and one multiply-add for 8 rows. */
 #ifndef QVL_QDOT_X8_Q6K_H
 #define QVL_QDOT_X8_Q6K_H
@@ -131,12 +131,16 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
 }
 #define Q6X_RX 4
 #else
-/* AVX2: the 8 rows as two halves of 4 (32 bytes of each plane) */
+/* AVX2: the 8 rows as two halves of 4 (32 bytes of each plane). One mask
+ * (the top 2 bits of each byte) instead of four, and the offset taken for
+ * the 8 rows once a unit (dword r: row r) instead of in each half's lanes:
+ * it was ALU-bound (3 rows a pass gained nothing); 2 rows of 16, one
+ * thread, the groups in L2, 146-150 -> 167-168 GOP/s, one row 105 -> 115
+ * (docs/todo-qbatch.md). */
 Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, size_t xrow,
 		      size_t nb, float *y, size_t ldy, size_t pf)
 {
-	const __m256i m6 = _mm256_set1_epi8(63), m2 = _mm256_set1_epi8(3),
-		      m12 = _mm256_set1_epi8(12), m30 = _mm256_set1_epi8(0x30);
+	const __m256i top = _mm256_set1_epi8((char)0xc0);
 	const __m256i dup[2] = {_mm256_set_epi32(3, 3, 2, 2, 1, 1, 0, 0),
 				_mm256_set_epi32(7, 7, 6, 6, 5, 5, 4, 4)};
 	__m256 acc[2];
@@ -148,14 +152,20 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
 		acc[q] = _mm256_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
 		const uint8_t *b = g + i * QVL_Q6X_BLK;
-		__m256i is[2][2];
+		__m256i is[2][2], off[2];
 #pragma GCC unroll 2
 		for (int q = 0; q < RX; q++)
-			is[q][0] = is[q][1] = _mm256_setzero_si256();
+			is[q][0] = is[q][1] = off[q] = _mm256_setzero_si256();
 		for (int u = 0; u < 8; u++) {
 			const uint8_t *pl = b + 144 + 192 * u;
 			__m256i sc8 = _mm256_cvtepi8_epi16(
 			    _mm_loadu_si128((const __m128i *)(b + 16 + 16 * u)));
+			/* the offset of the 8 rows (dword r: row r), once a unit */
+#pragma GCC unroll 2
+			for (int q = 0; q < RX; q++)
+				off[q] = _mm256_add_epi32(
+				    off[q], _mm256_madd_epi16(sc8, _mm256_set1_epi32(q6x_ld4(
+								       x[q * xrow + i].bsum + 2 * u))));
 #pragma GCC unroll 2
 			for (int h = 0; h < 2; h++) {
 				__m256i p0 = _mm256_loadu_si256((const __m256i *)(pl + 32 * h)),
@@ -164,14 +174,15 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
 					p2 = _mm256_loadu_si256(
 					    (const __m256i *)(pl + 128 + 32 * h));
 				__m256i sc = _mm256_permutevar8x32_epi32(sc8, dup[h]), v[4];
+				/* each byte's top 2 bits, shifted within its 16-bit
+				 * word: nothing crosses into the other byte */
 				v[3] = _mm256_or_si256(
-				    _mm256_or_si256(
-					_mm256_and_si256(_mm256_srli_epi16(p0, 6), m2),
-					_mm256_and_si256(_mm256_srli_epi16(p1, 4), m12)),
-				    _mm256_and_si256(_mm256_srli_epi16(p2, 2), m30));
-				v[0] = _mm256_and_si256(p0, m6);
-				v[1] = _mm256_and_si256(p1, m6);
-				v[2] = _mm256_and_si256(p2, m6);
+				    _mm256_or_si256(_mm256_srli_epi16(_mm256_and_si256(p0, top), 6),
+						    _mm256_srli_epi16(_mm256_and_si256(p1, top), 4)),
+				    _mm256_srli_epi16(_mm256_and_si256(p2, top), 2));
+				v[0] = _mm256_andnot_si256(top, p0);
+				v[1] = _mm256_andnot_si256(top, p1);
+				v[2] = _mm256_andnot_si256(top, p2);
 #pragma GCC unroll 2
 				for (int q = 0; q < RX; q++) {
 					const struct qvl_q8k *xb = x + q * xrow + i;
@@ -186,12 +197,9 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
 						v[2], _mm256_set1_epi64x(q6x_ld8(xu + 16))),
 					    _mm256_maddubs_epi16(
 						v[3], _mm256_set1_epi64x(q6x_ld8(xu + 24))));
-					__m256i s = _mm256_add_epi32(_mm256_madd_epi16(s01, sc),
-								     _mm256_madd_epi16(s23, sc));
-					s = _mm256_add_epi32(
-					    s, _mm256_madd_epi16(sc, _mm256_set1_epi32(q6x_ld4(
-									 xb->bsum + 2 * u))));
-					is[q][h] = _mm256_add_epi32(is[q][h], s);
+					is[q][h] = _mm256_add_epi32(
+					    is[q][h], _mm256_add_epi32(_mm256_madd_epi16(s01, sc),
+								       _mm256_madd_epi16(s23, sc)));
 				}
 			}
 		}
@@ -201,6 +209,9 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
 			/* pairs of lanes: rows 0 1 4 5 | 2 3 6 7, then in order */
 			__m256i s =
 			    _mm256_permute4x64_epi64(_mm256_hadd_epi32(is[q][0], is[q][1]), 0xd8);
+			/* bsum holds -16 s_j: twice it is the -32 s_j of the offset
+			 * (the 512-bit form adds it in both lanes of a row) */
+			s = _mm256_add_epi32(s, _mm256_slli_epi32(off[q], 1));
 			acc[q] = _mm256_fmadd_ps(
 			    _mm256_cvtepi32_ps(s),
 			    _mm256_mul_ps(dw, _mm256_set1_ps(x[q * xrow + i].d)), acc[q]);
