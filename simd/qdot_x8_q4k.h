@@ -136,35 +136,33 @@ QK_INL __m256 qk_fstep(const uint8_t *b, __m256i is, __m256i ms, float dx, __m25
 	return _mm256_fmadd_ps(t, _mm256_set1_ps(dx), acc);
 }
 
-/* G groups of 8 rows (w, gs bytes apart; RX G <= 4) against RX activation
- * rows (x, sa: rows xrow blocks apart): y[a * ldy + g * ys + r] = the 8 rows'
+/* X8_DECODE's kernel at the AVX2 level: G groups of 8 rows (w, gs bytes
+ * apart; G <= 4) against one activation row: y[g * ys + r] = the 8 rows'
  * products. Each group's steps are the same whatever G; the G far streams
- * (decode: the X8_DECODE parts) are read in turn 32 bytes at a time. */
-QK_INL void qk_tile_ymm(const int RX, const int G, const uint8_t *w, size_t gs,
-			const struct qvl_q8k *x, const struct qk_act *sa, size_t xrow, size_t nb,
-			float *y, size_t ldy, size_t ys)
+ * are read in turn 32 bytes at a time. */
+QK_INL void qk_rows_ymm(const int G, const uint8_t *w, size_t gs, const struct qvl_q8k *x,
+			const struct qk_act *sa, size_t nb, float *y, size_t ys)
 {
 	const __m256i f = _mm256_set1_epi8(15);
 	__m256 acc[4];
 
 #pragma GCC unroll 4
-	for (int c = 0; c < RX * G; c++)
-		acc[c] = _mm256_setzero_ps();
+	for (int g = 0; g < G; g++)
+		acc[g] = _mm256_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
 		const uint8_t *b = w + i * QVL_X8_Q4K_BLK;
 		__m256i sc[4][2], mn[4][2], is[4];
 #pragma GCC unroll 4
-		for (int g = 0; g < G; g++)
+		for (int g = 0; g < G; g++) {
 			qk_scmn_ymm(b + g * gs, sc[g], mn[g]);
-#pragma GCC unroll 4
-		for (int c = 0; c < RX * G; c++)
-			is[c] = _mm256_setzero_si256();
+			is[g] = _mm256_setzero_si256();
+		}
 #pragma GCC unroll 1
 		for (int q = 0; q < 4; q++) {
 			__m256i pl[4], ph[4];
 #pragma GCC unroll 4
-			for (int c = 0; c < RX * G; c++)
-				pl[c] = ph[c] = _mm256_setzero_si256();
+			for (int g = 0; g < G; g++)
+				pl[g] = ph[g] = _mm256_setzero_si256();
 #pragma GCC unroll 8
 			for (int p = 0; p < 8; p++)
 #pragma GCC unroll 4
@@ -173,47 +171,33 @@ QK_INL void qk_tile_ymm(const int RX, const int G, const uint8_t *w, size_t gs,
 					    (const __m256i *)(b + g * gs + 128 + 32 * (8 * q + p)));
 					__m256i lo = _mm256_and_si256(v, f),
 						hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), f);
-#pragma GCC unroll 2
-					for (int a = 0; a < RX; a++) {
-						const int8_t *xa = x[a * xrow + i].q + 64 * q + 4 * p;
-						int c = g * RX + a;
-						pl[c] = _mm256_add_epi16(
-						    pl[c], _mm256_maddubs_epi16(lo, qk_bcast4(xa)));
-						ph[c] = _mm256_add_epi16(
-						    ph[c], _mm256_maddubs_epi16(hi, qk_bcast4(xa + 32)));
-					}
+					const int8_t *xa = x[i].q + 64 * q + 4 * p;
+					pl[g] = _mm256_add_epi16(pl[g],
+								 _mm256_maddubs_epi16(lo, qk_bcast4(xa)));
+					ph[g] = _mm256_add_epi16(
+					    ph[g], _mm256_maddubs_epi16(hi, qk_bcast4(xa + 32)));
 				}
 #pragma GCC unroll 4
 			for (int g = 0; g < G; g++) {
 				__m256i wl = qk_scw(sc[g], 2 * q), wh = qk_scw(sc[g], 2 * q + 1);
-#pragma GCC unroll 2
-				for (int a = 0; a < RX; a++) {
-					int c = g * RX + a;
-					is[c] = _mm256_add_epi32(
-					    is[c], _mm256_add_epi32(_mm256_madd_epi16(pl[c], wl),
-								    _mm256_madd_epi16(ph[c], wh)));
-				}
+				is[g] = _mm256_add_epi32(is[g],
+							 _mm256_add_epi32(_mm256_madd_epi16(pl[g], wl),
+									  _mm256_madd_epi16(ph[g], wh)));
 			}
 		}
 #pragma GCC unroll 4
 		for (int g = 0; g < G; g++)
-#pragma GCC unroll 2
-			for (int a = 0; a < RX; a++)
-				acc[g * RX + a] =
-				    qk_fstep(b + g * gs, is[g * RX + a],
-					     qk_msum_ymm(mn[g], sa + a * xrow + i), x[a * xrow + i].d,
-					     acc[g * RX + a]);
+			acc[g] = qk_fstep(b + g * gs, is[g], qk_msum_ymm(mn[g], sa + i), x[i].d,
+					  acc[g]);
 	}
 #pragma GCC unroll 4
 	for (int g = 0; g < G; g++)
-#pragma GCC unroll 2
-		for (int a = 0; a < RX; a++)
-			_mm256_storeu_ps(y + a * ldy + g * ys, acc[g * RX + a]);
+		_mm256_storeu_ps(y + g * ys, acc[g]);
 }
 
 /* Decode batches and prefill at the AVX2 level (m > 1): one group of 8 rows
  * against RX <= 3 activation rows a pass, each 32-byte step of the weights
- * unpacked once for the RX rows. It was qk_tile_ymm 2 rows a pass: its
+ * unpacked once for the RX rows. It was the decode's kernel 2 rows a pass: its
  * steps unrolled 8 times kept its sums on the stack (4 rows a pass were
  * slower still). Unrolled twice, the 2 RX int16 sums stay in registers:
  * one thread, the group in L2, 16 rows 135-162 -> 184-210 GOP/s, 64 rows
@@ -287,17 +271,10 @@ static QD_T void qk_batch_any(int rx, const uint8_t *w, const struct qvl_q8k *x,
 		qk_batch_ymm(3, w, x, sa, nb, nb, y, ldy);
 	else if (rx == 2)
 		qk_batch_ymm(2, w, x, sa, nb, nb, y, ldy);
-	else
-		qk_batch_ymm(1, w, x, sa, nb, nb, y, ldy);
+	else /* one row left in a chunk: the decode's kernel */
+		qk_rows_ymm(1, w, 0, x, sa, nb, y, 0);
 }
 #endif
-
-/* X8_DECODE's kernel at the AVX2 level: G groups against one row */
-QK_INL void qk_rows_ymm(const int G, const uint8_t *w, size_t gs, const struct qvl_q8k *x,
-			const struct qk_act *sa, size_t nb, float *y, size_t ys)
-{
-	qk_tile_ymm(1, G, w, gs, x, sa, 0, nb, y, 0, ys);
-}
 
 #if QD_VNNI
 /* SC and MN of a block, 64 bytes each */
@@ -388,7 +365,7 @@ QK_INL void qk_perm_load(__m512i pi[8])
 
 /* One group of 8 rows against one activation row (decode). ZX: the AVX2
  * level's bits, each row's two lanes added as integers (exact) and then
- * qk_tile_ymm's float steps (qk_fstep) on 8 lanes (qk_zx_rows' one-stream
+ * qk_rows_ymm's float steps (qk_fstep) on 8 lanes (qk_zx_rows' one-stream
  * form: its quarters unrolled, 10-15 % faster in L2). */
 QK_INL void qk_rows_zmm(const int ZX, const uint8_t *g, const struct qvl_q8k *x,
 			const struct qk_act *sa, size_t nb, float *y)
@@ -425,7 +402,7 @@ QK_INL void qk_rows_zmm(const int ZX, const uint8_t *g, const struct qvl_q8k *x,
 /* G groups of 8 rows (gs bytes apart; outputs at y + g * ys) against one
  * activation row (decode) with the AVX2 level's bits (ZX): per group
  * qk_sums_zmm's exact sums, each row's two lanes added as integers, then
- * qk_tile_ymm's float steps (qk_fstep) on 8 lanes. The G far streams (the
+ * qk_rows_ymm's float steps (qk_fstep) on 8 lanes. The G far streams (the
  * X8_DECODE parts) are read a line at a time in turn: the 4 groups' block
  * headers, then line t of quarter q of each group. A load-only twin of
  * this order streamed at the bf16 panels' rate, X8_DECODE's usual order (a

@@ -22,7 +22,7 @@
  * of every X8 type: 1 to 4 streams give the same bits per row, through
  * matmul_fast and the prepared path, on ragged shapes (groups left over,
  * fewer groups than streams, ldw > k). Q4_K_X8's decode reads its streams
- * a line at a time in turn (simd/qdot_x8_q4k.h qk_zx_rows, qk_tile_ymm
+ * a line at a time in turn (simd/qdot_x8_q4k.h qk_zx_rows, qk_rows_ymm
  * with G groups; docs/todo-qk4s.md), so its 1 to 4 streams are different
  * code over the same sums; Q6_K_X8 reads one stream (docs/todo-kstream.md)
  * and is in the test so that streams added to it must keep the bits. */
