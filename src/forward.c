@@ -57,6 +57,7 @@ struct fwd {
 	/* w[p]'s activation prepared once for its type (act_prep), or NULL:
 	 * the kernel quantizes X itself */
 	const void *xa[3];
+	bool xa_first[3]; /* xa[p] is made for w[p] (the first of its type) */
 	/* the next product's activation, prepared in parts by the threads
 	 * that write its X (next_prep), or NULL; pre: this product's, so
 	 * matmul() does not make it */
@@ -110,6 +111,24 @@ static bool grow_buf(void **buf, size_t *cap, size_t bytes)
 	return true;
 }
 
+/* Up to this many rows (decode batches) a product's columns are claimed
+ * (matmul_task); more (prefill) split statically. */
+#define SHARE_MAX_ROWS 16
+
+/* act_prep() of many rows: this thread's rows of each prepared type */
+static void act_prep_task(void *arg, int ith, int nth)
+{
+	struct fwd *f = arg;
+	const struct qvl_kernels *k = &f->e->k;
+	size_t lo, hi;
+
+	qvl_split(f->m, 1, ith, nth, &lo, &hi);
+	for (int p = 0; p < f->nw; p++)
+		if (f->xa[p] && f->xa_first[p] && hi > lo)
+			k->act_part((void *)f->xa[p], f->w[p]->type, f->X, f->ldx, f->m, f->w[p]->k,
+				    lo, hi, 0, f->w[p]->k);
+}
+
 /* Decode (a few rows) calls a matmul once per chunk of weight rows, and
  * q/k/v and gate/up share X: X is prepared (quantized) here, once per
  * matmul and weight type, on the caller before the dispatch, and every
@@ -117,7 +136,11 @@ static bool grow_buf(void **buf, size_t *cap, size_t bytes)
  * quantizing X again (7-14 % of a 64-row call: docs/todo-qfar.md). Only
  * under the fast precision (k.matmul is matmul_fast) and for the types
  * the level prepares; f->xa[p] NULL otherwise, also when the buffer
- * cannot grow (the kernels then quantize per call, as before). */
+ * cannot grow (the kernels then quantize per call, as before). Many rows
+ * (prefill) are prepared in row parts on the pool, for the types that
+ * prepare in parts (the bf16 panels): each thread's kernel calls rounded
+ * all m rows again for each of its weights, both threads the same rows
+ * (pp512, bf16 GGUF: bp_x 2.7 % of the compute, 1.1 % after). */
 static void act_prep(struct fwd *f, const float *X, size_t ldx, size_t m)
 {
 	struct qvl_engine *e = f->e;
@@ -145,16 +168,26 @@ static void act_prep(struct fwd *f, const float *X, size_t ldx, size_t m)
 	}
 	if (!need)
 		return;
+	/* many rows: made in row parts on the pool (act_prep_task), each
+	 * type that can; the others keep rounding per call */
+	if (m > SHARE_MAX_ROWS)
+		for (int p = 0; p < f->nw; p++)
+			if (off[p] != SIZE_MAX &&
+			    !k->act_part(e->xa, f->w[p]->type, NULL, 0, m, f->w[p]->k, 0, 0, 0, 0))
+				return;
 	if (!grow_buf(&e->xa, &e->xa_cap, need))
 		return;
 	for (int p = 0; p < f->nw; p++) {
 		if (off[p] == SIZE_MAX)
 			continue;
 		f->xa[p] = (uint8_t *)e->xa + off[p];
-		if (first[p])
+		f->xa_first[p] = first[p];
+		if (first[p] && m <= SHARE_MAX_ROWS)
 			k->act_make((uint8_t *)e->xa + off[p], f->w[p]->type, X, ldx, m,
 				    f->w[p]->k);
 	}
+	if (m > SHARE_MAX_ROWS)
+		run_all(f, act_prep_task);
 }
 
 /* f->X times rows [lo, lo + n) of weight p into Y (ldy): on the prepared
@@ -226,7 +259,6 @@ static size_t matmul_cols(const struct fwd *f)
  * of a batch of 16's CPU time, perf, bench_step). Two chunks a thread
  * still let one thread take the other's when it lost its CPU. One row:
  * see SHARE_CHUNK_Q. */
-#define SHARE_MAX_ROWS	 16
 #define SHARE_CHUNK	 64
 #define SHARE_CHUNK_ROWS 192
 #define SHARE_SPLITS	 2
@@ -271,21 +303,22 @@ static size_t share_min(const struct fwd *f)
 	return f->m > 1 ? SHARE_CHUNK_ROWS : SHARE_CHUNK;
 }
 
-/* The decode's o_proj and down take X from the stage before (the
+/* o_proj and down take X from the stage before (the
  * attention output, SiLU(gate)·up), which the threads write in parts:
  * each thread prepares the parts it wrote (act_part) while they are in its
  * L1, so the product's dispatch does not start with the caller alone
  * preparing rows half of which are in the other core's cache (down: 16
- * rows of 6144, ~33 us a layer at 2 threads, the worker idle). e->xn, or
- * NULL when w's type is not prepared in parts (act_prep's rules, then
- * act_part's). */
+ * rows of 6144, ~33 us a layer at 2 threads, the worker idle). Prefill
+ * the same: there each thread's kernel calls rounded all the rows again.
+ * e->xn, or NULL when w's type is not prepared in parts (act_prep's
+ * rules, then act_part's). */
 static void *next_prep(struct fwd *f, const struct eng_mat *w, size_t m)
 {
 	struct qvl_engine *e = f->e;
 	const struct qvl_kernels *k = &e->k;
 	size_t b;
 
-	if (!k->act_part || k->matmul != k->matmul_fast || e->nth == 1 || m > SHARE_MAX_ROWS ||
+	if (!k->act_part || k->matmul != k->matmul_fast || e->nth == 1 ||
 	    !(b = k->act_bytes(w->type, m, w->k)) ||
 	    !k->act_part(e->xn, w->type, NULL, 0, m, w->k, 0, 0, 0, 0))
 		return NULL;
@@ -328,6 +361,10 @@ static void matmul(struct fwd *f)
 			f->xa[0] = f->pre; /* made by the stage before (next_prep) */
 		else
 			act_prep(f, f->X, f->ldx, f->m);
+	} else if (f->pre) {
+		f->xa[0] = f->pre;
+	} else {
+		act_prep(f, f->X, f->ldx, f->m);
 	}
 	qvl_pool_run(f->e->pool, matmul_task, f);
 }
@@ -491,6 +528,16 @@ static size_t tile_len(const struct qvl_engine *e, size_t i0, size_t n)
 	return r;
 }
 
+/* Rows [i0, i1) of o_proj's X (the attention output) under KV head g,
+ * prepared (next_prep) while they are in this thread's cache. */
+static void attn_prep(struct fwd *f, size_t i0, size_t i1, size_t g)
+{
+	struct qvl_engine *e = f->e;
+	size_t qd = (size_t)e->nh * e->hd, c = (size_t)(e->nh / e->nkv) * e->hd;
+
+	e->k.act_part(f->xn, f->ly->wo.type, e->att, qd, f->n, qd, i0, i1, g * c, (g + 1) * c);
+}
+
 /* Items (tile, KV head) dealt round-robin: each thread takes its share of
  * the KV heads of every tile, so the long tiles at the end of a prefill
  * slice are shared out evenly. Every thread walks the same tiling. */
@@ -502,8 +549,11 @@ static void attn_task(void *arg, int ith, int nth)
 	for (size_t i0 = 0, nr; i0 < f->n; i0 += nr) {
 		nr = tile_len(f->e, i0, f->n);
 		for (size_t g = 0; g < nkv; g++, t++)
-			if (t % (size_t)nth == (size_t)ith)
+			if (t % (size_t)nth == (size_t)ith) {
 				attn_rows(f, i0, nr, g);
+				if (f->xn)
+					attn_prep(f, i0, i0 + nr, g);
+			}
 	}
 }
 
@@ -511,13 +561,9 @@ static void attn_task(void *arg, int ith, int nth)
  * prepared (next_prep). */
 static void attn_item(struct fwd *f, size_t i, size_t g)
 {
-	struct qvl_engine *e = f->e;
-	size_t qd = (size_t)e->nh * e->hd, c = (size_t)(e->nh / e->nkv) * e->hd;
-
 	attn_rows(f, i, 1, g);
 	if (f->xn)
-		e->k.act_part(f->xn, f->ly->wo.type, e->att, qd, f->n, qd, i, i + 1, g * c,
-			      (g + 1) * c);
+		attn_prep(f, i, i + 1, g);
 }
 
 /* Ask for every line of row i's K and V rows of KV head g (its positions
@@ -875,7 +921,9 @@ int eng_forward_layers(struct qvl_engine *e, size_t n, int l0, int l1, struct qv
 			eng_prof_mark(e->prof, EST_QKV);
 			run(&f, qk_task, n);
 			eng_prof_mark(e->prof, EST_QKROPE);
+			f.xn = next_prep(&f, &ly->wo, n);
 			run(&f, attn_task, n * (size_t)e->nkv);
+			xn = f.xn, f.xn = NULL;
 			eng_prof_mark(e->prof, EST_ATTN);
 		}
 
