@@ -200,8 +200,8 @@ static TBF void bp_pass_any(int nx, int nf, int npf, __m512 (*st)[BP_FAR], const
  * before its products: the stores after the block go to Y rows ldy apart,
  * lines not in cache (gate/up at 512 rows: 25 MB of Y). pp512, bf16
  * GGUF, perf: bp_run (the stores) 5.2 -> 3.5 % of the samples. */
-static inline __attribute__((always_inline)) TBF void bp_ask_y(float *y, size_t ldy, int nx, int nfb,
-								 size_t b, size_t q)
+static inline __attribute__((always_inline)) TBF void
+bp_ask_y(float *y, size_t ldy, int nx, int nfb, size_t b, size_t q)
 {
 	for (int i = 0; i < nx; i++)
 		for (int r = 0; r < nfb; r++)
