@@ -57,7 +57,6 @@ struct fwd {
 	/* w[p]'s activation prepared once for its type (act_prep), or NULL:
 	 * the kernel quantizes X itself */
 	const void *xa[3];
-	bool xa_first[3]; /* xa[p] is made for w[p] (the first of its type) */
 	/* the next product's activation, prepared in parts by the threads
 	 * that write its X (next_prep), or NULL; pre: this product's, so
 	 * matmul() does not make it */
@@ -123,10 +122,15 @@ static void act_prep_task(void *arg, int ith, int nth)
 	size_t lo, hi;
 
 	qvl_split(f->m, 1, ith, nth, &lo, &hi);
-	for (int p = 0; p < f->nw; p++)
-		if (f->xa[p] && f->xa_first[p] && hi > lo)
+	for (int p = 0; p < f->nw && hi > lo; p++) {
+		bool made = false; /* by an earlier weight of the same type */
+
+		for (int q = 0; q < p; q++)
+			made = made || f->xa[q] == f->xa[p];
+		if (f->xa[p] && !made)
 			k->act_part((void *)f->xa[p], f->w[p]->type, f->X, f->ldx, f->m, f->w[p]->k,
 				    lo, hi, 0, f->w[p]->k);
+	}
 }
 
 /* Decode (a few rows) calls a matmul once per chunk of weight rows, and
@@ -181,7 +185,6 @@ static void act_prep(struct fwd *f, const float *X, size_t ldx, size_t m)
 		if (off[p] == SIZE_MAX)
 			continue;
 		f->xa[p] = (uint8_t *)e->xa + off[p];
-		f->xa_first[p] = first[p];
 		if (first[p] && m <= SHARE_MAX_ROWS)
 			k->act_make((uint8_t *)e->xa + off[p], f->w[p]->type, X, ldx, m,
 				    f->w[p]->k);
@@ -357,15 +360,11 @@ static void matmul(struct fwd *f)
 	if (f->m <= SHARE_MAX_ROWS) {
 		claim_init(f->e->claims, f->e->nth, n, 16);
 		f->share = true;
-		if (f->pre)
-			f->xa[0] = f->pre; /* made by the stage before (next_prep) */
-		else
-			act_prep(f, f->X, f->ldx, f->m);
-	} else if (f->pre) {
-		f->xa[0] = f->pre;
-	} else {
-		act_prep(f, f->X, f->ldx, f->m);
 	}
+	if (f->pre)
+		f->xa[0] = f->pre; /* made by the stage before (next_prep) */
+	else
+		act_prep(f, f->X, f->ldx, f->m);
 	qvl_pool_run(f->e->pool, matmul_task, f);
 }
 
