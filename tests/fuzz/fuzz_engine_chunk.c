@@ -36,12 +36,17 @@ static void setup(void)
 	if (!*path || access(cfg, R_OK) != 0) {
 		snprintf(path, sizeof(path), "%s/models/qvl-tiny", sh && *sh ? sh : "../shared");
 		snprintf(cfg, sizeof(cfg), "%s/config.json", path);
-		if (access(cfg, R_OK) != 0)
+		if (access(cfg, R_OK) != 0) {
+			/* tests/fuzz/run-fuzz.sh fails a target that says this */
+			fprintf(stderr, "fuzz: no tiny model (set QVL_TINY or QVL_SHARED)\n");
 			return;
+		}
 	}
 	if (qvl_model_open(&model, path, NULL, &err) < 0 ||
-	    qvl_engine_create(&engine, model, &o, &err) < 0)
+	    qvl_engine_create(&engine, model, &o, &err) < 0) {
+		fprintf(stderr, "fuzz: no tiny model: %s: %s\n", path, err.msg);
 		return;
+	}
 	ready = 1;
 }
 

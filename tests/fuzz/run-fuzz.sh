@@ -15,6 +15,17 @@ if [ ! -f Makefile ]; then
 	CC=clang "$srcdir/configure" -q --enable-fuzzing
 fi
 [ -n "$targets" ] || targets=$(make -s print-fuzz-targets)
+# The tokenizer and engine targets load the tokenizer and the tiny model
+# from where make check's tests find them (tests/tests.am); without them
+# they return at once and fuzz nothing, which counts as a failure below.
+if [ -z "${QVL_TOKENIZER_JSON:-}${QVL_TOKENIZER_DIR:-}" ]; then
+	QVL_TOKENIZER_DIR=$srcdir/deps/tokenizer-qwen3
+	export QVL_TOKENIZER_DIR
+fi
+if [ -z "${QVL_TINY:-}${QVL_SHARED:-}" ]; then
+	QVL_SHARED=$srcdir/../shared
+	export QVL_SHARED
+fi
 status=0
 for t in $targets; do
 	make -s -j2 "tests/fuzz/fuzz_$t"
@@ -27,5 +38,11 @@ for t in $targets; do
 		status=1
 	fi
 	grep -E "^stat::number_of_executed_units|^#[0-9]+.*DONE" "fuzz-$t.log" | tail -2 || true
+	# a target without its inputs says "fuzz: no ..." (tok_fuzz_load.h,
+	# fuzz_engine_chunk.c): it ran, but fuzzed nothing
+	if grep -q "^fuzz: no " "fuzz-$t.log"; then
+		echo "fuzz: $t FAILED: it fuzzed nothing: $(grep -m1 "^fuzz: no " "fuzz-$t.log")"
+		status=1
+	fi
 done
 exit $status
