@@ -272,7 +272,7 @@ long gguf_w_tensor(struct gguf_w *w, const char *name, uint32_t n_dims, const ui
 {
 	const struct qvl_dtype_info *di = qvl_dtype_info(dt);
 	struct gguf_w_tensor *t;
-	uint64_t n = 1, bytes, padded, end;
+	uint64_t n = 1, bytes, padded = 0, end;
 	bool ok = di != NULL;
 
 	for (uint32_t d = 0; d < n_dims && ok; d++)
