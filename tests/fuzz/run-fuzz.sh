@@ -16,8 +16,9 @@ if [ ! -f Makefile ]; then
 	CC=clang "$srcdir/configure" -q --enable-fuzzing
 fi
 [ -n "$targets" ] || targets=$(make -s print-fuzz-targets)
-# The tokenizer and engine targets load the tokenizer and the tiny model
-# from where make check's tests find them (tests/tests.am); without them
+# The tokenizer and engine targets load the tokenizer and the tiny model;
+# make fuzz passes configure's places, and run directly this falls back to
+# its defaults (deps/, ../shared beside the checkout). Without them
 # they return at once and fuzz nothing, which counts as a failure below.
 if [ -z "${QVL_TOKENIZER_JSON:-}${QVL_TOKENIZER_DIR:-}" ]; then
 	QVL_TOKENIZER_DIR=$srcdir/deps/tokenizer-qwen3
