@@ -19,6 +19,7 @@
 #include "preprocess.h"
 #include "util.h"
 #include "vattn.h"
+#include "vattn_f32.h"
 #include "vision_impl.h"
 #include "vision_prof.h"
 
@@ -59,7 +60,8 @@ struct vis_job {
 	const struct vis_norm *norm;
 	size_t width;	      /* elements per row for LN / activations / add */
 	const float *cs, *sn; /* RoPE tables [rows][hv/2] */
-	float *kb, *vb;	      /* attention: K [nv][N][hv], V transposed [nv][hv][N] */
+	float *kb, *vb;	      /* attention: K [nv][N][hv], V transposed [nv][hv][N]; with
+			       * f32attn K panels and V rows (simd/vattn_f32.h) per head */
 	float *sc;	      /* attention scores, [VIS_QB][N] per thread */
 	/* bf16 attention (v->bf16attn): Q rows [N][D], K and V laid out per head
 	 * (kps, vps words apart), scratch scs floats per thread */
@@ -204,6 +206,14 @@ static void vis_work(void *arg, int ith, int nth)
 					       S);
 				continue;
 			}
+			if (v->f32attn) {
+				qvl_vattn_f32_avx2(j->y + q0 * D + h * hv, D,
+						   j->x + q0 * 3 * D + h * hv, 3 * D, qn,
+						   j->kb + h * qvl_vattn_f32_kp_floats(N, hv),
+						   j->vb + h * qvl_vattn_f32_vp_floats(N, hv), N, hv,
+						   scale, k->softmax, S);
+				continue;
+			}
 			k->matmul(S, N, j->x + q0 * 3 * D + h * hv, 3 * D, j->kb + h * N * hv,
 				  QVL_DT_F32, hv, NULL, qn, N, hv);
 			for (size_t r = 0; r < qn; r++) {
@@ -244,6 +254,19 @@ static void vis_work(void *arg, int ith, int nth)
 				qvl_vattn_store_row(j->qb + r * D, j->kp, j->kps, j->vp, j->vps, y,
 						    y + D, y + 2 * D, 1.0f / sqrtf((float)hv), r, N,
 						    (size_t)v->nv, hv);
+				break;
+			}
+			if (v->f32attn) {
+				const size_t kpf = qvl_vattn_f32_kp_floats(N, hv),
+					     vpf = qvl_vattn_f32_vp_floats(N, hv);
+				for (int h = 0; h < v->nv; h++) {
+					float *q = y + h * hv, *kk = y + D + h * hv;
+					k->rope(q, cs, sn, hv / 2);
+					k->rope(kk, cs, sn, hv / 2);
+					qvl_vattn_f32_store_k(j->kb + h * kpf, kk, r, hv);
+					qvl_vattn_f32_store_v(j->vb + h * vpf, y + 2 * D + h * hv,
+							      r, N, hv);
+				}
 				break;
 			}
 			for (int h = 0; h < v->nv; h++) {
@@ -540,7 +563,7 @@ int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *m
 	const int gh = px->grid[1], gw = px->grid[2];
 	struct qvl_vision_run *r;
 	float *kb, *vb, *sc;
-	size_t nfl;
+	size_t nfl, kbn, vbn;
 
 	*out = NULL;
 	if (px->dim != v->patch_dim || px->grid[0] != 1 || gh <= 0 || gw <= 0 || gh % v->M ||
@@ -550,10 +573,16 @@ int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *m
 		    "vision: pixel grid (%d, %d, %d) x %d does not fit the tower (patch "
 		    "dim %d, merge %d)",
 		    px->grid[0], gh, gw, px->dim, v->patch_dim, v->M);
-	/* x, u, att, kb, vb: N*D each; qkv 3ND; h N*max(I, D); cs, sn N*hv/2
-	 * each; scores VIS_QB*N per thread */
+	/* x, u, att: N*D each; kb, vb: N*D each, with f32attn their padded
+	 * layouts; qkv 3ND; h N*max(I, D); cs, sn N*hv/2 each; scores VIS_QB*N
+	 * per thread */
 	const size_t hsz = I > D ? I : D, nth = v->pool ? (size_t)qvl_pool_size(v->pool) : 1;
-	if (__builtin_mul_overflow(N, 8 * D + hsz + (size_t)v->hv + VIS_QB * nth, &nfl))
+	const size_t nv = (size_t)v->nv, hv = (size_t)v->hv;
+	kbn = vbn = N * D;
+	if (__builtin_mul_overflow(N, 6 * D + hsz + hv + VIS_QB * nth, &nfl) ||
+	    (v->f32attn && (__builtin_mul_overflow(nv, qvl_vattn_f32_kp_floats(N, hv), &kbn) ||
+			    __builtin_mul_overflow(nv, qvl_vattn_f32_vp_floats(N, hv), &vbn))) ||
+	    __builtin_add_overflow(nfl, kbn, &nfl) || __builtin_add_overflow(nfl, vbn, &nfl))
 		return qvl_errf(err, -EFBIG, "vision: %zu patches is too many", N);
 	r = calloc(1, sizeof(*r));
 	if (!r || !(r->x = malloc(nfl * sizeof(float)))) {
@@ -569,8 +598,19 @@ int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *m
 	r->u = r->x + N * D;
 	r->att = r->u + N * D;
 	kb = r->att + N * D;
-	vb = kb + N * D;
-	r->qkv = vb + N * D;
+	vb = kb + kbn;
+	r->qkv = vb + vbn;
+	if (v->f32attn) {
+		/* the keys past N in each head's last panel (scored, then
+		 * ignored) and the values past hv in each last panel (read,
+		 * not stored) must be finite: zero, and never written after */
+		const size_t kpf = qvl_vattn_f32_kp_floats(N, hv),
+			     tail = N / VATTN_F32_KP * VATTN_F32_KP * hv;
+		for (size_t h = 0; h < nv; h++)
+			memset(kb + h * kpf + tail, 0, (kpf - tail) * sizeof(float));
+		if (hv % 16)
+			memset(vb, 0, vbn * sizeof(float));
+	}
 	r->h = r->qkv + 3 * N * D;
 	r->cs = r->h + N * hsz;
 	r->sn = r->cs + N * (size_t)(v->hv / 2);

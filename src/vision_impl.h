@@ -52,6 +52,8 @@ struct qvl_vision {
 		    size_t k);
 	bool bf16attn; /* attention on vdpbf16ps (simd/vattn.h): QVL_PREC_BF16 where the
 			* kernels multiply bf16 weights with it, else the exact f32 GEMMs */
+	bool f32attn;  /* the exact attention on its own tile (simd/vattn_f32.h): the AVX2
+			* level without bf16attn; QVL_VIS_GEMM_ATTN=1 keeps the GEMMs */
 	/* rows per weight-product call (0: all of a thread's rows at once): the
 	 * packed-panel kernels re-read the activation rows of their call for
 	 * every 32-column weight panel, so a block that stays in L2 saves
