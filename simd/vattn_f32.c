@@ -91,17 +91,20 @@ INL256 void fma_tile(const int mr, __m256 c0[MR], __m256 c1[MR], const float *a,
 	}
 }
 
-/* S[r][0..np) for the mr queries at q: a chain over d per score */
+/* S[r][0..np) for the mr queries at q: a chain over d per score, then the
+ * scale (rounded on its own, as the GEMM path's separate pass did) */
 INL256 void scores(const int mr, float *S, size_t np, const float *q, size_t ldq, const float *kp,
-		   size_t hv)
+		   size_t hv, float scale)
 {
+	const __m256 sv = _mm256_set1_ps(scale);
+
 	for (size_t p = 0; p < np; p += KP) {
 		__m256 c0[MR], c1[MR];
 		fma_tile(mr, c0, c1, q, ldq, kp + p * hv, hv);
 #pragma GCC unroll 6
 		for (int r = 0; r < mr; r++) {
-			_mm256_storeu_ps(S + r * np + p, c0[r]);
-			_mm256_storeu_ps(S + r * np + p + 8, c1[r]);
+			_mm256_storeu_ps(S + r * np + p, _mm256_mul_ps(c0[r], sv));
+			_mm256_storeu_ps(S + r * np + p + 8, _mm256_mul_ps(c1[r], sv));
 		}
 	}
 }
@@ -128,16 +131,10 @@ INL256 void tile(const int mr, float *out, size_t ldo, const float *q, size_t ld
 		 qvl_softmax_fn softmax, float *S)
 {
 	const size_t np = (n + KP - 1) / KP * KP;
-	const __m256 sv = _mm256_set1_ps(scale);
 
-	scores(mr, S, np, q, ldq, kp, hv);
-	for (int r = 0; r < mr; r++) {
-		float *s = S + r * np;
-		/* the scale rounded on its own, as the GEMM path's separate pass */
-		for (size_t j = 0; j < n; j += 8)
-			_mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), sv));
-		softmax(s, n);
-	}
+	scores(mr, S, np, q, ldq, kp, hv, scale);
+	for (int r = 0; r < mr; r++)
+		softmax(S + r * np, n);
 	values(mr, out, ldo, S, np, v, n, hv);
 }
 
