@@ -119,25 +119,36 @@ T256 void qvl_gelu_erf_avx2(float *x, size_t n)
 	}
 }
 
+/* The whole vectors first, then the masked tail: each lane sees the same
+ * values in the same order as one masked loop (the bits do not change), but
+ * the main loops carry no mask (the vision tower's attention runs this on
+ * every row of scores). */
 T256 void qvl_softmax_avx2(float *x, size_t n)
 {
+	const size_t nf = n & ~(size_t)7, rem = n - nf;
+	const __m256 tail = _mm256_castsi256_ps(v8_mask(rem));
 	__m256 mx = _mm256_set1_ps(-INFINITY), s = _mm256_setzero_ps();
 
-	for (size_t i = 0; i < n; i += 8) {
-		__m256 v = _mm256_blendv_ps(mx, v8_loadf(x + i, n - i),
-					    _mm256_castsi256_ps(v8_mask(n - i)));
-		mx = _mm256_max_ps(mx, v);
-	}
+	for (size_t i = 0; i < nf; i += 8)
+		mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+	if (rem)
+		mx = _mm256_max_ps(mx, _mm256_blendv_ps(mx, v8_loadf(x + nf, rem), tail));
 	__m256 m = _mm256_set1_ps(v8_hmax(mx));
-	for (size_t i = 0; i < n; i += 8) {
-		__m256 e = v8_exp(_mm256_sub_ps(v8_loadf(x + i, n - i), m));
-		e = _mm256_and_ps(e, _mm256_castsi256_ps(v8_mask(n - i)));
-		v8_storef(x + i, e, n - i);
+	for (size_t i = 0; i < nf; i += 8) {
+		__m256 e = v8_exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+		_mm256_storeu_ps(x + i, e);
+		s = _mm256_add_ps(s, e);
+	}
+	if (rem) {
+		__m256 e = _mm256_and_ps(v8_exp(_mm256_sub_ps(v8_loadf(x + nf, rem), m)), tail);
+		v8_storef(x + nf, e, rem);
 		s = _mm256_add_ps(s, e);
 	}
 	__m256 r = _mm256_set1_ps(1.0f / v8_hsum(s));
-	for (size_t i = 0; i < n; i += 8)
-		v8_storef(x + i, _mm256_mul_ps(v8_loadf(x + i, n - i), r), n - i);
+	for (size_t i = 0; i < nf; i += 8)
+		_mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), r));
+	if (rem)
+		v8_storef(x + nf, _mm256_mul_ps(v8_loadf(x + nf, rem), r), rem);
 }
 
 T256 void qvl_rope_avx2(float *x, const float *cos, const float *sin, size_t half)
