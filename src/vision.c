@@ -61,7 +61,7 @@ struct vis_job {
 	size_t width;	      /* elements per row for LN / activations / add */
 	const float *cs, *sn; /* RoPE tables [rows][hv/2] */
 	float *kb, *vb;	      /* attention: K [nv][N][hv], V transposed [nv][hv][N]; with
-			       * f32attn K panels and V rows (simd/vattn_f32.h) per head */
+			       * f32attn K and V panels (simd/vattn_f32.h) per head */
 	float *sc;	      /* attention scores, [VIS_QB][N] per thread */
 	/* bf16 attention (v->bf16attn): Q rows [N][D], K and V laid out per head
 	 * (kps, vps words apart), scratch scs floats per thread */
