@@ -10,6 +10,7 @@
 #include "kern_impl.h"
 #include "env.h"
 #include "pool.h"
+#include "vattn_f32.h"
 
 struct qvl_kernels qvl_kern;
 struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20, QVL_QDEC_STREAMS, 0, QVL_QDEC_PF,
@@ -155,6 +156,9 @@ int qvl_kernels_get(struct qvl_kernels *k, enum qvl_simd_level level)
 #ifdef HAVE_AVX2_KERNELS
 	case QVL_SIMD_AVX2:
 		FILL(k, avx2);
+		/* only this level: at avx512 its bits (the AVX2 GEMM's FMA
+		 * order) were never compared with that level's tower */
+		k->vattn_f32 = qvl_vattn_f32_avx2;
 		break;
 #endif
 #ifdef HAVE_AVX512_KERNELS

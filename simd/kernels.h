@@ -169,6 +169,14 @@ struct qvl_kernels {
 	void (*attn_tile)(float *out, size_t ldo, const float *q, size_t ldq, size_t nq,
 			  size_t rows, const struct qvl_kv_view *kv, size_t nkv0, size_t dim,
 			  float scale);
+
+	/* The vision tower's exact attention on its own register tile
+	 * (simd/vattn_f32.h: K and V in its panel layouts, softmax the level's
+	 * softmax()); NULL at the levels that have none, where the tower
+	 * multiplies with matmul() (src/vision.c). */
+	void (*vattn_f32)(float *out, size_t ldo, const float *q, size_t ldq, size_t nq,
+			  const float *kp, const float *v, size_t n, size_t hv, float scale,
+			  void (*softmax)(float *x, size_t n), float *scratch);
 };
 
 /* The active table, valid after qvl_kernels_init(). */

@@ -62,12 +62,14 @@ struct vis_job {
 	const float *cs, *sn; /* RoPE tables [rows][hv/2] */
 	float *kb, *vb;	      /* attention: K [nv][N][hv], V transposed [nv][hv][N]; with
 			       * f32attn K and V panels (simd/vattn_f32.h) per head */
-	float *sc;	      /* attention scores, [VIS_QB][N] per thread */
+	float *sc;	      /* attention scores, scs floats per thread: [VIS_QB][N] for
+			       * the GEMMs, the attention kernel's scratch otherwise */
+	size_t scs;
 	/* bf16 attention (v->bf16attn): Q rows [N][D], K and V laid out per head
-	 * (kps, vps words apart), scratch scs floats per thread */
+	 * (kps, vps words apart) */
 	uint16_t *qb;
 	uint32_t *kp, *vp;
-	size_t kps, vps, scs;
+	size_t kps, vps;
 };
 
 /* A product's split over nth threads: by output columns when there are
@@ -195,7 +197,7 @@ static void vis_work(void *arg, int ith, int nth)
 		const size_t N = j->rows, hv = (size_t)v->hv, D = (size_t)v->Dv;
 		const size_t nqb = (N + VIS_QB - 1) / VIS_QB;
 		const float scale = 1.0f / sqrtf((float)hv);
-		float *S = j->sc + (size_t)ith * (v->bf16attn ? j->scs : VIS_QB * N);
+		float *S = j->sc + (size_t)ith * j->scs;
 		qvl_split(nqb * (size_t)v->nv, 1, ith, nth, &lo, &hi);
 		for (size_t it = lo; it < hi; it++) {
 			const size_t h = it / nqb, q0 = it % nqb * VIS_QB;
@@ -207,11 +209,10 @@ static void vis_work(void *arg, int ith, int nth)
 				continue;
 			}
 			if (v->f32attn) {
-				qvl_vattn_f32_avx2(j->y + q0 * D + h * hv, D,
-						   j->x + q0 * 3 * D + h * hv, 3 * D, qn,
-						   j->kb + h * qvl_vattn_f32_kp_floats(N, hv),
-						   j->vb + h * qvl_vattn_f32_vp_floats(N, hv), N, hv,
-						   scale, k->softmax, S);
+				k->vattn_f32(j->y + q0 * D + h * hv, D, j->x + q0 * 3 * D + h * hv,
+					     3 * D, qn, j->kb + h * qvl_vattn_f32_kp_floats(N, hv),
+					     j->vb + h * qvl_vattn_f32_vp_floats(N, hv), N, hv, scale,
+					     k->softmax, S);
 				continue;
 			}
 			k->matmul(S, N, j->x + q0 * 3 * D + h * hv, 3 * D, j->kb + h * N * hv,
@@ -574,15 +575,20 @@ int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *m
 		    "dim %d, merge %d)",
 		    px->grid[0], gh, gw, px->dim, v->patch_dim, v->M);
 	/* x, u, att: N*D each; kb, vb: N*D each, with f32attn their padded
-	 * layouts; qkv 3ND; h N*max(I, D); cs, sn N*hv/2 each; scores VIS_QB*N
-	 * per thread */
+	 * layouts; qkv 3ND; h N*max(I, D); cs, sn N*hv/2 each; scores scs per
+	 * thread: VIS_QB*N for the GEMMs, the f32 kernel's scratch (64-byte
+	 * apart) with f32attn (the bf16 attention has its own, below) */
 	const size_t hsz = I > D ? I : D, nth = v->pool ? (size_t)qvl_pool_size(v->pool) : 1;
 	const size_t nv = (size_t)v->nv, hv = (size_t)v->hv;
+	size_t scs = (qvl_vattn_f32_scratch_floats(N) + 15) & ~(size_t)15, scn;
 	kbn = vbn = N * D;
-	if (__builtin_mul_overflow(N, 6 * D + hsz + hv + VIS_QB * nth, &nfl) ||
+	if ((!v->f32attn && __builtin_mul_overflow(N, (size_t)VIS_QB, &scs)) ||
+	    __builtin_mul_overflow(scs, nth, &scn) ||
+	    __builtin_mul_overflow(N, 6 * D + hsz + hv, &nfl) ||
 	    (v->f32attn && (__builtin_mul_overflow(nv, qvl_vattn_f32_kp_floats(N, hv), &kbn) ||
 			    __builtin_mul_overflow(nv, qvl_vattn_f32_vp_floats(N, hv), &vbn))) ||
-	    __builtin_add_overflow(nfl, kbn, &nfl) || __builtin_add_overflow(nfl, vbn, &nfl))
+	    __builtin_add_overflow(nfl, kbn, &nfl) || __builtin_add_overflow(nfl, vbn, &nfl) ||
+	    __builtin_add_overflow(nfl, scn, &nfl))
 		return qvl_errf(err, -EFBIG, "vision: %zu patches is too many", N);
 	r = calloc(1, sizeof(*r));
 	if (!r || !(r->x = malloc(nfl * sizeof(float)))) {
@@ -606,10 +612,12 @@ int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *m
 		 * not stored) must be finite: zero, and never written after */
 		const size_t kpf = qvl_vattn_f32_kp_floats(N, hv),
 			     tail = N / VATTN_F32_KP * VATTN_F32_KP * hv;
-		for (size_t h = 0; h < nv; h++)
+		const size_t vpf = qvl_vattn_f32_vp_floats(N, hv), vlast = hv / 16 * 16 * N;
+		for (size_t h = 0; h < nv; h++) {
 			memset(kb + h * kpf + tail, 0, (kpf - tail) * sizeof(float));
-		if (hv % 16)
-			memset(vb, 0, vbn * sizeof(float));
+			/* hv % 16: the last V panel (only it has pads) */
+			memset(vb + h * vpf + vlast, 0, (vpf - vlast) * sizeof(float));
+		}
 	}
 	r->h = r->qkv + 3 * N * D;
 	r->cs = r->h + N * hsz;
@@ -622,7 +630,8 @@ int qvl_vision_begin(struct qvl_vision *v, const struct qvl_pixels *px, float *m
 				 .x = r->qkv,
 				 .kb = kb,
 				 .vb = vb,
-				 .sc = sc};
+				 .sc = sc,
+				 .scs = scs};
 	if (v->bf16attn && vis_bf16attn_alloc(v, N, nth, &r->aj, &r->ab)) {
 		free(r->x);
 		free(r);

@@ -263,7 +263,7 @@ int qvl_vision_create(struct qvl_vision **out, const struct qvl_model *m, struct
 	v->wmm = opts->precision == QVL_PREC_BF16 ? v->k->matmul_fast : v->k->matmul;
 	v->bf16attn = opts->precision == QVL_PREC_BF16 && qvl_kernels_bf16dot(v->k) &&
 		      qvl_vattn_bf16_available();
-	v->f32attn = !v->bf16attn && v->k->level == QVL_SIMD_AVX2 &&
+	v->f32attn = !v->bf16attn && v->k->vattn_f32 &&
 		     !qvl_env_flag("QVL_VIS_GEMM_ATTN", false);
 	uint64_t mc = VIS_MC;
 	qvl_env_uint("QVL_VIS_MC", 0, 1u << 20, &mc);

@@ -98,5 +98,23 @@ for prec in bf16 exact; do
 		>/dev/null 2>>"$TMP/err" && cmp -s "$TMP/map.f32" "$TMP/own.f32"
 	res $? "$prec tower: copied through the mapping (QVL_WEIGHT_PREAD=0), the same bits"
 done
+# Heads of 8 values (the tiny tower's 32 as 4 heads; the 4B and 8B towers
+# have 72): the AVX2 level's attention tile (vattn_f32.h) then reads V
+# panels of 16 values whose columns past 8 are pads the tower must have
+# zeroed, and must give the GEMM attention's bits (QVL_VIS_GEMM_ATTN=1)
+# where every block of 64 queries is whole (256 patches; the two paths
+# differ in the last bits of a last block of 16 or fewer).
+mkdir -p "$TMP/hv8" && cp "$MODEL"/* "$TMP/hv8/" &&
+	sed 's/"num_heads": *2\([^0-9]\)/"num_heads": 4\1/' "$MODEL/config.json" >"$TMP/hv8/config.json" &&
+	grep -q '"num_heads": 4' "$TMP/hv8/config.json"
+res $? "a copy of the tiny model with 4 vision heads of 8 values"
+for thr in 1 2; do
+	QVL_VIS_GEMM_ATTN=1 "$QVLCTL" embed-image --model "$TMP/hv8" --image "$G/grad_64x64.png" \
+		--precision exact --threads $thr -o "$TMP/g8.f32" >/dev/null 2>"$TMP/err" &&
+		"$QVLCTL" embed-image --model "$TMP/hv8" --image "$G/grad_64x64.png" \
+			--precision exact --threads $thr -o "$TMP/t8.f32" >/dev/null 2>>"$TMP/err" &&
+		cmp -s "$TMP/g8.f32" "$TMP/t8.f32"
+	res $? "heads of 8, $thr thread(s): the attention tile gives the GEMM attention's bits"
+done
 echo "1..$n"
 exit $fail
