@@ -111,57 +111,88 @@ static T256 void matvec(float *y, const float *x, const void *W, enum qvl_dtype 
 
 /* ---- small m: a few rows of X against streamed W ------------------- */
 
-/* Up to 4 rows of X against 2 W rows (16 ymm registers: 8 accumulators),
- * each 8 weights widened once for every X row; see small_m() in
- * matmul_avx512.c for why W is streamed rather than packed here. */
+/* Up to 4 rows of X against up to 3 W rows (nw): 12 accumulators, the nw
+ * widened W vectors and one X vector fill the 16 ymm registers. Each 8
+ * weights are widened once for every X row and each X vector loaded once
+ * for the nw W rows. The 4x2 tile it replaces (8 accumulators) ran at
+ * ~0.35-0.5 of the FMA peak with X and W in L1 on a Zen 3: 4 X loads and
+ * 2 widenings per 8 FMAs; this one 12 FMAs for 4 X loads and 3 widenings
+ * (docs/todo-avx2host.md). Every output is one FMA chain over k in order
+ * from zero, then v8_hsum: the same bits as the 4x2 tile. W is prefetched
+ * (T1) pfd bytes ahead, once per 64 bytes of each row. */
 static inline __attribute__((always_inline)) T256 void
-small_4x2(const int mx, const enum qvl_dtype t, float out[8], const float *X, size_t ldx,
-	  const uint8_t *w[2], size_t k, size_t pfd)
+small_tile(const int mx, const int nw, const enum qvl_dtype t, float out[12], const float *X,
+	   size_t ldx, const uint8_t *w[3], size_t k, size_t pfd)
 {
-	size_t es = t == QVL_DT_F32 ? 4 : 2, i = 0;
-	__m256 acc[2][4];
+	const size_t es = t == QVL_DT_F32 ? 4 : 2, line = 64 / es;
+	size_t i = 0;
+	__m256 acc[3][4];
 
-#pragma GCC unroll 2
-	for (int c = 0; c < 2; c++)
-#pragma GCC unroll 4
-		for (int r = 0; r < 4; r++)
-			acc[c][r] = _mm256_setzero_ps();
-	for (; i < k; i += 8) {
-		size_t e = k - i < 8 ? k - i : 8;
-		__m256 xv[4];
+#pragma GCC unroll 3
+	for (int c = 0; c < nw; c++)
 #pragma GCC unroll 4
 		for (int r = 0; r < mx; r++)
-			xv[r] = v8_loadf(X + r * ldx + i, e);
-#pragma GCC unroll 2
-		for (int c = 0; c < 2; c++) {
+			acc[c][r] = _mm256_setzero_ps();
+	for (; i + line <= k; i += line) {
+#pragma GCC unroll 3
+		for (int c = 0; c < nw; c++)
 			_mm_prefetch((const char *)(w[c] + es * i + pfd), _MM_HINT_T1);
-			__m256 wv = v8_load(w[c], t, i, e);
 #pragma GCC unroll 4
-			for (int r = 0; r < mx; r++)
-				acc[c][r] = _mm256_fmadd_ps(wv, xv[r], acc[c][r]);
+		for (size_t u = i; u < i + line; u += 8) {
+			__m256 wv[3];
+#pragma GCC unroll 3
+			for (int c = 0; c < nw; c++)
+				wv[c] = v8_load(w[c], t, u, 8);
+#pragma GCC unroll 4
+			for (int r = 0; r < mx; r++) {
+				__m256 xv = _mm256_loadu_ps(X + r * ldx + u);
+#pragma GCC unroll 3
+				for (int c = 0; c < nw; c++)
+					acc[c][r] = _mm256_fmadd_ps(wv[c], xv, acc[c][r]);
+			}
 		}
 	}
-#pragma GCC unroll 2
-	for (int c = 0; c < 2; c++)
+	for (; i < k; i += 8) {
+		size_t e = k - i < 8 ? k - i : 8;
+		__m256 wv[3];
+#pragma GCC unroll 3
+		for (int c = 0; c < nw; c++)
+			wv[c] = v8_load(w[c], t, i, e);
+#pragma GCC unroll 4
+		for (int r = 0; r < mx; r++) {
+			__m256 xv = v8_loadf(X + r * ldx + i, e);
+#pragma GCC unroll 3
+			for (int c = 0; c < nw; c++)
+				acc[c][r] = _mm256_fmadd_ps(wv[c], xv, acc[c][r]);
+		}
+	}
+#pragma GCC unroll 3
+	for (int c = 0; c < nw; c++)
 #pragma GCC unroll 4
 		for (int r = 0; r < mx; r++)
-			out[r * 2 + c] = v8_hsum(acc[c][r]);
+			out[r * 3 + c] = v8_hsum(acc[c][r]);
 }
 
 static inline __attribute__((always_inline)) T256 void
 small_rows(const int mx, const enum qvl_dtype t, float *Y, size_t ldy, const float *X, size_t ldx,
 	   const void *W, size_t ldw, const float *bias, size_t n, size_t k, size_t pfd)
 {
-	for (size_t j = 0; j < n; j += 2) {
-		int nr = n - j >= 2 ? 2 : 1;
-		const uint8_t *w[2] = {qvl_wrow(W, t, ldw, j), qvl_wrow(W, t, ldw, j + (nr > 1))};
-		float out[8];
+	for (size_t j = 0; j < n; j += 3) {
+		int nw = n - j >= 3 ? 3 : (int)(n - j);
+		const uint8_t *w[3] = {qvl_wrow(W, t, ldw, j), qvl_wrow(W, t, ldw, j + (nw > 1)),
+				       qvl_wrow(W, t, ldw, j + 2 * (nw > 2))};
+		float out[12];
 
-		small_4x2(mx, t, out, X, ldx, w, k, pfd);
+		if (nw == 3)
+			small_tile(mx, 3, t, out, X, ldx, w, k, pfd);
+		else if (nw == 2)
+			small_tile(mx, 2, t, out, X, ldx, w, k, pfd);
+		else
+			small_tile(mx, 1, t, out, X, ldx, w, k, pfd);
 		for (int r = 0; r < mx; r++)
-			for (int c = 0; c < nr; c++)
+			for (int c = 0; c < nw; c++)
 				Y[(size_t)r * ldy + j + (size_t)c] =
-				    out[r * 2 + c] + (bias ? bias[j + (size_t)c] : 0.0f);
+				    out[r * 3 + c] + (bias ? bias[j + (size_t)c] : 0.0f);
 	}
 }
 
@@ -193,7 +224,7 @@ static T256 void small_m(float *Y, size_t ldy, const float *X, size_t ldx, const
 			 enum qvl_dtype t, size_t ldw, const float *bias, size_t m, size_t n,
 			 size_t k)
 {
-	size_t pfd = (size_t)(qvl_wrow(W, t, ldw, 2) - qvl_wrow(W, t, ldw, 0));
+	size_t pfd = (size_t)(qvl_wrow(W, t, ldw, 3) - qvl_wrow(W, t, ldw, 0));
 
 	for (size_t i0 = 0; i0 < m; i0 += 4) {
 		int mx = m - i0 >= 4 ? 4 : (int)(m - i0);
