@@ -13,8 +13,15 @@
 #include "vattn_f32.h"
 
 struct qvl_kernels qvl_kern;
-struct qvl_gemm_blocking qvl_gemm_blk = {256, 16, 4 << 20, QVL_QDEC_STREAMS, 0, QVL_QDEC_PF,
-					  QVL_BF16P_PF};
+struct qvl_gemm_blocking qvl_gemm_blk = {
+    .kc = 256,
+    .small_m = 16,
+    .small_m_avx2 = 64,
+    .x_bytes = 4 << 20,
+    .qdec_streams = QVL_QDEC_STREAMS,
+    .qdec_pf = QVL_QDEC_PF,
+    .bf16p_pf = QVL_BF16P_PF,
+};
 
 static const char *const level_names[] = {"ref", "avx2", "avx512"};
 
@@ -72,10 +79,13 @@ static void blocking_init(void)
 	/* half of each core's share of L3 for the X block of the packed kernels */
 	qvl_gemm_blk.x_bytes = ci.l3 / 2 / (size_t)(ci.physical_cores > 0 ? ci.physical_cores : 1);
 	/* Streaming W (m <= small_m) beats packing it: see the measurement in
-	 * matmul_avx512.c. QVL_GEMM_SMALL_M overrides (benchmarks). */
+	 * matmul_avx512.c. At avx2 up to 64 rows: on a Zen 3, bench_step's
+	 * 24 / 32 / 48 / 64 sequences took 0.66-0.92x the time of the packed
+	 * GEMM with the 4x3 tile (docs/todo-avx2host.md). QVL_GEMM_SMALL_M
+	 * overrides both (benchmarks). */
 	uint64_t sm;
 	if (qvl_env_uint("QVL_GEMM_SMALL_M", 0, 1u << 20, &sm))
-		qvl_gemm_blk.small_m = (size_t)sm;
+		qvl_gemm_blk.small_m = qvl_gemm_blk.small_m_avx2 = (size_t)sm;
 	/* QVL_QDECODE_STREAMS: the repacked decode's far row streams
 	 * (qdot_x8_act.h; benchmarks) */
 	if (qvl_env_uint("QVL_QDECODE_STREAMS", 1, 4, &sm))

@@ -198,6 +198,9 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
 struct qvl_gemm_blocking {
 	size_t kc;	/* depth of one packed panel */
 	size_t small_m; /* m up to this streams W (no packing) */
+	/* the same at the avx2 level: its 4x3 streaming tile beats the
+	 * packed GEMM up to 64 rows (matmul_avx2.c) */
+	size_t small_m_avx2;
 	size_t x_bytes; /* per-thread share of L3 for a block of X rows */
 	/* repacked (X8) decode: row streams read at once, far apart (1-4;
 	 * qdot_x8_act.h) */

@@ -1,6 +1,7 @@
 /* AVX2 matmul: the same structure as matmul_avx512.c with 8-wide vectors and
  * 16 registers: m == 1 streams four far-apart W rows at a time
- * (qvl_far_row()), 1 < m <= 16 streams W against 4 X rows at a time, larger m
+ * (qvl_far_row()), 1 < m <= small_m_avx2 (64) streams W against 4 X rows
+ * and 3 W rows at a time, larger m
  * packs a panel of NR = 16 W rows × kc to f32 (8x8 in-register transposes)
  * and the block's X rows into 6-row strips, and runs a 6×16 register tile
  * (12 accumulators) over them. bf16 widens with
@@ -542,7 +543,7 @@ T256 void qvl_matmul_avx2(float *Y, size_t ldy, const float *X, size_t ldx, cons
 		matvec(Y, X, W, wtype, ldw, bias, n, k);
 		return;
 	}
-	if (m <= qvl_gemm_blk.small_m && wtype != QVL_DT_Q8_0 && wtype != QVL_DT_Q4_0) {
+	if (m <= qvl_gemm_blk.small_m_avx2 && wtype != QVL_DT_Q8_0 && wtype != QVL_DT_Q4_0) {
 		small_m(Y, ldy, X, ldx, W, wtype, ldw, bias, m, n, k);
 		return;
 	}

@@ -98,8 +98,8 @@ int main(void)
 		skip_all("no AVX2 level on this CPU");
 	diag("panel depth kc %zu, X block %zu bytes", qvl_gemm_blk.kc, qvl_gemm_blk.x_bytes);
 	/* every m > 1 through the packed kernel, not the streaming one */
-	size_t keep_sm = qvl_gemm_blk.small_m, keep_x = qvl_gemm_blk.x_bytes;
-	qvl_gemm_blk.small_m = 1;
+	size_t keep_sm = qvl_gemm_blk.small_m_avx2, keep_x = qvl_gemm_blk.x_bytes;
+	qvl_gemm_blk.small_m_avx2 = 1;
 	for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
 		enum qvl_dtype t = types[ti];
 		bool q = qvl_dtype_is_block(t);
@@ -119,23 +119,23 @@ int main(void)
 		   qvl_dtype_name(t), cases);
 	}
 	qvl_gemm_blk.x_bytes = keep_x;
-	/* 2..16 rows through the streaming kernel (W rows in tiles of 3, X
+	/* 2..64 rows through the streaming kernel (W rows in tiles of 3, X
 	 * rows of 4): every row and column remainder, k past and short of
 	 * its 64-byte steps */
-	qvl_gemm_blk.small_m = 16;
+	qvl_gemm_blk.small_m_avx2 = 64;
 	for (size_t ti = 0; ti < 3; ti++) {
 		enum qvl_dtype t = types[ti];
 		int bad = 0, cases = 0;
 
 		for (int c = 0; c < 30; c++) {
-			size_t m = c < 15 ? (size_t)c + 2 : urand(2, 16), n = urand(1, c % 4 ? 14 : 50);
+			size_t m = c < 15 ? (size_t)c + 2 : urand(2, 64), n = urand(1, c % 4 ? 14 : 50);
 			size_t k = urand(1, c % 2 ? 1300 : 100);
 			bad += check_shape(&K, t, m, n, k, k + urand(0, 3), c & 1, small_dot);
 			cases++;
 		}
-		ok(!bad, "avx2 matmul %s, m <= 16: %d ragged shapes bit-identical to the "
+		ok(!bad, "avx2 matmul %s, m <= 64: %d ragged shapes bit-identical to the "
 		   "8-lane fmaf order", qvl_dtype_name(t), cases);
 	}
-	qvl_gemm_blk.small_m = keep_sm;
+	qvl_gemm_blk.small_m_avx2 = keep_sm;
 	return done_testing();
 }

@@ -6,7 +6,7 @@
  *   finite garbage in the padding that must be ignored, and output columns
  *   past hv that must stay untouched;
  * - bit for bit the two f32 GEMMs it replaces (k->matmul at the AVX2 level,
- *   packed path: more queries than its small-m switch);
+ *   packed path, forced: small_m_avx2 = 1);
  * - within f32 rounding of a double reference on the original K and V
  *   rows (a layout mistake shared by kernel and ref is off by the size of
  *   the values themselves). */
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kern_impl.h"
 #include "kernels.h"
 #include "rng.h"
 #include "tap.h"
@@ -111,13 +112,17 @@ static double vcase_err(const struct vcase *c)
 }
 
 /* the GEMM path of src/vision.c on the same rows: S = Q·Kᵀ, S *= scale,
- * softmax, O = S·V (V transposed, as that path stores it) */
+ * softmax, O = S·V (V transposed, as that path stores it), both products
+ * on the packed kernel (the tile keeps its order; up to small_m_avx2 rows
+ * the products would stream W and sum in 8 lanes) */
 static void gemm_path(float *o, const struct vcase *c, const struct qvl_kernels *k)
 {
 	const size_t n = c->n, hv = c->hv, nq = c->nq;
 	const float scale = 1.0f / sqrtf((float)hv);
 	float *S = xmalloc(nq * n * sizeof(float)), *vt = xmalloc(hv * n * sizeof(float));
+	const size_t keep_sm = qvl_gemm_blk.small_m_avx2;
 
+	qvl_gemm_blk.small_m_avx2 = 1;
 	for (size_t j = 0; j < n; j++)
 		for (size_t d = 0; d < hv; d++)
 			vt[d * n + j] = c->v[j * hv + d];
@@ -128,6 +133,7 @@ static void gemm_path(float *o, const struct vcase *c, const struct qvl_kernels 
 		k->softmax(S + r * n, n);
 	}
 	k->matmul(o, c->ldo, S, n, vt, QVL_DT_F32, n, NULL, nq, hv, n);
+	qvl_gemm_blk.small_m_avx2 = keep_sm;
 	free(S), free(vt);
 }
 

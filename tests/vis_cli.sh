@@ -102,16 +102,18 @@ done
 # have 72): the AVX2 level's attention tile (vattn_f32.h) then reads V
 # panels of 16 values whose columns past 8 are pads the tower must have
 # zeroed, and must give the GEMM attention's bits (QVL_VIS_GEMM_ATTN=1)
-# where every block of 64 queries is whole (256 patches; the two paths
-# differ in the last bits of a last block of 16 or fewer).
+# where every block of 64 queries is whole (256 patches) and the products
+# take their packed kernel (QVL_GEMM_SMALL_M=1; blocks of up to 64 queries
+# would stream the weights and sum in another order).
 mkdir -p "$TMP/hv8" && cp "$MODEL"/* "$TMP/hv8/" &&
 	sed 's/"num_heads": *2\([^0-9]\)/"num_heads": 4\1/' "$MODEL/config.json" >"$TMP/hv8/config.json" &&
 	grep -q '"num_heads": 4' "$TMP/hv8/config.json"
 res $? "a copy of the tiny model with 4 vision heads of 8 values"
 for thr in 1 2; do
-	QVL_VIS_GEMM_ATTN=1 "$QVLCTL" embed-image --model "$TMP/hv8" --image "$G/grad_64x64.png" \
-		--precision exact --threads $thr -o "$TMP/g8.f32" >/dev/null 2>"$TMP/err" &&
-		"$QVLCTL" embed-image --model "$TMP/hv8" --image "$G/grad_64x64.png" \
+	QVL_GEMM_SMALL_M=1 QVL_VIS_GEMM_ATTN=1 "$QVLCTL" embed-image --model "$TMP/hv8" \
+		--image "$G/grad_64x64.png" --precision exact --threads $thr -o "$TMP/g8.f32" \
+		>/dev/null 2>"$TMP/err" &&
+		QVL_GEMM_SMALL_M=1 "$QVLCTL" embed-image --model "$TMP/hv8" --image "$G/grad_64x64.png" \
 			--precision exact --threads $thr -o "$TMP/t8.f32" >/dev/null 2>>"$TMP/err" &&
 		cmp -s "$TMP/g8.f32" "$TMP/t8.f32"
 	res $? "heads of 8, $thr thread(s): the attention tile gives the GEMM attention's bits"
