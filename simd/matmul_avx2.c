@@ -121,6 +121,26 @@ static T256 void matvec(float *y, const float *x, const void *W, enum qvl_dtype 
  * (docs/todo-avx2host.md). Every output is one FMA chain over k in order
  * from zero, then v8_hsum: the same bits as the 4x2 tile. W is prefetched
  * (T1) pfd bytes ahead, once per 64 bytes of each row. */
+/* One step of small_tile(): the e (<= 8) values at u of each W row widened
+ * once, then one FMA per X row and W row (e == 8: no masks, the main loop) */
+static inline __attribute__((always_inline)) T256 void
+small_step(const int mx, const int nw, const enum qvl_dtype t, __m256 acc[3][4], const float *X,
+	   size_t ldx, const uint8_t *w[3], size_t u, size_t e)
+{
+	__m256 wv[3];
+
+#pragma GCC unroll 3
+	for (int c = 0; c < nw; c++)
+		wv[c] = v8_load(w[c], t, u, e);
+#pragma GCC unroll 4
+	for (int r = 0; r < mx; r++) {
+		__m256 xv = v8_loadf(X + r * ldx + u, e);
+#pragma GCC unroll 3
+		for (int c = 0; c < nw; c++)
+			acc[c][r] = _mm256_fmadd_ps(wv[c], xv, acc[c][r]);
+	}
+}
+
 static inline __attribute__((always_inline)) T256 void
 small_tile(const int mx, const int nw, const enum qvl_dtype t, float out[12], const float *X,
 	   size_t ldx, const uint8_t *w[3], size_t k, size_t pfd)
@@ -139,34 +159,11 @@ small_tile(const int mx, const int nw, const enum qvl_dtype t, float out[12], co
 		for (int c = 0; c < nw; c++)
 			_mm_prefetch((const char *)(w[c] + es * i + pfd), _MM_HINT_T1);
 #pragma GCC unroll 4
-		for (size_t u = i; u < i + line; u += 8) {
-			__m256 wv[3];
-#pragma GCC unroll 3
-			for (int c = 0; c < nw; c++)
-				wv[c] = v8_load(w[c], t, u, 8);
-#pragma GCC unroll 4
-			for (int r = 0; r < mx; r++) {
-				__m256 xv = _mm256_loadu_ps(X + r * ldx + u);
-#pragma GCC unroll 3
-				for (int c = 0; c < nw; c++)
-					acc[c][r] = _mm256_fmadd_ps(wv[c], xv, acc[c][r]);
-			}
-		}
+		for (size_t u = i; u < i + line; u += 8)
+			small_step(mx, nw, t, acc, X, ldx, w, u, 8);
 	}
-	for (; i < k; i += 8) {
-		size_t e = k - i < 8 ? k - i : 8;
-		__m256 wv[3];
-#pragma GCC unroll 3
-		for (int c = 0; c < nw; c++)
-			wv[c] = v8_load(w[c], t, i, e);
-#pragma GCC unroll 4
-		for (int r = 0; r < mx; r++) {
-			__m256 xv = v8_loadf(X + r * ldx + i, e);
-#pragma GCC unroll 3
-			for (int c = 0; c < nw; c++)
-				acc[c][r] = _mm256_fmadd_ps(wv[c], xv, acc[c][r]);
-		}
-	}
+	for (; i < k; i += 8)
+		small_step(mx, nw, t, acc, X, ldx, w, i, k - i < 8 ? k - i : 8);
 #pragma GCC unroll 3
 	for (int c = 0; c < nw; c++)
 #pragma GCC unroll 4
