@@ -174,7 +174,9 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
 /* Default of qvl_gemm_blk.qdec_streams: far-apart row streams of a
  * repacked decode call (qdot_x8_act.h). 4 with 512-row calls (SHARE_CHUNK_Q,
  * src/forward.c): q4_0 decode 35.6 -> 40.8 tok/s, q8_0 at avx2 22.7 -> 25.3
- * (alternated, quiet, tenth session; docs/status.md). */
+ * (alternated, quiet, tenth session; docs/status.md). The AVX2 Q6_K decode
+ * too: the q4_k_m logits 0.86x the time of one stream with its prefetch
+ * (twenty-third session, Zen 3; docs/todo-avx2host.md). */
 #define QVL_QDEC_STREAMS 4
 
 /* Default of qvl_gemm_blk.qdec_pf: the Q4_0_X8 decode's software prefetch
@@ -182,7 +184,9 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
  * probe, and a load-only twin of its accesses no faster (docs/todo-qload.md):
  * the hardware prefetcher alone keeps too few lines in flight. 2 KiB ahead
  * (T0): +10-11 % q4_0 decode tok/s in the quiet rounds, alternated; 512 and
- * 4096 lost. The K types and Q8_0 gained nothing measurable. */
+ * 4096 lost. The K types and Q8_0 gained nothing measurable, except Q6_K
+ * read in one stream (its 512-bit decode; at AVX2 with QVL_QDECODE_STREAMS
+ * 1): beside 4 streams it lost. */
 #define QVL_QDEC_PF 2048
 
 /* Default of qvl_gemm_blk.bf16p_pf: the bf16 panel matvec's (bp_matvec)

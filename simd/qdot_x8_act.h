@@ -92,7 +92,7 @@ static QD_T void QD_FN(x8_run)(float *Y, size_t ldy, const uint8_t *xa, const vo
 	if (t == QVL_DT_Q4_K_X8)
 		qk_run(Y, ldy, xa, xo, W, ldw, m, n, k, S);
 	else if (t == QVL_DT_Q6_K_X8)
-		q6x_run(Y, ldy, xa, W, ldw, m, n, k);
+		q6x_run(Y, ldy, xa, W, ldw, m, n, k, S);
 	else if (t == QVL_DT_Q8_0_X8)
 		q8x_run(Y, ldy, xa, W, ldw, m, n, k, scr, S);
 	else

@@ -11,7 +11,8 @@
  *
  * One routine serves decode (m == 1: RX = 1) and prefill (RX activation
  * rows per pass over a group's blocks, which stay in L1 between passes),
- * reading the group in address order. Per unit (32 values of 8 rows, 192
+ * reading the group in address order; at AVX2 the decode reads G groups
+ * far apart in turn (X8_DECODE's streams, q6x_rows_ymm). Per unit (32 values of 8 rows, 192
  * bytes): 3 loads, the three planes' low 6 bits by one AND each, vector 3
  * from their top bits by 3 shifts, 2 bit selects (vpternlogd; AVX2: ANDs and
  * ORs) and one AND; per activation row, one vpmaddubsw per 8 rows x 8 quants
@@ -19,8 +20,9 @@
  * (2 x 2 x 63 x 127 < 2^15), one 16-bit multiply-add with the rows' scale
  * words (sc[a], sc[b]) per two (VNNI: vpdpwssd), and the offset as one more
  * multiply-add of the scale words with (-16 s_a, -16 s_b) in each of a
- * row's two 32-bit lanes (AVX2: once a unit for the 8 rows). Per block: the two lanes of each row added, one
- * int-to-float conversion and one multiply-add for 8 rows. */
+ * row's two 32-bit lanes (AVX2: once a unit for the 8 rows). Per block:
+ * the two lanes of each row added, one int-to-float conversion and one
+ * multiply-add for 8 rows. */
 #ifndef QVL_QDOT_X8_Q6K_H
 #define QVL_QDOT_X8_Q6K_H
 
@@ -136,59 +138,65 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
  * the 8 rows once a unit (dword r: row r) instead of in each half's lanes:
  * it was ALU-bound (3 rows a pass gained nothing); 2 rows of 16, one
  * thread, the groups in L2, 146-150 -> 167-168 GOP/s, one row 105 -> 115
- * (docs/todo-qbatch.md). pf (qk_pf: a decode's first pass) prefetches each
- * block pf bytes ahead: on an AVX2-only Zen 3 the one stream ran at 0.45
- * of the kernel's rate in cache, and the q4_k_m logits (Q6_K) took ~10 %
- * less time with 2 KiB (docs/todo-avx2host.md). */
-Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, size_t xrow,
-		      size_t nb, float *y, size_t ldy, size_t pf)
+ * (docs/todo-qbatch.md).
+ *
+ * One block (index i) of G groups (gs bytes apart) against RX activation
+ * rows (xrow blocks apart): acc[g * RX + q] += the 8 rows' products. A
+ * prefill pass is one group (G 1); the decode is one row against G far
+ * streams (X8_DECODE), their loads in turn a unit half (96 bytes) at a
+ * time, as the Q4_K decode's (docs/todo-avx2host.md). Each group's sums
+ * and float steps are the same whatever G. */
+Q6X_INL void q6x_blk_ymm(const int G, const int RX, const uint8_t *b, size_t gs,
+			 const struct qvl_q8k *x, size_t xrow, size_t i, __m256 *acc)
 {
 	const __m256i top = _mm256_set1_epi8((char)0xc0);
 	const __m256i dup[2] = {_mm256_set_epi32(3, 3, 2, 2, 1, 1, 0, 0),
 				_mm256_set_epi32(7, 7, 6, 6, 5, 5, 4, 4)};
-	__m256 acc[2];
+	__m256i is[4][2][2], off[4][2];
 
-#pragma GCC unroll 2
-	for (int q = 0; q < RX; q++)
-		acc[q] = _mm256_setzero_ps();
-	for (size_t i = 0; i < nb; i++) {
-		const uint8_t *b = g + i * QVL_Q6X_BLK;
-		__m256i is[2][2], off[2];
-		qvl_qdec_pf(b, QVL_Q6X_BLK, pf);
+#pragma GCC unroll 4
+	for (int g = 0; g < G; g++)
 #pragma GCC unroll 2
 		for (int q = 0; q < RX; q++)
-			is[q][0] = is[q][1] = off[q] = _mm256_setzero_si256();
-		for (int u = 0; u < 8; u++) {
-			const uint8_t *pl = b + 144 + 192 * u;
-			__m256i sc8 = _mm256_cvtepi8_epi16(
-			    _mm_loadu_si128((const __m128i *)(b + 16 + 16 * u)));
+			is[g][q][0] = is[g][q][1] = off[g][q] = _mm256_setzero_si256();
+	for (int u = 0; u < 8; u++) {
+		__m256i sc8[4];
+#pragma GCC unroll 4
+		for (int g = 0; g < G; g++) {
+			sc8[g] = _mm256_cvtepi8_epi16(
+			    _mm_loadu_si128((const __m128i *)(b + g * gs + 16 + 16 * u)));
 			/* the offset of the 8 rows (dword r: row r), once a unit */
 #pragma GCC unroll 2
 			for (int q = 0; q < RX; q++)
-				off[q] = _mm256_add_epi32(
-				    off[q], _mm256_madd_epi16(sc8, _mm256_set1_epi32(q6x_ld4(
-								       x[q * xrow + i].bsum + 2 * u))));
+				off[g][q] = _mm256_add_epi32(
+				    off[g][q],
+				    _mm256_madd_epi16(sc8[g], _mm256_set1_epi32(q6x_ld4(
+								  x[q * xrow + i].bsum + 2 * u))));
+		}
 #pragma GCC unroll 2
-			for (int h = 0; h < 2; h++) {
+		for (int h = 0; h < 2; h++)
+#pragma GCC unroll 4
+			for (int g = 0; g < G; g++) {
+				const uint8_t *pl = b + g * gs + 144 + 192 * u;
 				__m256i p0 = _mm256_loadu_si256((const __m256i *)(pl + 32 * h)),
-					p1 =
-					    _mm256_loadu_si256((const __m256i *)(pl + 64 + 32 * h)),
+					p1 = _mm256_loadu_si256(
+					    (const __m256i *)(pl + 64 + 32 * h)),
 					p2 = _mm256_loadu_si256(
 					    (const __m256i *)(pl + 128 + 32 * h));
-				__m256i sc = _mm256_permutevar8x32_epi32(sc8, dup[h]), v[4];
+				__m256i sc = _mm256_permutevar8x32_epi32(sc8[g], dup[h]), v[4];
 				/* each byte's top 2 bits, shifted within its 16-bit
 				 * word: nothing crosses into the other byte */
 				v[3] = _mm256_or_si256(
-				    _mm256_or_si256(_mm256_srli_epi16(_mm256_and_si256(p0, top), 6),
-						    _mm256_srli_epi16(_mm256_and_si256(p1, top), 4)),
+				    _mm256_or_si256(
+					_mm256_srli_epi16(_mm256_and_si256(p0, top), 6),
+					_mm256_srli_epi16(_mm256_and_si256(p1, top), 4)),
 				    _mm256_srli_epi16(_mm256_and_si256(p2, top), 2));
 				v[0] = _mm256_andnot_si256(top, p0);
 				v[1] = _mm256_andnot_si256(top, p1);
 				v[2] = _mm256_andnot_si256(top, p2);
 #pragma GCC unroll 2
 				for (int q = 0; q < RX; q++) {
-					const struct qvl_q8k *xb = x + q * xrow + i;
-					const int8_t *xu = xb->q + 32 * u;
+					const int8_t *xu = x[q * xrow + i].q + 32 * u;
 					__m256i s01 = _mm256_add_epi16(
 					    _mm256_maddubs_epi16(v[0],
 								 _mm256_set1_epi64x(q6x_ld8(xu))),
@@ -199,29 +207,73 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
 						v[2], _mm256_set1_epi64x(q6x_ld8(xu + 16))),
 					    _mm256_maddubs_epi16(
 						v[3], _mm256_set1_epi64x(q6x_ld8(xu + 24))));
-					is[q][h] = _mm256_add_epi32(
-					    is[q][h], _mm256_add_epi32(_mm256_madd_epi16(s01, sc),
-								       _mm256_madd_epi16(s23, sc)));
+					is[g][q][h] = _mm256_add_epi32(
+					    is[g][q][h],
+					    _mm256_add_epi32(_mm256_madd_epi16(s01, sc),
+							     _mm256_madd_epi16(s23, sc)));
 				}
 			}
-		}
-		__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
+	}
+#pragma GCC unroll 4
+	for (int g = 0; g < G; g++) {
+		__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + g * gs)));
 #pragma GCC unroll 2
 		for (int q = 0; q < RX; q++) {
 			/* pairs of lanes: rows 0 1 4 5 | 2 3 6 7, then in order */
-			__m256i s =
-			    _mm256_permute4x64_epi64(_mm256_hadd_epi32(is[q][0], is[q][1]), 0xd8);
-			/* bsum holds -16 s_j: twice it is the -32 s_j of the offset
-			 * (the 512-bit form adds it in both lanes of a row) */
-			s = _mm256_add_epi32(s, _mm256_slli_epi32(off[q], 1));
-			acc[q] = _mm256_fmadd_ps(
-			    _mm256_cvtepi32_ps(s),
-			    _mm256_mul_ps(dw, _mm256_set1_ps(x[q * xrow + i].d)), acc[q]);
+			__m256i s = _mm256_permute4x64_epi64(
+			    _mm256_hadd_epi32(is[g][q][0], is[g][q][1]), 0xd8);
+			/* bsum holds -16 s_j: twice it is the -32 s_j of the
+			 * offset (the 512-bit form adds it in both lanes of a
+			 * row) */
+			s = _mm256_add_epi32(s, _mm256_slli_epi32(off[g][q], 1));
+			acc[g * RX + q] =
+			    _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
+					    _mm256_mul_ps(dw, _mm256_set1_ps(x[q * xrow + i].d)),
+					    acc[g * RX + q]);
 		}
+	}
+}
+
+/* RX activation rows (xrow blocks apart) x the group of 8 rows at g. pf
+ * (qk_pf: a decode's first pass) prefetches each block pf bytes ahead: on
+ * an AVX2-only Zen 3 one stream ran at 0.45 of the kernel's rate in
+ * cache, and the q4_k_m logits (Q6_K) took ~10 % less time with 2 KiB
+ * (docs/todo-avx2host.md). */
+Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, size_t xrow,
+		      size_t nb, float *y, size_t ldy, size_t pf)
+{
+	__m256 acc[2];
+
+#pragma GCC unroll 2
+	for (int q = 0; q < RX; q++)
+		acc[q] = _mm256_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		const uint8_t *b = g + i * QVL_Q6X_BLK;
+
+		qvl_qdec_pf(b, QVL_Q6X_BLK, pf);
+		q6x_blk_ymm(1, RX, b, 0, x, xrow, i, acc);
 	}
 #pragma GCC unroll 2
 	for (int q = 0; q < RX; q++)
 		_mm256_storeu_ps(y + q * ldy, acc[q]);
+}
+
+/* X8_DECODE's kernel: G groups (gs bytes apart; outputs ys apart) against
+ * one activation row. Without a prefetch: beside the G streams it lost
+ * (q4_k_m logits over gate/up 0.79 against 0.65 without, 4 streams). */
+Q6X_INL void q6x_rows_ymm(const int G, const uint8_t *w, size_t gs, const struct qvl_q8k *x,
+			  size_t nb, float *y, size_t ys)
+{
+	__m256 acc[4];
+
+#pragma GCC unroll 4
+	for (int g = 0; g < G; g++)
+		acc[g] = _mm256_setzero_ps();
+	for (size_t i = 0; i < nb; i++)
+		q6x_blk_ymm(G, 1, w + i * QVL_Q6X_BLK, gs, x, 0, i, acc);
+#pragma GCC unroll 4
+	for (int g = 0; g < G; g++)
+		_mm256_storeu_ps(y + g * ys, acc[g]);
 }
 #define Q6X_RX 2
 #endif
@@ -229,7 +281,7 @@ Q6X_INL void q6x_tile(const int RX, const uint8_t *g, const struct qvl_q8k *x, s
 /* Q6_K_X8 on the prepared activation (qdot_x8_act.h: the rows quantized
  * and rearranged by q6x_act) */
 Q6X_INL void q6x_run(float *Y, size_t ldy, const uint8_t *xa, const uint8_t *w, size_t ldw,
-		     size_t m, size_t n, size_t k)
+		     size_t m, size_t n, size_t k, int S)
 {
 	size_t nb = k / 256, wrow = ldw / 256 * 210, rb = qvl_qdot_act_bytes(QVL_DT_Q6_K, k);
 	const struct qvl_q8k *xq = (const struct qvl_q8k *)(const void *)xa;
@@ -237,6 +289,17 @@ Q6X_INL void q6x_run(float *Y, size_t ldy, const uint8_t *xa, const uint8_t *w, 
 	 * groups pass over them */
 	size_t mc = (256 << 10) / rb;
 
+#if !QD_VNNI
+	/* decode, S far streams: the q4_k_m logits (Q6_K) over its gate/up
+	 * (Q4_K) 0.59 against 0.69 with one stream and its prefetch, medians
+	 * of 8 alternated rounds on a Zen 3 (docs/todo-avx2host.md) */
+	if (m == 1 && S > 1) {
+		X8_DECODE(q6x_rows_ymm, S, w, wrow, n, Y, xq, nb);
+		return;
+	}
+#else
+	(void)S;
+#endif
 	mc = mc < Q6X_RX ? Q6X_RX : mc;
 	for (size_t i0 = 0; i0 < m; i0 += mc) {
 		size_t i1 = i0 + mc < m ? i0 + mc : m;

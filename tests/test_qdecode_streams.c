@@ -24,8 +24,9 @@
  * fewer groups than streams, ldw > k). Q4_K_X8's decode reads its streams
  * a line at a time in turn (simd/qdot_x8_q4k.h qk_zx_rows, qk_rows_ymm
  * with G groups; docs/todo-qk4s.md), so its 1 to 4 streams are different
- * code over the same sums; Q6_K_X8 reads one stream (docs/todo-kstream.md)
- * and is in the test so that streams added to it must keep the bits. */
+ * code over the same sums; Q6_K_X8's AVX2 decode reads its streams a unit
+ * half (96 bytes) at a time in turn (simd/qdot_x8_q6k.h q6x_rows_ymm), its
+ * 512-bit one reads one stream (docs/todo-kstream.md). */
 #include "config.h"
 
 #include "kern_impl.h"
