@@ -9,19 +9,19 @@
  * words interleaved) and the 16 sub-block sums replaced by -16 s_j (16 x
  * 2032 < 2^15).
  *
- * One routine serves decode (m == 1: RX = 1) and prefill (RX activation
- * rows per pass over a group's blocks, which stay in L1 between passes),
- * reading the group in address order; at AVX2 the decode reads G groups
- * far apart in turn (X8_DECODE's streams, q6x_rows_ymm). Per unit (32 values of 8 rows, 192
- * bytes): 3 loads, the three planes' low 6 bits by one AND each, vector 3
- * from their top bits by 3 shifts, 2 bit selects (vpternlogd; AVX2: ANDs and
- * ORs) and one AND; per activation row, one vpmaddubsw per 8 rows x 8 quants
- * against a broadcast 8-byte activation word, two such int16 results added
- * (2 x 2 x 63 x 127 < 2^15), one 16-bit multiply-add with the rows' scale
- * words (sc[a], sc[b]) per two (VNNI: vpdpwssd), and the offset as one more
- * multiply-add of the scale words with (-16 s_a, -16 s_b) in each of a
- * row's two 32-bit lanes (AVX2: once a unit for the 8 rows). Per block:
- * the two lanes of each row added, one int-to-float conversion and one
+ * One routine serves decode (m == 1: RX = 1) and prefill (RX activation rows
+ * per pass over a group's blocks, which stay in L1 between passes), reading
+ * the group in address order; at AVX2 the decode reads G groups far apart in
+ * turn (X8_DECODE's streams, q6x_rows_ymm). Per unit (32 values of 8 rows,
+ * 192 bytes): 3 loads, the three planes' low 6 bits by one AND each, vector
+ * 3 from their top bits by 3 shifts, 2 bit selects (vpternlogd; AVX2: ANDs
+ * and ORs) and one AND; per activation row, one vpmaddubsw per 8 rows x 8
+ * quants against a broadcast 8-byte activation word, two such int16 results
+ * added (2 x 2 x 63 x 127 < 2^15), one 16-bit multiply-add with the rows'
+ * scale words (sc[a], sc[b]) per two (VNNI: vpdpwssd), and the offset as one
+ * more multiply-add of the scale words with (-16 s_a, -16 s_b) in each of a
+ * row's two 32-bit lanes (AVX2: once a unit for the 8 rows). Per block: the
+ * two lanes of each row added, one int-to-float conversion and one
  * multiply-add for 8 rows. */
 #ifndef QVL_QDOT_X8_Q6K_H
 #define QVL_QDOT_X8_Q6K_H
@@ -179,8 +179,8 @@ Q6X_INL void q6x_blk_ymm(const int G, const int RX, const uint8_t *b, size_t gs,
 			for (int g = 0; g < G; g++) {
 				const uint8_t *pl = b + g * gs + 144 + 192 * u;
 				__m256i p0 = _mm256_loadu_si256((const __m256i *)(pl + 32 * h)),
-					p1 = _mm256_loadu_si256(
-					    (const __m256i *)(pl + 64 + 32 * h)),
+					p1 =
+					    _mm256_loadu_si256((const __m256i *)(pl + 64 + 32 * h)),
 					p2 = _mm256_loadu_si256(
 					    (const __m256i *)(pl + 128 + 32 * h));
 				__m256i sc = _mm256_permutevar8x32_epi32(sc8[g], dup[h]), v[4];
@@ -226,10 +226,9 @@ Q6X_INL void q6x_blk_ymm(const int G, const int RX, const uint8_t *b, size_t gs,
 			 * offset (the 512-bit form adds it in both lanes of a
 			 * row) */
 			s = _mm256_add_epi32(s, _mm256_slli_epi32(off[g][q], 1));
-			acc[g * RX + q] =
-			    _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
-					    _mm256_mul_ps(dw, _mm256_set1_ps(x[q * xrow + i].d)),
-					    acc[g * RX + q]);
+			acc[g * RX + q] = _mm256_fmadd_ps(
+			    _mm256_cvtepi32_ps(s),
+			    _mm256_mul_ps(dw, _mm256_set1_ps(x[q * xrow + i].d)), acc[g * RX + q]);
 		}
 	}
 }
