@@ -112,15 +112,6 @@ static T256 void matvec(float *y, const float *x, const void *W, enum qvl_dtype 
 
 /* ---- small m: a few rows of X against streamed W ------------------- */
 
-/* Up to 4 rows of X against up to 3 W rows (nw): 12 accumulators, the nw
- * widened W vectors and one X vector fill the 16 ymm registers. Each 8
- * weights are widened once for every X row and each X vector loaded once
- * for the nw W rows. The 4x2 tile it replaces (8 accumulators) ran at
- * ~0.35-0.5 of the FMA peak with X and W in L1 on a Zen 3: 4 X loads and
- * 2 widenings per 8 FMAs; this one 12 FMAs for 4 X loads and 3 widenings
- * (docs/todo-avx2host.md). Every output is one FMA chain over k in order
- * from zero, then v8_hsum: the same bits as the 4x2 tile. W is prefetched
- * (T1) pfd bytes ahead, once per 64 bytes of each row. */
 /* One step of small_tile(): the e (<= 8) values at u of each W row widened
  * once, then one FMA per X row and W row (e == 8: no masks, the main loop) */
 static inline __attribute__((always_inline)) T256 void
@@ -141,6 +132,15 @@ small_step(const int mx, const int nw, const enum qvl_dtype t, __m256 acc[3][4],
 	}
 }
 
+/* Up to 4 rows of X against up to 3 W rows (nw): 12 accumulators, the nw
+ * widened W vectors and one X vector fill the 16 ymm registers. Each 8
+ * weights are widened once for every X row and each X vector loaded once
+ * for the nw W rows. The 4x2 tile it replaces (8 accumulators) ran at
+ * ~0.35-0.5 of the FMA peak with X and W in L1 on a Zen 3: 4 X loads and
+ * 2 widenings per 8 FMAs; this one 12 FMAs for 4 X loads and 3 widenings
+ * (docs/todo-avx2host.md). Every output is one FMA chain over k in order
+ * from zero, then v8_hsum: the same bits as the 4x2 tile. W is prefetched
+ * (T1) pfd bytes ahead, once per 64 bytes of each row. */
 static inline __attribute__((always_inline)) T256 void
 small_tile(const int mx, const int nw, const enum qvl_dtype t, float out[12], const float *X,
 	   size_t ldx, const uint8_t *w[3], size_t k, size_t pfd)

@@ -282,11 +282,8 @@ Q6X_INL void q6x_rows_ymm(const int G, const uint8_t *w, size_t gs, const struct
 Q6X_INL void q6x_run(float *Y, size_t ldy, const uint8_t *xa, const uint8_t *w, size_t ldw,
 		     size_t m, size_t n, size_t k, int S)
 {
-	size_t nb = k / 256, wrow = ldw / 256 * 210, rb = qvl_qdot_act_bytes(QVL_DT_Q6_K, k);
+	size_t nb = k / 256, wrow = ldw / 256 * 210;
 	const struct qvl_q8k *xq = (const struct qvl_q8k *)(const void *)xa;
-	/* activation rows per chunk: the chunk's rows stay in L2 while the
-	 * groups pass over them */
-	size_t mc = (256 << 10) / rb;
 
 #if !QD_VNNI
 	/* decode, S far streams: the q4_k_m logits (Q6_K) over its gate/up
@@ -299,6 +296,10 @@ Q6X_INL void q6x_run(float *Y, size_t ldy, const uint8_t *xa, const uint8_t *w, 
 #else
 	(void)S;
 #endif
+	/* activation rows per chunk: the chunk's rows stay in L2 while the
+	 * groups pass over them */
+	size_t mc = (256 << 10) / qvl_qdot_act_bytes(QVL_DT_Q6_K, k);
+
 	mc = mc < Q6X_RX ? Q6X_RX : mc;
 	for (size_t i0 = 0; i0 < m; i0 += mc) {
 		size_t i1 = i0 + mc < m ? i0 + mc : m;
