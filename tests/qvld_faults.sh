@@ -45,20 +45,38 @@ st=$?
 res $? "a second daemon on the same socket refuses (exit $st)"
 
 gen --prompt "warm up" --max-tokens 4 >/dev/null 2>&1
+# the daemon maps memfds only for clients, and frees a client when its last
+# request lets go, after the disconnect: wait until none is left (the warm-up
+# and start_qvld's status probes) so the base counts no client
+no_client() { [ "$(memfds)" = 0 ]; }
+wait_for no_client
 base_fd=$(fds)
 base_mem=$(memfds)
+# the inode of a client's memfd, as the client maps it (the daemon maps the
+# same file): a count alone could see another client's memory come and go
+client_ino() { awk '/memfd:qvl-client/ { print $5; exit }' "/proc/$1/maps" 2>/dev/null; }
+daemon_maps() { awk -v i="$1" '$5 == i && /memfd:/ { f = 1 } END { exit !f }' "/proc/$QPID/maps"; }
+has_memfd() { [ -n "$(client_ino "$1")" ]; }
+unmapped() { ! daemon_maps "$1"; }
 ok=0
 seen=0
+inos=
 for k in 1 2 3 4 5; do
 	stream_client "$TMP/k$k.out" || ok=1
 	# the measure sees a live client's memory (else "returns" proves nothing)
-	[ "$(memfds)" -gt "$base_mem" ] && seen=$((seen + 1))
+	ino=$(client_ino "$CPID")
+	[ -n "$ino" ] && daemon_maps "$ino" && seen=$((seen + 1)) && inos="$inos $ino"
 	kill -9 "$CPID" 2>/dev/null
 	wait "$CPID" 2>/dev/null
 done
 [ $seen = 5 ] || ok=1
 res $ok "5 clients killed with SIGKILL mid-stream (their memfd was mapped in the daemon: $seen/5)"
-wait_for sh -c "[ \$(ls /proc/$QPID/fd | wc -l) -le $base_fd ] && [ \$(grep -c memfd: /proc/$QPID/maps) -le $base_mem ]"
+gone() {
+	[ "$(fds)" -le "$base_fd" ] && [ "$(memfds)" -le "$base_mem" ] || return 1
+	for i in $inos; do daemon_maps "$i" && return 1; done
+	return 0
+}
+wait_for gone
 res $? "their memory is reclaimed: fds $(fds) (were $base_fd), memfd maps $(memfds) (were $base_mem)"
 gen --prompt "still there?" --max-tokens 4 >/dev/null 2>&1
 res $? "the daemon still serves after the killed clients"
@@ -111,17 +129,22 @@ res $? "the stale socket is detected and replaced"
 # reclaimed at once, while the running request goes on
 stream_client "$TMP/a.out"
 APID=$CPID
-mem_a=$(memfds)
 "$QVLCTL" --socket "$SOCK" generate --prompt "queued" --max-tokens 8 >/dev/null 2>&1 &
 BPID=$!
-wait_for sh -c "[ \$(grep -c memfd: /proc/$QPID/maps) -gt $mem_a ]"
+wait_for sh -c "timeout 5 '$QVLCTL' --socket '$SOCK' stats | grep -q '^queued: 1'"
+[ $? = 0 ] && queued=yes || queued=no
+wait_for has_memfd "$BPID"
+ino_b=$(client_ino "$BPID")
+[ -n "$ino_b" ] && daemon_maps "$ino_b"
+mapped=$?
 kill -9 "$BPID" 2>/dev/null
 wait "$BPID" 2>/dev/null
-wait_for sh -c "[ \$(grep -c memfd: /proc/$QPID/maps) -le $mem_a ]"
+wait_for unmapped "$ino_b"
 r=$?
 kill -0 "$APID" 2>/dev/null
 alive=$?
-res $(( r + alive )) "a queued client killed: its memory is reclaimed while another request runs ($r, $alive, $mem_a -> $(memfds))"
+[ $queued = yes ]
+res $(($? + mapped + r + alive)) "a queued client killed: its memory is reclaimed while another request runs (queued: $queued; mapped $mapped, reclaimed $r, the other alive $alive)"
 [ $alive = 0 ] || tail -c 300 "$TMP/a.out" | sed "s/^/# /"
 kill -9 "$APID" 2>/dev/null
 wait "$APID" 2>/dev/null
