@@ -20,6 +20,7 @@ struct qvl_gemm_blocking qvl_gemm_blk = {
     .x_bytes = 4 << 20,
     .qdec_streams = QVL_QDEC_STREAMS,
     .qdec_pf = QVL_QDEC_PF,
+    .qdec_pf1 = QVL_QDEC_PF,
     .bf16p_pf = QVL_BF16P_PF,
 };
 
@@ -94,9 +95,13 @@ static void blocking_init(void)
 	 * whole 16-row groups, so never 0 = not set) */
 	if (qvl_env_uint("QVL_QDECODE_ROWS", 16, 8192, &sm))
 		qvl_gemm_blk.qdec_rows = (size_t)sm & ~(size_t)15;
-	/* QVL_QDECODE_PF: the Q4_0_X8 decode's prefetch distance, 0 none */
+	/* the one-row Q4_0_X8 decode prefetches only where the CPU has
+	 * AVX-512 (kern_impl.h QVL_QDEC_PF1_AVX2) */
+	if (qvl_simd_detect() < QVL_SIMD_AVX512)
+		qvl_gemm_blk.qdec_pf1 = QVL_QDEC_PF1_AVX2;
+	/* QVL_QDECODE_PF: the quantized decodes' prefetch distance, 0 none */
 	if (qvl_env_uint("QVL_QDECODE_PF", 0, 1 << 20, &sm))
-		qvl_gemm_blk.qdec_pf = (size_t)sm;
+		qvl_gemm_blk.qdec_pf = qvl_gemm_blk.qdec_pf1 = (size_t)sm;
 	/* QVL_BF16P_PF: the bf16 panel matvec's prefetch distance, 0 none */
 	if (qvl_env_uint("QVL_BF16P_PF", 0, 1 << 20, &sm))
 		qvl_gemm_blk.bf16p_pf = (size_t)sm;

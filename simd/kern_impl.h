@@ -179,8 +179,9 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
  * (twenty-third session, Zen 3; docs/todo-avx2host.md). */
 #define QVL_QDEC_STREAMS 4
 
-/* Default of qvl_gemm_blk.qdec_pf: the Q4_0_X8 decode's software prefetch
- * distance on each stream. Its streams ran at 0.75-0.85 of the bandwidth
+/* Default of qvl_gemm_blk.qdec_pf (and of qdec_pf1 on an AVX-512 CPU): the
+ * Q4_0_X8 decode's software prefetch distance on each stream, measured on
+ * a Zen 5. Its streams ran at 0.75-0.85 of the bandwidth
  * probe, and a load-only twin of its accesses no faster (docs/todo-qload.md):
  * the hardware prefetcher alone keeps too few lines in flight. 2 KiB ahead
  * (T0): +10-11 % q4_0 decode tok/s in the quiet rounds, alternated; 512 and
@@ -188,6 +189,17 @@ void qvl_matmul_bf16dot_avx512(float *Y, size_t ldy, const float *X, size_t ldx,
  * read in one stream (its 512-bit decode; at AVX2 with QVL_QDECODE_STREAMS
  * 1): beside 4 streams it lost. */
 #define QVL_QDEC_PF 2048
+
+/* Default of qvl_gemm_blk.qdec_pf1, the one-row Q4_0_X8 decode's distance
+ * (qx_rows_ymm; the batches' first passes keep qdec_pf): QVL_QDEC_PF where
+ * the CPU has AVX-512 (the Zen 5 gain above), none elsewhere. On a Zen 3
+ * (AVX2 only) the prefetch cost the q4_0 decode's Q4_0 stage a fifth of
+ * its time: gate/up over the logits (Q6_K, no prefetch) 1.74-1.88 with it,
+ * 1.33-1.55 without, 6 alternated rounds, lower in all 6; the harness's
+ * Q4_0_X8 stream rate over Q8_0_X8's 0.74 against 0.92 (twenty-fourth
+ * session, docs/todo-avx2host.md). Batches of 4 and 16 were even or
+ * better with it there, so only the one-row decode drops it. */
+#define QVL_QDEC_PF1_AVX2 0
 
 /* Default of qvl_gemm_blk.bf16p_pf: the bf16 panel matvec's (bp_matvec)
  * prefetch distance on each of its 4 panel streams, NTA. 1 KiB ahead: +7-13
@@ -213,9 +225,13 @@ struct qvl_gemm_blocking {
 	 * multiple of 16); 0: not set, src/forward.c's share_chunk()
 	 * picks (kernels.h qvl_qdecode_rows()) */
 	size_t qdec_rows;
-	/* bytes ahead of each stream the Q4_0_X8 decode prefetches
-	 * (QVL_QDECODE_PF, benchmarks; 0: none) */
+	/* bytes ahead of each stream the Q4_0_X8, Q8_0_X8, Q4_K_X8 and
+	 * Q6_K_X8 small-m passes prefetch (QVL_QDECODE_PF, benchmarks; 0:
+	 * none) */
 	size_t qdec_pf;
+	/* the same for the one-row Q4_0_X8 decode (QVL_QDECODE_PF sets both;
+	 * default by host, QVL_QDEC_PF1_AVX2) */
+	size_t qdec_pf1;
 	/* bytes ahead of each panel stream the bf16 panel matvec
 	 * prefetches (QVL_BF16P_PF, benchmarks; 0: none) */
 	size_t bf16p_pf;

@@ -129,7 +129,7 @@ QX_INL void qx_rows_ymm(const int G, const uint8_t *w, size_t gs, const struct q
 			const struct qx_act *x, size_t nb, float *y, size_t ys)
 {
 	const __m256i f = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1);
-	const size_t pf = qvl_gemm_blk.qdec_pf; /* not re-read per block */
+	const size_t pf = qvl_gemm_blk.qdec_pf1; /* not re-read per block */
 	__m256 acc[QX_GMAX];
 
 #pragma GCC unroll 4
