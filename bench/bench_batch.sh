@@ -15,7 +15,7 @@
 # bench/bench_batch_llama.py, and both aggregates are printed side by side.
 # Without them that part says so and is skipped.
 #
-# Knobs: QVL_BENCH_REPS (3), QVL_BENCH_TOKENS (8 decoded ids per sequence),
+# Knobs: QVL_BENCH_REPS (3), QVL_BENCH_TOKENS (16 decoded ids per sequence),
 # QVL_BENCH_CHUNK (--prefill-chunk, 256), QVL_BENCH_STEP_PCT
 # (--prefill-step-pct, 100; 0: chunks not cut by layers, images encoded at
 # admission), QVL_BENCH_IMAGE (visstep: WxH, 448x448), QVL_BENCH_LONG (the long

@@ -3,7 +3,9 @@
 (1, 4, 16, 64 concurrent greedy requests of 16 ids, QVL_BENCH_TOKENS ids
 each, EOS ignored) through /completion with streaming, aggregate tok/s
 counted the same way (tokens after every request has its first one, to the
-last completion), median of QVL_BENCH_REPS; printed beside qvl's figures
+next completion; to the last one: drain_tok_s), median of QVL_BENCH_REPS;
+with 64 requests on its 16 slots the last first token comes in the last
+wave, so the window sees at most 16 running; printed beside qvl's figures
 (the JSON lines of bench_batch given as argv[2]).
   bench_batch_llama.py PORT QVL_JSON"""
 import http.client
@@ -16,7 +18,7 @@ import time
 
 port, qvl_json = int(sys.argv[1]), sys.argv[2]
 reps = int(os.environ.get("QVL_BENCH_REPS", "3"))
-ntok = int(os.environ.get("QVL_BENCH_TOKENS", "8"))
+ntok = int(os.environ.get("QVL_BENCH_TOKENS", "16"))
 
 
 def wait_ready():
@@ -60,11 +62,16 @@ def decode_once(n, base):
     for t in th:
         t.join()
     if any(not s for s in stamps):
-        return -1
+        return -1, -1
     t_all = max(s[0] for s in stamps)
     t_end = max(s[-1] for s in stamps)
-    after = sum(sum(1 for t in s if t > t_all) for s in stamps)
-    return after / (t_end - t_all) if t_end > t_all else -1
+    ends = [s[-1] for s in stamps if s[-1] > t_all]
+    t_next = min(ends) if ends else t_all
+
+    def rate(t1):
+        n_in = sum(sum(1 for t in s if t_all < t <= t1) for s in stamps)
+        return n_in / (t1 - t_all) if t1 > t_all and n_in else -1
+    return rate(t_next), rate(t_end)
 
 
 if not wait_ready():
@@ -80,9 +87,11 @@ for line in open(qvl_json):
 base = 1
 one_l = None
 for n in (1, 4, 16, 64):
-    v = []
+    v, dr = [], []
     for _ in range(reps):
-        v.append(decode_once(n, base))
+        a, b = decode_once(n, base)
+        v.append(a)
+        dr.append(b)
         base += n
     med = statistics.median(v)
     one_l = med if n == 1 else one_l
@@ -90,6 +99,7 @@ for n in (1, 4, 16, 64):
     print(json.dumps({"name": f"llama_server_decode_tok_s_{n}", "value": round(med, 4),
                       "min": round(min(v), 4), "max": round(max(v), 4), "unit": "tok/s",
                       "seqs": n, "ratio_to_1": round(med / one_l, 2) if one_l else 0,
+                      "drain_tok_s": round(statistics.median(dr), 4),
                       "qvl": q, "qvl_over_llama": round(q / med, 3) if med > 0 else 0,
                       "peer": "llama-server -np 16"}))
     print(f"decode, {n:2d} sequences: qvl {q:8.2f} tok/s, llama-server -np 16 {med:8.2f} "
