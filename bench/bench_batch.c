@@ -217,9 +217,10 @@ static void bench_decode(void)
 			"end %.2f\n",
 			ns[k], f.med, f.lo, f.hi, one > 0 ? f.med / one : 0, fd.med);
 		if (f.lo < 0)
-			fprintf(stderr, "decode, %2d sequences: a run had no ids between the "
-					"last first token and the next end (-1): raise "
-					"QVL_BENCH_TOKENS (%d)\n",
+			fprintf(stderr,
+				"decode, %2d sequences: a run had no ids between the "
+				"last first token and the next end (-1): raise "
+				"QVL_BENCH_TOKENS (%d)\n",
 				ns[k], ntok);
 	}
 }
