@@ -22,6 +22,8 @@ wait_for() {
 	done
 	return 1
 }
+# stats_has PATTERN: a line of the daemon's stats matches (bounded)
+stats_has() { timeout 5 "$QVLCTL" --socket "$SOCK" stats | grep -q "$1"; }
 # a streaming client that has produced output. Not under timeout(1): the
 # kill must reach qvlctl itself (it exits on its own when the daemon goes).
 # 4000 tokens, seconds at any speed (each is killed long before its end):
@@ -96,7 +98,7 @@ gen --prompt "one" --max-tokens 1000 --ignore-eos --greedy --json >"$TMP/t1.json
 c1=$!
 gen --prompt "two" --max-tokens 1000 --ignore-eos --greedy --json >"$TMP/t2.json" 2>&1 &
 c2=$!
-wait_for sh -c "timeout 5 '$QVLCTL' --socket '$SOCK' stats | grep -q '^active_sequences: 2'"
+wait_for stats_has '^active_sequences: 2'
 [ $? = 0 ] && both=yes || both=no
 STOP_WAIT=1800 stop_qvld
 wait "$c1"
@@ -131,7 +133,7 @@ stream_client "$TMP/a.out"
 APID=$CPID
 "$QVLCTL" --socket "$SOCK" generate --prompt "queued" --max-tokens 8 >/dev/null 2>&1 &
 BPID=$!
-wait_for sh -c "timeout 5 '$QVLCTL' --socket '$SOCK' stats | grep -q '^queued: 1'"
+wait_for stats_has '^queued: 1'
 [ $? = 0 ] && queued=yes || queued=no
 wait_for has_memfd "$BPID"
 ino_b=$(client_ino "$BPID")
